@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what worker-orcd needs on a fresh Debian 12 machine. Idempotent: packages already present are kept.
+# Everything comes from Debian's archive; nothing is downloaded at configure, build or test time.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev libutf8proc-dev
+  clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
+  python3 python3-prometheus-client # the metrics test parses /metrics with the real client
+  curl                              # server tests drive the worker with curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if ((${#missing[@]})); then
+
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "setup: all ${#packages[@]} packages present"
+# Node.js and npm (for the openai client in the server tests) may come from Debian or from the machine image; Debian's
+# npm conflicts with other nodejs builds, so it is installed only where neither is present.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y --no-install-recommends nodejs npm
+fi

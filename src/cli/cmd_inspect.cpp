@@ -1,0 +1,146 @@
+// `orcd inspect MODEL.gguf [--json]`: what a GGUF file holds — architecture, hyperparameters, tokenizer summary,
+// tensor table, bytes per type and the quantization mix.
+#include <cstdio>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "gguf/file.h"
+#include "gguf/file_type.h"
+
+namespace orcd::cli {
+
+namespace {
+
+using gguf::ValueType;
+
+nlohmann::json scalar_json(const gguf::Value& v) {
+    switch (v.type) {
+        case ValueType::U8: case ValueType::U16: case ValueType::U32: case ValueType::U64: return v.u;
+        case ValueType::I8: case ValueType::I16: case ValueType::I32: case ValueType::I64: return v.i;
+        case ValueType::F32: case ValueType::F64: return v.f;
+        case ValueType::Bool: return v.u != 0;
+        case ValueType::String: return std::string(v.str);
+        case ValueType::Array:
+            return {{"type", "array"},
+                    {"element_type", std::string(gguf::value_type_name(v.arr.elem_type))},
+                    {"length", v.arr.size}};
+    }
+    return nullptr;
+}
+
+std::string scalar_text(const gguf::Value& v) {
+    if (v.type == ValueType::String) {
+        std::string s(v.str.substr(0, 80));
+        for (char& c : s) if (c == '\n') c = ' ';
+        return fmt::format("\"{}\"{}", s, v.str.size() > 80 ? fmt::format("... ({} bytes)", v.str.size()) : "");
+    }
+    if (v.type == ValueType::Array) {
+        return fmt::format("[{} x {}]", v.arr.size, gguf::value_type_name(v.arr.elem_type));
+    }
+    return scalar_json(v).dump();
+}
+
+std::string shape_text(const std::vector<uint64_t>& shape) {
+    std::string s;
+    for (uint64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
+    return s;
+}
+
+std::string tokenizer_summary(const gguf::File& f) {
+    auto model = f.get_string_opt("tokenizer.ggml.model");
+    if (!model) return "none";
+    std::string s = fmt::format("model={}", *model);
+    if (auto pre = f.get_string_opt("tokenizer.ggml.pre")) s += fmt::format(" pre={}", *pre);
+    if (const gguf::Array* tokens = f.get_array_opt("tokenizer.ggml.tokens")) s += fmt::format(" vocab={}", tokens->size);
+    for (const char* id : {"bos", "eos", "eot", "pad", "unknown"}) {
+        if (auto v = f.get_uint_opt(fmt::format("tokenizer.ggml.{}_token_id", id))) s += fmt::format(" {}={}", id, *v);
+    }
+    if (f.has("tokenizer.chat_template")) s += " chat_template=yes";
+    return s;
+}
+
+void print_text(const gguf::File& f) {
+    const auto arch = f.get_string_opt("general.architecture");
+    fmt::print("file:          {}\n", f.path());
+    fmt::print("gguf:          v{}, {} bytes, alignment {}, data at byte {}\n", f.version(), f.size(), f.alignment(),
+               f.data_offset());
+    fmt::print("architecture:  {}\n", arch ? std::string(*arch) : "(none)");
+    fmt::print("name:          {}\n", std::string(f.get_string_opt("general.name").value_or("(none)")));
+    if (arch) {
+        fmt::print("hyperparameters:\n");
+        const std::string prefix = std::string(*arch) + ".";
+        for (const gguf::KeyValue& kv : f.metadata()) {
+            if (kv.key.starts_with(prefix)) fmt::print("  {:<40} {}\n", kv.key, scalar_text(kv.value));
+        }
+    }
+    fmt::print("tokenizer:     {}\n", tokenizer_summary(f));
+    fmt::print("metadata:      {} keys\n", f.metadata().size());
+    for (const gguf::KeyValue& kv : f.metadata()) {
+        if (arch && kv.key.starts_with(std::string(*arch) + ".")) continue;
+        fmt::print("  {:<40} {:<7} {}\n", kv.key, gguf::value_type_name(kv.value.type), scalar_text(kv.value));
+    }
+    fmt::print("tensors:       {}\n", f.tensors().size());
+    if (!f.tensors().empty()) {
+        fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", "name", "type", "shape", "bytes", "offset");
+        for (const gguf::TensorInfo& t : f.tensors()) {
+            fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", t.name, gguf::type_name(t.type), shape_text(t.shape),
+                       t.n_bytes, t.file_offset);
+        }
+    }
+    const gguf::TypeMix mix = gguf::type_mix(f);
+    fmt::print("bytes by type:\n");
+    for (const auto& [type, bytes] : mix.bytes_by_type) {
+        fmt::print("  {:<6} {:>14} ({:.2f} MiB)\n", gguf::type_name(type), bytes, static_cast<double>(bytes) / (1 << 20));
+    }
+    fmt::print("total tensor bytes: {} ({:.2f} MiB)\n", mix.total_bytes, static_cast<double>(mix.total_bytes) / (1 << 20));
+    fmt::print("quantization:  {}\n", mix.summary());
+}
+
+void print_json(const gguf::File& f) {
+    nlohmann::json j;
+    j["path"] = f.path();
+    j["version"] = f.version();
+    j["file_size"] = f.size();
+    j["alignment"] = f.alignment();
+    j["data_offset"] = f.data_offset();
+    const auto arch = f.get_string_opt("general.architecture");
+    j["architecture"] = arch ? nlohmann::json(std::string(*arch)) : nlohmann::json(nullptr);
+    nlohmann::json meta = nlohmann::json::object();
+    for (const gguf::KeyValue& kv : f.metadata()) meta[std::string(kv.key)] = scalar_json(kv.value);
+    j["metadata"] = std::move(meta);
+    nlohmann::json tensors = nlohmann::json::array();
+    for (const gguf::TensorInfo& t : f.tensors()) {
+        tensors.push_back({{"name", std::string(t.name)},
+                           {"type", std::string(gguf::type_name(t.type))},
+                           {"shape", t.shape},
+                           {"bytes", t.n_bytes},
+                           {"offset", t.file_offset}});
+    }
+    j["tensors"] = std::move(tensors);
+    const gguf::TypeMix mix = gguf::type_mix(f);
+    nlohmann::json by_type = nlohmann::json::object();
+    for (const auto& [type, bytes] : mix.bytes_by_type) by_type[std::string(gguf::type_name(type))] = bytes;
+    j["bytes_by_type"] = std::move(by_type);
+    j["total_tensor_bytes"] = mix.total_bytes;
+    j["quantization"] = mix.total_bytes ? nlohmann::json(mix.summary()) : nlohmann::json(nullptr);
+    fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
+
+void add_inspect(CLI::App& app) {
+    auto* cmd = app.add_subcommand("inspect", "Show what a GGUF file holds: metadata, tensors, quantization mix");
+    auto path = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    cmd->add_option("model", *path, "GGUF file")->required();
+    cmd->add_flag("--json", *json, "Print one JSON document");
+    cmd->callback([path, json] {
+        const gguf::File f = gguf::File::open(*path);
+        if (*json) print_json(f);
+        else print_text(f);
+    });
+}
+
+}  // namespace orcd::cli

@@ -1,0 +1,10 @@
+#pragma once
+// Each `orcd` subcommand lives in its own cmd_*.cpp and registers itself on the app here; main() only dispatches.
+#include <CLI/CLI.hpp>
+
+namespace orcd::cli {
+
+void add_inspect(CLI::App& app);
+void add_synth(CLI::App& app);
+
+}  // namespace orcd::cli
