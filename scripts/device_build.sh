@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run HERE (the development machine) before a device call: builds the CUDA configuration in build-dev/ for the device
+# (x86-64-v3, sm_90, Release), then packs what the device needs into .carry/ (git-ignored):
+#   .carry/build-dev  — executables + the ctest files (no object files), so `ctest` runs there unchanged
+#   .carry/shared     — the shared vocab/tokenizer files the tests and scripts read
+# Then call the device with carry [".carry"] and the command `scripts/device.sh STEP...`.
+# Usage: scripts/device_build.sh [TARGET...]   (default: every target)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/cuda/bin:$PATH"
+shared=$(cd .. && pwd)/shared
+cmake -S . -B build-dev -G Ninja -DORCD_CUDA=ON -DORCD_BENCH=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-dev -j"$(nproc)" ${1:+--target "$@"}
+
+rm -rf .carry/build-dev .carry/shared
+mkdir -p .carry/shared/models
+# Keep the tree's layout: ctest and the gtest discovery files name absolute paths under build-dev/.
+mkdir -p .carry/build-dev
+(cd build-dev && find . \( -name CTestTestfile.cmake -o -name '*_include.cmake' -o -name '*_tests.cmake' \) -print0 |
+  xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
+(cd build-dev && find . -type f -executable ! -name '*.so*' ! -path '*/CMakeFiles/*' -print0 |
+  xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
+find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/null || true
+cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
+cp -r "$shared/templates" .carry/shared/
+echo "$(pwd)" > .carry/build-dev/.source_dir   # the absolute source path the ctest files were generated with
+du -sh .carry/build-dev .carry/shared
