@@ -11,7 +11,7 @@ mkdir -p "$(dirname "$src")"
 [ "$src" = "$root" ] || ln -sfn "$root" "$src"
 ln -sfn "$root/.carry/shared" "$(dirname "$src")/shared"
 ln -sfn "$root/.carry/build-dev" "$root/build-dev"
-export ORCD=$root/build-dev/src/cli/orcd
+export ORCD=$root/build-dev/src/cli/orcd BUILD=build-dev PREBUILT=1 OUT
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=(info gpu-tests)
 status=0
 for step in "${steps[@]}"; do

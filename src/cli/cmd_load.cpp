@@ -1,0 +1,291 @@
+// `orcd load`: open a model, print its load plan, load it onto a device with progress, and report residency, VRAM
+// and the transfer rate. Thin: everything it does goes through src/loader (the same path as the C API).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "loader/bandwidth.h"
+#include "loader/cuda_device.h"
+#include "loader/host_device.h"
+#include "loader/loader.h"
+
+namespace orcd::cli {
+
+namespace {
+
+using loader::format_bytes;
+
+std::atomic<bool> g_cancel{false};  // set by SIGINT; the loader stops before its next chunk
+extern "C" void on_sigint(int) { g_cancel.store(true); }
+
+// "123", "64M", "1.5G", "2GiB" -> bytes (K/M/G/T are binary multiples, as memory sizes are).
+uint64_t parse_bytes(const std::string& s) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &pos);
+    } catch (...) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}': expected a number of bytes", s));
+    }
+    std::string unit = s.substr(pos);
+    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+    double mul = 1;
+    if (unit == "K" || unit == "k") mul = 1024.0;
+    else if (unit == "M" || unit == "m") mul = 1024.0 * 1024;
+    else if (unit == "G" || unit == "g") mul = 1024.0 * 1024 * 1024;
+    else if (unit == "T" || unit == "t") mul = 1024.0 * 1024 * 1024 * 1024;
+    else if (!unit.empty()) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}': unknown unit '{}' (use K, M, G, T)", s,
+                                                            s.substr(pos)));
+    }
+    if (v < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}' is negative", s));
+    return static_cast<uint64_t>(v * mul);
+}
+
+// Seconds since this process was started by the kernel (/proc/self/stat starttime, 10 ms resolution): "process start
+// to resident" includes exec, dynamic linking and runtime initialisation, which a timer in main() would miss.
+std::optional<double> seconds_since_process_start() {
+    std::ifstream stat("/proc/self/stat"), up("/proc/uptime");
+    std::string s;
+    double uptime = 0;
+    if (!std::getline(stat, s) || !(up >> uptime)) return std::nullopt;
+    const auto rp = s.rfind(')');  // the command name may hold spaces; fields resume after ')'
+    if (rp == std::string::npos) return std::nullopt;
+    std::istringstream rest(s.substr(rp + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && rest >> field; ++i) {
+        if (i == 22) return uptime - std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+    return std::nullopt;
+}
+
+// Drops the file's pages from the page cache so the next read comes from the disk (cold-cache measurements).
+void evict_page_cache(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) return;  // the load reports the real error
+    (void)::fdatasync(fd);
+    const int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    if (rc != 0) fmt::print(stderr, "warning: posix_fadvise(DONTNEED) on {} failed: {}\n", path, std::strerror(rc));
+}
+
+// Progress on stderr: a redrawn bar on a terminal, one line per 10% otherwise (logs stay readable).
+class ProgressPrinter {
+public:
+    explicit ProgressPrinter(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0) {}
+
+    void operator()(const loader::Progress& p) {
+        if (quiet_ || p.bytes_total == 0) return;
+        const double frac = static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
+        const double gbps = p.elapsed_s > 0 ? static_cast<double>(p.bytes_done) / p.elapsed_s / 1e9 : 0.0;
+        if (tty_) {
+            constexpr int kWidth = 30;
+            const int filled = static_cast<int>(frac * kWidth);
+            fmt::print(stderr, "\r[{}{}] {:3.0f}% {} / {}  layer {}/{}  {:.2f} GB/s ", std::string(filled, '#'),
+                       std::string(kWidth - filled, '.'), frac * 100, format_bytes(p.bytes_done),
+                       format_bytes(p.bytes_total), p.layer < 0 ? 0 : p.layer + 1, p.n_layers, gbps);
+            if (p.kind == loader::Progress::Kind::Done) fmt::print(stderr, "\n");
+            return;
+        }
+        const int decile = static_cast<int>(frac * 10);
+        if (decile > last_decile_ || (p.kind == loader::Progress::Kind::Done && last_decile_ < 10)) {
+            last_decile_ = decile;
+            fmt::print(stderr, "load: {:3.0f}% ({} of {}), chunk {}/{}, {}, {:.3f} s\n", frac * 100,
+                       format_bytes(p.bytes_done), format_bytes(p.bytes_total), p.chunk, p.n_chunks,
+                       p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers),
+                       p.elapsed_s);
+        }
+    }
+
+private:
+    bool quiet_, tty_;
+    int last_decile_ = 0;
+};
+
+struct Args {
+    std::string model;
+    int gpu = 0;
+    uint32_t ctx = 0;
+    uint64_t chunk_mb = 256;
+    uint32_t buffers = 2;
+    uint32_t threads = 0;
+    bool verify = false;
+    std::string vram_limit;
+    std::string device = "cuda";
+    std::string host_capacity = "64G";
+    bool json = false;
+    bool brief = false;
+    bool bench_h2d = false;
+    uint64_t bench_mb = 256;
+    bool evict = false;
+};
+
+nlohmann::json plan_json(const loader::Plan& p, const model::ModelWeights& w) {
+    nlohmann::json tensors = nlohmann::json::array();
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+        tensors.push_back({{"name", w.tensors[i].name}, {"type", gguf::type_name(w.tensors[i].type)},
+                           {"offset", p.tensors[i].offset}, {"bytes", p.tensors[i].bytes}});
+    }
+    return {{"tensors", std::move(tensors)},
+            {"n_ctx", p.n_ctx},
+            {"n_batch", p.n_batch},
+            {"n_tensors", p.tensors.size()},
+            {"tensor_bytes", p.tensor_bytes},
+            {"weight_bytes", p.weight_bytes},
+            {"kv_bytes", p.kv_bytes},
+            {"workspace_bytes", p.workspace.total()},
+            {"total_bytes", p.total_bytes}};
+}
+
+void run(const Args& a) {
+    if (a.chunk_mb < 1) throw Error(ErrorCode::InvalidArgument, "--chunk-mb must be at least 1");
+    if (a.buffers < 1) throw Error(ErrorCode::InvalidArgument, "--buffers must be at least 1");
+    const auto t_start = std::chrono::steady_clock::now();
+    nlohmann::json out;
+
+    std::shared_ptr<loader::Device> dev;
+    if (a.device == "cuda") {
+        dev = loader::open_cuda_device(a.gpu);
+    } else {
+        loader::HostDeviceOptions o;
+        o.capacity = parse_bytes(a.host_capacity);
+        dev = std::make_shared<loader::HostDevice>(o);
+    }
+    const loader::DeviceInfo info = dev->info();
+    if (!a.json) {
+        fmt::print("device    {} {} ({}), {} free of {}\n", info.kind, info.index, info.name,
+                   format_bytes(info.free_bytes), format_bytes(info.total_bytes));
+    }
+
+    if (a.bench_h2d) {
+        const auto b = loader::measure_h2d_bandwidth(*dev, a.bench_mb << 20, 5, true);
+        if (a.json) {
+            out["h2d"] = {{"bytes", b.bytes}, {"reps", b.reps}, {"pinned_gbps", b.pinned_gbps},
+                          {"pageable_gbps", b.pageable_gbps}};
+        } else {
+            fmt::print("h2d       pinned {:.2f} GB/s, pageable {:.2f} GB/s ({} per copy, best of {})\n", b.pinned_gbps,
+                       b.pageable_gbps, format_bytes(b.bytes), b.reps);
+        }
+    }
+
+    if (a.evict) evict_page_cache(a.model);
+    model::Model m = model::open_model(a.model);
+    loader::LoadOptions o;
+    o.plan.n_ctx = a.ctx;
+    o.transfer.chunk_bytes = a.chunk_mb << 20;
+    o.transfer.n_buffers = a.buffers;
+    o.transfer.copy_threads = a.threads;
+    o.verify = a.verify;
+    if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit);
+    o.cancel = &g_cancel;
+    const loader::Plan plan = loader::make_plan(m, o.plan);
+    if (!a.json) fmt::print("{}", loader::format_plan(plan, m, !a.brief));
+    o.progress = ProgressPrinter(a.json);
+
+    std::signal(SIGINT, on_sigint);
+    loader::LoadedModel lm = loader::load_model(std::move(m), dev, o);
+    std::signal(SIGINT, SIG_DFL);
+    const auto since_start = seconds_since_process_start();
+    const double cmd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+
+    const auto& ts = lm.transfer_stats();
+    const auto& tm = lm.timings();
+    const auto b = lm.breakdown();
+    const bool resident = lm.resident();
+    if (a.json) {
+        out["model"] = {{"path", lm.model().file->path()},
+                        {"architecture", lm.config().arch_name},
+                        {"n_layers", lm.config().n_layers},
+                        {"file_bytes", lm.model().file->size()}};
+        out["device"] = {{"kind", info.kind}, {"index", info.index}, {"name", info.name},
+                         {"total_bytes", info.total_bytes}, {"free_bytes_before", info.free_bytes},
+                         {"free_bytes_after", lm.device_info().free_bytes}};
+        out["plan"] = plan_json(lm.plan(), lm.weights());
+        out["transfer"] = {{"bytes", ts.bytes},          {"seconds", ts.seconds},
+                           {"gbps", ts.gbps()},          {"gather_seconds", ts.gather_seconds},
+                           {"wait_seconds", ts.wait_seconds}, {"setup_seconds", ts.setup_seconds},
+                           {"chunks", ts.chunks},        {"staging_bytes", ts.staging_bytes},
+                           {"buffers", ts.n_buffers},    {"copy_threads", ts.copy_threads}};
+        out["timings"] = {{"plan_s", tm.plan_s},           {"alloc_s", tm.alloc_s},   {"transfer_s", tm.transfer_s},
+                          {"residency_s", tm.residency_s}, {"verify_s", tm.verify_s}, {"load_s", tm.total_s},
+                          {"command_s", cmd_s}};
+        if (since_start) out["timings"]["process_start_to_resident_s"] = *since_start;
+        out["resident"] = resident;
+        out["vram"] = {{"weights", b.weights}, {"kv_cache", b.kv_cache}, {"workspace", b.workspace},
+                       {"total", b.total()}, {"weights_equal_plan", lm.vram_bytes() == lm.plan().weight_bytes}};
+        if (lm.verify_report()) {
+            out["verify"] = {{"ok", true}, {"tensors", lm.verify_report()->tensors},
+                             {"bytes", lm.verify_report()->bytes}, {"seconds", lm.verify_report()->seconds}};
+        }
+        fmt::print("{}\n", out.dump(2));
+        return;
+    }
+    fmt::print("resident  {} (every allocation checked: device memory, no host mapping)\n", resident ? "yes" : "NO");
+    fmt::print("vram      weights {} ({} bytes, {} plan) + KV cache {} + workspace {} = {}\n", format_bytes(b.weights),
+               b.weights, lm.vram_bytes() == lm.plan().weight_bytes ? "==" : "!=", format_bytes(b.kv_cache),
+               format_bytes(b.workspace), format_bytes(b.total()));
+    if (lm.verify_report()) {
+        fmt::print("verify    ok: {} tensors, {} checksummed on the device in {:.3f} s\n", lm.verify_report()->tensors,
+                   format_bytes(lm.verify_report()->bytes), lm.verify_report()->seconds);
+    }
+    fmt::print("timings   plan {:.3f} s, alloc {:.3f} s, staging setup {:.3f} s, transfer {:.3f} s (gather {:.3f} s, "
+               "waiting for DMA {:.3f} s), load {:.3f} s{}\n",
+               tm.plan_s, tm.alloc_s, ts.setup_seconds, ts.seconds, ts.gather_seconds, ts.wait_seconds, tm.total_s,
+               since_start ? fmt::format(", process start to resident {:.2f} s", *since_start) : std::string());
+    fmt::print("loaded {} bytes ({}) in {:.3f} s: {:.2f} GB/s ({} chunks of {}, {} buffers, {} threads)\n", ts.bytes,
+               format_bytes(ts.bytes), ts.seconds, ts.gbps(), ts.chunks, format_bytes(ts.staging_bytes), ts.n_buffers,
+               ts.copy_threads);
+}
+
+}  // namespace
+
+void add_load(CLI::App& app) {
+    auto* cmd = app.add_subcommand("load", "Load a GGUF model's weights onto a GPU: plan, transfer, residency, VRAM");
+    auto a = std::make_shared<Args>();
+    cmd->add_option("model", a->model, "GGUF model file")->required();
+    cmd->add_option("--gpu", a->gpu, "GPU index (default 0)");
+    cmd->add_option("--ctx", a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
+    cmd->add_option("--chunk-mb", a->chunk_mb, "Staging chunk size in MiB (default 256, minimum 1)");
+    cmd->add_option("--buffers", a->buffers, "Pinned staging buffers in flight (default 2)");
+    cmd->add_option("--threads", a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
+    cmd->add_flag("--verify", a->verify, "Checksum every tensor on the device against the file");
+    cmd->add_option("--vram-limit", a->vram_limit, "Cap on the memory the load may use (bytes; K/M/G suffixes)");
+    cmd->add_option("--device", a->device, "cuda (default) or host (host memory stands in for VRAM: a dry run)")
+        ->check(CLI::IsMember({"cuda", "host"}));
+    cmd->add_option("--host-capacity", a->host_capacity, "Capacity of the host device (default 64G)");
+    cmd->add_flag("--json", a->json, "Print one JSON document instead of text");
+    cmd->add_flag("--brief", a->brief, "Print the plan's totals only, not every tensor's placement");
+    cmd->add_flag("--bench-h2d", a->bench_h2d, "First measure pinned and pageable host-to-device bandwidth");
+    cmd->add_option("--bench-mb", a->bench_mb, "Bytes per --bench-h2d copy in MiB (default 256)");
+    cmd->add_flag("--evict-page-cache", a->evict,
+                  "Drop the file from the page cache first (posix_fadvise DONTNEED): a cold-cache load");
+    cmd->callback([a] {
+        try {
+            run(*a);
+        } catch (const Error& e) {
+            if (a->json) {
+                fmt::print("{}\n", nlohmann::json{{"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}
+                                       .dump(2));
+            }
+            throw;  // main prints it and exits 1
+        }
+    });
+}
+
+}  // namespace orcd::cli

@@ -1,0 +1,255 @@
+#include "loader/transfer.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+#include "loader/copy_pool.h"
+
+namespace orcd::loader {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Asks the kernel to start reading [p, p + n) of the mapping ahead of the gather (cold page cache); a hint only.
+void prefetch(const std::byte* p, uint64_t n) {
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+    const uintptr_t b = reinterpret_cast<uintptr_t>(p) + n;
+    if (n > 0) (void)madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
+}
+
+struct LayerEnd {
+    uint64_t end;  // arena offset one past the layer's last byte
+    int32_t layer;
+    std::string_view tensor;
+};
+
+class Pipeline {
+public:
+    Pipeline(Device& dev, const model::ModelWeights& w, const Plan& plan, DeviceMemory& arena, const gguf::File* file,
+             const TransferOptions& o, const ProgressFn& progress, const std::atomic<bool>* cancel)
+        : dev_(dev), w_(w), plan_(plan), arena_(arena), file_(file), o_(o), progress_(progress), cancel_(cancel) {}
+
+    TransferStats run() {
+        const auto t_setup = Clock::now();
+        const uint64_t total = plan_.weight_bytes;
+        if (o_.chunk_bytes < kMinChunkBytes) {
+            throw Error(ErrorCode::InvalidArgument, fmt::format("transfer: chunk size {} bytes is below the minimum {}",
+                                                                o_.chunk_bytes, kMinChunkBytes));
+        }
+        if (o_.n_buffers == 0) throw Error(ErrorCode::InvalidArgument, "transfer: n_buffers must be at least 1");
+        if (arena_.size() < total) {
+            throw Error(ErrorCode::InvalidArgument, fmt::format("transfer: arena of {} bytes is smaller than the "
+                                                                "plan's {} weight bytes",
+                                                                arena_.size(), total));
+        }
+        stats_.bytes = total;
+        if (total == 0) return stats_;
+        // Staging never exceeds the data: a 374 MiB model does not pin 2 x 256 MiB.
+        const uint64_t stage = std::min(o_.chunk_bytes, total);
+        n_chunks_ = (total + stage - 1) / stage;
+        const uint32_t nb = static_cast<uint32_t>(std::min<uint64_t>(o_.n_buffers, n_chunks_));
+        const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+        // The gather, not the DMA, is the slow side (see copy_pool.h): every core helps, up to 16.
+        const unsigned threads = o_.copy_threads ? o_.copy_threads : std::min(16u, hw);
+        stats_.staging_bytes = stage;
+        stats_.n_buffers = nb;
+        stats_.copy_threads = threads;
+        stats_.chunks = n_chunks_;
+        build_layer_ends();
+
+        // Declaration order is release order reversed: the stream (whose destructor waits for queued copies) goes
+        // first, then the events, then the staging buffers, so no buffer is freed under an in-flight copy.
+        std::vector<std::unique_ptr<PinnedMemory>> buffers(nb);
+        std::vector<std::unique_ptr<Event>> events;
+        // Buffer i first holds chunk i, the largest it will ever hold (only the last chunk is short), so a model
+        // smaller than the staging does not pin more than itself.
+        auto buffer_bytes = [&](uint32_t i) { return std::min(stage, total - uint64_t{i} * stage); };
+        buffers[0] = dev_.allocate_pinned(buffer_bytes(0));
+        // Pinning costs tens of milliseconds per 256 MiB: the other buffers are pinned on a helper thread while chunk
+        // 0 is gathered. (If the load fails first, the future's destructor waits and its buffers are freed.)
+        std::future<std::vector<std::unique_ptr<PinnedMemory>>> more;
+        if (nb > 1) {
+            more = std::async(std::launch::async, [&] {
+                std::vector<std::unique_ptr<PinnedMemory>> v;
+                for (uint32_t i = 1; i < nb; ++i) v.push_back(dev_.allocate_pinned(buffer_bytes(i)));
+                return v;
+            });
+        }
+        for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
+        std::unique_ptr<Stream> stream = dev_.create_stream();
+        CopyPool pool(threads);
+        stats_.setup_seconds = since(t_setup);
+
+        t0_ = Clock::now();
+        std::vector<uint64_t> in_flight_end(nb, 0);  // 0: buffer free
+        std::vector<Segment> segs;
+        size_t ti = 0;  // first tensor that may overlap the next window
+        release_from_ = w_.tensors.empty() ? 0 : w_.tensors.front().file_offset;
+        for (uint64_t k = 0; k < n_chunks_; ++k) {
+            const uint32_t i = static_cast<uint32_t>(k % nb);
+            if (k == 1 && more.valid()) {
+                auto v = more.get();  // rethrows the helper's allocation error
+                for (uint32_t j = 1; j < nb; ++j) buffers[j] = std::move(v[j - 1]);
+            }
+            if (in_flight_end[i] != 0) {
+                const auto tw = Clock::now();
+                events[i]->synchronize();
+                stats_.wait_seconds += since(tw);
+                completed(in_flight_end[i]);
+                in_flight_end[i] = 0;
+            }
+            if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
+                throw Error(ErrorCode::Cancelled,
+                            fmt::format("load cancelled after {} of {} bytes (chunk {} of {})", done_, total, k,
+                                        n_chunks_));
+            }
+            const uint64_t a = k * stage, b = std::min(a + stage, total);
+            std::byte* buf = buffers[i]->data();
+            segs.clear();
+            uint64_t cursor = a;  // next window byte not yet covered by a segment
+            uint64_t consumed = release_from_;  // file offset up to which the mapping has been gathered
+            while (ti < w_.tensors.size() && plan_.tensors[ti].offset + plan_.tensors[ti].bytes <= a) ++ti;
+            for (size_t j = ti; j < w_.tensors.size() && plan_.tensors[j].offset < b; ++j) {
+                const TensorPlacement& p = plan_.tensors[j];
+                const uint64_t s = std::max(p.offset, a), e = std::min(p.offset + p.bytes, b);
+                if (s >= e) continue;  // an empty tensor
+                if (s > cursor) segs.push_back({buf + (cursor - a), nullptr, s - cursor});  // alignment padding
+                segs.push_back({buf + (s - a), w_.tensors[j].data.data() + (s - p.offset), e - s});
+                cursor = e;
+                consumed = w_.tensors[j].file_offset + (e - p.offset);
+            }
+            if (cursor < b) segs.push_back({buf + (cursor - a), nullptr, b - cursor});
+            const auto tg = Clock::now();  // gather time includes the readahead hint for the next window
+            if (k + 1 < n_chunks_) prefetch_window(b, std::min(b + stage, total));
+            pool.run(segs);
+            stats_.gather_seconds += since(tg);
+            release(consumed);
+            stream->copy_to_device(arena_.data() + a, buf, b - a);
+            stream->record(*events[i]);
+            in_flight_end[i] = b;
+        }
+        // Drain in chunk order: buffer (n_chunks % nb) holds the oldest copy still in flight.
+        for (uint64_t k = n_chunks_ - std::min<uint64_t>(n_chunks_, nb); k < n_chunks_; ++k) {
+            const uint32_t i = static_cast<uint32_t>(k % nb);
+            if (in_flight_end[i] == 0) continue;
+            const auto tw = Clock::now();
+            events[i]->synchronize();
+            stats_.wait_seconds += since(tw);
+            completed(in_flight_end[i]);
+            in_flight_end[i] = 0;
+        }
+        stream->synchronize();
+        stats_.seconds = since(t0_);
+        emit(Progress::Kind::Done, done_, last_tensor(done_));
+        return stats_;
+    }
+
+private:
+    void build_layer_ends() {
+        layer_ends_.assign(w_.layers.size(), LayerEnd{0, -1, {}});
+        for (size_t j = 0; j < w_.tensors.size(); ++j) {
+            const int32_t l = w_.tensors[j].layer;
+            if (l < 0) continue;
+            const uint64_t end = plan_.tensors[j].offset + plan_.tensors[j].bytes;
+            auto& le = layer_ends_[static_cast<size_t>(l)];
+            if (le.layer < 0 || end >= le.end) le = {end, l, w_.tensors[j].name};
+        }
+        std::erase_if(layer_ends_, [](const LayerEnd& e) { return e.layer < 0; });
+        std::sort(layer_ends_.begin(), layer_ends_.end(), [](auto& x, auto& y) { return x.end < y.end; });
+    }
+
+    // The tensor holding arena byte end-1 (the last one placed before `end`).
+    std::pair<std::string_view, int32_t> last_tensor(uint64_t end) const {
+        auto it = std::upper_bound(plan_.tensors.begin(), plan_.tensors.end(), end - 1,
+                                   [](uint64_t v, const TensorPlacement& p) { return v < p.offset; });
+        if (it == plan_.tensors.begin()) return {{}, -1};
+        const auto& t = w_.tensors[static_cast<size_t>(it - plan_.tensors.begin() - 1)];
+        return {t.name, t.layer};
+    }
+
+    void completed(uint64_t end) {
+        done_ = end;
+        ++chunks_done_;
+        emit(Progress::Kind::Chunk, end, last_tensor(end));
+        while (next_layer_ < layer_ends_.size() && layer_ends_[next_layer_].end <= end) {
+            const auto& le = layer_ends_[next_layer_++];
+            emit(Progress::Kind::Layer, end, {le.tensor, le.layer});
+        }
+    }
+
+    void emit(Progress::Kind kind, uint64_t bytes, std::pair<std::string_view, int32_t> where) {
+        if (!progress_) return;
+        Progress p;
+        p.kind = kind;
+        p.bytes_done = bytes;
+        p.bytes_total = plan_.weight_bytes;
+        p.chunk = chunks_done_;
+        p.n_chunks = n_chunks_;
+        p.tensor = where.first;
+        p.layer = where.second;
+        p.n_layers = static_cast<uint32_t>(w_.layers.size());
+        p.elapsed_s = since(t0_);
+        progress_(p);
+    }
+
+    void prefetch_window(uint64_t a, uint64_t b) {
+        if (!o_.release_pages || !file_) return;  // prefetch only makes sense for a real mapping
+        for (size_t j = 0; j < w_.tensors.size(); ++j) {
+            const TensorPlacement& p = plan_.tensors[j];
+            if (p.offset + p.bytes <= a) continue;
+            if (p.offset >= b) break;
+            const uint64_t s = std::max(p.offset, a), e = std::min(p.offset + p.bytes, b);
+            if (s < e) prefetch(w_.tensors[j].data.data() + (s - p.offset), e - s);
+        }
+    }
+
+    // Drops the mapping's pages below `consumed` (a file offset). MappedFile::release rounds inwards to whole pages, so
+    // the next call starts at the page boundary below this call's end: a straddling page is dropped once it is done.
+    void release(uint64_t consumed) {
+        if (!o_.release_pages || !file_ || consumed <= release_from_) return;
+        file_->release_pages(release_from_, consumed - release_from_);
+        static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+        release_from_ = consumed / page * page;
+    }
+
+    Device& dev_;
+    const model::ModelWeights& w_;
+    const Plan& plan_;
+    DeviceMemory& arena_;
+    const gguf::File* file_;
+    const TransferOptions& o_;
+    const ProgressFn& progress_;
+    const std::atomic<bool>* cancel_;
+    TransferStats stats_;
+    Clock::time_point t0_ = Clock::now();
+    uint64_t n_chunks_ = 0, chunks_done_ = 0, done_ = 0, release_from_ = 0;
+    std::vector<LayerEnd> layer_ends_;
+    size_t next_layer_ = 0;
+};
+
+}  // namespace
+
+TransferStats transfer_weights(Device& device, const model::ModelWeights& weights, const Plan& plan,
+                               DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
+                               const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    if (plan.tensors.size() != weights.tensors.size()) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("transfer: plan has {} tensors, model has {}", plan.tensors.size(),
+                                weights.tensors.size()));
+    }
+    return Pipeline(device, weights, plan, arena, file, options, progress, cancel).run();
+}
+
+}  // namespace orcd::loader
