@@ -11,6 +11,7 @@ mkdir -p "$(dirname "$src")"
 [ "$src" = "$root" ] || ln -sfn "$root" "$src"
 ln -sfn "$root/.carry/shared" "$(dirname "$src")/shared"
 ln -sfn "$root/.carry/build-dev" "$root/build-dev"
+export LD_LIBRARY_PATH="$root/.carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export ORCD=$root/build-dev/src/cli/orcd BUILD=build-dev PREBUILT=1 OUT
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=(info gpu-tests)
 status=0

@@ -18,9 +18,14 @@ mkdir -p .carry/shared/models
 mkdir -p .carry/build-dev
 (cd build-dev && find . \( -name CTestTestfile.cmake -o -name '*_include.cmake' -o -name '*_tests.cmake' \) -print0 |
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
-(cd build-dev && find . -type f -executable ! -name '*.so*' ! -path '*/CMakeFiles/*' -print0 |
+(cd build-dev && find . -type f \( -executable -o -name '*.so*' \) ! -path '*/CMakeFiles/*' -print0 |
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
 find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/null || true
+# Debian libraries the device's Ubuntu image lacks (Debian's cpp-httplib is a split build: its code is in the .so).
+rm -rf .carry/lib; mkdir -p .carry/lib
+if [ -x build-dev/src/cli/orcd ]; then
+  ldd build-dev/src/cli/orcd | awk '/=> \// {print $3}' | grep -E 'libcpp-httplib|libbrotli' | xargs -r -I{} cp -L {} .carry/lib/
+fi
 cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
 cp -r "$shared/templates" .carry/shared/
 echo "$(pwd)" > .carry/build-dev/.source_dir   # the absolute source path the ctest files were generated with

@@ -78,7 +78,10 @@ int main() {
         float *x, *y;
         CHECK(cudaMalloc(&x, c.cols * 4));
         CHECK(cudaMalloc(&y, c.rows * 4));
-        CHECK(cudaMemset(x, 0, c.cols * 4));
+        // Random x, not zeros: zeros can hide unwritten outputs and run faster than real data.
+        std::vector<float> hx(c.cols);
+        for (float& v : hx) v = u(rng);
+        CHECK(cudaMemcpy(x, hx.data(), c.cols * 4, cudaMemcpyHostToDevice));
         for (int i = 0; i < 5; ++i) orcd::cuda::matvec(c.type, w[i % copies], c.rows, c.cols, x, y, nullptr);
         const int iters = 200;
         CHECK(cudaEventRecord(a));

@@ -89,9 +89,13 @@ TEST_P(CudaMatvec, MatchesCpuReferenceOnRealShapes) {
     const TensorType t = GetParam();
     const uint64_t seed = std::random_device{}();
     const bool k_quant = gguf::traits(t).block_elems == 256;
-    // Qwen2.5-0.5B rows (896, 4864) for 32-element types; Phi-3-mini rows (3072, 8192) for K-quants.
-    const std::vector<Shape> shapes = k_quant ? std::vector<Shape>{{9216, 3072}, {3072, 8192}, {256, 256}, {7, 512}}
-                                              : std::vector<Shape>{{896, 896}, {128, 896}, {896, 4864}, {5, 32}};
+    // Qwen2.5-0.5B rows (896, 4864) for 32-element types; Phi-3-mini rows (3072, 8192) for K-quants; plus long rows:
+    // the largest tiles that still fit shared memory (Q4_0, Q5_0 ...) and rows over that limit, which take the
+    // direct-read kernel (Q8_0, Q5_1, the K-quants).
+    const std::vector<Shape> shapes = k_quant ? std::vector<Shape>{{9216, 3072}, {3072, 8192}, {256, 256}, {7, 512},
+                                                                   {3, 65536}}
+                                              : std::vector<Shape>{{896, 896}, {128, 896}, {896, 4864}, {5, 32},
+                                                                   {3, 32768}};
     for (const Shape& s : shapes) check_type(t, s, seed);
 }
 

@@ -29,6 +29,10 @@ void matvec(TensorType type, const void* w, int64_t rows, int64_t cols, const fl
                     fmt::format("matvec: {} x {} is not a valid {} matrix (row length must be a positive multiple "
                                 "of {})", rows, cols, gguf::type_name(type), gguf::traits(type).block_elems));
     }
+    // The kernels read x four floats at a time.
+    if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
+        throw Error(ErrorCode::InvalidArgument, "matvec: x must be 16-byte aligned");
+    }
     launch_matvec(type, w, rows, cols, x, y, s);
     ORCD_CUDA_CHECK(cudaGetLastError());
 }

@@ -1,13 +1,32 @@
-// Fused dequantize-and-dot matrix-vector kernels, one warp per output row.
+// Fused dequantize-and-dot matrix-vector kernels.
 //
-// A row is cut into work items (a 32-element sub-block, or half a 32-element block where blocks are too few to keep
-// a warp busy); lane L takes items L, L+32, ... so consecutive lanes read consecutive bytes of the row, every weight
-// byte is read exactly once, and x (a few KB, shared by all rows) stays in L1/L2. Per-lane partial sums are combined
-// with a fixed butterfly of shuffles: no atomics, so the result is bit-identical from run to run.
+// Quantized types (block layouts of 18 to 210 bytes, most only 2-byte aligned) go through a staged tile: a thread
+// block takes R consecutive rows, which are one contiguous byte range of the matrix, copies that range into shared
+// memory with 16-byte coalesced asynchronous copies (cp.async), then decodes from shared memory. The grid is
+// persistent (as many blocks as fit on the SMs) and each block double-buffers its tiles: tile i+1 is in flight while
+// tile i is decoded (measured: no gain over load-then-decode with 4 blocks per SM, but no loss, and it keeps the
+// weight stream going while a block decodes; see bench/cuda/NOTES.md). R is chosen per launch so a tile is about kTileTarget bytes and every SM
+// still gets tiles. When a tile has fewer rows than warps, several warps share a row and their partial sums are added
+// in warp order. Every weight byte is read once; x (a few KB, shared by all rows) stays in L1, which the weight
+// stream bypasses.
+//
+// Decoding gives each lane four consecutive elements at a time (see the formats below), reads their weight bytes
+// from shared memory as one 32-bit word, unpacks the four values with masks, and avoids the int-to-float conversion
+// unit (a quarter of the FMA rate on Hopper): one byte permute places a value in the mantissa of 2^23, and one exact
+// add subtracts 2^23 plus the format's offset.
+//
+// All reductions (per-lane sums, the shuffle butterfly, the cross-warp sum) have a fixed order: no atomics, so the
+// result is bit-identical from run to run.
 #include "backend/cuda/matvec_kernels.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "gguf/quant_blocks.h"
 
@@ -17,10 +36,16 @@ namespace {
 
 using namespace orcd::gguf;
 
-constexpr int kWarpsPerBlock = 4;
+constexpr int kThreads = 256;  // per block of the tiled kernel: 8 warps
+constexpr int kWarps = kThreads / 32;
+constexpr int kTileTarget = 16 * 1024;  // bytes of weights staged per block
+constexpr int kMaxTileBytes = 48 * 1024;  // the default dynamic shared-memory limit, for both tile buffers
 
 __device__ __forceinline__ float h2f(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
 __device__ __forceinline__ float bf2f(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
+
+// 2^23 + v as a float (v a byte placed in the mantissa), exact; subtract kMagic (+ offset) to get v (- offset).
+constexpr float kMagic = 8388608.0f;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -28,190 +53,384 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-// Each format: Block, elements per block, work items per block, elements per item, and the dot product of one item
-// with the matching slice of x (x points at the item's first element).
+__device__ __forceinline__ float4 ld4(const float* x) { return *reinterpret_cast<const float4*>(x); }
+
+// Reads N little-endian 32-bit words starting at a 2-byte aligned address (block fields are only 2-byte aligned):
+// aligned word loads joined by funnel shifts, instead of 4N byte loads. Reads no byte past p + 4N.
+template <int N>
+__device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&w)[N]) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+    if ((a & 3) == 0) {
+#pragma unroll
+        for (int k = 0; k < N; ++k) w[k] = base[k];
+    } else {
+        uint32_t prev = base[0];
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+            const uint32_t next = base[k + 1];
+            w[k] = __funnelshift_r(prev, next, 16);
+            prev = next;
+        }
+    }
+}
+
+// Byte e of w as the float 2^23 + byte, in one byte permute: bytes (w[e], 0, 0, 0x4B).
+template <int e>
+__device__ __forceinline__ float byte_magic(uint32_t w) {
+    return __uint_as_float(__byte_perm(w, 0x4Bu, 0x4550u | e));
+}
+
+// sum_e (byte e of v - offset) * x[e] for the 4 bytes of v.
+template <int kOffset>
+__device__ __forceinline__ float bytes_dot(uint32_t v, float4 xv) {
+    constexpr float c = kMagic + kOffset;
+    float s = (byte_magic<0>(v) - c) * xv.x;
+    s += (byte_magic<1>(v) - c) * xv.y;
+    s += (byte_magic<2>(v) - c) * xv.z;
+    s += (byte_magic<3>(v) - c) * xv.w;
+    return s;
+}
+
+__device__ __forceinline__ float sum4(float4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+// Bits 0..3 of `bits` moved to bit 0 of bytes 0..3 (the four terms of the product land on distinct bit positions,
+// so there are no carries).
+__device__ __forceinline__ uint32_t spread4(uint32_t bits) { return ((bits & 15u) * 0x00204081u) & 0x01010101u; }
+
+// Each format: Block, elements per block, and the dot product of group g (elements 4g .. 4g+3 of the block) with
+// those four elements of x. A lane takes one group at a time and consecutive lanes take consecutive groups, so each
+// 16-byte load of x by a warp covers 512 contiguous bytes (the first version gave each lane a 32-element item: a
+// warp's x loads then touched 32 cache lines each, and L1 wavefronts, not DRAM, set the speed), and the 4 weight
+// bytes of a group are one 32-bit word.
 struct Q8_0 {
     using Block = BlockQ8_0;
-    static constexpr int kBlockElems = 32, kItems = 2, kItemElems = 16;
-    __device__ static float dot(const Block& b, int item, const float* x) {
-        const int8_t* q = b.qs + 16 * item;
-        float s = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) s += static_cast<float>(q[j]) * x[j];
+    static constexpr int kBlockElems = 32;
+    __device__ static float dot(const Block& b, int g, float4 x) {
+        uint32_t w[1];
+        load_words(reinterpret_cast<const uint8_t*>(b.qs) + 4 * g, w);
+        return h2f(b.d) * bytes_dot<128>(w[0] ^ 0x80808080u, x);  // int8 + 128 as unsigned bytes
+    }
+};
+
+// The 32-element formats: element j < 16 is the low nibble of qs[j], element j + 16 its high nibble (plus a fifth
+// bit, bit j of qh, for Q5). kOffset is subtracted from q; kMin says y = d*q + m instead of y = d*q.
+template <typename B, int kOffset, bool kFive, bool kMin>
+struct Q32 {
+    using Block = B;
+    static constexpr int kBlockElems = 32;
+    __device__ static float dot(const Block& b, int g, float4 x) {
+        uint32_t w[1];
+        load_words(b.qs + 4 * (g & 3), w);
+        uint32_t v = (w[0] >> (4 * (g >> 2))) & 0x0F0F0F0Fu;
+        if constexpr (kFive) {
+            uint32_t qh[1];
+            load_words(b.qh, qh);
+            v |= spread4(qh[0] >> (4 * g)) << 4;
+        }
+        const float s = bytes_dot<kOffset>(v, x);
+        if constexpr (kMin) return h2f(b.d) * s + h2f(b.m) * sum4(x);
         return h2f(b.d) * s;
     }
 };
+using Q4_0 = Q32<BlockQ4_0, 8, false, false>;
+using Q4_1 = Q32<BlockQ4_1, 0, false, true>;
+using Q5_0 = Q32<BlockQ5_0, 16, true, false>;
+using Q5_1 = Q32<BlockQ5_1, 0, true, true>;
 
-struct Q4_0 {
-    using Block = BlockQ4_0;
-    static constexpr int kBlockElems = 32, kItems = 1, kItemElems = 32;
-    __device__ static float dot(const Block& b, int, const float* x) {
-        float s = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            s += static_cast<float>((b.qs[j] & 15) - 8) * x[j] + static_cast<float>((b.qs[j] >> 4) - 8) * x[j + 16];
+// Q4_K / Q5_K: sub-block sb = g / 8 of 32 elements; y = d*sc*q - dmin*m. Chunk c = sb / 2 of 64 elements keeps its
+// low sub-block in the low nibbles of qs[32c ..], the high one in the high nibbles; Q5_K's fifth bit of element l of
+// sub-block sb is bit sb of qh[l].
+template <typename B, bool kFive>
+struct K4 {
+    using Block = B;
+    static constexpr int kBlockElems = 256;
+    __device__ static float dot(const Block& b, int g, float4 x) {
+        const int sb = g >> 3, l4 = g & 7;
+        const ScaleMin sm = k4_scale_min(b.scales, sb);
+        uint32_t w[1];
+        load_words(b.qs + 32 * (sb >> 1) + 4 * l4, w);
+        uint32_t v = (w[0] >> (4 * (sb & 1))) & 0x0F0F0F0Fu;
+        if constexpr (kFive) {
+            uint32_t h[1];
+            load_words(b.qh + 4 * l4, h);
+            v |= ((h[0] >> sb) & 0x01010101u) << 4;
         }
-        return h2f(b.d) * s;
+        return h2f(b.d) * sm.scale * bytes_dot<0>(v, x) - h2f(b.dmin) * sm.min * sum4(x);
     }
 };
+using Q4_K = K4<BlockQ4_K, false>;
+using Q5_K = K4<BlockQ5_K, true>;
 
-struct Q4_1 {
-    using Block = BlockQ4_1;
-    static constexpr int kBlockElems = 32, kItems = 1, kItemElems = 32;
-    __device__ static float dot(const Block& b, int, const float* x) {
-        float sq = 0.0f, sx = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            sq += static_cast<float>(b.qs[j] & 15) * x[j] + static_cast<float>(b.qs[j] >> 4) * x[j + 16];
-            sx += x[j] + x[j + 16];
-        }
-        return h2f(b.d) * sq + h2f(b.m) * sx;
-    }
-};
-
-struct Q5_0 {
-    using Block = BlockQ5_0;
-    static constexpr int kBlockElems = 32, kItems = 1, kItemElems = 32;
-    __device__ static float dot(const Block& b, int, const float* x) {
-        const uint32_t qh = q5_high_bits(b.qh);
-        float s = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            const int lo = (b.qs[j] & 15) | ((qh >> j) & 1) << 4;
-            const int hi = (b.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-            s += static_cast<float>(lo - 16) * x[j] + static_cast<float>(hi - 16) * x[j + 16];
-        }
-        return h2f(b.d) * s;
-    }
-};
-
-struct Q5_1 {
-    using Block = BlockQ5_1;
-    static constexpr int kBlockElems = 32, kItems = 1, kItemElems = 32;
-    __device__ static float dot(const Block& b, int, const float* x) {
-        const uint32_t qh = q5_high_bits(b.qh);
-        float sq = 0.0f, sx = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            const int lo = (b.qs[j] & 15) | ((qh >> j) & 1) << 4;
-            const int hi = (b.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-            sq += static_cast<float>(lo) * x[j] + static_cast<float>(hi) * x[j + 16];
-            sx += x[j] + x[j + 16];
-        }
-        return h2f(b.d) * sq + h2f(b.m) * sx;
-    }
-};
-
-// Q4_K / Q5_K: item = one of the 8 sub-blocks of 32; y = d*sc*q - dmin*m.
-struct Q4_K {
-    using Block = BlockQ4_K;
-    static constexpr int kBlockElems = 256, kItems = 8, kItemElems = 32;
-    __device__ static float dot(const Block& b, int item, const float* x) {
-        const ScaleMin sm = k4_scale_min(b.scales, item);
-        const uint8_t* q = b.qs + 32 * (item / 2);
-        const int shift = 4 * (item & 1);
-        float sq = 0.0f, sx = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 32; ++l) {
-            sq += static_cast<float>((q[l] >> shift) & 15) * x[l];
-            sx += x[l];
-        }
-        return h2f(b.d) * sm.scale * sq - h2f(b.dmin) * sm.min * sx;
-    }
-};
-
-struct Q5_K {
-    using Block = BlockQ5_K;
-    static constexpr int kBlockElems = 256, kItems = 8, kItemElems = 32;
-    __device__ static float dot(const Block& b, int item, const float* x) {
-        const ScaleMin sm = k4_scale_min(b.scales, item);
-        const uint8_t* q = b.qs + 32 * (item / 2);
-        const int shift = 4 * (item & 1);
-        float sq = 0.0f, sx = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 32; ++l) {
-            const int v = ((q[l] >> shift) & 15) | ((b.qh[l] >> item) & 1) << 4;
-            sq += static_cast<float>(v) * x[l];
-            sx += x[l];
-        }
-        return h2f(b.d) * sm.scale * sq - h2f(b.dmin) * sm.min * sx;
-    }
-};
-
-// Q6_K: item = quarter r of half h (32 elements, two 16-element sub-blocks with their own scales).
+// Q6_K: quarter r of half h (32 elements, l < 32) takes its low 4 bits from ql[64h + 32(r & 1) + l] (low nibble for
+// r < 2), its top 2 bits from bits 2r.. of qh[32h + l]; scales[e / 16] per 16 elements.
 struct Q6_K {
     using Block = BlockQ6_K;
-    static constexpr int kBlockElems = 256, kItems = 8, kItemElems = 32;
-    __device__ static float dot(const Block& b, int item, const float* x) {
-        const int h = item / 4, r = item % 4;
-        const uint8_t* ql = b.ql + 64 * h + 32 * (r & 1);
-        const uint8_t* qh = b.qh + 32 * h;
-        const int lshift = r < 2 ? 0 : 4, hshift = 2 * r;
-        float s0 = 0.0f, s1 = 0.0f;
-#pragma unroll
-        for (int l = 0; l < 16; ++l) {
-            s0 += static_cast<float>((((ql[l] >> lshift) & 15) | ((qh[l] >> hshift) & 3) << 4) - 32) * x[l];
-            s1 += static_cast<float>((((ql[l + 16] >> lshift) & 15) | ((qh[l + 16] >> hshift) & 3) << 4) - 32) *
-                  x[l + 16];
-        }
-        const int8_t* sc = b.scales + 8 * h + 2 * r;
-        return h2f(b.d) * (static_cast<float>(sc[0]) * s0 + static_cast<float>(sc[1]) * s1);
+    static constexpr int kBlockElems = 256;
+    __device__ static float dot(const Block& b, int g, float4 x) {
+        const int h = g >> 5, r = (g >> 3) & 3, l4 = g & 7;
+        uint32_t ql[1], qh[1];
+        load_words(b.ql + 64 * h + 32 * (r & 1) + 4 * l4, ql);
+        load_words(b.qh + 32 * h + 4 * l4, qh);
+        const uint32_t v = ((ql[0] >> (r < 2 ? 0 : 4)) & 0x0F0F0F0Fu) | ((qh[0] >> (2 * r)) & 0x03030303u) << 4;
+        return h2f(b.d) * static_cast<float>(b.scales[g >> 2]) * bytes_dot<32>(v, x);
     }
 };
 
+// Sum over groups [begin, n_groups) of one row (blocks: the row's first block), striding by `stride`.
 template <typename T>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    matvec_blocks(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const float* __restrict__ x,
+__device__ __forceinline__ float row_partial(const typename T::Block* blocks, const float* x, int64_t begin,
+                                             int64_t n_groups, int64_t stride) {
+    constexpr int kGroups = T::kBlockElems / 4;
+    float acc = 0.0f;
+#pragma unroll 4
+    for (int64_t i = begin; i < n_groups; i += stride) {
+        acc += T::dot(blocks[i / kGroups], static_cast<int>(i % kGroups), ld4(x + 4 * i));
+    }
+    return acc;
+}
+
+// Asynchronous 16-byte global-to-shared copies (cp.async, cached in L2 only, so the weight stream does not evict x
+// from L1), committed in groups so that one tile can load while the previous one is decoded.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+struct TileSpan {
+    uintptr_t a0;    // 16-byte boundary at or below the tile's first byte
+    int lead;        // bytes from a0 to the tile's first byte
+    int n_chunks;    // 16-byte chunks from a0 covering the tile
+    int64_t r0;      // first row
+    int nr;          // rows in the tile
+};
+
+__device__ __forceinline__ TileSpan tile_span(const uint8_t* w, int64_t rows, int64_t rb, int rows_per_tile,
+                                              int64_t t) {
+    TileSpan s;
+    s.r0 = t * rows_per_tile;
+    s.nr = static_cast<int>(min(static_cast<int64_t>(rows_per_tile), rows - s.r0));
+    const uintptr_t g0 = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(s.r0 * rb);
+    s.a0 = g0 & ~uintptr_t{15};
+    s.lead = static_cast<int>(g0 - s.a0);
+    s.n_chunks = static_cast<int>((g0 + static_cast<uintptr_t>(s.nr * rb) - s.a0 + 15) / 16);
+    return s;
+}
+
+// Starts copying a tile into `buf`. A chunk that would reach past either end of the matrix (only the first and the
+// last can) is copied byte by byte with ordinary loads and stores, visible after the next barrier.
+__device__ __forceinline__ void stage_tile(const TileSpan& s, uintptr_t base, uintptr_t end, uint4* buf) {
+    for (int c = threadIdx.x; c < s.n_chunks; c += kThreads) {
+        const uintptr_t p = s.a0 + 16 * static_cast<uintptr_t>(c);
+        if (p >= base && p + 16 <= end) {
+            cp_async16(buf + c, reinterpret_cast<const void*>(p));
+        } else {
+            uint8_t* dst = reinterpret_cast<uint8_t*>(buf + c);
+            for (int k = 0; k < 16; ++k) {
+                if (p + k >= base && p + k < end) dst[k] = *reinterpret_cast<const uint8_t*>(p + k);
+            }
+        }
+    }
+}
+
+// The staged tile kernel (see the top of the file), persistent: block b handles tiles b, b + gridDim.x, ... and
+// double-buffers them, copying tile i+1 while decoding tile i. Tile t covers rows [t*R, min(t*R + R, rows)).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    matvec_tiled(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, int rows_per_tile, int buf_chunks,
+                 const float* __restrict__ x, float* __restrict__ y) {
+    extern __shared__ uint4 tiles[];  // two buffers of buf_chunks chunks
+    __shared__ float partial[kWarps];
+    const int64_t rb = cols / T::kBlockElems * static_cast<int64_t>(sizeof(typename T::Block));
+    const int64_t n_tiles = (rows + rows_per_tile - 1) / rows_per_tile;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(w), end = base + static_cast<uintptr_t>(rows * rb);
+    const int64_t n_groups = cols / 4;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+    int64_t t = blockIdx.x;
+    if (t < n_tiles) stage_tile(tile_span(w, rows, rb, rows_per_tile, t), base, end, tiles);
+    cp_async_commit();
+    for (int iter = 0; t < n_tiles; t += gridDim.x, ++iter) {
+        uint4* cur = tiles + (iter & 1) * buf_chunks;
+        uint4* nxt = tiles + ((iter + 1) & 1) * buf_chunks;
+        const int64_t t_next = t + gridDim.x;
+        if (t_next < n_tiles) stage_tile(tile_span(w, rows, rb, rows_per_tile, t_next), base, end, nxt);
+        cp_async_commit();           // (an empty group on the last tile keeps the wait below uniform)
+        cp_async_wait_all_but_one();  // this thread's copies of the current tile have landed
+        __syncthreads();              // ... and every other thread's
+
+        const TileSpan s = tile_span(w, rows, rb, rows_per_tile, t);
+        const uint8_t* staged = reinterpret_cast<const uint8_t*>(cur) + s.lead;
+        if (s.nr >= kWarps) {
+            // A warp per row.
+            for (int r = warp; r < s.nr; r += kWarps) {
+                const auto* blocks = reinterpret_cast<const typename T::Block*>(staged + r * rb);
+                const float acc = warp_sum(row_partial<T>(blocks, x, lane, n_groups, 32));
+                if (lane == 0) y[s.r0 + r] = acc;
+            }
+        } else {
+            // wpr warps per row (a power of two); their sums are added in warp order.
+            int wpr = kWarps;
+            while (wpr * s.nr > kWarps) wpr >>= 1;
+            const int r = warp / wpr, sub = warp % wpr;
+            float acc = 0.0f;
+            if (r < s.nr) {
+                const auto* blocks = reinterpret_cast<const typename T::Block*>(staged + r * rb);
+                acc = warp_sum(row_partial<T>(blocks, x, sub * 32 + lane, n_groups, 32 * wpr));
+            }
+            if (lane == 0) partial[warp] = acc;
+            __syncthreads();
+            if (threadIdx.x < s.nr) {
+                float sum = 0.0f;
+                for (int k = 0; k < wpr; ++k) sum += partial[threadIdx.x * wpr + k];
+                y[s.r0 + threadIdx.x] = sum;
+            }
+        }
+        __syncthreads();  // every warp is done with `cur` (and `partial`) before they are refilled
+    }
+}
+
+// Fallback for rows too long to stage (over 48 KB) or a matrix that is not 2-byte aligned: a warp per row reading
+// straight from global memory.
+constexpr int kFallbackWarps = 4;
+template <typename T>
+__global__ void __launch_bounds__(kFallbackWarps * 32)
+    matvec_direct(const uint8_t* __restrict__ w, int64_t rows, int64_t cols, const float* __restrict__ x,
                   float* __restrict__ y) {
     const int lane = threadIdx.x % 32;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kFallbackWarps + threadIdx.x / 32;
     if (row >= rows) return;
     const int64_t blocks_per_row = cols / T::kBlockElems;
     const auto* blocks =
         reinterpret_cast<const typename T::Block*>(w + row * blocks_per_row * sizeof(typename T::Block));
-    const int64_t n_items = blocks_per_row * T::kItems;
-    float acc = 0.0f;
-    for (int64_t i = lane; i < n_items; i += 32) {
-        const int64_t b = i / T::kItems;
-        const int item = static_cast<int>(i % T::kItems);
-        acc += T::dot(blocks[b], item, x + b * T::kBlockElems + item * T::kItemElems);
-    }
-    acc = warp_sum(acc);
+    const float acc = warp_sum(row_partial<T>(blocks, x, lane, cols / 4, 32));
     if (lane == 0) y[row] = acc;
 }
 
-// Plain float types: element-wise, consecutive lanes on consecutive elements.
-template <typename E>
-__device__ __forceinline__ float load_elem(const E* p, int64_t i);
-template <>
-__device__ __forceinline__ float load_elem<float>(const float* p, int64_t i) { return p[i]; }
-template <>
-__device__ __forceinline__ float load_elem<uint16_t>(const uint16_t* p, int64_t i) { return h2f(p[i]); }
-
+// Plain float types, a warp per row. Vectorized: each lane reads 16 bytes (4 f32 or 8 f16/bf16) per step, kUnroll
+// steps issued before use; needs a 16-byte aligned matrix and row length. Scalar otherwise.
 template <typename E, bool kBf16>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+__device__ __forceinline__ float elem(E v) {
+    if constexpr (sizeof(E) == 4) return v;
+    else if constexpr (kBf16) return bf2f(v);
+    else return h2f(v);
+}
+
+constexpr int kPlainWarps = 4;
+template <typename E, bool kBf16>
+__global__ void __launch_bounds__(kPlainWarps * 32)
     matvec_plain(const E* __restrict__ w, int64_t rows, int64_t cols, const float* __restrict__ x,
-                 float* __restrict__ y) {
+                 float* __restrict__ y, bool vectorized) {
     const int lane = threadIdx.x % 32;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kPlainWarps + threadIdx.x / 32;
     if (row >= rows) return;
     const E* wr = w + row * cols;
     float acc = 0.0f;
-    for (int64_t c = lane; c < cols; c += 32) {
-        float v;
-        if constexpr (kBf16) v = bf2f(wr[c]);
-        else v = load_elem<E>(wr, c);
-        acc += v * x[c];
+    if (vectorized) {
+        constexpr int kPer = 16 / sizeof(E);  // elements per 16-byte chunk
+        constexpr int kUnroll = 4;
+        const int64_t n_chunks = cols / kPer;
+        const uint4* wv = reinterpret_cast<const uint4*>(wr);
+        for (int64_t c0 = lane; c0 < n_chunks; c0 += 32 * kUnroll) {
+            uint4 v[kUnroll];
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                if (c0 + 32 * u < n_chunks) v[u] = __ldg(wv + c0 + 32 * u);
+            }
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                const int64_t c = c0 + 32 * u;
+                if (c >= n_chunks) continue;
+                const E* e = reinterpret_cast<const E*>(&v[u]);
+                const float* xc = x + c * kPer;
+#pragma unroll
+                for (int k = 0; k < kPer; k += 4) {
+                    const float4 xv = ld4(xc + k);
+                    acc += elem<E, kBf16>(e[k]) * xv.x;
+                    acc += elem<E, kBf16>(e[k + 1]) * xv.y;
+                    acc += elem<E, kBf16>(e[k + 2]) * xv.z;
+                    acc += elem<E, kBf16>(e[k + 3]) * xv.w;
+                }
+            }
+        }
+    } else {
+        for (int64_t c = lane; c < cols; c += 32) acc += elem<E, kBf16>(wr[c]) * x[c];
     }
     acc = warp_sum(acc);
     if (lane == 0) y[row] = acc;
 }
 
-dim3 grid_for(int64_t rows) { return dim3(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock)); }
+int sm_count() {
+    static const int n = [] {
+        int device = 0, count = 0;
+        if (cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+            return 132;  // an H100 SXM; only the grid shape depends on it
+        }
+        return count;
+    }();
+    return n;
+}
+
+// Target tile size: kTileTarget, or ORCD_MATVEC_TILE_BYTES (1 KiB .. 22 KiB) for tuning runs of the bandwidth bench.
+int64_t tile_target() {
+    static const int64_t bytes = [] {
+        const char* env = std::getenv("ORCD_MATVEC_TILE_BYTES");
+        const long v = env ? std::strtol(env, nullptr, 10) : 0;
+        return v >= 1024 && v <= 22 * 1024 ? static_cast<int64_t>(v) : int64_t{kTileTarget};
+    }();
+    return bytes;
+}
+
+// Resident blocks of matvec_tiled<T> per SM for a given dynamic shared-memory size (the persistent grid's size).
+// Cached per size, so that after the first launch of a shape no runtime query happens (a decode step captured into
+// a CUDA graph then makes only launches).
+template <typename T>
+int blocks_per_sm(size_t smem) {
+    static std::mutex mu;
+    static std::vector<std::pair<size_t, int>> cache;
+    std::lock_guard lock(mu);
+    for (const auto& [bytes, n] : cache) {
+        if (bytes == smem) return n;
+    }
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, matvec_tiled<T>, kThreads, smem) != cudaSuccess || n < 1) {
+        n = 1;
+    }
+    cache.emplace_back(smem, n);
+    return n;
+}
 
 template <typename T>
 void launch_blocks(const void* w, int64_t rows, int64_t cols, const float* x, float* y, cudaStream_t s) {
-    matvec_blocks<T><<<grid_for(rows), kWarpsPerBlock * 32, 0, s>>>(static_cast<const uint8_t*>(w), rows, cols, x, y);
+    const auto* wb = static_cast<const uint8_t*>(w);
+    const int64_t rb = cols / T::kBlockElems * static_cast<int64_t>(sizeof(typename T::Block));
+    if (2 * (rb + 16) > kMaxTileBytes || reinterpret_cast<uintptr_t>(w) % 2 != 0) {
+        matvec_direct<T><<<static_cast<unsigned>((rows + kFallbackWarps - 1) / kFallbackWarps), kFallbackWarps * 32,
+                           0, s>>>(wb, rows, cols, x, y);
+        return;
+    }
+    // Rows per tile: about tile_target() bytes, a multiple of the warp count when above it (no round with idle
+    // warps), and few enough that every SM gets tiles.
+    int64_t r = std::max<int64_t>(1, tile_target() / rb);
+    if (r > kWarps) r -= r % kWarps;
+    r = std::min(r, std::max<int64_t>(1, rows / (2 * sm_count())));
+    r = std::min(r, (kMaxTileBytes / 2 - 16) / rb);
+    const int buf_chunks = static_cast<int>((r * rb + 15) / 16 + 1);  // +1: a tile may start mid-chunk
+    const size_t smem = 2 * static_cast<size_t>(buf_chunks) * 16;
+    const int64_t n_tiles = (rows + r - 1) / r;
+    const int64_t grid = std::min<int64_t>(n_tiles, static_cast<int64_t>(sm_count()) * blocks_per_sm<T>(smem));
+    matvec_tiled<T><<<static_cast<unsigned>(grid), kThreads, smem, s>>>(wb, rows, cols, static_cast<int>(r),
+                                                                         buf_chunks, x, y);
+}
+
+template <typename E, bool kBf16>
+void launch_plain(const void* w, int64_t rows, int64_t cols, const float* x, float* y, cudaStream_t s) {
+    const bool vectorized = reinterpret_cast<uintptr_t>(w) % 16 == 0 && (cols * sizeof(E)) % 16 == 0;
+    matvec_plain<E, kBf16><<<static_cast<unsigned>((rows + kPlainWarps - 1) / kPlainWarps), kPlainWarps * 32, 0, s>>>(
+        static_cast<const E*>(w), rows, cols, x, y, vectorized);
 }
 
 }  // namespace
@@ -219,18 +438,9 @@ void launch_blocks(const void* w, int64_t rows, int64_t cols, const float* x, fl
 bool launch_matvec(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y,
                    cudaStream_t s) {
     switch (type) {
-        case TensorType::F32:
-            matvec_plain<float, false><<<grid_for(rows), kWarpsPerBlock * 32, 0, s>>>(
-                static_cast<const float*>(w), rows, cols, x, y);
-            break;
-        case TensorType::F16:
-            matvec_plain<uint16_t, false><<<grid_for(rows), kWarpsPerBlock * 32, 0, s>>>(
-                static_cast<const uint16_t*>(w), rows, cols, x, y);
-            break;
-        case TensorType::BF16:
-            matvec_plain<uint16_t, true><<<grid_for(rows), kWarpsPerBlock * 32, 0, s>>>(
-                static_cast<const uint16_t*>(w), rows, cols, x, y);
-            break;
+        case TensorType::F32: launch_plain<float, false>(w, rows, cols, x, y, s); break;
+        case TensorType::F16: launch_plain<uint16_t, false>(w, rows, cols, x, y, s); break;
+        case TensorType::BF16: launch_plain<uint16_t, true>(w, rows, cols, x, y, s); break;
         case TensorType::Q4_0: launch_blocks<Q4_0>(w, rows, cols, x, y, s); break;
         case TensorType::Q4_1: launch_blocks<Q4_1>(w, rows, cols, x, y, s); break;
         case TensorType::Q5_0: launch_blocks<Q5_0>(w, rows, cols, x, y, s); break;

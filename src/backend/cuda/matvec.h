@@ -14,7 +14,8 @@ namespace orcd::cuda {
 bool matvec_supported(gguf::TensorType type);
 
 // y[r] = sum_c W[r, c] * x[c] for r < rows. Throws orcd::Error(UnsupportedTensorType) for types without a kernel and
-// InvalidArgument when cols is not a multiple of the type's block size. Launches on `stream`; does not synchronize.
+// InvalidArgument when cols is not a multiple of the type's block size or x is not 16-byte aligned. Launches on
+// `stream`; does not synchronize.
 void matvec(gguf::TensorType type, const void* weights, int64_t rows, int64_t cols, const float* x, float* y,
             cudaStream_t stream);
 

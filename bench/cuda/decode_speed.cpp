@@ -1,0 +1,49 @@
+// Decode tokens/s of the CUDA backend on a synth model of a real shape (random weights, llama.cpp's type mix), next
+// to the weight bytes read per token: effective bandwidth = bytes x tokens/s. Each step is a full decode (graph
+// replay + the logits copied to the host), as `orcd generate` runs it. Not a test; prints one line per model.
+// Usage: cuda_decode_speed [PRESET [TYPE [N_TOKENS]]]   (default qwen2.5-0.5b Q4_K_M 128)
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "backend/cuda/cuda_backend.h"
+#include "loader/cuda_device.h"
+#include "model/model.h"
+#include "synth/synth.h"
+
+int main(int argc, char** argv) {
+    using namespace orcd;
+    if (loader::cuda_device_count() == 0) {
+        std::printf("SKIP: no CUDA device\n");
+        return 0;
+    }
+    const std::string preset = argc > 1 ? argv[1] : "qwen2.5-0.5b";
+    const std::string type = argc > 2 ? argv[2] : "Q4_K_M";
+    const int n = argc > 3 ? std::stoi(argv[3]) : 128;
+    const auto path = std::filesystem::temp_directory_path() / ("orcd-decode-" + preset + "-" + type + ".gguf");
+    synth::Options o;
+    o.preset = preset;
+    o.type = synth::parse_file_type(type);
+    // The reference models' vocabulary sizes (the LM head is the largest matrix of the small model).
+    o.n_vocab = preset.starts_with("qwen") ? 151936u : preset.starts_with("phi3") ? 32064u : 32000u;
+    synth::write_model(o, path);
+    model::Model m = model::open_model(path);
+    const uint64_t weight_bytes = m.weights.total_bytes();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto be = backend::cuda::make_cuda_backend(std::move(m));
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto seq = be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+    // Warm-up: the first step runs eagerly, the second captures the graph.
+    seq->decode(1);
+    seq->decode(2);
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
+                "%6.0f GB/s\n",
+                preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
+                weight_bytes * (n / s) / 1e9);
+    std::filesystem::remove(path);
+    return 0;
+}

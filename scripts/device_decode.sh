@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Device step `decode`: CUDA decode tokens/s on synth models of the reference shapes (Q4_K_M), then a smoke run of
+# `orcd generate --device cuda` on a tiny model with a real vocabulary (needs orcd's shared libraries there).
+set -euo pipefail
+bench=build-dev/bench/cuda/cuda_decode_speed
+$bench qwen2.5-0.5b Q4_K_M 128
+$bench qwen2.5-0.5b F16 128
+$bench phi3-mini-4k Q4_K_M 128
+if [ -x build-dev/src/cli/orcd ]; then
+  vocab=$(cd .. && pwd)/shared/models/vocab/ggml-vocab-qwen2.5.gguf
+  [ -f "$vocab" ] || vocab=.carry/shared/models/vocab/ggml-vocab-qwen2.5.gguf
+  # (orcd links shared libraries, e.g. libcpp-httplib, that device_build.sh does not carry: skip if it cannot start)
+  if ! build-dev/src/cli/orcd synth --preset qwen2.5-tiny --type F32 --vocab "$vocab" -o /tmp/qt.gguf >/dev/null; then
+    echo "(orcd did not run on this machine; generate smoke skipped)"
+    exit 0
+  fi
+  for d in cuda cpu; do
+    echo "--- orcd generate --device $d"
+    build-dev/src/cli/orcd generate -m /tmp/qt.gguf --device $d -p "Hello" -n 24 --temp 0 --json 2>&1 |
+      head -c 700 || echo "(generate --device $d failed)"
+    echo
+  done
+fi

@@ -1,0 +1,53 @@
+#pragma once
+// The boundary between the engine and a compute backend (CPU now, CUDA next). A Backend holds one model's weights
+// where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the device
+// arena); a Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a
+// Backend and its Sequences are used from one thread at a time.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "model/config.h"
+
+namespace orcd::backend {
+
+using TokenId = int32_t;
+
+enum class KvCacheType : uint8_t { F32, F16 };
+
+struct SequenceOptions {
+    uint32_t n_ctx = 0;  // positions the KV cache holds; 0 = the model's context length
+    KvCacheType kv_type = KvCacheType::F32;
+};
+
+class Sequence {
+public:
+    virtual ~Sequence() = default;
+
+    // Appends tokens at positions n_past() .. n_past() + tokens.size() - 1 as one batch (matrix-matrix products) and
+    // returns the logits of the last token ([n_vocab]), or with all_logits of every token ([tokens.size()][n_vocab],
+    // row t predicting the token after tokens[t]). The span is valid until the next call on this sequence.
+    // Errors: ContextOverflow when the tokens do not fit the cache, InvalidArgument for an empty batch or a token id
+    // outside the vocabulary. On error the sequence is unchanged.
+    virtual std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits = false) = 0;
+    // One token at position n_past(); returns its logits ([n_vocab]).
+    virtual std::span<const float> decode(TokenId token) = 0;
+    // Forgets every position (the cache memory is kept).
+    virtual void reset() = 0;
+
+    virtual uint32_t n_past() const = 0;
+    virtual uint32_t n_ctx() const = 0;
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string_view name() const = 0;  // "cpu", "cuda"
+    virtual const model::Config& config() const = 0;
+    uint32_t n_vocab() const { return config().n_vocab; }
+    // Errors: InvalidArgument when n_ctx exceeds the model's context length; allocation errors of the backend.
+    virtual std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) = 0;
+};
+
+}  // namespace orcd::backend

@@ -1,0 +1,21 @@
+#pragma once
+// The CPU backend: the reference forward pass of llama, qwen2 and phi3 over the weights in the mapped GGUF file
+// (no copy of the matrices; norms and biases, a few KiB, are copied to aligned f32), multithreaded over output rows,
+// with AVX2 kernels where the CPU has them. Prefill runs each chunk of the prompt as one batch (matrix-matrix);
+// decode runs one token (matrix-vector); both write the same per-sequence KV cache.
+#include <memory>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+namespace orcd::backend::cpu {
+
+struct CpuOptions {
+    unsigned n_threads = 0;     // 0 = hardware concurrency
+    uint32_t max_batch = 512;   // tokens per forward pass during prefill (bounds the activation buffers)
+};
+
+// Checks that every weight has a CPU kernel and a usable shape. Errors: UnsupportedTensorType, TensorShape.
+std::unique_ptr<Backend> make_cpu_backend(model::Model model, const CpuOptions& options = {});
+
+}  // namespace orcd::backend::cpu

@@ -1,0 +1,105 @@
+#include "backend/cpu/matmul.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cpu/quant_dot.h"
+#include "common/error.h"
+
+namespace orcd::backend::cpu {
+
+void check_matmul_weight(const WeightView& w, const char* name) {
+    if (!dot_supported(w.type)) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    fmt::format("tensor '{}': the CPU backend has no matmul kernel for type {}", name,
+                                gguf::type_name(w.type)));
+    }
+    const uint32_t block = gguf::traits(w.type).block_elems;
+    if (w.cols <= 0 || w.cols % block != 0 || (uses_quantized_activation(w.type) && w.cols % kActBlock != 0)) {
+        throw Error(ErrorCode::TensorShape,
+                    fmt::format("tensor '{}': row length {} is not a multiple of {}'s block of {} values", name,
+                                w.cols, gguf::type_name(w.type), block));
+    }
+}
+
+namespace {
+
+// Rows per claimed chunk: a few KiB of weights, so the pool's counter is touched rarely but threads still balance.
+constexpr int64_t kRowGrain = 16;
+
+void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Isa isa) {
+    if (n_tokens <= 0 || w.rows <= 0) return;
+    const int64_t rows = w.rows, cols = w.cols;
+    if (FloatDotFn fdot = float_dot_fn(w.type, isa)) {
+        pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+            float out[kMaxCols];
+            for (int64_t r = r0; r < r1; ++r) {
+                const std::byte* wr = w.row(r);
+                for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
+                    const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+                    fdot(wr, x + t * cols, cols, nc, cols, out);
+                    for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
+                }
+            }
+        });
+        return;
+    }
+    QuantDotFn qdot = quant_dot_fn(w.type, isa);
+    if (!qdot) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    fmt::format("CPU matmul: no kernel for type {}", gguf::type_name(w.type)));
+    }
+    // The activation is quantized once per token and shared by all rows. One buffer per calling thread: the forward
+    // pass calls matmul from one thread, and the buffer only grows.
+    thread_local std::vector<ActBlock> act;
+    thread_local std::vector<float> act_d, act_dsum, act_dsum16;
+    const int64_t blocks = cols / kActBlock;
+    const auto total = static_cast<size_t>(blocks * n_tokens);
+    if (act.size() < total) {
+        act.resize(total);
+        act_d.resize(total);
+        act_dsum.resize(total);
+        act_dsum16.resize(2 * total);
+    }
+    // Raw pointers for the lambdas: inside them, a thread_local name would mean the worker thread's own (empty) copy.
+    ActBlock* a = act.data();
+    float* xd = act_d.data();
+    float* xs = act_dsum.data();
+    float* xs16 = act_dsum16.data();
+    pool.parallel_for(n_tokens, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+            if (isa == Isa::Avx2) {
+                detail::quantize_activation_avx2(x + t * cols, cols, a + t * blocks);
+            } else {
+                detail::quantize_activation_scalar(x + t * cols, cols, a + t * blocks);
+            }
+            act_scales(a + t * blocks, blocks, xd + t * blocks, xs + t * blocks, xs16 + 2 * t * blocks);
+        }
+    });
+    pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+        float out[kMaxCols];
+        for (int64_t r = r0; r < r1; ++r) {
+            const std::byte* wr = w.row(r);
+            for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
+                const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+                const ActColumns xc{a + t * blocks, xd + t * blocks, xs + t * blocks, xs16 + 2 * t * blocks, blocks};
+                qdot(wr, xc, nc, cols, out);
+                for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+    matmul_impl(w, x, n_tokens, y, pool, detected_isa());
+}
+
+void matmul_scalar(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+    matmul_impl(w, x, n_tokens, y, pool, Isa::Scalar);
+}
+
+}  // namespace orcd::backend::cpu

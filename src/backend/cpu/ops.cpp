@@ -1,0 +1,171 @@
+#include "backend/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "common/half.h"
+
+namespace orcd::backend::cpu {
+
+void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* xt = x + t * n;
+        float* ot = out + t * n;
+        double ss = 0.0;  // double: the sum of squares of thousands of values is where f32 loses digits
+        for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xt[i]) * xt[i];
+        const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+        for (int64_t i = 0; i < n; ++i) ot[i] = xt[i] * scale * weight[i];
+    }
+}
+
+std::vector<double> rope_inv_freq(int n_rot, double theta) {
+    std::vector<double> f(static_cast<size_t>(n_rot / 2));
+    for (int i = 0; i < n_rot / 2; ++i) f[static_cast<size_t>(i)] = std::pow(theta, -2.0 * i / n_rot);
+    return f;
+}
+
+void rope(float* x, int n_heads, int head_dim, int n_rot, int64_t pos, const std::vector<double>& inv_freq,
+          RopeLayout layout) {
+    const int half = n_rot / 2;
+    // cos/sin once per token, shared by all heads.
+    std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) {
+        const double a = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
+        c[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
+        s[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+    }
+    for (int h = 0; h < n_heads; ++h) {
+        float* xh = x + static_cast<int64_t>(h) * head_dim;
+        for (int i = 0; i < half; ++i) {
+            const int i0 = layout == RopeLayout::Interleaved ? 2 * i : i;
+            const int i1 = layout == RopeLayout::Interleaved ? 2 * i + 1 : i + half;
+            const float a = xh[i0], b = xh[i1];
+            const float ci = c[static_cast<size_t>(i)], si = s[static_cast<size_t>(i)];
+            xh[i0] = a * ci - b * si;
+            xh[i1] = a * si + b * ci;
+        }
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(const float* gate, const float* up, int64_t n, float* out) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        out[i] = g / (1.f + std::exp(-g)) * up[i];
+    }
+}
+
+void add(float* x, const float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void kv_store(const KvLayerView& kv, int64_t pos0, int64_t n_tokens, const float* k, const float* v) {
+    const int64_t row = static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim;
+    const int64_t n = n_tokens * row, off = pos0 * row;
+    if (kv.type == KvType::F32) {
+        std::copy(k, k + n, static_cast<float*>(kv.k) + off);
+        std::copy(v, v + n, static_cast<float*>(kv.v) + off);
+    } else {
+        auto* kd = static_cast<uint16_t*>(kv.k) + off;
+        auto* vd = static_cast<uint16_t*>(kv.v) + off;
+        for (int64_t i = 0; i < n; ++i) kd[i] = fp32_to_fp16(k[i]), vd[i] = fp32_to_fp16(v[i]);
+    }
+}
+
+namespace {
+
+
+// Dot product with eight independent partial sums, a pattern the compiler vectorizes (a single running sum would
+// force sequential float additions).
+inline float dot8(const float* a, const float* b, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+    }
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+// Row `p` of KV head `kvh` as floats: a pointer into an f32 cache, or converted into buf from an f16 one.
+template <typename T>
+inline const float* kv_row(const T* base, int64_t p, int64_t kv_row_len, int kvh, int hd, float* buf) {
+    const T* src = base + p * kv_row_len + static_cast<int64_t>(kvh) * hd;
+    if constexpr (std::is_same_v<T, float>) {
+        return src;
+    } else {
+        for (int d = 0; d < hd; ++d) buf[d] = fp16_to_fp32(src[d]);
+        return buf;
+    }
+}
+
+template <typename T>
+void attention_impl(const float* q, const KvLayerView& kv, int64_t pos0, int64_t n_tokens, int n_heads, float* out,
+                    ThreadPool& pool, int64_t window) {
+    const int hd = kv.head_dim;
+    const int group = n_heads / kv.n_kv_heads;
+    const int64_t kv_row_len = static_cast<int64_t>(kv.n_kv_heads) * hd;
+    const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+    const T* K = static_cast<const T*>(kv.k);
+    const T* V = static_cast<const T*>(kv.v);
+    // One task per (token, KV head): the query heads of a GQA group read each K/V row once between them (and an f16
+    // row is converted once for the whole group).
+    pool.parallel_for(n_tokens * kv.n_kv_heads, 1, [&](int64_t i0, int64_t i1) {
+        const size_t max_keys = static_cast<size_t>(pos0 + n_tokens);
+        std::vector<float> scores(static_cast<size_t>(group) * max_keys);
+        std::vector<float> acc(static_cast<size_t>(group) * hd);
+        std::vector<float> buf(static_cast<size_t>(hd));
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t t = i / kv.n_kv_heads;
+            const int kvh = static_cast<int>(i % kv.n_kv_heads);
+            const int64_t end = pos0 + t + 1;  // causal: keys up to and including this token's position
+            const int64_t begin = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+            const int64_t n_keys = end - begin;
+            const float* q0 = q + t * n_heads * hd + static_cast<int64_t>(kvh) * group * hd;
+            for (int64_t p = begin; p < end; ++p) {
+                const float* kp = kv_row(K, p, kv_row_len, kvh, hd, buf.data());
+                for (int g = 0; g < group; ++g) {
+                    scores[static_cast<size_t>(g) * max_keys + static_cast<size_t>(p - begin)] =
+                        dot8(q0 + static_cast<int64_t>(g) * hd, kp, hd) * scale;
+                }
+            }
+            for (int g = 0; g < group; ++g) softmax(scores.data() + static_cast<size_t>(g) * max_keys, n_keys);
+            std::fill(acc.begin(), acc.end(), 0.f);
+            for (int64_t p = begin; p < end; ++p) {
+                const float* vp = kv_row(V, p, kv_row_len, kvh, hd, buf.data());
+                for (int g = 0; g < group; ++g) {
+                    const float w = scores[static_cast<size_t>(g) * max_keys + static_cast<size_t>(p - begin)];
+                    float* ag = acc.data() + static_cast<size_t>(g) * hd;
+                    for (int d = 0; d < hd; ++d) ag[d] += w * vp[d];
+                }
+            }
+            std::copy(acc.begin(), acc.end(), out + t * n_heads * hd + static_cast<int64_t>(kvh) * group * hd);
+        }
+    });
+}
+
+}  // namespace
+
+void attention(const float* q, const KvLayerView& kv, int64_t pos0, int64_t n_tokens, int n_heads, float* out,
+               ThreadPool& pool, int64_t window) {
+    if (kv.type == KvType::F32) {
+        attention_impl<float>(q, kv, pos0, n_tokens, n_heads, out, pool, window);
+    } else {
+        attention_impl<uint16_t>(q, kv, pos0, n_tokens, n_heads, out, pool, window);
+    }
+}
+
+}  // namespace orcd::backend::cpu

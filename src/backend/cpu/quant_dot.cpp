@@ -1,0 +1,168 @@
+// Scalar kernels (the fallback and the reference the AVX2 kernels are tested against), activation quantization and
+// the run-time dispatch.
+#include "backend/cpu/quant_dot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/quant_layout.h"
+#include "common/half.h"
+
+namespace orcd::backend::cpu {
+
+using gguf::TensorType;
+
+namespace detail {
+
+void quantize_activation_scalar(const float* x, int64_t n, ActBlock* out) {
+    for (int64_t b = 0; b < n / kActBlock; ++b) {
+        const float* xb = x + b * kActBlock;
+        float amax = 0.f;
+        for (int j = 0; j < kActBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+        const float d = amax / 127.f;
+        const float id = amax > 0.f ? 127.f / amax : 0.f;
+        ActBlock& o = out[b];
+        o.d = d;
+        int s[2] = {0, 0};
+        for (int j = 0; j < kActBlock; ++j) {
+            // nearbyint rounds half to even, as _mm256_round_ps(_MM_FROUND_TO_NEAREST_INT) does in the AVX2 path.
+            const int q = static_cast<int>(std::nearbyint(xb[j] * id));
+            o.q[j] = static_cast<int8_t>(q);
+            s[j / 16] += q;
+        }
+        o.sum[0] = static_cast<int16_t>(s[0]);
+        o.sum[1] = static_cast<int16_t>(s[1]);
+    }
+}
+
+}  // namespace detail
+
+namespace {
+
+// One kernel per type from its scalar unpacker: per chunk, integer dot per half, then scale and minimum.
+template <int BlockBytes, int Chunks, void (*Unpack)(const uint8_t*, int, layout::Chunk&)>
+float dot_scalar1(const std::byte* row, const ActBlock* x, int64_t n) {
+    const auto* b = reinterpret_cast<const uint8_t*>(row);
+    const int64_t n_blocks = n / (Chunks * kActBlock);
+    float acc = 0.f;
+    layout::Chunk k;
+    for (int64_t i = 0; i < n_blocks; ++i, b += BlockBytes) {
+        for (int c = 0; c < Chunks; ++c, ++x) {
+            Unpack(b, c, k);
+            int isum[2] = {0, 0};
+            for (int l = 0; l < 32; ++l) isum[l / 16] += k.u[l] * x->q[l];
+            acc += x->d * (k.sc[0] * static_cast<float>(isum[0]) + k.sc[1] * static_cast<float>(isum[1]) -
+                           k.mn[0] * static_cast<float>(x->sum[0]) - k.mn[1] * static_cast<float>(x->sum[1]));
+        }
+    }
+    return acc;
+}
+
+// The scalar path has no unpack to share between columns: one column at a time.
+template <int BlockBytes, int Chunks, void (*Unpack)(const uint8_t*, int, layout::Chunk&)>
+void dot_scalar(const std::byte* row, const ActColumns& x, int nc, int64_t n, float* out) {
+    for (int c = 0; c < nc; ++c) out[c] = dot_scalar1<BlockBytes, Chunks, Unpack>(row, x.blocks + c * x.stride, n);
+}
+
+float dot_f32_scalar(const std::byte* row, const float* x, int64_t n) {
+    const auto* w = reinterpret_cast<const float*>(row);
+    float acc = 0.f;
+    for (int64_t j = 0; j < n; ++j) acc += w[j] * x[j];
+    return acc;
+}
+float dot_f16_scalar(const std::byte* row, const float* x, int64_t n) {
+    const auto* w = reinterpret_cast<const uint8_t*>(row);
+    float acc = 0.f;
+    for (int64_t j = 0; j < n; ++j) acc += layout::f16_at(w + 2 * j) * x[j];
+    return acc;
+}
+float dot_bf16_scalar(const std::byte* row, const float* x, int64_t n) {
+    const auto* w = reinterpret_cast<const uint8_t*>(row);
+    float acc = 0.f;
+    for (int64_t j = 0; j < n; ++j) {
+        uint16_t h;
+        std::memcpy(&h, w + 2 * j, 2);
+        acc += bf16_to_fp32(h) * x[j];
+    }
+    return acc;
+}
+
+// One column at a time, as the quantized scalar path.
+template <float (*Dot)(const std::byte*, const float*, int64_t)>
+void float_cols(const std::byte* row, const float* x, int64_t stride, int nc, int64_t n, float* out) {
+    for (int c = 0; c < nc; ++c) out[c] = Dot(row, x + c * stride, n);
+}
+
+}  // namespace
+
+namespace detail {
+
+QuantDotFn quant_dot_scalar(TensorType t) {
+    using namespace layout;
+    switch (t) {
+        case TensorType::Q4_0: return dot_scalar<kQ4_0, 1, unpack_q4_0>;
+        case TensorType::Q4_1: return dot_scalar<kQ4_1, 1, unpack_q4_1>;
+        case TensorType::Q5_0: return dot_scalar<kQ5_0, 1, unpack_q5_0>;
+        case TensorType::Q5_1: return dot_scalar<kQ5_1, 1, unpack_q5_1>;
+        case TensorType::Q8_0: return dot_scalar<kQ8_0, 1, unpack_q8_0>;
+        case TensorType::Q2_K: return dot_scalar<kQ2_K, 8, unpack_q2_k>;
+        case TensorType::Q3_K: return dot_scalar<kQ3_K, 8, unpack_q3_k>;
+        case TensorType::Q4_K: return dot_scalar<kQ4_K, 8, unpack_q4_k>;
+        case TensorType::Q5_K: return dot_scalar<kQ5_K, 8, unpack_q5_k>;
+        case TensorType::Q6_K: return dot_scalar<kQ6_K, 8, unpack_q6_k>;
+        default: return nullptr;
+    }
+}
+
+FloatDotFn float_dot_scalar(TensorType t) {
+    switch (t) {
+        case TensorType::F32: return float_cols<dot_f32_scalar>;
+        case TensorType::F16: return float_cols<dot_f16_scalar>;
+        case TensorType::BF16: return float_cols<dot_bf16_scalar>;
+        default: return nullptr;
+    }
+}
+
+}  // namespace detail
+
+Isa detected_isa() {
+    static const Isa isa = [] {
+        __builtin_cpu_init();
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
+        return avx2 ? Isa::Avx2 : Isa::Scalar;
+    }();
+    return isa;
+}
+
+void quantize_activation(const float* x, int64_t n, ActBlock* out) {
+    if (detected_isa() == Isa::Avx2) {
+        detail::quantize_activation_avx2(x, n, out);
+    } else {
+        detail::quantize_activation_scalar(x, n, out);
+    }
+}
+
+void act_scales(const ActBlock* blocks, int64_t n_blocks, float* d, float* dsum, float* dsum16) {
+    for (int64_t j = 0; j < n_blocks; ++j) {
+        d[j] = blocks[j].d;
+        dsum[j] = blocks[j].d * static_cast<float>(blocks[j].sum[0] + blocks[j].sum[1]);
+        dsum16[2 * j] = blocks[j].d * static_cast<float>(blocks[j].sum[0]);
+        dsum16[2 * j + 1] = blocks[j].d * static_cast<float>(blocks[j].sum[1]);
+    }
+}
+
+bool uses_quantized_activation(TensorType t) { return detail::quant_dot_scalar(t) != nullptr; }
+bool dot_supported(TensorType t) {
+    return detail::quant_dot_scalar(t) != nullptr || detail::float_dot_scalar(t) != nullptr;
+}
+
+QuantDotFn quant_dot_fn(TensorType t, Isa isa) {
+    return isa == Isa::Avx2 ? detail::quant_dot_avx2(t) : detail::quant_dot_scalar(t);
+}
+FloatDotFn float_dot_fn(TensorType t, Isa isa) {
+    return isa == Isa::Avx2 ? detail::float_dot_avx2(t) : detail::float_dot_scalar(t);
+}
+
+}  // namespace orcd::backend::cpu

@@ -1,0 +1,361 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/matvec.h"
+#include "backend/cuda/ops.h"
+#include "common/error.h"
+#include "loader/cuda_check.h"
+#include "loader/cuda_device.h"
+#include "loader/loader.h"
+
+namespace orcd::backend::cuda {
+
+namespace {
+
+namespace ops = ::orcd::cuda;
+using model::TensorId;
+
+// A weight matrix in the arena, and where its output goes inside the step's output buffer (fused and separate
+// projections write the same [q | k | v] and [gate | up] layouts, so the ops after them do not care which it was).
+struct Matmul {
+    gguf::TensorType type = gguf::TensorType::F32;
+    const void* w = nullptr;
+    int64_t rows = 0, cols = 0;
+    int64_t out_offset = 0;  // floats into the output buffer
+};
+
+struct Layer {
+    const float* attn_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    std::vector<Matmul> qkv;        // writes [q (q_dim) | k (kv_dim) | v (kv_dim)]
+    const float* bias[3] = {};      // q, k, v biases (qwen2), or null
+    Matmul o;
+    std::vector<Matmul> gate_up;    // writes [gate (n_ff) | up (n_ff)]
+    Matmul down;
+};
+
+class CudaBackend;
+
+// RAII for the stream and the instantiated graph.
+struct StreamHandle {
+    cudaStream_t s = nullptr;
+    StreamHandle() { ORCD_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+    ~StreamHandle() {
+        if (s) {
+            ORCD_CUDA_WARN(cudaStreamSynchronize(s));
+            ORCD_CUDA_WARN(cudaStreamDestroy(s));
+        }
+    }
+    StreamHandle(const StreamHandle&) = delete;
+    StreamHandle& operator=(const StreamHandle&) = delete;
+};
+
+struct GraphHandle {
+    cudaGraphExec_t exec = nullptr;
+    ~GraphHandle() {
+        if (exec) ORCD_CUDA_WARN(cudaGraphExecDestroy(exec));
+    }
+};
+
+class CudaSequence final : public Sequence {
+public:
+    CudaSequence(CudaBackend& backend, uint32_t n_ctx);
+
+    std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits) override;
+    std::span<const float> decode(TokenId token) override { return prefill(std::span(&token, 1), false); }
+    void reset() override { n_past_ = 0; }
+    uint32_t n_past() const override { return n_past_; }
+    uint32_t n_ctx() const override { return n_ctx_; }
+
+private:
+    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null).
+    void step(TokenId token, float* out);
+    // Enqueues the whole decode step on the stream (what the graph captures).
+    void enqueue_forward();
+    ops::KvCacheView kv_layer(size_t layer) const;
+
+    CudaBackend& b_;
+    uint32_t n_ctx_;
+    uint32_t n_past_ = 0;
+    uint64_t steps_ = 0;
+    std::unique_ptr<loader::DeviceMemory> kv_, act_;
+    // Device views into act_.
+    int32_t* d_scalars_ = nullptr;  // [0] token, [1] position
+    float *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *tmp_ = nullptr, *gu_ = nullptr,
+          *ffn_ = nullptr, *logits_d_ = nullptr;
+    void* attn_ws_ = nullptr;
+    StreamHandle stream_;
+    GraphHandle graph_;
+    std::vector<float> logits_;
+};
+
+class CudaBackend final : public Backend {
+public:
+    CudaBackend(model::Model model, const CudaOptions& options);
+
+    std::string_view name() const override { return "cuda"; }
+    const model::Config& config() const override { return lm_.config(); }
+    std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) override {
+        const uint32_t n_ctx = options.n_ctx == 0 ? config().context_length : options.n_ctx;
+        if (n_ctx > config().context_length) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("context of {} tokens exceeds the model's context length {}", n_ctx,
+                                    config().context_length));
+        }
+        return std::make_unique<CudaSequence>(*this, n_ctx);
+    }
+
+    loader::Device& device() const { return lm_.device(); }
+
+    const CudaOptions options_;
+    loader::LoadedModel lm_;
+    gguf::TensorType embd_type_{};
+    const void* token_embd_ = nullptr;
+    Matmul output_;
+    const float* output_norm_ = nullptr;
+    std::vector<Layer> layers_;
+    std::unique_ptr<loader::DeviceMemory> inv_freq_;  // n_rot / 2 doubles
+    ops::RopeLayout rope_layout_ = ops::RopeLayout::NeoX;
+};
+
+loader::LoadedModel load(model::Model model, int gpu) {
+    loader::LoadOptions lo;
+    lo.reserve_runtime = false;  // each sequence allocates its own KV cache and activations
+    return loader::load_model(std::move(model), loader::open_cuda_device(gpu), lo);
+}
+
+CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
+    : options_(options), lm_(load(std::move(model), options.gpu)) {
+    const model::Config& c = lm_.config();
+    const model::ModelWeights& mw = lm_.weights();
+    auto matrix = [&](TensorId id, int64_t row0, int64_t n_rows, int64_t out_offset) {
+        const model::TensorRef& t = mw[id];
+        if (!ops::matvec_supported(t.type)) {
+            throw Error(ErrorCode::UnsupportedTensorType,
+                        fmt::format("tensor '{}': no CUDA matrix-vector kernel for {}", t.name,
+                                    gguf::type_name(t.type)));
+        }
+        const int64_t cols = static_cast<int64_t>(t.row_length());
+        const uint64_t rb = gguf::row_bytes(t.type, static_cast<uint64_t>(cols));
+        return Matmul{t.type, lm_.tensor_data(id) + static_cast<uint64_t>(row0) * rb, n_rows, cols, out_offset};
+    };
+    auto whole = [&](TensorId id, int64_t out_offset) {
+        return matrix(id, 0, static_cast<int64_t>(mw[id].rows()), out_offset);
+    };
+    auto vec = [&](TensorId id) -> const float* {
+        if (!id.valid()) return nullptr;
+        const model::TensorRef& t = mw[id];
+        if (t.type != gguf::TensorType::F32) {
+            throw Error(ErrorCode::UnsupportedTensorType,
+                        fmt::format("tensor '{}': the CUDA backend reads norms and biases as F32, found {}", t.name,
+                                    gguf::type_name(t.type)));
+        }
+        return reinterpret_cast<const float*>(lm_.tensor_data(id));
+    };
+    if (mw.rope_freqs.valid() || mw.rope_factors_long.valid() || mw.rope_factors_short.valid()) {
+        throw Error(ErrorCode::UnsupportedArchitecture,
+                    "model has RoPE frequency factors (rope_freqs / rope_factors_*), which the CUDA backend does not "
+                    "implement yet");
+    }
+    if (c.head_dim % 8 != 0 || c.n_heads % c.n_kv_heads != 0 || c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim) {
+        throw Error(ErrorCode::TensorShape,
+                    fmt::format("the CUDA attention needs head_dim % 8 == 0, n_heads % n_kv_heads == 0 and an even "
+                                "rope_dim <= head_dim; found head_dim {}, {} / {} heads, rope_dim {}",
+                                c.head_dim, c.n_heads, c.n_kv_heads, c.rope_dim));
+    }
+    embd_type_ = mw[mw.token_embd].type;
+    if (!ops::embedding_supported(embd_type_)) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    fmt::format("token_embd: no CUDA embedding lookup for {}", gguf::type_name(embd_type_)));
+    }
+    token_embd_ = lm_.tensor_data(mw.token_embd);
+    output_ = whole(mw.output, 0);
+    output_norm_ = vec(mw.output_norm);
+    const int64_t QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
+    for (const model::LayerWeights& lw : mw.layers) {
+        Layer l;
+        l.attn_norm = vec(lw.attn_norm);
+        l.ffn_norm = vec(lw.ffn_norm);
+        if (lw.fused_qkv()) {
+            l.qkv.push_back(whole(lw.attn_qkv, 0));  // rows already Q, K, V in order
+        } else {
+            l.qkv = {whole(lw.attn_q, 0), whole(lw.attn_k, QD), whole(lw.attn_v, QD + KD)};
+        }
+        l.bias[0] = vec(lw.attn_q_bias);
+        l.bias[1] = vec(lw.attn_k_bias);
+        l.bias[2] = vec(lw.attn_v_bias);
+        l.o = whole(lw.attn_output, 0);
+        if (lw.fused_gate_up()) {
+            l.gate_up.push_back(whole(lw.ffn_up, 0));  // first n_ff rows gate, next n_ff up
+        } else {
+            l.gate_up = {whole(lw.ffn_gate, 0), whole(lw.ffn_up, F)};
+        }
+        l.down = whole(lw.ffn_down, 0);
+        layers_.push_back(std::move(l));
+    }
+    // Rotary inverse frequencies in double, the same formula as the CPU reference (backend/cpu/ops.cpp).
+    const int half = static_cast<int>(c.rope_dim / 2);
+    std::vector<double> inv(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) {
+        inv[static_cast<size_t>(i)] = std::pow(static_cast<double>(c.rope_theta), -2.0 * i / c.rope_dim);
+    }
+    inv_freq_ = device().allocate(inv.size() * sizeof(double), "rope inverse frequencies");
+    ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
+    rope_layout_ = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
+}
+
+// Bump allocator over one device allocation: every buffer 256-byte aligned (the matvec reads x 16 bytes at a time).
+struct Carver {
+    uint64_t size = 0;
+    uint64_t take(uint64_t bytes) {
+        const uint64_t at = size;
+        size += (bytes + 255) / 256 * 256;
+        return at;
+    }
+};
+
+CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx) : b_(backend), n_ctx_(n_ctx) {
+    const model::Config& c = b_.config();
+    const uint64_t kv_bytes = 2ull * c.n_layers * n_ctx * c.kv_dim() * sizeof(uint16_t);
+    kv_ = b_.device().allocate(kv_bytes, "KV cache (f16)");
+    Carver cv;
+    const uint64_t o_scalars = cv.take(4 * sizeof(int32_t));
+    const uint64_t o_x = cv.take(c.n_embd * 4ull), o_h = cv.take(c.n_embd * 4ull), o_tmp = cv.take(c.n_embd * 4ull);
+    const uint64_t o_qkv = cv.take((c.q_dim() + 2ull * c.kv_dim()) * 4), o_attn = cv.take(c.q_dim() * 4ull);
+    const uint64_t o_gu = cv.take(2ull * c.n_ff * 4), o_ffn = cv.take(c.n_ff * 4ull);
+    const uint64_t o_logits = cv.take(c.n_vocab * 4ull);
+    const uint64_t o_ws = cv.take(ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads),
+                                                                 static_cast<int>(c.head_dim)));
+    act_ = b_.device().allocate(cv.size, "activations");
+    std::byte* base = act_->data();
+    d_scalars_ = reinterpret_cast<int32_t*>(base + o_scalars);
+    x_ = reinterpret_cast<float*>(base + o_x);
+    h_ = reinterpret_cast<float*>(base + o_h);
+    tmp_ = reinterpret_cast<float*>(base + o_tmp);
+    qkv_ = reinterpret_cast<float*>(base + o_qkv);
+    attn_ = reinterpret_cast<float*>(base + o_attn);
+    gu_ = reinterpret_cast<float*>(base + o_gu);
+    ffn_ = reinterpret_cast<float*>(base + o_ffn);
+    logits_d_ = reinterpret_cast<float*>(base + o_logits);
+    attn_ws_ = base + o_ws;
+}
+
+ops::KvCacheView CudaSequence::kv_layer(size_t layer) const {
+    const model::Config& c = b_.config();
+    const uint64_t per = static_cast<uint64_t>(n_ctx_) * c.kv_dim();  // halves per K (or V) of one layer
+    auto* k = reinterpret_cast<uint16_t*>(kv_->data()) + 2 * layer * per;
+    return {k, k + per, n_ctx_, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)};
+}
+
+void CudaSequence::enqueue_forward() {
+    const model::Config& c = b_.config();
+    const cudaStream_t s = stream_.s;
+    const int32_t* d_token = d_scalars_;
+    const int32_t* d_pos = d_scalars_ + 1;
+    const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
+    const int nh = static_cast<int>(c.n_heads), nkv = static_cast<int>(c.n_kv_heads);
+    const int hd = static_cast<int>(c.head_dim), n_rot = static_cast<int>(c.rope_dim);
+    const auto* inv = reinterpret_cast<const double*>(b_.inv_freq_->data());
+    auto run = [&](const Matmul& m, const float* in, float* out) {
+        ops::matvec(m.type, m.w, m.rows, m.cols, in, out + m.out_offset, s);
+    };
+
+    ops::embedding_row(b_.embd_type_, b_.token_embd_, E, d_token, x_, s);
+    for (size_t li = 0; li < b_.layers_.size(); ++li) {
+        const Layer& l = b_.layers_[li];
+        ops::rms_norm(x_, l.attn_norm, 1, E, c.rms_eps, h_, s);
+        for (const Matmul& m : l.qkv) run(m, h_, qkv_);
+        float* q = qkv_;
+        float* k = qkv_ + QD;
+        float* v = qkv_ + QD + KD;
+        if (l.bias[0]) ops::add_bias(q, l.bias[0], 1, QD, s);
+        if (l.bias[1]) ops::add_bias(k, l.bias[1], 1, KD, s);
+        if (l.bias[2]) ops::add_bias(v, l.bias[2], 1, KD, s);
+        ops::rope(q, 1, nh, hd, n_rot, d_pos, inv, b_.rope_layout_, s);
+        ops::rope(k, 1, nkv, hd, n_rot, d_pos, inv, b_.rope_layout_, s);
+        const ops::KvCacheView kv = kv_layer(li);
+        ops::kv_store(kv, 1, k, v, d_pos, s);
+        ops::attention_decode(q, kv, nh, d_pos, attn_, attn_ws_, s);
+        run(l.o, attn_, tmp_);
+        ops::add(x_, tmp_, E, s);
+        ops::rms_norm(x_, l.ffn_norm, 1, E, c.rms_eps, h_, s);
+        for (const Matmul& m : l.gate_up) run(m, h_, gu_);
+        ops::swiglu(gu_, 1, F, ffn_, s);
+        run(l.down, ffn_, tmp_);
+        ops::add(x_, tmp_, E, s);
+    }
+    ops::rms_norm(x_, b_.output_norm_, 1, E, c.rms_eps, h_, s);
+    run(b_.output_, h_, logits_d_);
+}
+
+void CudaSequence::step(TokenId token, float* out) {
+    const int32_t scalars[2] = {token, static_cast<int32_t>(n_past_)};
+    // Pageable source: the copy is staged before this call returns, so `scalars` may go out of scope.
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(d_scalars_, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
+    if (graph_.exec) {
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
+    } else if (b_.options_.use_graph && steps_ > 0) {
+        // Captured on the second step: the first ran eagerly, which initialized the kernels' one-time host state
+        // (device attributes, occupancy queries) outside of any capture.
+        ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t graph = nullptr;
+        try {
+            enqueue_forward();
+        } catch (...) {
+            cudaStreamEndCapture(stream_.s, &graph);
+            if (graph) cudaGraphDestroy(graph);
+            throw;
+        }
+        ORCD_CUDA_CHECK(cudaStreamEndCapture(stream_.s, &graph));
+        const cudaError_t inst = cudaGraphInstantiate(&graph_.exec, graph, 0);
+        ORCD_CUDA_WARN(cudaGraphDestroy(graph));
+        ORCD_CUDA_CHECK(inst);
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
+    } else {
+        enqueue_forward();
+    }
+    if (out) {
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(out, logits_d_, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                        stream_.s));
+    }
+    ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
+    ++n_past_;
+    ++steps_;
+}
+
+std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
+    const model::Config& c = b_.config();
+    if (tokens.empty()) throw Error(ErrorCode::InvalidArgument, "prefill: no tokens");
+    if (tokens.size() > n_ctx_ - n_past_) {
+        throw Error(ErrorCode::ContextOverflow,
+                    fmt::format("{} tokens after {} cached positions exceed the context of {}", tokens.size(),
+                                n_past_, n_ctx_));
+    }
+    for (TokenId t : tokens) {
+        if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("token id {} is outside the vocabulary of {}", t, c.n_vocab));
+        }
+    }
+    const size_t n_vocab = c.n_vocab;
+    logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const bool last = i + 1 == tokens.size();
+        float* out = all_logits ? logits_.data() + i * n_vocab : (last ? logits_.data() : nullptr);
+        step(tokens[i], out);
+    }
+    return logits_;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(model::Model model, const CudaOptions& options) {
+    return std::make_unique<CudaBackend>(std::move(model), options);
+}
+
+}  // namespace orcd::backend::cuda

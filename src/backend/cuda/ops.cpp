@@ -1,0 +1,130 @@
+// Checked entry points of the CUDA ops: argument validation with messages (fmt stays out of the .cu files), then
+// the launch and a check of the launch's error.
+#include "backend/cuda/ops.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "backend/cuda/ops_kernels.h"
+#include "common/error.h"
+#include "loader/cuda_check.h"
+
+namespace orcd::cuda {
+
+namespace {
+
+void require(bool ok, const char* op, std::string_view what) {
+    if (!ok) throw Error(ErrorCode::InvalidArgument, fmt::format("cuda {}: {}", op, what));
+}
+
+void check_launch() { ORCD_CUDA_CHECK(cudaGetLastError()); }
+
+}  // namespace
+
+void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
+              cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0 && n_tokens <= INT32_MAX, "rms_norm", "needs n_tokens > 0 and n > 0");
+    require(std::isfinite(eps) && eps >= 0.0f, "rms_norm", fmt::format("epsilon {} is not a finite value >= 0", eps));
+    detail::launch_rms_norm(x, weight, n_tokens, n, eps, out, stream);
+    check_launch();
+}
+
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
+          const double* inv_freq, RopeLayout layout, cudaStream_t stream) {
+    require(n_tokens > 0 && n_heads > 0 && head_dim > 0, "rope", "needs n_tokens, n_heads, head_dim > 0");
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope",
+            fmt::format("rotated dimensions {} must be even and within the head dimension {}", n_rot, head_dim));
+    detail::launch_rope(x, n_tokens, n_heads, head_dim, n_rot, pos, inv_freq, layout, stream);
+    check_launch();
+}
+
+void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t n, cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0, "add_bias", "needs n_tokens > 0 and n > 0");
+    detail::launch_add_bias(y, bias, n_tokens, n, stream);
+    check_launch();
+}
+
+void add(float* x, const float* y, int64_t n, cudaStream_t stream) {
+    require(n > 0, "add", "needs n > 0");
+    detail::launch_add(x, y, n, stream);
+    check_launch();
+}
+
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0, "swiglu", "needs n_tokens > 0 and n > 0");
+    detail::launch_swiglu(gate_up, n_tokens, n, out, stream);
+    check_launch();
+}
+
+namespace {
+
+void check_kv(const KvCacheView& kv, const char* op) {
+    require(kv.k && kv.v && kv.n_ctx > 0 && kv.n_kv_heads > 0 && kv.head_dim > 0, op,
+            "the KV cache view needs K and V buffers, n_ctx, n_kv_heads and head_dim > 0");
+}
+
+}  // namespace
+
+void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
+              cudaStream_t stream) {
+    check_kv(kv, "kv_store");
+    require(n_tokens > 0 && n_tokens <= kv.n_ctx, "kv_store",
+            fmt::format("{} tokens do not fit a cache of {}", n_tokens, kv.n_ctx));
+    detail::launch_kv_store(kv, n_tokens, k, v, pos, stream);
+    check_launch();
+}
+
+size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim) {
+    // o, m and l per (head, chunk): see attention.cu.
+    return static_cast<size_t>(n_heads) * static_cast<size_t>(detail::attention_chunks(n_ctx)) *
+           (static_cast<size_t>(head_dim) + 2) * sizeof(float);
+}
+
+void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
+                      void* workspace, cudaStream_t stream) {
+    check_kv(kv, "attention_decode");
+    require(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "attention_decode",
+            fmt::format("{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads));
+    // K rows are read 8 halves (16 bytes) at a time.
+    require(kv.head_dim % 8 == 0, "attention_decode",
+            fmt::format("head dimension {} is not a multiple of 8", kv.head_dim));
+    const size_t smem = static_cast<size_t>(n_heads / kv.n_kv_heads) * (kv.head_dim + detail::kAttnChunk) * 4;
+    require(smem <= 48 * 1024, "attention_decode",
+            fmt::format("a group of {} heads of dimension {} needs {} B of shared memory (limit 48 KiB)",
+                        n_heads / kv.n_kv_heads, kv.head_dim, smem));
+    require(workspace != nullptr, "attention_decode", "no workspace (see attention_workspace_bytes)");
+    detail::launch_attention_decode(q, kv, n_heads, pos, out, workspace, stream);
+    check_launch();
+}
+
+bool embedding_supported(gguf::TensorType type) {
+    switch (type) {
+        case gguf::TensorType::F32: case gguf::TensorType::F16: case gguf::TensorType::BF16:
+        case gguf::TensorType::Q4_0: case gguf::TensorType::Q4_1: case gguf::TensorType::Q5_0:
+        case gguf::TensorType::Q5_1: case gguf::TensorType::Q8_0: case gguf::TensorType::Q4_K:
+        case gguf::TensorType::Q5_K: case gguf::TensorType::Q6_K: return true;
+        default: return false;
+    }
+}
+
+void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const int32_t* token, float* out,
+                   cudaStream_t stream) {
+    if (!embedding_supported(type)) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    fmt::format("no CUDA embedding lookup for tensor type {}", gguf::type_name(type)));
+    }
+    require(cols > 0 && cols % gguf::traits(type).block_elems == 0, "embedding_row",
+            fmt::format("row length {} is not a positive multiple of the {} block size {}", cols,
+                        gguf::type_name(type), gguf::traits(type).block_elems));
+    detail::launch_embedding_row(type, table, cols, token, out, stream);
+    check_launch();
+}
+
+void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream) {
+    require(n > 0 && n <= INT32_MAX, "argmax", "needs 0 < n <= INT32_MAX");
+    detail::launch_argmax(x, n, out, stream);
+    check_launch();
+}
+
+}  // namespace orcd::cuda

@@ -1,0 +1,159 @@
+// Element-wise, normalization, rotary and selection kernels (ops.h). Each mirrors the CPU reference expression by
+// expression; where nvcc would contract a*b - c*d into an fma (changing the rounding), the products are written with
+// __fmul_rn so the GPU rounds as the CPU does. Block reductions are fixed trees: no atomics.
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "backend/cuda/ops_kernels.h"
+
+namespace orcd::cuda::detail {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n, int threads = kThreads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+// One block per token. Sum of squares in double, as the CPU reference, then a fixed tree over the block.
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, int64_t n, float eps, float* out) {
+    __shared__ double partial[kThreads];
+    const float* xt = x + blockIdx.x * n;
+    float* ot = out + blockIdx.x * n;
+    double ss = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += kThreads) ss += static_cast<double>(xt[i]) * xt[i];
+    partial[threadIdx.x] = ss;
+    __syncthreads();
+    for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+        if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+        __syncthreads();
+    }
+    const float scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(n) + eps));
+    // All reads of x happen before the barrier above, so out may alias x.
+    for (int64_t i = threadIdx.x; i < n; i += kThreads) ot[i] = __fmul_rn(__fmul_rn(xt[i], scale), w[i]);
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
+                            const double* __restrict__ inv_freq, bool neox) {
+    const int half = n_rot / 2;
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= n_tokens * n_heads * half) return;
+    const int i = static_cast<int>(idx % half);
+    const int64_t th = idx / half;  // token * n_heads + head
+    const int64_t t = th / n_heads;
+    double s, c;
+    sincos(static_cast<double>(*pos + t) * inv_freq[i], &s, &c);
+    const float cf = static_cast<float>(c), sf = static_cast<float>(s);
+    float* xh = x + th * head_dim;
+    const int i0 = neox ? i : 2 * i;
+    const int i1 = neox ? i + half : 2 * i + 1;
+    const float a = xh[i0], b = xh[i1];
+    xh[i0] = __fsub_rn(__fmul_rn(a, cf), __fmul_rn(b, sf));
+    xh[i1] = __fadd_rn(__fmul_rn(a, sf), __fmul_rn(b, cf));
+}
+
+__global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t n_tokens, int64_t n) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx < n_tokens * n) y[idx] += bias[idx % n];
+}
+
+__global__ void add_kernel(float* x, const float* __restrict__ y, int64_t n) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx < n) x[idx] += y[idx];
+}
+
+__global__ void swiglu_kernel(const float* gate_up, int64_t n_tokens, int64_t n, float* out) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= n_tokens * n) return;
+    const int64_t t = idx / n, i = idx % n;
+    const float g = gate_up[t * 2 * n + i], u = gate_up[t * 2 * n + n + i];
+    out[idx] = __fmul_rn(g / (1.f + expf(-g)), u);
+}
+
+__global__ void kv_store_kernel(uint16_t* kc, uint16_t* vc, int64_t row, int64_t n_tokens, const float* k,
+                                const float* v, const int32_t* pos) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= n_tokens * row) return;
+    const int64_t dst = static_cast<int64_t>(*pos) * row + idx;
+    kc[dst] = __half_as_ushort(__float2half_rn(k[idx]));
+    vc[dst] = __half_as_ushort(__float2half_rn(v[idx]));
+}
+
+struct Best {
+    float v;
+    int32_t i;  // -1: nothing seen yet (or only NaNs)
+};
+
+// The larger value wins; equal values go to the lower index, so the result does not depend on the reduction tree.
+__device__ __forceinline__ Best better(Best a, Best b) {
+    if (b.i < 0) return a;
+    if (a.i < 0) return b;
+    return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
+}
+
+constexpr int kArgmaxThreads = 1024;
+
+// One block: a vocabulary of ~150k logits is 600 KB, a few microseconds for one SM, and one block needs no second
+// pass or cross-block ordering.
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out) {
+    __shared__ float sv[kArgmaxThreads];
+    __shared__ int32_t si[kArgmaxThreads];
+    Best best{0.f, -1};
+    for (int64_t i = threadIdx.x; i < n; i += kArgmaxThreads) {
+        const float v = x[i];
+        if (!isnan(v)) best = better(best, Best{v, static_cast<int32_t>(i)});
+    }
+    sv[threadIdx.x] = best.v;
+    si[threadIdx.x] = best.i;
+    __syncthreads();
+    for (int stride = kArgmaxThreads / 2; stride > 0; stride >>= 1) {
+        if (threadIdx.x < stride) {
+            const Best r = better(Best{sv[threadIdx.x], si[threadIdx.x]},
+                                  Best{sv[threadIdx.x + stride], si[threadIdx.x + stride]});
+            sv[threadIdx.x] = r.v;
+            si[threadIdx.x] = r.i;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = si[0];
+}
+
+}  // namespace
+
+void launch_rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
+                     cudaStream_t s) {
+    rms_norm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, s>>>(x, weight, n, eps, out);
+}
+
+void launch_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
+                 const double* inv_freq, RopeLayout layout, cudaStream_t s) {
+    const int64_t n = n_tokens * n_heads * (n_rot / 2);
+    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, n_tokens, n_heads, head_dim, n_rot, pos, inv_freq,
+                                                   layout == RopeLayout::NeoX);
+}
+
+void launch_add_bias(float* y, const float* bias, int64_t n_tokens, int64_t n, cudaStream_t s) {
+    add_bias_kernel<<<blocks_for(n_tokens * n), kThreads, 0, s>>>(y, bias, n_tokens, n);
+}
+
+void launch_add(float* x, const float* y, int64_t n, cudaStream_t s) {
+    add_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, y, n);
+}
+
+void launch_swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t s) {
+    swiglu_kernel<<<blocks_for(n_tokens * n), kThreads, 0, s>>>(gate_up, n_tokens, n, out);
+}
+
+void launch_kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
+                     cudaStream_t s) {
+    const int64_t row = static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim;
+    kv_store_kernel<<<blocks_for(n_tokens * row), kThreads, 0, s>>>(kv.k, kv.v, row, n_tokens, k, v, pos);
+}
+
+void launch_argmax(const float* x, int64_t n, int32_t* out, cudaStream_t s) {
+    argmax_kernel<<<1, kArgmaxThreads, 0, s>>>(x, n, out);
+}
+
+}  // namespace orcd::cuda::detail

@@ -1,0 +1,76 @@
+#pragma once
+// The element-wise, normalization, rotary, attention, embedding and selection ops of the forward pass on the device,
+// computing the same functions as the CPU reference ops (backend/cpu/ops.h) on f32 activations laid out token-major
+// ([n_tokens][dim]). Every op launches on `stream` and does not synchronize.
+//
+// Decode positions are read from device memory (`pos`: the absolute position of the first token), so that one
+// captured CUDA graph of the decode step replays correctly at every position: the host updates one int, not the
+// graph. Reductions are fixed-order trees (no atomics): the same inputs give bit-identical outputs on every run.
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+#include "gguf/types.h"
+
+namespace orcd::cuda {
+
+// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight for each of n_tokens rows of n values; out may alias x.
+void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
+              cudaStream_t stream);
+
+// Rotary embedding layouts as GGUF stores the q/k rows (see model::RopeLayout).
+enum class RopeLayout { Interleaved, NeoX };
+
+// Rotates, in place, the first n_rot values of each head of n_tokens tokens (x: [n_tokens][n_heads * head_dim]);
+// token t is at position *pos + t. inv_freq: n_rot / 2 device doubles, theta^(-2i / n_rot), as the
+// CPU reference's rope_inv_freq computes them (copied to the device once per model). Angles, sines and cosines are
+// computed in double, as the CPU does.
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
+          const double* inv_freq, RopeLayout layout, cudaStream_t stream);
+
+// y[t][i] += bias[i] for each of n_tokens rows of n values (the qwen2 Q/K/V biases).
+void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t n, cudaStream_t stream);
+
+// x[i] += y[i] (residual connections).
+void add(float* x, const float* y, int64_t n, cudaStream_t stream);
+
+// out[t][i] = silu(gate[t][i]) * up[t][i] where gate and up are rows of one [n_tokens][2 * n] buffer laid out as
+// gate_up[t] = [gate (n) | up (n)]: the fused gate+up projection's output (phi3), or two adjacent projections'.
+// out ([n_tokens][n]) may alias the gate half of token 0 only when n_tokens == 1.
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t stream);
+
+// One layer's KV cache on the device: K and V as [n_ctx][n_kv_heads][head_dim] f16.
+struct KvCacheView {
+    uint16_t* k = nullptr;
+    uint16_t* v = nullptr;
+    int64_t n_ctx = 0;
+    int n_kv_heads = 0;
+    int head_dim = 0;
+};
+
+// Writes n_tokens tokens' K and V rows ([n_tokens][n_kv_heads * head_dim], f32, rounded to nearest f16) at
+// positions *pos .. *pos + n_tokens - 1. The caller guarantees they fit n_ctx.
+void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
+              cudaStream_t stream);
+
+// Device scratch attention_decode needs for a cache of n_ctx positions and n_heads query heads, in bytes.
+size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim);
+
+// Grouped-query attention of one query token at position *pos over cache positions 0 .. *pos (causal; the cache
+// must already hold the token's own K/V). q, out: [n_heads * head_dim]; query head h reads KV head
+// h / (n_heads / n_kv_heads); scores are scaled by 1/sqrt(head_dim). Flash-decoding: the cache is cut into fixed
+// chunks of positions, each chunk's partial softmax-weighted sum is computed independently, and the partials are
+// combined in chunk order, so the result does not depend on scheduling.
+void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
+                      void* workspace, cudaStream_t stream);
+
+// Dequantizes row *token of a [rows][cols] table stored in `type` (the token embedding) into out[cols].
+// The caller guarantees 0 <= *token < rows.
+void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const int32_t* token, float* out,
+                   cudaStream_t stream);
+bool embedding_supported(gguf::TensorType type);
+
+// *out = the index of the largest of x[0..n) (ties: the lowest index; NaNs never win).
+void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream);
+
+}  // namespace orcd::cuda

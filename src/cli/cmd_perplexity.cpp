@@ -1,0 +1,69 @@
+// `orcd perplexity`: teacher-forced NLL of a text file scored as one sequence.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "engine/create_backend.h"
+#include "engine/perplexity.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace orcd::cli {
+
+void add_perplexity(CLI::App& app) {
+    auto* cmd = app.add_subcommand("perplexity", "Score a text file: per-token NLL and perplexity");
+    struct Args {
+        std::string model, file, device = "cuda";
+        uint32_t ctx = 0;
+        unsigned threads = 0;
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    cmd->add_option("-f,--file", a->file, "Text file (scored as one sequence; must fit the context)")->required();
+    cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
+    cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+    cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
+    cmd->callback([a] {
+        const engine::Device device = engine::parse_device(a->device);
+        std::ifstream in(a->file, std::ios::binary);
+        if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
+        std::stringstream ss;
+        ss << in.rdbuf();
+        model::Model m = model::open_model(a->model);
+        const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
+        // BOS/EOS as the model's metadata says; special-token text in the file stays plain text.
+        const auto tokens = tok.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
+        const uint32_t n_ctx = a->ctx ? a->ctx : m.config.context_length;
+        if (tokens.size() > n_ctx) {
+            throw Error(ErrorCode::ContextOverflow,
+                        fmt::format("'{}' is {} tokens, more than the context of {}: it is scored as one sequence",
+                                    a->file, tokens.size(), n_ctx));
+        }
+        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads});
+        // The cache only needs the text's length.
+        auto seq = backend->new_sequence({.n_ctx = static_cast<uint32_t>(tokens.size())});
+        const engine::PerplexityResult r = engine::score_tokens(*seq, tokens);
+        if (a->json) {
+            nlohmann::json j;
+            j["tokens"] = tokens;
+            j["nll"] = r.nll;
+            j["argmax"] = r.argmax;
+            j["nll_mean"] = r.nll_mean;
+            j["ppl"] = r.ppl;
+            fmt::print("{}\n", j.dump());
+            return;
+        }
+        fmt::print("[{}] {} tokens, {} scored, {:.2f} s ({:.1f} tok/s)\nmean NLL: {:.6f}\nperplexity: {:.4f}\n",
+                   engine::device_name(device), tokens.size(), r.nll.size(), r.seconds,
+                   static_cast<double>(r.nll.size()) / r.seconds, r.nll_mean, r.ppl);
+    });
+}
+
+}  // namespace orcd::cli

@@ -1,0 +1,41 @@
+#include "engine/create_backend.h"
+
+#include <fmt/format.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "common/error.h"
+#ifdef ORCD_ENGINE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "loader/cuda_device.h"
+#endif
+
+namespace orcd::engine {
+
+Device parse_device(std::string_view name) {
+    if (name == "cpu") return Device::Cpu;
+    if (name == "cuda") return Device::Cuda;
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown device '{}': expected cpu or cuda", name));
+}
+
+std::string_view device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda"; }
+
+std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
+    if (device == Device::Cpu) {
+        backend::cpu::CpuOptions o;
+        o.n_threads = options.n_threads;
+        return backend::cpu::make_cpu_backend(std::move(model), o);
+    }
+#ifdef ORCD_ENGINE_HAS_CUDA
+    if (loader::cuda_device_count() == 0) {
+        throw Error(ErrorCode::NoDevice,
+                    fmt::format("--device cuda: {}; run on the CPU with --device cpu",
+                                loader::cuda_unavailable_reason()));
+    }
+    return backend::cuda::make_cuda_backend(std::move(model));
+#else
+    throw Error(ErrorCode::NoDevice,
+                "no CUDA backend in this build (built without CUDA); run on the CPU with --device cpu");
+#endif
+}
+
+}  // namespace orcd::engine

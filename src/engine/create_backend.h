@@ -1,0 +1,26 @@
+#pragma once
+// Chooses the backend for `--device cpu|cuda`. There is no silent fallback: asking for CUDA where there is none is an
+// error that names `--device cpu`.
+#include <memory>
+#include <string_view>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+namespace orcd::engine {
+
+enum class Device { Cpu, Cuda };
+
+// "cpu" | "cuda"; throws Error(InvalidArgument) otherwise.
+Device parse_device(std::string_view name);
+std::string_view device_name(Device d);
+
+struct BackendOptions {
+    unsigned n_threads = 0;  // CPU threads (0 = all cores)
+};
+
+// Errors: NoDevice when CUDA is asked for and this build has no CUDA backend or the machine has no GPU; the
+// backend's own load errors (UnsupportedTensorType, ...).
+std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options);
+
+}  // namespace orcd::engine

@@ -1,0 +1,142 @@
+#include "engine/generator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "common/error.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/detokenizer.h"
+
+namespace orcd::engine {
+
+std::string_view stop_reason_name(StopReason r) {
+    switch (r) {
+        case StopReason::MaxTokens: return "length";
+        case StopReason::EndOfGeneration: return "eos";
+        case StopReason::StopString: return "stop";
+        case StopReason::Cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+StopMatcher::StopMatcher(std::vector<std::string> stops) {
+    for (auto& s : stops) {
+        if (!s.empty()) stops_.push_back(std::move(s));
+    }
+}
+
+std::string StopMatcher::push(std::string_view text) {
+    if (stopped_) return {};
+    held_.append(text);
+    // The earliest complete stop string wins.
+    size_t first = std::string::npos;
+    for (const auto& s : stops_) first = std::min(first, held_.find(s));
+    if (first != std::string::npos) {
+        stopped_ = true;
+        std::string out = held_.substr(0, first);
+        held_.clear();
+        return out;
+    }
+    // Keep the longest suffix that is a proper prefix of some stop string; the rest is final.
+    size_t keep = 0;
+    for (const auto& s : stops_) {
+        for (size_t len = std::min(s.size() - 1, held_.size()); len > keep; --len) {
+            if (held_.compare(held_.size() - len, len, s, 0, len) == 0) {
+                keep = len;
+                break;
+            }
+        }
+    }
+    std::string out = held_.substr(0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+    return out;
+}
+
+std::string StopMatcher::flush() { return std::exchange(held_, {}); }
+
+Generator::Generator(backend::Backend& backend, const tokenizer::Tokenizer& tokenizer)
+    : backend_(backend), tokenizer_(tokenizer) {}
+
+std::vector<TokenId> Generator::prompt_tokens(const GenerateRequest& req) const {
+    if (!req.chat) {
+        // Special tokens written in the prompt ("<|im_start|>") are parsed, as llama.cpp's CLI does.
+        return tokenizer_.encode(req.prompt, /*add_special=*/true, /*parse_special=*/true);
+    }
+    const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(tokenizer_);
+    std::vector<tokenizer::ChatMessage> msgs;
+    if (!req.system.empty()) msgs.push_back({"system", req.system});
+    msgs.push_back({"user", req.prompt});
+    const std::string text = tmpl.apply(msgs, /*add_generation_prompt=*/true);
+    // The template writes BOS itself where the model wants it (Phi-3's "<s>"), so none is added here.
+    return tokenizer_.encode(text, /*add_special=*/false, /*parse_special=*/true);
+}
+
+GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest& req,
+                                   const std::function<void(std::string_view)>& on_text,
+                                   const std::atomic<bool>* cancel) const {
+    using clock = std::chrono::steady_clock;
+    validate(req.sampling);
+    GenerateResult r;
+    r.prompt_tokens = prompt_tokens(req);
+    if (r.prompt_tokens.empty()) {
+        throw Error(ErrorCode::InvalidArgument, "the prompt is empty (no tokens after tokenization)");
+    }
+    if (r.prompt_tokens.size() + req.max_tokens > seq.n_ctx()) {
+        throw Error(ErrorCode::ContextOverflow,
+                    fmt::format("prompt of {} tokens + {} tokens to generate exceed the context of {} tokens",
+                                r.prompt_tokens.size(), req.max_tokens, seq.n_ctx()));
+    }
+    Sampler sampler(req.sampling);
+    r.seed = sampler.seed();
+    const tokenizer::Vocab& vocab = tokenizer_.vocab();
+    tokenizer::Detokenizer detok(tokenizer_);
+    StopMatcher stops(req.stop);
+    std::vector<TokenId> history = r.prompt_tokens;
+    auto emit = [&](const std::string& s) {
+        if (s.empty()) return;
+        r.text += s;
+        if (on_text) on_text(s);
+    };
+
+    seq.reset();
+    const auto t0 = clock::now();
+    if (req.max_tokens == 0) return r;
+    std::span<const float> logits = seq.prefill(r.prompt_tokens);
+    auto t_step = t0;
+    for (uint32_t i = 0; i < req.max_tokens; ++i) {
+        if (cancel && cancel->load(std::memory_order_relaxed)) {
+            r.stop_reason = StopReason::Cancelled;
+            break;
+        }
+        const TokenId tok = sampler.sample(logits, history);
+        r.tokens.push_back(tok);
+        history.push_back(tok);
+        if (i == 0) {
+            const auto now = clock::now();
+            r.timings.prefill_s = r.timings.ttft_s = std::chrono::duration<double>(now - t0).count();
+            t_step = now;
+        }
+        if (vocab.is_end_of_generation(tok)) {
+            r.stop_reason = StopReason::EndOfGeneration;
+            break;
+        }
+        emit(stops.push(detok.push(tok)));
+        if (stops.stopped()) {
+            r.stop_reason = StopReason::StopString;
+            break;
+        }
+        if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
+        logits = seq.decode(tok);
+    }
+    if (!r.tokens.empty()) r.timings.decode_s = std::chrono::duration<double>(clock::now() - t_step).count();
+    if (!stops.stopped()) {
+        emit(stops.push(detok.finish()));
+        if (!stops.stopped()) emit(stops.flush());
+    }
+    return r;
+}
+
+}  // namespace orcd::engine

@@ -1,0 +1,79 @@
+#pragma once
+// Helpers shared by the gpu tests: device detection with a visible skip, RAII device buffers, host<->device copies,
+// NaN poisoning, and a fresh printed seed per test.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cuda_runtime.h>  // (not _api.h: the typed cudaMalloc template)
+#include <random>
+#include <vector>
+
+namespace orcd::cuda::test {
+
+inline bool have_gpu() {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+#define ORCD_SKIP_WITHOUT_GPU() \
+    if (!::orcd::cuda::test::have_gpu()) GTEST_SKIP() << "SKIP: no CUDA device on this machine (gpu test)"
+
+// A fresh seed for every run, printed so that a failure can be replayed.
+inline uint64_t fresh_seed() {
+    const uint64_t seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+    return seed;
+}
+
+template <typename T>
+class DeviceBuffer {
+public:
+    explicit DeviceBuffer(size_t n) : n_(n) {
+        EXPECT_EQ(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess);
+    }
+    explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
+    ~DeviceBuffer() { cudaFree(p_); }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+    T* get() const { return p_; }
+    void upload(const std::vector<T>& host) {
+        ASSERT_LE(host.size(), n_);
+        ASSERT_EQ(cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    }
+    std::vector<T> download() const {
+        std::vector<T> host(n_);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        EXPECT_EQ(cudaMemcpy(host.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+        return host;
+    }
+    // Fills with NaN (floats) or 0xff bytes, so that an element the kernel fails to write cannot pass.
+    void poison() { ASSERT_EQ(cudaMemset(p_, 0xff, n_ * sizeof(T)), cudaSuccess); }
+
+private:
+    T* p_ = nullptr;
+    size_t n_ = 0;
+};
+
+inline std::vector<float> normal_vector(std::mt19937_64& rng, size_t n, float sd = 1.0f) {
+    std::normal_distribution<float> d(0.0f, sd);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// max |a - b| / max |b|: the error relative to the output's scale; NaN anywhere gives +inf.
+inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < b.size(); ++i) {
+        if (std::isnan(a[i]) || std::isnan(b[i])) return INFINITY;
+        diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+        scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    }
+    return scale > 0 ? diff / scale : diff;
+}
+
+}  // namespace orcd::cuda::test

@@ -1,0 +1,147 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "backend/cpu/cpu_backend.h"
+#include "common/error.h"
+#include "engine/generator.h"
+#include "model/model.h"
+#include "tiny_models.h"
+#include "tokenizer/tokenizer.h"
+
+namespace orcd::engine {
+namespace {
+
+TEST(StopMatcher, HoldsBackPossiblePrefixesAndDropsTheStopString) {
+    StopMatcher m({"</end>", "STOP"});
+    EXPECT_EQ(m.push("hello </e"), "hello ");  // "</e" may start "</end>"
+    EXPECT_EQ(m.push("x"), "</ex");            // it did not
+    EXPECT_EQ(m.push(" S"), " ");
+    EXPECT_EQ(m.push("TO"), "");
+    EXPECT_EQ(m.push("P and more"), "");
+    EXPECT_TRUE(m.stopped());
+    EXPECT_EQ(m.push("later"), "");
+}
+
+TEST(StopMatcher, StopInsideOnePieceAndFlushAtTheEnd) {
+    StopMatcher a({"##"});
+    EXPECT_EQ(a.push("ab##cd"), "ab");
+    EXPECT_TRUE(a.stopped());
+    StopMatcher b({"##"});
+    EXPECT_EQ(b.push("ab#"), "ab");
+    EXPECT_FALSE(b.stopped());
+    EXPECT_EQ(b.flush(), "#");
+    StopMatcher none({""});  // empty stop strings are ignored
+    EXPECT_EQ(none.push("abc"), "abc");
+}
+
+// A tiny Phi-3-shaped model with Phi-3's real vocabulary and chat template.
+struct Fixture {
+    model::Model model = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3,
+                                                             "ggml-vocab-phi-3.gguf"));
+    tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*model.file);
+    std::unique_ptr<backend::Backend> be = backend::cpu::make_cpu_backend(model, {.n_threads = 2});
+    Generator gen{*be, tok};
+};
+
+Fixture& fx() {
+    static Fixture f;
+    return f;
+}
+
+GenerateRequest greedy(uint32_t n) {
+    GenerateRequest r;
+    r.prompt = "The quick brown fox";
+    r.max_tokens = n;
+    r.sampling.temperature = 0.f;
+    r.sampling.seed = 1;
+    return r;
+}
+
+TEST(Generator, GreedyAndSeededRunsAreReproducibleAndStreamTheDecodedText) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    std::string streamed;
+    const auto a = f.gen.generate(*seq, greedy(20), [&](std::string_view s) { streamed += s; });
+    const auto b = f.gen.generate(*seq, greedy(20));
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_EQ(streamed, a.text);
+    if (a.stop_reason == StopReason::MaxTokens) {
+        EXPECT_EQ(a.tokens.size(), 20u);
+        // The continuation of the prompt's text (SentencePiece keeps the space that starts a continuation).
+        std::vector<tokenizer::TokenId> all = a.prompt_tokens;
+        all.insert(all.end(), a.tokens.begin(), a.tokens.end());
+        EXPECT_EQ(f.tok.decode(a.prompt_tokens) + a.text, f.tok.decode(all));
+    }
+    GenerateRequest r = greedy(20);
+    r.sampling = SamplingParams{};
+    r.sampling.temperature = 1.5f;
+    r.sampling.seed = 1234;
+    const auto s1 = f.gen.generate(*seq, r);
+    const auto s2 = f.gen.generate(*seq, r);
+    EXPECT_EQ(s1.tokens, s2.tokens);
+    EXPECT_EQ(s1.seed, 1234u);
+    r.sampling.seed = 99;
+    EXPECT_NE(f.gen.generate(*seq, r).tokens, s1.tokens);
+}
+
+TEST(Generator, PromptPlusMaxTokensBeyondContextFailsBeforeAnyWork) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 16});
+    const size_t n_prompt = f.gen.prompt_tokens(greedy(1)).size();
+    try {
+        f.gen.generate(*seq, greedy(static_cast<uint32_t>(17 - n_prompt)));
+        FAIL() << "expected ContextOverflow";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::ContextOverflow) << e.what();
+    }
+    EXPECT_EQ(seq->n_past(), 0u);
+    EXPECT_NO_THROW(f.gen.generate(*seq, greedy(static_cast<uint32_t>(16 - n_prompt))));
+}
+
+TEST(Generator, StopStringAcrossTokensEndsGenerationAndIsNotEmitted) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    const auto full = f.gen.generate(*seq, greedy(30));
+    ASSERT_GE(full.text.size(), 12u) << "the model must produce some text for this test";
+    // A stop string that spans token boundaries: 5 bytes from the middle of the text (kept on a UTF-8 boundary).
+    size_t k = full.text.size() / 2;
+    while (k > 0 && (static_cast<unsigned char>(full.text[k]) & 0xC0) == 0x80) --k;
+    size_t len = 5;
+    while (k + len < full.text.size() && (static_cast<unsigned char>(full.text[k + len]) & 0xC0) == 0x80) ++len;
+    const std::string stop = full.text.substr(k, len);
+    GenerateRequest r = greedy(30);
+    r.stop = {stop};
+    std::string streamed;
+    const auto res = f.gen.generate(*seq, r, [&](std::string_view s) { streamed += s; });
+    EXPECT_EQ(res.stop_reason, StopReason::StopString);
+    EXPECT_EQ(res.text, full.text.substr(0, full.text.find(stop)));
+    EXPECT_EQ(streamed, res.text);
+    EXPECT_LT(res.tokens.size(), full.tokens.size());
+}
+
+TEST(Generator, CancellationFlagStopsAtTheNextToken) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    std::atomic<bool> cancel{false};
+    const auto r = f.gen.generate(*seq, greedy(30), [&](std::string_view) { cancel = true; }, &cancel);
+    EXPECT_EQ(r.stop_reason, StopReason::Cancelled);
+    EXPECT_LT(r.tokens.size(), 30u);
+    EXPECT_GE(r.tokens.size(), 1u);
+}
+
+TEST(Generator, ChatPromptUsesTheModelsTemplate) {
+    auto& f = fx();
+    GenerateRequest r = greedy(4);
+    r.chat = true;
+    const auto ids = f.gen.prompt_tokens(r);
+    const std::string text = f.tok.decode(ids, /*show_special=*/true);
+    EXPECT_NE(text.find("<|user|>"), std::string::npos) << text;
+    EXPECT_NE(text.find("<|assistant|>"), std::string::npos) << text;
+    EXPECT_NE(text.find("The quick brown fox"), std::string::npos) << text;
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    EXPECT_NO_THROW(f.gen.generate(*seq, r));
+}
+
+}  // namespace
+}  // namespace orcd::engine
