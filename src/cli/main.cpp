@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "orcd 0.1.0");
     orcd::cli::add_inspect(app);
     orcd::cli::add_synth(app);
+    orcd::cli::add_load(app);
+    orcd::cli::add_tokenize(app);
+    orcd::cli::add_generate(app);
+    orcd::cli::add_perplexity(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
