@@ -9,13 +9,17 @@ shared=${ORCD_SHARED_DIR:-$(cd .. && pwd)/shared}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DORCD_FUZZ=ON -DORCD_CUDA=OFF -DORCD_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=$(sed -n 's/^orcd_add_fuzzer(\([a-z_]*\) .*/\1/p' fuzz/CMakeLists.txt)
-cmake --build build-fuzz -j2 --target orcd $targets
+cmake --build build-fuzz -j2 --target $targets
+# Seed models come from the regular build's orcd (scripts/test.sh builds it); the fuzz build compiles only what the
+# targets fuzz.
+orcd=${ORCD_BIN:-build/src/cli/orcd}
+[ -x "$orcd" ] || { cmake --build build-fuzz -j2 --target orcd; orcd=build-fuzz/src/cli/orcd; }
 
 corpus=build-fuzz/corpus
 rm -rf "$corpus"; mkdir -p "$corpus/gguf" "$corpus/tokenizer"
 cp "$shared"/models/vocab/*.gguf "$corpus/gguf/"
 for preset in qwen2.5-tiny phi3-tiny llama-tiny; do
-  build-fuzz/src/cli/orcd synth --preset "$preset" --n-vocab 512 --type Q4_K_M --layers 1 -o "$corpus/gguf/$preset.gguf" >/dev/null
+  "$orcd" synth --preset "$preset" --n-vocab 512 --type Q4_K_M --layers 1 -o "$corpus/gguf/$preset.gguf" >/dev/null
 done
 for f in "$shared"/models/vocab/*.inp; do cp "$f" "$corpus/tokenizer/"; done
 
@@ -23,7 +27,7 @@ for t in $targets; do
   case $t in fuzz_gguf) c=$corpus/gguf ;; *) c=$corpus/tokenizer ;; esac
   echo "fuzz: $t for ${seconds}s on $(ls "$c" | wc -l) seeds"
   # -rss_limit_mb guards against inputs that make a target allocate without bound; such an input is a bug too.
-  ./build-fuzz/fuzz/$t "$c" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=1 \
+  ./build-fuzz/fuzz/$t "$c" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 -print_final_stats=1 \
     -artifact_prefix=build-fuzz/ 2>&1 | tail -n 12
 done
 echo "fuzz: no crashes"

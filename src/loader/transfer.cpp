@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -28,6 +31,60 @@ void prefetch(const std::byte* p, uint64_t n) {
     const uintptr_t b = reinterpret_cast<uintptr_t>(p) + n;
     if (n > 0) (void)madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
 }
+
+// Drops already-gathered pages of the mapping (MADV_DONTNEED) on its own thread. Unmapping pages that 16 gather
+// threads touched costs TLB shootdowns on every core; done inline it sat on the transfer's critical path (measured on
+// the H100 machine: transfer 0.125 s against 0.074 s of gathering for the Phi-3 shape). finish() (or the destructor,
+// on an error path) drains what is queued, so every transferred page is still released before the load returns.
+class PageReleaser {
+public:
+    explicit PageReleaser(const gguf::File* file) : file_(file) {
+        if (file_ != nullptr) thread_ = std::thread([this] { loop(); });
+    }
+    PageReleaser(const PageReleaser&) = delete;
+    PageReleaser& operator=(const PageReleaser&) = delete;
+    ~PageReleaser() { finish(); }
+
+    void push(uint64_t offset, uint64_t length) {
+        if (file_ == nullptr) return;
+        {
+            std::lock_guard lock(mutex_);
+            queue_.emplace_back(offset, length);
+        }
+        cv_.notify_one();
+    }
+
+    void finish() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+
+private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stop_ and nothing left
+            const auto [offset, length] = queue_.front();
+            queue_.pop_front();
+            lock.unlock();
+            file_->release_pages(offset, length);
+            lock.lock();
+        }
+    }
+
+    const gguf::File* file_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::pair<uint64_t, uint64_t>> queue_;
+    bool stop_ = false;
+    std::thread thread_;
+};
 
 struct LayerEnd {
     uint64_t end;  // arena offset one past the layer's last byte
@@ -90,6 +147,8 @@ public:
         for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
         std::unique_ptr<Stream> stream = dev_.create_stream();
         CopyPool pool(threads);
+        PageReleaser releaser(o_.release_pages ? file_ : nullptr);
+        releaser_ = &releaser;
         stats_.setup_seconds = since(t_setup);
 
         t0_ = Clock::now();
@@ -152,6 +211,8 @@ public:
         }
         stream->synchronize();
         stats_.seconds = since(t0_);
+        releaser.finish();  // every transferred page released before the load reports done
+        releaser_ = nullptr;
         emit(Progress::Kind::Done, done_, last_tensor(done_));
         return stats_;
     }
@@ -218,8 +279,8 @@ private:
     // Drops the mapping's pages below `consumed` (a file offset). MappedFile::release rounds inwards to whole pages, so
     // the next call starts at the page boundary below this call's end: a straddling page is dropped once it is done.
     void release(uint64_t consumed) {
-        if (!o_.release_pages || !file_ || consumed <= release_from_) return;
-        file_->release_pages(release_from_, consumed - release_from_);
+        if (!o_.release_pages || !file_ || releaser_ == nullptr || consumed <= release_from_) return;
+        releaser_->push(release_from_, consumed - release_from_);
         static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
         release_from_ = consumed / page * page;
     }
@@ -235,6 +296,7 @@ private:
     TransferStats stats_;
     Clock::time_point t0_ = Clock::now();
     uint64_t n_chunks_ = 0, chunks_done_ = 0, done_ = 0, release_from_ = 0;
+    PageReleaser* releaser_ = nullptr;  // run()'s, while it runs
     std::vector<LayerEnd> layer_ends_;
     size_t next_layer_ = 0;
 };

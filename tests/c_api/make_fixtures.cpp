@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
         m.reshape["blk.1.attn_q.weight"] = {64, 32};
         write(m, "bad_shape.gguf");
         m = orcd::testing::tiny_llama();
-        m.retype["blk.0.attn_output.weight"] = orcd::gguf::TensorType::Q4_1;
+        m.retype["blk.0.attn_output.weight"] = orcd::gguf::TensorType::Q8_1;  // no backend multiplies Q8_1 weights
         write(m, "bad_type.gguf");
         m = orcd::testing::tiny_llama();
         m.drop_keys = {"llama.block_count"};

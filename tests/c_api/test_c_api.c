@@ -91,7 +91,7 @@ static void test_open_errors(void) {
     expect_open_error("mamba.gguf", ORCD_ERR_UNSUPPORTED_ARCHITECTURE, "supported: llama, qwen2, phi3");
     expect_open_error("missing_tensor.gguf", ORCD_ERR_MISSING_TENSOR, "blk.0.attn_v.bias");
     expect_open_error("bad_shape.gguf", ORCD_ERR_TENSOR_SHAPE, "blk.1.attn_q.weight");
-    expect_open_error("bad_type.gguf", ORCD_ERR_UNSUPPORTED_TENSOR_TYPE, "Q4_1");
+    expect_open_error("bad_type.gguf", ORCD_ERR_UNSUPPORTED_TENSOR_TYPE, "Q8_1");
 }
 
 static void test_info_and_plan(void) {

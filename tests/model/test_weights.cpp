@@ -195,11 +195,11 @@ TEST(Weights, TrailingUnitDimensionsAreTheSameShape) {
 
 TEST(Weights, UnsupportedMatrixTypeNamesTensorAndAcceptedTypes) {
     TinyModel t = testing::tiny_llama();
-    t.retype["blk.1.attn_v.weight"] = TensorType::Q4_1;
+    t.retype["blk.1.attn_v.weight"] = TensorType::Q8_1;  // a valid GGUF type that no backend multiplies
     const Error e = resolve_error(t);
     EXPECT_EQ(e.code(), ErrorCode::UnsupportedTensorType);
-    expect_contains(e, "tensor blk.1.attn_v.weight has type Q4_1");
-    expect_contains(e, "accepted: F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K");
+    expect_contains(e, "tensor blk.1.attn_v.weight has type Q8_1");
+    expect_contains(e, "accepted: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K");
 }
 
 TEST(Weights, NormMustBeF32) {
