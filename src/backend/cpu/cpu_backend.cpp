@@ -9,6 +9,7 @@
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/thread_pool.h"
+#include "backend/check_batch.h"
 #include "common/error.h"
 #include "gguf/quant.h"
 
@@ -175,18 +176,7 @@ KvLayerView CpuSequence::kv_layer(size_t layer) {
 
 std::span<const float> CpuSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
     const model::Config& c = b_.model_.config;
-    if (tokens.empty()) throw Error(ErrorCode::InvalidArgument, "prefill: no tokens");
-    if (tokens.size() > n_ctx_ - n_past_) {
-        throw Error(ErrorCode::ContextOverflow,
-                    fmt::format("{} tokens after {} cached positions exceed the context of {}", tokens.size(),
-                                n_past_, n_ctx_));
-    }
-    for (TokenId t : tokens) {
-        if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("token id {} is outside the vocabulary of {}", t, c.n_vocab));
-        }
-    }
+    check_batch(tokens, c.n_vocab, n_past_, n_ctx_);
     const size_t n_vocab = c.n_vocab;
     logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
     const size_t batch = std::max<uint32_t>(1, b_.options_.max_batch);

@@ -8,6 +8,7 @@
 
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
+#include "backend/check_batch.h"
 #include "common/error.h"
 #include "loader/cuda_check.h"
 #include "loader/cuda_device.h"
@@ -330,18 +331,7 @@ void CudaSequence::step(TokenId token, float* out) {
 
 std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
     const model::Config& c = b_.config();
-    if (tokens.empty()) throw Error(ErrorCode::InvalidArgument, "prefill: no tokens");
-    if (tokens.size() > n_ctx_ - n_past_) {
-        throw Error(ErrorCode::ContextOverflow,
-                    fmt::format("{} tokens after {} cached positions exceed the context of {}", tokens.size(),
-                                n_past_, n_ctx_));
-    }
-    for (TokenId t : tokens) {
-        if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("token id {} is outside the vocabulary of {}", t, c.n_vocab));
-        }
-    }
+    check_batch(tokens, c.n_vocab, n_past_, n_ctx_);
     const size_t n_vocab = c.n_vocab;
     logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
     for (size_t i = 0; i < tokens.size(); ++i) {
