@@ -18,13 +18,20 @@ for p in "${packages[@]}"; do
 done
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if ((${#missing[@]})); then
-
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-echo "setup: all ${#packages[@]} packages present"
 # Node.js and npm (for the openai client in the server tests) may come from Debian or from the machine image; Debian's
 # npm conflicts with other nodejs builds, so it is installed only where neither is present.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y --no-install-recommends nodejs npm
 fi
+# The official `openai` client for the server tests, at the version tests/server/package-lock.json pins (installed
+# here, so the tests download nothing).
+lock_version() { sed -n '/"node_modules\/openai"/,/version/ s/.*"version": "\(.*\)".*/\1/p' "$1" | head -n 1; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(lock_version "$here/tests/server/package-lock.json")" != \
+     "$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$here/tests/server/node_modules/openai/package.json" 2>/dev/null | head -n 1)" ]; then
+  (cd "$here/tests/server" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ${#packages[@]} Debian packages, node $(node --version), openai npm client present"

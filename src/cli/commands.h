@@ -8,6 +8,7 @@ void add_inspect(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_load(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_serve(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     orcd::cli::add_synth(app);
     orcd::cli::add_load(app);
     orcd::cli::add_tokenize(app);
+    orcd::cli::add_serve(app);
     orcd::cli::add_generate(app);
     orcd::cli::add_perplexity(app);
     try {

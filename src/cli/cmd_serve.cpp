@@ -1,0 +1,313 @@
+// orcd serve: one process, one model, loaded once and resident until exit, served over HTTP (worker API + OpenAI).
+// Order matters: arguments are checked before the (slow) load, and the port is bound only after the load succeeded,
+// so that a client never connects to a worker that cannot answer.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "engine/create_backend.h"
+#include "loader/cuda_device.h"
+#include "server/engine_service.h"
+#include "server/http_server.h"
+
+namespace orcd::cli {
+
+namespace {
+
+struct ServeArgs {
+    std::string model;
+    int gpu = 0;
+    bool gpu_given = false;
+    int port = 8080;
+    std::string host = "127.0.0.1";
+    std::string worker_id;
+    uint32_t ctx = 0;
+    std::string device = "cuda";
+    std::string api_key;
+    size_t max_queue = 16;
+    size_t max_body_bytes = 1 << 20;
+    unsigned threads = 0;
+    int64_t shutdown_grace_ms = 10000;
+    double residency_interval_s = 60;
+    std::string chat_template;
+};
+
+// Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
+// flushing the last events and freeing the model.
+constexpr int64_t kMaxShutdownGraceMs = 25000;
+
+void say(std::string_view msg) {
+    fmt::print(stderr, "orcd serve: {}\n", msg);
+}
+
+Error bad_arg(std::string msg) {
+    return Error(ErrorCode::InvalidArgument, std::move(msg));
+}
+
+std::string new_uuid_v4() {
+    std::random_device rd;
+    std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+    uint64_t hi = rng(), lo = rng();
+    hi = (hi & ~0xF000ull) | 0x4000ull;              // version 4
+    lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);  // RFC 4122 variant
+    return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF, lo >> 48,
+                       lo & 0xFFFFFFFFFFFFull);
+}
+
+// 8-4-4-4-12 hex digits (any version and variant: the orchestrator chooses the ids).
+bool is_uuid(std::string_view s) {
+    if (s.size() != 36) return false;
+    for (size_t i = 0; i < s.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+// Everything that can be checked without loading the model, so that a typo fails in milliseconds, not after a load.
+void validate(ServeArgs& a) {
+    if (a.worker_id.empty()) {
+        a.worker_id = new_uuid_v4();
+    } else if (!is_uuid(a.worker_id)) {
+        throw bad_arg(
+            fmt::format("--worker-id '{}': expected a UUID (8-4-4-4-12 hex digits, e.g. "
+                        "123e4567-e89b-12d3-a456-426614174000)",
+                        a.worker_id));
+    }
+
+    std::error_code ec;
+    const std::filesystem::path p(a.model);
+    if (!std::filesystem::exists(p, ec)) {
+        throw Error(ErrorCode::FileNotFound, fmt::format("-m {}: no such file", a.model));
+    }
+    if (!std::filesystem::is_regular_file(p, ec)) {
+        throw Error(ErrorCode::FileUnreadable, fmt::format("-m {}: expected a regular file (a .gguf model)", a.model));
+    }
+    if (std::ifstream f(p, std::ios::binary); !f.good()) {
+        throw Error(ErrorCode::FileUnreadable,
+                    fmt::format("-m {}: cannot open for reading: {}", a.model, std::strerror(errno)));
+    }
+
+    engine::parse_device(a.device);  // InvalidArgument naming the device
+    if (a.gpu < 0) throw bad_arg(fmt::format("--gpu {}: expected a GPU index >= 0", a.gpu));
+    if (a.device == "cuda") {
+        const int n = loader::cuda_device_count();
+        if (n == 0) {
+            throw Error(ErrorCode::NoDevice, fmt::format("--device cuda: {}; run on the CPU with --device cpu",
+                                                         loader::cuda_unavailable_reason()));
+        }
+        if (a.gpu >= n) {
+            throw Error(ErrorCode::NoDevice, fmt::format("--gpu {}: this machine has {} CUDA device{} (indices 0..{})",
+                                                         a.gpu, n, n == 1 ? "" : "s", n - 1));
+        }
+    } else if (a.gpu_given) {
+        throw bad_arg(fmt::format("--gpu {}: a GPU index applies to --device cuda, not --device {}", a.gpu, a.device));
+    }
+
+    if (a.port < 0 || a.port > 65535)
+        throw bad_arg(fmt::format("--port {}: expected 0..65535 (0: any free port)", a.port));
+    if (a.shutdown_grace_ms < 0 || a.shutdown_grace_ms > kMaxShutdownGraceMs) {
+        throw bad_arg(fmt::format("--shutdown-grace-ms {}: expected 0..{} (shutdown must finish within 30 s)",
+                                  a.shutdown_grace_ms, kMaxShutdownGraceMs));
+    }
+    if (!(a.residency_interval_s >= 0.01)) {
+        throw bad_arg(
+            fmt::format("--residency-interval {}: expected a number of seconds >= 0.01", a.residency_interval_s));
+    }
+    if (a.max_body_bytes < 1024) {
+        throw bad_arg(fmt::format("--max-body-bytes {}: expected at least 1024", a.max_body_bytes));
+    }
+
+    // The address must resolve, and the port must be free now (it is bound for real after the load; a process that
+    // takes it in between makes the later bind fail with the same message).
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port_s = std::to_string(a.port);
+    if (int rc = getaddrinfo(a.host.c_str(), port_s.c_str(), &hints, &res); rc != 0) {
+        throw bad_arg(fmt::format("--host {}: cannot resolve: {}", a.host, gai_strerror(rc)));
+    }
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+    if (a.port != 0) {
+        const int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+        if (fd < 0) throw bad_arg(fmt::format("--host {}: socket(): {}", a.host, std::strerror(errno)));
+        int one = 1;
+        // The same option the server sets: a port in TIME_WAIT is free, a port with a listener is not.
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        const int rc = ::bind(fd, res->ai_addr, res->ai_addrlen);
+        const int err = errno;
+        close(fd);
+        if (rc != 0) {
+            throw bad_arg(fmt::format("--port {}: cannot bind {}:{}: {}", a.port, a.host, a.port, std::strerror(err)));
+        }
+    }
+}
+
+// SIGINT/SIGTERM are blocked in every thread and taken by one thread with sigtimedwait, so that the shutdown runs as
+// ordinary code (locks, logging) instead of inside a signal handler.
+class SignalWatcher {
+public:
+    SignalWatcher() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // before any other thread exists: they inherit the mask
+        thread_ = std::thread([this] { loop(); });
+    }
+    ~SignalWatcher() {
+        stop_.store(true);
+        thread_.join();
+        pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+    }
+    // The server to notify; nullptr while there is none. A signal that came earlier is delivered at once.
+    void attach(server::HttpServer* s) {
+        std::lock_guard lock(mu_);
+        server_ = s;
+        if (server_ && !received_.empty()) server_->request_shutdown(received_);
+    }
+    std::string received() const {
+        std::lock_guard lock(mu_);
+        return received_;
+    }
+
+private:
+    void loop() {
+        const timespec tick{0, 100'000'000};
+        while (!stop_.load()) {
+            const int sig = sigtimedwait(&set_, nullptr, &tick);
+            if (sig <= 0) continue;
+            std::lock_guard lock(mu_);
+            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+            if (!received_.empty()) {
+                say(fmt::format("{} received; already shutting down", name));
+                continue;
+            }
+            received_ = name;
+            say(fmt::format("{} received; shutting down", name));
+            if (server_) server_->request_shutdown(received_);
+        }
+    }
+    sigset_t set_;
+    std::atomic<bool> stop_{false};
+    mutable std::mutex mu_;
+    server::HttpServer* server_ = nullptr;
+    std::string received_;
+    std::thread thread_;
+};
+
+int run_serve(ServeArgs a) {
+    using clock = std::chrono::steady_clock;
+    validate(a);
+    // A client that disconnects mid-stream must cost a failed write, not the process.
+    std::signal(SIGPIPE, SIG_IGN);
+    SignalWatcher signals;
+
+    say(fmt::format("loading {} on {} ...", a.model, a.device));
+    const auto t0 = clock::now();
+    server::EngineServiceOptions eo;
+    eo.model_path = a.model;
+    eo.device = engine::parse_device(a.device);
+    eo.n_ctx = a.ctx;
+    eo.n_threads = a.threads;
+    eo.chat_template = a.chat_template;
+    auto service = std::make_unique<server::EngineService>(eo);
+    const server::ServiceInfo& info = service->info();
+    say(fmt::format("loaded {} ({}, {}, {} tokenizer, context {}) in {:.2f} s", info.model_id, info.arch,
+                    info.quant_kind, info.tokenizer_kind, info.context_length,
+                    std::chrono::duration<double>(clock::now() - t0).count()));
+    if (!signals.received().empty()) {
+        say("interrupted during the load; exiting");
+        return 0;
+    }
+
+    server::ServerOptions so;
+    so.host = a.host;
+    so.port = a.port;
+    so.worker_id = a.worker_id;
+    if (!a.api_key.empty()) so.api_key = a.api_key;
+    so.max_queue = a.max_queue;
+    so.max_body_bytes = a.max_body_bytes;
+    so.shutdown_grace = std::chrono::milliseconds(a.shutdown_grace_ms);
+    so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
+    auto http = std::make_unique<server::HttpServer>(*service, so);
+    const int port = http->bind();
+    http->start();
+    const bool v6 = a.host.find(':') != std::string::npos;
+    say(fmt::format("ready worker_id={} model={} device={} vram_bytes={} address=http://{}{}{}:{}", a.worker_id,
+                    info.model_id, info.device, info.vram_bytes, v6 ? "[" : "", a.host, v6 ? "]" : "", port));
+    if (a.api_key.empty() && a.host != "127.0.0.1" && a.host != "::1" && a.host != "localhost") {
+        say(
+            fmt::format("warning: listening on {} without --api-key: anyone who can reach it can run jobs and shut "
+                        "the worker down",
+                        a.host));
+    }
+    signals.attach(http.get());
+
+    const std::string why = http->wait_for_shutdown_request();
+    const auto t_stop = clock::now();
+    say(fmt::format("shutting down ({}): refusing new jobs", why));
+    http->shutdown();
+    signals.attach(nullptr);
+    http.reset();
+    service.reset();  // the backend, its KV cache and the model mapping
+    say(fmt::format("stopped in {:.2f} s; model released",
+                    std::chrono::duration<double>(clock::now() - t_stop).count()));
+    return 0;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app) {
+    auto a = std::make_shared<ServeArgs>();
+    auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP (worker API with SSE, OpenAI-compatible API)");
+    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    cmd->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
+    auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda)")->capture_default_str();
+    cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
+    cmd->add_option("--port", a->port, "port to listen on (0: any free port, printed in the ready line)")
+        ->capture_default_str();
+    cmd->add_option("--worker-id", a->worker_id, "this worker's UUID (default: a random one)");
+    cmd->add_option("-c,--ctx-size", a->ctx, "context length served (default: min(model's, 4096))");
+    cmd->add_option("--api-key", a->api_key,
+                    "require 'Authorization: Bearer KEY' on every endpoint but /health (env ORCD_API_KEY)")
+        ->envname("ORCD_API_KEY");
+    cmd->add_option("--max-queue", a->max_queue, "jobs that may wait behind the running one; more get 503")
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--max-body-bytes", a->max_body_bytes, "largest request body accepted (413 above)")
+        ->capture_default_str();
+    cmd->add_option("--shutdown-grace-ms", a->shutdown_grace_ms,
+                    "at shutdown, how long the running job may go on before it is cancelled")
+        ->capture_default_str();
+    cmd->add_option("--chat-template", a->chat_template,
+                    "chat template for /v1/chat/completions instead of the model's (qwen2.5, phi-3, phi-3.5)");
+    cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
+        ->capture_default_str();
+    cmd->callback([a, gpu] {
+        a->gpu_given = gpu->count() > 0;
+        const int rc = run_serve(*a);
+        if (rc != 0) throw CLI::RuntimeError(rc);
+    });
+}
+
+}  // namespace orcd::cli

@@ -1,0 +1,96 @@
+#include "server/engine_service.h"
+
+#include <fmt/format.h>
+
+#include <new>
+
+#include "common/error.h"
+#include "gguf/file_type.h"
+#include "loader/plan.h"
+#include "model/model.h"
+
+namespace orcd::server {
+
+EngineService::EngineService(const EngineServiceOptions& o) {
+    model::Model model = model::open_model(o.model_path);
+    tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(*model.file));
+
+    chat_template_ = o.chat_template;
+    // An unknown template name is an argument error: report it now, not on the first chat request.
+    if (!chat_template_.empty()) tokenizer::ChatTemplate::for_tokenizer(*tokenizer_, chat_template_);
+
+    const uint32_t model_ctx = model.config.context_length;
+    uint32_t n_ctx = o.n_ctx == 0 ? std::min(model_ctx, kDefaultContext) : o.n_ctx;
+    if (n_ctx > model_ctx) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("-c {}: the context exceeds the model's context length of {} tokens ({})", n_ctx,
+                                model_ctx, o.model_path.string()));
+    }
+
+    info_.model_id = o.model_path.stem().string();
+    info_.model_path = o.model_path.string();
+    info_.arch = model.config.arch_name;
+    info_.quant_kind = gguf::type_mix(*model.file).kind();
+    info_.tokenizer_kind = tokenizer_->kind_name();
+    info_.vocab_size = static_cast<uint32_t>(tokenizer_->size());
+    info_.context_length = n_ctx;
+    info_.device = std::string(engine::device_name(o.device));
+    // The CPU backend computes on the mapped file: no device memory. On CUDA, the weight arena the loader allocates
+    // is exactly its plan's weight_bytes (a pure function of the model), which the backend interface does not
+    // report itself; the per-sequence KV cache comes on top.
+    info_.vram_bytes = o.device == engine::Device::Cuda ? loader::make_plan(model, {n_ctx, 512}).weight_bytes : 0;
+
+    engine::BackendOptions bo;
+    bo.n_threads = o.n_threads;
+    backend_ = engine::create_backend(o.device, std::move(model), bo);
+    generator_ = std::make_unique<engine::Generator>(*backend_, *tokenizer_);
+}
+
+EngineService::~EngineService() {
+    // Free in dependency order: the sequence's cache before the backend that made it.
+    sequence_.reset();
+    generator_.reset();
+    backend_.reset();
+}
+
+size_t EngineService::count_prompt_tokens(const engine::GenerateRequest& request) const {
+    return generator_->prompt_tokens(request).size();
+}
+
+std::string EngineService::format_chat(std::span<const tokenizer::ChatMessage> messages) const {
+    const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(*tokenizer_, chat_template_);
+    std::string text = tmpl.apply(messages, /*add_generation_prompt=*/true);
+    // The result is used as a plain prompt, which the tokenizer encodes with the vocabulary's BOS; a template that
+    // writes BOS itself (Phi-3's "<s>") would otherwise start the prompt with two.
+    const tokenizer::Vocab& v = tokenizer_->vocab();
+    if (v.add_bos && v.valid(v.bos)) {
+        const std::string_view bos = v.text(v.bos);
+        if (!bos.empty() && std::string_view(text).starts_with(bos)) text.erase(0, bos.size());
+    }
+    return text;
+}
+
+engine::GenerateResult EngineService::generate(const engine::GenerateRequest& request,
+                                               const std::function<void(std::string_view)>& on_text,
+                                               const std::atomic<bool>* cancel) {
+    if (!sequence_) {
+        backend::SequenceOptions so;
+        so.n_ctx = info_.context_length;
+        try {
+            sequence_ = backend_->new_sequence(so);
+        } catch (const std::bad_alloc&) {
+            throw Error(ErrorCode::DeviceAlloc,
+                        fmt::format("allocating the KV cache for {} tokens on {} failed: out of memory",
+                                    info_.context_length, info_.device));
+        }
+    }
+    return generator_->generate(*sequence_, request, on_text, cancel);
+}
+
+std::optional<std::string> EngineService::residency_problem() const {
+    // The CPU backend reads its weights from the mapped file, which stays mapped for the backend's lifetime: there
+    // is no device memory that could be evicted. The CUDA backend's residency check plugs in here.
+    return std::nullopt;
+}
+
+}  // namespace orcd::server

@@ -1,0 +1,50 @@
+#pragma once
+// InferenceService over the real engine: model file -> backend (cpu | cuda) + tokenizer + Generator, with one
+// Sequence (KV cache) reused by every job.
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "engine/create_backend.h"
+#include "server/service.h"
+#include "tokenizer/tokenizer.h"
+
+namespace orcd::server {
+
+struct EngineServiceOptions {
+    std::filesystem::path model_path;
+    engine::Device device = engine::Device::Cpu;
+    uint32_t n_ctx = 0;         // 0: min(the model's context length, kDefaultContext)
+    unsigned n_threads = 0;     // CPU threads (0: all cores)
+    std::string chat_template;  // a template name ("qwen2.5", "phi-3", ...) instead of the model's; empty: the model's
+};
+
+// Default served context when -c is not given: the reference models declare 32k-128k, whose KV cache would dwarf a
+// small model's weights; 4096 is llama.cpp's long-standing default.
+inline constexpr uint32_t kDefaultContext = 4096;
+
+class EngineService final : public InferenceService {
+public:
+    // Opens, validates and loads the model. Errors: every model::open_model / tokenizer / create_backend error, and
+    // InvalidArgument when n_ctx exceeds the model's context length.
+    explicit EngineService(const EngineServiceOptions& options);
+    ~EngineService() override;
+
+    const ServiceInfo& info() const override { return info_; }
+    size_t count_prompt_tokens(const engine::GenerateRequest& request) const override;
+    std::string format_chat(std::span<const tokenizer::ChatMessage> messages) const override;
+    engine::GenerateResult generate(const engine::GenerateRequest& request,
+                                    const std::function<void(std::string_view)>& on_text,
+                                    const std::atomic<bool>* cancel) override;
+    std::optional<std::string> residency_problem() const override;
+
+private:
+    ServiceInfo info_;
+    std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+    std::unique_ptr<backend::Backend> backend_;
+    std::unique_ptr<engine::Generator> generator_;
+    std::unique_ptr<backend::Sequence> sequence_;
+    std::string chat_template_;  // allocated at the first job; dropped when a job fails to get it
+};
+
+}  // namespace orcd::server

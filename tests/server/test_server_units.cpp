@@ -1,0 +1,343 @@
+// The server library's parts without sockets: request validation, wire formats, metrics text, the scheduler (with a
+// scripted InferenceService) and the residency monitor.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/error.h"
+#include "server/metrics.h"
+#include "server/requests.h"
+#include "server/residency.h"
+#include "server/scheduler.h"
+#include "server/wire.h"
+
+namespace orcd::server {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::vector<std::string> fields_of(const std::vector<FieldError>& errors) {
+    std::vector<std::string> f;
+    for (const auto& e : errors) f.push_back(e.field);
+    return f;
+}
+
+TEST(ServerRequests, ExecuteDefaultsAndValues) {
+    std::vector<FieldError> errors;
+    auto r = parse_execute(json::parse(R"({"job_id":"a","prompt":"hi"})"), 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(r.job_id, "a");
+    EXPECT_EQ(r.generate.prompt, "hi");
+    EXPECT_EQ(r.generate.max_tokens, 128u);
+    EXPECT_FALSE(r.generate.sampling.seed.has_value());
+
+    r = parse_execute(json::parse(R"({"job_id":"a","prompt":"hi","max_tokens":64,"temperature":0,"top_p":0.5,
+        "top_k":3,"min_p":0.1,"repetition_penalty":1.1,"stop":["x","y"],"seed":18446744073709551615})"),
+                      2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(r.generate.max_tokens, 64u);
+    EXPECT_EQ(r.generate.sampling.temperature, 0.0f);
+    EXPECT_EQ(r.generate.sampling.top_p, 0.5f);
+    EXPECT_EQ(r.generate.sampling.top_k, 3);
+    EXPECT_FLOAT_EQ(r.generate.sampling.min_p, 0.1f);
+    EXPECT_FLOAT_EQ(r.generate.sampling.repeat_penalty, 1.1f);
+    EXPECT_EQ(r.generate.stop, (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(r.generate.sampling.seed, UINT64_MAX);
+
+    // The default max_tokens never exceeds a small context.
+    r = parse_execute(json::parse(R"({"job_id":"a","prompt":"hi"})"), 32, errors);
+    EXPECT_EQ(r.generate.max_tokens, 32u);
+}
+
+TEST(ServerRequests, TopPZeroMeansOnlyTheMostLikelyToken) {
+    std::vector<FieldError> errors;
+    auto r = parse_execute(json::parse(R"({"job_id":"a","prompt":"hi","top_p":0})"), 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(r.generate.sampling.top_k, 1);
+    EXPECT_EQ(r.generate.sampling.top_p, 1.0f);
+}
+
+TEST(ServerRequests, ExecuteNamesEveryBadField) {
+    std::vector<FieldError> errors;
+    parse_execute(json::parse(R"({"job_id":"","prompt":5,"max_tokens":4097,"temperature":"hot","top_p":1.01,
+        "top_k":-1,"min_p":1.5,"repetition_penalty":0,"stop":["a",null],"seed":-3,"extra":true})"),
+                  4096, errors);
+    EXPECT_EQ(fields_of(errors),
+              (std::vector<std::string>{"extra", "job_id", "prompt", "max_tokens", "temperature", "top_k", "top_p",
+                                        "min_p", "repetition_penalty", "seed", "stop[1]"}));
+    for (const auto& e : errors) {
+        if (e.field == "max_tokens") {
+            EXPECT_EQ(e.message, "expected an integer in [1, 4096] (the context length), found 4097");
+        } else if (e.field == "temperature") {
+            EXPECT_EQ(e.message, "expected a number in [0, 2], found the string \"hot\"");
+        } else if (e.field == "prompt") {
+            EXPECT_EQ(e.message, "expected a string, found the integer 5");
+        }
+    }
+}
+
+TEST(ServerRequests, PromptLengthCountsCharactersNotBytes) {
+    std::string p;
+    for (size_t i = 0; i < kMaxPromptChars; ++i) p += "\xC3\xA9";  // 'é': 2 bytes, 1 character
+    std::vector<FieldError> errors;
+    parse_execute(json{{"job_id", "a"}, {"prompt", p}}, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    parse_execute(json{{"job_id", "a"}, {"prompt", p + "e"}}, 2048, errors);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].message, "expected at most 32768 characters, found 32769");
+}
+
+TEST(ServerRequests, OpenAiCompletionAndChat) {
+    std::vector<FieldError> errors;
+    auto c = parse_openai(json::parse(R"({"model":"m","prompt":["hi"],"stop":"\n","stream":true,
+        "stream_options":{"include_usage":true},"user":"ignored"})"),
+                          false, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(c.generate.prompt, "hi");
+    EXPECT_EQ(c.generate.max_tokens, 16u);  // OpenAI's default for completions
+    EXPECT_EQ(c.generate.stop, std::vector<std::string>{"\n"});
+    EXPECT_TRUE(c.stream);
+    EXPECT_TRUE(c.include_usage);
+    EXPECT_EQ(c.generate.sampling.temperature, 1.0f);
+    EXPECT_EQ(c.generate.sampling.top_k, 0);  // OpenAI has no top-k/min-p: off
+    EXPECT_EQ(c.generate.sampling.min_p, 0.0f);
+
+    auto ch = parse_openai(json::parse(R"({"model":"m","messages":[{"role":"developer","content":"be brief"},
+        {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+        {"role":"assistant","content":null}],"max_completion_tokens":7})"),
+                           true, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    ASSERT_EQ(ch.messages.size(), 3u);
+    EXPECT_EQ(ch.messages[0].role, "system");
+    EXPECT_EQ(ch.messages[1].content, "ab");
+    EXPECT_EQ(ch.generate.max_tokens, 7u);
+
+    parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
+        "content":[{"type":"image_url"}]}],"n":2,"echo":true,"logprobs":true})"),
+                 true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n",
+                                                           "echo", "logprobs"}));
+}
+
+TEST(ServerWire, WorkerEvents) {
+    JobEvent ev;
+    ev.kind = JobEvent::Kind::Token;
+    ev.text = "h\xC3\xA9\n\"";
+    ev.index = 3;
+    EXPECT_EQ(worker_sse(ev, "j", "m"), "event: token\ndata: {\"i\":3,\"t\":\"h\xC3\xA9\\n\\\"\"}\n\n");
+    ev.kind = JobEvent::Kind::Error;
+    ev.error_code = JobErrorCode::VramOom;
+    ev.message = "no room";
+    EXPECT_EQ(worker_sse(ev, "j", "m"), "event: error\ndata: {\"code\":\"VRAM_OOM\",\"message\":\"no room\"}\n\n");
+    ev.kind = JobEvent::Kind::End;
+    ev.tokens_out = 5;
+    ev.prompt_tokens = 2;
+    ev.decode_time_ms = 1.5;
+    ev.seed = 9;
+    ev.stop_reason = engine::StopReason::StopString;
+    const auto end = json::parse(worker_sse(ev, "j", "m").substr(std::string("event: end\ndata: ").size()));
+    EXPECT_EQ(end, json::parse(R"({"tokens_out":5,"prompt_tokens":2,"decode_time_ms":1.5,"stop_reason":"stop",
+                                   "seed":9})"));
+}
+
+TEST(ServerWire, OpenAiShapes) {
+    OpenAiContext c{true, "chatcmpl-1", "m", 100};
+    EXPECT_EQ(openai_chunk(c, "hi", true)["choices"][0]["delta"],
+              json::parse(R"({"role":"assistant","content":"hi"})"));
+    EXPECT_FALSE(openai_chunk(c, "hi", false)["choices"][0]["delta"].contains("role"));
+    EXPECT_EQ(openai_final_chunk(c, engine::StopReason::MaxTokens)["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(openai_final_chunk(c, engine::StopReason::EndOfGeneration)["choices"][0]["finish_reason"], "stop");
+    auto u = openai_usage_chunk(c, 3, 4);
+    EXPECT_TRUE(u["choices"].empty());
+    EXPECT_EQ(u["usage"]["total_tokens"], 7);
+    c.chat = false;
+    auto r = openai_response(c, "txt", engine::StopReason::StopString, 3, 4);
+    EXPECT_EQ(r["object"], "text_completion");
+    EXPECT_EQ(r["choices"][0]["text"], "txt");
+    EXPECT_EQ(openai_error("bad", "invalid_request_error", "temperature"),
+              json::parse(R"({"error":{"message":"bad","type":"invalid_request_error","param":"temperature",
+                              "code":null}})"));
+}
+
+TEST(ServerMetrics, HistogramIsCumulativeAndTextIsComplete) {
+    Metrics m;
+    m.count_request(Outcome::Success);
+    m.count_request(Outcome::Rejected);
+    m.add_tokens(11);
+    m.observe_inference_ms(7);
+    m.observe_inference_ms(70);
+    m.observe_inference_ms(1e9);  // beyond the last bound: only +Inf
+    m.set_queue_depth(2);
+    m.set_vram_bytes(1234);
+    const std::string t = m.render();
+    for (const char* line :
+         {"worker_requests_total{outcome=\"success\"} 1\n", "worker_requests_total{outcome=\"rejected\"} 1\n",
+          "worker_requests_total{outcome=\"cancelled\"} 0\n", "worker_tokens_generated_total 11\n",
+          "worker_inference_duration_ms_bucket{le=\"5\"} 0\n", "worker_inference_duration_ms_bucket{le=\"10\"} 1\n",
+          "worker_inference_duration_ms_bucket{le=\"100\"} 2\n",
+          "worker_inference_duration_ms_bucket{le=\"120000\"} 2\n",
+          "worker_inference_duration_ms_bucket{le=\"+Inf\"} 3\n", "worker_inference_duration_ms_count 3\n",
+          "worker_time_to_first_token_ms_count 0\n", "worker_queue_depth 2\n", "worker_vram_bytes 1234\n",
+          "# TYPE worker_inference_duration_ms histogram\n", "# TYPE worker_uptime_seconds gauge\n"}) {
+        EXPECT_NE(t.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << t;
+    }
+}
+
+// A scripted service: each generate() emits `tokens` pieces, one per `step`, honouring the cancel flag like the
+// real Generator (checked before every token); `fail` makes the next job throw that error.
+class FakeService : public InferenceService {
+public:
+    ServiceInfo info_{"fake", "fake.gguf", "qwen2", "Q8_0", "bpe/qwen2", 100, 64, "cpu", 0};
+    std::chrono::milliseconds step{1};
+    std::optional<ErrorCode> fail;
+    std::atomic<int> started{0};
+
+    const ServiceInfo& info() const override { return info_; }
+    size_t count_prompt_tokens(const engine::GenerateRequest& r) const override { return r.prompt.size(); }
+    std::string format_chat(std::span<const tokenizer::ChatMessage>) const override { return "chat"; }
+    std::optional<std::string> residency_problem() const override { return std::nullopt; }
+    engine::GenerateResult generate(const engine::GenerateRequest& req,
+                                    const std::function<void(std::string_view)>& on_text,
+                                    const std::atomic<bool>* cancel) override {
+        ++started;
+        if (fail) throw Error(*std::exchange(fail, std::nullopt), "scripted failure");
+        engine::GenerateResult r;
+        r.prompt_tokens.resize(req.prompt.size());
+        r.seed = req.sampling.seed.value_or(77);
+        for (uint32_t i = 0; i < req.max_tokens; ++i) {
+            if (cancel->load()) {
+                r.stop_reason = engine::StopReason::Cancelled;
+                return r;
+            }
+            std::this_thread::sleep_for(step);
+            r.tokens.push_back(static_cast<int32_t>(i));
+            std::string piece = "t";  // appended, not "t" + ...: GCC 12's false -Wrestrict on literal + string
+            piece += std::to_string(i);
+            on_text(piece);
+        }
+        r.stop_reason = engine::StopReason::MaxTokens;
+        return r;
+    }
+};
+
+engine::GenerateRequest req(uint32_t n) {
+    engine::GenerateRequest r;
+    r.prompt = "abc";
+    r.max_tokens = n;
+    return r;
+}
+
+std::vector<JobEvent> drain_events(Job& j) {
+    std::vector<JobEvent> out;
+    while (auto ev = j.pop(5s)) {
+        out.push_back(*ev);
+        if (ev->terminal()) break;
+    }
+    return out;
+}
+
+TEST(ServerScheduler, RunsInOrderAndEndsEachJobOnce) {
+    FakeService svc;
+    Metrics m;
+    Scheduler s(svc, m, 4);
+    auto a = s.submit("a", req(3)).job;
+    auto b = s.submit("b", req(2)).job;
+    ASSERT_TRUE(a && b);
+    auto ea = drain_events(*a);
+    auto eb = drain_events(*b);
+    ASSERT_EQ(ea.size(), 5u);  // started, 3 tokens, end
+    EXPECT_EQ(ea[0].kind, JobEvent::Kind::Started);
+    EXPECT_EQ(ea[3].text, "t2");
+    EXPECT_EQ(ea[3].index, 2u);
+    EXPECT_EQ(ea[4].kind, JobEvent::Kind::End);
+    EXPECT_EQ(ea[4].tokens_out, 3u);
+    EXPECT_EQ(ea[4].prompt_tokens, 3u);
+    EXPECT_EQ(eb.back().kind, JobEvent::Kind::End);
+    // b started only after a ended.
+    EXPECT_LE(ea[0].started_at_ms, eb[0].started_at_ms);
+    EXPECT_FALSE(a->pop(10ms));  // nothing after the terminal event
+    EXPECT_EQ(m.requests(Outcome::Success), 2u);
+}
+
+TEST(ServerScheduler, BoundedQueueDuplicatesAndDrain) {
+    FakeService svc;
+    svc.step = 20ms;
+    Metrics m;
+    Scheduler s(svc, m, 1);
+    auto a = s.submit("a", req(1000)).job;
+    while (svc.started == 0) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(s.submit("a", req(1)).status, SubmitStatus::DuplicateId);
+    auto b = s.submit("b", req(1)).job;
+    ASSERT_TRUE(b);
+    EXPECT_EQ(s.submit("c", req(1)).status, SubmitStatus::QueueFull);  // one running + one waiting
+    EXPECT_EQ(s.queued(), 1u);
+
+    // Cancelling the queued job removes it at once: its only event is the error.
+    EXPECT_EQ(s.cancel("b", CancelReason::Request), CancelStatus::Queued);
+    auto eb = drain_events(*b);
+    ASSERT_EQ(eb.size(), 1u);
+    EXPECT_EQ(eb[0].error_code, JobErrorCode::Cancelled);
+    EXPECT_EQ(s.cancel("b", CancelReason::Request), CancelStatus::NotFound);
+
+    s.begin_drain();
+    EXPECT_EQ(s.submit("d", req(1)).status, SubmitStatus::Draining);
+    EXPECT_FALSE(s.drain(50ms));  // the long job did not finish in time: cancelled
+    auto ea = drain_events(*a);
+    ASSERT_FALSE(ea.empty());
+    EXPECT_EQ(ea.back().kind, JobEvent::Kind::Error);
+    EXPECT_EQ(ea.back().error_code, JobErrorCode::Cancelled);
+    EXPECT_NE(ea.back().message.find("shutting down"), std::string::npos);
+    EXPECT_EQ(m.requests(Outcome::Cancelled), 2u);
+}
+
+TEST(ServerScheduler, ErrorsMapToEventCodesAndTheWorkerGoesOn) {
+    FakeService svc;
+    Metrics m;
+    Scheduler s(svc, m, 4);
+    const std::pair<ErrorCode, JobErrorCode> cases[] = {
+        {ErrorCode::DeviceAlloc, JobErrorCode::VramOom},
+        {ErrorCode::InsufficientVram, JobErrorCode::VramOom},
+        {ErrorCode::ContextOverflow, JobErrorCode::ContextOverflow},
+        {ErrorCode::Device, JobErrorCode::Internal},
+    };
+    int k = 0;
+    for (auto [code, expected] : cases) {
+        svc.fail = code;
+        std::string id = "e";
+        id += std::to_string(k++);
+        auto j = s.submit(id, req(2)).job;
+        auto ev = drain_events(*j);
+        ASSERT_FALSE(ev.empty());
+        EXPECT_EQ(ev.back().kind, JobEvent::Kind::Error);
+        EXPECT_EQ(ev.back().error_code, expected) << error_code_name(code);
+        EXPECT_EQ(ev.back().message, "scripted failure");
+    }
+    auto ok = s.submit("ok", req(2)).job;
+    EXPECT_EQ(drain_events(*ok).back().kind, JobEvent::Kind::End);
+    EXPECT_EQ(m.requests(Outcome::Error), 4u);
+}
+
+TEST(ServerResidency, ProbeRunsPeriodicallyAndReportsProblems) {
+    std::atomic<bool> bad{false};
+    ResidencyMonitor mon(
+        [&]() -> std::optional<std::string> {
+            if (bad) return "weights arena is host memory";
+            return std::nullopt;
+        },
+        10ms);
+    EXPECT_TRUE(mon.healthy());
+    EXPECT_GE(mon.checks(), 1u);
+    bad = true;
+    for (int i = 0; i < 500 && mon.healthy(); ++i) std::this_thread::sleep_for(2ms);
+    EXPECT_FALSE(mon.healthy());
+    EXPECT_EQ(mon.problem(), "weights arena is host memory");
+    bad = false;
+    for (int i = 0; i < 500 && !mon.healthy(); ++i) std::this_thread::sleep_for(2ms);
+    EXPECT_TRUE(mon.healthy());
+}
+
+}  // namespace
+}  // namespace orcd::server
