@@ -217,10 +217,13 @@ private:
 
 int run_serve(ServeArgs a) {
     using clock = std::chrono::steady_clock;
-    validate(a);
+    // Signals are blocked before anything else runs: validate() checks the GPU index, which starts the CUDA runtime
+    // and its threads, and a thread created with SIGTERM unblocked would take the signal's default action (seen on the
+    // GPU machine: the worker died with status 143 instead of shutting down).
+    SignalWatcher signals;
     // A client that disconnects mid-stream must cost a failed write, not the process.
     std::signal(SIGPIPE, SIG_IGN);
-    SignalWatcher signals;
+    validate(a);
 
     say(fmt::format("loading {} on {} ...", a.model, a.device));
     const auto t0 = clock::now();

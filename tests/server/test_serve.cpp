@@ -221,7 +221,17 @@ TEST(ServeExecute, StreamsEventsInOrderWithOneTerminalEvent) {
     // Stop strings end generation and are not emitted.
     const std::string full = text_of(ev);
     ASSERT_GT(full.size(), 4u);
-    const std::string stop = full.substr(full.size() / 2, 2);
+    // Two whole characters from the middle: a cut inside a multi-byte character would not be valid UTF-8 (random
+    // weights over the Phi-3 vocabulary produce plenty of those).
+    auto is_continuation = [&](size_t i) { return i < full.size() && (static_cast<unsigned char>(full[i]) & 0xC0) == 0x80; };
+    size_t a = full.size() / 2;
+    while (a > 0 && is_continuation(a)) --a;
+    size_t b = a;
+    for (int chars = 0; chars < 2 && b < full.size(); ++chars) {
+        ++b;
+        while (is_continuation(b)) ++b;
+    }
+    const std::string stop = full.substr(a, b - a);
     HttpResult stopped =
         post_json(s.url("/execute"),
                   execute_body("job-4", 24, R"(,"seed":42,"temperature":0.7,"stop":[)" + json(stop).dump() + "]"));
@@ -504,7 +514,9 @@ TEST(ServeMetrics, ParseWithPrometheusClientAndCount) {
     EXPECT_EQ(post_json(s.url("/execute"), R"({"job_id":"bad"})").status, 400);
     json f = metrics_families(s);
     EXPECT_EQ(f["worker_vram_bytes"]["type"], "gauge");
-    EXPECT_EQ(sample(f, "worker_vram_bytes", "worker_vram_bytes"), 0);
+    // The same figure /health reports: 0 on the CPU backend, the resident weights' bytes on CUDA.
+    EXPECT_EQ(sample(f, "worker_vram_bytes", "worker_vram_bytes"),
+              curl({s.url("/health")}).json()["vram_bytes_used"].get<double>());
     EXPECT_EQ(f["worker_requests"]["type"], "counter");
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "success"}}), 3);
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "invalid"}}), 1);
