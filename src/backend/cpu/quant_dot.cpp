@@ -2,6 +2,7 @@
 // the run-time dispatch.
 #include "backend/cpu/quant_dot.h"
 
+#include <cpuid.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -129,8 +130,10 @@ FloatDotFn float_dot_scalar(TensorType t) {
 Isa detected_isa() {
     static const Isa isa = [] {
         __builtin_cpu_init();
-        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+        // F16C through CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+        unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+        const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+        const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
         return avx2 ? Isa::Avx2 : Isa::Scalar;
     }();
     return isa;

@@ -63,7 +63,7 @@ using QuantDotFn = void (*)(const std::byte* row, const ActColumns& x, int nc, i
 using FloatDotFn = void (*)(const std::byte* row, const float* x, int64_t stride, int nc, int64_t n, float* out);
 
 enum class Isa { Scalar, Avx2 };
-// The best ISA this CPU supports (AVX2+FMA+F16C checked at run time with __builtin_cpu_supports).
+// The best ISA this CPU supports (AVX2, FMA and F16C, checked at run time).
 Isa detected_isa();
 
 // The kernel for a type; nullptr when the type is not of that kind or not supported. isa defaults to detected_isa();
