@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backend/cuda/matvec.h"
+#include "cuda_test_util.h"
 #include "common/error.h"
 #include "gguf/quant.h"
 
@@ -18,20 +19,7 @@ namespace {
 
 using gguf::TensorType;
 
-bool have_gpu() {
-    int n = 0;
-    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                                                      \
-    if (!have_gpu()) GTEST_SKIP() << "SKIP: no CUDA device on this machine (gpu test)"
-
-template <typename T>
-struct DeviceBuffer {
-    T* p = nullptr;
-    explicit DeviceBuffer(size_t n) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess); }
-    ~DeviceBuffer() { cudaFree(p); }
-};
+using test::DeviceBuffer;
 
 struct Shape { int64_t rows, cols; };
 
@@ -53,16 +41,11 @@ void check_type(TensorType type, Shape s, uint64_t seed) {
         for (int64_t c = 0; c < s.cols; ++c) acc += static_cast<double>(deq[c]) * x[c];
         expected[r] = acc;
     }
-    DeviceBuffer<uint8_t> dw(q.size());
-    DeviceBuffer<float> dx(x.size()), dy(s.rows);
-    ASSERT_EQ(cudaMemcpy(dw.p, q.data(), q.size(), cudaMemcpyHostToDevice), cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    std::vector<float> poison(s.rows, std::nanf(""));
-    ASSERT_EQ(cudaMemcpy(dy.p, poison.data(), s.rows * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    matvec(type, dw.p, s.rows, s.cols, dx.p, dy.p, nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<float> y(s.rows), y2(s.rows);
-    ASSERT_EQ(cudaMemcpy(y.data(), dy.p, s.rows * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    DeviceBuffer<uint8_t> dw(q);
+    DeviceBuffer<float> dx(x), dy(s.rows);
+    dy.poison();
+    matvec(type, dw.get(), s.rows, s.cols, dx.get(), dy.get(), nullptr);
+    const std::vector<float> y = dy.download();
     // Error bound: f32 accumulation of `cols` products of magnitude ~|w||x| — relative to the sum of |products|,
     // a few ulps times log2(cols) for the tree part plus the sequential per-lane part: 1e-5 is generous and still
     // far below any layout mistake (which gives O(1) relative error).
@@ -76,18 +59,18 @@ void check_type(TensorType type, Shape s, uint64_t seed) {
     }
     EXPECT_LT(max_rel, 1e-5);
     // Deterministic: a second launch gives the same bits.
-    ASSERT_EQ(cudaMemcpy(dy.p, poison.data(), s.rows * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    matvec(type, dw.p, s.rows, s.cols, dx.p, dy.p, nullptr);
-    ASSERT_EQ(cudaMemcpy(y2.data(), dy.p, s.rows * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    dy.poison();
+    matvec(type, dw.get(), s.rows, s.cols, dx.get(), dy.get(), nullptr);
+    const std::vector<float> y2 = dy.download();
     EXPECT_EQ(std::memcmp(y.data(), y2.data(), s.rows * 4), 0);
 }
 
 class CudaMatvec : public testing::TestWithParam<TensorType> {};
 
 TEST_P(CudaMatvec, MatchesCpuReferenceOnRealShapes) {
-    SKIP_WITHOUT_GPU();
+    ORCD_SKIP_WITHOUT_GPU();
     const TensorType t = GetParam();
-    const uint64_t seed = std::random_device{}();
+    const uint64_t seed = test::fresh_seed();
     const bool k_quant = gguf::traits(t).block_elems == 256;
     // Qwen2.5-0.5B rows (896, 4864) for 32-element types; Phi-3-mini rows (3072, 8192) for K-quants; plus long rows:
     // the largest tiles that still fit shared memory (Q4_0, Q5_0 ...) and rows over that limit, which take the
