@@ -253,6 +253,38 @@ class HfReference:
         return self.tok.decode(ids, skip_special_tokens=False)
 
 
+def merge_by_rank(syms, ranks):
+    """BPE as tokenizer.json runs it: repeatedly merge the adjacent pair of lowest rank until no pair has one."""
+    while len(syms) > 1:
+        best, best_rank = None, None
+        for i in range(len(syms) - 1):
+            r = ranks.get((syms[i], syms[i + 1]))
+            if r is not None and (best_rank is None or r < best_rank):
+                best, best_rank = i, r
+        if best is None:
+            break
+        syms[best:best + 2] = [syms[best] + syms[best + 1]]
+    return syms
+
+
+def encode_with_added(text, added, plain):
+    """Splits off added tokens leftmost-first (`added` is sorted longest first, so the longest match wins) and encodes
+    the text between them with plain(s) -> list of ids."""
+    ids, i, start = [], 0, 0
+    while i < len(text):
+        for content, tid in added:
+            if text.startswith(content, i):
+                ids.extend(plain(text[start:i]))
+                ids.append(tid)
+                i += len(content)
+                start = i
+                break
+        else:
+            i += 1
+    ids.extend(plain(text[start:]))
+    return ids
+
+
 class PyBpeReference:
     """Byte-level BPE as tokenizer.json describes it (added tokens split leftmost-longest, NFC, Split regex, ByteLevel,
     BPE merges by rank), for the Qwen file only. Independent of our C++ in its Unicode data (the `regex` module and
@@ -285,36 +317,13 @@ class PyBpeReference:
 
     def bpe(self, word):
         syms = [self.byte_enc[b] for b in word.encode("utf-8")]
-        while len(syms) > 1:
-            best, best_rank = None, None
-            for i in range(len(syms) - 1):
-                r = self.ranks.get((syms[i], syms[i + 1]))
-                if r is not None and (best_rank is None or r < best_rank):
-                    best, best_rank = i, r
-            if best is None:
-                break
-            syms[best:best + 2] = [syms[best] + syms[best + 1]]
-        return [self.vocab[s] for s in syms]
+        return [self.vocab[s] for s in merge_by_rank(syms, self.ranks)]
 
     def encode(self, text):
-        ids, i, start = [], 0, 0
-
         def plain(s):
-            for w in self.pattern.findall(unicodedata.normalize("NFC", s)):
-                ids.extend(self.bpe(w))
+            return [t for w in self.pattern.findall(unicodedata.normalize("NFC", s)) for t in self.bpe(w)]
 
-        while i < len(text):
-            for content, tid in self.added:
-                if text.startswith(content, i):
-                    plain(text[start:i])
-                    ids.append(tid)
-                    i += len(content)
-                    start = i
-                    break
-            else:
-                i += 1
-        plain(text[start:])
-        return ids
+        return encode_with_added(text, self.added, plain)
 
     def decode(self, ids):
         out = bytearray()
@@ -345,36 +354,13 @@ class PySpmReference:
                 syms.append(ch)
             else:
                 syms.extend("<0x%02X>" % b for b in ch.encode("utf-8"))
-        while len(syms) > 1:
-            best, best_rank = None, None
-            for i in range(len(syms) - 1):
-                r = self.ranks.get((syms[i], syms[i + 1]))
-                if r is not None and (best_rank is None or r < best_rank):
-                    best, best_rank = i, r
-            if best is None:
-                break
-            syms[best:best + 2] = [syms[best] + syms[best + 1]]
-        return [self.vocab[s] for s in syms]
+        return [self.vocab[s] for s in merge_by_rank(syms, self.ranks)]
 
     def encode(self, text):
-        ids, i, start = [], 0, 0
-
         def plain(s):
-            if s:
-                ids.extend(self.bpe("\u2581" + s.replace(" ", "\u2581")))
+            return self.bpe("\u2581" + s.replace(" ", "\u2581")) if s else []
 
-        while i < len(text):
-            for content, tid in self.added:
-                if text.startswith(content, i):
-                    plain(text[start:i])
-                    ids.append(tid)
-                    i += len(content)
-                    start = i
-                    break
-            else:
-                i += 1
-        plain(text[start:])
-        return ids
+        return encode_with_added(text, self.added, plain)
 
     def decode(self, ids):
         out = bytearray()
