@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cuda/decode_step.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
 #include "backend/check_batch.h"
@@ -20,25 +21,6 @@ namespace {
 
 namespace ops = ::orcd::cuda;
 using model::TensorId;
-
-// A weight matrix in the arena, and where its output goes inside the step's output buffer (fused and separate
-// projections write the same [q | k | v] and [gate | up] layouts, so the ops after them do not care which it was).
-struct Matmul {
-    gguf::TensorType type = gguf::TensorType::F32;
-    const void* w = nullptr;
-    int64_t rows = 0, cols = 0;
-    int64_t out_offset = 0;  // floats into the output buffer
-};
-
-struct Layer {
-    const float* attn_norm = nullptr;
-    const float* ffn_norm = nullptr;
-    std::vector<Matmul> qkv;        // writes [q (q_dim) | k (kv_dim) | v (kv_dim)]
-    const float* bias[3] = {};      // q, k, v biases (qwen2), or null
-    Matmul o;
-    std::vector<Matmul> gate_up;    // writes [gate (n_ff) | up (n_ff)]
-    Matmul down;
-};
 
 class CudaBackend;
 
@@ -76,20 +58,14 @@ public:
 private:
     // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null).
     void step(TokenId token, float* out);
-    // Enqueues the whole decode step on the stream (what the graph captures).
-    void enqueue_forward();
-    ops::KvCacheView kv_layer(size_t layer) const;
 
     CudaBackend& b_;
     uint32_t n_ctx_;
     uint32_t n_past_ = 0;
     uint64_t steps_ = 0;
     std::unique_ptr<loader::DeviceMemory> kv_, act_;
-    // Device views into act_.
-    int32_t* d_scalars_ = nullptr;  // [0] token, [1] position
-    float *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *tmp_ = nullptr, *gu_ = nullptr,
-          *ffn_ = nullptr, *logits_d_ = nullptr;
-    void* attn_ws_ = nullptr;
+    KvCache kv_view_;
+    DecodeBuffers dec_;  // views into act_
     StreamHandle stream_;
     GraphHandle graph_;
     std::vector<float> logits_;
@@ -115,13 +91,8 @@ public:
 
     const CudaOptions options_;
     loader::LoadedModel lm_;
-    gguf::TensorType embd_type_{};
-    const void* token_embd_ = nullptr;
-    Matmul output_;
-    const float* output_norm_ = nullptr;
-    std::vector<Layer> layers_;
-    std::unique_ptr<loader::DeviceMemory> inv_freq_;  // n_rot / 2 doubles
-    ops::RopeLayout rope_layout_ = ops::RopeLayout::NeoX;
+    CudaModel m_;
+    std::unique_ptr<loader::DeviceMemory> inv_freq_;  // n_rot / 2 doubles, pointed to by m_.inv_freq
 };
 
 loader::LoadedModel load(model::Model model, int gpu) {
@@ -169,14 +140,15 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
                                 "rope_dim <= head_dim; found head_dim {}, {} / {} heads, rope_dim {}",
                                 c.head_dim, c.n_heads, c.n_kv_heads, c.rope_dim));
     }
-    embd_type_ = mw[mw.token_embd].type;
-    if (!ops::embedding_supported(embd_type_)) {
+    m_.config = &lm_.config();
+    m_.embd_type = mw[mw.token_embd].type;
+    if (!ops::embedding_supported(m_.embd_type)) {
         throw Error(ErrorCode::UnsupportedTensorType,
-                    fmt::format("token_embd: no CUDA embedding lookup for {}", gguf::type_name(embd_type_)));
+                    fmt::format("token_embd: no CUDA embedding lookup for {}", gguf::type_name(m_.embd_type)));
     }
-    token_embd_ = lm_.tensor_data(mw.token_embd);
-    output_ = whole(mw.output, 0);
-    output_norm_ = vec(mw.output_norm);
+    m_.token_embd = lm_.tensor_data(mw.token_embd);
+    m_.output = whole(mw.output, 0);
+    m_.output_norm = vec(mw.output_norm);
     const int64_t QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
     for (const model::LayerWeights& lw : mw.layers) {
         Layer l;
@@ -197,7 +169,7 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
             l.gate_up = {whole(lw.ffn_gate, 0), whole(lw.ffn_up, F)};
         }
         l.down = whole(lw.ffn_down, 0);
-        layers_.push_back(std::move(l));
+        m_.layers.push_back(std::move(l));
     }
     // Rotary inverse frequencies in double, the same formula as the CPU reference (backend/cpu/ops.cpp).
     const int half = static_cast<int>(c.rope_dim / 2);
@@ -207,97 +179,24 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
     }
     inv_freq_ = device().allocate(inv.size() * sizeof(double), "rope inverse frequencies");
     ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
-    rope_layout_ = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
+    m_.inv_freq = reinterpret_cast<const double*>(inv_freq_->data());
+    m_.rope_layout = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
 }
-
-// Bump allocator over one device allocation: every buffer 256-byte aligned (the matvec reads x 16 bytes at a time).
-struct Carver {
-    uint64_t size = 0;
-    uint64_t take(uint64_t bytes) {
-        const uint64_t at = size;
-        size += (bytes + 255) / 256 * 256;
-        return at;
-    }
-};
 
 CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx) : b_(backend), n_ctx_(n_ctx) {
     const model::Config& c = b_.config();
-    const uint64_t kv_bytes = 2ull * c.n_layers * n_ctx * c.kv_dim() * sizeof(uint16_t);
-    kv_ = b_.device().allocate(kv_bytes, "KV cache (f16)");
+    kv_ = b_.device().allocate(KvCache::bytes(c, n_ctx), "KV cache (f16)");
+    kv_view_ = KvCache{reinterpret_cast<uint16_t*>(kv_->data()), n_ctx};
     Carver cv;
-    const uint64_t o_scalars = cv.take(4 * sizeof(int32_t));
-    const uint64_t o_x = cv.take(c.n_embd * 4ull), o_h = cv.take(c.n_embd * 4ull), o_tmp = cv.take(c.n_embd * 4ull);
-    const uint64_t o_qkv = cv.take((c.q_dim() + 2ull * c.kv_dim()) * 4), o_attn = cv.take(c.q_dim() * 4ull);
-    const uint64_t o_gu = cv.take(2ull * c.n_ff * 4), o_ffn = cv.take(c.n_ff * 4ull);
-    const uint64_t o_logits = cv.take(c.n_vocab * 4ull);
-    const uint64_t o_ws = cv.take(ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads),
-                                                                 static_cast<int>(c.head_dim)));
+    const DecodeBuffers::Layout layout = DecodeBuffers::plan(c, n_ctx, cv);
     act_ = b_.device().allocate(cv.size, "activations");
-    std::byte* base = act_->data();
-    d_scalars_ = reinterpret_cast<int32_t*>(base + o_scalars);
-    x_ = reinterpret_cast<float*>(base + o_x);
-    h_ = reinterpret_cast<float*>(base + o_h);
-    tmp_ = reinterpret_cast<float*>(base + o_tmp);
-    qkv_ = reinterpret_cast<float*>(base + o_qkv);
-    attn_ = reinterpret_cast<float*>(base + o_attn);
-    gu_ = reinterpret_cast<float*>(base + o_gu);
-    ffn_ = reinterpret_cast<float*>(base + o_ffn);
-    logits_d_ = reinterpret_cast<float*>(base + o_logits);
-    attn_ws_ = base + o_ws;
-}
-
-ops::KvCacheView CudaSequence::kv_layer(size_t layer) const {
-    const model::Config& c = b_.config();
-    const uint64_t per = static_cast<uint64_t>(n_ctx_) * c.kv_dim();  // halves per K (or V) of one layer
-    auto* k = reinterpret_cast<uint16_t*>(kv_->data()) + 2 * layer * per;
-    return {k, k + per, n_ctx_, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)};
-}
-
-void CudaSequence::enqueue_forward() {
-    const model::Config& c = b_.config();
-    const cudaStream_t s = stream_.s;
-    const int32_t* d_token = d_scalars_;
-    const int32_t* d_pos = d_scalars_ + 1;
-    const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
-    const int nh = static_cast<int>(c.n_heads), nkv = static_cast<int>(c.n_kv_heads);
-    const int hd = static_cast<int>(c.head_dim), n_rot = static_cast<int>(c.rope_dim);
-    const auto* inv = reinterpret_cast<const double*>(b_.inv_freq_->data());
-    auto run = [&](const Matmul& m, const float* in, float* out) {
-        ops::matvec(m.type, m.w, m.rows, m.cols, in, out + m.out_offset, s);
-    };
-
-    ops::embedding_row(b_.embd_type_, b_.token_embd_, E, d_token, x_, s);
-    for (size_t li = 0; li < b_.layers_.size(); ++li) {
-        const Layer& l = b_.layers_[li];
-        ops::rms_norm(x_, l.attn_norm, 1, E, c.rms_eps, h_, s);
-        for (const Matmul& m : l.qkv) run(m, h_, qkv_);
-        float* q = qkv_;
-        float* k = qkv_ + QD;
-        float* v = qkv_ + QD + KD;
-        if (l.bias[0]) ops::add_bias(q, l.bias[0], 1, QD, s);
-        if (l.bias[1]) ops::add_bias(k, l.bias[1], 1, KD, s);
-        if (l.bias[2]) ops::add_bias(v, l.bias[2], 1, KD, s);
-        ops::rope(q, 1, nh, hd, n_rot, d_pos, inv, b_.rope_layout_, s);
-        ops::rope(k, 1, nkv, hd, n_rot, d_pos, inv, b_.rope_layout_, s);
-        const ops::KvCacheView kv = kv_layer(li);
-        ops::kv_store(kv, 1, k, v, d_pos, s);
-        ops::attention_decode(q, kv, nh, d_pos, attn_, attn_ws_, s);
-        run(l.o, attn_, tmp_);
-        ops::add(x_, tmp_, E, s);
-        ops::rms_norm(x_, l.ffn_norm, 1, E, c.rms_eps, h_, s);
-        for (const Matmul& m : l.gate_up) run(m, h_, gu_);
-        ops::swiglu(gu_, 1, F, ffn_, s);
-        run(l.down, ffn_, tmp_);
-        ops::add(x_, tmp_, E, s);
-    }
-    ops::rms_norm(x_, b_.output_norm_, 1, E, c.rms_eps, h_, s);
-    run(b_.output_, h_, logits_d_);
+    dec_ = DecodeBuffers::bind(layout, act_->data());
 }
 
 void CudaSequence::step(TokenId token, float* out) {
     const int32_t scalars[2] = {token, static_cast<int32_t>(n_past_)};
     // Pageable source: the copy is staged before this call returns, so `scalars` may go out of scope.
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(d_scalars_, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.scalars, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
     if (graph_.exec) {
         ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
     } else if (b_.options_.use_graph && steps_ > 0) {
@@ -306,7 +205,7 @@ void CudaSequence::step(TokenId token, float* out) {
         ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
         cudaGraph_t graph = nullptr;
         try {
-            enqueue_forward();
+            enqueue_decode(b_.m_, dec_, kv_view_, stream_.s);
         } catch (...) {
             cudaStreamEndCapture(stream_.s, &graph);
             if (graph) cudaGraphDestroy(graph);
@@ -318,10 +217,10 @@ void CudaSequence::step(TokenId token, float* out) {
         ORCD_CUDA_CHECK(inst);
         ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
     } else {
-        enqueue_forward();
+        enqueue_decode(b_.m_, dec_, kv_view_, stream_.s);
     }
     if (out) {
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(out, logits_d_, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(out, dec_.logits, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
                                         stream_.s));
     }
     ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));

@@ -1,0 +1,69 @@
+#pragma once
+// The CUDA backend's view of one resident model: for each layer, where its weights are in the device arena and in
+// which GGUF type, resolved once at construction so the forward passes (decode_step.cpp, prefill_step.cpp) never look
+// a tensor up by name. Internal to the CUDA backend.
+#include <cstdint>
+#include <vector>
+
+#include "backend/cuda/ops.h"
+#include "gguf/types.h"
+#include "model/config.h"
+
+namespace orcd::backend::cuda {
+
+// A weight matrix in the arena, and where its output goes inside the step's output buffer (fused and separate
+// projections write the same [q | k | v] and [gate | up] layouts, so the ops after them do not care which it was).
+struct Matmul {
+    gguf::TensorType type = gguf::TensorType::F32;
+    const void* w = nullptr;
+    int64_t rows = 0, cols = 0;
+    int64_t out_offset = 0;  // floats into the output row
+};
+
+struct Layer {
+    const float* attn_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    std::vector<Matmul> qkv;        // writes [q (q_dim) | k (kv_dim) | v (kv_dim)]
+    const float* bias[3] = {};      // q, k, v biases (qwen2), or null
+    Matmul o;
+    std::vector<Matmul> gate_up;    // writes [gate (n_ff) | up (n_ff)]
+    Matmul down;
+};
+
+struct CudaModel {
+    const model::Config* config = nullptr;
+    gguf::TensorType embd_type{};
+    const void* token_embd = nullptr;
+    Matmul output;
+    const float* output_norm = nullptr;
+    std::vector<Layer> layers;
+    const double* inv_freq = nullptr;  // rope_dim / 2 rotary inverse frequencies, on the device
+    ::orcd::cuda::RopeLayout rope_layout = ::orcd::cuda::RopeLayout::NeoX;
+};
+
+// One sequence's f16 KV cache: per layer K then V, each [n_ctx][kv_dim].
+struct KvCache {
+    uint16_t* base = nullptr;
+    uint32_t n_ctx = 0;
+
+    static uint64_t bytes(const model::Config& c, uint32_t n_ctx) {
+        return 2ull * c.n_layers * n_ctx * c.kv_dim() * sizeof(uint16_t);
+    }
+    ::orcd::cuda::KvCacheView layer(const model::Config& c, size_t li) const {
+        const uint64_t per = static_cast<uint64_t>(n_ctx) * c.kv_dim();  // halves per K (or V) of one layer
+        uint16_t* k = base + 2 * li * per;
+        return {k, k + per, n_ctx, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)};
+    }
+};
+
+// Bump allocator over one device allocation: every buffer 256-byte aligned (the matvec reads x 16 bytes at a time).
+struct Carver {
+    uint64_t size = 0;
+    uint64_t take(uint64_t bytes) {
+        const uint64_t at = size;
+        size += (bytes + 255) / 256 * 256;
+        return at;
+    }
+};
+
+}  // namespace orcd::backend::cuda

@@ -1,0 +1,30 @@
+#pragma once
+// One decode step on the device: the token at device scalar [0], position at [1] -> embedding -> every layer ->
+// final norm -> LM head -> logits in VRAM. Reads the token and position from device memory, so one captured CUDA
+// graph of it replays at every position. Internal to the CUDA backend.
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/cuda_model.h"
+
+namespace orcd::backend::cuda {
+
+// The activations of one decode step, carved from one device allocation.
+struct DecodeBuffers {
+    int32_t* scalars = nullptr;  // [0] token, [1] position, [2] argmax result
+    float *x = nullptr, *h = nullptr, *qkv = nullptr, *attn = nullptr, *tmp = nullptr, *gu = nullptr, *ffn = nullptr,
+          *logits = nullptr;
+    void* attn_ws = nullptr;
+
+    // Reserves every buffer in `cv` (offsets relative to the allocation); bind() turns them into pointers.
+    struct Layout {
+        uint64_t scalars, x, h, tmp, qkv, attn, gu, ffn, logits, attn_ws;
+    };
+    static Layout plan(const model::Config& c, uint32_t n_ctx, Carver& cv);
+    static DecodeBuffers bind(const Layout& l, std::byte* base);
+};
+
+// Enqueues the whole step on `stream` (what the graph captures). Does not synchronize.
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, cudaStream_t stream);
+
+}  // namespace orcd::backend::cuda
