@@ -23,6 +23,7 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     if (device == Device::Cpu) {
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
+        o.activations = options.cpu_f32_activations ? backend::cpu::Activations::F32 : backend::cpu::Activations::Int8;
         return backend::cpu::make_cpu_backend(std::move(model), o);
     }
 #ifdef ORCD_ENGINE_HAS_CUDA

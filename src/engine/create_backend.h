@@ -17,6 +17,9 @@ std::string_view device_name(Device d);
 
 struct BackendOptions {
     unsigned n_threads = 0;  // CPU threads (0 = all cores)
+    // CPU only: quantized weights meet the f32 activation instead of an 8-bit one (slower; the reference the CUDA
+    // backend, which keeps activations in f32, is compared against at full size: `orcd perplexity --activations f32`).
+    bool cpu_f32_activations = false;
 };
 
 // Errors: NoDevice when CUDA is asked for and this build has no CUDA backend or the machine has no GPU; the

@@ -220,6 +220,43 @@ TEST_P(QuantMatmul, RandomBlockBytesWithinActivationBound) {
     check(t, random_blocks(t, s.rows, s.cols, rng), s, rng, pool);
 }
 
+// Activations::F32: the row is dequantized and multiplied by the f32 activation, so the result is the f64 dot of the
+// decoded weights with x up to f32 accumulation rounding alone — no 8-bit activation term in the bound (a path that
+// still quantized x would miss this bound by orders of magnitude on activations with outliers).
+TEST_P(QuantMatmul, F32ActivationsMatchF64WithinAccumulationBound) {
+    const TensorType t = GetParam();
+    ThreadPool pool(2);
+    std::mt19937 rng(4321 + static_cast<unsigned>(t));
+    const int64_t cols = gguf::traits(t).block_elems == 256 ? 3072 : 896;
+    for (const Shape s : {Shape{37, cols, 1}, Shape{19, cols, 6}}) {
+        SCOPED_TRACE(testing::Message() << gguf::type_name(t) << " tokens=" << s.tokens);
+        const auto bytes = quantized_weights(t, s.rows, s.cols, rng);
+        const WeightView w{t, bytes.data(), s.rows, s.cols};
+        auto x = normal(static_cast<size_t>(s.tokens * s.cols), rng);
+        for (size_t i = 0; i < x.size(); i += 97) x[i] *= 8.f;
+        std::vector<float> deq(static_cast<size_t>(s.cols));
+        std::vector<float> y(static_cast<size_t>(s.tokens * s.rows), NAN);
+        matmul(w, x.data(), s.tokens, y.data(), pool, Activations::F32);
+        const double u = std::ldexp(1.0, -24);
+        for (int64_t r = 0; r < s.rows; ++r) {
+            gguf::dequantize_row(t, w.row(r), deq.data(), s.cols);
+            for (int64_t tok = 0; tok < s.tokens; ++tok) {
+                double ref = 0, abs_sum = 0;
+                for (int64_t j = 0; j < s.cols; ++j) {
+                    const double p = static_cast<double>(deq[j]) * x[static_cast<size_t>(tok * s.cols + j)];
+                    ref += p;
+                    abs_sum += std::fabs(p);
+                }
+                const double chain = detected_isa() == Isa::Avx2 ? s.cols / 16.0 : static_cast<double>(s.cols);
+                const double bound = 2 * (chain + 16) * u * abs_sum + 1e-30;
+                const float got = y[static_cast<size_t>(tok * s.rows + r)];
+                ASSERT_LE(std::fabs(got - ref), bound) << "row " << r << " token " << tok << ": got " << got
+                                                       << ", want " << ref;
+            }
+        }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllQuantTypes, QuantMatmul, testing::ValuesIn(kQuantTypes),
                          [](const auto& info) { return std::string(gguf::type_name(info.param)); });
 

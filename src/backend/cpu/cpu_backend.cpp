@@ -196,6 +196,7 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
     const model::Config& c = b_.model_.config;
     const Weights& w = b_.w_;
     ThreadPool& pool = b_.pool_;
+    const Activations act = b_.options_.activations;
     const int64_t T = static_cast<int64_t>(tokens.size());
     const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
     const int64_t pos0 = n_past_;
@@ -220,9 +221,9 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
         const Layer& l = w.layers[li];
         // Attention block.
         rms_norm(x_.data(), l.attn_norm.data(), T, E, c.rms_eps, h_.data());
-        matmul(l.q, h_.data(), T, q_.data(), pool);
-        matmul(l.k, h_.data(), T, k_cur_.data(), pool);
-        matmul(l.v, h_.data(), T, v_cur_.data(), pool);
+        matmul(l.q, h_.data(), T, q_.data(), pool, act);
+        matmul(l.k, h_.data(), T, k_cur_.data(), pool, act);
+        matmul(l.v, h_.data(), T, v_cur_.data(), pool, act);
         add_bias(q_.data(), l.bq, T, QD);
         add_bias(k_cur_.data(), l.bk, T, KD);
         add_bias(v_cur_.data(), l.bv, T, KD);
@@ -236,14 +237,14 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
         kv_store(kv, pos0, T, k_cur_.data(), v_cur_.data());
         attention(q_.data(), kv, pos0, T, static_cast<int>(c.n_heads), attn_.data(), pool,
                   c.sliding_window.value_or(0));
-        matmul(l.o, attn_.data(), T, h_.data(), pool);
+        matmul(l.o, attn_.data(), T, h_.data(), pool, act);
         add(x_.data(), h_.data(), T * E);
         // Feed-forward block (SwiGLU).
         rms_norm(x_.data(), l.ffn_norm.data(), T, E, c.rms_eps, h_.data());
-        matmul(l.gate, h_.data(), T, gate_.data(), pool);
-        matmul(l.up, h_.data(), T, up_.data(), pool);
+        matmul(l.gate, h_.data(), T, gate_.data(), pool, act);
+        matmul(l.up, h_.data(), T, up_.data(), pool, act);
         swiglu(gate_.data(), up_.data(), T * F, gate_.data());
-        matmul(l.down, gate_.data(), T, h_.data(), pool);
+        matmul(l.down, gate_.data(), T, h_.data(), pool, act);
         add(x_.data(), h_.data(), T * E);
     }
     n_past_ += static_cast<uint32_t>(T);
@@ -252,7 +253,7 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
     const int64_t first = all_logits ? 0 : T - 1;
     const int64_t n_out = T - first;
     rms_norm(x_.data() + first * E, w.output_norm.data(), n_out, E, c.rms_eps, h_.data());
-    matmul(w.output, h_.data(), n_out, logits, pool);
+    matmul(w.output, h_.data(), n_out, logits, pool, act);
 }
 
 }  // namespace

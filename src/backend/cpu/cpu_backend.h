@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/cpu/matmul.h"
 #include "model/model.h"
 
 namespace orcd::backend::cpu {
@@ -13,6 +14,9 @@ namespace orcd::backend::cpu {
 struct CpuOptions {
     unsigned n_threads = 0;     // 0 = hardware concurrency
     uint32_t max_batch = 512;   // tokens per forward pass during prefill (bounds the activation buffers)
+    // Int8: quantized weights meet an 8-bit activation (fast, llama.cpp's CPU numerics). F32: exact f32 activations
+    // (see matmul.h) — the reference for comparing the CUDA backend at full size.
+    Activations activations = Activations::Int8;
 };
 
 // Checks that every weight has a CPU kernel and a usable shape. Errors: UnsupportedTensorType, TensorShape.

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/quant_dot.h"
 #include "common/error.h"
+#include "gguf/quant.h"
 
 namespace orcd::backend::cpu {
 
@@ -29,9 +30,32 @@ namespace {
 // Rows per claimed chunk: a few KiB of weights, so the pool's counter is touched rarely but threads still balance.
 constexpr int64_t kRowGrain = 16;
 
-void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Isa isa) {
+// Activations::F32 for a quantized type: each row dequantized into a per-chunk f32 buffer, then the F32 kernel.
+void matmul_dequantized(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Isa isa) {
+    const int64_t rows = w.rows, cols = w.cols;
+    FloatDotFn fdot = float_dot_fn(gguf::TensorType::F32, isa);
+    pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+        std::vector<float> row(static_cast<size_t>(cols));
+        float out[kMaxCols];
+        for (int64_t r = r0; r < r1; ++r) {
+            gguf::dequantize_row(w.type, w.row(r), row.data(), cols);
+            for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
+                const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+                fdot(reinterpret_cast<const std::byte*>(row.data()), x + t * cols, cols, nc, cols, out);
+                for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
+            }
+        }
+    });
+}
+
+void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Isa isa,
+                 Activations activations = Activations::Int8) {
     if (n_tokens <= 0 || w.rows <= 0) return;
     const int64_t rows = w.rows, cols = w.cols;
+    if (activations == Activations::F32 && uses_quantized_activation(w.type)) {
+        matmul_dequantized(w, x, n_tokens, y, pool, isa);
+        return;
+    }
     if (FloatDotFn fdot = float_dot_fn(w.type, isa)) {
         pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
             float out[kMaxCols];
@@ -94,8 +118,8 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
 
 }  // namespace
 
-void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-    matmul_impl(w, x, n_tokens, y, pool, detected_isa());
+void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Activations act) {
+    matmul_impl(w, x, n_tokens, y, pool, detected_isa(), act);
 }
 
 void matmul_scalar(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool) {
