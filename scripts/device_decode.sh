@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Device step `decode`: CUDA decode tokens/s on synth models of the reference shapes (Q4_K_M), then a smoke run of
+# Device step `decode`: CUDA decode tokens/s on synth models of the reference shapes (Q4_K_M), with the logits copied
+# back (decode) and through the device argmax (decode_greedy), for each fused-matvec size limit in
+# ORCD_BENCH_FUSED_LIMITS (0 = every matrix on the staged-tile kernel with unfused element-wise ops); then a smoke run of
 # `orcd generate --device cuda` on a tiny model with a real vocabulary (needs orcd's shared libraries there).
 set -euo pipefail
 bench=build-dev/bench/cuda/cuda_decode_speed
+# Fused-matvec size limits to compare on one loaded model ("-": the default, 4 MiB; 0: none fused, the unfused
+# path; 100000000000: every matrix fused).
+export ORCD_BENCH_FUSED_LIMITS=${ORCD_BENCH_FUSED_LIMITS:-- 0 100000000000}
 $bench qwen2.5-0.5b Q4_K_M 128
-$bench qwen2.5-0.5b F16 128
 $bench phi3-mini-4k Q4_K_M 128
+ORCD_BENCH_FUSED_LIMITS=- $bench qwen2.5-0.5b F16 128
 if [ -x build-dev/src/cli/orcd ]; then
   vocab=$(cd .. && pwd)/shared/models/vocab/ggml-vocab-qwen2.5.gguf
   [ -f "$vocab" ] || vocab=.carry/shared/models/vocab/ggml-vocab-qwen2.5.gguf

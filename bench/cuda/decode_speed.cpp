@@ -1,9 +1,13 @@
 // Decode tokens/s of the CUDA backend on a synth model of a real shape (random weights, llama.cpp's type mix), next
 // to the weight bytes read per token: effective bandwidth = bytes x tokens/s. Each step is a full decode (graph
-// replay + the logits copied to the host), as `orcd generate` runs it. Not a test; prints one line per model.
+// replay + the logits copied to the host), as `orcd generate` runs it with sampling; then the same through
+// decode_greedy (argmax on the device), as greedy generation runs it. Not a test; prints two lines per model.
 // Usage: cuda_decode_speed [PRESET [TYPE [N_TOKENS]]]   (default qwen2.5-0.5b Q4_K_M 128)
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <vector>
 #include <filesystem>
 #include <string>
 
@@ -33,17 +37,45 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     auto be = backend::cuda::make_cuda_backend(std::move(m));
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto seq = be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
-    // Warm-up: the first step runs eagerly, the second captures the graph.
-    seq->decode(1);
-    seq->decode(2);
-    const auto t1 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
-                "%6.0f GB/s\n",
-                preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
-                weight_bytes * (n / s) / 1e9);
+    // ORCD_BENCH_FUSED_LIMITS="a b ...": one measurement per ORCD_FUSED_MAX_BYTES value (matrices above it take the
+    // staged-tile kernel and unfused element-wise ops; "-" = unset), each on a fresh sequence (a fresh graph).
+    std::vector<std::string> limits;
+    if (const char* env = std::getenv("ORCD_BENCH_FUSED_LIMITS")) {
+        std::istringstream in(env);
+        for (std::string l; in >> l;) limits.push_back(l);
+    }
+    if (limits.empty()) limits.push_back("");
+    for (const std::string& limit : limits) {
+        if (!limit.empty()) {
+            if (limit == "-") {
+                unsetenv("ORCD_FUSED_MAX_BYTES");
+            } else {
+                setenv("ORCD_FUSED_MAX_BYTES", limit.c_str(), 1);
+            }
+        }
+        const std::string tag = limit.empty() ? "" : " [fused max " + limit + "]";
+        auto seq = be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+        // Warm-up: the first step runs eagerly, the second captures the graph.
+        seq->decode(1);
+        seq->decode(2);
+        const auto t1 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
+                    "%6.0f GB/s%s\n",
+                    preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
+                    weight_bytes * (n / s) / 1e9, tag.c_str());
+        // Greedy decoding as the generator runs it without penalties: argmax on the device, one token copied back.
+        auto greedy =
+            be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+        backend::TokenId tok = greedy->decode_greedy(1);
+        tok = greedy->decode_greedy(tok);
+        const auto t2 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) tok = greedy->decode_greedy(tok);
+        const double g = std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+        std::printf("%-14s %-7s decode_greedy %4d tokens: %8.1f tok/s  %7.1f us/token  %6.0f GB/s%s\n",
+                    preset.c_str(), type.c_str(), n, n / g, g / n * 1e6, weight_bytes * (n / g) / 1e9, tag.c_str());
+    }
     std::filesystem::remove(path);
     return 0;
 }

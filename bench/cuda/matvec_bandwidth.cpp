@@ -1,6 +1,8 @@
 // Effective bandwidth of each CUDA matvec kernel on the reference models' largest shapes, next to the device-to-device
 // copy bandwidth measured in the same run (the ceiling). Timed with CUDA events over many launches after warm-up,
-// rotating over enough weight copies to defeat the 50 MB L2. Prints one table; not a test.
+// rotating over enough weight copies to defeat the 50 MB L2. Prints one table; not a test. Each shape runs through the
+// staged-tile kernel (matvec.h) and the fused decode kernel (matvec_fused.h, plain store, no norm; wpr = its warps
+// per row, ORCD_MATVEC_WPR overrides).
 #include <cuda_runtime.h>  // (not _api.h: the typed cudaMalloc template)
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "backend/cuda/matvec.h"
+#include "backend/cuda/matvec_fused.h"
 #include "gguf/quant.h"
 
 using orcd::gguf::TensorType;
@@ -54,10 +57,16 @@ int main() {
         {TensorType::Q5_K, 9216, 3072, "phi3 attn_qkv"},
         {TensorType::Q6_K, 3072, 8192, "phi3 ffn_down"},
         {TensorType::Q6_K, 32064, 3072, "phi3 output"},
+        {TensorType::Q5_0, 896, 896, "qwen0.5b attn_q/attn_output"},
+        {TensorType::Q8_0, 128, 896, "qwen0.5b attn_v"},
+        {TensorType::Q4_K, 896, 4864, "qwen0.5b ffn_down"},
+        {TensorType::Q6_K, 896, 4864, "qwen0.5b ffn_down (Q6_K)"},
+        {TensorType::Q5_K, 3072, 3072, "phi3 attn_output"},
         {TensorType::F16, 4864, 896, "f16 ffn_up"},
         {TensorType::F32, 4864, 896, "f32 ffn_up"},
     };
-    std::printf("%-6s %-30s %14s %10s %10s %8s\n", "type", "shape", "bytes", "us", "GB/s", "% copy");
+    std::printf("%-6s %-30s %14s %10s %10s %8s | %-5s %10s %10s %8s\n", "type", "shape", "bytes", "us", "GB/s",
+                "% copy", "fused", "us", "GB/s", "% copy");
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-1, 1);
     for (const Case& c : cases) {
@@ -91,8 +100,27 @@ int main() {
         CHECK(cudaEventElapsedTime(&ms, a, b));
         const double us = ms * 1e3 / iters;
         const double gbps = bytes / (us * 1e-6) / 1e9;
-        std::printf("%-6s %-30s %14zu %10.2f %10.0f %7.0f%%\n", std::string(orcd::gguf::type_name(c.type)).c_str(),
-                    c.what, bytes, us, gbps, 100.0 * gbps / copy_gbps);
+        orcd::cuda::FusedMatvec f;
+        f.x = x;
+        f.cols = c.cols;
+        f.n_src = 1;
+        f.y = y;
+        auto fused = [&](int i) {
+            f.src[0] = {c.type, w[i % copies], c.rows};
+            orcd::cuda::fused_matvec(f, nullptr);
+        };
+        for (int i = 0; i < 5; ++i) fused(i);
+        CHECK(cudaEventRecord(a));
+        for (int i = 0; i < iters; ++i) fused(i);
+        CHECK(cudaEventRecord(b));
+        CHECK(cudaEventSynchronize(b));
+        CHECK(cudaEventElapsedTime(&ms, a, b));
+        const double fus = ms * 1e3 / iters;
+        const double fgbps = bytes / (fus * 1e-6) / 1e9;
+        std::printf("%-6s %-30s %14zu %10.2f %10.0f %7.0f%% | wpr %d %10.2f %10.0f %7.0f%%\n",
+                    std::string(orcd::gguf::type_name(c.type)).c_str(), c.what, bytes, us, gbps,
+                    100.0 * gbps / copy_gbps, orcd::cuda::fused_matvec_warps_per_row(c.rows, c.cols), fus, fgbps,
+                    100.0 * fgbps / copy_gbps);
         for (auto p : w) CHECK(cudaFree(p));
         CHECK(cudaFree(x));
         CHECK(cudaFree(y));

@@ -3,6 +3,7 @@
 // where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the device
 // arena); a Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a
 // Backend and its Sequences are used from one thread at a time.
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -33,6 +34,18 @@ public:
     virtual std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits = false) = 0;
     // One token at position n_past(); returns its logits ([n_vocab]).
     virtual std::span<const float> decode(TokenId token) = 0;
+    // decode(token), then the index of its largest logit (ties: the lowest index; NaN never wins), which is what
+    // greedy sampling without penalties picks. A backend that keeps the logits on a device overrides this to find
+    // the argmax there, so only the token crosses to the host.
+    virtual TokenId decode_greedy(TokenId token) {
+        const std::span<const float> logits = decode(token);
+        TokenId best = -1;
+        for (size_t i = 0; i < logits.size(); ++i) {
+            if (std::isnan(logits[i])) continue;
+            if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
+        }
+        return best < 0 ? 0 : best;
+    }
     // Forgets every position (the cache memory is kept).
     virtual void reset() = 0;
 

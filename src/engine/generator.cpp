@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "common/error.h"
@@ -104,14 +105,20 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
     seq.reset();
     const auto t0 = clock::now();
     if (req.max_tokens == 0) return r;
+    // Greedy with no repetition penalty needs only the argmax of each step's logits: the backend finds it where the
+    // logits are (decode_greedy), so a GPU backend copies one token per step instead of the whole vocabulary. The
+    // rule is the sampler's (ties to the lowest id), so the tokens are the same either way.
+    const SamplingParams& sp = req.sampling;
+    const bool argmax_only = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
     std::span<const float> logits = seq.prefill(r.prompt_tokens);
+    std::optional<TokenId> next;  // the token decode_greedy picked, when it ran
     auto t_step = t0;
     for (uint32_t i = 0; i < req.max_tokens; ++i) {
         if (cancel && cancel->load(std::memory_order_relaxed)) {
             r.stop_reason = StopReason::Cancelled;
             break;
         }
-        const TokenId tok = sampler.sample(logits, history);
+        const TokenId tok = next ? *next : sampler.sample(logits, history);
         r.tokens.push_back(tok);
         history.push_back(tok);
         if (i == 0) {
@@ -129,7 +136,11 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             break;
         }
         if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
-        logits = seq.decode(tok);
+        if (argmax_only) {
+            next = seq.decode_greedy(tok);
+        } else {
+            logits = seq.decode(tok);
+        }
     }
     if (!r.tokens.empty()) r.timings.decode_s = std::chrono::duration<double>(clock::now() - t_step).count();
     if (!stops.stopped()) {

@@ -46,6 +46,18 @@ Outcome run(Backend& be, const std::vector<TokenId>& prompt, int n) {
     return r;
 }
 
+// The same greedy continuation through decode_greedy (argmax on the device, only the token copied back).
+std::vector<TokenId> run_greedy(Backend& be, const std::vector<TokenId>& prompt, int n) {
+    auto seq = be.new_sequence({.n_ctx = 128, .kv_type = KvCacheType::F16});
+    TokenId next = argmax(seq->prefill(prompt));
+    std::vector<TokenId> out;
+    for (int i = 0; i < n; ++i) {
+        out.push_back(next);
+        next = seq->decode_greedy(next);
+    }
+    return out;
+}
+
 class CudaBackendE2E : public testing::TestWithParam<std::string> {};
 
 TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
@@ -80,6 +92,10 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
     const Outcome e = run(*eager, prompt, 48);
     EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
     EXPECT_EQ(e.generated, got.generated);
+
+    // decode_greedy picks the same tokens as the host argmax of decode's logits, with the graph and without.
+    EXPECT_EQ(run_greedy(*gpu, prompt, 48), got.generated);
+    EXPECT_EQ(run_greedy(*eager, prompt, 48), got.generated);
 }
 
 // Quantized weights: the CPU backend quantizes activations to 8 bits where the GPU keeps f32, so the logits differ

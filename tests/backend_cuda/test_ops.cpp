@@ -8,6 +8,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cuda/ops.h"
 #include "common/error.h"
+#include "common/half.h"
 #include "gguf/quant.h"
 #include "cuda_test_util.h"
 
@@ -148,6 +149,74 @@ TEST(CudaOps, KvStoreRoundsLikeCpu) {
     kv_store({dk.get(), dv.get(), n_ctx, n_kv, hd}, tokens, dkf.get(), dvf.get(), dpos.get(), nullptr);
     EXPECT_EQ(dk.download(), ck);  // round-to-nearest-even on both sides: bit-identical
     EXPECT_EQ(dv.download(), cv);
+}
+
+// The fused bias + RoPE + KV store of one decode token against the CPU's add, rope and kv_store in sequence.
+TEST(CudaOps, QkvRopeStoreMatchesBiasRopeAndStore) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    struct Case { int heads, n_kv, hd, n_rot; double theta; backend::cpu::RopeLayout layout; bool bias; };
+    const Case cases[] = {
+        {14, 2, 64, 64, 1e6, backend::cpu::RopeLayout::NeoX, true},           // qwen2.5-0.5b
+        {32, 32, 96, 96, 1e4, backend::cpu::RopeLayout::NeoX, false},         // phi3-mini
+        {32, 8, 128, 128, 5e5, backend::cpu::RopeLayout::Interleaved, false}, // llama
+        {8, 4, 128, 64, 1e4, backend::cpu::RopeLayout::Interleaved, true},    // partial rotation, with biases
+        {4, 2, 80, 32, 1e4, backend::cpu::RopeLayout::NeoX, true},            // partial NeoX
+    };
+    const int64_t n_ctx = 300;
+    for (const Case& c : cases) {
+        const int32_t pos = std::uniform_int_distribution<int32_t>(0, n_ctx - 1)(rng);
+        SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << "x" << c.hd << " rot " << c.n_rot << " pos "
+                                        << pos);
+        const int qd = c.heads * c.hd, kd = c.n_kv * c.hd;
+        const std::vector<float> qkv = normal_vector(rng, qd + 2 * kd, 2.0f);
+        const std::vector<float> bq = normal_vector(rng, qd), bk = normal_vector(rng, kd), bv = normal_vector(rng, kd);
+        // CPU: biases, rotation of q and k, f16 store of k and v.
+        std::vector<float> ref = qkv;
+        if (c.bias) {
+            backend::cpu::add(ref.data(), bq.data(), qd);
+            backend::cpu::add(ref.data() + qd, bk.data(), kd);
+            backend::cpu::add(ref.data() + qd + kd, bv.data(), kd);
+        }
+        const std::vector<double> inv = backend::cpu::rope_inv_freq(c.n_rot, c.theta);
+        backend::cpu::rope(ref.data(), c.heads, c.hd, c.n_rot, pos, inv, c.layout);
+        backend::cpu::rope(ref.data() + qd, c.n_kv, c.hd, c.n_rot, pos, inv, c.layout);
+        std::vector<uint16_t> ck(n_ctx * kd, 0), cv(ck.size(), 0);
+        backend::cpu::kv_store({backend::cpu::KvType::F16, ck.data(), cv.data(), n_ctx, c.n_kv, c.hd}, pos, 1,
+                               ref.data() + qd, ref.data() + qd + kd);
+
+        DeviceBuffer<float> dqkv(qkv), dbq(bq), dbk(bk), dbv(bv);
+        DeviceBuffer<uint16_t> dk(std::vector<uint16_t>(ck.size(), 0)), dv(std::vector<uint16_t>(cv.size(), 0));
+        DeviceBuffer<double> dinv(inv);
+        DeviceBuffer<int32_t> dpos(std::vector<int32_t>{pos});
+        qkv_rope_store(dqkv.get(), c.bias ? dbq.get() : nullptr, c.bias ? dbk.get() : nullptr,
+                       c.bias ? dbv.get() : nullptr, c.heads, {dk.get(), dv.get(), n_ctx, c.n_kv, c.hd}, c.n_rot,
+                       dpos.get(), dinv.get(),
+                       c.layout == backend::cpu::RopeLayout::NeoX ? RopeLayout::NeoX : RopeLayout::Interleaved,
+                       nullptr);
+        // q: the same f32 expressions as rope() (which agrees with the CPU to the last bits, see above).
+        std::vector<float> q = dqkv.download();
+        q.resize(qd);
+        EXPECT_LT(rel_error(q, std::vector<float>(ref.begin(), ref.begin() + qd)), 1e-6);
+        // The cache: the same values rounded to f16; a last-bit difference in f32 can move a value across an f16
+        // rounding boundary, so compare as floats within one f16 ulp (2^-10 relative) and require almost all equal.
+        const std::vector<uint16_t> gk = dk.download(), gv = dv.download();
+        auto as_float = [](const std::vector<uint16_t>& h) {
+            std::vector<float> f(h.size());
+            for (size_t i = 0; i < h.size(); ++i) f[i] = ::orcd::fp16_to_fp32(h[i]);
+            return f;
+        };
+        EXPECT_LT(rel_error(as_float(gk), as_float(ck)), 1e-3);
+        EXPECT_EQ(gv, cv);  // v is not rotated: one add and one rounding on both sides
+        size_t differ = 0;
+        for (size_t i = 0; i < gk.size(); ++i) differ += gk[i] != ck[i];
+        EXPECT_LE(differ, gk.size() / 1000 + 2);
+        // Only the row at pos is written.
+        for (int64_t p = 0; p < n_ctx; ++p) {
+            if (p == pos) continue;
+            for (int i = 0; i < kd; ++i) ASSERT_EQ(gk[p * kd + i] | gv[p * kd + i], 0) << "position " << p;
+        }
+    }
 }
 
 TEST(CudaOps, AttentionDecodeMatchesCpuWithGqa) {

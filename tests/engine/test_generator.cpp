@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "backend/cpu/cpu_backend.h"
@@ -83,6 +84,56 @@ TEST(Generator, GreedyAndSeededRunsAreReproducibleAndStreamTheDecodedText) {
     EXPECT_EQ(s1.seed, 1234u);
     r.sampling.seed = 99;
     EXPECT_NE(f.gen.generate(*seq, r).tokens, s1.tokens);
+}
+
+// Forwards to a real sequence and counts which decode entry point the generator used.
+class CountingSequence final : public backend::Sequence {
+public:
+    explicit CountingSequence(std::unique_ptr<backend::Sequence> inner) : inner_(std::move(inner)) {}
+    std::span<const float> prefill(std::span<const backend::TokenId> t, bool all) override {
+        return inner_->prefill(t, all);
+    }
+    std::span<const float> decode(backend::TokenId t) override {
+        ++decodes;
+        return inner_->decode(t);
+    }
+    backend::TokenId decode_greedy(backend::TokenId t) override {
+        ++greedy_decodes;
+        return inner_->decode_greedy(t);  // the CPU backend's: the default, argmax of decode() on the host
+    }
+    void reset() override { inner_->reset(); }
+    uint32_t n_past() const override { return inner_->n_past(); }
+    uint32_t n_ctx() const override { return inner_->n_ctx(); }
+    int decodes = 0, greedy_decodes = 0;
+
+private:
+    std::unique_ptr<backend::Sequence> inner_;
+};
+
+TEST(Generator, GreedyWithoutPenaltyAsksTheBackendForTheArgmaxOnly) {
+    auto& f = fx();
+    CountingSequence seq(f.be->new_sequence({.n_ctx = 128}));
+    const GenerateResult a = f.gen.generate(seq, greedy(12));
+    ASSERT_FALSE(a.tokens.empty());
+    EXPECT_EQ(seq.greedy_decodes, static_cast<int>(a.tokens.size()) - 1);
+    EXPECT_EQ(seq.decodes, 0);  // (the inner sequence's default decode_greedy calls its own decode, not ours)
+
+    // The same tokens as sampling from the logits: the manual greedy loop over decode().
+    auto ref = f.be->new_sequence({.n_ctx = 128});
+    std::span<const float> logits = ref->prefill(a.prompt_tokens);
+    for (size_t i = 0; i < a.tokens.size(); ++i) {
+        const auto tok = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        EXPECT_EQ(tok, a.tokens[i]) << "token " << i;
+        logits = ref->decode(tok);
+    }
+
+    // A repetition penalty needs the logits: decode() only.
+    CountingSequence pen(f.be->new_sequence({.n_ctx = 128}));
+    GenerateRequest r = greedy(12);
+    r.sampling.repeat_penalty = 1.3f;
+    f.gen.generate(pen, r);
+    EXPECT_EQ(pen.greedy_decodes, 0);
+    EXPECT_GT(pen.decodes, 0);
 }
 
 TEST(Generator, PromptPlusMaxTokensBeyondContextFailsBeforeAnyWork) {

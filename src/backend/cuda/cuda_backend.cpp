@@ -45,19 +45,33 @@ struct GraphHandle {
     }
 };
 
+// Page-locked host memory: device-to-host copies into it run at full PCIe speed without a staging copy.
+template <typename T>
+struct PinnedBuffer {
+    T* p = nullptr;
+    explicit PinnedBuffer(size_t n) { ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p), n * sizeof(T))); }
+    ~PinnedBuffer() {
+        if (p) ORCD_CUDA_WARN(cudaFreeHost(p));
+    }
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+};
+
 class CudaSequence final : public Sequence {
 public:
     CudaSequence(CudaBackend& backend, uint32_t n_ctx);
 
     std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits) override;
-    std::span<const float> decode(TokenId token) override { return prefill(std::span(&token, 1), false); }
+    std::span<const float> decode(TokenId token) override;
+    TokenId decode_greedy(TokenId token) override;
     void reset() override { n_past_ = 0; }
     uint32_t n_past() const override { return n_past_; }
     uint32_t n_ctx() const override { return n_ctx_; }
 
 private:
-    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null).
-    void step(TokenId token, float* out);
+    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null); with
+    // `argmax`, returns the index of the largest logit (found on the device), else -1.
+    TokenId step(TokenId token, float* out, bool argmax = false);
 
     CudaBackend& b_;
     uint32_t n_ctx_;
@@ -67,8 +81,10 @@ private:
     KvCache kv_view_;
     DecodeBuffers dec_;  // views into act_
     StreamHandle stream_;
-    GraphHandle graph_;
+    GraphHandle graph_[2];  // the step without / with the device argmax, each captured on first use after step 1
     std::vector<float> logits_;
+    PinnedBuffer<float> decode_logits_;  // [n_vocab]: decode()'s result
+    PinnedBuffer<int32_t> token_out_;     // [1]: decode_greedy()'s result
 };
 
 class CudaBackend final : public Backend {
@@ -183,7 +199,8 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
     m_.rope_layout = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
 }
 
-CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx) : b_(backend), n_ctx_(n_ctx) {
+CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx)
+    : b_(backend), n_ctx_(n_ctx), decode_logits_(backend.config().n_vocab), token_out_(1) {
     const model::Config& c = b_.config();
     kv_ = b_.device().allocate(KvCache::bytes(c, n_ctx), "KV cache (f16)");
     kv_view_ = KvCache{reinterpret_cast<uint16_t*>(kv_->data()), n_ctx};
@@ -193,39 +210,56 @@ CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx) : b_(backend), 
     dec_ = DecodeBuffers::bind(layout, act_->data());
 }
 
-void CudaSequence::step(TokenId token, float* out) {
+TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
     const int32_t scalars[2] = {token, static_cast<int32_t>(n_past_)};
     // Pageable source: the copy is staged before this call returns, so `scalars` may go out of scope.
     ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.scalars, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
-    if (graph_.exec) {
-        ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
+    GraphHandle& graph = graph_[argmax ? 1 : 0];
+    if (graph.exec) {
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
     } else if (b_.options_.use_graph && steps_ > 0) {
-        // Captured on the second step: the first ran eagerly, which initialized the kernels' one-time host state
-        // (device attributes, occupancy queries) outside of any capture.
+        // Captured after the first step, which ran eagerly and so initialized the kernels' one-time host state
+        // (device attributes, occupancy queries, shared-memory limits) outside of any capture.
         ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
-        cudaGraph_t graph = nullptr;
+        cudaGraph_t g = nullptr;
         try {
-            enqueue_decode(b_.m_, dec_, kv_view_, stream_.s);
+            enqueue_decode(b_.m_, dec_, kv_view_, argmax, stream_.s);
         } catch (...) {
-            cudaStreamEndCapture(stream_.s, &graph);
-            if (graph) cudaGraphDestroy(graph);
+            cudaStreamEndCapture(stream_.s, &g);
+            if (g) cudaGraphDestroy(g);
             throw;
         }
-        ORCD_CUDA_CHECK(cudaStreamEndCapture(stream_.s, &graph));
-        const cudaError_t inst = cudaGraphInstantiate(&graph_.exec, graph, 0);
-        ORCD_CUDA_WARN(cudaGraphDestroy(graph));
+        ORCD_CUDA_CHECK(cudaStreamEndCapture(stream_.s, &g));
+        const cudaError_t inst = cudaGraphInstantiate(&graph.exec, g, 0);
+        ORCD_CUDA_WARN(cudaGraphDestroy(g));
         ORCD_CUDA_CHECK(inst);
-        ORCD_CUDA_CHECK(cudaGraphLaunch(graph_.exec, stream_.s));
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
     } else {
-        enqueue_decode(b_.m_, dec_, kv_view_, stream_.s);
+        enqueue_decode(b_.m_, dec_, kv_view_, argmax, stream_.s);
     }
     if (out) {
         ORCD_CUDA_CHECK(cudaMemcpyAsync(out, dec_.logits, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
                                         stream_.s));
     }
+    if (argmax) {
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(token_out_.p, dec_.scalars + 2, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                        stream_.s));
+    }
     ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
     ++n_past_;
     ++steps_;
+    return argmax ? *token_out_.p : -1;
+}
+
+std::span<const float> CudaSequence::decode(TokenId token) {
+    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
+    step(token, decode_logits_.p);
+    return {decode_logits_.p, b_.config().n_vocab};
+}
+
+TokenId CudaSequence::decode_greedy(TokenId token) {
+    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
+    return step(token, nullptr, /*argmax=*/true);
 }
 
 std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {

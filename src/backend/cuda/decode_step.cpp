@@ -1,6 +1,11 @@
 #include "backend/cuda/decode_step.h"
 
+#include <cstdlib>
+#include <optional>
+#include <vector>
+
 #include "backend/cuda/matvec.h"
+#include "backend/cuda/matvec_fused.h"
 #include "backend/cuda/ops.h"
 
 namespace orcd::backend::cuda {
@@ -38,13 +43,53 @@ DecodeBuffers DecodeBuffers::bind(const Layout& l, std::byte* base) {
     return b;
 }
 
-void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, cudaStream_t s) {
+namespace {
+
+// Matrices above this many bytes take the staged-tile kernel with unfused neighbours: on the device the fused
+// kernel's direct loads lost to the staged tiles on Phi-3-mini's 6.5-80 MB matrices (all of Phi-3 unfused: 209 tok/s,
+// fused up to 16 MiB: 206, all fused: 173), while they win on Qwen2.5-0.5B's <= 3.6 MB ones (600 -> 780 tok/s); see
+// bench/cuda/NOTES.md, v5. ORCD_FUSED_MAX_BYTES overrides; it is read at every enqueue (that is, at graph capture),
+// so a benchmark can compare settings on one loaded model.
+constexpr uint64_t kDefaultFusedMaxBytes = 4ull << 20;
+uint64_t fused_max_bytes() {
+    const char* env = std::getenv("ORCD_FUSED_MAX_BYTES");
+    return env && *env ? std::strtoull(env, nullptr, 10) : kDefaultFusedMaxBytes;
+}
+
+// The fused matvec over `mats` (their rows concatenated), or nothing when it cannot take them.
+std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const float* x, const float* norm, float eps,
+                                      ops::MatvecEpilogue epilogue, float* y) {
+    ops::FusedMatvec f;
+    f.x = x;
+    f.norm = norm;
+    f.eps = eps;
+    f.epilogue = epilogue;
+    f.y = y;
+    if (mats.empty() || mats.size() > 3) return std::nullopt;
+    for (const Matmul& mm : mats) {
+        if (mm.cols != mats[0].cols ||
+            gguf::row_bytes(mm.type, static_cast<uint64_t>(mm.cols)) * static_cast<uint64_t>(mm.rows) >
+                fused_max_bytes()) {
+            return std::nullopt;
+        }
+        f.src[f.n_src++] = {mm.type, mm.w, mm.rows};
+    }
+    f.cols = mats[0].cols;
+    if (!ops::fused_matvec_supported(f)) return std::nullopt;
+    return f;
+}
+
+}  // namespace
+
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, cudaStream_t s) {
+    using ops::MatvecEpilogue;
     const model::Config& c = *m.config;
     const int32_t* d_token = b.scalars;
     const int32_t* d_pos = b.scalars + 1;
-    const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
-    const int nh = static_cast<int>(c.n_heads), nkv = static_cast<int>(c.n_kv_heads);
-    const int hd = static_cast<int>(c.head_dim), n_rot = static_cast<int>(c.rope_dim);
+    const int64_t E = c.n_embd, F = c.n_ff;
+    const int nh = static_cast<int>(c.n_heads);
+    const int n_rot = static_cast<int>(c.rope_dim);
+    const float eps = c.rms_eps;
     auto run = [&](const Matmul& mm, const float* in, float* out) {
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
@@ -52,29 +97,47 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
     ops::embedding_row(m.embd_type, m.token_embd, E, d_token, b.x, s);
     for (size_t li = 0; li < m.layers.size(); ++li) {
         const Layer& l = m.layers[li];
-        ops::rms_norm(b.x, l.attn_norm, 1, E, c.rms_eps, b.h, s);
-        for (const Matmul& mm : l.qkv) run(mm, b.h, b.qkv);
-        float* q = b.qkv;
-        float* k = b.qkv + QD;
-        float* v = b.qkv + QD + KD;
-        if (l.bias[0]) ops::add_bias(q, l.bias[0], 1, QD, s);
-        if (l.bias[1]) ops::add_bias(k, l.bias[1], 1, KD, s);
-        if (l.bias[2]) ops::add_bias(v, l.bias[2], 1, KD, s);
-        ops::rope(q, 1, nh, hd, n_rot, d_pos, m.inv_freq, m.rope_layout, s);
-        ops::rope(k, 1, nkv, hd, n_rot, d_pos, m.inv_freq, m.rope_layout, s);
+        // x -> norm -> [q | k | v]
+        if (auto f = fused(l.qkv, b.x, l.attn_norm, eps, MatvecEpilogue::Store, b.qkv)) {
+            ops::fused_matvec(*f, s);
+        } else {
+            ops::rms_norm(b.x, l.attn_norm, 1, E, eps, b.h, s);
+            for (const Matmul& mm : l.qkv) run(mm, b.h, b.qkv);
+        }
         const ops::KvCacheView kvl = kv.layer(c, li);
-        ops::kv_store(kvl, 1, k, v, d_pos, s);
-        ops::attention_decode(q, kvl, nh, d_pos, b.attn, b.attn_ws, s);
-        run(l.o, b.attn, b.tmp);
-        ops::add(b.x, b.tmp, E, s);
-        ops::rms_norm(b.x, l.ffn_norm, 1, E, c.rms_eps, b.h, s);
-        for (const Matmul& mm : l.gate_up) run(mm, b.h, b.gu);
-        ops::swiglu(b.gu, 1, F, b.ffn, s);
-        run(l.down, b.ffn, b.tmp);
-        ops::add(b.x, b.tmp, E, s);
+        ops::qkv_rope_store(b.qkv, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, d_pos, m.inv_freq, m.rope_layout,
+                            s);
+        ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s);
+        // x += O attn
+        if (auto f = fused({l.o}, b.attn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
+            ops::fused_matvec(*f, s);
+        } else {
+            run(l.o, b.attn, b.tmp);
+            ops::add(b.x, b.tmp, E, s);
+        }
+        // x -> norm -> silu(gate) * up
+        if (auto f = fused(l.gate_up, b.x, l.ffn_norm, eps, MatvecEpilogue::SwiGLU, b.ffn)) {
+            ops::fused_matvec(*f, s);
+        } else {
+            ops::rms_norm(b.x, l.ffn_norm, 1, E, eps, b.h, s);
+            for (const Matmul& mm : l.gate_up) run(mm, b.h, b.gu);
+            ops::swiglu(b.gu, 1, F, b.ffn, s);
+        }
+        // x += down ffn
+        if (auto f = fused({l.down}, b.ffn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
+            ops::fused_matvec(*f, s);
+        } else {
+            run(l.down, b.ffn, b.tmp);
+            ops::add(b.x, b.tmp, E, s);
+        }
     }
-    ops::rms_norm(b.x, m.output_norm, 1, E, c.rms_eps, b.h, s);
-    run(m.output, b.h, b.logits);
+    if (auto f = fused({m.output}, b.x, m.output_norm, eps, MatvecEpilogue::Store, b.logits)) {
+        ops::fused_matvec(*f, s);
+    } else {
+        ops::rms_norm(b.x, m.output_norm, 1, E, eps, b.h, s);
+        run(m.output, b.h, b.logits);
+    }
+    if (argmax) ops::argmax(b.logits, c.n_vocab, b.scalars + 2, s);
 }
 
 }  // namespace orcd::backend::cuda

@@ -24,7 +24,13 @@ struct DecodeBuffers {
     static DecodeBuffers bind(const Layout& l, std::byte* base);
 };
 
-// Enqueues the whole step on `stream` (what the graph captures). Does not synchronize.
-void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, cudaStream_t stream);
+// Enqueues the whole step on `stream` (what the graph captures). With `argmax`, also the index of the largest logit
+// into scalars[2] (greedy decoding reads 4 bytes instead of the logits). Does not synchronize.
+//
+// Per layer (the fused path, 7 launches): norm+QKV matvec -> bias+RoPE+KV store -> attention (2) -> O matvec +
+// residual -> norm+gate/up matvec+SwiGLU -> down matvec + residual. A matrix the fused matvec cannot take (x too
+// long for shared memory), or larger than 4 MiB (ORCD_FUSED_MAX_BYTES overrides, for benchmarks), goes through the
+// staged-tile matvec with the element-wise ops as separate launches instead.
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, cudaStream_t stream);
 
 }  // namespace orcd::backend::cuda

@@ -75,6 +75,17 @@ void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const flo
     check_launch();
 }
 
+void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads, const KvCacheView& kv,
+                    int n_rot, const int32_t* pos, const double* inv_freq, RopeLayout layout, cudaStream_t stream) {
+    check_kv(kv, "qkv_rope_store");
+    require(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "qkv_rope_store",
+            fmt::format("{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads));
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
+            fmt::format("rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim));
+    detail::launch_qkv_rope_store(qkv, bq, bk, bv, n_heads, kv, n_rot, pos, inv_freq, layout, stream);
+    check_launch();
+}
+
 size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim) {
     // o, m and l per (head, chunk): see attention.cu.
     return static_cast<size_t>(n_heads) * static_cast<size_t>(detail::attention_chunks(n_ctx)) *

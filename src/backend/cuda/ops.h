@@ -53,6 +53,13 @@ struct KvCacheView {
 void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
               cudaStream_t stream);
 
+// The attention inputs of one decode token, in one launch (instead of three bias adds, two ropes and a store):
+// qkv = [q (n_heads * head_dim) | k (kv_dim) | v (kv_dim)] from the QKV matvec gets its biases (bq, bk, bv; any may
+// be null), q and k are rotated at position *pos exactly as rope() does it, q is written back in place, and k and v
+// are stored into the cache at *pos rounded to f16 as kv_store() does it (the rotated k is not written back).
+void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads, const KvCacheView& kv,
+                    int n_rot, const int32_t* pos, const double* inv_freq, RopeLayout layout, cudaStream_t stream);
+
 // Device scratch attention_decode needs for a cache of n_ctx positions and n_heads query heads, in bytes.
 size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim);
 

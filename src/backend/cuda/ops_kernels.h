@@ -18,6 +18,9 @@ void launch_add(float* x, const float* y, int64_t n, cudaStream_t s);
 void launch_swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t s);
 void launch_kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
                      cudaStream_t s);
+void launch_qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads,
+                           const KvCacheView& kv, int n_rot, const int32_t* pos, const double* inv_freq,
+                           RopeLayout layout, cudaStream_t s);
 void launch_argmax(const float* x, int64_t n, int32_t* out, cudaStream_t s);
 
 // attention.cu

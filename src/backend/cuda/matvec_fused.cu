@@ -1,0 +1,296 @@
+// Fused decode matvec (matvec_fused.h). One kernel for every type: a warp looks up which row source its row is in
+// and switches on that source's type (warp-uniform, so no divergence), which lets Q, K and V matrices of different
+// types share one launch and the gate/up rows of a SwiGLU come from one fused matrix or from two.
+//
+// Block of 8 warps: (1) prefetches its first rows into L2 (so the weight fetch overlaps the prologue), (2) stages x
+// in shared memory, normalized when a norm is given (sum of squares in double and the same fixed tree as
+// rms_norm_kernel, so the normalized values are bit-identical to the separate kernel's), (3) computes 8 / wpr output
+// rows at a time, wpr warps per row, each lane taking groups of 4 consecutive elements (the formats of
+// matvec_formats.cuh) straight from global memory, (4) adds the wpr partial sums in warp order and applies the
+// epilogue. The grid is capped at what fits on the GPU at once; blocks then loop over the remaining rows.
+#include "backend/cuda/matvec_kernels.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "backend/cuda/matvec_formats.cuh"
+
+namespace orcd::cuda {
+
+namespace {
+
+using namespace orcd::cuda::formats;
+using gguf::TensorType;
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+struct Source {
+    TensorType type;
+    const uint8_t* w;
+    int64_t row_bytes;
+    int64_t rows;
+};
+
+struct Params {
+    const float* x;
+    const float* norm;
+    float eps;
+    int cols;
+    int n_src;
+    Source src[3];
+    int epilogue;  // MatvecEpilogue
+    float* y;
+    int64_t n_out;  // output rows
+    int wpr;        // warps per output row: 1, 2, 4 or 8
+};
+
+// Logical row -> its source (r becomes the row within it). Copies with constant indices only: a dynamic index into
+// the parameter array would make the compiler copy it to local memory.
+__device__ __forceinline__ Source locate(const Params& p, int64_t& r) {
+    Source s = p.src[0];
+    if (p.n_src > 1 && r >= s.rows) {
+        r -= s.rows;
+        s = p.src[1];
+        if (p.n_src > 2 && r >= s.rows) {
+            r -= s.rows;
+            s = p.src[2];
+        }
+    }
+    return s;
+}
+
+// This lane's share of the dot product of one row with xs: groups first, first + stride, ... (of 4 consecutive
+// elements each; consecutive lanes take consecutive groups, so the warp's x reads are contiguous), read straight
+// from global memory.
+template <typename T>
+__device__ __forceinline__ float row_dot(const uint8_t* row, const float* xs, int first, int n_groups, int stride) {
+    constexpr int kGroups = T::kBlockElems / 4;
+    const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
+    float acc = 0.0f;
+#pragma unroll 4
+    for (int i = first; i < n_groups; i += stride) {
+        const float4 xv = *reinterpret_cast<const float4*>(xs + 4 * i);
+        if constexpr (T::kBlockElems == 4) {
+            acc = T::dot_acc(blocks[i], xv, acc);  // plain floats: the plain matvec kernel's order
+        } else {
+            acc += T::dot(blocks[i / kGroups], i % kGroups, xv);
+        }
+    }
+    return acc;
+}
+
+__device__ float row_partial(const Params& p, int64_t r, const float* xs, int first, int stride) {
+    const Source s = locate(p, r);
+    const uint8_t* row = s.w + r * s.row_bytes;
+    const int n = p.cols / 4;
+    switch (s.type) {
+        case TensorType::F32: return row_dot<F32>(row, xs, first, n, stride);
+        case TensorType::F16: return row_dot<F16>(row, xs, first, n, stride);
+        case TensorType::BF16: return row_dot<BF16>(row, xs, first, n, stride);
+        case TensorType::Q4_0: return row_dot<Q4_0>(row, xs, first, n, stride);
+        case TensorType::Q4_1: return row_dot<Q4_1>(row, xs, first, n, stride);
+        case TensorType::Q5_0: return row_dot<Q5_0>(row, xs, first, n, stride);
+        case TensorType::Q5_1: return row_dot<Q5_1>(row, xs, first, n, stride);
+        case TensorType::Q8_0: return row_dot<Q8_0>(row, xs, first, n, stride);
+        case TensorType::Q4_K: return row_dot<Q4_K>(row, xs, first, n, stride);
+        case TensorType::Q5_K: return row_dot<Q5_K>(row, xs, first, n, stride);
+        case TensorType::Q6_K: return row_dot<Q6_K>(row, xs, first, n, stride);
+        default: return __int_as_float(0x7fc00000);  // unreachable: the host checks the types
+    }
+}
+
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+__global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) {
+    extern __shared__ float4 xs4[];  // x: cols floats
+    float* xs = reinterpret_cast<float*>(xs4);
+    __shared__ double red[kThreads];
+    __shared__ float part[2][kWarps];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int per_iter = kWarps / p.wpr;  // output rows per block per iteration
+    const int slot = warp / p.wpr, sub = warp % p.wpr;
+    const bool swiglu = p.epilogue == 2;
+    const int n_rows_per_out = swiglu ? 2 : 1;
+
+    // (1) Start this block's first rows on their way from DRAM into L2 while x is staged.
+    {
+        const int64_t first = static_cast<int64_t>(blockIdx.x) * per_iter;
+        for (int k = warp; k < per_iter * n_rows_per_out; k += kWarps) {
+            int64_t r = first + k % per_iter;
+            if (r >= p.n_out) continue;
+            if (k >= per_iter) r += p.n_out;
+            const Source s = locate(p, r);
+            const uint8_t* row = s.w + r * s.row_bytes;
+            for (int64_t off = 128 * lane; off < s.row_bytes + 127; off += 32 * 128) {
+                prefetch_l2(row + min(off, s.row_bytes - 1));
+            }
+        }
+    }
+
+    // (2) x into shared memory, normalized as rms_norm_kernel does it.
+    const int cols = p.cols;
+    if (p.norm) {
+        double ss = 0.0;
+        for (int i = threadIdx.x; i < cols; i += kThreads) ss += static_cast<double>(p.x[i]) * p.x[i];
+        red[threadIdx.x] = ss;
+        __syncthreads();
+        for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+            if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+            __syncthreads();
+        }
+        const float scale = static_cast<float>(1.0 / sqrt(red[0] / static_cast<double>(cols) + p.eps));
+        for (int i = threadIdx.x; i < cols; i += kThreads) xs[i] = __fmul_rn(__fmul_rn(p.x[i], scale), p.norm[i]);
+    } else {
+        for (int i = threadIdx.x; i < cols / 4; i += kThreads) xs4[i] = reinterpret_cast<const float4*>(p.x)[i];
+    }
+    __syncthreads();
+
+    // (3) + (4)
+    for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
+         base += static_cast<int64_t>(gridDim.x) * per_iter) {
+        const int64_t o = base + slot;
+        float a = 0.0f, b = 0.0f;
+        if (o < p.n_out) {
+            a = warp_sum(row_partial(p, o, xs, sub * 32 + lane, 32 * p.wpr));
+            if (swiglu) b = warp_sum(row_partial(p, o + p.n_out, xs, sub * 32 + lane, 32 * p.wpr));
+        }
+        int64_t out = o;
+        if (p.wpr > 1) {
+            if (lane == 0) {
+                part[0][warp] = a;
+                part[1][warp] = b;
+            }
+            __syncthreads();
+            out = base + threadIdx.x;
+            if (threadIdx.x < per_iter) {
+                a = b = 0.0f;
+                for (int k = 0; k < p.wpr; ++k) {
+                    a += part[0][threadIdx.x * p.wpr + k];
+                    b += part[1][threadIdx.x * p.wpr + k];
+                }
+            }
+            __syncthreads();  // part is refilled by the next iteration
+        }
+        const bool writer = p.wpr > 1 ? static_cast<int>(threadIdx.x) < per_iter : lane == 0;
+        if (writer && out < p.n_out) {
+            if (p.epilogue == 0) {
+                p.y[out] = a;
+            } else if (p.epilogue == 1) {
+                p.y[out] = p.y[out] + a;
+            } else {
+                p.y[out] = __fmul_rn(a / (1.f + expf(-a)), b);  // as swiglu_kernel
+            }
+        }
+    }
+}
+
+int sm_count() {
+    static const int n = [] {
+        int device = 0, count = 0;
+        if (cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+            return 132;
+        }
+        return count;
+    }();
+    return n;
+}
+
+// Resident blocks per SM for a dynamic shared-memory size, cached (no runtime query once a shape has run, so a
+// captured graph makes only launches). Raises the kernel's dynamic shared-memory limit the first time.
+int blocks_per_sm(size_t smem) {
+    static std::mutex mu;
+    static std::vector<std::pair<size_t, int>> cache;
+    static bool raised = false;
+    std::lock_guard lock(mu);
+    for (const auto& [bytes, n] : cache) {
+        if (bytes == smem) return n;
+    }
+    if (!raised) {
+        cudaFuncSetAttribute(fused_matvec_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kFusedMaxCols * sizeof(float)));
+        raised = true;
+    }
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fused_matvec_kernel, kThreads, smem) != cudaSuccess ||
+        n < 1) {
+        n = 1;
+    }
+    cache.emplace_back(smem, n);
+    return n;
+}
+
+int64_t block_bytes(TensorType t) {
+    switch (t) {
+        case TensorType::F32: return 16;
+        case TensorType::F16: case TensorType::BF16: return 8;
+        case TensorType::Q4_0: return sizeof(gguf::BlockQ4_0);
+        case TensorType::Q4_1: return sizeof(gguf::BlockQ4_1);
+        case TensorType::Q5_0: return sizeof(gguf::BlockQ5_0);
+        case TensorType::Q5_1: return sizeof(gguf::BlockQ5_1);
+        case TensorType::Q8_0: return sizeof(gguf::BlockQ8_0);
+        case TensorType::Q4_K: return sizeof(gguf::BlockQ4_K);
+        case TensorType::Q5_K: return sizeof(gguf::BlockQ5_K);
+        case TensorType::Q6_K: return sizeof(gguf::BlockQ6_K);
+        default: return 0;
+    }
+}
+
+int64_t block_elems(TensorType t) {
+    switch (t) {
+        case TensorType::F32: case TensorType::F16: case TensorType::BF16: return 4;
+        case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K: return 256;
+        default: return 32;
+    }
+}
+
+}  // namespace
+
+bool fused_matvec_type_supported(TensorType t) { return block_bytes(t) > 0; }
+
+int fused_warps_per_row(int64_t n_out, int64_t cols) {
+    static const int forced = [] {
+        const char* env = std::getenv("ORCD_MATVEC_WPR");
+        const int v = env ? std::atoi(env) : 0;
+        return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
+    }();
+    if (forced) return forced;
+    // Enough warps in flight to cover the GPU (~16 per SM) while each lane still has a group of 4 to decode.
+    int wpr = 1;
+    while (wpr < kWarps && n_out * wpr < 16LL * sm_count() && cols / 4 >= 32LL * 2 * wpr) wpr *= 2;
+    return wpr;
+}
+
+void launch_fused_matvec(const FusedMatvec& op, cudaStream_t s) {
+    Params p{};
+    p.x = op.x;
+    p.norm = op.norm;
+    p.eps = op.eps;
+    p.cols = static_cast<int>(op.cols);
+    p.n_src = op.n_src;
+    int64_t rows = 0;
+    for (int i = 0; i < op.n_src; ++i) {
+        const RowSource& r = op.src[i];
+        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / block_elems(r.type) * block_bytes(r.type),
+                    r.rows};
+        rows += r.rows;
+    }
+    for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];
+    p.epilogue = static_cast<int>(op.epilogue);
+    p.y = op.y;
+    p.n_out = op.epilogue == MatvecEpilogue::SwiGLU ? rows / 2 : rows;
+    p.wpr = fused_warps_per_row(p.n_out, op.cols);
+    const size_t smem = static_cast<size_t>(op.cols) * sizeof(float);
+    const int per_iter = kWarps / p.wpr;
+    const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
+    const int64_t grid = std::min<int64_t>(iters, static_cast<int64_t>(sm_count()) * blocks_per_sm(smem));
+    fused_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, smem, s>>>(p);
+}
+
+}  // namespace orcd::cuda
