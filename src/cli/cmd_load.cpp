@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -125,6 +126,8 @@ struct Args {
     uint64_t chunk_mb = 256;
     uint32_t buffers = 2;
     uint32_t threads = 0;
+    std::string gather = "mapping";
+    std::string staging = "huge";
     bool verify = false;
     std::string vram_limit;
     std::string device = "cuda";
@@ -132,6 +135,10 @@ struct Args {
     bool json = false;
     bool brief = false;
     bool bench_h2d = false;
+    bool bench_register = false;
+    bool direct = false;
+    bool plain_stores = false;
+    uint64_t dma_slice_mb = 0;
     uint64_t bench_mb = 256;
     bool evict = false;
 };
@@ -161,7 +168,9 @@ void run(const Args& a) {
 
     std::shared_ptr<loader::Device> dev;
     if (a.device == "cuda") {
-        dev = loader::open_cuda_device(a.gpu);
+        loader::CudaDeviceOptions co;
+        co.huge_page_staging = a.staging == "huge";
+        dev = loader::open_cuda_device(a.gpu, co);
     } else {
         loader::HostDeviceOptions o;
         o.capacity = parse_bytes(a.host_capacity);
@@ -186,11 +195,41 @@ void run(const Args& a) {
 
     if (a.evict) evict_page_cache(a.model);
     model::Model m = model::open_model(a.model);
+    if (a.bench_register && !m.weights.tensors.empty()) {
+        // The tensor data section of the mapping, whole pages: what a direct (no staging) transfer would register.
+        const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (const auto& t : m.weights.tensors) {
+            lo = std::min(lo, t.file_offset);
+            hi = std::max(hi, t.file_offset + t.n_bytes);
+        }
+        lo = lo / page * page;
+        hi = std::min<uint64_t>((hi + page - 1) / page * page, m.file->size() / page * page);
+        hi = std::min(hi, lo + (a.bench_mb << 20));  // --bench-mb bounds the registered range too
+        const auto r = loader::measure_registered_copy(*dev, m.file->bytes().data() + lo, hi - lo);
+        const double gb = static_cast<double>(r.bytes) / 1e9;
+        if (a.json) {
+            out["registered_copy"] = {{"bytes", r.bytes}, {"register_s", r.register_s}, {"copy_s", r.copy_s},
+                                      {"unregister_s", r.unregister_s}, {"error", r.error},
+                                      {"register_gbps", r.register_s > 0 ? gb / r.register_s : 0.0},
+                                      {"copy_gbps", r.copy_s > 0 ? gb / r.copy_s : 0.0}};
+        } else if (!r.error.empty()) {
+            fmt::print("register  refused: {}\n", r.error);
+        } else {
+            fmt::print("register  {} of the mapping: register {:.3f} s, copy {:.3f} s ({:.2f} GB/s), "
+                       "unregister {:.3f} s\n",
+                       format_bytes(r.bytes), r.register_s, r.copy_s, gb / r.copy_s, r.unregister_s);
+        }
+    }
     loader::LoadOptions o;
     o.plan.n_ctx = a.ctx;
     o.transfer.chunk_bytes = a.chunk_mb << 20;
     o.transfer.n_buffers = a.buffers;
     o.transfer.copy_threads = a.threads;
+    o.transfer.gather = a.gather == "mapping" ? loader::GatherSource::Mapping : loader::GatherSource::Read;
+    o.transfer.direct = a.direct;
+    o.transfer.streaming_stores = !a.plain_stores;
+    o.transfer.dma_slice_bytes = a.dma_slice_mb << 20;
     o.verify = a.verify;
     if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit);
     o.cancel = &g_cancel;
@@ -221,7 +260,12 @@ void run(const Args& a) {
                            {"gbps", ts.gbps()},          {"gather_seconds", ts.gather_seconds},
                            {"wait_seconds", ts.wait_seconds}, {"setup_seconds", ts.setup_seconds},
                            {"chunks", ts.chunks},        {"staging_bytes", ts.staging_bytes},
-                           {"buffers", ts.n_buffers},    {"copy_threads", ts.copy_threads}};
+                           {"buffers", ts.n_buffers},    {"copy_threads", ts.copy_threads},
+                           {"gather", loader::gather_source_name(ts.gather)}, {"gather_note", ts.gather_note},
+                           {"staging", a.device == "cuda" ? a.staging : "host"},
+                           {"direct", ts.direct}, {"direct_note", ts.direct_note},
+                           {"streaming_stores", ts.streaming_stores}, {"dma_slice_bytes", a.dma_slice_mb << 20},
+                           {"register_seconds", ts.register_seconds}, {"unregister_seconds", ts.unregister_seconds}};
         out["timings"] = {{"plan_s", tm.plan_s},           {"alloc_s", tm.alloc_s},   {"transfer_s", tm.transfer_s},
                           {"residency_s", tm.residency_s}, {"verify_s", tm.verify_s}, {"load_s", tm.total_s},
                           {"command_s", cmd_s}};
@@ -248,9 +292,18 @@ void run(const Args& a) {
                "waiting for DMA {:.3f} s), load {:.3f} s{}\n",
                tm.plan_s, tm.alloc_s, ts.setup_seconds, ts.seconds, ts.gather_seconds, ts.wait_seconds, tm.total_s,
                since_start ? fmt::format(", process start to resident {:.2f} s", *since_start) : std::string());
-    fmt::print("loaded {} bytes ({}) in {:.3f} s: {:.2f} GB/s ({} chunks of {}, {} buffers, {} threads)\n", ts.bytes,
-               format_bytes(ts.bytes), ts.seconds, ts.gbps(), ts.chunks, format_bytes(ts.staging_bytes), ts.n_buffers,
-               ts.copy_threads);
+    fmt::print("loaded {} bytes ({}) in {:.3f} s: {:.2f} GB/s ({} chunks of {}, {} buffers, {} threads, "
+               "gather by {}{})\n",
+               ts.bytes, format_bytes(ts.bytes), ts.seconds, ts.gbps(), ts.chunks, format_bytes(ts.staging_bytes),
+               ts.n_buffers, ts.copy_threads, loader::gather_source_name(ts.gather),
+               a.gather == "read" && ts.gather != loader::GatherSource::Read ? fmt::format(": {}", ts.gather_note)
+                                                                              : std::string());
+    if (a.direct) {
+        fmt::print("direct    {}\n", ts.direct ? fmt::format("copied from the registered mapping (register {:.3f} s, "
+                                                             "unregister {:.3f} s)",
+                                                             ts.register_seconds, ts.unregister_seconds)
+                                               : "staged instead: " + ts.direct_note);
+    }
 }
 
 }  // namespace
@@ -264,6 +317,19 @@ void add_load(CLI::App& app) {
     cmd->add_option("--chunk-mb", a->chunk_mb, "Staging chunk size in MiB (default 256, minimum 1)");
     cmd->add_option("--buffers", a->buffers, "Pinned staging buffers in flight (default 2)");
     cmd->add_option("--threads", a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
+    cmd->add_option("--gather", a->gather,
+                    "How chunks are gathered from the file: mapping (memcpy from the mmap, default) or read (pread)")
+        ->check(CLI::IsMember({"read", "mapping"}));
+    cmd->add_option("--staging", a->staging,
+                    "Pinned staging memory: huge (huge pages + cudaHostRegister, default) or hostalloc (cudaHostAlloc)")
+        ->check(CLI::IsMember({"huge", "hostalloc"}));
+    cmd->add_flag("--plain-stores", a->plain_stores,
+                  "Gather from the mapping with ordinary stores instead of the default non-temporal ones");
+    cmd->add_option("--dma-slice-mb", a->dma_slice_mb,
+                    "Queue each chunk's DMA in slices of this many MiB as they are gathered (default 0: whole chunk)");
+    cmd->add_flag("--direct", a->direct,
+                  "No staging: register the mapped file for DMA and copy from it in place (slow on the H100 VM; "
+                  "falls back to staging)");
     cmd->add_flag("--verify", a->verify, "Checksum every tensor on the device against the file");
     cmd->add_option("--vram-limit", a->vram_limit, "Cap on the memory the load may use (bytes; K/M/G suffixes)");
     cmd->add_option("--device", a->device, "cuda (default) or host (host memory stands in for VRAM: a dry run)")
@@ -272,7 +338,11 @@ void add_load(CLI::App& app) {
     cmd->add_flag("--json", a->json, "Print one JSON document instead of text");
     cmd->add_flag("--brief", a->brief, "Print the plan's totals only, not every tensor's placement");
     cmd->add_flag("--bench-h2d", a->bench_h2d, "First measure pinned and pageable host-to-device bandwidth");
-    cmd->add_option("--bench-mb", a->bench_mb, "Bytes per --bench-h2d copy in MiB (default 256)");
+    cmd->add_flag("--bench-register", a->bench_register,
+                  "Measure cudaHostRegister of the file's mapped tensor data (at most --bench-mb MiB), one copy "
+                  "from it, and unregistering");
+    cmd->add_option("--bench-mb", a->bench_mb,
+                    "Bytes per --bench-h2d copy (and --bench-register range) in MiB (default 256)");
     cmd->add_flag("--evict-page-cache", a->evict,
                   "Drop the file from the page cache first (posix_fadvise DONTNEED): a cold-cache load");
     cmd->callback([a] {

@@ -48,6 +48,34 @@ H2dBandwidth measure_h2d_bandwidth(Device& dev, uint64_t bytes, int reps, bool p
     return r;
 }
 
+RegisteredCopy measure_registered_copy(Device& dev, const std::byte* host, uint64_t bytes) {
+    using Clock = std::chrono::steady_clock;
+    auto secs = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    RegisteredCopy r;
+    r.bytes = bytes;
+    auto dst = dev.allocate(bytes, "registered-copy test");
+    auto t0 = Clock::now();
+    std::unique_ptr<HostRegistration> reg;
+    try {
+        reg = dev.register_host(host, bytes);
+    } catch (const Error& e) {
+        r.error = e.what();
+        return r;
+    }
+    r.register_s = secs(t0);
+    {
+        auto stream = dev.create_stream();
+        t0 = Clock::now();
+        stream->copy_to_device(dst->data(), host, bytes);
+        stream->synchronize();
+        r.copy_s = secs(t0);
+    }
+    t0 = Clock::now();
+    reg.reset();
+    r.unregister_s = secs(t0);
+    return r;
+}
+
 double measure_pinned_h2d_gbps(Device& dev, uint64_t bytes, int reps) {
     return measure_h2d_bandwidth(dev, bytes, reps, false).pinned_gbps;
 }

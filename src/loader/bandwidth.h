@@ -2,6 +2,7 @@
 // Host-to-device bandwidth as this process sees it: the ceiling the loader's transfer is measured against
 // (`orcd load --bench-h2d`, and `orcd bench --h2d` when that command exists).
 #include <cstdint>
+#include <string>
 
 #include "loader/device.h"
 
@@ -20,5 +21,15 @@ H2dBandwidth measure_h2d_bandwidth(Device& device, uint64_t bytes = 256ull << 20
 
 // The pinned figure alone, for `orcd bench`.
 double measure_pinned_h2d_gbps(Device& device, uint64_t bytes = 256ull << 20, int reps = 5);
+
+// The cost of DMA straight out of existing host memory (a file mapping): cudaHostRegister it, copy it to the device
+// once, unregister. Decides whether registering the page cache could replace the staging copy. A refused
+// registration is reported in `error`, not thrown.
+struct RegisteredCopy {
+    uint64_t bytes = 0;
+    double register_s = 0.0, copy_s = 0.0, unregister_s = 0.0;
+    std::string error;
+};
+RegisteredCopy measure_registered_copy(Device& device, const std::byte* host, uint64_t bytes);
 
 }  // namespace orcd::loader

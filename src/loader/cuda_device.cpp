@@ -3,6 +3,7 @@
 #include "loader/cuda_device.h"
 
 #include <cuda_runtime_api.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -49,6 +50,59 @@ class CudaPinned final : public PinnedMemory {
 public:
     CudaPinned(std::byte* p, uint64_t n) : PinnedMemory(p, n) {}
     ~CudaPinned() override { ORCD_CUDA_WARN(cudaFreeHost(ptr_)); }
+};
+
+// Anonymous memory on transparent huge pages, registered with the driver; unregistered and unmapped on destruction.
+class CudaRegisteredPinned final : public PinnedMemory {
+public:
+    CudaRegisteredPinned(std::byte* p, uint64_t n, uint64_t mapped) : PinnedMemory(p, n), mapped_(mapped) {}
+    ~CudaRegisteredPinned() override {
+        ORCD_CUDA_WARN(cudaHostUnregister(ptr_));
+        ::munmap(ptr_, mapped_);
+    }
+
+private:
+    uint64_t mapped_;
+};
+
+constexpr uint64_t kHugePage = 2ull << 20;
+
+// nullptr when any step fails (no THP, no populate, registration refused): the caller uses cudaHostAlloc instead.
+std::unique_ptr<PinnedMemory> try_huge_page_pinned(uint64_t bytes) {
+    const uint64_t mapped = (std::max<uint64_t>(bytes, 1) + kHugePage - 1) / kHugePage * kHugePage;
+    // Over-map by one huge page so the registered range can start on a 2 MiB boundary (THP needs aligned extents).
+    const uint64_t reserve = mapped + kHugePage;
+    void* raw = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+    const uintptr_t aligned = (base + kHugePage - 1) / kHugePage * kHugePage;
+    // Trim the slack on both sides: what is left is exactly [aligned, aligned + mapped).
+    if (aligned > base) ::munmap(raw, aligned - base);
+    if (base + reserve > aligned + mapped) {
+        ::munmap(reinterpret_cast<void*>(aligned + mapped), base + reserve - aligned - mapped);
+    }
+    auto* p = reinterpret_cast<std::byte*>(aligned);
+    (void)::madvise(p, mapped, MADV_HUGEPAGE);  // a hint: without THP the pages are small and registration slower
+#ifdef MADV_POPULATE_WRITE
+    if (::madvise(p, mapped, MADV_POPULATE_WRITE) != 0) std::memset(p, 0, mapped);  // kernels before 5.14
+#else
+    std::memset(p, 0, mapped);
+#endif
+    if (cudaHostRegister(p, mapped, cudaHostRegisterDefault) != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky; keep it out of later calls
+        ::munmap(p, mapped);
+        return nullptr;
+    }
+    return std::make_unique<CudaRegisteredPinned>(p, bytes, mapped);
+}
+
+class CudaHostRegistration final : public HostRegistration {
+public:
+    explicit CudaHostRegistration(void* p) : p_(p) {}
+    ~CudaHostRegistration() override { ORCD_CUDA_WARN(cudaHostUnregister(p_)); }
+
+private:
+    void* p_;
 };
 
 class CudaEvent final : public Event {
@@ -108,7 +162,7 @@ private:
 
 class CudaDevice final : public Device {
 public:
-    explicit CudaDevice(int index) : index_(index) {
+    CudaDevice(int index, const CudaDeviceOptions& options) : index_(index), options_(options) {
         use(index_);
         cudaDeviceProp prop{};
         ORCD_CUDA_CHECK(cudaGetDeviceProperties(&prop, index_));
@@ -148,6 +202,9 @@ public:
                         fmt::format("GPU {}: cudaHostAlloc of {} bytes failed (fault injected)", index_, bytes));
         }
         use(index_);
+        if (options_.huge_page_staging) {
+            if (auto m = try_huge_page_pinned(bytes)) return m;
+        }
         void* p = nullptr;
         ORCD_CUDA_CHECK_AS(ErrorCode::DeviceAlloc, cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
         return std::make_unique<CudaPinned>(static_cast<std::byte*>(p), bytes);
@@ -158,6 +215,28 @@ public:
     }
 
     std::unique_ptr<Event> create_event() override { return std::make_unique<CudaEvent>(index_); }
+
+    std::unique_ptr<HostRegistration> register_host(const std::byte* p, uint64_t n) override {
+        if (fault_register()) {
+            throw Error(ErrorCode::Device, fmt::format("GPU {}: cudaHostRegister of {} bytes at {} failed (fault "
+                                                       "injected)",
+                                                       index_, n, static_cast<const void*>(p)));
+        }
+        use(index_);
+        int read_only = 0;
+        (void)cudaDeviceGetAttribute(&read_only, cudaDevAttrHostRegisterReadOnlySupported, index_);
+        // A read-only mapping can only be pinned without write access; the flag asks exactly that.
+        const unsigned flags = read_only ? cudaHostRegisterReadOnly : cudaHostRegisterDefault;
+        const cudaError_t err = cudaHostRegister(const_cast<std::byte*>(p), n, flags);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            throw Error(ErrorCode::Device,
+                        fmt::format("GPU {}: cudaHostRegister of {} bytes at {} ({}) failed: {} ({})", index_, n,
+                                    static_cast<const void*>(p), read_only ? "read-only" : "read-only not supported",
+                                    cudaGetErrorName(err), cudaGetErrorString(err)));
+        }
+        return std::make_unique<CudaHostRegistration>(const_cast<std::byte*>(p));
+    }
 
     Residency residency(const std::byte* ptr) const override {
         Residency r;
@@ -207,6 +286,7 @@ public:
 
 private:
     int index_;
+    CudaDeviceOptions options_;
     std::string name_;
 };
 
@@ -232,7 +312,7 @@ std::string cuda_unavailable_reason() {
     return {};
 }
 
-std::shared_ptr<Device> open_cuda_device(int index) {
+std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions& options) {
     const int n = cuda_device_count();
     if (n == 0) throw Error(ErrorCode::NoDevice, cuda_unavailable_reason() + " (use --device host for a dry run)");
     if (index < 0 || index >= n) {
@@ -240,7 +320,7 @@ std::shared_ptr<Device> open_cuda_device(int index) {
                     fmt::format("GPU index {} does not exist: {} CUDA device(s) present (indices 0..{})", index, n,
                                 n - 1));
     }
-    return std::make_shared<CudaDevice>(index);
+    return std::make_shared<CudaDevice>(index, options);
 }
 
 }  // namespace orcd::loader

@@ -9,7 +9,7 @@ int cuda_device_count() { return 0; }
 
 std::string cuda_unavailable_reason() { return "no CUDA device: this build has no CUDA support (ORCD_CUDA=OFF)"; }
 
-std::shared_ptr<Device> open_cuda_device(int index) {
+std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions&) {
     throw Error(ErrorCode::NoDevice, "cannot open GPU " + std::to_string(index) + ": " + cuda_unavailable_reason() +
                                          " (use --device host for a dry run)");
 }

@@ -14,6 +14,12 @@ bool Device::fault_pinned_alloc() {
     return faults_.fail_pinned_alloc_at != 0 && n_pinned_allocs_ == faults_.fail_pinned_alloc_at;
 }
 
+bool Device::fault_register() {
+    std::lock_guard lock(fault_mu_);
+    ++n_registers_;
+    return faults_.fail_register_at != 0 && n_registers_ == faults_.fail_register_at;
+}
+
 CopyFault Device::fault_copy(uint64_t n) {
     std::lock_guard lock(fault_mu_);
     CopyFault f;

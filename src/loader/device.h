@@ -31,11 +31,14 @@ struct DeviceInfo {
 struct Faults {
     uint64_t fail_alloc_at = 0;         // the N-th device allocation (1-based) fails with DeviceAlloc; 0 = never
     uint64_t fail_pinned_alloc_at = 0;  // the N-th pinned allocation fails with DeviceAlloc; 0 = never
+    uint64_t fail_register_at = 0;      // the N-th register_host fails with Device; 0 = never
     // The host-to-device copy that would carry the device's cumulative copied byte X fails with Transfer.
     std::optional<uint64_t> fail_transfer_at_byte;
     // The cumulative copied byte X lands on the device with its bits inverted (proves that --verify catches it).
     std::optional<uint64_t> corrupt_byte;
     bool report_not_resident = false;   // residency() reports every allocation as host memory
+    // The gather's file read (GatherSource::Read) for the window holding arena byte X fails with EIO.
+    std::optional<uint64_t> fail_read_at_byte;
 };
 
 class DeviceMemory {
@@ -60,6 +63,12 @@ protected:
     PinnedMemory(std::byte* ptr, uint64_t size) : ptr_(ptr), size_(size) {}
     std::byte* ptr_;
     uint64_t size_;
+};
+
+// Host memory the device may read by DMA in place (cudaHostRegister); unregistered on destruction.
+class HostRegistration {
+public:
+    virtual ~HostRegistration() = default;
 };
 
 class Event {
@@ -106,21 +115,32 @@ public:
     virtual std::unique_ptr<Stream> create_stream() = 0;
     virtual std::unique_ptr<Event> create_event() = 0;
     virtual Residency residency(const std::byte* ptr) const = 0;
+    // Registers [p, p + n) for DMA, read-only (a file mapping qualifies). Errors: Device when the runtime refuses
+    // (no support, the range cannot be pinned); nothing stays registered then.
+    virtual std::unique_ptr<HostRegistration> register_host(const std::byte* p, uint64_t n) = 0;
     // One checksum (see checksum.h) per range, computed where the bytes live.
     virtual std::vector<uint64_t> checksums(std::span<const DeviceRange> ranges) = 0;
     // Synchronous device-to-host copy (tests and diagnostics).
     virtual void copy_to_host(std::byte* dst, const std::byte* src, uint64_t n) = 0;
 
+    // Whether the gather read of arena bytes [begin, end) must fail (Faults::fail_read_at_byte). The transfer reads
+    // the file itself, so this hook is public; the others are consulted by the implementations.
+    bool read_fault(uint64_t begin, uint64_t end) const {
+        std::lock_guard lock(fault_mu_);
+        return faults_.fail_read_at_byte && *faults_.fail_read_at_byte >= begin && *faults_.fail_read_at_byte < end;
+    }
+
     void set_faults(const Faults& f) {
         std::lock_guard lock(fault_mu_);
         faults_ = f;
-        n_allocs_ = n_pinned_allocs_ = copied_bytes_ = 0;
+        n_allocs_ = n_pinned_allocs_ = n_registers_ = copied_bytes_ = 0;
     }
 
 protected:
     // Fault bookkeeping shared by the implementations; each returns what the implementation must do.
     bool fault_alloc();         // true: this allocation must fail
     bool fault_pinned_alloc();  // true: this pinned allocation must fail
+    bool fault_register();      // true: this registration must fail
     CopyFault fault_copy(uint64_t n);
     bool fault_residency() const {
         std::lock_guard lock(fault_mu_);
@@ -130,7 +150,7 @@ protected:
 private:
     mutable std::mutex fault_mu_;
     Faults faults_;
-    uint64_t n_allocs_ = 0, n_pinned_allocs_ = 0, copied_bytes_ = 0;
+    uint64_t n_allocs_ = 0, n_pinned_allocs_ = 0, n_registers_ = 0, copied_bytes_ = 0;
 };
 
 }  // namespace orcd::loader

@@ -65,6 +65,18 @@ private:
     std::shared_ptr<HostDevice::State> s_;
 };
 
+class HostRegistered final : public HostRegistration {
+public:
+    explicit HostRegistered(std::shared_ptr<HostDevice::State> s) : s_(std::move(s)) {}
+    ~HostRegistered() override {
+        std::lock_guard lock(s_->mu);
+        s_->c.live_registrations--;
+    }
+
+private:
+    std::shared_ptr<HostDevice::State> s_;
+};
+
 class HostEvent final : public Event {
 public:
     explicit HostEvent(std::shared_ptr<HostDevice::State> s) : s_(std::move(s)) {}
@@ -273,6 +285,19 @@ std::unique_ptr<Event> HostDevice::create_event() {
     std::lock_guard lock(state_->mu);
     state_->c.live_events++;
     return e;
+}
+
+std::unique_ptr<HostRegistration> HostDevice::register_host(const std::byte* p, uint64_t n) {
+    if (fault_register()) {
+        throw Error(ErrorCode::Device, fmt::format("host device '{}': registering {} bytes at {} failed (fault "
+                                                   "injected)",
+                                                   options_.name, n, static_cast<const void*>(p)));
+    }
+    auto r = std::make_unique<HostRegistered>(state_);
+    std::lock_guard lock(state_->mu);
+    state_->c.live_registrations++;
+    state_->c.registrations_total++;
+    return r;
 }
 
 Residency HostDevice::residency(const std::byte* ptr) const {

@@ -22,11 +22,12 @@ struct HostCounters {
     uint64_t live_allocs = 0, live_bytes = 0, peak_bytes = 0, allocs_total = 0;
     uint64_t live_pinned = 0, live_pinned_bytes = 0, pinned_total = 0;
     uint64_t live_streams = 0, live_events = 0;
+    uint64_t live_registrations = 0, registrations_total = 0;
     uint64_t copies = 0, copied_bytes = 0;
 
     bool all_released() const {
         return live_allocs == 0 && live_bytes == 0 && live_pinned == 0 && live_pinned_bytes == 0 &&
-               live_streams == 0 && live_events == 0;
+               live_streams == 0 && live_events == 0 && live_registrations == 0;
     }
 };
 
@@ -40,6 +41,7 @@ public:
     std::unique_ptr<PinnedMemory> allocate_pinned(uint64_t bytes) override;
     std::unique_ptr<Stream> create_stream() override;
     std::unique_ptr<Event> create_event() override;
+    std::unique_ptr<HostRegistration> register_host(const std::byte* p, uint64_t n) override;
     Residency residency(const std::byte* ptr) const override;
     std::vector<uint64_t> checksums(std::span<const DeviceRange> ranges) override;
     void copy_to_host(std::byte* dst, const std::byte* src, uint64_t n) override;

@@ -1,14 +1,19 @@
 #include "loader/transfer.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -86,6 +91,68 @@ private:
     std::thread thread_;
 };
 
+// A read-only descriptor on the mapped file for GatherSource::Read, or the reason there is none (then the gather copies
+// from the mapping). The File keeps no descriptor, so the path is opened again; the descriptor is trusted only when it
+// shows the mapped file: same size, same header (metadata and tensor infos, up to 1 MiB), and every tensor's view
+// lying at its file offset in the mapping. A file replaced by another since it was mapped fails the check (the
+// mapping still shows the old one, which is what the plan was made from); one modified in place is as unsafe for the
+// mapping as for the descriptor, and --verify is the tool for that.
+class FileReader {
+public:
+    FileReader(const gguf::File* file, const model::ModelWeights& w) {
+        if (file == nullptr) {
+            note_ = "no file behind the weights";
+            return;
+        }
+        for (const auto& t : w.tensors) {
+            if (t.n_bytes != 0 && t.data.data() != file->bytes().data() + t.file_offset) {
+                note_ = fmt::format("tensor {} is not at its file offset in the mapping", t.name);
+                return;
+            }
+        }
+        fd_ = ::open(file->path().c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) {
+            note_ = fmt::format("cannot open {} again: {}", file->path(), std::strerror(errno));
+            return;
+        }
+        struct stat st {};
+        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != file->size()) {
+            fail(fmt::format("{} is not the mapped file any more (size {} bytes, mapped {})", file->path(),
+                             static_cast<long long>(st.st_size), file->size()));
+            return;
+        }
+        const uint64_t head = std::min<uint64_t>({file->data_offset(), file->size(), 1ull << 20});
+        std::vector<std::byte> bytes(head);
+        uint64_t got = 0;
+        while (got < head) {
+            const ssize_t r = ::pread(fd_, bytes.data() + got, head - got, static_cast<off_t>(got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += static_cast<uint64_t>(r);
+        }
+        if (got != head || std::memcmp(bytes.data(), file->bytes().data(), head) != 0) {
+            fail(fmt::format("{}: its first {} bytes differ from the mapping's (replaced since it was opened?)",
+                             file->path(), head));
+        }
+    }
+    FileReader(const FileReader&) = delete;
+    FileReader& operator=(const FileReader&) = delete;
+    ~FileReader() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int fd() const { return fd_; }
+    const std::string& note() const { return note_; }
+
+private:
+    void fail(std::string why) {
+        note_ = std::move(why);
+        ::close(fd_);
+        fd_ = -1;
+    }
+    int fd_ = -1;
+    std::string note_;
+};
+
 struct LayerEnd {
     uint64_t end;  // arena offset one past the layer's last byte
     int32_t layer;
@@ -126,6 +193,27 @@ public:
         stats_.chunks = n_chunks_;
         build_layer_ends();
 
+        if (o_.direct) {
+            const auto tr = Clock::now();
+            // Declared before everything run_direct creates: unregistered only after its stream drained.
+            std::unique_ptr<HostRegistration> reg = register_mapping();
+            if (reg) {
+                stats_.register_seconds = since(tr);
+                stats_.direct = true;
+                stats_.staging_bytes = 0;
+                stats_.copy_threads = 0;
+                t0_ = tr;  // the registration replaces the gather: it counts in the transfer time
+                run_direct(nb);
+                const auto tu = Clock::now();
+                reg.reset();
+                stats_.unregister_seconds = since(tu);
+                stats_.seconds = since(t0_);
+                if (o_.release_pages && file_ != nullptr) file_->release_pages(direct_lo_, direct_hi_ - direct_lo_);
+                emit(Progress::Kind::Done, done_, last_tensor(done_));
+                return stats_;
+            }
+        }
+
         // Declaration order is release order reversed: the stream (whose destructor waits for queued copies) goes
         // first, then the events, then the staging buffers, so no buffer is freed under an in-flight copy.
         std::vector<std::unique_ptr<PinnedMemory>> buffers(nb);
@@ -133,20 +221,31 @@ public:
         // Buffer i first holds chunk i, the largest it will ever hold (only the last chunk is short), so a model
         // smaller than the staging does not pin more than itself.
         auto buffer_bytes = [&](uint32_t i) { return std::min(stage, total - uint64_t{i} * stage); };
+        // Pinning costs tens of milliseconds per 256 MiB. Buffer 0 is pinned first, alone (the gather waits for it,
+        // and the driver may serialise concurrent pinning); buffers 1..nb-1 are then pinned on helper threads, one
+        // each, while the first chunks are gathered, and buffer k is waited for only when chunk k needs it. (Waiting
+        // for all of them at chunk 1, as a single helper did, made 3 buffers slower than 2 on the H100 machine.) If
+        // the load fails first, the futures' destructors wait and their buffers are freed.
         buffers[0] = dev_.allocate_pinned(buffer_bytes(0));
-        // Pinning costs tens of milliseconds per 256 MiB: the other buffers are pinned on a helper thread while chunk
-        // 0 is gathered. (If the load fails first, the future's destructor waits and its buffers are freed.)
-        std::future<std::vector<std::unique_ptr<PinnedMemory>>> more;
-        if (nb > 1) {
-            more = std::async(std::launch::async, [&] {
-                std::vector<std::unique_ptr<PinnedMemory>> v;
-                for (uint32_t i = 1; i < nb; ++i) v.push_back(dev_.allocate_pinned(buffer_bytes(i)));
-                return v;
-            });
+        std::vector<std::future<std::unique_ptr<PinnedMemory>>> more;
+        for (uint32_t i = 1; i < nb; ++i) {
+            more.push_back(std::async(std::launch::async, [this, i, &buffer_bytes] {
+                return dev_.allocate_pinned(buffer_bytes(i));
+            }));
         }
         for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
         std::unique_ptr<Stream> stream = dev_.create_stream();
-        CopyPool pool(threads);
+        std::optional<FileReader> reader;
+        if (o_.gather == GatherSource::Read) {
+            reader.emplace(file_, w_);
+            stats_.gather_note = reader->note();
+        } else {
+            stats_.gather_note = "mapping requested";
+        }
+        const int fd = reader ? reader->fd() : -1;
+        stats_.gather = fd >= 0 ? GatherSource::Read : GatherSource::Mapping;
+        stats_.streaming_stores = o_.streaming_stores;
+        CopyPool pool(threads, o_.streaming_stores);
         PageReleaser releaser(o_.release_pages ? file_ : nullptr);
         releaser_ = &releaser;
         stats_.setup_seconds = since(t_setup);
@@ -158,10 +257,7 @@ public:
         release_from_ = w_.tensors.empty() ? 0 : w_.tensors.front().file_offset;
         for (uint64_t k = 0; k < n_chunks_; ++k) {
             const uint32_t i = static_cast<uint32_t>(k % nb);
-            if (k == 1 && more.valid()) {
-                auto v = more.get();  // rethrows the helper's allocation error
-                for (uint32_t j = 1; j < nb; ++j) buffers[j] = std::move(v[j - 1]);
-            }
+            if (k >= 1 && k < nb) buffers[k] = more[k - 1].get();  // rethrows the helper's allocation error
             if (in_flight_end[i] != 0) {
                 const auto tw = Clock::now();
                 events[i]->synchronize();
@@ -176,26 +272,54 @@ public:
             }
             const uint64_t a = k * stage, b = std::min(a + stage, total);
             std::byte* buf = buffers[i]->data();
-            segs.clear();
-            uint64_t cursor = a;  // next window byte not yet covered by a segment
-            uint64_t consumed = release_from_;  // file offset up to which the mapping has been gathered
-            while (ti < w_.tensors.size() && plan_.tensors[ti].offset + plan_.tensors[ti].bytes <= a) ++ti;
-            for (size_t j = ti; j < w_.tensors.size() && plan_.tensors[j].offset < b; ++j) {
-                const TensorPlacement& p = plan_.tensors[j];
-                const uint64_t s = std::max(p.offset, a), e = std::min(p.offset + p.bytes, b);
-                if (s >= e) continue;  // an empty tensor
-                if (s > cursor) segs.push_back({buf + (cursor - a), nullptr, s - cursor});  // alignment padding
-                segs.push_back({buf + (s - a), w_.tensors[j].data.data() + (s - p.offset), e - s});
-                cursor = e;
-                consumed = w_.tensors[j].file_offset + (e - p.offset);
+            // The window goes out in slices (dma_slice_bytes; one slice when 0): slice m is queued for DMA as soon
+            // as it is gathered, so the copy engine starts before the whole window is in the buffer.
+            const uint64_t slice = o_.dma_slice_bytes ? std::min(o_.dma_slice_bytes, b - a) : b - a;
+            if (k + 1 < n_chunks_) {
+                const auto tp = Clock::now();  // gather time includes the readahead hint for the next window
+                prefetch_window(b, std::min(b + stage, total));
+                stats_.gather_seconds += since(tp);
             }
-            if (cursor < b) segs.push_back({buf + (cursor - a), nullptr, b - cursor});
-            const auto tg = Clock::now();  // gather time includes the readahead hint for the next window
-            if (k + 1 < n_chunks_) prefetch_window(b, std::min(b + stage, total));
-            pool.run(segs);
-            stats_.gather_seconds += since(tg);
-            release(consumed);
-            stream->copy_to_device(arena_.data() + a, buf, b - a);
+            for (uint64_t sa = a; sa < b; sa += slice) {
+                const uint64_t sb = std::min(sa + slice, b);
+                std::byte* sbuf = buf + (sa - a);
+                segs.clear();
+                uint64_t cursor = sa;  // next slice byte not yet covered by a segment
+                uint64_t consumed = release_from_;  // file offset up to which the mapping has been gathered
+                while (ti < w_.tensors.size() && plan_.tensors[ti].offset + plan_.tensors[ti].bytes <= sa) ++ti;
+                for (size_t j = ti; j < w_.tensors.size() && plan_.tensors[j].offset < sb; ++j) {
+                    const TensorPlacement& p = plan_.tensors[j];
+                    const uint64_t s = std::max(p.offset, sa), e = std::min(p.offset + p.bytes, sb);
+                    if (s >= e) continue;  // an empty tensor
+                    if (s > cursor) segs.push_back({sbuf + (cursor - sa), nullptr, s - cursor});  // alignment padding
+                    if (fd >= 0) {
+                        const uint64_t at = w_.tensors[j].file_offset + (s - p.offset);
+                        segs.push_back({sbuf + (s - sa), nullptr, e - s, fd, at});
+                    } else {
+                        segs.push_back({sbuf + (s - sa), w_.tensors[j].data.data() + (s - p.offset), e - s});
+                    }
+                    cursor = e;
+                    consumed = w_.tensors[j].file_offset + (e - p.offset);
+                }
+                if (cursor < sb) segs.push_back({sbuf + (cursor - sa), nullptr, sb - cursor});
+                const auto tg = Clock::now();
+                std::optional<ReadFailure> failed = pool.run(segs);
+                if (fd >= 0 && !failed && dev_.read_fault(sa, sb)) {
+                    failed = ReadFailure{segs.front().file_offset, sb - sa, 0, EIO};
+                }
+                stats_.gather_seconds += since(tg);
+                if (failed) {
+                    throw Error(ErrorCode::FileUnreadable,
+                                fmt::format("{}: reading {} bytes at offset {} for chunk {} of {} failed after {} "
+                                            "bytes: {}",
+                                            file_->path(), failed->bytes, failed->file_offset, k + 1, n_chunks_,
+                                            failed->got,
+                                            failed->error ? std::strerror(failed->error)
+                                                          : "unexpected end of file (truncated since it was mapped?)"));
+                }
+                release(consumed);
+                stream->copy_to_device(arena_.data() + sa, sbuf, sb - sa);
+            }
             stream->record(*events[i]);
             in_flight_end[i] = b;
         }
@@ -218,6 +342,91 @@ public:
     }
 
 private:
+    // Registers the mapping's tensor data (whole pages) for DMA in place; nullptr (and the reason in the stats) when
+    // there is no file or the device refuses, and the transfer stages as usual.
+    std::unique_ptr<HostRegistration> register_mapping() {
+        if (file_ == nullptr || w_.tensors.empty()) {
+            stats_.direct_note = "no file behind the weights";
+            return nullptr;
+        }
+        static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (const auto& t : w_.tensors) {
+            lo = std::min(lo, t.file_offset);
+            hi = std::max(hi, t.file_offset + t.n_bytes);
+        }
+        direct_lo_ = lo / page * page;
+        direct_hi_ = (hi + page - 1) / page * page;  // inside the mapping: mmap maps the file's last page whole
+        try {
+            return dev_.register_host(file_->bytes().data() + direct_lo_, direct_hi_ - direct_lo_);
+        } catch (const Error& e) {
+            stats_.direct_note = e.what();
+            return nullptr;
+        }
+    }
+
+    // The transfer without staging: every window is queued as one copy per tensor straight from the registered
+    // mapping (and the alignment padding from a small pinned block of zeros), followed by an event; at most `nb`
+    // windows are in flight, so progress and cancellation keep the staging path's granularity.
+    void run_direct(uint32_t nb) {
+        const uint64_t total = plan_.weight_bytes;
+        const uint64_t stage = std::min(o_.chunk_bytes, total);
+        uint64_t max_gap = 0, prev_end = 0;
+        for (const TensorPlacement& p : plan_.tensors) {
+            if (p.bytes == 0) continue;
+            max_gap = std::max(max_gap, p.offset - std::min(p.offset, prev_end));
+            prev_end = std::max(prev_end, p.offset + p.bytes);
+        }
+        max_gap = std::max(max_gap, total - std::min(total, prev_end));
+        std::unique_ptr<PinnedMemory> zeros;
+        if (max_gap > 0) {
+            zeros = dev_.allocate_pinned(max_gap);
+            std::memset(zeros->data(), 0, max_gap);
+        }
+        std::vector<std::unique_ptr<Event>> events;
+        for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
+        std::unique_ptr<Stream> stream = dev_.create_stream();
+        std::vector<uint64_t> in_flight_end(nb, 0);
+        size_t ti = 0;
+        auto wait_slot = [&](uint32_t i) {
+            if (in_flight_end[i] == 0) return;
+            const auto tw = Clock::now();
+            events[i]->synchronize();
+            stats_.wait_seconds += since(tw);
+            completed(in_flight_end[i]);
+            in_flight_end[i] = 0;
+        };
+        for (uint64_t k = 0; k < n_chunks_; ++k) {
+            const uint32_t i = static_cast<uint32_t>(k % nb);
+            wait_slot(i);
+            if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
+                throw Error(ErrorCode::Cancelled,
+                            fmt::format("load cancelled after {} of {} bytes (chunk {} of {})", done_, total, k,
+                                        n_chunks_));
+            }
+            const uint64_t a = k * stage, b = std::min(a + stage, total);
+            const auto tq = Clock::now();
+            uint64_t cursor = a;
+            while (ti < w_.tensors.size() && plan_.tensors[ti].offset + plan_.tensors[ti].bytes <= a) ++ti;
+            for (size_t j = ti; j < w_.tensors.size() && plan_.tensors[j].offset < b; ++j) {
+                const TensorPlacement& p = plan_.tensors[j];
+                const uint64_t s = std::max(p.offset, a), e = std::min(p.offset + p.bytes, b);
+                if (s >= e) continue;
+                if (s > cursor) stream->copy_to_device(arena_.data() + cursor, zeros->data(), s - cursor);
+                stream->copy_to_device(arena_.data() + s, w_.tensors[j].data.data() + (s - p.offset), e - s);
+                cursor = e;
+            }
+            if (cursor < b) stream->copy_to_device(arena_.data() + cursor, zeros->data(), b - cursor);
+            stream->record(*events[i]);
+            stats_.gather_seconds += since(tq);  // here: queueing the copies
+            in_flight_end[i] = b;
+        }
+        for (uint64_t k = n_chunks_ - std::min<uint64_t>(n_chunks_, nb); k < n_chunks_; ++k) {
+            wait_slot(static_cast<uint32_t>(k % nb));
+        }
+        stream->synchronize();
+    }
+
     void build_layer_ends() {
         layer_ends_.assign(w_.layers.size(), LayerEnd{0, -1, {}});
         for (size_t j = 0; j < w_.tensors.size(); ++j) {
@@ -296,12 +505,15 @@ private:
     TransferStats stats_;
     Clock::time_point t0_ = Clock::now();
     uint64_t n_chunks_ = 0, chunks_done_ = 0, done_ = 0, release_from_ = 0;
+    uint64_t direct_lo_ = 0, direct_hi_ = 0;  // the registered file range (direct transfers)
     PageReleaser* releaser_ = nullptr;  // run()'s, while it runs
     std::vector<LayerEnd> layer_ends_;
     size_t next_layer_ = 0;
 };
 
 }  // namespace
+
+std::string_view gather_source_name(GatherSource s) { return s == GatherSource::Read ? "read" : "mapping"; }
 
 TransferStats transfer_weights(Device& device, const model::ModelWeights& weights, const Plan& plan,
                                DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,

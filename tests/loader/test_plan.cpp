@@ -1,8 +1,13 @@
 // The plan is a pure function: offsets, sizes and the fit check, checked against numbers worked out by hand.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "common/error.h"
 #include "loader/checksum.h"
@@ -169,13 +174,75 @@ TEST(CopyPool, CopiesAndZeroFillsEverySegment) {
             const std::vector<Segment> segs = {{dst.data(), src.data(), 3u << 20},
                                                {dst.data() + (3u << 20), nullptr, 1000},
                                                {dst.data() + (3u << 20) + 1000, src.data() + 17, (2u << 20) + 5}};
-            pool.run(segs);
+            EXPECT_FALSE(pool.run(segs).has_value());
             EXPECT_EQ(std::memcmp(dst.data(), src.data(), 3u << 20), 0);
             for (size_t i = 0; i < 1000; ++i) ASSERT_EQ(dst[(3u << 20) + i], std::byte{0});
             EXPECT_EQ(std::memcmp(dst.data() + (3u << 20) + 1000, src.data() + 17, (2u << 20) + 5), 0);
             EXPECT_EQ(dst[(3u << 20) + 1000 + (2u << 20) + 5], std::byte{0xEE});  // nothing past the last segment
         }
     }
+}
+
+TEST(CopyPool, StreamingStoresCopyEveryAlignmentAndLength) {
+    std::vector<std::byte> src(4096 + 64), dst(4096 + 128);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = std::byte(i * 29 + 3);
+    for (size_t dst_off : {0u, 1u, 7u, 15u, 16u, 33u}) {
+        for (size_t src_off : {0u, 3u, 16u}) {
+            for (size_t n : {0u, 1u, 15u, 16u, 63u, 64u, 65u, 200u, 4000u}) {
+                std::fill(dst.begin(), dst.end(), std::byte{0xEE});
+                streaming_copy(dst.data() + dst_off, src.data() + src_off, n);
+                ASSERT_EQ(std::memcmp(dst.data() + dst_off, src.data() + src_off, n), 0)
+                    << dst_off << " " << src_off << " " << n;
+                for (size_t i = 0; i < dst_off; ++i) ASSERT_EQ(dst[i], std::byte{0xEE});
+                for (size_t i = dst_off + n; i < dst.size(); ++i) ASSERT_EQ(dst[i], std::byte{0xEE});
+            }
+        }
+    }
+    CopyPool pool(3, /*streaming=*/true);
+    std::vector<std::byte> big(3u << 20), out((3u << 20) + 16);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = std::byte(i * 11 + 1);
+    const std::vector<Segment> segs = {{out.data() + 5, big.data() + 1, big.size() - 1}, {out.data(), nullptr, 5}};
+    EXPECT_FALSE(pool.run(segs).has_value());
+    EXPECT_EQ(std::memcmp(out.data() + 5, big.data() + 1, big.size() - 1), 0);
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(out[i], std::byte{0});
+}
+
+TEST(CopyPool, ReadsFileSegmentsAndReportsTheFirstFailedRead) {
+    testing::TempDir dir;
+    const auto path = dir / "bytes.bin";
+    std::vector<std::byte> src((3u << 20) + 123);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = std::byte(i * 13 + 5);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(src.data()), std::streamsize(src.size()));
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (unsigned threads : {1u, 4u}) {
+        CopyPool pool(threads);
+        std::vector<std::byte> dst(src.size() + 100, std::byte{0xEE});
+        // a read spanning several pieces, a zero fill and a copy from memory, in one run
+        const std::vector<Segment> segs = {{dst.data(), nullptr, (2u << 20) + 7, fd, 100},
+                                           {dst.data() + (2u << 20) + 7, nullptr, 50},
+                                           {dst.data() + (2u << 20) + 57, src.data(), 1000}};
+        EXPECT_FALSE(pool.run(segs).has_value());
+        EXPECT_EQ(std::memcmp(dst.data(), src.data() + 100, (2u << 20) + 7), 0);
+        for (size_t i = 0; i < 50; ++i) ASSERT_EQ(dst[(2u << 20) + 7 + i], std::byte{0});
+        EXPECT_EQ(std::memcmp(dst.data() + (2u << 20) + 57, src.data(), 1000), 0);
+
+        // past the end of the file: the failure names the piece, how much arrived, and errno 0 (end of file)
+        const std::vector<Segment> past = {{dst.data(), nullptr, 4096, fd, src.size() - 1000}};
+        const auto f = pool.run(past);
+        ASSERT_TRUE(f.has_value());
+        EXPECT_EQ(f->file_offset, src.size() - 1000);
+        EXPECT_EQ(f->bytes, 4096u);
+        EXPECT_EQ(f->got, 1000u);
+        EXPECT_EQ(f->error, 0);
+        // a bad descriptor: errno; the pool is usable afterwards
+        const std::vector<Segment> bad = {{dst.data(), nullptr, 10, 1 << 20, 0}};
+        const auto g = pool.run(bad);
+        ASSERT_TRUE(g.has_value());
+        EXPECT_EQ(g->error, EBADF);
+        EXPECT_FALSE(pool.run(segs).has_value());
+    }
+    ::close(fd);
 }
 
 }  // namespace
