@@ -21,6 +21,7 @@ void add_perplexity(CLI::App& app) {
         std::string model, file, device = "cuda";
         uint32_t ctx = 0;
         unsigned threads = 0;
+        int gpu = 0;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
@@ -29,9 +30,11 @@ void add_perplexity(CLI::App& app) {
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+    auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
-    cmd->callback([a] {
+    cmd->callback([a, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
+        engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
@@ -46,7 +49,7 @@ void add_perplexity(CLI::App& app) {
                         fmt::format("'{}' is {} tokens, more than the context of {}: it is scored as one sequence",
                                     a->file, tokens.size(), n_ctx));
         }
-        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads});
+        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads, .gpu = a->gpu});
         // The cache only needs the text's length.
         auto seq = backend->new_sequence({.n_ctx = static_cast<uint32_t>(tokens.size())});
         const engine::PerplexityResult r = engine::score_tokens(*seq, tokens);
