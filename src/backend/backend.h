@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "model/config.h"
@@ -53,6 +55,14 @@ public:
     virtual uint32_t n_ctx() const = 0;
 };
 
+// Device memory a backend holds right now, in bytes, as its allocations add up (not as a plan predicts).
+struct DeviceMemoryReport {
+    uint64_t weights = 0;    // the model's weights
+    uint64_t kv_cache = 0;   // the KV caches of the live sequences
+    uint64_t workspace = 0;  // everything else: activations, scratch, constant tables
+    uint64_t total() const { return weights + kv_cache + workspace; }
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -61,6 +71,17 @@ public:
     uint32_t n_vocab() const { return config().n_vocab; }
     // Errors: InvalidArgument when n_ctx exceeds the model's context length; allocation errors of the backend.
     virtual std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) = 0;
+
+    // The two calls below are safe from any thread, also while another thread runs a sequence: the server's
+    // /health, /metrics and background residency check ask them while a job decodes.
+
+    // Device memory in use. The CPU backend computes in host memory (the mapped file): all zeros.
+    virtual DeviceMemoryReport device_memory() const { return {}; }
+    // Re-verifies that every weight allocation is still device memory of the backend's device, with no host
+    // mapping: nullopt when it is, else what is wrong. Never throws (a failed query is a problem, reported as one).
+    // The CPU backend's weights stay in the file mapping for its lifetime: always nullopt.
+    virtual std::optional<std::string> residency_problem() const { return std::nullopt; }
+    bool check_residency() const { return !residency_problem(); }
 };
 
 }  // namespace orcd::backend

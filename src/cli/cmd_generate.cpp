@@ -23,6 +23,7 @@ void add_generate(CLI::App& app) {
         uint64_t seed = 0;
         uint32_t ctx = 0;
         unsigned threads = 0;
+        int gpu = 0;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
@@ -43,13 +44,15 @@ void add_generate(CLI::App& app) {
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+    auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
-    cmd->callback([a, seed_opt] {
+    cmd->callback([a, seed_opt, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
+        engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
         model::Model m = model::open_model(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
-        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads});
+        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads, .gpu = a->gpu});
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;

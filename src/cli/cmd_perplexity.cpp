@@ -21,6 +21,7 @@ void add_perplexity(CLI::App& app) {
         std::string model, file, device = "cuda", activations = "int8", kv_type = "f16";
         uint32_t ctx = 0;
         unsigned threads = 0;
+        int gpu = 0;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
@@ -34,14 +35,16 @@ void add_perplexity(CLI::App& app) {
         ->check(CLI::IsMember({"int8", "f32"}));
     cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 (default; the CUDA backend's only one) or f32 (CPU)")
         ->check(CLI::IsMember({"f16", "f32"}));
+    auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
-    cmd->callback([a] {
+    cmd->callback([a, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
         if (device != engine::Device::Cpu && (a->activations != "int8" || a->kv_type != "f16")) {
             throw Error(ErrorCode::InvalidArgument,
                         "--activations f32 and --kv-type f32 apply to --device cpu only (the CUDA backend keeps "
                         "activations in f32 and the KV cache in f16)");
         }
+        engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
@@ -56,8 +59,10 @@ void add_perplexity(CLI::App& app) {
                         fmt::format("'{}' is {} tokens, more than the context of {}: it is scored as one sequence",
                                     a->file, tokens.size(), n_ctx));
         }
-        auto backend = engine::create_backend(
-            device, std::move(m), {.n_threads = a->threads, .cpu_f32_activations = a->activations == "f32"});
+        auto backend = engine::create_backend(device, std::move(m),
+                                              {.n_threads = a->threads,
+                                               .gpu = a->gpu,
+                                               .cpu_f32_activations = a->activations == "f32"});
         // The cache only needs the text's length.
         auto seq = backend->new_sequence(
             {.n_ctx = static_cast<uint32_t>(tokens.size()),

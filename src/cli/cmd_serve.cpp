@@ -233,6 +233,7 @@ int run_serve(ServeArgs a) {
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
     eo.chat_template = a.chat_template;
+    eo.gpu = a.gpu;
     auto service = std::make_unique<server::EngineService>(eo);
     const server::ServiceInfo& info = service->info();
     say(fmt::format("loaded {} ({}, {}, {} tokenizer, context {}) in {:.2f} s", info.model_id, info.arch,
@@ -257,7 +258,8 @@ int run_serve(ServeArgs a) {
     http->start();
     const bool v6 = a.host.find(':') != std::string::npos;
     say(fmt::format("ready worker_id={} model={} device={} vram_bytes={} address=http://{}{}{}:{}", a.worker_id,
-                    info.model_id, info.device, info.vram_bytes, v6 ? "[" : "", a.host, v6 ? "]" : "", port));
+                    info.model_id, info.device, service->device_memory().total(), v6 ? "[" : "", a.host,
+                    v6 ? "]" : "", port));
     if (a.api_key.empty() && a.host != "127.0.0.1" && a.host != "::1" && a.host != "localhost") {
         say(
             fmt::format("warning: listening on {} without --api-key: anyone who can reach it can run jobs and shut "

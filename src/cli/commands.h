@@ -11,5 +11,6 @@ void add_tokenize(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace orcd::cli

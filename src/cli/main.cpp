@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     orcd::cli::add_serve(app);
     orcd::cli::add_generate(app);
     orcd::cli::add_perplexity(app);
+    orcd::cli::add_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

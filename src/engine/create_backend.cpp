@@ -19,6 +19,15 @@ Device parse_device(std::string_view name) {
 
 std::string_view device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda"; }
 
+void check_gpu_option(Device device, int gpu, bool given) {
+    if (gpu < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("--gpu {}: expected a GPU index >= 0", gpu));
+    if (given && device != Device::Cuda) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("--gpu {}: a GPU index applies to --device cuda, not --device {}", gpu,
+                                device_name(device)));
+    }
+}
+
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
     if (device == Device::Cpu) {
         backend::cpu::CpuOptions o;
@@ -32,7 +41,9 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
                     fmt::format("--device cuda: {}; run on the CPU with --device cpu",
                                 loader::cuda_unavailable_reason()));
     }
-    return backend::cuda::make_cuda_backend(std::move(model));
+    backend::cuda::CudaOptions o;
+    o.gpu = options.gpu;
+    return backend::cuda::make_cuda_backend(std::move(model), o);
 #else
     throw Error(ErrorCode::NoDevice,
                 "no CUDA backend in this build (built without CUDA); run on the CPU with --device cpu");

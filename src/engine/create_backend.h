@@ -17,13 +17,18 @@ std::string_view device_name(Device d);
 
 struct BackendOptions {
     unsigned n_threads = 0;  // CPU threads (0 = all cores)
+    int gpu = 0;             // CUDA device ordinal (--gpu; ignored by the CPU backend)
     // CPU only: quantized weights meet the f32 activation instead of an 8-bit one (slower; the reference the CUDA
     // backend, which keeps activations in f32, is compared against at full size: `orcd perplexity --activations f32`).
     bool cpu_f32_activations = false;
 };
 
-// Errors: NoDevice when CUDA is asked for and this build has no CUDA backend or the machine has no GPU; the
-// backend's own load errors (UnsupportedTensorType, ...).
+// Checks a command line's --gpu against its --device before anything is loaded. Errors: InvalidArgument for an
+// index < 0, or an index given (`given`) with --device cpu.
+void check_gpu_option(Device device, int gpu, bool given);
+
+// Errors: NoDevice when CUDA is asked for and this build has no CUDA backend, the machine has no GPU or no GPU
+// `options.gpu`; the backend's own load errors (UnsupportedTensorType, ...).
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options);
 
 }  // namespace orcd::engine

@@ -1,6 +1,7 @@
 #pragma once
-// Host-to-device bandwidth as this process sees it: the ceiling the loader's transfer is measured against
-// (`orcd load --bench-h2d`, and `orcd bench --h2d` when that command exists).
+// Copy bandwidths as this process sees them: host-to-device, the ceiling the loader's transfer is measured against
+// (`orcd load --bench-h2d`); device-to-device and host memcpy, the ceilings `orcd bench` sets decode's effective
+// bandwidth against.
 #include <cstdint>
 #include <string>
 
@@ -31,5 +32,14 @@ struct RegisteredCopy {
     std::string error;
 };
 RegisteredCopy measure_registered_copy(Device& device, const std::byte* host, uint64_t bytes);
+// Device-to-device copy bandwidth: best of `reps` timed rounds (after one warm-up round) of `copies_per_rep`
+// back-to-back copies of `bytes` between two allocations. Counted as read + write traffic (2 x bytes per copy), as
+// NVIDIA's bandwidthTest does, so it compares with a kernel's bytes read + written per second. Errors: those of Device
+// (allocation of 2 x bytes, transfer); InvalidArgument for zero bytes, reps or copies.
+double measure_d2d_gbps(Device& device, uint64_t bytes = 256ull << 20, int reps = 5, int copies_per_rep = 4);
+
+// The same figure for host memory (std::memcpy between two buffers, 2 x bytes of traffic per copy), for the CPU
+// backend. Errors: InvalidArgument for zero bytes or reps.
+double measure_memcpy_gbps(uint64_t bytes = 256ull << 20, int reps = 5);
 
 }  // namespace orcd::loader

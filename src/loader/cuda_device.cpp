@@ -150,6 +150,10 @@ public:
             ORCD_CUDA_CHECK(cudaMemsetAsync(dst + *f.corrupt_at, value, 1, s_));
         }
     }
+    void copy_on_device(std::byte* dst, const std::byte* src, uint64_t n) override {
+        use(index_);
+        ORCD_CUDA_CHECK_AS(ErrorCode::Transfer, cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, s_));
+    }
     void record(Event& e) override { ORCD_CUDA_CHECK(cudaEventRecord(static_cast<CudaEvent&>(e).get(), s_)); }
     void synchronize() override { ORCD_CUDA_CHECK_AS(ErrorCode::Transfer, cudaStreamSynchronize(s_)); }
     cudaStream_t get() const { return s_; }
@@ -176,7 +180,7 @@ public:
         return DeviceInfo{"cuda", index_, name_, total, free};
     }
 
-    std::unique_ptr<DeviceMemory> allocate(uint64_t bytes, std::string_view what) override {
+    std::unique_ptr<DeviceMemory> allocate_memory(uint64_t bytes, std::string_view what) override {
         if (fault_alloc()) {
             throw Error(ErrorCode::DeviceAlloc, fmt::format("GPU {} ({}): cudaMalloc of {} bytes for {} failed "
                                                             "(fault injected)",
@@ -239,6 +243,8 @@ public:
     }
 
     Residency residency(const std::byte* ptr) const override {
+        // The server asks from its monitor thread: without this, the runtime would create a context on GPU 0 there.
+        use(index_);
         Residency r;
         cudaPointerAttributes a{};
         ORCD_CUDA_CHECK_AS(ErrorCode::Residency, cudaPointerGetAttributes(&a, ptr));

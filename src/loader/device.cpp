@@ -1,6 +1,50 @@
 #include "loader/device.h"
 
+#include <algorithm>
+
 namespace orcd::loader {
+
+void AllocationLedger::add(const std::string& label, uint64_t bytes) {
+    std::lock_guard lock(mu_);
+    for (auto& [l, b] : by_label_) {
+        if (l == label) {
+            b += bytes;
+            return;
+        }
+    }
+    by_label_.emplace_back(label, bytes);
+}
+
+void AllocationLedger::remove(const std::string& label, uint64_t bytes) {
+    std::lock_guard lock(mu_);
+    for (auto& [l, b] : by_label_) {
+        if (l == label) {
+            b -= std::min(b, bytes);
+            return;
+        }
+    }
+}
+
+uint64_t AllocationLedger::live_bytes(std::string_view label_prefix) const {
+    std::lock_guard lock(mu_);
+    uint64_t sum = 0;
+    for (const auto& [l, b] : by_label_) {
+        if (std::string_view(l).starts_with(label_prefix)) sum += b;
+    }
+    return sum;
+}
+
+DeviceMemory::~DeviceMemory() {
+    if (ledger_) ledger_->remove(label_, size_);
+}
+
+std::unique_ptr<DeviceMemory> Device::allocate(uint64_t bytes, std::string_view what) {
+    std::unique_ptr<DeviceMemory> m = allocate_memory(bytes, what);
+    m->label_ = std::string(what);
+    m->ledger_ = ledger_;
+    ledger_->add(m->label_, m->size());
+    return m;
+}
 
 bool Device::fault_alloc() {
     std::lock_guard lock(fault_mu_);

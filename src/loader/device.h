@@ -41,9 +41,24 @@ struct Faults {
     std::optional<uint64_t> fail_read_at_byte;
 };
 
+// Live device memory per allocation label (the `what` of Device::allocate), kept by the Device base for every
+// implementation: what a backend reports as its VRAM in use (weights, KV caches, workspace) is read from here rather
+// than predicted from a plan. Thread-safe; shared with the allocations so that it outlives whichever goes last.
+class AllocationLedger {
+public:
+    void add(const std::string& label, uint64_t bytes);
+    void remove(const std::string& label, uint64_t bytes);
+    // Bytes of the live allocations whose label starts with `label_prefix` (all of them for an empty prefix).
+    uint64_t live_bytes(std::string_view label_prefix = {}) const;
+
+private:
+    mutable std::mutex mu_;
+    std::vector<std::pair<std::string, uint64_t>> by_label_;  // few labels: a vector beats a map here
+};
+
 class DeviceMemory {
 public:
-    virtual ~DeviceMemory() = default;
+    virtual ~DeviceMemory();  // returns its bytes to the device's ledger (after the implementation freed them)
     std::byte* data() const { return ptr_; }
     uint64_t size() const { return size_; }
 
@@ -51,6 +66,11 @@ protected:
     DeviceMemory(std::byte* ptr, uint64_t size) : ptr_(ptr), size_(size) {}
     std::byte* ptr_;
     uint64_t size_;
+
+private:
+    friend class Device;
+    std::shared_ptr<AllocationLedger> ledger_;
+    std::string label_;
 };
 
 class PinnedMemory {
@@ -82,6 +102,9 @@ public:
     virtual ~Stream() = default;  // implementations wait for queued work before releasing anything
     // Queues a copy of n bytes from host memory (pinned for overlap; pageable works, synchronously) to device memory.
     virtual void copy_to_device(std::byte* dst, const std::byte* src, uint64_t n) = 0;
+    // Queues a copy of n bytes between two device allocations (the bandwidth figure `orcd bench` compares decode
+    // against).
+    virtual void copy_on_device(std::byte* dst, const std::byte* src, uint64_t n) = 0;
     virtual void record(Event& e) = 0;
     virtual void synchronize() = 0;
 };
@@ -109,8 +132,9 @@ class Device {
 public:
     virtual ~Device() = default;
     virtual DeviceInfo info() const = 0;
+    // `what` names the allocation in errors and labels it in the ledger ("weights", "KV cache ...", "activations").
     // Errors: DeviceAlloc naming `what`, the bytes requested and the device.
-    virtual std::unique_ptr<DeviceMemory> allocate(uint64_t bytes, std::string_view what) = 0;
+    std::unique_ptr<DeviceMemory> allocate(uint64_t bytes, std::string_view what);
     virtual std::unique_ptr<PinnedMemory> allocate_pinned(uint64_t bytes) = 0;
     virtual std::unique_ptr<Stream> create_stream() = 0;
     virtual std::unique_ptr<Event> create_event() = 0;
@@ -129,6 +153,9 @@ public:
         std::lock_guard lock(fault_mu_);
         return faults_.fail_read_at_byte && *faults_.fail_read_at_byte >= begin && *faults_.fail_read_at_byte < end;
     }
+    // Device memory allocated through this Device and still live, in bytes: all of it, or that of the allocations
+    // whose `what` starts with `label_prefix` ("KV cache"). Thread-safe.
+    uint64_t live_bytes(std::string_view label_prefix = {}) const { return ledger_->live_bytes(label_prefix); }
 
     void set_faults(const Faults& f) {
         std::lock_guard lock(fault_mu_);
@@ -137,6 +164,9 @@ public:
     }
 
 protected:
+    // What allocate() delegates to; the base records the result in the ledger.
+    virtual std::unique_ptr<DeviceMemory> allocate_memory(uint64_t bytes, std::string_view what) = 0;
+
     // Fault bookkeeping shared by the implementations; each returns what the implementation must do.
     bool fault_alloc();         // true: this allocation must fail
     bool fault_pinned_alloc();  // true: this pinned allocation must fail
@@ -151,6 +181,7 @@ private:
     mutable std::mutex fault_mu_;
     Faults faults_;
     uint64_t n_allocs_ = 0, n_pinned_allocs_ = 0, n_registers_ = 0, copied_bytes_ = 0;
+    std::shared_ptr<AllocationLedger> ledger_ = std::make_shared<AllocationLedger>();
 };
 
 }  // namespace orcd::loader

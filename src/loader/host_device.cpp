@@ -129,6 +129,9 @@ public:
     }
 
     void copy_to_device(std::byte* dst, const std::byte* src, uint64_t n) override;
+    void copy_on_device(std::byte* dst, const std::byte* src, uint64_t n) override {
+        submit([dst, src, n] { std::memmove(dst, src, n); });
+    }
     void record(Event& e) override {
         auto& he = static_cast<HostEvent&>(e);
         he.arm();
@@ -224,7 +227,7 @@ DeviceInfo HostDevice::info() const {
     return i;
 }
 
-std::unique_ptr<DeviceMemory> HostDevice::allocate(uint64_t bytes, std::string_view what) {
+std::unique_ptr<DeviceMemory> HostDevice::allocate_memory(uint64_t bytes, std::string_view what) {
     if (fault_alloc()) {
         throw Error(ErrorCode::DeviceAlloc,
                     fmt::format("host device '{}': allocation of {} bytes for {} failed (fault injected)",

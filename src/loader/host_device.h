@@ -37,7 +37,6 @@ public:
     ~HostDevice() override;
 
     DeviceInfo info() const override;
-    std::unique_ptr<DeviceMemory> allocate(uint64_t bytes, std::string_view what) override;
     std::unique_ptr<PinnedMemory> allocate_pinned(uint64_t bytes) override;
     std::unique_ptr<Stream> create_stream() override;
     std::unique_ptr<Event> create_event() override;
@@ -50,6 +49,9 @@ public:
 
     // Internal bookkeeping used by the resource classes (in host_device.cpp).
     struct State;
+
+protected:
+    std::unique_ptr<DeviceMemory> allocate_memory(uint64_t bytes, std::string_view what) override;
 
 private:
     HostDeviceOptions options_;

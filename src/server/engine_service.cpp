@@ -6,7 +6,6 @@
 
 #include "common/error.h"
 #include "gguf/file_type.h"
-#include "loader/plan.h"
 #include "model/model.h"
 
 namespace orcd::server {
@@ -35,14 +34,12 @@ EngineService::EngineService(const EngineServiceOptions& o) {
     info_.vocab_size = static_cast<uint32_t>(tokenizer_->size());
     info_.context_length = n_ctx;
     info_.device = std::string(engine::device_name(o.device));
-    // The CPU backend computes on the mapped file: no device memory. On CUDA, the weight arena the loader allocates
-    // is exactly its plan's weight_bytes (a pure function of the model), which the backend interface does not
-    // report itself; the per-sequence KV cache comes on top.
-    info_.vram_bytes = o.device == engine::Device::Cuda ? loader::make_plan(model, {n_ctx, 512}).weight_bytes : 0;
 
     engine::BackendOptions bo;
     bo.n_threads = o.n_threads;
+    bo.gpu = o.gpu;
     backend_ = engine::create_backend(o.device, std::move(model), bo);
+    if (o.wrap_backend_for_test) backend_ = o.wrap_backend_for_test(std::move(backend_));
     generator_ = std::make_unique<engine::Generator>(*backend_, *tokenizer_);
 }
 
@@ -87,10 +84,8 @@ engine::GenerateResult EngineService::generate(const engine::GenerateRequest& re
     return generator_->generate(*sequence_, request, on_text, cancel);
 }
 
-std::optional<std::string> EngineService::residency_problem() const {
-    // The CPU backend reads its weights from the mapped file, which stays mapped for the backend's lifetime: there
-    // is no device memory that could be evicted. The CUDA backend's residency check plugs in here.
-    return std::nullopt;
-}
+std::optional<std::string> EngineService::residency_problem() const { return backend_->residency_problem(); }
+
+backend::DeviceMemoryReport EngineService::device_memory() const { return backend_->device_memory(); }
 
 }  // namespace orcd::server

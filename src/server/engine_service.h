@@ -2,6 +2,7 @@
 // InferenceService over the real engine: model file -> backend (cpu | cuda) + tokenizer + Generator, with one
 // Sequence (KV cache) reused by every job.
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -17,6 +18,10 @@ struct EngineServiceOptions {
     uint32_t n_ctx = 0;         // 0: min(the model's context length, kDefaultContext)
     unsigned n_threads = 0;     // CPU threads (0: all cores)
     std::string chat_template;  // a template name ("qwen2.5", "phi-3", ...) instead of the model's; empty: the model's
+    int gpu = 0;                // CUDA device ordinal (--gpu)
+    // Test seam, for tests only: wraps the backend once it is created (tests substitute its residency check and
+    // memory report to drive /health and /metrics without a GPU). Empty in production.
+    std::function<std::unique_ptr<backend::Backend>(std::unique_ptr<backend::Backend>)> wrap_backend_for_test;
 };
 
 // Default served context when -c is not given: the reference models declare 32k-128k, whose KV cache would dwarf a
@@ -37,6 +42,7 @@ public:
                                     const std::function<void(std::string_view)>& on_text,
                                     const std::atomic<bool>* cancel) override;
     std::optional<std::string> residency_problem() const override;
+    backend::DeviceMemoryReport device_memory() const override;
 
 private:
     ServiceInfo info_;

@@ -156,7 +156,6 @@ struct HttpServer::Impl {
     std::atomic<int> open_responses{0};  // streams and blocking responses still writing to a client
 
     Impl(InferenceService& s, ServerOptions o) : service(s), opt(std::move(o)) {
-        metrics.set_vram_bytes(service.info().vram_bytes);
         scheduler = std::make_unique<Scheduler>(service, metrics, opt.max_queue);
         residency =
             std::make_unique<ResidencyMonitor>([this] { return service.residency_problem(); }, opt.residency_interval);
@@ -340,13 +339,15 @@ struct HttpServer::Impl {
     void handle_health(const httplib::Request&, const std::string&, httplib::Response& res) {
         const ServiceInfo& i = service.info();
         const bool resident = residency->healthy();
+        const backend::DeviceMemoryReport vram = service.device_memory();
         json j = {{"status", resident ? "healthy" : "unhealthy"},
                   {"model", i.model_id},
                   {"model_path", i.model_path},
                   {"arch", i.arch},
                   {"resident", resident},
                   {"quant_kind", i.quant_kind},
-                  {"vram_bytes_used", i.vram_bytes},
+                  {"vram_bytes_used", vram.total()},
+                  {"vram", {{"weights", vram.weights}, {"kv_cache", vram.kv_cache}, {"workspace", vram.workspace}}},
                   {"tokenizer_kind", i.tokenizer_kind},
                   {"vocab_size", i.vocab_size},
                   {"context_length", i.context_length},
@@ -362,6 +363,7 @@ struct HttpServer::Impl {
     }
 
     void handle_metrics(const httplib::Request&, const std::string&, httplib::Response& res) {
+        metrics.set_vram_bytes(service.device_memory().total());  // read now: the KV cache comes with the first job
         res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
     }
 

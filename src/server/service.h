@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "backend/backend.h"
 #include "engine/generator.h"
 #include "tokenizer/chat_template.h"
 
@@ -24,7 +25,6 @@ struct ServiceInfo {
     uint32_t vocab_size = 0;
     uint32_t context_length = 0;  // the context this worker serves (-c), <= the model's
     std::string device;           // "cpu" | "cuda"
-    uint64_t vram_bytes = 0;      // device memory of the model's weights (0 on the CPU backend: no device memory)
 };
 
 class InferenceService {
@@ -45,8 +45,12 @@ public:
                                             const std::function<void(std::string_view)>& on_text,
                                             const std::atomic<bool>* cancel) = 0;
 
-    // Thread-safe. nullopt while every weight allocation is where it should be; otherwise what is wrong.
+    // Thread-safe, also while a job runs (the backend's residency check: backend::Backend::residency_problem).
+    // nullopt while every weight allocation is where it should be; otherwise what is wrong.
     virtual std::optional<std::string> residency_problem() const = 0;
+    // Thread-safe, also while a job runs. The device memory the backend holds now (weights, the KV cache once the
+    // first job allocated it, workspace); all zeros on the CPU backend.
+    virtual backend::DeviceMemoryReport device_memory() const = 0;
 };
 
 }  // namespace orcd::server

@@ -716,5 +716,55 @@ TEST_F(LoaderSuite, BandwidthIsMeasured) {
     expect_released();
 }
 
+TEST_F(LoaderSuite, DeviceToDeviceCopyAndItsBandwidth) {
+    const uint64_t n = (1u << 20) + 256;
+    std::vector<std::byte> host(n), back(n);
+    std::mt19937_64 rng(7);
+    for (auto& b : host) b = static_cast<std::byte>(rng());
+    {
+        auto a = dev().allocate(n, "copy source");
+        auto b = dev().allocate(n, "copy destination");
+        auto s = dev().create_stream();
+        s->copy_to_device(a->data(), host.data(), n);
+        s->copy_on_device(b->data(), a->data(), n);  // ordered after the upload on the same stream
+        s->synchronize();
+        dev().copy_to_host(back.data(), b->data(), n);
+        EXPECT_EQ(back, host);
+    }
+    EXPECT_GT(measure_d2d_gbps(dev(), 4 << 20, 2, 2), 0.0);
+    EXPECT_THROW(measure_d2d_gbps(dev(), 0), Error);
+    EXPECT_GT(measure_memcpy_gbps(4 << 20, 2), 0.0);
+    expect_released();
+}
+
+// The ledger the backends read their memory report from: live bytes per allocation label, returned on free.
+TEST_F(LoaderSuite, LiveBytesFollowAllocationsByLabel) {
+    const uint64_t base = dev().live_bytes();
+    {
+        auto w = dev().allocate(3000, "weights");
+        auto k1 = dev().allocate(1000, "KV cache (f16)");
+        EXPECT_EQ(dev().live_bytes() - base, 4000u);
+        EXPECT_EQ(dev().live_bytes("KV cache"), 1000u);
+        {
+            auto k2 = dev().allocate(500, "KV cache");
+            auto act = dev().allocate(200, "activations");
+            EXPECT_EQ(dev().live_bytes("KV cache"), 1500u);
+            EXPECT_EQ(dev().live_bytes("activations"), 200u);
+            EXPECT_EQ(dev().live_bytes() - base, 4700u);
+        }
+        EXPECT_EQ(dev().live_bytes("KV cache"), 1000u);
+        EXPECT_EQ(dev().live_bytes("activations"), 0u);
+        EXPECT_EQ(dev().live_bytes("weights"), 3000u);
+        // A failed allocation leaves no trace.
+        Faults f;
+        f.fail_alloc_at = 1;
+        dev().set_faults(f);
+        EXPECT_THROW((void)dev().allocate(64, "KV cache"), Error);
+        EXPECT_EQ(dev().live_bytes("KV cache"), 1000u);
+    }
+    EXPECT_EQ(dev().live_bytes(), base);
+    expect_released();
+}
+
 }  // namespace
 }  // namespace orcd::loader

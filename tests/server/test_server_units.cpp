@@ -190,7 +190,7 @@ TEST(ServerMetrics, HistogramIsCumulativeAndTextIsComplete) {
 // real Generator (checked before every token); `fail` makes the next job throw that error.
 class FakeService : public InferenceService {
 public:
-    ServiceInfo info_{"fake", "fake.gguf", "qwen2", "Q8_0", "bpe/qwen2", 100, 64, "cpu", 0};
+    ServiceInfo info_{"fake", "fake.gguf", "qwen2", "Q8_0", "bpe/qwen2", 100, 64, "cpu"};
     std::chrono::milliseconds step{1};
     std::optional<ErrorCode> fail;
     std::atomic<int> started{0};
@@ -199,6 +199,7 @@ public:
     size_t count_prompt_tokens(const engine::GenerateRequest& r) const override { return r.prompt.size(); }
     std::string format_chat(std::span<const tokenizer::ChatMessage>) const override { return "chat"; }
     std::optional<std::string> residency_problem() const override { return std::nullopt; }
+    backend::DeviceMemoryReport device_memory() const override { return {}; }
     engine::GenerateResult generate(const engine::GenerateRequest& req,
                                     const std::function<void(std::string_view)>& on_text,
                                     const std::atomic<bool>* cancel) override {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -104,6 +105,32 @@ public:
     }
 
     loader::Device& device() const { return lm_.device(); }
+
+    // Read from the device's allocation ledger: sequences label their caches "KV cache ..." (CudaSequence); what is
+    // neither the weight arena nor a cache (activations, the rope table, scratch) is workspace.
+    DeviceMemoryReport device_memory() const override {
+        DeviceMemoryReport r;
+        const uint64_t live = device().live_bytes();
+        r.weights = lm_.vram_bytes();
+        r.kv_cache = device().live_bytes("KV cache");
+        r.workspace = live - std::min(live, r.weights + r.kv_cache);
+        return r;
+    }
+
+    // The weight arena (the loader's check: cudaPointerGetAttributes says device memory of this GPU, no host
+    // pointer) and the rope table the forward pass also reads.
+    std::optional<std::string> residency_problem() const override {
+        try {
+            lm_.check_residency();
+            const loader::Residency r = device().residency(inv_freq_->data());
+            if (!r.ok()) {
+                return fmt::format("the rope inverse-frequency table is not resident device memory: {}", r.detail);
+            }
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::nullopt;
+    }
 
     const CudaOptions options_;
     loader::LoadedModel lm_;

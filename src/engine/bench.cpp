@@ -1,0 +1,135 @@
+#include "engine/bench.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "common/error.h"
+#include "gguf/types.h"
+
+namespace orcd::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// splitmix64: a tiny, well-mixed generator whose sequence is fixed by the seed on every platform (std::
+// distributions are not specified bit-for-bit).
+uint64_t splitmix64(uint64_t& state) {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+}  // namespace
+
+BenchStat bench_stat(std::vector<double> samples) {
+    BenchStat s;
+    s.samples = std::move(samples);
+    const size_t n = s.samples.size();
+    if (n == 0) return s;
+    s.mean = std::accumulate(s.samples.begin(), s.samples.end(), 0.0) / static_cast<double>(n);
+    if (n > 1) {
+        double ss = 0.0;
+        for (double v : s.samples) ss += (v - s.mean) * (v - s.mean);
+        s.stddev = std::sqrt(ss / static_cast<double>(n - 1));
+    }
+    return s;
+}
+
+void check_bench_options(const BenchOptions& o, uint32_t context_length) {
+    if (o.reps < 1) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("-r {}: expected at least 1 repetition", o.reps));
+    }
+    if (o.n_prompt == 0 && o.n_gen == 0) {
+        throw Error(ErrorCode::InvalidArgument, "-p 0 and -n 0: nothing to measure (give prompt or generated tokens)");
+    }
+    const uint64_t need = static_cast<uint64_t>(o.depth) + o.n_prompt + o.n_gen;
+    if (need > context_length) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("-d {} + -p {} + -n {} = {} tokens exceeds the model's context length of {}", o.depth,
+                                o.n_prompt, o.n_gen, need, context_length));
+    }
+}
+
+std::vector<backend::TokenId> bench_tokens(size_t n, uint32_t n_vocab, uint64_t seed) {
+    if (n_vocab == 0) throw Error(ErrorCode::InvalidArgument, "bench_tokens: empty vocabulary");
+    std::vector<backend::TokenId> t(n);
+    uint64_t state = seed;
+    for (auto& id : t) id = static_cast<backend::TokenId>(splitmix64(state) % n_vocab);
+    return t;
+}
+
+uint64_t decode_weight_bytes(const model::ModelWeights& w) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < w.tensors.size(); ++i) {
+        if (model::TensorId{static_cast<uint32_t>(i)} == w.token_embd) continue;
+        bytes += w.tensors[i].n_bytes;
+    }
+    const model::TensorRef& embd = w[w.token_embd];
+    bytes += gguf::row_bytes(embd.type, embd.row_length());  // the embedding lookup reads one row
+    if (w.output == w.token_embd) bytes += embd.n_bytes;     // tied LM head: the whole table once more
+    return bytes;
+}
+
+uint64_t kv_bytes_read(const model::Config& c, uint64_t pos, uint32_t element_bytes) {
+    return 2ull * c.n_layers * (pos + 1) * c.kv_dim() * element_bytes;
+}
+
+BenchResult run_bench(backend::Backend& backend, const model::ModelWeights& weights, const BenchOptions& o) {
+    const model::Config& c = backend.config();
+    check_bench_options(o, c.context_length);
+    BenchResult r;
+    r.options = o;
+    r.n_ctx = o.depth + o.n_prompt + o.n_gen;
+
+    // One stream of ids for every repetition: [depth | prompt | generated], the same work each time.
+    const std::vector<backend::TokenId> ids = bench_tokens(r.n_ctx, c.n_vocab, o.seed);
+    const std::span<const backend::TokenId> all(ids);
+    const auto depth_ids = all.subspan(0, o.depth);
+    const auto prompt_ids = all.subspan(o.depth, o.n_prompt);
+    const auto gen_ids = all.subspan(o.depth + o.n_prompt, o.n_gen);
+
+    backend::SequenceOptions so;
+    so.n_ctx = r.n_ctx;
+    so.kv_type = backend::KvCacheType::F16;  // llama.cpp's default cache type; the CUDA backend's only one
+    auto seq = backend.new_sequence(so);
+
+    std::vector<double> pp, tg;
+    for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: the warm-up (graph capture, first-touch, clocks)
+        seq->reset();
+        if (!depth_ids.empty()) seq->prefill(depth_ids);
+        if (!prompt_ids.empty()) {
+            const auto t0 = Clock::now();
+            seq->prefill(prompt_ids);
+            const double s = seconds_since(t0);
+            if (rep >= 0) pp.push_back(static_cast<double>(o.n_prompt) / s);
+        }
+        if (!gen_ids.empty()) {
+            const auto t0 = Clock::now();
+            for (backend::TokenId id : gen_ids) seq->decode(id);
+            const double s = seconds_since(t0);
+            if (rep >= 0) tg.push_back(static_cast<double>(o.n_gen) / s);
+        }
+    }
+    r.pp = bench_stat(std::move(pp));
+    r.tg = bench_stat(std::move(tg));
+    r.memory = backend.device_memory();  // the sequence is still live: its cache and activations count
+
+    r.weight_bytes_per_token = decode_weight_bytes(weights);
+    if (o.n_gen > 0) {
+        // Positions depth + n_prompt .. + n_gen - 1; the read grows linearly, so the mean is the sum / n_gen.
+        const uint64_t first = static_cast<uint64_t>(o.depth) + o.n_prompt;
+        double sum = 0.0;
+        for (uint64_t pos = first; pos < first + o.n_gen; ++pos) sum += static_cast<double>(kv_bytes_read(c, pos));
+        r.kv_bytes_per_token = sum / o.n_gen;
+    }
+    return r;
+}
+
+}  // namespace orcd::engine
