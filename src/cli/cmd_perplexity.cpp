@@ -18,7 +18,7 @@ namespace orcd::cli {
 void add_perplexity(CLI::App& app) {
     auto* cmd = app.add_subcommand("perplexity", "Score a text file: per-token NLL and perplexity");
     struct Args {
-        std::string model, file, device = "cuda";
+        std::string model, file, device = "cuda", weights = "quantized";
         uint32_t ctx = 0;
         unsigned threads = 0;
         bool json = false;
@@ -28,10 +28,13 @@ void add_perplexity(CLI::App& app) {
     cmd->add_option("-f,--file", a->file, "Text file (scored as one sequence; must fit the context)")->required();
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("--weights", a->weights,
+                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
     cmd->callback([a] {
         const engine::Device device = engine::parse_device(a->device);
+        const engine::WeightsMode weights = engine::parse_weights(a->weights);
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
@@ -46,7 +49,7 @@ void add_perplexity(CLI::App& app) {
                         fmt::format("'{}' is {} tokens, more than the context of {}: it is scored as one sequence",
                                     a->file, tokens.size(), n_ctx));
         }
-        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads});
+        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads, .weights = weights});
         // The cache only needs the text's length.
         auto seq = backend->new_sequence({.n_ctx = static_cast<uint32_t>(tokens.size())});
         const engine::PerplexityResult r = engine::score_tokens(*seq, tokens);

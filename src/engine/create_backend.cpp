@@ -19,8 +19,19 @@ Device parse_device(std::string_view name) {
 
 std::string_view device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda"; }
 
+WeightsMode parse_weights(std::string_view name) {
+    if (name == "quantized") return WeightsMode::Quantized;
+    if (name == "f16") return WeightsMode::F16;
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown weights mode '{}': expected quantized or f16", name));
+}
+
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
     if (device == Device::Cpu) {
+        if (options.weights != WeightsMode::Quantized) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "--weights f16 is a CUDA backend mode; the CPU backend runs the file's weights (use "
+                        "--weights quantized, or --device cuda)");
+        }
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
         return backend::cpu::make_cpu_backend(std::move(model), o);
@@ -31,7 +42,10 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
                     fmt::format("--device cuda: {}; run on the CPU with --device cpu",
                                 loader::cuda_unavailable_reason()));
     }
-    return backend::cuda::make_cuda_backend(std::move(model));
+    backend::cuda::CudaOptions co;
+    co.weights = options.weights == WeightsMode::F16 ? backend::cuda::WeightsMode::F16
+                                                     : backend::cuda::WeightsMode::Quantized;
+    return backend::cuda::make_cuda_backend(std::move(model), co);
 #else
     throw Error(ErrorCode::NoDevice,
                 "no CUDA backend in this build (built without CUDA); run on the CPU with --device cpu");

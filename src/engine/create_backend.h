@@ -15,8 +15,16 @@ enum class Device { Cpu, Cuda };
 Device parse_device(std::string_view name);
 std::string_view device_name(Device d);
 
+// How the CUDA backend holds the weight matrices: the file's quantized bytes, or (for comparison) an f16 copy
+// dequantized once at load. The CPU backend has only the quantized mode.
+enum class WeightsMode { Quantized, F16 };
+
+// "quantized" | "f16"; throws Error(InvalidArgument) otherwise.
+WeightsMode parse_weights(std::string_view name);
+
 struct BackendOptions {
     unsigned n_threads = 0;  // CPU threads (0 = all cores)
+    WeightsMode weights = WeightsMode::Quantized;  // f16: CUDA only (InvalidArgument on the CPU)
 };
 
 // Errors: NoDevice when CUDA is asked for and this build has no CUDA backend or the machine has no GPU; the
