@@ -3,7 +3,7 @@
 # shapes (Q4_K_M, llama.cpp's type mix): pp512 / tg128 (-r 5), then pp4096 and tg128 at depth 4096 (llama-bench
 # -p 4096 -n 128 -d 4096), each next to the copy ceilings the same binary measures (`orcd bench --h2d`); then a smoke
 # check that `orcd serve --device cuda` reports the backend's memory and residency on /health and /metrics.
-# Every JSON result goes to $OUT/bench.jsonl (one object per line).
+# Every JSON result is appended to $OUT/bench.jsonl (pretty-printed objects, one after another).
 #   PRESETS="qwen2.5-0.5b phi3-mini-4k"  REPS=5  DEPTH=4096  WEIGHTS="quantized f16" (when --weights exists)
 set -euo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}

@@ -27,7 +27,7 @@ namespace orcd::cli {
 namespace {
 
 struct BenchArgs {
-    std::string model, device = "cuda";
+    std::string model, device = "cuda", weights = "quantized";
     engine::BenchOptions bench;
     int gpu = 0;
     unsigned threads = 0;
@@ -122,7 +122,8 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
     const std::shared_ptr<const gguf::File> file = m.file;  // keeps the mapping for the type mix below
     const model::Config config = m.config;
     const model::ModelWeights weights = m.weights;  // sizes and types, for the bytes one decode step reads
-    auto backend = engine::create_backend(device, std::move(m), {.n_threads = a.threads, .gpu = a.gpu});
+    auto backend = engine::create_backend(
+        device, std::move(m), {.n_threads = a.threads, .gpu = a.gpu, .weights = engine::parse_weights(a.weights)});
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
 
     const engine::BenchResult r = engine::run_bench(*backend, weights, a.bench);
@@ -156,6 +157,9 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
         j["depth"] = a.bench.depth;
         j["tg_depth"] = tg_depth;
         j["reps"] = a.bench.reps;
+        // In f16 mode the matrices are read as f16 (2 bytes per weight), but decode_bytes_per_token counts the
+        // file's types: its effective bandwidth is then a lower bound.
+        j["weights_mode"] = a.weights;
         j["n_ctx"] = r.n_ctx;
         j["load_s"] = load_s;
         if (a.bench.n_prompt > 0) j["pp"] = stat_json(r.pp);
@@ -229,6 +233,9 @@ void add_bench(CLI::App& app) {
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
     auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
+    cmd->add_option("--weights", a->weights, "quantized (the file's types) or f16 (CUDA: dequantized once at load)")
+        ->check(CLI::IsMember({"quantized", "f16"}))
+        ->capture_default_str();
     cmd->add_flag("--json", a->json, "Print one JSON object with every number");
     cmd->callback([a, gpu] {
         if (!a->h2d && a->model.empty()) {

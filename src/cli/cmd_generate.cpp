@@ -18,7 +18,7 @@ namespace orcd::cli {
 void add_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
     struct Args {
-        std::string model, prompt, system, device = "cuda";
+        std::string model, prompt, system, device = "cuda", weights = "quantized";
         engine::GenerateRequest req;
         uint64_t seed = 0;
         uint32_t ctx = 0;
@@ -43,16 +43,20 @@ void add_generate(CLI::App& app) {
     cmd->add_option("--stop", a->req.stop, "Stop string (repeatable); matched across tokens, not printed");
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("--weights", a->weights,
+                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
     auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
     cmd->callback([a, seed_opt, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
         engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
+        const engine::WeightsMode weights = engine::parse_weights(a->weights);
         model::Model m = model::open_model(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
-        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads, .gpu = a->gpu});
+        auto backend = engine::create_backend(device, std::move(m),
+                                              {.n_threads = a->threads, .gpu = a->gpu, .weights = weights});
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;

@@ -18,7 +18,7 @@ namespace orcd::cli {
 void add_perplexity(CLI::App& app) {
     auto* cmd = app.add_subcommand("perplexity", "Score a text file: per-token NLL and perplexity");
     struct Args {
-        std::string model, file, device = "cuda", activations = "int8", kv_type = "f16";
+        std::string model, file, device = "cuda", activations = "int8", kv_type = "f16", weights = "quantized";
         uint32_t ctx = 0;
         unsigned threads = 0;
         int gpu = 0;
@@ -29,6 +29,8 @@ void add_perplexity(CLI::App& app) {
     cmd->add_option("-f,--file", a->file, "Text file (scored as one sequence; must fit the context)")->required();
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("--weights", a->weights,
+                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
     cmd->add_option("--activations", a->activations,
                     "CPU only: int8 (default, fast) or f32 (exact; the reference for comparing with --device cuda)")
@@ -45,6 +47,7 @@ void add_perplexity(CLI::App& app) {
                         "activations in f32 and the KV cache in f16)");
         }
         engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
+        const engine::WeightsMode weights = engine::parse_weights(a->weights);
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
@@ -62,7 +65,8 @@ void add_perplexity(CLI::App& app) {
         auto backend = engine::create_backend(device, std::move(m),
                                               {.n_threads = a->threads,
                                                .gpu = a->gpu,
-                                               .cpu_f32_activations = a->activations == "f32"});
+                                               .cpu_f32_activations = a->activations == "f32",
+                                               .weights = weights});
         // The cache only needs the text's length.
         auto seq = backend->new_sequence(
             {.n_ctx = static_cast<uint32_t>(tokens.size()),

@@ -28,8 +28,19 @@ void check_gpu_option(Device device, int gpu, bool given) {
     }
 }
 
+WeightsMode parse_weights(std::string_view name) {
+    if (name == "quantized") return WeightsMode::Quantized;
+    if (name == "f16") return WeightsMode::F16;
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown weights mode '{}': expected quantized or f16", name));
+}
+
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
     if (device == Device::Cpu) {
+        if (options.weights != WeightsMode::Quantized) {
+            throw Error(ErrorCode::InvalidArgument,
+                        "--weights f16 is a CUDA backend mode; the CPU backend runs the file's weights (use "
+                        "--weights quantized, or --device cuda)");
+        }
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
         o.activations = options.cpu_f32_activations ? backend::cpu::Activations::F32 : backend::cpu::Activations::Int8;
@@ -43,6 +54,8 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     }
     backend::cuda::CudaOptions o;
     o.gpu = options.gpu;
+    o.weights = options.weights == WeightsMode::F16 ? backend::cuda::WeightsMode::F16
+                                                    : backend::cuda::WeightsMode::Quantized;
     return backend::cuda::make_cuda_backend(std::move(model), o);
 #else
     throw Error(ErrorCode::NoDevice,

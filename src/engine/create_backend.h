@@ -15,12 +15,20 @@ enum class Device { Cpu, Cuda };
 Device parse_device(std::string_view name);
 std::string_view device_name(Device d);
 
+// How the CUDA backend holds the weight matrices: the file's quantized bytes, or (for comparison) an f16 copy
+// dequantized once at load. The CPU backend has only the quantized mode.
+enum class WeightsMode { Quantized, F16 };
+
+// "quantized" | "f16"; throws Error(InvalidArgument) otherwise.
+WeightsMode parse_weights(std::string_view name);
+
 struct BackendOptions {
     unsigned n_threads = 0;  // CPU threads (0 = all cores)
     int gpu = 0;             // CUDA device ordinal (--gpu; ignored by the CPU backend)
     // CPU only: quantized weights meet the f32 activation instead of an 8-bit one (slower; the reference the CUDA
     // backend, which keeps activations in f32, is compared against at full size: `orcd perplexity --activations f32`).
     bool cpu_f32_activations = false;
+    WeightsMode weights = WeightsMode::Quantized;  // f16: CUDA only (InvalidArgument on the CPU)
 };
 
 // Checks a command line's --gpu against its --device before anything is loaded. Errors: InvalidArgument for an

@@ -10,6 +10,7 @@
 #include "backend/cuda/decode_step.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/prefill_step.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
 #include "loader/cuda_check.h"
@@ -74,6 +75,9 @@ private:
     // `argmax`, returns the index of the largest logit (found on the device), else -1.
     TokenId step(TokenId token, float* out, bool argmax = false);
 
+    // Batched prefill of tokens (more than one) in micro-batches; fills logits_ as prefill() returns them.
+    void prefill_batched(std::span<const TokenId> tokens, bool all_logits);
+
     CudaBackend& b_;
     uint32_t n_ctx_;
     uint32_t n_past_ = 0;
@@ -86,6 +90,8 @@ private:
     std::vector<float> logits_;
     PinnedBuffer<float> decode_logits_;  // [n_vocab]: decode()'s result
     PinnedBuffer<int32_t> token_out_;     // [1]: decode_greedy()'s result
+    // Allocated on the first batched prefill; after stream_, so its cuBLAS handle goes before the stream it uses.
+    std::unique_ptr<PrefillWorkspace> prefill_ws_;
 };
 
 class CudaBackend final : public Backend {
@@ -136,6 +142,7 @@ public:
     loader::LoadedModel lm_;
     CudaModel m_;
     std::unique_ptr<loader::DeviceMemory> inv_freq_;  // n_rot / 2 doubles, pointed to by m_.inv_freq
+    std::unique_ptr<loader::DeviceMemory> f16_weights_;  // WeightsMode::F16: the dequantized matrices m_ points at
 };
 
 loader::LoadedModel load(model::Model model, int gpu) {
@@ -224,6 +231,7 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
     ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
     m_.inv_freq = reinterpret_cast<const double*>(inv_freq_->data());
     m_.rope_layout = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
+    if (options.weights == WeightsMode::F16) f16_weights_ = convert_weights_to_f16(m_, device());
 }
 
 CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx)
@@ -294,12 +302,35 @@ std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bo
     check_batch(tokens, c.n_vocab, n_past_, n_ctx_);
     const size_t n_vocab = c.n_vocab;
     logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
+    if (tokens.size() > 1 && b_.options_.batched_prefill && prefill_supported(b_.m_)) {
+        prefill_batched(tokens, all_logits);
+        return logits_;
+    }
     for (size_t i = 0; i < tokens.size(); ++i) {
         const bool last = i + 1 == tokens.size();
         float* out = all_logits ? logits_.data() + i * n_vocab : (last ? logits_.data() : nullptr);
         step(tokens[i], out);
     }
     return logits_;
+}
+
+void CudaSequence::prefill_batched(std::span<const TokenId> tokens, bool all_logits) {
+    if (!prefill_ws_) {
+        const uint32_t ub = b_.options_.prefill_ubatch ? b_.options_.prefill_ubatch : prefill_ubatch();
+        prefill_ws_ = std::make_unique<PrefillWorkspace>(b_.device(), b_.m_, ub, stream_.s);
+    }
+    const size_t n_vocab = b_.config().n_vocab;
+    const size_t ub = prefill_ws_->max_tokens();
+    for (size_t i0 = 0; i0 < tokens.size(); i0 += ub) {
+        const size_t n = std::min(ub, tokens.size() - i0);
+        const bool last = i0 + n == tokens.size();
+        // TokenId is int32_t, so the span is the device buffer's layout.
+        static_assert(sizeof(TokenId) == sizeof(int32_t));
+        prefill_ws_->run(b_.m_, kv_view_, reinterpret_cast<const int32_t*>(tokens.data() + i0),
+                         static_cast<int64_t>(n), n_past_, all_logits ? logits_.data() + i0 * n_vocab : nullptr,
+                         !all_logits && last ? logits_.data() : nullptr);
+        n_past_ += static_cast<uint32_t>(n);
+    }
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 // with no host round trip inside it, captured once as a CUDA graph and replayed (the position and token are read
 // from device memory, so the same graph serves every step). Only the logits cross to the host.
 //
-// Prefill runs the prompt one token at a time through the same decode step (correct, not yet the matrix-matrix
-// path the issue asks for), so its logits equal those of decoding the tokens one by one.
+// Prefill of more than one token runs batched (prefill_step.h): micro-batches of matrix-matrix products on tensor
+// cores (weights dequantized to f16, f32 accumulation) and causal flash attention over the cache; a single token goes
+// through the decode step.
 #include <memory>
 
 #include "backend/backend.h"
@@ -14,9 +15,17 @@
 
 namespace orcd::backend::cuda {
 
+// How the weight matrices are held: as the file's (quantized) bytes, or also dequantized once at load into an f16
+// copy that decode and prefill read instead (the "FP16 weights" comparison mode; the quantized arena stays resident,
+// as the loader owns it as one allocation).
+enum class WeightsMode { Quantized, F16 };
+
 struct CudaOptions {
     int gpu = 0;             // CUDA device ordinal
     bool use_graph = true;   // replay the decode step as a CUDA graph (false: launch every kernel each step)
+    WeightsMode weights = WeightsMode::Quantized;
+    bool batched_prefill = true;  // false: prefill token by token through the decode step (f32 reference runs)
+    uint32_t prefill_ubatch = 0;  // tokens per batched-prefill micro-batch; 0: 1024 (or ORCD_PREFILL_UBATCH)
 };
 
 // Loads the weights onto the GPU and checks that every tensor has a kernel. The KV cache is always f16 (a

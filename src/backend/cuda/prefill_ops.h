@@ -1,0 +1,60 @@
+#pragma once
+// Device ops of the batched (matrix-matrix) prefill path: weight dequantization to f16 for the tensor-core GEMMs
+// (gemm.h), a batched embedding lookup, the f16-producing norms and activations that feed those GEMMs, a fused
+// bias + RoPE + KV-store over the strided [q | k | v] rows a QKV GEMM writes, and causal grouped-query attention of a
+// batch of queries over the f16 KV cache (flash-attention style, tensor cores). Activations are token-major; every op
+// launches on `stream` and does not synchronize; no reduction uses atomics (results are bit-identical run to run).
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/ops.h"
+#include "gguf/types.h"
+
+namespace orcd::cuda {
+
+// Whether dequantize_to_f16 has a kernel for the type (every type matvec_supported() accepts).
+bool dequant_f16_supported(gguf::TensorType type);
+
+// dst[r][c] = f16(dequantize(W)[r][c]) for a [rows][cols] matrix stored in `type` (rows contiguous, as in GGUF): the
+// f32 value the CPU reference (gguf::dequantize_row) computes, rounded to nearest f16 (values beyond the f16 range
+// become +-inf). dst must be 16-byte aligned. Throws UnsupportedTensorType / InvalidArgument.
+void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
+                       cudaStream_t stream);
+
+// out[t] = row tokens[t] of a [rows][cols] table (the token embedding) as f32, for t < n_tokens; tokens in device
+// memory, each in [0, rows) (checked by the caller). The same values as embedding_row.
+void embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
+                    float* out, cudaStream_t stream);
+
+// out16[t] = f16(rms_norm(x[t]) * weight): the function of rms_norm, rounded to f16 (the GEMM input).
+void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
+                     cudaStream_t stream);
+
+// out16[t][i] = f16(silu(gate) * up) over gate_up rows [gate (n) | up (n)], as swiglu.
+void swiglu_to_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* out16, cudaStream_t stream);
+
+// For the n_tokens rows of qkv ([n_tokens][row_stride], each row [q (n_heads*hd) | k (n_kv*hd) | v (n_kv*hd)]) at
+// positions pos0 .. pos0 + n_tokens - 1: adds the biases (null: none), rotates q and k (the rope op's arithmetic),
+// writes q as f16 to q16 ([n_tokens][n_heads*hd]) and k, v as f16 into the cache at their positions.
+struct QkvBias {
+    const float* q = nullptr;
+    const float* k = nullptr;
+    const float* v = nullptr;
+};
+void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias,
+                    int n_rot, int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv,
+                    uint16_t* q16, cudaStream_t stream);
+
+// Whether attention_prefill has a kernel for this head dimension (instantiated for 64, 80, 96 and 128; the backend
+// falls back to token-by-token decode otherwise).
+bool attention_prefill_supported(int head_dim);
+
+// Causal grouped-query attention of n_tokens queries at positions pos0 .. pos0 + n_tokens - 1 over cache positions
+// 0 .. (own position) (the cache already holds the batch's K/V). q16: [n_tokens][n_heads * head_dim] f16; out16:
+// same shape, f16. Scores are scaled by 1/sqrt(head_dim) and accumulated in f32 on tensor cores; each query row
+// walks its keys in a fixed order (online softmax), so results do not depend on scheduling.
+void attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
+                       uint16_t* out16, cudaStream_t stream);
+
+}  // namespace orcd::cuda

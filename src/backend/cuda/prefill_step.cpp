@@ -1,0 +1,278 @@
+#include "backend/cuda/prefill_step.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "backend/cuda/matvec.h"
+#include "backend/cuda/ops.h"
+#include "backend/cuda/prefill_ops.h"
+#include "common/error.h"
+#include "loader/cuda_check.h"
+
+namespace orcd::backend::cuda {
+
+namespace ops = ::orcd::cuda;
+using gguf::TensorType;
+
+namespace {
+
+// 1024: at 512 the attention grid of a small model (14 heads x 8 query tiles) is under one wave of the H100 and the
+// weights are dequantized twice as often at depth; 2048 gains little more (bench/cuda/NOTES.md, "Prefill").
+constexpr uint32_t kDefaultUbatch = 1024;
+constexpr int64_t kLogitTokens = 256;  // token rows per all-logits GEMM (bounds the logits staging buffer)
+constexpr size_t kGemmWorkspace = 32ull << 20;  // cuBLAS's recommendation for Hopper
+
+// ---- Phase profiling (ORCD_PREFILL_PROFILE=1) ------------------------------------------------------------------------
+enum class Phase { Dequant, Gemm, Attention, Other };
+
+bool profiling() {
+    static const bool on = [] {
+        const char* e = std::getenv("ORCD_PREFILL_PROFILE");
+        return e && *e && *e != '0';
+    }();
+    return on;
+}
+
+std::mutex g_prof_mu;
+PrefillPhaseTimes g_prof;
+
+// Events recorded at the end of each phase interval; intervals are attributed after the batch's synchronization.
+class PhaseMarks {
+public:
+    explicit PhaseMarks(cudaStream_t s) : s_(s), on_(profiling()) {
+        if (on_) mark(Phase::Other);
+    }
+    ~PhaseMarks() {
+        for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    }
+    void mark(Phase p) {
+        if (!on_) return;
+        cudaEvent_t e = nullptr;
+        ORCD_CUDA_CHECK(cudaEventCreate(&e));
+        events_.push_back(e);
+        phases_.push_back(p);
+        ORCD_CUDA_CHECK(cudaEventRecord(e, s_));
+    }
+    // After the stream is synchronized.
+    void collect(int64_t n_tokens) {
+        if (!on_) return;
+        PrefillPhaseTimes t;
+        for (size_t i = 1; i < events_.size(); ++i) {
+            float ms = 0;
+            ORCD_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i - 1], events_[i]));
+            switch (phases_[i]) {
+                case Phase::Dequant: t.dequant += ms; break;
+                case Phase::Gemm: t.gemm += ms; break;
+                case Phase::Attention: t.attention += ms; break;
+                case Phase::Other: t.other += ms; break;
+            }
+        }
+        std::lock_guard lock(g_prof_mu);
+        g_prof.dequant += t.dequant;
+        g_prof.gemm += t.gemm;
+        g_prof.attention += t.attention;
+        g_prof.other += t.other;
+        g_prof.tokens += static_cast<uint64_t>(n_tokens);
+    }
+
+private:
+    cudaStream_t s_;
+    bool on_;
+    std::vector<cudaEvent_t> events_;
+    std::vector<Phase> phases_;
+};
+
+thread_local PhaseMarks* t_marks = nullptr;
+void mark(Phase p) {
+    if (t_marks) t_marks->mark(p);
+}
+
+int64_t matrix_elems(const Matmul& mm) { return mm.rows * mm.cols; }
+
+}  // namespace
+
+PrefillPhaseTimes prefill_phase_times() {
+    std::lock_guard lock(g_prof_mu);
+    return g_prof;
+}
+void reset_prefill_phase_times() {
+    std::lock_guard lock(g_prof_mu);
+    g_prof = {};
+}
+
+uint32_t prefill_ubatch() {
+    static const uint32_t n = [] {
+        const char* e = std::getenv("ORCD_PREFILL_UBATCH");
+        const long v = e ? std::strtol(e, nullptr, 10) : 0;
+        return v >= 16 && v <= 8192 ? static_cast<uint32_t>(v) : kDefaultUbatch;
+    }();
+    return n;
+}
+
+bool prefill_supported(const CudaModel& m) {
+    return ops::attention_prefill_supported(static_cast<int>(m.config->head_dim));
+}
+
+PrefillWorkspace::PrefillWorkspace(loader::Device& device, const CudaModel& m, uint32_t max_tokens,
+                                   cudaStream_t stream)
+    : s_(stream), max_tokens_(max_tokens) {
+    const model::Config& c = *m.config;
+    const uint64_t B = max_tokens, E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
+    // The dequantization scratch holds the largest layer matrix that is not already f16; the LM head is dequantized
+    // in row chunks that fit it.
+    int64_t scratch = 0;
+    auto consider = [&](const Matmul& mm) {
+        if (mm.type != TensorType::F16) scratch = std::max(scratch, matrix_elems(mm));
+    };
+    for (const Layer& l : m.layers) {
+        for (const Matmul& mm : l.qkv) consider(mm);
+        consider(l.o);
+        for (const Matmul& mm : l.gate_up) consider(mm);
+        consider(l.down);
+    }
+    const int64_t min_chunk = 1024;
+    vocab_chunk_ = std::min<int64_t>(static_cast<int64_t>(V), std::max<int64_t>(min_chunk, scratch / E));
+    if (m.output.type != TensorType::F16) scratch = std::max<int64_t>(scratch, vocab_chunk_ * static_cast<int64_t>(E));
+
+    Carver cv;
+    const uint64_t o_tokens = cv.take(B * 4), o_x = cv.take(B * E * 4), o_h16 = cv.take(B * E * 2),
+                   o_qkv = cv.take(B * (QD + 2 * KD) * 4), o_q16 = cv.take(B * QD * 2), o_a16 = cv.take(B * QD * 2),
+                   o_gu = cv.take(B * 2 * F * 4), o_f16 = cv.take(B * F * 2), o_hlast = cv.take(E * 4),
+                   o_logits = cv.take(V * 4),
+                   o_lchunk = cv.take(std::min<uint64_t>(B, kLogitTokens) * static_cast<uint64_t>(vocab_chunk_) * 4),
+                   o_wdq = cv.take(static_cast<uint64_t>(scratch) * 2), o_ws = cv.take(kGemmWorkspace);
+    mem_ = device.allocate(cv.size, "prefill workspace");
+    std::byte* base = mem_->data();
+    tokens_ = reinterpret_cast<int32_t*>(base + o_tokens);
+    x_ = reinterpret_cast<float*>(base + o_x);
+    h16_ = reinterpret_cast<uint16_t*>(base + o_h16);
+    qkv_ = reinterpret_cast<float*>(base + o_qkv);
+    q16_ = reinterpret_cast<uint16_t*>(base + o_q16);
+    a16_ = reinterpret_cast<uint16_t*>(base + o_a16);
+    gu_ = reinterpret_cast<float*>(base + o_gu);
+    f16_ = reinterpret_cast<uint16_t*>(base + o_f16);
+    hlast_ = reinterpret_cast<float*>(base + o_hlast);
+    logits_ = reinterpret_cast<float*>(base + o_logits);
+    lchunk_ = reinterpret_cast<float*>(base + o_lchunk);
+    wdq_ = scratch > 0 ? reinterpret_cast<uint16_t*>(base + o_wdq) : nullptr;
+    gemm_ = std::make_unique<ops::Gemm>(stream, base + o_ws, kGemmWorkspace);
+}
+
+uint64_t PrefillWorkspace::bytes() const { return mem_ ? mem_->size() : 0; }
+
+const uint16_t* PrefillWorkspace::weights_f16(const Matmul& mm, int64_t row0, int64_t n_rows) {
+    if (mm.type == TensorType::F16) return static_cast<const uint16_t*>(mm.w) + row0 * mm.cols;
+    const uint64_t rb = gguf::row_bytes(mm.type, static_cast<uint64_t>(mm.cols));
+    ops::dequantize_to_f16(mm.type, static_cast<const std::byte*>(mm.w) + static_cast<uint64_t>(row0) * rb, n_rows,
+                           mm.cols, wdq_, s_);
+    mark(Phase::Dequant);
+    return wdq_;
+}
+
+void PrefillWorkspace::project(const Matmul& mm, const uint16_t* x, int64_t n, float* y, int64_t ldy,
+                               bool accumulate) {
+    const uint16_t* w = weights_f16(mm, 0, mm.rows);
+    gemm_->run(w, mm.rows, mm.cols, x, n, y + mm.out_offset, ldy, accumulate);
+    mark(Phase::Gemm);
+}
+
+void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t* tokens, int64_t n, int64_t pos0,
+                           float* all_logits, float* last_logits) {
+    if (n <= 0 || n > max_tokens_) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("prefill micro-batch of {} tokens (expected 1 .. {})", n, max_tokens_));
+    }
+    const model::Config& c = *m.config;
+    const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
+    const int nh = static_cast<int>(c.n_heads);
+    const int n_rot = static_cast<int>(c.rope_dim);
+    const int64_t QKVD = QD + 2 * KD;
+
+    PhaseMarks marks(s_);
+    t_marks = &marks;
+    struct Reset {
+        ~Reset() { t_marks = nullptr; }
+    } reset;
+
+    // Pageable source: staged before the call returns.
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, s_));
+    ops::embedding_rows(m.embd_type, m.token_embd, E, tokens_, n, x_, s_);
+    for (size_t li = 0; li < m.layers.size(); ++li) {
+        const Layer& l = m.layers[li];
+        ops::rms_norm_to_f16(x_, l.attn_norm, n, E, c.rms_eps, h16_, s_);
+        mark(Phase::Other);
+        for (const Matmul& mm : l.qkv) project(mm, h16_, n, qkv_, QKVD, false);
+        const ops::KvCacheView kvl = kv.layer(c, li);
+        ops::qkv_rope_store(qkv_, QKVD, n, nh, {l.bias[0], l.bias[1], l.bias[2]}, n_rot, pos0, m.inv_freq,
+                            m.rope_layout, kvl, q16_, s_);
+        mark(Phase::Other);
+        ops::attention_prefill(q16_, kvl, nh, pos0, n, a16_, s_);
+        mark(Phase::Attention);
+        project(l.o, a16_, n, x_, E, true);  // x += O attn (the residual, in the GEMM's epilogue)
+        ops::rms_norm_to_f16(x_, l.ffn_norm, n, E, c.rms_eps, h16_, s_);
+        mark(Phase::Other);
+        for (const Matmul& mm : l.gate_up) project(mm, h16_, n, gu_, 2 * F, false);
+        ops::swiglu_to_f16(gu_, n, F, f16_, s_);
+        mark(Phase::Other);
+        project(l.down, f16_, n, x_, E, true);  // x += down(swiglu)
+    }
+    if (all_logits) {
+        ops::rms_norm_to_f16(x_, m.output_norm, n, E, c.rms_eps, h16_, s_);
+        mark(Phase::Other);
+        for (int64_t v0 = 0; v0 < V; v0 += vocab_chunk_) {
+            const int64_t rows = std::min(vocab_chunk_, V - v0);
+            const uint16_t* w = weights_f16(m.output, v0, rows);
+            for (int64_t t0 = 0; t0 < n; t0 += kLogitTokens) {
+                const int64_t nt = std::min(kLogitTokens, n - t0);
+                gemm_->run(w, rows, E, h16_ + t0 * E, nt, lchunk_, rows, false);
+                mark(Phase::Gemm);
+                ORCD_CUDA_CHECK(cudaMemcpy2DAsync(all_logits + t0 * V + v0, static_cast<size_t>(V) * 4, lchunk_,
+                                                  static_cast<size_t>(rows) * 4, static_cast<size_t>(rows) * 4,
+                                                  static_cast<size_t>(nt), cudaMemcpyDeviceToHost, s_));
+                mark(Phase::Other);
+            }
+        }
+    }
+    if (last_logits) {
+        ops::rms_norm(x_ + (n - 1) * E, m.output_norm, 1, E, c.rms_eps, hlast_, s_);
+        ops::matvec(m.output.type, m.output.w, m.output.rows, m.output.cols, hlast_, logits_, s_);
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(last_logits, logits_, static_cast<size_t>(V) * 4, cudaMemcpyDeviceToHost, s_));
+        mark(Phase::Other);
+    }
+    ORCD_CUDA_CHECK(cudaStreamSynchronize(s_));
+    marks.collect(n);
+}
+
+std::unique_ptr<loader::DeviceMemory> convert_weights_to_f16(CudaModel& m, loader::Device& device) {
+    std::vector<Matmul*> all;
+    auto add = [&](Matmul& mm) {
+        if (mm.type != TensorType::F16) all.push_back(&mm);  // F16 matrices are used where they are
+    };
+    add(m.output);
+    for (Layer& l : m.layers) {
+        for (Matmul& mm : l.qkv) add(mm);
+        add(l.o);
+        for (Matmul& mm : l.gate_up) add(mm);
+        add(l.down);
+    }
+    if (all.empty()) return nullptr;
+    Carver cv;
+    std::vector<uint64_t> at;
+    for (const Matmul* mm : all) at.push_back(cv.take(static_cast<uint64_t>(matrix_elems(*mm)) * 2));
+    auto mem = device.allocate(cv.size, "f16 weights (--weights f16)");
+    for (size_t i = 0; i < all.size(); ++i) {
+        Matmul& mm = *all[i];
+        auto* dst = reinterpret_cast<uint16_t*>(mem->data() + at[i]);
+        ops::dequantize_to_f16(mm.type, mm.w, mm.rows, mm.cols, dst, nullptr);
+        mm.type = TensorType::F16;
+        mm.w = dst;
+    }
+    ORCD_CUDA_CHECK(cudaDeviceSynchronize());
+    return mem;
+}
+
+}  // namespace orcd::backend::cuda
