@@ -18,7 +18,7 @@ namespace orcd::cli {
 void add_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
     struct Args {
-        std::string model, prompt, system, device = "cuda";
+        std::string model, prompt, system, device = "cuda", activations = "int8";
         engine::GenerateRequest req;
         uint64_t seed = 0;
         uint32_t ctx = 0;
@@ -43,13 +43,18 @@ void add_generate(CLI::App& app) {
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
+    cmd->add_option("--activations", a->activations,
+                    "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
+        ->check(CLI::IsMember({"int8", "f32"}));
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
     cmd->callback([a, seed_opt] {
         const engine::Device device = engine::parse_device(a->device);
         model::Model m = model::open_model(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
-        auto backend = engine::create_backend(device, std::move(m), {.n_threads = a->threads});
+        auto backend = engine::create_backend(
+            device, std::move(m),
+            {.n_threads = a->threads, .activations = engine::parse_activations(a->activations)});
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;

@@ -19,11 +19,18 @@ Device parse_device(std::string_view name) {
 
 std::string_view device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda"; }
 
+Activations parse_activations(std::string_view name) {
+    if (name == "int8") return Activations::Int8;
+    if (name == "f32") return Activations::F32;
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown activations '{}': expected int8 or f32", name));
+}
+
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
     if (device == Device::Cpu) {
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
-        o.activations = options.cpu_f32_activations ? backend::cpu::Activations::F32 : backend::cpu::Activations::Int8;
+        o.activations = options.activations == Activations::F32 ? backend::cpu::Activations::F32
+                                                                 : backend::cpu::Activations::Int8;
         return backend::cpu::make_cpu_backend(std::move(model), o);
     }
 #ifdef ORCD_ENGINE_HAS_CUDA
@@ -32,7 +39,10 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
                     fmt::format("--device cuda: {}; run on the CPU with --device cpu",
                                 loader::cuda_unavailable_reason()));
     }
-    return backend::cuda::make_cuda_backend(std::move(model));
+    backend::cuda::CudaOptions o;
+    o.activations = options.activations == Activations::F32 ? backend::cuda::Activations::F32
+                                                             : backend::cuda::Activations::Int8;
+    return backend::cuda::make_cuda_backend(std::move(model), o);
 #else
     throw Error(ErrorCode::NoDevice,
                 "no CUDA backend in this build (built without CUDA); run on the CPU with --device cpu");

@@ -14,9 +14,17 @@
 
 namespace orcd::backend::cuda {
 
+// How quantized weights meet the activation in the decode matvecs, as the CPU backend's cpu::Activations defines it
+// (cpu/quant_dot.h): Int8 quantizes each matvec input once into 8-bit blocks of 32 and runs the dot products with
+// __dp4a (matvec_q8.h; float weight types, and types without a dp4a kernel, keep the f32 path); F32 multiplies the
+// dequantized weights by the f32 activation (f32 rounding only). Int8 is the default: faster decode on the device
+// (bench/cuda/NOTES.md, v6).
+enum class Activations { Int8, F32 };
+
 struct CudaOptions {
     int gpu = 0;             // CUDA device ordinal
     bool use_graph = true;   // replay the decode step as a CUDA graph (false: launch every kernel each step)
+    Activations activations = Activations::Int8;
 };
 
 // Loads the weights onto the GPU and checks that every tensor has a kernel. The KV cache is always f16 (a
