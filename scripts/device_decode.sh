@@ -5,12 +5,13 @@
 # `orcd generate --device cuda` on a tiny model with a real vocabulary (needs orcd's shared libraries there).
 set -euo pipefail
 bench=build-dev/bench/cuda/cuda_decode_speed
-# Fused-matvec size limits to compare on one loaded model ("-": the default, 4 MiB; 0: none fused, the unfused
-# path; 100000000000: every matrix fused).
-export ORCD_BENCH_FUSED_LIMITS=${ORCD_BENCH_FUSED_LIMITS:-- 0 100000000000}
+# Fused-matvec size limits (f32 mode) to compare on one loaded model ("-": the default, 4 MiB; 0: none fused, the
+# unfused path; 100000000000: every matrix fused); "-" only by default since v6 (the int8 mode is the new default).
+export ORCD_BENCH_FUSED_LIMITS=${ORCD_BENCH_FUSED_LIMITS:--}
 $bench qwen2.5-0.5b Q4_K_M 128
 $bench phi3-mini-4k Q4_K_M 128
-ORCD_BENCH_FUSED_LIMITS=- $bench qwen2.5-0.5b F16 128
+# (each line tagged [int8] or [f32]: the CudaOptions::activations mode; ORCD_BENCH_ACTIVATIONS picks them)
+ORCD_BENCH_FUSED_LIMITS=- ORCD_BENCH_ACTIVATIONS=int8 $bench qwen2.5-0.5b F16 128
 if [ -x build-dev/src/cli/orcd ]; then
   vocab=$(cd .. && pwd)/shared/models/vocab/ggml-vocab-qwen2.5.gguf
   [ -f "$vocab" ] || vocab=.carry/shared/models/vocab/ggml-vocab-qwen2.5.gguf

@@ -3,6 +3,7 @@
 // replay + the logits copied to the host), as `orcd generate` runs it with sampling; then the same through
 // decode_greedy (argmax on the device), as greedy generation runs it. Not a test; prints two lines per model.
 // Usage: cuda_decode_speed [PRESET [TYPE [N_TOKENS]]]   (default qwen2.5-0.5b Q4_K_M 128)
+// ORCD_BENCH_ACTIVATIONS="int8 f32" (default): one backend per activation mode (CudaOptions::activations).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,49 +33,59 @@ int main(int argc, char** argv) {
     // The reference models' vocabulary sizes (the LM head is the largest matrix of the small model).
     o.n_vocab = preset.starts_with("qwen") ? 151936u : preset.starts_with("phi3") ? 32064u : 32000u;
     synth::write_model(o, path);
-    model::Model m = model::open_model(path);
-    const uint64_t weight_bytes = m.weights.total_bytes();
-    const auto t0 = std::chrono::steady_clock::now();
-    auto be = backend::cuda::make_cuda_backend(std::move(m));
-    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // ORCD_BENCH_FUSED_LIMITS="a b ...": one measurement per ORCD_FUSED_MAX_BYTES value (matrices above it take the
-    // staged-tile kernel and unfused element-wise ops; "-" = unset), each on a fresh sequence (a fresh graph).
-    std::vector<std::string> limits;
-    if (const char* env = std::getenv("ORCD_BENCH_FUSED_LIMITS")) {
-        std::istringstream in(env);
-        for (std::string l; in >> l;) limits.push_back(l);
+    std::vector<std::string> modes;
+    {
+        const char* env = std::getenv("ORCD_BENCH_ACTIVATIONS");
+        std::istringstream in(env && *env ? env : "int8 f32");
+        for (std::string a; in >> a;) modes.push_back(a);
     }
-    if (limits.empty()) limits.push_back("");
-    for (const std::string& limit : limits) {
-        if (!limit.empty()) {
-            if (limit == "-") {
-                unsetenv("ORCD_FUSED_MAX_BYTES");
-            } else {
-                setenv("ORCD_FUSED_MAX_BYTES", limit.c_str(), 1);
-            }
+    for (const std::string& mode : modes) {
+        model::Model m = model::open_model(path);
+        const uint64_t weight_bytes = m.weights.total_bytes();
+        const auto t0 = std::chrono::steady_clock::now();
+        auto be = backend::cuda::make_cuda_backend(
+            std::move(m),
+            {.activations = mode == "f32" ? backend::cuda::Activations::F32 : backend::cuda::Activations::Int8});
+        const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        // ORCD_BENCH_FUSED_LIMITS="a b ...": one measurement per ORCD_FUSED_MAX_BYTES value (matrices above it take the
+        // staged-tile kernel and unfused element-wise ops; "-" = unset), each on a fresh sequence (a fresh graph).
+        std::vector<std::string> limits;
+        if (const char* env = std::getenv("ORCD_BENCH_FUSED_LIMITS")) {
+            std::istringstream in(env);
+            for (std::string l; in >> l;) limits.push_back(l);
         }
-        const std::string tag = limit.empty() ? "" : " [fused max " + limit + "]";
-        auto seq = be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
-        // Warm-up: the first step runs eagerly, the second captures the graph.
-        seq->decode(1);
-        seq->decode(2);
-        const auto t1 = std::chrono::steady_clock::now();
-        for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-        std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
-                    "%6.0f GB/s%s\n",
-                    preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
-                    weight_bytes * (n / s) / 1e9, tag.c_str());
-        // Greedy decoding as the generator runs it without penalties: argmax on the device, one token copied back.
-        auto greedy =
-            be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
-        backend::TokenId tok = greedy->decode_greedy(1);
-        tok = greedy->decode_greedy(tok);
-        const auto t2 = std::chrono::steady_clock::now();
-        for (int i = 0; i < n; ++i) tok = greedy->decode_greedy(tok);
-        const double g = std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
-        std::printf("%-14s %-7s decode_greedy %4d tokens: %8.1f tok/s  %7.1f us/token  %6.0f GB/s%s\n",
-                    preset.c_str(), type.c_str(), n, n / g, g / n * 1e6, weight_bytes * (n / g) / 1e9, tag.c_str());
+        if (limits.empty()) limits.push_back("");
+        for (const std::string& limit : limits) {
+            if (!limit.empty()) {
+                if (limit == "-") {
+                    unsetenv("ORCD_FUSED_MAX_BYTES");
+                } else {
+                    setenv("ORCD_FUSED_MAX_BYTES", limit.c_str(), 1);
+                }
+            }
+            const std::string tag = " [" + mode + "]" + (limit.empty() ? "" : " [fused max " + limit + "]");
+            auto seq = be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+            // Warm-up: the first step runs eagerly, the second captures the graph.
+            seq->decode(1);
+            seq->decode(2);
+            const auto t1 = std::chrono::steady_clock::now();
+            for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+            std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
+                        "%6.0f GB/s%s\n",
+                        preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
+                        weight_bytes * (n / s) / 1e9, tag.c_str());
+            // Greedy decoding as the generator runs it without penalties: argmax on the device, one token copied back.
+            auto greedy =
+                be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+            backend::TokenId tok = greedy->decode_greedy(1);
+            tok = greedy->decode_greedy(tok);
+            const auto t2 = std::chrono::steady_clock::now();
+            for (int i = 0; i < n; ++i) tok = greedy->decode_greedy(tok);
+            const double g = std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
+            std::printf("%-14s %-7s decode_greedy %4d tokens: %8.1f tok/s  %7.1f us/token  %6.0f GB/s%s\n",
+                        preset.c_str(), type.c_str(), n, n / g, g / n * 1e6, weight_bytes * (n / g) / 1e9, tag.c_str());
+        }
     }
     std::filesystem::remove(path);
     return 0;

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
+#include "backend/cuda/matvec_q8.h"
 #include "gguf/quant.h"
 
 using orcd::gguf::TensorType;
@@ -65,8 +66,9 @@ int main() {
         {TensorType::F16, 4864, 896, "f16 ffn_up"},
         {TensorType::F32, 4864, 896, "f32 ffn_up"},
     };
-    std::printf("%-6s %-30s %14s %10s %10s %8s | %-5s %10s %10s %8s\n", "type", "shape", "bytes", "us", "GB/s",
-                "% copy", "fused", "us", "GB/s", "% copy");
+    // Last column: the int8-activation dp4a matvec (matvec_q8.h; x quantized once beforehand, its time apart).
+    std::printf("%-6s %-30s %14s %10s %10s %8s | %-5s %10s %10s %8s | %-7s %8s %8s %7s %8s\n", "type", "shape", "bytes",
+                "us", "GB/s", "% copy", "fused", "us", "GB/s", "% copy", "q8", "us", "GB/s", "% copy", "quant us");
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-1, 1);
     for (const Case& c : cases) {
@@ -117,10 +119,46 @@ int main() {
         CHECK(cudaEventElapsedTime(&ms, a, b));
         const double fus = ms * 1e3 / iters;
         const double fgbps = bytes / (fus * 1e-6) / 1e9;
-        std::printf("%-6s %-30s %14zu %10.2f %10.0f %7.0f%% | wpr %d %10.2f %10.0f %7.0f%%\n",
+        double q8us = 0, q8gbps = 0, qus = 0;
+        int tpr = 0;
+        void* qbuf = nullptr;
+        CHECK(cudaMalloc(&qbuf, orcd::cuda::q8_vector_bytes(c.cols)));
+        const orcd::cuda::Q8Vector xq = orcd::cuda::q8_vector_at(qbuf, c.cols);
+        orcd::cuda::Q8Matvec q;
+        q.x = xq;
+        q.cols = c.cols;
+        q.n_src = 1;
+        q.y = y;
+        q.src[0] = {c.type, w[0], c.rows};
+        if (orcd::cuda::q8_matvec_supported(q)) {
+            tpr = orcd::cuda::q8_matvec_threads_per_row(c.rows, c.cols);
+            auto quant = [&] { orcd::cuda::quantize_q8(x, nullptr, 0.f, c.cols, xq, nullptr); };
+            for (int i = 0; i < 5; ++i) quant();
+            CHECK(cudaEventRecord(a));
+            for (int i = 0; i < iters; ++i) quant();
+            CHECK(cudaEventRecord(b));
+            CHECK(cudaEventSynchronize(b));
+            CHECK(cudaEventElapsedTime(&ms, a, b));
+            qus = ms * 1e3 / iters;
+            auto run = [&](int i) {
+                q.src[0].w = w[i % copies];
+                orcd::cuda::q8_matvec(q, nullptr);
+            };
+            for (int i = 0; i < 5; ++i) run(i);
+            CHECK(cudaEventRecord(a));
+            for (int i = 0; i < iters; ++i) run(i);
+            CHECK(cudaEventRecord(b));
+            CHECK(cudaEventSynchronize(b));
+            CHECK(cudaEventElapsedTime(&ms, a, b));
+            q8us = ms * 1e3 / iters;
+            q8gbps = bytes / (q8us * 1e-6) / 1e9;
+        }
+        CHECK(cudaFree(qbuf));
+        std::printf("%-6s %-30s %14zu %10.2f %10.0f %7.0f%% | wpr %d %10.2f %10.0f %7.0f%% | tpr %3d %8.2f %8.0f "
+                    "%6.0f%% %8.2f\n",
                     std::string(orcd::gguf::type_name(c.type)).c_str(), c.what, bytes, us, gbps,
                     100.0 * gbps / copy_gbps, orcd::cuda::fused_matvec_warps_per_row(c.rows, c.cols), fus, fgbps,
-                    100.0 * fgbps / copy_gbps);
+                    100.0 * fgbps / copy_gbps, tpr, q8us, q8gbps, 100.0 * q8gbps / copy_gbps, qus);
         for (auto p : w) CHECK(cudaFree(p));
         CHECK(cudaFree(x));
         CHECK(cudaFree(y));

@@ -18,7 +18,7 @@ namespace orcd::cli {
 void add_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
     struct Args {
-        std::string model, prompt, system, device = "cuda", weights = "quantized";
+        std::string model, prompt, system, device = "cuda", weights = "quantized", activations = "int8";
         engine::GenerateRequest req;
         uint64_t seed = 0;
         uint32_t ctx = 0;
@@ -47,6 +47,9 @@ void add_generate(CLI::App& app) {
                     "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
     auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
+    cmd->add_option("--activations", a->activations,
+                    "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
+        ->check(CLI::IsMember({"int8", "f32"}));
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
     cmd->callback([a, seed_opt, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
@@ -56,7 +59,10 @@ void add_generate(CLI::App& app) {
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
         auto backend = engine::create_backend(device, std::move(m),
-                                              {.n_threads = a->threads, .gpu = a->gpu, .weights = weights});
+                                              {.n_threads = a->threads,
+                                               .gpu = a->gpu,
+                                               .activations = engine::parse_activations(a->activations),
+                                               .weights = weights});
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;

@@ -33,7 +33,8 @@ void add_perplexity(CLI::App& app) {
                     "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
     cmd->add_option("--activations", a->activations,
-                    "CPU only: int8 (default, fast) or f32 (exact; the reference for comparing with --device cuda)")
+                    "int8 (default: 8-bit activation blocks, fast) or f32 (exact; the reference for comparing "
+                    "backends)")
         ->check(CLI::IsMember({"int8", "f32"}));
     cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 (default; the CUDA backend's only one) or f32 (CPU)")
         ->check(CLI::IsMember({"f16", "f32"}));
@@ -41,10 +42,9 @@ void add_perplexity(CLI::App& app) {
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
     cmd->callback([a, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
-        if (device != engine::Device::Cpu && (a->activations != "int8" || a->kv_type != "f16")) {
+        if (device != engine::Device::Cpu && a->kv_type != "f16") {
             throw Error(ErrorCode::InvalidArgument,
-                        "--activations f32 and --kv-type f32 apply to --device cpu only (the CUDA backend keeps "
-                        "activations in f32 and the KV cache in f16)");
+                        "--kv-type f32 applies to --device cpu only (the CUDA backend keeps the KV cache in f16)");
         }
         engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
         const engine::WeightsMode weights = engine::parse_weights(a->weights);
@@ -65,7 +65,7 @@ void add_perplexity(CLI::App& app) {
         auto backend = engine::create_backend(device, std::move(m),
                                               {.n_threads = a->threads,
                                                .gpu = a->gpu,
-                                               .cpu_f32_activations = a->activations == "f32",
+                                               .activations = engine::parse_activations(a->activations),
                                                .weights = weights});
         // The cache only needs the text's length.
         auto seq = backend->new_sequence(

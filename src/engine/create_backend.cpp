@@ -34,6 +34,12 @@ WeightsMode parse_weights(std::string_view name) {
     throw Error(ErrorCode::InvalidArgument, fmt::format("unknown weights mode '{}': expected quantized or f16", name));
 }
 
+Activations parse_activations(std::string_view name) {
+    if (name == "int8") return Activations::Int8;
+    if (name == "f32") return Activations::F32;
+    throw Error(ErrorCode::InvalidArgument, fmt::format("unknown activations '{}': expected int8 or f32", name));
+}
+
 std::unique_ptr<backend::Backend> create_backend(Device device, model::Model model, const BackendOptions& options) {
     if (device == Device::Cpu) {
         if (options.weights != WeightsMode::Quantized) {
@@ -43,7 +49,8 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
         }
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
-        o.activations = options.cpu_f32_activations ? backend::cpu::Activations::F32 : backend::cpu::Activations::Int8;
+        o.activations = options.activations == Activations::F32 ? backend::cpu::Activations::F32
+                                                                 : backend::cpu::Activations::Int8;
         return backend::cpu::make_cpu_backend(std::move(model), o);
     }
 #ifdef ORCD_ENGINE_HAS_CUDA
@@ -56,6 +63,8 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     o.gpu = options.gpu;
     o.weights = options.weights == WeightsMode::F16 ? backend::cuda::WeightsMode::F16
                                                     : backend::cuda::WeightsMode::Quantized;
+    o.activations = options.activations == Activations::F32 ? backend::cuda::Activations::F32
+                                                             : backend::cuda::Activations::Int8;
     return backend::cuda::make_cuda_backend(std::move(model), o);
 #else
     throw Error(ErrorCode::NoDevice,

@@ -22,12 +22,20 @@ enum class WeightsMode { Quantized, F16 };
 // "quantized" | "f16"; throws Error(InvalidArgument) otherwise.
 WeightsMode parse_weights(std::string_view name);
 
+// How quantized weights meet the activation, on either backend (cpu::Activations, cuda::Activations: the same
+// definition). Int8 (default): the activation is quantized to 8-bit blocks of 32 and the dot products run in
+// integers; F32: the dequantized weights meet the f32 activation (f32 rounding only; slower on the CPU, the exact
+// reference `orcd perplexity --activations f32` compares against). The CUDA backend's batched prefill multiplies f16
+// activations on tensor cores in either mode; the mode governs its decode matvecs.
+enum class Activations { Int8, F32 };
+
+// "int8" | "f32"; throws Error(InvalidArgument) otherwise.
+Activations parse_activations(std::string_view name);
+
 struct BackendOptions {
     unsigned n_threads = 0;  // CPU threads (0 = all cores)
     int gpu = 0;             // CUDA device ordinal (--gpu; ignored by the CPU backend)
-    // CPU only: quantized weights meet the f32 activation instead of an 8-bit one (slower; the reference the CUDA
-    // backend, which keeps activations in f32, is compared against at full size: `orcd perplexity --activations f32`).
-    bool cpu_f32_activations = false;
+    Activations activations = Activations::Int8;
     WeightsMode weights = WeightsMode::Quantized;  // f16: CUDA only (InvalidArgument on the CPU)
 };
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -28,8 +30,33 @@ std::vector<float> copy(std::span<const float> v) { return {v.begin(), v.end()};
 struct Outcome {
     std::vector<float> prompt_logits;  // [n_prompt][n_vocab]
     std::vector<TokenId> generated;
+    std::vector<float> margins;        // per generated token: (top1 - top2) / max |logit| of the logits it came from
     std::vector<float> last_logits;
 };
+
+float relative_margin(std::span<const float> v) {
+    float top1 = -INFINITY, top2 = -INFINITY, mag = 0;
+    for (const float x : v) {
+        mag = std::max(mag, std::fabs(x));
+        if (x > top1) {
+            top2 = top1;
+            top1 = x;
+        } else if (x > top2) {
+            top2 = x;
+        }
+    }
+    return mag > 0 ? (top1 - top2) / mag : 0;
+}
+
+// The number of leading generated tokens two backends must agree on: up to the first step whose reference logits
+// have a top-2 margin inside `tolerance` (relative to the largest logit) — there, the backends' rounding difference
+// may legitimately pick the other token, and everything after follows from that choice.
+size_t decisive_prefix(const Outcome& reference, float tolerance) {
+    for (size_t i = 0; i < reference.margins.size(); ++i) {
+        if (reference.margins[i] < tolerance) return i;
+    }
+    return reference.margins.size();
+}
 
 // Prefills the prompt (every position's logits), then decodes n greedy tokens.
 Outcome run(Backend& be, const std::vector<TokenId>& prompt, int n) {
@@ -37,11 +64,14 @@ Outcome run(Backend& be, const std::vector<TokenId>& prompt, int n) {
     Outcome r;
     r.prompt_logits = copy(seq->prefill(prompt, true));
     const uint32_t V = be.n_vocab();
-    TokenId next = argmax(std::span(r.prompt_logits).subspan((prompt.size() - 1) * V, V));
+    std::span<const float> last = std::span(r.prompt_logits).subspan((prompt.size() - 1) * V, V);
+    TokenId next = argmax(last);
+    r.margins.push_back(relative_margin(last));
     for (int i = 0; i < n; ++i) {
         r.generated.push_back(next);
         r.last_logits = copy(seq->decode(next));
         next = argmax(r.last_logits);
+        if (i + 1 < n) r.margins.push_back(relative_margin(r.last_logits));
     }
     return r;
 }
@@ -72,8 +102,9 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
     // Token-by-token prefill: this test holds the decode step to f32 rounding; the batched (f16 tensor-core) prefill
     // has its own bounds in test_cuda_prefill.cpp.
     auto gpu = cuda::make_cuda_backend(m, {.batched_prefill = false});
-    const Outcome want = run(*cpu, prompt, 48);
-    const Outcome got = run(*gpu, prompt, 48);
+    constexpr int kGenerate = 64;
+    const Outcome want = run(*cpu, prompt, kGenerate);
+    const Outcome got = run(*gpu, prompt, kGenerate);
 
     const size_t V = cpu->n_vocab();
     for (size_t p = 0; p < prompt.size(); ++p) {
@@ -83,49 +114,80 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
         EXPECT_LT(rel_error(a, b), 1e-4) << "position " << p;
         EXPECT_EQ(argmax(a), argmax(b)) << "position " << p;
     }
-    EXPECT_EQ(got.generated, want.generated);
-    EXPECT_LT(rel_error(got.last_logits, want.last_logits), 1e-4);
+    // Identical greedy continuations — up to a near-tie: random-weight models have top-2 margins as small as the two
+    // backends' rounding difference (a 64-token run hit one at 2e-5 of the largest logit), so the comparison stops at
+    // the first step whose CPU margin is within twice the logits' bound. Outside near-ties a different token fails.
+    const size_t n_cmp = decisive_prefix(want, 2e-4f);
+    EXPECT_TRUE(std::equal(want.generated.begin(), want.generated.begin() + n_cmp, got.generated.begin()))
+        << "greedy continuations differ before any near-tie (compared " << n_cmp << " tokens)";
+    if (n_cmp < want.generated.size()) {
+        std::printf("near-tie at generated token %zu (margin %.2e of the largest logit): compared %zu of %d tokens\n",
+                    n_cmp, static_cast<double>(want.margins[n_cmp]), n_cmp, kGenerate);
+    } else {
+        EXPECT_LT(rel_error(got.last_logits, want.last_logits), 1e-4);
+    }
 
     // Deterministic: a second backend gives the same bits; eager launches give the same bits as the graph.
-    const Outcome again = run(*gpu, prompt, 48);
+    const Outcome again = run(*gpu, prompt, kGenerate);
     EXPECT_EQ(std::memcmp(again.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
     EXPECT_EQ(again.generated, got.generated);
     auto eager = cuda::make_cuda_backend(m, {.use_graph = false, .batched_prefill = false});
-    const Outcome e = run(*eager, prompt, 48);
+    const Outcome e = run(*eager, prompt, kGenerate);
     EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
     EXPECT_EQ(e.generated, got.generated);
 
     // decode_greedy picks the same tokens as the host argmax of decode's logits, with the graph and without.
-    EXPECT_EQ(run_greedy(*gpu, prompt, 48), got.generated);
-    EXPECT_EQ(run_greedy(*eager, prompt, 48), got.generated);
+    EXPECT_EQ(run_greedy(*gpu, prompt, kGenerate), got.generated);
+    EXPECT_EQ(run_greedy(*eager, prompt, kGenerate), got.generated);
 }
 
-// Quantized weights: the CPU backend quantizes activations to 8 bits where the GPU keeps f32, so the logits differ
-// by the activation quantization (~1% per product, compounded over the layers); the predicted tokens must still agree
-// at most positions. A wrong block layout or scale would give O(1) errors and near-random agreement (1/512).
-TEST_P(CudaBackendE2E, AgreesWithCpuBackendOnQ4KM) {
+// Quantized weights, in each activation mode, against the CPU backend in the same mode (the same definition:
+// cpu/quant_dot.h). F32: both sides multiply the dequantized weights by f32 activations, so the logits differ by f32
+// rounding only. Int8: both quantize each matvec input into the same 8-bit blocks (bit-identical q except where
+// x * 127 / max|x| sits within an ulp of a .5 boundary, e.g. after a last-ulp difference in the norm) and sum exact
+// integer products, so again f32 rounding plus those rare one-step differences. Measured on the H100 (v6): f32 mode
+// 3-7e-5 (f32 rounding amplified ~100x by the random-weight tiny models), int8 mode 0.8-1.8% with 63-64/64 argmax
+// agreement: the inputs of each quantization differ in the last ulps between the backends (norm, attention, sums),
+// which moves some q by one step (d/127 of the block's max per flip, ~1e3 x an ulp), amplified alike. Bounds: half of
+// the 0.1 the mixed-mode comparison needed before, and 2e-3 for f32. A wrong block layout or scale would give O(1)
+// errors and near-random agreement (1/512). Also: determinism and graph == eager in both modes.
+TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(::orcd::cuda::test::fresh_seed());
     const model::Model m = model::open_model(test::tiny_model(GetParam(), synth::FileType::Q4_K_M));
     std::vector<TokenId> prompt(64);
     for (TokenId& t : prompt) t = std::uniform_int_distribution<TokenId>(0, 511)(rng);
-    auto cpu = cpu::make_cpu_backend(m, {.n_threads = 2});
-    auto gpu = cuda::make_cuda_backend(m);
-    const Outcome want = run(*cpu, prompt, 0);
-    const Outcome got = run(*gpu, prompt, 0);
-    const size_t V = cpu->n_vocab();
-    int agree = 0;
-    double worst = 0;
-    for (size_t p = 0; p < prompt.size(); ++p) {
-        const std::vector<float> a(got.prompt_logits.begin() + p * V, got.prompt_logits.begin() + (p + 1) * V);
-        const std::vector<float> b(want.prompt_logits.begin() + p * V, want.prompt_logits.begin() + (p + 1) * V);
-        agree += argmax(a) == argmax(b);
-        worst = std::max(worst, rel_error(a, b));
+    for (const bool int8 : {true, false}) {
+        SCOPED_TRACE(int8 ? "int8 activations" : "f32 activations");
+        auto cpu = cpu::make_cpu_backend(
+            m, {.n_threads = 2, .activations = int8 ? cpu::Activations::Int8 : cpu::Activations::F32});
+        auto gpu = cuda::make_cuda_backend(
+            m, {.activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
+        const Outcome want = run(*cpu, prompt, 16);
+        const Outcome got = run(*gpu, prompt, 16);
+        const size_t V = cpu->n_vocab();
+        int agree = 0;
+        double worst = 0;
+        for (size_t p = 0; p < prompt.size(); ++p) {
+            const std::vector<float> a(got.prompt_logits.begin() + p * V, got.prompt_logits.begin() + (p + 1) * V);
+            const std::vector<float> b(want.prompt_logits.begin() + p * V, want.prompt_logits.begin() + (p + 1) * V);
+            agree += argmax(a) == argmax(b);
+            worst = std::max(worst, rel_error(a, b));
+        }
+        std::printf("Q4_K_M %s %s: argmax agreement %d/%zu, worst relative logit error %.3g\n", GetParam().c_str(),
+                    int8 ? "int8" : "f32", agree, prompt.size(), worst);
+        EXPECT_GE(agree, static_cast<int>(prompt.size()) - 3);
+        EXPECT_LT(worst, int8 ? 5e-2 : 2e-3);
+        EXPECT_LT(rel_error(got.last_logits, want.last_logits), int8 ? 5e-2 : 2e-3);
+
+        // Deterministic, and the graph gives the eager launches' bits.
+        auto eager = cuda::make_cuda_backend(
+            m, {.use_graph = false, .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
+        const Outcome e = run(*eager, prompt, 16);
+        EXPECT_EQ(std::memcmp(e.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
+        EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
+        EXPECT_EQ(run_greedy(*gpu, prompt, 16), got.generated);
     }
-    std::printf("Q4_K_M %s: argmax agreement %d/%zu, worst relative logit error %.3g\n", GetParam().c_str(), agree,
-                prompt.size(), worst);
-    EXPECT_GE(agree, static_cast<int>(prompt.size()) * 8 / 10);
-    EXPECT_LT(worst, 0.1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, CudaBackendE2E, testing::Values("qwen2.5-tiny", "phi3-tiny", "llama-tiny"),

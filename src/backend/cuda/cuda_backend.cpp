@@ -258,7 +258,7 @@ TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
         ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
         cudaGraph_t g = nullptr;
         try {
-            enqueue_decode(b_.m_, dec_, kv_view_, argmax, stream_.s);
+            enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
         } catch (...) {
             cudaStreamEndCapture(stream_.s, &g);
             if (g) cudaGraphDestroy(g);
@@ -270,7 +270,7 @@ TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
         ORCD_CUDA_CHECK(inst);
         ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
     } else {
-        enqueue_decode(b_.m_, dec_, kv_view_, argmax, stream_.s);
+        enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
     }
     if (out) {
         ORCD_CUDA_CHECK(cudaMemcpyAsync(out, dec_.logits, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,

@@ -19,6 +19,12 @@ namespace orcd::backend::cuda {
 // copy that decode and prefill read instead (the "FP16 weights" comparison mode; the quantized arena stays resident,
 // as the loader owns it as one allocation).
 enum class WeightsMode { Quantized, F16 };
+// How quantized weights meet the activation in the decode matvecs, as the CPU backend's cpu::Activations defines it
+// (cpu/quant_dot.h): Int8 quantizes each matvec input once into 8-bit blocks of 32 and runs the dot products with
+// __dp4a (matvec_q8.h; float weight types, and types without a dp4a kernel, keep the f32 path); F32 multiplies the
+// dequantized weights by the f32 activation (f32 rounding only). Int8 is the default: faster decode on the device
+// (bench/cuda/NOTES.md, v6).
+enum class Activations { Int8, F32 };
 
 struct CudaOptions {
     int gpu = 0;             // CUDA device ordinal
@@ -26,6 +32,7 @@ struct CudaOptions {
     WeightsMode weights = WeightsMode::Quantized;
     bool batched_prefill = true;  // false: prefill token by token through the decode step (f32 reference runs)
     uint32_t prefill_ubatch = 0;  // tokens per batched-prefill micro-batch; 0: 1024 (or ORCD_PREFILL_UBATCH)
+    Activations activations = Activations::Int8;
 };
 
 // Loads the weights onto the GPU and checks that every tensor has a kernel. The KV cache is always f16 (a

@@ -1,5 +1,6 @@
 #include "backend/cuda/decode_step.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <vector>
@@ -23,6 +24,8 @@ DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, uint32_t n_ctx
     l.gu = cv.take(2ull * c.n_ff * 4);
     l.ffn = cv.take(c.n_ff * 4ull);
     l.logits = cv.take(c.n_vocab * 4ull);
+    l.q8_cols = static_cast<int64_t>(std::max<uint64_t>({c.n_embd, c.n_ff, c.q_dim()}));
+    l.q8 = cv.take(static_cast<uint64_t>(ops::q8_vector_bytes(l.q8_cols)));
     l.attn_ws = cv.take(ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads),
                                                        static_cast<int>(c.head_dim)));
     return l;
@@ -40,6 +43,7 @@ DecodeBuffers DecodeBuffers::bind(const Layout& l, std::byte* base) {
     b.ffn = reinterpret_cast<float*>(base + l.ffn);
     b.logits = reinterpret_cast<float*>(base + l.logits);
     b.attn_ws = base + l.attn_ws;
+    b.q8 = ops::q8_vector_at(base + l.q8, l.q8_cols);
     return b;
 }
 
@@ -79,9 +83,27 @@ std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const flo
     return f;
 }
 
+// The int8-activation matvec over `mats`, or nothing when a type has no dp4a kernel (then the f32 path runs).
+std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuffers& b, ops::MatvecEpilogue epilogue,
+                                float* y) {
+    ops::Q8Matvec q;
+    q.x = b.q8;
+    q.epilogue = epilogue;
+    q.y = y;
+    if (mats.empty() || mats.size() > 3) return std::nullopt;
+    for (const Matmul& mm : mats) {
+        if (mm.cols != mats[0].cols) return std::nullopt;
+        q.src[q.n_src++] = {mm.type, mm.w, mm.rows};
+    }
+    q.cols = mats[0].cols;
+    if (q.cols % ops::kQ8Block != 0 || !ops::q8_matvec_supported(q)) return std::nullopt;
+    return q;
+}
+
 }  // namespace
 
-void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, cudaStream_t s) {
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, Activations act,
+                    cudaStream_t s) {
     using ops::MatvecEpilogue;
     const model::Config& c = *m.config;
     const int32_t* d_token = b.scalars;
@@ -93,12 +115,24 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
     auto run = [&](const Matmul& mm, const float* in, float* out) {
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
+    // Int8: quantize the input (normalized when `norm` is set) once, then one dp4a matvec; false when not taken.
+    const bool int8 = act == Activations::Int8;
+    auto run_q8 = [&](const std::vector<Matmul>& mats, const float* in, const float* norm, MatvecEpilogue epi,
+                      float* y) {
+        if (!int8) return false;
+        const auto q = q8(mats, b, epi, y);
+        if (!q) return false;
+        ops::quantize_q8(in, norm, eps, q->cols, b.q8, s);
+        ops::q8_matvec(*q, s);
+        return true;
+    };
 
     ops::embedding_row(m.embd_type, m.token_embd, E, d_token, b.x, s);
     for (size_t li = 0; li < m.layers.size(); ++li) {
         const Layer& l = m.layers[li];
         // x -> norm -> [q | k | v]
-        if (auto f = fused(l.qkv, b.x, l.attn_norm, eps, MatvecEpilogue::Store, b.qkv)) {
+        if (run_q8(l.qkv, b.x, l.attn_norm, MatvecEpilogue::Store, b.qkv)) {
+        } else if (auto f = fused(l.qkv, b.x, l.attn_norm, eps, MatvecEpilogue::Store, b.qkv)) {
             ops::fused_matvec(*f, s);
         } else {
             ops::rms_norm(b.x, l.attn_norm, 1, E, eps, b.h, s);
@@ -109,14 +143,16 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
                             s);
         ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s);
         // x += O attn
-        if (auto f = fused({l.o}, b.attn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
+        if (run_q8({l.o}, b.attn, nullptr, MatvecEpilogue::Accumulate, b.x)) {
+        } else if (auto f = fused({l.o}, b.attn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
             ops::fused_matvec(*f, s);
         } else {
             run(l.o, b.attn, b.tmp);
             ops::add(b.x, b.tmp, E, s);
         }
         // x -> norm -> silu(gate) * up
-        if (auto f = fused(l.gate_up, b.x, l.ffn_norm, eps, MatvecEpilogue::SwiGLU, b.ffn)) {
+        if (run_q8(l.gate_up, b.x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn)) {
+        } else if (auto f = fused(l.gate_up, b.x, l.ffn_norm, eps, MatvecEpilogue::SwiGLU, b.ffn)) {
             ops::fused_matvec(*f, s);
         } else {
             ops::rms_norm(b.x, l.ffn_norm, 1, E, eps, b.h, s);
@@ -124,14 +160,16 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
             ops::swiglu(b.gu, 1, F, b.ffn, s);
         }
         // x += down ffn
-        if (auto f = fused({l.down}, b.ffn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
+        if (run_q8({l.down}, b.ffn, nullptr, MatvecEpilogue::Accumulate, b.x)) {
+        } else if (auto f = fused({l.down}, b.ffn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
             ops::fused_matvec(*f, s);
         } else {
             run(l.down, b.ffn, b.tmp);
             ops::add(b.x, b.tmp, E, s);
         }
     }
-    if (auto f = fused({m.output}, b.x, m.output_norm, eps, MatvecEpilogue::Store, b.logits)) {
+    if (run_q8({m.output}, b.x, m.output_norm, MatvecEpilogue::Store, b.logits)) {
+    } else if (auto f = fused({m.output}, b.x, m.output_norm, eps, MatvecEpilogue::Store, b.logits)) {
         ops::fused_matvec(*f, s);
     } else {
         ops::rms_norm(b.x, m.output_norm, 1, E, eps, b.h, s);

@@ -1,0 +1,59 @@
+#pragma once
+// Decode matvecs against an 8-bit activation (the CPU backend's Activations::Int8 definition, cpu/quant_dot.h): the
+// activation is quantized once into blocks of 32 (d = max|x| / 127, q = round-half-even(x * 127 / max|x|)) by
+// quantize_q8, into a device buffer that every matrix reading that input shares; the matvec kernels then take the
+// dot product of each 32-weight unit with __dp4a on 4-byte loads of the quantized weights and apply the weight and
+// activation scales once per unit (llama.cpp's mmvq, with the CPU's 32-wide activation blocks for every type).
+//
+// Error (what tests check): the quantization error of quant_dot.h, |dot_q - dot| <= sum_b (d_b / 2) sum_{j in b}|w_j|,
+// plus f32 rounding of the per-unit products and sums. The integer sums are exact, so against the CPU's int8 matmul
+// on the same x the difference is f32 rounding only, except where x * 127 / max|x| lands within an ulp of a .5
+// boundary and the two sides round it to neighbouring q (one step, d_b * |w_j| on that one product).
+//
+// Reductions have a fixed order: bit-identical outputs from run to run.
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/matvec_fused.h"
+#include "gguf/types.h"
+
+namespace orcd::cuda {
+
+inline constexpr int kQ8Block = 32;
+
+// A quantized activation in device memory: q[cols] int8 values and d[cols / 32] scales (q: 16-byte aligned).
+struct Q8Vector {
+    int8_t* q = nullptr;
+    float* d = nullptr;
+};
+
+// Bytes of a Q8Vector's q and d for cols values, each part rounded up to 256 bytes (for carving one buffer).
+int64_t q8_vector_bytes(int64_t cols);
+// Lays out a Q8Vector of cols values at base (256-byte aligned), as q8_vector_bytes counts.
+Q8Vector q8_vector_at(void* base, int64_t cols);
+
+// out = quantize(x), or quantize(rms_norm(x) * norm) when norm is set (the normalized values bit-identical to
+// rms_norm()'s). cols a multiple of 32. Throws InvalidArgument otherwise.
+void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t stream);
+
+// y = W x with x a Q8Vector: the logical matrix is the concatenation of up to three row sources (types may differ),
+// epilogues as the fused matvec's (Store, Accumulate, SwiGLU).
+struct Q8Matvec {
+    Q8Vector x;
+    int64_t cols = 0;
+    RowSource src[3];
+    int n_src = 0;
+    MatvecEpilogue epilogue = MatvecEpilogue::Store;
+    float* y = nullptr;
+};
+
+// Types with a dp4a kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool q8_matvec_type_supported(gguf::TensorType type);
+bool q8_matvec_supported(const Q8Matvec& op);
+// Enqueues op. Throws orcd::Error (UnsupportedTensorType, InvalidArgument) when unsupported or malformed.
+void q8_matvec(const Q8Matvec& op, cudaStream_t stream);
+
+// Threads per output row the launch would use (8 .. 256; ORCD_Q8_TPR overrides).
+int q8_matvec_threads_per_row(int64_t n_out, int64_t cols);
+
+}  // namespace orcd::cuda
