@@ -17,6 +17,7 @@
 //
 // All reductions (per-lane sums, the shuffle butterfly, the cross-warp sum) have a fixed order: no atomics, so the
 // result is bit-identical from run to run.
+#include "backend/cuda/device_query.h"
 #include "backend/cuda/matvec_kernels.h"
 
 #include <algorithm>
@@ -211,17 +212,6 @@ __global__ void __launch_bounds__(kPlainWarps * 32)
     if (lane == 0) y[row] = acc;
 }
 
-int sm_count() {
-    static const int n = [] {
-        int device = 0, count = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-            return 132;  // an H100 SXM; only the grid shape depends on it
-        }
-        return count;
-    }();
-    return n;
-}
 
 // Target tile size: kTileTarget, or ORCD_MATVEC_TILE_BYTES (1 KiB .. 22 KiB) for tuning runs of the bandwidth bench.
 int64_t tile_target() {

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "backend/cuda/device_query.h"
+#include "backend/cuda/matvec_epilogue.cuh"
 #include "backend/cuda/matvec_formats.cuh"
 
 namespace orcd::cuda {
@@ -179,28 +181,11 @@ __global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) 
         }
         const bool writer = p.wpr > 1 ? static_cast<int>(threadIdx.x) < per_iter : lane == 0;
         if (writer && out < p.n_out) {
-            if (p.epilogue == 0) {
-                p.y[out] = a;
-            } else if (p.epilogue == 1) {
-                p.y[out] = p.y[out] + a;
-            } else {
-                p.y[out] = __fmul_rn(a / (1.f + expf(-a)), b);  // as swiglu_kernel
-            }
+            matvec_epilogue_store(p.y, out, a, b, p.epilogue);
         }
     }
 }
 
-int sm_count() {
-    static const int n = [] {
-        int device = 0, count = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-            return 132;
-        }
-        return count;
-    }();
-    return n;
-}
 
 // Resident blocks per SM for a dynamic shared-memory size, cached (no runtime query once a shape has run, so a
 // captured graph makes only launches). Raises the kernel's dynamic shared-memory limit the first time.

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "backend/cuda/device_query.h"
+#include "backend/cuda/matvec_epilogue.cuh"
 #include "backend/cuda/matvec_formats.cuh"
 
 namespace orcd::cuda {
@@ -295,28 +297,11 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
             __syncthreads();
         }
         if (writer && out < p.n_out) {
-            if (p.epilogue == 0) {
-                p.y[out] = a;
-            } else if (p.epilogue == 1) {
-                p.y[out] = p.y[out] + a;
-            } else {
-                p.y[out] = __fmul_rn(a / (1.f + expf(-a)), b);  // as swiglu_kernel
-            }
+            matvec_epilogue_store(p.y, out, a, b, p.epilogue);
         }
     }
 }
 
-int sm_count() {
-    static const int n = [] {
-        int device = 0, count = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-            return 132;
-        }
-        return count;
-    }();
-    return n;
-}
 
 }  // namespace
 

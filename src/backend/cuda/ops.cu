@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "backend/cuda/norm.cuh"
 #include "backend/cuda/ops_kernels.h"
 
 namespace orcd::cuda::detail {
@@ -21,15 +22,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ double partial[kThreads];
     const float* xt = x + blockIdx.x * n;
     float* ot = out + blockIdx.x * n;
-    double ss = 0.0;
-    for (int64_t i = threadIdx.x; i < n; i += kThreads) ss += static_cast<double>(xt[i]) * xt[i];
-    partial[threadIdx.x] = ss;
-    __syncthreads();
-    for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-        if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-        __syncthreads();
-    }
-    const float scale = static_cast<float>(1.0 / sqrt(partial[0] / static_cast<double>(n) + eps));
+    const float scale = block_rms_scale<kThreads>(xt, n, eps, partial);
     // All reads of x happen before the barrier above, so out may alias x.
     for (int64_t i = threadIdx.x; i < n; i += kThreads) ot[i] = __fmul_rn(__fmul_rn(xt[i], scale), w[i]);
 }

@@ -9,17 +9,15 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/prefill_kernels.h"
 #include "common/error.h"
+#include "backend/cuda/launch_check.h"
 #include "loader/cuda_check.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-void require(bool ok, const char* op, std::string_view what) {
-    if (!ok) throw Error(ErrorCode::InvalidArgument, fmt::format("cuda {}: {}", op, what));
-}
-
-void check_launch() { ORCD_CUDA_CHECK(cudaGetLastError()); }
+using detail::check_launch;
+using detail::require;
 
 }  // namespace
 
