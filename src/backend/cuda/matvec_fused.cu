@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "backend/cuda/device_query.h"
-#include "backend/cuda/matvec_epilogue.cuh"
+#include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
 
 namespace orcd::cuda {
@@ -50,20 +50,7 @@ struct Params {
     int wpr;        // warps per output row: 1, 2, 4 or 8
 };
 
-// Logical row -> its source (r becomes the row within it). Copies with constant indices only: a dynamic index into
-// the parameter array would make the compiler copy it to local memory.
-__device__ __forceinline__ Source locate(const Params& p, int64_t& r) {
-    Source s = p.src[0];
-    if (p.n_src > 1 && r >= s.rows) {
-        r -= s.rows;
-        s = p.src[1];
-        if (p.n_src > 2 && r >= s.rows) {
-            r -= s.rows;
-            s = p.src[2];
-        }
-    }
-    return s;
-}
+__device__ __forceinline__ Source locate(const Params& p, int64_t& r) { return locate_source(p, r); }
 
 // This lane's share of the dot product of one row with xs: groups first, first + stride, ... (of 4 consecutive
 // elements each; consecutive lanes take consecutive groups, so the warp's x reads are contiguous), read straight

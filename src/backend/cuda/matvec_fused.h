@@ -46,6 +46,13 @@ bool fused_matvec_supported(const FusedMatvec& op);
 // synchronize. The first call per shared-memory size queries the device (do it outside of graph capture).
 void fused_matvec(const FusedMatvec& op, cudaStream_t stream);
 
+// The checks both fused matvec families (this one, and matvec_q8.h's) make of their row sources: a kernel for each
+// type (`supported`; UnsupportedTensorType naming `kind` otherwise), rows > 0, weights present and 2-byte aligned,
+// cols a multiple of each type's block, an even row count for SwiGLU (InvalidArgument prefixed by `op_name`).
+// Returns the logical matrix's row count.
+int64_t check_row_sources(const RowSource* src, int n_src, int64_t cols, MatvecEpilogue epilogue,
+                          bool (*supported)(gguf::TensorType), const char* op_name, const char* kind);
+
 // Warps per output row the launch would use (for benchmarks and tests; ORCD_MATVEC_WPR=1|2|4|8 overrides).
 int fused_matvec_warps_per_row(int64_t n_out, int64_t cols);
 

@@ -53,26 +53,8 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t stream) {
     if (op.cols <= 0 || op.cols % kQ8Block != 0) {
         bad(fmt::format("row length {} is not a positive multiple of {}", op.cols, kQ8Block));
     }
-    int64_t rows = 0;
-    for (int i = 0; i < op.n_src; ++i) {
-        const RowSource& s = op.src[i];
-        if (!q8_matvec_type_supported(s.type)) {
-            throw Error(ErrorCode::UnsupportedTensorType,
-                        fmt::format("no int8-activation CUDA matvec kernel for tensor type {}",
-                                    gguf::type_name(s.type)));
-        }
-        const int64_t be = gguf::traits(s.type).block_elems;
-        if (op.cols % be != 0) {
-            bad(fmt::format("row length {} is not a multiple of the {} block size {}", op.cols,
-                            gguf::type_name(s.type), be));
-        }
-        if (s.rows <= 0 || s.w == nullptr) bad(fmt::format("row source {} has {} rows", i, s.rows));
-        if (reinterpret_cast<uintptr_t>(s.w) % 2 != 0) bad(fmt::format("row source {} is not 2-byte aligned", i));
-        rows += s.rows;
-    }
-    if (op.epilogue == MatvecEpilogue::SwiGLU && rows % 2 != 0) {
-        bad(fmt::format("SwiGLU needs [gate | up] rows, an even count; got {}", rows));
-    }
+    check_row_sources(op.src, op.n_src, op.cols, op.epilogue, q8_matvec_type_supported, "q8_matvec",
+                      "int8-activation CUDA matvec");
     if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) bad("x.q must be 16-byte aligned, x.d set");
     launch_q8_matvec(op, stream);
     ORCD_CUDA_CHECK(cudaGetLastError());

@@ -12,7 +12,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/device_query.h"
-#include "backend/cuda/matvec_epilogue.cuh"
+#include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
 
 namespace orcd::cuda {
@@ -208,18 +208,7 @@ struct Params {
     int tpr;  // threads per output row: 8 .. 256, a power of two
 };
 
-__device__ __forceinline__ Source locate(const Params& p, int64_t& r) {
-    Source s = p.src[0];
-    if (p.n_src > 1 && r >= s.rows) {
-        r -= s.rows;
-        s = p.src[1];
-        if (p.n_src > 2 && r >= s.rows) {
-            r -= s.rows;
-            s = p.src[2];
-        }
-    }
-    return s;
-}
+__device__ __forceinline__ Source locate(const Params& p, int64_t& r) { return locate_source(p, r); }
 
 // This thread's share of one row: units first, first + stride, ...
 template <typename T>

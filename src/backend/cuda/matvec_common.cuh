@@ -1,0 +1,36 @@
+#pragma once
+// What the fused matvec kernels share (matvec_fused.cu on f32 activations, matvec_q8.cu on int8 ones): finding a
+// logical row's source matrix, and the output step. Device code only.
+#include <cstdint>
+
+namespace orcd::cuda {
+
+// Logical row -> its source (r becomes the row within it), for kernel parameters with `src[3]` and `n_src`. Copies
+// with constant indices only: a dynamic index into the parameter array would make the compiler copy it to local memory.
+template <typename Params>
+__device__ __forceinline__ auto locate_source(const Params& p, int64_t& r) {
+    auto s = p.src[0];
+    if (p.n_src > 1 && r >= s.rows) {
+        r -= s.rows;
+        s = p.src[1];
+        if (p.n_src > 2 && r >= s.rows) {
+            r -= s.rows;
+            s = p.src[2];
+        }
+    }
+    return s;
+}
+
+// Store, accumulate into the residual stream, or SwiGLU of the gate (a) and up (b) dot products.
+// Epilogue codes: the MatvecEpilogue values of matvec_fused.h.
+__device__ __forceinline__ void matvec_epilogue_store(float* y, int64_t out, float a, float b, int epilogue) {
+    if (epilogue == 0) {
+        y[out] = a;
+    } else if (epilogue == 1) {
+        y[out] = y[out] + a;
+    } else {
+        y[out] = __fmul_rn(a / (1.f + expf(-a)), b);  // as swiglu_kernel
+    }
+}
+
+}  // namespace orcd::cuda
