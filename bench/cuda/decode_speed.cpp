@@ -1,7 +1,8 @@
 // Decode tokens/s of the CUDA backend on a synth model of a real shape (random weights, llama.cpp's type mix), next
 // to the weight bytes read per token: effective bandwidth = bytes x tokens/s. Each step is a full decode (graph
 // replay + the logits copied to the host), as `orcd generate` runs it with sampling; then the same through
-// decode_greedy (argmax on the device), as greedy generation runs it. Not a test; prints two lines per model.
+// decode_greedy (argmax on the device), as greedy generation runs it; then sampling with the chain on the host
+// (logits copied back) and on the device (decode_sample). Not a test; prints six lines per model.
 // Usage: cuda_decode_speed [PRESET [TYPE [N_TOKENS]]]   (default qwen2.5-0.5b Q4_K_M 128)
 // ORCD_BENCH_ACTIVATIONS="int8 f32" (default): one backend per activation mode (CudaOptions::activations).
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <sstream>
 #include <vector>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
@@ -85,6 +87,36 @@ int main(int argc, char** argv) {
             const double g = std::chrono::duration<double>(std::chrono::steady_clock::now() - t2).count();
             std::printf("%-14s %-7s decode_greedy %4d tokens: %8.1f tok/s  %7.1f us/token  %6.0f GB/s%s\n",
                         preset.c_str(), type.c_str(), n, n / g, g / n * 1e6, weight_bytes * (n / g) / 1e9, tag.c_str());
+            // Sampling as the generator runs it: the chain on the host after copying the logits (decode + the host
+            // chain), then on the device (decode_sample: only the id comes back). Same seeded draws for both.
+            struct Config {
+                const char* name;
+                backend::SampleStep step;
+            };
+            const Config configs[] = {
+                {"t0.8 k40 p0.95 min_p0.05", {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f}},
+                {"t0.8 k0 p0.95 min_p0", {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f, .min_p = 0.f}},
+            };
+            for (const Config& c : configs) {
+                for (bool on_device : {false, true}) {
+                    auto seq_s =
+                        be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+                    std::mt19937_64 rng(1234);
+                    backend::SampleStep st = c.step;
+                    auto next = [&](backend::TokenId t) {
+                        st.u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+                        return on_device ? seq_s->decode_sample(t, st) : backend::sample_on_host(seq_s->decode(t), st);
+                    };
+                    backend::TokenId t = next(1);
+                    t = next(t);
+                    const auto t3 = std::chrono::steady_clock::now();
+                    for (int i = 0; i < n; ++i) t = next(t);
+                    const double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - t3).count();
+                    std::printf("%-14s %-7s sample %-26s %-6s %4d tokens: %8.1f tok/s  %7.1f us/token%s\n",
+                                preset.c_str(), type.c_str(), c.name, on_device ? "device" : "host", n, n / d,
+                                d / n * 1e6, tag.c_str());
+                }
+            }
         }
     }
     std::filesystem::remove(path);

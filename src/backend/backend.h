@@ -11,11 +11,10 @@
 #include <string>
 #include <string_view>
 
+#include "backend/sample_chain.h"
 #include "model/config.h"
 
 namespace orcd::backend {
-
-using TokenId = int32_t;
 
 enum class KvCacheType : uint8_t { F32, F16 };
 
@@ -47,6 +46,13 @@ public:
             if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
         }
         return best < 0 ? 0 : best;
+    }
+    // decode(token), then the sampling chain of `step` on its logits with the caller's draw step.u (sample_chain.h),
+    // which is what non-greedy sampling (or greedy with a repetition penalty) picks. A backend that keeps the logits
+    // on a device overrides this to run the chain there, so only the token crosses to the host; it picks what the
+    // host chain picks for the same u, except where u lies within f32 rounding of a cumulative boundary.
+    virtual TokenId decode_sample(TokenId token, const SampleStep& step) {
+        return sample_on_host(decode(token), step);
     }
     // Forgets every position (the cache memory is kept).
     virtual void reset() = 0;

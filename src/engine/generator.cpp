@@ -105,13 +105,14 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
     seq.reset();
     const auto t0 = clock::now();
     if (req.max_tokens == 0) return r;
-    // Greedy with no repetition penalty needs only the argmax of each step's logits: the backend finds it where the
-    // logits are (decode_greedy), so a GPU backend copies one token per step instead of the whole vocabulary. The
-    // rule is the sampler's (ties to the lowest id), so the tokens are the same either way.
+    // After the prompt, every token is picked where the backend keeps the logits, so a GPU backend copies one token
+    // per step instead of the whole vocabulary: greedy with no repetition penalty needs only the argmax
+    // (decode_greedy); anything else runs the sampler's chain with the sampler's draw (decode_sample). Both follow
+    // the host sampler's rules (ties to the lowest id, the same u from the same seed), so the tokens are the same.
     const SamplingParams& sp = req.sampling;
     const bool argmax_only = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
-    std::span<const float> logits = seq.prefill(r.prompt_tokens);
-    std::optional<TokenId> next;  // the token decode_greedy picked, when it ran
+    const std::span<const float> logits = seq.prefill(r.prompt_tokens);
+    std::optional<TokenId> next;  // the token the backend picked for this step, after the first
     auto t_step = t0;
     for (uint32_t i = 0; i < req.max_tokens; ++i) {
         if (cancel && cancel->load(std::memory_order_relaxed)) {
@@ -136,11 +137,7 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             break;
         }
         if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
-        if (argmax_only) {
-            next = seq.decode_greedy(tok);
-        } else {
-            logits = seq.decode(tok);
-        }
+        next = argmax_only ? seq.decode_greedy(tok) : seq.decode_sample(tok, sampler.step(history));
     }
     if (!r.tokens.empty()) r.timings.decode_s = std::chrono::duration<double>(clock::now() - t_step).count();
     if (!stops.stopped()) {

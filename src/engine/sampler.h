@@ -10,6 +10,8 @@
 #include <span>
 #include <vector>
 
+#include "backend/sample_chain.h"
+
 namespace orcd::engine {
 
 using TokenId = int32_t;
@@ -33,7 +35,14 @@ public:
     explicit Sampler(const SamplingParams& params);
 
     // `history` is every token of the sequence so far (prompt and generated), for the repetition penalty.
+    // = backend::sample_on_host(logits, step(history)).
     TokenId sample(std::span<const float> logits, std::span<const TokenId> history);
+
+    // The next step of the chain without the logits: the parameters, the penalty window (a view into `history`, the
+    // last repeat_last_n tokens) and the draw u, taken from the seeded generator when temperature > 0 (greedy draws
+    // nothing). Sequence::decode_sample takes it, so a device backend can run the chain where the logits are; each
+    // call advances the generator exactly as sample() does.
+    backend::SampleStep step(std::span<const TokenId> history);
 
     uint64_t seed() const { return seed_; }
 
@@ -41,8 +50,7 @@ private:
     SamplingParams p_;
     uint64_t seed_;
     std::mt19937_64 rng_;
-    std::vector<std::pair<float, TokenId>> cand_;  // scratch
-    std::vector<float> work_;
+    backend::SampleScratch scratch_;
 };
 
 }  // namespace orcd::engine

@@ -11,6 +11,7 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/prefill_step.h"
+#include "backend/cuda/sample.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
 #include "loader/cuda_check.h"
@@ -66,14 +67,17 @@ public:
     std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits) override;
     std::span<const float> decode(TokenId token) override;
     TokenId decode_greedy(TokenId token) override;
+    TokenId decode_sample(TokenId token, const SampleStep& step) override;
     void reset() override { n_past_ = 0; }
     uint32_t n_past() const override { return n_past_; }
     uint32_t n_ctx() const override { return n_ctx_; }
 
 private:
-    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null); with
-    // `argmax`, returns the index of the largest logit (found on the device), else -1.
-    TokenId step(TokenId token, float* out, bool argmax = false);
+    // What a step picks on the device after the logits: nothing, their argmax, or the sampler's chain (staged first).
+    enum class Pick { None = 0, Argmax = 1, Sample = 2 };
+    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null); returns the
+    // token `pick` chose on the device, or -1 with Pick::None.
+    TokenId step(TokenId token, float* out, Pick pick = Pick::None);
 
     // Batched prefill of tokens (more than one) in micro-batches; fills logits_ as prefill() returns them.
     void prefill_batched(std::span<const TokenId> tokens, bool all_logits);
@@ -86,10 +90,11 @@ private:
     KvCache kv_view_;
     DecodeBuffers dec_;  // views into act_
     StreamHandle stream_;
-    GraphHandle graph_[2];  // the step without / with the device argmax, each captured on first use after step 1
+    GraphHandle graph_[3];  // the step by Pick (none / argmax / sample), each captured on first use after step 1
     std::vector<float> logits_;
     PinnedBuffer<float> decode_logits_;  // [n_vocab]: decode()'s result
-    PinnedBuffer<int32_t> token_out_;     // [1]: decode_greedy()'s result
+    PinnedBuffer<int32_t> token_out_;     // [1]: decode_greedy()'s or decode_sample()'s result
+    std::unique_ptr<DeviceSampler> sampler_;  // decode_sample()'s workspace, made on its first call
     // Allocated on the first batched prefill; after stream_, so its cuBLAS handle goes before the stream it uses.
     std::unique_ptr<PrefillWorkspace> prefill_ws_;
 };
@@ -245,11 +250,16 @@ CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx)
     dec_ = DecodeBuffers::bind(layout, act_->data());
 }
 
-TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
+TokenId CudaSequence::step(TokenId token, float* out, Pick pick) {
+    const bool argmax = pick == Pick::Argmax;
+    auto enqueue = [&] {
+        enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
+        if (pick == Pick::Sample) sampler_->enqueue(dec_.logits, stream_.s);
+    };
     const int32_t scalars[2] = {token, static_cast<int32_t>(n_past_)};
     // Pageable source: the copy is staged before this call returns, so `scalars` may go out of scope.
     ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.scalars, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
-    GraphHandle& graph = graph_[argmax ? 1 : 0];
+    GraphHandle& graph = graph_[static_cast<int>(pick)];
     if (graph.exec) {
         ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
     } else if (b_.options_.use_graph && steps_ > 0) {
@@ -258,7 +268,7 @@ TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
         ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
         cudaGraph_t g = nullptr;
         try {
-            enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
+            enqueue();
         } catch (...) {
             cudaStreamEndCapture(stream_.s, &g);
             if (g) cudaGraphDestroy(g);
@@ -270,20 +280,20 @@ TokenId CudaSequence::step(TokenId token, float* out, bool argmax) {
         ORCD_CUDA_CHECK(inst);
         ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
     } else {
-        enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
+        enqueue();
     }
     if (out) {
         ORCD_CUDA_CHECK(cudaMemcpyAsync(out, dec_.logits, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
                                         stream_.s));
     }
-    if (argmax) {
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(token_out_.p, dec_.scalars + 2, sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                        stream_.s));
+    if (pick != Pick::None) {
+        const int32_t* picked = argmax ? dec_.scalars + 2 : sampler_->result();
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(token_out_.p, picked, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_.s));
     }
     ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
     ++n_past_;
     ++steps_;
-    return argmax ? *token_out_.p : -1;
+    return pick != Pick::None ? *token_out_.p : -1;
 }
 
 std::span<const float> CudaSequence::decode(TokenId token) {
@@ -294,7 +304,15 @@ std::span<const float> CudaSequence::decode(TokenId token) {
 
 TokenId CudaSequence::decode_greedy(TokenId token) {
     check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
-    return step(token, nullptr, /*argmax=*/true);
+    return step(token, nullptr, Pick::Argmax);
+}
+
+TokenId CudaSequence::decode_sample(TokenId token, const SampleStep& s) {
+    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
+    if (!sampler_) sampler_ = std::make_unique<DeviceSampler>(b_.device(), b_.config().n_vocab, stream_.s);
+    // The parameters, the window and u reach device memory ahead of the step on the same stream.
+    sampler_->stage(s, stream_.s);
+    return step(token, nullptr, Pick::Sample);
 }
 
 std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {

@@ -1,0 +1,114 @@
+#include "backend/cuda/sample.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "common/error.h"
+#include "loader/cuda_check.h"
+
+namespace orcd::backend::cuda {
+
+namespace {
+
+uint64_t align_up(uint64_t v) { return (v + 255) & ~uint64_t{255}; }
+
+void bad(const char* what, double v, const char* want) {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cuda decode_sample: {} = {} is out of range: expected {}", what, v, want));
+}
+
+}  // namespace
+
+DeviceSampler::DeviceSampler(loader::Device& device, int64_t n_vocab, cudaStream_t stream) : n_(n_vocab) {
+    if (n_vocab <= 0 || n_vocab > INT32_MAX / 2) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("cuda sampler: vocabulary of {} entries, expected 1 .. {}", n_vocab, INT32_MAX / 2));
+    }
+    const uint64_t n = static_cast<uint64_t>(n_vocab);
+    const uint64_t sort_bytes = detail::sort_temp_bytes(n_vocab);
+    // One allocation, carved: work, iota, keys, ids, header, window, out, sort scratch.
+    const uint64_t vec = align_up(n * 4);
+    const uint64_t header = align_up(sizeof(detail::SampleHeader));
+    const uint64_t window = vec;  // at most n distinct ids
+    const uint64_t total = 4 * vec + header + window + 256 + align_up(sort_bytes);
+    mem_ = device.allocate(total, "sampler workspace");
+    std::byte* p = mem_->data();
+    b_.work = reinterpret_cast<float*>(p);
+    int32_t* iota = reinterpret_cast<int32_t*>(p + vec);
+    b_.iota = iota;
+    b_.keys = reinterpret_cast<float*>(p + 2 * vec);
+    b_.ids = reinterpret_cast<int32_t*>(p + 3 * vec);
+    header_dev_ = reinterpret_cast<detail::SampleHeader*>(p + 4 * vec);
+    b_.header = header_dev_;
+    b_.window = reinterpret_cast<const int32_t*>(p + 4 * vec + header);
+    out_ = reinterpret_cast<int32_t*>(p + 4 * vec + header + window);
+    b_.out = out_;
+    b_.sort_temp = p + 4 * vec + header + window + 256;
+    b_.sort_temp_bytes = sort_bytes;
+    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), header + window));
+    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&result_host_), sizeof(int32_t)));
+    seen_.assign(n, 0);
+
+    detail::launch_iota(iota, n_vocab, stream);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+    // The warm-up: greedy on zeroed logits (the keys buffer doubles as the input: the chain has copied it into work
+    // before the sort writes it).
+    ORCD_CUDA_CHECK(cudaMemsetAsync(b_.keys, 0, n * 4, stream));
+    SampleStep warm;
+    warm.temperature = 0.f;
+    sample(b_.keys, warm, stream);
+}
+
+DeviceSampler::~DeviceSampler() {
+    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
+    if (result_host_) ORCD_CUDA_WARN(cudaFreeHost(result_host_));
+}
+
+void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
+    if (!std::isfinite(s.temperature)) bad("temperature", s.temperature, "a finite number (0 = greedy)");
+    if (!(s.top_p > 0.f && s.top_p <= 1.f)) bad("top_p", s.top_p, "0 < top_p <= 1");
+    if (!(s.min_p >= 0.f && s.min_p <= 1.f)) bad("min_p", s.min_p, "0 <= min_p <= 1");
+    if (!(s.repeat_penalty > 0.f) || !std::isfinite(s.repeat_penalty)) {
+        bad("repeat_penalty", s.repeat_penalty, "a positive number (1 = off)");
+    }
+    if (!(s.u >= 0.0 && s.u < 1.0)) bad("u", s.u, "0 <= u < 1");
+    detail::SampleHeader h{};
+    h.u = s.u;
+    h.temperature = s.temperature;
+    h.top_p = s.top_p;
+    h.min_p = s.min_p;
+    h.repeat_penalty = s.repeat_penalty;
+    h.top_k = s.top_k;
+    // Distinct in-vocabulary ids, as the host chain's set: the kernel then changes each logit once, without races.
+    int32_t* ids = reinterpret_cast<int32_t*>(staging_ + align_up(sizeof(detail::SampleHeader)));
+    int32_t count = 0;
+    if (s.repeat_penalty != 1.f) {
+        for (TokenId t : s.penalty_window) {
+            if (t < 0 || t >= n_ || seen_[static_cast<size_t>(t)]) continue;
+            seen_[static_cast<size_t>(t)] = 1;
+            ids[count++] = t;
+        }
+        for (int32_t i = 0; i < count; ++i) seen_[static_cast<size_t>(ids[i])] = 0;
+    }
+    h.n_window = count;
+    std::memcpy(staging_, &h, sizeof(h));
+    const size_t bytes = align_up(sizeof(detail::SampleHeader)) + static_cast<size_t>(count) * sizeof(int32_t);
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(header_dev_, staging_, bytes, cudaMemcpyHostToDevice, stream));
+}
+
+void DeviceSampler::enqueue(const float* logits, cudaStream_t stream) const {
+    detail::launch_sample_chain(logits, n_, b_, stream);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+TokenId DeviceSampler::sample(const float* logits, const SampleStep& step, cudaStream_t stream) {
+    stage(step, stream);
+    enqueue(logits, stream);
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(result_host_, out_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+    ORCD_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return *result_host_;
+}
+
+}  // namespace orcd::backend::cuda

@@ -1,0 +1,294 @@
+// The device sampling chain (backend/cuda/sample.h) against the host chain (backend/sample_chain.h): on random logits
+// of real vocabulary sizes and a grid of parameters (each filter alone and combined), the device picks what the host
+// picks for the same u. The device's probabilities are f32 (the host's double), so a pick may differ where u (or the
+// top-p mass, or the min-p ratio) lies within rounding of a boundary: such a mismatch must be a token the host reaches
+// when u, top_p or min_p moves by 1e-6, and those cases must be rare (counted and bounded). End to end: a seeded
+// generate through CudaSequence::decode_sample gives the same tokens as the host sampler on the same CUDA logits.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <climits>
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "../engine/tiny_models.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/sample.h"
+#include "backend/sample_chain.h"
+#include "common/error.h"
+#include "cuda_test_util.h"
+#include "engine/generator.h"
+#include "loader/cuda_device.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace orcd::backend {
+namespace {
+
+using ::orcd::cuda::test::DeviceBuffer;
+
+struct Stream {
+    cudaStream_t s = nullptr;
+    Stream() { EXPECT_EQ(cudaStreamCreate(&s), cudaSuccess); }
+    ~Stream() { cudaStreamDestroy(s); }
+};
+
+// The host picks for u (absolute), top_p and min_p (relative) each moved by eps: what rounding may turn the pick into.
+std::vector<TokenId> near_picks(std::span<const float> logits, const SampleStep& s, double eps) {
+    std::vector<TokenId> out;
+    for (double du : {-eps, eps}) {
+        SampleStep v = s;
+        v.u = std::clamp(s.u + du, 0.0, std::nextafter(1.0, 0.0));
+        out.push_back(sample_on_host(logits, v));
+    }
+    for (double f : {1 - eps, 1 + eps}) {
+        SampleStep v = s;
+        if (s.top_p < 1.f) {
+            v.top_p = static_cast<float>(std::min(1.0, s.top_p * f));
+            out.push_back(sample_on_host(logits, v));
+        }
+        v = s;
+        if (s.min_p > 0.f) {
+            v.min_p = static_cast<float>(s.min_p * f);
+            out.push_back(sample_on_host(logits, v));
+        }
+    }
+    return out;
+}
+
+// The position of `id` in the chain's order (penalized logit descending, ties by id ascending).
+size_t rank_of(std::span<const float> logits, const SampleStep& s, TokenId id) {
+    std::vector<float> l(logits.begin(), logits.end());
+    if (s.repeat_penalty != 1.f) {
+        const std::set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
+        for (TokenId t : seen) {
+            if (t < 0 || static_cast<size_t>(t) >= l.size()) continue;
+            float& v = l[static_cast<size_t>(t)];
+            v = v > 0.f ? v / s.repeat_penalty : v * s.repeat_penalty;
+        }
+    }
+    const float x = l[static_cast<size_t>(id)];
+    size_t r = 0;
+    for (size_t i = 0; i < l.size(); ++i) r += l[i] > x || (l[i] == x && static_cast<TokenId>(i) < id);
+    return r;
+}
+
+constexpr double kEps = 1e-6;
+
+struct Tally {
+    int cases = 0, exact = 0, boundary = 0;
+};
+
+// One comparison; a mismatch outside the boundary set fails with the case's parameters.
+void compare(cuda::DeviceSampler& ds, const DeviceBuffer<float>& d_logits, std::span<const float> logits,
+             const SampleStep& s, cudaStream_t stream, Tally& t) {
+    const TokenId want = sample_on_host(logits, s);
+    const TokenId got = ds.sample(d_logits.get(), s, stream);
+    ++t.cases;
+    if (got == want) {
+        ++t.exact;
+        return;
+    }
+    // A boundary case: the device's token lies, in the chain's order, between the host's picks for nearby u / top_p
+    // / min_p (the tokens whose cumulative interval rounding can reach).
+    std::vector<TokenId> near = near_picks(logits, s, kEps);
+    near.push_back(want);
+    size_t lo = SIZE_MAX, hi = 0;
+    for (TokenId id : near) {
+        const size_t r = rank_of(logits, s, id);
+        lo = std::min(lo, r);
+        hi = std::max(hi, r);
+    }
+    // u within eps of an end of [0, 1): past the host's pick for u - eps, rounding decides whether the total is
+    // ever crossed (host and device then return the last survivor, or the token where their sums crossed).
+    if (s.u + kEps >= 1.0) hi = SIZE_MAX;
+    if (s.u - kEps <= 0.0) lo = 0;
+    const size_t r = rank_of(logits, s, got);
+    if (r >= lo && r <= hi) {
+        ++t.boundary;
+        return;
+    }
+    ADD_FAILURE() << "device picked " << got << ", host " << want << " (V " << logits.size() << ", temp "
+                  << s.temperature << ", top_k " << s.top_k << ", top_p " << s.top_p << ", min_p " << s.min_p
+                  << ", penalty " << s.repeat_penalty << " over " << s.penalty_window.size() << " ids, u " << s.u
+                  << ")";
+}
+
+class DeviceSampleParity : public testing::TestWithParam<int> {};
+
+TEST_P(DeviceSampleParity, PicksWhatTheHostChainPicks) {
+    ORCD_SKIP_WITHOUT_GPU();
+    const int V = GetParam();
+    const uint64_t seed = ::orcd::cuda::test::fresh_seed();
+    std::mt19937_64 rng(seed);
+    auto device = loader::open_cuda_device(0);
+    Stream stream;
+    cuda::DeviceSampler ds(*device, V, stream.s);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    std::uniform_int_distribution<TokenId> any_id(0, V - 1);
+
+    Tally t;
+    for (int trial = 0; trial < 3; ++trial) {
+        // Logits of a plausible spread (a few tokens well above a wide tail); trial 2 rounds them to quarter steps,
+        // so there are many ties and the id tie rule matters.
+        std::vector<float> logits(static_cast<size_t>(V));
+        for (float& l : logits) l = 2.5f * normal(rng);
+        for (int i = 0; i < 20; ++i) logits[static_cast<size_t>(any_id(rng))] += 6.f + 3.f * normal(rng);
+        if (trial == 2) {
+            for (float& l : logits) l = std::round(l * 4.f) / 4.f;
+        }
+        DeviceBuffer<float> d_logits(logits);
+        // A window of 64 ids with repeats, a few outside the vocabulary, and the top tokens, so the penalty bites.
+        std::vector<TokenId> window;
+        for (int i = 0; i < 56; ++i) window.push_back(any_id(rng));
+        for (int i = 0; i < 4; ++i) window.push_back(window[static_cast<size_t>(i)]);
+        window.push_back(-1);
+        window.push_back(V + 5);
+        const TokenId top = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        window.push_back(top);
+        window.push_back(top);
+
+        for (float temp : {0.2f, 0.8f, 2.0f}) {
+            for (int top_k : {1, 40, 0}) {
+                for (float top_p : {0.5f, 0.95f, 1.f}) {
+                    for (float min_p : {0.f, 0.05f, 0.2f}) {
+                        for (float pen : {1.f, 1.3f}) {
+                            SampleStep s;
+                            s.temperature = temp;
+                            s.top_k = top_k;
+                            s.top_p = top_p;
+                            s.min_p = min_p;
+                            s.repeat_penalty = pen;
+                            if (pen != 1.f) s.penalty_window = window;
+                            for (int d = 0; d < 2; ++d) {
+                                s.u = unif(rng);
+                                compare(ds, d_logits, logits, s, stream.s, t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Greedy, with and without the penalty (u unused).
+        for (float pen : {1.f, 1.3f}) {
+            SampleStep s;
+            s.temperature = 0.f;
+            s.repeat_penalty = pen;
+            s.penalty_window = window;
+            compare(ds, d_logits, logits, s, stream.s, t);
+        }
+        // u at the ends of its range.
+        SampleStep s;
+        s.top_k = 0;
+        s.top_p = 1.f;
+        s.min_p = 0.f;
+        for (double u : {0.0, std::nextafter(1.0, 0.0)}) {
+            s.u = u;
+            compare(ds, d_logits, logits, s, stream.s, t);
+        }
+    }
+    std::printf("V %d: %d cases, %d exact, %d within 1e-6 of a boundary\n", V, t.cases, t.exact, t.boundary);
+    EXPECT_LE(t.boundary * 100, t.cases) << "more than 1% of the picks sit on a boundary: the device sums drift";
+}
+
+INSTANTIATE_TEST_SUITE_P(RealVocabularies, DeviceSampleParity, testing::Values(151936, 32064));
+
+TEST(DeviceSample, DeterministicAcrossRuns) {
+    ORCD_SKIP_WITHOUT_GPU();
+    const int V = 151936;
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> normal(0.f, 2.f);
+    std::vector<float> logits(V);
+    for (float& l : logits) l = normal(rng);
+    DeviceBuffer<float> d_logits(logits);
+    auto device = loader::open_cuda_device(0);
+    Stream stream;
+    cuda::DeviceSampler a(*device, V, stream.s), b(*device, V, stream.s);
+    SampleStep s;
+    s.top_k = 0;
+    s.top_p = 1.f;
+    s.min_p = 0.f;
+    for (int i = 0; i < 64; ++i) {
+        s.u = (i + 0.5) / 64;
+        const TokenId first = a.sample(d_logits.get(), s, stream.s);
+        EXPECT_EQ(a.sample(d_logits.get(), s, stream.s), first);
+        EXPECT_EQ(b.sample(d_logits.get(), s, stream.s), first);
+    }
+}
+
+TEST(DeviceSample, RejectsOutOfRangeParameters) {
+    ORCD_SKIP_WITHOUT_GPU();
+    auto device = loader::open_cuda_device(0);
+    Stream stream;
+    cuda::DeviceSampler ds(*device, 1000, stream.s);
+    auto bad = [&](auto edit) {
+        SampleStep s;
+        edit(s);
+        EXPECT_THROW(ds.stage(s, stream.s), Error);
+    };
+    bad([](SampleStep& s) { s.u = 1.0; });
+    bad([](SampleStep& s) { s.u = -0.1; });
+    bad([](SampleStep& s) { s.top_p = 0.f; });
+    bad([](SampleStep& s) { s.min_p = 1.5f; });
+    bad([](SampleStep& s) { s.repeat_penalty = 0.f; });
+    bad([](SampleStep& s) { s.temperature = NAN; });
+}
+
+// A Sequence that hands every call to another but keeps the default decode_sample: the host chain on decode()'s
+// logits, which here are the CUDA backend's.
+class HostSampled final : public Sequence {
+public:
+    explicit HostSampled(std::unique_ptr<Sequence> inner) : s_(std::move(inner)) {}
+    std::span<const float> prefill(std::span<const TokenId> t, bool all) override { return s_->prefill(t, all); }
+    std::span<const float> decode(TokenId t) override { return s_->decode(t); }
+    void reset() override { s_->reset(); }
+    uint32_t n_past() const override { return s_->n_past(); }
+    uint32_t n_ctx() const override { return s_->n_ctx(); }
+
+private:
+    std::unique_ptr<Sequence> s_;
+};
+
+TEST(DeviceSample, SeededGenerateMatchesTheHostSamplerOnCudaLogits) {
+    ORCD_SKIP_WITHOUT_GPU();
+    const model::Model m = model::open_model(
+        test::tiny_model("qwen2.5-tiny", synth::FileType::F32, 3, "ggml-vocab-qwen2.5.gguf"));
+    const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
+    for (bool graph : {true, false}) {
+        auto gpu = cuda::make_cuda_backend(m, {.use_graph = graph});
+        engine::Generator gen(*gpu, tok);
+        for (int variant = 0; variant < 3; ++variant) {
+            engine::GenerateRequest req;
+            req.prompt = "The quick brown fox jumps over";
+            req.max_tokens = 40;
+            req.sampling.temperature = 0.8f;  // llama.cpp's defaults otherwise: top-k 40, top-p 0.95, min-p 0.05
+            req.sampling.seed = 11 + static_cast<uint64_t>(variant);
+            if (variant == 1) {  // the whole vocabulary, a hotter distribution, a penalty over the whole history
+                req.sampling.temperature = 1.5f;
+                req.sampling.top_k = 0;
+                req.sampling.top_p = 1.f;
+                req.sampling.min_p = 0.f;
+                req.sampling.repeat_penalty = 1.3f;
+                req.sampling.repeat_last_n = -1;
+            }
+            if (variant == 2) {  // greedy with a penalty: also through decode_sample
+                req.sampling.temperature = 0.f;
+                req.sampling.repeat_penalty = 1.5f;
+                req.sampling.repeat_last_n = 16;
+            }
+            auto dev_seq = gpu->new_sequence({.n_ctx = 128});
+            HostSampled host_seq(gpu->new_sequence({.n_ctx = 128}));
+            const engine::GenerateResult on_device = gen.generate(*dev_seq, req);
+            const engine::GenerateResult on_host = gen.generate(host_seq, req);
+            EXPECT_EQ(on_device.tokens, on_host.tokens) << "graph " << graph << ", variant " << variant;
+            EXPECT_GE(on_device.tokens.size(), 2u);
+        }
+    }
+}
+
+}  // namespace
+}  // namespace orcd::backend
