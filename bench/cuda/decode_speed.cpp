@@ -94,8 +94,10 @@ int main(int argc, char** argv) {
                 backend::SampleStep step;
             };
             const Config configs[] = {
-                {"t0.8 k40 p0.95 min_p0.05", {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f}},
-                {"t0.8 k0 p0.95 min_p0", {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f, .min_p = 0.f}},
+                {"t0.8 k40 p0.95 min_p0.05",
+                 {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .penalty_window = {}}},
+                {"t0.8 k0 p0.95 min_p0",
+                 {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f, .min_p = 0.f, .penalty_window = {}}},
             };
             for (const Config& c : configs) {
                 for (bool on_device : {false, true}) {
