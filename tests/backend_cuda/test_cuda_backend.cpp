@@ -161,8 +161,10 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
         SCOPED_TRACE(int8 ? "int8 activations" : "f32 activations");
         auto cpu = cpu::make_cpu_backend(
             m, {.n_threads = 2, .activations = int8 ? cpu::Activations::Int8 : cpu::Activations::F32});
+        // Token-by-token prefill: the prompt's logits come from the decode step in the mode under test (the batched
+        // f16 tensor-core prefill has its own bounds in test_cuda_prefill.cpp).
         auto gpu = cuda::make_cuda_backend(
-            m, {.activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
+            m, {.batched_prefill = false, .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
         const Outcome want = run(*cpu, prompt, 16);
         const Outcome got = run(*gpu, prompt, 16);
         const size_t V = cpu->n_vocab();
@@ -182,7 +184,9 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
 
         // Deterministic, and the graph gives the eager launches' bits.
         auto eager = cuda::make_cuda_backend(
-            m, {.use_graph = false, .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
+            m, {.use_graph = false,
+                .batched_prefill = false,
+                .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
         const Outcome e = run(*eager, prompt, 16);
         EXPECT_EQ(std::memcmp(e.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
         EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);

@@ -186,9 +186,12 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, size_t n) {
 
 class CudaPrefillE2E : public testing::TestWithParam<std::string> {};
 
+// Every CUDA backend of these tests decodes with f32 activations: they isolate the batched prefill (and the f16
+// weights); the int8-activation decode path has its own tests (test_matvec_q8.cpp, CudaBackendE2E).
+constexpr auto kF32 = backend::cuda::Activations::F32;
 // Micro-batches of 128 tokens (the default is 1024): a spans several, so later micro-batches attend across the
 // boundaries.
-constexpr backend::cuda::CudaOptions kSmallBatches{.prefill_ubatch = 128};
+constexpr backend::cuda::CudaOptions kSmallBatches{.prefill_ubatch = 128, .activations = kF32};
 
 TEST_P(CudaPrefillE2E, F32WeightsMatchCpuBackendAndTokenByTokenDecode) {
     ORCD_SKIP_WITHOUT_GPU();
@@ -197,7 +200,7 @@ TEST_P(CudaPrefillE2E, F32WeightsMatchCpuBackendAndTokenByTokenDecode) {
     const auto a = random_tokens(rng, 600), b = random_tokens(rng, 37), c = random_tokens(rng, 2);
     auto cpu = backend::cpu::make_cpu_backend(m, {.n_threads = 2});
     auto gpu = backend::cuda::make_cuda_backend(m, kSmallBatches);
-    auto ref_gpu = backend::cuda::make_cuda_backend(m, {.batched_prefill = false});
+    auto ref_gpu = backend::cuda::make_cuda_backend(m, {.batched_prefill = false, .activations = kF32});
     const size_t V = cpu->n_vocab();
     const std::vector<float> want = schedule(*cpu, a, b, c);
     const std::vector<float> got = schedule(*gpu, a, b, c);
@@ -231,7 +234,7 @@ TEST_P(CudaPrefillE2E, Q4KMAgreesWithCpuBackendAndTokenByTokenDecode) {
     const auto a = random_tokens(rng, 530), b = random_tokens(rng, 20), c = random_tokens(rng, 9);
     auto cpu = backend::cpu::make_cpu_backend(m, {.n_threads = 2});
     auto gpu = backend::cuda::make_cuda_backend(m, kSmallBatches);
-    auto ref_gpu = backend::cuda::make_cuda_backend(m, {.batched_prefill = false});
+    auto ref_gpu = backend::cuda::make_cuda_backend(m, {.batched_prefill = false, .activations = kF32});
     const size_t V = cpu->n_vocab();
     const Compare vs_cpu = compare(schedule(*gpu, a, b, c), schedule(*cpu, a, b, c), V);
     const Compare vs_steps = compare(schedule(*gpu, a, b, c), schedule(*ref_gpu, a, b, c), V);
@@ -252,13 +255,13 @@ TEST_P(CudaPrefillE2E, F16WeightsMatchQuantizedWeights) {
     std::mt19937_64 rng(fresh_seed());
     const model::Model m = model::open_model(test::tiny_model(GetParam(), synth::FileType::Q4_K_M));
     const auto a = random_tokens(rng, 100), b = random_tokens(rng, 20), c = random_tokens(rng, 3);
-    auto q = backend::cuda::make_cuda_backend(m);
-    auto f = backend::cuda::make_cuda_backend(m, {.weights = backend::cuda::WeightsMode::F16});
+    auto q = backend::cuda::make_cuda_backend(m, {.activations = kF32});
+    auto f = backend::cuda::make_cuda_backend(m, {.weights = backend::cuda::WeightsMode::F16, .activations = kF32});
     const size_t V = q->n_vocab();
     const Compare batched = compare(schedule(*f, a, b, c), schedule(*q, a, b, c), V);
-    auto qs = backend::cuda::make_cuda_backend(m, {.batched_prefill = false});
-    auto fs = backend::cuda::make_cuda_backend(m, {.weights = backend::cuda::WeightsMode::F16,
-                                                   .batched_prefill = false});
+    auto qs = backend::cuda::make_cuda_backend(m, {.batched_prefill = false, .activations = kF32});
+    auto fs = backend::cuda::make_cuda_backend(
+        m, {.weights = backend::cuda::WeightsMode::F16, .batched_prefill = false, .activations = kF32});
     const Compare steps = compare(schedule(*fs, a, b, c), schedule(*qs, a, b, c), V);
     std::printf("--weights f16 %s vs quantized: batched worst %.3g (argmax %d/%d), decode worst %.3g (%d/%d)\n",
                 GetParam().c_str(), batched.worst, batched.agree, batched.rows, steps.worst, steps.agree, steps.rows);
