@@ -30,20 +30,29 @@ namespace {
 // Rows per claimed chunk: a few KiB of weights, so the pool's counter is touched rarely but threads still balance.
 constexpr int64_t kRowGrain = 16;
 
+// Row r's dot products with every token's activation, kMaxCols tokens per call of dot(t, nc, out) (out[c] = the row
+// times token t + c), written to y's column r.
+template <typename Dot>
+void dot_all_tokens(int64_t r, int64_t rows, int64_t n_tokens, float* y, const Dot& dot) {
+    float out[kMaxCols];
+    for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
+        const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+        dot(t, nc, out);
+        for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
+    }
+}
+
 // Activations::F32 for a quantized type: each row dequantized into a per-chunk f32 buffer, then the F32 kernel.
 void matmul_dequantized(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool, Isa isa) {
     const int64_t rows = w.rows, cols = w.cols;
     FloatDotFn fdot = float_dot_fn(gguf::TensorType::F32, isa);
     pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
         std::vector<float> row(static_cast<size_t>(cols));
-        float out[kMaxCols];
+        const auto* row_bytes = reinterpret_cast<const std::byte*>(row.data());
         for (int64_t r = r0; r < r1; ++r) {
             gguf::dequantize_row(w.type, w.row(r), row.data(), cols);
-            for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
-                const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
-                fdot(reinterpret_cast<const std::byte*>(row.data()), x + t * cols, cols, nc, cols, out);
-                for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
-            }
+            dot_all_tokens(r, rows, n_tokens, y,
+                           [&](int64_t t, int nc, float* out) { fdot(row_bytes, x + t * cols, cols, nc, cols, out); });
         }
     });
 }
@@ -58,14 +67,10 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
     }
     if (FloatDotFn fdot = float_dot_fn(w.type, isa)) {
         pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-            float out[kMaxCols];
             for (int64_t r = r0; r < r1; ++r) {
                 const std::byte* wr = w.row(r);
-                for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
-                    const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
-                    fdot(wr, x + t * cols, cols, nc, cols, out);
-                    for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
-                }
+                dot_all_tokens(r, rows, n_tokens, y,
+                               [&](int64_t t, int nc, float* out) { fdot(wr, x + t * cols, cols, nc, cols, out); });
             }
         });
         return;
@@ -103,15 +108,12 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
         }
     });
     pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-        float out[kMaxCols];
         for (int64_t r = r0; r < r1; ++r) {
             const std::byte* wr = w.row(r);
-            for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
-                const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+            dot_all_tokens(r, rows, n_tokens, y, [&](int64_t t, int nc, float* out) {
                 const ActColumns xc{a + t * blocks, xd + t * blocks, xs + t * blocks, xs16 + 2 * t * blocks, blocks};
                 qdot(wr, xc, nc, cols, out);
-                for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
-            }
+            });
         }
     });
 }

@@ -127,54 +127,51 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         return true;
     };
 
+    // One projection by the fastest path its weights allow: quantize + dp4a matvec (int8 mode), else the fused f32
+    // matvec, else `unfused` (separate norm, matvec and element-wise kernels).
+    auto project = [&](const std::vector<Matmul>& mats, const float* in, const float* norm, MatvecEpilogue epi,
+                       float* y, const auto& unfused) {
+        if (run_q8(mats, in, norm, epi, y)) return;
+        if (auto f = fused(mats, in, norm, eps, epi, y)) {
+            ops::fused_matvec(*f, s);
+            return;
+        }
+        unfused();
+    };
+
     ops::embedding_row(m.embd_type, m.token_embd, E, d_token, b.x, s);
     for (size_t li = 0; li < m.layers.size(); ++li) {
         const Layer& l = m.layers[li];
         // x -> norm -> [q | k | v]
-        if (run_q8(l.qkv, b.x, l.attn_norm, MatvecEpilogue::Store, b.qkv)) {
-        } else if (auto f = fused(l.qkv, b.x, l.attn_norm, eps, MatvecEpilogue::Store, b.qkv)) {
-            ops::fused_matvec(*f, s);
-        } else {
+        project(l.qkv, b.x, l.attn_norm, MatvecEpilogue::Store, b.qkv, [&] {
             ops::rms_norm(b.x, l.attn_norm, 1, E, eps, b.h, s);
             for (const Matmul& mm : l.qkv) run(mm, b.h, b.qkv);
-        }
+        });
         const ops::KvCacheView kvl = kv.layer(c, li);
         ops::qkv_rope_store(b.qkv, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, d_pos, m.inv_freq, m.rope_layout,
                             s);
         ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s);
         // x += O attn
-        if (run_q8({l.o}, b.attn, nullptr, MatvecEpilogue::Accumulate, b.x)) {
-        } else if (auto f = fused({l.o}, b.attn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
-            ops::fused_matvec(*f, s);
-        } else {
+        project({l.o}, b.attn, nullptr, MatvecEpilogue::Accumulate, b.x, [&] {
             run(l.o, b.attn, b.tmp);
             ops::add(b.x, b.tmp, E, s);
-        }
+        });
         // x -> norm -> silu(gate) * up
-        if (run_q8(l.gate_up, b.x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn)) {
-        } else if (auto f = fused(l.gate_up, b.x, l.ffn_norm, eps, MatvecEpilogue::SwiGLU, b.ffn)) {
-            ops::fused_matvec(*f, s);
-        } else {
+        project(l.gate_up, b.x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn, [&] {
             ops::rms_norm(b.x, l.ffn_norm, 1, E, eps, b.h, s);
             for (const Matmul& mm : l.gate_up) run(mm, b.h, b.gu);
             ops::swiglu(b.gu, 1, F, b.ffn, s);
-        }
+        });
         // x += down ffn
-        if (run_q8({l.down}, b.ffn, nullptr, MatvecEpilogue::Accumulate, b.x)) {
-        } else if (auto f = fused({l.down}, b.ffn, nullptr, eps, MatvecEpilogue::Accumulate, b.x)) {
-            ops::fused_matvec(*f, s);
-        } else {
+        project({l.down}, b.ffn, nullptr, MatvecEpilogue::Accumulate, b.x, [&] {
             run(l.down, b.ffn, b.tmp);
             ops::add(b.x, b.tmp, E, s);
-        }
+        });
     }
-    if (run_q8({m.output}, b.x, m.output_norm, MatvecEpilogue::Store, b.logits)) {
-    } else if (auto f = fused({m.output}, b.x, m.output_norm, eps, MatvecEpilogue::Store, b.logits)) {
-        ops::fused_matvec(*f, s);
-    } else {
+    project({m.output}, b.x, m.output_norm, MatvecEpilogue::Store, b.logits, [&] {
         ops::rms_norm(b.x, m.output_norm, 1, E, eps, b.h, s);
         run(m.output, b.h, b.logits);
-    }
+    });
     if (argmax) ops::argmax(b.logits, c.n_vocab, b.scalars + 2, s);
 }
 

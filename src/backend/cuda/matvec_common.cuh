@@ -3,7 +3,17 @@
 // logical row's source matrix, and the output step. Device code only.
 #include <cstdint>
 
+#include "gguf/types.h"
+
 namespace orcd::cuda {
+
+// One row source of a fused matvec's logical matrix, as the kernels see it.
+struct MatvecSource {
+    gguf::TensorType type;
+    const uint8_t* w;
+    int64_t row_bytes;
+    int64_t rows;
+};
 
 // Logical row -> its source (r becomes the row within it), for kernel parameters with `src[3]` and `n_src`. Copies
 // with constant indices only: a dynamic index into the parameter array would make the compiler copy it to local memory.

@@ -30,27 +30,18 @@ using gguf::TensorType;
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
-struct Source {
-    TensorType type;
-    const uint8_t* w;
-    int64_t row_bytes;
-    int64_t rows;
-};
-
 struct Params {
     const float* x;
     const float* norm;
     float eps;
     int cols;
     int n_src;
-    Source src[3];
+    MatvecSource src[3];
     int epilogue;  // MatvecEpilogue
     float* y;
     int64_t n_out;  // output rows
     int wpr;        // warps per output row: 1, 2, 4 or 8
 };
-
-__device__ __forceinline__ Source locate(const Params& p, int64_t& r) { return locate_source(p, r); }
 
 // This lane's share of the dot product of one row with xs: groups first, first + stride, ... (of 4 consecutive
 // elements each; consecutive lanes take consecutive groups, so the warp's x reads are contiguous), read straight
@@ -73,7 +64,7 @@ __device__ __forceinline__ float row_dot(const uint8_t* row, const float* xs, in
 }
 
 __device__ float row_partial(const Params& p, int64_t r, const float* xs, int first, int stride) {
-    const Source s = locate(p, r);
+    const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     const int n = p.cols / 4;
     switch (s.type) {
@@ -114,7 +105,7 @@ __global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) 
             int64_t r = first + k % per_iter;
             if (r >= p.n_out) continue;
             if (k >= per_iter) r += p.n_out;
-            const Source s = locate(p, r);
+            const MatvecSource s = locate_source(p, r);
             const uint8_t* row = s.w + r * s.row_bytes;
             for (int64_t off = 128 * lane; off < s.row_bytes + 127; off += 32 * 128) {
                 prefetch_l2(row + min(off, s.row_bytes - 1));
@@ -172,7 +163,6 @@ __global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) 
         }
     }
 }
-
 
 // Resident blocks per SM for a dynamic shared-memory size, cached (no runtime query once a shape has run, so a
 // captured graph makes only launches). Raises the kernel's dynamic shared-memory limit the first time.

@@ -14,6 +14,7 @@
 #include "backend/cuda/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
+#include "backend/cuda/norm.cuh"
 
 namespace orcd::cuda {
 
@@ -34,17 +35,7 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, c
                                                                int8_t* q, float* d) {
     __shared__ double red[kThreads];
     float scale = 1.0f;
-    if (norm) {  // as rms_norm_kernel: double sum of squares, fixed tree
-        double ss = 0.0;
-        for (int i = threadIdx.x; i < cols; i += kThreads) ss += static_cast<double>(x[i]) * x[i];
-        red[threadIdx.x] = ss;
-        __syncthreads();
-        for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-            if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-            __syncthreads();
-        }
-        scale = static_cast<float>(1.0 / sqrt(red[0] / static_cast<double>(cols) + eps));
-    }
+    if (norm) scale = block_rms_scale<kThreads>(x, cols, eps, red);  // bit-identical to rms_norm_kernel's
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int b = blockIdx.x * kWarps + warp;
     if (b * 32 >= cols) return;
@@ -189,26 +180,17 @@ struct U_Q6_K {
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
-struct Source {
-    TensorType type;
-    const uint8_t* w;
-    int64_t row_bytes;
-    int64_t rows;
-};
-
 struct Params {
     const int8_t* xq;
     const float* xd;
     int cols;
     int n_src;
-    Source src[3];
+    MatvecSource src[3];
     int epilogue;  // MatvecEpilogue
     float* y;
     int64_t n_out;
     int tpr;  // threads per output row: 8 .. 256, a power of two
 };
-
-__device__ __forceinline__ Source locate(const Params& p, int64_t& r) { return locate_source(p, r); }
 
 // This thread's share of one row: units first, first + stride, ...
 template <typename T>
@@ -226,7 +208,7 @@ __device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, 
 }
 
 __device__ float row_partial(const Params& p, int64_t r, int first, int stride) {
-    const Source s = locate(p, r);
+    const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     switch (s.type) {
         case TensorType::Q4_0: return row_units<U_Q4_0>(row, p, first, stride);
@@ -290,7 +272,6 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
         }
     }
 }
-
 
 }  // namespace
 
