@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev libutf8proc-dev
+  libedit-dev                       # line editing for `orcd chat`
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   curl                              # server tests drive the worker with curl

@@ -1,0 +1,26 @@
+#pragma once
+// Ctrl-C for interactive commands: the first press asks the running work to stop (a flag the generation loop reads
+// before every step); a second press while that work is still draining exits at once with status 130, as a shell
+// user expects. Outside of any work (at a prompt), a press is reported once and cleared by the reader.
+#include <atomic>
+
+namespace orcd::cli {
+
+class InterruptGuard {
+public:
+    // Installs the SIGINT handler (without SA_RESTART, so a blocking read returns EINTR); restores the previous one.
+    InterruptGuard();
+    ~InterruptGuard();
+    InterruptGuard(const InterruptGuard&) = delete;
+    InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+    // Starts a unit of work: clears the flag. While work runs, a second press forces exit.
+    void begin_work();
+    void end_work();
+    // Set by a press; the work's cancel flag.
+    const std::atomic<bool>& cancel_flag() const;
+    // True once if a press came since the last call (and clears it).
+    bool take_press();
+};
+
+}  // namespace orcd::cli

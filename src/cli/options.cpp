@@ -1,0 +1,50 @@
+#include "cli/options.h"
+
+namespace orcd::cli {
+
+void add_backend_options(CLI::App* cmd, BackendArgs& a) {
+    cmd->add_option("--device", a.device, "cpu or cuda (default cuda)");
+    a.gpu_option = cmd->add_option("--gpu", a.gpu, "GPU index (with --device cuda; default 0)");
+    cmd->add_option("-t,--threads", a.threads, "CPU threads (default: all cores)");
+    cmd->add_option("--activations", a.activations,
+                    "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
+        ->check(CLI::IsMember({"int8", "f32"}));
+    cmd->add_option("--weights", a.weights,
+                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
+}
+
+engine::Device BackendArgs::parsed_device() const {
+    const engine::Device d = engine::parse_device(device);
+    engine::check_gpu_option(d, gpu, gpu_option && gpu_option->count() > 0);
+    return d;
+}
+
+engine::BackendOptions BackendArgs::backend_options() const {
+    return {.n_threads = threads,
+            .gpu = gpu,
+            .activations = engine::parse_activations(activations),
+            .weights = engine::parse_weights(weights)};
+}
+
+std::unique_ptr<backend::Backend> BackendArgs::create(model::Model model) const {
+    return engine::create_backend(parsed_device(), std::move(model), backend_options());
+}
+
+void add_sampling_options(CLI::App* cmd, SamplingArgs& a) {
+    engine::SamplingParams& p = a.params;
+    cmd->add_option("--temp", p.temperature, "Temperature; 0 = greedy (default 0.8)");
+    cmd->add_option("--top-k", p.top_k, "Top-k; 0 = off (default 40)");
+    cmd->add_option("--top-p", p.top_p, "Top-p; 1 = off (default 0.95)");
+    cmd->add_option("--min-p", p.min_p, "Min-p; 0 = off (default 0.05)");
+    cmd->add_option("--repeat-penalty", p.repeat_penalty, "Repetition penalty; 1 = off (default 1)");
+    cmd->add_option("--repeat-last-n", p.repeat_last_n, "Tokens the penalty looks back over; -1 = all (default 64)");
+    a.seed_option = cmd->add_option("-s,--seed", a.seed, "Sampling seed (default: drawn and reported)");
+}
+
+engine::SamplingParams SamplingArgs::resolved() const {
+    engine::SamplingParams p = params;
+    if (seed_option && seed_option->count() > 0) p.seed = seed;
+    return p;
+}
+
+}  // namespace orcd::cli

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""`orcd chat` driven through a pseudo-terminal, as a person types: line editing, history, the slash commands,
+Ctrl-C stopping an answer, a second Ctrl-C exiting, Ctrl-D leaving. Standard library only; every wait is bounded.
+
+usage: test_chat_pty.py ORCD_BINARY SHARED_DIR"""
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
+SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
+VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
+TMP = tempfile.mkdtemp(prefix="orcd-chat-test-")
+MODEL = os.path.join(TMP, "tiny.gguf")
+
+
+class Chat:
+    """One `orcd chat` process on a pseudo-terminal; `screen` is everything it has written."""
+
+    def __init__(self, *extra):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execv(ORCD, [ORCD, "chat", "-m", MODEL, "--device", "cpu", "-t", "2", "--temp", "0", *extra])
+        self.screen = ""
+
+    def expect(self, pattern, timeout=60.0):
+        """Reads until `pattern` (a regex) appears after what earlier expects consumed; returns the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.screen[self.pos:] if hasattr(self, "pos") else self.screen)
+            if m:
+                base = getattr(self, "pos", 0)
+                self.pos = base + m.end()
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{self.screen[-2000:]}")
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if r:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise AssertionError(f"orcd chat ended while waiting for {pattern!r}; screen:\n{self.screen[-2000:]}")
+                self.screen += data.decode("utf-8", "replace")
+
+    def type(self, text):
+        os.write(self.fd, text.encode())
+
+    def wait_exit(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:  # drain, so the child never blocks on a full terminal
+                if select.select([self.fd], [], [], 0.1)[0]:
+                    self.screen += os.read(self.fd, 65536).decode("utf-8", "replace")
+            except OSError:
+                pass
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        raise AssertionError("orcd chat did not exit")
+
+
+class ChatTest(unittest.TestCase):
+    def test_conversation_commands_and_keys(self):
+        c = Chat("-n", "6")
+        c.expect(r"ready: \d+ tokens of context")
+        c.expect(r"> ")
+        # Line editing: type "helo", move left once, insert "l" -> "hello"; the answer is printed with its stats.
+        c.type("helo\x1b[Dl\r")
+        c.expect(r"\[6 tokens, [\d.]+ tok/s, prompt (\d+) tokens\]")
+        c.expect(r"> ")
+        path = os.path.join(TMP, "conv.json")
+        c.type(f"/save {path}\r")
+        c.expect(r"\(saved 2 messages to ")
+        with open(path) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["messages"][0], {"role": "user", "content": "hello"})
+        self.assertEqual(saved["messages"][1]["role"], "assistant")
+        # History: the up arrow brings back the last line typed (the /save command), Ctrl-U clears it.
+        c.type("\x1b[A")
+        c.expect(re.escape(f"/save {path}"))
+        c.type("\x15/reset\r")
+        c.expect(r"\(conversation cleared\)")
+        c.type(f"/load {path}\r")
+        c.expect(r"\(loaded 2 messages from ")
+        # The loaded conversation is rendered again: the prompt now holds both turns and the new one.
+        c.type("again\r")
+        m = c.expect(r"\[6 tokens, [\d.]+ tok/s, prompt (\d+) tokens\]")
+        self.assertGreater(int(m.group(1)), 20)
+        c.type("/system be brief\r")
+        c.expect(r"\(system message set; conversation cleared\)")
+        c.type("/load /nonexistent/file.json\r")
+        c.expect(r"error: cannot read a conversation from /nonexistent/file.json")
+        c.type("/bogus\r")
+        c.expect(r"unknown command /bogus")
+        # Ctrl-C at the prompt drops the line and asks again; the program stays.
+        c.type("half a line\x03")
+        c.expect(r"\^C")
+        c.expect(r"> ")
+        c.type("\x04")  # Ctrl-D on an empty line leaves
+        self.assertEqual(c.wait_exit(), 0)
+
+    def test_ctrl_c_stops_the_answer_and_a_second_exits(self):
+        c = Chat("-n", "100000")
+        c.expect(r"> ")
+        c.type("write forever\r")
+        c.expect(r"write forever\r?\n.")  # the answer has started streaming
+        c.type("\x03")
+        c.expect(r"\[stopped after \d+ tokens")
+        c.expect(r"> ")
+        c.type("and again\r")
+        c.expect(r"and again\r?\n.")
+        c.type("\x03")
+        time.sleep(0.05)
+        c.type("\x03")
+        # Both presses land while the answer streams (exit 130 at once), or the first ends the answer within a step
+        # and the second finds the prompt (the program stays; Ctrl-D then leaves). Nothing else may happen.
+        deadline = time.monotonic() + 10
+        while "interrupted twice" not in c.screen and c.screen.count("stopped after") < 2:
+            self.assertLess(time.monotonic(), deadline, c.screen[-2000:])
+            if select.select([c.fd], [], [], 0.2)[0]:
+                try:
+                    c.screen += os.read(c.fd, 65536).decode("utf-8", "replace")
+                except OSError:
+                    break
+        if "interrupted twice" in c.screen:
+            self.assertEqual(c.wait_exit(), 130)
+        else:
+            c.type("\x04")
+            self.assertEqual(c.wait_exit(), 0)
+
+    def test_piped_input_without_terminal(self):
+        p = subprocess.run([ORCD, "chat", "-m", MODEL, "--device", "cpu", "-t", "2", "--temp", "0", "-n", "4"],
+                           input="hello\n/exit\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"\[4 tokens, [\d.]+ tok/s, prompt \d+ tokens\]")
+
+    def test_errors_before_loading(self):
+        p = subprocess.run([ORCD, "chat", "-m", MODEL, "--device", "cpu", "--gpu", "1"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--gpu", p.stderr)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(VOCAB):
+        print(f"SKIP: {VOCAB} is absent (../shared)")
+        sys.exit(0)
+    subprocess.run([ORCD, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab", VOCAB, "-o", MODEL],
+                   check=True, capture_output=True, timeout=120)
+    unittest.main(argv=[sys.argv[0], "-v"])
