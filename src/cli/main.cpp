@@ -4,10 +4,11 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/suggest.h"
 #include "common/error.h"
 
 int main(int argc, char** argv) {
-    CLI::App app{"orcd — GGUF inference worker"};
+    CLI::App app{"orcd — GGUF inference worker", "orcd"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "orcd 0.1.0");
     orcd::cli::add_inspect(app);
@@ -21,8 +22,17 @@ int main(int argc, char** argv) {
     orcd::cli::add_chat(app);
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
+    } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // A mistake on the command line: what is wrong, the closest known flags, and the subcommand's usage.
+        const std::vector<std::string> args(argv + 1, argv + argc);
+        fmt::print(stderr, "{}", orcd::cli::parse_error_message(app, e, args));
+        return e.get_exit_code();
     } catch (const orcd::Error& e) {
         // Subcommand callbacks run inside parse(): library errors land here with their code.
         fmt::print(stderr, "error [{}]: {}\n", orcd::error_code_name(e.code()), e.what());
