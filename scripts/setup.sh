@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   curl                              # server tests drive the worker with curl
+  chromium                          # the chat page's browser test (headless, driven by puppeteer-core)
 )
 
 missing=()
@@ -27,12 +28,12 @@ fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y --no-install-recommends nodejs npm
 fi
-# The official `openai` client for the server tests, at the version tests/server/package-lock.json pins (installed
-# here, so the tests download nothing).
-lock_version() { sed -n '/"node_modules\/openai"/,/version/ s/.*"version": "\(.*\)".*/\1/p' "$1" | head -n 1; }
+# The npm packages of the server tests (the official `openai` client, puppeteer-core for the browser test), at the
+# versions tests/server/package-lock.json pins; installed here so the tests download nothing. A copy of the lock file
+# inside node_modules marks an install that matches it.
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(lock_version "$here/tests/server/package-lock.json")" != \
-     "$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$here/tests/server/node_modules/openai/package.json" 2>/dev/null | head -n 1)" ]; then
-  (cd "$here/tests/server" && npm ci --no-audit --no-fund --loglevel=error)
+if ! cmp -s "$here/tests/server/package-lock.json" "$here/tests/server/node_modules/.orcd-installed-lock.json"; then
+  (cd "$here/tests/server" && npm ci --no-audit --no-fund --loglevel=error &&
+   cp package-lock.json node_modules/.orcd-installed-lock.json)
 fi
-echo "setup: ${#packages[@]} Debian packages, node $(node --version), openai npm client present"
+echo "setup: ${#packages[@]} Debian packages, node $(node --version), npm test clients present (openai, puppeteer-core)"

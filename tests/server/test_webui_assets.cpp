@@ -22,11 +22,11 @@ std::string read_source(const std::string& name) {
 
 TEST(WebUi, EmbeddedFilesEqualTheirSources) {
     for (const auto& [url, file] : {std::pair{"/", "index.html"}, {"/webui/app.js", "app.js"},
-                                    {"/webui/style.css", "style.css"}}) {
+                                    {"/webui/style.css", "style.css"}, {"/webui/favicon.svg", "favicon.svg"}}) {
         const auto a = find_asset(url);
         ASSERT_TRUE(a) << url;
         EXPECT_EQ(a->body, read_source(file)) << url;
-        EXPECT_NE(a->content_type.find("charset=utf-8"), std::string_view::npos);
+            EXPECT_NE(a->content_type.find("charset=utf-8"), std::string_view::npos);
     }
     EXPECT_FALSE(find_asset("/index.html"));
     EXPECT_FALSE(find_asset("/webui/../etc/passwd"));
@@ -43,7 +43,7 @@ TEST(WebUi, PageLoadsOnlyItsOwnFiles) {
         EXPECT_TRUE(find_asset(target)) << target << " is not embedded";
         ++refs;
     }
-    EXPECT_EQ(refs, 2);
+    EXPECT_EQ(refs, 3);
     // No inline script or style (the policy allows only 'self').
     EXPECT_EQ(html.find("<script>"), std::string::npos);
     EXPECT_EQ(html.find("<style"), std::string::npos);

@@ -1,0 +1,80 @@
+// The built-in chat page in a real browser (Debian's headless Chromium, driven by puppeteer-core): it opens the page
+// of a running worker, sends a message, sees the answer stream in, stops a second answer, and saves a screenshot.
+// usage: node webui_browser.mjs BASE_URL SCREENSHOT.png   (exit 0 on success; prints SKIP without Chromium)
+import { existsSync } from "node:fs";
+import puppeteer from "puppeteer-core";
+
+const [base, screenshot] = process.argv.slice(2);
+const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(existsSync);
+if (!chromium) {
+  console.log("SKIP: no Chromium (Debian package chromium)");
+  process.exit(0);
+}
+const fail = (msg) => { console.error("FAIL: " + msg); process.exitCode = 1; };
+const deadline = (ms, what) => new Promise((_, rej) => setTimeout(() => rej(new Error("timed out: " + what)), ms));
+
+const browser = await puppeteer.launch({
+  executablePath: chromium,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1100, height: 700 });
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await Promise.race([page.goto(base + "/", { waitUntil: "networkidle0" }), deadline(20000, "page load")]);
+  await page.waitForFunction(() => document.getElementById("status").textContent === "ready", { timeout: 20000 });
+  const model = await page.$eval("#model-name", (e) => e.textContent);
+  console.log("model shown:", model);
+
+  // Count how often the answer's text changes while it streams.
+  await page.evaluate(() => {
+    window.__updates = 0;
+    new MutationObserver(() => { window.__updates += 1; })
+      .observe(document.getElementById("log"), { subtree: true, childList: true, characterData: true });
+  });
+  await page.click("#settings-toggle");
+  await page.$eval("#temperature", (e) => { e.value = "0"; });
+  await page.$eval("#max_tokens", (e) => { e.value = "24"; });
+  await page.type("#input", "Hello from the browser test");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".msg.assistant .stats", { timeout: 60000 });
+  const first = await page.evaluate(() => {
+    const a = document.querySelectorAll(".msg.assistant");
+    const last = a[a.length - 1];
+    return { text: last.querySelector(".body").textContent, stats: last.querySelector(".stats").textContent,
+             error: last.classList.contains("error"), updates: window.__updates,
+             user: document.querySelector(".msg.user").textContent };
+  });
+  console.log("answer:", JSON.stringify(first.text), "|", first.stats, "| DOM updates:", first.updates);
+  if (first.user !== "Hello from the browser test") fail("the user's message is not shown: " + first.user);
+  if (first.error) fail("the answer ended in an error: " + first.text);
+  if (!first.text.length) fail("no answer text");
+  if (!/^\d+ tokens · [\d.–]+ tok\/s · \d+ ms to first token$/.test(first.stats)) fail("stats line: " + first.stats);
+  if (first.updates < 4) fail("the answer did not stream (only " + first.updates + " DOM updates)");
+
+  // A long answer, stopped after its first text.
+  await page.$eval("#max_tokens", (e) => { e.value = "1500"; });
+  await page.type("#input", "And now a long one");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => {
+    const a = document.querySelectorAll(".msg.assistant");
+    return a.length === 2 && a[1].querySelector(".body").textContent.length > 0;
+  }, { timeout: 60000 });
+  await page.click("#stop");
+  await page.waitForFunction(() => {
+    const a = document.querySelectorAll(".msg.assistant");
+    const s = a[1].querySelector(".stats");
+    return s && s.textContent.startsWith("stopped");
+  }, { timeout: 20000 });
+  console.log("second answer stopped");
+  if (screenshot) await page.screenshot({ path: screenshot });
+  if (problems.length) fail("page errors: " + problems.join(" | "));
+} catch (e) {
+  fail(e.message || String(e));
+} finally {
+  await browser.close();
+}
+if (!process.exitCode) console.log("webui browser test: OK");
