@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Device step `compare`: `orcd bench` of two binaries in the same call, interleaved (before, after, before, after) so
+# that drift of the machine falls on both: the check that a refactor changed no speed. The copy ceiling of the same run
+# comes first. Results: $OUT/compare.jsonl (one JSON object per run, with "binary" added) and a table on stdout.
+#   ORCD_BEFORE=path (required)  ORCD=path (after; default build-dev's)  PRESETS="qwen2.5-0.5b phi3-mini-4k"  ROUNDS=2
+set -euo pipefail
+after=${ORCD:-build-dev/src/cli/orcd}
+before=${ORCD_BEFORE:?ORCD_BEFORE names the binary to compare with}
+OUT=${OUT:-/tmp}; mkdir -p "$OUT"
+PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
+ROUNDS=${ROUNDS:-2}
+vocab_dir=$(cd .. && pwd)/shared/models/vocab
+[ -d "$vocab_dir" ] || vocab_dir=.carry/shared/models/vocab
+m=/tmp/orcd-bench-models; mkdir -p "$m"
+jsonl=$OUT/compare.jsonl; : > "$jsonl"
+$after bench --h2d | grep -E "device-to-device|pinned" || true
+for preset in $PRESETS; do
+  case $preset in qwen*) vocab=ggml-vocab-qwen2.5.gguf ;; phi3*) vocab=ggml-vocab-phi-3.gguf ;; *) vocab=ggml-vocab-llama-spm.gguf ;; esac
+  f=$m/$preset-Q4_K_M.gguf
+  [ -f "$f" ] || $after synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx 8448 -o "$f" >/dev/null
+  for round in $(seq 1 "$ROUNDS"); do
+    for which in before after; do
+      bin=$before; [ $which = after ] && bin=$after
+      for args in "-p 512 -n 128 -r 3" "-p 0 -n 128 -d 4096 -r 2"; do
+        # shellcheck disable=SC2086
+        $bin bench -m "$f" --device cuda $args --json |
+          python3 -c "import json,sys; j=json.load(sys.stdin); j['binary']='$which'; j['preset']='$preset'; j['args']='$args'; print(json.dumps(j))" >> "$jsonl"
+      done
+    done
+  done
+done
+python3 - "$jsonl" <<'PY'
+import json, sys, collections
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    for k, v in j.items():
+        if isinstance(v, dict) and v.get("tokens_per_s_mean", 0) > 0:
+            rows[(j["preset"], j["args"], k, j["binary"])].append(v["tokens_per_s_mean"])
+keys = sorted({k[:3] for k in rows})
+print(f"{'preset':14} {'args':26} {'test':8} {'before tok/s':>22} {'after tok/s':>22} {'after/before':>12}")
+for p, a, t in keys:
+    b, f = rows.get((p, a, t, "before"), []), rows.get((p, a, t, "after"), [])
+    if not b or not f: continue
+    mb, mf = sum(b) / len(b), sum(f) / len(f)
+    print(f"{p:14} {a:26} {t:8} {' '.join(f'{x:.1f}' for x in b):>22} {' '.join(f'{x:.1f}' for x in f):>22} {mf/mb:12.3f}")
+PY
