@@ -12,6 +12,7 @@ packages=(
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   curl                              # server tests drive the worker with curl
   chromium                          # the chat page's browser test (headless, driven by puppeteer-core)
+  haproxy                           # scripts/serve-fleet.sh: the balancer in front of one worker per GPU
 )
 
 missing=()
