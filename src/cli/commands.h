@@ -13,5 +13,6 @@ void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_chat(CLI::App& app);
+void add_reference(CLI::App& app);
 
 }  // namespace orcd::cli

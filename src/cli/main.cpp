@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     orcd::cli::add_perplexity(app);
     orcd::cli::add_bench(app);
     orcd::cli::add_chat(app);
+    orcd::cli::add_reference(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

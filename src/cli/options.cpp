@@ -3,7 +3,7 @@
 namespace orcd::cli {
 
 void add_backend_options(CLI::App* cmd, BackendArgs& a) {
-    cmd->add_option("--device", a.device, "cpu or cuda (default cuda)");
+    cmd->add_option("--device", a.device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     a.gpu_option = cmd->add_option("--gpu", a.gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_option("-t,--threads", a.threads, "CPU threads (default: all cores)");
     cmd->add_option("--activations", a.activations,
