@@ -70,6 +70,7 @@ cmd_restart() {
     case $1 in --state) state=$2; shift 2 ;; --worker) only=$2; shift 2 ;; *) die "restart: unknown argument $1" ;; esac
   done
   [ -d "$state" ] || die "restart: --state DIR of a running fleet is required"
+  state=$(cd "$state" && pwd)
   local n; n=$(cat "$state/workers")
   local list; if [ -n "$only" ]; then list=$only; else list=$(seq 0 $((n - 1))); fi
   for i in $list; do
@@ -104,6 +105,7 @@ cmd_status() {
   local state=""
   while (($#)); do case $1 in --state) state=$2; shift 2 ;; *) die "status: unknown argument $1" ;; esac; done
   [ -d "$state" ] || die "status: --state DIR of a running fleet is required"
+  state=$(cd "$state" && pwd)
   haproxy_cmd "$state" "show stat" | awk -F, '$1=="workers" && $2!="BACKEND" {printf "%s %s current=%s total=%s\n", $2, $18, $5, $8}'
 }
 
@@ -144,6 +146,7 @@ cmd_start() {
   fi
   state=${state:-$(mktemp -d "/tmp/orcd-fleet-$port.XXXXXX")}
   mkdir -p "$state/errors"
+  state=$(cd "$state" && pwd)  # HAProxy's config names files in it: an absolute path
   echo "${#ids[@]}" > "$state/workers"
   local servers=""
   for i in "${!ids[@]}"; do

@@ -230,7 +230,7 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-r,--repetitions", a->bench.reps, "timed repetitions (after one warm-up)")->capture_default_str();
     cmd->add_option("-d,--n-depth", a->bench.depth, "tokens in the cache before the prompt (prefilled, not timed)")
         ->capture_default_str();
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_option("--weights", a->weights, "quantized (the file's types) or f16 (CUDA: dequantized once at load)")

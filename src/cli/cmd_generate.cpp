@@ -42,7 +42,7 @@ void add_generate(CLI::App& app) {
     cmd->add_option("--system", a->system, "System message (with --chat)");
     cmd->add_option("--stop", a->req.stop, "Stop string (repeatable); matched across tokens, not printed");
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     cmd->add_option("--weights", a->weights,
                     "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");

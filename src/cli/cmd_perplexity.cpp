@@ -28,7 +28,7 @@ void add_perplexity(CLI::App& app) {
     cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
     cmd->add_option("-f,--file", a->file, "Text file (scored as one sequence; must fit the context)")->required();
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda)");
+    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     cmd->add_option("--weights", a->weights,
                     "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
     cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");

@@ -286,7 +286,7 @@ void add_serve(CLI::App& app) {
     auto a = std::make_shared<ServeArgs>();
     auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP (worker API with SSE, OpenAI-compatible API)");
     cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
-    cmd->add_option("--device", a->device, "cpu | cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda)")->capture_default_str();
     cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", a->port, "port to listen on (0: any free port, printed in the ready line)")
