@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "common/error.h"
 #include "loader/bandwidth.h"
 #include "loader/cuda_device.h"
@@ -86,37 +87,24 @@ void evict_page_cache(const std::string& path) {
     if (rc != 0) fmt::print(stderr, "warning: posix_fadvise(DONTNEED) on {} failed: {}\n", path, std::strerror(rc));
 }
 
-// Progress on stderr: a redrawn bar on a terminal, one line per 10% otherwise (logs stay readable).
+// The load's progress on stderr (progress.h): bytes on the device, the layer reached, the rate.
 class ProgressPrinter {
 public:
-    explicit ProgressPrinter(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0) {}
+    explicit ProgressPrinter(bool quiet) : bar_(std::make_shared<ProgressBar>("load", quiet)) {}
 
-    void operator()(const loader::Progress& p) {
-        if (quiet_ || p.bytes_total == 0) return;
-        const double frac = static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
+    void operator()(const loader::Progress& p) const {
+        if (p.bytes_total == 0) return;
         const double gbps = p.elapsed_s > 0 ? static_cast<double>(p.bytes_done) / p.elapsed_s / 1e9 : 0.0;
-        if (tty_) {
-            constexpr int kWidth = 30;
-            const int filled = static_cast<int>(frac * kWidth);
-            fmt::print(stderr, "\r[{}{}] {:3.0f}% {} / {}  layer {}/{}  {:.2f} GB/s ", std::string(filled, '#'),
-                       std::string(kWidth - filled, '.'), frac * 100, format_bytes(p.bytes_done),
-                       format_bytes(p.bytes_total), p.layer < 0 ? 0 : p.layer + 1, p.n_layers, gbps);
-            if (p.kind == loader::Progress::Kind::Done) fmt::print(stderr, "\n");
-            return;
-        }
-        const int decile = static_cast<int>(frac * 10);
-        if (decile > last_decile_ || (p.kind == loader::Progress::Kind::Done && last_decile_ < 10)) {
-            last_decile_ = decile;
-            fmt::print(stderr, "load: {:3.0f}% ({} of {}), chunk {}/{}, {}, {:.3f} s\n", frac * 100,
-                       format_bytes(p.bytes_done), format_bytes(p.bytes_total), p.chunk, p.n_chunks,
-                       p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers),
-                       p.elapsed_s);
-        }
+        const uint64_t done = p.kind == loader::Progress::Kind::Done ? p.bytes_total : p.bytes_done;
+        bar_->update(done, p.bytes_total,
+                     fmt::format("{} / {}, {}, {:.2f} GB/s, {:.3f} s", format_bytes(std::min(done, p.bytes_total)),
+                                 format_bytes(p.bytes_total),
+                                 p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers),
+                                 gbps, p.elapsed_s));
     }
 
 private:
-    bool quiet_, tty_;
-    int last_decile_ = 0;
+    std::shared_ptr<ProgressBar> bar_;  // shared: the loader keeps a copy of this callable
 };
 
 struct Args {
