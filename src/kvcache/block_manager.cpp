@@ -55,22 +55,27 @@ BlockManager::PrefixHits BlockManager::find_prefix(std::span<const Token> prompt
     return hits;
 }
 
-bool BlockManager::can_admit(std::span<const Token> prompt, uint32_t max_new_tokens, AdmitPolicy policy) const {
-    check_request(prompt.size(), max_new_tokens);
-    const PrefixHits hits = find_prefix(prompt);
-    const uint32_t prompt_pages = pages_for(prompt.size());
-    const uint32_t reserve = policy == AdmitPolicy::Reserve ? pages_for(prompt.size() + max_new_tokens) - prompt_pages : 0;
+bool BlockManager::fits_now(const PrefixHits& hits, uint64_t prompt_tokens, uint32_t max_new_tokens,
+                            AdmitPolicy policy) const {
+    const uint32_t prompt_pages = pages_for(prompt_tokens);
+    const uint32_t reserve = policy == AdmitPolicy::Reserve ? pages_for(prompt_tokens + max_new_tokens) - prompt_pages : 0;
     const uint64_t need = static_cast<uint64_t>(hits.evictable) + (prompt_pages - hits.pages.size()) + reserve;
     return need <= unreserved_available();
+}
+
+bool BlockManager::can_admit(std::span<const Token> prompt, uint32_t max_new_tokens, AdmitPolicy policy) const {
+    check_request(prompt.size(), max_new_tokens);
+    return fits_now(find_prefix(prompt), prompt.size(), max_new_tokens, policy);
 }
 
 std::optional<Admitted> BlockManager::admit(SeqId seq, std::span<const Token> prompt, uint32_t max_new_tokens,
                                             AdmitPolicy policy) {
     if (prompt.empty()) throw Error(ErrorCode::InvalidArgument, fmt::format("sequence {}: empty prompt", seq));
     if (seqs_.count(seq)) throw Error(ErrorCode::InvalidArgument, fmt::format("sequence {} is already running", seq));
-    if (!can_admit(prompt, max_new_tokens, policy)) return std::nullopt;
-
+    check_request(prompt.size(), max_new_tokens);
     PrefixHits hits = find_prefix(prompt);
+    if (!fits_now(hits, prompt.size(), max_new_tokens, policy)) return std::nullopt;
+
     Sequence s;
     s.tokens.assign(prompt.begin(), prompt.end());
     s.max_length = static_cast<uint32_t>(prompt.size() + max_new_tokens);

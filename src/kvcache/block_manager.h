@@ -124,6 +124,7 @@ private:
     Sequence& get(SeqId seq, const char* what);
     const Sequence& get(SeqId seq, const char* what) const;
     PrefixHits find_prefix(std::span<const Token> prompt) const;
+    bool fits_now(const PrefixHits& hits, uint64_t prompt_tokens, uint32_t max_new_tokens, AdmitPolicy policy) const;
     uint32_t unreserved_available() const { return pool_.available() - reserved_; }
     void release_pages(Sequence& s);
 
