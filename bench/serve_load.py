@@ -16,7 +16,8 @@ prompts. The report names the method and the prompt lengths the server itself re
 
 Output tokens are counted from the server's usage report (stream_options.include_usage) when it sends one, else as
 the number of streamed chunks that carried text; servers that stop early at EOS (random-weight models do) are counted
-for the tokens they actually streamed. `ignore_eos` is sent only to servers known to accept it (llama-server, vLLM).
+for the tokens they actually streamed. `ignore_eos` is sent only to servers known to accept it (llama-server, vLLM,
+SGLang).
 """
 
 import argparse
@@ -94,7 +95,7 @@ class StreamResult:
 
     @property
     def output_tokens(self):
-        """The server's own count when it reported usage, else the text chunks (one token each on the servers we know)."""
+        """The server's own count when it reported usage, else the text chunks (one token each on known servers)."""
         return self.usage_completion_tokens if self.usage_completion_tokens is not None else self.text_chunks
 
     @property
@@ -477,7 +478,7 @@ def phase_report(results, wall, clients, args):
 
 
 def detect_server(server, model_arg):
-    """(model id, server kind) from /v1/models: owned_by names llama.cpp ("llamacpp"), vLLM ("vllm"), orcd ("orcd")."""
+    """(model id, server kind) from /v1/models, whose owned_by names the server (llamacpp, vllm, sglang, orcd)."""
     status, j = server.call("GET", "/v1/models")
     data = j.get("data") if isinstance(j, dict) else None
     if status != 200 or not isinstance(data, list) or not data:
@@ -486,7 +487,7 @@ def detect_server(server, model_arg):
         raise RuntimeError(f"GET /v1/models answered HTTP {status} with no model; pass --model")
     entry = next((m for m in data if m.get("id") == model_arg), data[0]) if model_arg else data[0]
     owner = str(entry.get("owned_by", "")).lower()
-    kind = {"llamacpp": "llama.cpp", "vllm": "vllm", "orcd": "orcd"}.get(owner, owner or "unknown")
+    kind = {"llamacpp": "llama.cpp", "vllm": "vllm", "sglang": "sglang", "orcd": "orcd"}.get(owner, owner or "unknown")
     return model_arg or entry["id"], kind
 
 
@@ -508,7 +509,7 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=1, help="unmeasured requests per client first (default 1)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="deadline of one request, s (default 300)")
     p.add_argument("--ignore-eos", choices=("auto", "on", "off"), default="auto",
-                   help="send ignore_eos: auto = only to llama.cpp and vLLM servers, which accept it")
+                   help="send ignore_eos: auto = only to llama.cpp, vLLM and SGLang servers, which accept it")
     p.add_argument("--prompt-method", choices=("auto", "tokenize", "usage"), default="auto",
                    help="fit prompts with /tokenize, or calibrate a word list from reported usage (auto: tokenize "
                         "where the server has it)")
@@ -568,7 +569,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     server = Server(args.url, args.api_key, timeout=args.request_timeout)
     model, kind = detect_server(server, args.model)
-    ignore_eos = args.ignore_eos == "on" or (args.ignore_eos == "auto" and kind in ("llama.cpp", "vllm"))
+    ignore_eos = args.ignore_eos == "on" or (args.ignore_eos == "auto" and kind in ("llama.cpp", "vllm", "sglang"))
 
     method = args.prompt_method
     counter = None

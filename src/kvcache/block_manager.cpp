@@ -26,11 +26,12 @@ void BlockManager::check_request(uint64_t prompt_tokens, uint64_t max_new_tokens
     const uint64_t total = prompt_tokens + max_new_tokens;
     const uint64_t positions = static_cast<uint64_t>(config_.num_pages) * config_.page_size;
     if (total > positions) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("request needs {} KV positions ({} prompt + {} new tokens, {} pages of {}) but the whole "
-                                "KV pool holds {} positions ({} pages)",
-                                total, prompt_tokens, max_new_tokens, (total + config_.page_size - 1) / config_.page_size,
-                                config_.page_size, positions, config_.num_pages));
+        throw Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("request needs {} KV positions ({} prompt + {} new tokens, {} pages of {}) but the whole "
+                        "KV pool holds {} positions ({} pages)",
+                        total, prompt_tokens, max_new_tokens, (total + config_.page_size - 1) / config_.page_size,
+                        config_.page_size, positions, config_.num_pages));
     }
 }
 
@@ -58,7 +59,8 @@ BlockManager::PrefixHits BlockManager::find_prefix(std::span<const Token> prompt
 bool BlockManager::fits_now(const PrefixHits& hits, uint64_t prompt_tokens, uint32_t max_new_tokens,
                             AdmitPolicy policy) const {
     const uint32_t prompt_pages = pages_for(prompt_tokens);
-    const uint32_t reserve = policy == AdmitPolicy::Reserve ? pages_for(prompt_tokens + max_new_tokens) - prompt_pages : 0;
+    const uint32_t reserve =
+        policy == AdmitPolicy::Reserve ? pages_for(prompt_tokens + max_new_tokens) - prompt_pages : 0;
     const uint64_t need = static_cast<uint64_t>(hits.evictable) + (prompt_pages - hits.pages.size()) + reserve;
     return need <= unreserved_available();
 }
@@ -102,7 +104,8 @@ std::optional<Admitted> BlockManager::admit(SeqId seq, std::span<const Token> pr
 
 BlockManager::Sequence& BlockManager::get(SeqId seq, const char* what) {
     const auto it = seqs_.find(seq);
-    if (it == seqs_.end()) throw Error(ErrorCode::InvalidArgument, fmt::format("{}: sequence {} is not running", what, seq));
+    if (it == seqs_.end())
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{}: sequence {} is not running", what, seq));
     return it->second;
 }
 
@@ -114,10 +117,11 @@ bool BlockManager::append(SeqId seq, std::span<const Token> tokens) {
     Sequence& s = get(seq, "append");
     const uint64_t new_length = s.tokens.size() + tokens.size();
     if (new_length > s.max_length) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("append: sequence {} would hold {} tokens, more than the {} (prompt + max new tokens) it "
-                                "was admitted with",
-                                seq, new_length, s.max_length));
+        throw Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("append: sequence {} would hold {} tokens, more than the {} (prompt + max new tokens) it "
+                        "was admitted with",
+                        seq, new_length, s.max_length));
     }
     const uint32_t need = pages_for(new_length) - static_cast<uint32_t>(s.pages.size());
     const uint32_t from_reserve = std::min(need, s.reserved);

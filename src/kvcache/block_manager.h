@@ -25,14 +25,14 @@ using SeqId = uint64_t;
 
 struct BlockManagerConfig {
     uint32_t num_pages = 0;
-    uint32_t page_size = 16;      // positions per page
-    bool prefix_caching = true;   // false: no page is ever published or looked up
+    uint32_t page_size = 16;     // positions per page
+    bool prefix_caching = true;  // false: no page is ever published or looked up
 };
 
 // How much of a request's future a new admission must find room for now.
 enum class AdmitPolicy {
-    PromptOnly,   // pages for the prompt; decode pages come later, by preemption if need be (vLLM's default)
-    Reserve,      // pages for prompt + max_new_tokens set aside: an admitted request is never preempted for lack of room
+    PromptOnly,  // pages for the prompt; decode pages come later, by preemption if need be (vLLM's default)
+    Reserve,     // pages for prompt + max_new_tokens set aside: an admitted request is never preempted for lack of room
 };
 
 struct Admitted {
@@ -57,8 +57,9 @@ struct BlockStats {
     uint64_t prefix_hit_tokens = 0;      // of those, served from the cache
     uint64_t preemptions = 0;
     double prefix_hit_rate() const {
-        return prefix_queried_tokens == 0 ? 0.0
-                                          : static_cast<double>(prefix_hit_tokens) / static_cast<double>(prefix_queried_tokens);
+        return prefix_queried_tokens == 0
+                   ? 0.0
+                   : static_cast<double>(prefix_hit_tokens) / static_cast<double>(prefix_queried_tokens);
     }
 };
 
@@ -109,16 +110,16 @@ private:
     struct Sequence {
         std::vector<Token> tokens;
         std::vector<PageId> pages;
-        std::vector<PageKey> keys;   // chain keys of the leading complete, committed pages
+        std::vector<PageKey> keys;  // chain keys of the leading complete, committed pages
         uint32_t computed = 0;
-        uint32_t max_length = 0;     // prompt + max_new_tokens
-        uint32_t reserved = 0;       // pages set aside for this sequence, not yet taken
-        uint64_t order = 0;          // admission order: the largest is the newest
+        uint32_t max_length = 0;  // prompt + max_new_tokens
+        uint32_t reserved = 0;    // pages set aside for this sequence, not yet taken
+        uint64_t order = 0;       // admission order: the largest is the newest
     };
     struct PrefixHits {
         std::vector<PageId> pages;
         std::vector<PageKey> keys;
-        uint32_t evictable = 0;      // hits that are currently unreferenced (retaining them uses available pages)
+        uint32_t evictable = 0;  // hits that are currently unreferenced (retaining them uses available pages)
     };
 
     Sequence& get(SeqId seq, const char* what);

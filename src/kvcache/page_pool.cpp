@@ -49,8 +49,8 @@ PagePool::PagePool(uint32_t num_pages, uint32_t page_size)
     const uint64_t positions = static_cast<uint64_t>(num_pages) * page_size;
     if (positions > std::numeric_limits<uint32_t>::max()) {
         throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("KV page pool: {} pages of {} positions is {} positions, expected at most {}", num_pages,
-                                page_size, positions, std::numeric_limits<uint32_t>::max()));
+                    fmt::format("KV page pool: {} pages of {} positions is {} positions, expected at most {}",
+                                num_pages, page_size, positions, std::numeric_limits<uint32_t>::max()));
     }
     tokens_.resize(static_cast<size_t>(num_pages) * page_size);
     free_.reserve(num_pages);
@@ -132,8 +132,8 @@ bool PagePool::publish(PageId p, PageKey key, PageKey parent, uint32_t index, st
         throw Error(ErrorCode::Internal, fmt::format("KV page pool: publish() of page {} that holds no reference", p));
     }
     if (tokens.size() != page_size_) {
-        throw Error(ErrorCode::Internal, fmt::format("KV page pool: publish() of page {} with {} tokens, expected {}", p,
-                                                     tokens.size(), page_size_));
+        throw Error(ErrorCode::Internal, fmt::format("KV page pool: publish() of page {} with {} tokens, expected {}",
+                                                     p, tokens.size(), page_size_));
     }
     if (cached_[p]) return key_[p] == key;
     if (!by_key_.emplace(key, p).second) return false;

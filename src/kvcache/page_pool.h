@@ -69,13 +69,13 @@ private:
 
     uint32_t num_pages_;
     uint32_t page_size_;
-    std::vector<PageId> free_;      // a stack: the most recently freed page is reused first
+    std::vector<PageId> free_;  // a stack: the most recently freed page is reused first
     std::vector<uint32_t> refs_;
     std::vector<uint8_t> cached_;
-    std::vector<PageKey> key_;      // valid where cached_
-    std::vector<PageKey> parent_;   // valid where cached_
-    std::vector<uint32_t> index_;   // valid where cached_
-    std::vector<Token> tokens_;     // page_size tokens per page, valid where cached_
+    std::vector<PageKey> key_;     // valid where cached_
+    std::vector<PageKey> parent_;  // valid where cached_
+    std::vector<uint32_t> index_;  // valid where cached_
+    std::vector<Token> tokens_;    // page_size tokens per page, valid where cached_
     // The evictable pages as an intrusive doubly linked list over page ids; num_pages_ is the sentinel.
     std::vector<PageId> prev_, next_;
     uint32_t evictable_ = 0;

@@ -108,7 +108,8 @@ def main():
             check_phase(shared_rep["phases"][0], 2, 2)
 
             # The server's own count: the calibration requests, one warm-up per client, the measured ones.
-            expected = sum(x["setup"]["calibration_requests"] + sum(ph["clients"] + ph["requests"] for ph in x["phases"]) for x in (rep, shared_rep))
+            expected = sum(x["setup"]["calibration_requests"] + sum(ph["clients"] + ph["requests"] for ph in x["phases"])
+                           for x in (rep, shared_rep))
             metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
             m = re.search(r'^worker_requests_total\{outcome="success"\} (\S+)$', metrics, re.M)
             if m:

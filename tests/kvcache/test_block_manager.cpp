@@ -86,10 +86,10 @@ TEST(BlockManager, RejectsBadCalls) {
     EXPECT_THROW(bm.admit(1, tokens(0, 4), 2), Error);  // duplicate id
     EXPECT_THROW(bm.append(9, tokens(0, 1)), Error);    // unknown id
     EXPECT_THROW(bm.page_table(9), Error);
-    EXPECT_THROW(bm.append(1, tokens(0, 3)), Error);    // beyond prompt + max_new_tokens
-    EXPECT_THROW(bm.commit(1, 5), Error);               // beyond the length
+    EXPECT_THROW(bm.append(1, tokens(0, 3)), Error);  // beyond prompt + max_new_tokens
+    EXPECT_THROW(bm.commit(1, 5), Error);             // beyond the length
     bm.commit(1, 3);
-    EXPECT_THROW(bm.commit(1, 2), Error);               // backwards
+    EXPECT_THROW(bm.commit(1, 2), Error);                                             // backwards
     EXPECT_THROW(BlockManager(BlockManagerConfig{1u << 20, 1u << 13, true}), Error);  // 2^33 positions
     bm.check_invariants();
 }

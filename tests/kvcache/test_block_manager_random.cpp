@@ -149,7 +149,7 @@ TEST_P(PoolExhaustion, SixtyFourSequencesThroughSixPagesAllFinishWithTheirOwnOut
         waiting.push_back(std::move(r));
     }
 
-    std::vector<SeqId> running;                 // admission order
+    std::vector<SeqId> running;                   // admission order
     std::map<SeqId, std::vector<Token>> history;  // what each running sequence holds
     std::map<SeqId, std::vector<Token>> output;
     int steps = 0;
