@@ -419,8 +419,8 @@ def run_phase(server, args, model, prompts, clients, ignore_eos):
         while True:
             if end_by is None and n >= args.requests_per_client:
                 break
-            if end_by is not None and time.monotonic() >= end_by:
-                break
+            if end_by is not None and n > 0 and time.monotonic() >= end_by:
+                break  # every client sends at least one request, so a phase is never empty
             r = server.stream(path, request_body(args, model, take_prompt(), ignore_eos), args.chat,
                               time.monotonic() + args.request_timeout)
             results[c].append(r)
@@ -505,7 +505,9 @@ def parse_args(argv):
                    help="a common prefix of this many tokens in every prompt (default 0: distinct prompts)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--requests-per-client", type=int, default=8, help="measured requests per client (default 8)")
-    g.add_argument("--duration", type=float, help="measure for this many seconds instead (in-flight requests finish)")
+    g.add_argument("--duration", type=float,
+                   help="measure for this many seconds instead: clients start requests until then (at least one "
+                        "each), in-flight ones finish; prompts repeat after 64 requests per client")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured requests per client first (default 1)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="deadline of one request, s (default 300)")
     p.add_argument("--ignore-eos", choices=("auto", "on", "off"), default="auto",

@@ -282,8 +282,8 @@ class WholeRuns(unittest.TestCase):
             srv.stop()
         self.assertEqual(rc, 0)
         ph = rep["phases"][0]
-        self.assertGreater(ph["requests"], 0)
-        self.assertLess(ph["duration_s"], 20)
+        self.assertGreaterEqual(ph["requests"], 2)  # at least one per client, however slow the machine
+        self.assertEqual(ph["errors"], 0)
         self.assertEqual(len(srv.stream_bodies), ph["requests"])
 
     def test_bad_arguments_are_named(self):
