@@ -107,7 +107,8 @@ TEST_P(BlockManagerRandom, InvariantsHoldAfterEveryOperation) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BlockManagerRandom,
                          ::testing::Values(RandomCase{1, true}, RandomCase{2, true}, RandomCase{3, true},
-                                           RandomCase{4, false}, RandomCase{5, false}),
+                                           RandomCase{4, true}, RandomCase{5, true}, RandomCase{6, true},
+                                           RandomCase{7, false}, RandomCase{8, false}, RandomCase{9, false}),
                          [](const auto& info) {
                              return "seed" + std::to_string(info.param.seed) +
                                     (info.param.caching ? "_caching" : "_no_caching");
