@@ -54,13 +54,13 @@ def plot_depth(objs, out, suffix):
 def plot_serve(objs, out, suffix):
     rows = []
     for o in objs:
-        for r in o.get("runs", [o]):
-            if "clients" in r and "output_tokens_per_s" in r:
+        for r in o.get("phases", [o]):
+            if "clients" in r and r.get("output_tok_per_s"):
                 rows.append(r)
     rows.sort(key=lambda r: r["clients"])
     fig, ax1 = plt.subplots(figsize=(7, 4))
     c = [r["clients"] for r in rows]
-    ax1.plot(c, [r["output_tokens_per_s"] for r in rows], marker="o", color="tab:blue", label="aggregate tok/s")
+    ax1.plot(c, [r["output_tok_per_s"] for r in rows], marker="o", color="tab:blue", label="aggregate tok/s")
     ax1.set_xscale("log", base=2)
     ax1.set_xlabel("concurrent clients (closed loop)")
     ax1.set_ylabel("aggregate output tokens/s", color="tab:blue")
