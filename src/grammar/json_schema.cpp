@@ -61,7 +61,8 @@ std::string escape_pointer_token(const std::string& s) {
 
 class SchemaCompiler {
 public:
-    SchemaCompiler(const Json& root, const GrammarLimits& limits) : root_(root), limits_(limits) {}
+    SchemaCompiler(const Json& root, const GrammarLimits& limits, const SchemaOptions& options)
+        : root_(root), limits_(limits), options_(options) {}
 
     std::string compile() {
         const std::string top = visit(root_, "", 0);
@@ -88,6 +89,9 @@ private:
             work.pop_back();
             if (rules_.count(n)) continue;
             rules_[n] = kCommonRules.at(n);
+            if (n == "string" && options_.max_string_chars > 0) {
+                rules_[n] = fmt::format(R"("\"" char{{0,{}}} "\"")", options_.max_string_chars);
+            }
             if (auto it = kCommonDeps.find(n); it != kCommonDeps.end()) {
                 work.insert(work.end(), it->second.begin(), it->second.end());
             }
@@ -299,8 +303,9 @@ private:
         }
         if (!has_len) return use("string");
         const uint32_t min = s.contains("minLength") ? count(s, pointer, "minLength") : 0;
-        const uint32_t max = s.contains("maxLength") ? count(s, pointer, "maxLength") : UINT32_MAX;
+        uint32_t max = s.contains("maxLength") ? count(s, pointer, "maxLength") : UINT32_MAX;
         if (max < min) fail(pointer, "'maxLength' is below 'minLength'");
+        if (max == UINT32_MAX && options_.max_string_chars > 0) max = std::max(min, options_.max_string_chars);
         return max == UINT32_MAX ? fmt::format("\"\\\"\" char{{{},}} \"\\\"\"", min)
                                  : fmt::format("\"\\\"\" char{{{},{}}} \"\\\"\"", min, max);
     }
@@ -386,6 +391,7 @@ private:
 
     const Json& root_;
     const GrammarLimits& limits_;
+    const SchemaOptions& options_;
     std::map<std::string, std::string> rules_;
     std::map<std::string, std::string> refs_;
     size_t n_rules_ = 0;
@@ -393,7 +399,8 @@ private:
 
 }  // namespace
 
-std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits) {
+std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits,
+                               const SchemaOptions& options) {
     if (schema_json.size() > limits.max_source_bytes) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("JSON schema of {} bytes exceeds the limit of {} bytes",
                                                             schema_json.size(), limits.max_source_bytes));
@@ -427,11 +434,11 @@ std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimit
     } catch (const nlohmann::json::parse_error& e) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("JSON schema is not valid JSON: {}", e.what()));
     }
-    return SchemaCompiler(schema, limits).compile();
+    return SchemaCompiler(schema, limits, options).compile();
 }
 
-Grammar compile_json_schema(std::string_view schema_json, const GrammarLimits& limits) {
-    return parse_gbnf(json_schema_to_gbnf(schema_json, limits), limits);
+Grammar compile_json_schema(std::string_view schema_json, const GrammarLimits& limits, const SchemaOptions& options) {
+    return parse_gbnf(json_schema_to_gbnf(schema_json, limits, options), limits);
 }
 
 }  // namespace orcd::grammar

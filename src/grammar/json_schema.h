@@ -24,11 +24,19 @@
 
 namespace orcd::grammar {
 
+struct SchemaOptions {
+    // Strings without maxLength get at most this many characters (0: unbounded). A subset of the valid documents,
+    // for callers that must bound output (a model with random weights seldom closes a string on its own).
+    uint32_t max_string_chars = 0;
+};
+
 // The GBNF text for a schema given as JSON text. Errors: InvalidArgument (unparsable JSON, an unsupported keyword,
 // a bad value, a limit).
-std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {});
+std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {},
+                               const SchemaOptions& options = {});
 
 // Parses and compiles in one step.
-Grammar compile_json_schema(std::string_view schema_json, const GrammarLimits& limits = {});
+Grammar compile_json_schema(std::string_view schema_json, const GrammarLimits& limits = {},
+                            const SchemaOptions& options = {});
 
 }  // namespace orcd::grammar

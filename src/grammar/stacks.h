@@ -44,15 +44,19 @@ public:
     // Every stack of `in` that accepts `byte`, advanced and expanded, into `out` (cleared; sorted and unique).
     void advance(const std::vector<Stack>& in, uint8_t byte, std::vector<Stack>& out, bool* hit_boundary = nullptr);
 
+    struct Frame {
+        uint32_t ret;    // position to continue at when the rule above ends
+        uint32_t below;  // the next frame (kEmpty / kBoundary at the bottom)
+    };
+    const Frame& frame(uint32_t id) const { return frames_[id]; }
+    // The frame list `ret` on top of `below` (interned: equal lists get equal ids).
+    uint32_t push_frame(uint32_t ret, uint32_t below) { return intern(ret, below); }
+
     bool accepts_byte(const Stack& s, uint8_t b) const {
         return !s.accepting() && g_.byte_sets[g_.elems[s.top].arg].test(b);
     }
 
 private:
-    struct Frame {
-        uint32_t ret;
-        uint32_t below;
-    };
     uint32_t intern(uint32_t ret, uint32_t below);
     void expand_into(uint32_t pos, uint32_t frames, std::vector<Stack>& out, bool* hit_boundary);
     void finish(std::vector<Stack>& out, size_t from);
