@@ -29,7 +29,7 @@ const std::map<std::string, std::string> kCommonRules = {
     {"value", R"(object | array | string | number | boolean | null)"},
     {"object", R"("{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}")"},
     {"array", R"("[" ws ( value ws ( "," ws value ws )* )? "]")"},
-    {"date", R"([0-9]{4} "-" ( ( "0" [13578] | "1" [02] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) | ( "0" [469] | "11" ) "-" ( "0" [1-9] | [12] [0-9] | "30" ) | "02-" ( "0" [1-9] | "1" [0-9] | "2" [0-8] ) ))"},
+    {"date", R"(( [1-9] [0-9]{3} | "0" ( [1-9] [0-9]{2} | "0" ( [1-9] [0-9] | "0" [1-9] ) ) ) "-" ( ( "0" [13578] | "1" [02] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) | ( "0" [469] | "11" ) "-" ( "0" [1-9] | [12] [0-9] | "30" ) | "02-" ( "0" [1-9] | "1" [0-9] | "2" [0-8] ) ))"},
     {"time", R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,6} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))"},
     {"date-time", R"(date "T" time)"},
     {"uuid", R"([0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12})"},
@@ -287,7 +287,8 @@ private:
             if (has_len || s.contains("format")) fail(pointer, "'pattern' together with 'minLength'/'maxLength'/'format' is not supported");
             if (!s["pattern"].is_string()) fail(pointer + "/pattern", "'pattern' must be a string");
             try {
-                return "\"\\\"\" " + regex_to_gbnf(s["pattern"].get<std::string>(), limits_) + " \"\\\"\"";
+                const std::string& pattern = s["pattern"].get_ref<const std::string&>();
+                return "\"\\\"\" " + regex_to_gbnf(pattern, limits_, options_.max_string_chars) + " \"\\\"\"";
             } catch (const Error& e) {
                 fail(pointer + "/pattern", e.what());
             }

@@ -15,6 +15,7 @@
 //   - objects list the required properties first, then the optional ones, each in schema order; with
 //     additionalProperties absent or true, only the declared properties are produced;
 //   - oneOf is compiled as anyOf: exact when its branches are disjoint (as with distinct const/type tags);
+//   - years 0001-9999 (year 0 is not a valid date);
 //   - strings: any character (escapes \" \\ \/ \b \f \n \r \t and \u other than surrogates); formats: "date" has
 //     days 01-28 in February, "time"/"date-time" follow RFC 3339 with no leap second, "uuid" is lower-case hex.
 #include <string>
@@ -25,8 +26,9 @@
 namespace orcd::grammar {
 
 struct SchemaOptions {
-    // Strings without maxLength get at most this many characters (0: unbounded). A subset of the valid documents,
-    // for callers that must bound output (a model with random weights seldom closes a string on its own).
+    // Strings without maxLength get at most this many characters (0: unbounded), and the unbounded repetitions of a
+    // pattern at most this many repeats. A subset of the valid documents, for callers that must bound output (a
+    // model with random weights seldom closes a string on its own).
     uint32_t max_string_chars = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/error.h"
@@ -59,7 +60,8 @@ std::string set_expr(const Ranges& set) {
 
 class RegexParser {
 public:
-    RegexParser(std::string_view pattern, const GrammarLimits& limits) : limits_(limits) {
+    RegexParser(std::string_view pattern, const GrammarLimits& limits, uint32_t max_repeat)
+        : limits_(limits), max_repeat_(max_repeat) {
         if (pattern.size() > limits.max_pattern_bytes) {
             throw Error(ErrorCode::InvalidArgument, fmt::format("pattern of {} bytes exceeds the limit of {} bytes",
                                                                 pattern.size(), limits.max_pattern_bytes));
@@ -90,10 +92,11 @@ public:
             if (cps_[pos_] == ')') fail("unbalanced ')'");
             fail(fmt::format("'{}' is only supported at the end", static_cast<char>(cps_[pos_])));
         }
+        const std::string free = max_repeat_ ? fmt::format("char{{0,{}}}", max_repeat_) : "char*";
         std::string out;
-        if (!anchored_start) out += "char* ";
+        if (!anchored_start) out += free + " ";
         out += "(" + (body.empty() ? std::string("\"\"") : body) + ")";
-        if (!anchored_end) out += " char*";
+        if (!anchored_end) out += " " + free;
         return out;
     }
 
@@ -150,6 +153,7 @@ private:
         std::string q;
         if (c == '*' || c == '+' || c == '?') {
             q = std::string(1, static_cast<char>(c));
+            if (c != '?' && max_repeat_) q = fmt::format("{{{},{}}}", c == '+' ? 1 : 0, std::max<uint32_t>(1, max_repeat_));
             ++pos_;
         } else if (c == '{' && peek(1) >= '0' && peek(1) <= '9') {
             ++pos_;
@@ -158,7 +162,7 @@ private:
             if (peek() == ',') {
                 ++pos_;
                 if (peek() == '}') {
-                    q += ",";
+                    q += max_repeat_ ? fmt::format(",{}", std::max(m, max_repeat_)) : ",";
                 } else {
                     const uint32_t n = parse_number();
                     if (n < m) fail(fmt::format("repetition {{{},{}}} has its bounds reversed", m, n));
@@ -311,6 +315,7 @@ private:
     }
 
     const GrammarLimits& limits_;
+    uint32_t max_repeat_;
     std::vector<uint32_t> cps_;
     size_t pos_ = 0;
     uint32_t depth_ = 0;
@@ -318,8 +323,8 @@ private:
 
 }  // namespace
 
-std::string regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits) {
-    return RegexParser(pattern, limits).parse();
+std::string regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits, uint32_t max_repeat) {
+    return RegexParser(pattern, limits, max_repeat).parse();
 }
 
 }  // namespace orcd::grammar

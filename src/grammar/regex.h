@@ -17,7 +17,8 @@
 
 namespace orcd::grammar {
 
-// Errors: InvalidArgument naming the construct and its offset in the pattern.
-std::string regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits);
+// `max_repeat` > 0 bounds the unbounded quantifiers (* + {m,}) and the free text around an unanchored pattern to that
+// many repeats (a subset; see SchemaOptions). Errors: InvalidArgument naming the construct and its offset.
+std::string regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits, uint32_t max_repeat = 0);
 
 }  // namespace orcd::grammar
