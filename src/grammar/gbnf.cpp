@@ -56,7 +56,9 @@ private:
         }
         throw Error(ErrorCode::InvalidArgument, fmt::format("grammar {}:{}: {}", line, col, what));
     }
-    [[noreturn]] void expected(std::string_view what) const { fail(fmt::format("expected {}, found {}", what, found())); }
+    [[noreturn]] void expected(std::string_view what) const {
+        fail(fmt::format("expected {}, found {}", what, found()));
+    }
 
     // Spaces, tabs and comments; newlines too when `newlines` (inside parentheses, between rules).
     void skip_space(bool newlines) {
@@ -91,7 +93,9 @@ private:
         skip_space(true);
         Alternatives alts = parse_alternatives(std::string(name), false);
         if (peek() == '\r') ++pos_;
-        if (!at_end() && peek() != '\n') expected(fmt::format("'|', an element or the end of the line in rule '{}'", name));
+        if (!at_end() && peek() != '\n') {
+            expected(fmt::format("'|', an element or the end of the line in rule '{}'", name));
+        }
         b_.define(id, std::move(alts));
     }
 
@@ -154,7 +158,9 @@ private:
             return cp;
         }
         if (c < 0x80) {
-            if (c == '\n' || c == '\r') expected(in_class ? "']' before the end of the line" : "'\"' before the end of the line");
+            if (c == '\n' || c == '\r') {
+                expected(in_class ? "']' before the end of the line" : "'\"' before the end of the line");
+            }
             ++pos_;
             return c;
         }
@@ -178,7 +184,9 @@ private:
         uint64_t v = 0;
         while (peek() >= '0' && peek() <= '9') {
             v = v * 10 + static_cast<uint64_t>(peek() - '0');
-            if (v > limits_.max_repetition) fail(fmt::format("repetition bound exceeds the limit {}", limits_.max_repetition));
+            if (v > limits_.max_repetition) {
+                fail(fmt::format("repetition bound exceeds the limit {}", limits_.max_repetition));
+            }
             ++pos_;
         }
         if (pos_ == start) expected("a number");
@@ -225,7 +233,9 @@ private:
                 seq.push_back({Elem::Kind::Ref, b_.rule(name)});
             } else if (c == '(') {
                 ++pos_;
-                if (++depth_ > limits_.max_nesting) fail(fmt::format("parentheses nested deeper than {}", limits_.max_nesting));
+                if (++depth_ > limits_.max_nesting) {
+                    fail(fmt::format("parentheses nested deeper than {}", limits_.max_nesting));
+                }
                 skip_space(true);
                 Alternatives inner = parse_alternatives(rule, true);
                 if (peek() != ')') expected("')'");

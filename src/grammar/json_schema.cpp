@@ -20,7 +20,9 @@ using Json = nlohmann::ordered_json;
 // Shared rules, written once when first used. `char` is one JSON string character; regex.h's output refers to it.
 const std::map<std::string, std::string> kCommonRules = {
     {"ws", R"(( " " | "\n" [ \t]{0,20} )?)"},
-    {"char", R"([^"\\\x00-\x1f] | "\\" ( ["\\/bfnrt] | "u" ( [0-9a-cA-CefEF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2} ) ))"},
+    // \u escapes leave out the surrogates, so a decoded string has exactly one code point per `char`.
+    {"char", R"([^"\\\x00-\x1f] | "\\" ( ["\\/bfnrt] | "u" )"
+             R"(( [0-9a-cA-CefEF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2} ) ))"},
     {"string", R"("\"" char* "\"")"},
     {"integer", R"("-"? ( "0" | [1-9] [0-9]{0,15} ))"},
     {"number", R"(integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?)"},
@@ -29,8 +31,13 @@ const std::map<std::string, std::string> kCommonRules = {
     {"value", R"(object | array | string | number | boolean | null)"},
     {"object", R"("{" ws ( string ws ":" ws value ws ( "," ws string ws ":" ws value ws )* )? "}")"},
     {"array", R"("[" ws ( value ws ( "," ws value ws )* )? "]")"},
-    {"date", R"(( [1-9] [0-9]{3} | "0" ( [1-9] [0-9]{2} | "0" ( [1-9] [0-9] | "0" [1-9] ) ) ) "-" ( ( "0" [13578] | "1" [02] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) | ( "0" [469] | "11" ) "-" ( "0" [1-9] | [12] [0-9] | "30" ) | "02-" ( "0" [1-9] | "1" [0-9] | "2" [0-8] ) ))"},
-    {"time", R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,6} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))"},
+    // Days per month (February to 28, no leap-year arithmetic); years 0001-9999.
+    {"date", R"(( [1-9] [0-9]{3} | "0" ( [1-9] [0-9]{2} | "0" ( [1-9] [0-9] | "0" [1-9] ) ) ) "-" )"
+             R"(( ( "0" [13578] | "1" [02] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) )"
+             R"(| ( "0" [469] | "11" ) "-" ( "0" [1-9] | [12] [0-9] | "30" ) )"
+             R"(| "02-" ( "0" [1-9] | "1" [0-9] | "2" [0-8] ) ))"},
+    {"time", R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,6} )? )"
+             R"(( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))"},
     {"date-time", R"(date "T" time)"},
     {"uuid", R"([0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12})"},
 };
@@ -115,7 +122,9 @@ private:
 
     uint32_t count(const Json& s, const std::string& pointer, const char* key) {
         const Json& v = s.at(key);
-        if (!v.is_number_integer() && !v.is_number_unsigned()) fail(pointer, fmt::format("'{}' must be an integer", key));
+        if (!v.is_number_integer() && !v.is_number_unsigned()) {
+            fail(pointer, fmt::format("'{}' must be an integer", key));
+        }
         if (v.is_number_integer() && v.get<int64_t>() < 0) fail(pointer, fmt::format("'{}' must be >= 0", key));
         const uint64_t n = v.get<uint64_t>();
         if (n > limits_.max_repetition) {
@@ -167,7 +176,9 @@ private:
         bool constraining = false;
         for (const auto& [key, _] : s.items()) {
             if (kAnnotations.count(key)) continue;
-            if (!kSupported.count(key)) fail(pointer + "/" + escape_pointer_token(key), fmt::format("unsupported keyword '{}'", key));
+            if (!kSupported.count(key)) {
+                fail(pointer + "/" + escape_pointer_token(key), fmt::format("unsupported keyword '{}'", key));
+            }
             if (key != "$defs" && key != "definitions") constraining = true;
         }
         if (!constraining) return use("value");
@@ -284,7 +295,9 @@ private:
         use("char");
         const bool has_len = s.contains("minLength") || s.contains("maxLength");
         if (s.contains("pattern")) {
-            if (has_len || s.contains("format")) fail(pointer, "'pattern' together with 'minLength'/'maxLength'/'format' is not supported");
+            if (has_len || s.contains("format")) {
+                fail(pointer, "'pattern' together with 'minLength'/'maxLength'/'format' is not supported");
+            }
             if (!s["pattern"].is_string()) fail(pointer + "/pattern", "'pattern' must be a string");
             try {
                 const std::string& pattern = s["pattern"].get_ref<const std::string&>();
@@ -298,7 +311,8 @@ private:
             if (!s["format"].is_string()) fail(pointer + "/format", "'format' must be a string");
             const std::string f = s["format"].get<std::string>();
             if (f != "date" && f != "time" && f != "date-time" && f != "uuid") {
-                fail(pointer + "/format", fmt::format("unsupported format '{}' (supported: date, time, date-time, uuid)", f));
+                fail(pointer + "/format",
+                     fmt::format("unsupported format '{}' (supported: date, time, date-time, uuid)", f));
             }
             return "\"\\\"\" " + use(f) + " \"\\\"\"";
         }

@@ -141,7 +141,9 @@ private:
         const size_t start = pos_;
         while (!at_end() && peek() >= '0' && peek() <= '9') {
             v = v * 10 + (peek() - '0');
-            if (v > limits_.max_repetition) fail(fmt::format("repetition bound above the limit {}", limits_.max_repetition));
+            if (v > limits_.max_repetition) {
+                fail(fmt::format("repetition bound above the limit {}", limits_.max_repetition));
+            }
             ++pos_;
         }
         if (pos_ == start) fail("expected a number in the repetition");
@@ -153,7 +155,9 @@ private:
         std::string q;
         if (c == '*' || c == '+' || c == '?') {
             q = std::string(1, static_cast<char>(c));
-            if (c != '?' && max_repeat_) q = fmt::format("{{{},{}}}", c == '+' ? 1 : 0, std::max<uint32_t>(1, max_repeat_));
+            if (c != '?' && max_repeat_) {
+                q = fmt::format("{{{},{}}}", c == '+' ? 1 : 0, std::max<uint32_t>(1, max_repeat_));
+            }
             ++pos_;
         } else if (c == '{' && peek(1) >= '0' && peek(1) <= '9') {
             ++pos_;
@@ -248,7 +252,9 @@ private:
                         fail_at(start, "unsupported group '(?' (only '(?:' is supported; no lookaround or flags)");
                     }
                 }
-                if (++depth_ > limits_.max_nesting) fail(fmt::format("groups nested deeper than {}", limits_.max_nesting));
+                if (++depth_ > limits_.max_nesting) {
+                    fail(fmt::format("groups nested deeper than {}", limits_.max_nesting));
+                }
                 std::string inner = parse_alternation();
                 --depth_;
                 if (peek() != ')') fail_at(start, "unclosed '('");
