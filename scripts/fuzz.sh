@@ -22,9 +22,20 @@ for preset in qwen2.5-tiny phi3-tiny llama-tiny; do
   "$orcd" synth --preset "$preset" --n-vocab 512 --type Q4_K_M --layers 1 -o "$corpus/gguf/$preset.gguf" >/dev/null
 done
 for f in "$shared"/models/vocab/*.inp; do cp "$f" "$corpus/tokenizer/"; done
+# Grammar seeds: hand-written GBNF, and the schemas of the corpus (taken out of their test-case wrappers).
+mkdir -p "$corpus/gbnf" "$corpus/json_schema"
+cp fuzz/seeds/gbnf/*.gbnf "$corpus/gbnf/"
+python3 -c 'import json,pathlib,sys
+for p in pathlib.Path("tests/grammar/schemas").glob("*.json"):
+    (pathlib.Path(sys.argv[1]) / p.name).write_text(json.dumps(json.loads(p.read_text())["schema"]))' "$corpus/json_schema"
 
 for t in $targets; do
-  case $t in fuzz_gguf) c=$corpus/gguf ;; *) c=$corpus/tokenizer ;; esac
+  case $t in
+    fuzz_gguf) c=$corpus/gguf ;;
+    fuzz_gbnf) c=$corpus/gbnf ;;
+    fuzz_json_schema) c=$corpus/json_schema ;;
+    *) c=$corpus/tokenizer ;;
+  esac
   echo "fuzz: $t for ${seconds}s on $(ls "$c" | wc -l) seeds"
   # -rss_limit_mb guards against inputs that make a target allocate without bound; such an input is a bug too.
   ./build-fuzz/fuzz/$t "$c" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 -print_final_stats=1 \

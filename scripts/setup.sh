@@ -10,6 +10,7 @@ packages=(
   libedit-dev                       # line editing for `orcd chat`
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
+  python3-jsonschema                # the grammar tests validate structured output with it
   curl                              # server tests drive the worker with curl
   chromium                          # the chat page's browser test (headless, driven by puppeteer-core)
   haproxy                           # scripts/serve-fleet.sh: the balancer in front of one worker per GPU

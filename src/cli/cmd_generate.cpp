@@ -4,21 +4,39 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/error.h"
 #include "engine/create_backend.h"
+#include "engine/grammar_constraint.h"
 #include "engine/generator.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace orcd::cli {
 
+namespace {
+
+std::string read_text_file(const std::string& path, std::string_view what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open {} '{}'", what, path));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
 void add_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
     struct Args {
         std::string model, prompt, system, device = "cuda", weights = "quantized", activations = "int8";
+        std::string grammar_file, json_schema;
+        uint32_t schema_max_string = 0;
         engine::GenerateRequest req;
         uint64_t seed = 0;
         uint32_t ctx = 0;
@@ -51,12 +69,31 @@ void add_generate(CLI::App& app) {
                     "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
         ->check(CLI::IsMember({"int8", "f32"}));
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
+    auto* grammar_opt = cmd->add_option("--grammar-file", a->grammar_file, "Constrain the output to a GBNF grammar");
+    cmd->add_option("--json-schema", a->json_schema,
+                    "Constrain the output to a JSON Schema: the schema text, or @FILE")
+        ->excludes(grammar_opt);
+    cmd->add_option("--schema-max-string", a->schema_max_string,
+                    "With --json-schema: at most N characters in strings without maxLength (default 0: unbounded)");
     cmd->callback([a, seed_opt, gpu_opt] {
         const engine::Device device = engine::parse_device(a->device);
         engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
         const engine::WeightsMode weights = engine::parse_weights(a->weights);
         model::Model m = model::open_model(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
+        // The grammar is compiled before the weights load, so a bad grammar or schema fails fast. Its token masks
+        // are worked out as generation reaches each grammar state (cached for the rest of the run).
+        std::shared_ptr<grammar::TokenMasker> constraint;
+        if (!a->grammar_file.empty()) {
+            constraint = engine::constraint_from_gbnf(read_text_file(a->grammar_file, "grammar file"),
+                                                      engine::grammar_vocabulary(tok));
+        } else if (!a->json_schema.empty()) {
+            const std::string schema = a->json_schema[0] == '@'
+                                           ? read_text_file(a->json_schema.substr(1), "JSON schema file")
+                                           : a->json_schema;
+            constraint = engine::constraint_from_json_schema(schema, engine::grammar_vocabulary(tok),
+                                                             {.max_string_chars = a->schema_max_string});
+        }
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
         auto backend = engine::create_backend(device, std::move(m),
                                               {.n_threads = a->threads,
@@ -67,6 +104,7 @@ void add_generate(CLI::App& app) {
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;
         req.system = a->system;
+        req.constraint = constraint;
         if (*seed_opt) req.sampling.seed = a->seed;
         const engine::Generator gen(*backend, tok);
         std::function<void(std::string_view)> stream;
@@ -87,6 +125,7 @@ void add_generate(CLI::App& app) {
             j["text"] = r.text;
             j["seed"] = r.seed;
             j["stop_reason"] = engine::stop_reason_name(r.stop_reason);
+            if (constraint) j["grammar_complete"] = r.grammar_complete;
             j["timings"] = {{"n_prompt_tokens", r.prompt_tokens.size()},
                             {"n_generated_tokens", r.tokens.size()},
                             {"prefill_s", t.prefill_s},

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <utility>
 
 #include "common/error.h"
+#include "grammar/matcher.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/detokenizer.h"
 
@@ -111,6 +113,46 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
     // the host sampler's rules (ties to the lowest id, the same u from the same seed), so the tokens are the same.
     const SamplingParams& sp = req.sampling;
     const bool argmax_only = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
+    // A constrained request masks the logits on the host before the sampler: the matcher follows the bytes
+    // generated so far and the masker turns its state into the set of allowed tokens.
+    std::optional<grammar::Matcher> matcher;
+    const grammar::TokenVocabulary* gvocab = nullptr;
+    std::vector<uint64_t> mask;
+    std::vector<float> masked;
+    if (req.constraint) {
+        gvocab = &req.constraint->vocabulary();
+        if (gvocab->size() != vocab.size()) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("grammar constraint was built for a vocabulary of {} tokens, the model has {}",
+                                    gvocab->size(), vocab.size()));
+        }
+        matcher.emplace(req.constraint->grammar());
+    }
+    size_t n_bytes = 0;  // bytes the grammar has matched, for messages
+    auto pick = [&](std::span<const float> lg) -> TokenId {
+        if (!matcher) return sampler.sample(lg, history);
+        req.constraint->fill(*matcher, mask);
+        masked.assign(lg.begin(), lg.end());
+        TokenId best = -1;
+        for (size_t i = 0; i < masked.size(); ++i) {
+            const bool allowed = i < gvocab->size() && ((mask[i >> 6] >> (i & 63)) & 1);
+            if (!allowed) {
+                masked[i] = -std::numeric_limits<float>::infinity();
+            } else if (best < 0 || masked[i] > masked[static_cast<size_t>(best)]) {
+                best = static_cast<TokenId>(i);
+            }
+        }
+        if (best < 0) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
+                                    n_bytes));
+        }
+        const TokenId t = sampler.sample(masked, history);
+        // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
+        // probability; the best allowed token stands in then.
+        const auto ut = static_cast<size_t>(t);
+        return ut < gvocab->size() && ((mask[ut >> 6] >> (ut & 63)) & 1) ? t : best;
+    };
     const std::span<const float> logits = seq.prefill(r.prompt_tokens);
     std::optional<TokenId> next;  // the token the backend picked for this step, after the first
     auto t_step = t0;
@@ -119,7 +161,7 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             r.stop_reason = StopReason::Cancelled;
             break;
         }
-        const TokenId tok = next ? *next : sampler.sample(logits, history);
+        const TokenId tok = next ? *next : pick(logits);
         r.tokens.push_back(tok);
         history.push_back(tok);
         if (i == 0) {
@@ -129,15 +171,33 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
         }
         if (vocab.is_end_of_generation(tok)) {
             r.stop_reason = StopReason::EndOfGeneration;
+            r.grammar_complete = matcher.has_value();  // allowed only where the grammar is complete
             break;
+        }
+        if (matcher) {
+            const std::string_view bytes = gvocab->bytes(tok);
+            if (!matcher->advance(bytes)) {
+                throw Error(ErrorCode::Internal, fmt::format("grammar: the sampled token {} was not allowed", tok));
+            }
+            n_bytes += bytes.size();
         }
         emit(stops.push(detok.push(tok)));
         if (stops.stopped()) {
             r.stop_reason = StopReason::StopString;
             break;
         }
+        if (matcher && matcher->accepts() && !matcher->can_continue()) {
+            // The grammar is complete and allows nothing more: the sequence ends as at an end-of-generation token.
+            r.stop_reason = StopReason::EndOfGeneration;
+            r.grammar_complete = true;
+            break;
+        }
         if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
-        next = argmax_only ? seq.decode_greedy(tok) : seq.decode_sample(tok, sampler.step(history));
+        if (matcher) {
+            next = pick(seq.decode(tok));
+        } else {
+            next = argmax_only ? seq.decode_greedy(tok) : seq.decode_sample(tok, sampler.step(history));
+        }
     }
     if (!r.tokens.empty()) r.timings.decode_s = std::chrono::duration<double>(clock::now() - t_step).count();
     if (!stops.stopped()) {

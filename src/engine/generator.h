@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "engine/sampler.h"
+#include "grammar/token_mask.h"
 #include "tokenizer/tokenizer.h"
 
 namespace orcd::engine {
@@ -26,6 +27,11 @@ struct GenerateRequest {
     uint32_t max_tokens = 128;
     SamplingParams sampling;
     std::vector<std::string> stop;  // stop strings (empty strings are ignored)
+    // Grammar-constrained output when set (built for this tokenizer: grammar_constraint.h). Each step's logits come
+    // to the host (Sequence::decode), tokens the grammar does not allow next get -inf before the sampler, and
+    // generation ends once the grammar is complete and allows nothing more (or on an end-of-generation token, which
+    // is allowed only where the grammar is complete). Unconstrained requests keep the backend's sampling path.
+    std::shared_ptr<grammar::TokenMasker> constraint;
 };
 
 struct Timings {
@@ -45,6 +51,7 @@ struct GenerateResult {
     std::string text;             // the emitted text (without stop strings)
     uint64_t seed = 0;
     StopReason stop_reason = StopReason::MaxTokens;
+    bool grammar_complete = false;  // constrained: the output is a complete sentence of the grammar
     Timings timings;
 };
 

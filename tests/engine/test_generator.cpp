@@ -6,6 +6,9 @@
 #include "backend/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "engine/generator.h"
+#include "engine/grammar_constraint.h"
+#include "grammar/gbnf.h"
+#include "grammar/matcher.h"
 #include "model/model.h"
 #include "tiny_models.h"
 #include "tokenizer/tokenizer.h"
@@ -192,6 +195,60 @@ TEST(Generator, ChatPromptUsesTheModelsTemplate) {
     EXPECT_NE(text.find("The quick brown fox"), std::string::npos) << text;
     auto seq = f.be->new_sequence({.n_ctx = 128});
     EXPECT_NO_THROW(f.gen.generate(*seq, r));
+}
+
+// Constrained generation on a SentencePiece vocabulary (Phi-3): every output is a complete sentence of the grammar,
+// and generation ends by itself when the grammar allows nothing more.
+TEST(Generator, GrammarConstrainedOutputIsCompleteAndEndsByItself) {
+    auto& f = fx();
+    const std::string gbnf = "root ::= \"{\\\"n\\\": \" [0-9]{1,3} (\", \\\"s\\\": \\\"\" [a-z ]{0,8} \"\\\"\")? \"}\"\n";
+    auto constraint = constraint_from_gbnf(gbnf, grammar_vocabulary(f.tok));
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        GenerateRequest r = greedy(64);
+        r.sampling.temperature = 1.f;
+        r.sampling.seed = seed;
+        r.constraint = constraint;
+        auto seq = f.be->new_sequence({.n_ctx = 128});
+        const GenerateResult out = f.gen.generate(*seq, r);
+        EXPECT_TRUE(out.grammar_complete) << out.text;
+        EXPECT_EQ(out.stop_reason, StopReason::EndOfGeneration);
+        EXPECT_TRUE(grammar::matches(constraint->grammar(), out.text)) << out.text;
+        EXPECT_LT(out.tokens.size(), 64u);
+    }
+}
+
+TEST(Generator, GrammarAllowsEndOfGenerationOnlyWhereComplete) {
+    auto& f = fx();
+    // "x" then optionally more: the grammar can end after "x", so EOS competes with "y"s; it can never come first.
+    auto constraint = constraint_from_gbnf("root ::= \"x\" \"y\"{0,50}\n", grammar_vocabulary(f.tok));
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        GenerateRequest r = greedy(60);
+        r.sampling.temperature = 1.f;
+        r.sampling.seed = seed;
+        r.constraint = constraint;
+        auto seq = f.be->new_sequence({.n_ctx = 128});
+        const GenerateResult out = f.gen.generate(*seq, r);
+        EXPECT_TRUE(out.grammar_complete);
+        ASSERT_FALSE(out.text.empty());
+        EXPECT_EQ(out.text.find_first_not_of('y', 1), std::string::npos) << out.text;
+        EXPECT_EQ(out.text[0], 'x');
+    }
+}
+
+TEST(Generator, GrammarBuiltForAnotherVocabularyIsRefused) {
+    auto& f = fx();
+    auto other = std::make_shared<const grammar::TokenVocabulary>(std::vector<std::string>{"a"},
+                                                                  std::vector<grammar::TokenClass>{grammar::TokenClass::Bytes});
+    GenerateRequest r = greedy(4);
+    r.constraint = constraint_from_gbnf("root ::= \"a\"\n", other);
+    auto seq = f.be->new_sequence({.n_ctx = 64});
+    try {
+        f.gen.generate(*seq, r);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("vocabulary of 1 tokens"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

@@ -1,0 +1,28 @@
+#pragma once
+// Grammar-constrained generation: what the engine needs to build a constraint for a request. A TokenMasker holds a
+// compiled grammar together with one tokenizer's vocabulary and caches its per-position token splits, so a server
+// keeps one per (grammar, model) and shares it between the requests that use it.
+#include <memory>
+#include <string_view>
+
+#include "grammar/grammar.h"
+#include "grammar/json_schema.h"
+#include "grammar/token_mask.h"
+#include "grammar/token_vocab.h"
+#include "tokenizer/tokenizer.h"
+
+namespace orcd::engine {
+
+// Each token's bytes as the tokenizer writes them (byte-level BPE and SentencePiece alike: Tokenizer::append_piece);
+// end-of-generation tokens are End; control tokens and tokens without bytes are Never.
+std::shared_ptr<const grammar::TokenVocabulary> grammar_vocabulary(const tokenizer::Tokenizer& tokenizer);
+
+// A constraint from GBNF text or a JSON Schema (json_schema.h), for a vocabulary. Errors: InvalidArgument with the
+// grammar's or schema's message.
+std::shared_ptr<grammar::TokenMasker> constraint_from_gbnf(std::string_view gbnf,
+                                                           std::shared_ptr<const grammar::TokenVocabulary> vocab);
+std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(
+    std::string_view schema, std::shared_ptr<const grammar::TokenVocabulary> vocab,
+    const grammar::SchemaOptions& options = {});
+
+}  // namespace orcd::engine
