@@ -123,7 +123,7 @@ std::vector<HparamViolation> check_hparams(const gguf::File& f) {
         if (!n || (r.kind == K::UInt && !n->integer)) {
             const auto type = gguf::value_type_name(v->type);
             out.push_back({key, n ? fmt::format("{} ({})", n->text, type) : fmt::format("<{}>", type), range_text(r),
-                           std::string(r.reason)});
+                           std::string(r.reason), /*wrong_type=*/true});
             continue;
         }
         bool ok = n->value >= r.min && n->value <= r.max;  // false for NaN
@@ -193,8 +193,13 @@ void require_valid_hparams(const gguf::File& f) {
     const auto violations = check_hparams(f);
     if (violations.empty()) return;
     std::string all;
-    for (const auto& v : violations) all += (all.empty() ? "" : "; ") + v.message();
-    throw Error(ErrorCode::CorruptFile, fmt::format("{}: invalid hyperparameters: {}", f.path(), all));
+    bool wrong_type = false;
+    for (const auto& v : violations) {
+        all += (all.empty() ? "" : "; ") + v.message();
+        wrong_type = wrong_type || v.wrong_type;
+    }
+    throw Error(wrong_type ? ErrorCode::MetadataType : ErrorCode::CorruptFile,
+                fmt::format("{}: invalid hyperparameters: {}", f.path(), all));
 }
 
 }  // namespace orcd::model

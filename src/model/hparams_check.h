@@ -31,6 +31,7 @@ struct HparamViolation {
     std::string value;     // the value as found ("1e+300", "blk.7.attn_q.weight")
     std::string expected;  // the valid range or rule
     std::string reason;
+    bool wrong_type = false;  // a value of the wrong type (a string where a number belongs), not out of range
 
     std::string message() const;  // "key = value: expected ... (reason)"
 };
@@ -40,7 +41,8 @@ struct HparamViolation {
 // bad values; wrong value types (a string where a number belongs) are violations too.
 std::vector<HparamViolation> check_hparams(const gguf::File& file);
 
-// Throws Error(CorruptFile) naming the file and every violation when check_hparams finds any.
+// Throws naming the file and every violation when check_hparams finds any: Error(MetadataType) when a value has the
+// wrong type (as the reader's typed accessors do), otherwise Error(CorruptFile).
 void require_valid_hparams(const gguf::File& file);
 
 }  // namespace orcd::model

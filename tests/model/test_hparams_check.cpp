@@ -33,12 +33,12 @@ std::unique_ptr<Parsed> parse(const gguf::Writer& w) {
     return p;
 }
 
-// load_config's error message; fails the test when it loads.
-std::string load_error(const gguf::File& f) {
+// load_config's error message; fails the test when it loads or the code is not `want`.
+std::string load_error(const gguf::File& f, ErrorCode want = ErrorCode::CorruptFile) {
     try {
         (void)load_config(f);
     } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::CorruptFile) << e.what();
+        EXPECT_EQ(e.code(), want) << e.what();
         return e.what();
     }
     ADD_FAILURE() << "load_config accepted the file";
@@ -125,10 +125,13 @@ TEST(HparamsCheck, WrongValueTypeIsAViolation) {
     const auto bad = check_hparams(p->file());
     ASSERT_EQ(bad.size(), 1u);
     EXPECT_EQ(bad[0].value, "<string>");
+    EXPECT_TRUE(bad[0].wrong_type);
+    // A wrong type is the reader's MetadataType, as the typed accessors report it.
+    expect_has(load_error(p->file(), ErrorCode::MetadataType), "llama.context_length = <string>");
     w.set_u32("llama.context_length", 256);
     w.set_f32("llama.block_count", 2.5f);  // an integer key given as a float
     auto p2 = parse(w);
-    expect_has(load_error(p2->file()), "llama.block_count = 2.5");
+    expect_has(load_error(p2->file(), ErrorCode::MetadataType), "llama.block_count = 2.5 (f32)");
 }
 
 TEST(HparamsCheck, HeadCountsThatDoNotDivide) {
