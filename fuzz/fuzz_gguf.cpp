@@ -1,10 +1,13 @@
 // libFuzzer target for the GGUF parser: any input must parse or raise orcd::Error; a parsed file's every tensor span
-// and string must be readable.
+// and string must be readable, and the hyperparameter checks and the model config either accept it or raise
+// orcd::Error (never crash or read out of bounds on hostile values).
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "gguf/file.h"
+#include "model/config.h"
+#include "model/hparams_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
@@ -18,6 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const auto d = f.tensor_data(t);
             if (!d.empty()) sink = sink + static_cast<unsigned char>(d.front()) + static_cast<unsigned char>(d.back());
         }
+        for (const auto& v : orcd::model::check_hparams(f)) sink = sink + v.message().size();
+        (void)orcd::model::load_config(f);
     } catch (const orcd::Error&) {
     }
     return 0;

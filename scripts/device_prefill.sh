@@ -30,7 +30,7 @@ if [ -x build-dev/src/cli/orcd ]; then
     printf 'The quick brown fox jumps over the lazy dog. %.0s' {1..40} > /tmp/ppl.txt
     for w in quantized f16; do
       echo "--- orcd perplexity --weights $w"
-      build-dev/src/cli/orcd perplexity -m /tmp/qt.gguf --weights $w -f /tmp/ppl.txt 2>&1 | tail -n 2 || echo "(failed)"
+      build-dev/src/cli/orcd perplexity -m /tmp/qt.gguf --weights $w -c 128 -f /tmp/ppl.txt 2>&1 | tail -n 2 || echo "(failed)"
     done
     echo "--- orcd generate --device cpu --weights f16 (must refuse)"
     build-dev/src/cli/orcd generate -m /tmp/qt.gguf --device cpu --weights f16 -p "Hi" -n 2 2>&1 | tail -n 1 || true

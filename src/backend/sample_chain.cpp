@@ -1,18 +1,261 @@
 #include "backend/sample_chain.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <unordered_set>
 
 #include "common/error.h"
 
+// How the chain avoids sorting the vocabulary while returning the token the sorted definition (the header's contract)
+// returns:
+// - top-k (0 < k < n): the k best (logit descending, id ascending) are selected in one pass against the worst kept
+//   one, then sorted; top-p, min-p and the pick then run exactly as on the sorted list, on the same k values.
+// - top-k off: every later step only walks a prefix of the sorted list: up to the top-p crossing, up to the first
+//   token under min-p, up to the token whose cumulative probability first exceeds u. That prefix is found without a
+//   sort: the tokens are binned by their distance from the top logit, the bins' probability masses locate the bin
+//   where the cumulative sum crosses, and only that bin (and, for a kept prefix, the bins before it) is sorted.
+//   The masses are summed in a different order than the sorted definition sums them, so a crossing is accepted only
+//   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
+//   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
+//   token as the sorted definition's, bit for bit, for the same logits and u.
+// - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
+//   logit at all, takes the sorted definition.
+
 namespace orcd::backend {
+
+namespace {
+
+using Cand = std::pair<float, TokenId>;
+
+// The chain's order: logit descending, ties by id ascending (a strict total order on finite and infinite logits).
+bool better(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+
+// Probabilities of sorted candidates at a temperature, as the sorted definition computes them (in double, the top
+// logit subtracted).
+std::vector<double> probs(const std::vector<Cand>& cand, float temp) {
+    std::vector<double> p(cand.size());
+    const double mx = cand[0].first;
+    double z = 0;
+    for (size_t i = 0; i < cand.size(); ++i) z += p[i] = std::exp((cand[i].first - mx) / temp);
+    for (double& v : p) v /= z;
+    return p;
+}
+
+// top-p -> min-p -> the pick on sorted candidates: the sorted definition's steps after top-k.
+TokenId finish_sorted(std::vector<Cand>& cand, const SampleStep& s, bool apply_top_p) {
+    if (apply_top_p && s.top_p < 1.f) {
+        const auto p = probs(cand, 1.f);
+        double cum = 0;
+        size_t k = 0;
+        while (k < p.size()) {
+            cum += p[k++];
+            if (cum >= s.top_p) break;
+        }
+        cand.resize(k);
+    }
+    if (s.min_p > 0.f) {
+        const auto p = probs(cand, 1.f);
+        size_t k = 1;
+        while (k < p.size() && p[k] >= s.min_p * p[0]) ++k;
+        cand.resize(k);
+    }
+    const auto p = probs(cand, s.temperature);
+    double cum = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+        cum += p[i];
+        if (s.u < cum) return cand[i].second;
+    }
+    return cand.back().second;  // u within rounding of 1
+}
+
+// The sorted definition: the whole vocabulary sorted, then truncated to top-k.
+TokenId sample_sorted(std::span<const float> work, const SampleStep& s, SampleScratch& scratch) {
+    ++scratch.sorted_fallbacks;
+    std::vector<Cand>& cand = scratch.cand;
+    const size_t n = work.size();
+    cand.resize(n);
+    for (size_t i = 0; i < n; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
+    std::sort(cand.begin(), cand.end(), better);
+    if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) cand.resize(static_cast<size_t>(s.top_k));
+    return finish_sorted(cand, s, true);
+}
+
+// The k best candidates, sorted: one pass keeping a heap of the k best seen so far (its front the worst of them).
+// Ids arrive in ascending order, so a later token with the front's logit never beats it: a token enters only with
+// a strictly greater logit, one comparison for most of the vocabulary.
+void select_top_k(std::span<const float> work, size_t k, std::vector<Cand>& cand) {
+    cand.resize(k);
+    for (size_t i = 0; i < k; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
+    std::make_heap(cand.begin(), cand.end(), better);
+    for (size_t i = k; i < work.size(); ++i) {
+        if (work[i] > cand.front().first) {
+            std::pop_heap(cand.begin(), cand.end(), better);
+            cand.back() = {work[i], static_cast<TokenId>(i)};
+            std::push_heap(cand.begin(), cand.end(), better);
+        }
+    }
+    std::sort(cand.begin(), cand.end(), better);
+}
+
+// exp(x) for x <= 0 to within a few units in the last place, in a form the compiler vectorizes (no calls, no
+// branches): x = k ln2 + r with |r| <= ln2/2, a degree-12 Taylor polynomial of exp(r) (remainder < 2e-16 relative),
+// scaled by 2^k through the exponent bits. x below -700 is clamped (the value is then < 1e-304, never a crossing).
+inline double exp_nonpositive(double x) {
+    x = x > -700.0 ? x : -700.0;
+    // Adding 1.5 * 2^52 rounds to the nearest integer and leaves it in the low mantissa bits (integer lanes only:
+    // AVX2 has no double -> int64 conversion).
+    constexpr double kRound = 0x1.8p52;
+    const double shifted = x * 1.4426950408889634 + kRound;
+    const double k = shifted - kRound;
+    const double r = (x - k * 0.693147180369123816490) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    const uint64_t k_bits = std::bit_cast<uint64_t>(shifted) - std::bit_cast<uint64_t>(kRound);  // k mod 2^64
+    const uint64_t bits = (k_bits + 1023) << 52;
+    return p * std::bit_cast<double>(bits);
+}
+
+// Bins of the distance from the top logit, in units of the temperature: 16 per unit, the last one holding the tail
+// (beyond 32 units, a probability ratio under 1.3e-14 per token).
+constexpr int kBins = 512;
+constexpr double kBinsPerUnit = 16.0;
+
+// The tokens' unnormalized probabilities at a temperature and their bins (views into the scratch), with each bin's
+// mass.
+struct Binned {
+    std::span<const double> e;
+    std::span<const uint16_t> bin;
+    std::array<double, kBins> mass{};
+    double total = 0;
+    // Bound on |cumulative sums here - the sorted definition's|, relative to the total: both sum at most n positive
+    // terms in double (at most n units of rounding each), and exp_nonpositive differs from std::exp by a few units.
+    double tolerance = 0;
+};
+
+Binned bin_tokens(std::span<const float> work, double mx, float temp, SampleScratch& scratch) {
+    const size_t n = work.size();
+    scratch.weight.resize(n);
+    scratch.bin.resize(n);
+    double* e = scratch.weight.data();
+    uint16_t* bin = scratch.bin.data();
+    const double inv = 1.0 / temp;
+    const float* w = work.data();
+    for (size_t i = 0; i < n; ++i) {
+        const double d = (mx - static_cast<double>(w[i])) * inv;  // >= 0; +inf for a -inf logit
+        const double ex = exp_nonpositive(-d);  // clamped inside: defined for d = +inf too
+        e[i] = d < 800.0 ? ex : 0.0;
+    }
+    // The bins in f32: only their order matters (a token with a higher logit never lands in a later bin), and every
+    // step here is monotonic.
+    const float scale = static_cast<float>(kBinsPerUnit / temp), mxf = static_cast<float>(mx);
+    for (size_t i = 0; i < n; ++i) {
+        const float scaled = (mxf - w[i]) * scale;
+        bin[i] = static_cast<uint16_t>(static_cast<int32_t>(scaled < kBins - 1 ? scaled : float(kBins - 1)));
+    }
+    Binned b;
+    b.e = scratch.weight;
+    b.bin = scratch.bin;
+    // Four interleaved histograms, so that consecutive tokens in one bin do not wait on each other's addition.
+    std::array<std::array<double, kBins>, 4> part{};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (size_t j = 0; j < 4; ++j) part[j][bin[i + j]] += e[i + j];
+    }
+    for (; i < n; ++i) part[0][bin[i]] += e[i];
+    for (int k = 0; k < kBins; ++k) b.mass[k] = (part[0][k] + part[1][k]) + (part[2][k] + part[3][k]);
+    for (double m : b.mass) b.total += m;
+    b.tolerance = (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon();
+    return b;
+}
+
+// The sorted prefix up to and including the first token whose cumulative probability (at the binning's temperature)
+// exceeds `frac` (`inclusive`: reaches it). nullopt when the crossing lies within the rounding tolerance of a
+// boundary, or no token crosses (rounding leaves frac beyond the total): the caller then runs the sorted definition.
+// `whole_prefix` false: only the crossing token is returned (the pick needs no more).
+std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, const Binned& b, double frac,
+                                                 bool inclusive, bool whole_prefix) {
+    const double target = frac * b.total;
+    const double margin = b.tolerance * b.total;
+    auto crosses = [&](double cum) { return inclusive ? cum >= target : target < cum; };
+    double before = 0;
+    int bin = 0;
+    for (; bin < kBins; ++bin) {
+        if (crosses(before + b.mass[bin])) break;
+        before += b.mass[bin];
+    }
+    if (bin == kBins) return std::nullopt;
+    std::vector<Cand> inside;
+    for (size_t i = 0; i < work.size(); ++i) {
+        if (b.bin[i] == bin) inside.emplace_back(work[i], static_cast<TokenId>(i));
+    }
+    std::sort(inside.begin(), inside.end(), better);
+    double cum = before;
+    size_t j = 0;
+    for (; j < inside.size(); ++j) {
+        const double prev = cum;
+        cum += b.e[static_cast<size_t>(inside[j].second)];
+        if (crosses(cum)) {
+            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+            break;
+        }
+    }
+    if (j == inside.size()) return std::nullopt;
+    std::vector<Cand> out;
+    if (whole_prefix) {
+        for (size_t i = 0; i < work.size(); ++i) {
+            if (b.bin[i] < bin) out.emplace_back(work[i], static_cast<TokenId>(i));
+        }
+        std::sort(out.begin(), out.end(), better);
+        out.insert(out.end(), inside.begin(), inside.begin() + static_cast<std::ptrdiff_t>(j) + 1);
+    } else {
+        out.push_back(inside[j]);
+    }
+    return out;
+}
+
+// min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
+// p[k] >= min_p * p[0] with p[0] = 1/z), a threshold on the logit. Candidates are gathered just below it and sorted;
+// a token within rounding of the threshold returns nullopt.
+std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, double mx, float min_p) {
+    const double cut = mx + std::log(static_cast<double>(min_p)) - 1e-6;
+    std::vector<Cand> g;
+    for (size_t i = 0; i < work.size(); ++i) {
+        if (work[i] >= cut) g.emplace_back(work[i], static_cast<TokenId>(i));
+    }
+    std::sort(g.begin(), g.end(), better);
+    size_t k = 1;
+    const double m = min_p;
+    for (; k < g.size(); ++k) {
+        const double e = std::exp(g[k].first - mx);
+        if (std::abs(e - m) <= 1e-13 * m) return std::nullopt;
+        if (e < m) break;
+    }
+    g.resize(k);
+    return g;
+}
+
+}  // namespace
 
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, SampleScratch& scratch) {
     const size_t n = logits.size();
     if (n == 0) throw Error(ErrorCode::InvalidArgument, "sampler: empty logits");
     std::vector<float>& work = scratch.work;
-    std::vector<std::pair<float, TokenId>>& cand = scratch.cand;
+    std::vector<Cand>& cand = scratch.cand;
     work.assign(logits.begin(), logits.end());
 
     if (s.repeat_penalty != 1.f && !s.penalty_window.empty()) {
@@ -24,56 +267,48 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         }
     }
 
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    for (float& l : work) l = l != l ? kNegInf : l;  // NaN
+    // The maximum in eight lanes, so that the loop vectorizes.
+    std::array<float, 8> lanes;
+    lanes.fill(kNegInf);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (size_t j = 0; j < 8; ++j) lanes[j] = work[i + j] > lanes[j] ? work[i + j] : lanes[j];
+    }
+    for (; i < n; ++i) lanes[0] = work[i] > lanes[0] ? work[i] : lanes[0];
+    float mx = kNegInf;
+    for (float v : lanes) mx = v > mx ? v : mx;
+
     if (s.temperature <= 0.f) {
         // Greedy; ties go to the lowest id, so the choice is deterministic across platforms.
         return static_cast<TokenId>(std::max_element(work.begin(), work.end()) - work.begin());
     }
+    if (!std::isfinite(mx)) return sample_sorted(work, s, scratch);
 
-    cand.resize(n);
-    for (size_t i = 0; i < n; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
-    // Sorted by logit descending, ties by id ascending, so every filter below is deterministic.
-    auto better = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    size_t keep = n;
     if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) {
-        keep = static_cast<size_t>(s.top_k);
-        std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), better);
-    } else {
-        std::sort(cand.begin(), cand.end(), better);
+        select_top_k(work, static_cast<size_t>(s.top_k), cand);
+        return finish_sorted(cand, s, true);
     }
-    cand.resize(keep);
-
-    // Probabilities of the survivors at temperature 1 (top-p and min-p act on the model's distribution).
-    auto probs = [&](float temp) {
-        std::vector<double> p(cand.size());
-        const double mx = cand[0].first;
-        double z = 0;
-        for (size_t i = 0; i < cand.size(); ++i) z += p[i] = std::exp((cand[i].first - mx) / temp);
-        for (double& v : p) v /= z;
-        return p;
-    };
     if (s.top_p < 1.f) {
-        const auto p = probs(1.f);
-        double cum = 0;
-        size_t k = 0;
-        while (k < p.size()) {
-            cum += p[k++];
-            if (cum >= s.top_p) break;
-        }
-        cand.resize(k);
+        const Binned b = bin_tokens(work, mx, 1.f, scratch);
+        auto prefix = crossing_prefix(work, b, s.top_p, true, true);
+        if (!prefix) return sample_sorted(work, s, scratch);
+        cand = std::move(*prefix);
+        return finish_sorted(cand, s, false);
     }
     if (s.min_p > 0.f) {
-        const auto p = probs(1.f);
-        size_t k = 1;
-        while (k < p.size() && p[k] >= s.min_p * p[0]) ++k;
-        cand.resize(k);
+        auto kept = min_p_survivors(work, mx, s.min_p);
+        if (!kept) return sample_sorted(work, s, scratch);
+        cand = std::move(*kept);
+        SampleStep rest = s;
+        rest.min_p = 0.f;  // applied
+        return finish_sorted(cand, rest, false);
     }
-    const auto p = probs(s.temperature);
-    double cum = 0;
-    for (size_t i = 0; i < p.size(); ++i) {
-        cum += p[i];
-        if (s.u < cum) return cand[i].second;
-    }
-    return cand.back().second;  // u within rounding of 1
+    const Binned b = bin_tokens(work, mx, s.temperature, scratch);
+    auto pick = crossing_prefix(work, b, s.u, false, false);
+    if (!pick) return sample_sorted(work, s, scratch);
+    return pick->front().second;
 }
 
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& step) {

@@ -27,16 +27,24 @@ struct SampleStep {
     double u = 0.0;  // the draw in [0, 1)
 };
 
-// Reused buffers of the host chain (a vocabulary-sized copy of the logits and the candidate list).
+// Reused buffers of the host chain (a vocabulary-sized copy of the logits, the candidate list, and the per-token
+// weights and bins of the full-vocabulary path).
 struct SampleScratch {
     std::vector<std::pair<float, TokenId>> cand;
     std::vector<float> work;
+    std::vector<double> weight;
+    std::vector<uint16_t> bin;
+    // Draws that took the sorted definition itself (non-finite logits, or a crossing within rounding of a boundary):
+    // for tests and diagnostics.
+    uint64_t sorted_fallbacks = 0;
 };
 
 // The chain on host logits. Ordering: candidates sorted by logit descending, ties by id ascending; top-p and min-p
 // act on the temperature-1 distribution of the survivors (in double); the pick walks the survivors' temperature
 // distribution in that order and returns the first whose cumulative probability exceeds u (the last one when
-// rounding leaves u beyond the total). Throws InvalidArgument on empty logits.
+// rounding leaves u beyond the total). A NaN logit counts as -inf. That is the definition; the implementation
+// reaches the same token without sorting the vocabulary (sample_chain.cpp says how). Throws InvalidArgument on empty
+// logits.
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& step, SampleScratch& scratch);
 // The same with per-thread scratch.
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& step);

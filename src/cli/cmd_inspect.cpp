@@ -1,13 +1,17 @@
 // `orcd inspect MODEL.gguf [--json]`: what a GGUF file holds — architecture, hyperparameters, tokenizer summary,
-// tensor table, bytes per type and the quantization mix.
+// tensor table, bytes per type, the quantization mix and any hyperparameter outside its valid range (listed, not
+// refused, so that a broken file can still be examined). Every string from the file is printed through
+// escape_control in the human output: metadata cannot drive the terminal.
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
+#include "common/escape.h"
 #include "gguf/file.h"
 #include "gguf/file_type.h"
+#include "model/hparams_check.h"
 
 namespace orcd::cli {
 
@@ -32,9 +36,8 @@ nlohmann::json scalar_json(const gguf::Value& v) {
 
 std::string scalar_text(const gguf::Value& v) {
     if (v.type == ValueType::String) {
-        std::string s(v.str.substr(0, 80));
-        for (char& c : s) if (c == '\n') c = ' ';
-        return fmt::format("\"{}\"{}", s, v.str.size() > 80 ? fmt::format("... ({} bytes)", v.str.size()) : "");
+        return fmt::format("\"{}\"{}", escape_control(v.str.substr(0, 80)),
+                           v.str.size() > 80 ? fmt::format("... ({} bytes)", v.str.size()) : "");
     }
     if (v.type == ValueType::Array) {
         return fmt::format("[{} x {}]", v.arr.size, gguf::value_type_name(v.arr.elem_type));
@@ -58,34 +61,42 @@ std::string tokenizer_summary(const gguf::File& f) {
         if (auto v = f.get_uint_opt(fmt::format("tokenizer.ggml.{}_token_id", id))) s += fmt::format(" {}={}", id, *v);
     }
     if (f.has("tokenizer.chat_template")) s += " chat_template=yes";
-    return s;
+    return escape_control(s);
 }
+
+// The hyperparameter violations; the file is shown either way.
+std::vector<model::HparamViolation> violations(const gguf::File& f) { return model::check_hparams(f); }
 
 void print_text(const gguf::File& f) {
     const auto arch = f.get_string_opt("general.architecture");
-    fmt::print("file:          {}\n", f.path());
+    fmt::print("file:          {}\n", escape_control(f.path()));
     fmt::print("gguf:          v{}, {} bytes, alignment {}, data at byte {}\n", f.version(), f.size(), f.alignment(),
                f.data_offset());
-    fmt::print("architecture:  {}\n", arch ? std::string(*arch) : "(none)");
-    fmt::print("name:          {}\n", std::string(f.get_string_opt("general.name").value_or("(none)")));
+    fmt::print("architecture:  {}\n", arch ? escape_control(*arch) : "(none)");
+    fmt::print("name:          {}\n", escape_control(f.get_string_opt("general.name").value_or("(none)")));
     if (arch) {
         fmt::print("hyperparameters:\n");
         const std::string prefix = std::string(*arch) + ".";
         for (const gguf::KeyValue& kv : f.metadata()) {
-            if (kv.key.starts_with(prefix)) fmt::print("  {:<40} {}\n", kv.key, scalar_text(kv.value));
+            if (kv.key.starts_with(prefix)) fmt::print("  {:<40} {}\n", escape_control(kv.key), scalar_text(kv.value));
+        }
+        const auto bad = violations(f);
+        if (!bad.empty()) {
+            fmt::print("INVALID hyperparameters ({}; the engines refuse this file):\n", bad.size());
+            for (const auto& v : bad) fmt::print("  {}\n", escape_control(v.message()));
         }
     }
     fmt::print("tokenizer:     {}\n", tokenizer_summary(f));
     fmt::print("metadata:      {} keys\n", f.metadata().size());
     for (const gguf::KeyValue& kv : f.metadata()) {
         if (arch && kv.key.starts_with(std::string(*arch) + ".")) continue;
-        fmt::print("  {:<40} {:<7} {}\n", kv.key, gguf::value_type_name(kv.value.type), scalar_text(kv.value));
+        fmt::print("  {:<40} {:<7} {}\n", escape_control(kv.key), gguf::value_type_name(kv.value.type), scalar_text(kv.value));
     }
     fmt::print("tensors:       {}\n", f.tensors().size());
     if (!f.tensors().empty()) {
         fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", "name", "type", "shape", "bytes", "offset");
         for (const gguf::TensorInfo& t : f.tensors()) {
-            fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", t.name, gguf::type_name(t.type), shape_text(t.shape),
+            fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", escape_control(t.name), gguf::type_name(t.type), shape_text(t.shape),
                        t.n_bytes, t.file_offset);
         }
     }
@@ -119,6 +130,11 @@ void print_json(const gguf::File& f) {
                            {"offset", t.file_offset}});
     }
     j["tensors"] = std::move(tensors);
+    nlohmann::json bad = nlohmann::json::array();
+    for (const auto& v : violations(f)) {
+        bad.push_back({{"key", v.key}, {"value", v.value}, {"expected", v.expected}, {"reason", v.reason}});
+    }
+    j["hyperparameter_violations"] = std::move(bad);
     const gguf::TypeMix mix = gguf::type_mix(f);
     nlohmann::json by_type = nlohmann::json::object();
     for (const auto& [type, bytes] : mix.bytes_by_type) by_type[std::string(gguf::type_name(type))] = bytes;

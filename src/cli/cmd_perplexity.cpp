@@ -1,8 +1,11 @@
-// `orcd perplexity`: teacher-forced NLL of a text file scored as one sequence.
+// `orcd perplexity`: perplexity of a text file as llama-perplexity computes it (windows of --ctx-size tokens, the
+// second half of each scored, PPL with its standard error), or with --json the teacher-forced NLL of every position of
+// the file scored as one sequence.
 #include <fmt/format.h>
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -16,7 +19,9 @@
 namespace orcd::cli {
 
 void add_perplexity(CLI::App& app) {
-    auto* cmd = app.add_subcommand("perplexity", "Score a text file: per-token NLL and perplexity");
+    auto* cmd = app.add_subcommand("perplexity",
+                                   "Perplexity of a text file over --ctx-size windows (llama-perplexity's method), or "
+                                   "per-token NLL with --json");
     struct Args {
         std::string model, file, device = "cuda", activations = "int8", kv_type = "f16", weights = "quantized";
         uint32_t ctx = 0;
@@ -26,8 +31,11 @@ void add_perplexity(CLI::App& app) {
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
-    cmd->add_option("-f,--file", a->file, "Text file (scored as one sequence; must fit the context)")->required();
-    cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: the model's)");
+    cmd->add_option("-f,--file", a->file, "Text file (at least two windows long; with --json: must fit the context)")
+        ->required();
+    cmd->add_option("-c,--ctx-size", a->ctx,
+                    "Window size: the text is cut into windows of N tokens, the second half of each scored (default "
+                    "512); with --json the context of the one sequence (default: the model's)");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
     cmd->add_option("--weights", a->weights,
                     "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
@@ -56,23 +64,43 @@ void add_perplexity(CLI::App& app) {
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         // BOS/EOS as the model's metadata says; special-token text in the file stays plain text.
         const auto tokens = tok.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
-        const uint32_t n_ctx = a->ctx ? a->ctx : m.config.context_length;
-        if (tokens.size() > n_ctx) {
+        const tokenizer::Vocab& vocab = tok.vocab();
+        const std::optional<backend::TokenId> bos =
+            vocab.add_bos && vocab.bos != tokenizer::kNoToken ? std::optional<backend::TokenId>(vocab.bos) : std::nullopt;
+        const uint32_t n_ctx = a->ctx ? a->ctx : a->json ? m.config.context_length : 512;
+        if (a->json && tokens.size() > n_ctx) {
             throw Error(ErrorCode::ContextOverflow,
-                        fmt::format("'{}' is {} tokens, more than the context of {}: it is scored as one sequence",
+                        fmt::format("'{}' is {} tokens, more than the context of {}: with --json it is scored as one "
+                                    "sequence",
                                     a->file, tokens.size(), n_ctx));
+        }
+        if (!a->json && tokens.size() < 2ull * n_ctx) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("'{}' is {} tokens; windows of --ctx-size {} need at least {} (two windows): use a "
+                                    "longer text or a smaller --ctx-size",
+                                    a->file, tokens.size(), n_ctx, 2ull * n_ctx));
         }
         auto backend = engine::create_backend(device, std::move(m),
                                               {.n_threads = a->threads,
                                                .gpu = a->gpu,
                                                .activations = engine::parse_activations(a->activations),
                                                .weights = weights});
+        const auto kv_type = a->kv_type == "f32" ? backend::KvCacheType::F32 : backend::KvCacheType::F16;
+        if (!a->json) {
+            auto seq = backend->new_sequence({.n_ctx = n_ctx, .kv_type = kv_type});
+            const auto r = engine::score_chunks(*seq, tokens, n_ctx, bos, [](size_t c, size_t n, double ppl) {
+                fmt::print(stderr, "[{}/{}] PPL so far {:.4f}\n", c, n, ppl);
+            });
+            fmt::print("[{}] {} tokens, {} windows of {}, {} scored, {:.2f} s ({:.1f} tok/s)\n",
+                       engine::device_name(device), tokens.size(), r.n_chunks, n_ctx, r.scored, r.seconds,
+                       static_cast<double>(r.n_chunks * n_ctx) / r.seconds);
+            fmt::print("Final estimate: PPL = {:.4f} +/- {:.5f}\n", r.ppl, r.ppl_error);
+            return;
+        }
         // The cache only needs the text's length.
-        auto seq = backend->new_sequence(
-            {.n_ctx = static_cast<uint32_t>(tokens.size()),
-             .kv_type = a->kv_type == "f32" ? backend::KvCacheType::F32 : backend::KvCacheType::F16});
+        auto seq = backend->new_sequence({.n_ctx = static_cast<uint32_t>(tokens.size()), .kv_type = kv_type});
         const engine::PerplexityResult r = engine::score_tokens(*seq, tokens);
-        if (a->json) {
+        {
             nlohmann::json j;
             j["tokens"] = tokens;
             j["nll"] = r.nll;
@@ -80,11 +108,7 @@ void add_perplexity(CLI::App& app) {
             j["nll_mean"] = r.nll_mean;
             j["ppl"] = r.ppl;
             fmt::print("{}\n", j.dump());
-            return;
         }
-        fmt::print("[{}] {} tokens, {} scored, {:.2f} s ({:.1f} tok/s)\nmean NLL: {:.6f}\nperplexity: {:.4f}\n",
-                   engine::device_name(device), tokens.size(), r.nll.size(), r.seconds,
-                   static_cast<double>(r.nll.size()) / r.seconds, r.nll_mean, r.ppl);
     });
 }
 

@@ -5,12 +5,13 @@
 
 #include "cli/commands.h"
 #include "cli/suggest.h"
+#include "cli/version.h"
 #include "common/error.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"orcd — GGUF inference worker", "orcd"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "orcd 0.1.0");
+    app.set_version_flag("--version", [] { return orcd::cli::version_text(); }, "Print the version, commit, CUDA and build");
     orcd::cli::add_inspect(app);
     orcd::cli::add_synth(app);
     orcd::cli::add_load(app);

@@ -56,4 +56,55 @@ PerplexityResult score_tokens(backend::Sequence& seq, std::span<const backend::T
     return r;
 }
 
+PplEstimate ppl_estimate(double nll_sum, double nll_sq_sum, size_t count) {
+    PplEstimate e;
+    if (count == 0) return e;
+    const double n = static_cast<double>(count);
+    const double mean = nll_sum / n;
+    e.ppl = std::exp(mean);
+    const double var = nll_sq_sum / n - mean * mean;
+    if (count > 1 && var > 0) e.error = e.ppl * std::sqrt(var / (n - 1));
+    return e;
+}
+
+ChunkedPerplexity score_chunks(backend::Sequence& seq, std::span<const backend::TokenId> tokens, uint32_t n_ctx,
+                               std::optional<backend::TokenId> bos,
+                               const std::function<void(size_t, size_t, double)>& progress, size_t batch) {
+    if (n_ctx < 4) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("--ctx-size {} is too small for windows: use 4 or more", n_ctx));
+    }
+    if (tokens.size() < 2ull * n_ctx) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("the text is {} tokens; windows of --ctx-size {} need at least {} (two windows): use a "
+                                "longer text or a smaller --ctx-size",
+                                tokens.size(), n_ctx, 2ull * n_ctx));
+    }
+    if (seq.n_ctx() < n_ctx) {
+        throw Error(ErrorCode::ContextOverflow,
+                    fmt::format("windows of {} tokens do not fit the sequence's context of {}", n_ctx, seq.n_ctx()));
+    }
+    ChunkedPerplexity r;
+    const auto t0 = std::chrono::steady_clock::now();
+    r.n_chunks = tokens.size() / n_ctx;
+    const size_t first = n_ctx / 2;
+    std::vector<backend::TokenId> window(n_ctx);
+    for (size_t c = 0; c < r.n_chunks; ++c) {
+        std::copy_n(tokens.begin() + static_cast<std::ptrdiff_t>(c * n_ctx), n_ctx, window.begin());
+        if (bos) window[0] = *bos;
+        const PerplexityResult w = score_tokens(seq, window, batch);
+        // w.nll[j] is the NLL of window[j + 1]: positions first .. n_ctx - 2.
+        for (size_t j = first; j + 1 < n_ctx; ++j) {
+            r.nll_sum += w.nll[j];
+            r.nll_sq_sum += w.nll[j] * w.nll[j];
+            ++r.scored;
+        }
+        if (progress) progress(c + 1, r.n_chunks, std::exp(r.nll_sum / static_cast<double>(r.scored)));
+    }
+    const PplEstimate e = ppl_estimate(r.nll_sum, r.nll_sq_sum, r.scored);
+    r.ppl = e.ppl;
+    r.ppl_error = e.error;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
 }  // namespace orcd::engine

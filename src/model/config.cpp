@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "gguf/file.h"
 #include "model/arch.h"
+#include "model/hparams_check.h"
 
 namespace orcd::model {
 
@@ -44,6 +45,8 @@ Config load_config(const gguf::File& f) {
                     fmt::format("{}: architecture '{}' (general.architecture) is not supported; supported: {}",
                                 f.path(), arch_name, supported_architectures()));
     }
+    // Every value against its valid range (hparams_check.cpp's table) before any is used.
+    require_valid_hparams(f);
     Config c;
     c.arch = desc->arch;
     c.arch_name = std::string(arch_name);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "gguf/writer.h"
 #include "run.h"
 
 namespace {
@@ -88,6 +89,50 @@ TEST(Inspect, BadFilesExitOneWithTypedError) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.out.find("FILE_NOT_FOUND"), std::string::npos) << r.out;
     fs::remove(bad);
+}
+
+// Issue 13 rows 14-16: a file whose strings carry terminal escapes and whose hyperparameters lie. The human output
+// shows every escape as text (no raw control byte reaches the terminal), lists the violations and still prints the
+// rest; --json carries the violations as data.
+TEST(Inspect, HostileMetadataIsEscapedAndViolationsListed) {
+    const fs::path model = fs::temp_directory_path() / ("orcd_hostile_" + std::to_string(::getpid()) + ".gguf");
+    orcd::gguf::Writer w;
+    w.set_string("general.architecture", "llama");
+    w.set_string("general.name", "\x1b[2J\x1b[31mpwned\x07");
+    w.set_string("general.description\x1b]0;title\x07", "line1\nline2\r\xc2\x9b");
+    w.set_u32("llama.block_count", 1);
+    w.set_u32("llama.embedding_length", 64);
+    w.set_u32("llama.feed_forward_length", 128);
+    w.set_u32("llama.attention.head_count", 4);
+    w.set_u32("llama.context_length", 0);
+    w.set_f64("llama.rope.freq_base", 1e300);
+    w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.add_tensor("blk.3.\x1b[1mattn_q.weight", orcd::gguf::TensorType::F32, {4}, std::vector<std::byte>(16));
+    w.write_file(model);
+
+    const auto r = orcd::test::run(kOrcd + " inspect '" + model.string() + "'");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    for (char c : r.out) {
+        const auto u = static_cast<unsigned char>(c);
+        EXPECT_TRUE(u >= 0x20 || c == '\n') << "raw control byte " << int(u) << " in:\n" << r.out;
+        if (u < 0x20 && c != '\n') break;
+    }
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos);
+    EXPECT_NE(r.out.find("\\x1b[2J\\x1b[31mpwned\\x07"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("general.description\\x1b]0;title\\x07"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("line1\\nline2\\r\\u009b"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("INVALID hyperparameters (3;"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("llama.context_length = 0: expected an integer in 1..16777216"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("llama.rope.freq_base = 1e+300"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("used by no layer: blk.3.\\x1b[1mattn_q.weight"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("total tensor bytes: 16"), std::string::npos) << r.out;  // the rest is still printed
+
+    const json j = inspect(model);
+    ASSERT_EQ(j["hyperparameter_violations"].size(), 3u) << j.dump();
+    EXPECT_EQ(j["hyperparameter_violations"][0]["key"], "llama.context_length");
+    EXPECT_EQ(j["hyperparameter_violations"][0]["value"], "0");
+    EXPECT_EQ(j["metadata"]["general.name"], "\x1b[2J\x1b[31mpwned\x07");  // JSON escapes it itself
+    fs::remove(model);
 }
 
 }  // namespace

@@ -1,0 +1,214 @@
+// The host sampling chain against its definition: a straightforward implementation kept here (the whole vocabulary
+// sorted by logit descending, ties by id ascending, then top-k, top-p, min-p and the pick as sample_chain.h states
+// them; the algorithm the chain used before it stopped sorting) run on the same logits, parameters and draws. The
+// two must pick the same token every time: random logits of several shapes (gaussian, peaked, heavy ties, -inf,
+// NaN, +inf), every parameter combination, random draws, and draws placed exactly on cumulative boundaries.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <unordered_set>
+#include <vector>
+
+#include "backend/sample_chain.h"
+#include "common/error.h"
+
+namespace orcd::backend {
+namespace {
+
+using Cand = std::pair<float, TokenId>;
+
+struct Reference {
+    std::vector<Cand> cand;
+    std::vector<double> last_cum;  // the pick's cumulative probabilities, for boundary draws
+
+    std::vector<double> probs(float temp) const {
+        std::vector<double> p(cand.size());
+        const double mx = cand[0].first;
+        double z = 0;
+        for (size_t i = 0; i < cand.size(); ++i) z += p[i] = std::exp((cand[i].first - mx) / temp);
+        for (double& v : p) v /= z;
+        return p;
+    }
+
+    TokenId sample(std::vector<float> work, const SampleStep& s) {
+        const size_t n = work.size();
+        for (float& l : work) {
+            if (std::isnan(l)) l = -std::numeric_limits<float>::infinity();
+        }
+        if (s.repeat_penalty != 1.f) {
+            const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
+            for (TokenId t : seen) {
+                if (t < 0 || static_cast<size_t>(t) >= n) continue;
+                float& l = work[static_cast<size_t>(t)];
+                l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
+            }
+        }
+        if (s.temperature <= 0.f) return static_cast<TokenId>(std::max_element(work.begin(), work.end()) - work.begin());
+        cand.resize(n);
+        for (size_t i = 0; i < n; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
+        std::sort(cand.begin(), cand.end(),
+                  [](const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+        if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) cand.resize(static_cast<size_t>(s.top_k));
+        if (s.top_p < 1.f) {
+            const auto p = probs(1.f);
+            double cum = 0;
+            size_t k = 0;
+            while (k < p.size()) {
+                cum += p[k++];
+                if (cum >= s.top_p) break;
+            }
+            cand.resize(k);
+        }
+        if (s.min_p > 0.f) {
+            const auto p = probs(1.f);
+            size_t k = 1;
+            while (k < p.size() && p[k] >= s.min_p * p[0]) ++k;
+            cand.resize(k);
+        }
+        const auto p = probs(s.temperature);
+        last_cum.clear();
+        double cum = 0;
+        for (double v : p) last_cum.push_back(cum += v);
+        for (size_t i = 0; i < p.size(); ++i) {
+            if (s.u < last_cum[i]) return cand[i].second;
+        }
+        return cand.back().second;
+    }
+};
+
+enum class Shape { Gaussian, Peaked, Ties, WithNegInf, WithNaN, WithPosInf, Flat };
+
+std::vector<float> make_logits(Shape shape, size_t n, std::mt19937_64& rng) {
+    std::normal_distribution<float> g(0.f, 3.f);
+    std::uniform_int_distribution<size_t> pick(0, n - 1);
+    std::vector<float> l(n);
+    for (float& v : l) v = g(rng);
+    switch (shape) {
+        case Shape::Gaussian: break;
+        case Shape::Peaked:
+            for (int i = 0; i < 3; ++i) l[pick(rng)] += 15.f;
+            break;
+        case Shape::Ties:
+            for (float& v : l) v = std::round(v);  // a handful of distinct values, thousands of ties
+            break;
+        case Shape::WithNegInf:
+            for (size_t i = 0; i < n / 3; ++i) l[pick(rng)] = -std::numeric_limits<float>::infinity();
+            break;
+        case Shape::WithNaN:
+            for (size_t i = 0; i < 1 + n / 10; ++i) l[pick(rng)] = std::numeric_limits<float>::quiet_NaN();
+            break;
+        case Shape::WithPosInf:
+            l[pick(rng)] = std::numeric_limits<float>::infinity();
+            break;
+        case Shape::Flat:
+            for (float& v : l) v = 0.5f;
+            break;
+    }
+    return l;
+}
+
+TEST(SampleChain, SameTokenAsTheSortedDefinition) {
+    std::mt19937_64 rng(20261203);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const float temps[] = {0.f, 0.3f, 0.8f, 1.f, 1.7f};
+    const int32_t ks[] = {0, 1, 40, -1 /* n */, -2 /* n + 3 */};
+    const float top_ps[] = {1.f, 0.95f, 0.5f, 0.05f};
+    const float min_ps[] = {0.f, 0.05f, 0.3f};
+    const size_t sizes[] = {1, 2, 7, 100, 1000};
+    const Shape shapes[] = {Shape::Gaussian, Shape::Peaked,     Shape::Ties, Shape::WithNegInf,
+                            Shape::WithNaN,  Shape::WithPosInf, Shape::Flat};
+    SampleScratch scratch;
+    Reference ref;
+    size_t draws = 0, finite_draws = 0, finite_fallbacks = 0;
+    for (size_t n : sizes) {
+        for (Shape shape : shapes) {
+            for (int rep = 0; rep < 2; ++rep) {
+                const auto logits = make_logits(shape, n, rng);
+                // Flat vectors put top-p cuts exactly on a cumulative boundary (0.5 of 2 equal tokens): a real
+                // ambiguity that the sorted definition resolves, so they are not counted as fast-path draws.
+                const bool finite = shape != Shape::WithPosInf && shape != Shape::WithNaN && shape != Shape::Flat;
+                std::vector<TokenId> window;
+                for (int i = 0; i < 20; ++i) window.push_back(static_cast<TokenId>(rng() % (n + 5)) - 2);
+                for (float temp : temps) {
+                    for (int32_t k : ks) {
+                        for (float top_p : top_ps) {
+                            for (float min_p : min_ps) {
+                                SampleStep s;
+                                s.temperature = temp;
+                                s.top_k = k == -1 ? static_cast<int32_t>(n) : k == -2 ? static_cast<int32_t>(n + 3) : k;
+                                s.top_p = top_p;
+                                s.min_p = min_p;
+                                s.repeat_penalty = rep == 1 ? 1.3f : 1.f;
+                                s.penalty_window = window;
+                                s.u = unit(rng);
+                                const TokenId want = ref.sample(logits, s);
+                                const uint64_t before = scratch.sorted_fallbacks;
+                                ASSERT_EQ(sample_on_host(logits, s, scratch), want)
+                                    << "n=" << n << " shape=" << int(shape) << " temp=" << temp << " k=" << s.top_k
+                                    << " top_p=" << top_p << " min_p=" << min_p << " u=" << s.u;
+                                if (finite && temp > 0.f) {
+                                    ++finite_draws;
+                                    if (scratch.sorted_fallbacks != before) ++finite_fallbacks;
+                                }
+                                // Draws on and beside the boundaries the definition computes (the fast path's
+                                // ambiguous zone), at most a few per vector.
+                                const std::vector<double> cum = ref.last_cum;
+                                for (size_t b = 0; b < std::min<size_t>(cum.size(), 1); ++b) {
+                                    const double c = cum[rng() % cum.size()];
+                                    for (double u : {c, std::nextafter(c, 0.0), std::nextafter(c, 2.0)}) {
+                                        if (!(u >= 0.0 && u < 1.0)) continue;
+                                        s.u = u;
+                                        ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                                            << "boundary u=" << u << " n=" << n << " shape=" << int(shape);
+                                        ++draws;
+                                    }
+                                }
+                                ++draws;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(draws, 30000u);
+    // The comparison is with the fast paths, not with the fallback: random draws on finite logits almost never take
+    // the sorted definition.
+    EXPECT_LT(finite_fallbacks, finite_draws / 1000) << "of " << finite_draws;
+    // The boundary draws reach the fallback (the margin check is exercised).
+    EXPECT_GT(scratch.sorted_fallbacks, finite_fallbacks);
+}
+
+// The OpenAI default (temperature 1, no top-k, top-p or min-p) at a real vocabulary size, many draws per vector:
+// the path that bins the vocabulary instead of sorting it.
+TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    SampleScratch scratch;
+    Reference ref;
+    for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::Ties}) {
+        const auto logits = make_logits(shape, 151936, rng);
+        for (float top_p : {1.f, 0.9f}) {
+            SampleStep s;
+            s.temperature = 1.f;
+            s.top_k = 0;
+            s.top_p = top_p;
+            s.min_p = 0.f;
+            for (int d = 0; d < 4; ++d) {
+                s.u = unit(rng);
+                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s)) << "u=" << s.u;
+            }
+        }
+    }
+}
+
+TEST(SampleChain, EmptyLogitsThrow) {
+    SampleStep s;
+    EXPECT_THROW((void)sample_on_host(std::span<const float>(), s), Error);
+}
+
+}  // namespace
+}  // namespace orcd::backend
