@@ -12,5 +12,6 @@ void add_serve(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_template(CLI::App& app);
 
 }  // namespace orcd::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     orcd::cli::add_generate(app);
     orcd::cli::add_perplexity(app);
     orcd::cli::add_bench(app);
+    orcd::cli::add_template(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
