@@ -12,7 +12,7 @@ namespace orcd::tmpl {
 namespace {
 
 // Python's integer arithmetic has no overflow; ours refuses instead of wrapping.
-int64_t checked(bool overflow, int64_t v) {
+int64_t checked(bool overflow, int64_t v) {  // callers compute `overflow` first: argument order is unspecified
     if (overflow) throw RenderError("integer overflow (the result does not fit in 64 bits)");
     return v;
 }
@@ -586,7 +586,8 @@ Value Interpreter::eval_binary(const Expr& e) {
     if (op == "+") {
         if (ints) {
             int64_t v = 0;
-            r = Value(checked(__builtin_add_overflow(int_of(a), int_of(b), &v), v));
+            const bool overflow = __builtin_add_overflow(int_of(a), int_of(b), &v);
+            r = Value(checked(overflow, v));
         } else if (nums) {
             r = Value(a.as_number() + b.as_number());
         } else if (a.is_string() && b.is_string()) {
@@ -608,14 +609,16 @@ Value Interpreter::eval_binary(const Expr& e) {
         if (!nums) unsupported("-", a, b);
         if (ints) {
             int64_t v = 0;
-            r = Value(checked(__builtin_sub_overflow(int_of(a), int_of(b), &v), v));
+            const bool overflow = __builtin_sub_overflow(int_of(a), int_of(b), &v);
+            r = Value(checked(overflow, v));
         } else {
             r = Value(a.as_number() - b.as_number());
         }
     } else if (op == "*") {
         if (ints) {
             int64_t v = 0;
-            r = Value(checked(__builtin_mul_overflow(int_of(a), int_of(b), &v), v));
+            const bool overflow = __builtin_mul_overflow(int_of(a), int_of(b), &v);
+            r = Value(checked(overflow, v));
         } else if (nums) {
             r = Value(a.as_number() * b.as_number());
         } else if (((a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) ||
@@ -670,9 +673,9 @@ Value Interpreter::eval_binary(const Expr& e) {
         if (ints && int_of(b) >= 0) {
             int64_t base = int_of(a), exp = int_of(b), acc = 1;
             while (exp > 0) {
-                if (exp & 1) checked(__builtin_mul_overflow(acc, base, &acc), acc);
+                if (exp & 1 && __builtin_mul_overflow(acc, base, &acc)) checked(true, 0);
                 exp >>= 1;
-                if (exp > 0) checked(__builtin_mul_overflow(base, base, &base), base);
+                if (exp > 0 && __builtin_mul_overflow(base, base, &base)) checked(true, 0);
             }
             r = Value(acc);
         } else {
