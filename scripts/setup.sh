@@ -9,6 +9,7 @@ packages=(
   libcpp-httplib-dev libutf8proc-dev
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
+  python3-jinja2                    # the template engine is compared with jinja2 on random conversations
   curl                              # server tests drive the worker with curl
 )
 

@@ -85,7 +85,7 @@ Value f_items(Interpreter&, const Value& v, CallArgs&) {
     if (!v.is_dict()) throw TemplateTypeError(fmt::format("can only get item pairs from a mapping, not {}",
                                                           v.type_name()));
     List l;
-    for (const auto& [k, x] : v.dict().items) l.emplace_back(List{Value(k), x});
+    for (const auto& [k, x] : v.dict().items) l.push_back(Value::tuple(List{Value(k), x}));
     return Value(std::move(l));
 }
 
@@ -157,7 +157,19 @@ Value f_default(Interpreter&, const Value& v, CallArgs& a) {
 Value f_upper(Interpreter&, const Value& v, CallArgs&) { return Value(text::upper(str_of(v))); }
 Value f_lower(Interpreter&, const Value& v, CallArgs&) { return Value(text::lower(str_of(v))); }
 Value f_capitalize(Interpreter&, const Value& v, CallArgs&) { return Value(text::capitalize(str_of(v))); }
-Value f_title(Interpreter&, const Value& v, CallArgs&) { return Value(text::title(str_of(v))); }
+// jinja2's title filter (not str.title): a word starts after whitespace, '-', or an opening bracket.
+Value f_title(Interpreter&, const Value& v, CallArgs&) {
+    const auto cps = text::decode(str_of(v));
+    std::string out;
+    bool start = true;
+    for (char32_t c : cps) {
+        const bool sep = text::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
+        const std::string one = text::encode({c});
+        out += sep ? one : start ? text::upper(one) : text::lower(one);
+        start = sep;
+    }
+    return Value(std::move(out));
+}
 Value f_string(Interpreter&, const Value& v, CallArgs&) { return Value(str_of(v)); }
 Value f_safe(Interpreter&, const Value& v, CallArgs&) { return v; }
 
@@ -322,7 +334,7 @@ Value f_dictsort(Interpreter&, const Value& v, CallArgs& a) {
     const bool by_value = arg_or(a, 1, "by", Value("key")).to_str() == "value";
     const bool reverse = arg_or(a, 2, "reverse", Value(false)).truthy();
     List l;
-    for (const auto& [k, x] : v.dict().items) l.emplace_back(List{Value(k), x});
+    for (const auto& [k, x] : v.dict().items) l.push_back(Value::tuple(List{Value(k), x}));
     std::stable_sort(l.begin(), l.end(), [&](const Value& x, const Value& y) {
         const Value& kx = x.list()[by_value ? 1 : 0];
         const Value& ky = y.list()[by_value ? 1 : 0];
@@ -364,8 +376,16 @@ Value minmax(const Value& v, CallArgs& a, bool want_max) {
 Value f_min(Interpreter&, const Value& v, CallArgs& a) { return minmax(v, a, false); }
 Value f_max(Interpreter&, const Value& v, CallArgs& a) { return minmax(v, a, true); }
 
+// Runs of word characters (Python's \w: letters, digits, underscore).
 Value f_wordcount(Interpreter&, const Value& v, CallArgs&) {
-    return Value(static_cast<int64_t>(text::split(str_of(v), nullptr, -1).size()));
+    int64_t n = 0;
+    bool in_word = false;
+    for (char32_t c : text::decode(str_of(v))) {
+        const bool w = c == '_' || text::is_alnum(c);
+        if (w && !in_word) ++n;
+        in_word = w;
+    }
+    return Value(n);
 }
 
 Value f_center(Interpreter&, const Value& v, CallArgs& a) {

@@ -273,6 +273,9 @@ void Interpreter::exec_for(const Node& n, std::string& out) {
         int& d;
         ~LoopDepth() { --d; }
     } loop_guard{loop_depth_};
+    // jinja2 marks the loop as iterated at the end of a body that ran to completion, so a loop whose every pass
+    // ended in `break` or `continue` still runs its else block; reproduced as is.
+    bool completed_pass = false;
     for (int64_t i = 0; i < len; ++i) {
         count_iteration();
         Dict loop;
@@ -313,8 +316,10 @@ void Interpreter::exec_for(const Node& n, std::string& out) {
             throw;
         }
         frames_.pop_back();
+        if (f == Flow::Normal) completed_pass = true;
         if (f == Flow::Break) break;
     }
+    if (!completed_pass) exec_body(n.else_body, out);
 }
 
 void Interpreter::exec_set(const Node& n) {
@@ -340,7 +345,12 @@ void Interpreter::exec_set(const Node& n) {
 Value Interpreter::make_macro(const Node& n, const Node* caller_of) {
     const Node* node = &n;
     std::string name = caller_of ? "caller" : n.text;
-    return Value(Callable{std::move(name), [this, node](CallArgs& args) -> Value {
+    // A macro closes over the loop and macro variables visible where it is defined (the top level and the globals
+    // stay live: a macro sees top-level names set after its definition, as in jinja2).
+    auto closure = std::make_shared<Frame>();
+    for (size_t i = std::max<size_t>(frame_base_, 2); i < frames_.size(); ++i)
+        for (const auto& [k, v] : frames_[i]) (*closure)[k] = v;
+    return Value(Callable{std::move(name), [this, node, closure](CallArgs& args) -> Value {
                               Value caller = Value::undefined("caller");
                               for (auto it = args.named.begin(); it != args.named.end(); ++it) {
                                   if (it->first == "caller") {
@@ -354,11 +364,11 @@ Value Interpreter::make_macro(const Node& n, const Node* caller_of) {
                                       break;
                                   }
                               }
-                              return call_macro(*node, args, caller);
+                              return call_macro(*node, args, caller, *closure);
                           }});
 }
 
-Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller) {
+Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller, const Frame& closure) {
     if (++call_depth_ > options_.limits.max_call_depth) {
         --call_depth_;
         throw RenderError(fmt::format("macro calls nested more than {} deep (runaway recursion?)",
@@ -368,8 +378,9 @@ Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller
     const size_t saved_base = frame_base_;
     const int saved_loop_depth = loop_depth_;
     const int saved_line = line_;
-    frames_.emplace_back();
+    frames_.push_back(closure);
     frame_base_ = frames_.size() - 1;
+    frames_.emplace_back();
     loop_depth_ = 0;
     std::string out;
     try {
@@ -407,13 +418,13 @@ Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller
         if (!caller.is_undefined()) f["caller"] = caller;
         exec_body(n.body, out);
     } catch (...) {
-        frames_.pop_back();
+        frames_.resize(frame_base_);
         frame_base_ = saved_base;
         loop_depth_ = saved_loop_depth;
         --call_depth_;
         throw;
     }
-    frames_.pop_back();
+    frames_.resize(frame_base_);
     frame_base_ = saved_base;
     loop_depth_ = saved_loop_depth;
     line_ = saved_line;
@@ -459,7 +470,7 @@ Value Interpreter::eval(const Expr& e) {
             List l;
             l.reserve(e.args.size());
             for (const auto& a : e.args) l.push_back(eval(*a));
-            return Value(std::move(l));
+            return e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(l)) : Value(std::move(l));
         }
         case Expr::Kind::Dict: {
             Dict d;

@@ -68,7 +68,7 @@ private:
     void exec_for(const Node& n, std::string& out);
     void exec_set(const Node& n);
     Value make_macro(const Node& n, const Node* caller_of = nullptr);
-    Value call_macro(const Node& n, CallArgs& args, const Value& caller);
+    Value call_macro(const Node& n, CallArgs& args, const Value& caller, const Frame& closure);
 
     Value eval(const Expr& e);
     Value eval_binary(const Expr& e);

@@ -232,7 +232,7 @@ Value dict_method(const Value& self, std::string_view name) {
     if (name == "items") {
         return bind_method(self, "items", [](const Value& d, CallArgs&) {
             List l;
-            for (const auto& [k, v] : d.dict().items) l.emplace_back(List{Value(k), v});
+            for (const auto& [k, v] : d.dict().items) l.push_back(Value::tuple(List{Value(k), v}));
             return Value(std::move(l));
         });
     }

@@ -1,5 +1,6 @@
 #include "template/text.h"
 
+#include <cctype>
 #include <fmt/format.h>
 #include <utf8proc.h>
 
@@ -123,6 +124,24 @@ bool is_space(char32_t c) {
     if (c < 0x80 || c > 0x10FFFF) return false;
     const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
     return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+}
+
+bool is_alnum(char32_t c) {
+    if (c < 0x80) return std::isalnum(static_cast<int>(c)) != 0;
+    if (c > 0x10FFFF) return false;
+    switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+        case UTF8PROC_CATEGORY_LU:
+        case UTF8PROC_CATEGORY_LL:
+        case UTF8PROC_CATEGORY_LT:
+        case UTF8PROC_CATEGORY_LM:
+        case UTF8PROC_CATEGORY_LO:
+        case UTF8PROC_CATEGORY_ND:
+        case UTF8PROC_CATEGORY_NL:
+        case UTF8PROC_CATEGORY_NO:
+            return true;
+        default:
+            return false;
+    }
 }
 
 std::string upper(std::string_view s) { return map_cps(s, to_upper); }

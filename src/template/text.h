@@ -14,6 +14,7 @@ void append_utf8(std::string& out, char32_t cp);
 size_t length(std::string_view s);  // in code points
 
 bool is_space(char32_t cp);  // Python's str.isspace for one code point
+bool is_alnum(char32_t cp);  // Python's str.isalnum for one code point (letters and numbers)
 std::string upper(std::string_view s);
 std::string lower(std::string_view s);
 std::string capitalize(std::string_view s);

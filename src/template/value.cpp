@@ -176,11 +176,12 @@ std::string Value::repr() const {
         case Kind::String:
             return text::repr(str());
         case Kind::List: {
-            std::string out = "[";
+            std::string out = tuple_ ? "(" : "[";
             for (size_t i = 0; i < list().size(); ++i) {
                 if (i) out += ", ";
                 out += list()[i].repr();
             }
+            if (tuple_) return out + (list().size() == 1 ? ",)" : ")");
             return out + "]";
         }
         case Kind::Dict: {

@@ -58,6 +58,12 @@ public:
     Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}
     Value(const char* s) : Value(std::string(s)) {}
     Value(List l) : v_(std::make_shared<const List>(std::move(l))) {}
+    // A tuple is a list that prints as Python prints a tuple: (1, 2) and (1,).
+    static Value tuple(List l) {
+        Value v(std::move(l));
+        v.tuple_ = true;
+        return v;
+    }
     Value(Dict d) : v_(std::make_shared<const Dict>(std::move(d))) {}
     Value(Callable c) : v_(std::make_shared<const Callable>(std::move(c))) {}
     Value(std::shared_ptr<Namespace> ns) : v_(std::move(ns)) {}
@@ -75,6 +81,7 @@ public:
     bool is_number() const { return is_int() || is_float() || is_bool(); }
     bool is_string() const { return kind() == Kind::String; }
     bool is_list() const { return kind() == Kind::List; }
+    bool is_tuple() const { return tuple_; }
     bool is_dict() const { return kind() == Kind::Dict; }
     bool is_callable() const { return kind() == Kind::Callable; }
     bool is_namespace() const { return kind() == Kind::Namespace; }
@@ -111,6 +118,7 @@ private:
     explicit Value(Storage s) : v_(std::move(s)) {}
 
     Storage v_;
+    bool tuple_ = false;
 };
 
 // Python's ==.
