@@ -351,10 +351,15 @@ Value f_sum(Interpreter&, const Value& v, CallArgs& a) {
         if (!acc.is_number() || !y.is_number())
             throw TemplateTypeError(fmt::format("unsupported operand type(s) for +: '{}' and '{}'", acc.type_name(),
                                                 y.type_name()));
-        if (acc.is_float() || y.is_float())
+        if (acc.is_float() || y.is_float()) {
             acc = Value(acc.as_number() + y.as_number());
-        else
-            acc = Value(acc.as_int() + (y.is_bool() ? int64_t{y.as_bool()} : y.as_int()));
+        } else {
+            int64_t r = 0;
+            if (__builtin_add_overflow(acc.is_bool() ? int64_t{acc.as_bool()} : acc.as_int(),
+                                       y.is_bool() ? int64_t{y.as_bool()} : y.as_int(), &r))
+                throw RenderError("integer overflow in sum()");
+            acc = Value(r);
+        }
     }
     return acc;
 }

@@ -411,10 +411,11 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
     const int64_t b = clamp(as_index(start, "start"), st < 0 ? len - 1 : 0);
     const int64_t e = clamp(as_index(stop, "stop"), st < 0 ? -1 : len);
     std::vector<int64_t> idx;
+    // Steps are taken only while they stay inside [b, e), so a huge step cannot overflow.
     if (st > 0)
-        for (int64_t i = b; i < e; i += st) idx.push_back(i);
+        for (int64_t i = b; i < e; i = (e - i > st) ? i + st : e) idx.push_back(i);
     else
-        for (int64_t i = b; i > e; i += st) idx.push_back(i);
+        for (int64_t i = b; i > e; i = (i - e > -st) ? i + st : e) idx.push_back(i);
     if (obj.is_list()) {
         List out;
         out.reserve(idx.size());
