@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   python3-jsonschema                # the grammar tests validate structured output with it
+  python3-jinja2                    # the template engine is compared with jinja2 on random conversations
   curl                              # server tests drive the worker with curl
   chromium                          # the chat page's browser test (headless, driven by puppeteer-core)
   haproxy                           # scripts/serve-fleet.sh: the balancer in front of one worker per GPU

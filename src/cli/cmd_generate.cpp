@@ -58,6 +58,8 @@ void add_generate(CLI::App& app) {
     auto* seed_opt = cmd->add_option("-s,--seed", a->seed, "Sampling seed (default: drawn and reported)");
     cmd->add_flag("--chat", a->req.chat, "Format the prompt as a user turn with the model's chat template");
     cmd->add_option("--system", a->system, "System message (with --chat)");
+    cmd->add_option("--chat-template-file", a->req.chat_template_file,
+                    "Jinja chat template file to use instead of the model's tokenizer.chat_template (with --chat)");
     cmd->add_option("--stop", a->req.stop, "Stop string (repeatable); matched across tokens, not printed");
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");

@@ -47,7 +47,7 @@ struct ServeArgs {
     unsigned threads = 0;
     int64_t shutdown_grace_ms = 10000;
     double residency_interval_s = 60;
-    std::string chat_template;
+    std::string chat_template_file;
 };
 
 // Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
@@ -232,7 +232,7 @@ int run_serve(ServeArgs a) {
     eo.device = engine::parse_device(a.device);
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
-    eo.chat_template = a.chat_template;
+    eo.chat_template_file = a.chat_template_file;
     eo.gpu = a.gpu;
     auto service = std::make_unique<server::EngineService>(eo);
     const server::ServiceInfo& info = service->info();
@@ -304,8 +304,8 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--shutdown-grace-ms", a->shutdown_grace_ms,
                     "at shutdown, how long the running job may go on before it is cancelled")
         ->capture_default_str();
-    cmd->add_option("--chat-template", a->chat_template,
-                    "chat template for /v1/chat/completions instead of the model's (qwen2.5, phi-3, phi-3.5)");
+    cmd->add_option("--chat-template-file", a->chat_template_file,
+                    "Jinja chat template file for /v1/chat/completions instead of the model's tokenizer.chat_template");
     cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
         ->capture_default_str();
     cmd->callback([a, gpu] {

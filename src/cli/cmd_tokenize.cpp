@@ -35,7 +35,7 @@ struct TokenizeOptions {
     bool no_bos = false;
     bool no_parse_special = false;
     bool chat = false;
-    std::string chat_template;
+    std::string chat_template_file;
     std::string system;
     bool batch_hex = false;
 };
@@ -158,7 +158,7 @@ void run(const TokenizeOptions& o) {
     bool parse_special = !o.no_parse_special;
     bool text_has_bos = false;
     if (o.chat) {
-        const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, o.chat_template);
+        const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, o.chat_template_file);
         std::vector<tokenizer::ChatMessage> messages;
         if (!o.system.empty()) messages.push_back({"system", o.system});
         messages.push_back({"user", text});
@@ -201,8 +201,8 @@ void add_tokenize(CLI::App& app) {
     cmd->add_flag("--no-parse-special", o->no_parse_special,
                   "Treat special-token texts such as <|im_start|> as plain text");
     auto* chat = cmd->add_flag("--chat", o->chat, "Format the text as a user message with the chat template first");
-    cmd->add_option("--chat-template", o->chat_template,
-                    "Chat format to use instead of the model's: qwen2.5, phi-3, phi-3.5")
+    cmd->add_option("--chat-template-file", o->chat_template_file,
+                    "Jinja chat template file to use instead of the model's tokenizer.chat_template")
         ->needs(chat);
     cmd->add_option("--system", o->system, "System message for --chat")->needs(chat);
     cmd->callback([o, cmd]() {

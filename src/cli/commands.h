@@ -14,5 +14,6 @@ void add_perplexity(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_reference(CLI::App& app);
+void add_template(CLI::App& app);
 
 }  // namespace orcd::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     orcd::cli::add_bench(app);
     orcd::cli::add_chat(app);
     orcd::cli::add_reference(app);
+    orcd::cli::add_template(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

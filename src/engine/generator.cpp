@@ -68,7 +68,7 @@ std::vector<TokenId> Generator::prompt_tokens(const GenerateRequest& req) const 
         // Special tokens written in the prompt ("<|im_start|>") are parsed, as llama.cpp's CLI does.
         return tokenizer_.encode(req.prompt, /*add_special=*/true, /*parse_special=*/true);
     }
-    const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(tokenizer_);
+    const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(tokenizer_, req.chat_template_file);
     std::vector<tokenizer::ChatMessage> msgs;
     if (!req.system.empty()) msgs.push_back({"system", req.system});
     msgs.push_back({"user", req.prompt});

@@ -24,6 +24,7 @@ struct GenerateRequest {
     std::string prompt;
     bool chat = false;            // format {system?, user: prompt} with the model's chat template
     std::string system;           // system message (chat only; empty = none)
+    std::string chat_template_file;  // chat only: a Jinja template file instead of the model's template
     uint32_t max_tokens = 128;
     SamplingParams sampling;
     std::vector<std::string> stop;  // stop strings (empty strings are ignored)

@@ -14,8 +14,8 @@ EngineService::EngineService(const EngineServiceOptions& o) {
     model::Model model = model::open_model(o.model_path);
     tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(*model.file));
 
-    chat_template_ = o.chat_template;
-    // An unknown template name is an argument error: report it now, not on the first chat request.
+    chat_template_ = o.chat_template_file;
+    // An unreadable or unparsable template file is an argument error: report it now, not on the first chat request.
     if (!chat_template_.empty()) tokenizer::ChatTemplate::for_tokenizer(*tokenizer_, chat_template_);
 
     const uint32_t model_ctx = model.config.context_length;

@@ -17,7 +17,7 @@ struct EngineServiceOptions {
     engine::Device device = engine::Device::Cpu;
     uint32_t n_ctx = 0;         // 0: min(the model's context length, kDefaultContext)
     unsigned n_threads = 0;     // CPU threads (0: all cores)
-    std::string chat_template;  // a template name ("qwen2.5", "phi-3", ...) instead of the model's; empty: the model's
+    std::string chat_template_file;  // a Jinja chat template file instead of the model's; empty: the model's
     int gpu = 0;                // CUDA device ordinal (--gpu)
     // Test seam, for tests only: wraps the backend once it is created (tests substitute its residency check and
     // memory report to drive /health and /metrics without a GPU). Empty in production.

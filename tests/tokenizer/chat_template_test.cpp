@@ -1,5 +1,6 @@
-// Chat templates against jinja2's rendering of the real templates (fixtures written by
-// tests/reference/render_chat_templates.py), plus recognition of the template texts and the errors.
+// The chat façade over the template engine: jinja2's renders of real templates (fixtures written by
+// tests/reference/render_chat_templates.py; the full corpus is tests/template), the model's own template from GGUF
+// metadata, a template file instead of it, and the errors.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -30,9 +31,7 @@ TEST(ChatTemplate, MatchesJinja2OnEveryFixture) {
     size_t checked = 0;
     for (const auto& c : cases) {
         const std::string source = read_file(shared_dir() / "templates" / c.at("template_file").get<std::string>());
-        // Recognised from the real template text, not from the fixture's name.
-        const ChatTemplate t = ChatTemplate::detect(source, c.at("bos_token"), c.at("eos_token"));
-        EXPECT_EQ(t.name(), c.at("template").get<std::string>());
+        const ChatTemplate t = ChatTemplate::from_text(source, c.at("bos_token"), c.at("eos_token"));
         std::vector<ChatMessage> messages;
         for (const auto& m : c.at("messages")) messages.push_back({m.at("role"), m.at("content")});
         const std::string got = t.apply(messages, c.at("add_generation_prompt").get<bool>());
@@ -44,32 +43,19 @@ TEST(ChatTemplate, MatchesJinja2OnEveryFixture) {
     std::printf("chat templates: %zu fixtures checked\n", checked);
 }
 
-TEST(ChatTemplate, FixturesCoverEachTemplateWithAndWithoutGenerationPrompt) {
-    const auto doc = load_fixtures();
-    std::set<std::pair<std::string, bool>> seen;
-    for (const auto& c : doc.at("cases")) seen.insert({c.at("template").get<std::string>(), c.at("add_generation_prompt").get<bool>()});
-    for (std::string_view name : ChatTemplate::supported_names()) {
-        EXPECT_TRUE(seen.count({std::string(name), true})) << name;
-        EXPECT_TRUE(seen.count({std::string(name), false})) << name;
-    }
-}
-
-TEST(ChatTemplate, RecognisedFromGgufMetadata) {
-    const gguf::File qwen = gguf::File::open(shared_dir() / "models/vocab/ggml-vocab-qwen2.5.gguf");
-    const Tokenizer qt = Tokenizer::from_gguf(qwen);
-    EXPECT_EQ(ChatTemplate::for_tokenizer(qt).name(), "qwen2.5");
-
+TEST(ChatTemplate, TheModelsOwnTemplateFromGgufMetadata) {
     const gguf::File phi = gguf::File::open(shared_dir() / "models/vocab/ggml-vocab-phi-3.gguf");
     const Tokenizer pt = Tokenizer::from_gguf(phi);
     const ChatTemplate t = ChatTemplate::for_tokenizer(pt);
-    EXPECT_EQ(t.name(), "phi-3");
     // bos/eos texts come from the vocabulary.
     const std::vector<ChatMessage> msgs = {{"user", "hi"}};
     EXPECT_EQ(t.apply(msgs, true), "<s><|user|>\nhi<|end|>\n<|assistant|>\n");
-    EXPECT_EQ(ChatTemplate::for_tokenizer(pt, "phi-3.5").apply(msgs, false), "<|user|>\nhi<|end|>\n<|endoftext|>");
+    // A template file replaces it.
+    const auto file = shared_dir() / "templates/phi-3.5-mini-instruct.jinja";
+    EXPECT_EQ(ChatTemplate::for_tokenizer(pt, file.string()).apply(msgs, false), "<|user|>\nhi<|end|>\n<|endoftext|>");
 }
 
-TEST(ChatTemplate, ModelWithoutTemplateNeedsOverride) {
+TEST(ChatTemplate, ModelWithoutTemplateNeedsATemplateFile) {
     const gguf::File f = gguf::File::open(shared_dir() / "models/vocab/ggml-vocab-llama-spm.gguf");
     const Tokenizer t = Tokenizer::from_gguf(f);
     try {
@@ -78,32 +64,39 @@ TEST(ChatTemplate, ModelWithoutTemplateNeedsOverride) {
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::ChatTemplate);
         EXPECT_NE(std::string(e.what()).find("no tokenizer.chat_template"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("--chat-template-file"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(ChatTemplate::for_tokenizer(t, "qwen2.5").name(), "qwen2.5");
+    const auto file = shared_dir() / "templates/chatml.jinja";
+    const std::vector<ChatMessage> msgs = {{"user", "hi"}};
+    EXPECT_EQ(ChatTemplate::for_tokenizer(t, file.string()).apply(msgs, false), "<|im_start|>user\nhi<|im_end|>\n");
+    EXPECT_THROW((void)ChatTemplate::for_tokenizer(t, "/nonexistent/template.jinja"), Error);
 }
 
-TEST(ChatTemplate, UnrecognisedTemplateErrorListsSupported) {
+TEST(ChatTemplate, AnyTemplateTextRendersAndSyntaxErrorsAreReported) {
+    const ChatTemplate t =
+        ChatTemplate::from_text("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "", "");
+    const std::vector<ChatMessage> msgs = {{"user", "x"}};
+    EXPECT_EQ(t.apply(msgs, true), "[INST] x [/INST]");
     try {
-        (void)ChatTemplate::detect("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}", "", "");
+        (void)ChatTemplate::from_text("{% if %}", "", "", "bad.jinja");
         FAIL() << "expected an error";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::ChatTemplate);
-        const std::string msg = e.what();
-        EXPECT_NE(msg.find("unrecognised chat template"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("[INST]"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("qwen2.5, phi-3, phi-3.5"), std::string::npos) << msg;
+        EXPECT_NE(std::string(e.what()).find("bad.jinja line 1"), std::string::npos) << e.what();
     }
-    try {
-        (void)ChatTemplate::named("llama-2", "", "");
-        FAIL() << "expected an error";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::ChatTemplate);
-        EXPECT_NE(std::string(e.what()).find("'llama-2'"), std::string::npos) << e.what();
-    }
+}
+
+TEST(ChatTemplate, ExtraMessageMembersAndToolsReachTheTemplate) {
+    const ChatTemplate t = ChatTemplate::from_text(
+        "{% for m in messages %}{{ m.role }}:{{ m.tool_calls | tojson }};{% endfor %}{{ tools | length }}", "", "");
+    ChatMessage m{"assistant", ""};
+    m.extra = {{"tool_calls", nlohmann::ordered_json::array({{{"name", "f"}}})}};
+    const std::vector<ChatMessage> msgs = {m};
+    EXPECT_EQ(t.apply(msgs, false, nlohmann::ordered_json::array({1, 2})), "assistant:[{\"name\": \"f\"}];2");
 }
 
 TEST(ChatTemplate, EmptyConversationIsAnError) {
-    const ChatTemplate t = ChatTemplate::named("qwen2.5", "", "<|im_end|>");
+    const ChatTemplate t = ChatTemplate::from_text("x", "", "<|im_end|>");
     EXPECT_THROW((void)t.apply({}, true), Error);
 }
 
