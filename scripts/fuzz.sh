@@ -22,9 +22,25 @@ for preset in qwen2.5-tiny phi3-tiny llama-tiny; do
   "$orcd" synth --preset "$preset" --n-vocab 512 --type Q4_K_M --layers 1 -o "$corpus/gguf/$preset.gguf" >/dev/null
 done
 for f in "$shared"/models/vocab/*.inp; do cp "$f" "$corpus/tokenizer/"; done
+# The server's seeds: a few well-formed and malformed requests and bodies (the fuzzer mutates from there).
+mkdir -p "$corpus/http" "$corpus/json"
+printf 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >"$corpus/http/get"
+printf 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n\r\n' >"$corpus/http/pipelined"
+printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' \
+  >"$corpus/http/chunked"
+printf 'POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' >"$corpus/http/smuggle"
+printf '{"job_id":"a-1","prompt":"hi","max_tokens":4,"temperature":0.5,"stop":["x"],"seed":7}' >"$corpus/json/execute"
+printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true}' \
+  >"$corpus/json/chat"
+printf '{"model":"m","prompt":["a"],"max_tokens":1e400,"top_p":[[[[0]]]]}' >"$corpus/json/odd"
 
 for t in $targets; do
-  case $t in fuzz_gguf) c=$corpus/gguf ;; *) c=$corpus/tokenizer ;; esac
+  case $t in
+    fuzz_gguf) c=$corpus/gguf ;;
+    fuzz_http_request) c=$corpus/http ;;
+    fuzz_json_request) c=$corpus/json ;;
+    *) c=$corpus/tokenizer ;;
+  esac
   echo "fuzz: $t for ${seconds}s on $(ls "$c" | wc -l) seeds"
   # -rss_limit_mb guards against inputs that make a target allocate without bound; such an input is a bug too.
   ./build-fuzz/fuzz/$t "$c" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=262144 -print_final_stats=1 \

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "server/http_parse.h"
 
 namespace orcd::server {
 
@@ -37,18 +38,6 @@ constexpr std::chrono::milliseconds kHeartbeat{1000};
 // Bytes read ahead while an answer is pending (the next pipelined request, or nothing); beyond this the socket is
 // left unread until the answer is done, so a client cannot make the server buffer without bound.
 constexpr size_t kReadAheadChunk = 4096;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return std::string(s);
-}
 
 std::string status_line(int status) {
     const auto reason = http::obsolete_reason(static_cast<http::status>(status));
@@ -79,18 +68,6 @@ void raise_fd_limit() {
 }
 
 }  // namespace
-
-const std::string& HttpRequest::header(std::string_view name) const {
-    static const std::string kEmpty;
-    for (const auto& [k, v] : headers) {
-        if (k == name) return v;
-    }
-    return kEmpty;
-}
-
-bool HttpRequest::has_header(std::string_view name) const {
-    return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == name; });
-}
 
 std::string log_escape(std::string_view s, size_t max_bytes) {
     std::string out;
@@ -224,8 +201,7 @@ private:
         head_sent_ = streaming_ = answer_done_ = gone_ = false;
         on_gone_ = nullptr;
         parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(t_.limits.max_header_bytes, UINT32_MAX)));
-        parser_->body_limit(t_.limits.max_body_bytes);
+        configure_parser(*parser_, t_.limits);
         stream_.expires_after(t_.limits.request_timeout);
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_request(ec); });
@@ -248,52 +224,16 @@ private:
             // (a half-read request may be a slowloris; the socket is already closed on a timeout).
             return close();
         }
-        const std::string path(parser_->get().target());
-        if (ec == http::error::header_limit) {
-            return refuse(Refusal::HeadersTooLarge, "",
-                          fmt::format("the request line and headers exceed {} bytes (--max-header-bytes)",
-                                      t_.limits.max_header_bytes));
-        }
-        if (ec == http::error::body_limit) {
-            return refuse(Refusal::BodyTooLarge, path,
-                          fmt::format("the request body exceeds {} bytes (--max-body-bytes)", t_.limits.max_body_bytes));
-        }
         if (ec) {
-            return refuse(Refusal::MalformedRequest, path,
-                          fmt::format("malformed HTTP request: {}", ec.message()));
+            const RefusedRequest r = refusal_for(ec, std::string(parser_->get().target()), t_.limits);
+            return refuse(r.why, r.path, r.detail);
         }
-        auto& msg = parser_->get();
-        HttpRequest req;
-        req.method = std::string(msg.method_string());
-        req.target = std::string(msg.target());
-        req.path = req.target.substr(0, req.target.find('?'));
-        size_t content_lengths = 0;
-        for (const auto& f : msg) {
-            req.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
-            if (req.headers.back().first == "content-length") ++content_lengths;
-        }
-        req.body = std::move(msg.body());
+        bool keep_alive = false;
+        auto finished = finish_request(*parser_, t_.limits, keep_alive);
+        if (auto* r = std::get_if<RefusedRequest>(&finished)) return refuse(r->why, r->path, r->detail);
+        HttpRequest req = std::move(std::get<HttpRequest>(finished));
         method_ = req.method;
-        keep_alive_ = msg.keep_alive() && !t_.stopping.load();
-        if (req.target.size() > t_.limits.max_target_bytes) {
-            return refuse(Refusal::TargetTooLong, "",
-                          fmt::format("the request target is {} bytes; at most {} are accepted", req.target.size(),
-                                      t_.limits.max_target_bytes));
-        }
-        // Framing that two parsers could read differently is refused outright (request smuggling): only
-        // "chunked" alone as a transfer coding, never with a Content-Length, and one Content-Length.
-        if (req.has_header("transfer-encoding")) {
-            const std::string te = lower(trim(req.header("transfer-encoding")));
-            size_t n_te = 0;
-            for (const auto& h : req.headers) n_te += h.first == "transfer-encoding";
-            if (te != "chunked" || n_te != 1 || content_lengths > 0) {
-                return refuse(Refusal::MalformedRequest, req.path,
-                              "Transfer-Encoding must be exactly 'chunked', once, and without Content-Length");
-            }
-        }
-        if (content_lengths > 1) {
-            return refuse(Refusal::MalformedRequest, req.path, "more than one Content-Length header");
-        }
+        keep_alive_ = keep_alive && !t_.stopping.load();
         parser_.reset();
         state_ = State::Answering;
         t_.exchanges.fetch_add(1);
@@ -423,7 +363,7 @@ private:
     beast::tcp_stream stream_;
     net::steady_timer heartbeat_;
     beast::flat_buffer buffer_;
-    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<BeastParser> parser_;
     State state_ = State::Reading;
     std::string method_;
     bool keep_alive_ = true;
