@@ -95,6 +95,7 @@ def client(port, model, stop, stats, lock, rng):
                            "health", "nested", "leave_nonstream"])
         jid = f"soak-{threading.get_ident()}-{n}"
         ok = True
+        r = b""
         try:
             if kind == "execute":
                 r = exchange(port, post("/execute", json.dumps({"job_id": jid, "prompt": "soak", "max_tokens": 8})))
@@ -109,11 +110,14 @@ def client(port, model, stop, stats, lock, rng):
                 exchange(port, post("/v1/completions", json.dumps({"model": model, "prompt": "x", "max_tokens": 200})),
                          timeout=0.2)
             elif kind == "invalid":
-                ok = status_of(exchange(port, post("/execute", b'{"job_id": 1, "prompt": ['))) == 400
+                r = exchange(port, post("/execute", b'{"job_id": 1, "prompt": ['))
+                ok = status_of(r) == 400
             elif kind == "huge_number":
-                ok = status_of(exchange(port, post("/execute", b'{"job_id":"a","prompt":"x","top_p":1e400}'))) == 400
+                r = exchange(port, post("/execute", b'{"job_id":"a","prompt":"x","top_p":1e400}'))
+                ok = status_of(r) == 400
             elif kind == "nested":
-                ok = status_of(exchange(port, post("/execute", b"[" * 5000))) == 400
+                r = exchange(port, post("/execute", b"[" * 5000))
+                ok = status_of(r) == 400
             elif kind == "bad_framing":
                 r = exchange(port, b"POST /cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
                                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
@@ -136,13 +140,19 @@ def client(port, model, stop, stats, lock, rng):
                 finally:
                     s.close()
             else:
-                ok = status_of(exchange(port, get("/health"))) == 200
-        except OSError:
+                r = exchange(port, get("/health"))
+                ok = status_of(r) == 200
+        except OSError as e:
             ok = kind in ("stream_leave", "leave_nonstream")
+            r = repr(e).encode()
         with lock:
             stats[kind] = stats.get(kind, 0) + 1
             if not ok:
                 stats["unexpected"] = stats.get("unexpected", 0) + 1
+                bad = stats.setdefault("unexpected_samples", {})
+                if len(bad.get(kind, [])) < 3:
+                    bad.setdefault(kind, []).append(r[:160].decode("utf-8", "replace"))
+                stats.setdefault("unexpected_by_kind", {})[kind] = stats["unexpected_by_kind"].get(kind, 0) + 1
 
 
 def main():
@@ -196,9 +206,12 @@ def main():
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(60)
     result = {
-        "minutes": a.minutes, "clients": a.clients, "requests": sum(v for k, v in stats.items() if k != "unexpected"),
-        "by_kind": {k: v for k, v in sorted(stats.items()) if k != "unexpected"},
+        "minutes": a.minutes, "clients": a.clients,
+        "requests": sum(v for k, v in stats.items() if isinstance(v, int) and k != "unexpected"),
+        "by_kind": {k: v for k, v in sorted(stats.items()) if isinstance(v, int) and k != "unexpected"},
         "unexpected_answers": stats.get("unexpected", 0),
+        "unexpected_by_kind": stats.get("unexpected_by_kind", {}),
+        "unexpected_samples": stats.get("unexpected_samples", {}),
         "rss_after_warmup_mib": round(base / 2**20, 1), "rss_final_mib": round(final / 2**20, 1),
         "rss_max_mib": round(max(r for _, r in samples) / 2**20, 1), "rss_drift_pct": round(100 * drift, 2),
         "idle_after": idle, "queue_depth_metric": queue_metric, "health_status": health.get("status"),
