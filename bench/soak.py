@@ -98,10 +98,13 @@ def client(port, model, stop, stats, lock, rng):
         r = b""
         try:
             if kind == "execute":
-                r = exchange(port, post("/execute", json.dumps({"job_id": jid, "prompt": "soak", "max_tokens": 8})))
+                # Jobs run one at a time: behind a full queue on a loaded machine, an answer may take minutes.
+                r = exchange(port, post("/execute", json.dumps({"job_id": jid, "prompt": "soak", "max_tokens": 8})),
+                             timeout=300)
                 ok = status_of(r) in (200, 503) and (status_of(r) == 503 or b"event: end" in r or b"event: error" in r)
             elif kind == "openai":
-                r = exchange(port, post("/v1/completions", json.dumps({"model": model, "prompt": "hi", "max_tokens": 8})))
+                r = exchange(port, post("/v1/completions", json.dumps({"model": model, "prompt": "hi", "max_tokens": 8})),
+                             timeout=300)
                 ok = status_of(r) in (200, 503)
             elif kind == "stream_leave":
                 exchange(port, post("/execute", json.dumps({"job_id": jid, "prompt": "x", "max_tokens": 200})),
@@ -152,7 +155,8 @@ def client(port, model, stop, stats, lock, rng):
                 bad = stats.setdefault("unexpected_samples", {})
                 if len(bad.get(kind, [])) < 3:
                     bad.setdefault(kind, []).append(r[:160].decode("utf-8", "replace"))
-                stats.setdefault("unexpected_by_kind", {})[kind] = stats["unexpected_by_kind"].get(kind, 0) + 1
+                by_kind = stats.setdefault("unexpected_by_kind", {})
+                by_kind[kind] = by_kind.get(kind, 0) + 1
 
 
 def main():
@@ -187,7 +191,7 @@ def main():
         samples.append((round(time.monotonic() - t0, 1), rss(proc.pid)))
     stop.set()
     for t in threads:
-        t.join(60)
+        t.join(310)
     # After the load: the worker answers, nothing runs or waits, the connections are gone.
     idle = False
     health = {}

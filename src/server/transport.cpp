@@ -92,6 +92,7 @@ struct Transport::Impl {
     RefusalBuilder refusal;
     net::io_context ioc;
     tcp::acceptor acceptor{ioc};
+    net::steady_timer accept_retry{ioc};
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work{ioc.get_executor()};
     std::vector<std::thread> io_threads;
     net::thread_pool handler_pool{kHandlerThreads};
@@ -428,9 +429,14 @@ std::shared_ptr<Exchange> Session::make_exchange() {
 void Transport::Impl::accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
         if (ec) {
-            if (ec == net::error::operation_aborted || stopping.load()) return;
-            // Out of descriptors or a connection reset before accept: keep accepting.
-            return accept();
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+            // Out of descriptors, or a connection reset before accept: try again shortly (at once would spin while
+            // the descriptors stay exhausted).
+            accept_retry.expires_after(std::chrono::milliseconds(50));
+            accept_retry.async_wait([this](beast::error_code wait_ec) {
+                if (!wait_ec) accept();
+            });
+            return;
         }
         auto s = std::make_shared<Session>(*this, std::move(socket));
         const bool over = connections.load() > limits.max_connections;
@@ -523,6 +529,7 @@ void Transport::stop() {
     net::post(t.ioc, [&t] {
         beast::error_code ec;
         t.acceptor.close(ec);
+        t.accept_retry.cancel();
     });
     t.handler_pool.join();
     t.for_each_session([](const std::shared_ptr<Session>& s) { net::post(s->executor(), [s] { s->close(); }); });
