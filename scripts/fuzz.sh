@@ -28,12 +28,25 @@ cp fuzz/seeds/gbnf/*.gbnf "$corpus/gbnf/"
 python3 -c 'import json,pathlib,sys
 for p in pathlib.Path("tests/grammar/schemas").glob("*.json"):
     (pathlib.Path(sys.argv[1]) / p.name).write_text(json.dumps(json.loads(p.read_text())["schema"]))' "$corpus/json_schema"
+# The server's seeds: a few well-formed and malformed requests and bodies (the fuzzer mutates from there).
+mkdir -p "$corpus/http" "$corpus/json"
+printf 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >"$corpus/http/get"
+printf 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n\r\n' >"$corpus/http/pipelined"
+printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' \
+  >"$corpus/http/chunked"
+printf 'POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' >"$corpus/http/smuggle"
+printf '{"job_id":"a-1","prompt":"hi","max_tokens":4,"temperature":0.5,"stop":["x"],"seed":7}' >"$corpus/json/execute"
+printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true}' \
+  >"$corpus/json/chat"
+printf '{"model":"m","prompt":["a"],"max_tokens":1e400,"top_p":[[[[0]]]]}' >"$corpus/json/odd"
 
 for t in $targets; do
   case $t in
     fuzz_gguf) c=$corpus/gguf ;;
     fuzz_gbnf) c=$corpus/gbnf ;;
     fuzz_json_schema) c=$corpus/json_schema ;;
+    fuzz_http_request) c=$corpus/http ;;
+    fuzz_json_request) c=$corpus/json ;;
     *) c=$corpus/tokenizer ;;
   esac
   echo "fuzz: $t for ${seconds}s on $(ls "$c" | wc -l) seeds"

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev libutf8proc-dev
+  libboost1.74-dev libutf8proc-dev   # Boost.Beast/Asio (header-only): the HTTP transport
   libedit-dev                       # line editing for `orcd chat`
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client

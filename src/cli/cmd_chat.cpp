@@ -33,7 +33,7 @@ constexpr std::string_view kHelp =
     "Ctrl-C stops the answer being written; a second Ctrl-C exits.\n";
 
 struct ChatArgs {
-    std::string model, system, chat_template;
+    std::string model, system, chat_template_file;
     uint32_t ctx = 0;
     uint32_t n_predict = 1024;
     BackendArgs backend;
@@ -67,7 +67,7 @@ void run_chat(const ChatArgs& a) {
     fmt::print(stderr, "loading {} on {} ...\n", a.model, engine::device_name(device));
     model::Model m = model::open_model(a.model);
     const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
-    const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, a.chat_template);
+    const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, a.chat_template_file);
     const uint32_t n_ctx = a.ctx ? a.ctx : std::min<uint32_t>(m.config.context_length, 4096);
     auto backend = a.backend.create(std::move(m));
     auto seq = backend->new_sequence({.n_ctx = n_ctx});
@@ -174,6 +174,8 @@ void add_chat(CLI::App& app) {
     cmd->add_option("--system", a->system, "System message (default: none; the template's own default applies)");
     cmd->add_option("-n,--n-predict", a->n_predict, "Most tokens per answer (default 1024)");
     cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
+    cmd->add_option("--chat-template-file", a->chat_template_file,
+                    "A Jinja chat template to use instead of the model's own");
     add_backend_options(cmd, a->backend);
     add_sampling_options(cmd, a->sampling);
     cmd->callback([a] { run_chat(*a); });

@@ -16,10 +16,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -44,6 +46,11 @@ struct ServeArgs {
     std::string api_key;
     size_t max_queue = 16;
     size_t max_body_bytes = 1 << 20;
+    size_t max_header_bytes = 64 * 1024;
+    double request_timeout_s = 30;
+    size_t max_connections = 4096;
+    std::vector<std::string> allowed_origins;
+    std::vector<std::string> allowed_hosts;
     unsigned threads = 0;
     int64_t shutdown_grace_ms = 10000;
     double residency_interval_s = 60;
@@ -131,6 +138,15 @@ void validate(ServeArgs& a) {
     if (!(a.residency_interval_s >= 0.01)) {
         throw bad_arg(
             fmt::format("--residency-interval {}: expected a number of seconds >= 0.01", a.residency_interval_s));
+    }
+    if (a.max_header_bytes < 1024 || a.max_header_bytes > (64u << 20)) {
+        throw bad_arg(fmt::format("--max-header-bytes {}: expected 1024 .. 67108864", a.max_header_bytes));
+    }
+    if (!(a.request_timeout_s >= 0.1 && a.request_timeout_s <= 3600)) {
+        throw bad_arg(fmt::format("--request-timeout {}: expected 0.1 .. 3600 seconds", a.request_timeout_s));
+    }
+    if (a.max_connections < 1 || a.max_connections > 1000000) {
+        throw bad_arg(fmt::format("--max-connections {}: expected 1 .. 1000000", a.max_connections));
     }
     if (a.max_body_bytes < 1024) {
         throw bad_arg(fmt::format("--max-body-bytes {}: expected at least 1024", a.max_body_bytes));
@@ -252,6 +268,11 @@ int run_serve(ServeArgs a) {
     so.max_queue = a.max_queue;
     so.max_body_bytes = a.max_body_bytes;
     so.shutdown_grace = std::chrono::milliseconds(a.shutdown_grace_ms);
+    so.max_header_bytes = a.max_header_bytes;
+    so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.request_timeout_s * 1000));
+    so.max_connections = a.max_connections;
+    so.allowed_origins = a.allowed_origins;
+    so.allowed_hosts = a.allowed_hosts;
     so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
     auto http = std::make_unique<server::HttpServer>(*service, so);
     const int port = http->bind();
@@ -266,6 +287,11 @@ int run_serve(ServeArgs a) {
                         "the worker down",
                         a.host));
     }
+    say(fmt::format("limits: --max-body-bytes {} --max-header-bytes {} --request-timeout {} --max-connections {} "
+                    "--max-queue {} --shutdown-timeout {} --allowed-origins {} --allowed-hosts {}",
+                    a.max_body_bytes, a.max_header_bytes, a.request_timeout_s, a.max_connections, a.max_queue,
+                    a.shutdown_grace_ms / 1000.0, a.allowed_origins.empty() ? "(none)" : fmt::format("{}", fmt::join(a.allowed_origins, ",")),
+                    a.allowed_hosts.empty() ? "(none)" : fmt::format("{}", fmt::join(a.allowed_hosts, ","))));
     signals.attach(http.get());
 
     const std::string why = http->wait_for_shutdown_request();
@@ -301,6 +327,25 @@ void add_serve(CLI::App& app) {
     cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_option("--max-body-bytes", a->max_body_bytes, "largest request body accepted (413 above)")
         ->capture_default_str();
+    cmd->add_option("--max-header-bytes", a->max_header_bytes,
+                    "budget for a request's line and headers together (431 above)")
+        ->capture_default_str();
+    cmd->add_option("--request-timeout", a->request_timeout_s,
+                    "seconds to receive one whole request (headers and body); also the keep-alive idle limit")
+        ->capture_default_str();
+    cmd->add_option("--max-connections", a->max_connections, "connections open at once; more get 503 and close")
+        ->capture_default_str();
+    cmd->add_option("--allowed-origins", a->allowed_origins,
+                    "browser origins allowed to POST (e.g. http://localhost:3000; '*' any); default none")
+        ->delimiter(',');
+    cmd->add_option("--allowed-hosts", a->allowed_hosts,
+                    "Host header names accepted besides IP addresses, localhost and --host ('*' any)")
+        ->delimiter(',');
+    cmd->add_option_function<double>(
+        "--shutdown-timeout",
+        [a](double s) { a->shutdown_grace_ms = static_cast<int64_t>(s * 1000); },
+        "seconds the running job may go on at shutdown before it is cancelled (default 10; same as "
+        "--shutdown-grace-ms)");
     cmd->add_option("--shutdown-grace-ms", a->shutdown_grace_ms,
                     "at shutdown, how long the running job may go on before it is cancelled")
         ->capture_default_str();

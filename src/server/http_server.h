@@ -1,11 +1,12 @@
 #pragma once
-// The worker's HTTP front: routes (/execute, /cancel, /health, /metrics, /shutdown, /v1/*), authentication, body
-// limits, SSE streaming, and the shutdown sequence. cpp-httplib stays behind this header (one translation unit).
+// The worker's HTTP front: the transport (transport.h), the worker API (worker_api.h) and the OpenAI API
+// (openai_api.h) over the job scheduler, and the shutdown sequence. docs/HTTP.md explains the limits.
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "server/service.h"
 
@@ -17,7 +18,12 @@ struct ServerOptions {
     std::string worker_id;                                // UUID, reported by /health and the ready line
     std::optional<std::string> api_key;                   // Bearer token required on every endpoint but /health
     size_t max_queue = 16;                                // jobs waiting behind the running one; more get 503
-    size_t max_body_bytes = 1 << 20;                      // larger request bodies get 413
+    size_t max_body_bytes = 1 << 20;                      // larger request bodies (after chunked decoding) get 413
+    size_t max_header_bytes = 64 * 1024;                  // request line and headers in all; more get 431
+    std::chrono::milliseconds request_timeout{30000};     // to read one whole request, and the keep-alive idle limit
+    size_t max_connections = 4096;                        // open at once; more get 503 and are closed
+    std::vector<std::string> allowed_origins;             // browser origins allowed to POST ("*": any); default none
+    std::vector<std::string> allowed_hosts;               // Host names beyond IP literals, localhost and --host
     std::chrono::milliseconds shutdown_grace{10000};      // the running job may finish within this, then is cancelled
     std::chrono::milliseconds residency_interval{60000};  // background residency check period
 };

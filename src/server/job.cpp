@@ -33,13 +33,34 @@ std::string_view cancel_reason_text(CancelReason r) {
 }
 
 void Job::push(JobEvent ev) {
+    std::function<void()> listener;
     {
         std::lock_guard lock(mu_);
         if (terminal_pushed_) return;
         terminal_pushed_ = ev.terminal();
         events_.push_back(std::move(ev));
+        listener = listener_;
     }
     cv_.notify_all();
+    if (listener) listener();
+}
+
+void Job::set_listener(std::function<void()> listener) {
+    bool pending = false;
+    {
+        std::lock_guard lock(mu_);
+        listener_ = listener;
+        pending = !events_.empty();
+    }
+    if (pending && listener) listener();
+}
+
+std::optional<JobEvent> Job::try_pop() {
+    std::lock_guard lock(mu_);
+    if (events_.empty()) return std::nullopt;
+    JobEvent ev = std::move(events_.front());
+    events_.pop_front();
+    return ev;
 }
 
 std::optional<JobEvent> Job::pop(std::chrono::milliseconds timeout) {

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -69,6 +70,10 @@ public:
     // Consumer side: waits up to `timeout` for the next event.
     std::optional<JobEvent> pop(std::chrono::milliseconds timeout);
     bool finished() const;  // the terminal event has been pushed
+    // Consumer side without a thread: `listener` runs on the producer's thread after every push (and once now if
+    // events are already waiting); the consumer then takes them with try_pop(). It must not block.
+    void set_listener(std::function<void()> listener);
+    std::optional<JobEvent> try_pop();
 
 private:
     const std::string id_;
@@ -80,6 +85,7 @@ private:
     std::condition_variable cv_;
     std::deque<JobEvent> events_;
     bool terminal_pushed_ = false;
+    std::function<void()> listener_;
 };
 
 }  // namespace orcd::server

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,19 @@ size_t utf8_length(std::string_view s) {
     size_t n = 0;
     for (unsigned char c : s) n += (c & 0xC0) != 0x80;
     return n;
+}
+
+std::string job_id_problem(std::string_view id) {
+    if (id.empty()) return "expected a non-empty string, found an empty one";
+    if (id.size() > kMaxJobIdBytes) return fmt::format("expected at most {} bytes, found {}", kMaxJobIdBytes, id.size());
+    for (size_t i = 0; i < id.size(); ++i) {
+        const char c = id[i];
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-') {
+            return fmt::format("expected only the characters A-Z a-z 0-9 . _ : -, found byte 0x{:02x} at {}",
+                               static_cast<unsigned char>(c), i);
+        }
+    }
+    return {};
 }
 
 namespace {
@@ -201,10 +215,8 @@ ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vec
     }
     Fields f(body, errors);
     if (auto id = f.string("job_id", true)) {
-        if (id->empty()) {
-            f.fail("job_id", "expected a non-empty string, found an empty one");
-        } else if (id->size() > kMaxJobIdBytes) {
-            f.fail("job_id", fmt::format("expected at most {} bytes, found {}", kMaxJobIdBytes, id->size()));
+        if (std::string why = job_id_problem(*id); !why.empty()) {
+            f.fail("job_id", std::move(why));
         } else {
             r.job_id = std::move(*id);
         }
@@ -272,7 +284,7 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
                         } else {
                             mf.fail(fmt::format("content[{}]", k),
                                     fmt::format("expected a text part {{\"type\": \"text\", \"text\": ...}}, found {}",
-                                                part.dump().substr(0, 60)));
+                                                type_of(part)));
                         }
                     }
                 } else if (!(content == nullptr && cm.role == "assistant")) {

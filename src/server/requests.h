@@ -15,6 +15,10 @@ inline constexpr size_t kMaxPromptChars = 32768;  // Unicode code points
 inline constexpr size_t kMaxStopStrings = 4;
 inline constexpr size_t kMaxJobIdBytes = 256;
 
+// Job ids are echoed in logs, events and headers: 1..kMaxJobIdBytes characters of [A-Za-z0-9._:-].
+// Returns "" for a valid id, else what is wrong.
+std::string job_id_problem(std::string_view id);
+
 struct FieldError {
     std::string field;    // "temperature", "stop[2]", "messages[0].role"
     std::string message;  // what was expected and what was found

@@ -104,7 +104,7 @@ struct SseEvent {
 std::vector<SseEvent> parse_sse(const std::string& body);
 
 // Raw TCP to 127.0.0.1:port: sends `bytes` and returns whatever came back before the server closed or `timeout`
-// passed. (No half-close: httplib drops a half-closed connection without answering.)
+// passed. (No half-close: the server reads a half-closed connection as a client that left.)
 std::string raw_request(int port, const std::string& bytes, std::chrono::milliseconds timeout = 5s);
 int raw_status(const std::string& response);  // the status code of "HTTP/1.1 NNN ...", 0 if none
 

@@ -472,7 +472,7 @@ TEST(ServeShutdown, PostShutdownFinishesTheRunningJobAndExitsZero) {
     EXPECT_LT(Clock::now() - t0, 30s);
     EXPECT_NE(s.log().find("model released"), std::string::npos) << s.log();
     // The port is closed.
-    EXPECT_EQ(raw_request(s.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 1s), "");
+    EXPECT_EQ(raw_request(s.port(), "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1s), "");
 }
 
 TEST(ServeShutdown, SigtermCancelsAJobBeyondTheGraceAndExitsZero) {
@@ -594,12 +594,12 @@ TEST(ServeMalformed, RightStatusAndNeverACrash) {
     };
     const std::vector<Raw> raws = {
         {"THIS IS NOT HTTP\r\n\r\n", 400},
-        {"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'h') + "\r\n\r\n", 400},
-        {"GET /" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
-        {"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n{", 413},
-        {"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n\xff\xfe{}x",
+        {"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(70000, 'h') + "\r\n\r\n", 431},
+        {"GET /" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414},
+        {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n{", 413},
+        {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n\xff\xfe{}x",
          400},
-        {"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
          "zz\r\n",
          400},
     };
@@ -609,7 +609,7 @@ TEST(ServeMalformed, RightStatusAndNeverACrash) {
     }
     // A body shorter than its Content-Length, then the client leaves: nothing to answer, nothing to break.
     raw_request(s.port(),
-                "POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+                "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
                 500ms);
     // Still healthy, still serving.
     EXPECT_TRUE(s.running());

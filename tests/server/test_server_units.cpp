@@ -7,6 +7,9 @@
 #include <thread>
 
 #include "common/error.h"
+#include "server/api_common.h"
+#include "server/http_parse.h"
+#include "server/json_guard.h"
 #include "server/metrics.h"
 #include "server/requests.h"
 #include "server/residency.h"
@@ -23,6 +26,78 @@ std::vector<std::string> fields_of(const std::vector<FieldError>& errors) {
     std::vector<std::string> f;
     for (const auto& e : errors) f.push_back(e.field);
     return f;
+}
+
+TEST(ServerJsonGuard, DepthAndNumbersWithTheFieldNamed) {
+    EXPECT_FALSE(prescan_json(R"({"a":[1,2,{"b":"[[[[["}],"c":-1.5e10})"));
+    // 64 levels pass, 65 do not; the field is where the limit was hit.
+    EXPECT_FALSE(prescan_json(std::string(64, '[') + std::string(64, ']')));
+    auto deep = prescan_json(std::string(65, '['));
+    ASSERT_TRUE(deep);
+    EXPECT_NE(deep->message.find("deeper than 64"), std::string::npos);
+    auto big = prescan_json(R"({"job_id":"x","stop":["a"],"temperature":1e400})");
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->field, "temperature");
+    auto nested = prescan_json(R"({"messages":[{"role":"user"},{"content":[{"n":-2E+999}]}]})");
+    ASSERT_TRUE(nested);
+    EXPECT_EQ(nested->field, "messages[1].content[0].n");
+    EXPECT_FALSE(prescan_json("1e-400"));  // underflow is a finite 0
+    // A key holding control bytes is not echoed raw.
+    auto ctl = prescan_json("{\"a\nb\":1e999}");
+    ASSERT_TRUE(ctl);
+    EXPECT_EQ(ctl->field, "ab");
+}
+
+TEST(ServerRequests, JobIdCharset) {
+    EXPECT_EQ(job_id_problem("job-1_a.b:c"), "");
+    EXPECT_NE(job_id_problem("a\nb"), "");
+    EXPECT_NE(job_id_problem(""), "");
+    EXPECT_NE(job_id_problem(std::string(257, 'a')), "");
+    EXPECT_EQ(job_id_problem(std::string(256, 'a')), "");
+}
+
+TEST(ServerAccess, HostNamesThatNameTheServer) {
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    for (const char* h : {"127.0.0.1", "127.0.0.1:8080", "localhost", "LocalHost:1", "localhost.", "[::1]", "[::1]:80",
+                          "10.0.0.7:8080"}) {
+        EXPECT_TRUE(host_allowed(h, o)) << h;
+    }
+    for (const char* h : {"", "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.evil", "[zz]"}) {
+        EXPECT_FALSE(host_allowed(h, o)) << h;
+    }
+    o.allowed_hosts = {"worker.lan"};
+    EXPECT_TRUE(host_allowed("worker.lan:9", o));
+    o.host = "box.local";
+    EXPECT_TRUE(host_allowed("box.local:8080", o));
+}
+
+TEST(ServerHttpParse, FramingRules) {
+    TransportLimits lim;
+    lim.max_header_bytes = 1024;
+    lim.max_body_bytes = 16;
+    auto why = [&](std::string_view bytes) {
+        auto r = parse_request(bytes, lim);
+        if (auto* x = std::get_if<RefusedRequest>(&r)) return static_cast<int>(x->why);
+        return std::holds_alternative<Incomplete>(r) ? -1 : -2;  // -2: parsed
+    };
+    const int malformed = static_cast<int>(Refusal::MalformedRequest);
+    EXPECT_EQ(why("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), -2);
+    EXPECT_EQ(why("GET / HTTP/1.1\r\nHost: a\r\n"), -1);
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"), malformed);
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}"), malformed);
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), malformed);
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"), malformed);
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n"), static_cast<int>(Refusal::BodyTooLarge));
+    EXPECT_EQ(why("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n9\r\n123456789\r\n0\r\n\r\n"),
+              static_cast<int>(Refusal::BodyTooLarge));
+    EXPECT_EQ(why("GET / HTTP/1.1\r\nX: " + std::string(2000, 'a') + "\r\n\r\n"),
+              static_cast<int>(Refusal::HeadersTooLarge));
+    // Two pipelined requests: the first takes exactly its bytes.
+    auto r = parse_request("POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /b HTTP/1.1\r\n\r\n", lim);
+    ASSERT_TRUE(std::holds_alternative<Parsed>(r));
+    EXPECT_EQ(std::get<Parsed>(r).request.body, "{}");
+    EXPECT_EQ(std::get<Parsed>(r).consumed, 41u);
 }
 
 TEST(ServerRequests, ExecuteDefaultsAndValues) {
