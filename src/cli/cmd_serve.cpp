@@ -55,6 +55,7 @@ struct ServeArgs {
     int64_t shutdown_grace_ms = 10000;
     double residency_interval_s = 60;
     std::string chat_template_file;
+    bool no_webui = false;
 };
 
 // Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
@@ -274,6 +275,7 @@ int run_serve(ServeArgs a) {
     so.allowed_origins = a.allowed_origins;
     so.allowed_hosts = a.allowed_hosts;
     so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
+    so.webui = !a.no_webui;
     auto http = std::make_unique<server::HttpServer>(*service, so);
     const int port = http->bind();
     http->start();
@@ -353,6 +355,7 @@ void add_serve(CLI::App& app) {
                     "Jinja chat template file for /v1/chat/completions instead of the model's tokenizer.chat_template");
     cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
         ->capture_default_str();
+    cmd->add_flag("--no-webui", a->no_webui, "do not serve the chat page at /");
     cmd->callback([a, gpu] {
         a->gpu_given = gpu->count() > 0;
         const int rc = run_serve(*a);

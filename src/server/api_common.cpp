@@ -134,6 +134,16 @@ bool host_allowed(std::string_view host_header, const ServerOptions& opt) {
                        [&](const std::string& a) { return a == "*" || lowercase(a) == h; });
 }
 
+bool origin_allowed(std::string_view origin, std::string_view host, const ServerOptions& opt) {
+    // The worker's own pages (the chat page at /) are same-origin: the Origin names the Host the request was sent
+    // to, which host_allowed() has already checked names this server.
+    if (!host.empty() && (origin == fmt::format("http://{}", host) || origin == fmt::format("https://{}", host))) {
+        return true;
+    }
+    return std::any_of(opt.allowed_origins.begin(), opt.allowed_origins.end(),
+                       [&](const std::string& a) { return a == "*" || a == origin; });
+}
+
 std::optional<HttpResponse> check_access(const ServerOptions& opt, const HttpRequest& req, bool needs_auth,
                                          bool state_changing) {
     const std::string& host = req.header("host");
@@ -148,9 +158,7 @@ std::optional<HttpResponse> check_access(const ServerOptions& opt, const HttpReq
         // Browsers send Origin with every cross-origin POST; a page on another site must not drive the worker
         // (a text/plain POST needs no preflight, so CORS alone would not stop it).
         const std::string& origin = req.header("origin");
-        const bool ok = std::any_of(opt.allowed_origins.begin(), opt.allowed_origins.end(),
-                                    [&](const std::string& a) { return a == "*" || a == origin; });
-        if (!ok) {
+        if (!origin_allowed(origin, host, opt)) {
             return api_error(req.path, 403, "ORIGIN_NOT_ALLOWED",
                              fmt::format("cross-origin request from '{}' refused: add the origin with "
                                          "--allowed-origins to allow it",

@@ -46,6 +46,10 @@ HttpResponse api_error(std::string_view path, int status, std::string_view code,
                        const nlohmann::json& fields = nullptr);
 std::string_view status_code_name(int status);
 
+// Whether a browser Origin may send state-changing requests: the server's own origin (same-origin: the Origin names
+// the request's Host), or one of --allowed-origins ("*": any).
+bool origin_allowed(std::string_view origin, std::string_view host, const ServerOptions& opt);
+
 // Host (against DNS rebinding), then API key; for state-changing requests also Origin. nullopt: may go on.
 std::optional<HttpResponse> check_access(const ServerOptions& opt, const HttpRequest& req, bool needs_auth,
                                          bool state_changing);

@@ -1,6 +1,7 @@
 // The façade: the transport, the two APIs and the scheduler wired together, the route table with its access rules,
 // and the shutdown sequence.
 #include "server/http_server.h"
+#include "server/webui/assets.h"
 
 #include <fmt/format.h>
 
@@ -168,6 +169,9 @@ struct HttpServer::Impl {
                 break;
             }
         }
+        if (!found && opt.webui && (req.method == "GET" || req.method == "HEAD")) {
+            if (const auto asset = webui::find_asset(req.path)) return serve_asset(req, ex, *asset);
+        }
         if (!found) {
             return ex->reply(api_error(req.path, 404, "NOT_FOUND",
                                        fmt::format("no route for {} {}", log_escape(req.method, 20),
@@ -191,6 +195,22 @@ struct HttpServer::Impl {
                                        "a JSON body with a Content-Length (or chunked encoding) is required"));
         }
         found->fn(*this, req, ex);
+    }
+
+    // A file of the chat page: no API key (the page asks for one and sends it with its API calls), but the Host
+    // check applies, and the policy headers keep the page to its own files and origin.
+    void serve_asset(const HttpRequest& req, const std::shared_ptr<Exchange>& ex, const webui::Asset& asset) {
+        if (auto refused = check_access(opt, req, /*needs_auth=*/false, /*state_changing=*/false)) {
+            return ex->reply(std::move(*refused));
+        }
+        HttpResponse r;
+        r.content_type = std::string(asset.content_type);
+        r.body = std::string(asset.body);
+        r.headers.emplace_back("Content-Security-Policy", std::string(webui::kContentSecurityPolicy));
+        r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        r.headers.emplace_back("Referrer-Policy", "no-referrer");
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        ex->reply(std::move(r));
     }
 
     void request_shutdown(std::string reason) {

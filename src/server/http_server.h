@@ -26,6 +26,7 @@ struct ServerOptions {
     std::vector<std::string> allowed_hosts;               // Host names beyond IP literals, localhost and --host
     std::chrono::milliseconds shutdown_grace{10000};      // the running job may finish within this, then is cancelled
     std::chrono::milliseconds residency_interval{60000};  // background residency check period
+    bool webui = true;                                    // the chat page at / (--no-webui turns it off)
 };
 
 class HttpServer {

@@ -72,6 +72,22 @@ TEST(ServerAccess, HostNamesThatNameTheServer) {
     EXPECT_TRUE(host_allowed("box.local:8080", o));
 }
 
+TEST(ServerAccess, OriginsThatMayPost) {
+    ServerOptions o;
+    // Same-origin: the chat page served by this worker posts with its own origin.
+    EXPECT_TRUE(origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", o));
+    EXPECT_TRUE(origin_allowed("http://localhost:8080", "localhost:8080", o));
+    // Another site, another port of the same host, or an Origin without a Host to compare with: refused.
+    EXPECT_FALSE(origin_allowed("http://evil.example", "127.0.0.1:8080", o));
+    EXPECT_FALSE(origin_allowed("http://127.0.0.1:9999", "127.0.0.1:8080", o));
+    EXPECT_FALSE(origin_allowed("null", "127.0.0.1:8080", o));
+    EXPECT_FALSE(origin_allowed("http://", "", o));
+    o.allowed_origins = {"http://app.example"};
+    EXPECT_TRUE(origin_allowed("http://app.example", "127.0.0.1:8080", o));
+    o.allowed_origins = {"*"};
+    EXPECT_TRUE(origin_allowed("http://evil.example", "127.0.0.1:8080", o));
+}
+
 TEST(ServerHttpParse, FramingRules) {
     TransportLimits lim;
     lim.max_header_bytes = 1024;
