@@ -1,8 +1,9 @@
 #pragma once
-// The boundary between the engine and a compute backend (CPU now, CUDA next). A Backend holds one model's weights
-// where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the device
-// arena); a Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a
-// Backend and its Sequences are used from one thread at a time.
+// The boundary between the engine and a compute backend (backend/cpu, backend/cuda). A Backend holds one model's
+// weights where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the
+// device arena), runs the model's recipe (model/recipe.h) and refuses one whose features it does not implement; a
+// Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a Backend and its
+// Sequences are used from one thread at a time.
 #include <cmath>
 #include <cstdint>
 #include <memory>
