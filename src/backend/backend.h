@@ -1,8 +1,9 @@
 #pragma once
-// The boundary between the engine and a compute backend (CPU now, CUDA next). A Backend holds one model's weights
-// where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the device
-// arena); a Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a
-// Backend and its Sequences are used from one thread at a time.
+// The boundary between the engine and a compute backend (backend/cpu, backend/cuda). A Backend holds one model's
+// weights where it computes (the CPU backend reads them straight from the mapped file; the CUDA backend from the
+// device arena), runs the model's recipe (model/recipe.h) and refuses one whose features it does not implement; a
+// Sequence holds one sequence's KV cache and position. Several sequences may share one backend, but a Backend and its
+// Sequences are used from one thread at a time.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,18 @@
 namespace orcd::backend {
 
 enum class KvCacheType : uint8_t { F32, F16 };
+
+// How a quantized weight row meets the activation, one definition for every backend. Int8 (the default, as
+// llama.cpp does): the activation is quantized once to 8-bit blocks of 32 and the dot products run in integers
+// (cpu/quant_dot.h states the error bound; the CUDA decode matvecs use __dp4a, cuda/matvec_q8.h). F32: the
+// dequantized weights meet the f32 activation, so the only error is f32 rounding — slower, and the exact reference
+// backends are compared against at full size. Float weight types ignore it; the CUDA batched prefill multiplies f16
+// activations on tensor cores in either mode (the mode governs its decode matvecs).
+enum class Activations : uint8_t { Int8, F32 };
+
+// How a backend holds the weight matrices: the file's quantized bytes, or (CUDA only, for comparison) also an f16
+// copy dequantized once at load, which decode and prefill then read. The CPU backend has only the quantized mode.
+enum class WeightsMode : uint8_t { Quantized, F16 };
 
 struct SequenceOptions {
     uint32_t n_ctx = 0;  // positions the KV cache holds; 0 = the model's context length

@@ -49,8 +49,7 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
         }
         backend::cpu::CpuOptions o;
         o.n_threads = options.n_threads;
-        o.activations = options.activations == Activations::F32 ? backend::cpu::Activations::F32
-                                                                 : backend::cpu::Activations::Int8;
+        o.activations = options.activations;
         return backend::cpu::make_cpu_backend(std::move(model), o);
     }
 #ifdef ORCD_ENGINE_HAS_CUDA
@@ -61,10 +60,8 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     }
     backend::cuda::CudaOptions o;
     o.gpu = options.gpu;
-    o.weights = options.weights == WeightsMode::F16 ? backend::cuda::WeightsMode::F16
-                                                    : backend::cuda::WeightsMode::Quantized;
-    o.activations = options.activations == Activations::F32 ? backend::cuda::Activations::F32
-                                                             : backend::cuda::Activations::Int8;
+    o.weights = options.weights;
+    o.activations = options.activations;
     return backend::cuda::make_cuda_backend(std::move(model), o);
 #else
     throw Error(ErrorCode::NoDevice,

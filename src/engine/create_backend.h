@@ -15,19 +15,15 @@ enum class Device { Cpu, Cuda };
 Device parse_device(std::string_view name);
 std::string_view device_name(Device d);
 
-// How the CUDA backend holds the weight matrices: the file's quantized bytes, or (for comparison) an f16 copy
-// dequantized once at load. The CPU backend has only the quantized mode.
-enum class WeightsMode { Quantized, F16 };
+// How the weight matrices are held (backend.h); --weights.
+using backend::WeightsMode;
 
 // "quantized" | "f16"; throws Error(InvalidArgument) otherwise.
 WeightsMode parse_weights(std::string_view name);
 
-// How quantized weights meet the activation, on either backend (cpu::Activations, cuda::Activations: the same
-// definition). Int8 (default): the activation is quantized to 8-bit blocks of 32 and the dot products run in
-// integers; F32: the dequantized weights meet the f32 activation (f32 rounding only; slower on the CPU, the exact
-// reference `orcd perplexity --activations f32` compares against). The CUDA backend's batched prefill multiplies f16
-// activations on tensor cores in either mode; the mode governs its decode matvecs.
-enum class Activations { Int8, F32 };
+// How quantized weights meet the activation on either backend (backend.h); --activations. F32 is the exact reference
+// `orcd perplexity --activations f32` compares against.
+using backend::Activations;
 
 // "int8" | "f32"; throws Error(InvalidArgument) otherwise.
 Activations parse_activations(std::string_view name);

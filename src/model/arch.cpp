@@ -39,6 +39,7 @@ S ff_in_shape(const Config& c) { return {c.n_embd, c.n_ff}; }
 S ff_in2_shape(const Config& c) { return {c.n_embd, 2ull * c.n_ff}; }
 S ff_out_shape(const Config& c) { return {c.n_ff, c.n_embd}; }
 S rope_half(const Config& c) { return {c.rope_dim / 2}; }
+S head_vec(const Config& c) { return {c.head_dim}; }
 
 using L = LayerWeights;
 using M = ModelWeights;
@@ -100,10 +101,22 @@ constexpr std::array kPhi3 = {
     kDown,
 };
 
+// qwen3: llama's layer with NeoX RoPE, no QKV bias, and a per-head RMSNorm of q and k (one weight vector of head_dim
+// values shared by all heads) between the projection and RoPE. head_dim comes from qwen3.attention.key_length (128
+// for every published size), so n_heads * head_dim may differ from n_embd (Qwen3-0.6B: 16 * 128 = 2048 vs 1024).
+constexpr std::array kQwen3 = {
+    kEmbd, kOutNorm, kOutTied,
+    kAttnNorm, kQ, kK, kV,
+    TensorSpec{"blk.{}.attn_q_norm.weight", &L::attn_q_norm, nullptr, head_vec, "[head_dim]", Vec, Req},
+    TensorSpec{"blk.{}.attn_k_norm.weight", &L::attn_k_norm, nullptr, head_vec, "[head_dim]", Vec, Req},
+    kO, kFfnNorm, kGate, kUp, kDown,
+};
+
 constexpr std::array kArchs = {
     ArchDescription{Arch::Llama, "llama", RopeLayout::Interleaved, kLlama},
     ArchDescription{Arch::Qwen2, "qwen2", RopeLayout::NeoX, kQwen2},
     ArchDescription{Arch::Phi3, "phi3", RopeLayout::NeoX, kPhi3},
+    ArchDescription{Arch::Qwen3, "qwen3", RopeLayout::NeoX, kQwen3},
 };
 // clang-format on
 

@@ -54,7 +54,7 @@ struct ArchDescription {
 std::span<const ArchDescription> architectures();
 const ArchDescription* find_arch(std::string_view name);
 const ArchDescription& arch_description(Arch arch);
-std::string supported_architectures();  // "llama, qwen2, phi3"
+std::string supported_architectures();  // "llama, qwen2, phi3, qwen3"
 
 // Name of a spec for block `layer` ("blk.3.attn_q.weight"); `layer` is ignored for model-wide specs.
 std::string tensor_name(const TensorSpec& spec, uint32_t layer);

@@ -7,16 +7,13 @@
 #include <string>
 #include <string_view>
 
+#include "model/rope_layout.h"
+
 namespace orcd::gguf { class File; }
 
 namespace orcd::model {
 
-enum class Arch : uint8_t { Llama, Qwen2, Phi3 };
-
-// How rotary embeddings pair up the dimensions of a head, as the GGUF converters leave the Q/K rows:
-// llama's converter permutes Q/K so that pairs are adjacent (x[2i], x[2i+1]) — "interleaved" (GGML's mode 0);
-// qwen2 and phi3 keep Hugging Face's layout, pairing x[i] with x[i + rope_dim/2] — "NeoX" (GGML's mode 2).
-enum class RopeLayout : uint8_t { Interleaved, NeoX };
+enum class Arch : uint8_t { Llama, Qwen2, Phi3, Qwen3 };
 
 std::string_view rope_layout_name(RopeLayout layout);  // "interleaved" | "neox"
 

@@ -6,6 +6,7 @@ Model describe_model(std::shared_ptr<const gguf::File> file) {
     Model m;
     m.config = load_config(*file);
     m.weights = resolve_weights(*file, m.config);
+    m.recipe = make_recipe(m.config, m.weights);
     m.file = std::move(file);
     return m;
 }

@@ -7,6 +7,7 @@
 
 #include "gguf/file.h"
 #include "model/config.h"
+#include "model/recipe.h"
 #include "model/weights.h"
 
 namespace orcd::model {
@@ -17,6 +18,7 @@ struct Model {
     std::shared_ptr<const gguf::File> file;
     Config config;
     ModelWeights weights;
+    Recipe recipe;  // what each layer computes (model/recipe.h); both backends run this description
 };
 
 // Opens, parses and validates. Errors: every gguf::File::open error, then those of load_config and resolve_weights.

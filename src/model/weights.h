@@ -46,6 +46,7 @@ struct LayerWeights {
     TensorId attn_q, attn_k, attn_v;
     TensorId attn_qkv;
     TensorId attn_q_bias, attn_k_bias, attn_v_bias;  // qwen2 (required there), optional for llama
+    TensorId attn_q_norm, attn_k_norm;  // qwen3: per-head RMSNorm weights ([head_dim]) applied to q and k before RoPE
     TensorId attn_output;
     TensorId ffn_norm;
     // Feed-forward: separate gate and up, or phi3's fused ffn_up whose first n_ff rows are the gate and the next n_ff

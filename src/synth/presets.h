@@ -10,7 +10,7 @@ namespace orcd::synth {
 
 struct Preset {
     std::string name;          // "qwen2.5-0.5b"
-    std::string architecture;  // general.architecture: qwen2 | llama | phi3
+    std::string architecture;  // general.architecture: qwen2 | qwen3 | llama | phi3
     std::string model_name;    // general.name
     uint32_t n_layer;
     uint32_t n_embd;
@@ -22,8 +22,10 @@ struct Preset {
     float rope_theta;
     bool tied_embeddings;      // no output.weight: the LM head reuses token_embd
     std::string default_vocab; // vocab GGUF file name in shared/models/vocab used when --vocab is not given
+    uint32_t key_length = 0;      // <arch>.attention.key_length when the head size is not n_embd / n_head (qwen3)
+    uint32_t sliding_window = 0;  // <arch>.attention.sliding_window when the model has one (phi3), else 0
 
-    uint32_t head_dim() const { return n_embd / n_head; }
+    uint32_t head_dim() const { return key_length ? key_length : n_embd / n_head; }
 };
 
 const std::vector<Preset>& presets();

@@ -113,6 +113,10 @@ std::vector<TensorPlan> plan_tensors(const Preset& p, FileType type, uint32_t n_
                 add(b + "attn_k.bias", {kv}, Role::Bias, l);
                 add(b + "attn_v.bias", {kv}, Role::Bias, l);
             }
+            if (p.architecture == "qwen3") {
+                add(b + "attn_q_norm.weight", {hd}, Role::Norm, l);
+                add(b + "attn_k_norm.weight", {hd}, Role::Norm, l);
+            }
         }
         add(b + "attn_output.weight", {q, e}, Role::AttnOutput, l);
         add(b + "ffn_norm.weight", {e}, Role::Norm, l);
@@ -167,6 +171,11 @@ Summary write_model(const Options& o, const std::filesystem::path& output) {
     w.set_f32(a + ".attention.layer_norm_rms_epsilon", p.rms_eps);
     w.set_f32(a + ".rope.freq_base", p.rope_theta);
     w.set_u32(a + ".rope.dimension_count", p.head_dim());
+    if (p.key_length) {
+        w.set_u32(a + ".attention.key_length", p.key_length);
+        w.set_u32(a + ".attention.value_length", p.key_length);
+    }
+    if (p.sliding_window) w.set_u32(a + ".attention.sliding_window", p.sliding_window);
     w.set_u32(a + ".vocab_size", n_vocab);
     if (a == "phi3") w.set_u32(a + ".rope.scaling.original_context_length", p.context_length);
     if (vocab) {

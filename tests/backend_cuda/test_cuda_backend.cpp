@@ -200,7 +200,70 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, CudaBackendE2E, testing::Values("qwen2.5-tiny", "phi3-tiny", "llama-tiny"),
+// The sliding window (phi3-tiny: 16 positions) on both CUDA paths against the CPU over 100 positions, f32
+// activations on both sides: the batched prefill within test_cuda_prefill.cpp's bounds for the f16 tensor-core path
+// (2e-2 relative, 95% argmax), token-by-token decode within the decode step's f32 bound above (1e-4, every argmax).
+// And the CUDA logits past the window are those of the windowed model: far from the CPU's with the window removed.
+TEST(CudaSlidingWindow, Phi3PrefillAndDecodePastTheWindowMatchTheCpu) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(::orcd::cuda::test::fresh_seed());
+    model::Model m = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32));
+    ASSERT_EQ(m.recipe.sliding_window, 16u);
+    std::vector<TokenId> prompt(100);
+    for (TokenId& t : prompt) t = std::uniform_int_distribution<TokenId>(0, 511)(rng);
+    const size_t V = m.config.n_vocab, T = prompt.size();
+
+    auto cpu_be = cpu::make_cpu_backend(m, {.n_threads = 2, .activations = cpu::Activations::F32});
+    auto cpu_seq = cpu_be->new_sequence({.n_ctx = 128, .kv_type = KvCacheType::F16});
+    const auto cpu_span = cpu_seq->prefill(prompt, true);
+    const std::vector<float> want(cpu_span.begin(), cpu_span.end());
+
+    auto row = [&](const std::vector<float>& v, size_t t) {
+        return std::vector<float>(v.begin() + t * V, v.begin() + (t + 1) * V);
+    };
+    // Batched prefill, in micro-batches of 32 so that later ones start past the window.
+    auto batched = cuda::make_cuda_backend(m, {.prefill_ubatch = 32, .activations = cuda::Activations::F32});
+    auto bseq = batched->new_sequence({.n_ctx = 128});
+    const auto bspan = bseq->prefill(prompt, true);
+    const std::vector<float> got_prefill(bspan.begin(), bspan.end());
+    // Token by token through the decode step.
+    auto steps = cuda::make_cuda_backend(m, {.batched_prefill = false, .activations = cuda::Activations::F32});
+    auto sseq = steps->new_sequence({.n_ctx = 128});
+    std::vector<float> got_decode;
+    for (size_t t = 0; t < T; ++t) {
+        const auto l = t == 0 ? sseq->prefill(std::span(&prompt[0], 1)) : sseq->decode(prompt[t]);
+        got_decode.insert(got_decode.end(), l.begin(), l.end());
+    }
+    int agree_prefill = 0, agree_decode = 0;
+    double worst_prefill = 0, worst_decode = 0;
+    for (size_t t = 0; t < T; ++t) {
+        const auto w = row(want, t), p = row(got_prefill, t), d = row(got_decode, t);
+        worst_prefill = std::max(worst_prefill, rel_error(p, w));
+        worst_decode = std::max(worst_decode, rel_error(d, w));
+        agree_prefill += argmax(p) == argmax(w);
+        agree_decode += argmax(d) == argmax(w);
+    }
+    std::printf("phi3-tiny window 16, %zu positions: prefill worst %.3g argmax %d/%zu; decode worst %.3g argmax "
+                "%d/%zu\n", T, worst_prefill, agree_prefill, T, worst_decode, agree_decode, T);
+    EXPECT_LT(worst_prefill, 2e-2);
+    EXPECT_GE(agree_prefill, static_cast<int>(T * 95 / 100));
+    EXPECT_LT(worst_decode, 1e-4);
+    EXPECT_EQ(agree_decode, static_cast<int>(T));
+
+    // Without the window the CPU's logits move past position 16; the CUDA logits must not follow them.
+    m.recipe.sliding_window = 0;
+    auto unwindowed = cpu::make_cpu_backend(m, {.n_threads = 2, .activations = cpu::Activations::F32});
+    auto useq = unwindowed->new_sequence({.n_ctx = 128, .kv_type = KvCacheType::F16});
+    const auto uspan = useq->prefill(prompt, true);
+    const std::vector<float> full(uspan.begin(), uspan.end());
+    double closest_past = 1e9;
+    for (size_t t = 20; t < T; ++t) closest_past = std::min(closest_past, rel_error(row(got_decode, t), row(full, t)));
+    std::printf("decode vs the unwindowed CPU past the window: smallest relative difference %.3g\n", closest_past);
+    EXPECT_GT(closest_past, 100 * worst_decode);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, CudaBackendE2E,
+                         testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
                          [](const auto& info) {
                              std::string n = info.param;
                              std::replace_if(n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');

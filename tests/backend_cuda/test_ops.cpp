@@ -42,6 +42,36 @@ TEST(CudaOps, RmsNormMatchesCpu) {
     }
 }
 
+// The q/k norm (qwen3): every head of a strided [q | k | v] row normalized on its own, as the CPU backend does it
+// with rms_norm over rows of head_dim values; the rest of the row untouched.
+TEST(CudaOps, RmsNormHeadsMatchesCpuPerHead) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    struct Case { int64_t tokens; int heads, hd; int64_t stride; };
+    // qwen3-0.6b q (16 x 128 in a row of 16*128 + 2*8*128), its k (8 heads), one decode token, an odd head size.
+    for (const Case c : {Case{5, 16, 128, 4096}, Case{5, 8, 128, 4096}, Case{1, 16, 128, 4096}, Case{3, 3, 40, 200}}) {
+        SCOPED_TRACE(testing::Message() << c.tokens << " x " << c.heads << " heads of " << c.hd);
+        std::vector<float> x = normal_vector(rng, c.tokens * c.stride, 3.0f), w = normal_vector(rng, c.hd);
+        for (float& v : x) v += 0.5f;
+        std::vector<float> ref = x;
+        for (int64_t t = 0; t < c.tokens; ++t) {
+            float* row = ref.data() + t * c.stride;
+            backend::cpu::rms_norm(row, w.data(), c.heads, c.hd, 1e-6f, row);
+        }
+        DeviceBuffer<float> dx(x), dw(w);
+        rms_norm_heads(dx.get(), c.tokens, c.stride, c.heads, c.hd, dw.get(), 1e-6f, nullptr);
+        const std::vector<float> got = dx.download();
+        EXPECT_LT(rel_error(got, ref), 1e-6);
+        for (int64_t t = 0; t < c.tokens; ++t) {
+            for (int64_t i = static_cast<int64_t>(c.heads) * c.hd; i < c.stride; ++i) {
+                ASSERT_EQ(got[t * c.stride + i], x[t * c.stride + i]) << "token " << t << " element " << i;
+            }
+        }
+    }
+    float* none = nullptr;
+    EXPECT_THROW(rms_norm_heads(none, 1, 100, 2, 64, none, 1e-6f, nullptr), Error);  // row shorter than the heads
+}
+
 TEST(CudaOps, RopeMatchesCpuInBothLayouts) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
@@ -230,11 +260,14 @@ TEST(CudaOps, AttentionDecodeMatchesCpuWithGqa) {
         std::vector<int64_t> positions = {0, 1, 63, 64, 65, c.n_ctx - 1};
         positions.push_back(std::uniform_int_distribution<int64_t>(0, c.n_ctx - 1)(rng));
         for (const int64_t pos : positions) {
-            SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << " at " << pos);
+          // Without a window, and with windows that start inside a chunk, on a chunk edge, or beyond the position.
+          for (const uint32_t window : {0u, 16u, 64u, 100u, 5000u}) {
+            SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << " at " << pos
+                                            << ", window " << window);
             Caches caches(rng, c.n_ctx, c.n_kv, c.hd, pos + 1);
             const std::vector<float> q = normal_vector(rng, c.heads * c.hd);
             std::vector<float> ref(q.size());
-            backend::cpu::attention(q.data(), caches.cpu_view(), pos, 1, c.heads, ref.data(), pool);
+            backend::cpu::attention(q.data(), caches.cpu_view(), pos, 1, c.heads, ref.data(), pool, window);
 
             DeviceBuffer<uint16_t> dk(caches.k), dv(caches.v);
             DeviceBuffer<float> dq(q), dout(q.size());
@@ -243,15 +276,16 @@ TEST(CudaOps, AttentionDecodeMatchesCpuWithGqa) {
             ws.poison();
             dout.poison();
             const KvCacheView kv{dk.get(), dv.get(), c.n_ctx, c.n_kv, c.hd};
-            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr);
+            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
             const std::vector<float> got = dout.download();
             // f32 dot products and softmax on both sides, summed in different orders (chunked vs sequential).
             EXPECT_LT(rel_error(got, ref), 2e-5);
             // Bit-identical on a second run (fixed reduction order, no atomics).
             dout.poison();
-            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr);
+            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
             const std::vector<float> again = dout.download();
             EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * sizeof(float)), 0);
+          }
         }
     }
 }

@@ -105,6 +105,18 @@ std::vector<std::vector<double>> reference_forward(const model::Model& m, const 
             addb(q[t], L.attn_q_bias);
             addb(k[t], L.attn_k_bias);
             addb(v[t], L.attn_v_bias);
+            // qwen3: each head of q and k RMS-normalized over its head_dim values, one weight vector for all heads.
+            auto head_norm = [&](std::vector<double>& y, model::TensorId id) {
+                if (!id.valid()) return;
+                const RefMatrix w = load(m, id);
+                for (size_t h0 = 0; h0 < y.size(); h0 += static_cast<size_t>(hd)) {
+                    std::vector<double> head(y.begin() + h0, y.begin() + h0 + hd);
+                    head = rmsnorm(head, w, c.rms_eps);
+                    std::copy(head.begin(), head.end(), y.begin() + h0);
+                }
+            };
+            head_norm(q[t], L.attn_q_norm);
+            head_norm(k[t], L.attn_k_norm);
             rope_ref(q[t], static_cast<int>(c.n_heads), c, t);
             rope_ref(k[t], static_cast<int>(c.n_kv_heads), c, t);
         }
@@ -112,16 +124,19 @@ std::vector<std::vector<double>> reference_forward(const model::Model& m, const 
             std::vector<double> att(c.q_dim());
             for (uint32_t h = 0; h < c.n_heads; ++h) {
                 const uint32_t g = h / c.gqa_group();
-                std::vector<double> s(t + 1);
+                // A sliding window of W keeps the W most recent positions, this one included.
+                const int64_t W = c.sliding_window.value_or(0);
+                const int64_t p0 = W > 0 ? std::max<int64_t>(0, t - W + 1) : 0;
+                std::vector<double> s(t + 1, 0.0);
                 double mx = -1e300;
-                for (int64_t p = 0; p <= t; ++p) {
+                for (int64_t p = p0; p <= t; ++p) {
                     double d = 0;
                     for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[p][g * hd + i];
                     mx = std::max(mx, s[p] = d / std::sqrt(double(hd)));
                 }
                 double z = 0;
-                for (auto& e : s) z += (e = std::exp(e - mx));
-                for (int64_t p = 0; p <= t; ++p) {
+                for (int64_t p = p0; p <= t; ++p) z += (s[p] = std::exp(s[p] - mx));
+                for (int64_t p = p0; p <= t; ++p) {
                     for (int64_t i = 0; i < hd; ++i) att[h * hd + i] += s[p] / z * v[p][g * hd + i];
                 }
             }
@@ -242,7 +257,51 @@ TEST_P(Forward, RejectsOverflowAndBadTokensWithoutChangingTheSequence) {
     EXPECT_THROW(be->new_sequence({.n_ctx = m.config.context_length + 1}), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, Forward, testing::Values("qwen2.5-tiny", "phi3-tiny", "llama-tiny"),
+// phi3-tiny past its sliding window of 16: the CPU backend against the reference, which drops the keys older than
+// the window; and the same model with the window switched off in its recipe gives other logits from position 16 on
+// (so the window is really applied), the same ones before it.
+TEST(SlidingWindow, Phi3PastTheWindowMatchesTheReferenceAndTheWindowChangesTheOutput) {
+    model::Model m = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32));
+    ASSERT_EQ(m.config.sliding_window, 16u) << "the phi3-tiny preset writes phi3.attention.sliding_window = 16";
+    ASSERT_EQ(m.recipe.sliding_window, 16u);
+    std::vector<TokenId> prompt;
+    for (int i = 0; i < 40; ++i) prompt.push_back(static_cast<TokenId>((i * 37 + 11) % 512));
+    const auto ref = reference_forward(m, prompt);
+    const size_t V = m.config.n_vocab;
+    auto be = backend::cpu::make_cpu_backend(m, {.n_threads = 2});
+    auto seq = be->new_sequence({.n_ctx = 64});
+    const auto got = seq->prefill(prompt, true);
+    const std::vector<float> windowed(got.begin(), got.end());
+    for (size_t t = 0; t < prompt.size(); ++t) {
+        const auto row = std::span<const float>(windowed).subspan(t * V, V);
+        EXPECT_LT(max_rel_error(row, ref[t]), 1e-5) << "position " << t;
+        EXPECT_EQ(argmax(row), argmax(ref[t])) << "position " << t;
+    }
+    // Token-by-token decode applies the same window.
+    seq->reset();
+    for (size_t t = 0; t < prompt.size(); ++t) {
+        const auto l = t == 0 ? seq->prefill(std::span(&prompt[0], 1)) : seq->decode(prompt[t]);
+        for (size_t i = 0; i < V; ++i) ASSERT_NEAR(l[i], windowed[t * V + i], 1e-4) << "pos " << t << " id " << i;
+    }
+
+    m.recipe.sliding_window = 0;
+    auto full = backend::cpu::make_cpu_backend(m, {.n_threads = 2});
+    auto s2 = full->new_sequence({.n_ctx = 64});
+    const auto unwindowed = s2->prefill(prompt, true);
+    for (size_t t = 0; t < prompt.size(); ++t) {
+        double diff = 0;
+        for (size_t i = 0; i < V; ++i) {
+            diff = std::max(diff, double(std::fabs(unwindowed[t * V + i] - windowed[t * V + i])));
+        }
+        if (t < 16) {
+            EXPECT_EQ(diff, 0.0) << "position " << t << " is within the window";
+        } else {
+            EXPECT_GT(diff, 1e-3) << "position " << t << " attends past the window without it";
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, Forward, testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
                          [](const auto& info) {
                              std::string s = info.param;
                              for (char& ch : s) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';

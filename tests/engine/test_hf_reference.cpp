@@ -41,8 +41,8 @@ std::vector<fs::path> fixture_files() {
 TEST(HfReference, CpuLogitsMatchTransformersOnEveryPosition) {
     const auto files = fixture_files();
     // The fixtures are committed (made on the device machine by tests/reference/hf_reference.py); their absence is a
-    // failure, not a reason to skip.
-    ASSERT_EQ(files.size(), 3u) << "expected the llama, qwen2 and phi3 transformers fixtures in " << kFixtures
+    // failure, not a reason to skip. qwen3's is added when the device has made it (the script handles qwen3).
+    ASSERT_GE(files.size(), 3u) << "expected the llama, qwen2 and phi3 transformers fixtures in " << kFixtures
                                 << " (regenerate them with tests/reference/hf_reference.py; see the README there)";
     std::set<std::string> archs;
     for (const fs::path& f : files) {
@@ -90,8 +90,8 @@ TEST(HfReference, CpuLogitsMatchTransformersOnEveryPosition) {
         std::printf("%s (%s): worst relative error %.2e over %zu positions\n", preset.c_str(),
                     m.config.arch_name.c_str(), worst, tokens.size());
     }
-    // All three architectures are covered.
-    EXPECT_EQ(archs, (std::set<std::string>{"llama", "qwen2", "phi3"}));
+    // At least these three architectures are covered.
+    for (const char* a : {"llama", "qwen2", "phi3"}) EXPECT_TRUE(archs.contains(a)) << a;
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ Shapes shapes_of(Arch arch, const Config& c, uint8_t variant_of_group1 = 0) {
 }
 
 TEST(Registry, SupportedListAndLookup) {
-    EXPECT_EQ(supported_architectures(), "llama, qwen2, phi3");
+    EXPECT_EQ(supported_architectures(), "llama, qwen2, phi3, qwen3");
     ASSERT_NE(find_arch("qwen2"), nullptr);
     EXPECT_EQ(find_arch("qwen2")->arch, Arch::Qwen2);
     EXPECT_EQ(find_arch("Qwen2"), nullptr);  // general.architecture is matched exactly, as llama.cpp does
@@ -29,6 +29,7 @@ TEST(Registry, SupportedListAndLookup) {
     EXPECT_EQ(arch_description(Arch::Llama).rope_layout, RopeLayout::Interleaved);
     EXPECT_EQ(arch_description(Arch::Qwen2).rope_layout, RopeLayout::NeoX);
     EXPECT_EQ(arch_description(Arch::Phi3).rope_layout, RopeLayout::NeoX);
+    EXPECT_EQ(arch_description(Arch::Qwen3).rope_layout, RopeLayout::NeoX);
 }
 
 TEST(Registry, Qwen25HalfBillionShapes) {

@@ -2,9 +2,9 @@
 """Reference logits from Hugging Face transformers for small F32 GGUF models (run on the device machine, which has
 torch and transformers; the CPU engine test compares against what this writes).
 
-For each GGUF given (an `orcd synth` F32 model: llama, qwen2 or phi3), it reads the hyperparameters and tensors with
-the tiny GGUF reader below, builds LlamaForCausalLM / Qwen2ForCausalLM / Phi3ForCausalLM with the same config in
-float64, loads the weights converted back from GGUF's layout (llama's Q/K rows un-permuted from llama.cpp's
+For each GGUF given (an `orcd synth` F32 model: llama, qwen2, qwen3 or phi3), it reads the hyperparameters and
+tensors with the tiny GGUF reader below, builds LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM /
+Phi3ForCausalLM with the same config in float64, loads the weights converted back from GGUF's layout (llama's Q/K rows un-permuted from llama.cpp's
 interleaved-RoPE order back to Hugging Face's halves order; phi3's fused qkv_proj and gate_up_proj taken as they are,
 since transformers fuses them the same way), runs a fixed prompt and writes, per model:
     OUT/hf_<preset>.json  {"preset", "seed", "n_vocab", "type", "tokens", "logits_file", "file_fnv1a64", ...}
@@ -100,6 +100,7 @@ def build(meta, t):
     a = lambda k, d=None: meta.get(f"{arch}.{k}", d)  # noqa: E731
     n_head, n_kv = a("attention.head_count"), a("attention.head_count_kv", a("attention.head_count"))
     E = a("embedding_length")
+    head_dim = a("attention.key_length", E // n_head)  # qwen3: 128 whatever n_embd / n_head is
     vocab = t["token_embd.weight"].shape[0]
     tied = "output.weight" not in t
     common = dict(vocab_size=vocab, hidden_size=E, intermediate_size=a("feed_forward_length"),
@@ -107,7 +108,7 @@ def build(meta, t):
                   max_position_embeddings=a("context_length"), rms_norm_eps=a("attention.layer_norm_rms_epsilon"),
                   rope_theta=a("rope.freq_base", 10000.0), tie_word_embeddings=tied, hidden_act="silu",
                   attention_dropout=0.0, bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    if a("rope.dimension_count", E // n_head) != E // n_head:
+    if a("rope.dimension_count", head_dim) != head_dim:
         raise ValueError("partial rotary dimensions are not handled by this script")
     if arch == "llama":
         cfg = transformers.LlamaConfig(**common, attention_bias=False, mlp_bias=False, head_dim=E // n_head)
@@ -115,6 +116,10 @@ def build(meta, t):
     elif arch == "qwen2":
         cfg = transformers.Qwen2Config(**common, use_sliding_window=False)
         cls = transformers.Qwen2ForCausalLM
+    elif arch == "qwen3":
+        # q_norm / k_norm (Qwen3RMSNorm over head_dim, eps = rms_norm_eps) sit between the projections and RoPE.
+        cfg = transformers.Qwen3Config(**common, head_dim=head_dim, attention_bias=False, use_sliding_window=False)
+        cls = transformers.Qwen3ForCausalLM
     elif arch == "phi3":
         cfg = transformers.Phi3Config(**common, rope_scaling=None, sliding_window=a("attention.sliding_window"),
                                       resid_pdrop=0.0,
@@ -154,6 +159,9 @@ def build(meta, t):
             for p in ("q", "k", "v"):
                 if b + f"attn_{p}.bias" in t:
                     sd[h + f"self_attn.{p}_proj.bias"] = t[b + f"attn_{p}.bias"]
+            for p in ("q", "k"):
+                if b + f"attn_{p}_norm.weight" in t:
+                    sd[h + f"self_attn.{p}_norm.weight"] = t[b + f"attn_{p}_norm.weight"]
             sd[h + "mlp.gate_proj.weight"] = t[b + "ffn_gate.weight"]
             sd[h + "mlp.up_proj.weight"] = t[b + "ffn_up.weight"]
 
@@ -170,7 +178,7 @@ def build(meta, t):
         assert torch.equal(model.lm_head.weight, model.model.embed_tokens.weight)
     # The rotary frequencies must be the file's (transformers versions differ in where rope_theta lives).
     inv = model.model.rotary_emb.inv_freq.double()
-    want = 1.0 / (float(a("rope.freq_base", 10000.0)) ** (2.0 / (E // n_head)))
+    want = 1.0 / (float(a("rope.freq_base", 10000.0)) ** (2.0 / head_dim))
     if abs(float(inv[1]) - want) > 1e-6 * want:
         raise ValueError(f"transformers uses inv_freq[1] = {float(inv[1])}, the file implies {want}")
     return model

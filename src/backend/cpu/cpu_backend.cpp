@@ -19,10 +19,16 @@ namespace {
 
 using model::TensorId;
 
+// The recipe features this forward pass implements (model/recipe.h). Llama 3 frequency factors and Phi-3's
+// long-context RoPE scaling change the rotation; computing without them would give plausible but wrong output, so
+// they are left out and such a model is refused at construction.
+const model::FeatureSet kCpuFeatures = model::FeatureSet::all().remove(model::Feature::RopeFreqFactors);
+
 struct Layer {
     std::vector<float> attn_norm, ffn_norm;
     WeightView q, k, v, o;
     std::vector<float> bq, bk, bv;  // empty when the model has no bias
+    std::vector<float> q_norm, k_norm;  // [head_dim] each with Recipe::qk_norm, else empty
     WeightView gate, up, down;
 };
 
@@ -80,7 +86,6 @@ public:
     const CpuOptions options_;
     Weights w_;
     std::vector<double> inv_freq_;
-    RopeLayout rope_layout_;
     ThreadPool pool_;
 };
 
@@ -97,6 +102,7 @@ std::vector<float> f32_vector(const model::TensorRef& t) {
 
 CpuBackend::CpuBackend(model::Model model, const CpuOptions& options)
     : model_(std::move(model)), options_(options), pool_(options.n_threads) {
+    model::check_backend_features(model_.recipe, model_.config.arch_name, "cpu", kCpuFeatures);
     const model::Config& c = model_.config;
     const model::ModelWeights& mw = model_.weights;
     auto matrix = [&](TensorId id) {
@@ -127,6 +133,8 @@ CpuBackend::CpuBackend(model::Model model, const CpuOptions& options)
         l.bq = bias(lw.attn_q_bias);
         l.bk = bias(lw.attn_k_bias);
         l.bv = bias(lw.attn_v_bias);
+        l.q_norm = bias(lw.attn_q_norm);
+        l.k_norm = bias(lw.attn_k_norm);
         l.o = matrix(lw.attn_output);
         if (lw.fused_gate_up()) {
             // phi3: the first n_ff rows are the gate, the next n_ff the up projection.
@@ -140,15 +148,7 @@ CpuBackend::CpuBackend(model::Model model, const CpuOptions& options)
         l.down = matrix(lw.ffn_down);
         w_.layers.push_back(std::move(l));
     }
-    if (mw.rope_freqs.valid() || mw.rope_factors_long.valid() || mw.rope_factors_short.valid()) {
-        // Llama 3 frequency factors and Phi-3 long-context scaling change the rotation; computing without them
-        // would give plausible but wrong output, so refuse instead.
-        throw Error(ErrorCode::UnsupportedArchitecture,
-                    "model has RoPE frequency factors (rope_freqs / rope_factors_*), which the CPU backend does not "
-                    "implement yet");
-    }
     inv_freq_ = rope_inv_freq(static_cast<int>(c.rope_dim), c.rope_theta);
-    rope_layout_ = c.rope_layout == model::RopeLayout::NeoX ? RopeLayout::NeoX : RopeLayout::Interleaved;
 }
 
 CpuSequence::CpuSequence(CpuBackend& backend, uint32_t n_ctx, KvCacheType kv_type)
@@ -194,6 +194,7 @@ std::span<const float> CpuSequence::prefill(std::span<const TokenId> tokens, boo
 
 void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, float* logits) {
     const model::Config& c = b_.model_.config;
+    const model::Recipe& r = b_.model_.recipe;
     const Weights& w = b_.w_;
     ThreadPool& pool = b_.pool_;
     const Activations act = b_.options_.activations;
@@ -220,27 +221,31 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
     for (size_t li = 0; li < w.layers.size(); ++li) {
         const Layer& l = w.layers[li];
         // Attention block.
-        rms_norm(x_.data(), l.attn_norm.data(), T, E, c.rms_eps, h_.data());
+        rms_norm(x_.data(), l.attn_norm.data(), T, E, r.rms_eps, h_.data());
         matmul(l.q, h_.data(), T, q_.data(), pool, act);
         matmul(l.k, h_.data(), T, k_cur_.data(), pool, act);
         matmul(l.v, h_.data(), T, v_cur_.data(), pool, act);
         add_bias(q_.data(), l.bq, T, QD);
         add_bias(k_cur_.data(), l.bk, T, KD);
         add_bias(v_cur_.data(), l.bv, T, KD);
+        if (r.qk_norm) {
+            // Every head of every token is one row of head_dim values, normalized with the same weight vector.
+            rms_norm(q_.data(), l.q_norm.data(), T * r.n_heads, r.head_dim, r.rms_eps, q_.data());
+            rms_norm(k_cur_.data(), l.k_norm.data(), T * r.n_kv_heads, r.head_dim, r.rms_eps, k_cur_.data());
+        }
         for (int64_t t = 0; t < T; ++t) {
-            rope(q_.data() + t * QD, static_cast<int>(c.n_heads), static_cast<int>(c.head_dim),
-                 static_cast<int>(c.rope_dim), pos0 + t, b_.inv_freq_, b_.rope_layout_);
-            rope(k_cur_.data() + t * KD, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim),
-                 static_cast<int>(c.rope_dim), pos0 + t, b_.inv_freq_, b_.rope_layout_);
+            rope(q_.data() + t * QD, static_cast<int>(r.n_heads), static_cast<int>(r.head_dim),
+                 static_cast<int>(r.rope_dim), pos0 + t, b_.inv_freq_, r.rope_layout);
+            rope(k_cur_.data() + t * KD, static_cast<int>(r.n_kv_heads), static_cast<int>(r.head_dim),
+                 static_cast<int>(r.rope_dim), pos0 + t, b_.inv_freq_, r.rope_layout);
         }
         const KvLayerView kv = kv_layer(li);
         kv_store(kv, pos0, T, k_cur_.data(), v_cur_.data());
-        attention(q_.data(), kv, pos0, T, static_cast<int>(c.n_heads), attn_.data(), pool,
-                  c.sliding_window.value_or(0));
+        attention(q_.data(), kv, pos0, T, static_cast<int>(r.n_heads), attn_.data(), pool, r.sliding_window);
         matmul(l.o, attn_.data(), T, h_.data(), pool, act);
         add(x_.data(), h_.data(), T * E);
         // Feed-forward block (SwiGLU).
-        rms_norm(x_.data(), l.ffn_norm.data(), T, E, c.rms_eps, h_.data());
+        rms_norm(x_.data(), l.ffn_norm.data(), T, E, r.rms_eps, h_.data());
         matmul(l.gate, h_.data(), T, gate_.data(), pool, act);
         matmul(l.up, h_.data(), T, up_.data(), pool, act);
         swiglu(gate_.data(), up_.data(), T * F, gate_.data());
@@ -252,7 +257,7 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
     // Final norm and LM head: for every token (perplexity) or only the last (generation).
     const int64_t first = all_logits ? 0 : T - 1;
     const int64_t n_out = T - first;
-    rms_norm(x_.data() + first * E, w.output_norm.data(), n_out, E, c.rms_eps, h_.data());
+    rms_norm(x_.data() + first * E, w.output_norm.data(), n_out, E, r.rms_eps, h_.data());
     matmul(w.output, h_.data(), n_out, logits, pool, act);
 }
 

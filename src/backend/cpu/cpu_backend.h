@@ -1,6 +1,7 @@
 #pragma once
-// The CPU backend: the reference forward pass of llama, qwen2 and phi3 over the weights in the mapped GGUF file
-// (no copy of the matrices; norms and biases, a few KiB, are copied to aligned f32), multithreaded over output rows,
+// The CPU backend: the reference forward pass of the model recipe (model/recipe.h: llama, qwen2, qwen3, phi3) over
+// the weights in the mapped GGUF file (no copy of the matrices; norms and biases, a few KiB, are copied to aligned
+// f32), multithreaded over output rows,
 // with AVX2 kernels where the CPU has them. Prefill runs each chunk of the prompt as one batch (matrix-matrix);
 // decode runs one token (matrix-vector); both write the same per-sequence KV cache.
 #include <memory>
@@ -19,7 +20,8 @@ struct CpuOptions {
     Activations activations = Activations::Int8;
 };
 
-// Checks that every weight has a CPU kernel and a usable shape. Errors: UnsupportedTensorType, TensorShape.
+// Checks the recipe's features against the CPU's (UnsupportedArchitecture naming a missing one) and that every weight
+// has a CPU kernel and a usable shape (UnsupportedTensorType, TensorShape).
 std::unique_ptr<Backend> make_cpu_backend(model::Model model, const CpuOptions& options = {});
 
 }  // namespace orcd::backend::cpu

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/backend.h"
 #include "backend/cpu/thread_pool.h"
 #include "gguf/types.h"
 
@@ -26,13 +27,8 @@ struct WeightView {
 // not a multiple of the type's block size and of 32.
 void check_matmul_weight(const WeightView& w, const char* name);
 
-// How a quantized weight row meets the activation. Int8 (the default, as llama.cpp's CPU path does): the activation is
-// quantized once to 8-bit blocks of 32 and the dot products run in integers (quant_dot.h states the error bound).
-// F32: each weight row is dequantized to f32 and multiplied by the f32 activation, so the only error is f32 rounding —
-// slower, and the exact reference backends are compared against at full size, where random-weight models have top-2
-// logit margins smaller than the 8-bit activation's error. The CUDA backend offers the same two modes
-// (cuda::Activations, same definition). Float weight types ignore this.
-enum class Activations { Int8, F32 };
+// How a quantized weight row meets the activation: the backend layer's definition (backend.h), shared with CUDA.
+using backend::Activations;
 
 // y[t * w.rows + r] = sum_c W[r, c] * x[t * w.cols + c] for t in [0, n_tokens): one activation per row of x.
 // n_tokens == 1 is the decode matrix-vector product; larger n_tokens is prefill's matrix-matrix product, which reads

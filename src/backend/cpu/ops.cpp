@@ -1,5 +1,7 @@
 #include "backend/cpu/ops.h"
 
+#include "model/attention_window.h"
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -132,7 +134,7 @@ void attention_impl(const float* q, const KvLayerView& kv, int64_t pos0, int64_t
             const int64_t t = i / kv.n_kv_heads;
             const int kvh = static_cast<int>(i % kv.n_kv_heads);
             const int64_t end = pos0 + t + 1;  // causal: keys up to and including this token's position
-            const int64_t begin = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+            const int64_t begin = model::first_attended(end - 1, static_cast<uint32_t>(window));
             const int64_t n_keys = end - begin;
             const float* q0 = q + t * n_heads * hd + static_cast<int64_t>(kvh) * group * hd;
             for (int64_t p = begin; p < end; ++p) {

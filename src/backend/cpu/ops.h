@@ -5,17 +5,16 @@
 #include <vector>
 
 #include "backend/cpu/thread_pool.h"
+#include "model/rope_layout.h"
 
 namespace orcd::backend::cpu {
 
 // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, for each of n_tokens rows of n values. out may alias x.
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out);
 
-// Rotary embedding layouts as GGUF files store the q/k rows.
-enum class RopeLayout {
-    Interleaved,  // llama ("norm"): rotates pairs (x[2i], x[2i+1])
-    NeoX,         // qwen2, phi3: rotates pairs (x[i], x[i + n_rot / 2])
-};
+// Rotary embedding layouts as GGUF files store the q/k rows: Interleaved rotates pairs (x[2i], x[2i+1]), NeoX pairs
+// (x[i], x[i + n_rot / 2]).
+using model::RopeLayout;
 
 // Per-pair inverse frequencies theta^(-2i / n_rot), i < n_rot / 2, computed in double (the CPU backend is the
 // reference; HF computes them in f32, which differs by far less than the fixtures' tolerance).
@@ -53,8 +52,8 @@ void kv_store(const KvLayerView& kv, int64_t pos0, int64_t n_tokens, const float
 // Causal grouped-query attention for n_tokens queries at positions pos0 .. pos0 + n_tokens - 1 over the cache, which
 // must already hold positions 0 .. pos0 + n_tokens - 1. q: [n_tokens][n_heads * head_dim]; out: same shape.
 // Query head h reads KV head h / (n_heads / n_kv_heads); scores are scaled by 1/sqrt(head_dim).
-// window > 0 limits each query at position i to the keys in (i - window, i] (sliding-window attention, as Hugging
-// Face applies a config's sliding_window); 0 = the whole causal prefix.
+// window > 0 limits each query to the keys model::attends() allows (model/attention_window.h states it, once);
+// 0 = the whole causal prefix.
 void attention(const float* q, const KvLayerView& kv, int64_t pos0, int64_t n_tokens, int n_heads, float* out,
                ThreadPool& pool, int64_t window = 0);
 

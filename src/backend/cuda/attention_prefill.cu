@@ -1,7 +1,8 @@
 // Causal grouped-query attention of a batch of queries over the f16 KV cache, flash-attention style on tensor cores
 // (mma.sync m16n8k16, f16 inputs, f32 accumulation).
 //
-// A block takes 64 consecutive queries of one head (4 warps x 16 rows) and walks the key tiles 0 .. its last query's
+// A block takes 64 consecutive queries of one head (4 warps x 16 rows) and walks the key tiles from the one holding its
+// first query's first attended key (tile 0 without a sliding window; model/attention_window.h) to its last query's
 // position in order, 64 keys at a time: K and V tiles are double-buffered in shared memory with cp.async, S = Q K^T
 // comes from mma with Q held in registers, the online softmax keeps per-row running max and sum (in the log2 domain),
 // and O += P V reuses S's accumulator registers as the A operand (the well-known register layout coincidence of
@@ -16,6 +17,7 @@
 #include <cmath>
 
 #include "backend/cuda/prefill_kernels.h"
+#include "model/attention_window.h"
 
 namespace orcd::cuda::detail {
 
@@ -81,7 +83,7 @@ template <int D>
 __global__ void __launch_bounds__(kThreads)
     attention_prefill_kernel(const uint16_t* __restrict__ q16, const uint16_t* __restrict__ kc,
                              const uint16_t* __restrict__ vc, int n_heads, int n_kv_heads, int64_t pos0,
-                             int64_t n_tokens, uint16_t* __restrict__ out16) {
+                             int64_t n_tokens, uint32_t window, uint16_t* __restrict__ out16) {
     constexpr int kStride = D + 8;
     constexpr int kDTiles = D / 8;   // n-tiles of O
     constexpr int kKSteps = D / 16;  // k-steps of Q K^T
@@ -98,6 +100,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t q_end = min(q0 + kBr, n_tokens);
     const int64_t n_keys = pos0 + q_end;  // keys 0 .. last query's position
     const int n_ktiles = static_cast<int>((n_keys + kBc - 1) / kBc);
+    // Later rows of the block start no earlier, so the tiles before the first row's first key are never needed.
+    const int kt0 = static_cast<int>(model::first_attended(pos0 + q0, window) / kBc);
     const int64_t q_row = static_cast<int64_t>(n_heads) * D;
     const int64_t kv_row = static_cast<int64_t>(n_kv_heads) * D;
 
@@ -105,8 +109,8 @@ __global__ void __launch_bounds__(kThreads)
     const int g = lane / 4, tq = lane % 4;
 
     load_tile<D>(qs, q16 + q0 * q_row, q_row, static_cast<int64_t>(h) * D, 0, q_end - q0);
-    load_tile<D>(ks, kc, kv_row, static_cast<int64_t>(kvh) * D, 0, n_keys);
-    load_tile<D>(vs, vc, kv_row, static_cast<int64_t>(kvh) * D, 0, n_keys);
+    load_tile<D>(ks, kc, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys);
+    load_tile<D>(vs, vc, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys);
     cp_async_commit();
 
     // Positions of this thread's two rows (g and g + 8 of the warp's 16).
@@ -120,8 +124,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < kDTiles; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
 
-    for (int kt = 0; kt < n_ktiles; ++kt) {
-        const int buf = kt & 1;
+    for (int kt = kt0; kt < n_ktiles; ++kt) {
+        const int buf = (kt - kt0) & 1;
         if (kt + 1 < n_ktiles) {
             const int64_t r0 = static_cast<int64_t>(kt + 1) * kBc;
             load_tile<D>(ks + (buf ^ 1) * kBc * kStride, kc, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys);
@@ -130,7 +134,7 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
-        if (kt == 0) {
+        if (kt == kt0) {
 #pragma unroll
             for (int kk = 0; kk < kKSteps; ++kk) {
                 ldmatrix_x4(qf[kk], qs + (warp * 16 + lane % 16) * kStride + kk * 16 + (lane / 16) * 8);
@@ -154,7 +158,7 @@ __global__ void __launch_bounds__(kThreads)
             }
         }
 
-        // Scale into the log2 domain, mask the future, online softmax.
+        // Scale into the log2 domain, mask the future (and what lies before the window), online softmax.
         const int64_t key0 = static_cast<int64_t>(kt) * kBc;
         float mx_a = m_a, mx_b = m_b;
 #pragma unroll
@@ -162,8 +166,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int64_t kp = key0 + nt * 8 + 2 * tq + e;
-                s[nt][e] = kp <= pos_a ? s[nt][e] * scale_log2 : -INFINITY;
-                s[nt][2 + e] = kp <= pos_b ? s[nt][2 + e] * scale_log2 : -INFINITY;
+                s[nt][e] = model::attends(pos_a, kp, window) ? s[nt][e] * scale_log2 : -INFINITY;
+                s[nt][2 + e] = model::attends(pos_b, kp, window) ? s[nt][2 + e] * scale_log2 : -INFINITY;
                 mx_a = fmaxf(mx_a, s[nt][e]);
                 mx_b = fmaxf(mx_b, s[nt][2 + e]);
             }
@@ -172,8 +176,11 @@ __global__ void __launch_bounds__(kThreads)
         mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
         mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-        // Every row sees key 0 in tile 0, so the running max is finite from the first tile on.
-        const float corr_a = exp2f(m_a - mx_a), corr_b = exp2f(m_b - mx_b);
+        // Without a window every row sees key 0 in tile 0, so the running max is finite from the first tile on. With
+        // one, a row may not have reached its first key yet (max still -inf): its terms are then taken against 0,
+        // which leaves its sums at exactly 0 instead of NaN.
+        const float base_a = mx_a == -INFINITY ? 0.f : mx_a, base_b = mx_b == -INFINITY ? 0.f : mx_b;
+        const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
         m_a = mx_a;
         m_b = mx_b;
         l_a *= corr_a;
@@ -187,10 +194,10 @@ __global__ void __launch_bounds__(kThreads)
         }
 #pragma unroll
         for (int nt = 0; nt < kBc / 8; ++nt) {
-            s[nt][0] = exp2f(s[nt][0] - m_a);
-            s[nt][1] = exp2f(s[nt][1] - m_a);
-            s[nt][2] = exp2f(s[nt][2] - m_b);
-            s[nt][3] = exp2f(s[nt][3] - m_b);
+            s[nt][0] = exp2f(s[nt][0] - base_a);
+            s[nt][1] = exp2f(s[nt][1] - base_a);
+            s[nt][2] = exp2f(s[nt][2] - base_b);
+            s[nt][3] = exp2f(s[nt][3] - base_b);
             l_a += s[nt][0] + s[nt][1];
             l_b += s[nt][2] + s[nt][3];
         }
@@ -235,8 +242,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <int D>
-void launch(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens, uint16_t* out16,
-            cudaStream_t s) {
+void launch(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens, uint32_t window,
+            uint16_t* out16, cudaStream_t s) {
     constexpr size_t kSmem = static_cast<size_t>(kBr + 4 * kBc) * (D + 8) * sizeof(__half);
     static const bool configured = [] {
         return cudaFuncSetAttribute(attention_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -245,18 +252,18 @@ void launch(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos
     (void)configured;  // a failure shows up as the launch's error
     const dim3 grid(static_cast<unsigned>((n_tokens + kBr - 1) / kBr), static_cast<unsigned>(n_heads));
     attention_prefill_kernel<D><<<grid, kThreads, kSmem, s>>>(q16, kv.k, kv.v, n_heads, kv.n_kv_heads, pos0, n_tokens,
-                                                              out16);
+                                                              window, out16);
 }
 
 }  // namespace
 
 bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0,
-                              int64_t n_tokens, uint16_t* out16, cudaStream_t s) {
+                              int64_t n_tokens, uint32_t window, uint16_t* out16, cudaStream_t s) {
     switch (kv.head_dim) {
-        case 64: launch<64>(q16, kv, n_heads, pos0, n_tokens, out16, s); return true;
-        case 80: launch<80>(q16, kv, n_heads, pos0, n_tokens, out16, s); return true;
-        case 96: launch<96>(q16, kv, n_heads, pos0, n_tokens, out16, s); return true;
-        case 128: launch<128>(q16, kv, n_heads, pos0, n_tokens, out16, s); return true;
+        case 64: launch<64>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;
+        case 80: launch<80>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;
+        case 96: launch<96>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;
+        case 128: launch<128>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;
         default: return false;
     }
 }

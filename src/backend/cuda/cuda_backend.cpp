@@ -25,6 +25,10 @@ namespace {
 namespace ops = ::orcd::cuda;
 using model::TensorId;
 
+// The recipe features the decode and prefill steps implement (model/recipe.h); a model needing another is refused
+// at construction, naming it. RoPE frequency factors (llama 3, phi3 long context) are not implemented.
+const model::FeatureSet kCudaFeatures = model::FeatureSet::all().remove(model::Feature::RopeFreqFactors);
+
 class CudaBackend;
 
 // RAII for the stream and the instantiated graph.
@@ -184,11 +188,7 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
         }
         return reinterpret_cast<const float*>(lm_.tensor_data(id));
     };
-    if (mw.rope_freqs.valid() || mw.rope_factors_long.valid() || mw.rope_factors_short.valid()) {
-        throw Error(ErrorCode::UnsupportedArchitecture,
-                    "model has RoPE frequency factors (rope_freqs / rope_factors_*), which the CUDA backend does not "
-                    "implement yet");
-    }
+    model::check_backend_features(lm_.model().recipe, c.arch_name, "cuda", kCudaFeatures);
     if (c.head_dim % 8 != 0 || c.n_heads % c.n_kv_heads != 0 || c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim) {
         throw Error(ErrorCode::TensorShape,
                     fmt::format("the CUDA attention needs head_dim % 8 == 0, n_heads % n_kv_heads == 0 and an even "
@@ -196,6 +196,7 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
                                 c.head_dim, c.n_heads, c.n_kv_heads, c.rope_dim));
     }
     m_.config = &lm_.config();
+    m_.recipe = &lm_.model().recipe;
     m_.embd_type = mw[mw.token_embd].type;
     if (!ops::embedding_supported(m_.embd_type)) {
         throw Error(ErrorCode::UnsupportedTensorType,
@@ -217,6 +218,8 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
         l.bias[0] = vec(lw.attn_q_bias);
         l.bias[1] = vec(lw.attn_k_bias);
         l.bias[2] = vec(lw.attn_v_bias);
+        l.q_norm = vec(lw.attn_q_norm);
+        l.k_norm = vec(lw.attn_k_norm);
         l.o = whole(lw.attn_output, 0);
         if (lw.fused_gate_up()) {
             l.gate_up.push_back(whole(lw.ffn_up, 0));  // first n_ff rows gate, next n_ff up
@@ -235,7 +238,6 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
     inv_freq_ = device().allocate(inv.size() * sizeof(double), "rope inverse frequencies");
     ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
     m_.inv_freq = reinterpret_cast<const double*>(inv_freq_->data());
-    m_.rope_layout = c.rope_layout == model::RopeLayout::NeoX ? ops::RopeLayout::NeoX : ops::RopeLayout::Interleaved;
     if (options.weights == WeightsMode::F16) f16_weights_ = convert_weights_to_f16(m_, device());
 }
 

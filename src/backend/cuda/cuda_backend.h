@@ -18,16 +18,12 @@
 
 namespace orcd::backend::cuda {
 
-// How the weight matrices are held: as the file's (quantized) bytes, or also dequantized once at load into an f16
-// copy that decode and prefill read instead (the "FP16 weights" comparison mode; the quantized arena stays resident,
-// as the loader owns it as one allocation).
-enum class WeightsMode { Quantized, F16 };
-// How quantized weights meet the activation in the decode matvecs, as the CPU backend's cpu::Activations defines it
-// (cpu/quant_dot.h): Int8 quantizes each matvec input once into 8-bit blocks of 32 and runs the dot products with
-// __dp4a (matvec_q8.h; float weight types, and types without a dp4a kernel, keep the f32 path); F32 multiplies the
-// dequantized weights by the f32 activation (f32 rounding only). Int8 is the default: faster decode on the device
+// The backend layer's modes (backend.h). WeightsMode::F16 keeps the quantized arena resident too (the loader owns it
+// as one allocation). Activations::Int8 runs the decode matvecs with __dp4a (matvec_q8.h; float weight types, and
+// types without a dp4a kernel, keep the f32 path); it is the default: faster decode on the device
 // (bench/cuda/NOTES.md, v6).
-enum class Activations { Int8, F32 };
+using backend::Activations;
+using backend::WeightsMode;
 
 struct CudaOptions {
     int gpu = 0;             // CUDA device ordinal

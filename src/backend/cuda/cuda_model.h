@@ -1,13 +1,14 @@
 #pragma once
-// The CUDA backend's view of one resident model: for each layer, where its weights are in the device arena and in
-// which GGUF type, resolved once at construction so the forward passes (decode_step.cpp, prefill_step.cpp) never look
-// a tensor up by name. Internal to the CUDA backend.
+// The CUDA backend's view of one resident model: its recipe (model/recipe.h: which ops each layer runs) and, for each
+// layer, where its weights are in the device arena and in which GGUF type, resolved once at construction so the
+// forward passes (decode_step.cpp, prefill_step.cpp) never look a tensor up by name. Internal to the CUDA backend.
 #include <cstdint>
 #include <vector>
 
 #include "backend/cuda/ops.h"
 #include "gguf/types.h"
 #include "model/config.h"
+#include "model/recipe.h"
 
 namespace orcd::backend::cuda {
 
@@ -25,6 +26,8 @@ struct Layer {
     const float* ffn_norm = nullptr;
     std::vector<Matmul> qkv;        // writes [q (q_dim) | k (kv_dim) | v (kv_dim)]
     const float* bias[3] = {};      // q, k, v biases (qwen2), or null
+    const float* q_norm = nullptr;  // [head_dim] q/k norm weights with Recipe::qk_norm (qwen3), else null
+    const float* k_norm = nullptr;
     Matmul o;
     std::vector<Matmul> gate_up;    // writes [gate (n_ff) | up (n_ff)]
     Matmul down;
@@ -32,13 +35,13 @@ struct Layer {
 
 struct CudaModel {
     const model::Config* config = nullptr;
+    const model::Recipe* recipe = nullptr;
     gguf::TensorType embd_type{};
     const void* token_embd = nullptr;
     Matmul output;
     const float* output_norm = nullptr;
     std::vector<Layer> layers;
     const double* inv_freq = nullptr;  // rope_dim / 2 rotary inverse frequencies, on the device
-    ::orcd::cuda::RopeLayout rope_layout = ::orcd::cuda::RopeLayout::NeoX;
 };
 
 // One sequence's f16 KV cache: per layer K then V, each [n_ctx][kv_dim].

@@ -106,12 +106,13 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
                     cudaStream_t s) {
     using ops::MatvecEpilogue;
     const model::Config& c = *m.config;
+    const model::Recipe& r = *m.recipe;
     const int32_t* d_token = b.scalars;
     const int32_t* d_pos = b.scalars + 1;
     const int64_t E = c.n_embd, F = c.n_ff;
-    const int nh = static_cast<int>(c.n_heads);
-    const int n_rot = static_cast<int>(c.rope_dim);
-    const float eps = c.rms_eps;
+    const int nh = static_cast<int>(r.n_heads);
+    const int n_rot = static_cast<int>(r.rope_dim);
+    const float eps = r.rms_eps;
     auto run = [&](const Matmul& mm, const float* in, float* out) {
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
@@ -147,10 +148,16 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
             ops::rms_norm(b.x, l.attn_norm, 1, E, eps, b.h, s);
             for (const Matmul& mm : l.qkv) run(mm, b.h, b.qkv);
         });
+        if (r.qk_norm) {
+            const int64_t qd = static_cast<int64_t>(r.n_heads) * r.head_dim;
+            const int hd = static_cast<int>(r.head_dim);
+            ops::rms_norm_heads(b.qkv, 1, qd, nh, hd, l.q_norm, eps, s);
+            ops::rms_norm_heads(b.qkv + qd, 1, qd, static_cast<int>(r.n_kv_heads), hd, l.k_norm, eps, s);
+        }
         const ops::KvCacheView kvl = kv.layer(c, li);
-        ops::qkv_rope_store(b.qkv, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, d_pos, m.inv_freq, m.rope_layout,
+        ops::qkv_rope_store(b.qkv, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, d_pos, m.inv_freq, r.rope_layout,
                             s);
-        ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s);
+        ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s, r.sliding_window);
         // x += O attn
         project({l.o}, b.attn, nullptr, MatvecEpilogue::Accumulate, b.x, [&] {
             run(l.o, b.attn, b.tmp);

@@ -28,6 +28,18 @@ void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, 
     check_launch();
 }
 
+void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim, const float* weight,
+                    float eps, cudaStream_t stream) {
+    require(n_tokens > 0 && n_heads > 0 && head_dim > 0 && n_tokens * n_heads <= INT32_MAX, "rms_norm_heads",
+            "needs n_tokens, n_heads and head_dim > 0");
+    require(row_stride >= static_cast<int64_t>(n_heads) * head_dim, "rms_norm_heads",
+            fmt::format("row stride {} is shorter than {} heads of {}", row_stride, n_heads, head_dim));
+    require(std::isfinite(eps) && eps >= 0.0f, "rms_norm_heads",
+            fmt::format("epsilon {} is not a finite value >= 0", eps));
+    detail::launch_rms_norm_heads(x, n_tokens, row_stride, n_heads, head_dim, weight, eps, stream);
+    check_launch();
+}
+
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
           const double* inv_freq, RopeLayout layout, cudaStream_t stream) {
     require(n_tokens > 0 && n_heads > 0 && head_dim > 0, "rope", "needs n_tokens, n_heads, head_dim > 0");
@@ -91,7 +103,7 @@ size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim) {
 }
 
 void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
-                      void* workspace, cudaStream_t stream) {
+                      void* workspace, cudaStream_t stream, uint32_t window) {
     check_kv(kv, "attention_decode");
     require(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "attention_decode",
             fmt::format("{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads));
@@ -103,7 +115,7 @@ void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const 
             fmt::format("a group of {} heads of dimension {} needs {} B of shared memory (limit 48 KiB)",
                         n_heads / kv.n_kv_heads, kv.head_dim, smem));
     require(workspace != nullptr, "attention_decode", "no workspace (see attention_workspace_bytes)");
-    detail::launch_attention_decode(q, kv, n_heads, pos, out, workspace, stream);
+    detail::launch_attention_decode(q, kv, n_heads, pos, out, workspace, window, stream);
     check_launch();
 }
 

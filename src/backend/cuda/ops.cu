@@ -27,6 +27,19 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t i = threadIdx.x; i < n; i += kThreads) ot[i] = __fmul_rn(__fmul_rn(xt[i], scale), w[i]);
 }
 
+// One block per (token, head): rms_norm_kernel's arithmetic on one head of a strided row, in place.
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_heads_kernel(float* x, int n_heads, int64_t row_stride, int head_dim, const float* __restrict__ w,
+                          float eps) {
+    __shared__ double partial[kThreads];
+    const int64_t t = blockIdx.x / n_heads;
+    const int h = static_cast<int>(blockIdx.x % n_heads);
+    float* xh = x + t * row_stride + static_cast<int64_t>(h) * head_dim;
+    const float scale = block_rms_scale<kThreads>(xh, head_dim, eps, partial);
+    // All reads of x happen before the scale is returned, so writing in place is safe.
+    for (int i = threadIdx.x; i < head_dim; i += kThreads) xh[i] = __fmul_rn(__fmul_rn(xh[i], scale), w[i]);
+}
+
 // One thread per (token, head, rotated pair).
 __global__ void rope_kernel(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
                             const double* __restrict__ inv_freq, bool neox) {
@@ -192,6 +205,12 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* __r
 void launch_rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
                      cudaStream_t s) {
     rms_norm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, s>>>(x, weight, n, eps, out);
+}
+
+void launch_rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim,
+                           const float* weight, float eps, cudaStream_t s) {
+    rms_norm_heads_kernel<<<static_cast<unsigned>(n_tokens * n_heads), kThreads, 0, s>>>(x, n_heads, row_stride,
+                                                                                        head_dim, weight, eps);
 }
 
 void launch_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,

@@ -11,6 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include "gguf/types.h"
+#include "model/rope_layout.h"
 
 namespace orcd::cuda {
 
@@ -18,8 +19,14 @@ namespace orcd::cuda {
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
               cudaStream_t stream);
 
-// Rotary embedding layouts as GGUF stores the q/k rows (see model::RopeLayout).
-enum class RopeLayout { Interleaved, NeoX };
+// Rotary embedding layouts as GGUF stores the q/k rows: the model layer's enum.
+using model::RopeLayout;
+
+// The q/k norm of the recipe (qwen3): in place, each of the n_heads heads (head_dim values, starting at
+// x[t * row_stride]) of each of n_tokens rows becomes rms_norm(head) * weight ([head_dim], shared by the heads):
+// the function of rms_norm with one head as a row, bit-identical to it. row_stride >= n_heads * head_dim.
+void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim, const float* weight,
+                    float eps, cudaStream_t stream);
 
 // Rotates, in place, the first n_rot values of each head of n_tokens tokens (x: [n_tokens][n_heads * head_dim]);
 // token t is at position *pos + t. inv_freq: n_rot / 2 device doubles, theta^(-2i / n_rot), as the
@@ -64,12 +71,12 @@ void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* b
 size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim);
 
 // Grouped-query attention of one query token at position *pos over cache positions 0 .. *pos (causal; the cache
-// must already hold the token's own K/V). q, out: [n_heads * head_dim]; query head h reads KV head
+// must already hold the token's own K/V), limited by a sliding window > 0 to the positions model::attends() allows. q, out: [n_heads * head_dim]; query head h reads KV head
 // h / (n_heads / n_kv_heads); scores are scaled by 1/sqrt(head_dim). Flash-decoding: the cache is cut into fixed
 // chunks of positions, each chunk's partial softmax-weighted sum is computed independently, and the partials are
 // combined in chunk order, so the result does not depend on scheduling.
 void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
-                      void* workspace, cudaStream_t stream);
+                      void* workspace, cudaStream_t stream, uint32_t window = 0);
 
 // Dequantizes row *token of a [rows][cols] table stored in `type` (the token embedding) into out[cols].
 // The caller guarantees 0 <= *token < rows.

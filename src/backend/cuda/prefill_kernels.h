@@ -24,6 +24,6 @@ void launch_qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_token
 
 // attention_prefill.cu; false for a head dimension without an instantiation.
 bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0,
-                              int64_t n_tokens, uint16_t* out16, cudaStream_t s);
+                              int64_t n_tokens, uint32_t window, uint16_t* out16, cudaStream_t s);
 
 }  // namespace orcd::cuda::detail

@@ -87,7 +87,7 @@ bool attention_prefill_supported(int head_dim) {
 }
 
 void attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
-                       uint16_t* out16, cudaStream_t stream) {
+                       uint16_t* out16, cudaStream_t stream, uint32_t window) {
     require(kv.k && kv.v && kv.n_kv_heads > 0, "attention_prefill", "the KV cache view needs K and V buffers");
     require(attention_prefill_supported(kv.head_dim), "attention_prefill",
             fmt::format("no kernel for head dimension {} (64, 80, 96, 128)", kv.head_dim));
@@ -97,7 +97,7 @@ void attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, 
             fmt::format("positions {} .. {} do not fit a cache of {}", pos0, pos0 + n_tokens - 1, kv.n_ctx));
     require(reinterpret_cast<uintptr_t>(q16) % 16 == 0 && reinterpret_cast<uintptr_t>(out16) % 4 == 0,
             "attention_prefill", "q16 must be 16-byte and out16 4-byte aligned");
-    detail::launch_attention_prefill(q16, kv, n_heads, pos0, n_tokens, out16, stream);
+    detail::launch_attention_prefill(q16, kv, n_heads, pos0, n_tokens, window, out16, stream);
     check_launch();
 }
 

@@ -51,10 +51,11 @@ void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int 
 bool attention_prefill_supported(int head_dim);
 
 // Causal grouped-query attention of n_tokens queries at positions pos0 .. pos0 + n_tokens - 1 over cache positions
-// 0 .. (own position) (the cache already holds the batch's K/V). q16: [n_tokens][n_heads * head_dim] f16; out16:
+// 0 .. (own position) (the cache already holds the batch's K/V), limited by a sliding window > 0 to the positions
+// model::attends() allows. q16: [n_tokens][n_heads * head_dim] f16; out16:
 // same shape, f16. Scores are scaled by 1/sqrt(head_dim) and accumulated in f32 on tensor cores; each query row
 // walks its keys in a fixed order (online softmax), so results do not depend on scheduling.
 void attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
-                       uint16_t* out16, cudaStream_t stream);
+                       uint16_t* out16, cudaStream_t stream, uint32_t window = 0);
 
 }  // namespace orcd::cuda

@@ -187,9 +187,10 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
                     fmt::format("prefill micro-batch of {} tokens (expected 1 .. {})", n, max_tokens_));
     }
     const model::Config& c = *m.config;
+    const model::Recipe& r = *m.recipe;
     const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
-    const int nh = static_cast<int>(c.n_heads);
-    const int n_rot = static_cast<int>(c.rope_dim);
+    const int nh = static_cast<int>(r.n_heads);
+    const int n_rot = static_cast<int>(r.rope_dim);
     const int64_t QKVD = QD + 2 * KD;
 
     PhaseMarks marks(s_);
@@ -206,11 +207,16 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
         ops::rms_norm_to_f16(x_, l.attn_norm, n, E, c.rms_eps, h16_, s_);
         mark(Phase::Other);
         for (const Matmul& mm : l.qkv) project(mm, h16_, n, qkv_, QKVD, false);
+        if (r.qk_norm) {
+            const int hd = static_cast<int>(r.head_dim);
+            ops::rms_norm_heads(qkv_, n, QKVD, nh, hd, l.q_norm, r.rms_eps, s_);
+            ops::rms_norm_heads(qkv_ + QD, n, QKVD, static_cast<int>(r.n_kv_heads), hd, l.k_norm, r.rms_eps, s_);
+        }
         const ops::KvCacheView kvl = kv.layer(c, li);
         ops::qkv_rope_store(qkv_, QKVD, n, nh, {l.bias[0], l.bias[1], l.bias[2]}, n_rot, pos0, m.inv_freq,
-                            m.rope_layout, kvl, q16_, s_);
+                            r.rope_layout, kvl, q16_, s_);
         mark(Phase::Other);
-        ops::attention_prefill(q16_, kvl, nh, pos0, n, a16_, s_);
+        ops::attention_prefill(q16_, kvl, nh, pos0, n, a16_, s_, r.sliding_window);
         mark(Phase::Attention);
         project(l.o, a16_, n, x_, E, true);  // x += O attn (the residual, in the GEMM's epilogue)
         ops::rms_norm_to_f16(x_, l.ffn_norm, n, E, c.rms_eps, h16_, s_);
