@@ -32,7 +32,7 @@ namespace orcd::cuda {
 
 namespace {
 
-using namespace orcd::gguf;
+using gguf::TensorType;
 using namespace orcd::cuda::formats;
 
 constexpr int kThreads = 256;  // per block of the tiled kernel: 8 warps
@@ -277,20 +277,19 @@ void launch_plain(const void* w, int64_t rows, int64_t cols, const float* x, flo
 bool launch_matvec(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y,
                    cudaStream_t s) {
     switch (type) {
-        case TensorType::F32: launch_plain<float, false>(w, rows, cols, x, y, s); break;
-        case TensorType::F16: launch_plain<uint16_t, false>(w, rows, cols, x, y, s); break;
-        case TensorType::BF16: launch_plain<uint16_t, true>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_0: launch_blocks<Q4_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_1: launch_blocks<Q4_1>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_0: launch_blocks<Q5_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_1: launch_blocks<Q5_1>(w, rows, cols, x, y, s); break;
-        case TensorType::Q8_0: launch_blocks<Q8_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_K: launch_blocks<Q4_K>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_K: launch_blocks<Q5_K>(w, rows, cols, x, y, s); break;
-        case TensorType::Q6_K: launch_blocks<Q6_K>(w, rows, cols, x, y, s); break;
-        default: return false;
+        case TensorType::F32: launch_plain<float, false>(w, rows, cols, x, y, s); return true;
+        case TensorType::F16: launch_plain<uint16_t, false>(w, rows, cols, x, y, s); return true;
+        case TensorType::BF16: launch_plain<uint16_t, true>(w, rows, cols, x, y, s); return true;
+        default: break;
     }
-    return true;
+    bool launched = false;
+    visit_format(type, [&](auto f) {
+        if constexpr (HasMatvec<decltype(f)>) {
+            launch_blocks<decltype(f)>(w, rows, cols, x, y, s);
+            launched = true;
+        }
+    });
+    return launched;
 }
 
 }  // namespace orcd::cuda

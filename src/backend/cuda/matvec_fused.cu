@@ -57,7 +57,7 @@ __device__ __forceinline__ float row_dot(const uint8_t* row, const float* xs, in
         if constexpr (T::kBlockElems == 4) {
             acc = T::dot_acc(blocks[i], xv, acc);  // plain floats: the plain matvec kernel's order
         } else {
-            acc += T::dot(blocks[i / kGroups], i % kGroups, xv);
+            acc += T::dot4(blocks[i / kGroups], i % kGroups, xv);
         }
     }
     return acc;
@@ -67,20 +67,9 @@ __device__ float row_partial(const Params& p, int64_t r, const float* xs, int fi
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     const int n = p.cols / 4;
-    switch (s.type) {
-        case TensorType::F32: return row_dot<F32>(row, xs, first, n, stride);
-        case TensorType::F16: return row_dot<F16>(row, xs, first, n, stride);
-        case TensorType::BF16: return row_dot<BF16>(row, xs, first, n, stride);
-        case TensorType::Q4_0: return row_dot<Q4_0>(row, xs, first, n, stride);
-        case TensorType::Q4_1: return row_dot<Q4_1>(row, xs, first, n, stride);
-        case TensorType::Q5_0: return row_dot<Q5_0>(row, xs, first, n, stride);
-        case TensorType::Q5_1: return row_dot<Q5_1>(row, xs, first, n, stride);
-        case TensorType::Q8_0: return row_dot<Q8_0>(row, xs, first, n, stride);
-        case TensorType::Q4_K: return row_dot<Q4_K>(row, xs, first, n, stride);
-        case TensorType::Q5_K: return row_dot<Q5_K>(row, xs, first, n, stride);
-        case TensorType::Q6_K: return row_dot<Q6_K>(row, xs, first, n, stride);
-        default: return __int_as_float(0x7fc00000);  // unreachable: the host checks the types
-    }
+    float acc = __int_as_float(0x7fc00000);  // stays NaN only for a type the host refuses
+    visit_matvec_format(s.type, [&](auto f) { acc = row_dot<decltype(f)>(row, xs, first, n, stride); });
+    return acc;
 }
 
 __device__ __forceinline__ void prefetch_l2(const void* p) {
@@ -188,28 +177,17 @@ int blocks_per_sm(size_t smem) {
     return n;
 }
 
+// Bytes and elements per block of a type's format (0 bytes: no kernel).
 int64_t block_bytes(TensorType t) {
-    switch (t) {
-        case TensorType::F32: return 16;
-        case TensorType::F16: case TensorType::BF16: return 8;
-        case TensorType::Q4_0: return sizeof(gguf::BlockQ4_0);
-        case TensorType::Q4_1: return sizeof(gguf::BlockQ4_1);
-        case TensorType::Q5_0: return sizeof(gguf::BlockQ5_0);
-        case TensorType::Q5_1: return sizeof(gguf::BlockQ5_1);
-        case TensorType::Q8_0: return sizeof(gguf::BlockQ8_0);
-        case TensorType::Q4_K: return sizeof(gguf::BlockQ4_K);
-        case TensorType::Q5_K: return sizeof(gguf::BlockQ5_K);
-        case TensorType::Q6_K: return sizeof(gguf::BlockQ6_K);
-        default: return 0;
-    }
+    int64_t bytes = 0;
+    visit_matvec_format(t, [&](auto f) { bytes = sizeof(typename decltype(f)::Block); });
+    return bytes;
 }
 
 int64_t block_elems(TensorType t) {
-    switch (t) {
-        case TensorType::F32: case TensorType::F16: case TensorType::BF16: return 4;
-        case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K: return 256;
-        default: return 32;
-    }
+    int64_t elems = 0;
+    visit_matvec_format(t, [&](auto f) { elems = decltype(f)::kBlockElems; });
+    return elems;
 }
 
 }  // namespace

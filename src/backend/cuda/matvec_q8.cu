@@ -13,19 +13,17 @@
 
 #include "backend/cuda/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
-#include "backend/cuda/matvec_formats.cuh"
 #include "backend/cuda/norm.cuh"
+#include "quant/formats.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-using namespace orcd::cuda::formats;
 using gguf::TensorType;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kOnes = 0x01010101;
 
 // ---- quantize ------------------------------------------------------------------------------------------------------
 
@@ -50,133 +48,7 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, c
     if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
 }
 
-// ---- one unit of 32 weights per type -------------------------------------------------------------------------------
-// unit(block, u, xq, xd): block = the row's block holding unit u (u < kUnits), xq = the activation's int8 values from
-// the block's first element, xd = its 32-block scales from the block's first 32-block.
-
-__device__ __forceinline__ int xi(const int8_t* xq, int byte_off) {
-    return *reinterpret_cast<const int*>(xq + byte_off);
-}
-
-struct U_Q8_0 {
-    using Block = BlockQ8_0;
-    static constexpr int kUnits = 1;
-    __device__ static float unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        uint32_t w[8];
-        load_words(reinterpret_cast<const uint8_t*>(b.qs), w);
-        int s = 0;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) s = __dp4a(static_cast<int>(w[k]), xi(xq, 4 * k), s);
-        return h2f(b.d) * xd[0] * static_cast<float>(s);
-    }
-};
-
-// The 32-element nibble types: qs[16] holds elements l (low nibble) and l + 16 (high nibble); Five adds bit 4 from
-// qh (bit l of the 32-bit word); Min: w = d q + m, else w = d (q - offset).
-template <typename B, bool kFive, bool kMin>
-struct U_Nibble {
-    using Block = B;
-    static constexpr int kUnits = 1;
-    __device__ static float unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        uint32_t w[4];
-        load_words(b.qs, w);
-        uint32_t h[1] = {0};
-        if constexpr (kFive) load_words(b.qh, h);
-        int s = 0, sx = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= spread4(h[0] >> (4 * k)) << 4;
-                hi |= spread4(h[0] >> (16 + 4 * k)) << 4;
-            }
-            const int a = xi(xq, 4 * k), c = xi(xq, 16 + 4 * k);
-            s = __dp4a(static_cast<int>(lo), a, s);
-            s = __dp4a(static_cast<int>(hi), c, s);
-            sx = __dp4a(kOnes, a, sx);
-            sx = __dp4a(kOnes, c, sx);
-        }
-        if constexpr (kMin) {
-            return xd[0] * (h2f(b.d) * static_cast<float>(s) + h2f(b.m) * static_cast<float>(sx));
-        } else {
-            constexpr int kOffset = kFive ? 16 : 8;
-            return h2f(b.d) * xd[0] * static_cast<float>(s - kOffset * sx);
-        }
-    }
-};
-using U_Q4_0 = U_Nibble<BlockQ4_0, false, false>;
-using U_Q4_1 = U_Nibble<BlockQ4_1, false, true>;
-using U_Q5_0 = U_Nibble<BlockQ5_0, true, false>;
-using U_Q5_1 = U_Nibble<BlockQ5_1, true, true>;
-
-// Q4_K / Q5_K: unit u = (j, h) = (u / 2, u % 2) is the 16 bytes qs[32j + 16h ..]: their low nibbles are elements
-// 64j + 16h + 0..15 (sub-block 2j), their high nibbles elements 64j + 32 + 16h + 0..15 (sub-block 2j + 1); Q5_K's
-// fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15].
-template <typename B, bool kFive>
-struct U_K4 {
-    using Block = B;
-    static constexpr int kUnits = 8;
-    __device__ static float unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        const int j = u >> 1, h = u & 1;
-        uint32_t w[4];
-        load_words(b.qs + 32 * j + 16 * h, w);
-        uint32_t qh[4];
-        if constexpr (kFive) load_words(b.qh + 16 * h, qh);
-        const int8_t* xa = xq + 64 * j + 16 * h;
-        const int8_t* xb = xa + 32;
-        int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= ((qh[k] >> (2 * j)) & 0x01010101u) << 4;
-                hi |= ((qh[k] >> (2 * j + 1)) & 0x01010101u) << 4;
-            }
-            const int a = xi(xa, 4 * k), c = xi(xb, 4 * k);
-            s0 = __dp4a(static_cast<int>(lo), a, s0);
-            s1 = __dp4a(static_cast<int>(hi), c, s1);
-            x0 = __dp4a(kOnes, a, x0);
-            x1 = __dp4a(kOnes, c, x1);
-        }
-        const ScaleMin m0 = k4_scale_min(b.scales, 2 * j), m1 = k4_scale_min(b.scales, 2 * j + 1);
-        const float d0 = xd[2 * j], d1 = xd[2 * j + 1];
-        const float sc = d0 * static_cast<float>(m0.scale * s0) + d1 * static_cast<float>(m1.scale * s1);
-        const float mn = d0 * static_cast<float>(m0.min * x0) + d1 * static_cast<float>(m1.min * x1);
-        return h2f(b.d) * sc - h2f(b.dmin) * mn;
-    }
-};
-using U_Q4_K = U_K4<BlockQ4_K, false>;
-using U_Q5_K = U_K4<BlockQ5_K, true>;
-
-// Q6_K: unit u = (half, k) = (u / 4, u % 4) covers l = 8k .. 8k + 7 of each quarter r of that half: element
-// 128 half + 32 r + l takes its low 4 bits from ql[64 half + 32 (r & 1) + l] (low nibble for r < 2) and its top two
-// from bits 2r of qh[32 half + l]; value - 32; scale scales[8 half + 2r + k / 2] per 16 elements.
-struct U_Q6_K {
-    using Block = BlockQ6_K;
-    static constexpr int kUnits = 8;
-    __device__ static float unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        const int half = u >> 2, k = u & 3;
-        uint32_t l0[2], l1[2], qh[2];
-        load_words(b.ql + 64 * half + 8 * k, l0);
-        load_words(b.ql + 64 * half + 32 + 8 * k, l1);
-        load_words(b.qh + 32 * half + 8 * k, qh);
-        float acc = 0.f;
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const uint32_t* l = (r & 1) ? l1 : l0;
-            const int8_t* x = xq + 128 * half + 32 * r + 8 * k;
-            int s = 0;
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const uint32_t v =
-                    ((l[e] >> (r < 2 ? 0 : 4)) & 0x0F0F0F0Fu) | (((qh[e] >> (2 * r)) & 0x03030303u) << 4);
-                s = __dp4a(static_cast<int>(__vsubss4(v, 0x20202020u)), xi(x, 4 * e), s);
-            }
-            acc += xd[4 * half + r] * static_cast<float>(b.scales[8 * half + 2 * r + (k >> 1)] * s);
-        }
-        return h2f(b.d) * acc;
-    }
-};
+// Each format's unit of 32 weights (q8_unit, kQ8Units units per block) is in its header (quant/formats/).
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
@@ -200,9 +72,9 @@ __device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, 
     float acc = 0.f;
 #pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
-        const int blk = i / T::kUnits, u = i % T::kUnits;
-        constexpr int kElems = T::kUnits * 32;
-        acc += T::unit(blocks[blk], u, p.xq + kElems * blk, p.xd + T::kUnits * blk);
+        const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
+        constexpr int kElems = T::kQ8Units * 32;
+        acc += T::q8_unit(blocks[blk], u, p.xq + kElems * blk, p.xd + T::kQ8Units * blk);
     }
     return acc;
 }
@@ -210,17 +82,11 @@ __device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, 
 __device__ float row_partial(const Params& p, int64_t r, int first, int stride) {
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
-    switch (s.type) {
-        case TensorType::Q4_0: return row_units<U_Q4_0>(row, p, first, stride);
-        case TensorType::Q4_1: return row_units<U_Q4_1>(row, p, first, stride);
-        case TensorType::Q5_0: return row_units<U_Q5_0>(row, p, first, stride);
-        case TensorType::Q5_1: return row_units<U_Q5_1>(row, p, first, stride);
-        case TensorType::Q8_0: return row_units<U_Q8_0>(row, p, first, stride);
-        case TensorType::Q4_K: return row_units<U_Q4_K>(row, p, first, stride);
-        case TensorType::Q5_K: return row_units<U_Q5_K>(row, p, first, stride);
-        case TensorType::Q6_K: return row_units<U_Q6_K>(row, p, first, stride);
-        default: return __int_as_float(0x7fc00000);  // unreachable: the host checks the types
-    }
+    float acc = __int_as_float(0x7fc00000);  // stays NaN only for a type the host refuses
+    quant::visit_format(s.type, [&](auto f) {
+        if constexpr (quant::HasQ8Matvec<decltype(f)>) acc = row_units<decltype(f)>(row, p, first, stride);
+    });
+    return acc;
 }
 
 // Sum over the tpr (<= 32) consecutive lanes of a row group, fixed tree.
@@ -276,17 +142,18 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
 }  // namespace
 
 int64_t q8_block_bytes(TensorType t) {
-    switch (t) {
-        case TensorType::Q4_0: return sizeof(gguf::BlockQ4_0);
-        case TensorType::Q4_1: return sizeof(gguf::BlockQ4_1);
-        case TensorType::Q5_0: return sizeof(gguf::BlockQ5_0);
-        case TensorType::Q5_1: return sizeof(gguf::BlockQ5_1);
-        case TensorType::Q8_0: return sizeof(gguf::BlockQ8_0);
-        case TensorType::Q4_K: return sizeof(gguf::BlockQ4_K);
-        case TensorType::Q5_K: return sizeof(gguf::BlockQ5_K);
-        case TensorType::Q6_K: return sizeof(gguf::BlockQ6_K);
-        default: return 0;
-    }
+    int64_t bytes = 0;
+    quant::visit_format(t, [&](auto f) {
+        if constexpr (quant::HasQ8Matvec<decltype(f)>) bytes = sizeof(typename decltype(f)::Block);
+    });
+    return bytes;
+}
+
+// Elements per block of a quantized type.
+static int64_t q8_block_elems(TensorType t) {
+    int64_t elems = 0;
+    quant::visit_format(t, [&](auto f) { elems = decltype(f)::kBlockElems; });
+    return elems;
 }
 
 int q8_threads_per_row(int64_t n_out, int64_t cols) {
@@ -322,9 +189,8 @@ void launch_q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     int64_t rows = 0;
     for (int i = 0; i < op.n_src; ++i) {
         const RowSource& r = op.src[i];
-        const int64_t be = r.type == TensorType::Q4_K || r.type == TensorType::Q5_K || r.type == TensorType::Q6_K
-                               ? 256 : 32;
-        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / be * q8_block_bytes(r.type), r.rows};
+        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / q8_block_elems(r.type) * q8_block_bytes(r.type),
+                    r.rows};
         rows += r.rows;
     }
     for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];

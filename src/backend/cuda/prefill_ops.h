@@ -17,7 +17,7 @@ namespace orcd::cuda {
 bool dequant_f16_supported(gguf::TensorType type);
 
 // dst[r][c] = f16(dequantize(W)[r][c]) for a [rows][cols] matrix stored in `type` (rows contiguous, as in GGUF): the
-// f32 value the CPU reference (gguf::dequantize_row) computes, rounded to nearest f16 (values beyond the f16 range
+// f32 value the CPU reference (quant::dequantize_row) computes, rounded to nearest f16 (values beyond the f16 range
 // become +-inf). dst must be 16-byte aligned. Throws UnsupportedTensorType / InvalidArgument.
 void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                        cudaStream_t stream);

@@ -1,4 +1,4 @@
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,8 @@
 
 #include "common/error.h"
 #include "common/half.h"
-#include "gguf/quant_blocks.h"
+#include "quant/formats.h"
+#include "quant/row_blocks.h"
 
 // How the quantizers choose scales, and the error bound that follows (the tests check each bound):
 //
@@ -25,184 +26,12 @@
 //   taken as min(0, min(x)); positive-only sub-blocks leave their lowest levels unused, like GGML's reference.
 // No iterative search is done: a Phi-3-mini-sized model has 3.8e9 weights to write in well under a minute.
 
-namespace orcd::gguf {
+namespace orcd::quant {
+
+using detail::block_count;
+using detail::store_block;
 
 namespace {
-
-[[noreturn]] void throw_bad_length(TensorType type, int64_t n, const char* operation) {
-    throw Error(ErrorCode::InvalidArgument,
-                std::string(operation) + ": row of " + std::to_string(n) + " elements of type " +
-                    std::string(type_name(type)) + " is not a non-negative multiple of its block size " +
-                    std::to_string(traits(type).block_elems));
-}
-
-int64_t block_count(TensorType type, int64_t n, const char* operation) {
-    const std::optional<TypeTraits> tt = type_traits(static_cast<uint32_t>(type));
-    if (!tt) {
-        throw Error(ErrorCode::UnsupportedTensorType, std::string(operation) + ": tensor type id " +
-                                                          std::to_string(static_cast<uint32_t>(type)) + " is unknown");
-    }
-    const int64_t block = tt->block_elems;
-    if (n < 0 || n % block != 0) throw_bad_length(type, n, operation);
-    return n / block;
-}
-
-// Blocks are copied in and out with memcpy: rows come from mmap'd files and arbitrary caller buffers, so the bytes
-// are neither guaranteed to be aligned for the struct nor to hold a live object of its type.
-template <typename Block>
-Block load_block(const void* row, int64_t index) {
-    Block b;
-    std::memcpy(&b, static_cast<const unsigned char*>(row) + index * static_cast<int64_t>(sizeof(Block)), sizeof(b));
-    return b;
-}
-
-template <typename Block>
-void store_block(void* row, int64_t index, const Block& b) {
-    std::memcpy(static_cast<unsigned char*>(row) + index * static_cast<int64_t>(sizeof(Block)), &b, sizeof(b));
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Dequantization: one function per block layout, written to follow the layout comments in quant_blocks.h.
-
-void dequantize_block(const BlockQ4_0& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    for (int l = 0; l < 16; ++l) {
-        y[l] = d * static_cast<float>((b.qs[l] & 0x0f) - 8);
-        y[l + 16] = d * static_cast<float>((b.qs[l] >> 4) - 8);
-    }
-}
-
-void dequantize_block(const BlockQ4_1& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const float m = fp16_to_fp32(b.m);
-    for (int l = 0; l < 16; ++l) {
-        y[l] = d * static_cast<float>(b.qs[l] & 0x0f) + m;
-        y[l + 16] = d * static_cast<float>(b.qs[l] >> 4) + m;
-    }
-}
-
-void dequantize_block(const BlockQ5_0& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const uint32_t qh = q5_high_bits(b.qh);
-    for (int l = 0; l < 16; ++l) {
-        const int lo = static_cast<int>((b.qs[l] & 0x0f) | ((qh >> l) & 1u) << 4);
-        const int hi = static_cast<int>((b.qs[l] >> 4) | ((qh >> (l + 16)) & 1u) << 4);
-        y[l] = d * static_cast<float>(lo - 16);
-        y[l + 16] = d * static_cast<float>(hi - 16);
-    }
-}
-
-void dequantize_block(const BlockQ5_1& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const float m = fp16_to_fp32(b.m);
-    const uint32_t qh = q5_high_bits(b.qh);
-    for (int l = 0; l < 16; ++l) {
-        const uint32_t lo = (b.qs[l] & 0x0fu) | ((qh >> l) & 1u) << 4;
-        const uint32_t hi = (b.qs[l] >> 4) | ((qh >> (l + 16)) & 1u) << 4;
-        y[l] = d * static_cast<float>(lo) + m;
-        y[l + 16] = d * static_cast<float>(hi) + m;
-    }
-}
-
-void dequantize_block(const BlockQ8_0& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    for (int l = 0; l < kQK8_0; ++l) y[l] = d * static_cast<float>(b.qs[l]);
-}
-
-void dequantize_block(const BlockQ8_1& b, float* y) {
-    const float d = fp16_to_fp32(b.d);  // s is redundant for reconstruction
-    for (int l = 0; l < kQK8_1; ++l) y[l] = d * static_cast<float>(b.qs[l]);
-}
-
-void dequantize_block(const BlockQ2_K& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const float dmin = fp16_to_fp32(b.dmin);
-    for (int half = 0; half < 2; ++half) {
-        for (int j = 0; j < 4; ++j) {
-            for (int l = 0; l < 32; ++l) {
-                const int e = 128 * half + 32 * j + l;
-                const uint8_t sc = b.scales[e / 16];
-                const int q = (b.qs[32 * half + l] >> (2 * j)) & 3;
-                y[e] = d * static_cast<float>(sc & 0x0f) * static_cast<float>(q) - dmin * static_cast<float>(sc >> 4);
-            }
-        }
-    }
-}
-
-void dequantize_block(const BlockQ3_K& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    float sub_scale[16];
-    for (int k = 0; k < 16; ++k) sub_scale[k] = d * static_cast<float>(q3k_scale(b.scales, k));
-    for (int half = 0; half < 2; ++half) {
-        for (int j = 0; j < 4; ++j) {
-            const int high_bit = 4 * half + j;
-            for (int l = 0; l < 32; ++l) {
-                const int e = 128 * half + 32 * j + l;
-                const int low = (b.qs[32 * half + l] >> (2 * j)) & 3;
-                const int q = ((b.hmask[l] >> high_bit) & 1) ? low : low - 4;
-                y[e] = sub_scale[e / 16] * static_cast<float>(q);
-            }
-        }
-    }
-}
-
-void dequantize_block(const BlockQ4_K& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const float dmin = fp16_to_fp32(b.dmin);
-    for (int chunk = 0; chunk < 4; ++chunk) {
-        const ScaleMin lo = k4_scale_min(b.scales, 2 * chunk);
-        const ScaleMin hi = k4_scale_min(b.scales, 2 * chunk + 1);
-        const float d_lo = d * lo.scale, m_lo = dmin * lo.min;
-        const float d_hi = d * hi.scale, m_hi = dmin * hi.min;
-        for (int l = 0; l < 32; ++l) {
-            const uint8_t byte = b.qs[32 * chunk + l];
-            y[64 * chunk + l] = d_lo * static_cast<float>(byte & 0x0f) - m_lo;
-            y[64 * chunk + 32 + l] = d_hi * static_cast<float>(byte >> 4) - m_hi;
-        }
-    }
-}
-
-void dequantize_block(const BlockQ5_K& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    const float dmin = fp16_to_fp32(b.dmin);
-    for (int chunk = 0; chunk < 4; ++chunk) {
-        const ScaleMin lo = k4_scale_min(b.scales, 2 * chunk);
-        const ScaleMin hi = k4_scale_min(b.scales, 2 * chunk + 1);
-        const float d_lo = d * lo.scale, m_lo = dmin * lo.min;
-        const float d_hi = d * hi.scale, m_hi = dmin * hi.min;
-        for (int l = 0; l < 32; ++l) {
-            const uint8_t byte = b.qs[32 * chunk + l];
-            const int q_lo = (byte & 0x0f) | ((b.qh[l] >> (2 * chunk)) & 1) << 4;
-            const int q_hi = (byte >> 4) | ((b.qh[l] >> (2 * chunk + 1)) & 1) << 4;
-            y[64 * chunk + l] = d_lo * static_cast<float>(q_lo) - m_lo;
-            y[64 * chunk + 32 + l] = d_hi * static_cast<float>(q_hi) - m_hi;
-        }
-    }
-}
-
-void dequantize_block(const BlockQ6_K& b, float* y) {
-    const float d = fp16_to_fp32(b.d);
-    for (int half = 0; half < 2; ++half) {
-        for (int r = 0; r < 4; ++r) {
-            for (int l = 0; l < 32; ++l) {
-                const int e = 128 * half + 32 * r + l;
-                const uint8_t low_byte = b.ql[64 * half + 32 * (r & 1) + l];
-                const int low = r < 2 ? (low_byte & 0x0f) : (low_byte >> 4);
-                const int high = (b.qh[32 * half + l] >> (2 * r)) & 3;
-                y[e] = d * static_cast<float>(b.scales[e / 16]) * static_cast<float>((low | high << 4) - 32);
-            }
-        }
-    }
-}
-
-void dequantize_block(const BlockQ8_K& b, float* y) {
-    for (int l = 0; l < kQK_K; ++l) y[l] = b.d * static_cast<float>(b.qs[l]);
-}
-
-template <typename Block>
-void dequantize_blocks(const void* src, float* dst, int64_t n_blocks, int block_elems) {
-    for (int64_t i = 0; i < n_blocks; ++i) dequantize_block(load_block<Block>(src, i), dst + i * block_elems);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Quantization helpers.
@@ -366,7 +195,7 @@ void quantize_symmetric_k(const float* x, int n_sub, int sub_len, int levels_bel
 
 // ---------------------------------------------------------------------------------------------------------------
 // Quantization: one function per block layout; each computes integer quants with the helpers above and packs them
-// as described in quant_blocks.h.
+// as described in the format headers (formats/).
 
 void pack_nibbles_32(const int* q, uint8_t qs[16]) {
     for (int l = 0; l < 16; ++l) qs[l] = static_cast<uint8_t>(q[l] | q[l + 16] << 4);
@@ -567,41 +396,7 @@ void narrow_floats(const float* src, void* dst, int64_t n) {
     }
 }
 
-template <float (*convert)(uint16_t)>
-void widen_halves(const void* src, float* dst, int64_t n) {
-    const auto* in = static_cast<const unsigned char*>(src);
-    for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, in + 2 * i, 2);
-        dst[i] = convert(h);
-    }
-}
-
 }  // namespace
-
-void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
-    const int64_t blocks = block_count(type, n, "dequantize_row");
-    if (blocks == 0) return;  // src/dst may be null for an empty row, which memcpy does not allow
-    switch (type) {
-        case TensorType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
-        case TensorType::F16: widen_halves<fp16_to_fp32>(src, dst, n); return;
-        case TensorType::BF16: widen_halves<bf16_to_fp32>(src, dst, n); return;
-        case TensorType::Q4_0: dequantize_blocks<BlockQ4_0>(src, dst, blocks, kQK4_0); return;
-        case TensorType::Q4_1: dequantize_blocks<BlockQ4_1>(src, dst, blocks, kQK4_1); return;
-        case TensorType::Q5_0: dequantize_blocks<BlockQ5_0>(src, dst, blocks, kQK5_0); return;
-        case TensorType::Q5_1: dequantize_blocks<BlockQ5_1>(src, dst, blocks, kQK5_1); return;
-        case TensorType::Q8_0: dequantize_blocks<BlockQ8_0>(src, dst, blocks, kQK8_0); return;
-        case TensorType::Q8_1: dequantize_blocks<BlockQ8_1>(src, dst, blocks, kQK8_1); return;
-        case TensorType::Q2_K: dequantize_blocks<BlockQ2_K>(src, dst, blocks, kQK_K); return;
-        case TensorType::Q3_K: dequantize_blocks<BlockQ3_K>(src, dst, blocks, kQK_K); return;
-        case TensorType::Q4_K: dequantize_blocks<BlockQ4_K>(src, dst, blocks, kQK_K); return;
-        case TensorType::Q5_K: dequantize_blocks<BlockQ5_K>(src, dst, blocks, kQK_K); return;
-        case TensorType::Q6_K: dequantize_blocks<BlockQ6_K>(src, dst, blocks, kQK_K); return;
-        case TensorType::Q8_K: dequantize_blocks<BlockQ8_K>(src, dst, blocks, kQK_K); return;
-    }
-    throw Error(ErrorCode::UnsupportedTensorType,
-                "dequantize_row: tensor type id " + std::to_string(static_cast<uint32_t>(type)) + " is not supported");
-}
 
 bool can_quantize(TensorType type) {
     switch (type) {
@@ -626,12 +421,12 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
         case TensorType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
         case TensorType::F16: narrow_floats<fp32_to_fp16>(src, dst, n); return;
         case TensorType::BF16: narrow_floats<fp32_to_bf16>(src, dst, n); return;
-        case TensorType::Q4_0: quantize_blocks<BlockQ4_0, quantize_q4_0>(src, dst, blocks, kQK4_0); return;
-        case TensorType::Q4_1: quantize_blocks<BlockQ4_1, quantize_q4_1>(src, dst, blocks, kQK4_1); return;
-        case TensorType::Q5_0: quantize_blocks<BlockQ5_0, quantize_q5_0>(src, dst, blocks, kQK5_0); return;
-        case TensorType::Q5_1: quantize_blocks<BlockQ5_1, quantize_q5_1>(src, dst, blocks, kQK5_1); return;
-        case TensorType::Q8_0: quantize_blocks<BlockQ8_0, quantize_q8_0>(src, dst, blocks, kQK8_0); return;
-        case TensorType::Q8_1: quantize_blocks<BlockQ8_1, quantize_q8_1>(src, dst, blocks, kQK8_1); return;
+        case TensorType::Q4_0: quantize_blocks<BlockQ4_0, quantize_q4_0>(src, dst, blocks, 32); return;
+        case TensorType::Q4_1: quantize_blocks<BlockQ4_1, quantize_q4_1>(src, dst, blocks, 32); return;
+        case TensorType::Q5_0: quantize_blocks<BlockQ5_0, quantize_q5_0>(src, dst, blocks, 32); return;
+        case TensorType::Q5_1: quantize_blocks<BlockQ5_1, quantize_q5_1>(src, dst, blocks, 32); return;
+        case TensorType::Q8_0: quantize_blocks<BlockQ8_0, quantize_q8_0>(src, dst, blocks, 32); return;
+        case TensorType::Q8_1: quantize_blocks<BlockQ8_1, quantize_q8_1>(src, dst, blocks, 32); return;
         case TensorType::Q2_K: quantize_blocks<BlockQ2_K, quantize_q2_k>(src, dst, blocks, kQK_K); return;
         case TensorType::Q3_K: quantize_blocks<BlockQ3_K, quantize_q3_k>(src, dst, blocks, kQK_K); return;
         case TensorType::Q4_K: quantize_blocks<BlockQ4_K, quantize_q4_k>(src, dst, blocks, kQK_K); return;
@@ -641,4 +436,4 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
     }
 }
 
-}  // namespace orcd::gguf
+}  // namespace orcd::quant

@@ -24,12 +24,14 @@
 
 #include "common/error.h"
 #include "common/half.h"
-#include "gguf/quant.h"
-#include "gguf/quant_blocks.h"
+#include "quant/convert.h"
+#include "quant/formats.h"
 #include "gguf/types.h"
 
-namespace orcd::gguf {
+namespace orcd::quant {
 namespace {
+
+using namespace orcd::gguf;
 
 // ----------------------------------------------------------------------------------------------------------------
 // Helpers
@@ -1135,4 +1137,4 @@ TEST(QuantSideData, Q8_1SumAndQ8_KBlockSumsMatchTheQuants) {
 }
 
 }  // namespace
-}  // namespace orcd::gguf
+}  // namespace orcd::quant

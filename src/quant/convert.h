@@ -1,6 +1,7 @@
 #pragma once
 // Row conversion between float32 and every GGML tensor type the library knows: a CPU reference dequantizer for all of
-// them, and simple, fast quantizers for the types the model writer needs. The block layouts live in quant_blocks.h.
+// them, and simple, fast quantizers for the types the model writer needs. The block layouts and decoders live in
+// formats/ (one header per format, registered in formats.h).
 //
 // Rows are contiguous: `n` elements (a multiple of the type's block size) and row_bytes(type, n) bytes of blocks.
 // Buffers need no particular alignment.
@@ -8,7 +9,9 @@
 
 #include "gguf/types.h"
 
-namespace orcd::gguf {
+namespace orcd::quant {
+
+using gguf::TensorType;
 
 // Writes n floats decoded from src. Throws Error(InvalidArgument) when n is negative or not a multiple of the block.
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
@@ -24,4 +27,4 @@ bool can_quantize(TensorType type);
 // Throws Error(InvalidArgument) for a bad n and Error(UnsupportedTensorType) when !can_quantize(type).
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
 
-}  // namespace orcd::gguf
+}  // namespace orcd::quant
