@@ -314,27 +314,14 @@ BlockQ3_K quantize_q3_k(const float* x) {
     return b;
 }
 
-BlockQ4_K quantize_q4_k(const float* x) {
-    const AffineKScales s = choose_affine_k_scales(x, 8, 32, 15, 63);
+// Q4_K / Q5_K: 4 or 5 bits per quant; the fifth bit of Q5_K goes to qh.
+template <typename Block, bool kFive>
+Block quantize_k4(const float* x) {
+    constexpr int q_max = kFive ? 31 : 15;
+    const AffineKScales s = choose_affine_k_scales(x, 8, 32, q_max, 63);
     int q[kQK_K];
-    quantize_affine_k(x, 8, 32, 15, s, q);
-    BlockQ4_K b{};
-    b.d = s.d;
-    b.dmin = s.dmin;
-    k4_pack_scale_min(s.scale, s.min, b.scales);
-    for (int chunk = 0; chunk < 4; ++chunk) {
-        for (int l = 0; l < 32; ++l) {
-            b.qs[32 * chunk + l] = static_cast<uint8_t>(q[64 * chunk + l] | q[64 * chunk + 32 + l] << 4);
-        }
-    }
-    return b;
-}
-
-BlockQ5_K quantize_q5_k(const float* x) {
-    const AffineKScales s = choose_affine_k_scales(x, 8, 32, 31, 63);
-    int q[kQK_K];
-    quantize_affine_k(x, 8, 32, 31, s, q);
-    BlockQ5_K b{};
+    quantize_affine_k(x, 8, 32, q_max, s, q);
+    Block b{};
     b.d = s.d;
     b.dmin = s.dmin;
     k4_pack_scale_min(s.scale, s.min, b.scales);
@@ -342,11 +329,15 @@ BlockQ5_K quantize_q5_k(const float* x) {
         for (int l = 0; l < 32; ++l) {
             const int q_lo = q[64 * chunk + l], q_hi = q[64 * chunk + 32 + l];
             b.qs[32 * chunk + l] = static_cast<uint8_t>((q_lo & 0x0f) | (q_hi & 0x0f) << 4);
-            b.qh[l] = static_cast<uint8_t>(b.qh[l] | (q_lo >> 4) << (2 * chunk) | (q_hi >> 4) << (2 * chunk + 1));
+            if constexpr (kFive) {
+                b.qh[l] = static_cast<uint8_t>(b.qh[l] | (q_lo >> 4) << (2 * chunk) | (q_hi >> 4) << (2 * chunk + 1));
+            }
         }
     }
     return b;
 }
+BlockQ4_K quantize_q4_k(const float* x) { return quantize_k4<BlockQ4_K, false>(x); }
+BlockQ5_K quantize_q5_k(const float* x) { return quantize_k4<BlockQ5_K, true>(x); }
 
 BlockQ6_K quantize_q6_k(const float* x) {
     const SymmetricKScales s = choose_symmetric_k_scales(x, 16, 16, 32, 127);

@@ -11,20 +11,13 @@
 
 #include <cstdint>
 
+#include "backend/cuda/half.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "quant/formats.h"
 
 namespace orcd::cuda::formats {
 
 using namespace orcd::quant;
-
-__device__ __forceinline__ float h2f(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
-__device__ __forceinline__ float bf2f(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
-}
 
 __device__ __forceinline__ float4 ld4(const float* x) { return *reinterpret_cast<const float4*>(x); }
 

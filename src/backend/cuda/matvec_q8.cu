@@ -1,4 +1,4 @@
-// Int8-activation decode matvec (matvec_q8.h): quantize_q8 and the dp4a kernels.
+// Int8-activation decode matvec (matvec_q8.h): quantize_q8 and the dp4a kernels, with their checked entry points.
 //
 // Work split: a row's cols / 32 "units" of 32 weights are spread over tpr threads (8 .. 256; several rows per warp
 // when rows are short, several warps per row when rows are few and long). For the 32-element block types a unit is
@@ -6,14 +6,19 @@
 // the packed bits encodes, so a thread's weight loads are wide and consecutive threads read consecutive bytes of a
 // super-block. Each unit's integer dot products (__dp4a, exact) are scaled once by the weight's and the
 // activation's block scales. Partial sums are combined in a fixed order (shuffle tree, then warps in order).
-#include "backend/cuda/matvec_q8_kernels.h"
+#include "backend/cuda/matvec_q8.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
+#include <string>
 
-#include "backend/cuda/device_query.h"
+#include "device/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
+#include "common/error.h"
+#include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "quant/formats.h"
 
 namespace orcd::cuda {
@@ -21,6 +26,7 @@ namespace orcd::cuda {
 namespace {
 
 using gguf::TensorType;
+using ::orcd::device::sm_count;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
@@ -39,9 +45,7 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, c
     if (b * 32 >= cols) return;
     const int i = b * 32 + lane;
     const float v = norm ? __fmul_rn(__fmul_rn(x[i], scale), norm[i]) : x[i];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float amax = warp_max(fabsf(v));
     // As quantize_activation_scalar: d = amax / 127, q = nearbyint(x * (127 / amax)) (IEEE division and product).
     const float id = amax > 0.f ? __fdiv_rn(127.f, amax) : 0.f;
     q[i] = static_cast<int8_t>(__float2int_rn(__fmul_rn(v, id)));
@@ -89,12 +93,6 @@ __device__ float row_partial(const Params& p, int64_t r, int first, int stride) 
     return acc;
 }
 
-// Sum over the tpr (<= 32) consecutive lanes of a row group, fixed tree.
-__device__ __forceinline__ float group_sum(float v, int width) {
-    for (int o = width / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][kWarps];
     const int tpr = p.tpr;
@@ -111,8 +109,8 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
             a = row_partial(p, o, sub, tpr);
             if (swiglu) b = row_partial(p, o + p.n_out, sub, tpr);
         }
-        a = group_sum(a, width);
-        if (swiglu) b = group_sum(b, width);
+        a = lane_group_sum(a, width);
+        if (swiglu) b = lane_group_sum(b, width);
         int64_t out = o;
         bool writer = sub == 0;
         if (tpr > 32) {
@@ -139,8 +137,6 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     }
 }
 
-}  // namespace
-
 int64_t q8_block_bytes(TensorType t) {
     int64_t bytes = 0;
     quant::visit_format(t, [&](auto f) {
@@ -150,13 +146,17 @@ int64_t q8_block_bytes(TensorType t) {
 }
 
 // Elements per block of a quantized type.
-static int64_t q8_block_elems(TensorType t) {
+int64_t q8_block_elems(TensorType t) {
     int64_t elems = 0;
     quant::visit_format(t, [&](auto f) { elems = decltype(f)::kBlockElems; });
     return elems;
 }
 
-int q8_threads_per_row(int64_t n_out, int64_t cols) {
+int64_t round256(int64_t n) { return (n + 255) / 256 * 256; }
+
+}  // namespace
+
+int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
     static const int forced = [] {
         const char* env = std::getenv("ORCD_Q8_TPR");
         const int v = env ? std::atoi(env) : 0;
@@ -174,35 +174,59 @@ int q8_threads_per_row(int64_t n_out, int64_t cols) {
     return tpr;
 }
 
-void launch_quantize_q8(const float* x, const float* norm, float eps, int64_t cols, int8_t* q, float* d,
-                        cudaStream_t s) {
-    const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
-    quantize_q8_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(x, norm, eps, static_cast<int>(cols), q, d);
+int64_t q8_vector_bytes(int64_t cols) { return round256(cols) + round256(cols / kQ8Block * 4); }
+
+Q8Vector q8_vector_at(void* base, int64_t cols) {
+    auto* b = static_cast<std::byte*>(base);
+    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + round256(cols))};
 }
 
-void launch_q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t s) {
+    if (cols <= 0 || cols % kQ8Block != 0) {
+        throw Error(ErrorCode::InvalidArgument, "quantize_q8: length " + std::to_string(cols) +
+                                                    " is not a positive multiple of " + std::to_string(kQ8Block));
+    }
+    if (reinterpret_cast<uintptr_t>(out.q) % 16 != 0) {
+        throw Error(ErrorCode::InvalidArgument, "quantize_q8: q must be 16-byte aligned");
+    }
+    const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
+    quantize_q8_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(x, norm, eps, static_cast<int>(cols), out.q,
+                                                                           out.d);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+bool q8_matvec_type_supported(TensorType t) { return q8_block_bytes(t) > 0; }
+
+bool q8_matvec_supported(const Q8Matvec& op) {
+    if (op.n_src < 1 || op.n_src > 3 || op.cols <= 0) return false;
+    for (int i = 0; i < op.n_src; ++i) {
+        if (!q8_matvec_type_supported(op.src[i].type)) return false;
+        if (op.cols % gguf::traits(op.src[i].type).block_elems != 0) return false;
+    }
+    return true;
+}
+
+void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+    auto bad = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, "q8_matvec: " + what); };
+    if (op.n_src < 1 || op.n_src > 3) bad("needs 1 to 3 row sources, got " + std::to_string(op.n_src));
+    if (op.cols <= 0 || op.cols % kQ8Block != 0) {
+        bad("row length " + std::to_string(op.cols) + " is not a positive multiple of " + std::to_string(kQ8Block));
+    }
+    check_row_sources(op.src, op.n_src, op.cols, op.epilogue, q8_matvec_type_supported, "q8_matvec",
+                      "int8-activation CUDA matvec");
+    if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) bad("x.q must be 16-byte aligned, x.d set");
+
     Params p{};
     p.xq = op.x.q;
     p.xd = op.x.d;
-    p.cols = static_cast<int>(op.cols);
-    p.n_src = op.n_src;
-    int64_t rows = 0;
-    for (int i = 0; i < op.n_src; ++i) {
-        const RowSource& r = op.src[i];
-        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / q8_block_elems(r.type) * q8_block_bytes(r.type),
-                    r.rows};
-        rows += r.rows;
-    }
-    for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];
-    p.epilogue = static_cast<int>(op.epilogue);
-    p.y = op.y;
-    p.n_out = op.epilogue == MatvecEpilogue::SwiGLU ? rows / 2 : rows;
-    p.tpr = q8_threads_per_row(p.n_out, op.cols);
+    set_row_sources(p, op, q8_block_bytes, q8_block_elems);
+    p.tpr = q8_matvec_threads_per_row(p.n_out, op.cols);
     const int per_iter = kThreads / p.tpr;
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
     q8_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, 0, s>>>(p);
+    ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace orcd::cuda

@@ -9,7 +9,7 @@
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
-#include "quant/device_bits.cuh"
+#include "quant/cuda_bits.cuh"
 #endif
 
 namespace orcd::quant {
@@ -78,7 +78,7 @@ struct K4 {
 #ifdef __CUDACC__
     // Group g (elements 4g .. 4g + 3; sub-block g / 8) against four values of x (the f32 matvec kernels).
     __device__ static float dot4(const Block& b, int g, float4 x) {
-        using namespace device;
+        using namespace cuda_bits;
         const int sb = g >> 3, l4 = g & 7;
         const ScaleMin sm = k4_scale_min(b.scales, sb);
         uint32_t w[1];
@@ -97,7 +97,7 @@ struct K4 {
     // fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15]. xq/xd: the activation from the block's first element.
     static constexpr int kQ8Units = 8;
     __device__ static float q8_unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        using namespace device;
+        using namespace cuda_bits;
         const int j = u >> 1, h = u & 1;
         uint32_t w[4];
         load_words(b.qs + 32 * j + 16 * h, w);

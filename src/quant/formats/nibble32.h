@@ -8,7 +8,7 @@
 #include "gguf/types.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
-#include "quant/device_bits.cuh"
+#include "quant/cuda_bits.cuh"
 #endif
 
 namespace orcd::quant {
@@ -65,7 +65,7 @@ struct Nibble32 {
 #ifdef __CUDACC__
     // Group g (elements 4g .. 4g + 3) against four values of x, decoded in registers (the f32 matvec kernels).
     __device__ static float dot4(const Block& b, int g, float4 x) {
-        using namespace device;
+        using namespace cuda_bits;
         uint32_t w[1];
         load_words(b.qs + 4 * (g & 3), w);
         uint32_t v = (w[0] >> (4 * (g >> 2))) & 0x0F0F0F0Fu;
@@ -82,7 +82,7 @@ struct Nibble32 {
     // The whole block against 32 int8 activation values xq with scale xd[0] (the int8 matvec kernel, __dp4a).
     static constexpr int kQ8Units = 1;
     __device__ static float q8_unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        using namespace device;
+        using namespace cuda_bits;
         uint32_t w[4];
         load_words(b.qs, w);
         uint32_t h[1] = {0};

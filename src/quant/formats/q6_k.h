@@ -8,7 +8,7 @@
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
-#include "quant/device_bits.cuh"
+#include "quant/cuda_bits.cuh"
 #endif
 
 namespace orcd::quant {
@@ -26,25 +26,25 @@ struct Q6_K {
     static constexpr gguf::TensorType kType = gguf::TensorType::Q6_K;
     static constexpr int kBlockElems = kQK_K;
 
-    // q (0..63) of element e.
-    ORCD_HD static int quant(const Block& b, int e) {
-        const int half = e / 128, r = (e % 128) / 32, l = e % 32;
-        const uint8_t low_byte = b.ql[64 * half + 32 * (r & 1) + l];
+    // q (0..63) of element l (< 32) of quarter r (0..3) of half h (0..1).
+    ORCD_HD static int quant(const Block& b, int h, int r, int l) {
+        const uint8_t low_byte = b.ql[64 * h + 32 * (r & 1) + l];
         const int low = r < 2 ? (low_byte & 15) : (low_byte >> 4);
-        return low | ((b.qh[32 * half + l] >> (2 * r)) & 3) << 4;
+        return low | ((b.qh[32 * h + l] >> (2 * r)) & 3) << 4;
     }
 
     // Elements k0 .. k0 + 7 (k0 a multiple of 8, one sub-block): y = (d * scale) * (q - 32).
     ORCD_HD static void decode8(const Block& b, int k0, float* out) {
+        const int h = k0 / 128, r = (k0 % 128) / 32, l0 = k0 % 32;
         const float ds = mul_rn(half_to_float(b.d), static_cast<float>(b.scales[k0 / 16]));
         ORCD_UNROLL
-        for (int i = 0; i < 8; ++i) out[i] = mul_rn(ds, static_cast<float>(quant(b, k0 + i) - 32));
+        for (int i = 0; i < 8; ++i) out[i] = mul_rn(ds, static_cast<float>(quant(b, h, r, l0 + i) - 32));
     }
 
     // Chunk c (0..7, elements 32c ..) as the CPU dot products' integer chunk: two sub-blocks of 16.
     ORCD_HD static void unpack32(const Block& b, int c, Chunk32& k) {
         const float d = half_to_float(b.d);
-        for (int l = 0; l < 32; ++l) k.u[l] = quant(b, 32 * c + l);
+        for (int l = 0; l < 32; ++l) k.u[l] = quant(b, c / 4, c % 4, l);
         const float d0 = d * b.scales[2 * c], d1 = d * b.scales[2 * c + 1];
         set_chunk_scales(k, d0, d1, 32 * d0, 32 * d1);
     }
@@ -52,7 +52,7 @@ struct Q6_K {
 #ifdef __CUDACC__
     // Group g (elements 4g .. 4g + 3) against four values of x (the f32 matvec kernels).
     __device__ static float dot4(const Block& b, int g, float4 x) {
-        using namespace device;
+        using namespace cuda_bits;
         const int h = g >> 5, r = (g >> 3) & 3, l4 = g & 7;
         uint32_t ql[1], qh[1];
         load_words(b.ql + 64 * h + 32 * (r & 1) + 4 * l4, ql);
@@ -65,7 +65,7 @@ struct Q6_K {
     // scales[8 half + 2r + k / 2] per 16 elements. xq/xd: the activation from the block's first element.
     static constexpr int kQ8Units = 8;
     __device__ static float q8_unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        using namespace device;
+        using namespace cuda_bits;
         const int half = u >> 2, k = u & 3;
         uint32_t l0[2], l1[2], qh[2];
         load_words(b.ql + 64 * half + 8 * k, l0);

@@ -5,7 +5,7 @@
 #include "gguf/types.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
-#include "quant/device_bits.cuh"
+#include "quant/cuda_bits.cuh"
 #endif
 
 namespace orcd::quant {
@@ -34,7 +34,7 @@ struct Q8_0 {
 
 #ifdef __CUDACC__
     __device__ static float dot4(const Block& b, int g, float4 x) {
-        using namespace device;
+        using namespace cuda_bits;
         uint32_t w[1];
         load_words(reinterpret_cast<const uint8_t*>(b.qs) + 4 * g, w);
         return half_to_float(b.d) * bytes_dot<128>(w[0] ^ 0x80808080u, x);  // int8 + 128 as unsigned bytes
@@ -42,7 +42,7 @@ struct Q8_0 {
 
     static constexpr int kQ8Units = 1;
     __device__ static float q8_unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        using namespace device;
+        using namespace cuda_bits;
         uint32_t w[8];
         load_words(reinterpret_cast<const uint8_t*>(b.qs), w);
         int s = 0;

@@ -13,7 +13,7 @@
 #define ORCD_HD inline
 #endif
 
-namespace orcd::loader {
+namespace orcd::device {
 
 ORCD_HD uint64_t checksum_mix(uint64_t word, uint64_t index) {
     // splitmix64's finaliser over the word keyed by its position (the odd multiplier makes index -> key a bijection).
@@ -26,4 +26,4 @@ ORCD_HD uint64_t checksum_mix(uint64_t word, uint64_t index) {
 // Host implementation (the reference the device kernel must equal).
 uint64_t checksum_bytes(std::span<const std::byte> bytes);
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

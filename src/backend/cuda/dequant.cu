@@ -1,5 +1,6 @@
-// Weight dequantization to f16 (the tensor-core GEMM operand of the prefill path and of `--weights f16`), and the
-// embedding lookups (one row per token of a batch, and decode's one row whose token id sits in device memory). Every
+// Weight dequantization (dequant.h): to f16 (the tensor-core GEMM operand of the prefill path and of `--weights f16`),
+// and the embedding lookups (one row per token of a batch, and decode's one row whose token id sits in device memory,
+// behind ops.h's embedding_row). Every
 // decoder is its format's decode8 (quant/formats/), the very function the CPU reference dequantize_row runs, with
 // products pinned so nvcc cannot contract them into an fma: the f32 value equals dequantize_row's exactly, and the f16
 // is that value rounded to nearest (the gpu tests check both).
@@ -7,19 +8,25 @@
 // A quantized matrix is a flat array of blocks (row length is a multiple of the block size), so element e of the
 // matrix is element e % B of block e / B. A thread decodes 8 consecutive elements (one sub-block scale/min at most)
 // and writes them with one 16-byte store.
+#include "backend/cuda/dequant.h"
+
 #include <cuda_fp16.h>
 
+#include <string>
+
+#include "backend/cuda/half.cuh"
 #include "backend/cuda/ops_kernels.h"
-#include "backend/cuda/prefill_kernels.h"
+#include "common/error.h"
+#include "device/cuda_check.h"
 #include "quant/formats.h"
 
-namespace orcd::cuda::detail {
+namespace orcd::cuda {
+
+namespace detail {
 
 namespace {
 
 using gguf::TensorType;
-
-__device__ __forceinline__ float h2f(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
 
 __device__ __forceinline__ void store8(uint16_t* dst, const float* v) {
     uint4 packed;
@@ -44,7 +51,7 @@ template <int kKind>  // 0: f32, 1: f16, 2: bf16
 __device__ __forceinline__ float plain(const void* src, int64_t i) {
     if constexpr (kKind == 0) return static_cast<const float*>(src)[i];
     else if constexpr (kKind == 1) return h2f(static_cast<const uint16_t*>(src)[i]);
-    else return __uint_as_float(static_cast<uint32_t>(static_cast<const uint16_t*>(src)[i]) << 16);
+    else return bf2f(static_cast<const uint16_t*>(src)[i]);
 }
 
 template <int kKind>
@@ -98,8 +105,6 @@ void emb_blocks(const void* table, int64_t cols, const int32_t* tokens, int64_t 
     embed_rows_blocks<F><<<grid, kThreads, 0, s>>>(static_cast<const typename F::Block*>(table), cols, tokens, out);
 }
 
-}  // namespace
-
 bool launch_dequantize_f16(TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                            cudaStream_t s) {
     const int64_t n = rows * cols;
@@ -142,10 +147,67 @@ bool launch_embedding_rows(TensorType type, const void* table, int64_t cols, con
     return true;
 }
 
+}  // namespace
+
 // Decode's lookup is the batched one with a single token: its id is read from device memory either way.
 bool launch_embedding_row(TensorType type, const void* table, int64_t cols, const int32_t* token, float* out,
                           cudaStream_t s) {
     return launch_embedding_rows(type, table, cols, token, 1, out, s);
 }
 
-}  // namespace orcd::cuda::detail
+}  // namespace detail
+
+namespace {
+
+[[noreturn]] void bad(const char* op, const std::string& what) {
+    throw Error(ErrorCode::InvalidArgument, std::string("cuda ") + op + ": " + what);
+}
+
+void check_type(gguf::TensorType type, const char* what) {
+    if (!dequant_f16_supported(type)) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    std::string("no CUDA ") + what + " for tensor type " + std::string(gguf::type_name(type)));
+    }
+}
+
+}  // namespace
+
+bool dequant_f16_supported(gguf::TensorType type) {
+    switch (type) {
+        case gguf::TensorType::F32: case gguf::TensorType::F16: case gguf::TensorType::BF16: return true;
+        default: break;
+    }
+    bool found = false;
+    quant::visit_format(type, [&](auto f) { found = detail::kDeviceDecode<decltype(f)>; });
+    return found;
+}
+
+void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
+                       cudaStream_t stream) {
+    check_type(type, "f16 dequantization kernel");
+    const int64_t block = gguf::traits(type).block_elems;
+    if (rows <= 0 || cols <= 0 || cols % block != 0) {
+        bad("dequantize_to_f16", std::to_string(rows) + " x " + std::to_string(cols) + " is not a valid " +
+                                     std::string(gguf::type_name(type)) +
+                                     " matrix (row length must be a positive multiple of " + std::to_string(block) +
+                                     ")");
+    }
+    if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) bad("dequantize_to_f16", "dst must be 16-byte aligned");
+    detail::launch_dequantize_f16(type, src, rows, cols, dst, stream);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+void embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
+                    float* out, cudaStream_t stream) {
+    check_type(type, "embedding lookup");
+    if (n_tokens <= 0 || n_tokens > 65535) bad("embedding_rows", std::to_string(n_tokens) + " tokens (1 .. 65535)");
+    const int64_t block = gguf::traits(type).block_elems;
+    if (cols <= 0 || cols % block != 0) {
+        bad("embedding_rows", "row length " + std::to_string(cols) + " is not a positive multiple of the " +
+                                  std::string(gguf::type_name(type)) + " block size " + std::to_string(block));
+    }
+    detail::launch_embedding_rows(type, table, cols, tokens, n_tokens, out, stream);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace orcd::cuda

@@ -3,9 +3,9 @@
 // (CLI, C API) need no #ifdefs.
 #include <memory>
 
-#include "loader/device.h"
+#include "device/device.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 // Number of CUDA devices visible (0 when there is no driver, no GPU, or the build has no CUDA).
 int cuda_device_count();
@@ -24,4 +24,4 @@ struct CudaDeviceOptions {
 // without CUDA — the message lists what is present), Device (other runtime failures).
 std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions& options = {});
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

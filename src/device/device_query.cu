@@ -1,8 +1,8 @@
-#include "backend/cuda/device_query.h"
+#include "device/device_query.h"
 
 #include <cuda_runtime_api.h>
 
-namespace orcd::cuda {
+namespace orcd::device {
 
 int sm_count() {
     static const int n = [] {
@@ -16,4 +16,4 @@ int sm_count() {
     return n;
 }
 
-}  // namespace orcd::cuda
+}  // namespace orcd::device

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace orcd::quant::device {
+namespace orcd::quant::cuda_bits {
 
 // 2^23 + v as a float (v a byte placed in the mantissa), exact; subtract kMagic (+ offset) to get v (- offset).
 constexpr float kMagic = 8388608.0f;
@@ -59,4 +59,4 @@ __device__ __forceinline__ int int8x4_at(const int8_t* xq, int byte_off) {
     return *reinterpret_cast<const int*>(xq + byte_off);
 }
 
-}  // namespace orcd::quant::device
+}  // namespace orcd::quant::cuda_bits

@@ -5,7 +5,7 @@
 
 #include "common/error.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line, ErrorCode code);
 // For destructors, which must not throw: prints the same message to stderr.
@@ -16,12 +16,12 @@ inline void cuda_check(cudaError_t err, const char* call, const char* file, int 
     if (err != cudaSuccess) throw_cuda_error(err, call, file, line, code);
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device
 
-#define ORCD_CUDA_CHECK(call) ::orcd::loader::cuda_check((call), #call, __FILE__, __LINE__)
-#define ORCD_CUDA_CHECK_AS(code, call) ::orcd::loader::cuda_check((call), #call, __FILE__, __LINE__, (code))
+#define ORCD_CUDA_CHECK(call) ::orcd::device::cuda_check((call), #call, __FILE__, __LINE__)
+#define ORCD_CUDA_CHECK_AS(code, call) ::orcd::device::cuda_check((call), #call, __FILE__, __LINE__, (code))
 #define ORCD_CUDA_WARN(call)                                                                   \
     do {                                                                                       \
         const cudaError_t orcd_err_ = (call);                                                  \
-        if (orcd_err_ != cudaSuccess) ::orcd::loader::report_cuda_error(orcd_err_, #call, __FILE__, __LINE__); \
+        if (orcd_err_ != cudaSuccess) ::orcd::device::report_cuda_error(orcd_err_, #call, __FILE__, __LINE__); \
     } while (0)

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace orcd::loader {
+namespace orcd::device {
 
 struct ChecksumJob {
     const unsigned char* ptr;  // device bytes
@@ -16,4 +16,4 @@ struct ChecksumJob {
 cudaError_t launch_checksums(const ChecksumJob* jobs_device, unsigned n_jobs, unsigned long long* out_device,
                              unsigned long long max_bytes, cudaStream_t stream);
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

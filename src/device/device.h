@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace orcd::loader {
+namespace orcd::device {
 
 struct DeviceInfo {
     std::string kind;         // "cuda" | "host"
@@ -184,4 +184,4 @@ private:
     std::shared_ptr<AllocationLedger> ledger_ = std::make_shared<AllocationLedger>();
 };
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,4 +1,4 @@
-#include "loader/host_device.h"
+#include "device/host_device.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#include "loader/checksum.h"
+#include "device/checksum.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 struct HostDevice::State {
     mutable std::mutex mu;
@@ -335,4 +335,4 @@ HostCounters HostDevice::counters() const {
     return state_->c;
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

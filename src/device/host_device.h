@@ -7,9 +7,9 @@
 #include <map>
 #include <memory>
 
-#include "loader/device.h"
+#include "device/device.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 struct HostDeviceOptions {
     uint64_t capacity = 8ull << 30;  // bytes of "VRAM"
@@ -58,4 +58,4 @@ private:
     std::shared_ptr<State> state_;
 };
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,7 +1,7 @@
-#include "loader/checksum.h"
-#include "loader/checksum_kernel.h"
+#include "device/checksum.h"
+#include "device/checksum_kernel.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 namespace {
 
@@ -63,4 +63,4 @@ cudaError_t launch_checksums(const ChecksumJob* jobs_device, unsigned n_jobs, un
     return cudaSuccess;
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,8 +1,8 @@
-#include "loader/device.h"
+#include "device/device.h"
 
 #include <algorithm>
 
-namespace orcd::loader {
+namespace orcd::device {
 
 void AllocationLedger::add(const std::string& label, uint64_t bytes) {
     std::lock_guard lock(mu_);
@@ -81,4 +81,4 @@ CopyFault Device::fault_copy(uint64_t n) {
     return f;
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,6 +1,6 @@
 // CudaDevice: the Device interface over the CUDA runtime. Every runtime call goes through ORCD_CUDA_CHECK (or
 // ORCD_CUDA_WARN in destructors); nothing here allocates managed or host-mapped memory.
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 
 #include <cuda_runtime_api.h>
 #include <sys/mman.h>
@@ -13,10 +13,10 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#include "loader/checksum_kernel.h"
-#include "loader/cuda_check.h"
+#include "device/checksum_kernel.h"
+#include "device/cuda_check.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line, ErrorCode code) {
     throw Error(code, fmt::format("CUDA error {} ({}) in {} at {}:{}: {}", static_cast<int>(err),
@@ -329,4 +329,4 @@ std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions& opt
     return std::make_shared<CudaDevice>(index, options);
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,4 +1,4 @@
-#include "loader/bandwidth.h"
+#include "device/bandwidth.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 namespace {
 
@@ -117,4 +117,4 @@ double measure_memcpy_gbps(uint64_t bytes, int reps) {
     return best;
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -1,9 +1,9 @@
 // Built instead of cuda_device.cpp when ORCD_CUDA is off: the same functions, reporting that there is no device.
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 
 #include "common/error.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 int cuda_device_count() { return 0; }
 
@@ -14,4 +14,4 @@ std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions&) {
                                          " (use --device host for a dry run)");
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

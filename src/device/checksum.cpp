@@ -1,8 +1,8 @@
-#include "loader/checksum.h"
+#include "device/checksum.h"
 
 #include <cstring>
 
-namespace orcd::loader {
+namespace orcd::device {
 
 uint64_t checksum_bytes(std::span<const std::byte> bytes) {
     const uint64_t n_full = bytes.size() / 8;
@@ -20,4 +20,4 @@ uint64_t checksum_bytes(std::span<const std::byte> bytes) {
     return sum;
 }
 
-}  // namespace orcd::loader
+}  // namespace orcd::device

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "loader/device.h"
+#include "device/device.h"
 
-namespace orcd::loader {
+namespace orcd::device {
 
 struct H2dBandwidth {
     double pinned_gbps = 0.0;    // best of `reps` copies from one pinned buffer
@@ -42,4 +42,4 @@ double measure_d2d_gbps(Device& device, uint64_t bytes = 256ull << 20, int reps 
 // backend. Errors: InvalidArgument for zero bytes or reps.
 double measure_memcpy_gbps(uint64_t bytes = 256ull << 20, int reps = 5);
 
-}  // namespace orcd::loader
+}  // namespace orcd::device
