@@ -1,5 +1,5 @@
 // CPU backend benchmarks: the quantized matmul per weight type at real shapes (decode's matrix-vector and prefill's
-// matrix-matrix), reported as weight GB/s and GMAC/s, and — given ORCD_BENCH_MODEL=path/to/model.gguf — prefill and
+// matrix-matrix), reported as weight GB/s and GMAC/s, each dot-product kernel scalar against AVX2, and — given ORCD_BENCH_MODEL=path/to/model.gguf — prefill and
 // decode tokens/s of the whole forward pass.
 #include <benchmark/benchmark.h>
 
@@ -9,7 +9,8 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/matmul.h"
-#include "gguf/quant.h"
+#include "backend/cpu/quant_dot.h"
+#include "quant/convert.h"
 #include "model/model.h"
 
 namespace {
@@ -34,7 +35,7 @@ void BM_Matmul(benchmark::State& state) {
     std::vector<std::byte> w(rb * static_cast<uint64_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
         for (auto& v : f) v = nd(rng);
-        gguf::quantize_row(type, f.data(), w.data() + r * rb, cols);
+        quant::quantize_row(type, f.data(), w.data() + r * rb, cols);
     }
     std::vector<float> x(static_cast<size_t>(T * cols)), y(static_cast<size_t>(T * rows));
     for (auto& v : x) v = nd(rng);
@@ -59,6 +60,55 @@ void matmul_args(benchmark::internal::Benchmark* b) {
     }
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One kernel of quant_dot.h, single thread, scalar against AVX2: the evidence for keeping each AVX2 kernel (docs/PERF.md
+// records the result). Args: type id, Isa (0 scalar, 1 AVX2), columns (1: decode, 4: prefill's tile). 256 rows of
+// 4864 weights, the activation quantized once outside the loop; thread CPU time, so other processes do not count.
+void BM_QuantDot(benchmark::State& state) {
+    using namespace backend::cpu;
+    const auto type = static_cast<gguf::TensorType>(state.range(0));
+    const Isa isa = state.range(1) == 0 ? Isa::Scalar : Isa::Avx2;
+    const int nc = static_cast<int>(state.range(2));
+    if (isa == Isa::Avx2 && detected_isa() != Isa::Avx2) {
+        state.SkipWithError("this CPU has no AVX2/FMA/F16C");
+        return;
+    }
+    constexpr int64_t kRows = 256, kCols = 4864;
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> f(static_cast<size_t>(kCols * nc));
+    for (auto& v : f) v = nd(rng);
+    const uint64_t rb = gguf::row_bytes(type, kCols);
+    std::vector<std::byte> w(rb * kRows);
+    for (int64_t r = 0; r < kRows; ++r) quant::quantize_row(type, f.data(), w.data() + r * rb, kCols);
+    const int64_t nb = kCols / kActBlock;
+    std::vector<ActBlock> act(static_cast<size_t>(nb * nc));
+    std::vector<float> d(act.size()), dsum(act.size()), dsum16(2 * act.size());
+    for (int c = 0; c < nc; ++c) quantize_activation(f.data() + c * kCols, kCols, act.data() + c * nb);
+    act_scales(act.data(), nb * nc, d.data(), dsum.data(), dsum16.data());
+    const ActColumns x{act.data(), d.data(), dsum.data(), dsum16.data(), nb};
+    const QuantDotFn dot = quant_dot_fn(type, isa);
+    float out[kMaxCols];
+    for (auto _ : state) {
+        for (int64_t r = 0; r < kRows; ++r) {
+            dot(w.data() + r * rb, x, nc, kCols, out);
+            benchmark::DoNotOptimize(out);
+        }
+    }
+    state.SetLabel(std::string(gguf::type_name(type)) + (isa == Isa::Avx2 ? " avx2" : " scalar"));
+    state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(kRows * kCols * nc) * state.iterations() / 1e9,
+                                                  benchmark::Counter::kIsRate);
+}
+
+void quant_dot_args(benchmark::internal::Benchmark* b) {
+    using T = gguf::TensorType;
+    for (int64_t nc : {1, 4}) {
+        for (T t : {T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K}) {
+            for (int64_t isa : {0, 1}) b->Args({static_cast<int64_t>(t), isa, nc});
+        }
+    }
+}
+BENCHMARK(BM_QuantDot)->Apply(quant_dot_args)->Unit(benchmark::kMicrosecond);
 
 // Whole model: prefill of range(0) tokens, then decode.
 const char* bench_model() { return std::getenv("ORCD_BENCH_MODEL"); }

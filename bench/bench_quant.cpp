@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "gguf/quant.h"
+#include "quant/convert.h"
 #include "gguf/types.h"
 
 namespace {
@@ -32,7 +32,7 @@ void quantize(benchmark::State& state, TensorType type) {
     const uint64_t row_bytes = orcd::gguf::row_bytes(type, kRowElems);
     for (auto _ : state) {
         for (int r = 0; r < kRows; ++r) {
-            orcd::gguf::quantize_row(type, x.data() + r * kRowElems, out.data() + r * row_bytes, kRowElems);
+            orcd::quant::quantize_row(type, x.data() + r * kRowElems, out.data() + r * row_bytes, kRowElems);
         }
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
@@ -45,12 +45,12 @@ void dequantize(benchmark::State& state, TensorType type) {
     const uint64_t row_bytes = orcd::gguf::row_bytes(type, kRowElems);
     std::vector<unsigned char> packed(row_bytes * kRows);
     for (int r = 0; r < kRows; ++r) {
-        orcd::gguf::quantize_row(type, x.data() + r * kRowElems, packed.data() + r * row_bytes, kRowElems);
+        orcd::quant::quantize_row(type, x.data() + r * kRowElems, packed.data() + r * row_bytes, kRowElems);
     }
     std::vector<float> y(x.size());
     for (auto _ : state) {
         for (int r = 0; r < kRows; ++r) {
-            orcd::gguf::dequantize_row(type, packed.data() + r * row_bytes, y.data() + r * kRowElems, kRowElems);
+            orcd::quant::dequantize_row(type, packed.data() + r * row_bytes, y.data() + r * kRowElems, kRowElems);
         }
         benchmark::DoNotOptimize(y.data());
         benchmark::ClobberMemory();

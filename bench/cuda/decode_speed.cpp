@@ -15,13 +15,13 @@
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 #include "model/model.h"
 #include "synth/synth.h"
 
 int main(int argc, char** argv) {
     using namespace orcd;
-    if (loader::cuda_device_count() == 0) {
+    if (device::cuda_device_count() == 0) {
         std::printf("SKIP: no CUDA device\n");
         return 0;
     }

@@ -13,7 +13,7 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
 #include "backend/cuda/matvec_q8.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 using orcd::gguf::TensorType;
 
@@ -79,7 +79,7 @@ int main() {
         std::vector<uint8_t> host(bytes);
         for (int64_t r = 0; r < c.rows; ++r) {
             for (float& v : row) v = u(rng);
-            orcd::gguf::quantize_row(c.type, row.data(), host.data() + r * row_bytes, c.cols);
+            orcd::quant::quantize_row(c.type, row.data(), host.data() + r * row_bytes, c.cols);
         }
         std::vector<void*> w(copies);
         for (auto& p : w) {

@@ -16,7 +16,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/prefill_step.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 #include "model/model.h"
 #include "synth/synth.h"
 
@@ -83,7 +83,7 @@ double decode_rate(backend::Backend& be, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (loader::cuda_device_count() == 0) {
+    if (device::cuda_device_count() == 0) {
         std::printf("SKIP: no CUDA device\n");
         return 0;
     }

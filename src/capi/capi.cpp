@@ -8,8 +8,8 @@
 #include <string>
 
 #include "common/error.h"
-#include "loader/cuda_device.h"
-#include "loader/host_device.h"
+#include "device/cuda_device.h"
+#include "device/host_device.h"
 #include "loader/loader.h"
 #include "model/model.h"
 
@@ -17,7 +17,7 @@ struct orcd_model {
     orcd::model::Model model;
 };
 struct orcd_device {
-    std::shared_ptr<orcd::loader::Device> device;
+    std::shared_ptr<orcd::device::Device> device;
 };
 struct orcd_loaded {
     orcd::loader::LoadedModel loaded;
@@ -144,7 +144,7 @@ void orcd_model_free(orcd_model* model) { delete model; }
 
 int32_t orcd_cuda_device_count(void) {
     try {
-        return orcd::loader::cuda_device_count();
+        return orcd::device::cuda_device_count();
     } catch (...) {
         return 0;
     }
@@ -154,7 +154,7 @@ orcd_status orcd_device_open_cuda(int32_t index, orcd_device** out) {
     return guarded([&] {
         require(out != nullptr, "orcd_device_open_cuda: out must not be NULL");
         *out = nullptr;
-        *out = new orcd_device{orcd::loader::open_cuda_device(index)};
+        *out = new orcd_device{orcd::device::open_cuda_device(index)};
     });
 }
 
@@ -162,9 +162,9 @@ orcd_status orcd_device_open_host(uint64_t capacity_bytes, orcd_device** out) {
     return guarded([&] {
         require(out != nullptr, "orcd_device_open_host: out must not be NULL");
         *out = nullptr;
-        orcd::loader::HostDeviceOptions o;
+        orcd::device::HostDeviceOptions o;
         if (capacity_bytes) o.capacity = capacity_bytes;
-        *out = new orcd_device{std::make_shared<orcd::loader::HostDevice>(o)};
+        *out = new orcd_device{std::make_shared<orcd::device::HostDevice>(o)};
     });
 }
 
@@ -195,7 +195,7 @@ orcd_status orcd_device_set_faults(orcd_device* device, const orcd_faults* fault
     return guarded([&] {
         require(device && faults, "orcd_device_set_faults: device and faults must not be NULL");
         require_size(faults->size, sizeof(orcd_faults), "orcd_device_set_faults");
-        orcd::loader::Faults f;
+        orcd::device::Faults f;
         f.fail_alloc_at = faults->fail_alloc_at;
         f.fail_pinned_alloc_at = faults->fail_pinned_alloc_at;
         if (faults->fail_transfer_at_byte >= 0) f.fail_transfer_at_byte = static_cast<uint64_t>(faults->fail_transfer_at_byte);

@@ -17,8 +17,8 @@
 #include "engine/bench.h"
 #include "engine/create_backend.h"
 #include "gguf/file_type.h"
-#include "loader/bandwidth.h"
-#include "loader/cuda_device.h"
+#include "device/bandwidth.h"
+#include "device/cuda_device.h"
 #include "loader/plan.h"
 #include "model/model.h"
 
@@ -48,14 +48,14 @@ CopyBandwidth measure_copy_bandwidth(engine::Device device, int gpu) {
     if (device == engine::Device::Cpu) {
         b.kind = "memcpy";
         b.device_name = "host";
-        b.gbps = loader::measure_memcpy_gbps(256ull << 20, 5);
+        b.gbps = device::measure_memcpy_gbps(256ull << 20, 5);
         return b;
     }
     b.kind = "device-to-device";
     try {
         // A Device of its own: its allocations do not enter the backend's memory report.
-        auto dev = loader::open_cuda_device(gpu);
-        const loader::DeviceInfo info = dev->info();
+        auto dev = device::open_cuda_device(gpu);
+        const device::DeviceInfo info = dev->info();
         b.device_name = info.name;
         // Two buffers; at most a quarter of what is free each, so that a model filling the GPU still leaves room.
         const uint64_t bytes = std::min<uint64_t>(256ull << 20, info.free_bytes / 4 / 256 * 256);
@@ -63,7 +63,7 @@ CopyBandwidth measure_copy_bandwidth(engine::Device device, int gpu) {
             b.note = fmt::format("n/a: only {} free on the device", loader::format_bytes(info.free_bytes));
             return b;
         }
-        b.gbps = loader::measure_d2d_gbps(*dev, bytes, 5, 4);
+        b.gbps = device::measure_d2d_gbps(*dev, bytes, 5, 4);
     } catch (const Error& e) {
         b.note = fmt::format("n/a: {}", e.what());
     }
@@ -87,11 +87,11 @@ uint64_t parameter_count(const model::ModelWeights& w) {
 // `orcd bench --h2d`: the copy ceilings alone, no model — pinned and pageable host-to-device (what the loader's
 // transfer is measured against) and device-to-device (what decode's effective bandwidth is measured against).
 int run_copy_ceilings(const BenchArgs& a) {
-    auto dev = loader::open_cuda_device(a.gpu);
-    const loader::DeviceInfo info = dev->info();
-    const loader::H2dBandwidth h2d = loader::measure_h2d_bandwidth(*dev, 256ull << 20, 5, /*pageable=*/true);
+    auto dev = device::open_cuda_device(a.gpu);
+    const device::DeviceInfo info = dev->info();
+    const device::H2dBandwidth h2d = device::measure_h2d_bandwidth(*dev, 256ull << 20, 5, /*pageable=*/true);
     const uint64_t d2d_bytes = std::min<uint64_t>(256ull << 20, info.free_bytes / 4 / 256 * 256);
-    const double d2d = loader::measure_d2d_gbps(*dev, d2d_bytes, 5, 4);
+    const double d2d = device::measure_d2d_gbps(*dev, d2d_bytes, 5, 4);
     if (a.json) {
         nlohmann::json j{{"gpu", a.gpu},
                          {"device_name", info.name},

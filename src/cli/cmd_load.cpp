@@ -21,9 +21,9 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/error.h"
-#include "loader/bandwidth.h"
-#include "loader/cuda_device.h"
-#include "loader/host_device.h"
+#include "device/bandwidth.h"
+#include "device/cuda_device.h"
+#include "device/host_device.h"
 #include "loader/loader.h"
 
 namespace orcd::cli {
@@ -154,24 +154,24 @@ void run(const Args& a) {
     const auto t_start = std::chrono::steady_clock::now();
     nlohmann::json out;
 
-    std::shared_ptr<loader::Device> dev;
+    std::shared_ptr<device::Device> dev;
     if (a.device == "cuda") {
-        loader::CudaDeviceOptions co;
+        device::CudaDeviceOptions co;
         co.huge_page_staging = a.staging == "huge";
-        dev = loader::open_cuda_device(a.gpu, co);
+        dev = device::open_cuda_device(a.gpu, co);
     } else {
-        loader::HostDeviceOptions o;
+        device::HostDeviceOptions o;
         o.capacity = parse_bytes(a.host_capacity);
-        dev = std::make_shared<loader::HostDevice>(o);
+        dev = std::make_shared<device::HostDevice>(o);
     }
-    const loader::DeviceInfo info = dev->info();
+    const device::DeviceInfo info = dev->info();
     if (!a.json) {
         fmt::print("device    {} {} ({}), {} free of {}\n", info.kind, info.index, info.name,
                    format_bytes(info.free_bytes), format_bytes(info.total_bytes));
     }
 
     if (a.bench_h2d) {
-        const auto b = loader::measure_h2d_bandwidth(*dev, a.bench_mb << 20, 5, true);
+        const auto b = device::measure_h2d_bandwidth(*dev, a.bench_mb << 20, 5, true);
         if (a.json) {
             out["h2d"] = {{"bytes", b.bytes}, {"reps", b.reps}, {"pinned_gbps", b.pinned_gbps},
                           {"pageable_gbps", b.pageable_gbps}};
@@ -194,7 +194,7 @@ void run(const Args& a) {
         lo = lo / page * page;
         hi = std::min<uint64_t>((hi + page - 1) / page * page, m.file->size() / page * page);
         hi = std::min(hi, lo + (a.bench_mb << 20));  // --bench-mb bounds the registered range too
-        const auto r = loader::measure_registered_copy(*dev, m.file->bytes().data() + lo, hi - lo);
+        const auto r = device::measure_registered_copy(*dev, m.file->bytes().data() + lo, hi - lo);
         const double gb = static_cast<double>(r.bytes) / 1e9;
         if (a.json) {
             out["registered_copy"] = {{"bytes", r.bytes}, {"register_s", r.register_s}, {"copy_s", r.copy_s},

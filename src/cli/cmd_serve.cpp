@@ -26,7 +26,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 #include "server/engine_service.h"
 #include "server/http_server.h"
 
@@ -117,10 +117,10 @@ void validate(ServeArgs& a) {
     engine::parse_device(a.device);  // InvalidArgument naming the device
     if (a.gpu < 0) throw bad_arg(fmt::format("--gpu {}: expected a GPU index >= 0", a.gpu));
     if (a.device == "cuda") {
-        const int n = loader::cuda_device_count();
+        const int n = device::cuda_device_count();
         if (n == 0) {
             throw Error(ErrorCode::NoDevice, fmt::format("--device cuda: {}; run on the CPU with --device cpu",
-                                                         loader::cuda_unavailable_reason()));
+                                                         device::cuda_unavailable_reason()));
         }
         if (a.gpu >= n) {
             throw Error(ErrorCode::NoDevice, fmt::format("--gpu {}: this machine has {} CUDA device{} (indices 0..{})",

@@ -6,7 +6,7 @@
 #include "common/error.h"
 #ifdef ORCD_ENGINE_HAS_CUDA
 #include "backend/cuda/cuda_backend.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 #endif
 
 namespace orcd::engine {
@@ -53,10 +53,10 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
         return backend::cpu::make_cpu_backend(std::move(model), o);
     }
 #ifdef ORCD_ENGINE_HAS_CUDA
-    if (loader::cuda_device_count() == 0) {
+    if (device::cuda_device_count() == 0) {
         throw Error(ErrorCode::NoDevice,
                     fmt::format("--device cuda: {}; run on the CPU with --device cpu",
-                                loader::cuda_unavailable_reason()));
+                                device::cuda_unavailable_reason()));
     }
     backend::cuda::CudaOptions o;
     o.gpu = options.gpu;

@@ -8,7 +8,7 @@ namespace orcd::gguf {
 
 namespace {
 
-// Block sizes follow the published block layouts (see quant_blocks.h for the structs they describe).
+// Block sizes follow the published block layouts (see src/quant/formats/ for the structs they describe).
 constexpr std::array kTypes = {
     TypeTraits{TensorType::F32, "F32", 1, 4, false},
     TypeTraits{TensorType::F16, "F16", 1, 2, false},

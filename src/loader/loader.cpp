@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#include "loader/checksum.h"
+#include "device/checksum.h"
 
 namespace orcd::loader {
 
@@ -20,7 +20,7 @@ std::vector<uint64_t> host_checksums(const model::ModelWeights& w) {
     std::vector<uint64_t> out(w.tensors.size());
     std::atomic<size_t> next{0};
     auto work = [&] {
-        for (size_t i; (i = next.fetch_add(1)) < w.tensors.size();) out[i] = checksum_bytes(w.tensors[i].data);
+        for (size_t i; (i = next.fetch_add(1)) < w.tensors.size();) out[i] = device::checksum_bytes(w.tensors[i].data);
     };
     const unsigned n = std::min(8u, std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::jthread> threads;
@@ -41,11 +41,11 @@ bool LoadedModel::resident() const noexcept {
 }
 
 void LoadedModel::check_residency() const {
-    const std::pair<const char*, const DeviceMemory*> allocations[] = {
+    const std::pair<const char*, const device::DeviceMemory*> allocations[] = {
         {"weights", weights_.get()}, {"KV cache", kv_.get()}, {"workspace", workspace_.get()}};
     for (const auto& [what, mem] : allocations) {
         if (!mem) continue;
-        const Residency r = device_->residency(mem->data());
+        const device::Residency r = device_->residency(mem->data());
         if (!r.ok()) {
             throw Error(ErrorCode::Residency,
                         fmt::format("{}: the {} allocation at {} ({} bytes) on {} {} is not resident device memory: {}",
@@ -66,7 +66,7 @@ VramBreakdown LoadedModel::breakdown() const {
 VerifyReport LoadedModel::verify() const {
     const auto t0 = Clock::now();
     const auto& ts = model_.weights.tensors;
-    std::vector<DeviceRange> ranges;
+    std::vector<device::DeviceRange> ranges;
     ranges.reserve(ts.size());
     for (size_t i = 0; i < ts.size(); ++i) ranges.push_back({weights_->data() + plan_.tensors[i].offset, ts[i].n_bytes});
     const std::vector<uint64_t> dev = device_->checksums(ranges);
@@ -92,7 +92,7 @@ VerifyReport LoadedModel::verify() const {
     return r;
 }
 
-LoadedModel load_model(model::Model model, std::shared_ptr<Device> device, const LoadOptions& o) {
+LoadedModel load_model(model::Model model, std::shared_ptr<device::Device> device, const LoadOptions& o) {
     if (!device) throw Error(ErrorCode::InvalidArgument, "load_model: no device");
     const auto t0 = Clock::now();
     LoadedModel m;
@@ -130,7 +130,7 @@ LoadedModel load_model(model::Model model, std::shared_ptr<Device> device, const
     return m;
 }
 
-LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<Device> device, const LoadOptions& o) {
+LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device, const LoadOptions& o) {
     return load_model(model::open_model(path), std::move(device), o);
 }
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "loader/device.h"
+#include "device/device.h"
 #include "loader/plan.h"
 #include "loader/progress.h"
 #include "loader/transfer.h"
@@ -52,8 +52,8 @@ public:
     const model::Config& config() const { return model_.config; }
     const model::ModelWeights& weights() const { return model_.weights; }
     const Plan& plan() const { return plan_; }
-    Device& device() const { return *device_; }
-    const DeviceInfo& device_info() const { return device_info_; }
+    device::Device& device() const { return *device_; }
+    const device::DeviceInfo& device_info() const { return device_info_; }
 
     // Device address of a tensor inside the weight arena.
     const std::byte* tensor_data(model::TensorId id) const { return weights_->data() + plan_[id].offset; }
@@ -77,15 +77,15 @@ public:
     VerifyReport verify() const;
 
 private:
-    friend LoadedModel load_model(model::Model, std::shared_ptr<Device>, const LoadOptions&);
+    friend LoadedModel load_model(model::Model, std::shared_ptr<device::Device>, const LoadOptions&);
     LoadedModel() = default;
 
     // Member order is destruction order reversed: device memory goes before the Device, the mapping last but one.
-    std::shared_ptr<Device> device_;
-    DeviceInfo device_info_;
+    std::shared_ptr<device::Device> device_;
+    device::DeviceInfo device_info_;
     model::Model model_;
     Plan plan_;
-    std::unique_ptr<DeviceMemory> weights_, kv_, workspace_;
+    std::unique_ptr<device::DeviceMemory> weights_, kv_, workspace_;
     TransferStats transfer_;
     LoadTimings timings_;
     std::optional<VerifyReport> verify_;
@@ -93,8 +93,8 @@ private:
 
 // Plans, checks the fit, allocates and transfers. Errors: those of make_plan, InsufficientVram (before any
 // allocation), DeviceAlloc, Transfer, Cancelled, Residency, Verify, Device.
-LoadedModel load_model(model::Model model, std::shared_ptr<Device> device, const LoadOptions& options);
+LoadedModel load_model(model::Model model, std::shared_ptr<device::Device> device, const LoadOptions& options);
 // Opens the file first (every open/validation error of model::open_model); a failure releases the mapping too.
-LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<Device> device, const LoadOptions& options);
+LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device, const LoadOptions& options);
 
 }  // namespace orcd::loader

@@ -85,7 +85,7 @@ std::string format_bytes(uint64_t bytes) {
     return fmt::format("{} B", bytes);
 }
 
-void check_fit(const Plan& plan, const DeviceInfo& dev, std::optional<uint64_t> vram_limit,
+void check_fit(const Plan& plan, const device::DeviceInfo& dev, std::optional<uint64_t> vram_limit,
                const std::string& model_path) {
     uint64_t available = dev.free_bytes;
     if (vram_limit) available = std::min(available, *vram_limit);

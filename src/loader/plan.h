@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "loader/device.h"
+#include "device/device.h"
 #include "model/model.h"
 
 namespace orcd::loader {
@@ -52,7 +52,7 @@ Plan make_plan(const model::Model& model, const PlanOptions& options);
 
 // Fails fast with InsufficientVram when the plan does not fit in min(free device memory, vram_limit); the message
 // names the required and available bytes (with the breakdown), the device index and name, and the model path.
-void check_fit(const Plan& plan, const DeviceInfo& device, std::optional<uint64_t> vram_limit,
+void check_fit(const Plan& plan, const device::DeviceInfo& device, std::optional<uint64_t> vram_limit,
                const std::string& model_path);
 
 // Human-readable plan: one summary block, then (when per_tensor) one line per tensor.

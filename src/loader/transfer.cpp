@@ -161,7 +161,7 @@ struct LayerEnd {
 
 class Pipeline {
 public:
-    Pipeline(Device& dev, const model::ModelWeights& w, const Plan& plan, DeviceMemory& arena, const gguf::File* file,
+    Pipeline(device::Device& dev, const model::ModelWeights& w, const Plan& plan, device::DeviceMemory& arena, const gguf::File* file,
              const TransferOptions& o, const ProgressFn& progress, const std::atomic<bool>* cancel)
         : dev_(dev), w_(w), plan_(plan), arena_(arena), file_(file), o_(o), progress_(progress), cancel_(cancel) {}
 
@@ -196,7 +196,7 @@ public:
         if (o_.direct) {
             const auto tr = Clock::now();
             // Declared before everything run_direct creates: unregistered only after its stream drained.
-            std::unique_ptr<HostRegistration> reg = register_mapping();
+            std::unique_ptr<device::HostRegistration> reg = register_mapping();
             if (reg) {
                 stats_.register_seconds = since(tr);
                 stats_.direct = true;
@@ -216,8 +216,8 @@ public:
 
         // Declaration order is release order reversed: the stream (whose destructor waits for queued copies) goes
         // first, then the events, then the staging buffers, so no buffer is freed under an in-flight copy.
-        std::vector<std::unique_ptr<PinnedMemory>> buffers(nb);
-        std::vector<std::unique_ptr<Event>> events;
+        std::vector<std::unique_ptr<device::PinnedMemory>> buffers(nb);
+        std::vector<std::unique_ptr<device::Event>> events;
         // Buffer i first holds chunk i, the largest it will ever hold (only the last chunk is short), so a model
         // smaller than the staging does not pin more than itself.
         auto buffer_bytes = [&](uint32_t i) { return std::min(stage, total - uint64_t{i} * stage); };
@@ -227,14 +227,14 @@ public:
         // for all of them at chunk 1, as a single helper did, made 3 buffers slower than 2 on the H100 machine.) If
         // the load fails first, the futures' destructors wait and their buffers are freed.
         buffers[0] = dev_.allocate_pinned(buffer_bytes(0));
-        std::vector<std::future<std::unique_ptr<PinnedMemory>>> more;
+        std::vector<std::future<std::unique_ptr<device::PinnedMemory>>> more;
         for (uint32_t i = 1; i < nb; ++i) {
             more.push_back(std::async(std::launch::async, [this, i, &buffer_bytes] {
                 return dev_.allocate_pinned(buffer_bytes(i));
             }));
         }
         for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
-        std::unique_ptr<Stream> stream = dev_.create_stream();
+        std::unique_ptr<device::Stream> stream = dev_.create_stream();
         std::optional<FileReader> reader;
         if (o_.gather == GatherSource::Read) {
             reader.emplace(file_, w_);
@@ -344,7 +344,7 @@ public:
 private:
     // Registers the mapping's tensor data (whole pages) for DMA in place; nullptr (and the reason in the stats) when
     // there is no file or the device refuses, and the transfer stages as usual.
-    std::unique_ptr<HostRegistration> register_mapping() {
+    std::unique_ptr<device::HostRegistration> register_mapping() {
         if (file_ == nullptr || w_.tensors.empty()) {
             stats_.direct_note = "no file behind the weights";
             return nullptr;
@@ -378,14 +378,14 @@ private:
             prev_end = std::max(prev_end, p.offset + p.bytes);
         }
         max_gap = std::max(max_gap, total - std::min(total, prev_end));
-        std::unique_ptr<PinnedMemory> zeros;
+        std::unique_ptr<device::PinnedMemory> zeros;
         if (max_gap > 0) {
             zeros = dev_.allocate_pinned(max_gap);
             std::memset(zeros->data(), 0, max_gap);
         }
-        std::vector<std::unique_ptr<Event>> events;
+        std::vector<std::unique_ptr<device::Event>> events;
         for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
-        std::unique_ptr<Stream> stream = dev_.create_stream();
+        std::unique_ptr<device::Stream> stream = dev_.create_stream();
         std::vector<uint64_t> in_flight_end(nb, 0);
         size_t ti = 0;
         auto wait_slot = [&](uint32_t i) {
@@ -494,10 +494,10 @@ private:
         release_from_ = consumed / page * page;
     }
 
-    Device& dev_;
+    device::Device& dev_;
     const model::ModelWeights& w_;
     const Plan& plan_;
-    DeviceMemory& arena_;
+    device::DeviceMemory& arena_;
     const gguf::File* file_;
     const TransferOptions& o_;
     const ProgressFn& progress_;
@@ -515,8 +515,8 @@ private:
 
 std::string_view gather_source_name(GatherSource s) { return s == GatherSource::Read ? "read" : "mapping"; }
 
-TransferStats transfer_weights(Device& device, const model::ModelWeights& weights, const Plan& plan,
-                               DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
+TransferStats transfer_weights(device::Device& device, const model::ModelWeights& weights, const Plan& plan,
+                               device::DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
                                const ProgressFn& progress, const std::atomic<bool>* cancel) {
     if (plan.tensors.size() != weights.tensors.size()) {
         throw Error(ErrorCode::InvalidArgument,

@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "gguf/file.h"
-#include "loader/device.h"
+#include "device/device.h"
 #include "loader/plan.h"
 #include "loader/progress.h"
 #include "model/weights.h"
@@ -79,8 +79,8 @@ struct TransferStats {
 // memory), FileUnreadable (a pread failed or hit the end of the file), Transfer (a copy failed), Cancelled (the flag
 // was set; checked before every chunk), Device (other runtime failures). On any error every staging resource is released before the function returns; the arena is the
 // caller's and holds partial data.
-TransferStats transfer_weights(Device& device, const model::ModelWeights& weights, const Plan& plan,
-                               DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
+TransferStats transfer_weights(device::Device& device, const model::ModelWeights& weights, const Plan& plan,
+                               device::DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
                                const ProgressFn& progress, const std::atomic<bool>* cancel);
 
 }  // namespace orcd::loader

@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "gguf/file.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 #include "gguf/writer.h"
 
 namespace orcd::synth {
@@ -80,7 +80,7 @@ void fill_tensor(const TensorPlan& t, Distribution dist, uint64_t seed, std::spa
     for (uint64_t r = 0; r < rows; r += rows_per_batch) {
         const uint64_t n_rows = std::min(rows_per_batch, rows - r);
         for (uint64_t i = 0; i < n_rows * row; ++i) scratch[i] = dist.center + dist.half_width * rng.uniform();
-        gguf::quantize_row(t.type, scratch.data(), out.data() + r * row_bytes, static_cast<int64_t>(n_rows * row));
+        quant::quantize_row(t.type, scratch.data(), out.data() + r * row_bytes, static_cast<int64_t>(n_rows * row));
     }
 }
 

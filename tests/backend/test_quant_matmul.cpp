@@ -1,5 +1,5 @@
 // Every weight type's matmul against the f32 product on the weights as the GGUF reference dequantizer
-// (gguf::dequantize_row, written independently of these kernels) decodes them, accumulated in f64.
+// (quant::dequantize_row, written independently of these kernels) decodes them, accumulated in f64.
 //
 // The bound (derived in quant_dot.h): quantizing the activation moves each x_j by at most d_b / 2, with
 // d_b = max_{j in block b} |x_j| / 127 over blocks of 32, so for a weight row w
@@ -22,8 +22,8 @@
 #include "backend/cpu/quant_dot.h"
 #include "common/error.h"
 #include "common/half.h"
-#include "gguf/quant.h"
-#include "gguf/quant_blocks.h"
+#include "quant/convert.h"
+#include "quant/formats.h"
 
 namespace orcd::backend::cpu {
 namespace {
@@ -47,7 +47,7 @@ std::vector<std::byte> quantized_weights(TensorType t, int64_t rows, int64_t col
     const auto w = normal(static_cast<size_t>(rows * cols), rng, 0.05f);
     const uint64_t rb = gguf::row_bytes(t, static_cast<uint64_t>(cols));
     std::vector<std::byte> out(rb * static_cast<uint64_t>(rows));
-    for (int64_t r = 0; r < rows; ++r) gguf::quantize_row(t, w.data() + r * cols, out.data() + r * rb, cols);
+    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(t, w.data() + r * cols, out.data() + r * rb, cols);
     return out;
 }
 
@@ -67,31 +67,31 @@ std::vector<std::byte> random_blocks(TensorType t, int64_t rows, int64_t cols, s
     for (uint64_t i = 0; i < n_blocks; ++i) {
         std::byte* blk = out.data() + i * tt.block_bytes;
         switch (t) {
-            case TensorType::Q4_0: set_half(blk, offsetof(gguf::BlockQ4_0, d)); break;
+            case TensorType::Q4_0: set_half(blk, offsetof(quant::BlockQ4_0, d)); break;
             case TensorType::Q4_1:
-                set_half(blk, offsetof(gguf::BlockQ4_1, d));
-                set_half(blk, offsetof(gguf::BlockQ4_1, m));
+                set_half(blk, offsetof(quant::BlockQ4_1, d));
+                set_half(blk, offsetof(quant::BlockQ4_1, m));
                 break;
-            case TensorType::Q5_0: set_half(blk, offsetof(gguf::BlockQ5_0, d)); break;
+            case TensorType::Q5_0: set_half(blk, offsetof(quant::BlockQ5_0, d)); break;
             case TensorType::Q5_1:
-                set_half(blk, offsetof(gguf::BlockQ5_1, d));
-                set_half(blk, offsetof(gguf::BlockQ5_1, m));
+                set_half(blk, offsetof(quant::BlockQ5_1, d));
+                set_half(blk, offsetof(quant::BlockQ5_1, m));
                 break;
-            case TensorType::Q8_0: set_half(blk, offsetof(gguf::BlockQ8_0, d)); break;
+            case TensorType::Q8_0: set_half(blk, offsetof(quant::BlockQ8_0, d)); break;
             case TensorType::Q2_K:
-                set_half(blk, offsetof(gguf::BlockQ2_K, d));
-                set_half(blk, offsetof(gguf::BlockQ2_K, dmin));
+                set_half(blk, offsetof(quant::BlockQ2_K, d));
+                set_half(blk, offsetof(quant::BlockQ2_K, dmin));
                 break;
-            case TensorType::Q3_K: set_half(blk, offsetof(gguf::BlockQ3_K, d)); break;
+            case TensorType::Q3_K: set_half(blk, offsetof(quant::BlockQ3_K, d)); break;
             case TensorType::Q4_K:
-                set_half(blk, offsetof(gguf::BlockQ4_K, d));
-                set_half(blk, offsetof(gguf::BlockQ4_K, dmin));
+                set_half(blk, offsetof(quant::BlockQ4_K, d));
+                set_half(blk, offsetof(quant::BlockQ4_K, dmin));
                 break;
             case TensorType::Q5_K:
-                set_half(blk, offsetof(gguf::BlockQ5_K, d));
-                set_half(blk, offsetof(gguf::BlockQ5_K, dmin));
+                set_half(blk, offsetof(quant::BlockQ5_K, d));
+                set_half(blk, offsetof(quant::BlockQ5_K, dmin));
                 break;
-            case TensorType::Q6_K: set_half(blk, offsetof(gguf::BlockQ6_K, d)); break;
+            case TensorType::Q6_K: set_half(blk, offsetof(quant::BlockQ6_K, d)); break;
             default: ADD_FAILURE() << "no random blocks for " << gguf::type_name(t);
         }
     }
@@ -127,7 +127,7 @@ void check(TensorType t, const std::vector<std::byte>& bytes, Shape s, std::mt19
     for (size_t i = 0; i < x.size(); i += 97) x[i] *= 8.f;
 
     std::vector<float> deq(static_cast<size_t>(s.rows * s.cols));
-    for (int64_t r = 0; r < s.rows; ++r) gguf::dequantize_row(t, w.row(r), deq.data() + r * s.cols, s.cols);
+    for (int64_t r = 0; r < s.rows; ++r) quant::dequantize_row(t, w.row(r), deq.data() + r * s.cols, s.cols);
 
     std::vector<float> y(static_cast<size_t>(s.tokens * s.rows), NAN), ys(y.size(), NAN);
     matmul(w, x.data(), s.tokens, y.data(), pool);
@@ -239,7 +239,7 @@ TEST_P(QuantMatmul, F32ActivationsMatchF64WithinAccumulationBound) {
         matmul(w, x.data(), s.tokens, y.data(), pool, Activations::F32);
         const double u = std::ldexp(1.0, -24);
         for (int64_t r = 0; r < s.rows; ++r) {
-            gguf::dequantize_row(t, w.row(r), deq.data(), s.cols);
+            quant::dequantize_row(t, w.row(r), deq.data(), s.cols);
             for (int64_t tok = 0; tok < s.tokens; ++tok) {
                 double ref = 0, abs_sum = 0;
                 for (int64_t j = 0; j < s.cols; ++j) {

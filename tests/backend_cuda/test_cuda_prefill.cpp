@@ -19,7 +19,7 @@
 #include "backend/cuda/prefill_ops.h"
 #include "common/half.h"
 #include "cuda_test_util.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 #include "model/model.h"
 
 namespace orcd {
@@ -39,7 +39,7 @@ std::vector<uint8_t> quantized_matrix(std::mt19937_64& rng, TensorType type, int
     const std::vector<float> w = normal_vector(rng, rows * cols, 0.05f);
     const uint64_t rb = gguf::row_bytes(type, cols);
     std::vector<uint8_t> m(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) gguf::quantize_row(type, w.data() + r * cols, m.data() + r * rb, cols);
+    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, w.data() + r * cols, m.data() + r * rb, cols);
     return m;
 }
 
@@ -52,7 +52,7 @@ TEST(CudaPrefillOps, DequantizeToF16EqualsCpuDequantizationRounded) {
         const int64_t cols = gguf::traits(type).block_elems == 256 ? 1536 : 896, rows = 29;
         const std::vector<uint8_t> m = quantized_matrix(rng, type, rows, cols);
         std::vector<float> ref(rows * cols);
-        gguf::dequantize_row(type, m.data(), ref.data(), rows * cols);  // rows are contiguous blocks
+        quant::dequantize_row(type, m.data(), ref.data(), rows * cols);  // rows are contiguous blocks
         DeviceBuffer<uint8_t> dm(m);
         DeviceBuffer<uint16_t> out(rows * cols);
         out.poison();
@@ -77,7 +77,7 @@ TEST(CudaPrefillOps, EmbeddingRowsMatchCpuDequantization) {
         const uint64_t rb = gguf::row_bytes(type, cols);
         std::vector<float> ref(n * cols);
         for (int64_t t = 0; t < n; ++t) {
-            gguf::dequantize_row(type, table.data() + tokens[t] * rb, ref.data() + t * cols, cols);
+            quant::dequantize_row(type, table.data() + tokens[t] * rb, ref.data() + t * cols, cols);
         }
         DeviceBuffer<uint8_t> dt(table);
         DeviceBuffer<int32_t> dtok(tokens);

@@ -1,5 +1,5 @@
 // CUDA matvec kernels against the CPU reference: weights quantized on the CPU, dequantized by the CPU reference
-// (gguf::dequantize_row) and multiplied in f64 give the expected y; the kernel must match within f32 rounding of the
+// (quant::dequantize_row) and multiplied in f64 give the expected y; the kernel must match within f32 rounding of the
 // same dequantized values. Inputs are fresh random data every run (the seed is printed), and y is poisoned with NaN
 // before each launch so an unwritten row cannot pass.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include "backend/cuda/matvec.h"
 #include "cuda_test_util.h"
 #include "common/error.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 namespace orcd::cuda {
 namespace {
@@ -35,8 +35,8 @@ void check_type(TensorType type, Shape s, uint64_t seed) {
     std::vector<float> deq(s.cols);
     std::vector<double> expected(s.rows);
     for (int64_t r = 0; r < s.rows; ++r) {
-        gguf::quantize_row(type, w.data() + r * s.cols, q.data() + r * row_bytes, s.cols);
-        gguf::dequantize_row(type, q.data() + r * row_bytes, deq.data(), s.cols);
+        quant::quantize_row(type, w.data() + r * s.cols, q.data() + r * row_bytes, s.cols);
+        quant::dequantize_row(type, q.data() + r * row_bytes, deq.data(), s.cols);
         double acc = 0;
         for (int64_t c = 0; c < s.cols; ++c) acc += static_cast<double>(deq[c]) * x[c];
         expected[r] = acc;
@@ -53,7 +53,7 @@ void check_type(TensorType type, Shape s, uint64_t seed) {
     for (int64_t r = 0; r < s.rows; ++r) {
         ASSERT_FALSE(std::isnan(y[r])) << "row " << r << " not written";
         double scale = 0;
-        gguf::dequantize_row(type, q.data() + r * row_bytes, deq.data(), s.cols);
+        quant::dequantize_row(type, q.data() + r * row_bytes, deq.data(), s.cols);
         for (int64_t c = 0; c < s.cols; ++c) scale += std::fabs(static_cast<double>(deq[c]) * x[c]);
         max_rel = std::max(max_rel, std::fabs(y[r] - expected[r]) / scale);
     }

@@ -1,5 +1,5 @@
 // The fused decode matvec (norm prologue, store / residual / SwiGLU epilogues, several row sources of different types)
-// against the CPU reference: rows quantized and dequantized on the CPU (gguf::quantize_row / dequantize_row), x
+// against the CPU reference: rows quantized and dequantized on the CPU (quant::quantize_row / dequantize_row), x
 // normalized by backend::cpu::rms_norm, products summed in f64. Fresh random data every run (seed printed); outputs
 // poisoned with NaN before each launch (Accumulate starts from random values instead, which it must keep).
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include "backend/cuda/matvec_fused.h"
 #include "common/error.h"
 #include "cuda_test_util.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 namespace orcd::cuda {
 namespace {
@@ -35,8 +35,8 @@ Source make_source(std::mt19937_64& rng, TensorType type, int64_t rows, int64_t 
     s.bytes.resize(rb * rows);
     s.deq.resize(rows * cols);
     for (int64_t r = 0; r < rows; ++r) {
-        gguf::quantize_row(type, w.data() + r * cols, s.bytes.data() + r * rb, cols);
-        gguf::dequantize_row(type, s.bytes.data() + r * rb, s.deq.data() + r * cols, cols);
+        quant::quantize_row(type, w.data() + r * cols, s.bytes.data() + r * rb, cols);
+        quant::dequantize_row(type, s.bytes.data() + r * rb, s.deq.data() + r * cols, cols);
     }
     return s;
 }

@@ -20,7 +20,7 @@
 #include "backend/cuda/matvec_q8.h"
 #include "common/error.h"
 #include "cuda_test_util.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 namespace orcd::cuda {
 namespace {
@@ -43,8 +43,8 @@ Source make_source(std::mt19937_64& rng, TensorType type, int64_t rows, int64_t 
     s.bytes.resize(rb * rows);
     s.deq.resize(rows * cols);
     for (int64_t r = 0; r < rows; ++r) {
-        gguf::quantize_row(type, w.data() + r * cols, s.bytes.data() + r * rb, cols);
-        gguf::dequantize_row(type, s.bytes.data() + r * rb, s.deq.data() + r * cols, cols);
+        quant::quantize_row(type, w.data() + r * cols, s.bytes.data() + r * rb, cols);
+        quant::dequantize_row(type, s.bytes.data() + r * rb, s.deq.data() + r * cols, cols);
     }
     return s;
 }

@@ -9,7 +9,7 @@
 #include "backend/cuda/ops.h"
 #include "common/error.h"
 #include "common/half.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 #include "cuda_test_util.h"
 
 namespace orcd::cuda {
@@ -302,10 +302,10 @@ TEST(CudaOps, EmbeddingRowMatchesCpuDequantization) {
         const std::vector<float> w = normal_vector(rng, rows * cols, 0.05f);
         const uint64_t rb = gguf::row_bytes(type, cols);
         std::vector<uint8_t> table(rb * rows);
-        for (int64_t r = 0; r < rows; ++r) gguf::quantize_row(type, w.data() + r * cols, table.data() + r * rb, cols);
+        for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, w.data() + r * cols, table.data() + r * rb, cols);
         const int32_t token = std::uniform_int_distribution<int32_t>(0, rows - 1)(rng);
         std::vector<float> ref(cols);
-        gguf::dequantize_row(type, table.data() + token * rb, ref.data(), cols);
+        quant::dequantize_row(type, table.data() + token * rb, ref.data(), cols);
         DeviceBuffer<uint8_t> dt(table);
         DeviceBuffer<int32_t> dtok(std::vector<int32_t>{token});
         DeviceBuffer<float> dout(cols);

@@ -21,7 +21,7 @@
 #include "common/error.h"
 #include "cuda_test_util.h"
 #include "engine/generator.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_device.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -124,7 +124,7 @@ TEST_P(DeviceSampleParity, PicksWhatTheHostChainPicks) {
     const int V = GetParam();
     const uint64_t seed = ::orcd::cuda::test::fresh_seed();
     std::mt19937_64 rng(seed);
-    auto device = loader::open_cuda_device(0);
+    auto device = device::open_cuda_device(0);
     Stream stream;
     cuda::DeviceSampler ds(*device, V, stream.s);
     std::normal_distribution<float> normal(0.f, 1.f);
@@ -205,7 +205,7 @@ TEST(DeviceSample, DeterministicAcrossRuns) {
     std::vector<float> logits(V);
     for (float& l : logits) l = normal(rng);
     DeviceBuffer<float> d_logits(logits);
-    auto device = loader::open_cuda_device(0);
+    auto device = device::open_cuda_device(0);
     Stream stream;
     cuda::DeviceSampler a(*device, V, stream.s), b(*device, V, stream.s);
     SampleStep s;
@@ -222,7 +222,7 @@ TEST(DeviceSample, DeterministicAcrossRuns) {
 
 TEST(DeviceSample, RejectsOutOfRangeParameters) {
     ORCD_SKIP_WITHOUT_GPU();
-    auto device = loader::open_cuda_device(0);
+    auto device = device::open_cuda_device(0);
     Stream stream;
     cuda::DeviceSampler ds(*device, 1000, stream.s);
     auto bad = [&](auto edit) {

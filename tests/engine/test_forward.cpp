@@ -1,5 +1,5 @@
 // The CPU forward pass of each architecture against a plain f64 transcription of the model's equations (no KV cache,
-// every position recomputed, weights decoded by gguf::dequantize_row), then the consistency of prefill, chunked
+// every position recomputed, weights decoded by quant::dequantize_row), then the consistency of prefill, chunked
 // prefill and token-by-token decode through the cache. The architectures' semantics are checked against Hugging Face
 // transformers separately (test_hf_reference.cpp).
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 #include "model/model.h"
 #include "tiny_models.h"
 
@@ -31,7 +31,7 @@ RefMatrix load(const model::Model& m, model::TensorId id) {
     std::vector<float> f(static_cast<size_t>(r.rows * r.cols));
     const uint64_t rb = gguf::row_bytes(t.type, t.row_length());
     for (int64_t i = 0; i < r.rows; ++i) {
-        gguf::dequantize_row(t.type, t.data.data() + i * rb, f.data() + i * r.cols, r.cols);
+        quant::dequantize_row(t.type, t.data.data() + i * rb, f.data() + i * r.cols, r.cols);
     }
     r.w.assign(f.begin(), f.end());
     return r;

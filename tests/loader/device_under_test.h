@@ -5,15 +5,15 @@
 #include <memory>
 #include <string>
 
-#include "loader/device.h"
-#include "loader/host_device.h"
+#include "device/device.h"
+#include "device/host_device.h"
 
 namespace orcd::testing {
 
 struct DeviceUnderTest {
-    std::shared_ptr<loader::Device> device;   // null: skip (reason says why)
+    std::shared_ptr<device::Device> device;   // null: skip (reason says why)
     std::string skip_reason;
-    loader::HostDevice* host = nullptr;       // set for the host device
+    device::HostDevice* host = nullptr;       // set for the host device
 };
 
 // Defined once per executable (host_device_under_test.cpp / cuda_device_under_test.cpp).

@@ -3,11 +3,11 @@
 namespace orcd::testing {
 
 DeviceUnderTest make_device_under_test() {
-    loader::HostDeviceOptions o;
+    device::HostDeviceOptions o;
     o.capacity = 1ull << 30;
     o.name = "host-test";
     o.copy_delay_us = 20;  // copies complete late, so a buffer reused too early would be caught
-    auto dev = std::make_shared<loader::HostDevice>(o);
+    auto dev = std::make_shared<device::HostDevice>(o);
     DeviceUnderTest d;
     d.host = dev.get();
     d.device = std::move(dev);

@@ -12,9 +12,9 @@
 
 #include "common/error.h"
 #include "device_under_test.h"
-#include "loader/bandwidth.h"
-#include "loader/checksum.h"
-#include "loader/cuda_device.h"
+#include "device/bandwidth.h"
+#include "device/checksum.h"
+#include "device/cuda_device.h"
 #include "loader/loader.h"
 #include "test_models.h"
 
@@ -47,7 +47,7 @@ protected:
         LoadOptions o;
         o.verify = true;
         (void)load_model(path, d.device, o);
-        (void)measure_h2d_bandwidth(*d.device, 1 << 20, 1);
+        (void)device::measure_h2d_bandwidth(*d.device, 1 << 20, 1);
     }
 
     void SetUp() override {
@@ -61,14 +61,14 @@ protected:
         if (dut_.device) dut_.device->set_faults({});
     }
 
-    Device& dev() { return *dut_.device; }
+    device::Device& dev() { return *dut_.device; }
 
     // Everything the loader acquired is back: device memory (cudaMemGetInfo or the host device's capacity) and, on
     // the host device, every pinned buffer, stream and event.
     void expect_released() {
         EXPECT_EQ(dev().info().free_bytes, free_before_) << "device memory not returned";
         if (dut_.host) {
-            const HostCounters c = dut_.host->counters();
+            const device::HostCounters c = dut_.host->counters();
             EXPECT_TRUE(c.all_released()) << "live: allocs " << c.live_allocs << " (" << c.live_bytes
                                           << " B), pinned " << c.live_pinned << ", streams " << c.live_streams
                                           << ", events " << c.live_events;
@@ -260,7 +260,7 @@ TEST_F(LoaderSuite, DirectTransferFromTheRegisteredMapping) {
 
 TEST_F(LoaderSuite, DirectTransferFallsBackToStagingWhenRegistrationFails) {
     const auto path = write(testing::tiny_llama(), "llama.gguf");
-    Faults f;
+    device::Faults f;
     f.fail_register_at = 1;
     dev().set_faults(f);
     {
@@ -286,7 +286,7 @@ TEST_F(LoaderSuite, DirectTransferErrorsUnregisterEverything) {
     const uint64_t total = make_plan(model::open_model(path), {}).weight_bytes;
     for (uint64_t at : {uint64_t{0}, total / 2, total - 1}) {  // a copy fails
         SCOPED_TRACE(at);
-        Faults f;
+        device::Faults f;
         f.fail_transfer_at_byte = at;
         dev().set_faults(f);
         LoadOptions o;
@@ -303,7 +303,7 @@ TEST_F(LoaderSuite, DirectTransferErrorsUnregisterEverything) {
     }
     ASSERT_TRUE(padded) << "the model must have alignment padding for the next case";
     {  // the pinned block of zeros for the padding cannot be allocated
-        Faults f;
+        device::Faults f;
         f.fail_pinned_alloc_at = 1;
         dev().set_faults(f);
         LoadOptions o;
@@ -508,7 +508,7 @@ TEST_F(LoaderSuite, InsufficientVramFailsFastWithTheNumbers) {
     o.vram_limit = p.total_bytes - 1;
     const Error e = load_error(path, o);
     EXPECT_EQ(e.code(), ErrorCode::InsufficientVram);
-    const DeviceInfo info = dev().info();
+    const device::DeviceInfo info = dev().info();
     EXPECT_TRUE(contains(e, path.string())) << e.what();
     EXPECT_TRUE(contains(e, "needs " + std::to_string(p.total_bytes) + " bytes")) << e.what();
     EXPECT_TRUE(contains(e, "has " + std::to_string(p.total_bytes - 1) + " bytes")) << e.what();
@@ -525,7 +525,7 @@ TEST_F(LoaderSuite, AllocationFailureDespiteThePlan) {
     // allocation 1: weights, 2: KV cache, 3: workspace
     for (uint64_t n : {1, 2, 3}) {
         SCOPED_TRACE(n);
-        Faults f;
+        device::Faults f;
         f.fail_alloc_at = n;
         dev().set_faults(f);
         const Error e = load_error(path);
@@ -535,7 +535,7 @@ TEST_F(LoaderSuite, AllocationFailureDespiteThePlan) {
     }
     for (uint64_t n : {1, 2}) {
         SCOPED_TRACE("pinned " + std::to_string(n));
-        Faults f;
+        device::Faults f;
         f.fail_pinned_alloc_at = n;
         dev().set_faults(f);
         LoadOptions o;
@@ -553,7 +553,7 @@ TEST_F(LoaderSuite, TransferFailureAtAnyByte) {
     for (uint64_t slice : {uint64_t{0}, uint64_t{5000}}) {
         for (uint64_t at : {uint64_t{0}, total / 2, total - 1}) {
             SCOPED_TRACE(::testing::Message() << "byte " << at << " slice " << slice);
-            Faults f;
+            device::Faults f;
             f.fail_transfer_at_byte = at;
             dev().set_faults(f);
             LoadOptions o;
@@ -595,7 +595,7 @@ TEST_F(LoaderSuite, FileReadFailureAtAnyByte) {
     for (uint32_t buffers : {2u, 3u}) {
         for (uint64_t at : {uint64_t{0}, total / 2, total - 1}) {
             SCOPED_TRACE(::testing::Message() << "byte " << at << " buffers " << buffers);
-            Faults f;
+            device::Faults f;
             f.fail_read_at_byte = at;
             dev().set_faults(f);
             LoadOptions o;
@@ -615,16 +615,16 @@ TEST_F(LoaderSuite, FileReadFailureAtAnyByte) {
 TEST_F(LoaderSuite, RegisteredCopyAndRefusedRegistration) {
     std::vector<std::byte> host(3u << 20);
     for (size_t i = 0; i < host.size(); ++i) host[i] = std::byte(i * 7 + 1);
-    const RegisteredCopy r = measure_registered_copy(dev(), host.data(), host.size());
+    const device::RegisteredCopy r = device::measure_registered_copy(dev(), host.data(), host.size());
     EXPECT_TRUE(r.error.empty()) << r.error;
     EXPECT_EQ(r.bytes, host.size());
     EXPECT_GT(r.copy_s, 0.0);
     expect_released();
 
-    Faults f;
+    device::Faults f;
     f.fail_register_at = 1;
     dev().set_faults(f);
-    const RegisteredCopy refused = measure_registered_copy(dev(), host.data(), host.size());
+    const device::RegisteredCopy refused = device::measure_registered_copy(dev(), host.data(), host.size());
     EXPECT_NE(refused.error.find("fault injected"), std::string::npos) << refused.error;
     expect_released();
 }
@@ -632,16 +632,16 @@ TEST_F(LoaderSuite, RegisteredCopyAndRefusedRegistration) {
 TEST_F(LoaderSuite, StagingFromCudaHostAllocToo) {
     if (!testing::device_is_cuda()) GTEST_SKIP() << "CUDA staging option (the host device has one kind of staging)";
     const auto path = write(testing::tiny_phi3(), "phi3.gguf");
-    CudaDeviceOptions co;
+    device::CudaDeviceOptions co;
     co.huge_page_staging = false;
-    auto plain = open_cuda_device(0, co);
+    auto plain = device::open_cuda_device(0, co);
     {
         LoadOptions o;
         o.verify = true;
         o.transfer.chunk_bytes = 8192;
         LoadedModel m = load_model(path, plain, o);
         expect_arena_matches_file(m);
-        const H2dBandwidth b = measure_h2d_bandwidth(*plain, 4 << 20, 1, false);
+        const device::H2dBandwidth b = device::measure_h2d_bandwidth(*plain, 4 << 20, 1, false);
         EXPECT_GT(b.pinned_gbps, 0.0);
     }
     expect_released();
@@ -656,7 +656,7 @@ TEST_F(LoaderSuite, VerifyCatchesACorruptedByte) {
         const auto& L = model.weights.layers[1];
         at = p[L.ffn_up].offset + model.weights[L.ffn_up].n_bytes / 3;
     }
-    Faults f;
+    device::Faults f;
     f.corrupt_byte = at;
     dev().set_faults(f);
     LoadOptions o;
@@ -671,7 +671,7 @@ TEST_F(LoaderSuite, VerifyCatchesACorruptedByte) {
 
 TEST_F(LoaderSuite, ResidencyFailureIsAnError) {
     const auto path = write(testing::tiny_llama(), "llama.gguf");
-    Faults f;
+    device::Faults f;
     f.report_not_resident = true;
     dev().set_faults(f);
     const Error e = load_error(path);
@@ -696,23 +696,23 @@ TEST_F(LoaderSuite, DeviceChecksumEqualsHostChecksum) {
         }
         const std::vector<std::pair<uint64_t, uint64_t>> spans = {{0, 0}, {0, 1}, {3, 1000}, {8, 8000},
                                                                   {1, n - 1}, {0, n}, {n - 7, 7}};
-        std::vector<DeviceRange> ranges;
+        std::vector<device::DeviceRange> ranges;
         for (auto [o, len] : spans) ranges.push_back({mem->data() + o, len});
         const auto sums = dev().checksums(ranges);
         ASSERT_EQ(sums.size(), spans.size());
         for (size_t i = 0; i < spans.size(); ++i) {
             const auto [o, len] = spans[i];
-            EXPECT_EQ(sums[i], checksum_bytes({host.data() + o, len})) << "range " << o << "+" << len;
+            EXPECT_EQ(sums[i], device::checksum_bytes({host.data() + o, len})) << "range " << o << "+" << len;
         }
     }
     expect_released();
 }
 
 TEST_F(LoaderSuite, BandwidthIsMeasured) {
-    const H2dBandwidth b = measure_h2d_bandwidth(dev(), 4 << 20, 2);
+    const device::H2dBandwidth b = device::measure_h2d_bandwidth(dev(), 4 << 20, 2);
     EXPECT_GT(b.pinned_gbps, 0.0);
     EXPECT_GT(b.pageable_gbps, 0.0);
-    EXPECT_GT(measure_pinned_h2d_gbps(dev(), 1 << 20, 1), 0.0);
+    EXPECT_GT(device::measure_pinned_h2d_gbps(dev(), 1 << 20, 1), 0.0);
     expect_released();
 }
 
@@ -731,9 +731,9 @@ TEST_F(LoaderSuite, DeviceToDeviceCopyAndItsBandwidth) {
         dev().copy_to_host(back.data(), b->data(), n);
         EXPECT_EQ(back, host);
     }
-    EXPECT_GT(measure_d2d_gbps(dev(), 4 << 20, 2, 2), 0.0);
-    EXPECT_THROW(measure_d2d_gbps(dev(), 0), Error);
-    EXPECT_GT(measure_memcpy_gbps(4 << 20, 2), 0.0);
+    EXPECT_GT(device::measure_d2d_gbps(dev(), 4 << 20, 2, 2), 0.0);
+    EXPECT_THROW(device::measure_d2d_gbps(dev(), 0), Error);
+    EXPECT_GT(device::measure_memcpy_gbps(4 << 20, 2), 0.0);
     expect_released();
 }
 
@@ -756,7 +756,7 @@ TEST_F(LoaderSuite, LiveBytesFollowAllocationsByLabel) {
         EXPECT_EQ(dev().live_bytes("activations"), 0u);
         EXPECT_EQ(dev().live_bytes("weights"), 3000u);
         // A failed allocation leaves no trace.
-        Faults f;
+        device::Faults f;
         f.fail_alloc_at = 1;
         dev().set_faults(f);
         EXPECT_THROW((void)dev().allocate(64, "KV cache"), Error);

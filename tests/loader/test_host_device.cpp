@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "loader/host_device.h"
+#include "device/host_device.h"
 #include "loader/loader.h"
 #include "test_models.h"
 
@@ -13,10 +13,10 @@ namespace orcd::loader {
 namespace {
 
 TEST(HostDevice, CapacityBoundsAllocationsAndInfo) {
-    HostDeviceOptions o;
+    device::HostDeviceOptions o;
     o.capacity = 10000;
     o.name = "tiny";
-    HostDevice d(o);
+    device::HostDevice d(o);
     EXPECT_EQ(d.info().free_bytes, 10000u);
     EXPECT_EQ(d.info().kind, "host");
     {
@@ -42,9 +42,9 @@ TEST(HostDevice, CapacityBoundsAllocationsAndInfo) {
 }
 
 TEST(HostDevice, CopiesRunInOrderAfterTheCallReturns) {
-    HostDeviceOptions o;
+    device::HostDeviceOptions o;
     o.copy_delay_us = 20000;
-    HostDevice d(o);
+    device::HostDevice d(o);
     auto mem = d.allocate(64, "x");
     auto ev = d.create_event();
     std::vector<std::byte> a(64, std::byte{1}), b(64, std::byte{2});
@@ -66,9 +66,9 @@ TEST(HostDevice, CopiesRunInOrderAfterTheCallReturns) {
 }
 
 TEST(HostDevice, StreamDestructorWaitsForQueuedCopies) {
-    HostDeviceOptions o;
+    device::HostDeviceOptions o;
     o.copy_delay_us = 3000;
-    HostDevice d(o);
+    device::HostDevice d(o);
     auto mem = d.allocate(16, "x");
     std::vector<std::byte> src(16, std::byte{9});
     {
@@ -79,7 +79,7 @@ TEST(HostDevice, StreamDestructorWaitsForQueuedCopies) {
 }
 
 TEST(HostDevice, CopyOutsideAnAllocationIsATransferError) {
-    HostDevice d;
+    device::HostDevice d;
     auto mem = d.allocate(16, "x");
     std::vector<std::byte> src(32);
     auto s = d.create_stream();
@@ -95,10 +95,10 @@ TEST(HostDevice, CopyOutsideAnAllocationIsATransferError) {
 TEST(HostDevice, CapacityBelowThePlanIsInsufficientVramBeforeAnyAllocation) {
     testing::TempDir dir;
     const auto path = testing::write_tiny(testing::tiny_phi3(), dir / "phi3.gguf");
-    HostDeviceOptions o;
+    device::HostDeviceOptions o;
     o.capacity = 100000;
     o.name = "small-host";
-    auto dev = std::make_shared<HostDevice>(o);
+    auto dev = std::make_shared<device::HostDevice>(o);
     try {
         (void)load_model(path, dev, {});
         FAIL() << "no error";
@@ -113,7 +113,7 @@ TEST(HostDevice, CapacityBelowThePlanIsInsufficientVramBeforeAnyAllocation) {
 TEST(HostDevice, LoadWithoutRuntimeReservationAllocatesWeightsOnly) {
     testing::TempDir dir;
     const auto path = testing::write_tiny(testing::tiny_llama(), dir / "llama.gguf");
-    auto dev = std::make_shared<HostDevice>();
+    auto dev = std::make_shared<device::HostDevice>();
     LoadOptions o;
     o.reserve_runtime = false;
     LoadedModel m = load_model(path, dev, o);
@@ -130,7 +130,7 @@ TEST(HostDevice, LoadWithoutRuntimeReservationAllocatesWeightsOnly) {
 TEST(HostDevice, StagingNeverExceedsTheModel) {
     testing::TempDir dir;
     const auto path = testing::write_tiny(testing::tiny_llama(), dir / "llama.gguf");
-    auto dev = std::make_shared<HostDevice>();
+    auto dev = std::make_shared<device::HostDevice>();
     LoadedModel m = load_model(path, dev, {});  // default 256 MiB chunks for a model of ~0.5 MB
     EXPECT_EQ(m.transfer_stats().chunks, 1u);
     EXPECT_EQ(m.transfer_stats().n_buffers, 1u);
@@ -143,7 +143,7 @@ TEST(HostDevice, TransferredPagesAreDroppedFromTheMapping) {
     t.n_embd = 256;  // ~4 MiB of tensors: far more pages than the header and chunk-boundary pages kept
     t.n_ff = 1024;
     const auto path = testing::write_tiny(t, dir / "llama.gguf");
-    auto dev = std::make_shared<HostDevice>();
+    auto dev = std::make_shared<device::HostDevice>();
     // Gathering from the mapping maps every page (kept unless released); reading the file maps none.
     for (auto [gather, release] : {std::pair{GatherSource::Mapping, false}, std::pair{GatherSource::Mapping, true},
                                    std::pair{GatherSource::Read, false}, std::pair{GatherSource::Read, true}}) {
@@ -168,7 +168,7 @@ TEST(HostDevice, TransferredPagesAreDroppedFromTheMapping) {
 TEST(HostDevice, InvalidTransferOptions) {
     testing::TempDir dir;
     const auto path = testing::write_tiny(testing::tiny_llama(), dir / "llama.gguf");
-    auto dev = std::make_shared<HostDevice>();
+    auto dev = std::make_shared<device::HostDevice>();
     LoadOptions o;
     o.transfer.chunk_bytes = 1000;
     try {

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "loader/checksum.h"
+#include "device/checksum.h"
 #include "loader/copy_pool.h"
 #include "loader/plan.h"
 #include "model/model.h"
@@ -94,7 +94,7 @@ TEST(Plan, RejectsImpossibleRequests) {
 TEST(Plan, FitCheckUsesTheSmallerOfFreeAndLimit) {
     auto p = parse(testing::tiny_llama());
     const Plan plan = make_plan(p->model, {});
-    DeviceInfo gpu{"cuda", 3, "NVIDIA H100 80GB HBM3", 80ull << 30, plan.total_bytes};
+    device::DeviceInfo gpu{"cuda", 3, "NVIDIA H100 80GB HBM3", 80ull << 30, plan.total_bytes};
     EXPECT_NO_THROW(check_fit(plan, gpu, std::nullopt, "m.gguf"));
     EXPECT_NO_THROW(check_fit(plan, gpu, plan.total_bytes, "m.gguf"));
     gpu.free_bytes = plan.total_bytes - 10;
@@ -137,31 +137,31 @@ TEST(Plan, FormatListsEveryTensorAndTheTotals) {
 }
 
 TEST(Checksum, DefinedValuesAndSensitivity) {
-    EXPECT_EQ(checksum_bytes({}), 0u);
+    EXPECT_EQ(device::checksum_bytes({}), 0u);
     std::vector<std::byte> a(24);
     for (size_t i = 0; i < a.size(); ++i) a[i] = std::byte(i * 7 + 1);
-    const uint64_t base = checksum_bytes(a);
+    const uint64_t base = device::checksum_bytes(a);
     // the word-wise definition, written out
     uint64_t want = 0;
     for (uint64_t w = 0; w < 3; ++w) {
         uint64_t v;
         std::memcpy(&v, a.data() + w * 8, 8);
-        want += checksum_mix(v, w);
+        want += device::checksum_mix(v, w);
     }
     EXPECT_EQ(base, want);
     auto swapped = a;  // two words exchanged: a plain sum of words would not notice
     std::swap_ranges(swapped.begin(), swapped.begin() + 8, swapped.begin() + 8);
-    EXPECT_NE(checksum_bytes(swapped), base);
+    EXPECT_NE(device::checksum_bytes(swapped), base);
     auto flipped = a;
     flipped[13] ^= std::byte{1};
-    EXPECT_NE(checksum_bytes(flipped), base);
+    EXPECT_NE(device::checksum_bytes(flipped), base);
     // a tail shorter than a word is read zero-padded as the last word
     std::vector<std::byte> b(a.begin(), a.begin() + 21);
     uint64_t w0, w1, w2 = 0;
     std::memcpy(&w0, a.data(), 8);
     std::memcpy(&w1, a.data() + 8, 8);
     std::memcpy(&w2, a.data() + 16, 5);
-    EXPECT_EQ(checksum_bytes(b), checksum_mix(w0, 0) + checksum_mix(w1, 1) + checksum_mix(w2, 2));
+    EXPECT_EQ(device::checksum_bytes(b), device::checksum_mix(w0, 0) + device::checksum_mix(w1, 1) + device::checksum_mix(w2, 2));
 }
 
 TEST(CopyPool, CopiesAndZeroFillsEverySegment) {

@@ -11,7 +11,7 @@
 #include "backend/cpu/thread_pool.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 namespace orcd::backend::cpu {
 
@@ -211,7 +211,7 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
     up_.resize(gate_.size());
 
     for (int64_t t = 0; t < T; ++t) {
-        gguf::dequantize_row(w.token_embd.type, w.token_embd.row(tokens[static_cast<size_t>(t)]), x_.data() + t * E,
+        quant::dequantize_row(w.token_embd.type, w.token_embd.row(tokens[static_cast<size_t>(t)]), x_.data() + t * E,
                              E);
     }
     auto add_bias = [](float* y, const std::vector<float>& b, int64_t T_, int64_t n) {

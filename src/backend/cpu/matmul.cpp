@@ -7,7 +7,7 @@
 
 #include "backend/cpu/quant_dot.h"
 #include "common/error.h"
-#include "gguf/quant.h"
+#include "quant/convert.h"
 
 namespace orcd::backend::cpu {
 
@@ -50,7 +50,7 @@ void matmul_dequantized(const WeightView& w, const float* x, int64_t n_tokens, f
         std::vector<float> row(static_cast<size_t>(cols));
         const auto* row_bytes = reinterpret_cast<const std::byte*>(row.data());
         for (int64_t r = r0; r < r1; ++r) {
-            gguf::dequantize_row(w.type, w.row(r), row.data(), cols);
+            quant::dequantize_row(w.type, w.row(r), row.data(), cols);
             dot_all_tokens(r, rows, n_tokens, y,
                            [&](int64_t t, int nc, float* out) { fdot(row_bytes, x + t * cols, cols, nc, cols, out); });
         }

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/cpu/quant_layout.h"
 #include "common/half.h"
+#include "quant/formats.h"
 
 namespace orcd::backend::cpu {
 
@@ -41,16 +41,19 @@ void quantize_activation_scalar(const float* x, int64_t n, ActBlock* out) {
 
 namespace {
 
-// One kernel per type from its scalar unpacker: per chunk, integer dot per half, then scale and minimum.
-template <int BlockBytes, int Chunks, void (*Unpack)(const uint8_t*, int, layout::Chunk&)>
+// One kernel per type from its format's unpack32: per chunk, integer dot per half, then scale and minimum.
+template <typename F>
 float dot_scalar1(const std::byte* row, const ActBlock* x, int64_t n) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
-    const int64_t n_blocks = n / (Chunks * kActBlock);
+    constexpr int kChunks = F::kBlockElems / kActBlock;
+    const int64_t n_blocks = n / F::kBlockElems;
     float acc = 0.f;
-    layout::Chunk k;
-    for (int64_t i = 0; i < n_blocks; ++i, b += BlockBytes) {
-        for (int c = 0; c < Chunks; ++c, ++x) {
-            Unpack(b, c, k);
+    quant::Chunk32 k;
+    for (int64_t i = 0; i < n_blocks; ++i) {
+        // Copied out: rows sit in mapped files at offsets that need not suit the block's alignment.
+        typename F::Block b;
+        std::memcpy(&b, row + i * static_cast<int64_t>(sizeof(b)), sizeof(b));
+        for (int c = 0; c < kChunks; ++c, ++x) {
+            F::unpack32(b, c, k);
             int isum[2] = {0, 0};
             for (int l = 0; l < 32; ++l) isum[l / 16] += k.u[l] * x->q[l];
             acc += x->d * (k.sc[0] * static_cast<float>(isum[0]) + k.sc[1] * static_cast<float>(isum[1]) -
@@ -61,9 +64,9 @@ float dot_scalar1(const std::byte* row, const ActBlock* x, int64_t n) {
 }
 
 // The scalar path has no unpack to share between columns: one column at a time.
-template <int BlockBytes, int Chunks, void (*Unpack)(const uint8_t*, int, layout::Chunk&)>
+template <typename F>
 void dot_scalar(const std::byte* row, const ActColumns& x, int nc, int64_t n, float* out) {
-    for (int c = 0; c < nc; ++c) out[c] = dot_scalar1<BlockBytes, Chunks, Unpack>(row, x.blocks + c * x.stride, n);
+    for (int c = 0; c < nc; ++c) out[c] = dot_scalar1<F>(row, x.blocks + c * x.stride, n);
 }
 
 float dot_f32_scalar(const std::byte* row, const float* x, int64_t n) {
@@ -72,10 +75,16 @@ float dot_f32_scalar(const std::byte* row, const float* x, int64_t n) {
     for (int64_t j = 0; j < n; ++j) acc += w[j] * x[j];
     return acc;
 }
+float f16_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+
 float dot_f16_scalar(const std::byte* row, const float* x, int64_t n) {
     const auto* w = reinterpret_cast<const uint8_t*>(row);
     float acc = 0.f;
-    for (int64_t j = 0; j < n; ++j) acc += layout::f16_at(w + 2 * j) * x[j];
+    for (int64_t j = 0; j < n; ++j) acc += f16_at(w + 2 * j) * x[j];
     return acc;
 }
 float dot_bf16_scalar(const std::byte* row, const float* x, int64_t n) {
@@ -100,20 +109,11 @@ void float_cols(const std::byte* row, const float* x, int64_t stride, int nc, in
 namespace detail {
 
 QuantDotFn quant_dot_scalar(TensorType t) {
-    using namespace layout;
-    switch (t) {
-        case TensorType::Q4_0: return dot_scalar<kQ4_0, 1, unpack_q4_0>;
-        case TensorType::Q4_1: return dot_scalar<kQ4_1, 1, unpack_q4_1>;
-        case TensorType::Q5_0: return dot_scalar<kQ5_0, 1, unpack_q5_0>;
-        case TensorType::Q5_1: return dot_scalar<kQ5_1, 1, unpack_q5_1>;
-        case TensorType::Q8_0: return dot_scalar<kQ8_0, 1, unpack_q8_0>;
-        case TensorType::Q2_K: return dot_scalar<kQ2_K, 8, unpack_q2_k>;
-        case TensorType::Q3_K: return dot_scalar<kQ3_K, 8, unpack_q3_k>;
-        case TensorType::Q4_K: return dot_scalar<kQ4_K, 8, unpack_q4_k>;
-        case TensorType::Q5_K: return dot_scalar<kQ5_K, 8, unpack_q5_k>;
-        case TensorType::Q6_K: return dot_scalar<kQ6_K, 8, unpack_q6_k>;
-        default: return nullptr;
-    }
+    QuantDotFn fn = nullptr;
+    quant::visit_format(t, [&](auto f) {
+        if constexpr (quant::HasCpuDot<decltype(f)>) fn = dot_scalar<decltype(f)>;
+    });
+    return fn;
 }
 
 FloatDotFn float_dot_scalar(TensorType t) {

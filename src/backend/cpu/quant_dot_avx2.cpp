@@ -1,7 +1,7 @@
 // AVX2 + FMA + F16C kernels. This file is compiled with -mavx2 -mfma -mf16c whatever the project's -march, and its
 // functions are reached only through the dispatch in quant_dot.cpp after __builtin_cpu_supports said yes.
 //
-// Each quantized kernel unpacks 32 weights into 32 unsigned bytes (the u_j of quant_layout.h), multiplies them with
+// Each quantized kernel unpacks 32 weights into 32 unsigned bytes (the u_j of quant::Chunk32, quant/hd.h), multiplies them with
 // the activation's int8 values (maddubs: u8 x i8 -> pairs of i16, then madd -> 8 x i32, lanes 0-3 holding weights
 // 0-15 and lanes 4-7 weights 16-31, which is what lets 16-wide sub-block scales apply per 128-bit half), converts to
 // float and accumulates with the per-half scale times the activation scale. Minimums multiply the activation's block
@@ -13,13 +13,58 @@
 #include <cstring>
 
 #include "backend/cpu/quant_dot.h"
-#include "backend/cpu/quant_layout.h"
+#include "quant/formats.h"
 
 namespace orcd::backend::cpu {
 
 using gguf::TensorType;
 
 namespace {
+
+// The AVX2 kernels walk blocks through byte pointers: sizes and field offsets of the formats (quant/formats/).
+namespace layout {
+
+inline uint32_t u32_at(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Bytes per block, from the format headers (quant/formats/, which also provide the scale unpackers used here).
+inline constexpr int kQ4_0 = sizeof(quant::BlockQ4_0);
+inline constexpr int kQ4_1 = sizeof(quant::BlockQ4_1);
+inline constexpr int kQ5_0 = sizeof(quant::BlockQ5_0);
+inline constexpr int kQ5_1 = sizeof(quant::BlockQ5_1);
+inline constexpr int kQ8_0 = sizeof(quant::BlockQ8_0);
+inline constexpr int kQ2_K = sizeof(quant::BlockQ2_K);
+inline constexpr int kQ3_K = sizeof(quant::BlockQ3_K);
+inline constexpr int kQ4_K = sizeof(quant::BlockQ4_K);
+inline constexpr int kQ5_K = sizeof(quant::BlockQ5_K);
+inline constexpr int kQ6_K = sizeof(quant::BlockQ6_K);
+
+// Field offsets the kernels read through byte pointers (blocks sit at arbitrary 2-byte-aligned file offsets).
+inline constexpr int kQ2_K_qs = offsetof(quant::BlockQ2_K, qs), kQ2_K_d = offsetof(quant::BlockQ2_K, d);
+inline constexpr int kQ3_K_qs = offsetof(quant::BlockQ3_K, qs), kQ3_K_scales = offsetof(quant::BlockQ3_K, scales),
+                     kQ3_K_d = offsetof(quant::BlockQ3_K, d);
+inline constexpr int kQ4_K_scales = offsetof(quant::BlockQ4_K, scales), kQ4_K_qs = offsetof(quant::BlockQ4_K, qs);
+inline constexpr int kQ5_K_scales = offsetof(quant::BlockQ5_K, scales), kQ5_K_qh = offsetof(quant::BlockQ5_K, qh),
+                     kQ5_K_qs = offsetof(quant::BlockQ5_K, qs);
+inline constexpr int kQ6_K_qh = offsetof(quant::BlockQ6_K, qh), kQ6_K_scales = offsetof(quant::BlockQ6_K, scales),
+                     kQ6_K_d = offsetof(quant::BlockQ6_K, d);
+
+// Q4_K / Q5_K: the 6-bit scale and min of sub-block j (0..7).
+inline void scale_min_k4(int j, const uint8_t* packed, uint8_t& sc, uint8_t& m) {
+    const quant::ScaleMin sm = quant::k4_scale_min(packed, j);
+    sc = sm.scale;
+    m = sm.min;
+}
+
+// Q3_K: the sixteen signed scales (-32..31).
+inline void scales_q3k(const uint8_t* packed, int8_t out[16]) {
+    for (int k = 0; k < 16; ++k) out[k] = static_cast<int8_t>(quant::q3k_scale(packed, k));
+}
+
+}  // namespace layout
 
 inline float f16(const uint8_t* p) {
     uint16_t h;

@@ -14,8 +14,8 @@
 #include "backend/cuda/sample.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
-#include "loader/cuda_check.h"
-#include "loader/cuda_device.h"
+#include "device/cuda_check.h"
+#include "device/cuda_device.h"
 #include "loader/loader.h"
 
 namespace orcd::backend::cuda {
@@ -90,7 +90,7 @@ private:
     uint32_t n_ctx_;
     uint32_t n_past_ = 0;
     uint64_t steps_ = 0;
-    std::unique_ptr<loader::DeviceMemory> kv_, act_;
+    std::unique_ptr<device::DeviceMemory> kv_, act_;
     KvCache kv_view_;
     DecodeBuffers dec_;  // views into act_
     StreamHandle stream_;
@@ -119,7 +119,7 @@ public:
         return std::make_unique<CudaSequence>(*this, n_ctx);
     }
 
-    loader::Device& device() const { return lm_.device(); }
+    device::Device& device() const { return lm_.device(); }
 
     // Read from the device's allocation ledger: sequences label their caches "KV cache ..." (CudaSequence); what is
     // neither the weight arena nor a cache (activations, the rope table, scratch) is workspace.
@@ -137,7 +137,7 @@ public:
     std::optional<std::string> residency_problem() const override {
         try {
             lm_.check_residency();
-            const loader::Residency r = device().residency(inv_freq_->data());
+            const device::Residency r = device().residency(inv_freq_->data());
             if (!r.ok()) {
                 return fmt::format("the rope inverse-frequency table is not resident device memory: {}", r.detail);
             }
@@ -150,14 +150,14 @@ public:
     const CudaOptions options_;
     loader::LoadedModel lm_;
     CudaModel m_;
-    std::unique_ptr<loader::DeviceMemory> inv_freq_;  // n_rot / 2 doubles, pointed to by m_.inv_freq
-    std::unique_ptr<loader::DeviceMemory> f16_weights_;  // WeightsMode::F16: the dequantized matrices m_ points at
+    std::unique_ptr<device::DeviceMemory> inv_freq_;  // n_rot / 2 doubles, pointed to by m_.inv_freq
+    std::unique_ptr<device::DeviceMemory> f16_weights_;  // WeightsMode::F16: the dequantized matrices m_ points at
 };
 
 loader::LoadedModel load(model::Model model, int gpu) {
     loader::LoadOptions lo;
     lo.reserve_runtime = false;  // each sequence allocates its own KV cache and activations
-    return loader::load_model(std::move(model), loader::open_cuda_device(gpu), lo);
+    return loader::load_model(std::move(model), device::open_cuda_device(gpu), lo);
 }
 
 CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "common/error.h"
-#include "loader/cuda_check.h"
+#include "device/cuda_check.h"
 
 namespace orcd::cuda::detail {
 
@@ -16,4 +16,4 @@ inline void require(bool ok, const char* op, std::string_view what) {
 
 inline void check_launch() { ORCD_CUDA_CHECK(cudaGetLastError()); }
 
-}  // namespace orcd::cuda::detail
+}  // namespace orcd::device::detail

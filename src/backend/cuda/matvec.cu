@@ -1,4 +1,4 @@
-// Fused dequantize-and-dot matrix-vector kernels.
+// Fused dequantize-and-dot matrix-vector kernels (matvec.h): the checked entry point, its launches and kernels.
 //
 // Quantized types (block layouts of 18 to 210 bytes, most only 2-byte aligned) go through a staged tile: a thread
 // block takes R consecutive rows, which are one contiguous byte range of the matrix, copies that range into shared
@@ -17,23 +17,27 @@
 //
 // All reductions (per-lane sums, the shuffle butterfly, the cross-warp sum) have a fixed order: no atomics, so the
 // result is bit-identical from run to run.
-#include "backend/cuda/device_query.h"
-#include "backend/cuda/matvec_kernels.h"
+#include "backend/cuda/matvec.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "backend/cuda/matvec_formats.cuh"
+#include "common/error.h"
+#include "device/cuda_check.h"
+#include "device/device_query.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-using namespace orcd::gguf;
+using gguf::TensorType;
 using namespace orcd::cuda::formats;
+using ::orcd::device::sm_count;
 
 constexpr int kThreads = 256;  // per block of the tiled kernel: 8 warps
 constexpr int kWarps = kThreads / 32;
@@ -272,25 +276,48 @@ void launch_plain(const void* w, int64_t rows, int64_t cols, const float* x, flo
         static_cast<const E*>(w), rows, cols, x, y, vectorized);
 }
 
-}  // namespace
-
+// Launches the kernel for `type`; false when there is none. Arguments are validated by the caller.
 bool launch_matvec(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y,
                    cudaStream_t s) {
     switch (type) {
-        case TensorType::F32: launch_plain<float, false>(w, rows, cols, x, y, s); break;
-        case TensorType::F16: launch_plain<uint16_t, false>(w, rows, cols, x, y, s); break;
-        case TensorType::BF16: launch_plain<uint16_t, true>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_0: launch_blocks<Q4_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_1: launch_blocks<Q4_1>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_0: launch_blocks<Q5_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_1: launch_blocks<Q5_1>(w, rows, cols, x, y, s); break;
-        case TensorType::Q8_0: launch_blocks<Q8_0>(w, rows, cols, x, y, s); break;
-        case TensorType::Q4_K: launch_blocks<Q4_K>(w, rows, cols, x, y, s); break;
-        case TensorType::Q5_K: launch_blocks<Q5_K>(w, rows, cols, x, y, s); break;
-        case TensorType::Q6_K: launch_blocks<Q6_K>(w, rows, cols, x, y, s); break;
-        default: return false;
+        case TensorType::F32: launch_plain<float, false>(w, rows, cols, x, y, s); return true;
+        case TensorType::F16: launch_plain<uint16_t, false>(w, rows, cols, x, y, s); return true;
+        case TensorType::BF16: launch_plain<uint16_t, true>(w, rows, cols, x, y, s); return true;
+        default: break;
     }
-    return true;
+    bool launched = false;
+    visit_format(type, [&](auto f) {
+        if constexpr (HasMatvec<decltype(f)>) {
+            launch_blocks<decltype(f)>(w, rows, cols, x, y, s);
+            launched = true;
+        }
+    });
+    return launched;
+}
+
+}  // namespace
+
+bool matvec_supported(TensorType type) {
+    return formats::visit_matvec_format(type, [](auto) {});
+}
+
+void matvec(TensorType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y, cudaStream_t s) {
+    const std::string name(gguf::type_name(type));
+    if (!matvec_supported(type)) {
+        throw Error(ErrorCode::UnsupportedTensorType, "no CUDA matrix-vector kernel for tensor type " + name);
+    }
+    const int64_t block = gguf::traits(type).block_elems;
+    if (rows <= 0 || cols <= 0 || cols % block != 0) {
+        throw Error(ErrorCode::InvalidArgument,
+                    "matvec: " + std::to_string(rows) + " x " + std::to_string(cols) + " is not a valid " + name +
+                        " matrix (row length must be a positive multiple of " + std::to_string(block) + ")");
+    }
+    // The kernels read x four floats at a time.
+    if (reinterpret_cast<uintptr_t>(x) % 16 != 0) {
+        throw Error(ErrorCode::InvalidArgument, "matvec: x must be 16-byte aligned");
+    }
+    launch_matvec(type, w, rows, cols, x, y, s);
+    ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace orcd::cuda

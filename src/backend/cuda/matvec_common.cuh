@@ -1,8 +1,9 @@
 #pragma once
 // What the fused matvec kernels share (matvec_fused.cu on f32 activations, matvec_q8.cu on int8 ones): finding a
-// logical row's source matrix, and the output step. Device code only.
+// logical row's source matrix, filling the kernel parameters from the op's row sources, and the output step.
 #include <cstdint>
 
+#include "backend/cuda/matvec_fused.h"
 #include "gguf/types.h"
 
 namespace orcd::cuda {
@@ -29,6 +30,25 @@ __device__ __forceinline__ auto locate_source(const Params& p, int64_t& r) {
         }
     }
     return s;
+}
+
+// Sets the fields of kernel parameters `p` that describe the logical matrix and the output (cols, n_src, src, epilogue,
+// y, n_out) from an op (FusedMatvec or Q8Matvec); block_bytes / block_elems give a source type's block geometry.
+template <typename Params, typename Op, typename BlockBytes, typename BlockElems>
+void set_row_sources(Params& p, const Op& op, BlockBytes block_bytes, BlockElems block_elems) {
+    p.cols = static_cast<int>(op.cols);
+    p.n_src = op.n_src;
+    int64_t rows = 0;
+    for (int i = 0; i < op.n_src; ++i) {
+        const RowSource& r = op.src[i];
+        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / block_elems(r.type) * block_bytes(r.type),
+                    r.rows};
+        rows += r.rows;
+    }
+    for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];
+    p.epilogue = static_cast<int>(op.epilogue);
+    p.y = op.y;
+    p.n_out = op.epilogue == MatvecEpilogue::SwiGLU ? rows / 2 : rows;
 }
 
 // Store, accumulate into the residual stream, or SwiGLU of the gate (a) and up (b) dot products.

@@ -1,6 +1,7 @@
-// Fused decode matvec (matvec_fused.h). One kernel for every type: a warp looks up which row source its row is in
-// and switches on that source's type (warp-uniform, so no divergence), which lets Q, K and V matrices of different
-// types share one launch and the gate/up rows of a SwiGLU come from one fused matrix or from two.
+// Fused decode matvec (matvec_fused.h): the checked entry point, its launch and kernel. One kernel for every type: a
+// warp looks up which row source its row is in and switches on that source's type (warp-uniform, so no divergence),
+// which lets Q, K and V matrices of different types share one launch and the gate/up rows of a SwiGLU come from one
+// fused matrix or from two.
 //
 // Block of 8 warps: (1) prefetches its first rows into L2 (so the weight fetch overlaps the prologue), (2) stages x
 // in shared memory, normalized when a norm is given (sum of squares in double and the same fixed tree as
@@ -8,17 +9,20 @@
 // rows at a time, wpr warps per row, each lane taking groups of 4 consecutive elements (the formats of
 // matvec_formats.cuh) straight from global memory, (4) adds the wpr partial sums in warp order and applies the
 // epilogue. The grid is capped at what fits on the GPU at once; blocks then loop over the remaining rows.
-#include "backend/cuda/matvec_kernels.h"
+#include "backend/cuda/matvec_fused.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
-#include "backend/cuda/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
+#include "common/error.h"
+#include "device/cuda_check.h"
+#include "device/device_query.h"
 
 namespace orcd::cuda {
 
@@ -26,9 +30,11 @@ namespace {
 
 using namespace orcd::cuda::formats;
 using gguf::TensorType;
+using ::orcd::device::sm_count;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int64_t kFusedMaxCols = 16384;  // x is staged in shared memory
 
 struct Params {
     const float* x;
@@ -57,7 +63,7 @@ __device__ __forceinline__ float row_dot(const uint8_t* row, const float* xs, in
         if constexpr (T::kBlockElems == 4) {
             acc = T::dot_acc(blocks[i], xv, acc);  // plain floats: the plain matvec kernel's order
         } else {
-            acc += T::dot(blocks[i / kGroups], i % kGroups, xv);
+            acc += T::dot4(blocks[i / kGroups], i % kGroups, xv);
         }
     }
     return acc;
@@ -67,20 +73,9 @@ __device__ float row_partial(const Params& p, int64_t r, const float* xs, int fi
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     const int n = p.cols / 4;
-    switch (s.type) {
-        case TensorType::F32: return row_dot<F32>(row, xs, first, n, stride);
-        case TensorType::F16: return row_dot<F16>(row, xs, first, n, stride);
-        case TensorType::BF16: return row_dot<BF16>(row, xs, first, n, stride);
-        case TensorType::Q4_0: return row_dot<Q4_0>(row, xs, first, n, stride);
-        case TensorType::Q4_1: return row_dot<Q4_1>(row, xs, first, n, stride);
-        case TensorType::Q5_0: return row_dot<Q5_0>(row, xs, first, n, stride);
-        case TensorType::Q5_1: return row_dot<Q5_1>(row, xs, first, n, stride);
-        case TensorType::Q8_0: return row_dot<Q8_0>(row, xs, first, n, stride);
-        case TensorType::Q4_K: return row_dot<Q4_K>(row, xs, first, n, stride);
-        case TensorType::Q5_K: return row_dot<Q5_K>(row, xs, first, n, stride);
-        case TensorType::Q6_K: return row_dot<Q6_K>(row, xs, first, n, stride);
-        default: return __int_as_float(0x7fc00000);  // unreachable: the host checks the types
-    }
+    float acc = __int_as_float(0x7fc00000);  // stays NaN only for a type the host refuses
+    visit_matvec_format(s.type, [&](auto f) { acc = row_dot<decltype(f)>(row, xs, first, n, stride); });
+    return acc;
 }
 
 __device__ __forceinline__ void prefetch_l2(const void* p) {
@@ -188,35 +183,24 @@ int blocks_per_sm(size_t smem) {
     return n;
 }
 
+// Bytes and elements per block of a type's format (0 bytes: no kernel).
 int64_t block_bytes(TensorType t) {
-    switch (t) {
-        case TensorType::F32: return 16;
-        case TensorType::F16: case TensorType::BF16: return 8;
-        case TensorType::Q4_0: return sizeof(gguf::BlockQ4_0);
-        case TensorType::Q4_1: return sizeof(gguf::BlockQ4_1);
-        case TensorType::Q5_0: return sizeof(gguf::BlockQ5_0);
-        case TensorType::Q5_1: return sizeof(gguf::BlockQ5_1);
-        case TensorType::Q8_0: return sizeof(gguf::BlockQ8_0);
-        case TensorType::Q4_K: return sizeof(gguf::BlockQ4_K);
-        case TensorType::Q5_K: return sizeof(gguf::BlockQ5_K);
-        case TensorType::Q6_K: return sizeof(gguf::BlockQ6_K);
-        default: return 0;
-    }
+    int64_t bytes = 0;
+    visit_matvec_format(t, [&](auto f) { bytes = sizeof(typename decltype(f)::Block); });
+    return bytes;
 }
 
 int64_t block_elems(TensorType t) {
-    switch (t) {
-        case TensorType::F32: case TensorType::F16: case TensorType::BF16: return 4;
-        case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K: return 256;
-        default: return 32;
-    }
+    int64_t elems = 0;
+    visit_matvec_format(t, [&](auto f) { elems = decltype(f)::kBlockElems; });
+    return elems;
 }
-
-}  // namespace
 
 bool fused_matvec_type_supported(TensorType t) { return block_bytes(t) > 0; }
 
-int fused_warps_per_row(int64_t n_out, int64_t cols) {
+}  // namespace
+
+int fused_matvec_warps_per_row(int64_t n_out, int64_t cols) {
     static const int forced = [] {
         const char* env = std::getenv("ORCD_MATVEC_WPR");
         const int v = env ? std::atoi(env) : 0;
@@ -229,30 +213,67 @@ int fused_warps_per_row(int64_t n_out, int64_t cols) {
     return wpr;
 }
 
-void launch_fused_matvec(const FusedMatvec& op, cudaStream_t s) {
+bool fused_matvec_supported(const FusedMatvec& op) {
+    if (op.n_src < 1 || op.n_src > 3 || op.cols <= 0 || op.cols > kFusedMaxCols) return false;
+    for (int i = 0; i < op.n_src; ++i) {
+        if (!fused_matvec_type_supported(op.src[i].type)) return false;
+    }
+    return true;
+}
+
+int64_t check_row_sources(const RowSource* src, int n_src, int64_t cols, MatvecEpilogue epilogue,
+                          bool (*supported)(gguf::TensorType), const char* op_name, const char* kind) {
+    auto bad = [op_name](const std::string& what) {
+        throw Error(ErrorCode::InvalidArgument, std::string(op_name) + ": " + what);
+    };
+    int64_t rows = 0;
+    for (int i = 0; i < n_src; ++i) {
+        const RowSource& s = src[i];
+        const std::string name(gguf::type_name(s.type));
+        if (!supported(s.type)) {
+            throw Error(ErrorCode::UnsupportedTensorType,
+                        "no " + std::string(kind) + " kernel for tensor type " + name);
+        }
+        const int64_t be = gguf::traits(s.type).block_elems;
+        if (cols % be != 0) {
+            bad("row length " + std::to_string(cols) + " is not a multiple of the " + name + " block size " +
+                std::to_string(be));
+        }
+        const std::string source = "row source " + std::to_string(i);
+        if (s.rows <= 0 || s.w == nullptr) bad(source + " has " + std::to_string(s.rows) + " rows");
+        if (reinterpret_cast<uintptr_t>(s.w) % 2 != 0) bad(source + " is not 2-byte aligned");
+        rows += s.rows;
+    }
+    if (epilogue == MatvecEpilogue::SwiGLU && rows % 2 != 0) {
+        bad("SwiGLU needs [gate | up] rows, an even count; got " + std::to_string(rows));
+    }
+    return rows;
+}
+
+void fused_matvec(const FusedMatvec& op, cudaStream_t s) {
+    auto bad = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, "fused_matvec: " + what); };
+    if (op.n_src < 1 || op.n_src > 3) bad("needs 1 to 3 row sources, got " + std::to_string(op.n_src));
+    if (op.cols <= 0 || op.cols > kFusedMaxCols) {
+        bad("row length " + std::to_string(op.cols) + " outside 1 .. " + std::to_string(kFusedMaxCols) +
+            " (x is staged in shared memory)");
+    }
+    if (op.cols % 4 != 0) bad("row length " + std::to_string(op.cols) + " is not a multiple of 4");
+    check_row_sources(op.src, op.n_src, op.cols, op.epilogue, fused_matvec_type_supported, "fused_matvec",
+                      "fused CUDA matvec");
+    if (reinterpret_cast<uintptr_t>(op.x) % 16 != 0) bad("x must be 16-byte aligned");
+
     Params p{};
     p.x = op.x;
     p.norm = op.norm;
     p.eps = op.eps;
-    p.cols = static_cast<int>(op.cols);
-    p.n_src = op.n_src;
-    int64_t rows = 0;
-    for (int i = 0; i < op.n_src; ++i) {
-        const RowSource& r = op.src[i];
-        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / block_elems(r.type) * block_bytes(r.type),
-                    r.rows};
-        rows += r.rows;
-    }
-    for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];
-    p.epilogue = static_cast<int>(op.epilogue);
-    p.y = op.y;
-    p.n_out = op.epilogue == MatvecEpilogue::SwiGLU ? rows / 2 : rows;
-    p.wpr = fused_warps_per_row(p.n_out, op.cols);
+    set_row_sources(p, op, block_bytes, block_elems);
+    p.wpr = fused_matvec_warps_per_row(p.n_out, op.cols);
     const size_t smem = static_cast<size_t>(op.cols) * sizeof(float);
     const int per_iter = kWarps / p.wpr;
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     const int64_t grid = std::min<int64_t>(iters, static_cast<int64_t>(sm_count()) * blocks_per_sm(smem));
     fused_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, smem, s>>>(p);
+    ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace orcd::cuda

@@ -1,4 +1,4 @@
-// Int8-activation decode matvec (matvec_q8.h): quantize_q8 and the dp4a kernels.
+// Int8-activation decode matvec (matvec_q8.h): quantize_q8 and the dp4a kernels, with their checked entry points.
 //
 // Work split: a row's cols / 32 "units" of 32 weights are spread over tpr threads (8 .. 256; several rows per warp
 // when rows are short, several warps per row when rows are few and long). For the 32-element block types a unit is
@@ -6,26 +6,30 @@
 // the packed bits encodes, so a thread's weight loads are wide and consecutive threads read consecutive bytes of a
 // super-block. Each unit's integer dot products (__dp4a, exact) are scaled once by the weight's and the
 // activation's block scales. Partial sums are combined in a fixed order (shuffle tree, then warps in order).
-#include "backend/cuda/matvec_q8_kernels.h"
+#include "backend/cuda/matvec_q8.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
+#include <string>
 
-#include "backend/cuda/device_query.h"
+#include "device/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
-#include "backend/cuda/matvec_formats.cuh"
+#include "common/error.h"
+#include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/reduce.cuh"
+#include "quant/formats.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-using namespace orcd::cuda::formats;
 using gguf::TensorType;
+using ::orcd::device::sm_count;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kOnes = 0x01010101;
 
 // ---- quantize ------------------------------------------------------------------------------------------------------
 
@@ -41,142 +45,14 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, c
     if (b * 32 >= cols) return;
     const int i = b * 32 + lane;
     const float v = norm ? __fmul_rn(__fmul_rn(x[i], scale), norm[i]) : x[i];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float amax = warp_max(fabsf(v));
     // As quantize_activation_scalar: d = amax / 127, q = nearbyint(x * (127 / amax)) (IEEE division and product).
     const float id = amax > 0.f ? __fdiv_rn(127.f, amax) : 0.f;
     q[i] = static_cast<int8_t>(__float2int_rn(__fmul_rn(v, id)));
     if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
 }
 
-// ---- one unit of 32 weights per type -------------------------------------------------------------------------------
-// unit(block, u, xq, xd): block = the row's block holding unit u (u < kUnits), xq = the activation's int8 values from
-// the block's first element, xd = its 32-block scales from the block's first 32-block.
-
-__device__ __forceinline__ int xi(const int8_t* xq, int byte_off) {
-    return *reinterpret_cast<const int*>(xq + byte_off);
-}
-
-struct U_Q8_0 {
-    using Block = BlockQ8_0;
-    static constexpr int kUnits = 1;
-    __device__ static float unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        uint32_t w[8];
-        load_words(reinterpret_cast<const uint8_t*>(b.qs), w);
-        int s = 0;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) s = __dp4a(static_cast<int>(w[k]), xi(xq, 4 * k), s);
-        return h2f(b.d) * xd[0] * static_cast<float>(s);
-    }
-};
-
-// The 32-element nibble types: qs[16] holds elements l (low nibble) and l + 16 (high nibble); Five adds bit 4 from
-// qh (bit l of the 32-bit word); Min: w = d q + m, else w = d (q - offset).
-template <typename B, bool kFive, bool kMin>
-struct U_Nibble {
-    using Block = B;
-    static constexpr int kUnits = 1;
-    __device__ static float unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        uint32_t w[4];
-        load_words(b.qs, w);
-        uint32_t h[1] = {0};
-        if constexpr (kFive) load_words(b.qh, h);
-        int s = 0, sx = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= spread4(h[0] >> (4 * k)) << 4;
-                hi |= spread4(h[0] >> (16 + 4 * k)) << 4;
-            }
-            const int a = xi(xq, 4 * k), c = xi(xq, 16 + 4 * k);
-            s = __dp4a(static_cast<int>(lo), a, s);
-            s = __dp4a(static_cast<int>(hi), c, s);
-            sx = __dp4a(kOnes, a, sx);
-            sx = __dp4a(kOnes, c, sx);
-        }
-        if constexpr (kMin) {
-            return xd[0] * (h2f(b.d) * static_cast<float>(s) + h2f(b.m) * static_cast<float>(sx));
-        } else {
-            constexpr int kOffset = kFive ? 16 : 8;
-            return h2f(b.d) * xd[0] * static_cast<float>(s - kOffset * sx);
-        }
-    }
-};
-using U_Q4_0 = U_Nibble<BlockQ4_0, false, false>;
-using U_Q4_1 = U_Nibble<BlockQ4_1, false, true>;
-using U_Q5_0 = U_Nibble<BlockQ5_0, true, false>;
-using U_Q5_1 = U_Nibble<BlockQ5_1, true, true>;
-
-// Q4_K / Q5_K: unit u = (j, h) = (u / 2, u % 2) is the 16 bytes qs[32j + 16h ..]: their low nibbles are elements
-// 64j + 16h + 0..15 (sub-block 2j), their high nibbles elements 64j + 32 + 16h + 0..15 (sub-block 2j + 1); Q5_K's
-// fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15].
-template <typename B, bool kFive>
-struct U_K4 {
-    using Block = B;
-    static constexpr int kUnits = 8;
-    __device__ static float unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        const int j = u >> 1, h = u & 1;
-        uint32_t w[4];
-        load_words(b.qs + 32 * j + 16 * h, w);
-        uint32_t qh[4];
-        if constexpr (kFive) load_words(b.qh + 16 * h, qh);
-        const int8_t* xa = xq + 64 * j + 16 * h;
-        const int8_t* xb = xa + 32;
-        int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= ((qh[k] >> (2 * j)) & 0x01010101u) << 4;
-                hi |= ((qh[k] >> (2 * j + 1)) & 0x01010101u) << 4;
-            }
-            const int a = xi(xa, 4 * k), c = xi(xb, 4 * k);
-            s0 = __dp4a(static_cast<int>(lo), a, s0);
-            s1 = __dp4a(static_cast<int>(hi), c, s1);
-            x0 = __dp4a(kOnes, a, x0);
-            x1 = __dp4a(kOnes, c, x1);
-        }
-        const ScaleMin m0 = k4_scale_min(b.scales, 2 * j), m1 = k4_scale_min(b.scales, 2 * j + 1);
-        const float d0 = xd[2 * j], d1 = xd[2 * j + 1];
-        const float sc = d0 * static_cast<float>(m0.scale * s0) + d1 * static_cast<float>(m1.scale * s1);
-        const float mn = d0 * static_cast<float>(m0.min * x0) + d1 * static_cast<float>(m1.min * x1);
-        return h2f(b.d) * sc - h2f(b.dmin) * mn;
-    }
-};
-using U_Q4_K = U_K4<BlockQ4_K, false>;
-using U_Q5_K = U_K4<BlockQ5_K, true>;
-
-// Q6_K: unit u = (half, k) = (u / 4, u % 4) covers l = 8k .. 8k + 7 of each quarter r of that half: element
-// 128 half + 32 r + l takes its low 4 bits from ql[64 half + 32 (r & 1) + l] (low nibble for r < 2) and its top two
-// from bits 2r of qh[32 half + l]; value - 32; scale scales[8 half + 2r + k / 2] per 16 elements.
-struct U_Q6_K {
-    using Block = BlockQ6_K;
-    static constexpr int kUnits = 8;
-    __device__ static float unit(const Block& b, int u, const int8_t* xq, const float* xd) {
-        const int half = u >> 2, k = u & 3;
-        uint32_t l0[2], l1[2], qh[2];
-        load_words(b.ql + 64 * half + 8 * k, l0);
-        load_words(b.ql + 64 * half + 32 + 8 * k, l1);
-        load_words(b.qh + 32 * half + 8 * k, qh);
-        float acc = 0.f;
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const uint32_t* l = (r & 1) ? l1 : l0;
-            const int8_t* x = xq + 128 * half + 32 * r + 8 * k;
-            int s = 0;
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const uint32_t v =
-                    ((l[e] >> (r < 2 ? 0 : 4)) & 0x0F0F0F0Fu) | (((qh[e] >> (2 * r)) & 0x03030303u) << 4);
-                s = __dp4a(static_cast<int>(__vsubss4(v, 0x20202020u)), xi(x, 4 * e), s);
-            }
-            acc += xd[4 * half + r] * static_cast<float>(b.scales[8 * half + 2 * r + (k >> 1)] * s);
-        }
-        return h2f(b.d) * acc;
-    }
-};
+// Each format's unit of 32 weights (q8_unit, kQ8Units units per block) is in its header (quant/formats/).
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
@@ -200,9 +76,9 @@ __device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, 
     float acc = 0.f;
 #pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
-        const int blk = i / T::kUnits, u = i % T::kUnits;
-        constexpr int kElems = T::kUnits * 32;
-        acc += T::unit(blocks[blk], u, p.xq + kElems * blk, p.xd + T::kUnits * blk);
+        const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
+        constexpr int kElems = T::kQ8Units * 32;
+        acc += T::q8_unit(blocks[blk], u, p.xq + kElems * blk, p.xd + T::kQ8Units * blk);
     }
     return acc;
 }
@@ -210,23 +86,11 @@ __device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, 
 __device__ float row_partial(const Params& p, int64_t r, int first, int stride) {
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
-    switch (s.type) {
-        case TensorType::Q4_0: return row_units<U_Q4_0>(row, p, first, stride);
-        case TensorType::Q4_1: return row_units<U_Q4_1>(row, p, first, stride);
-        case TensorType::Q5_0: return row_units<U_Q5_0>(row, p, first, stride);
-        case TensorType::Q5_1: return row_units<U_Q5_1>(row, p, first, stride);
-        case TensorType::Q8_0: return row_units<U_Q8_0>(row, p, first, stride);
-        case TensorType::Q4_K: return row_units<U_Q4_K>(row, p, first, stride);
-        case TensorType::Q5_K: return row_units<U_Q5_K>(row, p, first, stride);
-        case TensorType::Q6_K: return row_units<U_Q6_K>(row, p, first, stride);
-        default: return __int_as_float(0x7fc00000);  // unreachable: the host checks the types
-    }
-}
-
-// Sum over the tpr (<= 32) consecutive lanes of a row group, fixed tree.
-__device__ __forceinline__ float group_sum(float v, int width) {
-    for (int o = width / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    float acc = __int_as_float(0x7fc00000);  // stays NaN only for a type the host refuses
+    quant::visit_format(s.type, [&](auto f) {
+        if constexpr (quant::HasQ8Matvec<decltype(f)>) acc = row_units<decltype(f)>(row, p, first, stride);
+    });
+    return acc;
 }
 
 __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
@@ -245,8 +109,8 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
             a = row_partial(p, o, sub, tpr);
             if (swiglu) b = row_partial(p, o + p.n_out, sub, tpr);
         }
-        a = group_sum(a, width);
-        if (swiglu) b = group_sum(b, width);
+        a = lane_group_sum(a, width);
+        if (swiglu) b = lane_group_sum(b, width);
         int64_t out = o;
         bool writer = sub == 0;
         if (tpr > 32) {
@@ -273,23 +137,26 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     }
 }
 
-}  // namespace
-
 int64_t q8_block_bytes(TensorType t) {
-    switch (t) {
-        case TensorType::Q4_0: return sizeof(gguf::BlockQ4_0);
-        case TensorType::Q4_1: return sizeof(gguf::BlockQ4_1);
-        case TensorType::Q5_0: return sizeof(gguf::BlockQ5_0);
-        case TensorType::Q5_1: return sizeof(gguf::BlockQ5_1);
-        case TensorType::Q8_0: return sizeof(gguf::BlockQ8_0);
-        case TensorType::Q4_K: return sizeof(gguf::BlockQ4_K);
-        case TensorType::Q5_K: return sizeof(gguf::BlockQ5_K);
-        case TensorType::Q6_K: return sizeof(gguf::BlockQ6_K);
-        default: return 0;
-    }
+    int64_t bytes = 0;
+    quant::visit_format(t, [&](auto f) {
+        if constexpr (quant::HasQ8Matvec<decltype(f)>) bytes = sizeof(typename decltype(f)::Block);
+    });
+    return bytes;
 }
 
-int q8_threads_per_row(int64_t n_out, int64_t cols) {
+// Elements per block of a quantized type.
+int64_t q8_block_elems(TensorType t) {
+    int64_t elems = 0;
+    quant::visit_format(t, [&](auto f) { elems = decltype(f)::kBlockElems; });
+    return elems;
+}
+
+int64_t round256(int64_t n) { return (n + 255) / 256 * 256; }
+
+}  // namespace
+
+int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
     static const int forced = [] {
         const char* env = std::getenv("ORCD_Q8_TPR");
         const int v = env ? std::atoi(env) : 0;
@@ -307,36 +174,59 @@ int q8_threads_per_row(int64_t n_out, int64_t cols) {
     return tpr;
 }
 
-void launch_quantize_q8(const float* x, const float* norm, float eps, int64_t cols, int8_t* q, float* d,
-                        cudaStream_t s) {
-    const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
-    quantize_q8_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(x, norm, eps, static_cast<int>(cols), q, d);
+int64_t q8_vector_bytes(int64_t cols) { return round256(cols) + round256(cols / kQ8Block * 4); }
+
+Q8Vector q8_vector_at(void* base, int64_t cols) {
+    auto* b = static_cast<std::byte*>(base);
+    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + round256(cols))};
 }
 
-void launch_q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t s) {
+    if (cols <= 0 || cols % kQ8Block != 0) {
+        throw Error(ErrorCode::InvalidArgument, "quantize_q8: length " + std::to_string(cols) +
+                                                    " is not a positive multiple of " + std::to_string(kQ8Block));
+    }
+    if (reinterpret_cast<uintptr_t>(out.q) % 16 != 0) {
+        throw Error(ErrorCode::InvalidArgument, "quantize_q8: q must be 16-byte aligned");
+    }
+    const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
+    quantize_q8_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(x, norm, eps, static_cast<int>(cols), out.q,
+                                                                           out.d);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+bool q8_matvec_type_supported(TensorType t) { return q8_block_bytes(t) > 0; }
+
+bool q8_matvec_supported(const Q8Matvec& op) {
+    if (op.n_src < 1 || op.n_src > 3 || op.cols <= 0) return false;
+    for (int i = 0; i < op.n_src; ++i) {
+        if (!q8_matvec_type_supported(op.src[i].type)) return false;
+        if (op.cols % gguf::traits(op.src[i].type).block_elems != 0) return false;
+    }
+    return true;
+}
+
+void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+    auto bad = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, "q8_matvec: " + what); };
+    if (op.n_src < 1 || op.n_src > 3) bad("needs 1 to 3 row sources, got " + std::to_string(op.n_src));
+    if (op.cols <= 0 || op.cols % kQ8Block != 0) {
+        bad("row length " + std::to_string(op.cols) + " is not a positive multiple of " + std::to_string(kQ8Block));
+    }
+    check_row_sources(op.src, op.n_src, op.cols, op.epilogue, q8_matvec_type_supported, "q8_matvec",
+                      "int8-activation CUDA matvec");
+    if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) bad("x.q must be 16-byte aligned, x.d set");
+
     Params p{};
     p.xq = op.x.q;
     p.xd = op.x.d;
-    p.cols = static_cast<int>(op.cols);
-    p.n_src = op.n_src;
-    int64_t rows = 0;
-    for (int i = 0; i < op.n_src; ++i) {
-        const RowSource& r = op.src[i];
-        const int64_t be = r.type == TensorType::Q4_K || r.type == TensorType::Q5_K || r.type == TensorType::Q6_K
-                               ? 256 : 32;
-        p.src[i] = {r.type, static_cast<const uint8_t*>(r.w), op.cols / be * q8_block_bytes(r.type), r.rows};
-        rows += r.rows;
-    }
-    for (int i = op.n_src; i < 3; ++i) p.src[i] = p.src[op.n_src - 1];
-    p.epilogue = static_cast<int>(op.epilogue);
-    p.y = op.y;
-    p.n_out = op.epilogue == MatvecEpilogue::SwiGLU ? rows / 2 : rows;
-    p.tpr = q8_threads_per_row(p.n_out, op.cols);
+    set_row_sources(p, op, q8_block_bytes, q8_block_elems);
+    p.tpr = q8_matvec_threads_per_row(p.n_out, op.cols);
     const int per_iter = kThreads / p.tpr;
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
     q8_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, 0, s>>>(p);
+    ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace orcd::cuda

@@ -9,7 +9,7 @@
 #include "backend/cuda/ops_kernels.h"
 #include "common/error.h"
 #include "backend/cuda/launch_check.h"
-#include "loader/cuda_check.h"
+#include "device/cuda_check.h"
 
 namespace orcd::cuda {
 

@@ -8,12 +8,6 @@
 
 namespace orcd::cuda::detail {
 
-// dequant_f16.cu; false for a type without a kernel.
-bool launch_dequantize_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
-                           cudaStream_t s);
-bool launch_embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens,
-                           int64_t n_tokens, float* out, cudaStream_t s);
-
 // prefill_elementwise.cu
 void launch_rms_norm_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out,
                          cudaStream_t s);

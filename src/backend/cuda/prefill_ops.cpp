@@ -6,11 +6,10 @@
 
 #include <cmath>
 
-#include "backend/cuda/matvec.h"
 #include "backend/cuda/prefill_kernels.h"
 #include "common/error.h"
 #include "backend/cuda/launch_check.h"
-#include "loader/cuda_check.h"
+#include "device/cuda_check.h"
 
 namespace orcd::cuda {
 
@@ -20,36 +19,6 @@ using detail::check_launch;
 using detail::require;
 
 }  // namespace
-
-bool dequant_f16_supported(gguf::TensorType type) { return matvec_supported(type); }
-
-void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
-                       cudaStream_t stream) {
-    if (!dequant_f16_supported(type)) {
-        throw Error(ErrorCode::UnsupportedTensorType,
-                    fmt::format("no CUDA f16 dequantization kernel for tensor type {}", gguf::type_name(type)));
-    }
-    require(rows > 0 && cols > 0 && cols % gguf::traits(type).block_elems == 0, "dequantize_to_f16",
-            fmt::format("{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", rows, cols,
-                        gguf::type_name(type), gguf::traits(type).block_elems));
-    require(reinterpret_cast<uintptr_t>(dst) % 16 == 0, "dequantize_to_f16", "dst must be 16-byte aligned");
-    detail::launch_dequantize_f16(type, src, rows, cols, dst, stream);
-    check_launch();
-}
-
-void embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
-                    float* out, cudaStream_t stream) {
-    if (!dequant_f16_supported(type)) {
-        throw Error(ErrorCode::UnsupportedTensorType,
-                    fmt::format("no CUDA embedding lookup for tensor type {}", gguf::type_name(type)));
-    }
-    require(n_tokens > 0 && n_tokens <= 65535, "embedding_rows", fmt::format("{} tokens (1 .. 65535)", n_tokens));
-    require(cols > 0 && cols % gguf::traits(type).block_elems == 0, "embedding_rows",
-            fmt::format("row length {} is not a positive multiple of the {} block size {}", cols,
-                        gguf::type_name(type), gguf::traits(type).block_elems));
-    detail::launch_embedding_rows(type, table, cols, tokens, n_tokens, out, stream);
-    check_launch();
-}
 
 void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
                      cudaStream_t stream) {

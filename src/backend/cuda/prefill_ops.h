@@ -1,6 +1,6 @@
 #pragma once
-// Device ops of the batched (matrix-matrix) prefill path: weight dequantization to f16 for the tensor-core GEMMs
-// (gemm.h), a batched embedding lookup, the f16-producing norms and activations that feed those GEMMs, a fused
+// Device ops of the batched (matrix-matrix) prefill path (with dequant.h's weight dequantization to f16 for the
+// tensor-core GEMMs of gemm.h, and its batched embedding lookup): the f16-producing norms and activations that feed those GEMMs, a fused
 // bias + RoPE + KV-store over the strided [q | k | v] rows a QKV GEMM writes, and causal grouped-query attention of a
 // batch of queries over the f16 KV cache (flash-attention style, tensor cores). Activations are token-major; every op
 // launches on `stream` and does not synchronize; no reduction uses atomics (results are bit-identical run to run).
@@ -8,24 +8,11 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
+#include "backend/cuda/dequant.h"
 #include "backend/cuda/ops.h"
 #include "gguf/types.h"
 
 namespace orcd::cuda {
-
-// Whether dequantize_to_f16 has a kernel for the type (every type matvec_supported() accepts).
-bool dequant_f16_supported(gguf::TensorType type);
-
-// dst[r][c] = f16(dequantize(W)[r][c]) for a [rows][cols] matrix stored in `type` (rows contiguous, as in GGUF): the
-// f32 value the CPU reference (gguf::dequantize_row) computes, rounded to nearest f16 (values beyond the f16 range
-// become +-inf). dst must be 16-byte aligned. Throws UnsupportedTensorType / InvalidArgument.
-void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
-                       cudaStream_t stream);
-
-// out[t] = row tokens[t] of a [rows][cols] table (the token embedding) as f32, for t < n_tokens; tokens in device
-// memory, each in [0, rows) (checked by the caller). The same values as embedding_row.
-void embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
-                    float* out, cudaStream_t stream);
 
 // out16[t] = f16(rms_norm(x[t]) * weight): the function of rms_norm, rounded to f16 (the GEMM input).
 void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,

@@ -11,7 +11,7 @@
 #include "backend/cuda/ops.h"
 #include "backend/cuda/prefill_ops.h"
 #include "common/error.h"
-#include "loader/cuda_check.h"
+#include "device/cuda_check.h"
 
 namespace orcd::backend::cuda {
 
@@ -117,7 +117,7 @@ bool prefill_supported(const CudaModel& m) {
     return ops::attention_prefill_supported(static_cast<int>(m.config->head_dim));
 }
 
-PrefillWorkspace::PrefillWorkspace(loader::Device& device, const CudaModel& m, uint32_t max_tokens,
+PrefillWorkspace::PrefillWorkspace(device::Device& device, const CudaModel& m, uint32_t max_tokens,
                                    cudaStream_t stream)
     : s_(stream), max_tokens_(max_tokens) {
     const model::Config& c = *m.config;
@@ -253,7 +253,7 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
     marks.collect(n);
 }
 
-std::unique_ptr<loader::DeviceMemory> convert_weights_to_f16(CudaModel& m, loader::Device& device) {
+std::unique_ptr<device::DeviceMemory> convert_weights_to_f16(CudaModel& m, device::Device& device) {
     std::vector<Matmul*> all;
     auto add = [&](Matmul& mm) {
         if (mm.type != TensorType::F16) all.push_back(&mm);  // F16 matrices are used where they are

@@ -11,7 +11,7 @@
 
 #include "backend/cuda/cuda_model.h"
 #include "backend/cuda/gemm.h"
-#include "loader/device.h"
+#include "device/device.h"
 
 namespace orcd::backend::cuda {
 
@@ -24,7 +24,7 @@ bool prefill_supported(const CudaModel& m);
 // One sequence's prefill buffers, carved from one device allocation (counted by the device like the KV cache).
 class PrefillWorkspace {
 public:
-    PrefillWorkspace(loader::Device& device, const CudaModel& m, uint32_t max_tokens, cudaStream_t stream);
+    PrefillWorkspace(device::Device& device, const CudaModel& m, uint32_t max_tokens, cudaStream_t stream);
 
     uint32_t max_tokens() const { return max_tokens_; }
 
@@ -43,7 +43,7 @@ private:
     cudaStream_t s_;
     uint32_t max_tokens_;
     int64_t vocab_chunk_ = 0;  // LM-head rows per all-logits GEMM
-    std::unique_ptr<loader::DeviceMemory> mem_;
+    std::unique_ptr<device::DeviceMemory> mem_;
     int32_t* tokens_ = nullptr;
     float *x_ = nullptr, *qkv_ = nullptr, *gu_ = nullptr, *hlast_ = nullptr, *logits_ = nullptr, *lchunk_ = nullptr;
     uint16_t *h16_ = nullptr, *q16_ = nullptr, *a16_ = nullptr, *f16_ = nullptr, *wdq_ = nullptr;
@@ -61,6 +61,6 @@ void reset_prefill_phase_times();
 
 // `--weights f16`: dequantizes every matrix of `m` into one new f16 allocation and points the model at it (type F16,
 // which matvec and the prefill GEMMs read directly). Returns the allocation, which must outlive `m`'s use.
-std::unique_ptr<loader::DeviceMemory> convert_weights_to_f16(CudaModel& m, loader::Device& device);
+std::unique_ptr<device::DeviceMemory> convert_weights_to_f16(CudaModel& m, device::Device& device);
 
 }  // namespace orcd::backend::cuda

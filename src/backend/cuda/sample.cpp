@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "loader/cuda_check.h"
+#include "device/cuda_check.h"
 
 namespace orcd::backend::cuda {
 
@@ -21,7 +21,7 @@ void bad(const char* what, double v, const char* want) {
 
 }  // namespace
 
-DeviceSampler::DeviceSampler(loader::Device& device, int64_t n_vocab, cudaStream_t stream) : n_(n_vocab) {
+DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream_t stream) : n_(n_vocab) {
     if (n_vocab <= 0 || n_vocab > INT32_MAX / 2) {
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("cuda sampler: vocabulary of {} entries, expected 1 .. {}", n_vocab, INT32_MAX / 2));

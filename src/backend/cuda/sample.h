@@ -8,7 +8,7 @@
 
 #include "backend/cuda/sample_kernels.h"
 #include "backend/sample_chain.h"
-#include "loader/device.h"
+#include "device/device.h"
 
 namespace orcd::backend::cuda {
 
@@ -17,7 +17,7 @@ public:
     // Allocates the workspace for a vocabulary of n_vocab on `device` (labelled "sampler workspace") and runs the
     // chain once on `stream`, synchronously, so that every one-time initialization of its kernels and of the sort
     // happens here, outside any graph capture.
-    DeviceSampler(loader::Device& device, int64_t n_vocab, cudaStream_t stream);
+    DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream_t stream);
     ~DeviceSampler();
     DeviceSampler(const DeviceSampler&) = delete;
     DeviceSampler& operator=(const DeviceSampler&) = delete;
@@ -36,7 +36,7 @@ public:
 
 private:
     int64_t n_;
-    std::unique_ptr<loader::DeviceMemory> mem_;
+    std::unique_ptr<device::DeviceMemory> mem_;
     detail::SampleBuffers b_{};
     detail::SampleHeader* header_dev_ = nullptr;
     int32_t* out_ = nullptr;

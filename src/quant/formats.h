@@ -1,0 +1,61 @@
+#pragma once
+// The registry of quantization formats: every format header, and the one switch from a GGUF tensor type to its
+// format. Adding a format means writing its header in formats/ (block layout, decode8, and the kernel entry points
+// it supports: unpack32 for the CPU dot products, dot4 and q8_unit for the CUDA matvecs) and adding it below; the
+// dequantizer, the CPU dot products and the CUDA kernels pick it up through visit_format.
+#include <utility>
+
+#include "gguf/types.h"
+#include "quant/formats/q2_k.h"
+#include "quant/formats/q3_k.h"
+#include "quant/formats/q4_0.h"
+#include "quant/formats/q4_1.h"
+#include "quant/formats/q4_k.h"
+#include "quant/formats/q5_0.h"
+#include "quant/formats/q5_1.h"
+#include "quant/formats/q5_k.h"
+#include "quant/formats/q6_k.h"
+#include "quant/formats/q8_0.h"
+#include "quant/formats/q8_1.h"
+#include "quant/formats/q8_k.h"
+
+namespace orcd::quant {
+
+// Calls fn(F{}) with the format F of a quantized type and returns true; false (fn not called) for the float types.
+// Host and device: the CUDA kernels that take the type at run time switch through it too.
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable  // fn may be host-only or device-only; each instantiation calls it where it lives
+#endif
+template <typename Fn>
+ORCD_HD bool visit_format(gguf::TensorType type, Fn&& fn) {
+    using T = gguf::TensorType;
+    switch (type) {
+        case T::Q4_0: fn(Q4_0{}); return true;
+        case T::Q4_1: fn(Q4_1{}); return true;
+        case T::Q5_0: fn(Q5_0{}); return true;
+        case T::Q5_1: fn(Q5_1{}); return true;
+        case T::Q8_0: fn(Q8_0{}); return true;
+        case T::Q8_1: fn(Q8_1{}); return true;
+        case T::Q2_K: fn(Q2_K{}); return true;
+        case T::Q3_K: fn(Q3_K{}); return true;
+        case T::Q4_K: fn(Q4_K{}); return true;
+        case T::Q5_K: fn(Q5_K{}); return true;
+        case T::Q6_K: fn(Q6_K{}); return true;
+        case T::Q8_K: fn(Q8_K{}); return true;
+        case T::F32: case T::F16: case T::BF16: return false;
+    }
+    return false;
+}
+
+// Which kernels a format has.
+template <typename F>
+concept HasCpuDot = requires(const typename F::Block& b, Chunk32& k) { F::unpack32(b, 0, k); };
+#ifdef __CUDACC__
+template <typename F>
+concept HasMatvec = requires(const typename F::Block& b, float4 x) { F::dot4(b, 0, x); };
+template <typename F>
+concept HasQ8Matvec =
+    requires(const typename F::Block& b, const int8_t* q, const float* d) { F::q8_unit(b, 0, q, d); };
+#endif
+
+}  // namespace orcd::quant
