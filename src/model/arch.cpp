@@ -13,7 +13,7 @@ namespace {
 using gguf::TensorType;
 
 // The types both backends implement (the CUDA backend's list in the CUDA-backend issue, the CPU backend's dequantizers
-// in src/gguf/quant.h). A type outside this list is refused at resolution, naming the tensor, so that no engine meets a
+// in src/quant/). A type outside this list is refused at resolution, naming the tensor, so that no engine meets a
 // weight it cannot multiply. Extending it means adding kernels in both backends first.
 // Q4_1 and Q5_1 are included because llama.cpp's Q4_K_M rule falls back to Q5_1 for a Q5_K tensor whose rows are
 // not a multiple of 256 (both backends have kernels for them); Q2_K and Q3_K have CPU kernels only.
