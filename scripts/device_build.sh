@@ -5,28 +5,33 @@
 #   .carry/shared     — the shared vocab/tokenizer files the tests and scripts read
 # Then call the device with carry [".carry"] and the command `scripts/device.sh STEP...`.
 # Usage: scripts/device_build.sh [TARGET...]   (default: every target)
+#        BUILD_DIR=build scripts/device_build.sh   packs an existing CUDA build (Release, x86-64-v3) instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/cuda/bin:$PATH"
 shared=$(cd .. && pwd)/shared
-cmake -S . -B build-dev -G Ninja -DORCD_CUDA=ON -DORCD_BENCH=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-dev -j"$(nproc)" ${1:+--target "$@"}
+bdir=${BUILD_DIR:-build-dev}
+if [ "$bdir" = build-dev ]; then
+  cmake -S . -B build-dev -G Ninja -DORCD_CUDA=ON -DORCD_BENCH=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-dev -j"$(nproc)" ${1:+--target "$@"}
+fi
 
 rm -rf .carry/build-dev .carry/shared
 mkdir -p .carry/shared/models
 # Keep the tree's layout: ctest and the gtest discovery files name absolute paths under build-dev/.
 mkdir -p .carry/build-dev
-(cd build-dev && find . \( -name CTestTestfile.cmake -o -name '*_include.cmake' -o -name '*_tests.cmake' \) -print0 |
+(cd "$bdir" && find . \( -name CTestTestfile.cmake -o -name '*_include.cmake' -o -name '*_tests.cmake' \) -print0 |
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
-(cd build-dev && find . -type f \( -executable -o -name '*.so*' \) ! -path '*/CMakeFiles/*' -print0 |
+(cd "$bdir" && find . -type f \( -executable -o -name '*.so*' \) ! -path '*/CMakeFiles/*' -print0 |
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
 find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/null || true
 # Debian libraries the device's Ubuntu image lacks (Debian's cpp-httplib is a split build: its code is in the .so).
 rm -rf .carry/lib; mkdir -p .carry/lib
-if [ -x build-dev/src/cli/orcd ]; then
-  ldd build-dev/src/cli/orcd | awk '/=> \// {print $3}' | grep -E 'libcpp-httplib|libbrotli' | xargs -r -I{} cp -L {} .carry/lib/
+if [ -x "$bdir/src/cli/orcd" ]; then
+  ldd "$bdir/src/cli/orcd" | awk '/=> \// {print $3}' | grep -E 'libcpp-httplib|libbrotli' | xargs -r -I{} cp -L {} .carry/lib/
 fi
 cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
 cp -r "$shared/templates" .carry/shared/
 echo "$(pwd)" > .carry/build-dev/.source_dir   # the absolute source path the ctest files were generated with
+echo "$bdir" > .carry/build-dev/.build_name    # the build folder's name they were generated with
 du -sh .carry/build-dev .carry/shared

@@ -93,7 +93,11 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
     const ServiceInfo& i = ctx_.service.info();
     const bool resident = ctx_.residency.healthy();
     const backend::DeviceMemoryReport vram = ctx_.service.device_memory();
+    // The state a load balancer's health check reads (the port opens only after the load, so "loading" is never
+    // served): 200 only while ready, 503 while draining after SIGTERM or /shutdown, or when a weight left the device.
+    const bool draining = ctx_.scheduler.draining();
     json j = {{"status", resident ? "healthy" : "unhealthy"},
+              {"state", !resident ? "unhealthy" : draining ? "draining" : "ready"},
               {"model", i.model_id},
               {"model_path", i.model_path},
               {"arch", i.arch},
@@ -112,7 +116,7 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
               {"queue_depth", ctx_.scheduler.queued()},
               {"limits", ctx_.limits_report()}};
     if (!resident) j["problem"] = ctx_.residency.problem();
-    ex->reply(json_response(resident ? 200 : 503, j));
+    ex->reply(json_response(resident && !draining ? 200 : 503, j));
 }
 
 void WorkerApi::metrics(const HttpRequest&, const Ex& ex) {
