@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cuda_runtime.h>  // (not _api.h: the typed cudaMalloc template)
 #include <random>
 #include <vector>
@@ -22,8 +23,11 @@ inline bool have_gpu() {
     if (!::orcd::cuda::test::have_gpu()) GTEST_SKIP() << "SKIP: no CUDA device on this machine (gpu test)"
 
 // A fresh seed for every run, printed so that a failure can be replayed.
+// A new seed per run (printed), or ORCD_TEST_SEED's value to repeat a printed one.
 inline uint64_t fresh_seed() {
-    const uint64_t seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    const char* fixed = std::getenv("ORCD_TEST_SEED");
+    const uint64_t seed = fixed ? std::strtoull(fixed, nullptr, 10)
+                                : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
     std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
     return seed;
 }
