@@ -28,7 +28,7 @@ find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/
 # Debian libraries the device's Ubuntu image lacks (Debian's cpp-httplib is a split build: its code is in the .so).
 rm -rf .carry/lib; mkdir -p .carry/lib
 if [ -x "$bdir/src/cli/orcd" ]; then
-  ldd "$bdir/src/cli/orcd" | awk '/=> \// {print $3}' | grep -E 'libcpp-httplib|libbrotli' | xargs -r -I{} cp -L {} .carry/lib/
+  ldd "$bdir/src/cli/orcd" | awk '/=> \// {print $3}' | { grep -E 'libcpp-httplib|libbrotli' || true; } | xargs -r -I{} cp -L {} .carry/lib/
 fi
 cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
 cp -r "$shared/templates" .carry/shared/

@@ -31,6 +31,7 @@ while i < len(text):
     while i < len(text) and text[i].isspace(): i += 1
     if i >= len(text): break
     o, i = dec.raw_decode(text, i)
+    if sys.argv[2] not in o.get("model", ""): continue
     print(f"{o.get('model_name')}: tg128 @ d{o.get('tg_depth')}: {o['tg']['tokens_per_s_mean']:.1f} tok/s")
 PY
 done

@@ -42,6 +42,7 @@ def plot_depth(objs, out, suffix):
         pts.sort()
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
                     label=name)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("tokens already in the KV cache (depth)")
     ax.set_ylabel("decode tokens/s (one sequence)")
     ax.set_title("Single-stream decode against context depth" + suffix)
@@ -62,11 +63,15 @@ def plot_serve(objs, out, suffix):
     c = [r["clients"] for r in rows]
     ax1.plot(c, [r["output_tok_per_s"] for r in rows], marker="o", color="tab:blue", label="aggregate tok/s")
     ax1.set_xscale("log", base=2)
+    ax1.set_xticks(c)
+    ax1.set_xticklabels([str(x) for x in c])
+    ax1.set_ylim(bottom=0)
     ax1.set_xlabel("concurrent clients (closed loop)")
     ax1.set_ylabel("aggregate output tokens/s", color="tab:blue")
     ax2 = ax1.twinx()
     ax2.plot(c, [r["ttft_ms"]["p50"] for r in rows], marker="s", color="tab:red", label="TTFT p50")
     ax2.set_ylabel("time to first token, median (ms)", color="tab:red")
+    ax2.set_ylim(bottom=0)
     ax1.set_title("Serving throughput against concurrent clients" + suffix)
     ax1.grid(alpha=0.3)
     fig.tight_layout()
