@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost1.74-dev libutf8proc-dev   # Boost.Beast/Asio (header-only): the HTTP transport
   libedit-dev                       # line editing for `orcd chat`

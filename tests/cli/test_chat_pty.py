@@ -53,6 +53,19 @@ class Chat:
                     raise AssertionError(f"orcd chat ended while waiting for {pattern!r}; screen:\n{self.screen[-2000:]}")
                 self.screen += data.decode("utf-8", "replace")
 
+    def wait_answer_text(self, n=24, timeout=60.0):
+        """Reads until at least n more bytes have arrived (the answer streaming), so that a key typed next lands while
+        the answer is being written, not before it starts."""
+        start = len(self.screen)
+        deadline = time.monotonic() + timeout
+        while len(self.screen) - start < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no answer text; screen:\n{self.screen[-2000:]}")
+            if select.select([self.fd], [], [], min(left, 0.5))[0]:
+                self.screen += os.read(self.fd, 65536).decode("utf-8", "replace")
+        self.pos = len(self.screen)
+
     def type(self, text):
         os.write(self.fd, text.encode())
 
@@ -117,12 +130,12 @@ class ChatTest(unittest.TestCase):
         c = Chat("-n", "100000")
         c.expect(r"> ")
         c.type("write forever\r")
-        c.expect(r"write forever\r?\n.")  # the answer has started streaming
+        c.wait_answer_text()
         c.type("\x03")
         c.expect(r"\[stopped after \d+ tokens")
         c.expect(r"> ")
         c.type("and again\r")
-        c.expect(r"and again\r?\n.")
+        c.wait_answer_text()
         c.type("\x03")
         time.sleep(0.05)
         c.type("\x03")
