@@ -24,6 +24,21 @@ VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
 MIB = 1 << 20
 
 
+def read_until_close(sock, timeout):
+    """Everything the server sends until it closes the connection (or `timeout` seconds of silence, or a reset)."""
+    data = b""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            c = sock.recv(65536)
+            if not c:
+                break
+            data += c
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
 def make_model():
     os.makedirs(SCRATCH, exist_ok=True)
     path = os.path.join(SCRATCH, "hostile-tiny.gguf")
@@ -253,16 +268,7 @@ class Hostile(unittest.TestCase):
                 sent += len(line)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        data = b""
-        sock.settimeout(5)
-        try:
-            while True:
-                c = sock.recv(65536)
-                if not c:
-                    break
-                data += c
-        except (socket.timeout, ConnectionResetError):
-            pass
+        data = read_until_close(sock, 5)
         sock.close()
         self.assertLess(sent, 32 * MIB)
         if data:
@@ -448,16 +454,7 @@ class Hostile(unittest.TestCase):
                    b"Content-Length: 0x14\r\n", b"Content-Length: \r\n"):
             sock = self.s.connect()
             sock.sendall(head + cl + b"\r\n" + body + b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            data = b""
-            sock.settimeout(5)
-            try:
-                while True:
-                    c = sock.recv(65536)
-                    if not c:
-                        break
-                    data += c
-            except (socket.timeout, ConnectionResetError):
-                pass
+            data = read_until_close(sock, 5)
             sock.close()
             self.assertEqual(statuses(data), [400], (cl, data[:500]))
             self.assertIn(b"Connection: close", data)
