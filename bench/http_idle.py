@@ -6,32 +6,18 @@ usage: bench/http_idle.py --orcd BIN --model M.gguf [--counts 0,60,1000] [--prob
 """
 import argparse
 import json
-import re
 import resource
 import signal
 import socket
 import statistics
 import subprocess
-import threading
 import time
+
+from orcd_serve import start_serve
 
 
 def start(orcd, model):
-    proc = subprocess.Popen([orcd, "serve", "-m", model, "--device", "cpu", "--port", "0", "-t", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    port, ready = [], threading.Event()
-
-    def pump():
-        for raw in proc.stderr:
-            m = re.search(rb"ready .*address=http://127\.0\.0\.1:(\d+)", raw)
-            if m:
-                port.append(int(m.group(1)))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(120)
-    return proc, port[0]
+    return start_serve(orcd, model)
 
 
 def probe(port, timeout):

@@ -19,27 +19,11 @@ import tempfile
 import threading
 import time
 
+from orcd_serve import start_serve
+
 
 def start_server(orcd, model):
-    proc = subprocess.Popen([orcd, "serve", "-m", model, "--device", "cpu", "--port", "0", "-t", "1",
-                             "--request-timeout", "5", "--max-queue", "64"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    port = []
-    ready = threading.Event()
-
-    def pump():
-        for raw in proc.stderr:
-            m = re.search(rb"ready .*address=http://127\.0\.0\.1:(\d+)", raw)
-            if m:
-                port.append(int(m.group(1)))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(120) or not port:
-        proc.kill()
-        sys.exit("orcd serve did not start")
-    return proc, port[0]
+    return start_serve(orcd, model, "--request-timeout", "5", "--max-queue", "64")
 
 
 def rss(pid):
