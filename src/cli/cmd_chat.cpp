@@ -77,6 +77,7 @@ void run_chat(const ChatArgs& a) {
     chat.set_system(a.system);
     LineReader reader("orcd");
     InterruptGuard interrupts;
+    reader.watch_interrupts(interrupts.wake_fd());
     fmt::print(stderr, "ready: {} tokens of context. Type a message; /help for commands, Ctrl-D to leave.\n", n_ctx);
 
     for (;;) {
@@ -86,7 +87,7 @@ void run_chat(const ChatArgs& a) {
             interrupts.take_press();
             continue;
         }
-        interrupts.take_press();  // a press that landed between reads
+        interrupts.take_press();
         const std::string& line = in.line;
         if (line.empty()) continue;
         reader.remember(line);

@@ -1,5 +1,6 @@
 #include "cli/interrupt.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,11 +10,16 @@ namespace {
 std::atomic<bool> g_cancel{false};
 std::atomic<int> g_presses{0};      // presses since the work began (or since take_press)
 std::atomic<bool> g_working{false};
+std::atomic<int> g_wake_write{-1};  // the pipe's write end: a byte per press wakes a waiting line reader
 struct sigaction g_previous {};
 
 void on_sigint(int) {
     const int n = g_presses.fetch_add(1) + 1;
     g_cancel.store(true);
+    if (const int fd = g_wake_write.load(); fd >= 0) {
+        const char b = 1;
+        (void)!write(fd, &b, 1);  // non-blocking: a full pipe already wakes the reader
+    }
     if (g_working.load() && n >= 2) {
         static const char msg[] = "\ninterrupted twice: exiting\n";
         (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -21,9 +27,21 @@ void on_sigint(int) {
     }
 }
 
+void drain(int fd) {
+    char buf[64];
+    while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
 }  // namespace
 
 InterruptGuard::InterruptGuard() {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+        wake_read_ = fds[0];
+        wake_write_ = fds[1];
+        g_wake_write.store(wake_write_);
+    }
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
@@ -31,15 +49,22 @@ InterruptGuard::InterruptGuard() {
     sigaction(SIGINT, &sa, &g_previous);
 }
 
-InterruptGuard::~InterruptGuard() { sigaction(SIGINT, &g_previous, nullptr); }
+InterruptGuard::~InterruptGuard() {
+    sigaction(SIGINT, &g_previous, nullptr);
+    g_wake_write.store(-1);
+    if (wake_read_ >= 0) close(wake_read_);
+    if (wake_write_ >= 0) close(wake_write_);
+}
 
 void InterruptGuard::begin_work() {
+    drain(wake_read_);
     g_cancel.store(false);
     g_presses.store(0);
     g_working.store(true);
 }
 
 void InterruptGuard::end_work() {
+    drain(wake_read_);  // the presses that stopped this work are spent
     g_working.store(false);
     g_presses.store(0);
     g_cancel.store(false);
@@ -48,6 +73,7 @@ void InterruptGuard::end_work() {
 const std::atomic<bool>& InterruptGuard::cancel_flag() const { return g_cancel; }
 
 bool InterruptGuard::take_press() {
+    drain(wake_read_);
     g_cancel.store(false);
     return g_presses.exchange(0) > 0;
 }

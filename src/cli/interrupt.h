@@ -21,6 +21,12 @@ public:
     const std::atomic<bool>& cancel_flag() const;
     // True once if a press came since the last call (and clears it).
     bool take_press();
+    // Readable after a press until the next begin_work/end_work/take_press: a line reader waits on it.
+    int wake_fd() const { return wake_read_; }
+
+private:
+    int wake_read_ = -1;
+    int wake_write_ = -1;
 };
 
 }  // namespace orcd::cli

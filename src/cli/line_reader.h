@@ -23,6 +23,8 @@ public:
     // Prints `prompt` and reads one line. Interrupted: Ctrl-C at the prompt (the partial line is dropped).
     // EndOfInput: Ctrl-D on an empty line, or the end of a piped input.
     ReadResult read(const std::string& prompt);
+    // A descriptor that becomes readable on Ctrl-C (InterruptGuard::wake_fd): the prompt then ends as Interrupted.
+    void watch_interrupts(int wake_fd);
     // Adds a line to the editing history (no-op without a terminal).
     void remember(const std::string& line);
     bool interactive() const { return interactive_; }
