@@ -74,6 +74,71 @@ public:
     virtual uint32_t n_ctx() const = 0;
 };
 
+// ---- The KV pool and the batched step (docs/BATCHING.md) ----------------------------------------------------------
+
+// A pool of fixed-size KV pages in the backend's memory. A page holds `page_size` consecutive positions of one
+// sequence, for every layer, K and V; a sequence's page table lists its pages in position order, so position p lives
+// in page_table[p / page_size], slot p % page_size. Which pages a sequence owns is the caller's bookkeeping
+// (kvcache::BlockManager in the server, a private identity table in PagedSequence); the pool is memory only. Pages
+// reused through the prefix cache are only ever read.
+struct KvPoolOptions {
+    uint32_t num_pages = 0;
+    uint32_t page_size = 16;                  // positions per page
+    KvCacheType kv_type = KvCacheType::F16;  // the CUDA backend stores f16 whatever is asked (its only cache type)
+};
+
+class KvPool {
+public:
+    virtual ~KvPool() = default;
+    KvPool(const KvPool&) = delete;
+    KvPool& operator=(const KvPool&) = delete;
+    const KvPoolOptions& options() const { return options_; }
+    uint32_t num_pages() const { return options_.num_pages; }
+    uint32_t page_size() const { return options_.page_size; }
+    uint64_t page_bytes() const { return page_bytes_; }
+    uint64_t bytes() const { return page_bytes_ * options_.num_pages; }
+
+protected:
+    KvPool(const KvPoolOptions& options, uint64_t page_bytes) : options_(options), page_bytes_(page_bytes) {}
+
+private:
+    KvPoolOptions options_;
+    uint64_t page_bytes_;
+};
+
+// What a batch entry asks of the step once its tokens are in the cache.
+enum class Want : uint8_t {
+    Nothing,    // a prompt chunk that is not the prompt's last: only the KV is written
+    Logits,     // the last token's logits ([n_vocab])
+    AllLogits,  // every token's logits ([tokens.size()][n_vocab]; perplexity)
+    Argmax,     // the last token's largest logit (ties: lowest id; NaN never wins), as Sequence::decode_greedy
+    Sample,     // the sampling chain of `sample` on the last token's logits, as Sequence::decode_sample
+};
+
+// Which numeric path computes an entry's tokens. The CPU computes both the same way; the CUDA backend runs prompt
+// chunks of more than one token as tensor-core GEMMs (prefill) and everything else through its batched decode
+// kernels, whose arithmetic per token is the same at every batch size. A sequence's tokens must reach the same path
+// whatever shares its step, so the caller decides it from the sequence alone: a token the model generated (decoded
+// now, or replayed after a preemption) is Generated; a prompt token is Prompt.
+enum class Phase : uint8_t { Prompt, Generated };
+
+// One sequence's part of a step: its next tokens, at positions first_position .. first_position + tokens.size() - 1,
+// whose KV the step writes through `pages` (which must cover those positions), attending to every earlier position
+// already in those pages.
+struct BatchEntry {
+    std::span<const TokenId> tokens;
+    uint32_t first_position = 0;
+    std::span<const uint32_t> pages;  // the sequence's page table (page ids < the pool's num_pages)
+    Phase phase = Phase::Prompt;
+    Want want = Want::Logits;
+    SampleStep sample;  // Want::Sample: parameters and this step's draw (the window must stay valid during step())
+};
+
+struct BatchResult {
+    TokenId token = -1;              // Argmax / Sample: the picked id
+    std::span<const float> logits;   // Logits / AllLogits: valid until the backend's next step()
+};
+
 // Device memory a backend holds right now, in bytes, as its allocations add up (not as a plan predicts).
 struct DeviceMemoryReport {
     uint64_t weights = 0;    // the model's weights
@@ -88,8 +153,25 @@ public:
     virtual std::string_view name() const = 0;  // "cpu", "cuda"
     virtual const model::Config& config() const = 0;
     uint32_t n_vocab() const { return config().n_vocab; }
-    // Errors: InvalidArgument when n_ctx exceeds the model's context length; allocation errors of the backend.
-    virtual std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) = 0;
+    // A sequence with its own KV pool of ceil(n_ctx / page_size) pages: the batch-of-one case of step()
+    // (PagedSequence, paged_sequence.h). Errors: InvalidArgument when n_ctx exceeds the model's context length;
+    // allocation errors of the backend.
+    virtual std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options);
+
+    // The bytes of one KV page of `page_size` positions (every layer, K and V) in the type the backend would store.
+    virtual uint64_t kv_page_bytes(uint32_t page_size, KvCacheType kv_type) const;
+    // Allocates a pool (device memory on a GPU backend, reported as kv_cache by device_memory()). Errors:
+    // InvalidArgument (no pages, page_size 0), DeviceAlloc/bad_alloc when the memory is not there.
+    virtual std::unique_ptr<KvPool> new_kv_pool(const KvPoolOptions& options);
+    // One forward pass over every entry of `batch` (distinct sequences, each with its own page table in `pool`):
+    // all their tokens go through each weight matrix together; attention and the KV store are per sequence. Writes
+    // one result per entry. A sequence's results do not depend on the other entries (batch invariance: the same
+    // entry alone gives bit-identical logits and picks). Every entry is checked before anything is written
+    // (check_batch_entry): InvalidArgument (no tokens, a token outside the vocabulary, a page id outside the pool,
+    // pages that do not cover the positions, two entries sharing a page they write), ContextOverflow (positions past
+    // the model's context); on error no cache changed. Not thread-safe: one step at a time per backend.
+    virtual void step(KvPool& pool, std::span<const BatchEntry> batch, std::span<BatchResult> results);
+    // (The three defaults throw Internal naming the backend: a backend without them cannot run a sequence.)
 
     // The two calls below are safe from any thread, also while another thread runs a sequence: the server's
     // /health, /metrics and background residency check ask them while a job decodes.
