@@ -9,9 +9,8 @@
 #include <utility>
 
 #include "common/error.h"
-#include "grammar/matcher.h"
+#include "engine/generation.h"
 #include "tokenizer/chat_template.h"
-#include "tokenizer/detokenizer.h"
 
 namespace orcd::engine {
 
@@ -80,131 +79,43 @@ std::vector<TokenId> Generator::prompt_tokens(const GenerateRequest& req) const 
 GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest& req,
                                    const std::function<void(std::string_view)>& on_text,
                                    const std::atomic<bool>* cancel) const {
-    using clock = std::chrono::steady_clock;
     validate(req.sampling);
-    GenerateResult r;
-    r.prompt_tokens = prompt_tokens(req);
-    if (r.prompt_tokens.empty()) {
+    std::vector<TokenId> prompt = prompt_tokens(req);
+    if (prompt.empty()) {
         throw Error(ErrorCode::InvalidArgument, "the prompt is empty (no tokens after tokenization)");
     }
-    if (r.prompt_tokens.size() + req.max_tokens > seq.n_ctx()) {
+    if (prompt.size() + req.max_tokens > seq.n_ctx()) {
         throw Error(ErrorCode::ContextOverflow,
                     fmt::format("prompt of {} tokens + {} tokens to generate exceed the context of {} tokens",
-                                r.prompt_tokens.size(), req.max_tokens, seq.n_ctx()));
+                                prompt.size(), req.max_tokens, seq.n_ctx()));
     }
-    Sampler sampler(req.sampling);
-    r.seed = sampler.seed();
-    const tokenizer::Vocab& vocab = tokenizer_.vocab();
-    tokenizer::Detokenizer detok(tokenizer_);
-    StopMatcher stops(req.stop);
-    std::vector<TokenId> history = r.prompt_tokens;
-    auto emit = [&](const std::string& s) {
-        if (s.empty()) return;
-        r.text += s;
-        if (on_text) on_text(s);
-    };
-
+    Generation gen(tokenizer_, req, std::move(prompt), on_text);
     seq.reset();
-    const auto t0 = clock::now();
-    if (req.max_tokens == 0) return r;
-    // After the prompt, every token is picked where the backend keeps the logits, so a GPU backend copies one token
-    // per step instead of the whole vocabulary: greedy with no repetition penalty needs only the argmax
-    // (decode_greedy); anything else runs the sampler's chain with the sampler's draw (decode_sample). Both follow
-    // the host sampler's rules (ties to the lowest id, the same u from the same seed), so the tokens are the same.
-    const SamplingParams& sp = req.sampling;
-    const bool argmax_only = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
-    // A constrained request masks the logits on the host before the sampler: the matcher follows the bytes
-    // generated so far and the masker turns its state into the set of allowed tokens.
-    std::optional<grammar::Matcher> matcher;
-    const grammar::TokenVocabulary* gvocab = nullptr;
-    std::vector<uint64_t> mask;
-    std::vector<float> masked;
-    if (req.constraint) {
-        gvocab = &req.constraint->vocabulary();
-        if (gvocab->size() != vocab.size()) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("grammar constraint was built for a vocabulary of {} tokens, the model has {}",
-                                    gvocab->size(), vocab.size()));
-        }
-        matcher.emplace(req.constraint->grammar());
-    }
-    size_t n_bytes = 0;  // bytes the grammar has matched, for messages
-    auto pick = [&](std::span<const float> lg) -> TokenId {
-        if (!matcher) return sampler.sample(lg, history);
-        req.constraint->fill(*matcher, mask);
-        masked.assign(lg.begin(), lg.end());
-        TokenId best = -1;
-        for (size_t i = 0; i < masked.size(); ++i) {
-            const bool allowed = i < gvocab->size() && ((mask[i >> 6] >> (i & 63)) & 1);
-            if (!allowed) {
-                masked[i] = -std::numeric_limits<float>::infinity();
-            } else if (best < 0 || masked[i] > masked[static_cast<size_t>(best)]) {
-                best = static_cast<TokenId>(i);
-            }
-        }
-        if (best < 0) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
-                                    n_bytes));
-        }
-        const TokenId t = sampler.sample(masked, history);
-        // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
-        // probability; the best allowed token stands in then.
-        const auto ut = static_cast<size_t>(t);
-        return ut < gvocab->size() && ((mask[ut >> 6] >> (ut & 63)) & 1) ? t : best;
-    };
-    const std::span<const float> logits = seq.prefill(r.prompt_tokens);
-    std::optional<TokenId> next;  // the token the backend picked for this step, after the first
-    auto t_step = t0;
-    for (uint32_t i = 0; i < req.max_tokens; ++i) {
-        if (cancel && cancel->load(std::memory_order_relaxed)) {
-            r.stop_reason = StopReason::Cancelled;
-            break;
-        }
-        const TokenId tok = next ? *next : pick(logits);
-        r.tokens.push_back(tok);
-        history.push_back(tok);
-        if (i == 0) {
-            const auto now = clock::now();
-            r.timings.prefill_s = r.timings.ttft_s = std::chrono::duration<double>(now - t0).count();
-            t_step = now;
-        }
-        if (vocab.is_end_of_generation(tok)) {
-            r.stop_reason = StopReason::EndOfGeneration;
-            r.grammar_complete = matcher.has_value();  // allowed only where the grammar is complete
-            break;
-        }
-        if (matcher) {
-            const std::string_view bytes = gvocab->bytes(tok);
-            if (!matcher->advance(bytes)) {
-                throw Error(ErrorCode::Internal, fmt::format("grammar: the sampled token {} was not allowed", tok));
-            }
-            n_bytes += bytes.size();
-        }
-        emit(stops.push(detok.push(tok)));
-        if (stops.stopped()) {
-            r.stop_reason = StopReason::StopString;
-            break;
-        }
-        if (matcher && matcher->accepts() && !matcher->can_continue()) {
-            // The grammar is complete and allows nothing more: the sequence ends as at an end-of-generation token.
-            r.stop_reason = StopReason::EndOfGeneration;
-            r.grammar_complete = true;
-            break;
-        }
-        if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
-        if (matcher) {
-            next = pick(seq.decode(tok));
+    // The batch-of-one case of what BatchEngine does: the same feeds in the same order, through the Sequence calls
+    // (the whole prompt in one prefill, which splits it at the same chunk boundaries as the batched path).
+    while (!gen.done()) {
+        const Generation::Feed feed = gen.next(/*chunk=*/0);
+        const backend::BatchEntry e = gen.entry(feed);
+        backend::BatchResult res;
+        if (feed.phase == backend::Phase::Prompt) {
+            res.logits = seq.prefill(e.tokens);
+        } else if (e.tokens.size() != 1) {
+            throw Error(ErrorCode::Internal, "Generator: a replay of generated tokens outside a scheduler");
+        } else if (e.want == backend::Want::Argmax) {
+            res.token = seq.decode_greedy(e.tokens[0]);
+        } else if (e.want == backend::Want::Sample) {
+            res.token = seq.decode_sample(e.tokens[0], e.sample);
         } else {
-            next = argmax_only ? seq.decode_greedy(tok) : seq.decode_sample(tok, sampler.step(history));
+            res.logits = seq.decode(e.tokens[0]);
         }
+        // Read after every step, before its token is used: a cancelled generation drops the step's pick.
+        if (cancel && cancel->load(std::memory_order_relaxed)) {
+            gen.cancel();
+            break;
+        }
+        gen.accept(feed, res);
     }
-    if (!r.tokens.empty()) r.timings.decode_s = std::chrono::duration<double>(clock::now() - t_step).count();
-    if (!stops.stopped()) {
-        emit(stops.push(detok.finish()));
-        if (!stops.stopped()) emit(stops.flush());
-    }
-    return r;
+    return gen.finish();
 }
 
 }  // namespace orcd::engine

@@ -1,0 +1,191 @@
+#include "engine/generation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "common/error.h"
+
+namespace orcd::engine {
+
+using backend::Phase;
+using backend::Want;
+
+Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequest& request,
+                       std::vector<TokenId> prompt_tokens, std::function<void(std::string_view)> on_text)
+    : vocab_(tokenizer.vocab()),
+      request_(request),
+      max_tokens_(request.max_tokens),
+      on_text_(std::move(on_text)),
+      sampler_(request.sampling),
+      detok_(tokenizer),
+      stops_(request.stop) {
+    if (prompt_tokens.empty()) {
+        throw Error(ErrorCode::InvalidArgument, "the prompt is empty (no tokens after tokenization)");
+    }
+    // After the prompt, every token is picked where the backend keeps the logits, so a GPU backend copies one token
+    // per step instead of the whole vocabulary: greedy with no repetition penalty needs only the argmax; anything
+    // else runs the sampler's chain with the sampler's draw. Both follow the host sampler's rules (ties to the lowest
+    // id, the same u from the same seed), so the tokens are the same.
+    const SamplingParams& sp = request.sampling;
+    argmax_only_ = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
+    // A constrained request masks the logits on the host before the sampler: the matcher follows the bytes
+    // generated so far and the masker turns its state into the set of allowed tokens.
+    if (request.constraint) {
+        gvocab_ = &request.constraint->vocabulary();
+        if (gvocab_->size() != vocab_.size()) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("grammar constraint was built for a vocabulary of {} tokens, the model has {}",
+                                    gvocab_->size(), vocab_.size()));
+        }
+        matcher_.emplace(request.constraint->grammar());
+    }
+    result_.seed = sampler_.seed();
+    tokens_ = prompt_tokens;
+    result_.prompt_tokens = std::move(prompt_tokens);
+    done_ = max_tokens_ == 0;
+}
+
+Generation::Feed Generation::next(uint32_t chunk) const {
+    if (done_) throw Error(ErrorCode::Internal, "Generation::next after the generation ended");
+    Feed f;
+    f.begin = computed_;
+    const uint32_t n = static_cast<uint32_t>(tokens_.size());
+    const uint32_t p = prompt_size();
+    // The region the next feed lies in: the rest of the prompt, or the generated tokens not yet computed.
+    const uint32_t region_end = f.begin < p ? p : n;
+    f.phase = f.begin < p ? Phase::Prompt : Phase::Generated;
+    f.end = chunk == 0 ? region_end : std::min(region_end, (f.begin / chunk + 1) * chunk);
+    if (f.end < n) {
+        f.want = Want::Nothing;
+    } else if (generated() == 0 || matcher_) {
+        // The first token is picked on the host from the prompt's logits, as it always was; a constrained request
+        // masks every step's logits on the host.
+        f.want = Want::Logits;
+    } else {
+        f.want = argmax_only_ ? Want::Argmax : Want::Sample;
+    }
+    return f;
+}
+
+backend::BatchEntry Generation::entry(const Feed& feed) {
+    if (!t0_) t0_ = Clock::now();
+    backend::BatchEntry e;
+    e.tokens = std::span<const TokenId>(tokens_).subspan(feed.begin, feed.size());
+    e.first_position = feed.begin;
+    e.phase = feed.phase;
+    e.want = feed.want;
+    if (feed.want == Want::Sample) e.sample = sampler_.step(tokens_);
+    return e;
+}
+
+TokenId Generation::pick(std::span<const float> lg) {
+    if (!matcher_) return sampler_.sample(lg, tokens_);
+    request_.constraint->fill(*matcher_, mask_);
+    masked_.assign(lg.begin(), lg.end());
+    TokenId best = -1;
+    for (size_t i = 0; i < masked_.size(); ++i) {
+        const bool allowed = i < gvocab_->size() && ((mask_[i >> 6] >> (i & 63)) & 1);
+        if (!allowed) {
+            masked_[i] = -std::numeric_limits<float>::infinity();
+        } else if (best < 0 || masked_[i] > masked_[static_cast<size_t>(best)]) {
+            best = static_cast<TokenId>(i);
+        }
+    }
+    if (best < 0) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
+                                n_bytes_));
+    }
+    const TokenId t = sampler_.sample(masked_, tokens_);
+    // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
+    // probability; the best allowed token stands in then.
+    const auto ut = static_cast<size_t>(t);
+    return ut < gvocab_->size() && ((mask_[ut >> 6] >> (ut & 63)) & 1) ? t : best;
+}
+
+void Generation::accept(const Feed& feed, const backend::BatchResult& result) {
+    if (done_) throw Error(ErrorCode::Internal, "Generation::accept after the generation ended");
+    if (feed.begin != computed_) {
+        throw Error(ErrorCode::Internal,
+                    fmt::format("Generation::accept: a feed from position {}, the sequence has {} computed",
+                                feed.begin, computed_));
+    }
+    computed_ = feed.end;
+    switch (feed.want) {
+        case Want::Nothing: return;
+        case Want::Logits: take(pick(result.logits)); return;
+        default: take(result.token); return;
+    }
+}
+
+void Generation::take(TokenId tok) {
+    result_.tokens.push_back(tok);
+    tokens_.push_back(tok);
+    if (!t_first_) {
+        t_first_ = Clock::now();
+        result_.timings.prefill_s = result_.timings.ttft_s = std::chrono::duration<double>(*t_first_ - *t0_).count();
+    }
+    auto end = [&](StopReason reason) {
+        result_.stop_reason = reason;
+        done_ = true;
+    };
+    if (vocab_.is_end_of_generation(tok)) {
+        result_.grammar_complete = matcher_.has_value();  // allowed only where the grammar is complete
+        return end(StopReason::EndOfGeneration);
+    }
+    if (matcher_) {
+        const std::string_view bytes = gvocab_->bytes(tok);
+        if (!matcher_->advance(bytes)) {
+            throw Error(ErrorCode::Internal, fmt::format("grammar: the sampled token {} was not allowed", tok));
+        }
+        n_bytes_ += bytes.size();
+    }
+    const std::string text = stops_.push(detok_.push(tok));
+    if (!text.empty()) {
+        result_.text += text;
+        if (on_text_) on_text_(text);
+    }
+    if (stops_.stopped()) return end(StopReason::StopString);
+    if (matcher_ && matcher_->accepts() && !matcher_->can_continue()) {
+        // The grammar is complete and allows nothing more: the sequence ends as at an end-of-generation token.
+        result_.grammar_complete = true;
+        return end(StopReason::EndOfGeneration);
+    }
+    if (generated() == max_tokens_) end(StopReason::MaxTokens);
+}
+
+void Generation::cancel() {
+    if (done_) return;
+    result_.stop_reason = StopReason::Cancelled;
+    done_ = true;
+}
+
+void Generation::restart_at(uint32_t cached) {
+    if (cached >= tokens_.size()) {
+        throw Error(ErrorCode::Internal,
+                    fmt::format("Generation::restart_at({}): the sequence has only {} tokens, the last of which must "
+                                "be computed",
+                                cached, tokens_.size()));
+    }
+    computed_ = cached;
+}
+
+GenerateResult Generation::finish() {
+    auto emit = [&](const std::string& s) {
+        if (s.empty()) return;
+        result_.text += s;
+        if (on_text_) on_text_(s);
+    };
+    if (!result_.tokens.empty()) {
+        result_.timings.decode_s = std::chrono::duration<double>(Clock::now() - *t_first_).count();
+    }
+    if (max_tokens_ > 0 && !stops_.stopped()) {
+        emit(stops_.push(detok_.finish()));
+        if (!stops_.stopped()) emit(stops_.flush());
+    }
+    return std::move(result_);
+}
+
+}  // namespace orcd::engine
