@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "common/error.h"
 #include "device/bandwidth.h"
@@ -34,31 +35,6 @@ using loader::format_bytes;
 
 std::atomic<bool> g_cancel{false};  // set by SIGINT; the loader stops before its next chunk
 extern "C" void on_sigint(int) { g_cancel.store(true); }
-
-// "123", "64M", "1.5G", "2GiB" -> bytes (K/M/G/T are binary multiples, as memory sizes are).
-uint64_t parse_bytes(const std::string& s) {
-    size_t pos = 0;
-    double v = 0;
-    try {
-        v = std::stod(s, &pos);
-    } catch (...) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}': expected a number of bytes", s));
-    }
-    std::string unit = s.substr(pos);
-    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
-    double mul = 1;
-    if (unit == "K" || unit == "k") mul = 1024.0;
-    else if (unit == "M" || unit == "m") mul = 1024.0 * 1024;
-    else if (unit == "G" || unit == "g") mul = 1024.0 * 1024 * 1024;
-    else if (unit == "T" || unit == "t") mul = 1024.0 * 1024 * 1024 * 1024;
-    else if (!unit.empty()) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}': unknown unit '{}' (use K, M, G, T)", s,
-                                                            s.substr(pos)));
-    }
-    if (v < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("--vram-limit '{}' is negative", s));
-    return static_cast<uint64_t>(v * mul);
-}
 
 // Seconds since this process was started by the kernel (/proc/self/stat starttime, 10 ms resolution): "process start
 // to resident" includes exec, dynamic linking and runtime initialisation, which a timer in main() would miss.
@@ -161,7 +137,7 @@ void run(const Args& a) {
         dev = device::open_cuda_device(a.gpu, co);
     } else {
         device::HostDeviceOptions o;
-        o.capacity = parse_bytes(a.host_capacity);
+        o.capacity = parse_bytes(a.host_capacity, "--host-capacity");
         dev = std::make_shared<device::HostDevice>(o);
     }
     const device::DeviceInfo info = dev->info();
@@ -219,7 +195,7 @@ void run(const Args& a) {
     o.transfer.streaming_stores = !a.plain_stores;
     o.transfer.dma_slice_bytes = a.dma_slice_mb << 20;
     o.verify = a.verify;
-    if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit);
+    if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit, "--vram-limit");
     o.cancel = &g_cancel;
     const loader::Plan plan = loader::make_plan(m, o.plan);
     if (!a.json) fmt::print("{}", loader::format_plan(plan, m, !a.brief));

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "device/cuda_device.h"
@@ -45,6 +46,11 @@ struct ServeArgs {
     std::string device = "cuda";
     std::string api_key;
     size_t max_queue = 16;
+    uint32_t parallel = 0;
+    std::string kv_memory;
+    uint32_t kv_page_size = 16;
+    bool no_prefix_cache = false;
+    uint32_t max_batch_tokens = 512;
     size_t max_body_bytes = 1 << 20;
     size_t max_header_bytes = 64 * 1024;
     double request_timeout_s = 30;
@@ -251,11 +257,22 @@ int run_serve(ServeArgs a) {
     eo.n_threads = a.threads;
     eo.chat_template_file = a.chat_template_file;
     eo.gpu = a.gpu;
+    eo.parallel = a.parallel;
+    if (!a.kv_memory.empty()) eo.kv_memory = parse_bytes(a.kv_memory, "--kv-memory");
+    eo.kv_page_size = a.kv_page_size;
+    eo.prefix_cache = !a.no_prefix_cache;
+    eo.max_batch_tokens = a.max_batch_tokens;
     auto service = std::make_unique<server::EngineService>(eo);
     const server::ServiceInfo& info = service->info();
     say(fmt::format("loaded {} ({}, {}, {} tokenizer, context {}) in {:.2f} s", info.model_id, info.arch,
                     info.quant_kind, info.tokenizer_kind, info.context_length,
                     std::chrono::duration<double>(clock::now() - t0).count()));
+    {
+        const server::BatchState b = service->batch_state();
+        say(fmt::format("batch: --parallel {}, KV pool of {} pages x {} positions ({} bytes), prefix cache {}",
+                        info.parallel, b.kv.pages_total, b.kv_page_size, b.kv_pool_bytes,
+                        a.no_prefix_cache ? "off" : "on"));
+    }
     if (!signals.received().empty()) {
         say("interrupted during the load; exiting");
         return 0;
@@ -324,7 +341,17 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--api-key", a->api_key,
                     "require 'Authorization: Bearer KEY' on every endpoint but /health (env ORCD_API_KEY)")
         ->envname("ORCD_API_KEY");
-    cmd->add_option("--max-queue", a->max_queue, "jobs that may wait behind the running one; more get 503")
+    cmd->add_option("--max-queue", a->max_queue, "jobs that may wait beyond the --parallel running ones; more get 503")
+        ->capture_default_str();
+    cmd->add_option("--parallel", a->parallel,
+                    "most requests running at once in one batch (llama-server -np; default 16 on cuda, 4 on cpu)");
+    cmd->add_option("--kv-memory", a->kv_memory,
+                    "bytes of the KV page pool, allocated at start, e.g. 512M, 2G (default: --parallel full contexts)");
+    cmd->add_option("--kv-page-size", a->kv_page_size, "positions per KV page")->capture_default_str()->check(
+        CLI::Range(1u, 4096u));
+    cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "do not reuse the KV pages of identical prompt prefixes");
+    cmd->add_option("--max-batch-tokens", a->max_batch_tokens,
+                    "tokens per batched step: every running decode, then prompt chunks (at least one a step)")
         ->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
     cmd->add_option("--max-body-bytes", a->max_body_bytes, "largest request body accepted (413 above)")

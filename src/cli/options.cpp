@@ -1,6 +1,35 @@
 #include "cli/options.h"
 
+#include <fmt/format.h>
+
+#include "common/error.h"
+
 namespace orcd::cli {
+
+uint64_t parse_bytes(const std::string& s, std::string_view option) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &pos);
+    } catch (...) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{} '{}': expected a number of bytes", option, s));
+    }
+    std::string unit = s.substr(pos);
+    if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+    if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+    double mul = 1;
+    if (unit == "K" || unit == "k") mul = 1024.0;
+    else if (unit == "M" || unit == "m") mul = 1024.0 * 1024;
+    else if (unit == "G" || unit == "g") mul = 1024.0 * 1024 * 1024;
+    else if (unit == "T" || unit == "t") mul = 1024.0 * 1024 * 1024 * 1024;
+    else if (!unit.empty()) {
+        throw Error(ErrorCode::InvalidArgument, fmt::format("{} '{}': unknown unit '{}' (use K, M, G, T)", option, s,
+                                                            s.substr(pos)));
+    }
+    if (v < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("{} '{}' is negative", option, s));
+    return static_cast<uint64_t>(v * mul);
+}
+
 
 void add_backend_options(CLI::App* cmd, BackendArgs& a) {
     cmd->add_option("--device", a.device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "backend/backend.h"
 #include "engine/create_backend.h"
@@ -37,5 +38,9 @@ struct SamplingArgs {
     engine::SamplingParams resolved() const;  // params with the seed when one was given
 };
 void add_sampling_options(CLI::App* cmd, SamplingArgs& args);
+
+// "123", "64M", "1.5G", "2GiB" -> bytes (K/M/G/T are binary multiples, as memory sizes are). Errors:
+// InvalidArgument naming `option`.
+uint64_t parse_bytes(const std::string& s, std::string_view option);
 
 }  // namespace orcd::cli

@@ -41,11 +41,45 @@ EngineService::EngineService(const EngineServiceOptions& o) {
     backend_ = engine::create_backend(o.device, std::move(model), bo);
     if (o.wrap_backend_for_test) backend_ = o.wrap_backend_for_test(std::move(backend_));
     generator_ = std::make_unique<engine::Generator>(*backend_, *tokenizer_);
+
+    engine::BatchEngineOptions bo2;
+    bo2.parallel = o.parallel == 0 ? default_parallel(o.device) : o.parallel;
+    bo2.max_batch_tokens = o.max_batch_tokens;
+    bo2.n_ctx = n_ctx;
+    bo2.page_size = o.kv_page_size;
+    bo2.prefix_caching = o.prefix_cache;
+    // The cache type `orcd generate` uses (SequenceOptions' default), so the server's outputs equal its outputs.
+    bo2.kv_type = backend::SequenceOptions{}.kv_type;
+    if (o.kv_page_size == 0) throw Error(ErrorCode::InvalidArgument, "--kv-page-size must be at least 1");
+    const uint64_t page_bytes = backend_->kv_page_bytes(o.kv_page_size, bo2.kv_type);
+    if (o.kv_memory == 0) {
+        bo2.num_pages = bo2.parallel * ((n_ctx + o.kv_page_size - 1) / o.kv_page_size);
+    } else {
+        const uint64_t pages = o.kv_memory / page_bytes;
+        const uint64_t one_context = (n_ctx + o.kv_page_size - 1) / o.kv_page_size;
+        if (pages == 0 || pages > UINT32_MAX) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("--kv-memory {} bytes holds {} pages of {} bytes ({} positions each); expected "
+                                    "at least 1 (one full context needs {} pages)",
+                                    o.kv_memory, pages, page_bytes, o.kv_page_size, one_context));
+        }
+        bo2.num_pages = static_cast<uint32_t>(pages);
+    }
+    info_.parallel = bo2.parallel;
+    try {
+        engine_ = std::make_unique<engine::BatchEngine>(*backend_, *tokenizer_, bo2);
+    } catch (const std::bad_alloc&) {
+        throw Error(ErrorCode::DeviceAlloc,
+                    fmt::format("allocating the KV pool of {} pages ({} bytes) on {} failed: out of memory",
+                                bo2.num_pages, uint64_t{bo2.num_pages} * page_bytes, info_.device));
+    }
 }
 
+uint32_t default_parallel(engine::Device device) { return device == engine::Device::Cpu ? 4 : 16; }
+
 EngineService::~EngineService() {
-    // Free in dependency order: the sequence's cache before the backend that made it.
-    sequence_.reset();
+    // Free in dependency order: the KV pool before the backend that made it.
+    engine_.reset();
     generator_.reset();
     backend_.reset();
 }
@@ -67,21 +101,32 @@ std::string EngineService::format_chat(std::span<const tokenizer::ChatMessage> m
     return text;
 }
 
-engine::GenerateResult EngineService::generate(const engine::GenerateRequest& request,
-                                               const std::function<void(std::string_view)>& on_text,
-                                               const std::atomic<bool>* cancel) {
-    if (!sequence_) {
-        backend::SequenceOptions so;
-        so.n_ctx = info_.context_length;
-        try {
-            sequence_ = backend_->new_sequence(so);
-        } catch (const std::bad_alloc&) {
-            throw Error(ErrorCode::DeviceAlloc,
-                        fmt::format("allocating the KV cache for {} tokens on {} failed: out of memory",
-                                    info_.context_length, info_.device));
-        }
-    }
-    return generator_->generate(*sequence_, request, on_text, cancel);
+namespace {
+struct EngineJob final : PreparedJob {
+    std::unique_ptr<engine::Generation> generation;
+};
+}  // namespace
+
+std::unique_ptr<PreparedJob> EngineService::prepare(const engine::GenerateRequest& request,
+                                                    std::function<void(std::string_view)> on_text) const {
+    auto job = std::make_unique<EngineJob>();
+    job->generation = engine_->prepare(request, std::move(on_text));
+    return job;
+}
+
+void EngineService::add(std::unique_ptr<PreparedJob> job, engine::RequestSink sink, const std::atomic<bool>* cancel) {
+    auto& j = dynamic_cast<EngineJob&>(*job);
+    engine_->add(std::move(j.generation), std::move(sink), cancel);
+}
+
+BatchState EngineService::batch_state() const {
+    BatchState s;
+    s.running = static_cast<uint32_t>(engine_->running());
+    s.waiting = static_cast<uint32_t>(engine_->waiting());
+    s.kv_page_size = engine_->pool().page_size();
+    s.kv_pool_bytes = engine_->pool().bytes();
+    s.kv = engine_->kv_stats();
+    return s;
 }
 
 std::optional<std::string> EngineService::residency_problem() const { return backend_->residency_problem(); }

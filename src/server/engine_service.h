@@ -1,6 +1,6 @@
 #pragma once
-// InferenceService over the real engine: model file -> backend (cpu | cuda) + tokenizer + Generator, with one
-// Sequence (KV cache) reused by every job.
+// InferenceService over the real engine: model file -> backend (cpu | cuda) + tokenizer + engine::BatchEngine, whose
+// KV pool is allocated once at start and shared by every job.
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -19,6 +19,11 @@ struct EngineServiceOptions {
     unsigned n_threads = 0;     // CPU threads (0: all cores)
     std::string chat_template_file;  // a Jinja chat template file instead of the model's; empty: the model's
     int gpu = 0;                // CUDA device ordinal (--gpu)
+    uint32_t parallel = 0;      // most sequences running at once (--parallel); 0: default_parallel(device)
+    uint64_t kv_memory = 0;     // bytes of the KV pool (--kv-memory); 0: room for `parallel` full contexts
+    uint32_t kv_page_size = 16;  // positions per KV page (--kv-page-size)
+    bool prefix_cache = true;    // --no-prefix-cache: false
+    uint32_t max_batch_tokens = 512;  // tokens per step (--max-batch-tokens)
     // Test seam, for tests only: wraps the backend once it is created (tests substitute its residency check and
     // memory report to drive /health and /metrics without a GPU). Empty in production.
     std::function<std::unique_ptr<backend::Backend>(std::unique_ptr<backend::Backend>)> wrap_backend_for_test;
@@ -27,6 +32,11 @@ struct EngineServiceOptions {
 // Default served context when -c is not given: the reference models declare 32k-128k, whose KV cache would dwarf a
 // small model's weights; 4096 is llama.cpp's long-standing default.
 inline constexpr uint32_t kDefaultContext = 4096;
+
+// --parallel's default: 16 sequences on a GPU (llama-server's -np 16 in the comparison; a decode step of 16
+// reads the weights once for 16 tokens), 4 on the CPU (2-8 cores: beyond a few sequences a CPU step is compute-bound
+// and each user's tokens/s only drops).
+uint32_t default_parallel(engine::Device device);
 
 class EngineService final : public InferenceService {
 public:
@@ -38,9 +48,11 @@ public:
     const ServiceInfo& info() const override { return info_; }
     size_t count_prompt_tokens(const engine::GenerateRequest& request) const override;
     std::string format_chat(std::span<const tokenizer::ChatMessage> messages) const override;
-    engine::GenerateResult generate(const engine::GenerateRequest& request,
-                                    const std::function<void(std::string_view)>& on_text,
-                                    const std::atomic<bool>* cancel) override;
+    std::unique_ptr<PreparedJob> prepare(const engine::GenerateRequest& request,
+                                         std::function<void(std::string_view)> on_text) const override;
+    void add(std::unique_ptr<PreparedJob> job, engine::RequestSink sink, const std::atomic<bool>* cancel) override;
+    engine::StepReport step() override { return engine_->step(); }
+    BatchState batch_state() const override;
     std::optional<std::string> residency_problem() const override;
     backend::DeviceMemoryReport device_memory() const override;
 
@@ -49,8 +61,8 @@ private:
     std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
     std::unique_ptr<backend::Backend> backend_;
     std::unique_ptr<engine::Generator> generator_;
-    std::unique_ptr<backend::Sequence> sequence_;
-    std::string chat_template_;  // allocated at the first job; dropped when a job fails to get it
+    std::unique_ptr<engine::BatchEngine> engine_;
+    std::string chat_template_;
 };
 
 }  // namespace orcd::server

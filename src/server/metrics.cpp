@@ -56,7 +56,12 @@ Metrics::Metrics()
       // Whole-job times range from a few ms (tiny models, short answers) to minutes (long generations).
       inference_ms_({5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000}),
       // Time to first token includes the wait in the queue.
-      ttft_ms_({1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}) {}
+      ttft_ms_({1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000}),
+      // vLLM's buckets for time per output token (10 ms .. 80 s), in milliseconds and from 1 ms.
+      tpot_ms_({1, 2.5, 5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2500, 5000}),
+      e2e_ms_({10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 15000, 20000, 30000, 40000, 50000, 60000, 120000}),
+      batch_size_({1, 2, 4, 8, 16, 32, 64, 128, 256}),
+      batch_tokens_({1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}) {}
 
 double Metrics::uptime_seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -89,9 +94,50 @@ std::string Metrics::render() const {
         "# TYPE worker_time_to_first_token_ms histogram\n";
     ttft_ms_.render(out, "worker_time_to_first_token_ms");
     out +=
-        "# HELP worker_queue_depth Jobs waiting to run (the running job excluded).\n"
+        "# HELP worker_queue_depth Jobs accepted and not yet started (the running batch excluded).\n"
         "# TYPE worker_queue_depth gauge\n";
     out += fmt::format("worker_queue_depth {}\n", queue_depth_.load());
+    out +=
+        "# HELP worker_time_per_output_token_ms Per request, time per output token after the first, in "
+        "milliseconds.\n"
+        "# TYPE worker_time_per_output_token_ms histogram\n";
+    tpot_ms_.render(out, "worker_time_per_output_token_ms");
+    out +=
+        "# HELP worker_e2e_request_latency_ms Per request, time from accepting it to its end, in milliseconds.\n"
+        "# TYPE worker_e2e_request_latency_ms histogram\n";
+    e2e_ms_.render(out, "worker_e2e_request_latency_ms");
+    out +=
+        "# HELP worker_batch_size Sequences in one batched step.\n"
+        "# TYPE worker_batch_size histogram\n";
+    batch_size_.render(out, "worker_batch_size");
+    out +=
+        "# HELP worker_batch_tokens Tokens in one batched step (decodes and prompt chunks).\n"
+        "# TYPE worker_batch_tokens histogram\n";
+    batch_tokens_.render(out, "worker_batch_tokens");
+    const BatchSnapshot b = batch();
+    auto gauge = [&](std::string_view name, std::string_view help, const std::string& value,
+                     std::string_view type = "gauge") {
+        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+    };
+    gauge("worker_requests_running", "Requests in the running batch.", fmt::format("{}", b.running));
+    gauge("worker_requests_waiting", "Requests waiting to join the batch (preempted ones included).",
+          fmt::format("{}", b.waiting));
+    gauge("worker_parallel", "Most requests running at once (--parallel).", fmt::format("{}", b.parallel));
+    gauge("worker_kv_pages_total", "Pages of the KV pool.", fmt::format("{}", b.kv_pages_total));
+    gauge("worker_kv_pages_used", "KV pages held by running requests.", fmt::format("{}", b.kv_pages_used));
+    gauge("worker_kv_pages_free", "KV pages not held by a running request (evictable prefix-cache pages included).",
+          fmt::format("{}", b.kv_pages_free));
+    gauge("worker_kv_pages_cached", "KV pages holding prefix-cache content.", fmt::format("{}", b.kv_pages_cached));
+    gauge("worker_kv_cache_usage_ratio", "Fraction of the KV pool held by running requests.",
+          num(b.kv_pages_total ? static_cast<double>(b.kv_pages_used) / b.kv_pages_total : 0.0));
+    gauge("worker_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.",
+          fmt::format("{}", b.prefix_queried_tokens), "counter");
+    gauge("worker_prefix_cache_hits_total", "Prompt tokens served from the prefix cache.",
+          fmt::format("{}", b.prefix_hit_tokens), "counter");
+    gauge("worker_prefix_cache_hit_rate", "Prefix-cache hits / queries, in tokens, since start.",
+          num(b.prefix_hit_rate()));
+    gauge("worker_preemptions_total", "Running requests preempted for lack of KV pages (recomputed later).",
+          fmt::format("{}", b.preemptions), "counter");
     out +=
         "# HELP worker_uptime_seconds Seconds since the worker started.\n"
         "# TYPE worker_uptime_seconds gauge\n";

@@ -32,6 +32,26 @@ private:
     uint64_t count_ = 0;
 };
 
+// The continuous batch as the scheduler last saw it (after a step), for /metrics and /health.
+struct BatchSnapshot {
+    uint32_t parallel = 0;
+    uint32_t running = 0;
+    uint32_t waiting = 0;
+    uint32_t kv_page_size = 0;
+    uint64_t kv_pool_bytes = 0;
+    uint32_t kv_pages_total = 0;
+    uint32_t kv_pages_used = 0;    // held by running sequences
+    uint32_t kv_pages_free = 0;    // holding nothing, or only evictable prefix-cache content
+    uint32_t kv_pages_cached = 0;  // holding prefix-cache content (used or evictable)
+    uint64_t prefix_queried_tokens = 0;
+    uint64_t prefix_hit_tokens = 0;
+    uint64_t preemptions = 0;
+    double prefix_hit_rate() const {
+        return prefix_queried_tokens == 0 ? 0.0
+                                          : static_cast<double>(prefix_hit_tokens) / prefix_queried_tokens;
+    }
+};
+
 class Metrics {
 public:
     Metrics();
@@ -42,6 +62,22 @@ public:
     void observe_ttft_ms(double ms) { ttft_ms_.observe(ms); }
     void set_queue_depth(uint64_t n) { queue_depth_.store(n, std::memory_order_relaxed); }
     void set_vram_bytes(uint64_t n) { vram_bytes_.store(n, std::memory_order_relaxed); }
+    // Per finished request: time per output token after the first, and from acceptance to the end.
+    void observe_tpot_ms(double ms) { tpot_ms_.observe(ms); }
+    void observe_e2e_ms(double ms) { e2e_ms_.observe(ms); }
+    // Per step: sequences and tokens in it.
+    void observe_step(uint32_t sequences, uint32_t tokens) {
+        batch_size_.observe(sequences);
+        batch_tokens_.observe(tokens);
+    }
+    void set_batch(const BatchSnapshot& b) {
+        std::lock_guard lock(batch_mu_);
+        batch_ = b;
+    }
+    BatchSnapshot batch() const {
+        std::lock_guard lock(batch_mu_);
+        return batch_;
+    }
 
     uint64_t requests(Outcome o) const { return requests_[static_cast<size_t>(o)].load(); }
     double uptime_seconds() const;
@@ -56,6 +92,12 @@ private:
     std::atomic<uint64_t> vram_bytes_{0};
     Histogram inference_ms_;
     Histogram ttft_ms_;
+    Histogram tpot_ms_;
+    Histogram e2e_ms_;
+    Histogram batch_size_;
+    Histogram batch_tokens_;
+    mutable std::mutex batch_mu_;
+    BatchSnapshot batch_;
 };
 
 }  // namespace orcd::server

@@ -1,7 +1,8 @@
 #pragma once
 // What the HTTP layer needs from inference, and nothing more: a description of the served model, prompt formatting
-// and counting (thread-safe), and generate() for one job at a time. The HTTP layer and the scheduler are written
-// against this interface so that they contain no inference logic and can be tested with a scripted service.
+// and counting (thread-safe), and a continuous batch (engine::BatchEngine's calls) that the scheduler's worker thread
+// steps. The HTTP layer and the scheduler are written against this interface so that they contain no inference logic
+// and can be tested with a scripted service.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -11,7 +12,9 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "engine/batch_engine.h"
 #include "engine/generator.h"
+#include "kvcache/block_manager.h"
 #include "tokenizer/chat_template.h"
 
 namespace orcd::server {
@@ -25,6 +28,22 @@ struct ServiceInfo {
     uint32_t vocab_size = 0;
     uint32_t context_length = 0;  // the context this worker serves (-c), <= the model's
     std::string device;           // "cpu" | "cuda"
+    uint32_t parallel = 1;        // most sequences running at once (--parallel)
+};
+
+// A request checked and tokenized by prepare(), ready for add(); opaque to the scheduler.
+class PreparedJob {
+public:
+    virtual ~PreparedJob() = default;
+};
+
+// The batch after a step, for /health and /metrics.
+struct BatchState {
+    uint32_t running = 0;
+    uint32_t waiting = 0;
+    uint32_t kv_page_size = 0;
+    uint64_t kv_pool_bytes = 0;
+    kvcache::BlockStats kv;
 };
 
 class InferenceService {
@@ -39,17 +58,22 @@ public:
     // template's own BOS is removed when the tokenizer adds one). Errors: ChatTemplate (no or unknown template).
     virtual std::string format_chat(std::span<const tokenizer::ChatMessage> messages) const = 0;
 
-    // One job at a time (the scheduler's worker thread). Errors: those of engine::Generator::generate, and
-    // DeviceAlloc when the sequence's KV cache cannot be allocated (the job fails; the next one tries again).
-    virtual engine::GenerateResult generate(const engine::GenerateRequest& request,
-                                            const std::function<void(std::string_view)>& on_text,
-                                            const std::atomic<bool>* cancel) = 0;
+    // Thread-safe. Checks and tokenizes a request; `on_text` will receive its text from inside step(). Errors (the
+    // request is refused at once, never queued): InvalidArgument (sampling, an empty prompt, a request larger than
+    // the whole KV pool, naming the limit), ContextOverflow, ChatTemplate.
+    virtual std::unique_ptr<PreparedJob> prepare(const engine::GenerateRequest& request,
+                                                 std::function<void(std::string_view)> on_text) const = 0;
+    // The scheduler's worker thread only, with engine::BatchEngine's meaning: queue a prepared job (its sink reports
+    // its start and its one end), run one step, the batch's state.
+    virtual void add(std::unique_ptr<PreparedJob> job, engine::RequestSink sink, const std::atomic<bool>* cancel) = 0;
+    virtual engine::StepReport step() = 0;
+    virtual BatchState batch_state() const = 0;
 
     // Thread-safe, also while a job runs (the backend's residency check: backend::Backend::residency_problem).
     // nullopt while every weight allocation is where it should be; otherwise what is wrong.
     virtual std::optional<std::string> residency_problem() const = 0;
-    // Thread-safe, also while a job runs. The device memory the backend holds now (weights, the KV cache once the
-    // first job allocated it, workspace); all zeros on the CPU backend.
+    // Thread-safe, also while a job runs. The device memory the backend holds now (weights, the KV pool allocated
+    // at start, workspace); all zeros on the CPU backend.
     virtual backend::DeviceMemoryReport device_memory() const = 0;
 };
 

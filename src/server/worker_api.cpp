@@ -28,6 +28,13 @@ std::variant<std::shared_ptr<Job>, HttpResponse> submit_job(ServerContext& ctx, 
                                            ctx.scheduler.queued(), ctx.opt.max_queue));
         case SubmitStatus::Draining:
             return unavailable(ctx, path, "the worker is shutting down");
+        case SubmitStatus::Refused: {
+            // A request the engine can never run (larger than the whole KV pool, beyond the context): 400 at once.
+            ctx.metrics.count_request(Outcome::Invalid);
+            const bool overflow = s.error == ErrorCode::ContextOverflow;
+            return api_error(path, 400, overflow ? "CONTEXT_OVERFLOW" : "INVALID_REQUEST", s.message,
+                             "invalid_request_error", {});
+        }
         case SubmitStatus::DuplicateId:
             ctx.metrics.count_request(Outcome::Invalid);
             return api_error(path, 409, "DUPLICATE_JOB_ID", "a job with this job_id is already queued or running",
@@ -96,6 +103,7 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
     // The state a load balancer's health check reads (the port opens only after the load, so "loading" is never
     // served): 200 only while ready, 503 while draining after SIGTERM or /shutdown, or when a weight left the device.
     const bool draining = ctx_.scheduler.draining();
+    const BatchSnapshot b = ctx_.metrics.batch();
     json j = {{"status", resident ? "healthy" : "unhealthy"},
               {"state", !resident ? "unhealthy" : draining ? "draining" : "ready"},
               {"model", i.model_id},
@@ -114,13 +122,23 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
               {"accepting_jobs", !ctx_.scheduler.draining()},
               {"busy", ctx_.scheduler.busy()},
               {"queue_depth", ctx_.scheduler.queued()},
+              {"batch", {{"parallel", b.parallel}, {"running", b.running}, {"waiting", b.waiting}}},
+              {"kv_cache",
+               {{"page_size", b.kv_page_size},
+                {"pool_bytes", b.kv_pool_bytes},
+                {"pages_total", b.kv_pages_total},
+                {"pages_used", b.kv_pages_used},
+                {"pages_free", b.kv_pages_free},
+                {"pages_cached", b.kv_pages_cached},
+                {"prefix_cache_hit_rate", b.prefix_hit_rate()},
+                {"preemptions", b.preemptions}}},
               {"limits", ctx_.limits_report()}};
     if (!resident) j["problem"] = ctx_.residency.problem();
     ex->reply(json_response(resident && !draining ? 200 : 503, j));
 }
 
 void WorkerApi::metrics(const HttpRequest&, const Ex& ex) {
-    ctx_.metrics.set_vram_bytes(ctx_.service.device_memory().total());  // read now: the KV cache comes with a job
+    ctx_.metrics.set_vram_bytes(ctx_.service.device_memory().total());  // read now
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = ctx_.metrics.render();
