@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <deque>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -277,42 +278,107 @@ TEST(ServerMetrics, HistogramIsCumulativeAndTextIsComplete) {
     }
 }
 
-// A scripted service: each generate() emits `tokens` pieces, one per `step`, honouring the cancel flag like the
-// real Generator (checked before every token); `fail` makes the next job throw that error.
+// A scripted service with a batch of `info_.parallel` jobs: each step (`step` long) every running job emits its next
+// piece "t<i>" until max_tokens, honouring its cancel flag at each step like the real engine; `fail` makes the next
+// prepared job fail at its first step with that error; a prompt "refuse" is refused by prepare().
 class FakeService : public InferenceService {
 public:
-    ServiceInfo info_{"fake", "fake.gguf", "qwen2", "Q8_0", "bpe/qwen2", 100, 64, "cpu"};
-    std::chrono::milliseconds step{1};
-    std::optional<ErrorCode> fail;
+    ServiceInfo info_{"fake", "fake.gguf", "qwen2", "Q8_0", "bpe/qwen2", 100, 64, "cpu", 1};
+    std::chrono::milliseconds step_time{1};
+    mutable std::optional<ErrorCode> fail;  // read by prepare(), on the submitting thread
     std::atomic<int> started{0};
+    std::atomic<int> widest_step{0};
 
     const ServiceInfo& info() const override { return info_; }
     size_t count_prompt_tokens(const engine::GenerateRequest& r) const override { return r.prompt.size(); }
     std::string format_chat(std::span<const tokenizer::ChatMessage>) const override { return "chat"; }
     std::optional<std::string> residency_problem() const override { return std::nullopt; }
     backend::DeviceMemoryReport device_memory() const override { return {}; }
-    engine::GenerateResult generate(const engine::GenerateRequest& req,
-                                    const std::function<void(std::string_view)>& on_text,
-                                    const std::atomic<bool>* cancel) override {
-        ++started;
-        if (fail) throw Error(*std::exchange(fail, std::nullopt), "scripted failure");
-        engine::GenerateResult r;
-        r.prompt_tokens.resize(req.prompt.size());
-        r.seed = req.sampling.seed.value_or(77);
-        for (uint32_t i = 0; i < req.max_tokens; ++i) {
-            if (cancel->load()) {
-                r.stop_reason = engine::StopReason::Cancelled;
-                return r;
-            }
-            std::this_thread::sleep_for(step);
-            r.tokens.push_back(static_cast<int32_t>(i));
-            std::string piece = "t";  // appended, not "t" + ...: GCC 12's false -Wrestrict on literal + string
-            piece += std::to_string(i);
-            on_text(piece);
-        }
-        r.stop_reason = engine::StopReason::MaxTokens;
-        return r;
+
+    struct Prepared final : PreparedJob {
+        engine::GenerateRequest req;
+        std::function<void(std::string_view)> on_text;
+        std::optional<ErrorCode> fail;
+    };
+    std::unique_ptr<PreparedJob> prepare(const engine::GenerateRequest& req,
+                                         std::function<void(std::string_view)> on_text) const override {
+        if (req.prompt == "refuse") throw Error(ErrorCode::InvalidArgument, "scripted refusal: larger than the pool");
+        auto p = std::make_unique<Prepared>();
+        p->req = req;
+        p->on_text = std::move(on_text);
+        p->fail = std::exchange(fail, std::nullopt);
+        return p;
     }
+    void add(std::unique_ptr<PreparedJob> job, engine::RequestSink sink, const std::atomic<bool>* cancel) override {
+        std::unique_ptr<Prepared> p(static_cast<Prepared*>(job.release()));
+        waiting_.push_back(Live{std::move(p), std::move(sink), cancel});
+    }
+    engine::StepReport step() override {
+        engine::StepReport rep;
+        auto end = [](Live& l, engine::StopReason why) {
+            engine::GenerateResult r;
+            r.prompt_tokens.resize(l.p->req.prompt.size());
+            r.seed = l.p->req.sampling.seed.value_or(77);
+            r.tokens.resize(l.i);
+            r.stop_reason = why;
+            l.sink.on_end(std::move(r));
+        };
+        for (auto* list : {&running_, &waiting_}) {
+            for (auto it = list->begin(); it != list->end();) {
+                if (it->cancel->load()) {
+                    end(*it, engine::StopReason::Cancelled);
+                    it = list->erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        while (!waiting_.empty() && running_.size() < info_.parallel) {
+            running_.push_back(std::move(waiting_.front()));
+            waiting_.pop_front();
+            ++started;
+            running_.back().sink.on_start();
+        }
+        if (running_.empty()) return rep;
+        std::this_thread::sleep_for(step_time);
+        rep.sequences = static_cast<uint32_t>(running_.size());
+        widest_step = std::max<int>(widest_step, static_cast<int>(rep.sequences));
+        for (auto it = running_.begin(); it != running_.end();) {
+            if (it->p->fail) {
+                it->sink.on_error(std::make_exception_ptr(Error(*it->p->fail, "scripted failure")));
+                it = running_.erase(it);
+                continue;
+            }
+            if (it->i < it->p->req.max_tokens) {
+                std::string piece = "t";  // appended, not "t" + ...: GCC 12's false -Wrestrict on literal + string
+                piece += std::to_string(it->i++);
+                it->p->on_text(piece);
+            }
+            if (it->i == it->p->req.max_tokens) {
+                end(*it, engine::StopReason::MaxTokens);
+                it = running_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        return rep;
+    }
+    BatchState batch_state() const override {
+        BatchState b;
+        b.running = static_cast<uint32_t>(running_.size());
+        b.waiting = static_cast<uint32_t>(waiting_.size());
+        return b;
+    }
+
+private:
+    struct Live {
+        std::unique_ptr<Prepared> p;
+        engine::RequestSink sink;
+        const std::atomic<bool>* cancel;
+        uint32_t i = 0;
+    };
+    std::deque<Live> waiting_;
+    std::deque<Live> running_;
 };
 
 engine::GenerateRequest req(uint32_t n) {
@@ -356,7 +422,7 @@ TEST(ServerScheduler, RunsInOrderAndEndsEachJobOnce) {
 
 TEST(ServerScheduler, BoundedQueueDuplicatesAndDrain) {
     FakeService svc;
-    svc.step = 20ms;
+    svc.step_time = 20ms;
     Metrics m;
     Scheduler s(svc, m, 1);
     auto a = s.submit("a", req(1000)).job;
@@ -410,6 +476,45 @@ TEST(ServerScheduler, ErrorsMapToEventCodesAndTheWorkerGoesOn) {
     auto ok = s.submit("ok", req(2)).job;
     EXPECT_EQ(drain_events(*ok).back().kind, JobEvent::Kind::End);
     EXPECT_EQ(m.requests(Outcome::Error), 4u);
+}
+
+TEST(ServerScheduler, RunsUpToParallelJobsInOneBatchAndQueuesBeyond) {
+    FakeService svc;
+    svc.info_.parallel = 4;
+    svc.step_time = 5ms;
+    Metrics m;
+    Scheduler s(svc, m, 2);
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (int i = 0; i < 6; ++i) {
+        auto sub = s.submit("j" + std::to_string(i), req(20));
+        ASSERT_EQ(sub.status, SubmitStatus::Accepted) << i;
+        jobs.push_back(sub.job);
+    }
+    EXPECT_EQ(s.submit("j6", req(1)).status, SubmitStatus::QueueFull);  // 4 running + 2 waiting
+    std::vector<std::vector<JobEvent>> ev;
+    for (auto& j : jobs) ev.push_back(drain_events(*j));
+    for (int i = 0; i < 6; ++i) {
+        ASSERT_EQ(ev[i].size(), 22u) << i;
+        EXPECT_EQ(ev[i].back().kind, JobEvent::Kind::End) << i;
+    }
+    EXPECT_EQ(svc.widest_step, 4);
+    EXPECT_EQ(m.requests(Outcome::Success), 6u);
+    EXPECT_NE(m.render().find("worker_batch_size_bucket{le=\"4\"}"), std::string::npos);
+}
+
+TEST(ServerScheduler, ARequestTheServiceRefusesIsNeverQueued) {
+    FakeService svc;
+    Metrics m;
+    Scheduler s(svc, m, 4);
+    engine::GenerateRequest r = req(2);
+    r.prompt = "refuse";
+    const auto sub = s.submit("x", r);
+    EXPECT_EQ(sub.status, SubmitStatus::Refused);
+    EXPECT_EQ(sub.error, ErrorCode::InvalidArgument);
+    EXPECT_NE(sub.message.find("larger than the pool"), std::string::npos);
+    EXPECT_EQ(s.queued(), 0u);
+    EXPECT_EQ(s.cancel("x", CancelReason::Request), CancelStatus::NotFound);
+    EXPECT_EQ(svc.started, 0);
 }
 
 TEST(ServerResidency, ProbeRunsPeriodicallyAndReportsProblems) {
