@@ -108,4 +108,21 @@ std::vector<SseEvent> parse_sse(const std::string& body);
 std::string raw_request(int port, const std::string& bytes, std::chrono::milliseconds timeout = 5s);
 int raw_status(const std::string& response);  // the status code of "HTTP/1.1 NNN ...", 0 if none
 
+// ---- What the end-to-end suites share: requests, the worker API's stream, /metrics through prometheus_client ----
+
+// prefix + number (appended in place: GCC 12 warns falsely (-Wrestrict) about "literal" + std::to_string(k)).
+std::string numbered(const char* prefix, int k);
+// An /execute body for the prompt "Hello there" (`extra`: more fields, starting with a comma).
+std::string execute_body(const std::string& job_id, int max_tokens, const std::string& extra = "");
+// Checks the worker API's stream invariants and returns its events: started first, tokens numbered 0.., exactly one
+// terminal event, last.
+std::vector<SseEvent> check_stream(const std::string& body, const std::string& job_id);
+// The streamed text (the token events' "t", concatenated).
+std::string text_of(const std::vector<SseEvent>& ev);
+// /metrics parsed by Debian's prometheus_client (parse_metrics.py): {family: {"samples": [[name, labels, value]]}}.
+nlohmann::json metrics_families(const Server& s, const std::vector<std::string>& auth = {});
+// One sample's value (ADD_FAILURE and -1 when absent).
+double sample(const nlohmann::json& fams, const std::string& family, const std::string& name,
+              const nlohmann::json& labels = nlohmann::json::object());
+
 }  // namespace orcd::test

@@ -26,78 +26,6 @@ using json = nlohmann::json;
 // otherwise (a model given by the device script may declare less).
 constexpr uint32_t kModelContext = 8192;
 
-// prefix + number, appended in place: GCC 12 warns falsely (-Wrestrict) about "literal" + std::to_string(k).
-std::string numbered(const char* prefix, int k) {
-    std::string s = prefix;
-    s += std::to_string(k);
-    return s;
-}
-
-std::string execute_body(const std::string& job_id, int max_tokens, const std::string& extra = "") {
-    return R"({"job_id":")" + job_id + R"(","prompt":"Hello there","max_tokens":)" + std::to_string(max_tokens) +
-           extra + "}";
-}
-
-// Checks the worker API's stream invariants and returns its events: started first, tokens numbered 0.., exactly one
-// terminal event, last.
-std::vector<SseEvent> check_stream(const std::string& body, const std::string& job_id) {
-    auto ev = parse_sse(body);
-    EXPECT_GE(ev.size(), 2u) << body;
-    if (ev.size() < 2) return ev;
-    EXPECT_EQ(ev.front().event, "started");
-    EXPECT_EQ(ev.front().data["job_id"], job_id);
-    EXPECT_EQ(ev.front().data["model"], test_model_id());
-    EXPECT_TRUE(ev.front().data["started_at"].is_number_integer());
-    int terminals = 0;
-    uint64_t next_index = 0;
-    for (size_t k = 1; k < ev.size(); ++k) {
-        const auto& e = ev[k];
-        if (e.event == "token") {
-            EXPECT_EQ(terminals, 0) << "token after the terminal event";
-            EXPECT_TRUE(e.data["t"].is_string());
-            EXPECT_EQ(e.data["i"].get<uint64_t>(), next_index++);
-        } else if (e.event == "end" || e.event == "error") {
-            ++terminals;
-            EXPECT_EQ(k, ev.size() - 1) << "the terminal event is not the last one";
-        } else {
-            ADD_FAILURE() << "unexpected event '" << e.event << "'";
-        }
-    }
-    EXPECT_EQ(terminals, 1) << body;
-    return ev;
-}
-
-std::string text_of(const std::vector<SseEvent>& ev) {
-    std::string s;
-    for (const auto& e : ev) {
-        if (e.event == "token") s += e.data["t"].get<std::string>();
-    }
-    return s;
-}
-
-json metrics_families(const Server& s, const std::vector<std::string>& auth = {}) {
-    std::vector<std::string> args = auth;
-    args.push_back(s.url("/metrics"));
-    HttpResult m = curl(args);
-    EXPECT_EQ(m.status, 200);
-    RunResult p = run({test_python(), ORCD_SERVER_TEST_DIR "/parse_metrics.py"}, 30s, m.body);
-    EXPECT_EQ(p.exit_code, 0) << p.err << "\n" << m.body;
-    return p.exit_code == 0 ? json::parse(p.out) : json::object();
-}
-
-double sample(const json& fams, const std::string& family, const std::string& name,
-              const json& labels = json::object()) {
-    if (!fams.contains(family)) {
-        ADD_FAILURE() << "no metric family " << family;
-        return -1;
-    }
-    for (const auto& s : fams[family]["samples"]) {
-        if (s[0] == name && s[1] == labels) return s[2].get<double>();
-    }
-    ADD_FAILURE() << "no sample " << name << " " << labels.dump() << " in " << fams[family].dump();
-    return -1;
-}
-
 // --- start-up
 // ---------------------------------------------------------------------------------------------------------
 
@@ -401,7 +329,7 @@ TEST(ServeCancel, RunningJobStopsWithin100ms) {
 }
 
 TEST(ServeCancel, QueuedJobIsRemovedAndEndsCancelled) {
-    Server s;
+    Server s({"--parallel", "1"});  // one running job, so the second waits
     auto running = stream_job(s, "first", 2000);
     const auto deadline = Clock::now() + 60s;
     ASSERT_TRUE(next_event(*running, "token", deadline));
