@@ -53,6 +53,16 @@ public:
     std::unique_ptr<backend::Sequence> new_sequence(const backend::SequenceOptions& o) override {
         return inner_->new_sequence(o);
     }
+    uint64_t kv_page_bytes(uint32_t page_size, backend::KvCacheType t) const override {
+        return inner_->kv_page_bytes(page_size, t);
+    }
+    std::unique_ptr<backend::KvPool> new_kv_pool(const backend::KvPoolOptions& o) override {
+        return inner_->new_kv_pool(o);
+    }
+    void step(backend::KvPool& pool, std::span<const backend::BatchEntry> batch,
+              std::span<backend::BatchResult> results) override {
+        inner_->step(pool, batch, results);
+    }
     backend::DeviceMemoryReport device_memory() const override { return {weights.load(), 2048, 64}; }
     std::optional<std::string> residency_problem() const override {
         ++residency_calls;
