@@ -66,6 +66,7 @@ EngineService::EngineService(const EngineServiceOptions& o) {
         bo2.num_pages = static_cast<uint32_t>(pages);
     }
     info_.parallel = bo2.parallel;
+    info_.kv_pool_positions = uint64_t{bo2.num_pages} * bo2.page_size;
     try {
         engine_ = std::make_unique<engine::BatchEngine>(*backend_, *tokenizer_, bo2);
     } catch (const std::bad_alloc&) {

@@ -91,8 +91,17 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                                    ctx, prompt_tokens, r.generate.max_tokens),
                        chat ? "messages" : "prompt");
     }
-    // Without an explicit limit, generate as much as fits.
-    if (!explicit_max) r.generate.max_tokens = std::min<uint32_t>(r.generate.max_tokens, ctx - prompt_tokens);
+    // Without an explicit limit, generate as much as fits: the context, and the whole KV pool when that is smaller
+    // (an explicit max_tokens beyond the pool is refused with 400 naming it).
+    if (!explicit_max) {
+        uint64_t room = ctx - prompt_tokens;
+        if (info.kv_pool_positions > 0) {
+            room = std::min<uint64_t>(room, info.kv_pool_positions > prompt_tokens
+                                                ? info.kv_pool_positions - prompt_tokens
+                                                : 0);
+        }
+        r.generate.max_tokens = std::min<uint32_t>(r.generate.max_tokens, static_cast<uint32_t>(room));
+    }
 
     OpenAiContext c{chat, (chat ? "chatcmpl-" : "cmpl-") + random_hex(24), info.model_id, unix_seconds()};
     auto submitted = submit_job(ctx_, req.path, c.id, std::move(r.generate));

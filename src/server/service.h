@@ -29,6 +29,8 @@ struct ServiceInfo {
     uint32_t context_length = 0;  // the context this worker serves (-c), <= the model's
     std::string device;           // "cpu" | "cuda"
     uint32_t parallel = 1;        // most sequences running at once (--parallel)
+    uint64_t kv_pool_positions = 0;  // positions the whole KV pool holds (a request's prompt + max_tokens must fit);
+                                     // 0: no pool limit beyond the context
 };
 
 // A request checked and tokenized by prepare(), ready for add(); opaque to the scheduler.
