@@ -142,11 +142,7 @@ void Generation::take(TokenId tok) {
         }
         n_bytes_ += bytes.size();
     }
-    const std::string text = stops_.push(detok_.push(tok));
-    if (!text.empty()) {
-        result_.text += text;
-        if (on_text_) on_text_(text);
-    }
+    emit(stops_.push(detok_.push(tok)));
     if (stops_.stopped()) return end(StopReason::StopString);
     if (matcher_ && matcher_->accepts() && !matcher_->can_continue()) {
         // The grammar is complete and allows nothing more: the sequence ends as at an end-of-generation token.
@@ -172,12 +168,13 @@ void Generation::restart_at(uint32_t cached) {
     computed_ = cached;
 }
 
+void Generation::emit(const std::string& text) {
+    if (text.empty()) return;
+    result_.text += text;
+    if (on_text_) on_text_(text);
+}
+
 GenerateResult Generation::finish() {
-    auto emit = [&](const std::string& s) {
-        if (s.empty()) return;
-        result_.text += s;
-        if (on_text_) on_text_(s);
-    };
     if (!result_.tokens.empty()) {
         result_.timings.decode_s = std::chrono::duration<double>(Clock::now() - *t_first_).count();
     }

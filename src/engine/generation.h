@@ -78,6 +78,7 @@ public:
 private:
     TokenId pick(std::span<const float> logits);
     void take(TokenId token);
+    void emit(const std::string& text);  // final text: into the result and to on_text
 
     const tokenizer::Vocab& vocab_;
     GenerateRequest request_;  // a copy: its stop strings and constraint outlive the caller's
