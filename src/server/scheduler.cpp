@@ -107,7 +107,16 @@ Scheduler::Submission Scheduler::submit(std::string job_id, engine::GenerateRequ
             job->push(std::move(ev));
         });
     } catch (const Error& e) {
-        return {SubmitStatus::Refused, nullptr, e.code(), e.what()};
+        if (e.code() != ErrorCode::ContextOverflow) return {SubmitStatus::Refused, nullptr, e.code(), e.what()};
+        // The worker API's contract: a prompt that does not fit the context with max_tokens is a job that starts
+        // and ends with the error event CONTEXT_OVERFLOW (the orchestrator reads it from the stream).
+        JobEvent started;
+        started.kind = JobEvent::Kind::Started;
+        started.started_at_ms = unix_ms();
+        job->push(std::move(started));
+        metrics_.count_request(Outcome::Error);
+        job->push(error_event(JobErrorCode::ContextOverflow, e.what()));
+        return {SubmitStatus::Accepted, job};
     }
     std::lock_guard lock(mu_);
     if (auto st = refused_now()) return {*st, nullptr};

@@ -35,7 +35,8 @@ public:
         std::string message;                         // Refused: its message (e.g. the KV pool's limit)
     };
     // Checks and tokenizes the request on the calling thread; a request the service refuses (larger than the whole
-    // KV pool, beyond the context, bad sampling) is Refused at once and never queued.
+    // KV pool, bad sampling) is Refused at once and never queued. One beyond the context is Accepted as a job that
+    // has already ended with the error event CONTEXT_OVERFLOW (the worker API's contract).
     Submission submit(std::string job_id, engine::GenerateRequest request);
 
     // Idempotent. A job that has not started ends with error CANCELLED at the next step boundary, a running one
