@@ -66,8 +66,7 @@ DecodeBuffers DecodeBuffers::bind(const model::Config& c, const Layout& l, std::
     b.s_ffn = round4(c.n_ff);
     b.s_logits = round4(c.n_vocab);
     b.attn_ws = base + l.attn_ws;
-    b.q8 = ops::q8_vector_at(base + l.q8, l.q8_cols);
-    b.q8_cols = l.q8_cols;
+    b.q8_base = base + l.q8;
     return b;
 }
 
@@ -111,7 +110,6 @@ std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const flo
 std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuffers& b, ops::MatvecEpilogue epilogue,
                                 float* y) {
     ops::Q8Matvec q;
-    q.x = b.q8;  // column 0; the matvec finds the others q8_vector_bytes(cols) apart
     q.epilogue = epilogue;
     q.y = y;
     if (mats.empty() || mats.size() > 3) return std::nullopt;
@@ -121,6 +119,8 @@ std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuf
     }
     q.cols = mats[0].cols;
     if (q.cols % ops::kQ8Block != 0 || !ops::q8_matvec_supported(q)) return std::nullopt;
+    // Column 0 laid out for this row length; the others follow q8_vector_bytes(cols) apart.
+    q.x = ops::q8_vector_at(b.q8_base, q.cols);
     return q;
 }
 
@@ -148,7 +148,7 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
                        MatvecEpilogue epi, float* y, int64_t y_stride, const auto& unfused) {
         if (int8) {
             if (auto q = q8(mats, b, epi, y)) {
-                ops::quantize_q8_columns(in, in_stride, n_cols, norm, eps, q->cols, b.q8, s);
+                ops::quantize_q8_columns(in, in_stride, n_cols, norm, eps, q->cols, q->x, s);
                 q->n_cols = n_cols;
                 q->y_stride = y_stride;
                 ops::q8_matvec(*q, s);

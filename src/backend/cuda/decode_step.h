@@ -30,8 +30,9 @@ struct DecodeBuffers {
           *logits = nullptr;
     int64_t s_x = 0, s_qkv = 0, s_attn = 0, s_gu = 0, s_ffn = 0, s_logits = 0;  // column strides (floats)
     void* attn_ws = nullptr;
-    ::orcd::cuda::Q8Vector q8;  // column 0's quantized input (Activations::Int8); columns q8_vector_bytes apart
-    int64_t q8_cols = 0;
+    // The quantized inputs (Activations::Int8): a matvec over rows of `cols` values finds column c's Q8Vector at
+    // q8_vector_at(q8_base + c * q8_vector_bytes(cols), cols) (quantize_q8_columns' layout for that length).
+    std::byte* q8_base = nullptr;
 
     // Bytes of the inputs region.
     uint64_t input_bytes() const { return (3ull * max_cols + static_cast<uint64_t>(max_table)) * sizeof(int32_t); }
