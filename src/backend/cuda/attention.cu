@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kThreads)
         }
         __syncthreads();
 
-        // Per head of the group (one warp each, in turn): chunk max, exp, chunk sum — butterfly shuffles, fixed order.
+        // Per head of the group (one warp each, in turn): chunk max, exp, chunk sum; butterflies, fixed order.
         const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
         for (int g = warp; g < group; g += kThreads / 32) {
             float* pg = ps + g * kAttnChunk;

@@ -83,7 +83,8 @@ __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_prefill_kernel(const uint16_t* __restrict__ q16, KvCacheView kv, int n_heads, int n_kv_heads, int64_t pos0,
+    attention_prefill_kernel(const uint16_t* __restrict__ q16, KvCacheView kv, int n_heads, int n_kv_heads,
+                             int64_t pos0,
                              int64_t n_tokens, uint32_t window, uint16_t* __restrict__ out16) {
     constexpr int kStride = D + 8;
     constexpr int kDTiles = D / 8;   // n-tiles of O

@@ -276,8 +276,8 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     p.y_stride = op.y_stride;
     set_row_sources(p, op, q8_block_bytes, q8_block_elems);
     if (op.n_cols < 1 || (op.n_cols > 1 && op.y_stride < p.n_out)) {
-        bad(std::to_string(op.n_cols) + " columns of " + std::to_string(p.n_out) + " outputs with an output stride of " +
-            std::to_string(op.y_stride));
+        bad(std::to_string(op.n_cols) + " columns of " + std::to_string(p.n_out) +
+            " outputs with an output stride of " + std::to_string(op.y_stride));
     }
     p.tpr = q8_matvec_threads_per_row(p.n_out, op.cols);
     const int per_iter = kThreads / p.tpr;
