@@ -66,7 +66,7 @@ DeviceSampler::~DeviceSampler() {
     if (result_host_) ORCD_CUDA_WARN(cudaFreeHost(result_host_));
 }
 
-void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
+void DeviceSampler::validate(const SampleStep& s) {
     if (!std::isfinite(s.temperature)) bad("temperature", s.temperature, "a finite number (0 = greedy)");
     if (!(s.top_p > 0.f && s.top_p <= 1.f)) bad("top_p", s.top_p, "0 < top_p <= 1");
     if (!(s.min_p >= 0.f && s.min_p <= 1.f)) bad("min_p", s.min_p, "0 <= min_p <= 1");
@@ -74,6 +74,10 @@ void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
         bad("repeat_penalty", s.repeat_penalty, "a positive number (1 = off)");
     }
     if (!(s.u >= 0.0 && s.u < 1.0)) bad("u", s.u, "0 <= u < 1");
+}
+
+void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
+    validate(s);
     detail::SampleHeader h{};
     h.u = s.u;
     h.temperature = s.temperature;

@@ -1,6 +1,7 @@
 #pragma once
 // The sampling chain (backend/sample_chain.h) on logits in device memory: only the picked id crosses to the host.
-// Internal to the CUDA backend (CudaSequence::decode_sample), and tested on its own (tests/backend_cuda/test_sample).
+// Internal to the CUDA backend (the batched step, kv_pool.h: entries wanting Want::Sample), and tested on its own
+// (tests/backend_cuda/test_sample).
 #include <cstdint>
 #include <cuda_runtime_api.h>
 #include <memory>
@@ -22,6 +23,9 @@ public:
     DeviceSampler(const DeviceSampler&) = delete;
     DeviceSampler& operator=(const DeviceSampler&) = delete;
 
+    // Throws InvalidArgument naming the parameter when `step` is outside the ranges stage() accepts (those of
+    // engine::validate, and u in [0, 1)); the batched step checks every entry with it before it writes anything.
+    static void validate(const SampleStep& step);
     // Validates `step` (InvalidArgument naming the parameter: the ranges of engine::validate, and u in [0, 1)), writes
     // it with the window's distinct in-vocabulary ids to a pinned buffer and enqueues its copy to the device on
     // `stream`. The pinned buffer is rewritten by the next stage(): synchronize the stream in between.
