@@ -241,7 +241,7 @@ void CudaKvPool::step(std::span<const BatchEntry> batch, std::span<BatchResult> 
     const size_t V = c.n_vocab;
     for (size_t i = 0; i < batch.size(); ++i) {
         const BatchEntry& e = batch[i];
-        if (e.want == Want::Sample) DeviceSampler::validate(e.sample);
+        if (e.want == Want::Sample) check_sample_step(e.sample);
         // The page-table buffers hold n_ctx() positions' pages per sequence (a table may name a page twice, so
         // covering the positions does not bound them).
         const uint64_t end = static_cast<uint64_t>(e.first_position) + e.tokens.size();

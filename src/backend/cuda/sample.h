@@ -23,9 +23,6 @@ public:
     DeviceSampler(const DeviceSampler&) = delete;
     DeviceSampler& operator=(const DeviceSampler&) = delete;
 
-    // Throws InvalidArgument naming the parameter when `step` is outside the ranges stage() accepts (those of
-    // engine::validate, and u in [0, 1)); the batched step checks every entry with it before it writes anything.
-    static void validate(const SampleStep& step);
     // Validates `step` (InvalidArgument naming the parameter: the ranges of engine::validate, and u in [0, 1)), writes
     // it with the window's distinct in-vocabulary ids to a pinned buffer and enqueues its copy to the device on
     // `stream`. The pinned buffer is rewritten by the next stage(): synchronize the stream in between.
