@@ -61,10 +61,12 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, i
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
-// Columns a thread accumulates at once; a batch of more columns walks the row again for each group of kNC (the
-// weights then come from L1/L2). Every column uses the same code whatever the group, so its arithmetic does not
-// depend on the batch size.
-constexpr int kNC = 8;
+// Columns a thread accumulates at once (NC, a template parameter: 1, 2, 4 or 8, the host picks the smallest that
+// holds the batch, up to 8); a batch of more columns walks the row again for each group of NC (the weights then come
+// from L1/L2). Every column runs the same operations in the same order whatever NC and the group (its units in order,
+// each added with __fadd_rn so that no instantiation fuses the add differently, then the same reduction tree), so a
+// column's result is bit-identical at every batch size, and the single column pays for no other.
+constexpr int kMaxNC = 8;
 
 struct Params {
     const int8_t* xq;
@@ -83,9 +85,9 @@ struct Params {
 
 // This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
 // product added to the column's running sum in unit order.
-template <typename T>
+template <typename T, int NC>
 __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, int first, int stride, int c0, int nc,
-                                          float (&acc)[kNC]) {
+                                          float (&acc)[NC]) {
     const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
     const int n_units = p.cols / 32;
     constexpr int kElems = T::kQ8Units * 32;
@@ -93,35 +95,37 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
     for (int i = first; i < n_units; i += stride) {
         const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
 #pragma unroll
-        for (int c = 0; c < kNC; ++c) {
-            if (c < nc) {
+        for (int c = 0; c < NC; ++c) {
+            if (NC == 1 || c < nc) {
                 const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
-                acc[c] += T::q8_unit(blocks[blk], u, xq + kElems * blk, xd + T::kQ8Units * blk);
+                acc[c] = __fadd_rn(acc[c], T::q8_unit(blocks[blk], u, xq + kElems * blk, xd + T::kQ8Units * blk));
             }
         }
     }
 }
 
-__device__ void row_partial(const Params& p, int64_t r, int first, int stride, int c0, int nc, float (&acc)[kNC]) {
+template <int NC>
+__device__ void row_partial(const Params& p, int64_t r, int first, int stride, int c0, int nc, float (&acc)[NC]) {
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     bool done = false;  // stays false (NaN results) only for a type the host refuses
     quant::visit_format(s.type, [&](auto f) {
         if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-            row_units<decltype(f)>(row, p, first, stride, c0, nc, acc);
+            row_units<decltype(f), NC>(row, p, first, stride, c0, nc, acc);
             done = true;
         }
     });
     if (!done) {
 #pragma unroll
-        for (int c = 0; c < kNC; ++c) acc[c] = __int_as_float(0x7fc00000);
+        for (int c = 0; c < NC; ++c) acc[c] = __int_as_float(0x7fc00000);
     }
 }
 
+template <int NC>
 __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
-    __shared__ float part[2][kNC][kWarps];
+    __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
     const int slot = threadIdx.x / tpr, sub = threadIdx.x % tpr;
@@ -131,19 +135,21 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
          base += static_cast<int64_t>(gridDim.x) * per_iter) {
         const int64_t o = base + slot;
-        for (int c0 = 0; c0 < p.n_cols; c0 += kNC) {
-            const int nc = min(kNC, p.n_cols - c0);
-            float a[kNC], b[kNC];
+        for (int c0 = 0; c0 < p.n_cols; c0 += NC) {
+            const int nc = min(NC, p.n_cols - c0);  // uniform over the block
+            float a[NC], b[NC];
 #pragma unroll
-            for (int c = 0; c < kNC; ++c) a[c] = b[c] = 0.f;
+            for (int c = 0; c < NC; ++c) a[c] = b[c] = 0.f;
             if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
-                row_partial(p, o, sub, tpr, c0, nc, a);
-                if (swiglu) row_partial(p, o + p.n_out, sub, tpr, c0, nc, b);
+                row_partial<NC>(p, o, sub, tpr, c0, nc, a);
+                if (swiglu) row_partial<NC>(p, o + p.n_out, sub, tpr, c0, nc, b);
             }
 #pragma unroll
-            for (int c = 0; c < kNC; ++c) {
-                a[c] = lane_group_sum(a[c], width);
-                if (swiglu) b[c] = lane_group_sum(b[c], width);
+            for (int c = 0; c < NC; ++c) {
+                if (c < nc) {
+                    a[c] = lane_group_sum(a[c], width);
+                    if (swiglu) b[c] = lane_group_sum(b[c], width);
+                }
             }
             int64_t out = o;
             bool writer = sub == 0;
@@ -151,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
                 const int wpr = tpr / 32;
                 if (lane == 0) {
 #pragma unroll
-                    for (int c = 0; c < kNC; ++c) {
+                    for (int c = 0; c < NC; ++c) {
                         part[0][c][warp] = a[c];
                         part[1][c][warp] = b[c];
                     }
@@ -161,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
                 writer = static_cast<int>(threadIdx.x) < per_iter;
                 if (writer) {
 #pragma unroll
-                    for (int c = 0; c < kNC; ++c) {
+                    for (int c = 0; c < NC; ++c) {
                         a[c] = b[c] = 0.f;
                         for (int k = 0; k < wpr; ++k) {
                             a[c] += part[0][c][threadIdx.x * wpr + k];
@@ -173,7 +179,7 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
             }
             if (writer && out < p.n_out) {
 #pragma unroll
-                for (int c = 0; c < kNC; ++c) {
+                for (int c = 0; c < NC; ++c) {
                     if (c < nc) matvec_epilogue_store(p.y + (c0 + c) * p.y_stride, out, a[c], b[c], p.epilogue);
                 }
             }
@@ -284,7 +290,16 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
-    q8_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, 0, s>>>(p);
+    const unsigned g = static_cast<unsigned>(grid);
+    if (p.n_cols == 1) {
+        q8_matvec_kernel<1><<<g, kThreads, 0, s>>>(p);
+    } else if (p.n_cols == 2) {
+        q8_matvec_kernel<2><<<g, kThreads, 0, s>>>(p);
+    } else if (p.n_cols <= 4) {
+        q8_matvec_kernel<4><<<g, kThreads, 0, s>>>(p);
+    } else {
+        q8_matvec_kernel<kMaxNC><<<g, kThreads, 0, s>>>(p);
+    }
     ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
