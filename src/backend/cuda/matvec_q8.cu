@@ -135,7 +135,9 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
          base += static_cast<int64_t>(gridDim.x) * per_iter) {
         const int64_t o = base + slot;
-        for (int c0 = 0; c0 < p.n_cols; c0 += NC) {
+        // Column groups are spread over grid.y: a narrow matrix (Qwen's 896-row o and down projections fill only
+        // ~56 blocks) gets more blocks as the batch grows, instead of one thread walking every group in turn.
+        for (int c0 = static_cast<int>(blockIdx.y) * NC; c0 < p.n_cols; c0 += static_cast<int>(gridDim.y) * NC) {
             const int nc = min(NC, p.n_cols - c0);  // uniform over the block
             float a[NC], b[NC];
 #pragma unroll
@@ -290,12 +292,13 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
-    const unsigned g = static_cast<unsigned>(grid);
-    if (p.n_cols == 1) {
+    const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : kMaxNC;
+    const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
+    if (nc == 1) {
         q8_matvec_kernel<1><<<g, kThreads, 0, s>>>(p);
-    } else if (p.n_cols == 2) {
+    } else if (nc == 2) {
         q8_matvec_kernel<2><<<g, kThreads, 0, s>>>(p);
-    } else if (p.n_cols <= 4) {
+    } else if (nc == 4) {
         q8_matvec_kernel<4><<<g, kThreads, 0, s>>>(p);
     } else {
         q8_matvec_kernel<kMaxNC><<<g, kThreads, 0, s>>>(p);
