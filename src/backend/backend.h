@@ -51,15 +51,7 @@ public:
     // decode(token), then the index of its largest logit (ties: the lowest index; NaN never wins), which is what
     // greedy sampling without penalties picks. A backend that keeps the logits on a device overrides this to find
     // the argmax there, so only the token crosses to the host.
-    virtual TokenId decode_greedy(TokenId token) {
-        const std::span<const float> logits = decode(token);
-        TokenId best = -1;
-        for (size_t i = 0; i < logits.size(); ++i) {
-            if (std::isnan(logits[i])) continue;
-            if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
-        }
-        return best < 0 ? 0 : best;
-    }
+    virtual TokenId decode_greedy(TokenId token) { return argmax_token(decode(token)); }
     // decode(token), then the sampling chain of `step` on its logits with the caller's draw step.u (sample_chain.h),
     // which is what non-greedy sampling (or greedy with a repetition penalty) picks. A backend that keeps the logits
     // on a device overrides this to run the chain there, so only the token crosses to the host; it picks what the

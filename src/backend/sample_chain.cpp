@@ -1,5 +1,7 @@
 #include "backend/sample_chain.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -26,6 +28,30 @@
 //   logit at all, takes the sorted definition.
 
 namespace orcd::backend {
+
+void check_sample_step(const SampleStep& s) {
+    auto bad = [](const char* what, double v, const char* want) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("sampling: {} = {} is out of range: expected {}", what, v, want));
+    };
+    if (!std::isfinite(s.temperature)) bad("temperature", s.temperature, "a finite number (0 = greedy)");
+    if (!(s.top_p > 0.f && s.top_p <= 1.f)) bad("top_p", s.top_p, "0 < top_p <= 1");
+    if (!(s.min_p >= 0.f && s.min_p <= 1.f)) bad("min_p", s.min_p, "0 <= min_p <= 1");
+    if (!(s.repeat_penalty > 0.f) || !std::isfinite(s.repeat_penalty)) {
+        bad("repeat_penalty", s.repeat_penalty, "a positive number (1 = off)");
+    }
+    if (!(s.u >= 0.0 && s.u < 1.0)) bad("u", s.u, "0 <= u < 1");
+}
+
+TokenId argmax_token(std::span<const float> logits) {
+    TokenId best = -1;
+    for (size_t i = 0; i < logits.size(); ++i) {
+        if (std::isnan(logits[i])) continue;
+        if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
+    }
+    return best < 0 ? 0 : best;
+}
+
 
 namespace {
 

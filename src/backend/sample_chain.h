@@ -27,6 +27,13 @@ struct SampleStep {
     double u = 0.0;  // the draw in [0, 1)
 };
 
+// Throws InvalidArgument naming the parameter, its value and the valid range, when a step's parameters are outside
+// what the chain defines (every backend checks a batch's Sample entries with it before computing anything).
+void check_sample_step(const SampleStep& step);
+
+// The index of the largest value (ties: the lowest index; NaN never wins; all NaN or empty: 0): greedy's pick.
+TokenId argmax_token(std::span<const float> logits);
+
 // Reused buffers of the host chain (a vocabulary-sized copy of the logits, the candidate list, and the per-token
 // weights and bins of the full-vocabulary path).
 struct SampleScratch {

@@ -1,7 +1,8 @@
 // `orcd bench`: llama-bench style prefill (pp) and decode (tg) throughput of one model on one device, with the load
 // time, the device memory the backend holds, and decode's effective bandwidth next to the device's copy bandwidth
 // measured in the same run. The measuring itself is engine::run_bench (engine/bench.h); this file parses, loads,
-// measures the copy bandwidth and prints.
+// measures the copy bandwidth and prints. With --batch, the batched decode (engine::run_batch_bench) instead of the
+// single-sequence pp/tg.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "common/error.h"
@@ -33,6 +35,7 @@ struct BenchArgs {
     unsigned threads = 0;
     bool json = false;
     bool h2d = false;
+    std::vector<uint32_t> batch;  // --batch: batch sizes (llama-batched-bench style)
 };
 
 // The copy bandwidth decode is compared with: device-to-device on CUDA, memcpy on the CPU.
@@ -111,6 +114,61 @@ int run_copy_ceilings(const BenchArgs& a) {
     return 0;
 }
 
+// `--batch`: per batch size, aggregate prompt and decode tokens/s and each sequence's own decode tokens/s.
+int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::Backend& backend, double load_s,
+                      engine::Device device) {
+    const std::vector<engine::BatchBenchPoint> pts = engine::run_batch_bench(backend, a.bench, a.batch);
+    if (a.json) {
+        nlohmann::json j;
+        j["model"] = a.model;
+        j["model_name"] = config.model_name;
+        j["arch"] = config.arch_name;
+        j["device"] = engine::device_name(device);
+        if (device == engine::Device::Cuda) j["gpu"] = a.gpu;
+        if (device == engine::Device::Cpu) j["threads"] = a.threads;
+        j["n_prompt"] = a.bench.n_prompt;
+        j["n_gen"] = a.bench.n_gen;
+        j["depth"] = a.bench.depth;
+        j["reps"] = a.bench.reps;
+        j["load_s"] = load_s;
+        nlohmann::json rows = nlohmann::json::array();
+        for (const engine::BatchBenchPoint& p : pts) {
+            nlohmann::json row{{"batch", p.batch},
+                               {"kv_pages", p.pool_pages},
+                               {"vram",
+                                {{"weights", p.memory.weights},
+                                 {"kv_cache", p.memory.kv_cache},
+                                 {"workspace", p.memory.workspace},
+                                 {"total", p.memory.total()}}}};
+            if (a.bench.n_prompt > 0) row["pp"] = stat_json(p.pp);
+            if (a.bench.n_gen > 0) {
+                row["tg"] = stat_json(p.tg);
+                row["tg_per_sequence_tokens_per_s"] = p.tg_per_sequence;
+            }
+            rows.push_back(std::move(row));
+        }
+        j["batch"] = std::move(rows);
+        fmt::print("{}\n", j.dump(2));
+        return 0;
+    }
+    fmt::print("model   {} ({}), {} {}, load {:.2f} s\n", std::filesystem::path(a.model).filename().string(),
+               config.arch_name, engine::device_name(device),
+               device == engine::Device::Cuda ? fmt::format("GPU {}", a.gpu) : fmt::format("{} threads", a.threads),
+               load_s);
+    fmt::print("\nB sequences x (prompt {} tokens after depth {}, then {} decode steps of all B together)\n\n",
+               a.bench.n_prompt, a.bench.depth, a.bench.n_gen);
+    fmt::print("| {:>5} | {:>20} | {:>20} | {:>14} | {:>12} |\n| {:->5} | {:->20} | {:->20} | {:->14} | {:->12} |\n",
+               "B", "pp t/s (all)", "tg t/s (all)", "tg t/s (each)", "KV cache", "", "", "", "", "");
+    for (const engine::BatchBenchPoint& p : pts) {
+        fmt::print("| {:>5} | {:>20} | {:>20} | {:>14.2f} | {:>12} |\n", p.batch,
+                   a.bench.n_prompt > 0 ? fmt::format("{:.2f} ± {:.2f}", p.pp.mean, p.pp.stddev) : "-",
+                   a.bench.n_gen > 0 ? fmt::format("{:.2f} ± {:.2f}", p.tg.mean, p.tg.stddev) : "-",
+                   p.tg_per_sequence, loader::format_bytes(p.memory.kv_cache));
+    }
+    fmt::print("\n{} warm-up + {} repetitions per batch size\n", 1, a.bench.reps);
+    return 0;
+}
+
 int run_bench(const BenchArgs& a, bool gpu_given) {
     const engine::Device device = engine::parse_device(a.device);
     engine::check_gpu_option(device, a.gpu, gpu_given);
@@ -126,6 +184,7 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
         device, std::move(m), {.n_threads = a.threads, .gpu = a.gpu, .weights = engine::parse_weights(a.weights)});
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
 
+    if (!a.batch.empty()) return print_batch_bench(a, config, *backend, load_s, device);
     const engine::BenchResult r = engine::run_bench(*backend, weights, a.bench);
     const CopyBandwidth copy = measure_copy_bandwidth(device, a.gpu);
     const gguf::TypeMix mix = gguf::type_mix(*file);
@@ -236,6 +295,10 @@ void add_bench(CLI::App& app) {
     cmd->add_option("--weights", a->weights, "quantized (the file's types) or f16 (CUDA: dequantized once at load)")
         ->check(CLI::IsMember({"quantized", "f16"}))
         ->capture_default_str();
+    cmd->add_option("--batch", a->batch,
+                    "batch sizes, e.g. 1,8,16,64: B sequences prefill -p tokens each, then -n decode steps of all B "
+                    "together (aggregate and per-sequence tokens/s, llama-batched-bench style)")
+        ->delimiter(',');
     cmd->add_flag("--json", a->json, "Print one JSON object with every number");
     cmd->callback([a, gpu] {
         if (!a->h2d && a->model.empty()) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "backend/paged_sequence.h"
 #include "common/error.h"
 #include "gguf/types.h"
 
@@ -130,6 +131,85 @@ BenchResult run_bench(backend::Backend& backend, const model::ModelWeights& weig
         r.kv_bytes_per_token = sum / o.n_gen;
     }
     return r;
+}
+
+std::vector<BatchBenchPoint> run_batch_bench(backend::Backend& backend, const BenchOptions& o,
+                                             std::span<const uint32_t> batch_sizes) {
+    const model::Config& c = backend.config();
+    check_bench_options(o, c.context_length);
+    if (batch_sizes.empty()) throw Error(ErrorCode::InvalidArgument, "--batch: no batch sizes given");
+    for (const uint32_t b : batch_sizes) {
+        if (b == 0 || b > 4096) {
+            throw Error(ErrorCode::InvalidArgument, fmt::format("--batch {}: expected sizes of 1 .. 4096", b));
+        }
+    }
+    constexpr uint32_t kPageSize = 16;
+    const uint32_t n_ctx = o.depth + o.n_prompt + o.n_gen;
+    const uint32_t pages_per_seq = (n_ctx + kPageSize - 1) / kPageSize;
+    std::vector<BatchBenchPoint> out;
+    for (const uint32_t B : batch_sizes) {
+        BatchBenchPoint pt;
+        pt.batch = B;
+        auto pool = backend.new_kv_pool({.num_pages = B * pages_per_seq, .page_size = kPageSize});
+        pt.pool_pages = pool->num_pages();
+        // Sequence i: pages i * pages_per_seq ..; its own token ids (a different seed per sequence).
+        std::vector<std::vector<uint32_t>> pages(B, std::vector<uint32_t>(pages_per_seq));
+        std::vector<std::vector<backend::TokenId>> ids(B);
+        for (uint32_t i = 0; i < B; ++i) {
+            for (uint32_t p = 0; p < pages_per_seq; ++p) pages[i][p] = i * pages_per_seq + p;
+            ids[i] = bench_tokens(n_ctx, c.n_vocab, o.seed + i);
+        }
+        std::vector<backend::BatchEntry> batch;
+        std::vector<backend::BatchResult> results;
+        auto entry = [&](uint32_t i, uint32_t from, uint32_t n, backend::Phase phase, backend::Want want) {
+            backend::BatchEntry e;
+            e.tokens = std::span<const backend::TokenId>(ids[i]).subspan(from, n);
+            e.first_position = from;
+            e.pages = pages[i];
+            e.phase = phase;
+            e.want = want;
+            return e;
+        };
+        // A prompt of n tokens from `from` for all B sequences, in the chunks PagedSequence would use.
+        auto prefill = [&](uint32_t from, uint32_t n) {
+            if (n == 0) return;
+            uint32_t at = from;
+            for (const uint32_t end : backend::prefill_chunk_ends(from, n)) {
+                batch.clear();
+                for (uint32_t i = 0; i < B; ++i) {
+                    batch.push_back(entry(i, at, end - at, backend::Phase::Prompt,
+                                          end == from + n ? backend::Want::Argmax : backend::Want::Nothing));
+                }
+                results.resize(B);
+                backend.step(*pool, batch, results);
+                at = end;
+            }
+        };
+        std::vector<double> pp, tg;
+        for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: the warm-up (graph capture, first-touch, clocks)
+            prefill(0, o.depth);
+            auto t0 = Clock::now();
+            prefill(o.depth, o.n_prompt);
+            if (rep >= 0 && o.n_prompt > 0) pp.push_back(static_cast<double>(B) * o.n_prompt / seconds_since(t0));
+            t0 = Clock::now();
+            for (uint32_t g = 0; g < o.n_gen; ++g) {
+                batch.clear();
+                const uint32_t pos = o.depth + o.n_prompt + g;
+                for (uint32_t i = 0; i < B; ++i) {
+                    batch.push_back(entry(i, pos, 1, backend::Phase::Generated, backend::Want::Argmax));
+                }
+                results.resize(B);
+                backend.step(*pool, batch, results);
+            }
+            if (rep >= 0 && o.n_gen > 0) tg.push_back(static_cast<double>(B) * o.n_gen / seconds_since(t0));
+        }
+        pt.pp = bench_stat(std::move(pp));
+        pt.tg = bench_stat(std::move(tg));
+        pt.tg_per_sequence = pt.tg.mean / B;
+        pt.memory = backend.device_memory();
+        out.push_back(std::move(pt));
+    }
+    return out;
 }
 
 }  // namespace orcd::engine

@@ -67,4 +67,22 @@ uint64_t kv_bytes_read(const model::Config& config, uint64_t pos, uint32_t eleme
 // model itself moves into the backend). Errors: those of check_bench_options and of the backend.
 BenchResult run_bench(backend::Backend& backend, const model::ModelWeights& weights, const BenchOptions& options);
 
+// `orcd bench --batch 1,8,16,64`, llama-batched-bench style: for each batch size B, B sequences in one KV pool of the
+// backend (Backend::step, the path the server's scheduler drives) each prefill `depth` tokens (untimed) and then
+// n_prompt tokens (pp: one step holding all B prompts, chunked as PagedSequence chunks them), then n_gen decode steps
+// of all B together (tg: one Generated token per sequence per step, Want::Argmax, so one id per sequence crosses to
+// the host). One warm-up repetition, then `reps` timed ones.
+struct BatchBenchPoint {
+    uint32_t batch = 0;
+    BenchStat pp;         // aggregate prompt tokens/s: B * n_prompt / time of the prefill steps
+    BenchStat tg;         // aggregate decode tokens/s: B * n_gen / time of the decode steps
+    double tg_per_sequence = 0.0;  // tg.mean / B: each sequence's own decode speed
+    backend::DeviceMemoryReport memory;  // read while the B sequences' pool is live
+    uint64_t pool_pages = 0;
+};
+
+// Errors: InvalidArgument (no batch sizes, a size of 0 or over 4096, and check_bench_options'); the backend's.
+std::vector<BatchBenchPoint> run_batch_bench(backend::Backend& backend, const BenchOptions& options,
+                                             std::span<const uint32_t> batch_sizes);
+
 }  // namespace orcd::engine

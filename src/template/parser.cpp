@@ -601,7 +601,10 @@ private:
             first = false;
             auto f = make(Expr::Kind::Filter, cur().line);
             f->name = expect_identifier();
-            while (accept_op(".")) f->name += "." + expect_identifier();
+            while (accept_op(".")) {
+                f->name += '.';  // two appends: GCC 12 warns (-Wrestrict, a false positive) on "." + std::string&&
+                f->name += expect_identifier();
+            }
             f->args.push_back(std::move(operand));
             if (is_op("(")) parse_call_args(*f);
             operand = std::move(f);

@@ -213,6 +213,89 @@ TEST(CudaQ8Matvec, MatchesCpuInt8MatmulOnDecodeShapes) {
     for (const Case& c : cases) check(c, seed, pool);
 }
 
+// Batch invariance of the batched matvec (decode_step's columns): for B = 1, 3, 8, 17, 64 activation columns, each
+// column's output is bit-identical to that column run alone (n_cols = 1), for several types, each epilogue, and both
+// reduction shapes (tpr <= 32: lane groups; tpr > 32: warps combined through shared memory). quantize_q8_columns
+// is also checked bit for bit against quantize_q8 per column.
+TEST(CudaQ8Matvec, ColumnsAreBitIdenticalForEveryBatchSize) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(test::fresh_seed());
+    struct Shape {
+        TensorType type;
+        int64_t rows, cols;
+        MatvecEpilogue epilogue;
+    };
+    constexpr int kMax = 64;
+    for (const Shape& sh : {Shape{TensorType::Q4_K, 300, 4096, MatvecEpilogue::Store},
+                            Shape{TensorType::Q6_K, 200, 512, MatvecEpilogue::Accumulate},
+                            Shape{TensorType::Q8_0, 2 * 96, 256, MatvecEpilogue::SwiGLU},
+                            Shape{TensorType::Q5_0, 77, 1024, MatvecEpilogue::Store}}) {
+        SCOPED_TRACE(testing::Message() << gguf::type_name(sh.type) << " " << sh.rows << "x" << sh.cols);
+        const Source src = make_source(rng, sh.type, sh.rows, sh.cols);
+        const int64_t n_out = sh.epilogue == MatvecEpilogue::SwiGLU ? sh.rows / 2 : sh.rows;
+        const std::vector<float> x = normal_vector(rng, static_cast<size_t>(kMax * sh.cols), 2.0f);
+        const std::vector<float> nw = normal_vector(rng, static_cast<size_t>(sh.cols));
+        const std::vector<float> y0 = normal_vector(rng, static_cast<size_t>(kMax * n_out));
+        DeviceBuffer<uint8_t> dw(src.bytes);
+        DeviceBuffer<float> dx(x), dnw(nw), dy(static_cast<size_t>(kMax * n_out));
+        const int64_t qbytes = q8_vector_bytes(sh.cols);
+        DeviceBuffer<uint8_t> dq(static_cast<size_t>(kMax * qbytes));
+        const Q8Vector xq = q8_vector_at(dq.get(), sh.cols);
+        Q8Matvec op;
+        op.src[op.n_src++] = {sh.type, dw.get(), sh.rows};
+        op.x = xq;
+        op.cols = sh.cols;
+        op.epilogue = sh.epilogue;
+        op.y = dy.get();
+        op.y_stride = n_out;
+        auto run = [&](int n_cols) {
+            if (sh.epilogue == MatvecEpilogue::Accumulate) {
+                dy.upload(y0);
+            } else {
+                dy.poison();
+            }
+            dq.poison();
+            quantize_q8_columns(dx.get(), sh.cols, n_cols, dnw.get(), 1e-6f, sh.cols, xq, nullptr);
+            op.n_cols = n_cols;
+            q8_matvec(op, nullptr);
+            return std::make_pair(dy.download(), dq.download());
+        };
+        // Column c alone: its x at the front, its y0 at the front.
+        std::vector<std::vector<float>> alone(kMax);
+        std::vector<std::vector<uint8_t>> alone_q(kMax);
+        for (int c = 0; c < kMax; ++c) {
+            Q8Matvec one = op;
+            one.n_cols = 1;
+            if (sh.epilogue == MatvecEpilogue::Accumulate) {
+                dy.upload(y0);
+            } else {
+                dy.poison();
+            }
+            dq.poison();
+            quantize_q8(dx.get() + c * sh.cols, dnw.get(), 1e-6f, sh.cols,
+                        q8_vector_at(dq.get() + c * qbytes, sh.cols), nullptr);
+            one.x = q8_vector_at(dq.get() + c * qbytes, sh.cols);
+            one.y = dy.get() + c * n_out;
+            q8_matvec(one, nullptr);
+            const std::vector<float> y = dy.download();
+            alone[static_cast<size_t>(c)].assign(y.begin() + c * n_out, y.begin() + (c + 1) * n_out);
+            const std::vector<uint8_t> q = dq.download();
+            alone_q[static_cast<size_t>(c)].assign(q.begin() + c * qbytes, q.begin() + (c + 1) * qbytes);
+        }
+        for (const int B : {1, 3, 8, 17, 64}) {
+            const auto [y, q] = run(B);
+            for (int c = 0; c < B; ++c) {
+                EXPECT_EQ(std::memcmp(y.data() + c * n_out, alone[static_cast<size_t>(c)].data(), n_out * 4), 0)
+                    << "B " << B << " column " << c;
+                EXPECT_EQ(std::memcmp(q.data() + c * qbytes, alone_q[static_cast<size_t>(c)].data(),
+                                      static_cast<size_t>(qbytes)),
+                          0)
+                    << "B " << B << " column " << c << " (quantized x)";
+            }
+        }
+    }
+}
+
 TEST(CudaQ8Matvec, RejectsWhatItCannotRun) {
     Q8Matvec op;
     op.cols = 896;

@@ -3,7 +3,8 @@
 // picks for the same u. The device's probabilities are f32 (the host's double), so a pick may differ where u (or the
 // top-p mass, or the min-p ratio) lies within rounding of a boundary: such a mismatch must be a token the host reaches
 // when u, top_p or min_p moves by 1e-6, and those cases must be rare (counted and bounded). End to end: a seeded
-// generate through CudaSequence::decode_sample gives the same tokens as the host sampler on the same CUDA logits.
+// generate through the batched step's Want::Sample (PagedSequence::decode_sample) gives the same tokens as the host
+// sampler on the same CUDA logits.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <thread>
 
+#include "backend/check_batch.h"
 #include "backend/cpu/cpu_backend.h"
 #include "common/error.h"
 #include "engine/bench.h"
@@ -205,6 +206,99 @@ TEST(Bench, WarmUpThenRepetitionsOnOneSequence) {
     EXPECT_EQ(tg_only.tg.samples.size(), 1u);
     EXPECT_EQ(be.rec.prefills.size(), 2u);
     EXPECT_EQ(be.rec.decodes.front(), 10u);
+}
+
+// A backend whose step records its entries (after the real batch checks) and answers token 0.
+class StepRecordingBackend final : public backend::Backend {
+public:
+    explicit StepRecordingBackend(model::Config c) : c_(std::move(c)) {}
+    std::string_view name() const override { return "step-recording"; }
+    const model::Config& config() const override { return c_; }
+    struct Pool final : backend::KvPool {
+        explicit Pool(const backend::KvPoolOptions& o) : KvPool(o, 64) {}
+    };
+    std::unique_ptr<backend::KvPool> new_kv_pool(const backend::KvPoolOptions& o) override {
+        pools.push_back(o.num_pages);
+        return std::make_unique<Pool>(o);
+    }
+    struct Entry {
+        uint32_t first, n;
+        backend::Phase phase;
+        backend::Want want;
+        std::vector<uint32_t> pages;
+    };
+    void step(backend::KvPool& pool, std::span<const backend::BatchEntry> batch,
+              std::span<backend::BatchResult> results) override {
+        backend::check_batch_entries(pool, batch, results, c_.n_vocab, c_.context_length);
+        std::vector<Entry> rec;
+        for (size_t i = 0; i < batch.size(); ++i) {
+            const auto& e = batch[i];
+            rec.push_back({e.first_position, static_cast<uint32_t>(e.tokens.size()), e.phase, e.want,
+                           {e.pages.begin(), e.pages.end()}});
+            results[i].token = 0;
+        }
+        steps.push_back(std::move(rec));
+    }
+    std::vector<uint32_t> pools;
+    std::vector<std::vector<Entry>> steps;
+
+private:
+    model::Config c_;
+};
+
+// Per batch size: one pool for B sequences with disjoint pages; each repetition prefills the depth, then the prompt
+// (one step of B entries each, the last wanting the argmax), then n_gen steps of B single Generated tokens at the
+// next position.
+TEST(Bench, BatchBenchStepsEverySequenceTogether) {
+    const model::Model m = model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::Q8_0));
+    StepRecordingBackend be(m.config);
+    BenchOptions o;
+    o.depth = 10;
+    o.n_prompt = 6;
+    o.n_gen = 4;
+    o.reps = 2;
+    const std::vector<uint32_t> sizes = {1, 3};
+    const std::vector<BatchBenchPoint> pts = run_batch_bench(be, o, sizes);
+    ASSERT_EQ(pts.size(), 2u);
+    ASSERT_EQ(be.pools, (std::vector<uint32_t>{2, 6}));  // 20 positions: 2 pages of 16 per sequence
+    ASSERT_EQ(be.steps.size(), 2u * 3 * (2 + 4));        // 2 sizes x (warm-up + 2) x (depth, prompt, 4 decodes)
+    size_t k = 0;
+    for (const uint32_t B : sizes) {
+        for (int rep = 0; rep < 3; ++rep) {
+            for (int s = 0; s < 6; ++s, ++k) {
+                const auto& step = be.steps[k];
+                ASSERT_EQ(step.size(), B);
+                for (uint32_t i = 0; i < B; ++i) {
+                    const auto& e = step[i];
+                    EXPECT_EQ(e.pages, (std::vector<uint32_t>{2 * i, 2 * i + 1}));
+                    if (s == 0) {
+                        EXPECT_EQ(e.first, 0u);
+                        EXPECT_EQ(e.n, 10u);
+                        EXPECT_EQ(e.phase, backend::Phase::Prompt);
+                    } else if (s == 1) {
+                        EXPECT_EQ(e.first, 10u);
+                        EXPECT_EQ(e.n, 6u);
+                        EXPECT_EQ(e.phase, backend::Phase::Prompt);
+                        EXPECT_EQ(e.want, backend::Want::Argmax);
+                    } else {
+                        EXPECT_EQ(e.first, 16u + (s - 2));
+                        EXPECT_EQ(e.n, 1u);
+                        EXPECT_EQ(e.phase, backend::Phase::Generated);
+                        EXPECT_EQ(e.want, backend::Want::Argmax);
+                    }
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < pts.size(); ++i) {
+        EXPECT_EQ(pts[i].batch, sizes[i]);
+        EXPECT_EQ(pts[i].pp.samples.size(), 2u);
+        EXPECT_EQ(pts[i].tg.samples.size(), 2u);
+        EXPECT_GT(pts[i].tg.mean, 0.0);
+        EXPECT_DOUBLE_EQ(pts[i].tg_per_sequence, pts[i].tg.mean / sizes[i]);
+    }
+    EXPECT_THROW(run_batch_bench(be, o, std::vector<uint32_t>{}), Error);
+    EXPECT_THROW(run_batch_bench(be, o, std::vector<uint32_t>{0}), Error);
 }
 
 TEST(Bench, RunsOnTheCpuBackend) {

@@ -39,31 +39,36 @@ struct Weights {
     std::vector<Layer> layers;
 };
 
-class CpuBackend;
-
-class CpuSequence final : public Sequence {
+// The KV pool in host memory. Page q holds, for each layer l, K then V of page_size positions, each position a row of
+// kv_dim values: page q, layer l, K row i starts at element q * page_stride + l * 2 * page_size * kv_dim + i * kv_dim
+// (V: page_size * kv_dim further). A page is one contiguous block, so a sequence's scattered pages cost nothing.
+class CpuKvPool final : public KvPool {
 public:
-    CpuSequence(CpuBackend& backend, uint32_t n_ctx, KvCacheType kv_type);
+    CpuKvPool(const KvPoolOptions& o, uint64_t page_bytes, const model::Config& c)
+        : KvPool(o, page_bytes), elem_(o.kv_type == KvCacheType::F32 ? 4 : 2), kv_dim_(c.kv_dim()),
+          n_kv_heads_(static_cast<int>(c.n_kv_heads)), head_dim_(static_cast<int>(c.head_dim)),
+          data_(page_bytes * o.num_pages) {}
 
-    std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits) override;
-    std::span<const float> decode(TokenId token) override { return prefill(std::span(&token, 1), false); }
-    void reset() override { n_past_ = 0; }
-    uint32_t n_past() const override { return n_past_; }
-    uint32_t n_ctx() const override { return n_ctx_; }
+    // Layer `layer`'s view through a page table.
+    KvLayerView layer(size_t layer, std::span<const uint32_t> pages) const {
+        const int64_t ps = page_size();
+        const int64_t layer_off = static_cast<int64_t>(layer) * 2 * ps * kv_dim_;  // elements
+        std::byte* base = const_cast<std::byte*>(data_.data()) + layer_off * elem_;
+        return {elem_ == 4 ? KvType::F32 : KvType::F16,
+                base,
+                base + ps * kv_dim_ * elem_,
+                static_cast<int64_t>(pages.size()) * ps,
+                n_kv_heads_,
+                head_dim_,
+                pages.data(),
+                ps,
+                static_cast<int64_t>(page_bytes() / elem_)};
+    }
 
 private:
-    // Runs tokens at positions n_past_.. (at most max_batch); writes logits rows for the last token or for all.
-    void forward(std::span<const TokenId> tokens, bool all_logits, float* logits);
-    KvLayerView kv_layer(size_t layer);
-
-    CpuBackend& b_;
-    uint32_t n_ctx_;
-    KvCacheType kv_type_;
-    uint32_t n_past_ = 0;
-    std::vector<std::vector<std::byte>> k_, v_;  // per layer: [n_ctx][kv_dim] of f32 or f16
-    std::vector<float> logits_;
-    // Activations, token-major, resized per batch.
-    std::vector<float> x_, h_, q_, k_cur_, v_cur_, attn_, gate_, up_;
+    int64_t elem_, kv_dim_;
+    int n_kv_heads_, head_dim_;
+    std::vector<std::byte> data_;
 };
 
 class CpuBackend final : public Backend {
@@ -72,21 +77,32 @@ public:
 
     std::string_view name() const override { return "cpu"; }
     const model::Config& config() const override { return model_.config; }
-    std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) override {
-        uint32_t n_ctx = options.n_ctx == 0 ? model_.config.context_length : options.n_ctx;
-        if (n_ctx > model_.config.context_length) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("context of {} tokens exceeds the model's context length {}", n_ctx,
-                                    model_.config.context_length));
-        }
-        return std::make_unique<CpuSequence>(*this, n_ctx, options.kv_type);
+    uint64_t kv_page_bytes(uint32_t page_size, KvCacheType kv_type) const override {
+        const uint64_t elem = kv_type == KvCacheType::F32 ? 4 : 2;
+        return 2ull * model_.config.n_layers * page_size * model_.config.kv_dim() * elem;
     }
+    std::unique_ptr<KvPool> new_kv_pool(const KvPoolOptions& o) override {
+        if (o.num_pages == 0 || o.page_size == 0) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("KV pool of {} pages of {} positions: both must be positive", o.num_pages,
+                                    o.page_size));
+        }
+        return std::make_unique<CpuKvPool>(o, kv_page_bytes(o.page_size, o.kv_type), model_.config);
+    }
+    void step(KvPool& pool, std::span<const BatchEntry> batch, std::span<BatchResult> results) override;
 
     const model::Model model_;
     const CpuOptions options_;
     Weights w_;
     std::vector<double> inv_freq_;
     ThreadPool pool_;
+
+private:
+    // Runs the layers over x_ (rows of every entry, back to back; row_pos[t] is row t's position).
+    void forward_layers(const CpuKvPool& kv, std::span<const BatchEntry> batch, std::span<const int64_t> row0);
+
+    // Activations of the step, token-major, resized per step (one step at a time: Backend is single-threaded).
+    std::vector<float> x_, h_, q_, k_cur_, v_cur_, attn_, gate_, up_, out_rows_, logits_;
 };
 
 std::vector<float> f32_vector(const model::TensorRef& t) {
@@ -151,80 +167,27 @@ CpuBackend::CpuBackend(model::Model model, const CpuOptions& options)
     inv_freq_ = rope_inv_freq(static_cast<int>(c.rope_dim), c.rope_theta);
 }
 
-CpuSequence::CpuSequence(CpuBackend& backend, uint32_t n_ctx, KvCacheType kv_type)
-    : b_(backend), n_ctx_(n_ctx), kv_type_(kv_type) {
-    const model::Config& c = b_.model_.config;
-    const size_t elem = kv_type == KvCacheType::F32 ? 4 : 2;
-    const size_t bytes = static_cast<size_t>(n_ctx) * c.kv_dim() * elem;
-    k_.resize(c.n_layers);
-    v_.resize(c.n_layers);
-    for (uint32_t l = 0; l < c.n_layers; ++l) {
-        k_[l].resize(bytes);
-        v_[l].resize(bytes);
-    }
-}
-
-KvLayerView CpuSequence::kv_layer(size_t layer) {
-    const model::Config& c = b_.model_.config;
-    return {kv_type_ == KvCacheType::F32 ? KvType::F32 : KvType::F16,
-            k_[layer].data(),
-            v_[layer].data(),
-            n_ctx_,
-            static_cast<int>(c.n_kv_heads),
-            static_cast<int>(c.head_dim)};
-}
-
-std::span<const float> CpuSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
-    const model::Config& c = b_.model_.config;
-    check_batch(tokens, c.n_vocab, n_past_, n_ctx_);
-    const size_t n_vocab = c.n_vocab;
-    logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
-    const size_t batch = std::max<uint32_t>(1, b_.options_.max_batch);
-    for (size_t i = 0; i < tokens.size(); i += batch) {
-        const auto chunk = tokens.subspan(i, std::min(batch, tokens.size() - i));
-        const bool last = i + chunk.size() == tokens.size();
-        if (all_logits) {
-            forward(chunk, true, logits_.data() + i * n_vocab);
-        } else {
-            forward(chunk, false, last ? logits_.data() : nullptr);
-        }
-    }
-    return logits_;
-}
-
-void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, float* logits) {
-    const model::Config& c = b_.model_.config;
-    const model::Recipe& r = b_.model_.recipe;
-    const Weights& w = b_.w_;
-    ThreadPool& pool = b_.pool_;
-    const Activations act = b_.options_.activations;
-    const int64_t T = static_cast<int64_t>(tokens.size());
+void CpuBackend::forward_layers(const CpuKvPool& kv, std::span<const BatchEntry> batch,
+                                std::span<const int64_t> row0) {
+    const model::Config& c = model_.config;
+    const model::Recipe& r = model_.recipe;
+    const Weights& w = w_;
+    const Activations act = options_.activations;
+    const int64_t T = row0.back();
     const int64_t E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff;
-    const int64_t pos0 = n_past_;
-    x_.resize(static_cast<size_t>(T * E));
-    h_.resize(x_.size());
-    q_.resize(static_cast<size_t>(T * QD));
-    attn_.resize(q_.size());
-    k_cur_.resize(static_cast<size_t>(T * KD));
-    v_cur_.resize(k_cur_.size());
-    gate_.resize(static_cast<size_t>(T * F));
-    up_.resize(gate_.size());
-
-    for (int64_t t = 0; t < T; ++t) {
-        quant::dequantize_row(w.token_embd.type, w.token_embd.row(tokens[static_cast<size_t>(t)]), x_.data() + t * E,
-                             E);
-    }
     auto add_bias = [](float* y, const std::vector<float>& b, int64_t T_, int64_t n) {
         if (b.empty()) return;
         for (int64_t t = 0; t < T_; ++t) add(y + t * n, b.data(), n);
     };
+    std::vector<AttentionSegment> segs(batch.size());
     for (size_t li = 0; li < w.layers.size(); ++li) {
         const Layer& l = w.layers[li];
-        // Attention block.
+        // Attention block. Every matrix product takes all rows of the step at once (each weight row read once);
+        // each row's arithmetic is its own (matmul.h), so a row's result does not depend on the others.
         rms_norm(x_.data(), l.attn_norm.data(), T, E, r.rms_eps, h_.data());
-        matmul(l.q, h_.data(), T, q_.data(), pool, act);
-        matmul(l.k, h_.data(), T, k_cur_.data(), pool, act);
-        matmul(l.v, h_.data(), T, v_cur_.data(), pool, act);
+        matmul(l.q, h_.data(), T, q_.data(), pool_, act);
+        matmul(l.k, h_.data(), T, k_cur_.data(), pool_, act);
+        matmul(l.v, h_.data(), T, v_cur_.data(), pool_, act);
         add_bias(q_.data(), l.bq, T, QD);
         add_bias(k_cur_.data(), l.bk, T, KD);
         add_bias(v_cur_.data(), l.bv, T, KD);
@@ -233,32 +196,98 @@ void CpuSequence::forward(std::span<const TokenId> tokens, bool all_logits, floa
             rms_norm(q_.data(), l.q_norm.data(), T * r.n_heads, r.head_dim, r.rms_eps, q_.data());
             rms_norm(k_cur_.data(), l.k_norm.data(), T * r.n_kv_heads, r.head_dim, r.rms_eps, k_cur_.data());
         }
-        for (int64_t t = 0; t < T; ++t) {
-            rope(q_.data() + t * QD, static_cast<int>(r.n_heads), static_cast<int>(r.head_dim),
-                 static_cast<int>(r.rope_dim), pos0 + t, b_.inv_freq_, r.rope_layout);
-            rope(k_cur_.data() + t * KD, static_cast<int>(r.n_kv_heads), static_cast<int>(r.head_dim),
-                 static_cast<int>(r.rope_dim), pos0 + t, b_.inv_freq_, r.rope_layout);
+        for (size_t e = 0; e < batch.size(); ++e) {
+            const BatchEntry& be = batch[e];
+            const int64_t t0 = row0[e], n = row0[e + 1] - row0[e];
+            for (int64_t t = 0; t < n; ++t) {
+                const int64_t pos = be.first_position + t;
+                rope(q_.data() + (t0 + t) * QD, static_cast<int>(r.n_heads), static_cast<int>(r.head_dim),
+                     static_cast<int>(r.rope_dim), pos, inv_freq_, r.rope_layout);
+                rope(k_cur_.data() + (t0 + t) * KD, static_cast<int>(r.n_kv_heads), static_cast<int>(r.head_dim),
+                     static_cast<int>(r.rope_dim), pos, inv_freq_, r.rope_layout);
+            }
+            const KvLayerView view = kv.layer(li, be.pages);
+            kv_store(view, be.first_position, n, k_cur_.data() + t0 * KD, v_cur_.data() + t0 * KD);
+            segs[e] = {q_.data() + t0 * QD, view, be.first_position, n, attn_.data() + t0 * QD};
         }
-        const KvLayerView kv = kv_layer(li);
-        kv_store(kv, pos0, T, k_cur_.data(), v_cur_.data());
-        attention(q_.data(), kv, pos0, T, static_cast<int>(r.n_heads), attn_.data(), pool, r.sliding_window);
-        matmul(l.o, attn_.data(), T, h_.data(), pool, act);
+        attention(segs, static_cast<int>(r.n_heads), pool_, r.sliding_window);
+        matmul(l.o, attn_.data(), T, h_.data(), pool_, act);
         add(x_.data(), h_.data(), T * E);
         // Feed-forward block (SwiGLU).
         rms_norm(x_.data(), l.ffn_norm.data(), T, E, r.rms_eps, h_.data());
-        matmul(l.gate, h_.data(), T, gate_.data(), pool, act);
-        matmul(l.up, h_.data(), T, up_.data(), pool, act);
+        matmul(l.gate, h_.data(), T, gate_.data(), pool_, act);
+        matmul(l.up, h_.data(), T, up_.data(), pool_, act);
         swiglu(gate_.data(), up_.data(), T * F, gate_.data());
-        matmul(l.down, gate_.data(), T, h_.data(), pool, act);
+        matmul(l.down, gate_.data(), T, h_.data(), pool_, act);
         add(x_.data(), h_.data(), T * E);
     }
-    n_past_ += static_cast<uint32_t>(T);
-    if (!logits) return;
-    // Final norm and LM head: for every token (perplexity) or only the last (generation).
-    const int64_t first = all_logits ? 0 : T - 1;
-    const int64_t n_out = T - first;
-    rms_norm(x_.data() + first * E, w.output_norm.data(), n_out, E, r.rms_eps, h_.data());
-    matmul(w.output, h_.data(), n_out, logits, pool, act);
+}
+
+void CpuBackend::step(KvPool& pool, std::span<const BatchEntry> batch, std::span<BatchResult> results) {
+    const model::Config& c = model_.config;
+    check_batch_entries(pool, batch, results, c.n_vocab, c.context_length);
+    auto* kv = dynamic_cast<CpuKvPool*>(&pool);
+    if (!kv) throw Error(ErrorCode::InvalidArgument, "step: the KV pool was not made by the CPU backend");
+    for (const BatchEntry& e : batch) {
+        if (e.want == Want::Sample) check_sample_step(e.sample);
+    }
+    if (batch.empty()) return;
+    const model::Recipe& r = model_.recipe;
+    const int64_t E = c.n_embd;
+    std::vector<int64_t> row0(batch.size() + 1, 0);  // entry e's rows: [row0[e], row0[e + 1])
+    for (size_t e = 0; e < batch.size(); ++e) row0[e + 1] = row0[e] + static_cast<int64_t>(batch[e].tokens.size());
+    const int64_t T = row0.back();
+    x_.resize(static_cast<size_t>(T * E));
+    h_.resize(x_.size());
+    q_.resize(static_cast<size_t>(T * c.q_dim()));
+    attn_.resize(q_.size());
+    k_cur_.resize(static_cast<size_t>(T * c.kv_dim()));
+    v_cur_.resize(k_cur_.size());
+    gate_.resize(static_cast<size_t>(T * c.n_ff));
+    up_.resize(gate_.size());
+    for (size_t e = 0; e < batch.size(); ++e) {
+        for (size_t t = 0; t < batch[e].tokens.size(); ++t) {
+            quant::dequantize_row(w_.token_embd.type, w_.token_embd.row(batch[e].tokens[t]),
+                                 x_.data() + (row0[e] + static_cast<int64_t>(t)) * E, E);
+        }
+    }
+    forward_layers(*kv, batch, row0);
+
+    // Final norm and LM head only for the rows some entry wants: every row of an AllLogits entry, the last row of
+    // a Logits/Argmax/Sample one.
+    std::vector<int64_t> out_row0(batch.size() + 1, 0);
+    for (size_t e = 0; e < batch.size(); ++e) {
+        const Want want = batch[e].want;
+        const int64_t n = want == Want::Nothing ? 0 : want == Want::AllLogits ? row0[e + 1] - row0[e] : 1;
+        out_row0[e + 1] = out_row0[e] + n;
+    }
+    const int64_t n_out = out_row0.back();
+    const size_t n_vocab = c.n_vocab;
+    out_rows_.resize(static_cast<size_t>(n_out * E));
+    for (size_t e = 0; e < batch.size(); ++e) {
+        const int64_t n = out_row0[e + 1] - out_row0[e];
+        const int64_t first = row0[e + 1] - n;
+        std::copy(x_.data() + first * E, x_.data() + row0[e + 1] * E, out_rows_.data() + out_row0[e] * E);
+    }
+    logits_.resize(static_cast<size_t>(n_out) * n_vocab);
+    if (n_out > 0) {
+        rms_norm(out_rows_.data(), w_.output_norm.data(), n_out, E, r.rms_eps, out_rows_.data());
+        matmul(w_.output, out_rows_.data(), n_out, logits_.data(), pool_, options_.activations);
+    }
+    for (size_t e = 0; e < batch.size(); ++e) {
+        const int64_t n = out_row0[e + 1] - out_row0[e];
+        const std::span<const float> lg(logits_.data() + static_cast<size_t>(out_row0[e]) * n_vocab,
+                                        static_cast<size_t>(n) * n_vocab);
+        BatchResult& res = results[e];
+        res = {};
+        switch (batch[e].want) {
+            case Want::Nothing: break;
+            case Want::Logits:
+            case Want::AllLogits: res.logits = lg; break;
+            case Want::Argmax: res.token = argmax_token(lg); break;
+            case Want::Sample: res.token = sample_on_host(lg, batch[e].sample); break;
+        }
+    }
 }
 
 }  // namespace

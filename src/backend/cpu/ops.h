@@ -2,6 +2,7 @@
 // The element-wise and attention ops of the forward pass, on f32 activations laid out token-major ([n_tokens][dim]).
 // The CUDA backend implements the same ops under the same names and is tested against these.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "backend/cpu/thread_pool.h"
@@ -36,7 +37,9 @@ void add(float* x, const float* y, int64_t n);
 // KV element types the attention reads.
 enum class KvType { F32, F16 };
 
-// One layer's cache: K and V as [n_ctx][n_kv_heads][head_dim] in the given element type.
+// One layer's cache: K and V rows of [n_kv_heads][head_dim] values in the given element type. Contiguous (position p
+// at row p) when `pages` is null; paged otherwise: position p at row p % page_size of page pages[p / page_size], and
+// page q's rows start page_stride elements after page 0's (the KV pool's layout: cpu_backend.cpp).
 struct KvLayerView {
     KvType type = KvType::F32;
     void* k = nullptr;
@@ -44,6 +47,16 @@ struct KvLayerView {
     int64_t n_ctx = 0;
     int n_kv_heads = 0;
     int head_dim = 0;
+    const uint32_t* pages = nullptr;
+    int64_t page_size = 0;
+    int64_t page_stride = 0;
+
+    int64_t row_len() const { return static_cast<int64_t>(n_kv_heads) * head_dim; }
+    // Elements from k (or v) to position p's row.
+    int64_t row_offset(int64_t p) const {
+        return pages ? static_cast<int64_t>(pages[p / page_size]) * page_stride + (p % page_size) * row_len()
+                     : p * row_len();
+    }
 };
 
 // Writes n_tokens tokens' K and V rows ([n_tokens][n_kv_heads * head_dim], f32) at positions pos0.. of the cache.
@@ -56,5 +69,16 @@ void kv_store(const KvLayerView& kv, int64_t pos0, int64_t n_tokens, const float
 // 0 = the whole causal prefix.
 void attention(const float* q, const KvLayerView& kv, int64_t pos0, int64_t n_tokens, int n_heads, float* out,
                ThreadPool& pool, int64_t window = 0);
+
+// Several sequences' attention in one parallel pass (the batched step): each segment is one call of attention()
+// above, computed exactly as that call would, with the work of all segments shared by the pool's threads.
+struct AttentionSegment {
+    const float* q = nullptr;
+    KvLayerView kv;
+    int64_t pos0 = 0;
+    int64_t n_tokens = 0;
+    float* out = nullptr;
+};
+void attention(std::span<const AttentionSegment> segments, int n_heads, ThreadPool& pool, int64_t window = 0);
 
 }  // namespace orcd::backend::cpu

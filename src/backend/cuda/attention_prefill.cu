@@ -16,6 +16,7 @@
 
 #include <cmath>
 
+#include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/prefill_kernels.h"
 #include "model/attention_window.h"
 
@@ -62,17 +63,18 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 }
 
 // Copies rows [row0, row0 + 64) of a [*][row_stride] f16 matrix (columns col0 .. col0 + D) into a padded shared tile;
-// rows >= n_rows are zero-filled.
+// rows >= n_rows are zero-filled. With a cache view, row r is the cache's row of position r (kv_row_offset) instead.
 template <int D>
 __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64_t row_stride, int64_t col0,
-                                          int64_t row0, int64_t n_rows) {
+                                          int64_t row0, int64_t n_rows, const KvCacheView* kv = nullptr) {
     constexpr int kChunks = D / 8;  // 16-byte chunks per row
     constexpr int kStride = D + 8;
     for (int c = threadIdx.x; c < kBc * kChunks; c += kThreads) {
         const int r = c / kChunks, k = c % kChunks;
         __half* dst = tile + r * kStride + k * 8;
         if (row0 + r < n_rows) {
-            cp_async16(dst, g + (row0 + r) * row_stride + col0 + k * 8);
+            const int64_t at = kv ? kv_row_offset(*kv, kv->pages, row0 + r) : (row0 + r) * row_stride;
+            cp_async16(dst, g + at + col0 + k * 8);
         } else {
             *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
         }
@@ -81,8 +83,8 @@ __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    attention_prefill_kernel(const uint16_t* __restrict__ q16, const uint16_t* __restrict__ kc,
-                             const uint16_t* __restrict__ vc, int n_heads, int n_kv_heads, int64_t pos0,
+    attention_prefill_kernel(const uint16_t* __restrict__ q16, KvCacheView kv, int n_heads, int n_kv_heads,
+                             int64_t pos0,
                              int64_t n_tokens, uint32_t window, uint16_t* __restrict__ out16) {
     constexpr int kStride = D + 8;
     constexpr int kDTiles = D / 8;   // n-tiles of O
@@ -109,8 +111,8 @@ __global__ void __launch_bounds__(kThreads)
     const int g = lane / 4, tq = lane % 4;
 
     load_tile<D>(qs, q16 + q0 * q_row, q_row, static_cast<int64_t>(h) * D, 0, q_end - q0);
-    load_tile<D>(ks, kc, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys);
-    load_tile<D>(vs, vc, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys);
+    load_tile<D>(ks, kv.k, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys, &kv);
+    load_tile<D>(vs, kv.v, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys, &kv);
     cp_async_commit();
 
     // Positions of this thread's two rows (g and g + 8 of the warp's 16).
@@ -128,8 +130,8 @@ __global__ void __launch_bounds__(kThreads)
         const int buf = (kt - kt0) & 1;
         if (kt + 1 < n_ktiles) {
             const int64_t r0 = static_cast<int64_t>(kt + 1) * kBc;
-            load_tile<D>(ks + (buf ^ 1) * kBc * kStride, kc, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys);
-            load_tile<D>(vs + (buf ^ 1) * kBc * kStride, vc, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys);
+            load_tile<D>(ks + (buf ^ 1) * kBc * kStride, kv.k, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys, &kv);
+            load_tile<D>(vs + (buf ^ 1) * kBc * kStride, kv.v, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys, &kv);
         }
         cp_async_commit();
         cp_async_wait<1>();
@@ -251,7 +253,7 @@ void launch(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos
     }();
     (void)configured;  // a failure shows up as the launch's error
     const dim3 grid(static_cast<unsigned>((n_tokens + kBr - 1) / kBr), static_cast<unsigned>(n_heads));
-    attention_prefill_kernel<D><<<grid, kThreads, kSmem, s>>>(q16, kv.k, kv.v, n_heads, kv.n_kv_heads, pos0, n_tokens,
+    attention_prefill_kernel<D><<<grid, kThreads, kSmem, s>>>(q16, kv, n_heads, kv.n_kv_heads, pos0, n_tokens,
                                                               window, out16);
 }
 

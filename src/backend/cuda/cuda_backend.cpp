@@ -7,11 +7,10 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/cuda/decode_step.h"
+#include "backend/cuda/kv_pool.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/prefill_step.h"
-#include "backend/cuda/sample.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
@@ -29,99 +28,28 @@ using model::TensorId;
 // at construction, naming it. RoPE frequency factors (llama 3, phi3 long context) are not implemented.
 const model::FeatureSet kCudaFeatures = model::FeatureSet::all().remove(model::Feature::RopeFreqFactors);
 
-class CudaBackend;
-
-// RAII for the stream and the instantiated graph.
-struct StreamHandle {
-    cudaStream_t s = nullptr;
-    StreamHandle() { ORCD_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-    ~StreamHandle() {
-        if (s) {
-            ORCD_CUDA_WARN(cudaStreamSynchronize(s));
-            ORCD_CUDA_WARN(cudaStreamDestroy(s));
-        }
-    }
-    StreamHandle(const StreamHandle&) = delete;
-    StreamHandle& operator=(const StreamHandle&) = delete;
-};
-
-struct GraphHandle {
-    cudaGraphExec_t exec = nullptr;
-    ~GraphHandle() {
-        if (exec) ORCD_CUDA_WARN(cudaGraphExecDestroy(exec));
-    }
-};
-
-// Page-locked host memory: device-to-host copies into it run at full PCIe speed without a staging copy.
-template <typename T>
-struct PinnedBuffer {
-    T* p = nullptr;
-    explicit PinnedBuffer(size_t n) { ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p), n * sizeof(T))); }
-    ~PinnedBuffer() {
-        if (p) ORCD_CUDA_WARN(cudaFreeHost(p));
-    }
-    PinnedBuffer(const PinnedBuffer&) = delete;
-    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-};
-
-class CudaSequence final : public Sequence {
-public:
-    CudaSequence(CudaBackend& backend, uint32_t n_ctx);
-
-    std::span<const float> prefill(std::span<const TokenId> tokens, bool all_logits) override;
-    std::span<const float> decode(TokenId token) override;
-    TokenId decode_greedy(TokenId token) override;
-    TokenId decode_sample(TokenId token, const SampleStep& step) override;
-    void reset() override { n_past_ = 0; }
-    uint32_t n_past() const override { return n_past_; }
-    uint32_t n_ctx() const override { return n_ctx_; }
-
-private:
-    // What a step picks on the device after the logits: nothing, their argmax, or the sampler's chain (staged first).
-    enum class Pick { None = 0, Argmax = 1, Sample = 2 };
-    // Runs one token at position n_past_ on the device and copies its logits to `out` (when not null); returns the
-    // token `pick` chose on the device, or -1 with Pick::None.
-    TokenId step(TokenId token, float* out, Pick pick = Pick::None);
-
-    // Batched prefill of tokens (more than one) in micro-batches; fills logits_ as prefill() returns them.
-    void prefill_batched(std::span<const TokenId> tokens, bool all_logits);
-
-    CudaBackend& b_;
-    uint32_t n_ctx_;
-    uint32_t n_past_ = 0;
-    uint64_t steps_ = 0;
-    std::unique_ptr<device::DeviceMemory> kv_, act_;
-    KvCache kv_view_;
-    DecodeBuffers dec_;  // views into act_
-    StreamHandle stream_;
-    GraphHandle graph_[3];  // the step by Pick (none / argmax / sample), each captured on first use after step 1
-    std::vector<float> logits_;
-    PinnedBuffer<float> decode_logits_;  // [n_vocab]: decode()'s result
-    PinnedBuffer<int32_t> token_out_;     // [1]: decode_greedy()'s or decode_sample()'s result
-    std::unique_ptr<DeviceSampler> sampler_;  // decode_sample()'s workspace, made on its first call
-    // Allocated on the first batched prefill; after stream_, so its cuBLAS handle goes before the stream it uses.
-    std::unique_ptr<PrefillWorkspace> prefill_ws_;
-};
-
 class CudaBackend final : public Backend {
 public:
     CudaBackend(model::Model model, const CudaOptions& options);
 
     std::string_view name() const override { return "cuda"; }
     const model::Config& config() const override { return lm_.config(); }
-    std::unique_ptr<Sequence> new_sequence(const SequenceOptions& options) override {
-        const uint32_t n_ctx = options.n_ctx == 0 ? config().context_length : options.n_ctx;
-        if (n_ctx > config().context_length) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("context of {} tokens exceeds the model's context length {}", n_ctx,
-                                    config().context_length));
-        }
-        return std::make_unique<CudaSequence>(*this, n_ctx);
+    uint64_t kv_page_bytes(uint32_t page_size, KvCacheType) const override {
+        return KvCache::page_bytes(config(), page_size);
+    }
+    std::unique_ptr<KvPool> new_kv_pool(const KvPoolOptions& options) override {
+        return std::make_unique<CudaKvPool>(device(), m_, options_, options);
+    }
+    void step(KvPool& pool, std::span<const BatchEntry> batch, std::span<BatchResult> results) override {
+        auto* p = dynamic_cast<CudaKvPool*>(&pool);
+        if (!p) throw Error(ErrorCode::InvalidArgument, "step: the KV pool was not made by the cuda backend");
+        check_batch_entries(pool, batch, results, config().n_vocab, config().context_length);
+        p->step(batch, results);
     }
 
     device::Device& device() const { return lm_.device(); }
 
-    // Read from the device's allocation ledger: sequences label their caches "KV cache ..." (CudaSequence); what is
+    // Read from the device's allocation ledger: KV pools label their pages "KV cache ..." (CudaKvPool); what is
     // neither the weight arena nor a cache (activations, the rope table, scratch) is workspace.
     DeviceMemoryReport device_memory() const override {
         DeviceMemoryReport r;
@@ -156,7 +84,7 @@ public:
 
 loader::LoadedModel load(model::Model model, int gpu) {
     loader::LoadOptions lo;
-    lo.reserve_runtime = false;  // each sequence allocates its own KV cache and activations
+    lo.reserve_runtime = false;  // each KV pool allocates its pages and activations
     return loader::load_model(std::move(model), device::open_cuda_device(gpu), lo);
 }
 
@@ -239,118 +167,6 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
     ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
     m_.inv_freq = reinterpret_cast<const double*>(inv_freq_->data());
     if (options.weights == WeightsMode::F16) f16_weights_ = convert_weights_to_f16(m_, device());
-}
-
-CudaSequence::CudaSequence(CudaBackend& backend, uint32_t n_ctx)
-    : b_(backend), n_ctx_(n_ctx), decode_logits_(backend.config().n_vocab), token_out_(1) {
-    const model::Config& c = b_.config();
-    kv_ = b_.device().allocate(KvCache::bytes(c, n_ctx), "KV cache (f16)");
-    kv_view_ = KvCache{reinterpret_cast<uint16_t*>(kv_->data()), n_ctx};
-    Carver cv;
-    const DecodeBuffers::Layout layout = DecodeBuffers::plan(c, n_ctx, cv);
-    act_ = b_.device().allocate(cv.size, "activations");
-    dec_ = DecodeBuffers::bind(layout, act_->data());
-}
-
-TokenId CudaSequence::step(TokenId token, float* out, Pick pick) {
-    const bool argmax = pick == Pick::Argmax;
-    auto enqueue = [&] {
-        enqueue_decode(b_.m_, dec_, kv_view_, argmax, b_.options_.activations, stream_.s);
-        if (pick == Pick::Sample) sampler_->enqueue(dec_.logits, stream_.s);
-    };
-    const int32_t scalars[2] = {token, static_cast<int32_t>(n_past_)};
-    // Pageable source: the copy is staged before this call returns, so `scalars` may go out of scope.
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.scalars, scalars, sizeof(scalars), cudaMemcpyHostToDevice, stream_.s));
-    GraphHandle& graph = graph_[static_cast<int>(pick)];
-    if (graph.exec) {
-        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
-    } else if (b_.options_.use_graph && steps_ > 0) {
-        // Captured after the first step, which ran eagerly and so initialized the kernels' one-time host state
-        // (device attributes, occupancy queries, shared-memory limits) outside of any capture.
-        ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
-        cudaGraph_t g = nullptr;
-        try {
-            enqueue();
-        } catch (...) {
-            cudaStreamEndCapture(stream_.s, &g);
-            if (g) cudaGraphDestroy(g);
-            throw;
-        }
-        ORCD_CUDA_CHECK(cudaStreamEndCapture(stream_.s, &g));
-        const cudaError_t inst = cudaGraphInstantiate(&graph.exec, g, 0);
-        ORCD_CUDA_WARN(cudaGraphDestroy(g));
-        ORCD_CUDA_CHECK(inst);
-        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
-    } else {
-        enqueue();
-    }
-    if (out) {
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(out, dec_.logits, b_.config().n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
-                                        stream_.s));
-    }
-    if (pick != Pick::None) {
-        const int32_t* picked = argmax ? dec_.scalars + 2 : sampler_->result();
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(token_out_.p, picked, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_.s));
-    }
-    ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
-    ++n_past_;
-    ++steps_;
-    return pick != Pick::None ? *token_out_.p : -1;
-}
-
-std::span<const float> CudaSequence::decode(TokenId token) {
-    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
-    step(token, decode_logits_.p);
-    return {decode_logits_.p, b_.config().n_vocab};
-}
-
-TokenId CudaSequence::decode_greedy(TokenId token) {
-    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
-    return step(token, nullptr, Pick::Argmax);
-}
-
-TokenId CudaSequence::decode_sample(TokenId token, const SampleStep& s) {
-    check_batch(std::span(&token, 1), b_.config().n_vocab, n_past_, n_ctx_);
-    if (!sampler_) sampler_ = std::make_unique<DeviceSampler>(b_.device(), b_.config().n_vocab, stream_.s);
-    // The parameters, the window and u reach device memory ahead of the step on the same stream.
-    sampler_->stage(s, stream_.s);
-    return step(token, nullptr, Pick::Sample);
-}
-
-std::span<const float> CudaSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
-    const model::Config& c = b_.config();
-    check_batch(tokens, c.n_vocab, n_past_, n_ctx_);
-    const size_t n_vocab = c.n_vocab;
-    logits_.resize((all_logits ? tokens.size() : 1) * n_vocab);
-    if (tokens.size() > 1 && b_.options_.batched_prefill && prefill_supported(b_.m_)) {
-        prefill_batched(tokens, all_logits);
-        return logits_;
-    }
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        const bool last = i + 1 == tokens.size();
-        float* out = all_logits ? logits_.data() + i * n_vocab : (last ? logits_.data() : nullptr);
-        step(tokens[i], out);
-    }
-    return logits_;
-}
-
-void CudaSequence::prefill_batched(std::span<const TokenId> tokens, bool all_logits) {
-    if (!prefill_ws_) {
-        const uint32_t ub = b_.options_.prefill_ubatch ? b_.options_.prefill_ubatch : prefill_ubatch();
-        prefill_ws_ = std::make_unique<PrefillWorkspace>(b_.device(), b_.m_, ub, stream_.s);
-    }
-    const size_t n_vocab = b_.config().n_vocab;
-    const size_t ub = prefill_ws_->max_tokens();
-    for (size_t i0 = 0; i0 < tokens.size(); i0 += ub) {
-        const size_t n = std::min(ub, tokens.size() - i0);
-        const bool last = i0 + n == tokens.size();
-        // TokenId is int32_t, so the span is the device buffer's layout.
-        static_assert(sizeof(TokenId) == sizeof(int32_t));
-        prefill_ws_->run(b_.m_, kv_view_, reinterpret_cast<const int32_t*>(tokens.data() + i0),
-                         static_cast<int64_t>(n), n_past_, all_logits ? logits_.data() + i0 * n_vocab : nullptr,
-                         !all_logits && last ? logits_.data() : nullptr);
-        n_past_ += static_cast<uint32_t>(n);
-    }
 }
 
 }  // namespace

@@ -1,16 +1,14 @@
 #pragma once
 // The CUDA backend: the forward pass of llama, qwen2 and phi3 on weights the loader made resident in one device
 // arena (GGUF bytes unchanged), with the ops of ops.h and the matvec kernels (matvec_q8.h: int8 activations and
-// dp4a, the default; matvec_fused.h / matvec.h: f32 activations). Each sequence owns an f16 KV cache and its
-// activations in VRAM; one decode step (decode_step.h) is embedding -> layers -> final norm -> LM head -> logits, with
-// no host round trip inside it, captured once as a CUDA graph and replayed (the position and token are read from
-// device memory, so the same graph serves every step). What crosses to the host is what the caller asks for: the
-// logits (decode), the argmax (decode_greedy) or the sampled id (decode_sample: the sampler chain of sample.h runs
-// on the device).
-//
-// Prefill of more than one token runs batched (prefill_step.h): micro-batches of matrix-matrix products on tensor
-// cores (weights dequantized to f16, f32 accumulation) and causal flash attention over the cache; a single token goes
-// through the decode step.
+// dp4a, the default; matvec_fused.h / matvec.h: f32 activations). The KV cache is a pool of f16 pages (kv_pool.h;
+// Backend::new_kv_pool), and Backend::step runs a batch of sequences over it: every decode token (and every prompt
+// chunk of one token) as a column of one batched decode step (decode_step.h: embedding -> layers -> final norm -> LM
+// head -> logits and argmax, no host round trip inside it, captured as a CUDA graph per column count and replayed),
+// every longer prompt chunk through the batched prefill (prefill_step.h: micro-batches of matrix-matrix products on
+// tensor cores, weights dequantized to f16, f32 accumulation, and causal flash attention over the pages). What
+// crosses to the host is what each entry asks for: logits, the argmax, or the sampled id (the sampler chain of
+// sample.h runs on the device). A single sequence (Backend::new_sequence) is a PagedSequence: the batch of one.
 #include <memory>
 
 #include "backend/backend.h"

@@ -44,18 +44,26 @@ struct CudaModel {
     const double* inv_freq = nullptr;  // rope_dim / 2 rotary inverse frequencies, on the device
 };
 
-// One sequence's f16 KV cache: per layer K then V, each [n_ctx][kv_dim].
+// A view of the f16 KV pool (CudaKvPool, kv_pool.h) for the forward passes. Page layout: a page holds page_size
+// consecutive positions of one sequence for every layer, as [n_layers][K, V][page_size][kv_dim] halves, so position p
+// of a sequence is row p % page_size of its page table's page p / page_size, and one layer's K (or V) rows of a page
+// are contiguous. `pages` is a page table in device memory (one sequence's for a prefill; the step's concatenated
+// tables for the decode columns, each column locating its own through DecodeColumns::table); n_ctx bounds the
+// positions (the attention workspace is sized by it).
 struct KvCache {
     uint16_t* base = nullptr;
-    uint32_t n_ctx = 0;
+    uint32_t page_size = 0;
+    int64_t n_ctx = 0;
+    const int32_t* pages = nullptr;
 
-    static uint64_t bytes(const model::Config& c, uint32_t n_ctx) {
-        return 2ull * c.n_layers * n_ctx * c.kv_dim() * sizeof(uint16_t);
+    static uint64_t page_bytes(const model::Config& c, uint32_t page_size) {
+        return 2ull * c.n_layers * page_size * c.kv_dim() * sizeof(uint16_t);
     }
     ::orcd::cuda::KvCacheView layer(const model::Config& c, size_t li) const {
-        const uint64_t per = static_cast<uint64_t>(n_ctx) * c.kv_dim();  // halves per K (or V) of one layer
-        uint16_t* k = base + 2 * li * per;
-        return {k, k + per, n_ctx, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim)};
+        const int64_t slab = static_cast<int64_t>(page_size) * c.kv_dim();  // halves of one layer's K (or V) per page
+        uint16_t* k = base + 2 * static_cast<int64_t>(li) * slab;
+        return {k,     k + slab, n_ctx, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim), pages,
+                static_cast<int>(page_size), 2 * static_cast<int64_t>(c.n_layers) * slab};
     }
 };
 

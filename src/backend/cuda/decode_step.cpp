@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "backend/cuda/dequant.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
 #include "backend/cuda/ops.h"
@@ -13,27 +14,43 @@ namespace orcd::backend::cuda {
 
 namespace ops = ::orcd::cuda;
 
-DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, uint32_t n_ctx, Carver& cv) {
+namespace {
+int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }  // column strides keep 16-byte alignment
+}  // namespace
+
+DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, int64_t n_ctx, int max_cols, int64_t max_table,
+                                          Carver& cv) {
     Layout l{};
-    l.scalars = cv.take(4 * sizeof(int32_t));
-    l.x = cv.take(c.n_embd * 4ull);
-    l.h = cv.take(c.n_embd * 4ull);
-    l.tmp = cv.take(c.n_embd * 4ull);
-    l.qkv = cv.take((c.q_dim() + 2ull * c.kv_dim()) * 4);
-    l.attn = cv.take(c.q_dim() * 4ull);
-    l.gu = cv.take(2ull * c.n_ff * 4);
-    l.ffn = cv.take(c.n_ff * 4ull);
-    l.logits = cv.take(c.n_vocab * 4ull);
+    const uint64_t n = static_cast<uint64_t>(max_cols);
+    l.max_cols = max_cols;
+    l.max_table = max_table;
+    l.inputs = cv.take((3 * n + static_cast<uint64_t>(max_table)) * sizeof(int32_t));
+    l.argmax = cv.take(n * sizeof(int32_t));
+    l.x = cv.take(n * c.n_embd * 4);  // stride n_embd exactly: the batched embedding writes rows back to back
+    l.h = cv.take(n * round4(c.n_embd) * 4);
+    l.tmp = cv.take(n * round4(c.n_embd) * 4);
+    l.qkv = cv.take(n * round4(c.q_dim() + 2ll * c.kv_dim()) * 4);
+    l.attn = cv.take(n * round4(c.q_dim()) * 4);
+    l.gu = cv.take(n * round4(2ll * c.n_ff) * 4);
+    l.ffn = cv.take(n * round4(c.n_ff) * 4);
+    l.logits = cv.take(n * round4(c.n_vocab) * 4);
     l.q8_cols = static_cast<int64_t>(std::max<uint64_t>({c.n_embd, c.n_ff, c.q_dim()}));
-    l.q8 = cv.take(static_cast<uint64_t>(ops::q8_vector_bytes(l.q8_cols)));
+    l.q8 = cv.take(n * static_cast<uint64_t>(ops::q8_vector_bytes(l.q8_cols)));
     l.attn_ws = cv.take(ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads),
-                                                       static_cast<int>(c.head_dim)));
+                                                       static_cast<int>(c.head_dim), max_cols));
     return l;
 }
 
-DecodeBuffers DecodeBuffers::bind(const Layout& l, std::byte* base) {
+DecodeBuffers DecodeBuffers::bind(const model::Config& c, const Layout& l, std::byte* base) {
     DecodeBuffers b;
-    b.scalars = reinterpret_cast<int32_t*>(base + l.scalars);
+    b.max_cols = l.max_cols;
+    b.max_table = l.max_table;
+    b.inputs = reinterpret_cast<int32_t*>(base + l.inputs);
+    b.tokens = b.inputs;
+    b.pos = b.inputs + l.max_cols;
+    b.table = b.inputs + 2 * l.max_cols;
+    b.tables = b.inputs + 3 * l.max_cols;
+    b.argmax = reinterpret_cast<int32_t*>(base + l.argmax);
     b.x = reinterpret_cast<float*>(base + l.x);
     b.h = reinterpret_cast<float*>(base + l.h);
     b.tmp = reinterpret_cast<float*>(base + l.tmp);
@@ -42,8 +59,14 @@ DecodeBuffers DecodeBuffers::bind(const Layout& l, std::byte* base) {
     b.gu = reinterpret_cast<float*>(base + l.gu);
     b.ffn = reinterpret_cast<float*>(base + l.ffn);
     b.logits = reinterpret_cast<float*>(base + l.logits);
+    b.s_x = c.n_embd;
+    b.s_qkv = round4(c.q_dim() + 2ll * c.kv_dim());
+    b.s_attn = round4(c.q_dim());
+    b.s_gu = round4(2ll * c.n_ff);
+    b.s_ffn = round4(c.n_ff);
+    b.s_logits = round4(c.n_vocab);
     b.attn_ws = base + l.attn_ws;
-    b.q8 = ops::q8_vector_at(base + l.q8, l.q8_cols);
+    b.q8_base = base + l.q8;
     return b;
 }
 
@@ -87,7 +110,6 @@ std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const flo
 std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuffers& b, ops::MatvecEpilogue epilogue,
                                 float* y) {
     ops::Q8Matvec q;
-    q.x = b.q8;
     q.epilogue = epilogue;
     q.y = y;
     if (mats.empty() || mats.size() > 3) return std::nullopt;
@@ -97,89 +119,99 @@ std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuf
     }
     q.cols = mats[0].cols;
     if (q.cols % ops::kQ8Block != 0 || !ops::q8_matvec_supported(q)) return std::nullopt;
+    // Column 0 laid out for this row length; the others follow q8_vector_bytes(cols) apart.
+    q.x = ops::q8_vector_at(b.q8_base, q.cols);
     return q;
 }
 
 }  // namespace
 
-void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, Activations act,
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, int n_cols, Activations act,
                     cudaStream_t s) {
     using ops::MatvecEpilogue;
     const model::Config& c = *m.config;
     const model::Recipe& r = *m.recipe;
-    const int32_t* d_token = b.scalars;
-    const int32_t* d_pos = b.scalars + 1;
     const int64_t E = c.n_embd, F = c.n_ff;
     const int nh = static_cast<int>(r.n_heads);
     const int n_rot = static_cast<int>(r.rope_dim);
     const float eps = r.rms_eps;
+    const ops::DecodeColumns cols{b.pos, b.table};
     auto run = [&](const Matmul& mm, const float* in, float* out) {
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
-    // Int8: quantize the input (normalized when `norm` is set) once, then one dp4a matvec; false when not taken.
     const bool int8 = act == Activations::Int8;
-    auto run_q8 = [&](const std::vector<Matmul>& mats, const float* in, const float* norm, MatvecEpilogue epi,
-                      float* y) {
-        if (!int8) return false;
-        const auto q = q8(mats, b, epi, y);
-        if (!q) return false;
-        ops::quantize_q8(in, norm, eps, q->cols, b.q8, s);
-        ops::q8_matvec(*q, s);
-        return true;
-    };
 
-    // One projection by the fastest path its weights allow: quantize + dp4a matvec (int8 mode), else the fused f32
-    // matvec, else `unfused` (separate norm, matvec and element-wise kernels).
-    auto project = [&](const std::vector<Matmul>& mats, const float* in, const float* norm, MatvecEpilogue epi,
-                       float* y, const auto& unfused) {
-        if (run_q8(mats, in, norm, epi, y)) return;
-        if (auto f = fused(mats, in, norm, eps, epi, y)) {
-            ops::fused_matvec(*f, s);
-            return;
+    // One projection of every column (input column c at in + c * in_stride, output at y + c * y_stride) by the
+    // fastest path its weights allow: quantize + one dp4a matvec over all columns (int8 mode); else, column by
+    // column, the fused f32 matvec, else `unfused(c)` (separate norm, matvec and element-wise kernels).
+    auto project = [&](const std::vector<Matmul>& mats, const float* in, int64_t in_stride, const float* norm,
+                       MatvecEpilogue epi, float* y, int64_t y_stride, const auto& unfused) {
+        if (int8) {
+            if (auto q = q8(mats, b, epi, y)) {
+                ops::quantize_q8_columns(in, in_stride, n_cols, norm, eps, q->cols, q->x, s);
+                q->n_cols = n_cols;
+                q->y_stride = y_stride;
+                ops::q8_matvec(*q, s);
+                return;
+            }
         }
-        unfused();
+        for (int col = 0; col < n_cols; ++col) {
+            if (auto f = fused(mats, in + col * in_stride, norm, eps, epi, y + col * y_stride)) {
+                ops::fused_matvec(*f, s);
+            } else {
+                unfused(col);
+            }
+        }
     };
 
-    ops::embedding_row(m.embd_type, m.token_embd, E, d_token, b.x, s);
+    ops::embedding_rows(m.embd_type, m.token_embd, E, b.tokens, n_cols, b.x, s);
     for (size_t li = 0; li < m.layers.size(); ++li) {
         const Layer& l = m.layers[li];
         // x -> norm -> [q | k | v]
-        project(l.qkv, b.x, l.attn_norm, MatvecEpilogue::Store, b.qkv, [&] {
-            ops::rms_norm(b.x, l.attn_norm, 1, E, eps, b.h, s);
-            for (const Matmul& mm : l.qkv) run(mm, b.h, b.qkv);
+        project(l.qkv, b.x, b.s_x, l.attn_norm, MatvecEpilogue::Store, b.qkv, b.s_qkv, [&](int col) {
+            float* h = b.h + col * b.s_x;
+            ops::rms_norm(b.x + col * b.s_x, l.attn_norm, 1, E, eps, h, s);
+            for (const Matmul& mm : l.qkv) run(mm, h, b.qkv + col * b.s_qkv);
         });
         if (r.qk_norm) {
             const int64_t qd = static_cast<int64_t>(r.n_heads) * r.head_dim;
             const int hd = static_cast<int>(r.head_dim);
-            ops::rms_norm_heads(b.qkv, 1, qd, nh, hd, l.q_norm, eps, s);
-            ops::rms_norm_heads(b.qkv + qd, 1, qd, static_cast<int>(r.n_kv_heads), hd, l.k_norm, eps, s);
+            ops::rms_norm_heads(b.qkv, n_cols, b.s_qkv, nh, hd, l.q_norm, eps, s);
+            ops::rms_norm_heads(b.qkv + qd, n_cols, b.s_qkv, static_cast<int>(r.n_kv_heads), hd, l.k_norm, eps, s);
         }
         const ops::KvCacheView kvl = kv.layer(c, li);
-        ops::qkv_rope_store(b.qkv, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, d_pos, m.inv_freq, r.rope_layout,
-                            s);
-        ops::attention_decode(b.qkv, kvl, nh, d_pos, b.attn, b.attn_ws, s, r.sliding_window);
+        // Every column's K/V is stored before any column attends: a replayed sequence's columns see each other.
+        ops::qkv_rope_store(b.qkv, b.s_qkv, n_cols, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, cols, m.inv_freq,
+                            r.rope_layout, s);
+        ops::attention_decode(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, b.attn, b.s_attn, b.attn_ws, s,
+                              r.sliding_window);
         // x += O attn
-        project({l.o}, b.attn, nullptr, MatvecEpilogue::Accumulate, b.x, [&] {
-            run(l.o, b.attn, b.tmp);
-            ops::add(b.x, b.tmp, E, s);
+        project({l.o}, b.attn, b.s_attn, nullptr, MatvecEpilogue::Accumulate, b.x, b.s_x, [&](int col) {
+            float* tmp = b.tmp + col * b.s_x;
+            run(l.o, b.attn + col * b.s_attn, tmp);
+            ops::add(b.x + col * b.s_x, tmp, E, s);
         });
         // x -> norm -> silu(gate) * up
-        project(l.gate_up, b.x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn, [&] {
-            ops::rms_norm(b.x, l.ffn_norm, 1, E, eps, b.h, s);
-            for (const Matmul& mm : l.gate_up) run(mm, b.h, b.gu);
-            ops::swiglu(b.gu, 1, F, b.ffn, s);
+        project(l.gate_up, b.x, b.s_x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn, b.s_ffn, [&](int col) {
+            float* h = b.h + col * b.s_x;
+            float* gu = b.gu + col * b.s_gu;
+            ops::rms_norm(b.x + col * b.s_x, l.ffn_norm, 1, E, eps, h, s);
+            for (const Matmul& mm : l.gate_up) run(mm, h, gu);
+            ops::swiglu(gu, 1, F, b.ffn + col * b.s_ffn, s);
         });
         // x += down ffn
-        project({l.down}, b.ffn, nullptr, MatvecEpilogue::Accumulate, b.x, [&] {
-            run(l.down, b.ffn, b.tmp);
-            ops::add(b.x, b.tmp, E, s);
+        project({l.down}, b.ffn, b.s_ffn, nullptr, MatvecEpilogue::Accumulate, b.x, b.s_x, [&](int col) {
+            float* tmp = b.tmp + col * b.s_x;
+            run(l.down, b.ffn + col * b.s_ffn, tmp);
+            ops::add(b.x + col * b.s_x, tmp, E, s);
         });
     }
-    project({m.output}, b.x, m.output_norm, MatvecEpilogue::Store, b.logits, [&] {
-        ops::rms_norm(b.x, m.output_norm, 1, E, eps, b.h, s);
-        run(m.output, b.h, b.logits);
+    project({m.output}, b.x, b.s_x, m.output_norm, MatvecEpilogue::Store, b.logits, b.s_logits, [&](int col) {
+        float* h = b.h + col * b.s_x;
+        ops::rms_norm(b.x + col * b.s_x, m.output_norm, 1, E, eps, h, s);
+        run(m.output, h, b.logits + col * b.s_logits);
     });
-    if (argmax) ops::argmax(b.logits, c.n_vocab, b.scalars + 2, s);
+    ops::argmax(b.logits, c.n_vocab, b.argmax, s, n_cols, b.s_logits);
 }
 
 }  // namespace orcd::backend::cuda

@@ -1,7 +1,12 @@
 #pragma once
-// One decode step on the device: the token at device scalar [0], position at [1] -> embedding -> every layer ->
-// final norm -> LM head -> logits in VRAM. Reads the token and position from device memory, so one captured CUDA
-// graph of it replays at every position. Internal to the CUDA backend.
+// One batched decode step on the device: n_cols columns, each a token at its own position with its own page table
+// (DecodeBuffers::cols, in device memory) -> embedding -> every layer -> final norm -> LM head -> logits and their
+// argmax per column, in VRAM. Reads tokens, positions and page tables from device memory, so one captured CUDA graph
+// per column count replays at every step. Internal to the CUDA backend.
+//
+// Batch invariance: every kernel computes a column with the same arithmetic whatever n_cols is (per-column
+// quantization, the batched dp4a matvec's fixed per-column sums, per-column attention chunks of fixed positions), so a
+// column's logits are bit-identical alone or among others.
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
@@ -11,35 +16,50 @@
 
 namespace orcd::backend::cuda {
 
-// The activations of one decode step, carved from one device allocation.
+// The activations of one decode step for up to max_cols columns, carved from one device allocation. Column c of a
+// buffer starts at c * its stride.
 struct DecodeBuffers {
-    int32_t* scalars = nullptr;  // [0] token, [1] position, [2] argmax result
+    int max_cols = 0;
+    int64_t max_table = 0;  // page-table entries `tables` holds
+    // The step's inputs, one host-to-device copy: tokens [max_cols], pos [max_cols], table [max_cols] (offsets into
+    // tables), then tables [max_table].
+    int32_t* inputs = nullptr;
+    int32_t *tokens = nullptr, *pos = nullptr, *table = nullptr, *tables = nullptr;
+    int32_t* argmax = nullptr;  // [max_cols]
     float *x = nullptr, *h = nullptr, *qkv = nullptr, *attn = nullptr, *tmp = nullptr, *gu = nullptr, *ffn = nullptr,
           *logits = nullptr;
+    int64_t s_x = 0, s_qkv = 0, s_attn = 0, s_gu = 0, s_ffn = 0, s_logits = 0;  // column strides (floats)
     void* attn_ws = nullptr;
-    ::orcd::cuda::Q8Vector q8;  // the quantized input of the current matvec (Activations::Int8)
+    // The quantized inputs (Activations::Int8): a matvec over rows of `cols` values finds column c's Q8Vector at
+    // q8_vector_at(q8_base + c * q8_vector_bytes(cols), cols) (quantize_q8_columns' layout for that length).
+    std::byte* q8_base = nullptr;
+
+    // Bytes of the inputs region.
+    uint64_t input_bytes() const { return (3ull * max_cols + static_cast<uint64_t>(max_table)) * sizeof(int32_t); }
 
     // Reserves every buffer in `cv` (offsets relative to the allocation); bind() turns them into pointers.
     struct Layout {
-        uint64_t scalars, x, h, tmp, qkv, attn, gu, ffn, logits, attn_ws, q8;
-        int64_t q8_cols;
+        int max_cols;
+        int64_t max_table, q8_cols;
+        uint64_t inputs, argmax, x, h, tmp, qkv, attn, gu, ffn, logits, attn_ws, q8;
     };
-    static Layout plan(const model::Config& c, uint32_t n_ctx, Carver& cv);
-    static DecodeBuffers bind(const Layout& l, std::byte* base);
+    // n_ctx: the most positions a column's cache has (sizes the attention workspace).
+    static Layout plan(const model::Config& c, int64_t n_ctx, int max_cols, int64_t max_table, Carver& cv);
+    static DecodeBuffers bind(const model::Config& c, const Layout& l, std::byte* base);
 };
 
-// Enqueues the whole step on `stream` (what the graph captures). With `argmax`, also the index of the largest logit
-// into scalars[2] (greedy decoding reads 4 bytes instead of the logits). Does not synchronize.
+// Enqueues the whole step for columns 0 .. n_cols - 1 on `stream` (what a graph captures), the argmax of each
+// column's logits into b.argmax. Does not synchronize.
 //
 // Per layer (the fused path, 7 launches): norm+QKV matvec -> bias+RoPE+KV store -> attention (2) -> O matvec +
-// residual -> norm+gate/up matvec+SwiGLU -> down matvec + residual. A matrix the fused matvec cannot take (x too
-// long for shared memory), or larger than 4 MiB (ORCD_FUSED_MAX_BYTES overrides, for benchmarks), goes through the
-// staged-tile matvec with the element-wise ops as separate launches instead.
-//
-// With Activations::Int8, every matvec whose matrices all have dp4a kernels (matvec_q8.h) runs as quantize (with the
-// norm folded in where there is one) + dp4a matvec with the same epilogue, whatever its size: 11 launches per layer
-// (4 quantize, 4 matvec, qkv_rope_store, attention's 2).
-void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, bool argmax, Activations act,
+// residual -> norm+gate/up matvec+SwiGLU -> down matvec + residual. With Activations::Int8, every matvec whose
+// matrices all have dp4a kernels (matvec_q8.h) runs as quantize (with the norm folded in where there is one) + one
+// dp4a matvec over all columns with the same epilogue, whatever its size: 11 launches per layer (4 quantize, 4 matvec,
+// qkv_rope_store, attention's 2). Otherwise (f32 activations, or a type without a dp4a kernel) that projection runs
+// column by column through the f32 matvecs: a matrix the fused matvec cannot take (x too long for shared memory), or
+// larger than 4 MiB (ORCD_FUSED_MAX_BYTES overrides, for benchmarks), goes through the staged-tile matvec with the
+// element-wise ops as separate launches instead.
+void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, int n_cols, Activations act,
                     cudaStream_t stream);
 
 }  // namespace orcd::backend::cuda

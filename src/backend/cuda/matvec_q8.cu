@@ -35,9 +35,14 @@ constexpr int kWarps = kThreads / 32;
 
 // Every block recomputes the norm's sum of squares (x is a few KB, read from L2) so that the quantization of the
 // 32-blocks spreads over many blocks without a second launch. Warp w of block k quantizes 32-block 8k + w.
-__global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, const float* norm, float eps, int cols,
-                                                               int8_t* q, float* d) {
+// grid.y = column: column c reads x + c * x_stride and writes q, d shifted by c * out_stride bytes.
+__global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, int64_t x_stride, const float* norm,
+                                                               float eps, int cols, int8_t* q, float* d,
+                                                               int64_t out_stride) {
     __shared__ double red[kThreads];
+    x += blockIdx.y * x_stride;
+    q += blockIdx.y * out_stride;
+    d = reinterpret_cast<float*>(reinterpret_cast<char*>(d) + blockIdx.y * out_stride);
     float scale = 1.0f;
     if (norm) scale = block_rms_scale<kThreads>(x, cols, eps, red);  // bit-identical to rms_norm_kernel's
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -56,45 +61,71 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, c
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
+// Columns a thread accumulates at once (NC, a template parameter: 1, 2, 4 or 8, the host picks the smallest that
+// holds the batch, up to 8); a batch of more columns walks the row again for each group of NC (the weights then come
+// from L1/L2). Every column runs the same operations in the same order whatever NC and the group (its units in order,
+// each added with __fadd_rn so that no instantiation fuses the add differently, then the same reduction tree), so a
+// column's result is bit-identical at every batch size, and the single column pays for no other.
+constexpr int kMaxNC = 8;
+
 struct Params {
     const int8_t* xq;
     const float* xd;
+    int64_t x_stride;  // bytes between the columns' Q8Vectors (q and d alike)
     int cols;
     int n_src;
     MatvecSource src[3];
     int epilogue;  // MatvecEpilogue
     float* y;
+    int64_t y_stride;
     int64_t n_out;
+    int n_cols;
     int tpr;  // threads per output row: 8 .. 256, a power of two
 };
 
-// This thread's share of one row: units first, first + stride, ...
-template <typename T>
-__device__ __forceinline__ float row_units(const uint8_t* row, const Params& p, int first, int stride) {
+// This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
+// product added to the column's running sum in unit order.
+template <typename T, int NC>
+__device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, int first, int stride, int c0, int nc,
+                                          float (&acc)[NC]) {
     const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
     const int n_units = p.cols / 32;
-    float acc = 0.f;
+    constexpr int kElems = T::kQ8Units * 32;
 #pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
         const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
-        constexpr int kElems = T::kQ8Units * 32;
-        acc += T::q8_unit(blocks[blk], u, p.xq + kElems * blk, p.xd + T::kQ8Units * blk);
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            if (NC == 1 || c < nc) {
+                const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
+                const int8_t* xq = p.xq + off;
+                const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
+                acc[c] = __fadd_rn(acc[c], T::q8_unit(blocks[blk], u, xq + kElems * blk, xd + T::kQ8Units * blk));
+            }
+        }
     }
-    return acc;
 }
 
-__device__ float row_partial(const Params& p, int64_t r, int first, int stride) {
+template <int NC>
+__device__ void row_partial(const Params& p, int64_t r, int first, int stride, int c0, int nc, float (&acc)[NC]) {
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
-    float acc = __int_as_float(0x7fc00000);  // stays NaN only for a type the host refuses
+    bool done = false;  // stays false (NaN results) only for a type the host refuses
     quant::visit_format(s.type, [&](auto f) {
-        if constexpr (quant::HasQ8Matvec<decltype(f)>) acc = row_units<decltype(f)>(row, p, first, stride);
+        if constexpr (quant::HasQ8Matvec<decltype(f)>) {
+            row_units<decltype(f), NC>(row, p, first, stride, c0, nc, acc);
+            done = true;
+        }
     });
-    return acc;
+    if (!done) {
+#pragma unroll
+        for (int c = 0; c < NC; ++c) acc[c] = __int_as_float(0x7fc00000);
+    }
 }
 
+template <int NC>
 __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
-    __shared__ float part[2][kWarps];
+    __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
     const int slot = threadIdx.x / tpr, sub = threadIdx.x % tpr;
@@ -104,35 +135,56 @@ __global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
          base += static_cast<int64_t>(gridDim.x) * per_iter) {
         const int64_t o = base + slot;
-        float a = 0.f, b = 0.f;
-        if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
-            a = row_partial(p, o, sub, tpr);
-            if (swiglu) b = row_partial(p, o + p.n_out, sub, tpr);
-        }
-        a = lane_group_sum(a, width);
-        if (swiglu) b = lane_group_sum(b, width);
-        int64_t out = o;
-        bool writer = sub == 0;
-        if (tpr > 32) {
-            const int wpr = tpr / 32;
-            if (lane == 0) {
-                part[0][warp] = a;
-                part[1][warp] = b;
+        // Column groups are spread over grid.y: a narrow matrix (Qwen's 896-row o and down projections fill only
+        // ~56 blocks) gets more blocks as the batch grows, instead of one thread walking every group in turn.
+        for (int c0 = static_cast<int>(blockIdx.y) * NC; c0 < p.n_cols; c0 += static_cast<int>(gridDim.y) * NC) {
+            const int nc = min(NC, p.n_cols - c0);  // uniform over the block
+            float a[NC], b[NC];
+#pragma unroll
+            for (int c = 0; c < NC; ++c) a[c] = b[c] = 0.f;
+            if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
+                row_partial<NC>(p, o, sub, tpr, c0, nc, a);
+                if (swiglu) row_partial<NC>(p, o + p.n_out, sub, tpr, c0, nc, b);
             }
-            __syncthreads();
-            out = base + threadIdx.x;
-            writer = static_cast<int>(threadIdx.x) < per_iter;
-            if (writer) {
-                a = b = 0.f;
-                for (int k = 0; k < wpr; ++k) {
-                    a += part[0][threadIdx.x * wpr + k];
-                    b += part[1][threadIdx.x * wpr + k];
+#pragma unroll
+            for (int c = 0; c < NC; ++c) {
+                if (c < nc) {
+                    a[c] = lane_group_sum(a[c], width);
+                    if (swiglu) b[c] = lane_group_sum(b[c], width);
                 }
             }
-            __syncthreads();
-        }
-        if (writer && out < p.n_out) {
-            matvec_epilogue_store(p.y, out, a, b, p.epilogue);
+            int64_t out = o;
+            bool writer = sub == 0;
+            if (tpr > 32) {
+                const int wpr = tpr / 32;
+                if (lane == 0) {
+#pragma unroll
+                    for (int c = 0; c < NC; ++c) {
+                        part[0][c][warp] = a[c];
+                        part[1][c][warp] = b[c];
+                    }
+                }
+                __syncthreads();
+                out = base + threadIdx.x;
+                writer = static_cast<int>(threadIdx.x) < per_iter;
+                if (writer) {
+#pragma unroll
+                    for (int c = 0; c < NC; ++c) {
+                        a[c] = b[c] = 0.f;
+                        for (int k = 0; k < wpr; ++k) {
+                            a[c] += part[0][c][threadIdx.x * wpr + k];
+                            b[c] += part[1][c][threadIdx.x * wpr + k];
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+            if (writer && out < p.n_out) {
+#pragma unroll
+                for (int c = 0; c < NC; ++c) {
+                    if (c < nc) matvec_epilogue_store(p.y + (c0 + c) * p.y_stride, out, a[c], b[c], p.epilogue);
+                }
+            }
         }
     }
 }
@@ -181,7 +233,8 @@ Q8Vector q8_vector_at(void* base, int64_t cols) {
     return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + round256(cols))};
 }
 
-void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t s) {
+void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const float* norm, float eps, int64_t cols,
+                         Q8Vector out, cudaStream_t s) {
     if (cols <= 0 || cols % kQ8Block != 0) {
         throw Error(ErrorCode::InvalidArgument, "quantize_q8: length " + std::to_string(cols) +
                                                     " is not a positive multiple of " + std::to_string(kQ8Block));
@@ -189,10 +242,17 @@ void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8V
     if (reinterpret_cast<uintptr_t>(out.q) % 16 != 0) {
         throw Error(ErrorCode::InvalidArgument, "quantize_q8: q must be 16-byte aligned");
     }
+    if (n_cols < 1 || n_cols > 65535) {
+        throw Error(ErrorCode::InvalidArgument, "quantize_q8: " + std::to_string(n_cols) + " columns (1 .. 65535)");
+    }
     const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
-    quantize_q8_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(x, norm, eps, static_cast<int>(cols), out.q,
-                                                                           out.d);
+    quantize_q8_kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(n_cols)), kThreads, 0, s>>>(
+        x, x_stride, norm, eps, static_cast<int>(cols), out.q, out.d, q8_vector_bytes(cols));
     ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t s) {
+    quantize_q8_columns(x, 0, 1, norm, eps, cols, out, s);
 }
 
 bool q8_matvec_type_supported(TensorType t) { return q8_block_bytes(t) > 0; }
@@ -219,13 +279,30 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     Params p{};
     p.xq = op.x.q;
     p.xd = op.x.d;
+    p.x_stride = q8_vector_bytes(op.cols);
+    p.n_cols = op.n_cols;
+    p.y_stride = op.y_stride;
     set_row_sources(p, op, q8_block_bytes, q8_block_elems);
+    if (op.n_cols < 1 || (op.n_cols > 1 && op.y_stride < p.n_out)) {
+        bad(std::to_string(op.n_cols) + " columns of " + std::to_string(p.n_out) +
+            " outputs with an output stride of " + std::to_string(op.y_stride));
+    }
     p.tpr = q8_matvec_threads_per_row(p.n_out, op.cols);
     const int per_iter = kThreads / p.tpr;
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
-    q8_matvec_kernel<<<static_cast<unsigned>(grid), kThreads, 0, s>>>(p);
+    const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : kMaxNC;
+    const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
+    if (nc == 1) {
+        q8_matvec_kernel<1><<<g, kThreads, 0, s>>>(p);
+    } else if (nc == 2) {
+        q8_matvec_kernel<2><<<g, kThreads, 0, s>>>(p);
+    } else if (nc == 4) {
+        q8_matvec_kernel<4><<<g, kThreads, 0, s>>>(p);
+    } else {
+        q8_matvec_kernel<kMaxNC><<<g, kThreads, 0, s>>>(p);
+    }
     ORCD_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -35,9 +35,18 @@ Q8Vector q8_vector_at(void* base, int64_t cols);
 // out = quantize(x), or quantize(rms_norm(x) * norm) when norm is set (the normalized values bit-identical to
 // rms_norm()'s). cols a multiple of 32. Throws InvalidArgument otherwise.
 void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t stream);
+// The same for n_cols columns: column c reads x + c * x_stride and writes the Q8Vector at byte offset
+// c * q8_vector_bytes(cols) from out (the layout q8_vector_at gives column 0). Each column is quantized exactly as
+// quantize_q8 does it alone.
+void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const float* norm, float eps, int64_t cols,
+                         Q8Vector out, cudaStream_t stream);
 
 // y = W x with x a Q8Vector: the logical matrix is the concatenation of up to three row sources (types may differ),
-// epilogues as the fused matvec's (Store, Accumulate, SwiGLU).
+// epilogues as the fused matvec's (Store, Accumulate, SwiGLU). With n_cols > 1, W times n_cols activation columns
+// (the Q8Vectors quantize_q8_columns lays out, q8_vector_bytes(cols) bytes apart), column c's output at
+// y + c * y_stride: each weight row is read from memory once for all columns, and every column is computed with the
+// same per-thread partial sums and the same reduction tree whatever n_cols is (batch invariance: column c's output is
+// bit-identical for every n_cols).
 struct Q8Matvec {
     Q8Vector x;
     int64_t cols = 0;
@@ -45,6 +54,8 @@ struct Q8Matvec {
     int n_src = 0;
     MatvecEpilogue epilogue = MatvecEpilogue::Store;
     float* y = nullptr;
+    int n_cols = 1;
+    int64_t y_stride = 0;  // floats between the output columns
 };
 
 // Types with a dp4a kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.

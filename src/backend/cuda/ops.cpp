@@ -72,6 +72,9 @@ namespace {
 void check_kv(const KvCacheView& kv, const char* op) {
     require(kv.k && kv.v && kv.n_ctx > 0 && kv.n_kv_heads > 0 && kv.head_dim > 0, op,
             "the KV cache view needs K and V buffers, n_ctx, n_kv_heads and head_dim > 0");
+    require(kv.pages == nullptr || (kv.page_size > 0 && kv.page_stride > 0), op,
+            fmt::format("a paged KV cache view needs page_size and page_stride > 0 (found {} and {})", kv.page_size,
+                        kv.page_stride));
 }
 
 }  // namespace
@@ -85,26 +88,32 @@ void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const flo
     check_launch();
 }
 
-void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads, const KvCacheView& kv,
-                    int n_rot, const int32_t* pos, const double* inv_freq, RopeLayout layout, cudaStream_t stream) {
+void qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, const float* bk, const float* bv,
+                    int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols, const double* inv_freq,
+                    RopeLayout layout, cudaStream_t stream) {
     check_kv(kv, "qkv_rope_store");
+    require(n_cols >= 1 && n_cols <= 65535, "qkv_rope_store", fmt::format("{} columns (1 .. 65535)", n_cols));
+    require(cols.pos != nullptr, "qkv_rope_store", "no column positions");
     require(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "qkv_rope_store",
             fmt::format("{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads));
     require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
             fmt::format("rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim));
-    detail::launch_qkv_rope_store(qkv, bq, bk, bv, n_heads, kv, n_rot, pos, inv_freq, layout, stream);
+    detail::launch_qkv_rope_store(qkv, stride, n_cols, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout, stream);
     check_launch();
 }
 
-size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim) {
-    // o, m and l per (head, chunk): see attention.cu.
-    return static_cast<size_t>(n_heads) * static_cast<size_t>(detail::attention_chunks(n_ctx)) *
-           (static_cast<size_t>(head_dim) + 2) * sizeof(float);
+size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim, int n_cols) {
+    // o, m and l per (column, head, chunk): see attention.cu.
+    return static_cast<size_t>(n_cols) * static_cast<size_t>(n_heads) *
+           static_cast<size_t>(detail::attention_chunks(n_ctx)) * (static_cast<size_t>(head_dim) + 2) * sizeof(float);
 }
 
-void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
-                      void* workspace, cudaStream_t stream, uint32_t window) {
+void attention_decode(const float* q, int64_t q_stride, int n_cols, const KvCacheView& kv, int n_heads,
+                      const DecodeColumns& cols, float* out, int64_t out_stride, void* workspace, cudaStream_t stream,
+                      uint32_t window) {
     check_kv(kv, "attention_decode");
+    require(n_cols >= 1 && n_cols <= 65535, "attention_decode", fmt::format("{} columns (1 .. 65535)", n_cols));
+    require(cols.pos != nullptr, "attention_decode", "no column positions");
     require(n_heads > 0 && n_heads % kv.n_kv_heads == 0, "attention_decode",
             fmt::format("{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads));
     // K rows are read 8 halves (16 bytes) at a time.
@@ -115,7 +124,8 @@ void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const 
             fmt::format("a group of {} heads of dimension {} needs {} B of shared memory (limit 48 KiB)",
                         n_heads / kv.n_kv_heads, kv.head_dim, smem));
     require(workspace != nullptr, "attention_decode", "no workspace (see attention_workspace_bytes)");
-    detail::launch_attention_decode(q, kv, n_heads, pos, out, workspace, window, stream);
+    detail::launch_attention_decode(q, q_stride, n_cols, kv, n_heads, cols, out, out_stride, workspace, window,
+                                    stream);
     check_launch();
 }
 
@@ -142,9 +152,10 @@ void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const
     check_launch();
 }
 
-void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream) {
+void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream, int n_rows, int64_t stride) {
     require(n > 0 && n <= INT32_MAX, "argmax", "needs 0 < n <= INT32_MAX");
-    detail::launch_argmax(x, n, out, stream);
+    require(n_rows >= 1 && n_rows <= 65535, "argmax", fmt::format("{} rows (1 .. 65535)", n_rows));
+    detail::launch_argmax(x, n, out, n_rows, stride, stream);
     check_launch();
 }
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/ops_kernels.h"
 
@@ -78,35 +79,40 @@ __global__ void swiglu_kernel(const float* gate_up, int64_t n_tokens, int64_t n,
     out[idx] = __fmul_rn(g / (1.f + expf(-g)), u);
 }
 
-__global__ void kv_store_kernel(uint16_t* kc, uint16_t* vc, int64_t row, int64_t n_tokens, const float* k,
-                                const float* v, const int32_t* pos) {
+__global__ void kv_store_kernel(KvCacheView kv, int64_t row, int64_t n_tokens, const float* k, const float* v,
+                                const int32_t* pos) {
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= n_tokens * row) return;
-    const int64_t dst = static_cast<int64_t>(*pos) * row + idx;
-    kc[dst] = __half_as_ushort(__float2half_rn(k[idx]));
-    vc[dst] = __half_as_ushort(__float2half_rn(v[idx]));
+    const int64_t dst = kv_row_offset(kv, kv.pages, *pos + idx / row) + idx % row;
+    kv.k[dst] = __half_as_ushort(__float2half_rn(k[idx]));
+    kv.v[dst] = __half_as_ushort(__float2half_rn(v[idx]));
 }
 
 __device__ __forceinline__ float biased(const float* x, const float* bias, int i) {
     return bias ? x[i] + bias[i] : x[i];
 }
 
-// Thread index space, in order: q rotated pairs, q's unrotated tail, k pairs, k tail, v elements.
-__global__ void qkv_rope_store_kernel(float* qkv, const float* __restrict__ bq, const float* __restrict__ bk,
-                                      const float* __restrict__ bv, int n_heads, int n_kv_heads, int head_dim,
-                                      int n_rot, uint16_t* kc, uint16_t* vc, const int32_t* pos,
+// Thread index space, in order: q rotated pairs, q's unrotated tail, k pairs, k tail, v elements; grid.y = column.
+__global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* __restrict__ bq,
+                                      const float* __restrict__ bk, const float* __restrict__ bv, int n_heads,
+                                      KvCacheView kv, int n_rot, DecodeColumns cols,
                                       const double* __restrict__ inv_freq, bool neox) {
+    const int n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
     const int half = n_rot / 2, tail = head_dim - n_rot;
     const int kv_dim = n_kv_heads * head_dim;
     const int n_qp = n_heads * half, n_qt = n_heads * tail, n_kp = n_kv_heads * half, n_kt = n_kv_heads * tail;
     int idx = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-    float* q = qkv;
-    const float* k = qkv + n_heads * head_dim;
+    const int col = static_cast<int>(blockIdx.y);
+    float* q = qkv + col * stride;
+    const float* k = q + n_heads * head_dim;
     const float* v = k + kv_dim;
-    const int64_t at = static_cast<int64_t>(*pos) * kv_dim;  // this position's row in the cache
+    const int32_t pos = cols.pos[col];
+    const int64_t at = kv_row_offset(kv, kv_table(kv, cols.table, col), pos);  // this position's row in the cache
+    uint16_t* kc = kv.k;
+    uint16_t* vc = kv.v;
     auto rotate = [&](int h, int i, const float* x, const float* bias, float& o0, float& o1, int& i0, int& i1) {
         double s, c;
-        sincos(static_cast<double>(*pos) * inv_freq[i], &s, &c);
+        sincos(static_cast<double>(pos) * inv_freq[i], &s, &c);
         const float cf = static_cast<float>(c), sf = static_cast<float>(s);
         i0 = h * head_dim + (neox ? i : 2 * i);
         i1 = h * head_dim + (neox ? i + half : 2 * i + 1);
@@ -164,7 +170,10 @@ constexpr int kArgmaxThreads = 1024;
 
 // One block: a vocabulary of ~150k logits is 600 KB, a few microseconds for one SM, and one block needs no second
 // pass or cross-block ordering.
-__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out) {
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out,
+                                                                 int64_t stride) {
+    x += blockIdx.x * stride;  // one block per row
+    out += blockIdx.x;
     __shared__ float sv[kArgmaxThreads];
     __shared__ int32_t si[kArgmaxThreads];
     // kArgmaxUnroll independent loads in flight per thread before any is used: the first version loaded one value
@@ -235,20 +244,19 @@ void launch_swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out
 void launch_kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
                      cudaStream_t s) {
     const int64_t row = static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim;
-    kv_store_kernel<<<blocks_for(n_tokens * row), kThreads, 0, s>>>(kv.k, kv.v, row, n_tokens, k, v, pos);
+    kv_store_kernel<<<blocks_for(n_tokens * row), kThreads, 0, s>>>(kv, row, n_tokens, k, v, pos);
 }
 
-void launch_qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads,
-                           const KvCacheView& kv, int n_rot, const int32_t* pos, const double* inv_freq,
-                           RopeLayout layout, cudaStream_t s) {
+void launch_qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, const float* bk, const float* bv,
+                           int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols,
+                           const double* inv_freq, RopeLayout layout, cudaStream_t s) {
     const int n = n_heads * kv.head_dim - n_heads * (n_rot / 2) + kv.n_kv_heads * (2 * kv.head_dim - n_rot / 2);
-    qkv_rope_store_kernel<<<blocks_for(n), kThreads, 0, s>>>(qkv, bq, bk, bv, n_heads, kv.n_kv_heads, kv.head_dim,
-                                                             n_rot, kv.k, kv.v, pos, inv_freq,
-                                                             layout == RopeLayout::NeoX);
+    qkv_rope_store_kernel<<<dim3(blocks_for(n), static_cast<unsigned>(n_cols)), kThreads, 0, s>>>(
+        qkv, stride, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout == RopeLayout::NeoX);
 }
 
-void launch_argmax(const float* x, int64_t n, int32_t* out, cudaStream_t s) {
-    argmax_kernel<<<1, kArgmaxThreads, 0, s>>>(x, n, out);
+void launch_argmax(const float* x, int64_t n, int32_t* out, int n_rows, int64_t stride, cudaStream_t s) {
+    argmax_kernel<<<static_cast<unsigned>(n_rows), kArgmaxThreads, 0, s>>>(x, n, out, stride);
 }
 
 }  // namespace orcd::cuda::detail

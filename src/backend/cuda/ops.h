@@ -46,13 +46,28 @@ void add(float* x, const float* y, int64_t n, cudaStream_t stream);
 // out ([n_tokens][n]) may alias the gate half of token 0 only when n_tokens == 1.
 void swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t stream);
 
-// One layer's KV cache on the device: K and V as [n_ctx][n_kv_heads][head_dim] f16.
+// One layer's KV cache on the device: K and V rows of n_kv_heads * head_dim f16 values, one row per position.
+// Contiguous (pages == nullptr): row p at k + p * kv_dim, n_ctx rows. Paged (the KV pool, docs/BATCHING.md): position p
+// lives in page pages[p / page_size], slot p % page_size, i.e. at k + pages[p / page_size] * page_stride +
+// (p % page_size) * kv_dim; `k` and `v` point at this layer's K and V slots of page 0, n_ctx is the pool's positions.
+// For a batch of decode columns (DecodeColumns), each column's page table starts at pages + table[c].
 struct KvCacheView {
     uint16_t* k = nullptr;
     uint16_t* v = nullptr;
     int64_t n_ctx = 0;
     int n_kv_heads = 0;
     int head_dim = 0;
+    const int32_t* pages = nullptr;  // device page table(s); null: contiguous
+    int page_size = 0;
+    int64_t page_stride = 0;  // halves from one page to the next
+};
+
+// The decode columns of one batched step, in device memory: column c is a token at position pos[c] whose sequence's
+// page table starts at kv.pages + table[c] (table null: every column uses kv.pages itself). Columns of one sequence
+// at consecutive positions (a replay) attend causally, each to the positions <= its own.
+struct DecodeColumns {
+    const int32_t* pos = nullptr;
+    const int32_t* table = nullptr;
 };
 
 // Writes n_tokens tokens' K and V rows ([n_tokens][n_kv_heads * head_dim], f32, rounded to nearest f16) at
@@ -64,19 +79,35 @@ void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const flo
 // qkv = [q (n_heads * head_dim) | k (kv_dim) | v (kv_dim)] from the QKV matvec gets its biases (bq, bk, bv; any may
 // be null), q and k are rotated at position *pos exactly as rope() does it, q is written back in place, and k and v
 // are stored into the cache at *pos rounded to f16 as kv_store() does it (the rotated k is not written back).
-void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads, const KvCacheView& kv,
-                    int n_rot, const int32_t* pos, const double* inv_freq, RopeLayout layout, cudaStream_t stream);
+// Batched: n_cols columns of qkv, `stride` floats apart, column c at cols.pos[c] through its page table.
+void qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, const float* bk, const float* bv,
+                    int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols, const double* inv_freq,
+                    RopeLayout layout, cudaStream_t stream);
+inline void qkv_rope_store(float* qkv, const float* bq, const float* bk, const float* bv, int n_heads,
+                           const KvCacheView& kv, int n_rot, const int32_t* pos, const double* inv_freq,
+                           RopeLayout layout, cudaStream_t stream) {
+    qkv_rope_store(qkv, 0, 1, bq, bk, bv, n_heads, kv, n_rot, DecodeColumns{pos, nullptr}, inv_freq, layout, stream);
+}
 
-// Device scratch attention_decode needs for a cache of n_ctx positions and n_heads query heads, in bytes.
-size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim);
+// Device scratch attention_decode needs for n_cols columns over caches of up to n_ctx positions and n_heads query
+// heads, in bytes.
+size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim, int n_cols = 1);
 
-// Grouped-query attention of one query token at position *pos over cache positions 0 .. *pos (causal; the cache
-// must already hold the token's own K/V), limited by a sliding window > 0 to the positions model::attends() allows. q, out: [n_heads * head_dim]; query head h reads KV head
-// h / (n_heads / n_kv_heads); scores are scaled by 1/sqrt(head_dim). Flash-decoding: the cache is cut into fixed
-// chunks of positions, each chunk's partial softmax-weighted sum is computed independently, and the partials are
-// combined in chunk order, so the result does not depend on scheduling.
-void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
-                      void* workspace, cudaStream_t stream, uint32_t window = 0);
+// Grouped-query attention of n_cols query tokens, column c at position cols.pos[c] over its sequence's cache positions
+// 0 .. pos[c] (causal; the cache must already hold the token's own K/V), limited by a sliding window > 0 to the
+// positions model::attends() allows. q, out: n_cols rows of [n_heads * head_dim], q_stride / out_stride floats apart;
+// query head h reads KV head h / (n_heads / n_kv_heads); scores are scaled by 1/sqrt(head_dim). Flash-decoding: a
+// column's keys are cut into chunks of a fixed number of positions (kAttnChunk), each chunk's partial softmax-weighted
+// sum is computed independently, and the partials are combined in chunk order, so a column's result depends on its
+// own position and cache only, never on the other columns or on scheduling. kv.n_ctx bounds every position.
+void attention_decode(const float* q, int64_t q_stride, int n_cols, const KvCacheView& kv, int n_heads,
+                      const DecodeColumns& cols, float* out, int64_t out_stride, void* workspace, cudaStream_t stream,
+                      uint32_t window = 0);
+// One column at *pos (contiguous q and out).
+inline void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
+                             void* workspace, cudaStream_t stream, uint32_t window = 0) {
+    attention_decode(q, 0, 1, kv, n_heads, DecodeColumns{pos, nullptr}, out, 0, workspace, stream, window);
+}
 
 // Dequantizes row *token of a [rows][cols] table stored in `type` (the token embedding) into out[cols].
 // The caller guarantees 0 <= *token < rows.
@@ -84,7 +115,8 @@ void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const
                    cudaStream_t stream);
 bool embedding_supported(gguf::TensorType type);
 
-// *out = the index of the largest of x[0..n) (ties: the lowest index; NaNs never win).
-void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream);
+// *out = the index of the largest of x[0..n) (ties: the lowest index; NaNs never win). Batched: out[c] for each of
+// n_rows rows of x, `stride` floats apart (one block per row, the same reduction tree for every row).
+void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream, int n_rows = 1, int64_t stride = 0);
 
 }  // namespace orcd::cuda

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/prefill_kernels.h"
 
 namespace orcd::cuda::detail {
@@ -43,8 +44,8 @@ __global__ void swiglu_f16_kernel(const float* __restrict__ gate_up, int64_t n_t
 // and every pair of a v head pass through. Bias first, as the unfused ops run.
 __global__ void qkv_rope_store_kernel(const float* __restrict__ qkv, int64_t row_stride, int64_t n_tokens,
                                       int n_heads, int n_kv, int hd, QkvBias bias, int n_rot, int64_t pos0,
-                                      const double* __restrict__ inv_freq, bool neox, uint16_t* __restrict__ kc,
-                                      uint16_t* __restrict__ vc, uint16_t* __restrict__ q16) {
+                                      const double* __restrict__ inv_freq, bool neox, KvCacheView kv,
+                                      uint16_t* __restrict__ q16) {
     const int half_hd = hd / 2;
     const int heads = n_heads + 2 * n_kv;
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -88,8 +89,7 @@ __global__ void qkv_rope_store_kernel(const float* __restrict__ qkv, int64_t row
         o[i0] = f2h(a);
         o[i1] = f2h(b);
     } else {
-        uint16_t* o = (kind == 1 ? kc : vc) + (pos0 + t) * static_cast<int64_t>(n_kv) * hd +
-                      static_cast<int64_t>(hk) * hd;
+        uint16_t* o = (kind == 1 ? kv.k : kv.v) + kv_row_offset(kv, kv.pages, pos0 + t) + static_cast<int64_t>(hk) * hd;
         o[i0] = f2h(a);
         o[i1] = f2h(b);
     }
@@ -112,7 +112,7 @@ void launch_qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_token
     const int64_t n = n_tokens * (n_heads + 2 * kv.n_kv_heads) * (kv.head_dim / 2);
     qkv_rope_store_kernel<<<blocks_for(n), kThreads, 0, s>>>(qkv, row_stride, n_tokens, n_heads, kv.n_kv_heads,
                                                              kv.head_dim, bias, n_rot, pos0, inv_freq,
-                                                             layout == RopeLayout::NeoX, kv.k, kv.v, q16);
+                                                             layout == RopeLayout::NeoX, kv, q16);
 }
 
 }  // namespace orcd::cuda::detail

@@ -14,11 +14,6 @@ namespace {
 
 uint64_t align_up(uint64_t v) { return (v + 255) & ~uint64_t{255}; }
 
-void bad(const char* what, double v, const char* want) {
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("cuda decode_sample: {} = {} is out of range: expected {}", what, v, want));
-}
-
 }  // namespace
 
 DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream_t stream) : n_(n_vocab) {
@@ -67,13 +62,7 @@ DeviceSampler::~DeviceSampler() {
 }
 
 void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
-    if (!std::isfinite(s.temperature)) bad("temperature", s.temperature, "a finite number (0 = greedy)");
-    if (!(s.top_p > 0.f && s.top_p <= 1.f)) bad("top_p", s.top_p, "0 < top_p <= 1");
-    if (!(s.min_p >= 0.f && s.min_p <= 1.f)) bad("min_p", s.min_p, "0 <= min_p <= 1");
-    if (!(s.repeat_penalty > 0.f) || !std::isfinite(s.repeat_penalty)) {
-        bad("repeat_penalty", s.repeat_penalty, "a positive number (1 = off)");
-    }
-    if (!(s.u >= 0.0 && s.u < 1.0)) bad("u", s.u, "0 <= u < 1");
+    check_sample_step(s);
     detail::SampleHeader h{};
     h.u = s.u;
     h.temperature = s.temperature;

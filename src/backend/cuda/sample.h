@@ -1,6 +1,7 @@
 #pragma once
 // The sampling chain (backend/sample_chain.h) on logits in device memory: only the picked id crosses to the host.
-// Internal to the CUDA backend (CudaSequence::decode_sample), and tested on its own (tests/backend_cuda/test_sample).
+// Internal to the CUDA backend (the batched step, kv_pool.h: entries wanting Want::Sample), and tested on its own
+// (tests/backend_cuda/test_sample).
 #include <cstdint>
 #include <cuda_runtime_api.h>
 #include <memory>

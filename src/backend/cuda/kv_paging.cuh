@@ -1,0 +1,24 @@
+#pragma once
+// Where a position's K/V row lives in a KvCacheView (ops.h): contiguous, or through a page table. Device code only;
+// every kernel that reads or writes the cache (KV store, decode and prefill attention) addresses rows through it, so
+// the layout is defined once.
+#include <cstdint>
+
+#include "backend/cuda/ops.h"
+
+namespace orcd::cuda {
+
+// Offset in halves of position p's row from kv.k (and kv.v), through `table` (the sequence's page table; ignored for
+// a contiguous cache).
+__device__ __forceinline__ int64_t kv_row_offset(const KvCacheView& kv, const int32_t* table, int64_t p) {
+    const int64_t kv_dim = static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim;
+    if (kv.pages == nullptr) return p * kv_dim;
+    return static_cast<int64_t>(table[p / kv.page_size]) * kv.page_stride + (p % kv.page_size) * kv_dim;
+}
+
+// Column c's page table (DecodeColumns).
+__device__ __forceinline__ const int32_t* kv_table(const KvCacheView& kv, const int32_t* col_table, int c) {
+    return kv.pages == nullptr ? nullptr : (col_table ? kv.pages + col_table[c] : kv.pages);
+}
+
+}  // namespace orcd::cuda

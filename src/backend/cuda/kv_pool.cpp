@@ -1,0 +1,294 @@
+// The CUDA KV pool and the batched step (kv_pool.h): prompt chunks of more than one token through the tensor-core
+// prefill, entry by entry (its GEMM shapes depend on that entry alone); every other token as a column of one batched
+// decode launch (decode_step.h), replayed from a CUDA graph per column count.
+#include "backend/cuda/kv_pool.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/ops.h"
+#include "common/error.h"
+#include "device/cuda_check.h"
+
+namespace orcd::backend::cuda {
+
+namespace ops = ::orcd::cuda;
+
+CudaKvPool::Stream::Stream() { ORCD_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+CudaKvPool::Stream::~Stream() {
+    if (s) {
+        ORCD_CUDA_WARN(cudaStreamSynchronize(s));
+        ORCD_CUDA_WARN(cudaStreamDestroy(s));
+    }
+}
+CudaKvPool::Graph::~Graph() {
+    if (exec) ORCD_CUDA_WARN(cudaGraphExecDestroy(exec));
+}
+
+namespace {
+
+KvPoolOptions checked(const KvPoolOptions& po) {
+    if (po.num_pages == 0 || po.page_size == 0) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("cuda KV pool: {} pages of {} positions (both must be > 0)", po.num_pages,
+                                po.page_size));
+    }
+    KvPoolOptions o = po;
+    o.kv_type = KvCacheType::F16;  // the only cache type of the CUDA backend
+    return o;
+}
+
+bool wants_logits(Want w) { return w == Want::Logits || w == Want::AllLogits; }
+
+}  // namespace
+
+CudaKvPool::CudaKvPool(device::Device& device, const CudaModel& m, const CudaOptions& options,
+                       const KvPoolOptions& po)
+    : KvPool(checked(po), KvCache::page_bytes(*m.config, po.page_size == 0 ? 1 : po.page_size)),
+      device_(device),
+      m_(m),
+      options_(options) {
+    kv_ = device_.allocate(bytes(), "KV cache (f16 pool)");
+}
+
+CudaKvPool::~CudaKvPool() {
+    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
+}
+
+int64_t CudaKvPool::n_ctx() const {
+    return std::min<int64_t>(m_.config->context_length, static_cast<int64_t>(num_pages()) * page_size());
+}
+
+KvCache CudaKvPool::view(const int32_t* pages) const {
+    return KvCache{reinterpret_cast<uint16_t*>(kv_->data()), page_size(), n_ctx(), pages};
+}
+
+DeviceSampler& CudaKvPool::sampler() {
+    if (!sampler_) sampler_ = std::make_unique<DeviceSampler>(device_, m_.config->n_vocab, stream_.s);
+    return *sampler_;
+}
+
+// Buffers for the next power of two of columns (at most kMaxColumns): a growing batch reallocates a few times, and
+// every graph captured over the old buffers is dropped with them.
+void CudaKvPool::ensure_decode_buffers(int n_cols) {
+    if (act_ && dec_.max_cols >= n_cols) return;
+    int cap = 1;
+    while (cap < n_cols) cap *= 2;
+    cap = std::min(cap, kMaxColumns);
+    ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
+    for (Graph& g : graphs_) {
+        if (g.exec) ORCD_CUDA_WARN(cudaGraphExecDestroy(g.exec));
+        g.exec = nullptr;
+    }
+    act_.reset();
+    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
+    staging_ = nullptr;
+    const int64_t pages_per_seq = (n_ctx() + page_size() - 1) / page_size();
+    Carver cv;
+    const DecodeBuffers::Layout layout = DecodeBuffers::plan(*m_.config, n_ctx(), cap, cap * pages_per_seq, cv);
+    act_ = device_.allocate(cv.size, "activations (batched decode)");
+    dec_ = DecodeBuffers::bind(*m_.config, layout, act_->data());
+    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), dec_.input_bytes() + cap * sizeof(int32_t)));
+}
+
+void CudaKvPool::launch_decode(int n_cols) {
+    const KvCache kv = view(dec_.tables);
+    auto enqueue = [&] { enqueue_decode(m_, dec_, kv, n_cols, options_.activations, stream_.s); };
+    Graph& graph = graphs_[static_cast<size_t>(n_cols)];
+    if (graph.exec) {
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
+    } else if (options_.use_graph && eager_steps_ > 0) {
+        // Captured after an eager step, which initialized the kernels' one-time host state (device attributes,
+        // occupancy queries, shared-memory limits) outside of any capture. Inputs live in dec_'s fixed buffers.
+        ORCD_CUDA_CHECK(cudaStreamBeginCapture(stream_.s, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t g = nullptr;
+        try {
+            enqueue();
+        } catch (...) {
+            cudaStreamEndCapture(stream_.s, &g);
+            if (g) cudaGraphDestroy(g);
+            throw;
+        }
+        ORCD_CUDA_CHECK(cudaStreamEndCapture(stream_.s, &g));
+        const cudaError_t inst = cudaGraphInstantiate(&graph.exec, g, 0);
+        ORCD_CUDA_WARN(cudaGraphDestroy(g));
+        ORCD_CUDA_CHECK(inst);
+        ORCD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_.s));
+    } else {
+        enqueue();
+        ++eager_steps_;
+    }
+}
+
+void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult& r) {
+    const model::Config& c = *m_.config;
+    const size_t V = c.n_vocab;
+    const int64_t pages_per_seq = (n_ctx() + page_size() - 1) / page_size();
+    if (!prefill_table_) {
+        // The page table, then one slot for the argmax of the last token.
+        prefill_table_ = device_.allocate(static_cast<uint64_t>(pages_per_seq + 1) * sizeof(int32_t),
+                                          "prefill page table");
+    }
+    if (!prefill_ws_) {
+        const uint32_t ub = options_.prefill_ubatch ? options_.prefill_ubatch : prefill_ubatch();
+        prefill_ws_ = std::make_unique<PrefillWorkspace>(device_, m_, ub, stream_.s);
+    }
+    const uint64_t end = static_cast<uint64_t>(e.first_position) + e.tokens.size();
+    const uint64_t n_pages = (end + page_size() - 1) / page_size();
+    auto* table = reinterpret_cast<int32_t*>(prefill_table_->data());
+    static_assert(sizeof(uint32_t) == sizeof(int32_t));
+    // Pageable source: staged before the call returns. Page ids are < num_pages <= INT32_MAX (checked by the caller).
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(table, e.pages.data(), n_pages * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                    stream_.s));
+    KvCache kv = view(table);
+    kv.n_ctx = static_cast<int64_t>(n_pages) * page_size();
+    const bool pick = e.want == Want::Argmax || e.want == Want::Sample;
+    std::vector<float> last;  // the last token's logits, when only its pick crosses back
+    if (pick) last.resize(V);
+    const size_t ub = prefill_ws_->max_tokens();
+    for (size_t i0 = 0; i0 < e.tokens.size(); i0 += ub) {
+        const size_t n = std::min(ub, e.tokens.size() - i0);
+        const bool final_chunk = i0 + n == e.tokens.size();
+        float* all = e.want == Want::AllLogits ? logits_out + i0 * V : nullptr;
+        float* last_out = !final_chunk ? nullptr : e.want == Want::Logits ? logits_out : pick ? last.data() : nullptr;
+        static_assert(sizeof(TokenId) == sizeof(int32_t));
+        prefill_ws_->run(m_, kv, reinterpret_cast<const int32_t*>(e.tokens.data() + i0), static_cast<int64_t>(n),
+                         e.first_position + static_cast<int64_t>(i0), all, last_out);
+    }
+    if (e.want == Want::Argmax) {
+        int32_t id = -1;
+        ops::argmax(prefill_ws_->last_logits_device(), static_cast<int64_t>(V), table + pages_per_seq, stream_.s);
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(&id, table + pages_per_seq, sizeof(id), cudaMemcpyDeviceToHost, stream_.s));
+        ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
+        r.token = id;
+    } else if (e.want == Want::Sample) {
+        r.token = sampler().sample(prefill_ws_->last_logits_device(), e.sample, stream_.s);
+    }
+}
+
+void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector<Columns>& entries, int total_cols,
+                            const std::vector<float*>& logits_out, std::span<BatchResult> results) {
+    const model::Config& c = *m_.config;
+    const size_t V = c.n_vocab;
+    ensure_decode_buffers(std::min(total_cols, kMaxColumns));
+    const int cap = dec_.max_cols;
+    int32_t* tokens = staging_;
+    int32_t* pos = staging_ + cap;
+    int32_t* table = staging_ + 2 * cap;
+    int32_t* tables = staging_ + 3 * cap;
+    int32_t* picked = reinterpret_cast<int32_t*>(reinterpret_cast<std::byte*>(staging_) + dec_.input_bytes());
+    size_t ei = 0;  // the first entry with columns in the current group
+    for (int g0 = 0; g0 < total_cols; g0 += cap) {
+        const int g1 = std::min(total_cols, g0 + cap);
+        const int n = g1 - g0;
+        // Inputs of columns g0 .. g1: each entry's page table once, its columns pointing at it.
+        int64_t used = 0;
+        for (size_t k = ei; k < entries.size() && entries[k].first < g1; ++k) {
+            const Columns& ec = entries[k];
+            const BatchEntry& e = batch[ec.entry];
+            const uint64_t end = static_cast<uint64_t>(e.first_position) + e.tokens.size();
+            const int64_t n_pages = static_cast<int64_t>((end + page_size() - 1) / page_size());
+            std::memcpy(tables + used, e.pages.data(), static_cast<size_t>(n_pages) * sizeof(int32_t));
+            for (int j = std::max(ec.first, g0); j < std::min(ec.first + ec.count, g1); ++j) {
+                const int t = j - ec.first;
+                tokens[j - g0] = e.tokens[static_cast<size_t>(t)];
+                pos[j - g0] = static_cast<int32_t>(e.first_position) + t;
+                table[j - g0] = static_cast<int32_t>(used);
+            }
+            used += n_pages;
+        }
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.inputs, staging_, (3ull * cap + static_cast<uint64_t>(used)) * 4,
+                                        cudaMemcpyHostToDevice, stream_.s));
+        launch_decode(n);
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(picked, dec_.argmax, static_cast<size_t>(n) * sizeof(int32_t),
+                                        cudaMemcpyDeviceToHost, stream_.s));
+        // Results of the entries whose columns end in this group; logits rows as they come.
+        size_t k = ei;
+        for (; k < entries.size() && entries[k].first < g1; ++k) {
+            const Columns& ec = entries[k];
+            const BatchEntry& e = batch[ec.entry];
+            const int last = ec.first + ec.count - 1;
+            if (e.want == Want::AllLogits) {
+                for (int j = std::max(ec.first, g0); j < std::min(last + 1, g1); ++j) {
+                    ORCD_CUDA_CHECK(cudaMemcpyAsync(logits_out[ec.entry] + static_cast<size_t>(j - ec.first) * V,
+                                                    dec_.logits + (j - g0) * dec_.s_logits, V * sizeof(float),
+                                                    cudaMemcpyDeviceToHost, stream_.s));
+                }
+            }
+            if (last >= g1) break;  // continues in the next group
+            if (e.want == Want::Logits) {
+                ORCD_CUDA_CHECK(cudaMemcpyAsync(logits_out[ec.entry], dec_.logits + (last - g0) * dec_.s_logits,
+                                                V * sizeof(float), cudaMemcpyDeviceToHost, stream_.s));
+            } else if (e.want == Want::Sample) {
+                // One device sampler, run entry by entry (it synchronizes the stream before its staging is reused).
+                results[ec.entry].token = sampler().sample(dec_.logits + (last - g0) * dec_.s_logits, e.sample,
+                                                           stream_.s);
+            }
+        }
+        ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
+        for (size_t j = ei; j < k; ++j) {
+            const Columns& ec = entries[j];
+            if (batch[ec.entry].want == Want::Argmax) results[ec.entry].token = picked[ec.first + ec.count - 1 - g0];
+        }
+        ei = k;
+    }
+}
+
+void CudaKvPool::step(std::span<const BatchEntry> batch, std::span<BatchResult> results) {
+    const model::Config& c = *m_.config;
+    const size_t V = c.n_vocab;
+    for (size_t i = 0; i < batch.size(); ++i) {
+        const BatchEntry& e = batch[i];
+        if (e.want == Want::Sample) check_sample_step(e.sample);
+        // The page-table buffers hold n_ctx() positions' pages per sequence (a table may name a page twice, so
+        // covering the positions does not bound them).
+        const uint64_t end = static_cast<uint64_t>(e.first_position) + e.tokens.size();
+        if (end > static_cast<uint64_t>(n_ctx())) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("step: entry {}: position {} is past the {} positions a sequence can have in a "
+                                    "pool of {} pages of {}",
+                                    i, end - 1, n_ctx(), num_pages(), page_size()));
+        }
+    }
+    const bool batched_prefill = options_.batched_prefill && prefill_supported(m_);
+    auto is_prefill = [&](const BatchEntry& e) {
+        return e.phase == Phase::Prompt && e.tokens.size() > 1 && batched_prefill;
+    };
+    // Host logits for every entry that wants them, sized before any span into them is taken.
+    std::vector<size_t> at(batch.size());
+    size_t total = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+        at[i] = total;
+        if (batch[i].want == Want::Logits) total += V;
+        if (batch[i].want == Want::AllLogits) total += batch[i].tokens.size() * V;
+    }
+    logits_.resize(total);
+    std::vector<float*> logits_out(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+        results[i] = BatchResult{};
+        logits_out[i] = logits_.data() + at[i];
+    }
+
+    std::vector<Columns> columns;
+    int total_cols = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+        if (is_prefill(batch[i])) {
+            run_prefill(batch[i], logits_out[i], results[i]);
+        } else {
+            const int n = static_cast<int>(batch[i].tokens.size());
+            columns.push_back({i, total_cols, n});
+            total_cols += n;
+        }
+    }
+    if (total_cols > 0) run_decode(batch, columns, total_cols, logits_out, results);
+
+    for (size_t i = 0; i < batch.size(); ++i) {
+        if (!wants_logits(batch[i].want)) continue;
+        const size_t n = batch[i].want == Want::AllLogits ? batch[i].tokens.size() * V : V;
+        results[i].logits = std::span<const float>(logits_out[i], n);
+    }
+}
+
+}  // namespace orcd::backend::cuda
