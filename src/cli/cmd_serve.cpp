@@ -56,6 +56,7 @@ struct ServeArgs {
     double residency_interval_s = 60;
     std::string chat_template_file;
     bool no_webui = false;
+    std::string alias;
 };
 
 // Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
@@ -250,6 +251,7 @@ int run_serve(ServeArgs a) {
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
     eo.chat_template_file = a.chat_template_file;
+    eo.alias = a.alias;
     eo.gpu = a.gpu;
     auto service = std::make_unique<server::EngineService>(eo);
     const server::ServiceInfo& info = service->info();
@@ -356,6 +358,10 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
         ->capture_default_str();
     cmd->add_flag("--no-webui", a->no_webui, "do not serve the chat page at /");
+    cmd->add_option("--alias", a->alias,
+                    "the model's name for clients (the id on /v1/models and the OpenAI \"model\" field); default: the "
+                    "file name without .gguf")
+        ->check([](const std::string& s) { return s.empty() ? std::string("expected a non-empty name") : std::string(); });
     cmd->callback([a, gpu] {
         a->gpu_given = gpu->count() > 0;
         const int rc = run_serve(*a);

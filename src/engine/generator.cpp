@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -60,6 +61,45 @@ std::string StopMatcher::push(std::string_view text) {
 
 std::string StopMatcher::flush() { return std::exchange(held_, {}); }
 
+namespace {
+
+// Log-softmax of `logits` (in double) for the chosen token and the `k` most likely (logit descending, ties by id).
+TokenLogprobs token_logprobs(std::span<const float> logits, TokenId chosen, uint32_t k,
+                             const tokenizer::Tokenizer& tokenizer) {
+    float max = -std::numeric_limits<float>::infinity();
+    for (float x : logits) max = std::isfinite(x) ? std::max(max, x) : max;
+    double sum = 0;
+    for (float x : logits) sum += std::isfinite(x) ? std::exp(static_cast<double>(x) - max) : 0.0;
+    const double lse = static_cast<double>(max) + std::log(sum);
+    auto entry = [&](TokenId id) {
+        TokenLogprobs::Entry e;
+        e.id = id;
+        const float x = logits[static_cast<size_t>(id)];
+        e.logprob = std::isfinite(x) ? static_cast<float>(x - lse) : -std::numeric_limits<float>::infinity();
+        tokenizer.append_piece(id, /*show_special=*/true, e.text);
+        return e;
+    };
+    TokenLogprobs out;
+    out.chosen = entry(chosen);
+    // The k best by insertion into a short sorted list: one pass over the vocabulary.
+    std::vector<TokenId> best;
+    auto better = [&](TokenId a, TokenId b) {
+        const float xa = logits[static_cast<size_t>(a)], xb = logits[static_cast<size_t>(b)];
+        return xa > xb || (xa == xb && a < b);
+    };
+    for (size_t i = 0; i < logits.size() && k > 0; ++i) {
+        const auto id = static_cast<TokenId>(i);
+        if (!std::isfinite(logits[i])) continue;
+        if (best.size() == k && !better(id, best.back())) continue;
+        if (best.size() == k) best.pop_back();
+        best.insert(std::upper_bound(best.begin(), best.end(), id, better), id);
+    }
+    for (TokenId id : best) out.top.push_back(entry(id));
+    return out;
+}
+
+}  // namespace
+
 Generator::Generator(backend::Backend& backend, const tokenizer::Tokenizer& tokenizer)
     : backend_(backend), tokenizer_(tokenizer) {}
 
@@ -95,7 +135,7 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
     Sampler sampler(req.sampling);
     r.seed = sampler.seed();
     const tokenizer::Vocab& vocab = tokenizer_.vocab();
-    tokenizer::Detokenizer detok(tokenizer_);
+    tokenizer::Detokenizer detok(tokenizer_, tokenizer::DetokenizerOptions{.show_special = req.show_special});
     StopMatcher stops(req.stop);
     std::vector<TokenId> history = r.prompt_tokens;
     auto emit = [&](const std::string& s) {
@@ -129,29 +169,47 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
         matcher.emplace(req.constraint->grammar());
     }
     size_t n_bytes = 0;  // bytes the grammar has matched, for messages
-    auto pick = [&](std::span<const float> lg) -> TokenId {
-        if (!matcher) return sampler.sample(lg, history);
-        req.constraint->fill(*matcher, mask);
-        masked.assign(lg.begin(), lg.end());
-        TokenId best = -1;
-        for (size_t i = 0; i < masked.size(); ++i) {
-            const bool allowed = i < gvocab->size() && ((mask[i >> 6] >> (i & 63)) & 1);
-            if (!allowed) {
-                masked[i] = -std::numeric_limits<float>::infinity();
-            } else if (best < 0 || masked[i] > masked[static_cast<size_t>(best)]) {
-                best = static_cast<TokenId>(i);
+    // The logits come to the host when the grammar masks them, when OpenAI's bias / penalties change them, or when
+    // the request wants their log-probabilities; otherwise the backend picks the token where the logits are.
+    const bool adjusts = sampler.adjusts_logits();
+    const bool host_logits = matcher.has_value() || adjusts || static_cast<bool>(req.on_logprobs);
+    std::vector<float> adjusted;
+    std::optional<TokenLogprobs> pending_logprobs;  // of the token pick() chose, reported once it is generated
+    auto pick = [&](std::span<const float> raw) -> TokenId {
+        std::span<const float> lg = raw;
+        if (adjusts) {
+            adjusted.assign(raw.begin(), raw.end());
+            sampler.adjust(adjusted, std::span<const TokenId>(history).subspan(r.prompt_tokens.size()));
+            lg = adjusted;
+        }
+        TokenId t = -1;
+        if (!matcher) {
+            t = sampler.sample(lg, history);
+        } else {
+            req.constraint->fill(*matcher, mask);
+            masked.assign(lg.begin(), lg.end());
+            TokenId best = -1;
+            for (size_t i = 0; i < masked.size(); ++i) {
+                const bool allowed = i < gvocab->size() && ((mask[i >> 6] >> (i & 63)) & 1);
+                if (!allowed) {
+                    masked[i] = -std::numeric_limits<float>::infinity();
+                } else if (best < 0 || masked[i] > masked[static_cast<size_t>(best)]) {
+                    best = static_cast<TokenId>(i);
+                }
             }
+            if (best < 0) {
+                throw Error(ErrorCode::InvalidArgument,
+                            fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
+                                        n_bytes));
+            }
+            t = sampler.sample(masked, history);
+            // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
+            // probability; the best allowed token stands in then.
+            const auto ut = static_cast<size_t>(t);
+            if (!(ut < gvocab->size() && ((mask[ut >> 6] >> (ut & 63)) & 1))) t = best;
         }
-        if (best < 0) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
-                                    n_bytes));
-        }
-        const TokenId t = sampler.sample(masked, history);
-        // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
-        // probability; the best allowed token stands in then.
-        const auto ut = static_cast<size_t>(t);
-        return ut < gvocab->size() && ((mask[ut >> 6] >> (ut & 63)) & 1) ? t : best;
+        if (req.on_logprobs) pending_logprobs = token_logprobs(lg, t, req.top_logprobs, tokenizer_);
+        return t;
     };
     const std::span<const float> logits = seq.prefill(r.prompt_tokens);
     std::optional<TokenId> next;  // the token the backend picked for this step, after the first
@@ -174,6 +232,7 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             r.grammar_complete = matcher.has_value();  // allowed only where the grammar is complete
             break;
         }
+        if (pending_logprobs) req.on_logprobs(*std::exchange(pending_logprobs, std::nullopt));
         if (matcher) {
             const std::string_view bytes = gvocab->bytes(tok);
             if (!matcher->advance(bytes)) {
@@ -193,7 +252,7 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             break;
         }
         if (i + 1 == req.max_tokens) break;  // no decode for a token nobody will sample from
-        if (matcher) {
+        if (host_logits) {
             next = pick(seq.decode(tok));
         } else {
             next = argmax_only ? seq.decode_greedy(tok) : seq.decode_sample(tok, sampler.step(history));
