@@ -74,9 +74,9 @@ struct LogprobBuffer {
 };
 
 // Calls without an id (all but Mistral's) get one, as OpenAI's clients need it to answer with a tool message.
-void assign_ids(std::vector<toolcall::ToolCall>& calls) {
+void assign_ids(std::vector<toolcall::ToolCall>& calls, bool short_ids) {
     for (auto& c : calls) {
-        if (c.id.empty()) c.id = "call_" + random_hex(24);
+        if (c.id.empty()) c.id = short_ids ? random_hex(9) : "call_" + random_hex(24);
     }
 }
 
@@ -182,7 +182,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
             return sse_data(chunk);
         };
         stream_job(ex, job, ctx_.scheduler, HttpResponse{},
-                   [weak, c, st, logprobs, text_chunk, include_usage = r.include_usage](const JobEvent& ev) {
+                   [weak, c, st, logprobs, text_chunk, include_usage = r.include_usage, short_ids = plan.short_ids](const JobEvent& ev) {
                        switch (ev.kind) {
                            case JobEvent::Kind::Started:
                                return std::string();
@@ -197,7 +197,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                                toolcall::Parsed rest;
                                if (st->tools) {
                                    rest = st->tools->finish();
-                                   assign_ids(rest.calls);
+                                   assign_ids(rest.calls, short_ids);
                                }
                                if (!rest.content.empty() || (logprobs && !logprobs->items.empty())) {
                                    s += text_chunk(rest.content);
@@ -226,12 +226,12 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
     }
     // Not streaming: the answer waits for the end; a client that leaves meanwhile cancels the job.
     collect_job(ex, job, ctx_.scheduler,
-                [weak, c, logprobs, format = plan.format, path = req.path](const std::string& text,
+                [weak, c, logprobs, format = plan.format, short_ids = plan.short_ids, path = req.path](const std::string& text,
                                                                             const JobEvent& end) {
                     if (auto j = weak.lock()) log_job_end(*j, end);
                     if (end.kind == JobEvent::Kind::End) {
                         toolcall::Parsed p = toolcall::parse(format, text);
-                        assign_ids(p.calls);
+                        assign_ids(p.calls, short_ids);
                         json resp = openai_response(c, p.content, end.stop_reason, end.prompt_tokens, end.tokens_out);
                         json& choice = resp["choices"][0];
                         if (!p.calls.empty()) {

@@ -25,8 +25,10 @@ ojson forced_call_schema(const ojson& tools, const std::string& only_name) {
 std::optional<FieldError> plan_tools(OpenAiRequest& r, std::string_view template_text, ToolPlan& plan) {
     plan = {};
     if (r.tools.is_null() || r.tool_choice == "none") return std::nullopt;
+    const toolcall::Format native = toolcall::detect_format(template_text);
+    plan.short_ids = native == toolcall::Format::Mistral;
     if (r.tool_choice == "auto") {
-        plan.format = toolcall::detect_format(template_text);
+        plan.format = native;
         if (plan.format == toolcall::Format::None) {
             return FieldError{"tools", "the chat template writes tool calls in no format this worker parses (Hermes/"
                                        "Qwen <tool_call>, Llama 3.x JSON or <|python_tag|>, Mistral [TOOL_CALLS]): "

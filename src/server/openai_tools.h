@@ -13,6 +13,8 @@ namespace orcd::server {
 
 struct ToolPlan {
     toolcall::Format format = toolcall::Format::None;  // None: the reply is content only
+    // Mistral's templates accept only 9-character alphanumeric call ids (and raise on others in the next turn).
+    bool short_ids = false;
 };
 
 // Works out the plan for `r` given the chat template's text; for a forced call sets r.constraint. A request the

@@ -702,5 +702,25 @@ TEST(ServeOpenAi, OfficialNpmClient) {
     EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
 }
 
+// Tool calling and structured output through the official client (openai_tools.mjs), one template per tool-call
+// format: the Qwen 2.5 (Hermes <tool_call>), Llama 3.1 and Mistral v0.3 templates of ../shared/templates.
+void run_tools_client(const std::string& template_name, const std::string& format) {
+    if (model_overridden()) GTEST_SKIP() << "scripts replies with the Qwen vocabulary's token ids";
+    const fs::path dir = ORCD_SERVER_TEST_DIR;
+    ASSERT_TRUE(fs::exists(dir / "node_modules/openai/package.json")) << "run scripts/setup.sh (npm ci)";
+    const std::string tmpl = std::string(ORCD_SHARED_DIR) + "/templates/" + template_name + ".jinja";
+    Server s({"--chat-template-file", tmpl});
+    RunResult r = run({"node", (dir / "openai_tools.mjs").string(), "http://127.0.0.1:" + std::to_string(s.port()),
+                       test_model_id(), format, test_python()},
+                      180s);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\nserver log:\n" << s.log();
+    std::printf("%s", r.out.c_str());
+    EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
+}
+
+TEST(ServeOpenAiTools, HermesQwenTemplate) { run_tools_client("qwen2.5-instruct", "hermes"); }
+TEST(ServeOpenAiTools, Llama31Template) { run_tools_client("llama-3.1-instruct", "llama3"); }
+TEST(ServeOpenAiTools, MistralV03Template) { run_tools_client("mistral-7b-instruct-v0.3", "mistral"); }
+
 }  // namespace
 }  // namespace orcd::test
