@@ -71,6 +71,10 @@ struct LogprobBuffer {
         std::lock_guard lock(mu);
         return std::exchange(items, {});
     }
+    bool empty() {
+        std::lock_guard lock(mu);
+        return items.empty();
+    }
 };
 
 // Calls without an id (all but Mistral's) get one, as OpenAI's clients need it to answer with a tool message.
@@ -199,7 +203,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                                    rest = st->tools->finish();
                                    assign_ids(rest.calls, short_ids);
                                }
-                               if (!rest.content.empty() || (logprobs && !logprobs->items.empty())) {
+                               if (!rest.content.empty() || (logprobs && !logprobs->empty())) {
                                    s += text_chunk(rest.content);
                                }
                                if (!rest.calls.empty()) {

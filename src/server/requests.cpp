@@ -619,7 +619,12 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             r.top_logprobs = static_cast<uint32_t>(*v);
         }
         read_tools(f, r);
-        (void)f.boolean("parallel_tool_calls");  // the parsers return every call the model writes
+        // The parsers return every call the model writes; one call only is what a forced call gives.
+        if (auto v = f.boolean("parallel_tool_calls"); v && !*v && r.tool_choice != "required" &&
+                                                        r.tool_choice != "function" && r.tool_choice != "none") {
+            f.fail("parallel_tool_calls", "false is supported only with tool_choice \"required\" or a named "
+                                          "function (which produce one call): expected true");
+        }
     } else {
         if (auto n = f.integer("best_of", 1, 1, "1 (best_of > 1 is not supported)")) (void)n;
         if (auto v = f.boolean("echo"); v && *v) f.fail("echo", "echo is not supported: expected false");

@@ -333,6 +333,14 @@ TEST(ServerRequests, ToolsToolChoiceAndToolMessages) {
     EXPECT_EQ(fields_of(errors),
               (std::vector<std::string>{"messages[0].tool_call_id", "messages[1].tool_calls",
                                         "messages[2].tool_calls[0].function.arguments", "tool_choice"}));
+    // parallel_tool_calls: false holds only where the reply is one call.
+    errors.clear();
+    const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",
+        "function":{"name":"f"}}],"parallel_tool_calls":false,"tool_choice":)";
+    parse_openai(json::parse(head + R"("required"})"), true, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    parse_openai(json::parse(head + R"("auto"})"), true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"parallel_tool_calls"});
 }
 
 TEST(ServerTools, PlanAndForcedCallSchema) {
