@@ -160,6 +160,16 @@ public:
         return out;
     }
 
+    // One error per key of the object outside `known`, the message listing what is expected.
+    void refuse_unknown(std::initializer_list<std::string_view> known) {
+        for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+            if (std::find(known.begin(), known.end(), it.key()) != known.end()) continue;
+            std::string list;
+            for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+            fail(it.key(), fmt::format("unknown field: expected {}", list));
+        }
+    }
+
     std::vector<FieldError>& errors() { return errors_; }
     const std::string& prefix() const { return prefix_; }
 
@@ -256,12 +266,7 @@ void read_constraint(Fields& f, ConstraintSpec& out) {
         return;
     }
     Fields jf(*js, f.errors(), f.prefix() + "response_format.json_schema.");
-    for (auto it = js->begin(); it != js->end(); ++it) {
-        static constexpr std::string_view kKnown[] = {"name", "description", "schema", "strict"};
-        if (std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown)) {
-            jf.fail(it.key(), "unknown field: expected name, description, schema or strict");
-        }
-    }
+    jf.refuse_unknown({"name", "description", "schema", "strict"});
     if (auto name = jf.string("name", true)) (void)name;
     (void)jf.string("description", false);
     (void)jf.boolean("strict");  // the output always follows the schema: strict or not
@@ -484,13 +489,7 @@ void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessa
         }
         tokenizer::ChatMessage cm;
         Fields mf(m, errors, at + ".");
-        for (auto it = m.begin(); it != m.end(); ++it) {
-            static constexpr std::string_view kKnown[] = {"role", "content", "name", "tool_calls", "tool_call_id",
-                                                          "refusal"};
-            if (std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown)) {
-                mf.fail(it.key(), "unsupported field: expected role, content, name, tool_calls or tool_call_id");
-            }
-        }
+        mf.refuse_unknown({"role", "content", "name", "tool_calls", "tool_call_id", "refusal"});
         if (auto role = mf.string("role", true)) {
             if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool" &&
                 *role != "developer") {
@@ -601,9 +600,7 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             f.fail("stream_options", fmt::format("expected an object, found {}", type_of(*so)));
         } else {
             Fields sf(*so, errors, "stream_options.");
-            for (auto it = so->begin(); it != so->end(); ++it) {
-                if (it.key() != "include_usage") sf.fail(it.key(), "unsupported field: expected include_usage");
-            }
+            sf.refuse_unknown({"include_usage"});
             if (auto v = sf.boolean("include_usage")) r.include_usage = *v;
             if (!r.stream) f.fail("stream_options", "expected only with stream: true");
         }
