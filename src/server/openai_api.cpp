@@ -123,7 +123,9 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
         }
     }
     ToolPlan plan;
-    if (auto bad = plan_tools(r, chat ? ctx_.service.chat_template_text() : std::string(), plan)) {
+    // The template's text is read only when tools are asked for (it names the format of the calls).
+    const std::string template_text = r.tools.is_null() ? std::string() : ctx_.service.chat_template_text();
+    if (auto bad = plan_tools(r, template_text, plan)) {
         return invalid("INVALID_VALUE", bad->field + ": " + bad->message, bad->field);
     }
     if (auto bad = apply_constraint(ctx_.service, r.constraint, r.generate)) {
