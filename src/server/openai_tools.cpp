@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "common/error.h"
+#include "grammar/json_schema.h"
+
 namespace orcd::server {
 
 using ojson = nlohmann::ordered_json;
@@ -43,6 +46,17 @@ std::optional<FieldError> plan_tools(OpenAiRequest& r, std::string_view template
         return FieldError{"tool_choice", fmt::format("a forced tool call (tool_choice \"{}\") cannot be combined with "
                                                      "{}",
                                                      r.tool_choice, r.constraint.param)};
+    }
+    // Each tool's parameters on their own first, so that an unsupported keyword is named where the client wrote it.
+    for (size_t i = 0; i < r.tools.size(); ++i) {
+        const ojson& fn = r.tools[i]["function"];
+        if (!fn.contains("parameters")) continue;
+        if (!r.tool_choice_name.empty() && fn["name"] != r.tool_choice_name) continue;
+        try {
+            (void)grammar::json_schema_to_gbnf(fn["parameters"].dump());
+        } catch (const Error& e) {
+            return FieldError{fmt::format("tools[{}].function.parameters", i), e.what()};
+        }
     }
     r.constraint = {ConstraintSpec::Kind::JsonSchema, forced_call_schema(r.tools, r.tool_choice_name).dump(), "tools"};
     plan.format = toolcall::Format::Llama3;

@@ -373,6 +373,16 @@ TEST(ServerTools, PlanAndForcedCallSchema) {
     r = req(R"("required")");
     EXPECT_EQ(plan_tools(r, "", plan), std::nullopt);
     EXPECT_EQ(json::parse(r.constraint.text)["anyOf"].size(), 2u);
+    // A parameter schema the compiler cannot take is named where the client wrote it.
+    errors.clear();
+    OpenAiRequest m = parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[
+        {"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"g","parameters":
+        {"type":"object","properties":{"n":{"type":"integer","minimum":1}}}}}],"tool_choice":"required"})"),
+                                   true, 2048, errors);
+    bad = plan_tools(m, "", plan);
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->field, "tools[1].function.parameters");
+    EXPECT_NE(bad->message.find("minimum"), std::string::npos) << bad->message;
     r = req(R"("required","response_format":{"type":"json_object"})");
     bad = plan_tools(r, "", plan);
     ASSERT_TRUE(bad);
