@@ -57,6 +57,7 @@ struct ServeArgs {
     std::string chat_template_file;
     bool no_webui = false;
     std::string alias;
+    uint32_t schema_max_string = 0;
 };
 
 // Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
@@ -278,6 +279,7 @@ int run_serve(ServeArgs a) {
     so.allowed_hosts = a.allowed_hosts;
     so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
     so.webui = !a.no_webui;
+    so.schema_max_string = a.schema_max_string;
     auto http = std::make_unique<server::HttpServer>(*service, so);
     const int port = http->bind();
     http->start();
@@ -358,6 +360,9 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
         ->capture_default_str();
     cmd->add_flag("--no-webui", a->no_webui, "do not serve the chat page at /");
+    cmd->add_option("--schema-max-string", a->schema_max_string,
+                    "JSON Schema constraints (response_format, json_schema, forced tool calls): at most N characters "
+                    "in strings without maxLength (default 0: unbounded)");
     cmd->add_option("--alias", a->alias,
                     "the model's name for clients (the id on /v1/models and the OpenAI \"model\" field); default: the "
                     "file name without .gguf")

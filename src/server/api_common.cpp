@@ -293,14 +293,16 @@ void log_job_end(const Job& job, const JobEvent& ev) {
     }
 }
 
-std::optional<std::string> apply_constraint(const InferenceService& service, const ConstraintSpec& spec,
-                                            engine::GenerateRequest& gen) {
+std::optional<std::string> apply_constraint(const InferenceService& service, const ServerOptions& opt,
+                                            const ConstraintSpec& spec, engine::GenerateRequest& gen) {
     if (spec.kind == ConstraintSpec::Kind::None) return std::nullopt;
     auto vocab = service.grammar_vocabulary();
     if (!vocab) return fmt::format("{}: this worker cannot constrain output", spec.param);
     try {
         gen.constraint = spec.kind == ConstraintSpec::Kind::Gbnf ? engine::constraint_from_gbnf(spec.text, vocab)
-                                                                 : engine::constraint_from_json_schema(spec.text, vocab);
+                                                                 : engine::constraint_from_json_schema(
+                                                                       spec.text, vocab,
+                                                                       {.max_string_chars = opt.schema_max_string});
     } catch (const Error& e) {
         return fmt::format("{}: {}", spec.param, e.what());
     }

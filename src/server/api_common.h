@@ -76,7 +76,7 @@ void log_job_end(const Job& job, const JobEvent& ev);
 // Compiles a request's grammar / JSON Schema against the served model's vocabulary into gen.constraint. Returns the
 // error message (naming spec.param and the grammar's or schema's own location) when it does not compile or the
 // service cannot constrain output.
-std::optional<std::string> apply_constraint(const InferenceService& service, const ConstraintSpec& spec,
-                                            engine::GenerateRequest& gen);
+std::optional<std::string> apply_constraint(const InferenceService& service, const ServerOptions& opt,
+                                            const ConstraintSpec& spec, engine::GenerateRequest& gen);
 
 }  // namespace orcd::server

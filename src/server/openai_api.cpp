@@ -128,7 +128,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
     if (auto bad = plan_tools(r, template_text, plan)) {
         return invalid("INVALID_VALUE", bad->field + ": " + bad->message, bad->field);
     }
-    if (auto bad = apply_constraint(ctx_.service, r.constraint, r.generate)) {
+    if (auto bad = apply_constraint(ctx_.service, ctx_.opt, r.constraint, r.generate)) {
         return invalid("INVALID_VALUE", *bad, r.constraint.param);
     }
     // The markers of some formats are control tokens, which the text leaves out unless asked.

@@ -56,7 +56,7 @@ void WorkerApi::execute(const HttpRequest& req, const Ex& ex) {
             fmt::format("{} invalid field{}: {}", errors.size(), errors.size() == 1 ? "" : "s", names),
             "invalid_request_error", {}, fields));
     }
-    if (auto bad = apply_constraint(ctx_.service, r.constraint, r.generate)) {
+    if (auto bad = apply_constraint(ctx_.service, ctx_.opt, r.constraint, r.generate)) {
         ctx_.metrics.count_request(Outcome::Invalid);
         return ex->reply(api_error(req.path, 400, "INVALID_REQUEST", *bad, "invalid_request_error", {},
                                    json{{r.constraint.param, *bad}}));

@@ -795,6 +795,24 @@ void run_tools_client(const std::string& template_name, const std::string& forma
     EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
 }
 
+// Every schema of the grammar corpus (tests/grammar/schemas) through response_format with the official client, two
+// seeds each, under --schema-max-string 24: complete, parsed and validated by python3-jsonschema. About 30 s, so it
+// runs as its own ctest entry labelled slow (server_schema_corpus), not with the discovered tests.
+TEST(ServeOpenAiSlow, DISABLED_SchemaCorpusThroughTheNpmClient) {
+    if (model_overridden()) GTEST_SKIP() << "biases the Qwen vocabulary's token ids";
+    const fs::path dir = ORCD_SERVER_TEST_DIR;
+    ASSERT_TRUE(fs::exists(dir / "node_modules/openai/package.json")) << "run scripts/setup.sh (npm ci)";
+    Server s({"--schema-max-string", "24", "--chat-template-file",
+              std::string(ORCD_SHARED_DIR) + "/templates/qwen2.5-instruct.jinja"});
+    RunResult r = run({"node", (dir / "openai_schema_corpus.mjs").string(),
+                       "http://127.0.0.1:" + std::to_string(s.port()), test_model_id(), test_python(),
+                       std::string(ORCD_SOURCE_DIR) + "/tests/grammar/schemas", "2"},
+                      600s);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\nserver log:\n" << s.log();
+    std::printf("%s", r.out.c_str());
+    EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
+}
+
 TEST(ServeOpenAiTools, HermesQwenTemplate) { run_tools_client("qwen2.5-instruct", "hermes"); }
 TEST(ServeOpenAiTools, Llama31Template) { run_tools_client("llama-3.1-instruct", "llama3"); }
 TEST(ServeOpenAiTools, MistralV03Template) { run_tools_client("mistral-7b-instruct-v0.3", "mistral"); }
