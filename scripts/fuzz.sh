@@ -39,6 +39,12 @@ printf '{"job_id":"a-1","prompt":"hi","max_tokens":4,"temperature":0.5,"stop":["
 printf '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true}' \
   >"$corpus/json/chat"
 printf '{"model":"m","prompt":["a"],"max_tokens":1e400,"top_p":[[[[0]]]]}' >"$corpus/json/odd"
+# Tool-call seeds: a call in each format (model output, mutated from there).
+mkdir -p "$corpus/toolcall"
+printf 'Hi <tool_call>\n{"name": "f", "arguments": {"a": [1, "}"]}}\n</tool_call>' >"$corpus/toolcall/hermes"
+printf '<|python_tag|>{"name": "f", "parameters": {}}; {"name": "g", "parameters": {"x": null}}' >"$corpus/toolcall/llama"
+printf '[TOOL_CALLS][{"name": "f", "arguments": {}, "id": "abcdefghi"}]' >"$corpus/toolcall/mistral"
+printf '[TOOL_CALLS]f[ARGS]{"q": "\\u00e9"}[TOOL_CALLS]g[ARGS]{}' >"$corpus/toolcall/mistral2"
 
 for t in $targets; do
   case $t in
@@ -47,6 +53,7 @@ for t in $targets; do
     fuzz_json_schema) c=$corpus/json_schema ;;
     fuzz_http_request) c=$corpus/http ;;
     fuzz_json_request) c=$corpus/json ;;
+    fuzz_toolcall) c=$corpus/toolcall ;;
     *) c=$corpus/tokenizer ;;
   esac
   echo "fuzz: $t for ${seconds}s on $(ls "$c" | wc -l) seeds"

@@ -62,6 +62,8 @@ struct ServeArgs {
     double residency_interval_s = 60;
     std::string chat_template_file;
     bool no_webui = false;
+    std::string alias;
+    uint32_t schema_max_string = 0;
 };
 
 // Shutdown must finish within 30 s of the request: the grace for the running job, plus cancelling it (< 100 ms),
@@ -256,6 +258,7 @@ int run_serve(ServeArgs a) {
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
     eo.chat_template_file = a.chat_template_file;
+    eo.alias = a.alias;
     eo.gpu = a.gpu;
     eo.parallel = a.parallel;
     if (!a.kv_memory.empty()) eo.kv_memory = parse_bytes(a.kv_memory, "--kv-memory");
@@ -293,6 +296,7 @@ int run_serve(ServeArgs a) {
     so.allowed_hosts = a.allowed_hosts;
     so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
     so.webui = !a.no_webui;
+    so.schema_max_string = a.schema_max_string;
     auto http = std::make_unique<server::HttpServer>(*service, so);
     const int port = http->bind();
     http->start();
@@ -383,6 +387,13 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--residency-interval", a->residency_interval_s, "seconds between residency checks")
         ->capture_default_str();
     cmd->add_flag("--no-webui", a->no_webui, "do not serve the chat page at /");
+    cmd->add_option("--schema-max-string", a->schema_max_string,
+                    "JSON Schema constraints (response_format, json_schema, forced tool calls): at most N characters "
+                    "in strings without maxLength (default 0: unbounded)");
+    cmd->add_option("--alias", a->alias,
+                    "the model's name for clients (the id on /v1/models and the OpenAI \"model\" field); default: the "
+                    "file name without .gguf")
+        ->check([](const std::string& s) { return s.empty() ? std::string("expected a non-empty name") : std::string(); });
     cmd->callback([a, gpu] {
         a->gpu_given = gpu->count() > 0;
         const int rc = run_serve(*a);

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <utility>
 
 #include "common/error.h"
 
@@ -12,14 +14,54 @@ namespace orcd::engine {
 using backend::Phase;
 using backend::Want;
 
+namespace {
+
+// Log-softmax of `logits` (in double) for the chosen token and the `k` most likely (logit descending, ties by id).
+TokenLogprobs token_logprobs(std::span<const float> logits, TokenId chosen, uint32_t k,
+                             const tokenizer::Tokenizer& tokenizer) {
+    float max = -std::numeric_limits<float>::infinity();
+    for (float x : logits) max = std::isfinite(x) ? std::max(max, x) : max;
+    double sum = 0;
+    for (float x : logits) sum += std::isfinite(x) ? std::exp(static_cast<double>(x) - max) : 0.0;
+    const double lse = static_cast<double>(max) + std::log(sum);
+    auto entry = [&](TokenId id) {
+        TokenLogprobs::Entry e;
+        e.id = id;
+        const float x = logits[static_cast<size_t>(id)];
+        e.logprob = std::isfinite(x) ? static_cast<float>(x - lse) : -std::numeric_limits<float>::infinity();
+        tokenizer.append_piece(id, /*show_special=*/true, e.text);
+        return e;
+    };
+    TokenLogprobs out;
+    out.chosen = entry(chosen);
+    // The k best by insertion into a short sorted list: one pass over the vocabulary.
+    std::vector<TokenId> best;
+    auto better = [&](TokenId a, TokenId b) {
+        const float xa = logits[static_cast<size_t>(a)], xb = logits[static_cast<size_t>(b)];
+        return xa > xb || (xa == xb && a < b);
+    };
+    for (size_t i = 0; i < logits.size() && k > 0; ++i) {
+        const auto id = static_cast<TokenId>(i);
+        if (!std::isfinite(logits[i])) continue;
+        if (best.size() == k && !better(id, best.back())) continue;
+        if (best.size() == k) best.pop_back();
+        best.insert(std::upper_bound(best.begin(), best.end(), id, better), id);
+    }
+    for (TokenId id : best) out.top.push_back(entry(id));
+    return out;
+}
+
+}  // namespace
+
 Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequest& request,
                        std::vector<TokenId> prompt_tokens, std::function<void(std::string_view)> on_text)
-    : vocab_(tokenizer.vocab()),
+    : tokenizer_(tokenizer),
+      vocab_(tokenizer.vocab()),
       request_(request),
       max_tokens_(request.max_tokens),
       on_text_(std::move(on_text)),
       sampler_(request.sampling),
-      detok_(tokenizer),
+      detok_(tokenizer, tokenizer::DetokenizerOptions{.show_special = request.show_special}),
       stops_(request.stop) {
     if (prompt_tokens.empty()) {
         throw Error(ErrorCode::InvalidArgument, "the prompt is empty (no tokens after tokenization)");
@@ -41,6 +83,7 @@ Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequ
         }
         matcher_.emplace(request.constraint->grammar());
     }
+    host_logits_ = matcher_.has_value() || sampler_.adjusts_logits() || static_cast<bool>(request.on_logprobs);
     result_.seed = sampler_.seed();
     tokens_ = prompt_tokens;
     result_.prompt_tokens = std::move(prompt_tokens);
@@ -59,9 +102,9 @@ Generation::Feed Generation::next(uint32_t chunk) const {
     f.end = chunk == 0 ? region_end : std::min(region_end, (f.begin / chunk + 1) * chunk);
     if (f.end < n) {
         f.want = Want::Nothing;
-    } else if (generated() == 0 || matcher_) {
+    } else if (generated() == 0 || host_logits_) {
         // The first token is picked on the host from the prompt's logits, as it always was; a constrained request
-        // masks every step's logits on the host.
+        // (or one with bias, penalties or logprobs) shapes every step's logits on the host.
         f.want = Want::Logits;
     } else {
         f.want = argmax_only_ ? Want::Argmax : Want::Sample;
@@ -80,29 +123,41 @@ backend::BatchEntry Generation::entry(const Feed& feed) {
     return e;
 }
 
-TokenId Generation::pick(std::span<const float> lg) {
-    if (!matcher_) return sampler_.sample(lg, tokens_);
-    request_.constraint->fill(*matcher_, mask_);
-    masked_.assign(lg.begin(), lg.end());
-    TokenId best = -1;
-    for (size_t i = 0; i < masked_.size(); ++i) {
-        const bool allowed = i < gvocab_->size() && ((mask_[i >> 6] >> (i & 63)) & 1);
-        if (!allowed) {
-            masked_[i] = -std::numeric_limits<float>::infinity();
-        } else if (best < 0 || masked_[i] > masked_[static_cast<size_t>(best)]) {
-            best = static_cast<TokenId>(i);
+TokenId Generation::pick(std::span<const float> raw) {
+    std::span<const float> lg = raw;
+    if (sampler_.adjusts_logits()) {
+        adjusted_.assign(raw.begin(), raw.end());
+        sampler_.adjust(adjusted_, std::span<const TokenId>(tokens_).subspan(prompt_size()));
+        lg = adjusted_;
+    }
+    TokenId t = -1;
+    if (!matcher_) {
+        t = sampler_.sample(lg, tokens_);
+    } else {
+        request_.constraint->fill(*matcher_, mask_);
+        masked_.assign(lg.begin(), lg.end());
+        TokenId best = -1;
+        for (size_t i = 0; i < masked_.size(); ++i) {
+            const bool allowed = i < gvocab_->size() && ((mask_[i >> 6] >> (i & 63)) & 1);
+            if (!allowed) {
+                masked_[i] = -std::numeric_limits<float>::infinity();
+            } else if (best < 0 || masked_[i] > masked_[static_cast<size_t>(best)]) {
+                best = static_cast<TokenId>(i);
+            }
         }
+        if (best < 0) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
+                                    n_bytes_));
+        }
+        t = sampler_.sample(masked_, tokens_);
+        // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
+        // probability; the best allowed token stands in then.
+        const auto ut = static_cast<size_t>(t);
+        if (!(ut < gvocab_->size() && ((mask_[ut >> 6] >> (ut & 63)) & 1))) t = best;
     }
-    if (best < 0) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
-                                n_bytes_));
-    }
-    const TokenId t = sampler_.sample(masked_, tokens_);
-    // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
-    // probability; the best allowed token stands in then.
-    const auto ut = static_cast<size_t>(t);
-    return ut < gvocab_->size() && ((mask_[ut >> 6] >> (ut & 63)) & 1) ? t : best;
+    if (request_.on_logprobs) pending_logprobs_ = token_logprobs(lg, t, request_.top_logprobs, tokenizer_);
+    return t;
 }
 
 void Generation::accept(const Feed& feed, const backend::BatchResult& result) {
@@ -135,6 +190,7 @@ void Generation::take(TokenId tok) {
         result_.grammar_complete = matcher_.has_value();  // allowed only where the grammar is complete
         return end(StopReason::EndOfGeneration);
     }
+    if (pending_logprobs_) request_.on_logprobs(*std::exchange(pending_logprobs_, std::nullopt));
     if (matcher_) {
         const std::string_view bytes = gvocab_->bytes(tok);
         if (!matcher_->advance(bytes)) {

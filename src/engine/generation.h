@@ -80,6 +80,7 @@ private:
     void take(TokenId token);
     void emit(const std::string& text);  // final text: into the result and to on_text
 
+    const tokenizer::Tokenizer& tokenizer_;
     const tokenizer::Vocab& vocab_;
     GenerateRequest request_;  // a copy: its stop strings and constraint outlive the caller's
     uint32_t max_tokens_;
@@ -92,6 +93,11 @@ private:
     const grammar::TokenVocabulary* gvocab_ = nullptr;
     std::vector<uint64_t> mask_;
     std::vector<float> masked_;
+    // The logits come to the host when the grammar masks them, when OpenAI's bias / penalties change them, or when
+    // the request wants their log-probabilities; otherwise the backend picks the token where the logits are.
+    bool host_logits_ = false;
+    std::vector<float> adjusted_;
+    std::optional<TokenLogprobs> pending_logprobs_;  // of the token pick() chose, reported once it is taken
     size_t n_bytes_ = 0;  // bytes the grammar has matched, for messages
 
     std::vector<TokenId> tokens_;  // prompt + generated

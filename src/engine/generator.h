@@ -20,6 +20,21 @@ namespace orcd::engine {
 enum class StopReason { MaxTokens, EndOfGeneration, StopString, Cancelled };
 std::string_view stop_reason_name(StopReason r);  // "length", "eos", "stop", "cancelled"
 
+inline constexpr uint32_t kMaxTopLogprobs = 20;
+
+// One generated token's log-probabilities: log-softmax of the step's logits after the logit bias and the presence /
+// frequency penalties, before the grammar mask, top-k/top-p/min-p and temperature (the model's distribution as the
+// request shaped it, as OpenAI reports it). Token texts are the tokens' bytes, which may split a UTF-8 character.
+struct TokenLogprobs {
+    struct Entry {
+        TokenId id = 0;
+        std::string text;
+        float logprob = 0;
+    };
+    Entry chosen;
+    std::vector<Entry> top;  // most likely first, ties by id
+};
+
 struct GenerateRequest {
     std::string prompt;
     bool chat = false;            // format {system?, user: prompt} with the model's chat template
@@ -33,6 +48,14 @@ struct GenerateRequest {
     // generation ends once the grammar is complete and allows nothing more (or on an end-of-generation token, which
     // is allowed only where the grammar is complete). Unconstrained requests keep the backend's sampling path.
     std::shared_ptr<grammar::TokenMasker> constraint;
+    // Log probabilities (OpenAI's logprobs): when set, called once per generated token (not for an end-of-generation
+    // token) with its log-probability and the `top_logprobs` most likely alternatives. A request that asks for them
+    // takes the host-logits path, as constrained ones do.
+    std::function<void(const TokenLogprobs&)> on_logprobs;
+    uint32_t top_logprobs = 0;  // at most kMaxTopLogprobs
+    // Write control tokens into the text instead of skipping them (tool-call markers such as [TOOL_CALLS] and
+    // <|python_tag|> are control tokens in their vocabularies).
+    bool show_special = false;
 };
 
 struct Timings {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "backend/sample_chain.h"
@@ -25,6 +26,12 @@ struct SamplingParams {
                                  // logits, multiply negative ones)
     int32_t repeat_last_n = 64;  // window of the penalty, in tokens (0: off, -1: the whole history)
     std::optional<uint64_t> seed;  // none: one is drawn from std::random_device and reported
+    // OpenAI's adjustments, applied to the logits before the chain (all 0 / empty: off, and the logits are not
+    // touched): logit[j] += bias[j] - count[j] * frequency_penalty - (count[j] > 0) * presence_penalty, where
+    // count[j] is how often j was generated so far (the prompt does not count, as in OpenAI's definition).
+    float presence_penalty = 0.0f;   // [-2, 2]
+    float frequency_penalty = 0.0f;  // [-2, 2]
+    std::vector<std::pair<TokenId, float>> logit_bias;  // token id -> bias added to its logit ([-100, 100])
 };
 
 // Throws Error(InvalidArgument) naming the parameter when a value is out of range (negative penalty, top_p <= 0 ...).
@@ -46,11 +53,19 @@ public:
 
     uint64_t seed() const { return seed_; }
 
+    // Whether adjust() changes anything (presence/frequency penalty or logit bias set). When it does, the caller
+    // needs the step's logits on the host.
+    bool adjusts_logits() const;
+    // Applies the logit bias and the presence/frequency penalties to `logits` in place; `generated` is the tokens
+    // generated so far (not the prompt). Ids outside the vocabulary are ignored.
+    void adjust(std::span<float> logits, std::span<const TokenId> generated);
+
 private:
     SamplingParams p_;
     uint64_t seed_;
     std::mt19937_64 rng_;
     backend::SampleScratch scratch_;
+    std::vector<uint32_t> counts_;  // adjust(): per-token counts of the generated tokens, zeroed after use
 };
 
 }  // namespace orcd::engine

@@ -9,7 +9,10 @@
 #include <mutex>
 #include <random>
 
+#include "common/error.h"
+#include "engine/grammar_constraint.h"
 #include "server/json_guard.h"
+#include "server/requests.h"
 #include "server/wire.h"
 
 namespace orcd::server {
@@ -288,6 +291,22 @@ void log_job_end(const Job& job, const JobEvent& ev) {
         server_log(fmt::format("job {}: error {}: {}", log_escape(job.id()), job_error_code_name(ev.error_code),
                                log_escape(ev.message, 400)));
     }
+}
+
+std::optional<std::string> apply_constraint(const InferenceService& service, const ServerOptions& opt,
+                                            const ConstraintSpec& spec, engine::GenerateRequest& gen) {
+    if (spec.kind == ConstraintSpec::Kind::None) return std::nullopt;
+    auto vocab = service.grammar_vocabulary();
+    if (!vocab) return fmt::format("{}: this worker cannot constrain output", spec.param);
+    try {
+        gen.constraint = spec.kind == ConstraintSpec::Kind::Gbnf ? engine::constraint_from_gbnf(spec.text, vocab)
+                                                                 : engine::constraint_from_json_schema(
+                                                                       spec.text, vocab,
+                                                                       {.max_string_chars = opt.schema_max_string});
+    } catch (const Error& e) {
+        return fmt::format("{}: {}", spec.param, e.what());
+    }
+    return std::nullopt;
 }
 
 }  // namespace orcd::server

@@ -20,6 +20,8 @@
 
 namespace orcd::server {
 
+struct ConstraintSpec;  // requests.h
+
 // Everything a route handler may use. Owned by HttpServer.
 struct ServerContext {
     InferenceService& service;
@@ -70,5 +72,11 @@ void collect_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>
                  std::function<HttpResponse(const std::string&, const JobEvent&)> finish);
 
 void log_job_end(const Job& job, const JobEvent& ev);
+
+// Compiles a request's grammar / JSON Schema against the served model's vocabulary into gen.constraint. Returns the
+// error message (naming spec.param and the grammar's or schema's own location) when it does not compile or the
+// service cannot constrain output.
+std::optional<std::string> apply_constraint(const InferenceService& service, const ServerOptions& opt,
+                                            const ConstraintSpec& spec, engine::GenerateRequest& gen);
 
 }  // namespace orcd::server

@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <iterator>
 #include <new>
 
 #include "common/error.h"
+#include "engine/grammar_constraint.h"
 #include "gguf/file_type.h"
 #include "model/model.h"
 
@@ -26,7 +29,7 @@ EngineService::EngineService(const EngineServiceOptions& o) {
                                 model_ctx, o.model_path.string()));
     }
 
-    info_.model_id = o.model_path.stem().string();
+    info_.model_id = o.alias.empty() ? o.model_path.stem().string() : o.alias;
     info_.model_path = o.model_path.string();
     info_.arch = model.config.arch_name;
     info_.quant_kind = gguf::type_mix(*model.file).kind();
@@ -91,7 +94,10 @@ size_t EngineService::count_prompt_tokens(const engine::GenerateRequest& request
 
 std::string EngineService::format_chat(std::span<const tokenizer::ChatMessage> messages) const {
     const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(*tokenizer_, chat_template_);
-    std::string text = tmpl.apply(messages, /*add_generation_prompt=*/true);
+    return strip_template_bos(tmpl.apply(messages, /*add_generation_prompt=*/true));
+}
+
+std::string EngineService::strip_template_bos(std::string text) const {
     // The result is used as a plain prompt, which the tokenizer encodes with the vocabulary's BOS; a template that
     // writes BOS itself (Phi-3's "<s>") would otherwise start the prompt with two.
     const tokenizer::Vocab& v = tokenizer_->vocab();
@@ -133,5 +139,48 @@ BatchState EngineService::batch_state() const {
 std::optional<std::string> EngineService::residency_problem() const { return backend_->residency_problem(); }
 
 backend::DeviceMemoryReport EngineService::device_memory() const { return backend_->device_memory(); }
+
+// --- Structured output, tool calling and the tokenizer endpoints --------------------------------------------------
+
+std::shared_ptr<const grammar::TokenVocabulary> EngineService::grammar_vocabulary() const {
+    std::call_once(grammar_vocab_once_, [&] { grammar_vocab_ = engine::grammar_vocabulary(*tokenizer_); });
+    return grammar_vocab_;
+}
+
+std::string EngineService::chat_template_text() const {
+    if (chat_template_.empty()) return tokenizer_->vocab().chat_template();
+    std::ifstream in(chat_template_, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string EngineService::format_chat_with_tools(std::span<const tokenizer::ChatMessage> messages,
+                                                  const nlohmann::ordered_json& tools) const {
+    if (tools.is_null()) return format_chat(messages);
+    const auto tmpl = tokenizer::ChatTemplate::for_tokenizer(*tokenizer_, chat_template_);
+    return strip_template_bos(tmpl.apply(messages, /*add_generation_prompt=*/true, tools));
+}
+
+std::vector<int32_t> EngineService::tokenize(std::string_view text, bool add_special, bool parse_special) const {
+    return tokenizer_->encode(text, add_special, parse_special);
+}
+
+std::string EngineService::detokenize(std::span<const int32_t> ids) const {
+    for (int32_t id : ids) token_piece_check(id);
+    return tokenizer_->decode(ids);
+}
+
+std::string EngineService::token_piece(int32_t id) const {
+    token_piece_check(id);
+    std::string out;
+    tokenizer_->append_piece(id, /*show_special=*/true, out);
+    return out;
+}
+
+void EngineService::token_piece_check(int32_t id) const {
+    if (id < 0 || static_cast<size_t>(id) >= tokenizer_->size()) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("token id {} is outside the vocabulary of {} tokens", id, tokenizer_->size()));
+    }
+}
 
 }  // namespace orcd::server

@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "engine/create_backend.h"
 #include "server/service.h"
@@ -18,6 +20,7 @@ struct EngineServiceOptions {
     uint32_t n_ctx = 0;         // 0: min(the model's context length, kDefaultContext)
     unsigned n_threads = 0;     // CPU threads (0: all cores)
     std::string chat_template_file;  // a Jinja chat template file instead of the model's; empty: the model's
+    std::string alias;               // the model's id for clients (--alias); empty: the file name without .gguf
     int gpu = 0;                // CUDA device ordinal (--gpu)
     uint32_t parallel = 0;      // most sequences running at once (--parallel); 0: default_parallel(device)
     uint64_t kv_memory = 0;     // bytes of the KV pool (--kv-memory); 0: room for `parallel` full contexts
@@ -56,13 +59,28 @@ public:
     std::optional<std::string> residency_problem() const override;
     backend::DeviceMemoryReport device_memory() const override;
 
+    // Structured output, tool calling and the tokenizer endpoints.
+    std::shared_ptr<const grammar::TokenVocabulary> grammar_vocabulary() const override;
+    std::string chat_template_text() const override;
+    std::string format_chat_with_tools(std::span<const tokenizer::ChatMessage> messages,
+                                       const nlohmann::ordered_json& tools) const override;
+    std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const override;
+    std::string detokenize(std::span<const int32_t> ids) const override;
+    std::string token_piece(int32_t id) const override;
+
 private:
+    std::string strip_template_bos(std::string text) const;
+    void token_piece_check(int32_t id) const;
+
     ServiceInfo info_;
     std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
     std::unique_ptr<backend::Backend> backend_;
     std::unique_ptr<engine::Generator> generator_;
     std::unique_ptr<engine::BatchEngine> engine_;
     std::string chat_template_;
+    // Built at the first constrained request and kept (one vocabulary-sized table).
+    mutable std::once_flag grammar_vocab_once_;
+    mutable std::shared_ptr<const grammar::TokenVocabulary> grammar_vocab_;
 };
 
 }  // namespace orcd::server

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "server/api_common.h"
 #include "server/openai_api.h"
+#include "server/tokenize_api.h"
 #include "server/worker_api.h"
 
 namespace orcd::server {
@@ -83,6 +84,7 @@ struct HttpServer::Impl {
     std::unique_ptr<ServerContext> ctx;
     std::unique_ptr<WorkerApi> worker;
     std::unique_ptr<OpenAiApi> openai;
+    std::unique_ptr<TokenizeApi> tokenizer;
     int port = 0;
 
     std::mutex mu;
@@ -101,6 +103,7 @@ struct HttpServer::Impl {
                                                             [this] { return limits_report(); }});
         worker = std::make_unique<WorkerApi>(*ctx);
         openai = std::make_unique<OpenAiApi>(*ctx);
+        tokenizer = std::make_unique<TokenizeApi>(*ctx);
         TransportLimits limits;
         limits.max_body_bytes = opt.max_body_bytes;
         limits.max_header_bytes = opt.max_header_bytes;
@@ -147,6 +150,8 @@ struct HttpServer::Impl {
             {"/v1/models/", true, false, true, false, [](Impl& s, auto& q, auto& e) { s.openai->model(q, e); }},
             {"/v1/completions", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.openai->completions(q, e); }},
             {"/v1/chat/completions", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.openai->chat(q, e); }},
+            {"/tokenize", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.tokenizer->tokenize(q, e); }},
+            {"/detokenize", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.tokenizer->detokenize(q, e); }},
         };
         return kRoutes;
     }

@@ -27,6 +27,9 @@ struct ServerOptions {
     std::chrono::milliseconds shutdown_grace{10000};      // the running job may finish within this, then is cancelled
     std::chrono::milliseconds residency_interval{60000};  // background residency check period
     bool webui = true;                                    // the chat page at / (--no-webui turns it off)
+    // JSON Schema constraints: strings without maxLength get at most this many characters (0: unbounded); a bound an
+    // operator may set so that a constrained reply always ends (grammar::SchemaOptions::max_string_chars).
+    uint32_t schema_max_string = 0;
 };
 
 class HttpServer {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -159,6 +160,19 @@ public:
         return out;
     }
 
+    // One error per key of the object outside `known`, the message listing what is expected.
+    void refuse_unknown(std::initializer_list<std::string_view> known) {
+        for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+            if (std::find(known.begin(), known.end(), it.key()) != known.end()) continue;
+            std::string list;
+            for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+            fail(it.key(), fmt::format("unknown field: expected {}", list));
+        }
+    }
+
+    std::vector<FieldError>& errors() { return errors_; }
+    const std::string& prefix() const { return prefix_; }
+
 private:
     const json& obj_;
     std::vector<FieldError>& errors_;
@@ -197,6 +211,214 @@ void read_sampling(Fields& f, engine::SamplingParams& s) {
     if (auto v = f.uint64("seed")) s.seed = *v;
 }
 
+
+// llama-server's "grammar" (GBNF text) and "json_schema" (a schema object), and OpenAI's response_format: at most
+// one of them.
+void read_constraint(Fields& f, ConstraintSpec& out) {
+    auto set = [&](ConstraintSpec::Kind kind, std::string text, const char* param) {
+        if (out.kind != ConstraintSpec::Kind::None) {
+            f.fail(param, fmt::format("expected at most one of grammar, json_schema and response_format, found {} "
+                                      "and {}", out.param, param));
+            return;
+        }
+        out = {kind, std::move(text), param};
+    };
+    if (auto g = f.string("grammar", false)) {
+        if (g->empty()) {
+            f.fail("grammar", "expected GBNF text, found an empty string");
+        } else {
+            set(ConstraintSpec::Kind::Gbnf, std::move(*g), "grammar");
+        }
+    }
+    if (const json* js = f.get("json_schema")) {
+        if (!js->is_object() && !js->is_boolean()) {
+            f.fail("json_schema", fmt::format("expected a JSON Schema object, found {}", type_of(*js)));
+        } else {
+            set(ConstraintSpec::Kind::JsonSchema, js->dump(), "json_schema");
+        }
+    }
+    const json* rf = f.get("response_format");
+    if (!rf) return;
+    if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string()) {
+        f.fail("response_format", fmt::format("expected an object with a type (text, json_object or json_schema), "
+                                              "found {}",
+                                              type_of(*rf)));
+        return;
+    }
+    const std::string type = (*rf)["type"].get<std::string>();
+    for (auto it = rf->begin(); it != rf->end(); ++it) {
+        if (it.key() != "type" && !(type == "json_schema" && it.key() == "json_schema")) {
+            f.fail("response_format." + it.key(), fmt::format("unknown field for type {}", type));
+        }
+    }
+    if (type == "text") return;
+    if (type == "json_object") return set(ConstraintSpec::Kind::JsonSchema, R"({"type":"json_object"})",
+                                          "response_format");
+    if (type != "json_schema") {
+        f.fail("response_format.type", fmt::format("expected text, json_object or json_schema, found \"{}\"", type));
+        return;
+    }
+    const json* js = rf->contains("json_schema") ? &(*rf)["json_schema"] : nullptr;
+    if (!js || !js->is_object()) {
+        f.fail("response_format.json_schema",
+               fmt::format("expected an object {{\"name\", \"schema\", \"strict\"}}, found {}",
+                           js ? type_of(*js) : "nothing"));
+        return;
+    }
+    Fields jf(*js, f.errors(), f.prefix() + "response_format.json_schema.");
+    jf.refuse_unknown({"name", "description", "schema", "strict"});
+    if (auto name = jf.string("name", true)) (void)name;
+    (void)jf.string("description", false);
+    (void)jf.boolean("strict");  // the output always follows the schema: strict or not
+    const json* schema = jf.get("schema");
+    if (!schema || !(schema->is_object() || schema->is_boolean())) {
+        jf.fail("schema", fmt::format("expected a JSON Schema object, found {}", schema ? type_of(*schema)
+                                                                                           : "nothing"));
+        return;
+    }
+    set(ConstraintSpec::Kind::JsonSchema, schema->dump(), "response_format");
+}
+
+// OpenAI's logit_bias: {"token id": bias in [-100, 100]}. Ids are checked against the vocabulary later (the request
+// layer does not know it).
+void read_logit_bias(Fields& f, engine::SamplingParams& s) {
+    const json* lb = f.get("logit_bias");
+    if (!lb) return;
+    if (!lb->is_object()) {
+        f.fail("logit_bias", fmt::format("expected an object mapping token ids to biases, found {}", type_of(*lb)));
+        return;
+    }
+    if (lb->size() > kMaxLogitBias) {
+        f.fail("logit_bias", fmt::format("expected at most {} entries, found {}", kMaxLogitBias, lb->size()));
+        return;
+    }
+    for (auto it = lb->begin(); it != lb->end(); ++it) {
+        const std::string at = fmt::format("logit_bias[\"{}\"]", it.key());
+        int64_t id = -1;
+        const std::string& k = it.key();
+        if (!k.empty() && k.size() <= 10 && std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            id = std::stoll(k);
+        }
+        if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+            f.fail(at, "expected a token id (a decimal integer >= 0) as the key");
+            continue;
+        }
+        const json& v = it.value();
+        if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < -100 || v.get<double>() > 100) {
+            f.fail(at, fmt::format("expected a number in [-100, 100], found {}", v.is_number() ? v.dump() : type_of(v)));
+            continue;
+        }
+        s.logit_bias.emplace_back(static_cast<engine::TokenId>(id), v.get<float>());
+    }
+}
+
+void read_penalties(Fields& f, engine::SamplingParams& s) {
+    if (auto v = f.number("presence_penalty", -2.0, 2.0, false, "a number in [-2, 2]")) {
+        s.presence_penalty = static_cast<float>(*v);
+    }
+    if (auto v = f.number("frequency_penalty", -2.0, 2.0, false, "a number in [-2, 2]")) {
+        s.frequency_penalty = static_cast<float>(*v);
+    }
+    read_logit_bias(f, s);
+}
+
+// An assistant message's tool_calls, as templates read them: arguments as a JSON value (OpenAI sends a string of
+// JSON; the templates write `arguments | tojson`).
+nlohmann::ordered_json read_tool_calls(Fields& mf, const json& calls) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    if (!calls.is_array()) {
+        mf.fail("tool_calls", fmt::format("expected an array of tool calls, found {}", type_of(calls)));
+        return out;
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+        const json& c = calls[i];
+        const std::string at = fmt::format("tool_calls[{}]", i);
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object() ||
+            !c["function"].contains("name") || !c["function"]["name"].is_string()) {
+            mf.fail(at, "expected {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+            continue;
+        }
+        const json& fn = c["function"];
+        nlohmann::ordered_json args = nlohmann::ordered_json::object();
+        if (fn.contains("arguments") && fn["arguments"].is_string()) {
+            try {
+                args = nlohmann::ordered_json::parse(fn["arguments"].get<std::string>());
+            } catch (const nlohmann::json::exception&) {
+                mf.fail(at + ".function.arguments", "expected a string of JSON, found text that does not parse");
+            }
+        } else if (fn.contains("arguments") && fn["arguments"].is_object()) {
+            args = nlohmann::ordered_json::parse(fn["arguments"].dump());
+        } else if (fn.contains("arguments")) {
+            mf.fail(at + ".function.arguments", fmt::format("expected a string of JSON, found {}",
+                                                            type_of(fn["arguments"])));
+        }
+        nlohmann::ordered_json call = {{"type", "function"},
+                                       {"function", {{"name", fn["name"]}, {"arguments", std::move(args)}}}};
+        if (c.contains("id") && c["id"].is_string()) call["id"] = c["id"];
+        out.push_back(std::move(call));
+    }
+    return out;
+}
+
+// tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}].
+void read_tools(Fields& f, OpenAiRequest& r) {
+    const json* tools = f.get("tools");
+    if (tools) {
+        if (!tools->is_array()) {
+            f.fail("tools", fmt::format("expected an array of tools, found {}", type_of(*tools)));
+        } else if (!tools->empty()) {
+            r.tools = nlohmann::ordered_json::array();
+            for (size_t i = 0; i < tools->size(); ++i) {
+                const json& t = (*tools)[i];
+                const std::string at = fmt::format("tools[{}]", i);
+                if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
+                    !t["function"].is_object() || !t["function"].contains("name") ||
+                    !t["function"]["name"].is_string()) {
+                    f.fail(at, "expected {\"type\": \"function\", \"function\": {\"name\", \"description\", "
+                               "\"parameters\"}}");
+                    continue;
+                }
+                if (t["function"].contains("parameters") && !t["function"]["parameters"].is_object()) {
+                    f.fail(at + ".function.parameters", "expected a JSON Schema object");
+                    continue;
+                }
+                r.tools.push_back(nlohmann::ordered_json::parse(t.dump()));
+            }
+        }
+    }
+    const json* choice = f.get("tool_choice");
+    if (!choice) {
+        r.tool_choice = r.tools.is_null() ? "none" : "auto";
+        return;
+    }
+    if (choice->is_string()) {
+        const std::string c = choice->get<std::string>();
+        if (c != "none" && c != "auto" && c != "required") {
+            f.fail("tool_choice", fmt::format("expected none, auto, required or a named function, found \"{}\"", c));
+        }
+        r.tool_choice = c;
+    } else if (choice->is_object() && choice->value("type", "") == "function" && choice->contains("function") &&
+               (*choice)["function"].is_object() && (*choice)["function"].contains("name") &&
+               (*choice)["function"]["name"].is_string()) {
+        r.tool_choice = "function";
+        r.tool_choice_name = (*choice)["function"]["name"].get<std::string>();
+        bool found = false;
+        for (const auto& t : r.tools.is_null() ? nlohmann::ordered_json::array() : r.tools) {
+            found = found || t["function"]["name"] == r.tool_choice_name;
+        }
+        if (!found) {
+            f.fail("tool_choice", fmt::format("the function \"{}\" is not among the tools", r.tool_choice_name));
+        }
+    } else {
+        f.fail("tool_choice", fmt::format("expected none, auto, required or {{\"type\": \"function\", \"function\": "
+                                          "{{\"name\"}}}}, found {}",
+                                          type_of(*choice)));
+    }
+    if (r.tool_choice != "none" && r.tools.is_null()) {
+        f.fail("tool_choice", "a tool choice other than none needs tools");
+    }
+}
+
 }  // namespace
 
 ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vector<FieldError>& errors) {
@@ -205,8 +427,9 @@ ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vec
         errors.push_back({"(body)", fmt::format("expected a JSON object, found {}", type_of(body))});
         return r;
     }
-    static constexpr const char* kKnown[] = {"job_id", "prompt", "max_tokens",         "temperature", "top_p",
-                                             "top_k",  "min_p",  "repetition_penalty", "stop",        "seed"};
+    static constexpr const char* kKnown[] = {"job_id", "prompt",  "max_tokens", "temperature",        "top_p",
+                                             "top_k",  "min_p",   "stop",       "repetition_penalty", "seed",
+                                             "grammar", "json_schema"};
     // Unknown fields are refused: a misspelt "temprature" silently ignored would change results unnoticed.
     for (auto it = body.begin(); it != body.end(); ++it) {
         if (std::find(std::begin(kKnown), std::end(kKnown), it.key()) == std::end(kKnown)) {
@@ -232,8 +455,88 @@ ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vec
     }
     read_sampling(f, r.generate.sampling);
     r.generate.stop = f.stops("stop", false);
+    read_constraint(f, r.constraint);
     return r;
 }
+
+std::span<const std::string_view> openai_supported_fields(bool chat) {
+    // OpenAI's fields the worker implements, then the extensions it shares with llama-server (top_k, min_p,
+    // repetition_penalty, grammar, json_schema).
+    static constexpr std::string_view kChat[] = {
+        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
+        "stream_options", "n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+        "user", "response_format", "tools", "tool_choice", "parallel_tool_calls", "top_k", "min_p",
+        "repetition_penalty", "grammar", "json_schema"};
+    static constexpr std::string_view kCompletions[] = {
+        "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options", "n",
+        "best_of", "echo", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "user",
+        "response_format", "top_k", "min_p", "repetition_penalty", "grammar", "json_schema"};
+    if (chat) return kChat;
+    return kCompletions;
+}
+
+namespace {
+
+void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessage>& out) {
+    std::vector<FieldError>& errors = f.errors();
+    size_t total_chars = 0;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        const json& m = msgs[i];
+        const std::string at = fmt::format("messages[{}]", i);
+        if (!m.is_object()) {
+            f.fail(at, fmt::format("expected an object with role and content, found {}", type_of(m)));
+            continue;
+        }
+        tokenizer::ChatMessage cm;
+        Fields mf(m, errors, at + ".");
+        mf.refuse_unknown({"role", "content", "name", "tool_calls", "tool_call_id", "refusal"});
+        if (auto role = mf.string("role", true)) {
+            if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool" &&
+                *role != "developer") {
+                mf.fail("role", fmt::format("expected system, developer, user, assistant or tool, found \"{}\"",
+                                            *role));
+            }
+            // "developer" is OpenAI's newer name for the system role.
+            cm.role = *role == "developer" ? "system" : std::move(*role);
+        }
+        nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+        if (auto name = mf.string("name", false)) extra["name"] = *name;
+        if (const json* calls = mf.get("tool_calls")) {
+            if (cm.role != "assistant") mf.fail("tool_calls", "only assistant messages carry tool calls");
+            extra["tool_calls"] = read_tool_calls(mf, *calls);
+        }
+        if (auto id = mf.string("tool_call_id", cm.role == "tool")) extra["tool_call_id"] = *id;
+        const json* content = mf.get("content");
+        if (content && content->is_string()) {
+            cm.content = content->get<std::string>();
+        } else if (content && content->is_array()) {
+            // Content parts: only text can be served by a text model.
+            for (size_t k = 0; k < content->size(); ++k) {
+                const json& part = (*content)[k];
+                if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+                    part["text"].is_string()) {
+                    cm.content += part["text"].get<std::string>();
+                } else {
+                    mf.fail(fmt::format("content[{}]", k),
+                            fmt::format("expected a text part {{\"type\": \"text\", \"text\": ...}}, found {}",
+                                        type_of(part)));
+                }
+            }
+        } else if (!(content == nullptr && cm.role == "assistant")) {
+            mf.fail("content", fmt::format("expected a string or an array of text parts, found {}",
+                                           content ? type_of(*content) : "nothing"));
+        }
+        if (!extra.empty()) cm.extra = std::move(extra);
+        total_chars += utf8_length(cm.content);
+        out.push_back(std::move(cm));
+    }
+    if (total_chars > kMaxPromptChars) {
+        f.fail("messages", fmt::format("expected at most {} characters of content in all, found {}", kMaxPromptChars,
+                                       total_chars));
+    }
+}
+
+}  // namespace
 
 OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length, std::vector<FieldError>& errors) {
     OpenAiRequest r;
@@ -241,6 +544,12 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
     if (!body.is_object()) {
         errors.push_back({"(body)", fmt::format("expected a JSON object, found {}", type_of(body))});
         return r;
+    }
+    const auto supported = openai_supported_fields(chat);
+    for (auto it = body.begin(); it != body.end(); ++it) {
+        if (std::find(supported.begin(), supported.end(), it.key()) == supported.end()) {
+            r.unsupported.push_back(it.key());
+        }
     }
     Fields f(body, errors);
     if (auto m = f.string("model", true)) r.model = std::move(*m);
@@ -251,53 +560,7 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             f.fail("messages", fmt::format("expected a non-empty array of messages, found {}",
                                            msgs ? (msgs->is_array() ? "an empty array" : type_of(*msgs)) : "nothing"));
         } else {
-            size_t total_chars = 0;
-            for (size_t i = 0; i < msgs->size(); ++i) {
-                const json& m = (*msgs)[i];
-                const std::string at = fmt::format("messages[{}]", i);
-                if (!m.is_object()) {
-                    f.fail(at, fmt::format("expected an object with role and content, found {}", type_of(m)));
-                    continue;
-                }
-                tokenizer::ChatMessage cm;
-                Fields mf(m, errors, at + ".");
-                if (auto role = mf.string("role", true)) {
-                    if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool" &&
-                        *role != "developer") {
-                        mf.fail("role", fmt::format("expected system, developer, user, assistant or tool, found "
-                                                    "\"{}\"",
-                                                    *role));
-                    }
-                    // "developer" is OpenAI's newer name for the system role.
-                    cm.role = *role == "developer" ? "system" : std::move(*role);
-                }
-                const json* content = mf.get("content");
-                if (content && content->is_string()) {
-                    cm.content = content->get<std::string>();
-                } else if (content && content->is_array()) {
-                    // Content parts: only text can be served by a text model.
-                    for (size_t k = 0; k < content->size(); ++k) {
-                        const json& part = (*content)[k];
-                        if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
-                            part["text"].is_string()) {
-                            cm.content += part["text"].get<std::string>();
-                        } else {
-                            mf.fail(fmt::format("content[{}]", k),
-                                    fmt::format("expected a text part {{\"type\": \"text\", \"text\": ...}}, found {}",
-                                                type_of(part)));
-                        }
-                    }
-                } else if (!(content == nullptr && cm.role == "assistant")) {
-                    mf.fail("content", fmt::format("expected a string or an array of text parts, found {}",
-                                                   content ? type_of(*content) : "nothing"));
-                }
-                total_chars += utf8_length(cm.content);
-                r.messages.push_back(std::move(cm));
-            }
-            if (total_chars > kMaxPromptChars) {
-                f.fail("messages", fmt::format("expected at most {} characters of content in all, found {}",
-                                               kMaxPromptChars, total_chars));
-            }
+            read_messages(f, *msgs, r.messages);
         }
     } else {
         const json* p = f.get("prompt");
@@ -329,6 +592,7 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
     s.top_k = 0;
     s.min_p = 0.0f;
     read_sampling(f, s);
+    read_penalties(f, s);
     r.generate.stop = f.stops("stop", true);
     if (auto v = f.boolean("stream")) r.stream = *v;
     if (const json* so = f.get("stream_options")) {
@@ -336,14 +600,38 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             f.fail("stream_options", fmt::format("expected an object, found {}", type_of(*so)));
         } else {
             Fields sf(*so, errors, "stream_options.");
+            sf.refuse_unknown({"include_usage"});
             if (auto v = sf.boolean("include_usage")) r.include_usage = *v;
+            if (!r.stream) f.fail("stream_options", "expected only with stream: true");
         }
     }
-    if (auto n = f.integer("n", 1, 1, "1 (one choice per request)")) (void)n;
-    if (auto v = f.boolean("echo"); v && *v) f.fail("echo", "echo is not supported: expected false");
-    if (const json* lp = f.get("logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>())) {
-        f.fail("logprobs", "log probabilities are not supported: expected null or false");
+    // n > 1 needs one sequence per choice in a batch: not yet.
+    if (auto n = f.integer("n", 1, 1, "1 (one choice per request: n > 1 is not supported)")) (void)n;
+    if (auto u = f.string("user", false)) r.user = std::move(*u);
+    if (chat) {
+        if (auto v = f.boolean("logprobs")) r.logprobs = *v;
+        if (auto v = f.integer("top_logprobs", 0, engine::kMaxTopLogprobs,
+                               fmt::format("an integer in [0, {}]", engine::kMaxTopLogprobs))) {
+            if (!r.logprobs) f.fail("top_logprobs", "expected only with logprobs: true");
+            r.top_logprobs = static_cast<uint32_t>(*v);
+        }
+        read_tools(f, r);
+        // The parsers return every call the model writes; one call only is what a forced call gives.
+        if (auto v = f.boolean("parallel_tool_calls"); v && !*v && r.tool_choice != "required" &&
+                                                        r.tool_choice != "function" && r.tool_choice != "none") {
+            f.fail("parallel_tool_calls", "false is supported only with tool_choice \"required\" or a named "
+                                          "function (which produce one call): expected true");
+        }
+    } else {
+        if (auto n = f.integer("best_of", 1, 1, "1 (best_of > 1 is not supported)")) (void)n;
+        if (auto v = f.boolean("echo"); v && *v) f.fail("echo", "echo is not supported: expected false");
+        // The legacy form: logprobs N asks for the N most likely tokens at each position (OpenAI allows up to 5).
+        if (auto v = f.integer("logprobs", 0, 5, "an integer in [0, 5]")) {
+            r.logprobs = true;
+            r.top_logprobs = static_cast<uint32_t>(*v);
+        }
     }
+    read_constraint(f, r.constraint);
     return r;
 }
 

@@ -2,8 +2,10 @@
 // Request bodies -> typed requests, with every field checked. Nothing here touches the engine: a request that
 // passes is well-formed; whether it fits the context is decided when it runs (CONTEXT_OVERFLOW) or, for the OpenAI
 // endpoints, by counting its tokens first.
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/generator.h"
@@ -13,6 +15,7 @@ namespace orcd::server {
 
 inline constexpr size_t kMaxPromptChars = 32768;  // Unicode code points
 inline constexpr size_t kMaxStopStrings = 4;
+inline constexpr size_t kMaxLogitBias = 300;  // OpenAI's own limit
 inline constexpr size_t kMaxJobIdBytes = 256;
 
 // Job ids are echoed in logs, events and headers: 1..kMaxJobIdBytes characters of [A-Za-z0-9._:-].
@@ -24,9 +27,19 @@ struct FieldError {
     std::string message;  // what was expected and what was found
 };
 
+// A structured-output request, compiled against the model's vocabulary when the job is submitted (the request layer
+// has no tokenizer). `param` names the field it came from, for errors.
+struct ConstraintSpec {
+    enum class Kind { None, Gbnf, JsonSchema };
+    Kind kind = Kind::None;
+    std::string text;   // GBNF text, or the schema as JSON text
+    std::string param;  // "grammar", "json_schema", "response_format" ...
+};
+
 struct ExecuteRequest {
     std::string job_id;
     engine::GenerateRequest generate;
+    ConstraintSpec constraint;  // the "grammar" / "json_schema" fields
 };
 
 // POST /execute. `context_length` bounds max_tokens. Fills `errors` (one per bad field) and returns the request when
@@ -41,10 +54,22 @@ struct OpenAiRequest {
     engine::GenerateRequest generate;              // prompt filled in later for chat (through the template)
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
+    std::string user;            // accepted and logged
+    bool logprobs = false;       // chat: logprobs true; completions: logprobs N (then top_logprobs = N)
+    uint32_t top_logprobs = 0;
+    ConstraintSpec constraint;   // response_format, or llama-server's grammar / json_schema
+    // Tool calling (chat): the tool definitions as the template sees them (null: none), and tool_choice.
+    nlohmann::ordered_json tools;
+    std::string tool_choice = "auto";  // "auto", "none", "required", or "function" with tool_choice_name
+    std::string tool_choice_name;
+    std::vector<std::string> unsupported;  // fields the worker does not implement (each a 400 of its own shape)
 };
 
-// POST /v1/completions and /v1/chat/completions. Unknown fields are ignored, as OpenAI's clients send optional ones
-// freely; known ones the worker cannot honour (n > 1, logprobs, echo) are errors.
+// The fields each OpenAI endpoint implements; any other key is refused ("unsupported parameter: X").
+std::span<const std::string_view> openai_supported_fields(bool chat);
+
+// POST /v1/completions and /v1/chat/completions. Every key is either implemented or listed in `unsupported`; values
+// the worker cannot honour (n > 1, echo) are field errors.
 OpenAiRequest parse_openai(const nlohmann::json& body, bool chat, uint32_t context_length,
                            std::vector<FieldError>& errors);
 

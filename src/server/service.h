@@ -11,11 +11,20 @@
 #include <string>
 #include <string_view>
 
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
 #include "backend/backend.h"
+#include "common/error.h"
 #include "engine/batch_engine.h"
 #include "engine/generator.h"
 #include "kvcache/block_manager.h"
 #include "tokenizer/chat_template.h"
+
+namespace orcd::grammar {
+class TokenVocabulary;
+}
 
 namespace orcd::server {
 
@@ -77,6 +86,36 @@ public:
     // Thread-safe, also while a job runs. The device memory the backend holds now (weights, the KV pool allocated
     // at start, workspace); all zeros on the CPU backend.
     virtual backend::DeviceMemoryReport device_memory() const = 0;
+
+    // --- Structured output, tool calling and the tokenizer endpoints. Thread-safe. The defaults serve services
+    // without a tokenizer (scripted test services): constraints and tools are refused, tokenization throws.
+
+    // The model's vocabulary as the grammar engine sees it (engine::grammar_vocabulary, built once); nullptr when
+    // the service cannot constrain output.
+    virtual std::shared_ptr<const grammar::TokenVocabulary> grammar_vocabulary() const { return nullptr; }
+    // The chat template's Jinja text (for choosing the tool-call format); empty when there is none.
+    virtual std::string chat_template_text() const { return {}; }
+    // format_chat with tool definitions (a JSON array as OpenAI's tools; null: none).
+    virtual std::string format_chat_with_tools(std::span<const tokenizer::ChatMessage> messages,
+                                               const nlohmann::ordered_json& tools) const {
+        if (!tools.is_null()) throw Error(ErrorCode::ChatTemplate, "this worker cannot render tool definitions");
+        return format_chat(messages);
+    }
+    // Text -> token ids (special tokens written in the text are parsed when parse_special) and back.
+    // Errors: InvalidArgument for ids outside the vocabulary.
+    virtual std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const {
+        (void)text, (void)add_special, (void)parse_special;
+        throw Error(ErrorCode::Internal, "this worker has no tokenizer");
+    }
+    virtual std::string detokenize(std::span<const int32_t> ids) const {
+        (void)ids;
+        throw Error(ErrorCode::Internal, "this worker has no tokenizer");
+    }
+    // One token's bytes, special tokens written as their text. Errors: InvalidArgument outside the vocabulary.
+    virtual std::string token_piece(int32_t id) const {
+        (void)id;
+        throw Error(ErrorCode::Internal, "this worker has no tokenizer");
+    }
 };
 
 }  // namespace orcd::server

@@ -110,6 +110,68 @@ json openai_response(const OpenAiContext& c, const std::string& text, engine::St
     return j;
 }
 
+namespace {
+
+json byte_list(std::string_view s) {
+    json bytes = json::array();
+    for (unsigned char c : s) bytes.push_back(c);
+    return bytes;
+}
+
+}  // namespace
+
+json openai_logprobs(bool chat, std::span<const engine::TokenLogprobs> items, size_t& text_offset) {
+    if (chat) {
+        json content = json::array();
+        for (const auto& t : items) {
+            json top = json::array();
+            for (const auto& e : t.top) {
+                top.push_back({{"token", e.text}, {"logprob", e.logprob}, {"bytes", byte_list(e.text)}});
+            }
+            content.push_back({{"token", t.chosen.text},
+                               {"logprob", t.chosen.logprob},
+                               {"bytes", byte_list(t.chosen.text)},
+                               {"top_logprobs", std::move(top)}});
+        }
+        return {{"content", std::move(content)}, {"refusal", nullptr}};
+    }
+    json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(),
+         offsets = json::array();
+    for (const auto& t : items) {
+        tokens.push_back(t.chosen.text);
+        token_logprobs.push_back(t.chosen.logprob);
+        json top = json::object();
+        for (const auto& e : t.top) top[e.text] = e.logprob;
+        top_logprobs.push_back(std::move(top));
+        offsets.push_back(text_offset);
+        text_offset += t.chosen.text.size();
+    }
+    return {{"tokens", std::move(tokens)},
+            {"token_logprobs", std::move(token_logprobs)},
+            {"top_logprobs", std::move(top_logprobs)},
+            {"text_offset", std::move(offsets)}};
+}
+
+json openai_tool_calls(std::span<const toolcall::ToolCall> calls, bool stream) {
+    json out = json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+        json c = {{"id", calls[i].id},
+                  {"type", "function"},
+                  {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+        if (stream) c["index"] = i;
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+json openai_tool_calls_chunk(const OpenAiContext& c, std::span<const toolcall::ToolCall> calls, bool first) {
+    json j = chunk_base(c);
+    json delta = {{"tool_calls", openai_tool_calls(calls, true)}};
+    if (first) delta["role"] = "assistant";
+    j["choices"] = json::array({{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}});
+    return j;
+}
+
 json openai_error(std::string_view message, std::string_view type, std::string_view param, std::string_view code) {
     return {{"error",
              {{"message", message},

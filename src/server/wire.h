@@ -5,7 +5,10 @@
 #include <string>
 #include <string_view>
 
+#include <span>
+
 #include "server/job.h"
+#include "toolcall/toolcall.h"
 
 namespace orcd::server {
 
@@ -41,6 +44,15 @@ nlohmann::json openai_usage_chunk(const OpenAiContext& c, uint64_t prompt_tokens
 // The whole (non-streaming) response.
 nlohmann::json openai_response(const OpenAiContext& c, const std::string& text, engine::StopReason r,
                                uint64_t prompt_tokens, uint64_t completion_tokens);
+// logprobs of `items` in the endpoint's shape: chat {"content": [{token, logprob, bytes, top_logprobs}]},
+// completions {tokens, token_logprobs, top_logprobs, text_offset}; `text_offset` is where the first token starts in
+// the completion's text and is advanced past the items.
+nlohmann::json openai_logprobs(bool chat, std::span<const engine::TokenLogprobs> items, size_t& text_offset);
+// OpenAI's tool_calls array (function calls with their ids); `stream`: each with its index, as delta chunks carry them.
+nlohmann::json openai_tool_calls(std::span<const toolcall::ToolCall> calls, bool stream);
+// A streaming chat chunk carrying tool calls (all of each call at once).
+nlohmann::json openai_tool_calls_chunk(const OpenAiContext& c, std::span<const toolcall::ToolCall> calls, bool first);
+
 // OpenAI's error object: {"error": {"message", "type", "param", "code"}}.
 nlohmann::json openai_error(std::string_view message, std::string_view type, std::string_view param = {},
                             std::string_view code = {});

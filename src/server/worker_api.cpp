@@ -63,6 +63,11 @@ void WorkerApi::execute(const HttpRequest& req, const Ex& ex) {
             fmt::format("{} invalid field{}: {}", errors.size(), errors.size() == 1 ? "" : "s", names),
             "invalid_request_error", {}, fields));
     }
+    if (auto bad = apply_constraint(ctx_.service, ctx_.opt, r.constraint, r.generate)) {
+        ctx_.metrics.count_request(Outcome::Invalid);
+        return ex->reply(api_error(req.path, 400, "INVALID_REQUEST", *bad, "invalid_request_error", {},
+                                   json{{r.constraint.param, *bad}}));
+    }
     auto submitted = submit_job(ctx_, req.path, r.job_id, std::move(r.generate));
     if (auto* refused = std::get_if<HttpResponse>(&submitted)) return ex->reply(std::move(*refused));
     auto job = std::get<std::shared_ptr<Job>>(submitted);

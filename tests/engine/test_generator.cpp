@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 
 #include "backend/cpu/cpu_backend.h"
@@ -137,6 +138,93 @@ TEST(Generator, GreedyWithoutPenaltyAsksTheBackendForTheArgmaxOnly) {
     f.gen.generate(pen, r);
     EXPECT_EQ(pen.greedy_decodes, 0);
     EXPECT_GT(pen.decodes, 0);
+}
+
+// Log-probabilities against a float64 log-softmax of the same logits (a manual greedy loop over decode()), and the
+// tokens unchanged by asking for them.
+TEST(Generator, LogprobsMatchALogSoftmaxOfTheStepLogitsAndChangeNothing) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    const GenerateResult plain_run = f.gen.generate(*seq, greedy(8));
+    GenerateRequest r = greedy(8);
+    std::vector<TokenLogprobs> got;
+    r.top_logprobs = 3;
+    r.on_logprobs = [&](const TokenLogprobs& t) { got.push_back(t); };
+    const GenerateResult a = f.gen.generate(*seq, r);
+    EXPECT_EQ(a.tokens, plain_run.tokens);
+    size_t n_text_tokens = a.tokens.size();
+    if (a.stop_reason == StopReason::EndOfGeneration) --n_text_tokens;  // no entry for the end-of-generation token
+    ASSERT_EQ(got.size(), n_text_tokens);
+
+    auto ref = f.be->new_sequence({.n_ctx = 128});
+    std::span<const float> logits = ref->prefill(a.prompt_tokens);
+    for (size_t i = 0; i < got.size(); ++i) {
+        double mx = -INFINITY;
+        for (float x : logits) mx = std::max<double>(mx, x);
+        double sum = 0;
+        for (float x : logits) sum += std::exp(static_cast<double>(x) - mx);
+        const double lse = mx + std::log(sum);
+        EXPECT_EQ(got[i].chosen.id, a.tokens[i]);
+        EXPECT_NEAR(got[i].chosen.logprob, logits[static_cast<size_t>(a.tokens[i])] - lse, 1e-4);
+        // The top 3: the three largest logits, in order, ties by id.
+        std::vector<TokenId> ids(logits.size());
+        for (size_t k = 0; k < ids.size(); ++k) ids[k] = static_cast<TokenId>(k);
+        std::stable_sort(ids.begin(), ids.end(), [&](TokenId x, TokenId y) {
+            return logits[static_cast<size_t>(x)] > logits[static_cast<size_t>(y)];
+        });
+        ASSERT_EQ(got[i].top.size(), 3u);
+        for (size_t k = 0; k < 3; ++k) {
+            EXPECT_EQ(got[i].top[k].id, ids[k]) << "step " << i << " rank " << k;
+            EXPECT_NEAR(got[i].top[k].logprob, logits[static_cast<size_t>(ids[k])] - lse, 1e-4);
+            std::string piece;
+            f.tok.append_piece(ids[k], true, piece);
+            EXPECT_EQ(got[i].top[k].text, piece);
+        }
+        EXPECT_EQ(got[i].top[0].id, a.tokens[i]);  // greedy picks the most likely
+        logits = ref->decode(a.tokens[i]);
+    }
+}
+
+// OpenAI's logit bias and presence / frequency penalties (host path): banned and forced tokens, and greedy under
+// both against the formula applied by hand.
+TEST(Generator, PenaltiesAndBiasFollowOpenAisFormula) {
+    auto& f = fx();
+    auto seq = f.be->new_sequence({.n_ctx = 128});
+    GenerateRequest r = greedy(16);
+    r.sampling.temperature = 1.0f;
+    r.sampling.seed = 77;
+    const GenerateResult base = f.gen.generate(*seq, r);
+    ASSERT_FALSE(base.tokens.empty());
+    // A bias of -100 on the first token the plain run picks: it is never picked.
+    GenerateRequest b = r;
+    b.sampling.logit_bias = {{base.tokens[0], -100.f}};
+    const GenerateResult biased = f.gen.generate(*seq, b);
+    for (TokenId t : biased.tokens) EXPECT_NE(t, base.tokens[0]);
+    // A bias of +100 on one token: every step picks it.
+    GenerateRequest plus = greedy(6);
+    plus.sampling.logit_bias = {{42, 100.f}};
+    for (TokenId t : f.gen.generate(*seq, plus).tokens) EXPECT_EQ(t, 42);
+    // Greedy with penalties and a bias against a manual loop over decode() that applies OpenAI's formula itself.
+    GenerateRequest pen = greedy(10);
+    pen.sampling.logit_bias = {{42, 3.f}};
+    pen.sampling.frequency_penalty = 1.5f;
+    pen.sampling.presence_penalty = 0.75f;
+    const GenerateResult pr = f.gen.generate(*seq, pen);
+    auto ref = f.be->new_sequence({.n_ctx = 128});
+    std::span<const float> logits = ref->prefill(pr.prompt_tokens);
+    std::vector<TokenId> generated;
+    for (size_t i = 0; i < pr.tokens.size(); ++i) {
+        std::vector<double> adj(logits.begin(), logits.end());
+        adj[42] += 3.0;
+        for (size_t j = 0; j < adj.size(); ++j) {
+            const auto c = static_cast<double>(std::count(generated.begin(), generated.end(), static_cast<TokenId>(j)));
+            adj[j] -= c * 1.5 + (c > 0 ? 0.75 : 0.0);
+        }
+        const auto want = static_cast<TokenId>(std::max_element(adj.begin(), adj.end()) - adj.begin());
+        ASSERT_EQ(pr.tokens[i], want) << "step " << i;
+        generated.push_back(want);
+        logits = ref->decode(want);
+    }
 }
 
 TEST(Generator, PromptPlusMaxTokensBeyondContextFailsBeforeAnyWork) {

@@ -114,6 +114,36 @@ TEST(Sampler, RepeatPenaltyDemotesRecentTokensOnly) {
     EXPECT_EQ(s.sample(neg, std::vector<TokenId>{0}), 1);
 }
 
+// OpenAI's definition, written out independently: mu[j] - c[j] * frequency - (c[j] > 0) * presence + bias[j], with
+// c[j] the count of j among the generated tokens.
+TEST(Sampler, PresenceFrequencyPenaltyAndLogitBiasFollowOpenAi) {
+    SamplingParams p = plain(0.f);
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    p.logit_bias = {{1, -100.f}, {4, 2.5f}, {99, 7.f}};  // 99: outside the vocabulary, ignored
+    Sampler s(p);
+    ASSERT_TRUE(s.adjusts_logits());
+    const std::vector<float> raw = {1.f, 2.f, 3.f, 4.f, 5.f, -6.f};
+    const std::vector<TokenId> generated = {2, 2, 2, 5, 0, 2};
+    std::vector<float> got = raw;
+    s.adjust(got, generated);
+    for (size_t j = 0; j < raw.size(); ++j) {
+        double c = 0;
+        for (TokenId t : generated) c += t == static_cast<TokenId>(j);
+        double want = raw[j] - c * 0.25 - (c > 0 ? 0.5 : 0.0);
+        if (j == 1) want -= 100;
+        if (j == 4) want += 2.5;
+        EXPECT_NEAR(got[j], want, 1e-5) << "token " << j;
+    }
+    // The counts start from zero at every call (scratch is cleared).
+    got = raw;
+    s.adjust(got, std::vector<TokenId>{3});
+    EXPECT_NEAR(got[3], 4.f - 0.75f, 1e-6);
+    EXPECT_NEAR(got[2], 3.f, 1e-6);
+    // Off by default: nothing to adjust, and the chain sees the logits as they are.
+    EXPECT_FALSE(Sampler(plain(1.f)).adjusts_logits());
+}
+
 TEST(Sampler, RejectsOutOfRangeParameters) {
     SamplingParams p;
     p.top_p = 0.f;
@@ -123,6 +153,17 @@ TEST(Sampler, RejectsOutOfRangeParameters) {
     EXPECT_THROW(Sampler{p}, Error);
     p = {};
     p.min_p = 2.f;
+    EXPECT_THROW(Sampler{p}, Error);
+    p = {};
+    p.presence_penalty = 2.5f;
+    EXPECT_THROW(Sampler{p}, Error);
+    p = {};
+    p.frequency_penalty = -3.f;
+    EXPECT_THROW(Sampler{p}, Error);
+    p = {};
+    p.logit_bias = {{-1, 1.f}};
+    EXPECT_THROW(Sampler{p}, Error);
+    p.logit_bias = {{3, 101.f}};
     EXPECT_THROW(Sampler{p}, Error);
 }
 

@@ -135,11 +135,44 @@ if (hasChatTemplate) {
     assert.ok(['length', 'stop'].includes(finish));
     checkUsage(usage, 10);
   });
+
+  await check('chat.completions logprobs (whole and streamed agree; greedy picks the top one)', async () => {
+    const req = { model: modelId, messages, max_tokens: 6, logprobs: true, top_logprobs: 3, ...sampling };
+    const r = await client.chat.completions.create(req);
+    const content = r.choices[0].logprobs.content;
+    assert.ok(content.length >= 1 && content.length <= r.usage.completion_tokens, `${content.length} entries`);
+    for (const t of content) {
+      assert.ok(t.logprob <= 0, `logprob ${t.logprob}`);
+      assert.equal(t.top_logprobs.length, 3);
+      for (let k = 1; k < 3; ++k) assert.ok(t.top_logprobs[k - 1].logprob >= t.top_logprobs[k].logprob, 'top sorted');
+      assert.equal(t.token, t.top_logprobs[0].token, 'temperature 0 picks the most likely token');
+    }
+    let streamed = [];
+    for await (const chunk of await client.chat.completions.create({ ...req, stream: true })) {
+      for (const c of chunk.choices) streamed = streamed.concat(c.logprobs?.content ?? []);
+    }
+    assert.deepEqual(streamed.map((t) => t.token), content.map((t) => t.token));
+  });
 } else {
   await check('chat.completions without a chat template -> 400 chat_template', () =>
     expectApiError(() => client.chat.completions.create({ model: modelId, messages, max_tokens: 10 }), 400,
                    { code: 'chat_template', param: 'messages' }));
 }
+
+await check('completions logprobs N (the legacy shape)', async () => {
+  const r = await client.completions.create({ model: modelId, prompt: 'The capital of France is', max_tokens: 5,
+                                              logprobs: 2, ...sampling });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, lp.token_logprobs.length);
+  assert.equal(lp.tokens.length, lp.top_logprobs.length);
+  assert.ok(lp.tokens.length >= 1 && lp.tokens.length <= r.usage.completion_tokens);
+  for (const top of lp.top_logprobs) assert.ok(Object.keys(top).length >= 1 && Object.keys(top).length <= 2);
+  assert.equal(lp.text_offset[0], 0);
+});
+
+await check('errors: an unsupported parameter -> 400 naming it', () =>
+  expectApiError(() => client.completions.create({ model: modelId, prompt: 'x', suffix: 'y' }), 400,
+                 { param: 'suffix', type: 'invalid_request_error' }));
 
 await check('errors: unknown model -> 404 model_not_found', () =>
   expectApiError(() => client.completions.create({ model: 'no-such-model', prompt: 'x', max_tokens: 1 }), 404,

@@ -12,6 +12,7 @@
 #include "server/http_parse.h"
 #include "server/json_guard.h"
 #include "server/metrics.h"
+#include "server/openai_tools.h"
 #include "server/requests.h"
 #include "server/residency.h"
 #include "server/scheduler.h"
@@ -207,11 +208,187 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(ch.messages[1].content, "ab");
     EXPECT_EQ(ch.generate.max_tokens, 7u);
 
-    parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
+    auto bad = parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
         "content":[{"type":"image_url"}]}],"n":2,"echo":true,"logprobs":true})"),
+                            true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n"}));
+    EXPECT_EQ(bad.unsupported, std::vector<std::string>{"echo"});  // a completions field, not chat's
+    errors.clear();
+    parse_openai(json::parse(R"({"model":"m","prompt":"x","n":1,"best_of":2,"echo":true})"), false, 2048, errors);
+    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"best_of", "echo"}));
+}
+
+// Every key is either implemented or listed as unsupported (the endpoint answers "unsupported parameter: X").
+TEST(ServerRequests, UnknownAndUnimplementedFieldsAreUnsupported) {
+    std::vector<FieldError> errors;
+    auto r = parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"functions":[],
+        "audio":{},"temprature":1,"store":false,"top_k":3})"),
+                          true, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(r.unsupported, (std::vector<std::string>{"audio", "functions", "store", "temprature"}));
+    r = parse_openai(json::parse(R"({"model":"m","prompt":"x","suffix":"y","user":"u1"})"), false, 2048, errors);
+    EXPECT_EQ(r.unsupported, std::vector<std::string>{"suffix"});
+    EXPECT_EQ(r.user, "u1");
+    // Message members beyond OpenAI's are field errors naming the message.
+    parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x","mood":"happy"}]})"), true, 2048,
+                 errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"messages[0].mood"});
+}
+
+TEST(ServerRequests, PenaltiesLogitBiasAndLogprobs) {
+    std::vector<FieldError> errors;
+    auto r = parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+        "presence_penalty":0.5,"frequency_penalty":-1,"logit_bias":{"5":-100,"70":2.5},"logprobs":true,
+        "top_logprobs":3,"seed":9})"),
+                          true, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(r.generate.sampling.presence_penalty, 0.5f);
+    EXPECT_EQ(r.generate.sampling.frequency_penalty, -1.f);
+    EXPECT_EQ(r.generate.sampling.logit_bias,
+              (std::vector<std::pair<engine::TokenId, float>>{{5, -100.f}, {70, 2.5f}}));
+    EXPECT_TRUE(r.logprobs);
+    EXPECT_EQ(r.top_logprobs, 3u);
+    EXPECT_EQ(r.generate.sampling.seed, 9u);
+    // Completions: logprobs N is the number of alternatives.
+    auto c = parse_openai(json::parse(R"({"model":"m","prompt":"x","logprobs":2})"), false, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_TRUE(c.logprobs);
+    EXPECT_EQ(c.top_logprobs, 2u);
+
+    parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"presence_penalty":2.5,
+        "frequency_penalty":"1","logit_bias":{"x":1,"3":101,"-4":1},"top_logprobs":21,
+        "stream_options":{"include_usage":true}})"),
                  true, 2048, errors);
-    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n",
-                                                           "echo", "logprobs"}));
+    EXPECT_EQ(fields_of(errors),
+              (std::vector<std::string>{"presence_penalty", "frequency_penalty", "logit_bias[\"-4\"]",
+                                        "logit_bias[\"3\"]", "logit_bias[\"x\"]", "stream_options",
+                                        "top_logprobs"}));
+    errors.clear();
+    parse_openai(json::parse(R"({"model":"m","prompt":"x","logprobs":6})"), false, 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"logprobs"});
+}
+
+TEST(ServerRequests, ResponseFormatGrammarAndJsonSchema) {
+    std::vector<FieldError> errors;
+    const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],)";
+    auto r = parse_openai(json::parse(head + R"("response_format":{"type":"json_object"}})"), true, 2048, errors);
+    EXPECT_EQ(r.constraint.kind, ConstraintSpec::Kind::JsonSchema);
+    EXPECT_EQ(json::parse(r.constraint.text), json::parse(R"({"type":"json_object"})"));
+    r = parse_openai(json::parse(head + R"("response_format":{"type":"json_schema","json_schema":{"name":"n",
+        "strict":true,"schema":{"type":"integer"}}}})"),
+                     true, 2048, errors);
+    EXPECT_EQ(r.constraint.kind, ConstraintSpec::Kind::JsonSchema);
+    EXPECT_EQ(json::parse(r.constraint.text), json::parse(R"({"type":"integer"})"));
+    EXPECT_EQ(r.constraint.param, "response_format");
+    r = parse_openai(json::parse(head + R"("response_format":{"type":"text"}})"), true, 2048, errors);
+    EXPECT_EQ(r.constraint.kind, ConstraintSpec::Kind::None);
+    r = parse_openai(json::parse(R"({"model":"m","prompt":"x","grammar":"root ::= \"a\""})"), false, 2048, errors);
+    EXPECT_EQ(r.constraint.kind, ConstraintSpec::Kind::Gbnf);
+    EXPECT_EQ(r.constraint.text, "root ::= \"a\"");
+    EXPECT_TRUE(errors.empty());
+
+    parse_openai(json::parse(head + R"("grammar":"root ::= \"a\"","json_schema":{}})"), true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"json_schema"});
+    errors.clear();
+    parse_openai(json::parse(head + R"("response_format":{"type":"xml"}})"), true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"response_format.type"});
+    errors.clear();
+    parse_openai(json::parse(head + R"("response_format":{"type":"json_schema","json_schema":{"name":"n"}}})"), true,
+                 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"response_format.json_schema.schema"});
+    errors.clear();
+    // /execute takes grammar and json_schema too.
+    auto e = parse_execute(json::parse(R"({"job_id":"j","prompt":"p","json_schema":{"type":"boolean"}})"), 2048,
+                           errors);
+    EXPECT_TRUE(errors.empty());
+    EXPECT_EQ(e.constraint.kind, ConstraintSpec::Kind::JsonSchema);
+    EXPECT_EQ(e.constraint.param, "json_schema");
+}
+
+TEST(ServerRequests, ToolsToolChoiceAndToolMessages) {
+    std::vector<FieldError> errors;
+    auto r = parse_openai(json::parse(R"({"model":"m","tools":[{"type":"function","function":{"name":"f",
+        "parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}},
+        "messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1",
+        "type":"function","function":{"name":"f","arguments":"{\"a\": 1}"}}]},
+        {"role":"tool","tool_call_id":"c1","content":"42"}]})"),
+                          true, 2048, errors);
+    EXPECT_TRUE(errors.empty()) << errors.front().field << ": " << errors.front().message;
+    EXPECT_EQ(r.tool_choice, "function");
+    EXPECT_EQ(r.tool_choice_name, "f");
+    ASSERT_EQ(r.tools.size(), 1u);
+    ASSERT_EQ(r.messages.size(), 3u);
+    // The arguments string becomes the JSON value the templates write with tojson.
+    EXPECT_EQ(r.messages[1].extra["tool_calls"][0]["function"]["arguments"], nlohmann::ordered_json({{"a", 1}}));
+    EXPECT_EQ(r.messages[1].extra["tool_calls"][0]["id"], "c1");
+    EXPECT_EQ(r.messages[2].extra["tool_call_id"], "c1");
+    // Without tools the choice is "none"; a choice naming no tool, a tool message without its id, calls on a user
+    // message and arguments that are not JSON are errors.
+    EXPECT_EQ(parse_openai(json::parse(R"({"model":"m","prompt":"x"})"), true, 2048, errors).tool_choice, "none");
+    errors.clear();
+    parse_openai(json::parse(R"({"model":"m","tools":[{"type":"function","function":{"name":"f"}}],
+        "tool_choice":{"type":"function","function":{"name":"g"}},"messages":[{"role":"tool","content":"1"},
+        {"role":"user","content":"x","tool_calls":[]},{"role":"assistant","tool_calls":[{"function":{"name":"f",
+        "arguments":"{nope"}}]}]})"),
+                 true, 2048, errors);
+    EXPECT_EQ(fields_of(errors),
+              (std::vector<std::string>{"messages[0].tool_call_id", "messages[1].tool_calls",
+                                        "messages[2].tool_calls[0].function.arguments", "tool_choice"}));
+    // parallel_tool_calls: false holds only where the reply is one call.
+    errors.clear();
+    const std::string head = R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",
+        "function":{"name":"f"}}],"parallel_tool_calls":false,"tool_choice":)";
+    parse_openai(json::parse(head + R"("required"})"), true, 2048, errors);
+    EXPECT_TRUE(errors.empty());
+    parse_openai(json::parse(head + R"("auto"})"), true, 2048, errors);
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"parallel_tool_calls"});
+}
+
+TEST(ServerTools, PlanAndForcedCallSchema) {
+    std::vector<FieldError> errors;
+    auto req = [&](const std::string& choice) {
+        return parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[
+            {"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":
+            {"type":"integer"}}}}},{"type":"function","function":{"name":"g"}}],"tool_choice":)" + choice + "}"),
+                            true, 2048, errors);
+    };
+    ToolPlan plan;
+    OpenAiRequest r = req(R"("auto")");
+    EXPECT_EQ(plan_tools(r, "{{ '<tool_call>' }}", plan), std::nullopt);
+    EXPECT_EQ(plan.format, toolcall::Format::Hermes);
+    EXPECT_EQ(r.constraint.kind, ConstraintSpec::Kind::None);
+    auto bad = plan_tools(r, "{{ messages }}", plan);  // a template without a known tool-call format
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->field, "tools");
+    r = req(R"("none")");
+    EXPECT_EQ(plan_tools(r, "{{ messages }}", plan), std::nullopt);
+    EXPECT_EQ(plan.format, toolcall::Format::None);
+
+    r = req(R"({"type":"function","function":{"name":"f"}})");
+    EXPECT_EQ(plan_tools(r, "[TOOL_CALLS]", plan), std::nullopt);
+    EXPECT_TRUE(plan.short_ids);
+    EXPECT_EQ(r.constraint.param, "tools");
+    EXPECT_EQ(json::parse(r.constraint.text), json::parse(R"({"type":"object","properties":{"name":{"const":"f"},
+        "arguments":{"type":"object","properties":{"a":{"type":"integer"}}}},"required":["name","arguments"],
+        "additionalProperties":false})"));
+    r = req(R"("required")");
+    EXPECT_EQ(plan_tools(r, "", plan), std::nullopt);
+    EXPECT_EQ(json::parse(r.constraint.text)["anyOf"].size(), 2u);
+    // A parameter schema the compiler cannot take is named where the client wrote it.
+    errors.clear();
+    OpenAiRequest m = parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[
+        {"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"g","parameters":
+        {"type":"object","properties":{"n":{"type":"integer","minimum":1}}}}}],"tool_choice":"required"})"),
+                                   true, 2048, errors);
+    bad = plan_tools(m, "", plan);
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->field, "tools[1].function.parameters");
+    EXPECT_NE(bad->message.find("minimum"), std::string::npos) << bad->message;
+    r = req(R"("required","response_format":{"type":"json_object"})");
+    bad = plan_tools(r, "", plan);
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->field, "tool_choice");
+    EXPECT_TRUE(errors.empty());
 }
 
 TEST(ServerWire, WorkerEvents) {
@@ -249,6 +426,24 @@ TEST(ServerWire, OpenAiShapes) {
     auto r = openai_response(c, "txt", engine::StopReason::StopString, 3, 4);
     EXPECT_EQ(r["object"], "text_completion");
     EXPECT_EQ(r["choices"][0]["text"], "txt");
+    // logprobs in both shapes; tool calls with their ids (and indexes when streamed).
+    engine::TokenLogprobs t{{7, "ab", -0.5f}, {{7, "ab", -0.5f}, {9, "c", -1.5f}}};
+    std::vector<engine::TokenLogprobs> items{t, t};
+    size_t offset = 3;
+    EXPECT_EQ(openai_logprobs(true, items, offset)["content"][1],
+              json::parse(R"({"token":"ab","logprob":-0.5,"bytes":[97,98],"top_logprobs":[
+                  {"token":"ab","logprob":-0.5,"bytes":[97,98]},{"token":"c","logprob":-1.5,"bytes":[99]}]})"));
+    EXPECT_EQ(openai_logprobs(false, items, offset),
+              json::parse(R"({"tokens":["ab","ab"],"token_logprobs":[-0.5,-0.5],
+                  "top_logprobs":[{"ab":-0.5,"c":-1.5},{"ab":-0.5,"c":-1.5}],"text_offset":[3,5]})"));
+    EXPECT_EQ(offset, 7u);
+    std::vector<toolcall::ToolCall> calls{{"id1", "f", R"({"a":1})"}};
+    EXPECT_EQ(openai_tool_calls(calls, false),
+              json::parse(R"([{"id":"id1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}])"));
+    c.chat = true;
+    auto tc = openai_tool_calls_chunk(c, calls, true);
+    EXPECT_EQ(tc["choices"][0]["delta"]["role"], "assistant");
+    EXPECT_EQ(tc["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
     EXPECT_EQ(openai_error("bad", "invalid_request_error", "temperature"),
               json::parse(R"({"error":{"message":"bad","type":"invalid_request_error","param":"temperature",
                               "code":null}})"));
