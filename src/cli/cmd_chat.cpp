@@ -171,10 +171,10 @@ void run_chat(const ChatArgs& a) {
 void add_chat(CLI::App& app) {
     auto* cmd = app.add_subcommand("chat", "Chat with a model interactively, through its chat template");
     auto a = std::make_shared<ChatArgs>();
-    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    add_model_option(cmd, a->model)->required();
     cmd->add_option("--system", a->system, "System message (default: none; the template's own default applies)");
     cmd->add_option("-n,--n-predict", a->n_predict, "Most tokens per answer (default 1024)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
+    add_ctx_option(cmd, a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--chat-template-file", a->chat_template_file,
                     "A Jinja chat template to use instead of the model's own");
     add_backend_options(cmd, a->backend);

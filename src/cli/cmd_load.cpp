@@ -19,11 +19,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "common/error.h"
 #include "device/bandwidth.h"
 #include "device/cuda_device.h"
 #include "device/host_device.h"
+#include "engine/create_backend.h"
 #include "loader/loader.h"
 
 namespace orcd::cli {
@@ -110,6 +112,7 @@ private:
 struct Args {
     std::string model;
     int gpu = 0;
+    bool gpu_given = false;
     uint32_t ctx = 0;
     uint64_t chunk_mb = 256;
     uint32_t buffers = 2;
@@ -155,11 +158,12 @@ void run(const Args& a) {
     nlohmann::json out;
 
     std::shared_ptr<device::Device> dev;
-    if (a.device == "cuda") {
+    if (engine::parse_device(a.device) == engine::Device::Cuda) {
         device::CudaDeviceOptions co;
         co.huge_page_staging = a.staging == "huge";
         dev = device::open_cuda_device(a.gpu, co);
     } else {
+        if (a.gpu_given) throw Error(ErrorCode::InvalidArgument, "--gpu applies to --device cuda, not --device cpu");
         device::HostDeviceOptions o;
         o.capacity = parse_bytes(a.host_capacity);
         dev = std::make_shared<device::HostDevice>(o);
@@ -299,12 +303,13 @@ void run(const Args& a) {
 void add_load(CLI::App& app) {
     auto* cmd = app.add_subcommand("load", "Load a GGUF model's weights onto a GPU: plan, transfer, residency, VRAM");
     auto a = std::make_shared<Args>();
-    cmd->add_option("model", a->model, "GGUF model file")->required();
-    cmd->add_option("--gpu", a->gpu, "GPU index (default 0)");
-    cmd->add_option("--ctx", a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
+    add_model_option_or_positional(cmd, a->model);
+    auto* gpu_opt = add_device_options(cmd, a->device, a->gpu,
+                       "cuda (default, or $ORCD_DEVICE) or cpu (host memory stands in for VRAM: a dry run)");
+    add_ctx_option(cmd, a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
     cmd->add_option("--chunk-mb", a->chunk_mb, "Staging chunk size in MiB (default 256, minimum 1)");
     cmd->add_option("--buffers", a->buffers, "Pinned staging buffers in flight (default 2)");
-    cmd->add_option("--threads", a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
+    add_threads_option(cmd, a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
     cmd->add_option("--gather", a->gather,
                     "How chunks are gathered from the file: mapping (memcpy from the mmap, default) or read (pread)")
         ->check(CLI::IsMember({"read", "mapping"}));
@@ -320,8 +325,6 @@ void add_load(CLI::App& app) {
                   "falls back to staging)");
     cmd->add_flag("--verify", a->verify, "Checksum every tensor on the device against the file");
     cmd->add_option("--vram-limit", a->vram_limit, "Cap on the memory the load may use (bytes; K/M/G suffixes)");
-    cmd->add_option("--device", a->device, "cuda (default) or host (host memory stands in for VRAM: a dry run)")
-        ->check(CLI::IsMember({"cuda", "host"}));
     cmd->add_option("--host-capacity", a->host_capacity, "Capacity of the host device (default 64G)");
     cmd->add_flag("--json", a->json, "Print one JSON document instead of text");
     cmd->add_flag("--brief", a->brief, "Print the plan's totals only, not every tensor's placement");
@@ -333,7 +336,9 @@ void add_load(CLI::App& app) {
                     "Bytes per --bench-h2d copy (and --bench-register range) in MiB (default 256)");
     cmd->add_flag("--evict-page-cache", a->evict,
                   "Drop the file from the page cache first (posix_fadvise DONTNEED): a cold-cache load");
-    cmd->callback([a] {
+    cmd->callback([a, gpu_opt] {
+        require_model(a->model);
+        a->gpu_given = gpu_opt->count() > 0;
         try {
             run(*a);
         } catch (const Error& e) {

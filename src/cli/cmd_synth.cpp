@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "synth/synth.h"
 
 namespace orcd::cli {
@@ -21,10 +22,10 @@ void add_synth(CLI::App& app) {
     cmd->add_option("--type", a->type, "F32, F16, BF16, Q8_0 or Q4_K_M (llama.cpp's rule)");
     cmd->add_option("--vocab", a->vocab, "Vocab GGUF whose tokenizer is copied (e.g. ../shared/models/vocab/...)");
     cmd->add_option("--n-vocab", a->n_vocab, "Vocabulary size when no --vocab is given (no tokenizer written)");
-    cmd->add_option("--seed", a->options.seed, "Seed; the same seed gives a byte-identical file");
+    cmd->add_option("-s,--seed", a->options.seed, "Seed; the same seed gives a byte-identical file");
     cmd->add_option("--layers", a->n_layer, "Override the preset's block count");
-    cmd->add_option("--ctx", a->ctx, "Override the preset's context length");
-    cmd->add_option("--threads", a->options.threads, "Threads (default: all cores)");
+    add_ctx_option(cmd, a->ctx, "Override the preset's context length");
+    add_threads_option(cmd, a->options.threads, "Threads (default: all cores)");
     cmd->add_option("-o,--output", a->output, "Output GGUF path")->required();
     cmd->callback([a] {
         synth::Options o = a->options;
