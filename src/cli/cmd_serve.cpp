@@ -25,6 +25,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/read_ahead.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "device/cuda_device.h"
@@ -245,6 +246,7 @@ int run_serve(ServeArgs a) {
 
     say(fmt::format("loading {} on {} ...", a.model, a.device));
     const auto t0 = clock::now();
+    read_ahead_with_progress(a.model, "orcd serve: read");
     server::EngineServiceOptions eo;
     eo.model_path = a.model;
     eo.device = engine::parse_device(a.device);

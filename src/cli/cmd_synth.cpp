@@ -1,9 +1,11 @@
 // `orcd synth`: write a random-weight GGUF with a preset's real shapes (see src/synth/).
 #include <fmt/format.h>
+#include <algorithm>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/progress.h"
 #include "synth/synth.h"
 
 namespace orcd::cli {
@@ -34,7 +36,13 @@ void add_synth(CLI::App& app) {
         if (a->n_vocab) o.n_vocab = a->n_vocab;
         if (a->n_layer) o.n_layer = a->n_layer;
         if (a->ctx) o.context_length = a->ctx;
+        ProgressBar bar("synth");
+        o.progress = [&bar](uint64_t done, uint64_t total) {
+            bar.update(done, total,
+                       fmt::format("{:.1f} / {:.1f} MiB", std::min(done, total) / 1048576.0, total / 1048576.0));
+        };
         const synth::Summary s = synth::write_model(o, a->output);
+        bar.finish();
         fmt::print("wrote {}: {} tensors, {} bytes ({:.1f} MiB) in {:.2f} s\n", s.path.string(), s.n_tensors, s.bytes,
                    static_cast<double>(s.bytes) / (1 << 20), s.seconds);
     });
