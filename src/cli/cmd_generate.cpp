@@ -65,6 +65,10 @@ void add_generate(CLI::App& app) {
     cmd->add_option("--schema-max-string", a->schema_max_string,
                     "With --json-schema: at most N characters in strings without maxLength (default 0: unbounded)");
     cmd->callback([a] {
+        // Ctrl-C stops the generation cleanly (the result so far is reported; a press during the load or the prefill
+        // stops before the first token); a second press exits at once, even in the middle of a long prefill.
+        InterruptGuard interrupts;
+        interrupts.begin_work();
         const engine::Device device = a->backend.parsed_device();
         const engine::BackendOptions backend_options = a->backend.backend_options();
         model::Model m = model::open_model(a->model);
@@ -98,9 +102,6 @@ void add_generate(CLI::App& app) {
                 std::fflush(stdout);
             };
         }
-        // Ctrl-C stops the generation cleanly (the result so far is reported); a second press exits at once.
-        InterruptGuard interrupts;
-        interrupts.begin_work();
         const engine::GenerateResult r = gen.generate(*seq, req, stream, &interrupts.cancel_flag());
         interrupts.end_work();
         const engine::Timings& t = r.timings;

@@ -44,6 +44,9 @@ void add_perplexity(CLI::App& app) {
         ->check(CLI::IsMember({"f16", "f32"}));
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
     cmd->callback([a] {
+        // Ctrl-C stops after the window being scored (the estimate so far is printed); a second press exits at once.
+        InterruptGuard interrupts;
+        interrupts.begin_work();
         const engine::Device device = a->backend.parsed_device();
         if (device != engine::Device::Cpu && a->kv_type != "f16") {
             throw Error(ErrorCode::InvalidArgument,
@@ -78,9 +81,6 @@ void add_perplexity(CLI::App& app) {
         const auto kv_type = a->kv_type == "f32" ? backend::KvCacheType::F32 : backend::KvCacheType::F16;
         if (!a->json) {
             auto seq = backend->new_sequence({.n_ctx = n_ctx, .kv_type = kv_type});
-            // Ctrl-C stops after the window being scored (the estimate so far is printed); a second press exits.
-            InterruptGuard interrupts;
-            interrupts.begin_work();
             struct Stopped {
                 size_t chunk, n_chunks;
                 double ppl;
