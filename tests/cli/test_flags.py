@@ -15,6 +15,7 @@ ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
 SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
 CUDA_BUILD = (sys.argv[3] if len(sys.argv) > 3 else "OFF") == "ON"
 VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
+GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docs/GUIDE.md")
 TMP = tempfile.mkdtemp(prefix="orcd-flags-test-")
 MODEL = os.path.join(TMP, "tiny.gguf")
 TEXT = os.path.join(TMP, "text.txt")
@@ -129,6 +130,11 @@ class FlagTest(unittest.TestCase):
                 self.assertIn("no NVIDIA GPU or driver was found", p.stderr, args)
             else:
                 self.assertRegex(p.stderr, r"no CUDA backend in this build|CUDA was not compiled into this build")
+            # The guide's troubleshooting entry quotes this very line (its words, joined over the guide's line breaks).
+            if not CUDA_BUILD and args[0] == "generate":
+                with open(GUIDE) as f:
+                    guide = " ".join(f.read().split())
+                self.assertIn(p.stderr.strip().splitlines()[-1], guide)
         # $ORCD_DEVICE picks the device the same way.
         p = orcd("generate", "-m", MODEL, "-p", "hi", "-n", "1", env={"ORCD_DEVICE": "cuda"})
         self.assertEqual(p.returncode, 1, p.stderr)
