@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -19,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/error.h"
@@ -33,9 +33,6 @@ namespace orcd::cli {
 namespace {
 
 using loader::format_bytes;
-
-std::atomic<bool> g_cancel{false};  // set by SIGINT; the loader stops before its next chunk
-extern "C" void on_sigint(int) { g_cancel.store(true); }
 
 // "123", "64M", "1.5G", "2GiB" -> bytes (K/M/G/T are binary multiples, as memory sizes are).
 uint64_t parse_bytes(const std::string& s) {
@@ -224,14 +221,16 @@ void run(const Args& a) {
     o.transfer.dma_slice_bytes = a.dma_slice_mb << 20;
     o.verify = a.verify;
     if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit);
-    o.cancel = &g_cancel;
+    // Ctrl-C: the loader stops before its next chunk (and frees what it allocated); a second press exits at once.
+    InterruptGuard interrupts;
+    interrupts.begin_work();
+    o.cancel = &interrupts.cancel_flag();
     const loader::Plan plan = loader::make_plan(m, o.plan);
     if (!a.json) fmt::print("{}", loader::format_plan(plan, m, !a.brief));
     o.progress = ProgressPrinter(a.json);
 
-    std::signal(SIGINT, on_sigint);
     loader::LoadedModel lm = loader::load_model(std::move(m), dev, o);
-    std::signal(SIGINT, SIG_DFL);
+    interrupts.end_work();
     const auto since_start = seconds_since_process_start();
     const double cmd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
