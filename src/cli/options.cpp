@@ -14,8 +14,7 @@ CLI::Option* add_model_option(CLI::App* cmd, std::string& model, const std::stri
 }
 
 void add_model_option_or_positional(CLI::App* cmd, std::string& model, const std::string& help) {
-    auto* opt = add_model_option(cmd, model, help);
-    opt->excludes(add_deprecated_option(cmd, "MODEL", "-m/--model MODEL", model));
+    add_deprecated_option(cmd, "MODEL", "-m/--model MODEL", model, add_model_option(cmd, model, help));
 }
 
 void require_model(const std::string& model) {
@@ -24,7 +23,7 @@ void require_model(const std::string& model) {
 
 CLI::Option* add_ctx_option(CLI::App* cmd, uint32_t& ctx, const std::string& help) {
     auto* opt = cmd->add_option("-c,--ctx-size", ctx, help);
-    opt->excludes(add_deprecated_option(cmd, "--ctx", "-c/--ctx-size", ctx));
+    add_deprecated_option(cmd, "--ctx", "-c/--ctx-size", ctx, opt);
     return opt;
 }
 

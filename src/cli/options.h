@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "cli/deprecated_group.h"
 #include "engine/create_backend.h"
 #include "engine/sampler.h"
 #include "model/model.h"
@@ -19,15 +20,21 @@ namespace orcd::cli {
 // "warning: OLD is deprecated and will be removed in the next release; use NEW" on stderr.
 void warn_deprecated(std::string_view old_spelling, std::string_view new_spelling);
 
-// A hidden option (left out of --help and `orcd reference flags`) that fills the same variable as its new spelling and
-// warns when used. `old_name` is CLI11's name string ("--ctx", or "model" for a positional).
+// An option in the deprecated group (deprecated_group.h: listed apart in --help, left out of `orcd reference flags`
+// and of suggestions) that fills the same variable as its new spelling and
+// warns when used; given together with `replacement` (the new spelling's option) it is an error. `old_name` is
+// CLI11's name string ("--ctx", or "MODEL" for a positional). The check runs in the option's validator, which CLI11
+// calls once the whole command line is read (CLI11's own excludes() would clutter the new option's help line).
 template <class T>
 CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& old_name, const std::string& new_spelling,
-                                   T& target) {
+                                   T& target, const CLI::Option* replacement) {
     const std::string shown = old_name.starts_with('-') ? old_name : "the positional " + old_name;
     return cmd->add_option(old_name, target, "deprecated: use " + new_spelling)
-        ->group("")
-        ->each([shown, new_spelling](const std::string&) { warn_deprecated(shown, new_spelling); });
+        ->group(std::string(kDeprecatedGroup))
+        ->each([shown, new_spelling, replacement](const std::string&) {
+            if (replacement && replacement->count() > 0) throw CLI::ExcludesError(shown, new_spelling);
+            warn_deprecated(shown, new_spelling);
+        });
 }
 
 // -m/--model FILE.

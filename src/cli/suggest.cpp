@@ -1,5 +1,7 @@
 #include "cli/suggest.h"
 
+#include "cli/deprecated_group.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,10 +47,10 @@ std::vector<std::string> closest(std::string_view word, const std::vector<std::s
     return out;
 }
 
-std::vector<std::string> known_names(const CLI::App& app, bool with_hidden) {
+std::vector<std::string> known_names(const CLI::App& app, bool with_deprecated) {
     std::vector<std::string> names;
     for (const CLI::Option* o : app.get_options()) {
-        if (!with_hidden && o->get_group().empty()) continue;  // deprecated spellings are accepted, never suggested
+        if (!with_deprecated && is_deprecated(*o)) continue;  // deprecated spellings are accepted, never suggested
         for (const std::string& s : o->get_snames()) names.push_back("-" + s);
         for (const std::string& l : o->get_lnames()) names.push_back("--" + l);
     }
@@ -66,7 +68,7 @@ std::string parse_error_message(const CLI::App& root, const CLI::ParseError& err
     }
     std::string msg = fmt::format("error: {}\n", error.what());
     const std::vector<std::string> names = known_names(*app);
-    const std::vector<std::string> accepted = known_names(*app, /*with_hidden=*/true);
+    const std::vector<std::string> accepted = known_names(*app, /*with_deprecated=*/true);
     for (const std::string& a : args) {
         const std::string word = a.substr(0, a.find('='));
         const bool is_flag = word.size() > 1 && word[0] == '-';

@@ -58,8 +58,9 @@ class PtySession:
     def type(self, text):
         os.write(self.fd, text.encode())
 
-    def wait_exit(self, timeout=30.0):
-        """The exit status (130 for an interrupted exit); kills the process and fails after `timeout` s."""
+    def wait_exit(self, timeout=30.0, kill=True):
+        """The exit status (130 for an interrupted exit). After `timeout` s: kills the process and fails, or with
+        kill=False returns None and leaves it running."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:  # drain, so the child never blocks on a full terminal
@@ -75,6 +76,8 @@ class PtySession:
                     pass
                 os.close(self.fd)
                 return os.waitstatus_to_exitcode(status)
+        if not kill:
+            return None
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
         raise AssertionError(f"the program did not exit; screen:\n{self.screen[-2000:]}")
