@@ -81,3 +81,14 @@ class PtySession:
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
         raise AssertionError(f"the program did not exit; screen:\n{self.screen[-2000:]}")
+
+    def leave_with_ctrl_d(self, tries=5):
+        """Types Ctrl-D until the program exits; returns its status. A line editor that is still redrawing its prompt
+        (libedit switching the terminal mode flushes input typed meanwhile) may drop one."""
+        for _ in range(tries):
+            time.sleep(0.3)
+            self.type("\x04")
+            code = self.wait_exit(timeout=3, kill=False)
+            if code is not None:
+                return code
+        return self.wait_exit(timeout=0)

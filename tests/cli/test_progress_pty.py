@@ -67,8 +67,7 @@ class ProgressTest(unittest.TestCase):
         s.expect(r"ready: \d+ tokens of context")
         s.expect(r"> ")
         self.assert_bar(s.screen, "read")
-        s.type("\x04")
-        self.assertEqual(s.wait_exit(), 0)
+        self.assertEqual(s.leave_with_ctrl_d(), 0)
 
     def test_serve_load_bar(self):
         s = PtySession([ORCD, "serve", "-m", MODEL, *CPU, "--port", "0", "--host", "127.0.0.1"])
