@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "engine/bench.h"
 #include "engine/create_backend.h"
@@ -29,10 +30,9 @@ namespace orcd::cli {
 namespace {
 
 struct BenchArgs {
-    std::string model, device = "cuda", weights = "quantized";
+    std::string model;
     engine::BenchOptions bench;
-    int gpu = 0;
-    unsigned threads = 0;
+    BackendArgs backend;
     bool json = false;
     bool h2d = false;
     std::vector<uint32_t> batch;  // --batch: batch sizes (llama-batched-bench style)
@@ -90,13 +90,13 @@ uint64_t parameter_count(const model::ModelWeights& w) {
 // `orcd bench --h2d`: the copy ceilings alone, no model — pinned and pageable host-to-device (what the loader's
 // transfer is measured against) and device-to-device (what decode's effective bandwidth is measured against).
 int run_copy_ceilings(const BenchArgs& a) {
-    auto dev = device::open_cuda_device(a.gpu);
+    auto dev = device::open_cuda_device(a.backend.gpu);
     const device::DeviceInfo info = dev->info();
     const device::H2dBandwidth h2d = device::measure_h2d_bandwidth(*dev, 256ull << 20, 5, /*pageable=*/true);
     const uint64_t d2d_bytes = std::min<uint64_t>(256ull << 20, info.free_bytes / 4 / 256 * 256);
     const double d2d = device::measure_d2d_gbps(*dev, d2d_bytes, 5, 4);
     if (a.json) {
-        nlohmann::json j{{"gpu", a.gpu},
+        nlohmann::json j{{"gpu", a.backend.gpu},
                          {"device_name", info.name},
                          {"h2d_pinned_gbps", h2d.pinned_gbps},
                          {"h2d_pageable_gbps", h2d.pageable_gbps},
@@ -109,7 +109,7 @@ int run_copy_ceilings(const BenchArgs& a) {
     }
     fmt::print("GPU {} ({})\nhost-to-device  pinned {:.2f} GB/s, pageable {:.2f} GB/s ({} per copy, best of 5)\n"
                "device-to-device  {:.1f} GB/s (read + write, {} per copy)\n",
-               a.gpu, info.name, h2d.pinned_gbps, h2d.pageable_gbps, loader::format_bytes(h2d.bytes), d2d,
+               a.backend.gpu, info.name, h2d.pinned_gbps, h2d.pageable_gbps, loader::format_bytes(h2d.bytes), d2d,
                loader::format_bytes(d2d_bytes));
     return 0;
 }
@@ -124,8 +124,8 @@ int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::
         j["model_name"] = config.model_name;
         j["arch"] = config.arch_name;
         j["device"] = engine::device_name(device);
-        if (device == engine::Device::Cuda) j["gpu"] = a.gpu;
-        if (device == engine::Device::Cpu) j["threads"] = a.threads;
+        if (device == engine::Device::Cuda) j["gpu"] = a.backend.gpu;
+        if (device == engine::Device::Cpu) j["threads"] = a.backend.threads;
         j["n_prompt"] = a.bench.n_prompt;
         j["n_gen"] = a.bench.n_gen;
         j["depth"] = a.bench.depth;
@@ -153,7 +153,7 @@ int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::
     }
     fmt::print("model   {} ({}), {} {}, load {:.2f} s\n", std::filesystem::path(a.model).filename().string(),
                config.arch_name, engine::device_name(device),
-               device == engine::Device::Cuda ? fmt::format("GPU {}", a.gpu) : fmt::format("{} threads", a.threads),
+               device == engine::Device::Cuda ? fmt::format("GPU {}", a.backend.gpu) : fmt::format("{} threads", a.backend.threads),
                load_s);
     fmt::print("\nB sequences x (prompt {} tokens after depth {}, then {} decode steps of all B together)\n\n",
                a.bench.n_prompt, a.bench.depth, a.bench.n_gen);
@@ -169,9 +169,8 @@ int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::
     return 0;
 }
 
-int run_bench(const BenchArgs& a, bool gpu_given) {
-    const engine::Device device = engine::parse_device(a.device);
-    engine::check_gpu_option(device, a.gpu, gpu_given);
+int run_bench(const BenchArgs& a) {
+    const engine::Device device = a.backend.parsed_device();
 
     const auto t_open = std::chrono::steady_clock::now();
     model::Model m = model::open_model(a.model);
@@ -181,12 +180,12 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
     const model::Config config = m.config;
     const model::ModelWeights weights = m.weights;  // sizes and types, for the bytes one decode step reads
     auto backend = engine::create_backend(
-        device, std::move(m), {.n_threads = a.threads, .gpu = a.gpu, .weights = engine::parse_weights(a.weights)});
+        device, std::move(m), a.backend.backend_options());
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
 
     if (!a.batch.empty()) return print_batch_bench(a, config, *backend, load_s, device);
     const engine::BenchResult r = engine::run_bench(*backend, weights, a.bench);
-    const CopyBandwidth copy = measure_copy_bandwidth(device, a.gpu);
+    const CopyBandwidth copy = measure_copy_bandwidth(device, a.backend.gpu);
     const gguf::TypeMix mix = gguf::type_mix(*file);
     const double eff = r.effective_gbps();
     // Decode's share of the copy bandwidth; negative when there is none (no tg test, no copy figure).
@@ -209,8 +208,8 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
                       {"n_vocab", config.n_vocab},       {"context_length", config.context_length}};
         j["device"] = engine::device_name(device);
         j["device_name"] = copy.device_name;
-        if (device == engine::Device::Cuda) j["gpu"] = a.gpu;
-        if (device == engine::Device::Cpu) j["threads"] = a.threads;
+        if (device == engine::Device::Cuda) j["gpu"] = a.backend.gpu;
+        if (device == engine::Device::Cpu) j["threads"] = a.backend.threads;
         j["n_prompt"] = a.bench.n_prompt;
         j["n_gen"] = a.bench.n_gen;
         j["depth"] = a.bench.depth;
@@ -218,7 +217,7 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
         j["reps"] = a.bench.reps;
         // In f16 mode the matrices are read as f16 (2 bytes per weight), but decode_bytes_per_token counts the
         // file's types: its effective bandwidth is then a lower bound.
-        j["weights_mode"] = a.weights;
+        j["weights_mode"] = a.backend.weights;
         j["n_ctx"] = r.n_ctx;
         j["load_s"] = load_s;
         if (a.bench.n_prompt > 0) j["pp"] = stat_json(r.pp);
@@ -245,7 +244,7 @@ int run_bench(const BenchArgs& a, bool gpu_given) {
                              : fmt::format("{:.2f} M params", params / 1e6),
                loader::format_bytes(weights.total_bytes()));
     fmt::print("device  {}{}{}, load {:.2f} s (open -> resident)\n", engine::device_name(device),
-               device == engine::Device::Cuda ? fmt::format(" {}", a.gpu) : std::string(),
+               device == engine::Device::Cuda ? fmt::format(" {}", a.backend.gpu) : std::string(),
                copy.device_name.empty() ? std::string() : fmt::format(" ({})", copy.device_name), load_s);
     fmt::print("\n| {:<18} | {:>22} |\n| {:-<18} | {:->22} |\n", "test", "t/s", "", "");
     if (a.bench.n_prompt > 0) {
@@ -279,7 +278,7 @@ void add_bench(CLI::App& app) {
     auto a = std::make_shared<BenchArgs>();
     auto* cmd = app.add_subcommand(
         "bench", "Measure prefill (pp) and decode (tg) tokens/s, load time, VRAM and decode's effective bandwidth");
-    cmd->add_option("-m,--model", a->model, "GGUF model file (required unless --h2d)");
+    add_model_option(cmd, a->model, "GGUF model file (required unless --h2d)");
     cmd->add_flag("--h2d", a->h2d,
                   "Only measure the copy ceilings of --gpu: pinned/pageable host-to-device and device-to-device");
     cmd->add_option("-p,--n-prompt", a->bench.n_prompt, "prompt tokens prefilled per repetition (0: no pp test)")
@@ -289,25 +288,20 @@ void add_bench(CLI::App& app) {
     cmd->add_option("-r,--repetitions", a->bench.reps, "timed repetitions (after one warm-up)")->capture_default_str();
     cmd->add_option("-d,--n-depth", a->bench.depth, "tokens in the cache before the prompt (prefilled, not timed)")
         ->capture_default_str();
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
-    auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
-    cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
-    cmd->add_option("--weights", a->weights, "quantized (the file's types) or f16 (CUDA: dequantized once at load)")
-        ->check(CLI::IsMember({"quantized", "f16"}))
-        ->capture_default_str();
+    add_backend_options(cmd, a->backend);
     cmd->add_option("--batch", a->batch,
                     "batch sizes, e.g. 1,8,16,64: B sequences prefill -p tokens each, then -n decode steps of all B "
                     "together (aggregate and per-sequence tokens/s, llama-batched-bench style)")
         ->delimiter(',');
     cmd->add_flag("--json", a->json, "Print one JSON object with every number");
-    cmd->callback([a, gpu] {
+    cmd->callback([a] {
         if (!a->h2d && a->model.empty()) {
             throw Error(ErrorCode::InvalidArgument, "orcd bench: -m MODEL is required (or --h2d for copy ceilings)");
         }
-        if (a->h2d && engine::parse_device(a->device) != engine::Device::Cuda) {
+        if (a->h2d && engine::parse_device(a->backend.device) != engine::Device::Cuda) {
             throw Error(ErrorCode::InvalidArgument, "orcd bench --h2d measures a GPU: it needs --device cuda");
         }
-        const int rc = a->h2d ? run_copy_ceilings(*a) : run_bench(*a, gpu->count() > 0);
+        const int rc = a->h2d ? run_copy_ceilings(*a) : run_bench(*a);
         if (rc != 0) throw CLI::RuntimeError(rc);
     });
 }

@@ -13,6 +13,7 @@
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
 #include "cli/options.h"
+#include "cli/read_ahead.h"
 #include "common/error.h"
 #include "engine/generator.h"
 #include "model/model.h"
@@ -65,6 +66,7 @@ void run_chat(const ChatArgs& a) {
     // Everything is checked before the (possibly long) load.
     const engine::Device device = a.backend.parsed_device();
     fmt::print(stderr, "loading {} on {} ...\n", a.model, engine::device_name(device));
+    read_ahead_with_progress(a.model);
     model::Model m = model::open_model(a.model);
     const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
     const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, a.chat_template_file);
@@ -171,10 +173,10 @@ void run_chat(const ChatArgs& a) {
 void add_chat(CLI::App& app) {
     auto* cmd = app.add_subcommand("chat", "Chat with a model interactively, through its chat template");
     auto a = std::make_shared<ChatArgs>();
-    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    add_model_option(cmd, a->model)->required();
     cmd->add_option("--system", a->system, "System message (default: none; the template's own default applies)");
     cmd->add_option("-n,--n-predict", a->n_predict, "Most tokens per answer (default 1024)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
+    add_ctx_option(cmd, a->ctx, "Context size (default: min(model context, 4096))");
     cmd->add_option("--chat-template-file", a->chat_template_file,
                     "A Jinja chat template to use instead of the model's own");
     add_backend_options(cmd, a->backend);

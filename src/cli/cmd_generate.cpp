@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "engine/grammar_constraint.h"
@@ -34,42 +36,27 @@ std::string read_text_file(const std::string& path, std::string_view what) {
 void add_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand("generate", "Generate text from a prompt");
     struct Args {
-        std::string model, prompt, system, device = "cuda", weights = "quantized", activations = "int8";
+        std::string model, prompt, system;
         std::string grammar_file, json_schema;
         uint32_t schema_max_string = 0;
         engine::GenerateRequest req;
-        uint64_t seed = 0;
+        BackendArgs backend;
+        SamplingArgs sampling;
         uint32_t ctx = 0;
-        unsigned threads = 0;
-        int gpu = 0;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
-    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    add_model_option(cmd, a->model)->required();
     cmd->add_option("-p,--prompt", a->prompt, "Prompt text")->required();
     cmd->add_option("-n,--n-predict", a->req.max_tokens, "Tokens to generate (default 128)");
-    cmd->add_option("--temp", a->req.sampling.temperature, "Temperature; 0 = greedy (default 0.8)");
-    cmd->add_option("--top-k", a->req.sampling.top_k, "Top-k; 0 = off (default 40)");
-    cmd->add_option("--top-p", a->req.sampling.top_p, "Top-p; 1 = off (default 0.95)");
-    cmd->add_option("--min-p", a->req.sampling.min_p, "Min-p; 0 = off (default 0.05)");
-    cmd->add_option("--repeat-penalty", a->req.sampling.repeat_penalty, "Repetition penalty; 1 = off (default 1)");
-    cmd->add_option("--repeat-last-n", a->req.sampling.repeat_last_n,
-                    "Tokens the penalty looks back over; -1 = all (default 64)");
-    auto* seed_opt = cmd->add_option("-s,--seed", a->seed, "Sampling seed (default: drawn and reported)");
+    add_sampling_options(cmd, a->sampling);
     cmd->add_flag("--chat", a->req.chat, "Format the prompt as a user turn with the model's chat template");
     cmd->add_option("--system", a->system, "System message (with --chat)");
     cmd->add_option("--chat-template-file", a->req.chat_template_file,
                     "Jinja chat template file to use instead of the model's tokenizer.chat_template (with --chat)");
     cmd->add_option("--stop", a->req.stop, "Stop string (repeatable); matched across tokens, not printed");
-    cmd->add_option("-c,--ctx-size", a->ctx, "Context size (default: min(model context, 4096))");
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
-    cmd->add_option("--weights", a->weights,
-                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
-    cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-    auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
-    cmd->add_option("--activations", a->activations,
-                    "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
-        ->check(CLI::IsMember({"int8", "f32"}));
+    add_ctx_option(cmd, a->ctx, "Context size (default: min(model context, 4096))");
+    add_backend_options(cmd, a->backend);
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
     auto* grammar_opt = cmd->add_option("--grammar-file", a->grammar_file, "Constrain the output to a GBNF grammar");
     cmd->add_option("--json-schema", a->json_schema,
@@ -77,10 +64,13 @@ void add_generate(CLI::App& app) {
         ->excludes(grammar_opt);
     cmd->add_option("--schema-max-string", a->schema_max_string,
                     "With --json-schema: at most N characters in strings without maxLength (default 0: unbounded)");
-    cmd->callback([a, seed_opt, gpu_opt] {
-        const engine::Device device = engine::parse_device(a->device);
-        engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
-        const engine::WeightsMode weights = engine::parse_weights(a->weights);
+    cmd->callback([a] {
+        // Ctrl-C stops the generation cleanly (the result so far is reported; a press during the load or the prefill
+        // stops before the first token); a second press exits at once, even in the middle of a long prefill.
+        InterruptGuard interrupts;
+        interrupts.begin_work();
+        const engine::Device device = a->backend.parsed_device();
+        const engine::BackendOptions backend_options = a->backend.backend_options();
         model::Model m = model::open_model(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         // The grammar is compiled before the weights load, so a bad grammar or schema fails fast. Its token masks
@@ -97,17 +87,13 @@ void add_generate(CLI::App& app) {
                                                              {.max_string_chars = a->schema_max_string});
         }
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
-        auto backend = engine::create_backend(device, std::move(m),
-                                              {.n_threads = a->threads,
-                                               .gpu = a->gpu,
-                                               .activations = engine::parse_activations(a->activations),
-                                               .weights = weights});
+        auto backend = engine::create_backend(device, std::move(m), backend_options);
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;
         req.system = a->system;
         req.constraint = constraint;
-        if (*seed_opt) req.sampling.seed = a->seed;
+        req.sampling = a->sampling.resolved();
         const engine::Generator gen(*backend, tok);
         std::function<void(std::string_view)> stream;
         if (!a->json) {
@@ -116,7 +102,8 @@ void add_generate(CLI::App& app) {
                 std::fflush(stdout);
             };
         }
-        const engine::GenerateResult r = gen.generate(*seq, req, stream);
+        const engine::GenerateResult r = gen.generate(*seq, req, stream, &interrupts.cancel_flag());
+        interrupts.end_work();
         const engine::Timings& t = r.timings;
         if (a->json) {
             nlohmann::json j;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "common/escape.h"
 #include "gguf/file.h"
 #include "gguf/file_type.h"
@@ -150,9 +151,10 @@ void add_inspect(CLI::App& app) {
     auto* cmd = app.add_subcommand("inspect", "Show what a GGUF file holds: metadata, tensors, quantization mix");
     auto path = std::make_shared<std::string>();
     auto json = std::make_shared<bool>(false);
-    cmd->add_option("model", *path, "GGUF file")->required();
+    add_model_option_or_positional(cmd, *path, "GGUF file");
     cmd->add_flag("--json", *json, "Print one JSON document");
     cmd->callback([path, json] {
+        require_model(*path);
         const gguf::File f = gguf::File::open(*path);
         if (*json) print_json(f);
         else print_text(f);

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -19,12 +18,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/error.h"
 #include "device/bandwidth.h"
 #include "device/cuda_device.h"
 #include "device/host_device.h"
+#include "engine/create_backend.h"
 #include "loader/loader.h"
 
 namespace orcd::cli {
@@ -33,8 +34,6 @@ namespace {
 
 using loader::format_bytes;
 
-std::atomic<bool> g_cancel{false};  // set by SIGINT; the loader stops before its next chunk
-extern "C" void on_sigint(int) { g_cancel.store(true); }
 
 // Seconds since this process was started by the kernel (/proc/self/stat starttime, 10 ms resolution): "process start
 // to resident" includes exec, dynamic linking and runtime initialisation, which a timer in main() would miss.
@@ -86,6 +85,7 @@ private:
 struct Args {
     std::string model;
     int gpu = 0;
+    bool gpu_given = false;
     uint32_t ctx = 0;
     uint64_t chunk_mb = 256;
     uint32_t buffers = 2;
@@ -131,11 +131,12 @@ void run(const Args& a) {
     nlohmann::json out;
 
     std::shared_ptr<device::Device> dev;
-    if (a.device == "cuda") {
+    if (engine::parse_device(a.device) == engine::Device::Cuda) {
         device::CudaDeviceOptions co;
         co.huge_page_staging = a.staging == "huge";
         dev = device::open_cuda_device(a.gpu, co);
     } else {
+        if (a.gpu_given) throw Error(ErrorCode::InvalidArgument, "--gpu applies to --device cuda, not --device cpu");
         device::HostDeviceOptions o;
         o.capacity = parse_bytes(a.host_capacity, "--host-capacity");
         dev = std::make_shared<device::HostDevice>(o);
@@ -196,14 +197,16 @@ void run(const Args& a) {
     o.transfer.dma_slice_bytes = a.dma_slice_mb << 20;
     o.verify = a.verify;
     if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit, "--vram-limit");
-    o.cancel = &g_cancel;
+    // Ctrl-C: the loader stops before its next chunk (and frees what it allocated); a second press exits at once.
+    InterruptGuard interrupts;
+    interrupts.begin_work();
+    o.cancel = &interrupts.cancel_flag();
     const loader::Plan plan = loader::make_plan(m, o.plan);
     if (!a.json) fmt::print("{}", loader::format_plan(plan, m, !a.brief));
     o.progress = ProgressPrinter(a.json);
 
-    std::signal(SIGINT, on_sigint);
     loader::LoadedModel lm = loader::load_model(std::move(m), dev, o);
-    std::signal(SIGINT, SIG_DFL);
+    interrupts.end_work();
     const auto since_start = seconds_since_process_start();
     const double cmd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
@@ -275,12 +278,13 @@ void run(const Args& a) {
 void add_load(CLI::App& app) {
     auto* cmd = app.add_subcommand("load", "Load a GGUF model's weights onto a GPU: plan, transfer, residency, VRAM");
     auto a = std::make_shared<Args>();
-    cmd->add_option("model", a->model, "GGUF model file")->required();
-    cmd->add_option("--gpu", a->gpu, "GPU index (default 0)");
-    cmd->add_option("--ctx", a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
+    add_model_option_or_positional(cmd, a->model);
+    auto* gpu_opt = add_device_options(cmd, a->device, a->gpu,
+                       "cuda (default, or $ORCD_DEVICE) or cpu (host memory stands in for VRAM: a dry run)");
+    add_ctx_option(cmd, a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
     cmd->add_option("--chunk-mb", a->chunk_mb, "Staging chunk size in MiB (default 256, minimum 1)");
     cmd->add_option("--buffers", a->buffers, "Pinned staging buffers in flight (default 2)");
-    cmd->add_option("--threads", a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
+    add_threads_option(cmd, a->threads, "Threads gathering each chunk from the file (default: all cores, up to 16)");
     cmd->add_option("--gather", a->gather,
                     "How chunks are gathered from the file: mapping (memcpy from the mmap, default) or read (pread)")
         ->check(CLI::IsMember({"read", "mapping"}));
@@ -296,8 +300,6 @@ void add_load(CLI::App& app) {
                   "falls back to staging)");
     cmd->add_flag("--verify", a->verify, "Checksum every tensor on the device against the file");
     cmd->add_option("--vram-limit", a->vram_limit, "Cap on the memory the load may use (bytes; K/M/G suffixes)");
-    cmd->add_option("--device", a->device, "cuda (default) or host (host memory stands in for VRAM: a dry run)")
-        ->check(CLI::IsMember({"cuda", "host"}));
     cmd->add_option("--host-capacity", a->host_capacity, "Capacity of the host device (default 64G)");
     cmd->add_flag("--json", a->json, "Print one JSON document instead of text");
     cmd->add_flag("--brief", a->brief, "Print the plan's totals only, not every tensor's placement");
@@ -309,7 +311,9 @@ void add_load(CLI::App& app) {
                     "Bytes per --bench-h2d copy (and --bench-register range) in MiB (default 256)");
     cmd->add_flag("--evict-page-cache", a->evict,
                   "Drop the file from the page cache first (posix_fadvise DONTNEED): a cold-cache load");
-    cmd->callback([a] {
+    cmd->callback([a, gpu_opt] {
+        require_model(a->model);
+        a->gpu_given = gpu_opt->count() > 0;
         try {
             run(*a);
         } catch (const Error& e) {

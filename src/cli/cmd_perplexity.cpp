@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "engine/perplexity.h"
@@ -23,39 +25,34 @@ void add_perplexity(CLI::App& app) {
                                    "Perplexity of a text file over --ctx-size windows (llama-perplexity's method), or "
                                    "per-token NLL with --json");
     struct Args {
-        std::string model, file, device = "cuda", activations = "int8", kv_type = "f16", weights = "quantized";
+        std::string model, file, kv_type = "f16";
+        BackendArgs backend;
         uint32_t ctx = 0;
-        unsigned threads = 0;
-        int gpu = 0;
         bool json = false;
     };
     auto a = std::make_shared<Args>();
-    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    add_model_option(cmd, a->model)->required();
     cmd->add_option("-f,--file", a->file, "Text file (at least two windows long; with --json: must fit the context)")
         ->required();
-    cmd->add_option("-c,--ctx-size", a->ctx,
-                    "Window size: the text is cut into windows of N tokens, the second half of each scored (default "
-                    "512); with --json the context of the one sequence (default: the model's)");
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
-    cmd->add_option("--weights", a->weights,
-                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
-    cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all cores)");
-    cmd->add_option("--activations", a->activations,
-                    "int8 (default: 8-bit activation blocks, fast) or f32 (exact; the reference for comparing "
-                    "backends)")
-        ->check(CLI::IsMember({"int8", "f32"}));
+    add_ctx_option(cmd, a->ctx,
+                   "Window size: the text is cut into windows of N tokens, the second half of each scored (default "
+                   "512); with --json the context of the one sequence (default: the model's)");
+    add_backend_options(cmd, a->backend,
+                        {.activations = "int8 (default: 8-bit activation blocks, fast) or f32 (exact; the reference "
+                                        "for comparing backends)"});
     cmd->add_option("--kv-type", a->kv_type, "KV cache type: f16 (default; the CUDA backend's only one) or f32 (CPU)")
         ->check(CLI::IsMember({"f16", "f32"}));
-    auto* gpu_opt = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda; default 0)");
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
-    cmd->callback([a, gpu_opt] {
-        const engine::Device device = engine::parse_device(a->device);
+    cmd->callback([a] {
+        // Ctrl-C stops after the window being scored (the estimate so far is printed); a second press exits at once.
+        InterruptGuard interrupts;
+        interrupts.begin_work();
+        const engine::Device device = a->backend.parsed_device();
         if (device != engine::Device::Cpu && a->kv_type != "f16") {
             throw Error(ErrorCode::InvalidArgument,
                         "--kv-type f32 applies to --device cpu only (the CUDA backend keeps the KV cache in f16)");
         }
-        engine::check_gpu_option(device, a->gpu, gpu_opt->count() > 0);
-        const engine::WeightsMode weights = engine::parse_weights(a->weights);
+        const engine::BackendOptions backend_options = a->backend.backend_options();
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
@@ -80,17 +77,27 @@ void add_perplexity(CLI::App& app) {
                                     "longer text or a smaller --ctx-size",
                                     a->file, tokens.size(), n_ctx, 2ull * n_ctx));
         }
-        auto backend = engine::create_backend(device, std::move(m),
-                                              {.n_threads = a->threads,
-                                               .gpu = a->gpu,
-                                               .activations = engine::parse_activations(a->activations),
-                                               .weights = weights});
+        auto backend = engine::create_backend(device, std::move(m), backend_options);
         const auto kv_type = a->kv_type == "f32" ? backend::KvCacheType::F32 : backend::KvCacheType::F16;
         if (!a->json) {
             auto seq = backend->new_sequence({.n_ctx = n_ctx, .kv_type = kv_type});
-            const auto r = engine::score_chunks(*seq, tokens, n_ctx, bos, [](size_t c, size_t n, double ppl) {
-                fmt::print(stderr, "[{}/{}] PPL so far {:.4f}\n", c, n, ppl);
-            });
+            struct Stopped {
+                size_t chunk, n_chunks;
+                double ppl;
+            };
+            engine::ChunkedPerplexity r;
+            try {
+                r = engine::score_chunks(*seq, tokens, n_ctx, bos, [&interrupts](size_t c, size_t n, double ppl) {
+                    fmt::print(stderr, "[{}/{}] PPL so far {:.4f}\n", c, n, ppl);
+                    if (interrupts.cancel_flag().load() && c < n) throw Stopped{c, n, ppl};
+                });
+            } catch (const Stopped& s) {
+                interrupts.end_work();
+                fmt::print("interrupted after window {} of {}: PPL so far {:.4f} (no final estimate)\n", s.chunk,
+                           s.n_chunks, s.ppl);
+                throw CLI::RuntimeError(130);
+            }
+            interrupts.end_work();
             fmt::print("[{}] {} tokens, {} windows of {}, {} scored, {:.2f} s ({:.1f} tok/s)\n",
                        engine::device_name(device), tokens.size(), r.n_chunks, n_ctx, r.scored, r.seconds,
                        static_cast<double>(r.n_chunks * n_ctx) / r.seconds);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/deprecated_group.h"
 #include "gguf/types.h"
 #include "model/arch.h"
 #include "synth/presets.h"
@@ -45,6 +46,7 @@ void print_flags(const CLI::App& root) {
         fmt::print("### `orcd {}`\n{}\n\n| flag | meaning |\n| --- | --- |\n", sub->get_name(), sub->get_description());
         for (const CLI::Option* o : sub->get_options()) {
             if (o->get_name() == "--help" || o->get_name() == "-h,--help") continue;
+            if (is_deprecated(*o)) continue;  // a spelling that is going away (options.h): not to be taught
             std::string desc = o->get_description();
             for (char& c : desc) {
                 if (c == '|') c = '/';

@@ -25,6 +25,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/read_ahead.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "device/cuda_device.h"
@@ -252,6 +253,7 @@ int run_serve(ServeArgs a) {
 
     say(fmt::format("loading {} on {} ...", a.model, a.device));
     const auto t0 = clock::now();
+    read_ahead_with_progress(a.model, "orcd serve: read");
     server::EngineServiceOptions eo;
     eo.model_path = a.model;
     eo.device = engine::parse_device(a.device);
@@ -334,14 +336,13 @@ int run_serve(ServeArgs a) {
 void add_serve(CLI::App& app) {
     auto a = std::make_shared<ServeArgs>();
     auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP (worker API with SSE, OpenAI-compatible API)");
-    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
-    cmd->add_option("--device", a->device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
-    auto* gpu = cmd->add_option("--gpu", a->gpu, "GPU index (with --device cuda)")->capture_default_str();
+    add_model_option(cmd, a->model)->required();
+    auto* gpu = add_device_options(cmd, a->device, a->gpu);
     cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
     cmd->add_option("--port", a->port, "port to listen on (0: any free port, printed in the ready line)")
         ->capture_default_str();
     cmd->add_option("--worker-id", a->worker_id, "this worker's UUID (default: a random one)");
-    cmd->add_option("-c,--ctx-size", a->ctx, "context length served (default: min(model's, 4096))");
+    add_ctx_option(cmd, a->ctx, "context length served (default: min(model's, 4096))");
     cmd->add_option("--api-key", a->api_key,
                     "require 'Authorization: Bearer KEY' on every endpoint but /health (env ORCD_API_KEY)")
         ->envname("ORCD_API_KEY");
@@ -357,7 +358,7 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--max-batch-tokens", a->max_batch_tokens,
                     "tokens per batched step: every running decode, then prompt chunks (at least one a step)")
         ->capture_default_str();
-    cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all cores)")->capture_default_str();
+    add_threads_option(cmd, a->threads);
     cmd->add_option("--max-body-bytes", a->max_body_bytes, "largest request body accepted (413 above)")
         ->capture_default_str();
     cmd->add_option("--max-header-bytes", a->max_header_bytes,

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
+    } catch (const CLI::RuntimeError& e) {
+        // A command's own exit status (130 after an interrupt, a benchmark's failure): it has said why already.
+        return e.get_exit_code();
     } catch (const CLI::ParseError& e) {
         // A mistake on the command line: what is wrong, the closest known flags, and the subcommand's usage.
         const std::vector<std::string> args(argv + 1, argv + argc);

@@ -31,21 +31,63 @@ uint64_t parse_bytes(const std::string& s, std::string_view option) {
 }
 
 
-void add_backend_options(CLI::App* cmd, BackendArgs& a) {
-    cmd->add_option("--device", a.device, "cpu or cuda (default cuda, or $ORCD_DEVICE)")->envname("ORCD_DEVICE");
-    a.gpu_option = cmd->add_option("--gpu", a.gpu, "GPU index (with --device cuda; default 0)");
-    cmd->add_option("-t,--threads", a.threads, "CPU threads (default: all cores)");
-    cmd->add_option("--activations", a.activations,
-                    "int8 (default: 8-bit activation blocks, fast) or f32 (quantized weights meet the f32 activation)")
-        ->check(CLI::IsMember({"int8", "f32"}));
-    cmd->add_option("--weights", a.weights,
-                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
+void warn_deprecated(std::string_view old_spelling, std::string_view new_spelling) {
+    fmt::print(stderr, "warning: {} is deprecated and will be removed in the next release; use {}\n", old_spelling,
+               new_spelling);
 }
 
-engine::Device BackendArgs::parsed_device() const {
+CLI::Option* add_model_option(CLI::App* cmd, std::string& model, const std::string& help) {
+    return cmd->add_option("-m,--model", model, help);
+}
+
+void add_model_option_or_positional(CLI::App* cmd, std::string& model, const std::string& help) {
+    add_deprecated_option(cmd, "MODEL", "-m/--model MODEL", model, add_model_option(cmd, model, help));
+}
+
+void require_model(const std::string& model) {
+    if (model.empty()) throw CLI::RequiredError("-m/--model MODEL");
+}
+
+CLI::Option* add_ctx_option(CLI::App* cmd, uint32_t& ctx, const std::string& help) {
+    auto* opt = cmd->add_option("-c,--ctx-size", ctx, help);
+    add_deprecated_option(cmd, "--ctx", "-c/--ctx-size", ctx, opt);
+    return opt;
+}
+
+CLI::Option* add_threads_option(CLI::App* cmd, unsigned& threads, const std::string& help) {
+    return cmd->add_option("-t,--threads", threads, help);
+}
+
+void add_device_options(CLI::App* cmd, DeviceArgs& a, const std::string& device_help) {
+    a.gpu_option = add_device_options(cmd, a.device, a.gpu, device_help);
+}
+
+CLI::Option* add_device_options(CLI::App* cmd, std::string& device, int& gpu, const std::string& device_help) {
+    cmd->add_option("--device", device,
+                    device_help.empty() ? "cpu or cuda (default cuda, or $ORCD_DEVICE)" : device_help)
+        ->envname("ORCD_DEVICE")
+        ->transform([](std::string v) {
+            if (v == "host") {
+                warn_deprecated("--device host", "--device cpu");
+                return std::string("cpu");
+            }
+            return v;
+        });
+    return cmd->add_option("--gpu", gpu, "GPU index (with --device cuda; default 0)");
+}
+
+engine::Device DeviceArgs::parsed_device() const {
     const engine::Device d = engine::parse_device(device);
-    engine::check_gpu_option(d, gpu, gpu_option && gpu_option->count() > 0);
+    engine::check_gpu_option(d, gpu, gpu_given());
     return d;
+}
+
+void add_backend_options(CLI::App* cmd, BackendArgs& a, const BackendHelp& help) {
+    add_device_options(cmd, a);
+    add_threads_option(cmd, a.threads);
+    cmd->add_option("--activations", a.activations, help.activations)->check(CLI::IsMember({"int8", "f32"}));
+    cmd->add_option("--weights", a.weights,
+                    "quantized, or f16: dequantize every matrix to FP16 at load (CUDA only; default quantized)");
 }
 
 engine::BackendOptions BackendArgs::backend_options() const {

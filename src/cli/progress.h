@@ -10,6 +10,9 @@ class ProgressBar {
 public:
     // `label` starts every line ("load", "synth"); quiet: prints nothing.
     explicit ProgressBar(std::string label, bool quiet = false);
+    ~ProgressBar() { finish(); }  // an error mid-way still ends the bar's line before the message
+    ProgressBar(const ProgressBar&) = delete;
+    ProgressBar& operator=(const ProgressBar&) = delete;
     // done of total units; `detail` follows the percentage. The last call should have done == total (or finish()).
     void update(uint64_t done, uint64_t total, const std::string& detail = {});
     // Ends the bar's line on a terminal (idempotent).

@@ -1,5 +1,7 @@
 #include "cli/suggest.h"
 
+#include "cli/deprecated_group.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,9 +47,10 @@ std::vector<std::string> closest(std::string_view word, const std::vector<std::s
     return out;
 }
 
-std::vector<std::string> known_names(const CLI::App& app) {
+std::vector<std::string> known_names(const CLI::App& app, bool with_deprecated) {
     std::vector<std::string> names;
     for (const CLI::Option* o : app.get_options()) {
+        if (!with_deprecated && is_deprecated(*o)) continue;  // deprecated spellings are accepted, never suggested
         for (const std::string& s : o->get_snames()) names.push_back("-" + s);
         for (const std::string& l : o->get_lnames()) names.push_back("--" + l);
     }
@@ -65,6 +68,7 @@ std::string parse_error_message(const CLI::App& root, const CLI::ParseError& err
     }
     std::string msg = fmt::format("error: {}\n", error.what());
     const std::vector<std::string> names = known_names(*app);
+    const std::vector<std::string> accepted = known_names(*app, /*with_deprecated=*/true);
     for (const std::string& a : args) {
         const std::string word = a.substr(0, a.find('='));
         const bool is_flag = word.size() > 1 && word[0] == '-';
@@ -76,7 +80,7 @@ std::string parse_error_message(const CLI::App& root, const CLI::ParseError& err
             break;
         }
         if (!is_flag) continue;
-        if (std::find(names.begin(), names.end(), word) != names.end()) continue;
+        if (std::find(accepted.begin(), accepted.end(), word) != accepted.end()) continue;
         const std::vector<std::string> near = closest(word, names);
         if (!near.empty()) msg += fmt::format("did you mean {} (for {})?\n", fmt::join(near, " or "), word);
     }

@@ -14,8 +14,9 @@ size_t edit_distance(std::string_view a, std::string_view b);
 // a prefix (at least two characters after the dashes). At most three.
 std::vector<std::string> closest(std::string_view word, const std::vector<std::string>& candidates);
 
-// Every spelling of every option and subcommand of `app` ("--top-k", "-n", "generate").
-std::vector<std::string> known_names(const CLI::App& app);
+// Every spelling of every option and subcommand of `app` ("--top-k", "-n", "generate"); with_deprecated adds the
+// deprecated spellings (options.h), which are accepted but never suggested.
+std::vector<std::string> known_names(const CLI::App& app, bool with_deprecated = false);
 
 // The message for a parse error: CLI11's text, a "did you mean" line for each unknown flag or subcommand that has a
 // close match, and the usage of the (sub)command that failed.

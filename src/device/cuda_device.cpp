@@ -312,15 +312,32 @@ std::string cuda_unavailable_reason() {
     const cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        return fmt::format("no CUDA device: cudaGetDeviceCount: {}", cudaGetErrorString(err));
+        switch (err) {
+            // What the runtime says on a machine without a GPU or without the NVIDIA driver: with no libcuda.so at
+            // all it reports "CUDA driver version is insufficient for CUDA runtime version", which sends a user
+            // looking for a driver upgrade; the runtime's own words follow in parentheses for the rare real case.
+            case cudaErrorInsufficientDriver:
+            case cudaErrorNoDevice:
+            case cudaErrorStubLibrary:
+            case cudaErrorSystemDriverMismatch:
+            case cudaErrorInitializationError:
+                return fmt::format("no NVIDIA GPU or driver was found (cudaGetDeviceCount: {})",
+                                   cudaGetErrorString(err));
+            default:
+                return fmt::format("the CUDA runtime cannot use the GPU (cudaGetDeviceCount: {})",
+                                   cudaGetErrorString(err));
+        }
     }
-    if (n == 0) return "no CUDA device: cudaGetDeviceCount reports 0 devices";
+    if (n == 0) return "no NVIDIA GPU or driver was found (cudaGetDeviceCount reports 0 devices)";
     return {};
 }
 
 std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions& options) {
     const int n = cuda_device_count();
-    if (n == 0) throw Error(ErrorCode::NoDevice, cuda_unavailable_reason() + " (use --device host for a dry run)");
+    if (n == 0) {
+        throw Error(ErrorCode::NoDevice,
+                    fmt::format("cannot open GPU {}: {}; use --device cpu", index, cuda_unavailable_reason()));
+    }
     if (index < 0 || index >= n) {
         throw Error(ErrorCode::NoDevice,
                     fmt::format("GPU index {} does not exist: {} CUDA device(s) present (indices 0..{})", index, n,

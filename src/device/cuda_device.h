@@ -9,8 +9,9 @@ namespace orcd::device {
 
 // Number of CUDA devices visible (0 when there is no driver, no GPU, or the build has no CUDA).
 int cuda_device_count();
-// A short reason when cuda_device_count() is 0 ("no CUDA device: cudaGetDeviceCount: no CUDA-capable device is
-// detected"), for SKIP lines and error messages; empty when a device is present.
+// A short reason when cuda_device_count() is 0, for SKIP lines and error messages; empty when a device is present.
+// No GPU or no driver reads "no NVIDIA GPU or driver was found (cudaGetDeviceCount: <the runtime's words>)" (the
+// runtime's own "CUDA driver version is insufficient" misleads); a build without CUDA says so.
 std::string cuda_unavailable_reason();
 
 struct CudaDeviceOptions {

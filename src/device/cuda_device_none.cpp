@@ -7,11 +7,13 @@ namespace orcd::device {
 
 int cuda_device_count() { return 0; }
 
-std::string cuda_unavailable_reason() { return "no CUDA device: this build has no CUDA support (ORCD_CUDA=OFF)"; }
+std::string cuda_unavailable_reason() {
+    return "CUDA was not compiled into this build (configured with ORCD_CUDA=OFF)";
+}
 
 std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions&) {
-    throw Error(ErrorCode::NoDevice, "cannot open GPU " + std::to_string(index) + ": " + cuda_unavailable_reason() +
-                                         " (use --device host for a dry run)");
+    throw Error(ErrorCode::NoDevice,
+                "cannot open GPU " + std::to_string(index) + ": " + cuda_unavailable_reason() + "; use --device cpu");
 }
 
 }  // namespace orcd::device

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <fmt/format.h>
 
 #include "common/error.h"
@@ -185,13 +186,26 @@ Summary write_model(const Options& o, const std::filesystem::path& output) {
     }
 
     const std::vector<TensorPlan> tensors = plan_tensors(p, o.type, n_vocab);
+    // Progress: the fills run on the writer's threads; the count and the callback are serialised.
+    std::mutex progress_mutex;
+    uint64_t bytes_done = 0, bytes_total = 0;
+    for (const TensorPlan& t : tensors) {
+        uint64_t rows = 1;
+        for (size_t d = 1; d < t.shape.size(); ++d) rows *= t.shape[d];
+        bytes_total += gguf::row_bytes(t.type, t.shape[0]) * rows;
+    }
     for (size_t i = 0; i < tensors.size(); ++i) {
         const TensorPlan& t = tensors[i];
         const Distribution dist = distribution_for(t, p.n_embd);
         uint64_t mix = o.seed ^ (0x5851f42d4c957f2dull * (i + 1));
         const uint64_t tensor_seed = splitmix64(mix);
-        w.add_tensor(t.name, t.type, t.shape,
-                     [&t, dist, tensor_seed](std::span<std::byte> out) { fill_tensor(t, dist, tensor_seed, out); });
+        w.add_tensor(t.name, t.type, t.shape, [&, dist, tensor_seed](std::span<std::byte> out) {
+            fill_tensor(t, dist, tensor_seed, out);
+            if (!o.progress) return;
+            const std::lock_guard lock(progress_mutex);
+            bytes_done += out.size();
+            o.progress(bytes_done, bytes_total);
+        });
     }
     w.write_file(output, o.threads);
 

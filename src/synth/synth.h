@@ -3,6 +3,7 @@
 // how every test gets a model whose contents it controls. Same options + seed -> byte-identical file.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct Options {
     std::optional<uint32_t> n_layer;        // override the preset's block count (e.g. a 2-layer Phi-3 shape)
     std::optional<uint32_t> context_length; // override the preset's context length
     unsigned threads = 0;                   // 0 = all cores
+    // Called after each tensor is generated, with the tensor bytes done so far and in all; from the writer's
+    // threads, one call at a time. `orcd synth` draws its progress bar with it.
+    std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 // One tensor the model will hold.

@@ -5,15 +5,15 @@ Ctrl-C stopping an answer, a second Ctrl-C exiting, Ctrl-D leaving. Standard lib
 usage: test_chat_pty.py ORCD_BINARY SHARED_DIR"""
 import json
 import os
-import pty
 import re
 import select
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+
+from pty_session import PtySession
 
 ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
 SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
@@ -22,68 +22,11 @@ TMP = tempfile.mkdtemp(prefix="orcd-chat-test-")
 MODEL = os.path.join(TMP, "tiny.gguf")
 
 
-class Chat:
-    """One `orcd chat` process on a pseudo-terminal; `screen` is everything it has written."""
+class Chat(PtySession):
+    """One `orcd chat` process on a pseudo-terminal."""
 
     def __init__(self, *extra):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.execv(ORCD, [ORCD, "chat", "-m", MODEL, "--device", "cpu", "-t", "2", "--temp", "0", *extra])
-        self.screen = ""
-
-    def expect(self, pattern, timeout=60.0):
-        """Reads until `pattern` (a regex) appears after what earlier expects consumed; returns the match."""
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, self.screen[self.pos:] if hasattr(self, "pos") else self.screen)
-            if m:
-                base = getattr(self, "pos", 0)
-                self.pos = base + m.end()
-                return m
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {pattern!r}; screen:\n{self.screen[-2000:]}")
-            r, _, _ = select.select([self.fd], [], [], min(left, 0.5))
-            if r:
-                try:
-                    data = os.read(self.fd, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    raise AssertionError(f"orcd chat ended while waiting for {pattern!r}; screen:\n{self.screen[-2000:]}")
-                self.screen += data.decode("utf-8", "replace")
-
-    def wait_answer_text(self, n=24, timeout=60.0):
-        """Reads until at least n more bytes have arrived (the answer streaming), so that a key typed next lands while
-        the answer is being written, not before it starts."""
-        start = len(self.screen)
-        deadline = time.monotonic() + timeout
-        while len(self.screen) - start < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no answer text; screen:\n{self.screen[-2000:]}")
-            if select.select([self.fd], [], [], min(left, 0.5))[0]:
-                self.screen += os.read(self.fd, 65536).decode("utf-8", "replace")
-        self.pos = len(self.screen)
-
-    def type(self, text):
-        os.write(self.fd, text.encode())
-
-    def wait_exit(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:  # drain, so the child never blocks on a full terminal
-                if select.select([self.fd], [], [], 0.1)[0]:
-                    self.screen += os.read(self.fd, 65536).decode("utf-8", "replace")
-            except OSError:
-                pass
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        raise AssertionError("orcd chat did not exit")
+        super().__init__([ORCD, "chat", "-m", MODEL, "--device", "cpu", "-t", "2", "--temp", "0", *extra])
 
 
 class ChatTest(unittest.TestCase):
@@ -130,12 +73,12 @@ class ChatTest(unittest.TestCase):
         c = Chat("-n", "100000")
         c.expect(r"> ")
         c.type("write forever\r")
-        c.wait_answer_text()
+        c.wait_more()
         c.type("\x03")
         c.expect(r"\[stopped after \d+ tokens")
         c.expect(r"> ")
         c.type("and again\r")
-        c.wait_answer_text()
+        c.wait_more()
         c.type("\x03")
         time.sleep(0.05)
         c.type("\x03")
@@ -152,8 +95,7 @@ class ChatTest(unittest.TestCase):
         if "interrupted twice" in c.screen:
             self.assertEqual(c.wait_exit(), 130)
         else:
-            c.type("\x04")
-            self.assertEqual(c.wait_exit(), 0)
+            self.assertEqual(c.leave_with_ctrl_d(), 0)
 
     def test_piped_input_without_terminal(self):
         p = subprocess.run([ORCD, "chat", "-m", MODEL, "--device", "cpu", "-t", "2", "--temp", "0", "-n", "4"],

@@ -39,6 +39,11 @@ TEST(Suggest, BinaryShowsSuggestionAndUsage) {
     r = orcd::test::run(orcd + " genrate 2>&1");
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.out.find("did you mean generate (for genrate)?"), std::string::npos) << r.out;
+    // A deprecated spelling (--ctx, one edit from --ctz) is accepted but never suggested (the usage lists it apart).
+    r = orcd::test::run(orcd + " generate -m x.gguf -p hi --ctz 64 2>&1");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.out.find("did you mean --ctx"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Deprecated (removed in the next release):\n  --ctx UINT"), std::string::npos) << r.out;
 }
 
 }  // namespace
