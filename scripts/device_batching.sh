@@ -6,7 +6,7 @@
 #            prompts, 128 new tokens, greedy, streamed /v1/completions, closed loop) at CLIENTS clients
 #   prefix   time to first token of a prompt behind a shared 1,000-token prefix, with and without the prefix cache
 #   profile  per-kernel device time of a few batched decode steps (ncu, B = PROFILE_BATCH)
-# JSON results go to $OUT/batching.jsonl; the server's log to $OUT/serve.log.
+# Everything is printed; the servers' logs go to $OUT/serve.log.
 set -uo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
@@ -18,7 +18,6 @@ PROFILE_BATCH=${PROFILE_BATCH:-16}
 vocab_dir=$(cd .. && pwd)/shared/models/vocab
 [ -d "$vocab_dir" ] || vocab_dir=.carry/shared/models/vocab
 m=/tmp/orcd-batching-models; mkdir -p "$m"
-jsonl=$OUT/batching.jsonl
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 
 model_for() {
@@ -49,14 +48,12 @@ stop_serve() {
   { echo "=== orcd serve $*"; cat "$SERVE_LOG"; } >> "$OUT/serve.log"
 }
 
-: > "$jsonl"
 if has bench; then
   echo "--- copy ceilings"; $orcd bench --h2d
   for preset in $PRESETS; do
     f=$(model_for "$preset")
     echo "--- $preset Q4_K_M: orcd bench --batch 1,8,16,64 (prompt 100, 128 decode steps)"
     $orcd bench -m "$f" --device cuda --batch 1,8,16,64 -p 100 -n 128 -r 2
-    $orcd bench -m "$f" --device cuda --batch 1,8,16,64 -p 100 -n 128 -r 2 --json >> "$jsonl"
   done
 fi
 
@@ -70,10 +67,8 @@ if has serve; then
     curl -s "http://127.0.0.1:$PORT/health"; echo
     python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients "$clients" --prompt-tokens 100 \
       --max-tokens 128 --requests-per-client 4 --request-timeout 120
-    python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients "$clients" --prompt-tokens 100 \
-      --max-tokens 128 --requests-per-client 4 --request-timeout 120 --json >> "$jsonl"
     curl -s "http://127.0.0.1:$PORT/health"; echo
-    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^orcd_(kv|batch|requests_(running|waiting)|prefix)' | head -20
+    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^worker_(kv_|batch_size_(sum|count)|requests_(running|waiting)|prefix_cache|preemptions)' | head -20
     stop_serve
   done
 fi

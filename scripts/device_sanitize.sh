@@ -3,6 +3,8 @@
 # greedy `orcd generate --device cuda` (prefill + decode + graph capture and replay) on tiny synth models of each
 # architecture. Any reported error fails the step. Log: $OUT/sanitize.txt.
 #   PRESETS="qwen2.5-tiny phi3-tiny llama-tiny"  TYPES="F32 Q4_K_M"  TOOLS="memcheck racecheck initcheck synccheck"
+#   BATCHED=1: the batched step instead (`orcd bench --batch 1,3,8`: prompt chunks, then decode steps of 3 and 8
+#   sequences at once through the paged pool)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -24,8 +26,13 @@ for preset in $PRESETS; do
     for tool in $TOOLS; do
       extra=(); [[ $tool == memcheck ]] && extra=(--leak-check full)
       log=$MODELS/$preset-$type-$tool.log
-      "$cs" --tool "$tool" "${extra[@]}" --error-exitcode 3 "$ORCD" generate -m "$model" --device cuda \
-        -p "The quick brown fox jumps over the lazy dog. Once upon a time" -n 12 --temp 0 >"$log" 2>&1
+      if [[ ${BATCHED:-0} == 1 ]]; then
+        cmd=("$ORCD" bench -m "$model" --device cuda --batch 1,3,8 -p 20 -n 6 -r 1)
+      else
+        cmd=("$ORCD" generate -m "$model" --device cuda
+             -p "The quick brown fox jumps over the lazy dog. Once upon a time" -n 12 --temp 0)
+      fi
+      "$cs" --tool "$tool" "${extra[@]}" --error-exitcode 3 "${cmd[@]}" >"$log" 2>&1
       rc=$?
       summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$log" | tr '\n' ' ')
       echo "$preset $type $tool: exit $rc; ${summary:-no summary line}" | tee -a "$OUT/sanitize.txt"
