@@ -446,7 +446,8 @@ std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimit
     Json schema;
     try {
         schema = Json::parse(schema_json);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error for bad syntax, out_of_range for a number past double's range (1e99999), found by the fuzzer.
         throw Error(ErrorCode::InvalidArgument, fmt::format("JSON schema is not valid JSON: {}", e.what()));
     }
     return SchemaCompiler(schema, limits, options).compile();

@@ -135,6 +135,8 @@ TEST(JsonSchema, RefusalsNameKeywordAndPointer) {
     EXPECT_NE(refusal(R"({"type":"array","minItems":-1})").find("'minItems' must be >= 0"), std::string::npos);
     EXPECT_NE(refusal(R"(false)").find("matches nothing"), std::string::npos);
     EXPECT_NE(refusal(R"({"type":)").find("not valid JSON"), std::string::npos);
+    // A number past double's range is an nlohmann out_of_range, not a parse_error (found by fuzz_json_schema).
+    EXPECT_NE(refusal(R"({"maxLength": 1e99999})").find("not valid JSON"), std::string::npos);
     EXPECT_NE(refusal(R"({"type":"string","anyOf":[{"maxLength":1}]})").find("'type' next to 'anyOf'"),
               std::string::npos);
 }
