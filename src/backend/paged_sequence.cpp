@@ -50,12 +50,16 @@ PagedSequence::PagedSequence(Backend& backend, const SequenceOptions& options, u
     for (uint32_t i = 0; i < po.num_pages; ++i) pages_[i] = i;
 }
 
-BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample) {
-    if (tokens.size() > n_ctx_ - n_past_) {
+void PagedSequence::check_fits(size_t n_tokens) const {
+    if (n_tokens > n_ctx_ - n_past_) {
         throw Error(ErrorCode::ContextOverflow,
-                    fmt::format("{} tokens after {} cached positions exceed the context of {}", tokens.size(), n_past_,
+                    fmt::format("{} tokens after {} cached positions exceed the context of {}", n_tokens, n_past_,
                                 n_ctx_));
     }
+}
+
+BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample) {
+    check_fits(tokens.size());
     BatchEntry e;
     e.tokens = tokens;
     e.first_position = n_past_;
@@ -71,11 +75,7 @@ BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Wan
 
 std::span<const float> PagedSequence::prefill(std::span<const TokenId> tokens, bool all_logits) {
     if (tokens.empty()) throw Error(ErrorCode::InvalidArgument, "prefill: no tokens");
-    if (tokens.size() > n_ctx_ - n_past_) {
-        throw Error(ErrorCode::ContextOverflow,
-                    fmt::format("{} tokens after {} cached positions exceed the context of {}", tokens.size(), n_past_,
-                                n_ctx_));
-    }
+    check_fits(tokens.size());
     const size_t n_vocab = backend_.n_vocab();
     const uint32_t start = n_past_;
     const std::vector<uint32_t> ends = prefill_chunk_ends(start, static_cast<uint32_t>(tokens.size()));

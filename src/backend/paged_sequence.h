@@ -27,6 +27,8 @@ public:
     static constexpr uint32_t kPrefillChunk = 512;
 
 private:
+    // ContextOverflow unless n_tokens more positions fit after n_past().
+    void check_fits(size_t n_tokens) const;
     BatchResult run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample = nullptr);
 
     Backend& backend_;
