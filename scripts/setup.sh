@@ -9,6 +9,7 @@ packages=(
   libboost1.74-dev libutf8proc-dev   # Boost.Beast/Asio (header-only): the HTTP transport
   libedit-dev                       # line editing for `orcd chat`
   clang libclang-rt-14-dev          # libFuzzer + sanitizer runtimes
+  clang-format-14 clang-tidy-14     # scripts/format.sh and scripts/tidy.sh (CI checks both)
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   python3-jsonschema                # the grammar tests validate structured output with it
   python3-jinja2                    # the template engine is compared with jinja2 on random conversations

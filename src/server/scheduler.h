@@ -32,7 +32,7 @@ public:
         SubmitStatus status;
         std::shared_ptr<Job> job;                    // set when Accepted
         ErrorCode error = ErrorCode::InvalidArgument;  // Refused: why (the service's prepare() refused it)
-        std::string message;                         // Refused: its message (e.g. the KV pool's limit)
+        std::string message{};                       // Refused: its message (e.g. the KV pool's limit)
     };
     // Checks and tokenizes the request on the calling thread; a request the service refuses (larger than the whole
     // KV pool, bad sampling) is Refused at once and never queued. One beyond the context is Accepted as a job that
@@ -57,7 +57,7 @@ private:
     struct Tracked {
         std::shared_ptr<Job> job;
         bool started = false;
-        Clock::time_point started_at;
+        Clock::time_point started_at{};
     };
     struct Inbox {
         std::shared_ptr<Job> job;

@@ -280,7 +280,9 @@ TEST(BatchEngine, PromptsAreSplitAtChunkBoundariesWithinTheTokenBudget) {
             // then wants a pick).
             EXPECT_LE(e.first_position / 8, (end - 1) / 8) << "step " << s;
             EXPECT_EQ(e.first_position / 8, (end - 1) / 8) << "step " << s << ": a chunk crosses a boundary";
-            if (end % 8 != 0) EXPECT_NE(e.want, Want::Nothing) << "step " << s;
+            if (end % 8 != 0) {
+                EXPECT_NE(e.want, Want::Nothing) << "step " << s;
+            }
         }
         // The budget holds, except that the first chunk of a step always runs.
         EXPECT_TRUE(tokens <= o.max_batch_tokens || chunks == 1) << "step " << s << ": " << tokens << " tokens";

@@ -9,6 +9,7 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/tuning.h"
 
 namespace orcd::backend::cuda {
 
@@ -79,8 +80,7 @@ namespace {
 // so a benchmark can compare settings on one loaded model.
 constexpr uint64_t kDefaultFusedMaxBytes = 4ull << 20;
 uint64_t fused_max_bytes() {
-    const char* env = std::getenv("ORCD_FUSED_MAX_BYTES");
-    return env && *env ? std::strtoull(env, nullptr, 10) : kDefaultFusedMaxBytes;
+    return ops::tuning::fused_max_bytes(kDefaultFusedMaxBytes);
 }
 
 // The fused matvec over `mats` (their rows concatenated), or nothing when it cannot take them.

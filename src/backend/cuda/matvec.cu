@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backend/cuda/matvec_formats.cuh"
+#include "backend/cuda/tuning.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
 #include "device/device_query.h"
@@ -219,12 +220,7 @@ __global__ void __launch_bounds__(kPlainWarps * 32)
 
 // Target tile size: kTileTarget, or ORCD_MATVEC_TILE_BYTES (1 KiB .. 22 KiB) for tuning runs of the bandwidth bench.
 int64_t tile_target() {
-    static const int64_t bytes = [] {
-        const char* env = std::getenv("ORCD_MATVEC_TILE_BYTES");
-        const long v = env ? std::strtol(env, nullptr, 10) : 0;
-        return v >= 1024 && v <= 22 * 1024 ? static_cast<int64_t>(v) : int64_t{kTileTarget};
-    }();
-    return bytes;
+    return tuning::matvec_tile_bytes(kTileTarget);
 }
 
 // Resident blocks of matvec_tiled<T> per SM for a given dynamic shared-memory size (the persistent grid's size).

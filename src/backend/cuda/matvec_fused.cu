@@ -20,6 +20,7 @@
 
 #include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
+#include "backend/cuda/tuning.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
 #include "device/device_query.h"
@@ -201,12 +202,7 @@ bool fused_matvec_type_supported(TensorType t) { return block_bytes(t) > 0; }
 }  // namespace
 
 int fused_matvec_warps_per_row(int64_t n_out, int64_t cols) {
-    static const int forced = [] {
-        const char* env = std::getenv("ORCD_MATVEC_WPR");
-        const int v = env ? std::atoi(env) : 0;
-        return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
-    }();
-    if (forced) return forced;
+    if (const int forced = tuning::matvec_warps_per_row()) return forced;
     // Enough warps in flight to cover the GPU (~16 per SM) while each lane still has a group of 4 to decode.
     int wpr = 1;
     while (wpr < kWarps && n_out * wpr < 16LL * sm_count() && cols / 4 >= 32LL * 2 * wpr) wpr *= 2;

@@ -19,6 +19,7 @@
 #include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "backend/cuda/tuning.h"
 #include "quant/formats.h"
 
 namespace orcd::cuda {
@@ -209,12 +210,7 @@ int64_t round256(int64_t n) { return (n + 255) / 256 * 256; }
 }  // namespace
 
 int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
-    static const int forced = [] {
-        const char* env = std::getenv("ORCD_Q8_TPR");
-        const int v = env ? std::atoi(env) : 0;
-        return v >= 8 && v <= 256 && (v & (v - 1)) == 0 ? v : 0;
-    }();
-    if (forced) return forced;
+    if (const int forced = tuning::q8_threads_per_row()) return forced;
     const int64_t units = cols / 32;
     // Measured on the H100 (bench/cuda/NOTES.md, v6): the big matrices run fastest at 4-6 units per thread (Phi-3's
     // 96-unit rows: 16 threads, 1480 GB/s vs 1150 at 32; its 256-unit down rows: 64 threads, 1350 vs 970 at 16);

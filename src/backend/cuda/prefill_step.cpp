@@ -10,6 +10,7 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/prefill_ops.h"
+#include "backend/cuda/tuning.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
 
@@ -30,11 +31,7 @@ constexpr size_t kGemmWorkspace = 32ull << 20;  // cuBLAS's recommendation for H
 enum class Phase { Dequant, Gemm, Attention, Other };
 
 bool profiling() {
-    static const bool on = [] {
-        const char* e = std::getenv("ORCD_PREFILL_PROFILE");
-        return e && *e && *e != '0';
-    }();
-    return on;
+    return ops::tuning::prefill_profile();
 }
 
 std::mutex g_prof_mu;
@@ -105,12 +102,7 @@ void reset_prefill_phase_times() {
 }
 
 uint32_t prefill_ubatch() {
-    static const uint32_t n = [] {
-        const char* e = std::getenv("ORCD_PREFILL_UBATCH");
-        const long v = e ? std::strtol(e, nullptr, 10) : 0;
-        return v >= 16 && v <= 8192 ? static_cast<uint32_t>(v) : kDefaultUbatch;
-    }();
-    return n;
+    return ops::tuning::prefill_ubatch(kDefaultUbatch);
 }
 
 bool prefill_supported(const CudaModel& m) {

@@ -1,0 +1,71 @@
+#include "backend/cuda/tuning.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <optional>
+
+namespace orcd::cuda::tuning {
+
+namespace {
+
+// The variable's value as an integer when it is set and is one whole decimal number, else nothing.
+std::optional<long long> env_integer(const char* name) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0') return std::nullopt;
+    return v;
+}
+
+bool power_of_two(long long v) { return v > 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+int64_t matvec_tile_bytes(int64_t fallback) {
+    static const int64_t bytes = [fallback] {
+        const auto v = env_integer("ORCD_MATVEC_TILE_BYTES");
+        return v && *v >= 1024 && *v <= 22 * 1024 ? static_cast<int64_t>(*v) : fallback;
+    }();
+    return bytes;
+}
+
+int matvec_warps_per_row() {
+    static const int wpr = [] {
+        const auto v = env_integer("ORCD_MATVEC_WPR");
+        return v && power_of_two(*v) && *v <= 8 ? static_cast<int>(*v) : 0;
+    }();
+    return wpr;
+}
+
+int q8_threads_per_row() {
+    static const int tpr = [] {
+        const auto v = env_integer("ORCD_Q8_TPR");
+        return v && power_of_two(*v) && *v >= 8 && *v <= 256 ? static_cast<int>(*v) : 0;
+    }();
+    return tpr;
+}
+
+uint64_t fused_max_bytes(uint64_t fallback) {
+    const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
+    return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;
+}
+
+uint32_t prefill_ubatch(uint32_t fallback) {
+    static const uint32_t n = [fallback] {
+        const auto v = env_integer("ORCD_PREFILL_UBATCH");
+        return v && *v >= 16 && *v <= 8192 ? static_cast<uint32_t>(*v) : fallback;
+    }();
+    return n;
+}
+
+bool prefill_profile() {
+    static const bool on = [] {
+        const char* text = std::getenv("ORCD_PREFILL_PROFILE");
+        return text != nullptr && *text != '\0' && *text != '0';
+    }();
+    return on;
+}
+
+}  // namespace orcd::cuda::tuning

@@ -1,0 +1,24 @@
+#pragma once
+// The CUDA backend's tuning overrides: the one place the process environment is read for kernel choices. Each knob
+// has a fixed default backed by a benchmark (named where the default is defined); the variables exist so that the
+// bandwidth and prefill benchmarks can compare settings on one loaded model without a rebuild. An unset, malformed or
+// out-of-range value means "no override". docs/PERF.md ("Tuning overrides") lists them.
+#include <cstdint>
+
+namespace orcd::cuda::tuning {
+
+// ORCD_MATVEC_TILE_BYTES: the staged-tile matvec's tile size in bytes, 1024..22528. Read once per process.
+int64_t matvec_tile_bytes(int64_t fallback);
+// ORCD_MATVEC_WPR: warps per row of the fused matvec, 1, 2, 4 or 8; 0 when not set. Read once per process.
+int matvec_warps_per_row();
+// ORCD_Q8_TPR: threads per row of the q8 matvec, a power of two in 8..256; 0 when not set. Read once per process.
+int q8_threads_per_row();
+// ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
+// every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
+uint64_t fused_max_bytes(uint64_t fallback);
+// ORCD_PREFILL_UBATCH: tokens per prefill micro-batch, 16..8192. Read once per process.
+uint32_t prefill_ubatch(uint32_t fallback);
+// ORCD_PREFILL_PROFILE: set (and not "0") to time prefill's phases (bench prefill prints them). Read once per process.
+bool prefill_profile();
+
+}  // namespace orcd::cuda::tuning
