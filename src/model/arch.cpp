@@ -62,24 +62,24 @@ constexpr TensorSpec kFfnNorm   {"blk.{}.ffn_norm.weight",    &L::ffn_norm,    n
 constexpr TensorSpec kGate      {"blk.{}.ffn_gate.weight",    &L::ffn_gate,    nullptr, ff_in_shape,  "[n_embd, n_ff]",                  Mat, Req};
 constexpr TensorSpec kUp        {"blk.{}.ffn_up.weight",      &L::ffn_up,      nullptr, ff_in_shape,  "[n_embd, n_ff]",                  Mat, Req};
 constexpr TensorSpec kDown      {"blk.{}.ffn_down.weight",    &L::ffn_down,    nullptr, ff_out_shape, "[n_ff, n_embd]",                  Mat, Req};
+// The q/k/v biases: optional in llama, required in qwen2.
+constexpr TensorSpec q_bias(Need n) { return {"blk.{}.attn_q.bias", &L::attn_q_bias, nullptr, q_vec,  "[n_heads*head_dim]",    Vec, n}; }
+constexpr TensorSpec k_bias(Need n) { return {"blk.{}.attn_k.bias", &L::attn_k_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, n}; }
+constexpr TensorSpec v_bias(Need n) { return {"blk.{}.attn_v.bias", &L::attn_v_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, n}; }
 
 constexpr std::array kLlama = {
     kEmbd, kOutNorm, kOutTied,
     TensorSpec{"rope_freqs.weight", nullptr, &M::rope_freqs, rope_half, "[rope_dim/2]", Vec, Opt},
     kAttnNorm, kQ, kK, kV,
     // Some llama-architecture conversions (e.g. of models trained with QKV bias) carry them; the engines add them.
-    TensorSpec{"blk.{}.attn_q.bias", &L::attn_q_bias, nullptr, q_vec,  "[n_heads*head_dim]",    Vec, Opt},
-    TensorSpec{"blk.{}.attn_k.bias", &L::attn_k_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, Opt},
-    TensorSpec{"blk.{}.attn_v.bias", &L::attn_v_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, Opt},
+    q_bias(Opt), k_bias(Opt), v_bias(Opt),
     kO, kFfnNorm, kGate, kUp, kDown,
 };
 
 constexpr std::array kQwen2 = {
     kEmbd, kOutNorm, kOutTied,
     kAttnNorm, kQ, kK, kV,
-    TensorSpec{"blk.{}.attn_q.bias", &L::attn_q_bias, nullptr, q_vec,  "[n_heads*head_dim]",    Vec, Req},
-    TensorSpec{"blk.{}.attn_k.bias", &L::attn_k_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, Req},
-    TensorSpec{"blk.{}.attn_v.bias", &L::attn_v_bias, nullptr, kv_vec, "[n_kv_heads*head_dim]", Vec, Req},
+    q_bias(Req), k_bias(Req), v_bias(Req),
     kO, kFfnNorm, kGate, kUp, kDown,
 };
 
