@@ -13,10 +13,12 @@ runner=$(command -v run-clang-tidy-14 || command -v run-clang-tidy || true)
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 # run-clang-tidy's exit status is unreliable in version 14: the findings are counted in its output instead.
 "$runner" -quiet -clang-tidy-binary "$tidy" -p "$build" -j "$(nproc)" "$PWD/src/.*\.cpp\$" >"$log" 2>&1 || true
-findings=$(grep -cE '^/.*: (warning|error): ' "$log" || true)
-if (( findings > 0 )); then
-  grep -E -A3 '^/.*: (warning|error): ' "$log" >&2
-  echo "tidy.sh: $findings finding(s) in src/" >&2
+sed -i 's/\x1b\[[0-9;]*m//g' "$log"  # run-clang-tidy colours its output
+# A finding in a header is reported once per file that includes it: each place is listed once.
+findings=$(grep -E '^/.*: (warning|error): ' "$log" | sort -u || true)
+if [[ -n "$findings" ]]; then
+  echo "$findings" >&2
+  echo "tidy.sh: $(echo "$findings" | wc -l) finding(s) in src/ (a file's context: rerun clang-tidy-14 -p $build FILE)" >&2
   exit 1
 fi
-echo "tidy.sh: src/ clean ($(grep -c "$PWD/src/.*\.cpp\"" "$build/compile_commands.json" || true) files)"
+echo "tidy.sh: src/ clean ($(grep -c "\"file\": \"$PWD/src/.*\.cpp\"" "$build/compile_commands.json" || true) files)"

@@ -214,7 +214,7 @@ Grammar GrammarBuilder::finish(std::string_view root_name) {
                 const uint32_t w = edges[v][i++].to;
                 if (!seen[w]) {
                     seen[w] = 1;
-                    st.push_back({w, 0});
+                    st.emplace_back(w, 0);
                 }
             } else {
                 order.push_back(v);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/utf8.h"
+
 namespace orcd::grammar {
 
 namespace {
@@ -47,21 +49,8 @@ void split_same_length(uint32_t lo, uint32_t hi, std::vector<Utf8Sequence>& out)
 }  // namespace
 
 void append_utf8(uint32_t cp, std::vector<uint8_t>& out) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<uint8_t>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<uint8_t>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<uint8_t>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<uint8_t>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<uint8_t>(0x80 | (cp & 0x3F)));
-    }
+    uint8_t bytes[4];
+    out.insert(out.end(), bytes, bytes + encode_utf8(cp, bytes));
 }
 
 std::vector<Utf8Sequence> utf8_sequences(uint32_t lo, uint32_t hi) {

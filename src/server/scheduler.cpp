@@ -195,7 +195,7 @@ engine::RequestSink Scheduler::sink_for(const std::shared_ptr<Job>& job) {
         ev.started_at_ms = unix_ms();
         job->push(std::move(ev));
     };
-    sink.on_end = [this, job](engine::GenerateResult r) {
+    sink.on_end = [this, job](const engine::GenerateResult& r) {
         metrics_.add_tokens(r.tokens.size());
         if (r.stop_reason == engine::StopReason::Cancelled) {
             const std::string reason(cancel_reason_text(job->cancel_reason()));
@@ -219,7 +219,7 @@ engine::RequestSink Scheduler::sink_for(const std::shared_ptr<Job>& job) {
         terminal.seed = r.seed;
         job_ended(job, std::move(terminal), Outcome::Success, &r);
     };
-    sink.on_error = [this, job](std::exception_ptr error) {
+    sink.on_error = [this, job](const std::exception_ptr& error) {
         JobEvent terminal;
         Outcome outcome = Outcome::Error;
         try {

@@ -183,16 +183,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
             std::string captured;
             exec_body(n.body, captured);
             Value v(std::move(captured));
-            if (n.expr) {
-                // The filter chain's innermost operand is null: apply the chain from the inside out.
-                std::vector<const Expr*> chain;
-                for (const Expr* f = n.expr.get(); f; f = f->args[0].get()) chain.push_back(f);
-                for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-                    CallArgs args;
-                    eval_args(**it, 1, args);
-                    v = filter((*it)->name, v, args);
-                }
-            }
+            if (n.expr) v = apply_filter_chain(*n.expr, std::move(v));
             assign(n.targets[0], std::move(v));
             break;
         }
@@ -217,13 +208,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
             std::string captured;
             exec_body(n.body, captured);
             Value v(std::move(captured));
-            std::vector<const Expr*> chain;
-            for (const Expr* f = n.expr.get(); f; f = f->args[0].get()) chain.push_back(f);
-            for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-                CallArgs args;
-                eval_args(**it, 1, args);
-                v = filter((*it)->name, v, args);
-            }
+            if (n.expr) v = apply_filter_chain(*n.expr, std::move(v));
             append_output(out, v.to_str());
             break;
         }
@@ -450,6 +435,17 @@ Value Interpreter::filter(std::string_view name, const Value& operand, CallArgs&
 
 bool Interpreter::test(std::string_view name, const Value& operand, CallArgs& args) {
     return apply_test(*this, name, operand, args);
+}
+
+Value Interpreter::apply_filter_chain(const Expr& chain, Value v) {
+    std::vector<const Expr*> filters;
+    for (const Expr* f = &chain; f; f = f->args[0].get()) filters.push_back(f);
+    for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+        CallArgs args;
+        eval_args(**it, 1, args);
+        v = filter((*it)->name, v, args);
+    }
+    return v;
 }
 
 void Interpreter::eval_args(const Expr& e, size_t first, CallArgs& args) {

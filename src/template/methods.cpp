@@ -254,7 +254,7 @@ Value dict_method(const Value& self, std::string_view name) {
         return bind_method(self, "get", [](const Value& d, CallArgs& a) {
             const Value* key = find_arg(a, 0, "key");
             if (!key) throw TemplateTypeError("get expected at least 1 argument, got 0");
-            const Value fallback = arg_or(a, 1, "default", Value::none());
+            Value fallback = arg_or(a, 1, "default", Value::none());
             if (!key->is_string()) return fallback;
             const Value* v = d.dict().find(key->str());
             return v ? *v : fallback;
@@ -302,7 +302,7 @@ const Value* find_arg(const CallArgs& args, size_t pos, std::string_view name) {
 
 Value arg_or(const CallArgs& args, size_t pos, std::string_view name, Value fallback) {
     const Value* v = find_arg(args, pos, name);
-    return v ? *v : fallback;
+    return v ? *v : std::move(fallback);
 }
 
 int64_t int_arg(const CallArgs& args, size_t pos, std::string_view name, int64_t fallback) {

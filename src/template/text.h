@@ -6,11 +6,13 @@
 #include <string_view>
 #include <vector>
 
+#include "common/utf8.h"
+
 namespace orcd::tmpl::text {
 
 std::vector<char32_t> decode(std::string_view s);
 std::string encode(const std::vector<char32_t>& cps);
-void append_utf8(std::string& out, char32_t cp);
+using ::orcd::append_utf8;  // common/utf8.h
 size_t length(std::string_view s);  // in code points
 
 bool is_space(char32_t cp);  // Python's str.isspace for one code point

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/utf8.h"
+
 namespace orcd::tokenizer::unicode {
 
 inline constexpr char32_t kReplacement = 0xFFFD;
@@ -32,7 +34,7 @@ void decode_utf8(std::string_view s, std::vector<char32_t>& out, std::vector<uin
 bool is_valid_utf8(std::string_view s);
 // s with every maximal invalid subpart replaced by U+FFFD (EF BF BD); returns s unchanged when it is valid.
 std::string sanitize_utf8(std::string_view s);
-void append_utf8(std::string& out, char32_t cp);
+using ::orcd::append_utf8;  // common/utf8.h
 
 // Character classes of the pre-tokenizer regexes: \p{L}, \p{N} and \s (White_Space, which is exactly the categories
 // Zs, Zl, Zp plus the controls U+0009..U+000D and U+0085).
