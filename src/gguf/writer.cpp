@@ -156,7 +156,7 @@ bool Writer::has(const std::string& key) const {
         set(key, std::move(v));                        \
     }
 ORCD_SCALAR_SETTER(set_u8, uint8_t, U8, u)
-ORCD_SCALAR_SETTER(set_i8, int8_t, I8, i)  // NOLINT(bugprone-signed-char-misuse): an i8 value sign-extends
+ORCD_SCALAR_SETTER(set_i8, int8_t, I8, i)
 ORCD_SCALAR_SETTER(set_u16, uint16_t, U16, u)
 ORCD_SCALAR_SETTER(set_i16, int16_t, I16, i)
 ORCD_SCALAR_SETTER(set_u32, uint32_t, U32, u)

@@ -74,7 +74,7 @@ public:
     std::string compile() {
         const std::string top = visit(root_, "", 0);
         std::string out = "root ::= " + top + "\n";
-        for (const auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
+        for (const auto& [name, body] : rules_) out.append(name).append(" ::= ").append(body).append("\n");
         if (out.size() > limits_.max_source_bytes) {
             throw Error(ErrorCode::InvalidArgument,
                         fmt::format("schema compiles to a grammar of {} bytes, over the limit of {} bytes", out.size(),
@@ -277,7 +277,7 @@ private:
             }
         }
         // The rule is named before its body is compiled, so recursive references close the loop.
-        const std::string name = add_rule(target.substr(1), "\"\"");
+        std::string name = add_rule(target.substr(1), "\"\"");
         refs_[target] = name;
         rules_[name] = visit(*node, target.substr(1), depth + 1);
         return name;

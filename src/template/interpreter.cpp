@@ -180,11 +180,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
             exec_set(n);
             break;
         case Node::Kind::SetBlock: {
-            std::string captured;
-            exec_body(n.body, captured);
-            Value v(std::move(captured));
-            if (n.expr) v = apply_filter_chain(*n.expr, std::move(v));
-            assign(n.targets[0], std::move(v));
+            assign(n.targets[0], filtered_block(n));
             break;
         }
         case Node::Kind::Macro:
@@ -205,11 +201,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
             break;
         }
         case Node::Kind::FilterBlock: {
-            std::string captured;
-            exec_body(n.body, captured);
-            Value v(std::move(captured));
-            if (n.expr) v = apply_filter_chain(*n.expr, std::move(v));
-            append_output(out, v.to_str());
+            append_output(out, filtered_block(n).to_str());
             break;
         }
         case Node::Kind::Break:
@@ -437,9 +429,12 @@ bool Interpreter::test(std::string_view name, const Value& operand, CallArgs& ar
     return apply_test(*this, name, operand, args);
 }
 
-Value Interpreter::apply_filter_chain(const Expr& chain, Value v) {
+Value Interpreter::filtered_block(const Node& n) {
+    std::string captured;
+    exec_body(n.body, captured);
+    Value v(std::move(captured));
     std::vector<const Expr*> filters;
-    for (const Expr* f = &chain; f; f = f->args[0].get()) filters.push_back(f);
+    for (const Expr* f = n.expr.get(); f; f = f->args[0].get()) filters.push_back(f);
     for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
         CallArgs args;
         eval_args(**it, 1, args);

@@ -74,9 +74,10 @@ private:
     Value eval_binary(const Expr& e);
     Value eval_call(const Expr& e);
     void eval_args(const Expr& e, size_t first, CallArgs& args);
-    // `{% set x | f | g %}` and `{% filter f | g %}`: `chain` is the outermost filter, whose operand (args[0]) is the
-    // next one in, down to a null operand; the filters apply to `v` from the inside out.
-    Value apply_filter_chain(const Expr& chain, Value v);
+    // The rendered body of `{% set x | f | g %}` or `{% filter f | g %}` as a value, through its filter chain:
+    // n.expr is the outermost filter, whose operand (args[0]) is the next one in, down to a null operand; the filters
+    // apply from the inside out.
+    Value filtered_block(const Node& n);
     Value lookup(const std::string& name) const;
     void assign(const std::string& name, Value v);
     void append_output(std::string& out, std::string_view s) const;

@@ -136,9 +136,9 @@ std::string float_repr(double f) {
         std::string out;
         if (exp >= 0) {
             if (static_cast<int>(digits.size()) <= exp + 1) {
-                out = digits + std::string(static_cast<size_t>(exp + 1) - digits.size(), '0') + ".0";
+                out = digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0') + ".0";
             } else {
-                out = digits.substr(0, static_cast<size_t>(exp + 1)) + "." + digits.substr(static_cast<size_t>(exp + 1));
+                out = digits.substr(0, static_cast<size_t>(exp) + 1) + "." + digits.substr(static_cast<size_t>(exp) + 1);
             }
         } else {
             out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
