@@ -148,7 +148,7 @@ Value f_map(Interpreter& in, const Value& v, CallArgs& a) {
 }
 
 Value f_default(Interpreter&, const Value& v, CallArgs& a) {
-    const Value dflt = arg_or(a, 0, "default_value", Value(""));
+    Value dflt = arg_or(a, 0, "default_value", Value(""));
     const bool boolean = arg_or(a, 1, "boolean", Value(false)).truthy();
     if (v.is_undefined() || (boolean && !v.truthy())) return dflt;
     return v;
@@ -263,7 +263,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
 }
 
 Value f_float(Interpreter&, const Value& v, CallArgs& a) {
-    const Value dflt = arg_or(a, 0, "default", Value(0.0));
+    Value dflt = arg_or(a, 0, "default", Value(0.0));
     if (v.is_number()) return Value(v.as_number());
     if (v.is_string()) {
         try {
