@@ -93,7 +93,7 @@ struct HttpServer::Impl {
     std::string shutdown_reason;
     bool shut_down = false;
 
-    Impl(InferenceService& s, ServerOptions o) : service(s), opt(std::move(o)) {
+    Impl(InferenceService& s, ServerOptions o) : service(s), opt(std::move(o)), metrics(s.info().model_id) {
         scheduler = std::make_unique<Scheduler>(service, metrics, opt.max_queue);
         residency =
             std::make_unique<ResidencyMonitor>([this] { return service.residency_problem(); }, opt.residency_interval);
