@@ -186,7 +186,7 @@ def main():
             break
         time.sleep(0.1)
     metrics = exchange(port, get("/metrics")).decode()
-    queue_metric = float(re.search(r"^worker_queue_depth (\S+)", metrics, re.M).group(1))
+    queue_metric = float(re.search(r"^worker_queue_depth\{[^}]*\} (\S+)", metrics, re.M).group(1))
     after = [r for (t, r) in samples if t >= warmup]
     base = after[0] if after else samples[0][1]
     final = rss(proc.pid)

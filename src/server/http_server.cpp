@@ -43,6 +43,29 @@ std::string_view refusal_code(Refusal r) {
     return "BAD_REQUEST";
 }
 
+// CORS for the origins --allowed-origins admits (the same list check_access applies to POSTs): their pages may read
+// the answers, so every answer to such a request names the origin. Requests from other origins get no CORS headers
+// (and their POSTs are refused before any work).
+class CorsExchange final : public Exchange {
+public:
+    CorsExchange(std::shared_ptr<Exchange> inner, std::string origin)
+        : inner_(std::move(inner)), origin_(std::move(origin)) {}
+    void reply(HttpResponse response) override { inner_->reply(with_headers(std::move(response))); }
+    void begin_stream(HttpResponse head) override { inner_->begin_stream(with_headers(std::move(head))); }
+    void write(std::string bytes) override { inner_->write(std::move(bytes)); }
+    void end_stream() override { inner_->end_stream(); }
+    void on_disconnect(std::function<void()> fn) override { inner_->on_disconnect(std::move(fn)); }
+
+private:
+    HttpResponse with_headers(HttpResponse r) const {
+        r.headers.emplace_back("Access-Control-Allow-Origin", origin_);
+        r.headers.emplace_back("Vary", "Origin");
+        return r;
+    }
+    std::shared_ptr<Exchange> inner_;
+    std::string origin_;
+};
+
 int refusal_status(Refusal r) {
     switch (r) {
         case Refusal::MalformedRequest:
@@ -93,7 +116,7 @@ struct HttpServer::Impl {
     std::string shutdown_reason;
     bool shut_down = false;
 
-    Impl(InferenceService& s, ServerOptions o) : service(s), opt(std::move(o)) {
+    Impl(InferenceService& s, ServerOptions o) : service(s), opt(std::move(o)), metrics(s.info().model_id) {
         scheduler = std::make_unique<Scheduler>(service, metrics, opt.max_queue);
         residency =
             std::make_unique<ResidencyMonitor>([this] { return service.residency_problem(); }, opt.residency_interval);
@@ -156,7 +179,10 @@ struct HttpServer::Impl {
         return kRoutes;
     }
 
-    void dispatch(const HttpRequest& req, const std::shared_ptr<Exchange>& ex) {
+    void dispatch(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
+        if (req.has_header("origin") && origin_allowed(req.header("origin"), req.header("host"), opt)) {
+            ex = std::make_shared<CorsExchange>(std::move(ex), req.header("origin"));
+        }
         try {
             route(req, ex);
         } catch (const std::exception& e) {
@@ -182,6 +208,7 @@ struct HttpServer::Impl {
                                        fmt::format("no route for {} {}", log_escape(req.method, 20),
                                                    log_escape(req.path, 100))));
         }
+        if (req.method == "OPTIONS" && req.has_header("access-control-request-method")) return preflight(req, ex, *found);
         const std::string allow = found->post ? "POST" : "GET, HEAD";
         const bool method_ok = found->post ? req.method == "POST" : (req.method == "GET" || req.method == "HEAD");
         if (!method_ok) {
@@ -200,6 +227,21 @@ struct HttpServer::Impl {
                                        "a JSON body with a Content-Length (or chunked encoding) is required"));
         }
         found->fn(*this, req, ex);
+    }
+
+    // A CORS preflight: an allowed origin learns what it may send (the route's method, the API key and a JSON body);
+    // any other origin is refused as its request would be.
+    void preflight(const HttpRequest& req, const std::shared_ptr<Exchange>& ex, const Route& route) {
+        if (auto refused = check_access(opt, req, /*needs_auth=*/false, /*state_changing=*/true)) {
+            return ex->reply(std::move(*refused));
+        }
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        r.headers.emplace_back("Access-Control-Allow-Methods", route.post ? "POST" : "GET, HEAD");
+        r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
+        r.headers.emplace_back("Access-Control-Max-Age", "600");
+        ex->reply(std::move(r));
     }
 
     // A file of the chat page: no API key (the page asks for one and sends it with its API calls), but the Host

@@ -1,6 +1,9 @@
 #pragma once
 // The worker's Prometheus metrics, kept as plain atomics/locked arrays and rendered in the text exposition format
-// (version 0.0.4). Names and label values are fixed here so that dashboards can rely on them.
+// (version 0.0.4). Names and label values are fixed here so that dashboards can rely on them: base units (seconds,
+// bytes), vLLM's names where vLLM has the same quantity (num_requests_running, kv_cache_usage_perc,
+// time_to_first_token_seconds ...) behind the worker_ prefix, and a `model` label (the served model id, --alias) on
+// every sample so that one dashboard can hold several workers.
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -21,8 +24,9 @@ class Histogram {
 public:
     explicit Histogram(std::vector<double> upper_bounds);  // ascending; +Inf is implicit
     void observe(double v);
-    // `name` without suffixes; writes the _bucket (cumulative), _sum and _count lines.
-    void render(std::string& out, std::string_view name) const;
+    // `name` without suffixes; writes the _bucket (cumulative), _sum and _count lines, each carrying `labels`
+    // (already rendered: `model="m"`).
+    void render(std::string& out, std::string_view name, std::string_view labels) const;
 
 private:
     std::vector<double> bounds_;
@@ -54,17 +58,17 @@ struct BatchSnapshot {
 
 class Metrics {
 public:
-    Metrics();
+    explicit Metrics(std::string model);  // the `model` label's value: the id clients use
 
     void count_request(Outcome o) { requests_[static_cast<size_t>(o)].fetch_add(1, std::memory_order_relaxed); }
     void add_tokens(uint64_t n) { tokens_.fetch_add(n, std::memory_order_relaxed); }
-    void observe_inference_ms(double ms) { inference_ms_.observe(ms); }
-    void observe_ttft_ms(double ms) { ttft_ms_.observe(ms); }
+    void observe_inference_seconds(double s) { inference_s_.observe(s); }
+    void observe_ttft_seconds(double s) { ttft_s_.observe(s); }
     void set_queue_depth(uint64_t n) { queue_depth_.store(n, std::memory_order_relaxed); }
     void set_vram_bytes(uint64_t n) { vram_bytes_.store(n, std::memory_order_relaxed); }
     // Per finished request: time per output token after the first, and from acceptance to the end.
-    void observe_tpot_ms(double ms) { tpot_ms_.observe(ms); }
-    void observe_e2e_ms(double ms) { e2e_ms_.observe(ms); }
+    void observe_tpot_seconds(double s) { tpot_s_.observe(s); }
+    void observe_e2e_seconds(double s) { e2e_s_.observe(s); }
     // Per step: sequences and tokens in it.
     void observe_step(uint32_t sequences, uint32_t tokens) {
         batch_size_.observe(sequences);
@@ -86,14 +90,15 @@ public:
 
 private:
     const std::chrono::steady_clock::time_point start_;
+    const std::string labels_;  // `model="..."`, escaped once
     std::array<std::atomic<uint64_t>, kOutcomeCount> requests_{};
     std::atomic<uint64_t> tokens_{0};
     std::atomic<uint64_t> queue_depth_{0};
     std::atomic<uint64_t> vram_bytes_{0};
-    Histogram inference_ms_;
-    Histogram ttft_ms_;
-    Histogram tpot_ms_;
-    Histogram e2e_ms_;
+    Histogram inference_s_;
+    Histogram ttft_s_;
+    Histogram tpot_s_;
+    Histogram e2e_s_;
     Histogram batch_size_;
     Histogram batch_tokens_;
     mutable std::mutex batch_mu_;

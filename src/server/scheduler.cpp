@@ -257,14 +257,14 @@ void Scheduler::job_ended(const std::shared_ptr<Job>& job, JobEvent terminal, Ou
     }
     if (r && !r->tokens.empty()) {
         // From acceptance (queueing included) to the first sampled token.
-        const double queued_ms = std::chrono::duration<double, std::milli>(start - job->submitted()).count();
-        metrics_.observe_ttft_ms(queued_ms + r->timings.ttft_s * 1000.0);
+        const double queued_s = std::chrono::duration<double>(start - job->submitted()).count();
+        metrics_.observe_ttft_seconds(queued_s + r->timings.ttft_s);
         if (r->tokens.size() > 1 && outcome == Outcome::Success) {
-            metrics_.observe_tpot_ms(r->timings.decode_s * 1000.0 / static_cast<double>(r->tokens.size() - 1));
+            metrics_.observe_tpot_seconds(r->timings.decode_s / static_cast<double>(r->tokens.size() - 1));
         }
     }
-    if (started) metrics_.observe_inference_ms(std::chrono::duration<double, std::milli>(now - start).count());
-    metrics_.observe_e2e_ms(std::chrono::duration<double, std::milli>(now - job->submitted()).count());
+    if (started) metrics_.observe_inference_seconds(std::chrono::duration<double>(now - start).count());
+    metrics_.observe_e2e_seconds(std::chrono::duration<double>(now - job->submitted()).count());
     metrics_.count_request(outcome);
     job->push(std::move(terminal));
     idle_cv_.notify_all();

@@ -50,7 +50,7 @@ std::string serialize_head(const HttpResponse& r, std::optional<size_t> length, 
     if (!r.content_type.empty()) s += fmt::format("Content-Type: {}\r\n", r.content_type);
     for (const auto& [k, v] : r.headers) s += fmt::format("{}: {}\r\n", k, v);
     if (length) {
-        s += fmt::format("Content-Length: {}\r\n", *length);
+        if (r.status != 204) s += fmt::format("Content-Length: {}\r\n", *length);  // RFC 9110: never on a 204
     } else {
         s += "Transfer-Encoding: chunked\r\n";
     }

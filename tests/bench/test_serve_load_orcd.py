@@ -111,7 +111,7 @@ def main():
             expected = sum(x["setup"]["calibration_requests"] + sum(ph["clients"] + ph["requests"] for ph in x["phases"])
                            for x in (rep, shared_rep))
             metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
-            m = re.search(r'^worker_requests_total\{outcome="success"\} (\S+)$', metrics, re.M)
+            m = re.search(r'^worker_requests_total\{model="[^"]*",outcome="success"\} (\S+)$', metrics, re.M)
             if m:
                 check(float(m.group(1)) == expected, f"server counted {m.group(1)} successful requests, "
                                                      f"the load generator {expected}")

@@ -508,14 +508,17 @@ nlohmann::json metrics_families(const Server& s, const std::vector<std::string>&
 
 double sample(const nlohmann::json& fams, const std::string& family, const std::string& name,
               const nlohmann::json& labels) {
+    // Every sample carries the served model's id: a sample without it is not found.
+    nlohmann::json want = labels.is_null() ? nlohmann::json::object() : labels;
+    want["model"] = test_model_id();
     if (!fams.contains(family)) {
         ADD_FAILURE() << "no metric family " << family;
         return -1;
     }
     for (const auto& s : fams[family]["samples"]) {
-        if (s[0] == name && s[1] == labels) return s[2].get<double>();
+        if (s[0] == name && s[1] == want) return s[2].get<double>();
     }
-    ADD_FAILURE() << "no sample " << name << " " << labels.dump() << " in " << fams[family].dump();
+    ADD_FAILURE() << "no sample " << name << " " << want.dump() << " in " << fams[family].dump();
     return -1;
 }
 

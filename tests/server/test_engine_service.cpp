@@ -162,7 +162,8 @@ TEST(EngineServiceHealth, ResidencyHookAndMemoryReportDriveHealthAndMetrics) {
     EXPECT_EQ(json::parse(http_get(port, "/health").body)["vram_bytes_used"], 5000 + 2048 + 64);
     const Response m = http_get(port, "/metrics");
     ASSERT_EQ(m.status, 200);
-    EXPECT_NE(m.body.find("\nworker_vram_bytes 7112\n"), std::string::npos) << m.body;
+    EXPECT_NE(m.body.find("\nworker_vram_bytes{model=\"" + service.info().model_id + "\"} 7112\n"), std::string::npos)
+        << m.body;
 
     // And recovers when the hook does.
     scripted->resident = true;

@@ -449,9 +449,9 @@ TEST(ServeMetrics, ParseWithPrometheusClientAndCount) {
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "success"}}), 3);
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "invalid"}}), 1);
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "cancelled"}}), 0);
-    EXPECT_EQ(sample(f, "worker_tokens_generated", "worker_tokens_generated_total"), static_cast<double>(tokens));
+    EXPECT_EQ(sample(f, "worker_generation_tokens", "worker_generation_tokens_total"), static_cast<double>(tokens));
     EXPECT_EQ(tokens, 5u + 6u + 7u);
-    for (const char* h : {"worker_inference_duration_ms", "worker_time_to_first_token_ms"}) {
+    for (const char* h : {"worker_inference_duration_seconds", "worker_time_to_first_token_seconds"}) {
         EXPECT_EQ(f[h]["type"], "histogram") << h;
         EXPECT_EQ(sample(f, h, std::string(h) + "_count"), 3) << h;
         EXPECT_EQ(sample(f, h, std::string(h) + "_bucket", {{"le", "+Inf"}}), 3) << h;

@@ -181,10 +181,10 @@ TEST(ServeBatching, APoolOfAFewPagesServesSixtyFourClientsWithTheSameOutputsAndL
     EXPECT_EQ(after["pages_free"], before["pages_free"]);
     const json f = metrics_families(s);
     std::printf("64 clients on a pool of 16 pages: %.0f preemptions, %.0f of %.0f prompt tokens from the prefix cache\n",
-                sample(f, "worker_preemptions", "worker_preemptions_total"),
+                sample(f, "worker_num_preemptions", "worker_num_preemptions_total"),
                 sample(f, "worker_prefix_cache_hits", "worker_prefix_cache_hits_total"),
                 sample(f, "worker_prefix_cache_queries", "worker_prefix_cache_queries_total"));
-    EXPECT_GT(sample(f, "worker_preemptions", "worker_preemptions_total"), 0) << "the pool never ran dry";
+    EXPECT_GT(sample(f, "worker_num_preemptions", "worker_num_preemptions_total"), 0) << "the pool never ran dry";
     EXPECT_GT(sample(f, "worker_prefix_cache_hits", "worker_prefix_cache_hits_total"), 0)
         << "the shared prefix was never reused";
     EXPECT_EQ(sample(f, "worker_kv_pages_used", "worker_kv_pages_used"), 0);

@@ -450,27 +450,55 @@ TEST(ServerWire, OpenAiShapes) {
 }
 
 TEST(ServerMetrics, HistogramIsCumulativeAndTextIsComplete) {
-    Metrics m;
+    Metrics m("qwen");
     m.count_request(Outcome::Success);
     m.count_request(Outcome::Rejected);
     m.add_tokens(11);
-    m.observe_inference_ms(7);
-    m.observe_inference_ms(70);
-    m.observe_inference_ms(1e9);  // beyond the last bound: only +Inf
+    m.observe_inference_seconds(0.007);
+    m.observe_inference_seconds(0.07);
+    m.observe_inference_seconds(1e6);  // beyond the last bound: only +Inf
     m.set_queue_depth(2);
     m.set_vram_bytes(1234);
     const std::string t = m.render();
     for (const char* line :
-         {"worker_requests_total{outcome=\"success\"} 1\n", "worker_requests_total{outcome=\"rejected\"} 1\n",
-          "worker_requests_total{outcome=\"cancelled\"} 0\n", "worker_tokens_generated_total 11\n",
-          "worker_inference_duration_ms_bucket{le=\"5\"} 0\n", "worker_inference_duration_ms_bucket{le=\"10\"} 1\n",
-          "worker_inference_duration_ms_bucket{le=\"100\"} 2\n",
-          "worker_inference_duration_ms_bucket{le=\"120000\"} 2\n",
-          "worker_inference_duration_ms_bucket{le=\"+Inf\"} 3\n", "worker_inference_duration_ms_count 3\n",
-          "worker_time_to_first_token_ms_count 0\n", "worker_queue_depth 2\n", "worker_vram_bytes 1234\n",
-          "# TYPE worker_inference_duration_ms histogram\n", "# TYPE worker_uptime_seconds gauge\n"}) {
+         {"worker_requests_total{model=\"qwen\",outcome=\"success\"} 1\n",
+          "worker_requests_total{model=\"qwen\",outcome=\"rejected\"} 1\n",
+          "worker_requests_total{model=\"qwen\",outcome=\"cancelled\"} 0\n",
+          "worker_generation_tokens_total{model=\"qwen\"} 11\n",
+          "worker_inference_duration_seconds_bucket{model=\"qwen\",le=\"0.005\"} 0\n",
+          "worker_inference_duration_seconds_bucket{model=\"qwen\",le=\"0.01\"} 1\n",
+          "worker_inference_duration_seconds_bucket{model=\"qwen\",le=\"0.1\"} 2\n",
+          "worker_inference_duration_seconds_bucket{model=\"qwen\",le=\"120\"} 2\n",
+          "worker_inference_duration_seconds_bucket{model=\"qwen\",le=\"+Inf\"} 3\n",
+          "worker_inference_duration_seconds_count{model=\"qwen\"} 3\n",
+          "worker_time_to_first_token_seconds_count{model=\"qwen\"} 0\n", "worker_queue_depth{model=\"qwen\"} 2\n",
+          "worker_vram_bytes{model=\"qwen\"} 1234\n", "# TYPE worker_inference_duration_seconds histogram\n",
+          "# TYPE worker_uptime_seconds gauge\n", "# TYPE worker_num_requests_running gauge\n",
+          "# TYPE worker_num_requests_waiting gauge\n", "# TYPE worker_kv_cache_usage_perc gauge\n"}) {
         EXPECT_NE(t.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << t;
     }
+}
+
+TEST(ServerMetrics, EverySampleCarriesTheModelLabelAndNoneIsInMilliseconds) {
+    // A hostile alias: the label value is escaped, never breaking the exposition format.
+    Metrics m("a\"b\\c\nd");
+    m.observe_ttft_seconds(0.5);
+    const std::string t = m.render();
+    const std::string label = "{model=\"a\\\"b\\\\c\\nd\"";
+    size_t samples = 0;
+    for (size_t at = 0; at < t.size();) {
+        const size_t end = t.find('\n', at);
+        ASSERT_NE(end, std::string::npos) << "the text ends with a newline";
+        const std::string line = t.substr(at, end - at);
+        at = end + 1;
+        EXPECT_EQ(line.find("_ms"), std::string::npos) << line;
+        if (line.starts_with("#")) continue;
+        ++samples;
+        const size_t brace = line.find('{');
+        ASSERT_NE(brace, std::string::npos) << line;
+        EXPECT_EQ(line.substr(brace, label.size()), label) << line;
+    }
+    EXPECT_GT(samples, 60u);
 }
 
 // A scripted service with a batch of `info_.parallel` jobs: each step (`step` long) every running job emits its next
@@ -594,7 +622,7 @@ std::vector<JobEvent> drain_events(Job& j) {
 
 TEST(ServerScheduler, RunsInOrderAndEndsEachJobOnce) {
     FakeService svc;
-    Metrics m;
+    Metrics m("m");
     Scheduler s(svc, m, 4);
     auto a = s.submit("a", req(3)).job;
     auto b = s.submit("b", req(2)).job;
@@ -618,7 +646,7 @@ TEST(ServerScheduler, RunsInOrderAndEndsEachJobOnce) {
 TEST(ServerScheduler, BoundedQueueDuplicatesAndDrain) {
     FakeService svc;
     svc.step_time = 20ms;
-    Metrics m;
+    Metrics m("m");
     Scheduler s(svc, m, 1);
     auto a = s.submit("a", req(1000)).job;
     while (svc.started == 0) std::this_thread::sleep_for(1ms);
@@ -648,7 +676,7 @@ TEST(ServerScheduler, BoundedQueueDuplicatesAndDrain) {
 
 TEST(ServerScheduler, ErrorsMapToEventCodesAndTheWorkerGoesOn) {
     FakeService svc;
-    Metrics m;
+    Metrics m("m");
     Scheduler s(svc, m, 4);
     const std::pair<ErrorCode, JobErrorCode> cases[] = {
         {ErrorCode::DeviceAlloc, JobErrorCode::VramOom},
@@ -677,7 +705,7 @@ TEST(ServerScheduler, RunsUpToParallelJobsInOneBatchAndQueuesBeyond) {
     FakeService svc;
     svc.info_.parallel = 4;
     svc.step_time = 5ms;
-    Metrics m;
+    Metrics m("m");
     Scheduler s(svc, m, 2);
     std::vector<std::shared_ptr<Job>> jobs;
     for (int i = 0; i < 6; ++i) {
@@ -694,12 +722,12 @@ TEST(ServerScheduler, RunsUpToParallelJobsInOneBatchAndQueuesBeyond) {
     }
     EXPECT_EQ(svc.widest_step, 4);
     EXPECT_EQ(m.requests(Outcome::Success), 6u);
-    EXPECT_NE(m.render().find("worker_batch_size_bucket{le=\"4\"}"), std::string::npos);
+    EXPECT_NE(m.render().find("worker_batch_size_bucket{model=\"m\",le=\"4\"}"), std::string::npos);
 }
 
 TEST(ServerScheduler, ARequestTheServiceRefusesIsNeverQueued) {
     FakeService svc;
-    Metrics m;
+    Metrics m("m");
     Scheduler s(svc, m, 4);
     engine::GenerateRequest r = req(2);
     r.prompt = "refuse";

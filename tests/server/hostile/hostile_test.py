@@ -367,6 +367,31 @@ class Hostile(unittest.TestCase):
             status, _, _ = s2.request("GET", "/metrics", headers={"Host": "worker.lan:9"})
             self.assertEqual(status, 200)
             self.assertEqual(s2.health()["limits"]["allowed_origins"], ["http://ok.example"])
+            # CORS follows the same list: the allowed origin's page may read answers (streams included) and its
+            # preflight is answered; another origin gets no CORS header and its preflight is refused.
+            model = s2.health()["model"]
+            status, h, _ = s2.json("POST", "/v1/completions",
+                                   {"model": model, "prompt": "hi", "max_tokens": 2, "stream": True},
+                                   {"Origin": "http://ok.example"})
+            self.assertEqual(status, 200)
+            self.assertEqual(h.get("Access-Control-Allow-Origin"), "http://ok.example")
+            self.assertEqual(h.get("Vary"), "Origin")
+            status, h, _ = s2.request("GET", "/v1/models", headers={"Origin": "http://ok.example"})
+            self.assertEqual((status, h.get("Access-Control-Allow-Origin")), (200, "http://ok.example"))
+            status, h, body = s2.request("OPTIONS", "/v1/chat/completions", headers={
+                "Origin": "http://ok.example", "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type"})
+            self.assertEqual((status, body), (204, b""))
+            self.assertEqual(h.get("Access-Control-Allow-Origin"), "http://ok.example")
+            self.assertEqual(h.get("Access-Control-Allow-Methods"), "POST")
+            self.assertIn("Authorization", h.get("Access-Control-Allow-Headers", ""))
+            self.assertNotIn("Content-Length", h)
+            status, h, _ = s2.request("OPTIONS", "/v1/chat/completions", headers={
+                "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+            self.assertEqual(status, 403)
+            self.assertNotIn("Access-Control-Allow-Origin", h)
+            status, h, _ = s2.request("GET", "/v1/models", headers={"Origin": "http://evil.example"})
+            self.assertNotIn("Access-Control-Allow-Origin", h)
         finally:
             s2.stop()
 
