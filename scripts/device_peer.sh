@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Device step `peer`: llama.cpp's llama-server (and llama-batched-bench) measured on the same synth file, GPU and call
 # as `scripts/device_batching.sh`, so the continuous-batching figures have their peer beside them.
-# The llama.cpp source is a git-ignored tarball carried with the call (.peer/llama.cpp.tgz, made here with
-# `git archive` of a llama.cpp snapshot); it is built on the device (sm_90, CUDA, flash attention kernels) into
-# .peer/build, which stays there between calls while the machine is warm.
+# llama.cpp comes either prebuilt (.peer/bin.txz: llama-server, llama-batched-bench and their ggml libraries, built
+# here for sm_90 with the commands of the build part and a libcuda stub to link against), or as a source tarball
+# (.peer/llama.cpp.tgz, `git archive` of a llama.cpp snapshot) built on the device into .peer/build. Both are
+# git-ignored and carried with the call.
 #   PEER_PARTS="build serve bench" (default: all)   PEER_CLIENTS=1,16,64   PEER_PRESET=qwen2.5-0.5b
 #   build   configure + build llama-server and llama-batched-bench (skipped when already built)
 #   serve   llama-server -np P -fa, driven by bench/serve_load.py with the workload (as the batching step)
@@ -16,6 +17,11 @@ PEER_CLIENTS=${PEER_CLIENTS:-1,16,64}
 PEER_PRESET=${PEER_PRESET:-qwen2.5-0.5b}
 has() { [[ " $PEER_PARTS " == *" $1 "* ]]; }
 bin=.peer/build/bin
+if [ -f .peer/bin.txz ]; then
+  tar xJf .peer/bin.txz -C .peer && bin=.peer/bin
+fi
+export LD_LIBRARY_PATH="$PWD/$bin:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "--- llama.cpp: $($bin/llama-server --version 2>&1 | grep -m1 -i version)"
 
 if has build && [ ! -x $bin/llama-server ]; then
   [ -f .peer/llama.cpp.tgz ] || { echo "no .peer/llama.cpp.tgz: carry it"; exit 1; }
