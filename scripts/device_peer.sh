@@ -21,7 +21,6 @@ if [ -f .peer/bin.txz ]; then
   tar xJf .peer/bin.txz -C .peer && bin=.peer/bin
 fi
 export LD_LIBRARY_PATH="$PWD/$bin:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-echo "--- llama.cpp: $($bin/llama-server --version 2>&1 | grep -m1 -i version)"
 
 if has build && [ ! -x $bin/llama-server ]; then
   [ -f .peer/llama.cpp.tgz ] || { echo "no .peer/llama.cpp.tgz: carry it"; exit 1; }
@@ -33,6 +32,8 @@ if has build && [ ! -x $bin/llama-server ]; then
     { tail -30 "$OUT/peer-build.log"; exit 1; }
   echo "llama.cpp built in $((SECONDS - start)) s"
 fi
+
+echo "--- llama.cpp: $($bin/llama-server --version 2>&1 | grep -m1 -i version)"
 
 # The synth file of the batching step (same preset, same vocabulary, same path).
 vocab_dir=$(cd .. && pwd)/shared/models/vocab
