@@ -49,7 +49,9 @@ TEST(LoadProgress, ReadStepReportsToTheObserverUpToOne) {
     for (size_t i = 0; i < seen.size(); ++i) {
         EXPECT_EQ(stages[i], "read");
         EXPECT_EQ(seen[i].bytes_total, 130ull << 20);
-        if (i > 0) EXPECT_GT(seen[i].fraction, seen[i - 1].fraction);
+        if (i > 0) {
+            EXPECT_GT(seen[i].fraction, seen[i - 1].fraction);
+        }
     }
     EXPECT_EQ(seen.back().bytes_done, 130ull << 20);
     // With an upload step to come, the read is half of the load.
