@@ -244,7 +244,7 @@ private:
     std::thread thread_;
 };
 
-// Test seam (tests/server: /health while loading): with ORCD_TEST_LOAD_GATE naming a FIFO, the load waits, with the
+// Test seam (tests/cli/test_serve_loading.py: /health while loading): with ORCD_TEST_LOAD_GATE naming a FIFO, the load waits, with the
 // port already answering, until a test has opened the FIFO for writing and closed it. Unset in production.
 void wait_for_test_gate() {
     const char* gate = std::getenv("ORCD_TEST_LOAD_GATE");
@@ -298,10 +298,10 @@ int run_serve(ServeArgs a) {
     eo.device = engine::parse_device(a.device);
     // Once every byte is read (and on CUDA uploaded), what is left is "init": the tokenizer, the backend, the KV pool.
     LoadProgress progress(eo.device == engine::Device::Cuda, "orcd serve: ", /*quiet=*/false,
-                                [&load_state](const LoadStatus& s) {
-                                    load_state.set(s.fraction >= 1.0 ? "init" : std::string(s.stage), s.fraction,
-                                                   s.bytes_done, s.bytes_total);
-                                });
+                          [&load_state](const LoadStatus& s) {
+                              load_state.set(s.fraction >= 1.0 ? "init" : std::string(s.stage), s.fraction,
+                                             s.bytes_done, s.bytes_total);
+                          });
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
     eo.chat_template_file = a.chat_template_file;
