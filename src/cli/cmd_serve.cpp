@@ -228,6 +228,12 @@ private:
             std::lock_guard lock(mu_);
             const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
             if (!received_.empty()) {
+                // A person pressing Ctrl-C again does not want to wait for the drain (or a long load) to finish, as
+                // in the other commands; a supervisor repeating SIGTERM keeps the graceful path.
+                if (sig == SIGINT) {
+                    say("SIGINT received again: interrupted twice: exiting now");
+                    std::_Exit(130);
+                }
                 say(fmt::format("{} received; already shutting down", name));
                 continue;
             }

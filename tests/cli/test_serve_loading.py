@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`orcd serve` answers while its model loads: the port is bound before the load, GET /health is 503 with state
 "loading" and the load's percentage (never past 100, never going back), every other request is 503 LOADING with
-Retry-After, and the real server then takes the same port over and says "ready".
+Retry-After, and the real server then takes the same port over and says "ready". SIGTERM during the load exits 0 once
+it is done; a second SIGINT exits 130 at once.
 
 The load is held at its start through the ORCD_TEST_LOAD_GATE seam (a FIFO the worker reads before loading), so that
 the checks do not depend on how fast the machine loads. Standard library only.
@@ -118,6 +119,16 @@ class ServeLoadingTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(timeout=30), 0)
+
+    def test_second_sigint_while_loading_exits_at_once(self):
+        port = int(self.read_log_until(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
+        self.assertEqual(get(f"http://127.0.0.1:{port}/health")[0], 503)
+        self.proc.send_signal(signal.SIGINT)
+        self.read_log_until(r"SIGINT received; shutting down")  # taken: the next one is a second press
+        self.proc.send_signal(signal.SIGINT)
+        # The load is still held at the gate: only the second press can end the process.
+        self.assertEqual(self.proc.wait(timeout=30), 130)
+        self.read_log_until(r"interrupted twice: exiting now")
 
     def test_sigterm_while_loading_exits_cleanly(self):
         port = int(self.read_log_until(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
