@@ -6,7 +6,8 @@
 #            prompts, 128 new tokens, greedy, streamed /v1/completions, closed loop) at CLIENTS clients
 #   prefix   time to first token of a prompt behind a shared 1,000-token prefix, with and without the prefix cache
 #   profile  per-kernel device time of a few batched decode steps (ncu, B = PROFILE_BATCH)
-# Everything is printed; the servers' logs go to $OUT/serve.log.
+# Everything is printed; the servers' logs go to $OUT/serve.log, the bench and serve JSON to $OUT/batch-*.json and
+# $OUT/serve-*.json (the plots' data).
 set -uo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
@@ -53,7 +54,8 @@ if has bench; then
   for preset in $PRESETS; do
     f=$(model_for "$preset")
     echo "--- $preset Q4_K_M: orcd bench --batch 1,8,16,64 (prompt 100, 128 decode steps)"
-    $orcd bench -m "$f" --device cuda --batch 1,8,16,64 -p 100 -n 128 -r 2
+    # JSON, kept for scripts/plot_bench.py --batch (docs/img/data/README.md)
+    $orcd bench -m "$f" --device cuda --batch 1,8,16,64 -p 100 -n 128 -r 2 --json | tee "$OUT/batch-$preset.json"
   done
 fi
 
@@ -65,8 +67,10 @@ if has serve; then
     echo "--- $preset Q4_K_M: orcd serve --parallel $par, serve_load clients $clients"
     start_serve "$f" --parallel "$par" -c 4096 || exit 1
     curl -s "http://127.0.0.1:$PORT/health"; echo
+    # JSON, kept for scripts/plot_bench.py --serve (docs/img/data/README.md)
     python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients "$clients" --prompt-tokens 100 \
-      --max-tokens 128 --requests-per-client 4 --request-timeout 120
+      --max-tokens 128 --requests-per-client 4 --request-timeout 120 --json | tee "$OUT/serve-$preset.json"
+    echo
     curl -s "http://127.0.0.1:$PORT/health"; echo
     curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^worker_(kv_|batch_size_(sum|count)|requests_(running|waiting)|prefix_cache|preemptions)' | head -20
     stop_serve

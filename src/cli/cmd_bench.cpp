@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/options.h"
 #include "common/error.h"
 #include "engine/bench.h"
@@ -173,14 +174,13 @@ int run_bench(const BenchArgs& a) {
     const engine::Device device = a.backend.parsed_device();
 
     const auto t_open = std::chrono::steady_clock::now();
-    model::Model m = model::open_model(a.model);
+    model::Model m = a.backend.open(a.model);
     // Checked before the load: a context error should not cost a multi-second load.
     engine::check_bench_options(a.bench, m.config.context_length);
     const std::shared_ptr<const gguf::File> file = m.file;  // keeps the mapping for the type mix below
     const model::Config config = m.config;
     const model::ModelWeights weights = m.weights;  // sizes and types, for the bytes one decode step reads
-    auto backend = engine::create_backend(
-        device, std::move(m), a.backend.backend_options());
+    auto backend = a.backend.create(std::move(m));
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
 
     if (!a.batch.empty()) return print_batch_bench(a, config, *backend, load_s, device);
@@ -301,7 +301,20 @@ void add_bench(CLI::App& app) {
         if (a->h2d && engine::parse_device(a->backend.device) != engine::Device::Cuda) {
             throw Error(ErrorCode::InvalidArgument, "orcd bench --h2d measures a GPU: it needs --device cuda");
         }
-        const int rc = a->h2d ? run_copy_ceilings(*a) : run_bench(*a);
+        // Ctrl-C stops the benchmark before its next repetition and exits 130 without figures (a cut-short run is
+        // not a sample worth printing); a second press exits at once, in the middle of a load or a repetition.
+        InterruptGuard interrupts(/*announce=*/true);
+        interrupts.begin_work();
+        a->bench.cancel = &interrupts.cancel_flag();
+        int rc = 0;
+        try {
+            rc = a->h2d ? run_copy_ceilings(*a) : run_bench(*a);
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::Cancelled) throw;
+            fmt::print(stderr, "benchmark interrupted: no figures\n");
+            rc = 130;
+        }
+        interrupts.end_work();
         if (rc != 0) throw CLI::RuntimeError(rc);
     });
 }

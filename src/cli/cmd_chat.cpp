@@ -13,7 +13,6 @@
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
 #include "cli/options.h"
-#include "cli/read_ahead.h"
 #include "common/error.h"
 #include "engine/generator.h"
 #include "model/model.h"
@@ -66,8 +65,7 @@ void run_chat(const ChatArgs& a) {
     // Everything is checked before the (possibly long) load.
     const engine::Device device = a.backend.parsed_device();
     fmt::print(stderr, "loading {} on {} ...\n", a.model, engine::device_name(device));
-    read_ahead_with_progress(a.model);
-    model::Model m = model::open_model(a.model);
+    model::Model m = a.backend.open(a.model);
     const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
     const tokenizer::ChatTemplate tmpl = tokenizer::ChatTemplate::for_tokenizer(tok, a.chat_template_file);
     const uint32_t n_ctx = a.ctx ? a.ctx : std::min<uint32_t>(m.config.context_length, 4096);

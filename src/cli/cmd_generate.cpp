@@ -13,7 +13,6 @@
 #include "cli/interrupt.h"
 #include "cli/options.h"
 #include "common/error.h"
-#include "engine/create_backend.h"
 #include "engine/grammar_constraint.h"
 #include "engine/generator.h"
 #include "model/model.h"
@@ -67,11 +66,10 @@ void add_generate(CLI::App& app) {
     cmd->callback([a] {
         // Ctrl-C stops the generation cleanly (the result so far is reported; a press during the load or the prefill
         // stops before the first token); a second press exits at once, even in the middle of a long prefill.
-        InterruptGuard interrupts;
+        InterruptGuard interrupts(/*announce=*/true);
         interrupts.begin_work();
         const engine::Device device = a->backend.parsed_device();
-        const engine::BackendOptions backend_options = a->backend.backend_options();
-        model::Model m = model::open_model(a->model);
+        model::Model m = a->backend.open(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         // The grammar is compiled before the weights load, so a bad grammar or schema fails fast. Its token masks
         // are worked out as generation reaches each grammar state (cached for the rest of the run).
@@ -87,7 +85,7 @@ void add_generate(CLI::App& app) {
                                                              {.max_string_chars = a->schema_max_string});
         }
         const uint32_t n_ctx = a->ctx ? a->ctx : std::min<uint32_t>(m.config.context_length, 4096);
-        auto backend = engine::create_backend(device, std::move(m), backend_options);
+        auto backend = a->backend.create(std::move(m));
         auto seq = backend->new_sequence({.n_ctx = n_ctx});
         engine::GenerateRequest req = a->req;
         req.prompt = a->prompt;

@@ -20,7 +20,7 @@
 #include "cli/commands.h"
 #include "cli/interrupt.h"
 #include "cli/options.h"
-#include "cli/progress.h"
+#include "cli/load_progress.h"
 #include "common/error.h"
 #include "device/bandwidth.h"
 #include "device/cuda_device.h"
@@ -61,26 +61,6 @@ void evict_page_cache(const std::string& path) {
     ::close(fd);
     if (rc != 0) fmt::print(stderr, "warning: posix_fadvise(DONTNEED) on {} failed: {}\n", path, std::strerror(rc));
 }
-
-// The load's progress on stderr (progress.h): bytes on the device, the layer reached, the rate.
-class ProgressPrinter {
-public:
-    explicit ProgressPrinter(bool quiet) : bar_(std::make_shared<ProgressBar>("load", quiet)) {}
-
-    void operator()(const loader::Progress& p) const {
-        if (p.bytes_total == 0) return;
-        const double gbps = p.elapsed_s > 0 ? static_cast<double>(p.bytes_done) / p.elapsed_s / 1e9 : 0.0;
-        const uint64_t done = p.kind == loader::Progress::Kind::Done ? p.bytes_total : p.bytes_done;
-        bar_->update(done, p.bytes_total,
-                     fmt::format("{} / {}, {}, {:.2f} GB/s, {:.3f} s", format_bytes(std::min(done, p.bytes_total)),
-                                 format_bytes(p.bytes_total),
-                                 p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers),
-                                 gbps, p.elapsed_s));
-    }
-
-private:
-    std::shared_ptr<ProgressBar> bar_;  // shared: the loader keeps a copy of this callable
-};
 
 struct Args {
     std::string model;
@@ -198,12 +178,14 @@ void run(const Args& a) {
     o.verify = a.verify;
     if (!a.vram_limit.empty()) o.vram_limit = parse_bytes(a.vram_limit, "--vram-limit");
     // Ctrl-C: the loader stops before its next chunk (and frees what it allocated); a second press exits at once.
-    InterruptGuard interrupts;
+    InterruptGuard interrupts(/*announce=*/true);
     interrupts.begin_work();
     o.cancel = &interrupts.cancel_flag();
     const loader::Plan plan = loader::make_plan(m, o.plan);
     if (!a.json) fmt::print("{}", loader::format_plan(plan, m, !a.brief));
-    o.progress = ProgressPrinter(a.json);
+    // `load` measures the transfer itself: no read-ahead step (--evict asks for a cold cache on purpose).
+    LoadProgress progress(/*upload=*/true, {}, /*quiet=*/a.json);
+    o.progress = progress.upload_callback();
 
     loader::LoadedModel lm = loader::load_model(std::move(m), dev, o);
     interrupts.end_work();

@@ -13,7 +13,6 @@
 #include "cli/interrupt.h"
 #include "cli/options.h"
 #include "common/error.h"
-#include "engine/create_backend.h"
 #include "engine/perplexity.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -45,19 +44,18 @@ void add_perplexity(CLI::App& app) {
     cmd->add_flag("--json", a->json, "Print tokens, per-position NLL and argmax, mean NLL and perplexity as JSON");
     cmd->callback([a] {
         // Ctrl-C stops after the window being scored (the estimate so far is printed); a second press exits at once.
-        InterruptGuard interrupts;
+        InterruptGuard interrupts(/*announce=*/true);
         interrupts.begin_work();
         const engine::Device device = a->backend.parsed_device();
         if (device != engine::Device::Cpu && a->kv_type != "f16") {
             throw Error(ErrorCode::InvalidArgument,
                         "--kv-type f32 applies to --device cpu only (the CUDA backend keeps the KV cache in f16)");
         }
-        const engine::BackendOptions backend_options = a->backend.backend_options();
         std::ifstream in(a->file, std::ios::binary);
         if (!in) throw Error(ErrorCode::FileNotFound, fmt::format("cannot open text file '{}'", a->file));
         std::stringstream ss;
         ss << in.rdbuf();
-        model::Model m = model::open_model(a->model);
+        model::Model m = a->backend.open(a->model);
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
         // BOS/EOS as the model's metadata says; special-token text in the file stays plain text.
         const auto tokens = tok.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
@@ -77,7 +75,7 @@ void add_perplexity(CLI::App& app) {
                                     "longer text or a smaller --ctx-size",
                                     a->file, tokens.size(), n_ctx, 2ull * n_ctx));
         }
-        auto backend = engine::create_backend(device, std::move(m), backend_options);
+        auto backend = a->backend.create(std::move(m));
         const auto kv_type = a->kv_type == "f32" ? backend::KvCacheType::F32 : backend::KvCacheType::F16;
         if (!a->json) {
             auto seq = backend->new_sequence({.n_ctx = n_ctx, .kv_type = kv_type});

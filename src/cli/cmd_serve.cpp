@@ -1,6 +1,7 @@
 // orcd serve: one process, one model, loaded once and resident until exit, served over HTTP (worker API + OpenAI).
-// Order matters: arguments are checked before the (slow) load, and the port is bound only after the load succeeded,
-// so that a client never connects to a worker that cannot answer.
+// Order matters: arguments are checked before the (slow) load; then the port is bound and answers /health with the
+// load's progress (state "loading", 503) while the model loads, and the real server takes the same listening socket
+// over once the model is ready.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -25,12 +27,13 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "cli/read_ahead.h"
+#include "cli/load_progress.h"
 #include "common/error.h"
 #include "engine/create_backend.h"
 #include "device/cuda_device.h"
 #include "server/engine_service.h"
 #include "server/http_server.h"
+#include "server/loading_server.h"
 
 namespace orcd::cli {
 
@@ -225,6 +228,12 @@ private:
             std::lock_guard lock(mu_);
             const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
             if (!received_.empty()) {
+                // A person pressing Ctrl-C again does not want to wait for the drain (or a long load) to finish, as
+                // in the other commands; a supervisor repeating SIGTERM keeps the graceful path.
+                if (sig == SIGINT) {
+                    say("SIGINT received again: interrupted twice: exiting now");
+                    std::_Exit(130);
+                }
                 say(fmt::format("{} received; already shutting down", name));
                 continue;
             }
@@ -241,6 +250,17 @@ private:
     std::thread thread_;
 };
 
+// Test seam (tests/cli/test_serve_loading.py: /health while loading): with ORCD_TEST_LOAD_GATE naming a FIFO, the load waits, with the
+// port already answering, until a test has opened the FIFO for writing and closed it. Unset in production.
+void wait_for_test_gate() {
+    const char* gate = std::getenv("ORCD_TEST_LOAD_GATE");
+    if (!gate || !*gate) return;
+    std::ifstream fifo(gate);  // blocks until a writer opens it
+    std::string ignored;
+    while (std::getline(fifo, ignored)) {
+    }
+}
+
 int run_serve(ServeArgs a) {
     using clock = std::chrono::steady_clock;
     // Signals are blocked before anything else runs: validate() checks the GPU index, which starts the CUDA runtime
@@ -250,38 +270,6 @@ int run_serve(ServeArgs a) {
     // A client that disconnects mid-stream must cost a failed write, not the process.
     std::signal(SIGPIPE, SIG_IGN);
     validate(a);
-
-    say(fmt::format("loading {} on {} ...", a.model, a.device));
-    const auto t0 = clock::now();
-    read_ahead_with_progress(a.model, "orcd serve: read");
-    server::EngineServiceOptions eo;
-    eo.model_path = a.model;
-    eo.device = engine::parse_device(a.device);
-    eo.n_ctx = a.ctx;
-    eo.n_threads = a.threads;
-    eo.chat_template_file = a.chat_template_file;
-    eo.alias = a.alias;
-    eo.gpu = a.gpu;
-    eo.parallel = a.parallel;
-    if (!a.kv_memory.empty()) eo.kv_memory = parse_bytes(a.kv_memory, "--kv-memory");
-    eo.kv_page_size = a.kv_page_size;
-    eo.prefix_cache = !a.no_prefix_cache;
-    eo.max_batch_tokens = a.max_batch_tokens;
-    auto service = std::make_unique<server::EngineService>(eo);
-    const server::ServiceInfo& info = service->info();
-    say(fmt::format("loaded {} ({}, {}, {} tokenizer, context {}) in {:.2f} s", info.model_id, info.arch,
-                    info.quant_kind, info.tokenizer_kind, info.context_length,
-                    std::chrono::duration<double>(clock::now() - t0).count()));
-    {
-        const server::BatchState b = service->batch_state();
-        say(fmt::format("batch: --parallel {}, KV pool of {} pages x {} positions ({} bytes), prefix cache {}",
-                        info.parallel, b.kv.pages_total, b.kv_page_size, b.kv_pool_bytes,
-                        a.no_prefix_cache ? "off" : "on"));
-    }
-    if (!signals.received().empty()) {
-        say("interrupted during the load; exiting");
-        return 0;
-    }
 
     server::ServerOptions so;
     so.host = a.host;
@@ -299,13 +287,64 @@ int run_serve(ServeArgs a) {
     so.residency_interval = std::chrono::milliseconds(static_cast<int64_t>(a.residency_interval_s * 1000));
     so.webui = !a.no_webui;
     so.schema_max_string = a.schema_max_string;
-    auto http = std::make_unique<server::HttpServer>(*service, so);
-    const int port = http->bind();
-    http->start();
     const bool v6 = a.host.find(':') != std::string::npos;
-    say(fmt::format("ready worker_id={} model={} device={} vram_bytes={} address=http://{}{}{}:{}", a.worker_id,
-                    info.model_id, info.device, service->device_memory().total(), v6 ? "[" : "", a.host,
-                    v6 ? "]" : "", port));
+    const std::string host = v6 ? "[" + a.host + "]" : a.host;
+
+    // The port answers from here on: /health says "loading" with the load's progress until the model is ready.
+    server::LoadState load_state;
+    auto loading = std::make_unique<server::LoadingServer>(
+        so, load_state, server::LoadingInfo{.model_path = a.model, .device = a.device});
+    const int port = loading->start();
+    say(fmt::format("loading {} on {}; listening on http://{}:{} (GET /health reports the load's progress)", a.model,
+                    a.device, host, port));
+    wait_for_test_gate();
+    const auto t0 = clock::now();
+    server::EngineServiceOptions eo;
+    eo.model_path = a.model;
+    eo.device = engine::parse_device(a.device);
+    // Once every byte is read (and on CUDA uploaded), what is left is "init": the tokenizer, the backend, the KV pool.
+    LoadProgress progress(eo.device == engine::Device::Cuda, "orcd serve: ", /*quiet=*/false,
+                          [&load_state](const LoadStatus& s) {
+                              load_state.set(s.fraction >= 1.0 ? "init" : std::string(s.stage), s.fraction,
+                                             s.bytes_done, s.bytes_total);
+                          });
+    eo.n_ctx = a.ctx;
+    eo.n_threads = a.threads;
+    eo.chat_template_file = a.chat_template_file;
+    eo.alias = a.alias;
+    eo.gpu = a.gpu;
+    eo.parallel = a.parallel;
+    if (!a.kv_memory.empty()) eo.kv_memory = parse_bytes(a.kv_memory, "--kv-memory");
+    eo.kv_page_size = a.kv_page_size;
+    eo.prefix_cache = !a.no_prefix_cache;
+    eo.max_batch_tokens = a.max_batch_tokens;
+    eo.load_progress = progress.upload_callback();
+    progress.read_file(a.model);
+    auto service = std::make_unique<server::EngineService>(eo);
+    const server::ServiceInfo& info = service->info();
+    say(fmt::format("loaded {} ({}, {}, {} tokenizer, context {}) in {:.2f} s", info.model_id, info.arch,
+                    info.quant_kind, info.tokenizer_kind, info.context_length,
+                    std::chrono::duration<double>(clock::now() - t0).count()));
+    {
+        const server::BatchState b = service->batch_state();
+        say(fmt::format("batch: --parallel {}, KV pool of {} pages x {} positions ({} bytes), prefix cache {}",
+                        info.parallel, b.kv.pages_total, b.kv_page_size, b.kv_pool_bytes,
+                        a.no_prefix_cache ? "off" : "on"));
+    }
+    if (!signals.received().empty()) {
+        say("interrupted during the load; exiting");
+        return 0;
+    }
+
+    // The listening socket passes to the real server; connections made meanwhile wait in its backlog.
+    const int listener = loading->hand_over_listener();
+    auto http = std::make_unique<server::HttpServer>(*service, so);
+    http->adopt_listener(listener);
+    http->start();
+    loading->finish();  // the loading server's last answers (those asked just before the hand-over)
+    loading.reset();
+    say(fmt::format("ready worker_id={} model={} device={} vram_bytes={} address=http://{}:{}", a.worker_id,
+                    info.model_id, info.device, service->device_memory().total(), host, port));
     if (a.api_key.empty() && a.host != "127.0.0.1" && a.host != "::1" && a.host != "localhost") {
         say(
             fmt::format("warning: listening on {} without --api-key: anyone who can reach it can run jobs and shut "

@@ -11,6 +11,7 @@ std::atomic<bool> g_cancel{false};
 std::atomic<int> g_presses{0};      // presses since the work began (or since take_press)
 std::atomic<bool> g_working{false};
 std::atomic<int> g_wake_write{-1};  // the pipe's write end: a byte per press wakes a waiting line reader
+std::atomic<bool> g_announce{false};
 struct sigaction g_previous {};
 
 void on_sigint(int) {
@@ -25,6 +26,10 @@ void on_sigint(int) {
         (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
         _exit(130);
     }
+    if (g_working.load() && n == 1 && g_announce.load()) {
+        static const char msg[] = "\ninterrupted: stopping (press Ctrl-C again to exit now)\n";
+        (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    }
 }
 
 void drain(int fd) {
@@ -35,7 +40,8 @@ void drain(int fd) {
 
 }  // namespace
 
-InterruptGuard::InterruptGuard() {
+InterruptGuard::InterruptGuard(bool announce) {
+    g_announce.store(announce);
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
         wake_read_ = fds[0];
@@ -51,6 +57,7 @@ InterruptGuard::InterruptGuard() {
 
 InterruptGuard::~InterruptGuard() {
     sigaction(SIGINT, &g_previous, nullptr);
+    g_announce.store(false);
     g_wake_write.store(-1);
     if (wake_read_ >= 0) close(wake_read_);
     if (wake_write_ >= 0) close(wake_write_);

@@ -9,7 +9,10 @@ namespace orcd::cli {
 class InterruptGuard {
 public:
     // Installs the SIGINT handler (without SA_RESTART, so a blocking read returns EINTR); restores the previous one.
-    InterruptGuard();
+    // `announce`: the first press during work says on stderr that the work is stopping and that a second press exits
+    // now (for commands whose work may run on for a while before it can stop: a load, a prefill, a benchmark's
+    // repetition; a user, and a test, then know the press was taken).
+    explicit InterruptGuard(bool announce = false);
     ~InterruptGuard();
     InterruptGuard(const InterruptGuard&) = delete;
     InterruptGuard& operator=(const InterruptGuard&) = delete;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/load_progress.h"
 #include "common/error.h"
 
 namespace orcd::cli {
@@ -91,14 +92,25 @@ void add_backend_options(CLI::App* cmd, BackendArgs& a, const BackendHelp& help)
 }
 
 engine::BackendOptions BackendArgs::backend_options() const {
-    return {.n_threads = threads,
-            .gpu = gpu,
-            .activations = engine::parse_activations(activations),
-            .weights = engine::parse_weights(weights)};
+    engine::BackendOptions o;
+    o.n_threads = threads;
+    o.gpu = gpu;
+    o.activations = engine::parse_activations(activations);
+    o.weights = engine::parse_weights(weights);
+    return o;
+}
+
+model::Model BackendArgs::open(const std::string& path) const {
+    LoadProgress(false).read_file(path);
+    return model::open_model(path);
 }
 
 std::unique_ptr<backend::Backend> BackendArgs::create(model::Model model) const {
-    return engine::create_backend(parsed_device(), std::move(model), backend_options());
+    const engine::Device device = parsed_device();
+    const LoadProgress progress(device == engine::Device::Cuda);
+    engine::BackendOptions options = backend_options();
+    options.load_progress = progress.upload_callback();
+    return engine::create_backend(device, std::move(model), options);
 }
 
 void add_sampling_options(CLI::App* cmd, SamplingArgs& a) {

@@ -63,13 +63,19 @@ void add_device_options(CLI::App* cmd, DeviceArgs& args, const std::string& devi
 // The same options onto a command's own variables; returns --gpu (count() > 0: given).
 CLI::Option* add_device_options(CLI::App* cmd, std::string& device, int& gpu, const std::string& device_help = {});
 
-// The device options plus -t/--threads, --activations, --weights.
+// The device options plus -t/--threads, --activations, --weights, and the one way the commands that run a model
+// (generate, perplexity, bench, chat) load it: open() then create(), each step with its progress bar
+// (load_progress.h).
 struct BackendArgs : DeviceArgs {
     std::string weights = "quantized";
     std::string activations = "int8";
     unsigned threads = 0;
 
     engine::BackendOptions backend_options() const;
+    // Reads the file into the page cache behind the "read" bar, then model::open_model. Errors: open_model's.
+    model::Model open(const std::string& path) const;
+    // parsed_device() (call it first, before anything slow, to fail fast on a bad --device/--gpu), then the backend,
+    // with the "upload" bar on CUDA. Errors: engine::create_backend's.
     std::unique_ptr<backend::Backend> create(model::Model model) const;
 };
 struct BackendHelp {

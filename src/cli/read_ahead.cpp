@@ -12,7 +12,6 @@
 
 #include <fmt/format.h>
 
-#include "cli/progress.h"
 #include "common/error.h"
 
 namespace orcd::cli {
@@ -50,7 +49,7 @@ void read_range(FileView& f, uint64_t offset, uint64_t n, std::vector<char>& scr
 
 }  // namespace
 
-void read_ahead_with_progress(const std::string& path, const std::string& label) {
+void read_ahead(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& on_progress) {
     FileView f;
     f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (f.fd < 0) {
@@ -62,18 +61,18 @@ void read_ahead_with_progress(const std::string& path, const std::string& label)
         throw Error(ErrorCode::FileUnreadable, fmt::format("'{}' is not a regular file", path));
     }
     f.size = static_cast<uint64_t>(st.st_size);
-    if (f.size == 0) return;
+    if (f.size == 0) {
+        on_progress(0, 0);
+        return;
+    }
     (void)::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     f.map = ::mmap(nullptr, f.size, PROT_READ, MAP_SHARED, f.fd, 0);
-    ProgressBar bar(label);
     std::vector<char> scratch;
-    const double mib = 1024.0 * 1024.0;
     for (uint64_t offset = 0; offset < f.size; offset += kChunk) {
         const uint64_t n = std::min(kChunk, f.size - offset);
         read_range(f, offset, n, scratch, path);
-        bar.update(offset + n, f.size, fmt::format("{:.0f} / {:.0f} MiB of {}", (offset + n) / mib, f.size / mib, path));
+        on_progress(offset + n, f.size);
     }
-    bar.finish();
 }
 
 }  // namespace orcd::cli

@@ -27,6 +27,10 @@ uint64_t splitmix64(uint64_t& state) {
     return z ^ (z >> 31);
 }
 
+void throw_if_cancelled(const BenchOptions& o) {
+    if (o.cancel && o.cancel->load()) throw Error(ErrorCode::Cancelled, "the benchmark was interrupted");
+}
+
 }  // namespace
 
 BenchStat bench_stat(std::vector<double> samples) {
@@ -103,6 +107,7 @@ BenchResult run_bench(backend::Backend& backend, const model::ModelWeights& weig
 
     std::vector<double> pp, tg;
     for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: the warm-up (graph capture, first-touch, clocks)
+        throw_if_cancelled(o);
         seq->reset();
         if (!depth_ids.empty()) seq->prefill(depth_ids);
         if (!prompt_ids.empty()) {
@@ -187,6 +192,7 @@ std::vector<BatchBenchPoint> run_batch_bench(backend::Backend& backend, const Be
         };
         std::vector<double> pp, tg;
         for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: the warm-up (graph capture, first-touch, clocks)
+            throw_if_cancelled(o);
             prefill(0, o.depth);
             auto t0 = Clock::now();
             prefill(o.depth, o.n_prompt);

@@ -8,6 +8,7 @@
 // through Sequence::prefill (the last token's logits). Decode's effective bandwidth is the bytes one decode step
 // must read (every weight matrix the step multiplies with, the LM head included, one row of the token embedding, the
 // norms and biases, and the KV cache positions it attends to) times tokens/s.
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -23,6 +24,9 @@ struct BenchOptions {
     uint32_t depth = 0;       // -d: tokens in the cache before pp (untimed)
     int reps = 5;             // -r: timed repetitions, after one warm-up
     uint64_t seed = 1234;     // of the token ids
+    // Read before each repetition (never inside a timed region): once set, the benchmark stops with
+    // Error(Cancelled). `orcd bench`'s first Ctrl-C.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 // Mean and sample standard deviation (n - 1; 0 for one sample) of per-repetition tokens/s.

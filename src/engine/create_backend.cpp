@@ -62,7 +62,7 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     o.gpu = options.gpu;
     o.weights = options.weights;
     o.activations = options.activations;
-    return backend::cuda::make_cuda_backend(std::move(model), o);
+    return backend::cuda::make_cuda_backend(std::move(model), o, options.load_progress);
 #else
     throw Error(ErrorCode::NoDevice,
                 "no CUDA backend in this build (built without CUDA); run on the CPU with --device cpu");

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "loader/progress.h"
 #include "model/model.h"
 
 namespace orcd::engine {
@@ -33,6 +34,9 @@ struct BackendOptions {
     int gpu = 0;             // CUDA device ordinal (--gpu; ignored by the CPU backend)
     Activations activations = Activations::Int8;
     WeightsMode weights = WeightsMode::Quantized;  // f16: CUDA only (InvalidArgument on the CPU)
+    // The weights' upload to the GPU, chunk by chunk and layer by layer (loader/progress.h); the CPU backend, which
+    // reads the file's mapping in place, has no upload and never calls it.
+    loader::ProgressFn load_progress;
 };
 
 // Checks a command line's --gpu against its --device before anything is loaded. Errors: InvalidArgument for an

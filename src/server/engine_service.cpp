@@ -41,6 +41,7 @@ EngineService::EngineService(const EngineServiceOptions& o) {
     engine::BackendOptions bo;
     bo.n_threads = o.n_threads;
     bo.gpu = o.gpu;
+    bo.load_progress = o.load_progress;
     backend_ = engine::create_backend(o.device, std::move(model), bo);
     if (o.wrap_backend_for_test) backend_ = o.wrap_backend_for_test(std::move(backend_));
     generator_ = std::make_unique<engine::Generator>(*backend_, *tokenizer_);

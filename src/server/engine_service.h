@@ -27,6 +27,7 @@ struct EngineServiceOptions {
     uint32_t kv_page_size = 16;  // positions per KV page (--kv-page-size)
     bool prefix_cache = true;    // --no-prefix-cache: false
     uint32_t max_batch_tokens = 512;  // tokens per step (--max-batch-tokens)
+    loader::ProgressFn load_progress;  // the weights' upload to the GPU (engine::BackendOptions::load_progress)
     // Test seam, for tests only: wraps the backend once it is created (tests substitute its residency check and
     // memory report to drive /health and /metrics without a GPU). Empty in production.
     std::function<std::unique_ptr<backend::Backend>(std::unique_ptr<backend::Backend>)> wrap_backend_for_test;

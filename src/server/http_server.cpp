@@ -127,13 +127,8 @@ struct HttpServer::Impl {
         worker = std::make_unique<WorkerApi>(*ctx);
         openai = std::make_unique<OpenAiApi>(*ctx);
         tokenizer = std::make_unique<TokenizeApi>(*ctx);
-        TransportLimits limits;
-        limits.max_body_bytes = opt.max_body_bytes;
-        limits.max_header_bytes = opt.max_header_bytes;
-        limits.request_timeout = opt.request_timeout;
-        limits.max_connections = opt.max_connections;
         transport = std::make_unique<Transport>(
-            limits, [this](HttpRequest req, std::shared_ptr<Exchange> ex) { dispatch(req, ex); },
+            transport_limits(opt), [this](HttpRequest req, std::shared_ptr<Exchange> ex) { dispatch(req, ex); },
             [this](Refusal r, const std::string& path, const std::string& detail) { return refuse(r, path, detail); });
     }
 
@@ -273,6 +268,15 @@ struct HttpServer::Impl {
     }
 };
 
+TransportLimits transport_limits(const ServerOptions& opt) {
+    TransportLimits limits;
+    limits.max_body_bytes = opt.max_body_bytes;
+    limits.max_header_bytes = opt.max_header_bytes;
+    limits.request_timeout = opt.request_timeout;
+    limits.max_connections = opt.max_connections;
+    return limits;
+}
+
 HttpServer::HttpServer(InferenceService& service, ServerOptions options)
     : impl_(std::make_unique<Impl>(service, std::move(options))) {}
 
@@ -282,6 +286,11 @@ HttpServer::~HttpServer() {
 
 int HttpServer::bind() {
     impl_->port = impl_->transport->bind(impl_->opt.host, impl_->opt.port);
+    return impl_->port;
+}
+
+int HttpServer::adopt_listener(int fd) {
+    impl_->port = impl_->transport->adopt_listener(fd);
     return impl_->port;
 }
 

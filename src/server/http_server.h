@@ -32,6 +32,10 @@ struct ServerOptions {
     uint32_t schema_max_string = 0;
 };
 
+// The transport's limits that ServerOptions sets.
+struct TransportLimits;
+TransportLimits transport_limits(const ServerOptions& options);
+
 class HttpServer {
 public:
     HttpServer(InferenceService& service, ServerOptions options);
@@ -41,6 +45,9 @@ public:
 
     // Binds and listens on host:port; returns the port. Errors: InvalidArgument naming the address.
     int bind();
+    // Instead of bind(): serves on a listening socket handed over (LoadingServer::hand_over_listener); returns its
+    // port.
+    int adopt_listener(int fd);
     // Serves on a background thread.
     void start();
     // Blocks until a shutdown is requested (POST /shutdown or request_shutdown()); returns its reason.

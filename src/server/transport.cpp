@@ -5,15 +5,21 @@
 #include "server/transport.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -234,7 +240,7 @@ private:
         if (auto* r = std::get_if<RefusedRequest>(&finished)) return refuse(r->why, r->path, r->detail);
         HttpRequest req = std::move(std::get<HttpRequest>(finished));
         method_ = req.method;
-        keep_alive_ = keep_alive && !t_.stopping.load();
+        keep_alive_ = keep_alive && t_.limits.keep_alive && !t_.stopping.load();
         parser_.reset();
         state_ = State::Answering;
         t_.exchanges.fetch_add(1);
@@ -499,6 +505,47 @@ int Transport::bind(const std::string& host, int port) {
     t.acceptor.listen(net::socket_base::max_listen_connections, ec);
     if (ec) throw fail("listen");
     return t.acceptor.local_endpoint().port();
+}
+
+int Transport::adopt_listener(int fd) {
+    raise_fd_limit();
+    Impl& t = *impl_;
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw Error(ErrorCode::InvalidArgument, fmt::format("adopting listening socket {}: {}", fd, std::strerror(err)));
+    }
+    beast::error_code ec;
+    t.acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        throw Error(ErrorCode::InvalidArgument, fmt::format("adopting listening socket {}: {}", fd, ec.message()));
+    }
+    return t.acceptor.local_endpoint().port();
+}
+
+int Transport::duplicate_listener() const {
+    const int fd = impl_->acceptor.is_open() ? ::fcntl(impl_->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("no listening socket to hand over: {}", impl_->acceptor.is_open() ? std::strerror(errno)
+                                                                                                : "not bound"));
+    }
+    return fd;
+}
+
+void Transport::stop_accepting() {
+    Impl& t = *impl_;
+    std::promise<void> closed;
+    net::post(t.ioc, [&t, &closed] {
+        beast::error_code ec;
+        t.acceptor.close(ec);
+        t.accept_retry.cancel();
+        closed.set_value();
+    });
+    closed.get_future().wait();
 }
 
 void Transport::start() {

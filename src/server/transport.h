@@ -22,6 +22,7 @@ struct TransportLimits {
     std::chrono::milliseconds request_timeout{30000};  // to read one whole request; also the keep-alive idle limit
     size_t max_connections = 2048;                   // open at once; more are answered 503 and closed
     size_t max_pending_write_bytes = 8 << 20;        // a stream's unsent bytes; a client reading slower is dropped
+    bool keep_alive = true;  // false: one request per connection, every answer says "Connection: close"
 };
 
 struct HttpRequest {
@@ -84,6 +85,15 @@ public:
 
     // Errors: InvalidArgument naming the address. Returns the bound port.
     int bind(const std::string& host, int port);
+    // Instead of bind(): listens on a socket already bound and listening (owned from now on). Returns its port.
+    // Errors: InvalidArgument.
+    int adopt_listener(int fd);
+    // A duplicate of the bound listening socket (the caller owns it): after this transport stops, the socket goes on
+    // listening through the duplicate, and connections made meanwhile wait in its backlog for the next owner.
+    // Errors: InvalidArgument when nothing is bound.
+    int duplicate_listener() const;
+    // Stops accepting (the listening socket is closed; connections already made go on). Returns once it is closed.
+    void stop_accepting();
     void start();
     // Shutdown, step 1: closes idle and half-read connections at once and the others after their current answer;
     // connections made from now on get one answer (the API's 503 for new work) and are closed.

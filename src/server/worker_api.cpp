@@ -105,8 +105,9 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
     const ServiceInfo& i = ctx_.service.info();
     const bool resident = ctx_.residency.healthy();
     const backend::DeviceMemoryReport vram = ctx_.service.device_memory();
-    // The state a load balancer's health check reads (the port opens only after the load, so "loading" is never
-    // served): 200 only while ready, 503 while draining after SIGTERM or /shutdown, or when a weight left the device.
+    // The state a load balancer's health check reads ("loading" is answered before this server exists, by
+    // loading_server.h): 200 only while ready, 503 while draining after SIGTERM or /shutdown, or when a weight left
+    // the device.
     const bool draining = ctx_.scheduler.draining();
     const BatchSnapshot b = ctx_.metrics.batch();
     json j = {{"status", resident ? "healthy" : "unhealthy"},

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Progress bars and interrupts as a terminal user sees them: `synth` and the load inside `chat` and `serve` draw a
-bar on a terminal (plain lines when piped, never past 100 %); in `generate` and `perplexity` a first Ctrl-C stops the
-work cleanly and a second one exits 130 at once.
+"""Progress bars and interrupts as a terminal user sees them: `synth` and the load inside `chat`, `serve`, `generate`
+and `bench` draw a bar on a terminal (plain lines when piped, never past 100 %); in `generate`, `perplexity` and
+`bench` a first Ctrl-C stops the work cleanly (and says so) and a second one exits 130 at once.
+
+No sleep stands in for synchronisation: a press is sent once the bar shows that the command's work has begun (its
+interrupt handler is in place before the load), the second once the first has been announced.
 
 usage: test_progress_pty.py ORCD_BINARY SHARED_DIR"""
 import os
@@ -10,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 from pty_session import PtySession
@@ -83,14 +85,25 @@ class ProgressTest(unittest.TestCase):
         s.expect(r"generated tokens: \d+ \(cancelled\)")
         self.assertEqual(s.wait_exit(), 0)
 
-    def test_generate_second_ctrl_c_exits_during_a_long_prefill(self):
-        s = PtySession([ORCD, "generate", "-m", SLOW_MODEL, "-p", LONG_PROMPT, "-n", "4", *CPU])
-        time.sleep(0.5)  # the handler is in place within milliseconds; the load and prefill take seconds
+    def press_twice(self, s):
+        """Ctrl-C once the load's bar is drawn, and again once the first press is announced (two presses in one
+        write would reach the process as one signal)."""
+        s.expect(r"read: \[")
         s.type("\x03")
-        time.sleep(0.3)  # two presses in one write would reach the process as one signal
+        s.expect(r"interrupted: stopping \(press Ctrl-C again to exit now\)")
         s.type("\x03")
         self.assertEqual(s.wait_exit(timeout=5), 130)
         self.assertIn("interrupted twice: exiting", s.screen)
+
+    def test_generate_load_bar(self):
+        s = PtySession([ORCD, "generate", "-m", MODEL, "-p", "Hi", "-n", "2", *CPU])
+        s.expect(r"generated tokens: \d+")
+        self.assertEqual(s.wait_exit(), 0)
+        self.assert_bar(s.screen, "read")
+
+    def test_generate_second_ctrl_c_exits_during_a_long_prefill(self):
+        s = PtySession([ORCD, "generate", "-m", SLOW_MODEL, "-p", LONG_PROMPT, "-n", "4", *CPU])
+        self.press_twice(s)
         self.assertNotIn("generated tokens:", s.screen)
 
     def test_perplexity_first_ctrl_c_stops_after_the_window(self):
@@ -108,13 +121,23 @@ class ProgressTest(unittest.TestCase):
         with open(text, "w") as f:
             f.write("The quick brown fox jumps over the lazy dog. " * 300)
         s = PtySession([ORCD, "perplexity", "-m", SLOW_MODEL, "-f", text, "-c", "1024", *CPU])
-        time.sleep(0.5)
-        s.type("\x03")
-        time.sleep(0.3)
-        s.type("\x03")
-        self.assertEqual(s.wait_exit(timeout=5), 130)
-        self.assertIn("interrupted twice: exiting", s.screen)
+        self.press_twice(s)
         self.assertNotIn("PPL so far", s.screen)
+
+    def test_bench_first_ctrl_c_stops_before_the_next_repetition(self):
+        # Warm-up plus 50 repetitions of a 256-token prefill on the 4-block 0.5B shapes: far longer than a press takes.
+        s = PtySession([ORCD, "bench", "-m", SLOW_MODEL, "-p", "256", "-n", "0", "-r", "50", *CPU])
+        s.expect(r"read: \[")
+        s.type("\x03")
+        s.expect(r"interrupted: stopping \(press Ctrl-C again to exit now\)")
+        s.expect(r"benchmark interrupted: no figures", timeout=120)
+        self.assertEqual(s.wait_exit(), 130)
+        self.assertNotIn("t/s", s.screen)
+
+    def test_bench_second_ctrl_c_exits_during_a_repetition(self):
+        s = PtySession([ORCD, "bench", "-m", SLOW_MODEL, "-p", "1024", "-n", "0", "-r", "50", *CPU])
+        self.press_twice(s)
+        self.assertNotIn("benchmark interrupted", s.screen)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // scripted InferenceService) and the residency monitor.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "server/api_common.h"
 #include "server/http_parse.h"
 #include "server/json_guard.h"
+#include "server/loading_server.h"
 #include "server/metrics.h"
 #include "server/openai_tools.h"
 #include "server/requests.h"
@@ -761,3 +763,22 @@ TEST(ServerResidency, ProbeRunsPeriodicallyAndReportsProblems) {
 
 }  // namespace
 }  // namespace orcd::server
+
+// /health's "loading" field while the model loads: the percentage never passes 100 and never goes back.
+TEST(LoadState, PercentIsClampedAndNeverGoesBack) {
+    orcd::server::LoadState s;
+    EXPECT_EQ(s.to_json()["percent"], 0.0);
+    s.set("read", 0.4251, 100, 1000);
+    nlohmann::json j = s.to_json();
+    EXPECT_EQ(j["stage"], "read");
+    EXPECT_DOUBLE_EQ(j["percent"].get<double>(), 42.5);
+    EXPECT_EQ(j["bytes_done"], 100);
+    EXPECT_EQ(j["bytes_total"], 1000);
+    s.set("upload", 0.2);  // a later stage reporting less: the percentage stays
+    EXPECT_DOUBLE_EQ(s.to_json()["percent"].get<double>(), 42.5);
+    EXPECT_EQ(s.to_json()["stage"], "upload");
+    s.set("upload", 7.0);
+    EXPECT_DOUBLE_EQ(s.to_json()["percent"].get<double>(), 100.0);
+    s.set("init", std::nan(""));
+    EXPECT_DOUBLE_EQ(s.to_json()["percent"].get<double>(), 100.0);
+}

@@ -30,7 +30,7 @@ const model::FeatureSet kCudaFeatures = model::FeatureSet::all().remove(model::F
 
 class CudaBackend final : public Backend {
 public:
-    CudaBackend(model::Model model, const CudaOptions& options);
+    CudaBackend(model::Model model, const CudaOptions& options, const loader::ProgressFn& progress);
 
     std::string_view name() const override { return "cuda"; }
     const model::Config& config() const override { return lm_.config(); }
@@ -82,14 +82,15 @@ public:
     std::unique_ptr<device::DeviceMemory> f16_weights_;  // WeightsMode::F16: the dequantized matrices m_ points at
 };
 
-loader::LoadedModel load(model::Model model, int gpu) {
+loader::LoadedModel load(model::Model model, int gpu, const loader::ProgressFn& progress) {
     loader::LoadOptions lo;
+    lo.progress = progress;
     lo.reserve_runtime = false;  // each KV pool allocates its pages and activations
     return loader::load_model(std::move(model), device::open_cuda_device(gpu), lo);
 }
 
-CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
-    : options_(options), lm_(load(std::move(model), options.gpu)) {
+CudaBackend::CudaBackend(model::Model model, const CudaOptions& options, const loader::ProgressFn& progress)
+    : options_(options), lm_(load(std::move(model), options.gpu, progress)) {
     const model::Config& c = lm_.config();
     const model::ModelWeights& mw = lm_.weights();
     auto matrix = [&](TensorId id, int64_t row0, int64_t n_rows, int64_t out_offset) {
@@ -171,8 +172,9 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options)
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(model::Model model, const CudaOptions& options) {
-    return std::make_unique<CudaBackend>(std::move(model), options);
+std::unique_ptr<Backend> make_cuda_backend(model::Model model, const CudaOptions& options,
+                                           const loader::ProgressFn& progress) {
+    return std::make_unique<CudaBackend>(std::move(model), options, progress);
 }
 
 }  // namespace orcd::backend::cuda

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "loader/progress.h"
 #include "model/model.h"
 
 namespace orcd::backend::cuda {
@@ -35,6 +36,9 @@ struct CudaOptions {
 // Loads the weights onto the GPU and checks that every tensor has a kernel. The KV cache is always f16 (a
 // SequenceOptions::kv_type of F32 is served with f16). Errors: NoDevice, the loader's errors (InsufficientVram,
 // DeviceAlloc, Transfer...), UnsupportedTensorType, UnsupportedArchitecture (RoPE frequency factors), TensorShape.
-std::unique_ptr<Backend> make_cuda_backend(model::Model model, const CudaOptions& options = {});
+// `progress`: the weights' upload, chunk by chunk and layer by layer (loader::LoadOptions::progress); a parameter of its
+// own so that CudaOptions stays a literal type.
+std::unique_ptr<Backend> make_cuda_backend(model::Model model, const CudaOptions& options = {},
+                                           const loader::ProgressFn& progress = {});
 
 }  // namespace orcd::backend::cuda
