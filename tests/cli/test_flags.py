@@ -8,15 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
 
-ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
-SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
+from cli_setup import ORCD, require_vocab, scratch, synth
+
 CUDA_BUILD = (sys.argv[3] if len(sys.argv) > 3 else "OFF") == "ON"
-VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
 GUIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docs/GUIDE.md")
-TMP = tempfile.mkdtemp(prefix="orcd-flags-test-")
+TMP = scratch("flags")
 MODEL = os.path.join(TMP, "tiny.gguf")
 TEXT = os.path.join(TMP, "text.txt")
 CPU = ["--device", "cpu", "-t", "2"]
@@ -142,11 +140,8 @@ class FlagTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(VOCAB):
-        print(f"SKIP: {VOCAB} is absent (../shared)")
-        sys.exit(0)
-    subprocess.run([ORCD, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab", VOCAB, "-o", MODEL],
-                   check=True, capture_output=True, timeout=120)
+    require_vocab()
+    synth(MODEL)
     with open(TEXT, "w") as f:
         f.write("The quick brown fox jumps over the lazy dog. " * 20)
     unittest.main(argv=[sys.argv[0], "-v"])

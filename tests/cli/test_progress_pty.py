@@ -12,15 +12,12 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import unittest
 
+from cli_setup import ORCD, require_vocab, scratch, synth
 from pty_session import PtySession
 
-ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
-SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
-VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
-TMP = tempfile.mkdtemp(prefix="orcd-progress-test-")
+TMP = scratch("progress")
 MODEL = os.path.join(TMP, "tiny.gguf")
 # Real 0.5B shapes (4 blocks): its prefill of a long prompt, or one 512-token window, takes long enough for a second
 # press to land while the first is still draining.
@@ -141,11 +138,7 @@ class ProgressTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(VOCAB):
-        print(f"SKIP: {VOCAB} is absent (../shared)")
-        sys.exit(0)
-    subprocess.run([ORCD, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab", VOCAB, "-o", MODEL],
-                   check=True, capture_output=True, timeout=120)
-    subprocess.run([ORCD, "synth", "--preset", "qwen2.5-0.5b", "--layers", "4", "--type", "Q8_0", "--vocab", VOCAB,
-                    "-o", SLOW_MODEL], check=True, capture_output=True, timeout=120)
+    require_vocab()
+    synth(MODEL)
+    synth(SLOW_MODEL, "qwen2.5-0.5b", "--layers", "4")
     unittest.main(argv=[sys.argv[0], "-v"])

@@ -15,16 +15,14 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-ORCD = sys.argv[1] if len(sys.argv) > 1 else "build/src/cli/orcd"
-SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
-VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
-TMP = tempfile.mkdtemp(prefix="orcd-serve-loading-test-")
+from cli_setup import ORCD, require_vocab, scratch, synth
+
+TMP = scratch("serve-loading")
 MODEL = os.path.join(TMP, "tiny.gguf")
 
 
@@ -141,9 +139,6 @@ class ServeLoadingTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(VOCAB):
-        print(f"SKIP: {VOCAB} is absent (../shared)")
-        sys.exit(0)
-    subprocess.run([ORCD, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab", VOCAB, "-o", MODEL],
-                   check=True, capture_output=True, timeout=120)
+    require_vocab()
+    synth(MODEL)
     unittest.main(argv=[sys.argv[0], "-v"])
