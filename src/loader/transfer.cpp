@@ -258,18 +258,8 @@ public:
         for (uint64_t k = 0; k < n_chunks_; ++k) {
             const uint32_t i = static_cast<uint32_t>(k % nb);
             if (k >= 1 && k < nb) buffers[k] = more[k - 1].get();  // rethrows the helper's allocation error
-            if (in_flight_end[i] != 0) {
-                const auto tw = Clock::now();
-                events[i]->synchronize();
-                stats_.wait_seconds += since(tw);
-                completed(in_flight_end[i]);
-                in_flight_end[i] = 0;
-            }
-            if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
-                throw Error(ErrorCode::Cancelled,
-                            fmt::format("load cancelled after {} of {} bytes (chunk {} of {})", done_, total, k,
-                                        n_chunks_));
-            }
+            wait_slot(events, in_flight_end, i);
+            throw_if_cancelled(k);
             const uint64_t a = k * stage, b = std::min(a + stage, total);
             std::byte* buf = buffers[i]->data();
             // The window goes out in slices (dma_slice_bytes; one slice when 0): slice m is queued for DMA as soon
@@ -323,16 +313,7 @@ public:
             stream->record(*events[i]);
             in_flight_end[i] = b;
         }
-        // Drain in chunk order: buffer (n_chunks % nb) holds the oldest copy still in flight.
-        for (uint64_t k = n_chunks_ - std::min<uint64_t>(n_chunks_, nb); k < n_chunks_; ++k) {
-            const uint32_t i = static_cast<uint32_t>(k % nb);
-            if (in_flight_end[i] == 0) continue;
-            const auto tw = Clock::now();
-            events[i]->synchronize();
-            stats_.wait_seconds += since(tw);
-            completed(in_flight_end[i]);
-            in_flight_end[i] = 0;
-        }
+        drain(events, in_flight_end);
         stream->synchronize();
         stats_.seconds = since(t0_);
         releaser.finish();  // every transferred page released before the load reports done
@@ -388,22 +369,10 @@ private:
         std::unique_ptr<device::Stream> stream = dev_.create_stream();
         std::vector<uint64_t> in_flight_end(nb, 0);
         size_t ti = 0;
-        auto wait_slot = [&](uint32_t i) {
-            if (in_flight_end[i] == 0) return;
-            const auto tw = Clock::now();
-            events[i]->synchronize();
-            stats_.wait_seconds += since(tw);
-            completed(in_flight_end[i]);
-            in_flight_end[i] = 0;
-        };
         for (uint64_t k = 0; k < n_chunks_; ++k) {
             const uint32_t i = static_cast<uint32_t>(k % nb);
-            wait_slot(i);
-            if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
-                throw Error(ErrorCode::Cancelled,
-                            fmt::format("load cancelled after {} of {} bytes (chunk {} of {})", done_, total, k,
-                                        n_chunks_));
-            }
+            wait_slot(events, in_flight_end, i);
+            throw_if_cancelled(k);
             const uint64_t a = k * stage, b = std::min(a + stage, total);
             const auto tq = Clock::now();
             uint64_t cursor = a;
@@ -421,10 +390,36 @@ private:
             stats_.gather_seconds += since(tq);  // here: queueing the copies
             in_flight_end[i] = b;
         }
-        for (uint64_t k = n_chunks_ - std::min<uint64_t>(n_chunks_, nb); k < n_chunks_; ++k) {
-            wait_slot(static_cast<uint32_t>(k % nb));
-        }
+        drain(events, in_flight_end);
         stream->synchronize();
+    }
+
+    // Buffer slot i's copy in flight (in_flight_end[i] != 0: the arena end it reaches) is waited for and reported
+    // done; the slot is free after.
+    void wait_slot(const std::vector<std::unique_ptr<device::Event>>& events, std::vector<uint64_t>& in_flight_end,
+                   uint32_t i) {
+        if (in_flight_end[i] == 0) return;
+        const auto tw = Clock::now();
+        events[i]->synchronize();
+        stats_.wait_seconds += since(tw);
+        completed(in_flight_end[i]);
+        in_flight_end[i] = 0;
+    }
+
+    // Waits for every copy still in flight, in chunk order: slot (n_chunks % nb) holds the oldest.
+    void drain(const std::vector<std::unique_ptr<device::Event>>& events, std::vector<uint64_t>& in_flight_end) {
+        const uint64_t nb = in_flight_end.size();
+        for (uint64_t k = n_chunks_ - std::min(n_chunks_, nb); k < n_chunks_; ++k) {
+            wait_slot(events, in_flight_end, static_cast<uint32_t>(k % nb));
+        }
+    }
+
+    // Before window k is queued: a cancelled load stops there.
+    void throw_if_cancelled(uint64_t k) const {
+        if (cancel_ && cancel_->load(std::memory_order_relaxed)) {
+            throw Error(ErrorCode::Cancelled, fmt::format("load cancelled after {} of {} bytes (chunk {} of {})", done_,
+                                                          plan_.weight_bytes, k, n_chunks_));
+        }
     }
 
     void build_layer_ends() {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <numeric>
 #include <optional>
 #include <string>
 
@@ -269,16 +271,24 @@ BlockQ8_0 quantize_q8_0(const float* x) {
     return b;
 }
 
+// Q8_1 is Q8_0's block plus s = d * (sum of the quants).
 BlockQ8_1 quantize_q8_1(const float* x) {
+    const BlockQ8_0 q = quantize_q8_0(x);
     BlockQ8_1 b{};
-    b.d = half_at_least(max_abs(x, 32) / 127.0f);
-    const float d = fp16_to_fp32(b.d);
-    int q[32];
-    quantize_symmetric(x, 32, d, -127, 127, q);
-    int sum = 0;
-    for (int l = 0; l < 32; ++l) { b.qs[l] = static_cast<int8_t>(q[l]); sum += q[l]; }
-    b.s = fp32_to_fp16(d * static_cast<float>(sum));
+    b.d = q.d;
+    std::copy(std::begin(q.qs), std::end(q.qs), b.qs);
+    const int sum = std::accumulate(std::begin(q.qs), std::end(q.qs), 0);
+    b.s = fp32_to_fp16(fp16_to_fp32(q.d) * static_cast<float>(sum));
     return b;
+}
+
+// Q2_K and Q3_K keep each quant's low 2 bits (`crumbs`, 0..3) the same way: element e of the super-block is in byte
+// 32 * (e / 128) + e % 32 of qs, at bit 2 * ((e % 128) / 32).
+void pack_crumbs_k(const int* crumbs, uint8_t* qs) {
+    for (int e = 0; e < kQK_K; ++e) {
+        const int half = e / 128, j = (e % 128) / 32, l = e % 32;
+        qs[32 * half + l] = static_cast<uint8_t>(qs[32 * half + l] | (crumbs[e] & 3) << (2 * j));
+    }
 }
 
 BlockQ2_K quantize_q2_k(const float* x) {
@@ -289,10 +299,7 @@ BlockQ2_K quantize_q2_k(const float* x) {
     b.d = s.d;
     b.dmin = s.dmin;
     for (int k = 0; k < 16; ++k) b.scales[k] = static_cast<uint8_t>(s.scale[k] | s.min[k] << 4);
-    for (int e = 0; e < kQK_K; ++e) {
-        const int half = e / 128, j = (e % 128) / 32, l = e % 32;
-        b.qs[32 * half + l] = static_cast<uint8_t>(b.qs[32 * half + l] | q[e] << (2 * j));
-    }
+    pack_crumbs_k(q, b.qs);
     return b;
 }
 
@@ -305,12 +312,13 @@ BlockQ3_K quantize_q3_k(const float* x) {
     int8_t scales[16];
     for (int k = 0; k < 16; ++k) scales[k] = static_cast<int8_t>(s.scale[k]);
     q3k_pack_scales(scales, b.scales);
+    int biased[kQK_K];  // 0..7: low 2 bits in qs, bit 2 in hmask (set means "no -4")
     for (int e = 0; e < kQK_K; ++e) {
+        biased[e] = q[e] + 4;
         const int half = e / 128, j = (e % 128) / 32, l = e % 32;
-        const int biased = q[e] + 4;  // 0..7: low 2 bits in qs, bit 2 in hmask (set means "no -4")
-        b.qs[32 * half + l] = static_cast<uint8_t>(b.qs[32 * half + l] | (biased & 3) << (2 * j));
-        b.hmask[l] = static_cast<uint8_t>(b.hmask[l] | (biased >> 2) << (4 * half + j));
+        b.hmask[l] = static_cast<uint8_t>(b.hmask[l] | (biased[e] >> 2) << (4 * half + j));
     }
+    pack_crumbs_k(biased, b.qs);
     return b;
 }
 

@@ -1,5 +1,6 @@
 #include "template/parser.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
 #include <initializer_list>
@@ -300,24 +301,27 @@ private:
         return e;
     }
 
-    ExprPtr parse_or() {
-        ExprPtr e = parse_and();
-        while (is_name("or")) {
+    // One left-associative level: operand (operator operand)*, the operators named by their text (a keyword such as
+    // "and" or a symbol such as "+").
+    template <typename Operand>
+    ExprPtr left_assoc(Operand operand, std::initializer_list<std::string_view> ops) {
+        ExprPtr e = operand();
+        for (;;) {
+            const auto op =
+                std::find_if(ops.begin(), ops.end(), [&](std::string_view o) { return is_op(o) || is_name(o); });
+            if (op == ops.end()) return e;
             const int line = cur().line;
             advance();
-            e = binary("or", std::move(e), parse_and(), line);
+            e = binary(std::string(*op), std::move(e), operand(), line);
         }
-        return e;
+    }
+
+    ExprPtr parse_or() {
+        return left_assoc([this] { return parse_and(); }, {"or"});
     }
 
     ExprPtr parse_and() {
-        ExprPtr e = parse_not();
-        while (is_name("and")) {
-            const int line = cur().line;
-            advance();
-            e = binary("and", std::move(e), parse_not(), line);
-        }
-        return e;
+        return left_assoc([this] { return parse_not(); }, {"and"});
     }
 
     ExprPtr parse_not() {
@@ -361,45 +365,19 @@ private:
     }
 
     ExprPtr parse_math1() {
-        ExprPtr e = parse_concat();
-        while (is_op("+") || is_op("-")) {
-            const std::string op = cur().value;
-            const int line = cur().line;
-            advance();
-            e = binary(op, std::move(e), parse_concat(), line);
-        }
-        return e;
+        return left_assoc([this] { return parse_concat(); }, {"+", "-"});
     }
 
     ExprPtr parse_concat() {
-        ExprPtr e = parse_math2();
-        while (is_op("~")) {
-            const int line = cur().line;
-            advance();
-            e = binary("~", std::move(e), parse_math2(), line);
-        }
-        return e;
+        return left_assoc([this] { return parse_math2(); }, {"~"});
     }
 
     ExprPtr parse_math2() {
-        ExprPtr e = parse_pow();
-        while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-            const std::string op = cur().value;
-            const int line = cur().line;
-            advance();
-            e = binary(op, std::move(e), parse_pow(), line);
-        }
-        return e;
+        return left_assoc([this] { return parse_pow(); }, {"*", "/", "//", "%"});
     }
 
     ExprPtr parse_pow() {
-        ExprPtr e = parse_unary(true);
-        while (is_op("**")) {
-            const int line = cur().line;
-            advance();
-            e = binary("**", std::move(e), parse_unary(true), line);
-        }
-        return e;
+        return left_assoc([this] { return parse_unary(true); }, {"**"});
     }
 
     ExprPtr parse_unary(bool with_filter) {

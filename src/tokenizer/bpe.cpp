@@ -269,11 +269,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<TokenId>& out) con
 
 void BpeModel::encode_word_heap(std::string_view word, std::vector<TokenId>& out) const {
     const auto n = static_cast<int32_t>(word.size());
-    if (n == 0) return;
-    if (n == 1) {
-        out.push_back(byte_token_[static_cast<uint8_t>(word[0])]);
-        return;
-    }
+    if (n == 0) return;  // a one-byte word needs no shortcut here: it has no pair, and its byte token is the answer
     thread_local std::vector<Symbol> symbols;
     thread_local std::vector<Candidate> heap;
     symbols.clear();

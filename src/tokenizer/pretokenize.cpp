@@ -23,22 +23,15 @@ struct Cursor {
     bool space(size_t i) const { return i < n && (cls[i] & kSpace); }
     // [^\s\p{L}\p{N}]
     bool other(size_t i) const { return i < n && (cls[i] & (kLetter | kNumber | kSpace)) == 0; }
-    size_t run_letters(size_t i) const {
-        while (letter(i)) ++i;
+    // The end of the run of one class that starts at i (i itself when cls[i] is not of it).
+    size_t run(size_t i, bool (Cursor::*in_class)(size_t) const) const {
+        while ((this->*in_class)(i)) ++i;
         return i;
     }
-    size_t run_numbers(size_t i) const {
-        while (number(i)) ++i;
-        return i;
-    }
-    size_t run_others(size_t i) const {
-        while (other(i)) ++i;
-        return i;
-    }
-    size_t run_spaces(size_t i) const {
-        while (space(i)) ++i;
-        return i;
-    }
+    size_t run_letters(size_t i) const { return run(i, &Cursor::letter); }
+    size_t run_numbers(size_t i) const { return run(i, &Cursor::number); }
+    size_t run_others(size_t i) const { return run(i, &Cursor::other); }
+    size_t run_spaces(size_t i) const { return run(i, &Cursor::space); }
 };
 
 // 's|'t|'re|'ve|'m|'ll|'d at i (cps[i] == '\''); returns the end, or 0 for no match. With `fold`, letters match
