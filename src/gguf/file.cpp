@@ -204,13 +204,20 @@ private:
         }
     }
 
+    // The `field` of entry n (a metadata entry's key, a tensor's name): a string of at most max_bytes, not empty.
+    std::string_view read_name(std::string_view entry, std::string_view field, uint64_t n, uint64_t max_bytes) {
+        const uint64_t at = pos_;
+        const std::string_view name = read_string(fmt::format("{} of {} {}", field, entry, n), max_bytes);
+        if (name.empty()) fail(ErrorCode::CorruptFile, at, fmt::format("{} {} has an empty {}", entry, n, field));
+        return name;
+    }
+
     void parse_metadata() {
         f_.kv_.reserve(kv_count_);
         for (uint64_t n = 0; n < kv_count_; ++n) {
             KeyValue kv;
             kv.offset = pos_;
-            kv.key = read_string(fmt::format("key of metadata entry {}", n), kMaxKeyBytes);
-            if (kv.key.empty()) fail(ErrorCode::CorruptFile, kv.offset, fmt::format("metadata entry {} has an empty key", n));
+            kv.key = read_name("metadata entry", "key", n, kMaxKeyBytes);
             kv.value.type = read_type(fmt::format("type of key '{}'", printable(kv.key)));
             if (kv.value.type == ValueType::Array) read_array(kv.value.arr, kv.key, 1);
             else read_scalar(kv.value.type, kv.value, kv.key);
@@ -247,8 +254,7 @@ private:
         for (uint64_t n = 0; n < tensor_count_; ++n) {
             TensorInfo t;
             t.info_offset = pos_;
-            t.name = read_string(fmt::format("name of tensor {}", n), kMaxTensorNameBytes);
-            if (t.name.empty()) fail(ErrorCode::CorruptFile, t.info_offset, fmt::format("tensor {} has an empty name", n));
+            t.name = read_name("tensor", "name", n, kMaxTensorNameBytes);
             const std::string who = fmt::format("tensor '{}'", printable(t.name));
             const uint64_t dims_at = pos_;
             const uint32_t n_dims = read<uint32_t>("n_dims");
@@ -498,55 +504,47 @@ double as_float(const File& f, std::string_view key, const Value& v) {
 
 }  // namespace
 
-#define ORCD_REQUIRED(key)                                                                              \
-    const Value* v = find(key);                                                                        \
-    if (v == nullptr) {                                                                                \
-        throw Error(ErrorCode::MetadataMissing, fmt::format("{}: required key '{}' is missing", path_, key)); \
+const Value& File::required(std::string_view key) const {
+    const Value* v = find(key);
+    if (v == nullptr) {
+        throw Error(ErrorCode::MetadataMissing, fmt::format("{}: required key '{}' is missing", path_, key));
     }
+    return *v;
+}
 
-uint64_t File::get_uint(std::string_view key) const { ORCD_REQUIRED(key) return as_uint(*this, key, *v); }
-int64_t File::get_int(std::string_view key) const { ORCD_REQUIRED(key) return as_int(*this, key, *v); }
-double File::get_float(std::string_view key) const { ORCD_REQUIRED(key) return as_float(*this, key, *v); }
+uint64_t File::get_uint(std::string_view key) const { return as_uint(*this, key, required(key)); }
+int64_t File::get_int(std::string_view key) const { return as_int(*this, key, required(key)); }
+double File::get_float(std::string_view key) const { return as_float(*this, key, required(key)); }
 bool File::get_bool(std::string_view key) const {
-    ORCD_REQUIRED(key)
-    if (v->type != ValueType::Bool) type_error(*this, key, "bool", *v);
-    return v->u != 0;
+    const Value& v = required(key);
+    if (v.type != ValueType::Bool) type_error(*this, key, "bool", v);
+    return v.u != 0;
 }
 std::string_view File::get_string(std::string_view key) const {
-    ORCD_REQUIRED(key)
-    if (v->type != ValueType::String) type_error(*this, key, "string", *v);
-    return v->str;
+    const Value& v = required(key);
+    if (v.type != ValueType::String) type_error(*this, key, "string", v);
+    return v.str;
 }
 const Array& File::get_array(std::string_view key) const {
-    ORCD_REQUIRED(key)
-    if (v->type != ValueType::Array) type_error(*this, key, "array", *v);
-    return v->arr;
+    const Value& v = required(key);
+    if (v.type != ValueType::Array) type_error(*this, key, "array", v);
+    return v.arr;
 }
-#undef ORCD_REQUIRED
 
-std::optional<uint64_t> File::get_uint_opt(std::string_view key) const {
+// The _opt accessors: nothing when the key is absent, else what the required accessor gives (or throws).
+template <typename T>
+std::optional<T> File::if_present(std::string_view key, T (File::*get)(std::string_view) const) const {
     if (!has(key)) return std::nullopt;
-    return get_uint(key);
+    return (this->*get)(key);
 }
-std::optional<int64_t> File::get_int_opt(std::string_view key) const {
-    if (!has(key)) return std::nullopt;
-    return get_int(key);
-}
-std::optional<double> File::get_float_opt(std::string_view key) const {
-    if (!has(key)) return std::nullopt;
-    return get_float(key);
-}
-std::optional<bool> File::get_bool_opt(std::string_view key) const {
-    if (!has(key)) return std::nullopt;
-    return get_bool(key);
-}
+
+std::optional<uint64_t> File::get_uint_opt(std::string_view key) const { return if_present(key, &File::get_uint); }
+std::optional<int64_t> File::get_int_opt(std::string_view key) const { return if_present(key, &File::get_int); }
+std::optional<double> File::get_float_opt(std::string_view key) const { return if_present(key, &File::get_float); }
+std::optional<bool> File::get_bool_opt(std::string_view key) const { return if_present(key, &File::get_bool); }
 std::optional<std::string_view> File::get_string_opt(std::string_view key) const {
-    if (!has(key)) return std::nullopt;
-    return get_string(key);
+    return if_present(key, &File::get_string);
 }
-const Array* File::get_array_opt(std::string_view key) const {
-    if (!has(key)) return nullptr;
-    return &get_array(key);
-}
+const Array* File::get_array_opt(std::string_view key) const { return has(key) ? &get_array(key) : nullptr; }
 
 }  // namespace orcd::gguf

@@ -125,6 +125,9 @@ public:
 private:
     File() = default;
     void parse_all();
+    const Value& required(std::string_view key) const;  // throws MetadataMissing naming the key
+    template <typename T>
+    std::optional<T> if_present(std::string_view key, T (File::*get)(std::string_view) const) const;
 
     std::string path_;
     std::unique_ptr<MappedFile> map_;

@@ -209,58 +209,51 @@ void pack_fifth_bits_32(const int* q, uint8_t qh[4]) {
     for (int i = 0; i < 4; ++i) qh[i] = static_cast<uint8_t>(bits >> (8 * i));
 }
 
-BlockQ4_0 quantize_q4_0(const float* x) {
-    BlockQ4_0 b{};
-    b.d = symmetric_step(x, 32, 8);
+// The 32 quants of a Q4_x block (0..15) or a Q5_x block (0..31: low nibbles in qs, fifth bits in qh) packed into it.
+template <typename Block>
+void pack_32(const int* q, Block& b) {
+    if constexpr (requires { b.qh; }) {
+        int low[32];
+        for (int l = 0; l < 32; ++l) low[l] = q[l] & 0x0f;
+        pack_nibbles_32(low, b.qs);
+        pack_fifth_bits_32(q, b.qh);
+    } else {
+        pack_nibbles_32(q, b.qs);
+    }
+}
+
+// Q4_0/Q5_0: symmetric quants in [-half, half - 1], stored plus half.
+template <typename Block>
+Block quantize_offset(const float* x, int half) {
+    Block b{};
+    b.d = symmetric_step(x, 32, half);
     int q[32];
-    quantize_symmetric(x, 32, fp16_to_fp32(b.d), -8, 7, q);
-    for (int& v : q) v += 8;
-    pack_nibbles_32(q, b.qs);
+    quantize_symmetric(x, 32, fp16_to_fp32(b.d), -half, half - 1, q);
+    for (int& v : q) v += half;
+    pack_32(q, b);
     return b;
 }
 
-BlockQ5_0 quantize_q5_0(const float* x) {
-    BlockQ5_0 b{};
-    b.d = symmetric_step(x, 32, 16);
-    int q[32];
-    quantize_symmetric(x, 32, fp16_to_fp32(b.d), -16, 15, q);
-    for (int& v : q) v += 16;
-    int low[32];
-    for (int l = 0; l < 32; ++l) low[l] = q[l] & 0x0f;
-    pack_nibbles_32(low, b.qs);
-    pack_fifth_bits_32(q, b.qh);
-    return b;
-}
+BlockQ4_0 quantize_q4_0(const float* x) { return quantize_offset<BlockQ4_0>(x, 8); }
+BlockQ5_0 quantize_q5_0(const float* x) { return quantize_offset<BlockQ5_0>(x, 16); }
 
 // Q4_1/Q5_1: minimum rounded down to a half, step rounded up so the maximum stays on the grid.
 template <typename Block>
-Block quantize_min_step(const float* x, int q_max, int* q) {
+Block quantize_min_step(const float* x, int q_max) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < 32; ++i) { lo = std::min(lo, x[i]); hi = std::max(hi, x[i]); }
     Block b{};
     b.m = half_at_most(lo);
     const float m = fp16_to_fp32(b.m);
     b.d = half_at_least((hi - m) / static_cast<float>(q_max));
+    int q[32];
     quantize_affine(x, 32, fp16_to_fp32(b.d), m, q_max, q);
+    pack_32(q, b);
     return b;
 }
 
-BlockQ4_1 quantize_q4_1(const float* x) {
-    int q[32];
-    BlockQ4_1 b = quantize_min_step<BlockQ4_1>(x, 15, q);
-    pack_nibbles_32(q, b.qs);
-    return b;
-}
-
-BlockQ5_1 quantize_q5_1(const float* x) {
-    int q[32];
-    BlockQ5_1 b = quantize_min_step<BlockQ5_1>(x, 31, q);
-    int low[32];
-    for (int l = 0; l < 32; ++l) low[l] = q[l] & 0x0f;
-    pack_nibbles_32(low, b.qs);
-    pack_fifth_bits_32(q, b.qh);
-    return b;
-}
+BlockQ4_1 quantize_q4_1(const float* x) { return quantize_min_step<BlockQ4_1>(x, 15); }
+BlockQ5_1 quantize_q5_1(const float* x) { return quantize_min_step<BlockQ5_1>(x, 31); }
 
 BlockQ8_0 quantize_q8_0(const float* x) {
     BlockQ8_0 b{};

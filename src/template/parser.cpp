@@ -395,6 +395,20 @@ private:
         return e;
     }
 
+    // The entries of a list or dict literal after its opening bracket, up to `close` (a trailing comma allowed):
+    // entry() parses one into the literal's args.
+    template <typename Entry>
+    ExprPtr parse_items(Expr::Kind kind, int line, std::string_view close, Entry entry) {
+        auto e = make(kind, line);
+        while (!is_op(close)) {
+            if (!e->args.empty()) expect_op(",");
+            if (is_op(close)) break;
+            entry(*e);
+        }
+        expect_op(close);
+        return e;
+    }
+
     ExprPtr parse_primary() {
         DepthGuard guard(*this);
         const Token& t = cur();
@@ -450,27 +464,16 @@ private:
                 }
                 if (t.value == "[") {
                     advance();
-                    auto e = make(Expr::Kind::List, line);
-                    while (!is_op("]")) {
-                        if (!e->args.empty()) expect_op(",");
-                        if (is_op("]")) break;
-                        e->args.push_back(parse_expression(true));
-                    }
-                    expect_op("]");
-                    return e;
+                    return parse_items(Expr::Kind::List, line, "]",
+                                       [this](Expr& list) { list.args.push_back(parse_expression(true)); });
                 }
                 if (t.value == "{") {
                     advance();
-                    auto e = make(Expr::Kind::Dict, line);
-                    while (!is_op("}")) {
-                        if (!e->args.empty()) expect_op(",");
-                        if (is_op("}")) break;
-                        e->args.push_back(parse_expression(true));
+                    return parse_items(Expr::Kind::Dict, line, "}", [this](Expr& dict) {
+                        dict.args.push_back(parse_expression(true));
                         expect_op(":");
-                        e->args.push_back(parse_expression(true));
-                    }
-                    expect_op("}");
-                    return e;
+                        dict.args.push_back(parse_expression(true));
+                    });
                 }
                 break;
             default:

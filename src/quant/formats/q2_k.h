@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 
@@ -18,11 +19,7 @@ struct BlockQ2_K {
 };
 static_assert(sizeof(BlockQ2_K) == 84);
 
-struct Q2_K {
-    using Block = BlockQ2_K;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q2_K;
-    static constexpr int kBlockElems = kQK_K;
-
+struct Q2_K : BlockFormat<BlockQ2_K, gguf::TensorType::Q2_K, kQK_K> {
     // q (0..3) of element e.
     ORCD_HD static int quant(const Block& b, int e) {
         return (b.qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;

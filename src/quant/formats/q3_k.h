@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 
@@ -42,11 +43,7 @@ inline void q3k_pack_scales(const int8_t scale[16], uint8_t out[kKScaleSize]) {
     }
 }
 
-struct Q3_K {
-    using Block = BlockQ3_K;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q3_K;
-    static constexpr int kBlockElems = kQK_K;
-
+struct Q3_K : BlockFormat<BlockQ3_K, gguf::TensorType::Q3_K, kQK_K> {
     // The low 2 bits of element e plus 4 when its high bit is set: the value is u - 4.
     ORCD_HD static int biased_quant(const Block& b, int e) {
         const int half = e / 128, j = (e % 128) / 32, l = e % 32;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
@@ -21,11 +22,7 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
-struct Q6_K {
-    using Block = BlockQ6_K;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q6_K;
-    static constexpr int kBlockElems = kQK_K;
-
+struct Q6_K : BlockFormat<BlockQ6_K, gguf::TensorType::Q6_K, kQK_K> {
     // q (0..63) of element l (< 32) of quarter r (0..3) of half h (0..1).
     ORCD_HD static int quant(const Block& b, int h, int r, int l) {
         const uint8_t low_byte = b.ql[64 * h + 32 * (r & 1) + l];

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/hd.h"
 #ifdef __CUDACC__
 #include "quant/cuda_bits.cuh"
@@ -16,11 +17,7 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34);
 
-struct Q8_0 {
-    using Block = BlockQ8_0;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q8_0;
-    static constexpr int kBlockElems = 32;
-
+struct Q8_0 : BlockFormat<BlockQ8_0, gguf::TensorType::Q8_0, 32> {
     ORCD_HD static void decode8(const Block& b, int k0, float* out) {
         scale_int8x8(half_to_float(b.d), b.qs + k0, out);
     }

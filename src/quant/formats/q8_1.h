@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/hd.h"
 
 namespace orcd::quant {
@@ -15,11 +16,7 @@ struct BlockQ8_1 {
 };
 static_assert(sizeof(BlockQ8_1) == 36);
 
-struct Q8_1 {
-    using Block = BlockQ8_1;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q8_1;
-    static constexpr int kBlockElems = 32;
-
+struct Q8_1 : BlockFormat<BlockQ8_1, gguf::TensorType::Q8_1, 32> {
     ORCD_HD static void decode8(const Block& b, int k0, float* out) {
         scale_int8x8(half_to_float(b.d), b.qs + k0, out);  // s is redundant for reconstruction
     }

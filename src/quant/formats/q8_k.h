@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "gguf/types.h"
+#include "quant/formats/block_format.h"
 #include "quant/formats/k_common.h"
 #include "quant/hd.h"
 
@@ -16,11 +17,7 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292);
 
-struct Q8_K {
-    using Block = BlockQ8_K;
-    static constexpr gguf::TensorType kType = gguf::TensorType::Q8_K;
-    static constexpr int kBlockElems = kQK_K;
-
+struct Q8_K : BlockFormat<BlockQ8_K, gguf::TensorType::Q8_K, kQK_K> {
     ORCD_HD static void decode8(const Block& b, int k0, float* out) {
         scale_int8x8(b.d, b.qs + k0, out);
     }
