@@ -13,17 +13,13 @@
 
 namespace orcd::cuda {
 
-namespace {
-
 using detail::check_launch;
 using detail::require;
 
-}  // namespace
-
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
               cudaStream_t stream) {
-    require(n_tokens > 0 && n > 0 && n_tokens <= INT32_MAX, "rms_norm", "needs n_tokens > 0 and n > 0");
-    require(std::isfinite(eps) && eps >= 0.0f, "rms_norm", fmt::format("epsilon {} is not a finite value >= 0", eps));
+    detail::require_rows(n_tokens, n, "rms_norm");
+    detail::require_epsilon(eps, "rms_norm");
     detail::launch_rms_norm(x, weight, n_tokens, n, eps, out, stream);
     check_launch();
 }
@@ -34,8 +30,7 @@ void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads,
             "needs n_tokens, n_heads and head_dim > 0");
     require(row_stride >= static_cast<int64_t>(n_heads) * head_dim, "rms_norm_heads",
             fmt::format("row stride {} is shorter than {} heads of {}", row_stride, n_heads, head_dim));
-    require(std::isfinite(eps) && eps >= 0.0f, "rms_norm_heads",
-            fmt::format("epsilon {} is not a finite value >= 0", eps));
+    detail::require_epsilon(eps, "rms_norm_heads");
     detail::launch_rms_norm_heads(x, n_tokens, row_stride, n_heads, head_dim, weight, eps, stream);
     check_launch();
 }

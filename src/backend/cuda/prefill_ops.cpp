@@ -13,18 +13,13 @@
 
 namespace orcd::cuda {
 
-namespace {
-
 using detail::check_launch;
 using detail::require;
 
-}  // namespace
-
 void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
                      cudaStream_t stream) {
-    require(n_tokens > 0 && n > 0 && n_tokens <= INT32_MAX, "rms_norm_to_f16", "needs n_tokens > 0 and n > 0");
-    require(std::isfinite(eps) && eps >= 0.0f, "rms_norm_to_f16",
-            fmt::format("epsilon {} is not a finite value >= 0", eps));
+    detail::require_rows(n_tokens, n, "rms_norm_to_f16");
+    detail::require_epsilon(eps, "rms_norm_to_f16");
     detail::launch_rms_norm_f16(x, weight, n_tokens, n, eps, out16, stream);
     check_launch();
 }
