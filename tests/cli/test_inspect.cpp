@@ -9,13 +9,14 @@
 
 #include "gguf/writer.h"
 #include "run.h"
+#include "shared_files.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 const std::string kOrcd = ORCD_BINARY;
-const fs::path kVocab = fs::path(ORCD_SHARED_DIR) / "models/vocab";
+const fs::path kVocab = orcd::test::shared_path("models/vocab");
 
 json inspect(const fs::path& p) {
     const auto r = orcd::test::run(kOrcd + " inspect --json '" + p.string() + "'");
@@ -24,6 +25,7 @@ json inspect(const fs::path& p) {
 }
 
 TEST(Inspect, VocabFiles) {
+    ORCD_SKIP_WITHOUT_SHARED(kVocab);
     struct Expect { const char* file; const char* model; uint64_t tokens; };
     for (const Expect& e : {Expect{"ggml-vocab-qwen2.5.gguf", "gpt2", 151936}, Expect{"ggml-vocab-phi-3.gguf", "llama", 32064},
                             Expect{"ggml-vocab-llama-spm.gguf", "llama", 32000}, Expect{"ggml-vocab-gpt-2.gguf", "gpt2", 50257}}) {

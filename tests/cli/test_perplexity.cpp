@@ -13,12 +13,13 @@
 #include <unistd.h>
 
 #include "run.h"
+#include "shared_files.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 const std::string kOrcd = ORCD_BINARY;
-const fs::path kVocab = fs::path(ORCD_SHARED_DIR) / "models/vocab/ggml-vocab-qwen2.5.gguf";
+const fs::path kVocab = orcd::test::shared_path("models/vocab/ggml-vocab-qwen2.5.gguf");
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p);
@@ -26,7 +27,7 @@ std::string slurp(const fs::path& p) {
 }
 
 TEST(PerplexityCli, FirstWindowMatchesJsonPositionsAndFinalLineHasTheError) {
-    if (!fs::exists(kVocab)) GTEST_SKIP() << "shared vocab absent: " << kVocab;
+    ORCD_SKIP_WITHOUT_SHARED(kVocab);
     const fs::path dir = fs::temp_directory_path() / ("orcd_ppl_" + std::to_string(::getpid()));
     fs::create_directories(dir);
     const std::string model = (dir / "tiny.gguf").string(), text = (dir / "t.txt").string();

@@ -117,6 +117,8 @@ private:
     std::vector<std::vector<float>> logits_;
 };
 
+const std::filesystem::path kPhi3Vocab = test::shared_path("models/vocab/ggml-vocab-phi-3.gguf");
+
 struct Fixture {
     model::Model model = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3,
                                                              "ggml-vocab-phi-3.gguf"));
@@ -211,6 +213,7 @@ BatchEngineOptions opts(uint32_t num_pages, uint32_t parallel = 16) {
 }
 
 TEST(BatchEngine, SixteenConcurrentRequestsEqualTheSameRequestsAlone) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(1024));
     std::vector<GenerateRequest> reqs;
@@ -233,6 +236,7 @@ TEST(BatchEngine, SixteenConcurrentRequestsEqualTheSameRequestsAlone) {
 }
 
 TEST(BatchEngine, SeededSamplingAloneOrAmongFifteenOthersGivesTheSameText) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     GenerateRequest r = request(4);
     r.sampling.temperature = 0.9f;
@@ -252,6 +256,7 @@ TEST(BatchEngine, SeededSamplingAloneOrAmongFifteenOthersGivesTheSameText) {
 }
 
 TEST(BatchEngine, PromptsAreSplitAtChunkBoundariesWithinTheTokenBudget) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngineOptions o = opts(1024, 4);
     o.max_batch_tokens = 20;
@@ -295,6 +300,7 @@ TEST(BatchEngine, PromptsAreSplitAtChunkBoundariesWithinTheTokenBudget) {
 }
 
 TEST(BatchEngine, AdmitsFirstComeFirstServedUpToParallel) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(1024, 2));
     std::vector<int> start_order;
@@ -321,6 +327,7 @@ TEST(BatchEngine, AdmitsFirstComeFirstServedUpToParallel) {
 }
 
 TEST(BatchEngine, AHeadRequestThatDoesNotFitBlocksTheQueueUntilPagesFree) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     // 24 pages of 4 positions: the long request needs most of them.
     BatchEngine engine(f.be, f.tok, opts(24, 8));
@@ -345,6 +352,7 @@ TEST(BatchEngine, AHeadRequestThatDoesNotFitBlocksTheQueueUntilPagesFree) {
 }
 
 TEST(BatchEngine, PreemptionAndPrefixReuseChangeNoOutputAndLeakNoPage) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     // 64 requests, a pool of 40 pages of 4 positions (a sequence here needs 5-12 pages): a few run at a time, decodes
     // run the pool dry and preempt, and the shared prefix is served from the cache.
@@ -375,6 +383,7 @@ TEST(BatchEngine, PreemptionAndPrefixReuseChangeNoOutputAndLeakNoPage) {
 }
 
 TEST(BatchEngine, PrefixCacheOffStillGivesTheSameOutputs) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngineOptions o = opts(40, 16);
     o.prefix_caching = false;
@@ -392,6 +401,7 @@ TEST(BatchEngine, PrefixCacheOffStillGivesTheSameOutputs) {
 }
 
 TEST(BatchEngine, CancellationFreesThePagesAtOnceAndTheOthersContinueUnchanged) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(1024, 8));
     std::vector<GenerateRequest> reqs;
@@ -427,6 +437,7 @@ TEST(BatchEngine, CancellationFreesThePagesAtOnceAndTheOthersContinueUnchanged) 
 }
 
 TEST(BatchEngine, ARequestLargerThanThePoolIsRefusedBeforeQueueing) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(8, 4));  // 32 positions
     GenerateRequest r = request(1);
@@ -449,6 +460,7 @@ TEST(BatchEngine, ARequestLargerThanThePoolIsRefusedBeforeQueueing) {
 }
 
 TEST(BatchEngine, ABackendFailureFailsThatStepsRequestsOnlyAndFreesTheirPages) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(1024, 1));  // one at a time: the failing step holds one request
     std::vector<GenerateRequest> reqs = {request(0), request(1), request(2)};
@@ -474,6 +486,7 @@ TEST(BatchEngine, ABackendFailureFailsThatStepsRequestsOnlyAndFreesTheirPages) {
 // The real CPU backend (the reference): a batch of requests with a prompt longer than one 512-token chunk, greedy and
 // seeded, in a pool small enough to preempt, gives bit-identical outputs to Generator::generate on a sequence alone.
 TEST(BatchEngineCpu, RealModelBatchedEqualsAloneAcrossChunksAndPreemption) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto cpu = backend::cpu::make_cpu_backend(f.model, {.n_threads = 2});
     std::vector<GenerateRequest> reqs;

@@ -41,6 +41,8 @@ TEST(StopMatcher, StopInsideOnePieceAndFlushAtTheEnd) {
 }
 
 // A tiny Phi-3-shaped model with Phi-3's real vocabulary and chat template.
+const std::filesystem::path kPhi3Vocab = test::shared_path("models/vocab/ggml-vocab-phi-3.gguf");
+
 struct Fixture {
     model::Model model = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3,
                                                              "ggml-vocab-phi-3.gguf"));
@@ -64,6 +66,7 @@ GenerateRequest greedy(uint32_t n) {
 }
 
 TEST(Generator, GreedyAndSeededRunsAreReproducibleAndStreamTheDecodedText) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     std::string streamed;
@@ -115,6 +118,7 @@ private:
 };
 
 TEST(Generator, GreedyWithoutPenaltyAsksTheBackendForTheArgmaxOnly) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     CountingSequence seq(f.be->new_sequence({.n_ctx = 128}));
     const GenerateResult a = f.gen.generate(seq, greedy(12));
@@ -143,6 +147,7 @@ TEST(Generator, GreedyWithoutPenaltyAsksTheBackendForTheArgmaxOnly) {
 // Log-probabilities against a float64 log-softmax of the same logits (a manual greedy loop over decode()), and the
 // tokens unchanged by asking for them.
 TEST(Generator, LogprobsMatchALogSoftmaxOfTheStepLogitsAndChangeNothing) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     const GenerateResult plain_run = f.gen.generate(*seq, greedy(8));
@@ -188,6 +193,7 @@ TEST(Generator, LogprobsMatchALogSoftmaxOfTheStepLogitsAndChangeNothing) {
 // OpenAI's logit bias and presence / frequency penalties (host path): banned and forced tokens, and greedy under
 // both against the formula applied by hand.
 TEST(Generator, PenaltiesAndBiasFollowOpenAisFormula) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     GenerateRequest r = greedy(16);
@@ -228,6 +234,7 @@ TEST(Generator, PenaltiesAndBiasFollowOpenAisFormula) {
 }
 
 TEST(Generator, PromptPlusMaxTokensBeyondContextFailsBeforeAnyWork) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 16});
     const size_t n_prompt = f.gen.prompt_tokens(greedy(1)).size();
@@ -242,6 +249,7 @@ TEST(Generator, PromptPlusMaxTokensBeyondContextFailsBeforeAnyWork) {
 }
 
 TEST(Generator, StopStringAcrossTokensEndsGenerationAndIsNotEmitted) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     const auto full = f.gen.generate(*seq, greedy(30));
@@ -263,6 +271,7 @@ TEST(Generator, StopStringAcrossTokensEndsGenerationAndIsNotEmitted) {
 }
 
 TEST(Generator, CancellationFlagStopsAtTheNextToken) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     std::atomic<bool> cancel{false};
@@ -273,6 +282,7 @@ TEST(Generator, CancellationFlagStopsAtTheNextToken) {
 }
 
 TEST(Generator, ChatPromptUsesTheModelsTemplate) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     GenerateRequest r = greedy(4);
     r.chat = true;
@@ -288,6 +298,7 @@ TEST(Generator, ChatPromptUsesTheModelsTemplate) {
 // Constrained generation on a SentencePiece vocabulary (Phi-3): every output is a complete sentence of the grammar,
 // and generation ends by itself when the grammar allows nothing more.
 TEST(Generator, GrammarConstrainedOutputIsCompleteAndEndsByItself) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     const std::string gbnf = "root ::= \"{\\\"n\\\": \" [0-9]{1,3} (\", \\\"s\\\": \\\"\" [a-z ]{0,8} \"\\\"\")? \"}\"\n";
     auto constraint = constraint_from_gbnf(gbnf, grammar_vocabulary(f.tok));
@@ -306,6 +317,7 @@ TEST(Generator, GrammarConstrainedOutputIsCompleteAndEndsByItself) {
 }
 
 TEST(Generator, GrammarAllowsEndOfGenerationOnlyWhereComplete) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     // "x" then optionally more: the grammar can end after "x", so EOS competes with "y"s; it can never come first.
     auto constraint = constraint_from_gbnf("root ::= \"x\" \"y\"{0,50}\n", grammar_vocabulary(f.tok));
@@ -324,6 +336,7 @@ TEST(Generator, GrammarAllowsEndOfGenerationOnlyWhereComplete) {
 }
 
 TEST(Generator, GrammarBuiltForAnotherVocabularyIsRefused) {
+    ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto other = std::make_shared<const grammar::TokenVocabulary>(std::vector<std::string>{"a"},
                                                                   std::vector<grammar::TokenClass>{grammar::TokenClass::Bytes});

@@ -6,6 +6,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "shared_files.h"
 #include "synth/synth.h"
 
 namespace orcd::test {
@@ -27,7 +28,7 @@ inline std::filesystem::path tiny_model(const std::string& preset, synth::FileTy
     if (vocab_file.empty()) {
         o.n_vocab = 512;
     } else {
-        o.vocab = std::filesystem::path(ORCD_SHARED_DIR) / "models/vocab" / vocab_file;
+        o.vocab = shared_path("models/vocab") / vocab_file;  // callers skip first without it (ORCD_SKIP_WITHOUT_SHARED)
     }
     synth::write_model(o, path);
     cache[key] = path;

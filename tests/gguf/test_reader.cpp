@@ -1,16 +1,20 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <span>
 
 #include "gguf/file.h"
 #include "gguf_bytes.h"
+#include "shared_files.h"
 
 namespace orcd::gguf {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kVocabDir = fs::path(ORCD_SHARED_DIR) / "models" / "vocab";
+const fs::path kVocabDir = test::shared_path("models/vocab");
 
 File parse(const std::vector<std::byte>& b) { return File::parse(std::span<const std::byte>(b), "test.gguf"); }
 
@@ -132,14 +136,18 @@ TEST(GgufReader, OpenErrorsAreTyped) {
         EXPECT_EQ(e.code(), ErrorCode::FileNotFound);
         EXPECT_NE(std::string(e.what()).find("/nonexistent/model.gguf"), std::string::npos);
     }
+    // A text file and a directory, made here: the test needs nothing from ../shared.
+    const fs::path text = fs::temp_directory_path() / ("orcd-reader-test-" + std::to_string(getpid()) + ".md");
+    { std::ofstream(text) << "# not a GGUF file\n"; }
     try {
-        File::open(ORCD_SHARED_DIR "/README.md");
+        File::open(text);
         FAIL();
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::NotGguf) << e.what();
     }
+    fs::remove(text);
     try {
-        File::open(ORCD_SHARED_DIR);  // a directory
+        File::open(fs::temp_directory_path());  // a directory
         FAIL();
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::FileUnreadable) << e.what();
@@ -148,6 +156,7 @@ TEST(GgufReader, OpenErrorsAreTyped) {
 
 // Independent facts about the shared vocab files (from shared/README.md and the models' published tokenizers).
 TEST(GgufReader, EveryVocabFileParses) {
+    ORCD_SKIP_WITHOUT_SHARED(kVocabDir);
     int n = 0;
     for (const auto& entry : fs::directory_iterator(kVocabDir)) {
         if (entry.path().extension() != ".gguf") continue;

@@ -12,6 +12,7 @@
 #include "grammar/gbnf.h"
 #include "grammar/json_schema.h"
 #include "grammar/token_mask.h"
+#include "shared_files.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace orcd;
@@ -85,8 +86,8 @@ TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
 }
 
 TEST(TokenMask, MatchesBruteForceOnQwenVocabulary) {
-    const std::filesystem::path path = std::filesystem::path(ORCD_SHARED_DIR) / "models/vocab/ggml-vocab-qwen2.5.gguf";
-    if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+    const std::filesystem::path path = test::shared_path("models/vocab/ggml-vocab-qwen2.5.gguf");
+    ORCD_SKIP_WITHOUT_SHARED(path);
     const auto file = gguf::File::open(path);
     const auto tok = tokenizer::Tokenizer::from_gguf(file);
     auto vocab = engine::grammar_vocabulary(tok);

@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "shared_files.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -231,11 +232,22 @@ std::string test_python() {
     return env_or("ORCD_TEST_PYTHON", "/usr/bin/python3");
 }
 
+// The test model is synthesized with ../shared's Qwen vocabulary: without it (and without ORCD_TEST_MODEL), every
+// test of the binary skips, saying why.
+constexpr const char* kQwenVocab = "models/vocab/ggml-vocab-qwen2.5.gguf";
+class NeedsSharedVocab : public ::testing::Environment {
+public:
+    void SetUp() override {
+        if (!model_overridden()) ORCD_SKIP_WITHOUT_SHARED(shared_path(kQwenVocab));
+    }
+};
+[[maybe_unused]] const auto* const kNeedsSharedVocab = ::testing::AddGlobalTestEnvironment(new NeedsSharedVocab);
+
 const fs::path& test_model() {
     static const fs::path model = [] {
         if (model_overridden()) return fs::path(env_or("ORCD_TEST_MODEL", ""));
         fs::path p = scratch_dir() / "qwen-tiny-q8.gguf";
-        const std::string vocab = std::string(ORCD_SHARED_DIR) + "/models/vocab/ggml-vocab-qwen2.5.gguf";
+        const std::string vocab = shared_path(kQwenVocab).string();
         RunResult r = run({ORCD_BIN, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab", vocab, "--seed",
                            "11", "--ctx", "8192", "-o", p.string()},
                           120s);

@@ -16,6 +16,7 @@
 
 #include "server/engine_service.h"
 #include "server/http_server.h"
+#include "shared_files.h"
 #include "synth/synth.h"
 
 namespace orcd::server {
@@ -25,13 +26,15 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+const fs::path kQwenVocab = orcd::test::shared_path("models/vocab/ggml-vocab-qwen2.5.gguf");
+
 const fs::path& tiny_model() {
     static const fs::path p = [] {
         const fs::path path = fs::temp_directory_path() / ("orcd-engine-service-" + std::to_string(getpid()) + ".gguf");
         synth::Options o;
         o.preset = "qwen2.5-tiny";
         o.type = synth::FileType::Q8_0;
-        o.vocab = fs::path(ORCD_SHARED_DIR) / "models/vocab/ggml-vocab-qwen2.5.gguf";
+        o.vocab = kQwenVocab;
         synth::write_model(o, path);
         return path;
     }();
@@ -108,6 +111,7 @@ Response http_get(int port, const std::string& path) {
 }
 
 TEST(EngineServiceHealth, ResidencyHookAndMemoryReportDriveHealthAndMetrics) {
+    ORCD_SKIP_WITHOUT_SHARED(kQwenVocab);
     ScriptedBackend* scripted = nullptr;
     EngineServiceOptions eo;
     eo.model_path = tiny_model();
@@ -177,6 +181,7 @@ TEST(EngineServiceHealth, ResidencyHookAndMemoryReportDriveHealthAndMetrics) {
 }
 
 TEST(EngineServiceHealth, CpuBackendReportsNoDeviceMemoryAndIsResident) {
+    ORCD_SKIP_WITHOUT_SHARED(kQwenVocab);
     EngineServiceOptions eo;
     eo.model_path = tiny_model();
     eo.device = engine::Device::Cpu;

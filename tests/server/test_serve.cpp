@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "shared_files.h"
 
 namespace orcd::test {
 namespace {
@@ -713,7 +714,7 @@ void run_tools_client(const std::string& template_name, const std::string& forma
     if (model_overridden()) GTEST_SKIP() << "scripts replies with the Qwen vocabulary's token ids";
     const fs::path dir = ORCD_SERVER_TEST_DIR;
     ASSERT_TRUE(fs::exists(dir / "node_modules/openai/package.json")) << "run scripts/setup.sh (npm ci)";
-    const std::string tmpl = std::string(ORCD_SHARED_DIR) + "/templates/" + template_name + ".jinja";
+    const std::string tmpl = shared_path("templates/" + template_name + ".jinja").string();
     Server s({"--chat-template-file", tmpl});
     RunResult r = run({"node", (dir / "openai_tools.mjs").string(), "http://127.0.0.1:" + std::to_string(s.port()),
                        test_model_id(), format, test_python()},
@@ -731,7 +732,7 @@ TEST(ServeOpenAiSlow, DISABLED_SchemaCorpusThroughTheNpmClient) {
     const fs::path dir = ORCD_SERVER_TEST_DIR;
     ASSERT_TRUE(fs::exists(dir / "node_modules/openai/package.json")) << "run scripts/setup.sh (npm ci)";
     Server s({"--schema-max-string", "24", "--chat-template-file",
-              std::string(ORCD_SHARED_DIR) + "/templates/qwen2.5-instruct.jinja"});
+              shared_path("templates/qwen2.5-instruct.jinja").string()});
     RunResult r = run({"node", (dir / "openai_schema_corpus.mjs").string(),
                        "http://127.0.0.1:" + std::to_string(s.port()), test_model_id(), test_python(),
                        std::string(ORCD_SOURCE_DIR) + "/tests/grammar/schemas", "2"},

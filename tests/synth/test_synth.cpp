@@ -9,6 +9,7 @@
 
 #include "gguf/file.h"
 #include "gguf/file_type.h"
+#include "shared_files.h"
 #include "synth/synth.h"
 
 namespace orcd::synth {
@@ -16,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using gguf::TensorType;
-const fs::path kVocab = fs::path(ORCD_SHARED_DIR) / "models/vocab";
+const fs::path kVocab = test::shared_path("models/vocab");
 
 fs::path temp(const std::string& name) {
     return fs::temp_directory_path() / ("orcd_synth_" + std::to_string(::getpid()) + "_" + name);
@@ -105,6 +106,7 @@ TEST(Synth, Qwen05BQ4KMFileHasTheMeasuredMixAndSize) {
     o.preset = "qwen2.5-0.5b";
     o.type = FileType::Q4_K_M;
     o.vocab = kVocab / "ggml-vocab-qwen2.5.gguf";
+    ORCD_SKIP_WITHOUT_SHARED(o.vocab);
     write_model(o, out);
     const gguf::File f = gguf::File::open(out);
     EXPECT_EQ(f.get_string("general.architecture"), "qwen2");

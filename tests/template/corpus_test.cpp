@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "shared_files.h"
 #include "template/template.h"
 
 namespace {
@@ -17,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
 
-const fs::path kDir = fs::path(ORCD_SHARED_DIR) / "templates";
+const fs::path kDir = orcd::test::shared_path("templates");
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);

@@ -25,6 +25,7 @@ nlohmann::json load_fixtures() {
 }
 
 TEST(ChatTemplate, MatchesJinja2OnEveryFixture) {
+    ORCD_SKIP_WITHOUT_SHARED(shared_dir());
     const auto doc = load_fixtures();
     const auto& cases = doc.at("cases");
     ASSERT_GE(cases.size(), 30u);
@@ -44,6 +45,7 @@ TEST(ChatTemplate, MatchesJinja2OnEveryFixture) {
 }
 
 TEST(ChatTemplate, TheModelsOwnTemplateFromGgufMetadata) {
+    ORCD_SKIP_WITHOUT_SHARED(shared_dir());
     const gguf::File phi = gguf::File::open(shared_dir() / "models/vocab/ggml-vocab-phi-3.gguf");
     const Tokenizer pt = Tokenizer::from_gguf(phi);
     const ChatTemplate t = ChatTemplate::for_tokenizer(pt);
@@ -56,6 +58,7 @@ TEST(ChatTemplate, TheModelsOwnTemplateFromGgufMetadata) {
 }
 
 TEST(ChatTemplate, ModelWithoutTemplateNeedsATemplateFile) {
+    ORCD_SKIP_WITHOUT_SHARED(shared_dir());
     const gguf::File f = gguf::File::open(shared_dir() / "models/vocab/ggml-vocab-llama-spm.gguf");
     const Tokenizer t = Tokenizer::from_gguf(f);
     try {

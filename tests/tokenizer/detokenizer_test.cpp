@@ -19,6 +19,7 @@ Tokenizer load(const char* name) {
 TokenId byte_id(uint8_t b) { return 3 + b; }
 
 TEST(Detokenizer, HoldsBackSplitCodePoint) {
+    ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const Tokenizer t = load("ggml-vocab-llama-spm.gguf");
     Detokenizer d(t);
     EXPECT_EQ(d.push(byte_id(0xF0)), "");
@@ -31,6 +32,7 @@ TEST(Detokenizer, HoldsBackSplitCodePoint) {
 }
 
 TEST(Detokenizer, InvalidBytesBecomeReplacement) {
+    ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const Tokenizer t = load("ggml-vocab-llama-spm.gguf");
     Detokenizer d(t);
     EXPECT_EQ(d.push(byte_id(0xE2)), "");
@@ -42,6 +44,7 @@ TEST(Detokenizer, InvalidBytesBecomeReplacement) {
 }
 
 TEST(Detokenizer, SpecialTokensShownOrSkipped) {
+    ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const Tokenizer t = load("ggml-vocab-qwen2.5.gguf");
     Detokenizer hide(t);
     Detokenizer show(t, {.show_special = true});
@@ -50,6 +53,7 @@ TEST(Detokenizer, SpecialTokensShownOrSkipped) {
 }
 
 TEST(Detokenizer, SpmLeadingSpaceStrippedOnlyWhenAsked) {
+    ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const Tokenizer t = load("ggml-vocab-llama-spm.gguf");
     const auto ids = t.encode("Hello world", true, false);  // <s> ▁Hello ▁world
     Detokenizer whole(t, {.strip_leading_space = true});
@@ -64,6 +68,7 @@ TEST(Detokenizer, SpmLeadingSpaceStrippedOnlyWhenAsked) {
 }
 
 TEST(Detokenizer, StreamEqualsDecodeAndIsAlwaysValidUtf8) {
+    ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const std::string text =
         "Grüße 🦙🦙 日本語のテキスト — ½ ünïcödé\n\tcode: for (int i = 0; i < n; ++i) {}  ☃️👩‍👩‍👧";
     for (const char* name : {"ggml-vocab-qwen2.5.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf",

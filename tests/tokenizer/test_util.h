@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "shared_files.h"
+
 namespace orcd::tokenizer::testing {
 
-inline std::filesystem::path shared_dir() { return std::filesystem::path(ORCD_SHARED_DIR); }
+inline std::filesystem::path shared_dir() { return orcd::test::shared_dir(); }
 inline std::filesystem::path vocab_dir() { return shared_dir() / "models" / "vocab"; }
 
 inline std::string read_file(const std::filesystem::path& p) {

@@ -57,6 +57,7 @@ TEST(PreTokenizer, MatchesTheRegularExpressions) {
 
 class SharedTokenizer : public ::testing::Test {
 protected:
+    void SetUp() override { ORCD_SKIP_WITHOUT_SHARED(vocab_dir()); }
     static Tokenizer load(const char* name) {
         const gguf::File f = gguf::File::open(vocab_dir() / name);
         return Tokenizer::from_gguf(f);
@@ -221,6 +222,7 @@ namespace {
 
 // The short-word merge loop and the heap loop must agree on every word (the vectors only cover a few hundred).
 TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
+    ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
     const gguf::File f = gguf::File::open(vocab_dir() / "ggml-vocab-qwen2.5.gguf");
     const Vocab v = Vocab::from_gguf(f);
     const BpeModel model(v, PreTokenizer::Qwen2, true);

@@ -23,6 +23,7 @@ using testing::vocab_dir;
 class VocabVectors : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VocabVectors, AllVectorsPass) {
+    ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
     const auto gguf_path = vocab_dir() / GetParam();
     const gguf::File file = gguf::File::open(gguf_path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
@@ -54,6 +55,7 @@ INSTANTIATE_TEST_SUITE_P(SharedVocabs, VocabVectors,
 
 // Every vocab in the folder is covered by the list above: a new one must be added, not silently skipped.
 TEST(VocabVectorsCoverage, EveryVocabFileIsTested) {
+    ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
     const std::set<std::string> tested = {"ggml-vocab-qwen2.5.gguf", "ggml-vocab-gpt-2.gguf",
                                           "ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf"};
     for (const auto& entry : std::filesystem::directory_iterator(vocab_dir())) {

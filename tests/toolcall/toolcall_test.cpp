@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "shared_files.h"
 #include "toolcall/toolcall.h"
 
 namespace orcd::toolcall {
@@ -159,13 +160,14 @@ TEST(ToolCallStream, ContentBeforeACallGoesOutBeforeTheEnd) {
 }
 
 std::string read_template(const std::string& name) {
-    std::ifstream f(std::string(ORCD_SHARED_DIR) + "/templates/" + name);
+    std::ifstream f(orcd::test::shared_path("templates") / name);
     std::stringstream ss;
     ss << f.rdbuf();
     return ss.str();
 }
 
 TEST(ToolCallFormat, ChosenFromRealTemplates) {
+    ORCD_SKIP_WITHOUT_SHARED(orcd::test::shared_path("templates"));
     const std::pair<const char*, Format> cases[] = {
         {"qwen2.5-instruct.jinja", Format::Hermes},          {"qwen3.jinja", Format::Hermes},
         {"llama-3.1-instruct.jinja", Format::Llama3},        {"mistral-7b-instruct-v0.3.jinja", Format::Mistral},
