@@ -78,8 +78,8 @@ void say(std::string_view msg) {
     fmt::print(stderr, "orcd serve: {}\n", msg);
 }
 
-Error bad_arg(std::string msg) {
-    return Error(ErrorCode::InvalidArgument, std::move(msg));
+Error bad_arg(const std::string& msg) {
+    return Error(ErrorCode::InvalidArgument, msg);
 }
 
 std::string new_uuid_v4() {

@@ -62,7 +62,7 @@ struct LineReader::Impl {
     }
 };
 
-LineReader::LineReader(std::string program_name) {
+LineReader::LineReader(const std::string& program_name) {
     interactive_ = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     if (!interactive_) return;
     impl_ = new Impl;

@@ -15,7 +15,7 @@ struct ReadResult {
 
 class LineReader {
 public:
-    explicit LineReader(std::string program_name);
+    explicit LineReader(const std::string& program_name);
     ~LineReader();
     LineReader(const LineReader&) = delete;
     LineReader& operator=(const LineReader&) = delete;

@@ -122,13 +122,13 @@ struct HttpServer::Impl {
             std::make_unique<ResidencyMonitor>([this] { return service.residency_problem(); }, opt.residency_interval);
         ctx = std::make_unique<ServerContext>(ServerContext{service, opt, metrics, *scheduler, *residency,
                                                             unix_seconds(),
-                                                            [this](std::string why) { request_shutdown(why); },
+                                                            [this](std::string why) { request_shutdown(std::move(why)); },
                                                             [this] { return limits_report(); }});
         worker = std::make_unique<WorkerApi>(*ctx);
         openai = std::make_unique<OpenAiApi>(*ctx);
         tokenizer = std::make_unique<TokenizeApi>(*ctx);
         transport = std::make_unique<Transport>(
-            transport_limits(opt), [this](HttpRequest req, std::shared_ptr<Exchange> ex) { dispatch(req, ex); },
+            transport_limits(opt), [this](const HttpRequest& req, std::shared_ptr<Exchange> ex) { dispatch(req, std::move(ex)); },
             [this](Refusal r, const std::string& path, const std::string& detail) { return refuse(r, path, detail); });
     }
 

@@ -45,7 +45,7 @@ void Job::push(JobEvent ev) {
     if (listener) listener();
 }
 
-void Job::set_listener(std::function<void()> listener) {
+void Job::set_listener(const std::function<void()>& listener) {
     bool pending = false;
     {
         std::lock_guard lock(mu_);

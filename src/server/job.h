@@ -72,7 +72,7 @@ public:
     bool finished() const;  // the terminal event has been pushed
     // Consumer side without a thread: `listener` runs on the producer's thread after every push (and once now if
     // events are already waiting); the consumer then takes them with try_pop(). It must not block.
-    void set_listener(std::function<void()> listener);
+    void set_listener(const std::function<void()>& listener);
     std::optional<JobEvent> try_pop();
 
 private:

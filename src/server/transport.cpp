@@ -128,7 +128,7 @@ public:
     void start() { read_request(); }
 
     // Refuses the connection at once (too many open): one answer, then close.
-    void refuse_and_close(HttpResponse r) {
+    void refuse_and_close(const HttpResponse& r) {
         keep_alive_ = false;
         state_ = State::Answering;
         enqueue(serialize_head(r, r.body.size(), false) + r.body);
@@ -158,7 +158,7 @@ public:
     // Calls from an earlier exchange of this connection (its handler dropping it late) are ignored.
     bool current(uint64_t seq) const { return seq == exchange_seq_ && !closed_; }
 
-    void reply(uint64_t seq, HttpResponse r) {
+    void reply(uint64_t seq, const HttpResponse& r) {
         if (!current(seq) || state_ != State::Answering || head_sent_) return;
         head_sent_ = true;
         const bool head_only = method_ == "HEAD";
@@ -168,14 +168,14 @@ public:
         answer_done_ = true;
         maybe_finish();
     }
-    void begin_stream(uint64_t seq, HttpResponse head) {
+    void begin_stream(uint64_t seq, const HttpResponse& head) {
         if (!current(seq) || state_ != State::Answering || head_sent_) return;
         head_sent_ = true;
         streaming_ = true;
         enqueue(serialize_head(head, std::nullopt, keep_alive_ && !t_.stopping.load()));
         arm_heartbeat();
     }
-    void stream_write(uint64_t seq, std::string bytes) {
+    void stream_write(uint64_t seq, const std::string& bytes) {
         if (!current(seq) || !streaming_ || answer_done_ || bytes.empty()) return;
         enqueue(fmt::format("{:x}\r\n", bytes.size()) + bytes + "\r\n");
     }
@@ -401,13 +401,13 @@ public:
         on([q = seq_](Session& s) { s.exchange_dropped(q); });
     }
     void reply(HttpResponse r) override {
-        on([q = seq_, r = std::move(r)](Session& s) mutable { s.reply(q, std::move(r)); });
+        on([q = seq_, r = std::move(r)](Session& s) { s.reply(q, r); });
     }
     void begin_stream(HttpResponse head) override {
-        on([q = seq_, h = std::move(head)](Session& s) mutable { s.begin_stream(q, std::move(h)); });
+        on([q = seq_, h = std::move(head)](Session& s) { s.begin_stream(q, h); });
     }
     void write(std::string bytes) override {
-        on([q = seq_, b = std::move(bytes)](Session& s) mutable { s.stream_write(q, std::move(b)); });
+        on([q = seq_, b = std::move(bytes)](Session& s) { s.stream_write(q, b); });
     }
     void end_stream() override {
         on([q = seq_](Session& s) { s.end_stream(q); });

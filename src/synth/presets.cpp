@@ -8,16 +8,15 @@ namespace orcd::synth {
 
 namespace {
 
-// What every preset of an architecture shares: its particulars (norm epsilon, RoPE base, tied head, vocabulary, head
-// size, sliding window). A preset adds a name and the shape.
-Preset family(std::string architecture, float rms_eps, float rope_theta, bool tied, std::string vocab,
-              uint32_t key_length = 0, uint32_t sliding_window = 0) {
+// What every preset of an architecture shares: its particulars (norm epsilon, RoPE base, tied head, head size,
+// sliding window). A preset adds a name and the shape.
+Preset family(std::string architecture, float rms_eps, float rope_theta, bool tied, uint32_t key_length = 0,
+              uint32_t sliding_window = 0) {
     Preset p{};
     p.architecture = std::move(architecture);
     p.rms_eps = rms_eps;
     p.rope_theta = rope_theta;
     p.tied_embeddings = tied;
-    p.default_vocab = std::move(vocab);
     p.key_length = key_length;
     p.sliding_window = sliding_window;
     return p;
@@ -44,11 +43,11 @@ const std::vector<Preset>& presets() {
     // positions; the tiny phi3 has a window of 16, so that short tests already attend past it. Tiny variants keep
     // each architecture's particulars (GQA ratio, biases, fused tensors, tied embeddings) at a size that runs in
     // milliseconds; their row lengths are multiples of 256 so that K-quant types apply without fallback.
-    static const Preset qwen2 = family("qwen2", 1e-6f, 1e6f, true, "ggml-vocab-qwen2.5.gguf");
-    static const Preset qwen3 = family("qwen3", 1e-6f, 1e6f, true, "ggml-vocab-qwen2.5.gguf", 128);
-    static const Preset phi3 = family("phi3", 1e-5f, 1e4f, false, "ggml-vocab-phi-3.gguf", 0, 2047);
-    static const Preset phi3_tiny = family("phi3", 1e-5f, 1e4f, false, "ggml-vocab-phi-3.gguf", 0, 16);
-    static const Preset llama = family("llama", 1e-5f, 1e4f, false, "ggml-vocab-llama-spm.gguf");
+    static const Preset qwen2 = family("qwen2", 1e-6f, 1e6f, true);
+    static const Preset qwen3 = family("qwen3", 1e-6f, 1e6f, true, 128);
+    static const Preset phi3 = family("phi3", 1e-5f, 1e4f, false, 0, 2047);
+    static const Preset phi3_tiny = family("phi3", 1e-5f, 1e4f, false, 0, 16);
+    static const Preset llama = family("llama", 1e-5f, 1e4f, false);
     static const std::vector<Preset> kPresets = {
         shaped(qwen2, "qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct (synthetic)", 24, 896, 4864, 14, 2, 32768),
         shaped(qwen2, "qwen2.5-1.5b", "Qwen2.5-1.5B-Instruct (synthetic)", 28, 1536, 8960, 12, 2, 32768),

@@ -21,7 +21,6 @@ struct Preset {
     float rms_eps;
     float rope_theta;
     bool tied_embeddings;      // no output.weight: the LM head reuses token_embd
-    std::string default_vocab; // vocab GGUF file name in shared/models/vocab used when --vocab is not given
     uint32_t key_length = 0;      // <arch>.attention.key_length when the head size is not n_embd / n_head (qwen3)
     uint32_t sliding_window = 0;  // <arch>.attention.sliding_window when the model has one (phi3), else 0
 

@@ -260,6 +260,7 @@ std::unique_ptr<device::DeviceMemory> convert_weights_to_f16(CudaModel& m, devic
     if (all.empty()) return nullptr;
     Carver cv;
     std::vector<uint64_t> at;
+    at.reserve(all.size());
     for (const Matmul* mm : all) at.push_back(cv.take(static_cast<uint64_t>(matrix_elems(*mm)) * 2));
     auto mem = device.allocate(cv.size, "f16 weights (--weights f16)");
     for (size_t i = 0; i < all.size(); ++i) {
