@@ -56,16 +56,25 @@ private:
     std::vector<std::pair<std::string, uint64_t>> by_label_;  // few labels: a vector beats a map here
 };
 
-class DeviceMemory {
+// A block of bytes a device implementation allocated (device memory or pinned host memory); its destructor frees it.
+class MemoryBlock {
 public:
-    virtual ~DeviceMemory();  // returns its bytes to the device's ledger (after the implementation freed them)
+    virtual ~MemoryBlock() = default;
     std::byte* data() const { return ptr_; }
     uint64_t size() const { return size_; }
 
 protected:
-    DeviceMemory(std::byte* ptr, uint64_t size) : ptr_(ptr), size_(size) {}
+    MemoryBlock(std::byte* ptr, uint64_t size) : ptr_(ptr), size_(size) {}
     std::byte* ptr_;
     uint64_t size_;
+};
+
+class DeviceMemory : public MemoryBlock {
+public:
+    ~DeviceMemory() override;  // returns its bytes to the device's ledger (after the implementation freed them)
+
+protected:
+    using MemoryBlock::MemoryBlock;
 
 private:
     friend class Device;
@@ -73,16 +82,9 @@ private:
     std::string label_;
 };
 
-class PinnedMemory {
-public:
-    virtual ~PinnedMemory() = default;
-    std::byte* data() const { return ptr_; }
-    uint64_t size() const { return size_; }
-
+class PinnedMemory : public MemoryBlock {
 protected:
-    PinnedMemory(std::byte* ptr, uint64_t size) : ptr_(ptr), size_(size) {}
-    std::byte* ptr_;
-    uint64_t size_;
+    using MemoryBlock::MemoryBlock;
 };
 
 // Host memory the device may read by DMA in place (cudaHostRegister); unregistered on destruction.

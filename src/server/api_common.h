@@ -34,6 +34,17 @@ struct ServerContext {
     std::function<nlohmann::json()> limits_report;  // the transport's limits, for /health
 };
 
+// What each API (worker, OpenAI, tokenizer) is built on: the server's state. Its handlers answer one request on the
+// exchange `ex`.
+class Api {
+public:
+    using Ex = std::shared_ptr<Exchange>;
+    explicit Api(ServerContext& ctx) : ctx_(ctx) {}
+
+protected:
+    ServerContext& ctx_;
+};
+
 void server_log(std::string_view msg);
 std::string random_hex(size_t n);
 int64_t unix_seconds();

@@ -27,18 +27,12 @@ constexpr milliseconds kFlushTimeout{2000};
 
 std::string_view refusal_code(Refusal r) {
     switch (r) {
-        case Refusal::MalformedRequest:
-            return "BAD_REQUEST";
-        case Refusal::HeadersTooLarge:
-            return "HEADERS_TOO_LARGE";
-        case Refusal::TargetTooLong:
-            return "URI_TOO_LONG";
-        case Refusal::BodyTooLarge:
-            return "PAYLOAD_TOO_LARGE";
-        case Refusal::RequestTimeout:
-            return "REQUEST_TIMEOUT";
-        case Refusal::TooManyConnections:
-            return "UNAVAILABLE";
+        case Refusal::MalformedRequest: return "BAD_REQUEST";
+        case Refusal::HeadersTooLarge: return "HEADERS_TOO_LARGE";
+        case Refusal::TargetTooLong: return "URI_TOO_LONG";
+        case Refusal::BodyTooLarge: return "PAYLOAD_TOO_LARGE";
+        case Refusal::RequestTimeout: return "REQUEST_TIMEOUT";
+        case Refusal::TooManyConnections: return "UNAVAILABLE";
     }
     return "BAD_REQUEST";
 }
@@ -68,18 +62,12 @@ private:
 
 int refusal_status(Refusal r) {
     switch (r) {
-        case Refusal::MalformedRequest:
-            return 400;
-        case Refusal::HeadersTooLarge:
-            return 431;
-        case Refusal::TargetTooLong:
-            return 414;
-        case Refusal::BodyTooLarge:
-            return 413;
-        case Refusal::RequestTimeout:
-            return 408;
-        case Refusal::TooManyConnections:
-            return 503;
+        case Refusal::MalformedRequest: return 400;
+        case Refusal::HeadersTooLarge: return 431;
+        case Refusal::TargetTooLong: return 414;
+        case Refusal::BodyTooLarge: return 413;
+        case Refusal::RequestTimeout: return 408;
+        case Refusal::TooManyConnections: return 503;
     }
     return 400;
 }

@@ -4,30 +4,21 @@ namespace orcd::server {
 
 std::string_view job_error_code_name(JobErrorCode c) {
     switch (c) {
-        case JobErrorCode::Cancelled:
-            return "CANCELLED";
-        case JobErrorCode::VramOom:
-            return "VRAM_OOM";
-        case JobErrorCode::ContextOverflow:
-            return "CONTEXT_OVERFLOW";
-        case JobErrorCode::InvalidRequest:
-            return "INVALID_REQUEST";
-        case JobErrorCode::Internal:
-            return "INTERNAL";
+        case JobErrorCode::Cancelled: return "CANCELLED";
+        case JobErrorCode::VramOom: return "VRAM_OOM";
+        case JobErrorCode::ContextOverflow: return "CONTEXT_OVERFLOW";
+        case JobErrorCode::InvalidRequest: return "INVALID_REQUEST";
+        case JobErrorCode::Internal: return "INTERNAL";
     }
     return "INTERNAL";
 }
 
 std::string_view cancel_reason_text(CancelReason r) {
     switch (r) {
-        case CancelReason::None:
-            return "not cancelled";
-        case CancelReason::Request:
-            return "cancelled by request";
-        case CancelReason::ClientGone:
-            return "cancelled: the client disconnected";
-        case CancelReason::Shutdown:
-            return "cancelled: the worker is shutting down";
+        case CancelReason::None: return "not cancelled";
+        case CancelReason::Request: return "cancelled by request";
+        case CancelReason::ClientGone: return "cancelled: the client disconnected";
+        case CancelReason::Shutdown: return "cancelled: the worker is shutting down";
     }
     return "cancelled";
 }

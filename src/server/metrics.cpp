@@ -8,16 +8,11 @@ namespace orcd::server {
 
 std::string_view outcome_label(Outcome o) {
     switch (o) {
-        case Outcome::Success:
-            return "success";
-        case Outcome::Cancelled:
-            return "cancelled";
-        case Outcome::Error:
-            return "error";
-        case Outcome::Rejected:
-            return "rejected";
-        case Outcome::Invalid:
-            return "invalid";
+        case Outcome::Success: return "success";
+        case Outcome::Cancelled: return "cancelled";
+        case Outcome::Error: return "error";
+        case Outcome::Rejected: return "rejected";
+        case Outcome::Invalid: return "invalid";
     }
     return "error";
 }

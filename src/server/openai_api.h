@@ -6,10 +6,9 @@
 
 namespace orcd::server {
 
-class OpenAiApi {
+class OpenAiApi : public Api {
 public:
-    explicit OpenAiApi(ServerContext& ctx) : ctx_(ctx) {}
-    using Ex = std::shared_ptr<Exchange>;
+    using Api::Api;
     void models(const HttpRequest& req, const Ex& ex);
     void model(const HttpRequest& req, const Ex& ex);  // /v1/models/{id}
     void completions(const HttpRequest& req, const Ex& ex) { generate(req, ex, false); }
@@ -18,7 +17,6 @@ public:
 private:
     void generate(const HttpRequest& req, const Ex& ex, bool chat);
     nlohmann::json model_object() const;
-    ServerContext& ctx_;
 };
 
 }  // namespace orcd::server

@@ -7,15 +7,11 @@
 
 namespace orcd::server {
 
-class TokenizeApi {
+class TokenizeApi : public Api {
 public:
-    explicit TokenizeApi(ServerContext& ctx) : ctx_(ctx) {}
-    using Ex = std::shared_ptr<Exchange>;
+    using Api::Api;
     void tokenize(const HttpRequest& req, const Ex& ex);
     void detokenize(const HttpRequest& req, const Ex& ex);
-
-private:
-    ServerContext& ctx_;
 };
 
 }  // namespace orcd::server

@@ -6,18 +6,14 @@
 
 namespace orcd::server {
 
-class WorkerApi {
+class WorkerApi : public Api {
 public:
-    explicit WorkerApi(ServerContext& ctx) : ctx_(ctx) {}
-    using Ex = std::shared_ptr<Exchange>;
+    using Api::Api;
     void execute(const HttpRequest& req, const Ex& ex);
     void cancel(const HttpRequest& req, const Ex& ex);
     void health(const HttpRequest& req, const Ex& ex);
     void metrics(const HttpRequest& req, const Ex& ex);
     void shutdown(const HttpRequest& req, const Ex& ex);
-
-private:
-    ServerContext& ctx_;
 };
 
 // A 503 with Retry-After, counted as rejected.

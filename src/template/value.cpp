@@ -26,21 +26,16 @@ void Dict::set(std::string key, Value value) {
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
     switch (j.type()) {
-        case nlohmann::ordered_json::value_t::null:
-            return none();
-        case nlohmann::ordered_json::value_t::boolean:
-            return Value(j.get<bool>());
-        case nlohmann::ordered_json::value_t::number_integer:
-            return Value(j.get<int64_t>());
+        case nlohmann::ordered_json::value_t::null: return none();
+        case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
+        case nlohmann::ordered_json::value_t::number_integer: return Value(j.get<int64_t>());
         case nlohmann::ordered_json::value_t::number_unsigned: {
             const auto u = j.get<uint64_t>();
             if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
             return Value(static_cast<int64_t>(u));
         }
-        case nlohmann::ordered_json::value_t::number_float:
-            return Value(j.get<double>());
-        case nlohmann::ordered_json::value_t::string:
-            return Value(j.get<std::string>());
+        case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
+        case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
         case nlohmann::ordered_json::value_t::array: {
             List l;
             l.reserve(j.size());
@@ -53,23 +48,17 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
             for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e));
             return Value(std::move(d));
         }
-        default:
-            return undefined("");
+        default: return undefined("");
     }
 }
 
 nlohmann::ordered_json Value::to_json() const {
     switch (kind()) {
-        case Kind::None:
-            return nullptr;
-        case Kind::Bool:
-            return as_bool();
-        case Kind::Int:
-            return as_int();
-        case Kind::Float:
-            return as_float();
-        case Kind::String:
-            return str();
+        case Kind::None: return nullptr;
+        case Kind::Bool: return as_bool();
+        case Kind::Int: return as_int();
+        case Kind::Float: return as_float();
+        case Kind::String: return str();
         case Kind::List: {
             auto j = nlohmann::ordered_json::array();
             for (const auto& e : list()) j.push_back(e.to_json());
@@ -81,8 +70,7 @@ nlohmann::ordered_json Value::to_json() const {
             for (const auto& [k, e] : (is_dict() ? dict() : ns().attrs).items) j[k] = e.to_json();
             return j;
         }
-        default:
-            throw TemplateTypeError(fmt::format("Object of type {} is not JSON serializable", type_name()));
+        default: throw TemplateTypeError(fmt::format("Object of type {} is not JSON serializable", type_name()));
     }
 }
 
@@ -95,22 +83,14 @@ double Value::as_number() const {
 bool Value::truthy() const {
     switch (kind()) {
         case Kind::Undefined:
-        case Kind::None:
-            return false;
-        case Kind::Bool:
-            return as_bool();
-        case Kind::Int:
-            return as_int() != 0;
-        case Kind::Float:
-            return as_float() != 0.0;
-        case Kind::String:
-            return !str().empty();
-        case Kind::List:
-            return !list().empty();
-        case Kind::Dict:
-            return !dict().items.empty();
-        default:
-            return true;
+        case Kind::None: return false;
+        case Kind::Bool: return as_bool();
+        case Kind::Int: return as_int() != 0;
+        case Kind::Float: return as_float() != 0.0;
+        case Kind::String: return !str().empty();
+        case Kind::List: return !list().empty();
+        case Kind::Dict: return !dict().items.empty();
+        default: return true;
     }
 }
 
@@ -152,29 +132,20 @@ std::string float_repr(double f) {
 
 std::string Value::to_str() const {
     switch (kind()) {
-        case Kind::Undefined:
-            return "";
-        case Kind::String:
-            return str();
-        default:
-            return repr();
+        case Kind::Undefined: return "";
+        case Kind::String: return str();
+        default: return repr();
     }
 }
 
 std::string Value::repr() const {
     switch (kind()) {
-        case Kind::Undefined:
-            return "";
-        case Kind::None:
-            return "None";
-        case Kind::Bool:
-            return as_bool() ? "True" : "False";
-        case Kind::Int:
-            return std::to_string(as_int());
-        case Kind::Float:
-            return float_repr(as_float());
-        case Kind::String:
-            return text::repr(str());
+        case Kind::Undefined: return "";
+        case Kind::None: return "None";
+        case Kind::Bool: return as_bool() ? "True" : "False";
+        case Kind::Int: return std::to_string(as_int());
+        case Kind::Float: return float_repr(as_float());
+        case Kind::String: return text::repr(str());
         case Kind::List: {
             std::string out = tuple_ ? "(" : "[";
             for (size_t i = 0; i < list().size(); ++i) {
@@ -194,8 +165,7 @@ std::string Value::repr() const {
             }
             return out + "}";
         }
-        case Kind::Callable:
-            return fmt::format("<function {}>", callable().name);
+        case Kind::Callable: return fmt::format("<function {}>", callable().name);
         case Kind::Namespace: {
             std::string out = "<Namespace {";
             bool first = true;
@@ -212,26 +182,16 @@ std::string Value::repr() const {
 
 std::string_view Value::type_name() const {
     switch (kind()) {
-        case Kind::Undefined:
-            return "Undefined";
-        case Kind::None:
-            return "NoneType";
-        case Kind::Bool:
-            return "bool";
-        case Kind::Int:
-            return "int";
-        case Kind::Float:
-            return "float";
-        case Kind::String:
-            return "str";
-        case Kind::List:
-            return "list";
-        case Kind::Dict:
-            return "dict";
-        case Kind::Callable:
-            return "function";
-        case Kind::Namespace:
-            return "Namespace";
+        case Kind::Undefined: return "Undefined";
+        case Kind::None: return "NoneType";
+        case Kind::Bool: return "bool";
+        case Kind::Int: return "int";
+        case Kind::Float: return "float";
+        case Kind::String: return "str";
+        case Kind::List: return "list";
+        case Kind::Dict: return "dict";
+        case Kind::Callable: return "function";
+        case Kind::Namespace: return "Namespace";
     }
     return "object";
 }
@@ -246,10 +206,8 @@ bool equals(const Value& a, const Value& b) {
     if (a.kind() != b.kind()) return false;
     switch (a.kind()) {
         case Value::Kind::Undefined:
-        case Value::Kind::None:
-            return true;
-        case Value::Kind::String:
-            return a.str() == b.str();
+        case Value::Kind::None: return true;
+        case Value::Kind::String: return a.str() == b.str();
         case Value::Kind::List: {
             if (a.list().size() != b.list().size()) return false;
             for (size_t i = 0; i < a.list().size(); ++i)
@@ -264,12 +222,9 @@ bool equals(const Value& a, const Value& b) {
             }
             return true;
         }
-        case Value::Kind::Callable:
-            return &a.callable() == &b.callable();
-        case Value::Kind::Namespace:
-            return &a.ns() == &b.ns();
-        default:
-            return false;
+        case Value::Kind::Callable: return &a.callable() == &b.callable();
+        case Value::Kind::Namespace: return &a.ns() == &b.ns();
+        default: return false;
     }
 }
 
@@ -304,27 +259,13 @@ void dump_string(std::string& out, std::string_view s) {
     for (char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
         switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
             default:
                 if (c < 0x20)
                     out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -343,23 +284,15 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level,
         out.append(static_cast<size_t>(o.indent) * static_cast<size_t>(lvl), ' ');
     };
     switch (v.kind()) {
-        case Value::Kind::None:
-            out += "null";
-            return;
-        case Value::Kind::Bool:
-            out += v.as_bool() ? "true" : "false";
-            return;
-        case Value::Kind::Int:
-            out += std::to_string(v.as_int());
-            return;
+        case Value::Kind::None: out += "null"; return;
+        case Value::Kind::Bool: out += v.as_bool() ? "true" : "false"; return;
+        case Value::Kind::Int: out += std::to_string(v.as_int()); return;
         case Value::Kind::Float: {
             const double f = v.as_float();
             out += std::isnan(f) ? "NaN" : std::isinf(f) ? (f < 0 ? "-Infinity" : "Infinity") : float_repr(f);
             return;
         }
-        case Value::Kind::String:
-            dump_string(out, v.str());
-            return;
+        case Value::Kind::String: dump_string(out, v.str()); return;
         case Value::Kind::List: {
             if (v.list().empty()) {
                 out += "[]";
@@ -402,8 +335,7 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level,
             out += '}';
             return;
         }
-        default:
-            throw TemplateTypeError(fmt::format("Object of type {} is not JSON serializable", v.type_name()));
+        default: throw TemplateTypeError(fmt::format("Object of type {} is not JSON serializable", v.type_name()));
     }
 }
 
