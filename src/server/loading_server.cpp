@@ -45,7 +45,7 @@ struct LoadingServer::Impl {
         TransportLimits limits = transport_limits(opt);
         limits.keep_alive = false;
         transport = std::make_unique<Transport>(
-            limits, [this](HttpRequest req, std::shared_ptr<Exchange> ex) { answer(req, *ex); },
+            limits, [this](const HttpRequest& req, const std::shared_ptr<Exchange>& ex) { answer(req, *ex); },
             [](Refusal, const std::string& path, const std::string& detail) {
                 return api_error(path, 503, "LOADING", "the model is still loading; " + detail, "server_error");
             });

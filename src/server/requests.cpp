@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -460,17 +461,38 @@ ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vec
 }
 
 std::span<const std::string_view> openai_supported_fields(bool chat) {
-    // OpenAI's fields the worker implements, then the extensions it shares with llama-server (top_k, min_p,
-    // repetition_penalty, grammar, json_schema).
-    static constexpr std::string_view kChat[] = {
-        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "stream",
-        "stream_options", "n", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-        "user", "response_format", "tools", "tool_choice", "parallel_tool_calls", "top_k", "min_p",
-        "repetition_penalty", "grammar", "json_schema"};
-    static constexpr std::string_view kCompletions[] = {
-        "model", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options", "n",
-        "best_of", "echo", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "user",
-        "response_format", "top_k", "min_p", "repetition_penalty", "grammar", "json_schema"};
+    // OpenAI's fields the worker implements on both endpoints, then the extensions it shares with llama-server (top_k,
+    // min_p, repetition_penalty, grammar, json_schema); each endpoint adds its own.
+    static constexpr std::string_view kBoth[] = {"model",
+                                                 "max_tokens",
+                                                 "temperature",
+                                                 "top_p",
+                                                 "seed",
+                                                 "stop",
+                                                 "stream",
+                                                 "stream_options",
+                                                 "n",
+                                                 "presence_penalty",
+                                                 "frequency_penalty",
+                                                 "logit_bias",
+                                                 "logprobs",
+                                                 "user",
+                                                 "response_format",
+                                                 "top_k",
+                                                 "min_p",
+                                                 "repetition_penalty",
+                                                 "grammar",
+                                                 "json_schema"};
+    static constexpr std::string_view kChatOnly[] = {"messages", "max_completion_tokens", "top_logprobs",
+                                                     "tools",    "tool_choice",           "parallel_tool_calls"};
+    static constexpr std::string_view kCompletionsOnly[] = {"prompt", "best_of", "echo"};
+    auto with_both = [](std::span<const std::string_view> own) {
+        std::vector<std::string_view> v(std::begin(kBoth), std::end(kBoth));
+        v.insert(v.end(), own.begin(), own.end());
+        return v;
+    };
+    static const std::vector<std::string_view> kChat = with_both(kChatOnly);
+    static const std::vector<std::string_view> kCompletions = with_both(kCompletionsOnly);
     if (chat) return kChat;
     return kCompletions;
 }
