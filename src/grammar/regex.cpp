@@ -119,8 +119,8 @@ private:
         }
         return many ? nonempty_first(out) : out;
     }
-    static std::string nonempty(std::string s) { return s.empty() ? "\"\"" : s; }
-    static std::string nonempty_first(std::string s) { return s.rfind(" | ", 0) == 0 ? "\"\"" + s : s; }
+    static std::string nonempty(const std::string& s) { return s.empty() ? "\"\"" : s; }
+    static std::string nonempty_first(const std::string& s) { return s.rfind(" | ", 0) == 0 ? "\"\"" + s : s; }
 
     std::string parse_sequence() {
         std::string out;
