@@ -31,8 +31,9 @@ void check_batch_entries(const KvPool& pool, std::span<const BatchEntry> batch, 
         }
         if (!e.allowed.empty()) {
             if (e.want != Want::Argmax && e.want != Want::Sample) {
-                throw Error(ErrorCode::InvalidArgument,
-                            fmt::format("step: entry {}: a token mask is applied only to a pick (Argmax or Sample)", i));
+                throw Error(
+                    ErrorCode::InvalidArgument,
+                    fmt::format("step: entry {}: a token mask is applied only to a pick (Argmax or Sample)", i));
             }
             if (!first_allowed(e.allowed, n_vocab)) {
                 throw Error(ErrorCode::InvalidArgument,

@@ -14,8 +14,7 @@ namespace {
 class CudaTokenMask : public ::testing::TestWithParam<bool> {
 protected:
     std::unique_ptr<Backend> gpu() {
-        static const model::Model m =
-            model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::Q8_0));
+        static const model::Model m = model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::Q8_0));
         return cuda::make_cuda_backend(m, {.batched_prefill = GetParam()});
     }
 };

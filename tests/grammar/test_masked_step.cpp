@@ -16,8 +16,8 @@ namespace orcd {
 namespace {
 
 std::unique_ptr<backend::Backend> cpu() {
-    return backend::cpu::make_cpu_backend(
-        model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::Q8_0)), {.n_threads = 2});
+    return backend::cpu::make_cpu_backend(model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::Q8_0)),
+                                          {.n_threads = 2});
 }
 
 TEST(CpuTokenMask, ConstrainedPicksAreTheSameAloneAndAmongFreeSequences) {
@@ -45,9 +45,8 @@ TEST(CpuTokenMask, DecodeMaskedEqualsTheStep) {
     const auto prompt = test::masked_step::prompt_of(0, b->n_vocab());
     backend::TokenId last = backend::argmax_token(seq->prefill(prompt));
     for (int s = 0; s < test::masked_step::kSteps; ++s) {
-        const backend::SampleStep* ss = plan.want[static_cast<size_t>(s)] == backend::Want::Sample
-                                            ? &plan.sample[static_cast<size_t>(s)]
-                                            : nullptr;
+        const backend::SampleStep* ss =
+            plan.want[static_cast<size_t>(s)] == backend::Want::Sample ? &plan.sample[static_cast<size_t>(s)] : nullptr;
         last = seq->decode_masked(last, ss, plan.mask[static_cast<size_t>(s)]);
         EXPECT_EQ(last, stepped[static_cast<size_t>(s)]) << "step " << s;
     }

@@ -18,7 +18,6 @@ namespace orcd::backend::cpu {
 
 namespace {
 
-
 using model::TensorId;
 
 // The recipe features this forward pass implements (model/recipe.h). Llama 3 frequency factors and Phi-3's
@@ -290,8 +289,8 @@ void CpuBackend::step(KvPool& pool, std::span<const BatchEntry> batch, std::span
             case Want::Sample: {
                 // The row is the step's own scratch (not returned), so a mask is applied in place.
                 const std::span<float> row(logits_.data() + static_cast<size_t>(out_row0[e]) * n_vocab, n_vocab);
-                res.token = pick_on_host(row, batch[e].want == Want::Sample ? &batch[e].sample : nullptr,
-                                         batch[e].allowed);
+                const SampleStep* sample = batch[e].want == Want::Sample ? &batch[e].sample : nullptr;
+                res.token = pick_on_host(row, sample, batch[e].allowed);
                 break;
             }
         }

@@ -15,8 +15,8 @@ DeviceTokenMask::DeviceTokenMask(device::Device& device, int64_t n_vocab)
 void DeviceTokenMask::apply(float* row, std::span<const uint64_t> mask, cudaStream_t stream) {
     auto* words = reinterpret_cast<uint64_t*>(mem_->data());
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(mask.size()), n_words_);
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(words, mask.data(), static_cast<size_t>(n) * sizeof(uint64_t),
-                                    cudaMemcpyHostToDevice, stream));
+    ORCD_CUDA_CHECK(
+        cudaMemcpyAsync(words, mask.data(), static_cast<size_t>(n) * sizeof(uint64_t), cudaMemcpyHostToDevice, stream));
     launch_token_mask(row, n_vocab_, words, n, stream);
     ORCD_CUDA_CHECK(cudaGetLastError());
 }
