@@ -72,7 +72,8 @@ DeviceSampler& CudaKvPool::sampler() {
 }
 
 DeviceTokenMask& CudaKvPool::token_mask() {
-    if (!token_mask_) token_mask_ = std::make_unique<DeviceTokenMask>(device_, m_.config->n_vocab);
+    // One slot per column of a decode group: every entry of a group may be constrained.
+    if (!token_mask_) token_mask_ = std::make_unique<DeviceTokenMask>(device_, m_.config->n_vocab, kMaxColumns);
     return *token_mask_;
 }
 
@@ -169,7 +170,8 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
                          e.first_position + static_cast<int64_t>(i0), all, last_out);
     }
     float* row = prefill_ws_->last_logits_device();
-    if (pick && !e.allowed.empty()) token_mask().apply(row, e.allowed, stream_.s);
+    // Slot 0: the prefill's pick synchronizes the stream below, before any other mask is staged.
+    if (pick && !e.allowed.empty()) token_mask().apply(row, e.allowed, 0, stream_.s);
     if (e.want == Want::Argmax) {
         int32_t id = -1;
         ops::argmax(row, static_cast<int64_t>(V), table + pages_per_seq, stream_.s);
@@ -216,14 +218,17 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
                                         cudaMemcpyHostToDevice, stream_.s));
         launch_decode(n);
         // Constrained picks: the mask on the entry's last row, then (Argmax) that row's argmax again over the one
-        // the decode computed, before the ids are copied back. Unconstrained columns are left as they are.
+        // the decode computed, before the ids are copied back. Unconstrained columns are left as they are. Each
+        // constrained entry of the group has its own mask slot (at most one entry per column; the group ends with a
+        // synchronization before the next group reuses them).
+        int slot = 0;
         for (size_t k = ei; k < entries.size() && entries[k].first < g1; ++k) {
             const Columns& ec = entries[k];
             const BatchEntry& e = batch[ec.entry];
             const int last = ec.first + ec.count - 1;
             if (e.allowed.empty() || last >= g1 || (e.want != Want::Argmax && e.want != Want::Sample)) continue;
             float* row = dec_.logits + (last - g0) * dec_.s_logits;
-            token_mask().apply(row, e.allowed, stream_.s);
+            token_mask().apply(row, e.allowed, slot++, stream_.s);
             if (e.want == Want::Argmax) ops::argmax(row, static_cast<int64_t>(V), dec_.argmax + (last - g0), stream_.s);
         }
         ORCD_CUDA_CHECK(cudaMemcpyAsync(picked, dec_.argmax, static_cast<size_t>(n) * sizeof(int32_t),

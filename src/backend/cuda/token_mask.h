@@ -1,8 +1,8 @@
 #pragma once
-// A batch entry's token mask (backend/token_mask.h) applied on the device: the mask's words are copied to a device
-// buffer and one kernel sets every disallowed logit of the entry's row to -inf, on the step's stream, before the
-// row's pick. Only constrained rows are touched; the rest of the step does not know masks exist. Internal to the
-// CUDA backend (kv_pool.cpp).
+// A batch entry's token mask (backend/token_mask.h) applied on the device: the mask's words go through a pinned
+// slot to a device slot, and one kernel sets every disallowed logit of the entry's row to -inf, on the step's
+// stream, before the row's pick. Only constrained rows are touched; the rest of the step does not know masks exist.
+// Internal to the CUDA backend (kv_pool.cpp).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -19,21 +19,28 @@ void launch_token_mask(float* logits, int64_t n, const uint64_t* mask, int64_t n
 
 class DeviceTokenMask {
 public:
-    // A buffer for one mask of a vocabulary of n_vocab (labelled "token mask").
-    DeviceTokenMask(device::Device& device, int64_t n_vocab);
+    // Room for `n_slots` masks of a vocabulary of n_vocab in device memory (labelled "token masks") and in pinned
+    // host memory, so that the copies of one step's masks run asynchronously.
+    DeviceTokenMask(device::Device& device, int64_t n_vocab, int n_slots);
+    ~DeviceTokenMask();
+    DeviceTokenMask(const DeviceTokenMask&) = delete;
+    DeviceTokenMask& operator=(const DeviceTokenMask&) = delete;
 
-    // Copies `mask` (its first ceil(n_vocab / 64) words at most) to the device and enqueues the kernel on `row`
-    // ([n_vocab], device). Calls on one stream may follow each other: each copy is ordered after the previous
-    // kernel, and a pageable source is staged before cudaMemcpyAsync returns.
-    void apply(float* row, std::span<const uint64_t> mask, cudaStream_t stream);
+    int slots() const { return n_slots_; }
+    // Copies `mask` (its first ceil(n_vocab / 64) words at most) into slot `slot` (< slots()), enqueues its copy to
+    // the device and the kernel on `row` ([n_vocab], device). A slot's pinned words are rewritten by the next apply()
+    // on it: the caller uses distinct slots between two synchronizations of the stream.
+    void apply(float* row, std::span<const uint64_t> mask, int slot, cudaStream_t stream);
     // The row's argmax (cuda ops::argmax), copied back synchronously: the repair of a pick that landed on a -inf
     // token (backend::allowed_pick), so rare that a round trip costs nothing.
     TokenId argmax(const float* row, cudaStream_t stream);
 
 private:
     int64_t n_vocab_;
-    int64_t n_words_;
-    std::unique_ptr<device::DeviceMemory> mem_;  // n_words_ mask words, then one int32 for argmax()
+    int64_t n_words_;  // per slot
+    int n_slots_;
+    std::unique_ptr<device::DeviceMemory> mem_;  // n_slots_ * n_words_ mask words, then one int32 for argmax()
+    uint64_t* staging_ = nullptr;                // pinned: n_slots_ * n_words_ words
 };
 
 }  // namespace orcd::backend::cuda
