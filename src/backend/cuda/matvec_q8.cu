@@ -140,9 +140,10 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
 
 // Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 51 registers); left
 // free after q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost
-// 2.8 % on the H200. The batched instances keep 4 blocks (<= 64 registers), what they had when they were measured.
+// 2.8 % on the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they
+// were measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
 template <int NC>
-__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : 4) q8_matvec_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
