@@ -68,12 +68,14 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, i
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
-// Columns a thread accumulates at once (NC, a template parameter: 1, 2, 4 or 8, the host picks the smallest that
-// holds the batch, up to 8); a batch of more columns walks the row again for each group of NC (the weights then come
-// from L1/L2). Every column runs the same operations in the same order whatever NC and the group (its units in order,
+// Columns a thread accumulates at once (NC, a template parameter: 1, 2, 4, 8 or 16, the host picks the smallest that
+// holds the batch, up to kDefaultMaxNC or the ORCD_Q8_MAX_NC override); a batch of more columns walks the row again
+// for each group of NC (the weights then come from L1/L2). A wider group decodes each weight unit once for more
+// columns but gives the matrix fewer column groups to spread over grid.y. Every column runs the same operations in the same order whatever NC and the group (its units in order,
 // each added with __fadd_rn so that no instantiation fuses the add differently, then the same reduction tree), so a
 // column's result is bit-identical at every batch size, and the single column pays for no other.
-constexpr int kMaxNC = 8;
+constexpr int kMaxNC = 16;
+constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issue 15)
 
 struct Params {
     const int8_t* xq;
@@ -138,9 +140,10 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
 
 // Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 51 registers); left
 // free after q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost
-// 2.8 % on the H200. The batched instances keep 4 blocks (<= 64 registers), what they had when they were measured.
+// 2.8 % on the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they
+// were measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
 template <int NC>
-__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : 4) q8_matvec_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
@@ -307,7 +310,8 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.
     const int64_t grid = std::min<int64_t>(iters, 8LL * sm_count());
-    const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : kMaxNC;
+    const int max_nc = tuning::q8_max_columns() ? tuning::q8_max_columns() : kDefaultMaxNC;
+    const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : p.n_cols <= 8 || max_nc == 8 ? 8 : 16;
     const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
     if (nc == 1) {
         q8_matvec_kernel<1><<<g, kThreads, 0, s>>>(p);
@@ -315,6 +319,8 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
         q8_matvec_kernel<2><<<g, kThreads, 0, s>>>(p);
     } else if (nc == 4) {
         q8_matvec_kernel<4><<<g, kThreads, 0, s>>>(p);
+    } else if (nc == 8) {
+        q8_matvec_kernel<8><<<g, kThreads, 0, s>>>(p);
     } else {
         q8_matvec_kernel<kMaxNC><<<g, kThreads, 0, s>>>(p);
     }

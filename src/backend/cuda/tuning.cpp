@@ -47,6 +47,14 @@ int q8_threads_per_row() {
     return tpr;
 }
 
+int q8_max_columns() {
+    static const int nc = [] {
+        const auto v = env_integer("ORCD_Q8_MAX_NC");
+        return v && (*v == 8 || *v == 16) ? static_cast<int>(*v) : 0;
+    }();
+    return nc;
+}
+
 uint64_t fused_max_bytes(uint64_t fallback) {
     const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
     return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;

@@ -13,6 +13,9 @@ int64_t matvec_tile_bytes(int64_t fallback);
 int matvec_warps_per_row();
 // ORCD_Q8_TPR: threads per row of the q8 matvec, a power of two in 8..256; 0 when not set. Read once per process.
 int q8_threads_per_row();
+// ORCD_Q8_MAX_NC: the most columns one q8 matvec thread accumulates at once, 8 or 16; 0 when not set. Read once per
+// process.
+int q8_max_columns();
 // ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
 // every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
 uint64_t fused_max_bytes(uint64_t fallback);
