@@ -211,7 +211,7 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(ch.generate.max_tokens, 7u);
 
     auto bad = parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
-        "content":[{"type":"image_url"}]}],"n":2,"echo":true,"logprobs":true})"),
+        "content":[{"type":"image_url"}]}],"n":17,"echo":true,"logprobs":true})"),
                             true, 2048, errors);
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n"}));
     EXPECT_EQ(bad.unsupported, std::vector<std::string>{"echo"});  // a completions field, not chat's
@@ -515,7 +515,9 @@ public:
     std::atomic<int> widest_step{0};
 
     const ServiceInfo& info() const override { return info_; }
-    size_t count_prompt_tokens(const engine::GenerateRequest& r) const override { return r.prompt.size(); }
+    std::vector<int32_t> prompt_tokens(const engine::GenerateRequest& r) const override {
+        return std::vector<int32_t>(r.prompt.size(), 1);
+    }
     std::string format_chat(std::span<const tokenizer::ChatMessage>) const override { return "chat"; }
     std::optional<std::string> residency_problem() const override { return std::nullopt; }
     backend::DeviceMemoryReport device_memory() const override { return {}; }
