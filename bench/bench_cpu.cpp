@@ -61,19 +61,21 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// One kernel of quant_dot.h, single thread, scalar against AVX2: the evidence for keeping each AVX2 kernel (docs/PERF.md
-// records the result). Args: type id, Isa (0 scalar, 1 AVX2), columns (1: decode, 4: prefill's tile). 256 rows of
-// 4864 weights, the activation quantized once outside the loop; thread CPU time, so other processes do not count.
+// One kernel of quant_dot.h, single thread, scalar against AVX2 and VNNI: the evidence for keeping each SIMD kernel
+// (docs/PERF.md records the result). Args: type id, Isa (0 scalar, 1 AVX2, 2 AVX-512 VNNI), columns (1: decode, 4:
+// prefill's tile), rows of 4864 weights (256: the matrix stays in L2, the kernel's arithmetic alone; 16384: tens of MB
+// streamed from memory, as a model's matrices are). The activation is quantized once outside the loop; thread CPU
+// time, so other processes do not count.
 void BM_QuantDot(benchmark::State& state) {
     using namespace backend::cpu;
     const auto type = static_cast<gguf::TensorType>(state.range(0));
-    const Isa isa = state.range(1) == 0 ? Isa::Scalar : Isa::Avx2;
+    const auto isa = static_cast<Isa>(state.range(1));
     const int nc = static_cast<int>(state.range(2));
-    if (isa == Isa::Avx2 && detected_isa() != Isa::Avx2) {
-        state.SkipWithError("this CPU has no AVX2/FMA/F16C");
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa())) {
+        state.SkipWithError(isa == Isa::Avx2 ? "this CPU has no AVX2/FMA/F16C" : "this CPU has no AVX-512 VNNI");
         return;
     }
-    constexpr int64_t kRows = 256, kCols = 4864;
+    const int64_t kRows = state.range(3), kCols = 4864;
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.f, 1.f);
     std::vector<float> f(static_cast<size_t>(kCols * nc));
@@ -95,7 +97,8 @@ void BM_QuantDot(benchmark::State& state) {
             benchmark::DoNotOptimize(out);
         }
     }
-    state.SetLabel(std::string(gguf::type_name(type)) + (isa == Isa::Avx2 ? " avx2" : " scalar"));
+    const char* isa_name = isa == Isa::Avx512Vnni ? " vnni" : isa == Isa::Avx2 ? " avx2" : " scalar";
+    state.SetLabel(std::string(gguf::type_name(type)) + isa_name);
     state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(kRows * kCols * nc) * state.iterations() / 1e9,
                                                   benchmark::Counter::kIsRate);
 }
@@ -104,7 +107,9 @@ void quant_dot_args(benchmark::internal::Benchmark* b) {
     using T = gguf::TensorType;
     for (int64_t nc : {1, 4}) {
         for (T t : {T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K}) {
-            for (int64_t isa : {0, 1}) b->Args({static_cast<int64_t>(t), isa, nc});
+            for (int64_t isa : {0, 1, 2}) {
+                for (int64_t rows : {256, 16384}) b->Args({static_cast<int64_t>(t), isa, nc, rows});
+            }
         }
     }
 }

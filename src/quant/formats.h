@@ -1,7 +1,7 @@
 #pragma once
 // The registry of quantization formats: every format header, and the one switch from a GGUF tensor type to its
 // format. Adding a format means writing its header in formats/ (block layout, decode8, and the kernel entry points
-// it supports: unpack32 for the CPU dot products, dot4 and q8_unit for the CUDA matvecs) and adding it below; the
+// it supports: unpack32 for the CPU dot products, dot4 and q8_load/q8_dot for the CUDA matvecs) and adding it below; the
 // dequantizer, the CPU dot products and the CUDA kernels pick it up through visit_format.
 #include <utility>
 
@@ -54,8 +54,8 @@ concept HasCpuDot = requires(const typename F::Block& b, Chunk32& k) { F::unpack
 template <typename F>
 concept HasMatvec = requires(const typename F::Block& b, float4 x) { F::dot4(b, 0, x); };
 template <typename F>
-concept HasQ8Matvec =
-    requires(const typename F::Block& b, const int8_t* q, const float* d) { F::q8_unit(b, 0, q, d); };
+concept HasQ8Matvec = requires(const typename F::Block& b, const int8_t* q,
+                                const float* d) { F::q8_dot(F::q8_load(b, 0), q, d); };
 #endif
 
 }  // namespace orcd::quant

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -247,7 +248,7 @@ TEST_P(QuantMatmul, F32ActivationsMatchF64WithinAccumulationBound) {
                     ref += p;
                     abs_sum += std::fabs(p);
                 }
-                const double chain = detected_isa() == Isa::Avx2 ? s.cols / 16.0 : static_cast<double>(s.cols);
+                const double chain = detected_isa() != Isa::Scalar ? s.cols / 16.0 : static_cast<double>(s.cols);
                 const double bound = 2 * (chain + 16) * u * abs_sum + 1e-30;
                 const float got = y[static_cast<size_t>(tok * s.rows + r)];
                 ASSERT_LE(std::fabs(got - ref), bound) << "row " << r << " token " << tok << ": got " << got
@@ -281,7 +282,7 @@ TEST(ActivationQuant, ScalarAndAvx2AgreeAndStayWithinHalfStep) {
     x[40] = 1e30f;                               // a huge value next to small ones
     std::vector<ActBlock> a(200), b(200);
     detail::quantize_activation_scalar(x.data(), static_cast<int64_t>(x.size()), a.data());
-    if (detected_isa() == Isa::Avx2) {
+    if (detected_isa() != Isa::Scalar) {
         detail::quantize_activation_avx2(x.data(), static_cast<int64_t>(x.size()), b.data());
         EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(ActBlock) * a.size())) << "AVX2 and scalar differ";
     }
@@ -298,6 +299,53 @@ TEST(ActivationQuant, ScalarAndAvx2AgreeAndStayWithinHalfStep) {
         EXPECT_EQ(a[blk].sum[1], s1);
     }
     EXPECT_EQ(a[0].d, 0.f);
+}
+
+// The x86 instruction sets compute the same integer block sums (quant_dot_x86.h): AVX2 and AVX-512 VNNI must give the
+// same bits for every type, on random block bytes (every extreme value), and a column's result must not depend on how
+// many columns share the call (the CPU half of batch invariance). Rows of 896 and 4864 values: a tail of blocks past
+// the last group of eight, and none.
+TEST(QuantDotIsa, Avx2AndVnniAgreeBitForBitWhateverTheColumnCount) {
+    std::vector<Isa> isas;
+    if (detected_isa() != Isa::Scalar) isas.push_back(Isa::Avx2);
+    if (detected_isa() == Isa::Avx512Vnni) isas.push_back(Isa::Avx512Vnni);
+    if (isas.empty()) GTEST_SKIP() << "SKIP: this CPU has no AVX2";
+    if (isas.size() == 1) std::printf("this CPU has no AVX-512 VNNI: only the column-count invariance of AVX2 is checked\n");
+    std::mt19937 rng(17);
+    for (TensorType t : kQuantTypes) {
+        for (int64_t cols : {896, 4864}) {
+            if (cols % gguf::traits(t).block_elems != 0) continue;
+            SCOPED_TRACE(testing::Message() << gguf::type_name(t) << " cols=" << cols);
+            const int64_t rows = 8, nb = cols / kActBlock;
+            const auto bytes = random_blocks(t, rows, cols, rng);
+            auto x = normal(static_cast<size_t>(kMaxCols * cols), rng);
+            std::vector<ActBlock> act(static_cast<size_t>(kMaxCols * nb));
+            std::vector<float> d(act.size()), dsum(act.size()), dsum16(2 * act.size());
+            for (int c = 0; c < kMaxCols; ++c) quantize_activation(x.data() + c * cols, cols, act.data() + c * nb);
+            act_scales(act.data(), kMaxCols * nb, d.data(), dsum.data(), dsum16.data());
+            const uint64_t rb = gguf::row_bytes(t, static_cast<uint64_t>(cols));
+            for (int64_t r = 0; r < rows; ++r) {
+                const std::byte* row = bytes.data() + static_cast<uint64_t>(r) * rb;
+                // Column c alone (nc = 1, its own ActColumns) is the reference for every ISA and every nc.
+                float alone[kMaxCols];
+                for (int c = 0; c < kMaxCols; ++c) {
+                    const ActColumns xc{act.data() + c * nb, d.data() + c * nb, dsum.data() + c * nb,
+                                        dsum16.data() + 2 * c * nb, nb};
+                    quant_dot_fn(t, isas[0])(row, xc, 1, cols, &alone[c]);
+                }
+                for (Isa isa : isas) {
+                    for (int nc = 1; nc <= kMaxCols; ++nc) {
+                        const ActColumns xc{act.data(), d.data(), dsum.data(), dsum16.data(), nb};
+                        float out[kMaxCols];
+                        quant_dot_fn(t, isa)(row, xc, nc, cols, out);
+                        EXPECT_EQ(0, std::memcmp(out, alone, sizeof(float) * static_cast<size_t>(nc)))
+                            << "row " << r << " nc " << nc << (isa == Isa::Avx2 ? " avx2" : " vnni") << ": " << out[0]
+                            << " vs " << alone[0];
+                    }
+                }
+            }
+        }
+    }
 }
 
 TEST(MatmulWeightCheck, RejectsRowLengthsOffTheBlock) {

@@ -99,7 +99,7 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
     float* xs16 = act_dsum16.data();
     pool.parallel_for(n_tokens, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
-            if (isa == Isa::Avx2) {
+            if (isa != Isa::Scalar) {
                 detail::quantize_activation_avx2(x + t * cols, cols, a + t * blocks);
             } else {
                 detail::quantize_activation_scalar(x + t * cols, cols, a + t * blocks);

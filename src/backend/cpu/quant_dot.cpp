@@ -134,13 +134,15 @@ Isa detected_isa() {
         unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
         const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
         const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-        return avx2 ? Isa::Avx2 : Isa::Scalar;
+        // GCC's check of AVX-512 features also asks the OS (XGETBV) whether it saves the AVX-512 state.
+        const bool vnni = avx2 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        return vnni ? Isa::Avx512Vnni : avx2 ? Isa::Avx2 : Isa::Scalar;
     }();
     return isa;
 }
 
 void quantize_activation(const float* x, int64_t n, ActBlock* out) {
-    if (detected_isa() == Isa::Avx2) {
+    if (detected_isa() != Isa::Scalar) {
         detail::quantize_activation_avx2(x, n, out);
     } else {
         detail::quantize_activation_scalar(x, n, out);
@@ -162,10 +164,15 @@ bool dot_supported(TensorType t) {
 }
 
 QuantDotFn quant_dot_fn(TensorType t, Isa isa) {
-    return isa == Isa::Avx2 ? detail::quant_dot_avx2(t) : detail::quant_dot_scalar(t);
+    switch (isa) {
+        case Isa::Avx512Vnni: return detail::quant_dot_vnni(t);
+        case Isa::Avx2: return detail::quant_dot_avx2(t);
+        case Isa::Scalar: break;
+    }
+    return detail::quant_dot_scalar(t);
 }
 FloatDotFn float_dot_fn(TensorType t, Isa isa) {
-    return isa == Isa::Avx2 ? detail::float_dot_avx2(t) : detail::float_dot_scalar(t);
+    return isa == Isa::Scalar ? detail::float_dot_scalar(t) : detail::float_dot_avx2(t);
 }
 
 }  // namespace orcd::backend::cpu

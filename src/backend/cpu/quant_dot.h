@@ -62,8 +62,10 @@ using QuantDotFn = void (*)(const std::byte* row, const ActColumns& x, int nc, i
 // x + c * stride; out[c] receives its dot product.
 using FloatDotFn = void (*)(const std::byte* row, const float* x, int64_t stride, int nc, int64_t n, float* out);
 
-enum class Isa { Scalar, Avx2 };
-// The best ISA this CPU supports (AVX2, FMA and F16C, checked at run time).
+// Avx512Vnni: AVX2 + FMA + F16C plus AVX-512 VNNI on 256-bit vectors (AVX512VL); its quantized kernels give the same
+// bits as the AVX2 ones (quant_dot_x86.h), its float kernels and activation quantizer are the AVX2 ones.
+enum class Isa { Scalar, Avx2, Avx512Vnni };
+// The best ISA this CPU supports (checked at run time).
 Isa detected_isa();
 
 // The kernel for a type; nullptr when the type is not of that kind or not supported. isa defaults to detected_isa();
@@ -74,11 +76,12 @@ inline QuantDotFn quant_dot_fn(gguf::TensorType t) { return quant_dot_fn(t, dete
 inline FloatDotFn float_dot_fn(gguf::TensorType t) { return float_dot_fn(t, detected_isa()); }
 
 namespace detail {
-// Per-ISA tables (quant_dot_scalar.cpp, quant_dot_avx2.cpp).
+// Per-ISA tables (quant_dot_scalar.cpp, quant_dot_avx2.cpp, quant_dot_vnni.cpp).
 QuantDotFn quant_dot_scalar(gguf::TensorType t);
 FloatDotFn float_dot_scalar(gguf::TensorType t);
 QuantDotFn quant_dot_avx2(gguf::TensorType t);
 FloatDotFn float_dot_avx2(gguf::TensorType t);
+QuantDotFn quant_dot_vnni(gguf::TensorType t);
 void quantize_activation_avx2(const float* x, int64_t n, ActBlock* out);
 void quantize_activation_scalar(const float* x, int64_t n, ActBlock* out);
 }  // namespace detail

@@ -58,7 +58,8 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, i
     if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
 }
 
-// Each format's unit of 32 weights (q8_unit, kQ8Units units per block) is in its header (quant/formats/).
+// Each format's unit of 32 weights (q8_load decodes one, q8_dot multiplies it with one column; kQ8Units units per
+// block) is in its header (quant/formats/).
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
@@ -95,13 +96,16 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
 #pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
         const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
+        // The unit's weights are loaded and decoded once, then multiplied with every column (the compiler did not
+        // share them between the columns' copies of one fused load-decode-multiply: each column re-read them).
+        const typename T::Q8Unit unit = T::q8_load(blocks[blk], u);
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
             if (NC == 1 || c < nc) {
                 const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
-                acc[c] = __fadd_rn(acc[c], T::q8_unit(blocks[blk], u, xq + kElems * blk, xd + T::kQ8Units * blk));
+                acc[c] = __fadd_rn(acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk));
             }
         }
     }
@@ -124,8 +128,11 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
     }
 }
 
+// Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 51 registers); left
+// free after q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost
+// 2.8 % on the H200. The batched instances keep 4 blocks (<= 64 registers), what they had when they were measured.
 template <int NC>
-__global__ void __launch_bounds__(kThreads) q8_matvec_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : 4) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration

@@ -95,35 +95,59 @@ struct K4 {
     // Unit u = (j, h) = (u / 2, u % 2) is the 16 bytes qs[32j + 16h ..]: their low nibbles are elements
     // 64j + 16h + 0..15 (sub-block 2j), their high nibbles elements 64j + 32 + 16h + 0..15 (sub-block 2j + 1); Q5_K's
     // fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15]. xq/xd: the activation from the block's first element.
+    // The int8 matvec (__dp4a) decodes a unit once (q8_load) and multiplies it with each column (q8_dot).
     static constexpr int kQ8Units = 8;
-    __device__ static float q8_unit(const Block& b, int u, const int8_t* xq, const float* xd) {
+    struct Q8Unit {
+        uint32_t lo[4], hi[4];  // sub-block 2j's and 2j + 1's sixteen values of this unit as bytes
+        int sc0, mn0, sc1, mn1;
+        float d, dmin;
+        int j, h;
+    };
+    __device__ static Q8Unit q8_load(const Block& b, int u) {
         using namespace cuda_bits;
-        const int j = u >> 1, h = u & 1;
+        Q8Unit q;
+        q.j = u >> 1;
+        q.h = u & 1;
         uint32_t w[4];
-        load_words(b.qs + 32 * j + 16 * h, w);
+        load_words(b.qs + 32 * q.j + 16 * q.h, w);
         uint32_t qh[4];
-        if constexpr (kFive) load_words(b.qh + 16 * h, qh);
-        const int8_t* xa = xq + 64 * j + 16 * h;
+        if constexpr (kFive) load_words(b.qh + 16 * q.h, qh);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            q.lo[k] = w[k] & 0x0F0F0F0Fu;
+            q.hi[k] = (w[k] >> 4) & 0x0F0F0F0Fu;
+            if constexpr (kFive) {
+                q.lo[k] |= ((qh[k] >> (2 * q.j)) & 0x01010101u) << 4;
+                q.hi[k] |= ((qh[k] >> (2 * q.j + 1)) & 0x01010101u) << 4;
+            }
+        }
+        const ScaleMin m0 = k4_scale_min(b.scales, 2 * q.j), m1 = k4_scale_min(b.scales, 2 * q.j + 1);
+        q.sc0 = m0.scale;
+        q.mn0 = m0.min;
+        q.sc1 = m1.scale;
+        q.mn1 = m1.min;
+        q.d = half_to_float(b.d);
+        q.dmin = half_to_float(b.dmin);
+        return q;
+    }
+    // xq/xd: the activation from the block's first element.
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+        using namespace cuda_bits;
+        const int8_t* xa = xq + 64 * q.j + 16 * q.h;
         const int8_t* xb = xa + 32;
         int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= ((qh[k] >> (2 * j)) & 0x01010101u) << 4;
-                hi |= ((qh[k] >> (2 * j + 1)) & 0x01010101u) << 4;
-            }
             const int a = int8x4_at(xa, 4 * k), c = int8x4_at(xb, 4 * k);
-            s0 = __dp4a(static_cast<int>(lo), a, s0);
-            s1 = __dp4a(static_cast<int>(hi), c, s1);
+            s0 = __dp4a(static_cast<int>(q.lo[k]), a, s0);
+            s1 = __dp4a(static_cast<int>(q.hi[k]), c, s1);
             x0 = __dp4a(kOnes, a, x0);
             x1 = __dp4a(kOnes, c, x1);
         }
-        const ScaleMin m0 = k4_scale_min(b.scales, 2 * j), m1 = k4_scale_min(b.scales, 2 * j + 1);
-        const float d0 = xd[2 * j], d1 = xd[2 * j + 1];
-        const float sc = d0 * static_cast<float>(m0.scale * s0) + d1 * static_cast<float>(m1.scale * s1);
-        const float mn = d0 * static_cast<float>(m0.min * x0) + d1 * static_cast<float>(m1.min * x1);
-        return half_to_float(b.d) * sc - half_to_float(b.dmin) * mn;
+        const float d0 = xd[2 * q.j], d1 = xd[2 * q.j + 1];
+        const float sc = d0 * static_cast<float>(q.sc0 * s0) + d1 * static_cast<float>(q.sc1 * s1);
+        const float mn = d0 * static_cast<float>(q.mn0 * x0) + d1 * static_cast<float>(q.mn1 * x1);
+        return q.d * sc - q.dmin * mn;
     }
 #endif
 };

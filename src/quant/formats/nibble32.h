@@ -79,32 +79,48 @@ struct Nibble32 {
         return half_to_float(b.d) * s;
     }
 
-    // The whole block against 32 int8 activation values xq with scale xd[0] (the int8 matvec kernel, __dp4a).
+    // The int8 matvec (__dp4a): a unit is the whole block, decoded once (q8_load) and multiplied with each column's
+    // 32 int8 activation values xq with scale xd[0] (q8_dot).
     static constexpr int kQ8Units = 1;
-    __device__ static float q8_unit(const Block& b, int, const int8_t* xq, const float* xd) {
+    struct Q8Unit {
+        uint32_t lo[4], hi[4];  // elements 4k .. 4k + 3 and 16 + 4k .. 16 + 4k + 3 as bytes
+        float d, m;
+    };
+    __device__ static Q8Unit q8_load(const Block& b, int) {
         using namespace cuda_bits;
+        Q8Unit q;
         uint32_t w[4];
         load_words(b.qs, w);
         uint32_t h[1] = {0};
         if constexpr (kFive) load_words(b.qh, h);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            q.lo[k] = w[k] & 0x0F0F0F0Fu;
+            q.hi[k] = (w[k] >> 4) & 0x0F0F0F0Fu;
+            if constexpr (kFive) {
+                q.lo[k] |= spread4(h[0] >> (4 * k)) << 4;
+                q.hi[k] |= spread4(h[0] >> (16 + 4 * k)) << 4;
+            }
+        }
+        q.d = half_to_float(b.d);
+        if constexpr (kMin) q.m = half_to_float(b.m);
+        return q;
+    }
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+        using namespace cuda_bits;
         int s = 0, sx = 0;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-            uint32_t lo = w[k] & 0x0F0F0F0Fu, hi = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                lo |= spread4(h[0] >> (4 * k)) << 4;
-                hi |= spread4(h[0] >> (16 + 4 * k)) << 4;
-            }
             const int a = int8x4_at(xq, 4 * k), c = int8x4_at(xq, 16 + 4 * k);
-            s = __dp4a(static_cast<int>(lo), a, s);
-            s = __dp4a(static_cast<int>(hi), c, s);
+            s = __dp4a(static_cast<int>(q.lo[k]), a, s);
+            s = __dp4a(static_cast<int>(q.hi[k]), c, s);
             sx = __dp4a(kOnes, a, sx);
             sx = __dp4a(kOnes, c, sx);
         }
         if constexpr (kMin) {
-            return xd[0] * (half_to_float(b.d) * static_cast<float>(s) + half_to_float(b.m) * static_cast<float>(sx));
+            return xd[0] * (q.d * static_cast<float>(s) + q.m * static_cast<float>(sx));
         } else {
-            return half_to_float(b.d) * xd[0] * static_cast<float>(s - kOffset * sx);
+            return q.d * xd[0] * static_cast<float>(s - kOffset * sx);
         }
     }
 #endif

@@ -63,29 +63,50 @@ struct Q6_K {
 
     // Unit u = (half, k) = (u / 4, u % 4) covers l = 8k .. 8k + 7 of each quarter r of that half; scale
     // scales[8 half + 2r + k / 2] per 16 elements. xq/xd: the activation from the block's first element.
+    // The int8 matvec (__dp4a) decodes a unit once (q8_load) and multiplies it with each column (q8_dot).
     static constexpr int kQ8Units = 8;
-    __device__ static float q8_unit(const Block& b, int u, const int8_t* xq, const float* xd) {
+    struct Q8Unit {
+        int v[4][2];  // quarter r's eight values (q - 32) as signed bytes
+        int sc[4];    // quarter r's scale
+        float d;
+        int half, k;
+    };
+    __device__ static Q8Unit q8_load(const Block& b, int u) {
         using namespace cuda_bits;
-        const int half = u >> 2, k = u & 3;
+        Q8Unit q;
+        q.half = u >> 2;
+        q.k = u & 3;
         uint32_t l0[2], l1[2], qh[2];
-        load_words(b.ql + 64 * half + 8 * k, l0);
-        load_words(b.ql + 64 * half + 32 + 8 * k, l1);
-        load_words(b.qh + 32 * half + 8 * k, qh);
-        float acc = 0.f;
+        load_words(b.ql + 64 * q.half + 8 * q.k, l0);
+        load_words(b.ql + 64 * q.half + 32 + 8 * q.k, l1);
+        load_words(b.qh + 32 * q.half + 8 * q.k, qh);
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             const uint32_t* l = (r & 1) ? l1 : l0;
-            const int8_t* x = xq + 128 * half + 32 * r + 8 * k;
-            int s = 0;
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const uint32_t v =
                     ((l[e] >> (r < 2 ? 0 : 4)) & 0x0F0F0F0Fu) | (((qh[e] >> (2 * r)) & 0x03030303u) << 4);
-                s = __dp4a(static_cast<int>(__vsubss4(v, 0x20202020u)), int8x4_at(x, 4 * e), s);
+                q.v[r][e] = static_cast<int>(__vsubss4(v, 0x20202020u));
             }
-            acc += xd[4 * half + r] * static_cast<float>(b.scales[8 * half + 2 * r + (k >> 1)] * s);
+            q.sc[r] = b.scales[8 * q.half + 2 * r + (q.k >> 1)];
         }
-        return half_to_float(b.d) * acc;
+        q.d = half_to_float(b.d);
+        return q;
+    }
+    // xq/xd: the activation from the block's first element.
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+        using namespace cuda_bits;
+        float acc = 0.f;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int8_t* x = xq + 128 * q.half + 32 * r + 8 * q.k;
+            int s = 0;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) s = __dp4a(q.v[r][e], int8x4_at(x, 4 * e), s);
+            acc += xd[4 * q.half + r] * static_cast<float>(q.sc[r] * s);
+        }
+        return q.d * acc;
     }
 #endif
 };

@@ -40,15 +40,24 @@ struct Q8_0 {
         return half_to_float(b.d) * bytes_dot<128>(w[0] ^ 0x80808080u, x);  // int8 + 128 as unsigned bytes
     }
 
+    // The int8 matvec (__dp4a): a unit is the whole block, loaded once and multiplied with every column.
     static constexpr int kQ8Units = 1;
-    __device__ static float q8_unit(const Block& b, int, const int8_t* xq, const float* xd) {
-        using namespace cuda_bits;
+    struct Q8Unit {
         uint32_t w[8];
-        load_words(reinterpret_cast<const uint8_t*>(b.qs), w);
+        float d;
+    };
+    __device__ static Q8Unit q8_load(const Block& b, int) {
+        Q8Unit q;
+        cuda_bits::load_words(reinterpret_cast<const uint8_t*>(b.qs), q.w);
+        q.d = half_to_float(b.d);
+        return q;
+    }
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+        using namespace cuda_bits;
         int s = 0;
 #pragma unroll
-        for (int k = 0; k < 8; ++k) s = __dp4a(static_cast<int>(w[k]), int8x4_at(xq, 4 * k), s);
-        return half_to_float(b.d) * xd[0] * static_cast<float>(s);
+        for (int k = 0; k < 8; ++k) s = __dp4a(static_cast<int>(q.w[k]), int8x4_at(xq, 4 * k), s);
+        return q.d * xd[0] * static_cast<float>(s);
     }
 #endif
 };
