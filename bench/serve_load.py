@@ -380,6 +380,10 @@ def request_body(args, model, prompt, ignore_eos):
         body["prompt"] = prompt
     if ignore_eos:
         body["ignore_eos"] = True
+    if args.schema is not None:
+        # Constrained decoding: OpenAI's structured output, which orcd, llama-server and vLLM accept on both endpoints.
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "load", "strict": True, "schema": args.schema}}
     return body
 
 
@@ -516,8 +520,17 @@ def parse_args(argv):
                    help="fit prompts with /tokenize, or calibrate a word list from reported usage (auto: tokenize "
                         "where the server has it)")
     p.add_argument("--seed", type=int, default=0, help="prompt randomness (default 0)")
+    p.add_argument("--json-schema", metavar="FILE",
+                   help="constrain every reply to the JSON Schema in FILE (response_format json_schema, strict)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
+    args.schema = None
+    if args.json_schema:
+        try:
+            with open(args.json_schema, encoding="utf-8") as f:
+                args.schema = json.load(f)
+        except (OSError, ValueError) as e:
+            p.error(f"--json-schema {args.json_schema}: {e}")
     try:
         args.client_counts = [int(x) for x in args.clients.split(",")]
     except ValueError:
@@ -605,7 +618,7 @@ def main(argv=None):
             "shared_prefix_tokens": args.shared_prefix_tokens, "max_tokens": args.max_tokens,
             "ignore_eos": ignore_eos, "temperature": 0, "warmup_per_client": args.warmup,
             "requests_per_client": None if args.duration else args.requests_per_client,
-            "duration_s": args.duration, "seed": args.seed,
+            "duration_s": args.duration, "seed": args.seed, "json_schema": args.schema,
             "tokens_per_word": factory.ratio if method == "usage" else None,
             "calibration_requests": counter.requests if method == "usage" else 0,
         },

@@ -59,6 +59,10 @@ public:
     virtual TokenId decode_sample(TokenId token, const SampleStep& step) {
         return sample_on_host(decode(token), step);
     }
+    // decode_greedy (sample null) or decode_sample(token, *sample) picking only among the tokens of `allowed` (a
+    // non-empty token mask, BatchEntry::allowed): the pick Backend::step makes for such an entry. The default masks
+    // the logits of decode(token) on the host; a backend that keeps the logits on a device masks them there.
+    virtual TokenId decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed);
     // Forgets every position (the cache memory is kept).
     virtual void reset() = 0;
 
@@ -124,6 +128,11 @@ struct BatchEntry {
     Phase phase = Phase::Prompt;
     Want want = Want::Logits;
     SampleStep sample;  // Want::Sample: parameters and this step's draw (the window must stay valid during step())
+    // Argmax / Sample only: a packed bitset of the tokens the pick may choose (token_mask.h; empty: every token).
+    // The backend sets the other logits to -inf on the last token's row before the pick, where the logits are, so a
+    // constrained sequence crosses only its token id; an entry without a mask pays nothing. Must allow at least one
+    // token of the vocabulary, and stay valid during step().
+    std::span<const uint64_t> allowed;
 };
 
 struct BatchResult {

@@ -2,6 +2,8 @@
 
 #include <unordered_map>
 
+#include "backend/token_mask.h"
+
 namespace orcd::backend {
 
 void check_batch_entries(const KvPool& pool, std::span<const BatchEntry> batch, std::span<const BatchResult> results,
@@ -25,6 +27,19 @@ void check_batch_entries(const KvPool& pool, std::span<const BatchEntry> batch, 
             if (t < 0 || static_cast<uint32_t>(t) >= n_vocab) {
                 throw Error(ErrorCode::InvalidArgument,
                             fmt::format("token id {} is outside the vocabulary of {}", t, n_vocab));
+            }
+        }
+        if (!e.allowed.empty()) {
+            if (e.want != Want::Argmax && e.want != Want::Sample) {
+                throw Error(
+                    ErrorCode::InvalidArgument,
+                    fmt::format("step: entry {}: a token mask is applied only to a pick (Argmax or Sample)", i));
+            }
+            if (!first_allowed(e.allowed, n_vocab)) {
+                throw Error(ErrorCode::InvalidArgument,
+                            fmt::format("step: entry {}: the token mask ({} words) allows no token of the vocabulary "
+                                        "of {}",
+                                        i, e.allowed.size(), n_vocab));
             }
         }
         const uint64_t pages_needed = (end + ps - 1) / ps;

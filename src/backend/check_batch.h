@@ -13,7 +13,7 @@ namespace orcd::backend {
 // The checks Backend::step makes on a whole batch before it writes anything (both backends call it, so they refuse
 // the same inputs with the same errors): every entry has tokens inside the vocabulary, positions inside n_ctx_max (the
 // model's context), a page table that covers its positions with ids inside the pool, and no page written by two
-// entries. `results` must have one slot per entry.
+// entries, and a token mask only on a pick, allowing some token. `results` must have one slot per entry.
 void check_batch_entries(const KvPool& pool, std::span<const BatchEntry> batch, std::span<const BatchResult> results,
                          uint32_t n_vocab, uint32_t n_ctx_max);
 

@@ -58,7 +58,8 @@ void PagedSequence::check_fits(size_t n_tokens) const {
     }
 }
 
-BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample) {
+BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample,
+                               std::span<const uint64_t> allowed) {
     check_fits(tokens.size());
     BatchEntry e;
     e.tokens = tokens;
@@ -67,6 +68,7 @@ BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Wan
     e.phase = phase;
     e.want = want;
     if (sample) e.sample = *sample;
+    e.allowed = allowed;
     BatchResult r;
     backend_.step(*pool_, std::span(&e, 1), std::span(&r, 1));
     n_past_ += static_cast<uint32_t>(tokens.size());
@@ -114,6 +116,10 @@ TokenId PagedSequence::decode_greedy(TokenId token) {
 
 TokenId PagedSequence::decode_sample(TokenId token, const SampleStep& step) {
     return run(std::span(&token, 1), Phase::Generated, Want::Sample, &step).token;
+}
+
+TokenId PagedSequence::decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) {
+    return run(std::span(&token, 1), Phase::Generated, sample ? Want::Sample : Want::Argmax, sample, allowed).token;
 }
 
 }  // namespace orcd::backend

@@ -18,6 +18,7 @@ public:
     std::span<const float> decode(TokenId token) override;
     TokenId decode_greedy(TokenId token) override;
     TokenId decode_sample(TokenId token, const SampleStep& step) override;
+    TokenId decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) override;
     void reset() override { n_past_ = 0; }
     uint32_t n_past() const override { return n_past_; }
     uint32_t n_ctx() const override { return n_ctx_; }
@@ -29,7 +30,8 @@ public:
 private:
     // ContextOverflow unless n_tokens more positions fit after n_past().
     void check_fits(size_t n_tokens) const;
-    BatchResult run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample = nullptr);
+    BatchResult run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample = nullptr,
+                    std::span<const uint64_t> allowed = {});
 
     Backend& backend_;
     uint32_t n_ctx_;

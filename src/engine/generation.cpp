@@ -7,6 +7,7 @@
 #include <limits>
 #include <utility>
 
+#include "backend/token_mask.h"
 #include "common/error.h"
 
 namespace orcd::engine {
@@ -72,8 +73,9 @@ Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequ
     // id, the same u from the same seed), so the tokens are the same.
     const SamplingParams& sp = request.sampling;
     argmax_only_ = sp.temperature <= 0.f && (sp.repeat_penalty == 1.f || sp.repeat_last_n == 0);
-    // A constrained request masks the logits on the host before the sampler: the matcher follows the bytes
-    // generated so far and the masker turns its state into the set of allowed tokens.
+    // A constrained request: the matcher follows the bytes generated so far and the masker turns its state into the
+    // set of allowed tokens, which each pick's batch entry carries (BatchEntry::allowed) so the backend masks the
+    // logits where they are; a pick made on the host (the first token, bias, penalties, logprobs) masks them here.
     if (request.constraint) {
         gvocab_ = &request.constraint->vocabulary();
         if (gvocab_->size() != vocab_.size()) {
@@ -83,7 +85,7 @@ Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequ
         }
         matcher_.emplace(request.constraint->grammar());
     }
-    host_logits_ = matcher_.has_value() || sampler_.adjusts_logits() || static_cast<bool>(request.on_logprobs);
+    host_logits_ = sampler_.adjusts_logits() || static_cast<bool>(request.on_logprobs);
     result_.seed = sampler_.seed();
     request_.prompt_ids.clear();  // the tokens live in tokens_ and the result; the copy would be a third
     request_.prompt_ids.shrink_to_fit();
@@ -105,8 +107,8 @@ Generation::Feed Generation::next(uint32_t chunk) const {
     if (f.end < n) {
         f.want = Want::Nothing;
     } else if (generated() == 0 || host_logits_) {
-        // The first token is picked on the host from the prompt's logits, as it always was; a constrained request
-        // (or one with bias, penalties or logprobs) shapes every step's logits on the host.
+        // The first token is picked on the host from the prompt's logits, as it always was; a request with bias,
+        // penalties or logprobs shapes every step's logits on the host.
         f.want = Want::Logits;
     } else {
         f.want = argmax_only_ ? Want::Argmax : Want::Sample;
@@ -122,7 +124,17 @@ backend::BatchEntry Generation::entry(const Feed& feed) {
     e.phase = feed.phase;
     e.want = feed.want;
     if (feed.want == Want::Sample) e.sample = sampler_.step(tokens_);
+    if (matcher_ && (feed.want == Want::Argmax || feed.want == Want::Sample)) e.allowed = allowed_tokens();
     return e;
+}
+
+std::span<const uint64_t> Generation::allowed_tokens() {
+    request_.constraint->fill(*matcher_, mask_);
+    if (!backend::first_allowed(mask_, static_cast<uint32_t>(gvocab_->size()))) {
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes", n_bytes_));
+    }
+    return mask_;
 }
 
 TokenId Generation::pick(std::span<const float> raw) {
@@ -136,27 +148,12 @@ TokenId Generation::pick(std::span<const float> raw) {
     if (!matcher_) {
         t = sampler_.sample(lg, tokens_);
     } else {
-        request_.constraint->fill(*matcher_, mask_);
+        // The backend's rule for a masked pick (backend/token_mask.h), so the host and the device agree.
+        const std::span<const uint64_t> allowed = allowed_tokens();
         masked_.assign(lg.begin(), lg.end());
-        TokenId best = -1;
-        for (size_t i = 0; i < masked_.size(); ++i) {
-            const bool allowed = i < gvocab_->size() && ((mask_[i >> 6] >> (i & 63)) & 1);
-            if (!allowed) {
-                masked_[i] = -std::numeric_limits<float>::infinity();
-            } else if (best < 0 || masked_[i] > masked_[static_cast<size_t>(best)]) {
-                best = static_cast<TokenId>(i);
-            }
-        }
-        if (best < 0) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes",
-                                    n_bytes_));
-        }
-        t = sampler_.sample(masked_, tokens_);
-        // The chain never picks a -inf logit except when its draw lands within rounding of 1 past every finite
-        // probability; the best allowed token stands in then.
-        const auto ut = static_cast<size_t>(t);
-        if (!(ut < gvocab_->size() && ((mask_[ut >> 6] >> (ut & 63)) & 1))) t = best;
+        backend::mask_logits(masked_, allowed);
+        t = backend::allowed_pick(sampler_.sample(masked_, tokens_), allowed, static_cast<uint32_t>(masked_.size()),
+                                  [&] { return backend::argmax_token(masked_); });
     }
     if (request_.on_logprobs) pending_logprobs_ = token_logprobs(lg, t, request_.top_logprobs, tokenizer_);
     return t;

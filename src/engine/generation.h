@@ -77,6 +77,8 @@ public:
 
 private:
     TokenId pick(std::span<const float> logits);
+    // The grammar's allowed tokens in the matcher's state, into mask_ (InvalidArgument when there are none).
+    std::span<const uint64_t> allowed_tokens();
     void take(TokenId token);
     void emit(const std::string& text);  // final text: into the result and to on_text
 
@@ -93,8 +95,8 @@ private:
     const grammar::TokenVocabulary* gvocab_ = nullptr;
     std::vector<uint64_t> mask_;
     std::vector<float> masked_;
-    // The logits come to the host when the grammar masks them, when OpenAI's bias / penalties change them, or when
-    // the request wants their log-probabilities; otherwise the backend picks the token where the logits are.
+    // The logits come to the host when OpenAI's bias / penalties change them, or when the request wants their
+    // log-probabilities; otherwise the backend picks the token where the logits are (a grammar's mask included).
     bool host_logits_ = false;
     std::vector<float> adjusted_;
     std::optional<TokenLogprobs> pending_logprobs_;  // of the token pick() chose, reported once it is taken

@@ -54,8 +54,9 @@ concept HasCpuDot = requires(const typename F::Block& b, Chunk32& k) { F::unpack
 template <typename F>
 concept HasMatvec = requires(const typename F::Block& b, float4 x) { F::dot4(b, 0, x); };
 template <typename F>
-concept HasQ8Matvec = requires(const typename F::Block& b, const int8_t* q,
-                                const float* d) { F::q8_dot(F::q8_load(b, 0), q, d); };
+concept HasQ8Matvec = requires(const typename F::Block& b, const int8_t* q, const float* d, const int32_t* s) {
+    F::q8_dot(F::q8_load(b, 0), q, d, s);
+};
 #endif
 
 }  // namespace orcd::quant

@@ -53,13 +53,15 @@ Source make_source(std::mt19937_64& rng, TensorType type, int64_t rows, int64_t 
 struct Quantized {
     std::vector<int8_t> q;
     std::vector<float> d;
+    std::vector<int32_t> s;  // the device's sums of each 16 values (empty for the CPU's)
 };
 
 Quantized download(const Q8Vector& v, int64_t cols) {
-    Quantized out{std::vector<int8_t>(cols), std::vector<float>(cols / 32)};
+    Quantized out{std::vector<int8_t>(cols), std::vector<float>(cols / 32), std::vector<int32_t>(cols / 16)};
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     EXPECT_EQ(cudaMemcpy(out.q.data(), v.q, cols, cudaMemcpyDeviceToHost), cudaSuccess);
     EXPECT_EQ(cudaMemcpy(out.d.data(), v.d, cols / 32 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(out.s.data(), v.s, cols / 16 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
     return out;
 }
 
@@ -67,7 +69,7 @@ Quantized cpu_quantize(const std::vector<float>& x) {
     const int64_t n = static_cast<int64_t>(x.size());
     std::vector<backend::cpu::ActBlock> blocks(n / 32);
     backend::cpu::quantize_activation(x.data(), n, blocks.data());
-    Quantized out{std::vector<int8_t>(n), std::vector<float>(n / 32)};
+    Quantized out{std::vector<int8_t>(n), std::vector<float>(n / 32), {}};
     for (int64_t b = 0; b < n / 32; ++b) {
         out.d[b] = blocks[b].d;
         std::memcpy(out.q.data() + 32 * b, blocks[b].q, 32);
@@ -151,6 +153,12 @@ void check(const Case& c, uint64_t seed, backend::cpu::ThreadPool& pool) {
         if (g.q[j] != want.q[j]) flipped.push_back(static_cast<int>(j));
     }
     EXPECT_LE(flipped.size(), static_cast<size_t>(c.cols / 10000 + 1));
+    // The per-16 sums are those of the device's own q.
+    for (int64_t k = 0; k < c.cols / 16; ++k) {
+        int sum = 0;
+        for (int64_t j = 16 * k; j < 16 * k + 16; ++j) sum += g.q[j];
+        ASSERT_EQ(g.s[k], sum) << "sum " << k;
+    }
 
     // Bound per logical row (see the top of the file).
     std::vector<double> bound;

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import threading
 import unittest
 from contextlib import redirect_stdout
@@ -285,6 +286,28 @@ class WholeRuns(unittest.TestCase):
         self.assertGreaterEqual(ph["requests"], 2)  # at least one per client, however slow the machine
         self.assertEqual(ph["errors"], 0)
         self.assertEqual(len(srv.stream_bodies), ph["requests"])
+
+    def test_json_schema_goes_out_as_strict_response_format(self):
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(schema, f)
+        srv = MockOpenAI(owned_by="vllm")
+        try:
+            rc, rep = run_json(["--url", srv.url, "--clients", "1", "--requests-per-client", "2",
+                                "--prompt-tokens", "20", "--max-tokens", "2", "--json-schema", f.name])
+        finally:
+            srv.stop()
+            os.unlink(f.name)
+        self.assertEqual(rc, 0)
+        self.assertEqual(rep["setup"]["json_schema"], schema)
+        self.assertEqual(len(srv.stream_bodies), 3)
+        for b in srv.stream_bodies:
+            self.assertEqual(b["response_format"], {"type": "json_schema",
+                                                    "json_schema": {"name": "load", "strict": True, "schema": schema}})
+        err = io.StringIO()
+        with self.assertRaises(SystemExit), redirect_stderr(err):
+            sl.parse_args(["--json-schema", "/nonexistent/schema.json"])
+        self.assertIn("--json-schema /nonexistent/schema.json", err.getvalue())
 
     def test_bad_arguments_are_named(self):
         for argv, name in ((["--clients", "0"], "--clients"), (["--max-tokens", "0"], "--max-tokens"),

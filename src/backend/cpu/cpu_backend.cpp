@@ -10,6 +10,7 @@
 #include "backend/cpu/ops.h"
 #include "backend/cpu/thread_pool.h"
 #include "backend/check_batch.h"
+#include "backend/token_mask.h"
 #include "common/error.h"
 #include "quant/convert.h"
 
@@ -284,8 +285,14 @@ void CpuBackend::step(KvPool& pool, std::span<const BatchEntry> batch, std::span
             case Want::Nothing: break;
             case Want::Logits:
             case Want::AllLogits: res.logits = lg; break;
-            case Want::Argmax: res.token = argmax_token(lg); break;
-            case Want::Sample: res.token = sample_on_host(lg, batch[e].sample); break;
+            case Want::Argmax:
+            case Want::Sample: {
+                // The row is the step's own scratch (not returned), so a mask is applied in place.
+                const std::span<float> row(logits_.data() + static_cast<size_t>(out_row0[e]) * n_vocab, n_vocab);
+                const SampleStep* sample = batch[e].want == Want::Sample ? &batch[e].sample : nullptr;
+                res.token = pick_on_host(row, sample, batch[e].allowed);
+                break;
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backend/cuda/ops.h"
+#include "backend/token_mask.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
 
@@ -68,6 +69,17 @@ KvCache CudaKvPool::view(const int32_t* pages) const {
 DeviceSampler& CudaKvPool::sampler() {
     if (!sampler_) sampler_ = std::make_unique<DeviceSampler>(device_, m_.config->n_vocab, stream_.s);
     return *sampler_;
+}
+
+DeviceTokenMask& CudaKvPool::token_mask() {
+    // One slot per column of a decode group: every entry of a group may be constrained.
+    if (!token_mask_) token_mask_ = std::make_unique<DeviceTokenMask>(device_, m_.config->n_vocab, kMaxColumns);
+    return *token_mask_;
+}
+
+TokenId CudaKvPool::repaired_pick(const BatchEntry& e, TokenId picked, const float* row) {
+    if (e.allowed.empty()) return picked;
+    return allowed_pick(picked, e.allowed, m_.config->n_vocab, [&] { return token_mask().argmax(row, stream_.s); });
 }
 
 // Buffers for the next power of two of columns (at most kMaxColumns): a growing batch reallocates a few times, and
@@ -157,14 +169,17 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
         prefill_ws_->run(m_, kv, reinterpret_cast<const int32_t*>(e.tokens.data() + i0), static_cast<int64_t>(n),
                          e.first_position + static_cast<int64_t>(i0), all, last_out);
     }
+    float* row = prefill_ws_->last_logits_device();
+    // Slot 0: the prefill's pick synchronizes the stream below, before any other mask is staged.
+    if (pick && !e.allowed.empty()) token_mask().apply(row, e.allowed, 0, stream_.s);
     if (e.want == Want::Argmax) {
         int32_t id = -1;
-        ops::argmax(prefill_ws_->last_logits_device(), static_cast<int64_t>(V), table + pages_per_seq, stream_.s);
+        ops::argmax(row, static_cast<int64_t>(V), table + pages_per_seq, stream_.s);
         ORCD_CUDA_CHECK(cudaMemcpyAsync(&id, table + pages_per_seq, sizeof(id), cudaMemcpyDeviceToHost, stream_.s));
         ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
-        r.token = id;
+        r.token = repaired_pick(e, id, row);
     } else if (e.want == Want::Sample) {
-        r.token = sampler().sample(prefill_ws_->last_logits_device(), e.sample, stream_.s);
+        r.token = repaired_pick(e, sampler().sample(row, e.sample, stream_.s), row);
     }
 }
 
@@ -202,6 +217,20 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
         ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.inputs, staging_, (3ull * cap + static_cast<uint64_t>(used)) * 4,
                                         cudaMemcpyHostToDevice, stream_.s));
         launch_decode(n);
+        // Constrained picks: the mask on the entry's last row, then (Argmax) that row's argmax again over the one
+        // the decode computed, before the ids are copied back. Unconstrained columns are left as they are. Each
+        // constrained entry of the group has its own mask slot (at most one entry per column; the group ends with a
+        // synchronization before the next group reuses them).
+        int slot = 0;
+        for (size_t k = ei; k < entries.size() && entries[k].first < g1; ++k) {
+            const Columns& ec = entries[k];
+            const BatchEntry& e = batch[ec.entry];
+            const int last = ec.first + ec.count - 1;
+            if (e.allowed.empty() || last >= g1 || (e.want != Want::Argmax && e.want != Want::Sample)) continue;
+            float* row = dec_.logits + (last - g0) * dec_.s_logits;
+            token_mask().apply(row, e.allowed, slot++, stream_.s);
+            if (e.want == Want::Argmax) ops::argmax(row, static_cast<int64_t>(V), dec_.argmax + (last - g0), stream_.s);
+        }
         ORCD_CUDA_CHECK(cudaMemcpyAsync(picked, dec_.argmax, static_cast<size_t>(n) * sizeof(int32_t),
                                         cudaMemcpyDeviceToHost, stream_.s));
         // Results of the entries whose columns end in this group; logits rows as they come.
@@ -223,14 +252,18 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
                                                 V * sizeof(float), cudaMemcpyDeviceToHost, stream_.s));
             } else if (e.want == Want::Sample) {
                 // One device sampler, run entry by entry (it synchronizes the stream before its staging is reused).
-                results[ec.entry].token = sampler().sample(dec_.logits + (last - g0) * dec_.s_logits, e.sample,
-                                                           stream_.s);
+                const float* row = dec_.logits + (last - g0) * dec_.s_logits;
+                results[ec.entry].token = repaired_pick(e, sampler().sample(row, e.sample, stream_.s), row);
             }
         }
         ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
         for (size_t j = ei; j < k; ++j) {
             const Columns& ec = entries[j];
-            if (batch[ec.entry].want == Want::Argmax) results[ec.entry].token = picked[ec.first + ec.count - 1 - g0];
+            const int last = ec.first + ec.count - 1;
+            if (batch[ec.entry].want == Want::Argmax) {
+                results[ec.entry].token =
+                    repaired_pick(batch[ec.entry], picked[last - g0], dec_.logits + (last - g0) * dec_.s_logits);
+            }
         }
         ei = k;
     }

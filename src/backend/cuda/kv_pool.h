@@ -17,6 +17,7 @@
 #include "backend/cuda/decode_step.h"
 #include "backend/cuda/prefill_step.h"
 #include "backend/cuda/sample.h"
+#include "backend/cuda/token_mask.h"
 #include "device/device.h"
 
 namespace orcd::backend::cuda {
@@ -59,6 +60,9 @@ private:
                     const std::vector<float*>& logits_out, std::span<BatchResult> results);
     void launch_decode(int n_cols);
     DeviceSampler& sampler();
+    DeviceTokenMask& token_mask();
+    // A masked entry's final pick from its masked row (backend::allowed_pick, with the row's argmax on the device).
+    TokenId repaired_pick(const BatchEntry& e, TokenId picked, const float* row);
 
     device::Device& device_;
     const CudaModel& m_;
@@ -72,6 +76,7 @@ private:
     int32_t* staging_ = nullptr;  // pinned: the decode inputs (dec_.input_bytes()), then kMaxColumns argmax ids
     std::unique_ptr<device::DeviceMemory> prefill_table_;  // one sequence's page table for a prefill
     std::unique_ptr<DeviceSampler> sampler_;
+    std::unique_ptr<DeviceTokenMask> token_mask_;
     std::unique_ptr<PrefillWorkspace> prefill_ws_;  // after stream_: its cuBLAS handle goes before the stream
     std::vector<float> logits_;  // the host logits the step's results point into
 };

@@ -38,12 +38,13 @@ constexpr int kWarps = kThreads / 32;
 // 32-blocks spreads over many blocks without a second launch. Warp w of block k quantizes 32-block 8k + w.
 // grid.y = column: column c reads x + c * x_stride and writes q, d shifted by c * out_stride bytes.
 __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, int64_t x_stride, const float* norm,
-                                                               float eps, int cols, int8_t* q, float* d,
+                                                               float eps, int cols, int8_t* q, float* d, int32_t* s,
                                                                int64_t out_stride) {
     __shared__ double red[kThreads];
     x += blockIdx.y * x_stride;
     q += blockIdx.y * out_stride;
     d = reinterpret_cast<float*>(reinterpret_cast<char*>(d) + blockIdx.y * out_stride);
+    s = reinterpret_cast<int32_t*>(reinterpret_cast<char*>(s) + blockIdx.y * out_stride);
     float scale = 1.0f;
     if (norm) scale = block_rms_scale<kThreads>(x, cols, eps, red);  // bit-identical to rms_norm_kernel's
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -54,8 +55,12 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, i
     const float amax = warp_max(fabsf(v));
     // As quantize_activation_scalar: d = amax / 127, q = nearbyint(x * (127 / amax)) (IEEE division and product).
     const float id = amax > 0.f ? __fdiv_rn(127.f, amax) : 0.f;
-    q[i] = static_cast<int8_t>(__float2int_rn(__fmul_rn(v, id)));
+    const int qi = __float2int_rn(__fmul_rn(v, id));
+    q[i] = static_cast<int8_t>(qi);
     if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
+    // The sums of lanes 0-15 and 16-31 (integers: exact in any order).
+    const int half_sum = lane_group_sum(qi, 16);
+    if (lane % 16 == 0) s[2 * b + lane / 16] = half_sum;
 }
 
 // Each format's unit of 32 weights (q8_load decodes one, q8_dot multiplies it with one column; kQ8Units units per
@@ -73,7 +78,8 @@ constexpr int kMaxNC = 8;
 struct Params {
     const int8_t* xq;
     const float* xd;
-    int64_t x_stride;  // bytes between the columns' Q8Vectors (q and d alike)
+    const int32_t* xs;
+    int64_t x_stride;  // bytes between the columns' Q8Vectors (q, d and s alike)
     int cols;
     int n_src;
     MatvecSource src[3];
@@ -105,7 +111,9 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
                 const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
-                acc[c] = __fadd_rn(acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk));
+                const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
+                acc[c] = __fadd_rn(acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
+                                                     xs + 2 * T::kQ8Units * blk));
             }
         }
     }
@@ -229,11 +237,14 @@ int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
     return tpr;
 }
 
-int64_t q8_vector_bytes(int64_t cols) { return round256(cols) + round256(cols / kQ8Block * 4); }
+int64_t q8_vector_bytes(int64_t cols) {
+    return round256(cols) + round256(cols / kQ8Block * 4) + round256(cols / 16 * 4);
+}
 
 Q8Vector q8_vector_at(void* base, int64_t cols) {
     auto* b = static_cast<std::byte*>(base);
-    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + round256(cols))};
+    const int64_t d_at = round256(cols), s_at = d_at + round256(cols / kQ8Block * 4);
+    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + d_at), reinterpret_cast<int32_t*>(b + s_at)};
 }
 
 void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const float* norm, float eps, int64_t cols,
@@ -250,7 +261,7 @@ void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const flo
     }
     const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
     quantize_q8_kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(n_cols)), kThreads, 0, s>>>(
-        x, x_stride, norm, eps, static_cast<int>(cols), out.q, out.d, q8_vector_bytes(cols));
+        x, x_stride, norm, eps, static_cast<int>(cols), out.q, out.d, out.s, q8_vector_bytes(cols));
     ORCD_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -282,6 +293,7 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     Params p{};
     p.xq = op.x.q;
     p.xd = op.x.d;
+    p.xs = op.x.s;
     p.x_stride = q8_vector_bytes(op.cols);
     p.n_cols = op.n_cols;
     p.y_stride = op.y_stride;

@@ -21,13 +21,16 @@ namespace orcd::cuda {
 
 inline constexpr int kQ8Block = 32;
 
-// A quantized activation in device memory: q[cols] int8 values and d[cols / 32] scales (q: 16-byte aligned).
+// A quantized activation in device memory: q[cols] int8 values, d[cols / 32] scales and s[cols / 16] the sums of each
+// 16 values of q (q: 16-byte aligned). The sums serve the formats with a minimum or an offset, whose unit multiplies
+// them by a weight-side constant: computed once here instead of once per weight row.
 struct Q8Vector {
     int8_t* q = nullptr;
     float* d = nullptr;
+    int32_t* s = nullptr;
 };
 
-// Bytes of a Q8Vector's q and d for cols values, each part rounded up to 256 bytes (for carving one buffer).
+// Bytes of a Q8Vector's q, d and s for cols values, each part rounded up to 256 bytes (for carving one buffer).
 int64_t q8_vector_bytes(int64_t cols);
 // Lays out a Q8Vector of cols values at base (256-byte aligned), as q8_vector_bytes counts.
 Q8Vector q8_vector_at(void* base, int64_t cols);

@@ -37,6 +37,7 @@ public:
     uint64_t bytes() const;
     // The last run's last-token logits ([n_vocab], device), when it was asked for last_logits.
     const float* last_logits_device() const { return logits_; }
+    float* last_logits_device() { return logits_; }  // a token mask is applied in place (token_mask.h)
 
 private:
     const uint16_t* weights_f16(const Matmul& mm, int64_t row0, int64_t n_rows);

@@ -18,7 +18,8 @@ __device__ __forceinline__ float warp_max(float v) {
 }
 
 // Sum over aligned groups of `width` (a power of two, <= 32) consecutive lanes; every lane gets its group's sum.
-__device__ __forceinline__ float lane_group_sum(float v, int width) {
+template <typename T>
+__device__ __forceinline__ T lane_group_sum(T v, int width) {
     for (int o = width / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }

@@ -130,20 +130,19 @@ struct K4 {
         q.dmin = half_to_float(b.dmin);
         return q;
     }
-    // xq/xd: the activation from the block's first element.
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+    // xq/xd/xs: the activation (values, per-32 scales, per-16 sums) from the block's first element.
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t* xs) {
         using namespace cuda_bits;
         const int8_t* xa = xq + 64 * q.j + 16 * q.h;
         const int8_t* xb = xa + 32;
-        int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
+        int s0 = 0, s1 = 0;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-            const int a = int8x4_at(xa, 4 * k), c = int8x4_at(xb, 4 * k);
-            s0 = __dp4a(static_cast<int>(q.lo[k]), a, s0);
-            s1 = __dp4a(static_cast<int>(q.hi[k]), c, s1);
-            x0 = __dp4a(kOnes, a, x0);
-            x1 = __dp4a(kOnes, c, x1);
+            s0 = __dp4a(static_cast<int>(q.lo[k]), int8x4_at(xa, 4 * k), s0);
+            s1 = __dp4a(static_cast<int>(q.hi[k]), int8x4_at(xb, 4 * k), s1);
         }
+        // The unit's 16 values of each sub-block are the 16-sums number 4j + h and 4j + 2 + h.
+        const int x0 = xs[4 * q.j + q.h], x1 = xs[4 * q.j + 2 + q.h];
         const float d0 = xd[2 * q.j], d1 = xd[2 * q.j + 1];
         const float sc = d0 * static_cast<float>(q.sc0 * s0) + d1 * static_cast<float>(q.sc1 * s1);
         const float mn = d0 * static_cast<float>(q.mn0 * x0) + d1 * static_cast<float>(q.mn1 * x1);

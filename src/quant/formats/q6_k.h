@@ -95,7 +95,7 @@ struct Q6_K {
         return q;
     }
     // xq/xd: the activation from the block's first element.
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t*) {
         using namespace cuda_bits;
         float acc = 0.f;
 #pragma unroll

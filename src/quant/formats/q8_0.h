@@ -52,7 +52,7 @@ struct Q8_0 {
         q.d = half_to_float(b.d);
         return q;
     }
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd) {
+    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t*) {
         using namespace cuda_bits;
         int s = 0;
 #pragma unroll

@@ -1,0 +1,45 @@
+#include "backend/token_mask.h"
+
+#include <bit>
+#include <limits>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace orcd::backend {
+
+std::optional<TokenId> first_allowed(std::span<const uint64_t> mask, uint32_t n_vocab) {
+    for (size_t w = 0; w < mask.size() && w * 64 < n_vocab; ++w) {
+        if (mask[w] == 0) continue;
+        const uint64_t id = w * 64 + static_cast<uint64_t>(std::countr_zero(mask[w]));
+        if (id < n_vocab) return static_cast<TokenId>(id);
+        return std::nullopt;  // the lowest set bit of this word is already past the vocabulary
+    }
+    return std::nullopt;
+}
+
+void mask_logits(std::span<float> logits, std::span<const uint64_t> mask) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    for (size_t i = 0; i < logits.size(); ++i) {
+        if (!token_allowed(mask, static_cast<TokenId>(i))) logits[i] = kNegInf;
+    }
+}
+
+}  // namespace orcd::backend
+
+namespace orcd::backend {
+
+TokenId pick_on_host(std::span<float> row, const SampleStep* sample, std::span<const uint64_t> allowed) {
+    auto chosen = [&] { return sample ? sample_on_host(row, *sample) : argmax_token(row); };
+    if (allowed.empty()) return chosen();
+    mask_logits(row, allowed);
+    return allowed_pick(chosen(), allowed, static_cast<uint32_t>(row.size()), [&] { return argmax_token(row); });
+}
+
+TokenId Sequence::decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) {
+    const std::span<const float> raw = decode(token);
+    std::vector<float> row(raw.begin(), raw.end());
+    return pick_on_host(row, sample, allowed);
+}
+
+}  // namespace orcd::backend
