@@ -40,7 +40,7 @@ struct SampleScratch {
     std::vector<std::pair<float, TokenId>> cand;
     std::vector<float> work;
     std::vector<double> weight;
-    std::vector<uint16_t> bin;
+    std::vector<int32_t> bin;
     // Draws that took the sorted definition itself (non-finite logits, or a crossing within rounding of a boundary):
     // for tests and diagnostics.
     uint64_t sorted_fallbacks = 0;

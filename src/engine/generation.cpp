@@ -87,6 +87,8 @@ Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequ
     }
     host_logits_ = sampler_.adjusts_logits() || static_cast<bool>(request.on_logprobs);
     result_.seed = sampler_.seed();
+    request_.prompt_ids.clear();  // the tokens live in tokens_ and the result; the copy would be a third
+    request_.prompt_ids.shrink_to_fit();
     tokens_ = prompt_tokens;
     result_.prompt_tokens = std::move(prompt_tokens);
     done_ = max_tokens_ == 0;

@@ -63,6 +63,7 @@ Generator::Generator(backend::Backend& backend, const tokenizer::Tokenizer& toke
     : backend_(backend), tokenizer_(tokenizer) {}
 
 std::vector<TokenId> Generator::prompt_tokens(const GenerateRequest& req) const {
+    if (!req.prompt_ids.empty()) return req.prompt_ids;
     if (!req.chat) {
         // Special tokens written in the prompt ("<|im_start|>") are parsed, as llama.cpp's CLI does.
         return tokenizer_.encode(req.prompt, /*add_special=*/true, /*parse_special=*/true);

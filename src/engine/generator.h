@@ -37,6 +37,11 @@ struct TokenLogprobs {
 
 struct GenerateRequest {
     std::string prompt;
+    // The prompt already tokenized (Generator::prompt_tokens of this request): when non-empty it is used as is and
+    // `prompt`, `chat`, `system` and `chat_template_file` are not read again, so a caller that had to count the
+    // prompt's tokens (the OpenAI API's context check) does not make the engine tokenize it a second time, and the
+    // n choices of one request share one tokenization.
+    std::vector<TokenId> prompt_ids;
     bool chat = false;            // format {system?, user: prompt} with the model's chat template
     std::string system;           // system message (chat only; empty = none)
     std::string chat_template_file;  // chat only: a Jinja template file instead of the model's template
@@ -84,7 +89,8 @@ public:
     // The tokenizer must be the model's; both must outlive the Generator.
     Generator(backend::Backend& backend, const tokenizer::Tokenizer& tokenizer);
 
-    // The prompt tokens generate() would use (chat template applied when asked). Errors: ChatTemplate.
+    // The prompt tokens generate() would use: request.prompt_ids when set, else the prompt tokenized (chat template
+    // applied when asked). Errors: ChatTemplate.
     std::vector<TokenId> prompt_tokens(const GenerateRequest& request) const;
 
     // Runs one request on `sequence` (reset first). `on_text` receives each piece of text as it becomes final.

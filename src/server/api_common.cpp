@@ -226,61 +226,107 @@ std::variant<json, HttpResponse> read_json_body(const HttpRequest& req, Metrics*
 
 namespace {
 
-// The consumer side of a job for one exchange. The listener runs on the scheduler's thread (and once on the caller's
-// when events were already waiting): a mutex keeps the events in order.
+// The consumer side of one request's jobs (its choices) for one exchange. The listeners run on the scheduler's thread
+// (and once on the caller's when events were already waiting): one mutex over every choice keeps the events in order.
 struct Delivery {
     std::mutex mu;
     bool done = false;
 };
 
-void attach(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
-            std::function<bool(const JobEvent&)> on_event) {
+// `on_event(choice, event)` returns true when the exchange is finished: nothing more is delivered, the jobs still
+// running are cancelled (a request whose choice failed has failed) and the listeners let go of the exchange.
+void attach(const std::shared_ptr<Exchange>& ex, const std::vector<std::shared_ptr<Job>>& jobs, Scheduler& scheduler,
+            std::function<bool(size_t, const JobEvent&)> on_event) {
     auto d = std::make_shared<Delivery>();
-    ex->on_disconnect([&scheduler, weak = std::weak_ptr<Job>(job)] {
-        auto j = weak.lock();
-        if (j && scheduler.cancel(j->id(), CancelReason::ClientGone) != CancelStatus::NotFound) {
-            server_log(fmt::format("job {}: the client disconnected; cancelling", log_escape(j->id())));
+    std::vector<std::weak_ptr<Job>> weak(jobs.begin(), jobs.end());
+    ex->on_disconnect([&scheduler, weak] {
+        for (const auto& w : weak) {
+            auto j = w.lock();
+            if (j && scheduler.cancel(j->id(), CancelReason::ClientGone) != CancelStatus::NotFound) {
+                server_log(fmt::format("job {}: the client disconnected; cancelling", log_escape(j->id())));
+            }
         }
     });
-    std::weak_ptr<Job> weak = job;
-    job->set_listener([d, weak, on_event = std::move(on_event)] {
-        auto j = weak.lock();
-        if (!j) return;
-        std::lock_guard lock(d->mu);
-        while (!d->done) {
-            std::optional<JobEvent> ev = j->try_pop();
-            if (!ev) break;
-            if (on_event(*ev)) d->done = true;
-        }
-        // The last event is out: drop the exchange now (it is captured by this listener).
-        if (d->done) j->set_listener(nullptr);
-    });
+    auto on = std::make_shared<std::function<bool(size_t, const JobEvent&)>>(std::move(on_event));
+    for (size_t choice = 0; choice < jobs.size(); ++choice) {
+        jobs[choice]->set_listener([d, weak, choice, on] {
+            auto j = weak[choice].lock();
+            if (!j) return;
+            std::lock_guard lock(d->mu);
+            while (!d->done) {
+                std::optional<JobEvent> ev = j->try_pop();
+                if (!ev) break;
+                if ((*on)(choice, *ev)) d->done = true;
+            }
+            if (!d->done) return;
+            // The last event is out: cancel what still runs (only when a choice failed) and drop the exchange now
+            // (every listener captures it).
+            for (const auto& w : weak) {
+                if (auto other = w.lock()) {
+                    if (!other->finished()) other->cancel(CancelReason::Request);
+                    other->set_listener(nullptr);
+                }
+            }
+        });
+    }
 }
 
 }  // namespace
 
-void stream_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
-                HttpResponse head, std::function<std::string(const JobEvent&)> format) {
+void stream_jobs(const std::shared_ptr<Exchange>& ex, const std::vector<std::shared_ptr<Job>>& jobs,
+                 Scheduler& scheduler, HttpResponse head, std::function<std::string(size_t, const JobEvent&)> format,
+                 std::function<std::string(bool)> tail) {
     head.content_type = "text/event-stream";
     head.headers.emplace_back("Cache-Control", "no-cache");
     head.headers.emplace_back("X-Accel-Buffering", "no");
     ex->begin_stream(std::move(head));
-    attach(ex, job, scheduler, [ex, format = std::move(format)](const JobEvent& ev) {
-        std::string bytes = format(ev);
-        if (!bytes.empty()) ex->write(std::move(bytes));
-        if (ev.terminal()) ex->end_stream();
-        return ev.terminal();
+    auto open = std::make_shared<size_t>(jobs.size());  // guarded by the delivery's mutex
+    attach(ex, jobs, scheduler,
+           [ex, open, format = std::move(format), tail = std::move(tail)](size_t choice, const JobEvent& ev) {
+               std::string bytes = format(choice, ev);
+               const bool failed = ev.kind == JobEvent::Kind::Error;
+               const bool last = failed || (ev.terminal() && --*open == 0);
+               if (last && tail) bytes += tail(!failed);
+               if (!bytes.empty()) ex->write(std::move(bytes));
+               if (last) ex->end_stream();
+               return last;
+           });
+}
+
+void stream_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
+                HttpResponse head, std::function<std::string(const JobEvent&)> format) {
+    stream_jobs(ex, {job}, scheduler, std::move(head),
+                [format = std::move(format)](size_t, const JobEvent& ev) { return format(ev); }, {});
+}
+
+void collect_jobs(const std::shared_ptr<Exchange>& ex, const std::vector<std::shared_ptr<Job>>& jobs,
+                  Scheduler& scheduler,
+                  std::function<HttpResponse(const std::vector<std::string>&, const std::vector<JobEvent>&)> finish) {
+    struct Collected {
+        std::vector<std::string> texts;
+        std::vector<JobEvent> ends;
+        size_t open = 0;
+    };
+    auto c = std::make_shared<Collected>();  // guarded by the delivery's mutex
+    c->texts.resize(jobs.size());
+    c->ends.resize(jobs.size());
+    c->open = jobs.size();
+    attach(ex, jobs, scheduler, [ex, c, finish = std::move(finish)](size_t choice, const JobEvent& ev) {
+        if (ev.kind == JobEvent::Kind::Token) c->texts[choice] += ev.text;
+        if (!ev.terminal()) return false;
+        c->ends[choice] = ev;
+        const bool last = ev.kind == JobEvent::Kind::Error || --c->open == 0;
+        if (last) ex->reply(finish(c->texts, c->ends));
+        return last;
     });
 }
 
 void collect_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
                  std::function<HttpResponse(const std::string&, const JobEvent&)> finish) {
-    auto text = std::make_shared<std::string>();
-    attach(ex, job, scheduler, [ex, text, finish = std::move(finish)](const JobEvent& ev) {
-        if (ev.kind == JobEvent::Kind::Token) *text += ev.text;
-        if (ev.terminal()) ex->reply(finish(*text, ev));
-        return ev.terminal();
-    });
+    collect_jobs(ex, {job}, scheduler,
+                 [finish = std::move(finish)](const std::vector<std::string>& texts, const std::vector<JobEvent>& ends) {
+                     return finish(texts[0], ends[0]);
+                 });
 }
 
 void log_job_end(const Job& job, const JobEvent& ev) {

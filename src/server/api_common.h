@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "server/http_server.h"
 #include "server/job.h"
@@ -78,9 +79,20 @@ std::variant<nlohmann::json, HttpResponse> read_json_body(const HttpRequest& req
 // stream ends with the terminal event. A client that goes away cancels the job.
 void stream_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
                 HttpResponse head, std::function<std::string(const JobEvent&)> format);
+// The same for the jobs of one request (OpenAI's n choices, each its own sequence in the batch) on one stream:
+// `format(choice, event)` as the events happen, interleaved across choices, then `tail(ok)` once every job has ended
+// (ok) or at the first error event (!ok: the jobs still running are cancelled and their events dropped).
+void stream_jobs(const std::shared_ptr<Exchange>& ex, const std::vector<std::shared_ptr<Job>>& jobs,
+                 Scheduler& scheduler, HttpResponse head, std::function<std::string(size_t, const JobEvent&)> format,
+                 std::function<std::string(bool)> tail);
 // Collects `job`'s text and answers once with `finish(text, terminal event)`. A client that goes away cancels the job.
 void collect_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
                  std::function<HttpResponse(const std::string&, const JobEvent&)> finish);
+// The same for several jobs: `finish(texts, ends)` once every job has ended, or at the first error event (which is
+// then in `ends` at its choice; the jobs still running are cancelled).
+void collect_jobs(const std::shared_ptr<Exchange>& ex, const std::vector<std::shared_ptr<Job>>& jobs,
+                  Scheduler& scheduler,
+                  std::function<HttpResponse(const std::vector<std::string>&, const std::vector<JobEvent>&)> finish);
 
 void log_job_end(const Job& job, const JobEvent& ev);
 

@@ -89,8 +89,8 @@ EngineService::~EngineService() {
     backend_.reset();
 }
 
-size_t EngineService::count_prompt_tokens(const engine::GenerateRequest& request) const {
-    return generator_->prompt_tokens(request).size();
+std::vector<int32_t> EngineService::prompt_tokens(const engine::GenerateRequest& request) const {
+    return generator_->prompt_tokens(request);
 }
 
 std::string EngineService::format_chat(std::span<const tokenizer::ChatMessage> messages) const {

@@ -50,7 +50,7 @@ public:
     ~EngineService() override;
 
     const ServiceInfo& info() const override { return info_; }
-    size_t count_prompt_tokens(const engine::GenerateRequest& request) const override;
+    std::vector<int32_t> prompt_tokens(const engine::GenerateRequest& request) const override;
     std::string format_chat(std::span<const tokenizer::ChatMessage> messages) const override;
     std::unique_ptr<PreparedJob> prepare(const engine::GenerateRequest& request,
                                          std::function<void(std::string_view)> on_text) const override;

@@ -133,14 +133,15 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
     }
     // The markers of some formats are control tokens, which the text leaves out unless asked.
     r.generate.show_special = toolcall::needs_special_tokens(plan.format);
-    size_t prompt_tokens = 0;
     try {
         if (chat) r.generate.prompt = ctx_.service.format_chat_with_tools(r.messages, r.tools);
-        prompt_tokens = ctx_.service.count_prompt_tokens(r.generate);
+        // Tokenized once here: the context check needs the count, and the engine (every choice) takes the ids.
+        r.generate.prompt_ids = ctx_.service.prompt_tokens(r.generate);
     } catch (const Error& e) {
         return invalid(e.code() == ErrorCode::ChatTemplate ? "CHAT_TEMPLATE" : "INVALID_VALUE", e.what(),
                        chat ? "messages" : "prompt");
     }
+    const size_t prompt_tokens = r.generate.prompt_ids.size();
     const uint32_t ctx = info.context_length;
     const bool explicit_max = body.contains("max_tokens") || body.contains("max_completion_tokens");
     if (prompt_tokens >= ctx || (explicit_max && prompt_tokens + r.generate.max_tokens > ctx)) {
@@ -161,111 +162,161 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
         r.generate.max_tokens = std::min<uint32_t>(r.generate.max_tokens, static_cast<uint32_t>(room));
     }
 
-    std::shared_ptr<LogprobBuffer> logprobs;
-    if (r.logprobs) {
-        logprobs = std::make_shared<LogprobBuffer>();
-        r.generate.top_logprobs = r.top_logprobs;
-        r.generate.on_logprobs = [logprobs](const engine::TokenLogprobs& t) {
-            std::lock_guard lock(logprobs->mu);
-            logprobs->items.push_back(t);
-        };
-    }
-
     OpenAiContext c{chat, (chat ? "chatcmpl-" : "cmpl-") + random_hex(24), info.model_id, unix_seconds()};
-    auto submitted = submit_job(ctx_, req.path, c.id, std::move(r.generate));
-    if (auto* refused = std::get_if<HttpResponse>(&submitted)) return ex->reply(std::move(*refused));
-    auto job = std::get<std::shared_ptr<Job>>(submitted);
-    server_log(fmt::format("job {}: accepted ({} waiting){}", job->id(), ctx_.scheduler.queued(),
+    // The n choices run as n jobs, each its own sequence in the batch (the prompt's KV shared through the prefix
+    // cache once its pages are complete). Choice i samples with seed + i (mod 2^64), so choice 0 is the n = 1
+    // answer for the same seed, and each choice is reproducible on its own; without a seed each draws its own.
+    std::vector<std::shared_ptr<LogprobBuffer>> logprobs(r.n);
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (uint32_t i = 0; i < r.n; ++i) {
+        engine::GenerateRequest g = r.generate;
+        if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + i;
+        if (r.logprobs) {
+            auto buffer = logprobs[i] = std::make_shared<LogprobBuffer>();
+            g.top_logprobs = r.top_logprobs;
+            g.on_logprobs = [buffer](const engine::TokenLogprobs& t) {
+                std::lock_guard lock(buffer->mu);
+                buffer->items.push_back(t);
+            };
+        }
+        auto submitted = submit_job(ctx_, req.path, i == 0 ? c.id : fmt::format("{}-{}", c.id, i), std::move(g));
+        if (auto* refused = std::get_if<HttpResponse>(&submitted)) {
+            // The request is refused whole: the choices already queued are withdrawn.
+            for (const auto& j : jobs) ctx_.scheduler.cancel(j->id(), CancelReason::Request);
+            return ex->reply(std::move(*refused));
+        }
+        jobs.push_back(std::get<std::shared_ptr<Job>>(submitted));
+    }
+    server_log(fmt::format("job {}: accepted{} ({} waiting){}", c.id, r.n > 1 ? fmt::format(" as {} choices", r.n) : "",
+                           ctx_.scheduler.queued(),
                            r.user.empty() ? "" : fmt::format(" for user '{}'", log_escape(r.user, 100))));
-    std::weak_ptr<Job> weak = job;
+    std::vector<std::weak_ptr<Job>> weak(jobs.begin(), jobs.end());
 
     if (r.stream) {
-        struct State {
+        // Per choice: whether its first chunk is out, its tool-call splitter, its log-probabilities' text offset.
+        struct Choice {
             bool first = true;
             std::optional<toolcall::StreamSplitter> tools;
             size_t text_offset = 0;
         };
+        struct State {
+            std::vector<Choice> choices;
+            uint64_t prompt_tokens = 0;
+            uint64_t completion_tokens = 0;  // over every choice
+        };
         auto st = std::make_shared<State>();
-        if (plan.format != toolcall::Format::None) st->tools.emplace(plan.format);
-        // A chunk of text with the log-probabilities reported since the last one.
-        auto text_chunk = [c, st, logprobs](std::string_view text) {
-            json chunk = openai_chunk(c, text, st->first);
-            st->first = false;
-            if (logprobs) {
-                chunk["choices"][0]["logprobs"] = openai_logprobs(c.chat, logprobs->take(), st->text_offset);
-            }
+        st->choices.resize(r.n);
+        if (plan.format != toolcall::Format::None) {
+            for (Choice& ch : st->choices) ch.tools.emplace(plan.format);
+        }
+        auto indexed = [](json chunk, size_t i) {
+            for (json& choice : chunk["choices"]) choice["index"] = i;
             return sse_data(chunk);
         };
-        stream_job(ex, job, ctx_.scheduler, HttpResponse{},
-                   [weak, c, st, logprobs, text_chunk, include_usage = r.include_usage, short_ids = plan.short_ids](const JobEvent& ev) {
-                       switch (ev.kind) {
-                           case JobEvent::Kind::Started:
-                               return std::string();
-                           case JobEvent::Kind::Token: {
-                               const std::string text = st->tools ? st->tools->push(ev.text) : ev.text;
-                               if (text.empty()) return std::string();
-                               return text_chunk(text);
-                           }
-                           case JobEvent::Kind::End: {
-                               if (auto j = weak.lock()) log_job_end(*j, ev);
-                               std::string s;
-                               toolcall::Parsed rest;
-                               if (st->tools) {
-                                   rest = st->tools->finish();
-                                   assign_ids(rest.calls, short_ids);
-                               }
-                               if (!rest.content.empty() || (logprobs && !logprobs->empty())) {
-                                   s += text_chunk(rest.content);
-                               }
-                               if (!rest.calls.empty()) {
-                                   s += sse_data(openai_tool_calls_chunk(c, rest.calls, st->first));
-                                   st->first = false;
-                               }
-                               // Chat clients expect the role in the first delta even when no text was generated.
-                               if (st->first && c.chat) s += sse_data(openai_chunk(c, "", true));
-                               json fin = openai_final_chunk(c, ev.stop_reason);
-                               if (!rest.calls.empty()) fin["choices"][0]["finish_reason"] = "tool_calls";
-                               s += sse_data(fin);
-                               if (include_usage) s += sse_data(openai_usage_chunk(c, ev.prompt_tokens, ev.tokens_out));
-                               return s + "data: [DONE]\n\n";
-                           }
-                           case JobEvent::Kind::Error:
-                               if (auto j = weak.lock()) log_job_end(*j, ev);
-                               return sse_data(openai_error(ev.message, "server_error", {},
-                                                            job_error_code_name(ev.error_code))) +
-                                      "data: [DONE]\n\n";
-                       }
-                       return std::string();
-                   });
+        // A chunk of choice i's text with the log-probabilities reported since the last one.
+        auto text_chunk = [c, st, logprobs, indexed](size_t i, std::string_view text) {
+            Choice& ch = st->choices[i];
+            json chunk = openai_chunk(c, text, ch.first);
+            ch.first = false;
+            if (logprobs[i]) {
+                chunk["choices"][0]["logprobs"] = openai_logprobs(c.chat, logprobs[i]->take(), ch.text_offset);
+            }
+            return indexed(std::move(chunk), i);
+        };
+        auto format = [weak, c, st, logprobs, text_chunk, indexed, short_ids = plan.short_ids](size_t i,
+                                                                                               const JobEvent& ev) {
+            Choice& ch = st->choices[i];
+            switch (ev.kind) {
+                case JobEvent::Kind::Started:
+                    return std::string();
+                case JobEvent::Kind::Token: {
+                    const std::string text = ch.tools ? ch.tools->push(ev.text) : ev.text;
+                    if (text.empty()) return std::string();
+                    return text_chunk(i, text);
+                }
+                case JobEvent::Kind::End: {
+                    if (auto j = weak[i].lock()) log_job_end(*j, ev);
+                    st->prompt_tokens = ev.prompt_tokens;
+                    st->completion_tokens += ev.tokens_out;
+                    std::string s;
+                    toolcall::Parsed rest;
+                    if (ch.tools) {
+                        rest = ch.tools->finish();
+                        assign_ids(rest.calls, short_ids);
+                    }
+                    if (!rest.content.empty() || (logprobs[i] && !logprobs[i]->empty())) {
+                        s += text_chunk(i, rest.content);
+                    }
+                    if (!rest.calls.empty()) {
+                        s += indexed(openai_tool_calls_chunk(c, rest.calls, ch.first), i);
+                        ch.first = false;
+                    }
+                    // Chat clients expect the role in the first delta even when no text was generated.
+                    if (ch.first && c.chat) s += indexed(openai_chunk(c, "", true), i);
+                    json fin = openai_final_chunk(c, ev.stop_reason);
+                    if (!rest.calls.empty()) fin["choices"][0]["finish_reason"] = "tool_calls";
+                    return s + indexed(std::move(fin), i);
+                }
+                case JobEvent::Kind::Error:
+                    if (auto j = weak[i].lock()) log_job_end(*j, ev);
+                    return sse_data(
+                        openai_error(ev.message, "server_error", {}, job_error_code_name(ev.error_code)));
+            }
+            return std::string();
+        };
+        // After the last choice: the usage (prompt once, completion tokens summed over the choices), then [DONE].
+        auto tail = [c, st, include_usage = r.include_usage](bool ok) {
+            std::string s;
+            if (ok && include_usage) s += sse_data(openai_usage_chunk(c, st->prompt_tokens, st->completion_tokens));
+            return s + "data: [DONE]\n\n";
+        };
+        stream_jobs(ex, jobs, ctx_.scheduler, HttpResponse{}, std::move(format), std::move(tail));
         return;
     }
-    // Not streaming: the answer waits for the end; a client that leaves meanwhile cancels the job.
-    collect_job(ex, job, ctx_.scheduler,
-                [weak, c, logprobs, format = plan.format, short_ids = plan.short_ids, path = req.path](const std::string& text,
-                                                                            const JobEvent& end) {
-                    if (auto j = weak.lock()) log_job_end(*j, end);
-                    if (end.kind == JobEvent::Kind::End) {
-                        toolcall::Parsed p = toolcall::parse(format, text);
-                        assign_ids(p.calls, short_ids);
-                        json resp = openai_response(c, p.content, end.stop_reason, end.prompt_tokens, end.tokens_out);
-                        json& choice = resp["choices"][0];
-                        if (!p.calls.empty()) {
-                            choice["message"]["tool_calls"] = openai_tool_calls(p.calls, false);
-                            if (p.content.empty()) choice["message"]["content"] = nullptr;
-                            choice["finish_reason"] = "tool_calls";
-                        }
-                        if (logprobs) {
-                            size_t offset = 0;
-                            choice["logprobs"] = openai_logprobs(c.chat, logprobs->take(), offset);
-                        }
-                        return json_response(200, resp);
-                    }
-                    const int status = http_status_for(end.error_code);
-                    HttpResponse r = api_error(path, status, job_error_code_name(end.error_code), end.message,
-                                               status >= 500 ? "server_error" : "invalid_request_error");
-                    if (status == 503) r.headers.emplace_back("Retry-After", "1");
-                    return r;
-                });
+    // Not streaming: the answer waits for every choice; a client that leaves meanwhile cancels the jobs.
+    collect_jobs(ex, jobs, ctx_.scheduler,
+                 [weak, c, logprobs, format = plan.format, short_ids = plan.short_ids, path = req.path](
+                     const std::vector<std::string>& texts, const std::vector<JobEvent>& ends) {
+                     for (size_t i = 0; i < ends.size(); ++i) {
+                         if (ends[i].kind != JobEvent::Kind::Error) continue;
+                         if (auto j = weak[i].lock()) log_job_end(*j, ends[i]);
+                         const int status = http_status_for(ends[i].error_code);
+                         HttpResponse r = api_error(path, status, job_error_code_name(ends[i].error_code),
+                                                    ends[i].message,
+                                                    status >= 500 ? "server_error" : "invalid_request_error");
+                         if (status == 503) r.headers.emplace_back("Retry-After", "1");
+                         return r;
+                     }
+                     json resp;
+                     uint64_t completion_tokens = 0;
+                     for (size_t i = 0; i < ends.size(); ++i) {
+                         const JobEvent& end = ends[i];
+                         if (auto j = weak[i].lock()) log_job_end(*j, end);
+                         toolcall::Parsed p = toolcall::parse(format, texts[i]);
+                         assign_ids(p.calls, short_ids);
+                         json one = openai_response(c, p.content, end.stop_reason, end.prompt_tokens, end.tokens_out);
+                         json choice = std::move(one["choices"][0]);
+                         choice["index"] = i;
+                         if (!p.calls.empty()) {
+                             choice["message"]["tool_calls"] = openai_tool_calls(p.calls, false);
+                             if (p.content.empty()) choice["message"]["content"] = nullptr;
+                             choice["finish_reason"] = "tool_calls";
+                         }
+                         if (logprobs[i]) {
+                             size_t offset = 0;
+                             choice["logprobs"] = openai_logprobs(c.chat, logprobs[i]->take(), offset);
+                         }
+                         if (i == 0) {
+                             resp = std::move(one);
+                             resp["choices"] = json::array();
+                         }
+                         resp["choices"].push_back(std::move(choice));
+                         completion_tokens += end.tokens_out;
+                     }
+                     // The prompt counts once; the completion tokens of every choice.
+                     resp["usage"] = openai_usage(ends[0].prompt_tokens, completion_tokens);
+                     return json_response(200, resp);
+                 });
 }
 
 }  // namespace orcd::server

@@ -627,8 +627,9 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             if (!r.stream) f.fail("stream_options", "expected only with stream: true");
         }
     }
-    // n > 1 needs one sequence per choice in a batch: not yet.
-    if (auto n = f.integer("n", 1, 1, "1 (one choice per request: n > 1 is not supported)")) (void)n;
+    if (auto n = f.integer("n", 1, kMaxChoices, fmt::format("an integer in [1, {}] (choices per request)", kMaxChoices))) {
+        r.n = static_cast<uint32_t>(*n);
+    }
     if (auto u = f.string("user", false)) r.user = std::move(*u);
     if (chat) {
         if (auto v = f.boolean("logprobs")) r.logprobs = *v;

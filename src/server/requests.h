@@ -52,6 +52,7 @@ struct OpenAiRequest {
     std::string prompt;                            // completions
     std::vector<tokenizer::ChatMessage> messages;  // chat
     engine::GenerateRequest generate;              // prompt filled in later for chat (through the template)
+    uint32_t n = 1;  // choices: each runs as its own sequence in the batch (at most kMaxChoices)
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
     std::string user;            // accepted and logged
@@ -65,11 +66,14 @@ struct OpenAiRequest {
     std::vector<std::string> unsupported;  // fields the worker does not implement (each a 400 of its own shape)
 };
 
+// The most choices (`n`) one request may ask for: each is a sequence in the batch and a job in the queue.
+inline constexpr uint32_t kMaxChoices = 16;
+
 // The fields each OpenAI endpoint implements; any other key is refused ("unsupported parameter: X").
 std::span<const std::string_view> openai_supported_fields(bool chat);
 
 // POST /v1/completions and /v1/chat/completions. Every key is either implemented or listed in `unsupported`; values
-// the worker cannot honour (n > 1, echo) are field errors.
+// the worker cannot honour (n beyond kMaxChoices, echo) are field errors.
 OpenAiRequest parse_openai(const nlohmann::json& body, bool chat, uint32_t context_length,
                            std::vector<FieldError>& errors);
 

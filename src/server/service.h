@@ -62,9 +62,10 @@ public:
     virtual ~InferenceService() = default;
     virtual const ServiceInfo& info() const = 0;
 
-    // Thread-safe (tokenizer only). The number of prompt tokens generate() would feed for `request`.
-    // Errors: ChatTemplate.
-    virtual size_t count_prompt_tokens(const engine::GenerateRequest& request) const = 0;
+    // Thread-safe (tokenizer only). The prompt tokens generate() would feed for `request`
+    // (engine::Generator::prompt_tokens); a caller that needs them before prepare() stores them in
+    // request.prompt_ids, so that prepare() does not tokenize the prompt again. Errors: ChatTemplate.
+    virtual std::vector<int32_t> prompt_tokens(const engine::GenerateRequest& request) const = 0;
     // Thread-safe. A conversation through the model's chat template, ready to be used as a plain prompt (the
     // template's own BOS is removed when the tokenizer adds one). Errors: ChatTemplate (no or unknown template).
     virtual std::string format_chat(std::span<const tokenizer::ChatMessage> messages) const = 0;

@@ -255,6 +255,32 @@ TEST(BatchEngine, SeededSamplingAloneOrAmongFifteenOthersGivesTheSameText) {
     expect_same(*crowd[9].result, *solo[0].result, "seeded request among 15 others");
 }
 
+// A request that carries its prompt's tokens (the server tokenizes once to check the context, and the n choices of
+// one request share that tokenization) is not tokenized again: the ids are used as they are, with the same output as
+// the text would give; a prompt that could not be tokenized at all (a chat template file that does not exist) is
+// never read.
+TEST(BatchEngine, APreTokenizedPromptIsNotTokenizedAgain) {
+    auto& f = fx();
+    const GenerateRequest text = request(5);
+    GenerateRequest ids = text;
+    ids.prompt_ids = Generator(f.be, f.tok).prompt_tokens(text);
+    ASSERT_FALSE(ids.prompt_ids.empty());
+    ids.prompt = "different words that are never read";
+    GenerateRequest untokenizable = ids;
+    untokenizable.chat = true;
+    untokenizable.chat_template_file = "/nonexistent/template.jinja";
+    GenerateRequest chat_text = untokenizable;
+    chat_text.prompt_ids.clear();
+    BatchEngine engine(f.be, f.tok, opts(1024));
+    EXPECT_THROW(engine.prepare(chat_text), Error);  // the seam is real: tokenizing this request fails
+    std::vector<Outcome> out;
+    run_all(engine, {text, ids, untokenizable}, out);
+    ASSERT_TRUE(out[0].result && out[1].result && out[2].result);
+    EXPECT_EQ(out[1].result->prompt_tokens, ids.prompt_ids);
+    expect_same(*out[1].result, *out[0].result, "prompt ids vs the same prompt as text");
+    expect_same(*out[2].result, *out[0].result, "prompt ids with a chat request that cannot be tokenized");
+}
+
 TEST(BatchEngine, PromptsAreSplitAtChunkBoundariesWithinTheTokenBudget) {
     ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();

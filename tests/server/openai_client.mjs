@@ -153,6 +153,37 @@ if (hasChatTemplate) {
     }
     assert.deepEqual(streamed.map((t) => t.token), content.map((t) => t.token));
   });
+
+  await check('chat.completions n=3 (choice i is seed + i; streamed per index = whole; usage sums the choices)',
+              async () => {
+    const req = { model: modelId, messages, max_tokens: 5, temperature: 1, seed: 11 };
+    const r = await client.chat.completions.create({ ...req, n: 3 });
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+    let completion = 0;
+    for (let i = 0; i < 3; ++i) {
+      const alone = await client.chat.completions.create({ ...req, seed: 11 + i });
+      assert.equal(r.choices[i].message.content, alone.choices[0].message.content, `choice ${i} = seed ${11 + i}`);
+      assert.equal(r.usage.prompt_tokens, alone.usage.prompt_tokens, 'the prompt counts once');
+      completion += alone.usage.completion_tokens;
+    }
+    assert.equal(r.usage.completion_tokens, completion, 'completion tokens summed over the choices');
+    const texts = ['', '', ''];
+    const finishes = [0, 0, 0];
+    let usage = null;
+    const stream = await client.chat.completions.create({ ...req, n: 3, stream: true,
+                                                          stream_options: { include_usage: true } });
+    for await (const chunk of stream) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        texts[c.index] += c.delta?.content ?? '';
+        if (c.finish_reason) ++finishes[c.index];
+      }
+    }
+    assert.deepEqual(texts, r.choices.map((c) => c.message.content));
+    assert.deepEqual(finishes, [1, 1, 1]);
+    assert.deepEqual(usage, r.usage);
+    await expectApiError(() => client.chat.completions.create({ ...req, n: 17 }), 400, { param: 'n' });
+  });
 } else {
   await check('chat.completions without a chat template -> 400 chat_template', () =>
     expectApiError(() => client.chat.completions.create({ model: modelId, messages, max_tokens: 10 }), 400,

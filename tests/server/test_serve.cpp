@@ -647,9 +647,12 @@ TEST(ServeOpenAiSurface, UnsupportedParametersAliasAndTokenize) {
     HttpResult r = post_json(s.url("/v1/completions"), R"({"model":"my-model","prompt":"hi","suffix":"x"})");
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(r.json()["error"]["message"], "unsupported parameter: suffix");
-    r = post_json(chat, R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],"n":2})");
-    EXPECT_EQ(r.status, 400);
-    EXPECT_EQ(r.json()["error"]["param"], "n");
+    for (const char* n : {"0", "17", "1.5", "\"2\""}) {  // n is bounded: at most 16 choices
+        r = post_json(chat, std::string(R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],"n":)") +
+                                n + "}");
+        EXPECT_EQ(r.status, 400) << n;
+        EXPECT_EQ(r.json()["error"]["param"], "n") << n;
+    }
     r = post_json(s.url("/v1/completions"), R"({"model":"my-model","prompt":"hi","logit_bias":{"99999999":1}})");
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(r.json()["error"]["param"], "logit_bias");
@@ -684,6 +687,93 @@ TEST(ServeOpenAiSurface, UnsupportedParametersAliasAndTokenize) {
     EXPECT_EQ(r.json()["content"], prompt);
     EXPECT_EQ(post_json(s.url("/detokenize"), R"({"tokens":[-1]})").status, 400);
     EXPECT_EQ(post_json(s.url("/tokenize"), R"({"content":"x","add_specials":true})").status, 400);
+}
+
+// n choices: each is its own sequence, sampled with seed + i, so choice i is the n = 1 answer for seed + i (choice 0
+// the n = 1 answer for the seed itself); the usage counts the prompt once and the completion tokens of every choice.
+// Streamed, each choice's chunks carry its index, each choice ends with its own finish_reason, and the text per index
+// is the non-streamed answer's.
+TEST(ServeOpenAi, NChoicesAreSeededSequencesOfOneRequest) {
+    Server s({"--parallel", "2"});  // fewer slots than choices: the third waits in the queue
+    const std::string model = test_model_id();
+    auto completion = [&](int n, uint64_t seed) {
+        HttpResult r = post_json(s.url("/v1/completions"),
+                                 json{{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", 6},
+                                      {"temperature", 1.0}, {"seed", seed}, {"n", n}}
+                                     .dump(),
+                                 {}, 120s);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return r.json();
+    };
+    const json three = completion(3, 42);
+    ASSERT_EQ(three["choices"].size(), 3u) << three.dump();
+    uint64_t completion_sum = 0;
+    std::set<std::string> distinct;
+    for (int i = 0; i < 3; ++i) {
+        const json& choice = three["choices"][i];
+        EXPECT_EQ(choice["index"], i);
+        const json alone = completion(1, 42 + i);
+        ASSERT_EQ(alone["choices"].size(), 1u);
+        EXPECT_EQ(choice["text"], alone["choices"][0]["text"]) << "choice " << i << " is not seed 42+" << i;
+        EXPECT_EQ(choice["finish_reason"], alone["choices"][0]["finish_reason"]);
+        EXPECT_EQ(three["usage"]["prompt_tokens"], alone["usage"]["prompt_tokens"]);
+        completion_sum += alone["usage"]["completion_tokens"].get<uint64_t>();
+        distinct.insert(choice["text"].get<std::string>());
+    }
+    EXPECT_EQ(three["usage"]["completion_tokens"], completion_sum);
+    EXPECT_EQ(three["usage"]["total_tokens"],
+              three["usage"]["prompt_tokens"].get<uint64_t>() + completion_sum);
+    EXPECT_GT(distinct.size(), 1u) << "three seeds sampled the same text: the seeds do not differ per choice";
+
+    // Chat, streamed with the usage: per index the role first, the text of the non-streamed answer, one finish.
+    const json chat_body = {{"model", model},
+                            {"messages", json::array({{{"role", "user"}, {"content", "Tell me a story"}}})},
+                            {"max_tokens", 5},
+                            {"temperature", 1.0},
+                            {"seed", 7},
+                            {"n", 2}};
+    HttpResult whole = post_json(s.url("/v1/chat/completions"), chat_body.dump(), {}, 120s);
+    ASSERT_EQ(whole.status, 200) << whole.body;
+    json streamed_body = chat_body;
+    streamed_body["stream"] = true;
+    streamed_body["stream_options"] = {{"include_usage", true}};
+    HttpResult streamed = post_json(s.url("/v1/chat/completions"), streamed_body.dump(), {}, 120s);
+    ASSERT_EQ(streamed.status, 200) << streamed.body;
+    std::vector<std::string> text(2);
+    std::vector<int> finishes(2, 0), deltas(2, 0);
+    json usage;
+    bool done = false;
+    for (const auto& ev : parse_sse(streamed.body)) {
+        ASSERT_FALSE(done) << "data after [DONE]";
+        if (ev.data.is_string() && ev.data == "[DONE]") {
+            done = true;
+            continue;
+        }
+        if (ev.data.contains("usage") && !ev.data["usage"].is_null()) {
+            EXPECT_TRUE(usage.is_null()) << "two usage chunks";
+            EXPECT_TRUE(ev.data["choices"].empty());
+            usage = ev.data["usage"];
+            continue;
+        }
+        ASSERT_EQ(ev.data["choices"].size(), 1u) << ev.data.dump();
+        const json& c = ev.data["choices"][0];
+        const int i = c["index"].get<int>();
+        ASSERT_TRUE(i == 0 || i == 1) << ev.data.dump();
+        EXPECT_EQ(finishes[i], 0) << "a chunk after choice " << i << "'s finish";
+        if (deltas[i]++ == 0) {
+            EXPECT_EQ(c["delta"]["role"], "assistant") << ev.data.dump();
+        }
+        if (c["delta"].contains("content")) text[i] += c["delta"]["content"].get<std::string>();
+        if (!c["finish_reason"].is_null()) ++finishes[i];
+    }
+    EXPECT_TRUE(done);
+    const json w = whole.json();
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(finishes[i], 1) << "choice " << i;
+        EXPECT_EQ(text[i], w["choices"][i]["message"]["content"]) << "choice " << i;
+    }
+    EXPECT_EQ(usage, w["usage"]);
+    EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
 }
 
 // /execute with llama-server's json_schema and grammar: the output is complete and matches; a bad schema is a 400

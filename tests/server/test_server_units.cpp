@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <thread>
 
 #include "common/error.h"
@@ -211,7 +212,7 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(ch.generate.max_tokens, 7u);
 
     auto bad = parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
-        "content":[{"type":"image_url"}]}],"n":2,"echo":true,"logprobs":true})"),
+        "content":[{"type":"image_url"}]}],"n":17,"echo":true,"logprobs":true})"),
                             true, 2048, errors);
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n"}));
     EXPECT_EQ(bad.unsupported, std::vector<std::string>{"echo"});  // a completions field, not chat's
@@ -515,7 +516,9 @@ public:
     std::atomic<int> widest_step{0};
 
     const ServiceInfo& info() const override { return info_; }
-    size_t count_prompt_tokens(const engine::GenerateRequest& r) const override { return r.prompt.size(); }
+    std::vector<int32_t> prompt_tokens(const engine::GenerateRequest& r) const override {
+        return std::vector<int32_t>(r.prompt.size(), 1);
+    }
     std::string format_chat(std::span<const tokenizer::ChatMessage>) const override { return "chat"; }
     std::optional<std::string> residency_problem() const override { return std::nullopt; }
     backend::DeviceMemoryReport device_memory() const override { return {}; }
@@ -701,6 +704,101 @@ TEST(ServerScheduler, ErrorsMapToEventCodesAndTheWorkerGoesOn) {
     auto ok = s.submit("ok", req(2)).job;
     EXPECT_EQ(drain_events(*ok).back().kind, JobEvent::Kind::End);
     EXPECT_EQ(m.requests(Outcome::Error), 4u);
+}
+
+// An exchange that records what a handler sends: the one reply, or the stream's bytes and its end.
+class RecordingExchange final : public Exchange {
+public:
+    void reply(HttpResponse response) override {
+        std::lock_guard lock(mu_);
+        replies.push_back(std::move(response));
+        cv_.notify_all();
+    }
+    void begin_stream(HttpResponse) override {}
+    void write(std::string bytes) override {
+        std::lock_guard lock(mu_);
+        stream += bytes;
+    }
+    void end_stream() override {
+        std::lock_guard lock(mu_);
+        ++ends;
+        cv_.notify_all();
+    }
+    void on_disconnect(std::function<void()>) override {}
+    // Waits until a reply or the stream's end is out (false after 5 s).
+    bool wait_answered() {
+        std::unique_lock lock(mu_);
+        return cv_.wait_for(lock, 5s, [&] { return !replies.empty() || ends > 0; });
+    }
+    std::vector<HttpResponse> replies;
+    std::string stream;
+    int ends = 0;
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+};
+
+// OpenAI's n choices are jobs delivered to one exchange: collected, the answer comes once with every choice's text;
+// streamed, each choice's events in order and the tail once after the last; a choice that fails ends the request at
+// once (its error delivered) and cancels the choices still running.
+TEST(ServerDelivery, ChoicesOfOneRequestShareOneExchange) {
+    FakeService svc;
+    svc.info_.parallel = 3;
+    Metrics m("m");
+    Scheduler s(svc, m, 8);
+    auto submit = [&](const std::string& id, uint32_t n) { return s.submit(id, req(n)).job; };
+
+    auto collected = std::make_shared<RecordingExchange>();
+    std::vector<std::vector<std::string>> texts_seen;
+    collect_jobs(collected, {submit("c0", 2), submit("c1", 3), submit("c2", 4)}, s,
+                 [&](const std::vector<std::string>& texts, const std::vector<JobEvent>& ends) {
+                     texts_seen.push_back(texts);
+                     for (const auto& e : ends) EXPECT_EQ(e.kind, JobEvent::Kind::End);
+                     return HttpResponse{};
+                 });
+    ASSERT_TRUE(collected->wait_answered());
+    std::this_thread::sleep_for(20ms);  // nothing more may come
+    ASSERT_EQ(texts_seen.size(), 1u);
+    EXPECT_EQ(texts_seen[0], (std::vector<std::string>{"t0t1", "t0t1t2", "t0t1t2t3"}));
+    EXPECT_EQ(collected->replies.size(), 1u);
+
+    auto streamed = std::make_shared<RecordingExchange>();
+    std::mutex order_mu;
+    std::vector<std::string> per_choice(2);
+    stream_jobs(
+        streamed, {submit("s0", 3), submit("s1", 2)}, s, HttpResponse{},
+        [&](size_t i, const JobEvent& ev) {
+            std::lock_guard lock(order_mu);
+            if (ev.kind == JobEvent::Kind::Token) per_choice[i] += ev.text;
+            if (ev.kind == JobEvent::Kind::End) per_choice[i] += "|end";
+            return ev.kind == JobEvent::Kind::End ? "end" + std::to_string(i) + ";" : std::string();
+        },
+        [](bool ok) { return ok ? std::string("tail") : std::string("failed"); });
+    ASSERT_TRUE(streamed->wait_answered());
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(streamed->ends, 1);
+    EXPECT_EQ(per_choice, (std::vector<std::string>{"t0t1t2|end", "t0t1|end"}));
+    EXPECT_TRUE(streamed->stream == "end1;end0;tail" || streamed->stream == "end0;end1;tail") << streamed->stream;
+
+    // Choice 1 fails at its first step; choice 0 (long) is cancelled by the failure, not run to its end.
+    auto failing = std::make_shared<RecordingExchange>();
+    auto long_job = submit("f0", 100000);
+    svc.fail = ErrorCode::Device;
+    auto failed_job = submit("f1", 5);
+    std::vector<JobEvent> ends_seen;
+    collect_jobs(failing, {long_job, failed_job}, s,
+                 [&](const std::vector<std::string>&, const std::vector<JobEvent>& ends) {
+                     ends_seen = ends;
+                     return HttpResponse{};
+                 });
+    ASSERT_TRUE(failing->wait_answered());
+    ASSERT_EQ(ends_seen.size(), 2u);
+    EXPECT_EQ(ends_seen[1].kind, JobEvent::Kind::Error);
+    EXPECT_EQ(ends_seen[1].message, "scripted failure");
+    for (int k = 0; k < 500 && !long_job->finished(); ++k) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(long_job->finished()) << "the other choice still runs";
+    EXPECT_EQ(long_job->cancel_reason(), CancelReason::Request);
 }
 
 TEST(ServerScheduler, RunsUpToParallelJobsInOneBatchAndQueuesBeyond) {
