@@ -61,7 +61,7 @@ static std::string label_value(std::string_view v) {
     return out;
 }
 
-Metrics::Metrics(std::string model)
+Metrics::Metrics(const std::string& model)
     : start_(std::chrono::steady_clock::now()),
       labels_(fmt::format("model=\"{}\"", label_value(model))),
       // Whole-job times range from a few ms (tiny models, short answers) to minutes (long generations).

@@ -58,7 +58,7 @@ struct BatchSnapshot {
 
 class Metrics {
 public:
-    explicit Metrics(std::string model);  // the `model` label's value: the id clients use
+    explicit Metrics(const std::string& model);  // the `model` label's value: the id clients use
 
     void count_request(Outcome o) { requests_[static_cast<size_t>(o)].fetch_add(1, std::memory_order_relaxed); }
     void add_tokens(uint64_t n) { tokens_.fetch_add(n, std::memory_order_relaxed); }

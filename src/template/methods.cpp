@@ -302,7 +302,8 @@ const Value* find_arg(const CallArgs& args, size_t pos, std::string_view name) {
 
 Value arg_or(const CallArgs& args, size_t pos, std::string_view name, Value fallback) {
     const Value* v = find_arg(args, pos, name);
-    return v ? *v : std::move(fallback);
+    if (v) return *v;
+    return fallback;  // moved out: a by-value parameter returned as is
 }
 
 int64_t int_arg(const CallArgs& args, size_t pos, std::string_view name, int64_t fallback) {
