@@ -9,7 +9,6 @@ namespace orcd::quant::cuda_bits {
 
 // 2^23 + v as a float (v a byte placed in the mantissa), exact; subtract kMagic (+ offset) to get v (- offset).
 constexpr float kMagic = 8388608.0f;
-constexpr int kOnes = 0x01010101;  // __dp4a against this sums four int8 values
 
 // Reads N little-endian 32-bit words starting at a 2-byte aligned address (block fields are only 2-byte aligned):
 // aligned word loads joined by funnel shifts, instead of 4N byte loads. Reads no byte past p + 4N.
