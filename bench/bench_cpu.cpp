@@ -45,8 +45,8 @@ void BM_Matmul(benchmark::State& state) {
         benchmark::DoNotOptimize(y.data());
     }
     state.SetLabel(std::string(gguf::type_name(type)));
-    state.counters["weight_GB/s"] = benchmark::Counter(static_cast<double>(w.size()) * state.iterations() / 1e9,
-                                                       benchmark::Counter::kIsRate);
+    state.counters["weight_GB/s"] =
+        benchmark::Counter(static_cast<double>(w.size()) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
     state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(rows * cols * T) * state.iterations() / 1e9,
                                                   benchmark::Counter::kIsRate);
 }

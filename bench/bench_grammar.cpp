@@ -82,8 +82,8 @@ void BM_MaskPerStep(benchmark::State& state) {
             masker.fill(m, mask);
             std::vector<grammar::TokenId> allowed;
             for (size_t t = 0; t < s->vocab->size(); ++t) {
-                if (((mask[t >> 6] >> (t & 63)) & 1) && s->vocab->token_class(static_cast<grammar::TokenId>(t)) ==
-                                                            grammar::TokenClass::Bytes) {
+                if (((mask[t >> 6] >> (t & 63)) & 1) &&
+                    s->vocab->token_class(static_cast<grammar::TokenId>(t)) == grammar::TokenClass::Bytes) {
                     allowed.push_back(static_cast<grammar::TokenId>(t));
                 }
             }
@@ -100,9 +100,9 @@ void BM_MaskPerStep(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(states.size()));
     // Seconds per step (printed in the benchmark's time unit per step).
-    state.counters["s_per_step"] = benchmark::Counter(
-        static_cast<double>(states.size()) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["s_per_step"] =
+        benchmark::Counter(static_cast<double>(states.size()) * static_cast<double>(state.iterations()),
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
     state.counters["steps"] = static_cast<double>(states.size());
     state.counters["heads_cached"] = static_cast<double>(masker.cached_positions());
     state.counters["warmup_s"] = warmup_s;

@@ -53,8 +53,9 @@ void BM_SortWholeVocabulary(benchmark::State& state) {
     std::vector<std::pair<float, TokenId>> cand(kVocab);
     for (auto _ : state) {
         for (size_t i = 0; i < kVocab; ++i) cand[i] = {l[i], static_cast<TokenId>(i)};
-        std::sort(cand.begin(), cand.end(),
-                  [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+        std::sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) {
+            return a.first > b.first || (a.first == b.first && a.second < b.second);
+        });
         benchmark::DoNotOptimize(cand.data());
     }
 }

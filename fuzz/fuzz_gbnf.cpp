@@ -11,7 +11,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     try {
         fuzz_grammar::exercise(orcd::grammar::parse_gbnf(text, fuzz_grammar::limits()), text);
-    } catch (const orcd::Error&) {
-    }
+    } catch (const orcd::Error&) {}
     return 0;
 }

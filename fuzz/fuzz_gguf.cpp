@@ -23,7 +23,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         for (const auto& v : orcd::model::check_hparams(f)) sink = sink + v.message().size();
         (void)orcd::model::load_config(f);
-    } catch (const orcd::Error&) {
-    }
+    } catch (const orcd::Error&) {}
     return 0;
 }

@@ -35,8 +35,7 @@ inline void exercise(orcd::grammar::Grammar g, std::string_view text) {
             (void)copy.accepts();
             (void)m.can_continue();
         }
-    } catch (const orcd::Error&) {
-    }
+    } catch (const orcd::Error&) {}
 }
 
 }  // namespace fuzz_grammar

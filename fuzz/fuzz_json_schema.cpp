@@ -14,7 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // Half the inputs with bounded strings, as the end-to-end test compiles them.
         const orcd::grammar::SchemaOptions options{.max_string_chars = size % 2 ? 16u : 0u};
         fuzz_grammar::exercise(orcd::grammar::compile_json_schema(text, fuzz_grammar::limits(), options), text);
-    } catch (const orcd::Error&) {
-    }
+    } catch (const orcd::Error&) {}
     return 0;
 }

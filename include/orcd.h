@@ -63,10 +63,10 @@ typedef struct orcd_device orcd_device; /* a GPU, or the host device (host memor
 typedef struct orcd_loaded orcd_loaded; /* a model resident on a device */
 
 /* --- library ------------------------------------------------------------------------------------------------------ */
-ORCD_API const char* orcd_version(void);                  /* "0.1.0" */
+ORCD_API const char* orcd_version(void);                   /* "0.1.0" */
 ORCD_API const char* orcd_status_name(orcd_status status); /* "INSUFFICIENT_VRAM"; "UNKNOWN" for other values */
-ORCD_API orcd_status orcd_last_error(void);               /* ORCD_OK when no call on this thread has failed */
-ORCD_API const char* orcd_last_error_message(void);       /* "" when none; valid until the next failing call */
+ORCD_API orcd_status orcd_last_error(void);                /* ORCD_OK when no call on this thread has failed */
+ORCD_API const char* orcd_last_error_message(void);        /* "" when none; valid until the next failing call */
 
 /* --- models ------------------------------------------------------------------------------------------------------- */
 typedef struct orcd_model_info {
@@ -87,7 +87,7 @@ ORCD_API void orcd_model_free(orcd_model* model); /* NULL is a no-op */
 
 /* --- devices ------------------------------------------------------------------------------------------------------ */
 typedef struct orcd_device_info {
-    char kind[8];   /* "cuda" | "host" */
+    char kind[8]; /* "cuda" | "host" */
     int32_t index;
     char name[256];
     uint64_t total_bytes, free_bytes;
@@ -127,7 +127,11 @@ typedef struct orcd_plan {
 ORCD_API orcd_status orcd_model_plan(const orcd_model* model, uint32_t n_ctx, orcd_plan* out);
 
 /* --- loading ------------------------------------------------------------------------------------------------------ */
-typedef enum orcd_progress_kind { ORCD_PROGRESS_CHUNK = 0, ORCD_PROGRESS_LAYER = 1, ORCD_PROGRESS_DONE = 2 } orcd_progress_kind;
+typedef enum orcd_progress_kind {
+    ORCD_PROGRESS_CHUNK = 0,
+    ORCD_PROGRESS_LAYER = 1,
+    ORCD_PROGRESS_DONE = 2
+} orcd_progress_kind;
 
 typedef struct orcd_progress {
     int32_t kind; /* orcd_progress_kind */
@@ -171,8 +175,8 @@ typedef struct orcd_transfer_stats {
     uint32_t n_buffers;
 } orcd_transfer_stats;
 
-ORCD_API int32_t orcd_loaded_resident(const orcd_loaded* loaded);     /* 1 resident, 0 not (or NULL) */
-ORCD_API uint64_t orcd_loaded_vram_bytes(const orcd_loaded* loaded);  /* weight bytes == the plan's weight_bytes */
+ORCD_API int32_t orcd_loaded_resident(const orcd_loaded* loaded);    /* 1 resident, 0 not (or NULL) */
+ORCD_API uint64_t orcd_loaded_vram_bytes(const orcd_loaded* loaded); /* weight bytes == the plan's weight_bytes */
 ORCD_API orcd_status orcd_loaded_get_vram(const orcd_loaded* loaded, orcd_vram* out);
 ORCD_API orcd_status orcd_loaded_get_plan(const orcd_loaded* loaded, orcd_plan* out);
 ORCD_API orcd_status orcd_loaded_get_transfer_stats(const orcd_loaded* loaded, orcd_transfer_stats* out);

@@ -21,9 +21,9 @@ inline std::filesystem::path shared_path(const std::filesystem::path& relative) 
 }  // namespace orcd::test
 
 // Skips the current test (called from its body or its fixture's SetUp) when `path` from ../shared is absent.
-#define ORCD_SKIP_WITHOUT_SHARED(path)                                                                   \
-    do {                                                                                                 \
-        if (!std::filesystem::exists(path)) {                                                            \
+#define ORCD_SKIP_WITHOUT_SHARED(path)                                                                  \
+    do {                                                                                                \
+        if (!std::filesystem::exists(path)) {                                                           \
             GTEST_SKIP() << "SKIP: " << (path).string() << " is absent (../shared is not checked out)"; \
-        }                                                                                                \
+        }                                                                                               \
     } while (0)

@@ -73,10 +73,11 @@ int main(int argc, char** argv) {
             const auto t1 = std::chrono::steady_clock::now();
             for (int i = 0; i < n; ++i) seq->decode(static_cast<backend::TokenId>(3 + i % 100));
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-            std::printf("%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
-                        "%6.0f GB/s%s\n",
-                        preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
-                        weight_bytes * (n / s) / 1e9, tag.c_str());
+            std::printf(
+                "%-14s %-7s weights %8.1f MiB  load %5.2f s  decode %4d tokens: %8.1f tok/s  %7.1f us/token  "
+                "%6.0f GB/s%s\n",
+                preset.c_str(), type.c_str(), weight_bytes / 1048576.0, load_s, n, n / s, s / n * 1e6,
+                weight_bytes * (n / s) / 1e9, tag.c_str());
             // Greedy decoding as the generator runs it without penalties: argmax on the device, one token copied back.
             auto greedy =
                 be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
@@ -101,8 +102,8 @@ int main(int argc, char** argv) {
             };
             for (const Config& c : configs) {
                 for (bool on_device : {false, true}) {
-                    auto seq_s =
-                        be->new_sequence({.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
+                    auto seq_s = be->new_sequence(
+                        {.n_ctx = static_cast<uint32_t>(n + 16), .kv_type = backend::KvCacheType::F16});
                     std::mt19937_64 rng(1234);
                     backend::SampleStep st = c.step;
                     auto next = [&](backend::TokenId t) {

@@ -17,10 +17,13 @@
 
 using orcd::gguf::TensorType;
 
-#define CHECK(x)                                                                              \
-    do {                                                                                      \
-        cudaError_t e = (x);                                                                  \
-        if (e != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e)); return 1; } \
+#define CHECK(x)                                                         \
+    do {                                                                 \
+        cudaError_t e = (x);                                             \
+        if (e != cudaSuccess) {                                          \
+            std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e)); \
+            return 1;                                                    \
+        }                                                                \
     } while (0)
 
 int main() {
@@ -50,7 +53,11 @@ int main() {
     CHECK(cudaFree(src));
     CHECK(cudaFree(dst));
 
-    struct Case { TensorType type; int64_t rows, cols; const char* what; };
+    struct Case {
+        TensorType type;
+        int64_t rows, cols;
+        const char* what;
+    };
     const Case cases[] = {
         {TensorType::Q8_0, 151936, 896, "qwen0.5b token_embd/lm_head"},
         {TensorType::Q5_0, 4864, 896, "qwen0.5b ffn_up"},
@@ -154,11 +161,12 @@ int main() {
             q8gbps = bytes / (q8us * 1e-6) / 1e9;
         }
         CHECK(cudaFree(qbuf));
-        std::printf("%-6s %-30s %14zu %10.2f %10.0f %7.0f%% | wpr %d %10.2f %10.0f %7.0f%% | tpr %3d %8.2f %8.0f "
-                    "%6.0f%% %8.2f\n",
-                    std::string(orcd::gguf::type_name(c.type)).c_str(), c.what, bytes, us, gbps,
-                    100.0 * gbps / copy_gbps, orcd::cuda::fused_matvec_warps_per_row(c.rows, c.cols), fus, fgbps,
-                    100.0 * fgbps / copy_gbps, tpr, q8us, q8gbps, 100.0 * q8gbps / copy_gbps, qus);
+        std::printf(
+            "%-6s %-30s %14zu %10.2f %10.0f %7.0f%% | wpr %d %10.2f %10.0f %7.0f%% | tpr %3d %8.2f %8.0f "
+            "%6.0f%% %8.2f\n",
+            std::string(orcd::gguf::type_name(c.type)).c_str(), c.what, bytes, us, gbps, 100.0 * gbps / copy_gbps,
+            orcd::cuda::fused_matvec_warps_per_row(c.rows, c.cols), fus, fgbps, 100.0 * fgbps / copy_gbps, tpr, q8us,
+            q8gbps, 100.0 * q8gbps / copy_gbps, qus);
         for (auto p : w) CHECK(cudaFree(p));
         CHECK(cudaFree(x));
         CHECK(cudaFree(y));

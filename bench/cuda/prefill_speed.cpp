@@ -43,9 +43,10 @@ void print_phases(const char* what, int runs) {
     const backend::cuda::PrefillPhaseTimes p = backend::cuda::prefill_phase_times();
     if (p.tokens == 0) return;
     const double total = p.dequant + p.gemm + p.attention + p.other;
-    std::printf("  phases %-22s per run: dequant %7.2f ms  gemm %7.2f ms  attention %7.2f ms  other %6.2f ms  "
-                "(sum %7.2f ms)\n",
-                what, p.dequant / runs, p.gemm / runs, p.attention / runs, p.other / runs, total / runs);
+    std::printf(
+        "  phases %-22s per run: dequant %7.2f ms  gemm %7.2f ms  attention %7.2f ms  other %6.2f ms  "
+        "(sum %7.2f ms)\n",
+        what, p.dequant / runs, p.gemm / runs, p.attention / runs, p.other / runs, total / runs);
     backend::cuda::reset_prefill_phase_times();
 }
 
@@ -124,8 +125,9 @@ int main(int argc, char** argv) {
     const uint64_t vram_f = used_vram() - vram1;
     const double dec_f = decode_rate(*f16, 128);
     const double pp512_f = prefill_rate(*f16, 0, 512, 5, "pp512 (--weights f16)");
-    std::printf("  --weights f16: VRAM after load %7.0f MiB (quantized: %7.0f MiB); decode %7.1f tok/s (quantized "
-                "%7.1f); pp512 %9.0f tok/s\n",
-                vram_f / 1048576.0, vram_q / 1048576.0, dec_f, dec_q, pp512_f);
+    std::printf(
+        "  --weights f16: VRAM after load %7.0f MiB (quantized: %7.0f MiB); decode %7.1f tok/s (quantized "
+        "%7.1f); pp512 %9.0f tok/s\n",
+        vram_f / 1048576.0, vram_q / 1048576.0, dec_f, dec_q, pp512_f);
     return 0;
 }

@@ -56,9 +56,7 @@ public:
     // which is what non-greedy sampling (or greedy with a repetition penalty) picks. A backend that keeps the logits
     // on a device overrides this to run the chain there, so only the token crosses to the host; it picks what the
     // host chain picks for the same u, except where u lies within f32 rounding of a cumulative boundary.
-    virtual TokenId decode_sample(TokenId token, const SampleStep& step) {
-        return sample_on_host(decode(token), step);
-    }
+    virtual TokenId decode_sample(TokenId token, const SampleStep& step) { return sample_on_host(decode(token), step); }
     // decode_greedy (sample null) or decode_sample(token, *sample) picking only among the tokens of `allowed` (a
     // non-empty token mask, BatchEntry::allowed): the pick Backend::step makes for such an entry. The default masks
     // the logits of decode(token) on the host; a backend that keeps the logits on a device masks them there.
@@ -79,7 +77,7 @@ public:
 // reused through the prefix cache are only ever read.
 struct KvPoolOptions {
     uint32_t num_pages = 0;
-    uint32_t page_size = 16;                  // positions per page
+    uint32_t page_size = 16;                 // positions per page
     KvCacheType kv_type = KvCacheType::F16;  // the CUDA backend stores f16 whatever is asked (its only cache type)
 };
 
@@ -136,8 +134,8 @@ struct BatchEntry {
 };
 
 struct BatchResult {
-    TokenId token = -1;              // Argmax / Sample: the picked id
-    std::span<const float> logits;   // Logits / AllLogits: valid until the backend's next step()
+    TokenId token = -1;             // Argmax / Sample: the picked id
+    std::span<const float> logits;  // Logits / AllLogits: valid until the backend's next step()
 };
 
 // Device memory a backend holds right now, in bytes, as its allocations add up (not as a plan predicts).

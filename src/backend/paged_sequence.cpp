@@ -52,9 +52,9 @@ PagedSequence::PagedSequence(Backend& backend, const SequenceOptions& options, u
 
 void PagedSequence::check_fits(size_t n_tokens) const {
     if (n_tokens > n_ctx_ - n_past_) {
-        throw Error(ErrorCode::ContextOverflow,
-                    fmt::format("{} tokens after {} cached positions exceed the context of {}", n_tokens, n_past_,
-                                n_ctx_));
+        throw Error(
+            ErrorCode::ContextOverflow,
+            fmt::format("{} tokens after {} cached positions exceed the context of {}", n_tokens, n_past_, n_ctx_));
     }
 }
 

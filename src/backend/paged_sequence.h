@@ -37,7 +37,7 @@ private:
     uint32_t n_ctx_;
     uint32_t n_past_ = 0;
     std::unique_ptr<KvPool> pool_;
-    std::vector<uint32_t> pages_;       // 0, 1, 2, ...
+    std::vector<uint32_t> pages_;        // 0, 1, 2, ...
     std::vector<float> prefill_logits_;  // all_logits results gathered over chunks
 };
 

@@ -51,7 +51,6 @@ TokenId argmax_token(std::span<const float> logits) {
     return best < 0 ? 0 : best;
 }
 
-
 namespace {
 
 using Cand = std::pair<float, TokenId>;
@@ -247,7 +246,8 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
     }
     if (bin == kBins) return std::nullopt;
     std::vector<Cand> inside;
-    collect_where(work, b.bin, [bin](int32_t k) { return k == bin; }, inside);
+    collect_where(
+        work, b.bin, [bin](int32_t k) { return k == bin; }, inside);
     std::sort(inside.begin(), inside.end(), better);
     double cum = before;
     size_t j = 0;
@@ -262,7 +262,8 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
     if (j == inside.size()) return std::nullopt;
     std::vector<Cand> out;
     if (whole_prefix) {
-        collect_where(work, b.bin, [bin](int32_t k) { return k < bin; }, out);
+        collect_where(
+            work, b.bin, [bin](int32_t k) { return k < bin; }, out);
         std::sort(out.begin(), out.end(), better);
         out.insert(out.end(), inside.begin(), inside.begin() + static_cast<std::ptrdiff_t>(j) + 1);
     } else {

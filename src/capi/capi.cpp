@@ -68,9 +68,9 @@ void require(bool ok, const char* what) {
 
 void require_size(uint32_t size, size_t want, const char* what) {
     if (size < want) {
-        throw Error(ErrorCode::InvalidArgument,
-                    std::string(what) + ": size field is " + std::to_string(size) + ", expected at least " +
-                        std::to_string(want) + " (call the matching *_init function first)");
+        throw Error(ErrorCode::InvalidArgument, std::string(what) + ": size field is " + std::to_string(size) +
+                                                    ", expected at least " + std::to_string(want) +
+                                                    " (call the matching *_init function first)");
     }
 }
 
@@ -198,7 +198,8 @@ orcd_status orcd_device_set_faults(orcd_device* device, const orcd_faults* fault
         orcd::device::Faults f;
         f.fail_alloc_at = faults->fail_alloc_at;
         f.fail_pinned_alloc_at = faults->fail_pinned_alloc_at;
-        if (faults->fail_transfer_at_byte >= 0) f.fail_transfer_at_byte = static_cast<uint64_t>(faults->fail_transfer_at_byte);
+        if (faults->fail_transfer_at_byte >= 0)
+            f.fail_transfer_at_byte = static_cast<uint64_t>(faults->fail_transfer_at_byte);
         if (faults->corrupt_byte >= 0) f.corrupt_byte = static_cast<uint64_t>(faults->corrupt_byte);
         f.report_not_resident = faults->report_not_resident != 0;
         device->device->set_faults(f);

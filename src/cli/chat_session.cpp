@@ -36,11 +36,13 @@ ChatSession ChatSession::load(const std::filesystem::path& path) {
     std::stringstream text;
     text << f.rdbuf();
     const auto bad = [&](const std::string& what) {
-        return Error(ErrorCode::InvalidArgument, fmt::format("{}: not a conversation saved by /save: {}", path.string(), what));
+        return Error(ErrorCode::InvalidArgument,
+                     fmt::format("{}: not a conversation saved by /save: {}", path.string(), what));
     };
     const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) throw bad("not valid JSON");
-    if (!j.is_object() || j.value("format", "") != "orcd-chat") throw bad("expected an object with \"format\": \"orcd-chat\"");
+    if (!j.is_object() || j.value("format", "") != "orcd-chat")
+        throw bad("expected an object with \"format\": \"orcd-chat\"");
     if (!j.contains("version") || j["version"] != 1) throw bad("expected \"version\": 1");
     ChatSession s;
     if (j.contains("system")) {

@@ -108,10 +108,11 @@ int run_copy_ceilings(const BenchArgs& a) {
         fmt::print("{}\n", j.dump());
         return 0;
     }
-    fmt::print("GPU {} ({})\nhost-to-device  pinned {:.2f} GB/s, pageable {:.2f} GB/s ({} per copy, best of 5)\n"
-               "device-to-device  {:.1f} GB/s (read + write, {} per copy)\n",
-               a.backend.gpu, info.name, h2d.pinned_gbps, h2d.pageable_gbps, loader::format_bytes(h2d.bytes), d2d,
-               loader::format_bytes(d2d_bytes));
+    fmt::print(
+        "GPU {} ({})\nhost-to-device  pinned {:.2f} GB/s, pageable {:.2f} GB/s ({} per copy, best of 5)\n"
+        "device-to-device  {:.1f} GB/s (read + write, {} per copy)\n",
+        a.backend.gpu, info.name, h2d.pinned_gbps, h2d.pageable_gbps, loader::format_bytes(h2d.bytes), d2d,
+        loader::format_bytes(d2d_bytes));
     return 0;
 }
 
@@ -154,7 +155,8 @@ int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::
     }
     fmt::print("model   {} ({}), {} {}, load {:.2f} s\n", std::filesystem::path(a.model).filename().string(),
                config.arch_name, engine::device_name(device),
-               device == engine::Device::Cuda ? fmt::format("GPU {}", a.backend.gpu) : fmt::format("{} threads", a.backend.threads),
+               device == engine::Device::Cuda ? fmt::format("GPU {}", a.backend.gpu)
+                                              : fmt::format("{} threads", a.backend.threads),
                load_s);
     fmt::print("\nB sequences x (prompt {} tokens after depth {}, then {} decode steps of all B together)\n\n",
                a.bench.n_prompt, a.bench.depth, a.bench.n_gen);
@@ -163,8 +165,8 @@ int print_batch_bench(const BenchArgs& a, const model::Config& config, backend::
     for (const engine::BatchBenchPoint& p : pts) {
         fmt::print("| {:>5} | {:>20} | {:>20} | {:>14.2f} | {:>12} |\n", p.batch,
                    a.bench.n_prompt > 0 ? fmt::format("{:.2f} ± {:.2f}", p.pp.mean, p.pp.stddev) : "-",
-                   a.bench.n_gen > 0 ? fmt::format("{:.2f} ± {:.2f}", p.tg.mean, p.tg.stddev) : "-",
-                   p.tg_per_sequence, loader::format_bytes(p.memory.kv_cache));
+                   a.bench.n_gen > 0 ? fmt::format("{:.2f} ± {:.2f}", p.tg.mean, p.tg.stddev) : "-", p.tg_per_sequence,
+                   loader::format_bytes(p.memory.kv_cache));
     }
     fmt::print("\n{} warm-up + {} repetitions per batch size\n", 1, a.bench.reps);
     return 0;
@@ -202,10 +204,14 @@ int run_bench(const BenchArgs& a) {
         nlohmann::json types = nlohmann::json::object();
         for (const auto& [type, bytes] : mix.bytes_by_type) types[std::string(gguf::type_name(type))] = bytes;
         j["type"] = {{"kind", mix.kind()}, {"declared", mix.declared}, {"mix", mix.mix}, {"bytes_by_type", types}};
-        j["shape"] = {{"n_layers", config.n_layers},     {"n_embd", config.n_embd},
-                      {"n_ff", config.n_ff},             {"n_heads", config.n_heads},
-                      {"n_kv_heads", config.n_kv_heads}, {"head_dim", config.head_dim},
-                      {"n_vocab", config.n_vocab},       {"context_length", config.context_length}};
+        j["shape"] = {{"n_layers", config.n_layers},
+                      {"n_embd", config.n_embd},
+                      {"n_ff", config.n_ff},
+                      {"n_heads", config.n_heads},
+                      {"n_kv_heads", config.n_kv_heads},
+                      {"head_dim", config.head_dim},
+                      {"n_vocab", config.n_vocab},
+                      {"context_length", config.context_length}};
         j["device"] = engine::device_name(device);
         j["device_name"] = copy.device_name;
         if (device == engine::Device::Cuda) j["gpu"] = a.backend.gpu;
@@ -226,9 +232,8 @@ int run_bench(const BenchArgs& a) {
                      {"kv_cache", r.memory.kv_cache},
                      {"workspace", r.memory.workspace},
                      {"total", r.memory.total()}};
-        j["decode_bytes_per_token"] = {{"weights", r.weight_bytes_per_token},
-                                       {"kv_cache", r.kv_bytes_per_token},
-                                       {"total", r.bytes_per_token()}};
+        j["decode_bytes_per_token"] = {
+            {"weights", r.weight_bytes_per_token}, {"kv_cache", r.kv_bytes_per_token}, {"total", r.bytes_per_token()}};
         j["effective_bandwidth_gbps"] = eff;
         j["copy_bandwidth"] = {{"kind", copy.kind}, {"gbps", copy.gbps ? nlohmann::json(*copy.gbps) : nullptr}};
         if (!copy.note.empty()) j["copy_bandwidth"]["note"] = copy.note;
@@ -238,11 +243,11 @@ int run_bench(const BenchArgs& a) {
     }
 
     const double params = static_cast<double>(parameter_count(weights));
-    fmt::print("model   {} ({}, {}, {}, {})\n", std::filesystem::path(a.model).filename().string(), config.arch_name,
-               mix.summary(),
-               params >= 1e9 ? fmt::format("{:.2f} B params", params / 1e9)
-                             : fmt::format("{:.2f} M params", params / 1e6),
-               loader::format_bytes(weights.total_bytes()));
+    fmt::print(
+        "model   {} ({}, {}, {}, {})\n", std::filesystem::path(a.model).filename().string(), config.arch_name,
+        mix.summary(),
+        params >= 1e9 ? fmt::format("{:.2f} B params", params / 1e9) : fmt::format("{:.2f} M params", params / 1e6),
+        loader::format_bytes(weights.total_bytes()));
     fmt::print("device  {}{}{}, load {:.2f} s (open -> resident)\n", engine::device_name(device),
                device == engine::Device::Cuda ? fmt::format(" {}", a.backend.gpu) : std::string(),
                copy.device_name.empty() ? std::string() : fmt::format(" ({})", copy.device_name), load_s);

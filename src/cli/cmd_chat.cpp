@@ -132,8 +132,10 @@ void run_chat(const ChatArgs& a) {
             const size_t n_prompt = gen.prompt_tokens(req).size();
             if (n_prompt + 1 > n_ctx) {
                 chat.drop_last();
-                fmt::print("the conversation ({} tokens) fills the context of {} tokens: /reset, or start with a "
-                           "larger -c\n", n_prompt, n_ctx);
+                fmt::print(
+                    "the conversation ({} tokens) fills the context of {} tokens: /reset, or start with a "
+                    "larger -c\n",
+                    n_prompt, n_ctx);
                 continue;
             }
             req.max_tokens = static_cast<uint32_t>(std::min<size_t>(a.n_predict, n_ctx - n_prompt));
@@ -145,12 +147,13 @@ void run_chat(const ChatArgs& a) {
         interrupts.begin_work();
         engine::GenerateResult r;
         try {
-            r = gen.generate(*seq, req,
-                             [](std::string_view s) {
-                                 std::fwrite(s.data(), 1, s.size(), stdout);
-                                 std::fflush(stdout);
-                             },
-                             &interrupts.cancel_flag());
+            r = gen.generate(
+                *seq, req,
+                [](std::string_view s) {
+                    std::fwrite(s.data(), 1, s.size(), stdout);
+                    std::fflush(stdout);
+                },
+                &interrupts.cancel_flag());
         } catch (const Error& e) {
             interrupts.end_work();
             chat.drop_last();

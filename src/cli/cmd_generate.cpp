@@ -58,8 +58,7 @@ void add_generate(CLI::App& app) {
     add_backend_options(cmd, a->backend);
     cmd->add_flag("--json", a->json, "Print one JSON document instead of streaming");
     auto* grammar_opt = cmd->add_option("--grammar-file", a->grammar_file, "Constrain the output to a GBNF grammar");
-    cmd->add_option("--json-schema", a->json_schema,
-                    "Constrain the output to a JSON Schema: the schema text, or @FILE")
+    cmd->add_option("--json-schema", a->json_schema, "Constrain the output to a JSON Schema: the schema text, or @FILE")
         ->excludes(grammar_opt);
     cmd->add_option("--schema-max-string", a->schema_max_string,
                     "With --json-schema: at most N characters in strings without maxLength (default 0: unbounded)");

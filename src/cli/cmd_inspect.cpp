@@ -22,9 +22,16 @@ using gguf::ValueType;
 
 nlohmann::json scalar_json(const gguf::Value& v) {
     switch (v.type) {
-        case ValueType::U8: case ValueType::U16: case ValueType::U32: case ValueType::U64: return v.u;
-        case ValueType::I8: case ValueType::I16: case ValueType::I32: case ValueType::I64: return v.i;
-        case ValueType::F32: case ValueType::F64: return v.f;
+        case ValueType::U8:
+        case ValueType::U16:
+        case ValueType::U32:
+        case ValueType::U64: return v.u;
+        case ValueType::I8:
+        case ValueType::I16:
+        case ValueType::I32:
+        case ValueType::I64: return v.i;
+        case ValueType::F32:
+        case ValueType::F64: return v.f;
         case ValueType::Bool: return v.u != 0;
         case ValueType::String: return std::string(v.str);
         case ValueType::Array:
@@ -57,7 +64,8 @@ std::string tokenizer_summary(const gguf::File& f) {
     if (!model) return "none";
     std::string s = fmt::format("model={}", *model);
     if (auto pre = f.get_string_opt("tokenizer.ggml.pre")) s += fmt::format(" pre={}", *pre);
-    if (const gguf::Array* tokens = f.get_array_opt("tokenizer.ggml.tokens")) s += fmt::format(" vocab={}", tokens->size);
+    if (const gguf::Array* tokens = f.get_array_opt("tokenizer.ggml.tokens"))
+        s += fmt::format(" vocab={}", tokens->size);
     for (const char* id : {"bos", "eos", "eot", "pad", "unknown"}) {
         if (auto v = f.get_uint_opt(fmt::format("tokenizer.ggml.{}_token_id", id))) s += fmt::format(" {}={}", id, *v);
     }
@@ -91,22 +99,25 @@ void print_text(const gguf::File& f) {
     fmt::print("metadata:      {} keys\n", f.metadata().size());
     for (const gguf::KeyValue& kv : f.metadata()) {
         if (arch && kv.key.starts_with(std::string(*arch) + ".")) continue;
-        fmt::print("  {:<40} {:<7} {}\n", escape_control(kv.key), gguf::value_type_name(kv.value.type), scalar_text(kv.value));
+        fmt::print("  {:<40} {:<7} {}\n", escape_control(kv.key), gguf::value_type_name(kv.value.type),
+                   scalar_text(kv.value));
     }
     fmt::print("tensors:       {}\n", f.tensors().size());
     if (!f.tensors().empty()) {
         fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", "name", "type", "shape", "bytes", "offset");
         for (const gguf::TensorInfo& t : f.tensors()) {
-            fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", escape_control(t.name), gguf::type_name(t.type), shape_text(t.shape),
-                       t.n_bytes, t.file_offset);
+            fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", escape_control(t.name), gguf::type_name(t.type),
+                       shape_text(t.shape), t.n_bytes, t.file_offset);
         }
     }
     const gguf::TypeMix mix = gguf::type_mix(f);
     fmt::print("bytes by type:\n");
     for (const auto& [type, bytes] : mix.bytes_by_type) {
-        fmt::print("  {:<6} {:>14} ({:.2f} MiB)\n", gguf::type_name(type), bytes, static_cast<double>(bytes) / (1 << 20));
+        fmt::print("  {:<6} {:>14} ({:.2f} MiB)\n", gguf::type_name(type), bytes,
+                   static_cast<double>(bytes) / (1 << 20));
     }
-    fmt::print("total tensor bytes: {} ({:.2f} MiB)\n", mix.total_bytes, static_cast<double>(mix.total_bytes) / (1 << 20));
+    fmt::print("total tensor bytes: {} ({:.2f} MiB)\n", mix.total_bytes,
+               static_cast<double>(mix.total_bytes) / (1 << 20));
     fmt::print("quantization:  {}\n", mix.summary());
 }
 
@@ -156,8 +167,10 @@ void add_inspect(CLI::App& app) {
     cmd->callback([path, json] {
         require_model(*path);
         const gguf::File f = gguf::File::open(*path);
-        if (*json) print_json(f);
-        else print_text(f);
+        if (*json)
+            print_json(f);
+        else
+            print_text(f);
     });
 }
 

@@ -34,7 +34,6 @@ namespace {
 
 using loader::format_bytes;
 
-
 // Seconds since this process was started by the kernel (/proc/self/stat starttime, 10 ms resolution): "process start
 // to resident" includes exec, dynamic linking and runtime initialisation, which a timer in main() would miss.
 std::optional<double> seconds_since_process_start() {
@@ -90,17 +89,15 @@ struct Args {
 nlohmann::json plan_json(const loader::Plan& p, const model::ModelWeights& w) {
     nlohmann::json tensors = nlohmann::json::array();
     for (size_t i = 0; i < p.tensors.size(); ++i) {
-        tensors.push_back({{"name", w.tensors[i].name}, {"type", gguf::type_name(w.tensors[i].type)},
-                           {"offset", p.tensors[i].offset}, {"bytes", p.tensors[i].bytes}});
+        tensors.push_back({{"name", w.tensors[i].name},
+                           {"type", gguf::type_name(w.tensors[i].type)},
+                           {"offset", p.tensors[i].offset},
+                           {"bytes", p.tensors[i].bytes}});
     }
-    return {{"tensors", std::move(tensors)},
-            {"n_ctx", p.n_ctx},
-            {"n_batch", p.n_batch},
-            {"n_tensors", p.tensors.size()},
-            {"tensor_bytes", p.tensor_bytes},
-            {"weight_bytes", p.weight_bytes},
-            {"kv_bytes", p.kv_bytes},
-            {"workspace_bytes", p.workspace.total()},
+    return {{"tensors", std::move(tensors)},  {"n_ctx", p.n_ctx},
+            {"n_batch", p.n_batch},           {"n_tensors", p.tensors.size()},
+            {"tensor_bytes", p.tensor_bytes}, {"weight_bytes", p.weight_bytes},
+            {"kv_bytes", p.kv_bytes},         {"workspace_bytes", p.workspace.total()},
             {"total_bytes", p.total_bytes}};
 }
 
@@ -130,7 +127,9 @@ void run(const Args& a) {
     if (a.bench_h2d) {
         const auto b = device::measure_h2d_bandwidth(*dev, a.bench_mb << 20, 5, true);
         if (a.json) {
-            out["h2d"] = {{"bytes", b.bytes}, {"reps", b.reps}, {"pinned_gbps", b.pinned_gbps},
+            out["h2d"] = {{"bytes", b.bytes},
+                          {"reps", b.reps},
+                          {"pinned_gbps", b.pinned_gbps},
                           {"pageable_gbps", b.pageable_gbps}};
         } else {
             fmt::print("h2d       pinned {:.2f} GB/s, pageable {:.2f} GB/s ({} per copy, best of {})\n", b.pinned_gbps,
@@ -154,16 +153,20 @@ void run(const Args& a) {
         const auto r = device::measure_registered_copy(*dev, m.file->bytes().data() + lo, hi - lo);
         const double gb = static_cast<double>(r.bytes) / 1e9;
         if (a.json) {
-            out["registered_copy"] = {{"bytes", r.bytes}, {"register_s", r.register_s}, {"copy_s", r.copy_s},
-                                      {"unregister_s", r.unregister_s}, {"error", r.error},
+            out["registered_copy"] = {{"bytes", r.bytes},
+                                      {"register_s", r.register_s},
+                                      {"copy_s", r.copy_s},
+                                      {"unregister_s", r.unregister_s},
+                                      {"error", r.error},
                                       {"register_gbps", r.register_s > 0 ? gb / r.register_s : 0.0},
                                       {"copy_gbps", r.copy_s > 0 ? gb / r.copy_s : 0.0}};
         } else if (!r.error.empty()) {
             fmt::print("register  refused: {}\n", r.error);
         } else {
-            fmt::print("register  {} of the mapping: register {:.3f} s, copy {:.3f} s ({:.2f} GB/s), "
-                       "unregister {:.3f} s\n",
-                       format_bytes(r.bytes), r.register_s, r.copy_s, gb / r.copy_s, r.unregister_s);
+            fmt::print(
+                "register  {} of the mapping: register {:.3f} s, copy {:.3f} s ({:.2f} GB/s), "
+                "unregister {:.3f} s\n",
+                format_bytes(r.bytes), r.register_s, r.copy_s, gb / r.copy_s, r.unregister_s);
         }
     }
     loader::LoadOptions o;
@@ -201,30 +204,48 @@ void run(const Args& a) {
                         {"architecture", lm.config().arch_name},
                         {"n_layers", lm.config().n_layers},
                         {"file_bytes", lm.model().file->size()}};
-        out["device"] = {{"kind", info.kind}, {"index", info.index}, {"name", info.name},
-                         {"total_bytes", info.total_bytes}, {"free_bytes_before", info.free_bytes},
+        out["device"] = {{"kind", info.kind},
+                         {"index", info.index},
+                         {"name", info.name},
+                         {"total_bytes", info.total_bytes},
+                         {"free_bytes_before", info.free_bytes},
                          {"free_bytes_after", lm.device_info().free_bytes}};
         out["plan"] = plan_json(lm.plan(), lm.weights());
-        out["transfer"] = {{"bytes", ts.bytes},          {"seconds", ts.seconds},
-                           {"gbps", ts.gbps()},          {"gather_seconds", ts.gather_seconds},
-                           {"wait_seconds", ts.wait_seconds}, {"setup_seconds", ts.setup_seconds},
-                           {"chunks", ts.chunks},        {"staging_bytes", ts.staging_bytes},
-                           {"buffers", ts.n_buffers},    {"copy_threads", ts.copy_threads},
-                           {"gather", loader::gather_source_name(ts.gather)}, {"gather_note", ts.gather_note},
+        out["transfer"] = {{"bytes", ts.bytes},
+                           {"seconds", ts.seconds},
+                           {"gbps", ts.gbps()},
+                           {"gather_seconds", ts.gather_seconds},
+                           {"wait_seconds", ts.wait_seconds},
+                           {"setup_seconds", ts.setup_seconds},
+                           {"chunks", ts.chunks},
+                           {"staging_bytes", ts.staging_bytes},
+                           {"buffers", ts.n_buffers},
+                           {"copy_threads", ts.copy_threads},
+                           {"gather", loader::gather_source_name(ts.gather)},
+                           {"gather_note", ts.gather_note},
                            {"staging", a.device == "cuda" ? a.staging : "host"},
-                           {"direct", ts.direct}, {"direct_note", ts.direct_note},
-                           {"streaming_stores", ts.streaming_stores}, {"dma_slice_bytes", a.dma_slice_mb << 20},
-                           {"register_seconds", ts.register_seconds}, {"unregister_seconds", ts.unregister_seconds}};
-        out["timings"] = {{"plan_s", tm.plan_s},           {"alloc_s", tm.alloc_s},   {"transfer_s", tm.transfer_s},
-                          {"residency_s", tm.residency_s}, {"verify_s", tm.verify_s}, {"load_s", tm.total_s},
+                           {"direct", ts.direct},
+                           {"direct_note", ts.direct_note},
+                           {"streaming_stores", ts.streaming_stores},
+                           {"dma_slice_bytes", a.dma_slice_mb << 20},
+                           {"register_seconds", ts.register_seconds},
+                           {"unregister_seconds", ts.unregister_seconds}};
+        out["timings"] = {{"plan_s", tm.plan_s},         {"alloc_s", tm.alloc_s},
+                          {"transfer_s", tm.transfer_s}, {"residency_s", tm.residency_s},
+                          {"verify_s", tm.verify_s},     {"load_s", tm.total_s},
                           {"command_s", cmd_s}};
         if (since_start) out["timings"]["process_start_to_resident_s"] = *since_start;
         out["resident"] = resident;
-        out["vram"] = {{"weights", b.weights}, {"kv_cache", b.kv_cache}, {"workspace", b.workspace},
-                       {"total", b.total()}, {"weights_equal_plan", lm.vram_bytes() == lm.plan().weight_bytes}};
+        out["vram"] = {{"weights", b.weights},
+                       {"kv_cache", b.kv_cache},
+                       {"workspace", b.workspace},
+                       {"total", b.total()},
+                       {"weights_equal_plan", lm.vram_bytes() == lm.plan().weight_bytes}};
         if (lm.verify_report()) {
-            out["verify"] = {{"ok", true}, {"tensors", lm.verify_report()->tensors},
-                             {"bytes", lm.verify_report()->bytes}, {"seconds", lm.verify_report()->seconds}};
+            out["verify"] = {{"ok", true},
+                             {"tensors", lm.verify_report()->tensors},
+                             {"bytes", lm.verify_report()->bytes},
+                             {"seconds", lm.verify_report()->seconds}};
         }
         fmt::print("{}\n", out.dump(2));
         return;
@@ -237,16 +258,18 @@ void run(const Args& a) {
         fmt::print("verify    ok: {} tensors, {} checksummed on the device in {:.3f} s\n", lm.verify_report()->tensors,
                    format_bytes(lm.verify_report()->bytes), lm.verify_report()->seconds);
     }
-    fmt::print("timings   plan {:.3f} s, alloc {:.3f} s, staging setup {:.3f} s, transfer {:.3f} s (gather {:.3f} s, "
-               "waiting for DMA {:.3f} s), load {:.3f} s{}\n",
-               tm.plan_s, tm.alloc_s, ts.setup_seconds, ts.seconds, ts.gather_seconds, ts.wait_seconds, tm.total_s,
-               since_start ? fmt::format(", process start to resident {:.2f} s", *since_start) : std::string());
-    fmt::print("loaded {} bytes ({}) in {:.3f} s: {:.2f} GB/s ({} chunks of {}, {} buffers, {} threads, "
-               "gather by {}{})\n",
-               ts.bytes, format_bytes(ts.bytes), ts.seconds, ts.gbps(), ts.chunks, format_bytes(ts.staging_bytes),
-               ts.n_buffers, ts.copy_threads, loader::gather_source_name(ts.gather),
-               a.gather == "read" && ts.gather != loader::GatherSource::Read ? fmt::format(": {}", ts.gather_note)
-                                                                              : std::string());
+    fmt::print(
+        "timings   plan {:.3f} s, alloc {:.3f} s, staging setup {:.3f} s, transfer {:.3f} s (gather {:.3f} s, "
+        "waiting for DMA {:.3f} s), load {:.3f} s{}\n",
+        tm.plan_s, tm.alloc_s, ts.setup_seconds, ts.seconds, ts.gather_seconds, ts.wait_seconds, tm.total_s,
+        since_start ? fmt::format(", process start to resident {:.2f} s", *since_start) : std::string());
+    fmt::print(
+        "loaded {} bytes ({}) in {:.3f} s: {:.2f} GB/s ({} chunks of {}, {} buffers, {} threads, "
+        "gather by {}{})\n",
+        ts.bytes, format_bytes(ts.bytes), ts.seconds, ts.gbps(), ts.chunks, format_bytes(ts.staging_bytes),
+        ts.n_buffers, ts.copy_threads, loader::gather_source_name(ts.gather),
+        a.gather == "read" && ts.gather != loader::GatherSource::Read ? fmt::format(": {}", ts.gather_note)
+                                                                      : std::string());
     if (a.direct) {
         fmt::print("direct    {}\n", ts.direct ? fmt::format("copied from the registered mapping (register {:.3f} s, "
                                                              "unregister {:.3f} s)",
@@ -261,8 +284,8 @@ void add_load(CLI::App& app) {
     auto* cmd = app.add_subcommand("load", "Load a GGUF model's weights onto a GPU: plan, transfer, residency, VRAM");
     auto a = std::make_shared<Args>();
     add_model_option_or_positional(cmd, a->model);
-    auto* gpu_opt = add_device_options(cmd, a->device, a->gpu,
-                       "cuda (default, or $ORCD_DEVICE) or cpu (host memory stands in for VRAM: a dry run)");
+    auto* gpu_opt = add_device_options(
+        cmd, a->device, a->gpu, "cuda (default, or $ORCD_DEVICE) or cpu (host memory stands in for VRAM: a dry run)");
     add_ctx_option(cmd, a->ctx, "Context to reserve the KV cache for (default: the model's context length)");
     cmd->add_option("--chunk-mb", a->chunk_mb, "Staging chunk size in MiB (default 256, minimum 1)");
     cmd->add_option("--buffers", a->buffers, "Pinned staging buffers in flight (default 2)");
@@ -300,8 +323,9 @@ void add_load(CLI::App& app) {
             run(*a);
         } catch (const Error& e) {
             if (a->json) {
-                fmt::print("{}\n", nlohmann::json{{"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}
-                                       .dump(2));
+                fmt::print(
+                    "{}\n",
+                    nlohmann::json{{"error", {{"code", error_code_name(e.code())}, {"message", e.what()}}}}.dump(2));
             }
             throw;  // main prints it and exits 1
         }

@@ -60,8 +60,9 @@ void add_perplexity(CLI::App& app) {
         // BOS/EOS as the model's metadata says; special-token text in the file stays plain text.
         const auto tokens = tok.encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
         const tokenizer::Vocab& vocab = tok.vocab();
-        const std::optional<backend::TokenId> bos =
-            vocab.add_bos && vocab.bos != tokenizer::kNoToken ? std::optional<backend::TokenId>(vocab.bos) : std::nullopt;
+        const std::optional<backend::TokenId> bos = vocab.add_bos && vocab.bos != tokenizer::kNoToken
+                                                        ? std::optional<backend::TokenId>(vocab.bos)
+                                                        : std::nullopt;
         const uint32_t n_ctx = a->ctx ? a->ctx : a->json ? m.config.context_length : 512;
         if (a->json && tokens.size() > n_ctx) {
             throw Error(ErrorCode::ContextOverflow,

@@ -30,8 +30,9 @@ void print_models() {
 }
 
 void print_vram() {
-    fmt::print("| model shape (synth preset) | architecture | layers | KV heads × head dim | KV cache per token (f16) | "
-               "at 4,096 tokens |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
+    fmt::print(
+        "| model shape (synth preset) | architecture | layers | KV heads × head dim | KV cache per token (f16) | "
+        "at 4,096 tokens |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
     for (const synth::Preset& p : synth::presets()) {
         if (p.name.find("tiny") != std::string::npos) continue;
         const uint64_t per_token = 2ull * p.n_layer * p.n_head_kv * p.head_dim() * 2;  // K and V, 2 bytes each
@@ -63,13 +64,19 @@ void print_flags(const CLI::App& root) {
 }  // namespace
 
 void add_reference(CLI::App& app) {
-    auto* cmd = app.add_subcommand("reference", "Print the guide's reference tables from the code (models, vram, flags)");
+    auto* cmd =
+        app.add_subcommand("reference", "Print the guide's reference tables from the code (models, vram, flags)");
     auto section = std::make_shared<std::string>();
-    cmd->add_option("section", *section, "models | vram | flags")->required()->check(CLI::IsMember({"models", "vram", "flags"}));
+    cmd->add_option("section", *section, "models | vram | flags")
+        ->required()
+        ->check(CLI::IsMember({"models", "vram", "flags"}));
     cmd->callback([section, &app] {
-        if (*section == "models") print_models();
-        else if (*section == "vram") print_vram();
-        else print_flags(app);
+        if (*section == "models")
+            print_models();
+        else if (*section == "vram")
+            print_vram();
+        else
+            print_flags(app);
     });
 }
 

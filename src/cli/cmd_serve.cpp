@@ -74,13 +74,9 @@ struct ServeArgs {
 // flushing the last events and freeing the model.
 constexpr int64_t kMaxShutdownGraceMs = 25000;
 
-void say(std::string_view msg) {
-    fmt::print(stderr, "orcd serve: {}\n", msg);
-}
+void say(std::string_view msg) { fmt::print(stderr, "orcd serve: {}\n", msg); }
 
-Error bad_arg(const std::string& msg) {
-    return Error(ErrorCode::InvalidArgument, msg);
-}
+Error bad_arg(const std::string& msg) { return Error(ErrorCode::InvalidArgument, msg); }
 
 std::string new_uuid_v4() {
     std::random_device rd;
@@ -257,8 +253,7 @@ void wait_for_test_gate() {
     if (!gate || !*gate) return;
     std::ifstream fifo(gate);  // blocks until a writer opens it
     std::string ignored;
-    while (std::getline(fifo, ignored)) {
-    }
+    while (std::getline(fifo, ignored)) {}
 }
 
 int run_serve(ServeArgs a) {
@@ -303,11 +298,10 @@ int run_serve(ServeArgs a) {
     eo.model_path = a.model;
     eo.device = engine::parse_device(a.device);
     // Once every byte is read (and on CUDA uploaded), what is left is "init": the tokenizer, the backend, the KV pool.
-    LoadProgress progress(eo.device == engine::Device::Cuda, "orcd serve: ", /*quiet=*/false,
-                          [&load_state](const LoadStatus& s) {
-                              load_state.set(s.fraction >= 1.0 ? "init" : std::string(s.stage), s.fraction,
-                                             s.bytes_done, s.bytes_total);
-                          });
+    LoadProgress progress(
+        eo.device == engine::Device::Cuda, "orcd serve: ", /*quiet=*/false, [&load_state](const LoadStatus& s) {
+            load_state.set(s.fraction >= 1.0 ? "init" : std::string(s.stage), s.fraction, s.bytes_done, s.bytes_total);
+        });
     eo.n_ctx = a.ctx;
     eo.n_threads = a.threads;
     eo.chat_template_file = a.chat_template_file;
@@ -351,10 +345,12 @@ int run_serve(ServeArgs a) {
                         "the worker down",
                         a.host));
     }
-    say(fmt::format("limits: --max-body-bytes {} --max-header-bytes {} --request-timeout {} --max-connections {} "
+    say(
+        fmt::format("limits: --max-body-bytes {} --max-header-bytes {} --request-timeout {} --max-connections {} "
                     "--max-queue {} --shutdown-timeout {} --allowed-origins {} --allowed-hosts {}",
                     a.max_body_bytes, a.max_header_bytes, a.request_timeout_s, a.max_connections, a.max_queue,
-                    a.shutdown_grace_ms / 1000.0, a.allowed_origins.empty() ? "(none)" : fmt::format("{}", fmt::join(a.allowed_origins, ",")),
+                    a.shutdown_grace_ms / 1000.0,
+                    a.allowed_origins.empty() ? "(none)" : fmt::format("{}", fmt::join(a.allowed_origins, ",")),
                     a.allowed_hosts.empty() ? "(none)" : fmt::format("{}", fmt::join(a.allowed_hosts, ","))));
     signals.attach(http.get());
 
@@ -391,8 +387,9 @@ void add_serve(CLI::App& app) {
                     "most requests running at once in one batch (llama-server -np; default 16 on cuda, 4 on cpu)");
     cmd->add_option("--kv-memory", a->kv_memory,
                     "bytes of the KV page pool, allocated at start, e.g. 512M, 2G (default: --parallel full contexts)");
-    cmd->add_option("--kv-page-size", a->kv_page_size, "positions per KV page")->capture_default_str()->check(
-        CLI::Range(1u, 4096u));
+    cmd->add_option("--kv-page-size", a->kv_page_size, "positions per KV page")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 4096u));
     cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "do not reuse the KV pages of identical prompt prefixes");
     cmd->add_option("--max-batch-tokens", a->max_batch_tokens,
                     "tokens per batched step: every running decode, then prompt chunks (at least one a step)")
@@ -415,8 +412,7 @@ void add_serve(CLI::App& app) {
                     "Host header names accepted besides IP addresses, localhost and --host ('*' any)")
         ->delimiter(',');
     cmd->add_option_function<double>(
-        "--shutdown-timeout",
-        [a](double s) { a->shutdown_grace_ms = static_cast<int64_t>(s * 1000); },
+        "--shutdown-timeout", [a](double s) { a->shutdown_grace_ms = static_cast<int64_t>(s * 1000); },
         "seconds the running job may go on at shutdown before it is cancelled (default 10; same as "
         "--shutdown-grace-ms)");
     cmd->add_option("--shutdown-grace-ms", a->shutdown_grace_ms,
@@ -433,7 +429,8 @@ void add_serve(CLI::App& app) {
     cmd->add_option("--alias", a->alias,
                     "the model's name for clients (the id on /v1/models and the OpenAI \"model\" field); default: the "
                     "file name without .gguf")
-        ->check([](const std::string& s) { return s.empty() ? std::string("expected a non-empty name") : std::string(); });
+        ->check(
+            [](const std::string& s) { return s.empty() ? std::string("expected a non-empty name") : std::string(); });
     cmd->callback([a, gpu] {
         a->gpu_given = gpu->count() > 0;
         const int rc = run_serve(*a);

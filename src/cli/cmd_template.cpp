@@ -56,9 +56,9 @@ void run(const TemplateOptions& o) {
         const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(file);
         const auto& v = tok.vocab();
         if (v.chat_template().empty())
-            throw Error(ErrorCode::ChatTemplate,
-                        fmt::format("template: {} has no tokenizer.chat_template; pass --chat-template-file FILE",
-                                    o.model));
+            throw Error(
+                ErrorCode::ChatTemplate,
+                fmt::format("template: {} has no tokenizer.chat_template; pass --chat-template-file FILE", o.model));
         source = v.chat_template();
         name = o.model + " (tokenizer.chat_template)";
         if (v.valid(v.bos)) bos = std::string(v.text(v.bos));
@@ -73,18 +73,17 @@ void run(const TemplateOptions& o) {
     tmpl::ChatInputs in;
     in.messages = parse_json(read_file(o.messages_file, "messages file"), o.messages_file);
     if (!in.messages.is_array())
-        throw Error(ErrorCode::InvalidArgument, fmt::format("template: {} must hold a JSON array of messages",
-                                                            o.messages_file));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("template: {} must hold a JSON array of messages", o.messages_file));
     if (!o.tools_file.empty()) {
         in.tools = parse_json(read_file(o.tools_file, "tools file"), o.tools_file);
         if (!in.tools.is_array() && !in.tools.is_null())
-            throw Error(ErrorCode::InvalidArgument, fmt::format("template: {} must hold a JSON array of tools",
-                                                                o.tools_file));
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("template: {} must hold a JSON array of tools", o.tools_file));
     }
     if (!o.kwargs.empty()) {
         in.extra = parse_json(o.kwargs, "--kwargs");
-        if (!in.extra.is_object())
-            throw Error(ErrorCode::InvalidArgument, "template: --kwargs must be a JSON object");
+        if (!in.extra.is_object()) throw Error(ErrorCode::InvalidArgument, "template: --kwargs must be a JSON object");
     }
     in.add_generation_prompt = !o.no_generation_prompt;
     in.bos_token = bos;

@@ -99,8 +99,8 @@ std::string from_hex(const std::string& hex, size_t line) {
         if (c >= '0' && c <= '9') return c - '0';
         if (c >= 'a' && c <= 'f') return c - 'a' + 10;
         if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        throw Error(ErrorCode::InvalidArgument, fmt::format("--batch-hex: stdin line {}: '{}' is not a hex digit",
-                                                            line, c));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("--batch-hex: stdin line {}: '{}' is not a hex digit", line, c));
     };
     if (hex.size() % 2 != 0) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("--batch-hex: stdin line {} has an odd number of hex "
@@ -206,8 +206,7 @@ void add_tokenize(CLI::App& app) {
         ->needs(chat);
     cmd->add_option("--system", o->system, "System message for --chat")->needs(chat);
     cmd->callback([o, cmd]() {
-        if (o->text.empty() && !o->from_stdin && o->file.empty() && !o->batch_hex &&
-            cmd->count("text") == 0) {
+        if (o->text.empty() && !o->from_stdin && o->file.empty() && !o->batch_hex && cmd->count("text") == 0) {
             throw CLI::ValidationError("tokenize", "give the TEXT, --stdin or -f FILE");
         }
         run(*o);

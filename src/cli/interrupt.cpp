@@ -8,7 +8,7 @@ namespace orcd::cli {
 namespace {
 
 std::atomic<bool> g_cancel{false};
-std::atomic<int> g_presses{0};      // presses since the work began (or since take_press)
+std::atomic<int> g_presses{0};  // presses since the work began (or since take_press)
 std::atomic<bool> g_working{false};
 std::atomic<int> g_wake_write{-1};  // the pipe's write end: a byte per press wakes a waiting line reader
 std::atomic<bool> g_announce{false};
@@ -34,8 +34,7 @@ void on_sigint(int) {
 
 void drain(int fd) {
     char buf[64];
-    while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {
-    }
+    while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {}
 }
 
 }  // namespace

@@ -27,8 +27,8 @@ struct LoadProgress::State {
         const double f = ProgressBar::clamp_fraction(done, total);
         (stage == "read" ? read : upload) = f;
         overall = std::max(overall, overall_fraction(read, upload, has_upload));
-        if (observer) observer({.stage = stage, .fraction = overall, .bytes_done = std::min(done, total),
-                                .bytes_total = total});
+        if (observer)
+            observer({.stage = stage, .fraction = overall, .bytes_done = std::min(done, total), .bytes_total = total});
     }
 };
 
@@ -62,7 +62,8 @@ loader::ProgressFn LoadProgress::upload_callback() const {
     return [s = state_](const loader::Progress& p) {
         if (p.bytes_total == 0) return;
         // The loader's last report (Done) counts every byte: chunks may end short of the plan's padded total.
-        const uint64_t done = p.kind == loader::Progress::Kind::Done ? p.bytes_total : std::min(p.bytes_done, p.bytes_total);
+        const uint64_t done =
+            p.kind == loader::Progress::Kind::Done ? p.bytes_total : std::min(p.bytes_done, p.bytes_total);
         const double gbps = p.elapsed_s > 0 ? static_cast<double>(p.bytes_done) / p.elapsed_s / 1e9 : 0.0;
         std::lock_guard lock(s->mu);
         if (!s->upload_bar) s->upload_bar.emplace(s->prefix + "upload", s->quiet);
@@ -70,8 +71,8 @@ loader::ProgressFn LoadProgress::upload_callback() const {
             done, p.bytes_total,
             fmt::format("{} / {}, {}, {:.2f} GB/s, {:.3f} s", loader::format_bytes(done),
                         loader::format_bytes(p.bytes_total),
-                        p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers),
-                        gbps, p.elapsed_s));
+                        p.layer < 0 ? std::string(p.tensor) : fmt::format("layer {}/{}", p.layer + 1, p.n_layers), gbps,
+                        p.elapsed_s));
         s->report("upload", done, p.bytes_total);
     };
 }

@@ -11,7 +11,8 @@
 int main(int argc, char** argv) {
     CLI::App app{"orcd — GGUF inference worker", "orcd"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", [] { return orcd::cli::version_text(); }, "Print the version, commit, CUDA and build");
+    app.set_version_flag(
+        "--version", [] { return orcd::cli::version_text(); }, "Print the version, commit, CUDA and build");
     orcd::cli::add_inspect(app);
     orcd::cli::add_synth(app);
     orcd::cli::add_load(app);

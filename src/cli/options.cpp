@@ -19,18 +19,21 @@ uint64_t parse_bytes(const std::string& s, std::string_view option) {
     if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
     if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
     double mul = 1;
-    if (unit == "K" || unit == "k") mul = 1024.0;
-    else if (unit == "M" || unit == "m") mul = 1024.0 * 1024;
-    else if (unit == "G" || unit == "g") mul = 1024.0 * 1024 * 1024;
-    else if (unit == "T" || unit == "t") mul = 1024.0 * 1024 * 1024 * 1024;
+    if (unit == "K" || unit == "k")
+        mul = 1024.0;
+    else if (unit == "M" || unit == "m")
+        mul = 1024.0 * 1024;
+    else if (unit == "G" || unit == "g")
+        mul = 1024.0 * 1024 * 1024;
+    else if (unit == "T" || unit == "t")
+        mul = 1024.0 * 1024 * 1024 * 1024;
     else if (!unit.empty()) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("{} '{}': unknown unit '{}' (use K, M, G, T)", option, s,
-                                                            s.substr(pos)));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{} '{}': unknown unit '{}' (use K, M, G, T)", option, s, s.substr(pos)));
     }
     if (v < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("{} '{}' is negative", option, s));
     return static_cast<uint64_t>(v * mul);
 }
-
 
 void warn_deprecated(std::string_view old_spelling, std::string_view new_spelling) {
     fmt::print(stderr, "warning: {} is deprecated and will be removed in the next release; use {}\n", old_spelling,

@@ -21,8 +21,8 @@ void ProgressBar::update(uint64_t done, uint64_t total, const std::string& detai
     if (tty_) {
         constexpr int kWidth = 30;
         const int filled = static_cast<int>(frac * kWidth);
-        fmt::print(stderr, "\r{}: [{}{}] {:3.0f}% {} ", label_, std::string(filled, '#'), std::string(kWidth - filled, '.'),
-                   frac * 100, detail);
+        fmt::print(stderr, "\r{}: [{}{}] {:3.0f}% {} ", label_, std::string(filled, '#'),
+                   std::string(kWidth - filled, '.'), frac * 100, detail);
         open_line_ = true;
         if (frac >= 1.0) finish();
         return;

@@ -40,8 +40,9 @@ void read_range(FileView& f, uint64_t offset, uint64_t n, std::vector<char>& scr
                                   static_cast<off_t>(offset + done));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            throw Error(ErrorCode::FileUnreadable, fmt::format("reading '{}' at byte {}: {}", path, offset + done,
-                                                               r < 0 ? std::strerror(errno) : "unexpected end of file"));
+            throw Error(ErrorCode::FileUnreadable,
+                        fmt::format("reading '{}' at byte {}: {}", path, offset + done,
+                                    r < 0 ? std::strerror(errno) : "unexpected end of file"));
         }
         done += static_cast<uint64_t>(r);
     }

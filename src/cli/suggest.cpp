@@ -18,7 +18,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
         for (size_t j = 1; j <= b.size(); ++j) {
             const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
             cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                cur[j] = std::min(cur[j], prev2[j - 2] + 1);
         }
         std::swap(prev2, prev);
         std::swap(prev, cur);
@@ -54,11 +55,13 @@ std::vector<std::string> known_names(const CLI::App& app, bool with_deprecated) 
         for (const std::string& s : o->get_snames()) names.push_back("-" + s);
         for (const std::string& l : o->get_lnames()) names.push_back("--" + l);
     }
-    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+        names.push_back(sub->get_name());
     return names;
 }
 
-std::string parse_error_message(const CLI::App& root, const CLI::ParseError& error, const std::vector<std::string>& args) {
+std::string parse_error_message(const CLI::App& root, const CLI::ParseError& error,
+                                const std::vector<std::string>& args) {
     // The subcommand that was being parsed: the last one the command line named.
     const CLI::App* app = &root;
     for (const std::string& a : args) {

@@ -20,6 +20,7 @@ std::vector<std::string> known_names(const CLI::App& app, bool with_deprecated =
 
 // The message for a parse error: CLI11's text, a "did you mean" line for each unknown flag or subcommand that has a
 // close match, and the usage of the (sub)command that failed.
-std::string parse_error_message(const CLI::App& root, const CLI::ParseError& error, const std::vector<std::string>& args);
+std::string parse_error_message(const CLI::App& root, const CLI::ParseError& error,
+                                const std::vector<std::string>& args);
 
 }  // namespace orcd::cli

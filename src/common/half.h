@@ -15,9 +15,12 @@ inline float fp16_to_fp32(uint16_t h) {
     if (exp == 0) {
         if (mant == 0) {
             bits = sign;  // signed zero
-        } else {           // subnormal: normalise
+        } else {          // subnormal: normalise
             int e = -1;
-            do { ++e; mant <<= 1; } while ((mant & 0x400u) == 0);
+            do {
+                ++e;
+                mant <<= 1;
+            } while ((mant & 0x400u) == 0);
             bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
         }
     } else if (exp == 0x1f) {
@@ -36,7 +39,7 @@ inline uint16_t fp32_to_fp16(float f) {
         return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
     }
     if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: overflow to inf
-    if (abs < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+    if (abs < 0x38800000u) {                                        // below the smallest normal half: subnormal or zero
         if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // < half the smallest subnormal
         const uint32_t e = abs >> 23;
         const uint32_t m = (abs & 0x7fffffu) | 0x800000u;

@@ -20,8 +20,8 @@ inline void cuda_check(cudaError_t err, const char* call, const char* file, int 
 
 #define ORCD_CUDA_CHECK(call) ::orcd::device::cuda_check((call), #call, __FILE__, __LINE__)
 #define ORCD_CUDA_CHECK_AS(code, call) ::orcd::device::cuda_check((call), #call, __FILE__, __LINE__, (code))
-#define ORCD_CUDA_WARN(call)                                                                   \
-    do {                                                                                       \
-        const cudaError_t orcd_err_ = (call);                                                  \
+#define ORCD_CUDA_WARN(call)                                                                                   \
+    do {                                                                                                       \
+        const cudaError_t orcd_err_ = (call);                                                                  \
         if (orcd_err_ != cudaSuccess) ::orcd::device::report_cuda_error(orcd_err_, #call, __FILE__, __LINE__); \
     } while (0)

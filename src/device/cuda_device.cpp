@@ -19,13 +19,13 @@
 namespace orcd::device {
 
 void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line, ErrorCode code) {
-    throw Error(code, fmt::format("CUDA error {} ({}) in {} at {}:{}: {}", static_cast<int>(err),
-                                  cudaGetErrorName(err), call, file, line, cudaGetErrorString(err)));
+    throw Error(code, fmt::format("CUDA error {} ({}) in {} at {}:{}: {}", static_cast<int>(err), cudaGetErrorName(err),
+                                  call, file, line, cudaGetErrorString(err)));
 }
 
 void report_cuda_error(cudaError_t err, const char* call, const char* file, int line) noexcept {
-    std::fprintf(stderr, "orcd: CUDA error %d (%s) in %s at %s:%d: %s\n", static_cast<int>(err),
-                 cudaGetErrorName(err), call, file, line, cudaGetErrorString(err));
+    std::fprintf(stderr, "orcd: CUDA error %d (%s) in %s at %s:%d: %s\n", static_cast<int>(err), cudaGetErrorName(err),
+                 call, file, line, cudaGetErrorString(err));
 }
 
 namespace {
@@ -254,8 +254,8 @@ public:
                            : a.type == cudaMemoryTypeHost    ? "host"
                            : a.type == cudaMemoryTypeManaged ? "managed"
                                                              : "unregistered";
-        r.detail = fmt::format("cudaPointerGetAttributes: type {}, device {}, hostPointer {}", type, a.device,
-                               a.hostPointer);
+        r.detail =
+            fmt::format("cudaPointerGetAttributes: type {}, device {}, hostPointer {}", type, a.device, a.hostPointer);
         if (fault_residency()) {
             r.device_memory = false;
             r.host_accessible = true;
@@ -276,8 +276,8 @@ public:
         }
         auto jobs_dev = allocate(jobs.size() * sizeof(ChecksumJob), "checksum jobs");
         auto out_dev = allocate(out.size() * sizeof(unsigned long long), "checksum results");
-        ORCD_CUDA_CHECK(cudaMemcpy(jobs_dev->data(), jobs.data(), jobs.size() * sizeof(ChecksumJob),
-                                   cudaMemcpyHostToDevice));
+        ORCD_CUDA_CHECK(
+            cudaMemcpy(jobs_dev->data(), jobs.data(), jobs.size() * sizeof(ChecksumJob), cudaMemcpyHostToDevice));
         ORCD_CUDA_CHECK(launch_checksums(reinterpret_cast<const ChecksumJob*>(jobs_dev->data()),
                                          static_cast<unsigned>(jobs.size()),
                                          reinterpret_cast<unsigned long long*>(out_dev->data()), max_bytes, nullptr));
@@ -339,9 +339,9 @@ std::shared_ptr<Device> open_cuda_device(int index, const CudaDeviceOptions& opt
                     fmt::format("cannot open GPU {}: {}; use --device cpu", index, cuda_unavailable_reason()));
     }
     if (index < 0 || index >= n) {
-        throw Error(ErrorCode::NoDevice,
-                    fmt::format("GPU index {} does not exist: {} CUDA device(s) present (indices 0..{})", index, n,
-                                n - 1));
+        throw Error(
+            ErrorCode::NoDevice,
+            fmt::format("GPU index {} does not exist: {} CUDA device(s) present (indices 0..{})", index, n, n - 1));
     }
     return std::make_shared<CudaDevice>(index, options);
 }

@@ -20,9 +20,9 @@
 namespace orcd::device {
 
 struct DeviceInfo {
-    std::string kind;         // "cuda" | "host"
-    int index = 0;            // GPU ordinal (0 for the host device)
-    std::string name;         // "NVIDIA H100 80GB HBM3", "host"
+    std::string kind;  // "cuda" | "host"
+    int index = 0;     // GPU ordinal (0 for the host device)
+    std::string name;  // "NVIDIA H100 80GB HBM3", "host"
     uint64_t total_bytes = 0;
     uint64_t free_bytes = 0;  // at the time of the query (cudaMemGetInfo; capacity minus live allocations)
 };
@@ -36,7 +36,7 @@ struct Faults {
     std::optional<uint64_t> fail_transfer_at_byte;
     // The cumulative copied byte X lands on the device with its bits inverted (proves that --verify catches it).
     std::optional<uint64_t> corrupt_byte;
-    bool report_not_resident = false;   // residency() reports every allocation as host memory
+    bool report_not_resident = false;  // residency() reports every allocation as host memory
     // The gather's file read (GatherSource::Read) for the window holding arena byte X fails with EIO.
     std::optional<uint64_t> fail_read_at_byte;
 };
@@ -112,9 +112,9 @@ public:
 };
 
 struct Residency {
-    bool device_memory = false;  // the pointer is device memory of this device
+    bool device_memory = false;    // the pointer is device memory of this device
     bool host_accessible = false;  // a host pointer maps it (managed / host-mapped memory) — never allowed here
-    std::string detail;          // what the runtime reported, for messages
+    std::string detail;            // what the runtime reported, for messages
     bool ok() const { return device_memory && !host_accessible; }
 };
 

@@ -236,10 +236,10 @@ std::unique_ptr<DeviceMemory> HostDevice::allocate_memory(uint64_t bytes, std::s
     {
         std::lock_guard lock(state_->mu);
         if (state_->c.live_bytes + bytes > options_.capacity) {
-            throw Error(ErrorCode::DeviceAlloc,
-                        fmt::format("host device '{}': allocation of {} bytes for {} failed: {} of {} bytes free",
-                                    options_.name, bytes, what, options_.capacity - state_->c.live_bytes,
-                                    options_.capacity));
+            throw Error(
+                ErrorCode::DeviceAlloc,
+                fmt::format("host device '{}': allocation of {} bytes for {} failed: {} of {} bytes free",
+                            options_.name, bytes, what, options_.capacity - state_->c.live_bytes, options_.capacity));
         }
     }
     std::byte* p = aligned_bytes(bytes);

@@ -14,8 +14,8 @@ namespace orcd::device {
 struct HostDeviceOptions {
     uint64_t capacity = 8ull << 30;  // bytes of "VRAM"
     std::string name = "host";
-    bool async = true;               // copies on a worker thread (false: inline, for debugging)
-    uint32_t copy_delay_us = 0;      // sleep before each copy, to widen races in tests
+    bool async = true;           // copies on a worker thread (false: inline, for debugging)
+    uint32_t copy_delay_us = 0;  // sleep before each copy, to widen races in tests
 };
 
 struct HostCounters {
@@ -26,8 +26,8 @@ struct HostCounters {
     uint64_t copies = 0, copied_bytes = 0;
 
     bool all_released() const {
-        return live_allocs == 0 && live_bytes == 0 && live_pinned == 0 && live_pinned_bytes == 0 &&
-               live_streams == 0 && live_events == 0 && live_registrations == 0;
+        return live_allocs == 0 && live_bytes == 0 && live_pinned == 0 && live_pinned_bytes == 0 && live_streams == 0 &&
+               live_events == 0 && live_registrations == 0;
     }
 };
 

@@ -81,8 +81,7 @@ std::unique_ptr<Generation> BatchEngine::prepare(const GenerateRequest& request,
     return std::make_unique<Generation>(tokenizer_, request, std::move(prompt), std::move(on_text));
 }
 
-uint64_t BatchEngine::add(std::unique_ptr<Generation> generation, RequestSink sink,
-                          const std::atomic<bool>* cancel) {
+uint64_t BatchEngine::add(std::unique_ptr<Generation> generation, RequestSink sink, const std::atomic<bool>* cancel) {
     if (!generation) throw Error(ErrorCode::InvalidArgument, "BatchEngine::add: no generation");
     auto r = std::make_unique<Request>();
     r->id = next_id_++;
@@ -135,9 +134,8 @@ void BatchEngine::make_room(StepReport& report) {
         const uint32_t have = blocks_.length(r->id);
         if (tokens.size() == have) continue;  // still prefilling: its positions are allocated
         for (const kvcache::Preempted& p : blocks_.append_or_preempt(r->id, tokens.subspan(have))) {
-            auto it = std::find_if(running_.begin(), running_.end(), [&](const RequestPtr& q) {
-                return q && q->id == p.seq;
-            });
+            auto it = std::find_if(running_.begin(), running_.end(),
+                                   [&](const RequestPtr& q) { return q && q->id == p.seq; });
             if (it == running_.end()) {
                 throw Error(ErrorCode::Internal, fmt::format("preempted sequence {} is not running", p.seq));
             }

@@ -39,10 +39,10 @@ BenchStat bench_stat(std::vector<double> samples);
 
 struct BenchResult {
     BenchOptions options;
-    uint32_t n_ctx = 0;  // the sequence's context: depth + n_prompt + n_gen
-    BenchStat pp;        // prefill tokens/s (empty when n_prompt is 0)
-    BenchStat tg;        // decode tokens/s (empty when n_gen is 0)
-    backend::DeviceMemoryReport memory;  // read while the benchmark's sequence is live (its KV cache included)
+    uint32_t n_ctx = 0;                   // the sequence's context: depth + n_prompt + n_gen
+    BenchStat pp;                         // prefill tokens/s (empty when n_prompt is 0)
+    BenchStat tg;                         // decode tokens/s (empty when n_gen is 0)
+    backend::DeviceMemoryReport memory;   // read while the benchmark's sequence is live (its KV cache included)
     uint64_t weight_bytes_per_token = 0;  // decode_weight_bytes()
     double kv_bytes_per_token = 0.0;      // mean over the tg steps of kv_bytes_read()
     double bytes_per_token() const { return static_cast<double>(weight_bytes_per_token) + kv_bytes_per_token; }
@@ -78,9 +78,9 @@ BenchResult run_bench(backend::Backend& backend, const model::ModelWeights& weig
 // the host). One warm-up repetition, then `reps` timed ones.
 struct BatchBenchPoint {
     uint32_t batch = 0;
-    BenchStat pp;         // aggregate prompt tokens/s: B * n_prompt / time of the prefill steps
-    BenchStat tg;         // aggregate decode tokens/s: B * n_gen / time of the decode steps
-    double tg_per_sequence = 0.0;  // tg.mean / B: each sequence's own decode speed
+    BenchStat pp;                        // aggregate prompt tokens/s: B * n_prompt / time of the prefill steps
+    BenchStat tg;                        // aggregate decode tokens/s: B * n_gen / time of the decode steps
+    double tg_per_sequence = 0.0;        // tg.mean / B: each sequence's own decode speed
     backend::DeviceMemoryReport memory;  // read while the B sequences' pool is live
     uint64_t pool_pages = 0;
 };

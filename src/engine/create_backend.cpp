@@ -22,9 +22,9 @@ std::string_view device_name(Device d) { return d == Device::Cpu ? "cpu" : "cuda
 void check_gpu_option(Device device, int gpu, bool given) {
     if (gpu < 0) throw Error(ErrorCode::InvalidArgument, fmt::format("--gpu {}: expected a GPU index >= 0", gpu));
     if (given && device != Device::Cuda) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("--gpu {}: a GPU index applies to --device cuda, not --device {}", gpu,
-                                device_name(device)));
+        throw Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("--gpu {}: a GPU index applies to --device cuda, not --device {}", gpu, device_name(device)));
     }
 }
 
@@ -54,9 +54,8 @@ std::unique_ptr<backend::Backend> create_backend(Device device, model::Model mod
     }
 #ifdef ORCD_ENGINE_HAS_CUDA
     if (device::cuda_device_count() == 0) {
-        throw Error(ErrorCode::NoDevice,
-                    fmt::format("--device cuda: {}; run on the CPU with --device cpu",
-                                device::cuda_unavailable_reason()));
+        throw Error(ErrorCode::NoDevice, fmt::format("--device cuda: {}; run on the CPU with --device cpu",
+                                                     device::cuda_unavailable_reason()));
     }
     backend::cuda::CudaOptions o;
     o.gpu = options.gpu;

@@ -131,8 +131,9 @@ backend::BatchEntry Generation::entry(const Feed& feed) {
 std::span<const uint64_t> Generation::allowed_tokens() {
     request_.constraint->fill(*matcher_, mask_);
     if (!backend::first_allowed(mask_, static_cast<uint32_t>(gvocab_->size()))) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes", n_bytes_));
+        throw Error(
+            ErrorCode::InvalidArgument,
+            fmt::format("grammar: no token of the vocabulary can continue the output after {} bytes", n_bytes_));
     }
     return mask_;
 }
@@ -163,8 +164,8 @@ void Generation::accept(const Feed& feed, const backend::BatchResult& result) {
     if (done_) throw Error(ErrorCode::Internal, "Generation::accept after the generation ended");
     if (feed.begin != computed_) {
         throw Error(ErrorCode::Internal,
-                    fmt::format("Generation::accept: a feed from position {}, the sequence has {} computed",
-                                feed.begin, computed_));
+                    fmt::format("Generation::accept: a feed from position {}, the sequence has {} computed", feed.begin,
+                                computed_));
     }
     computed_ = feed.end;
     switch (feed.want) {

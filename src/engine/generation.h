@@ -32,8 +32,8 @@ public:
     // `prompt_tokens` non-empty (Generator::prompt_tokens of the request); the tokenizer must outlive this.
     // `on_text` receives each piece of text once it is final. Errors: InvalidArgument (sampling parameters, an empty
     // prompt, a constraint built for another vocabulary).
-    Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequest& request, std::vector<TokenId> prompt_tokens,
-               std::function<void(std::string_view)> on_text = {});
+    Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequest& request,
+               std::vector<TokenId> prompt_tokens, std::function<void(std::string_view)> on_text = {});
     Generation(const Generation&) = delete;
     Generation& operator=(const Generation&) = delete;
 
@@ -100,7 +100,7 @@ private:
     bool host_logits_ = false;
     std::vector<float> adjusted_;
     std::optional<TokenLogprobs> pending_logprobs_;  // of the token pick() chose, reported once it is taken
-    size_t n_bytes_ = 0;  // bytes the grammar has matched, for messages
+    size_t n_bytes_ = 0;                             // bytes the grammar has matched, for messages
 
     std::vector<TokenId> tokens_;  // prompt + generated
     uint32_t computed_ = 0;

@@ -42,8 +42,8 @@ struct GenerateRequest {
     // prompt's tokens (the OpenAI API's context check) does not make the engine tokenize it a second time, and the
     // n choices of one request share one tokenization.
     std::vector<TokenId> prompt_ids;
-    bool chat = false;            // format {system?, user: prompt} with the model's chat template
-    std::string system;           // system message (chat only; empty = none)
+    bool chat = false;               // format {system?, user: prompt} with the model's chat template
+    std::string system;              // system message (chat only; empty = none)
     std::string chat_template_file;  // chat only: a Jinja template file instead of the model's template
     uint32_t max_tokens = 128;
     SamplingParams sampling;

@@ -28,9 +28,9 @@ std::shared_ptr<grammar::TokenMasker> constraint_from_gbnf(std::string_view gbnf
     return std::make_shared<grammar::TokenMasker>(std::move(g), std::move(vocab));
 }
 
-std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(
-    std::string_view schema, std::shared_ptr<const grammar::TokenVocabulary> vocab,
-    const grammar::SchemaOptions& options) {
+std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(std::string_view schema,
+                                                                  std::shared_ptr<const grammar::TokenVocabulary> vocab,
+                                                                  const grammar::SchemaOptions& options) {
     auto g = std::make_shared<const grammar::Grammar>(grammar::compile_json_schema(schema, {}, options));
     return std::make_shared<grammar::TokenMasker>(std::move(g), std::move(vocab));
 }

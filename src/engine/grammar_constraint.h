@@ -21,8 +21,8 @@ std::shared_ptr<const grammar::TokenVocabulary> grammar_vocabulary(const tokeniz
 // grammar's or schema's message.
 std::shared_ptr<grammar::TokenMasker> constraint_from_gbnf(std::string_view gbnf,
                                                            std::shared_ptr<const grammar::TokenVocabulary> vocab);
-std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(
-    std::string_view schema, std::shared_ptr<const grammar::TokenVocabulary> vocab,
-    const grammar::SchemaOptions& options = {});
+std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(std::string_view schema,
+                                                                  std::shared_ptr<const grammar::TokenVocabulary> vocab,
+                                                                  const grammar::SchemaOptions& options = {});
 
 }  // namespace orcd::engine

@@ -71,7 +71,8 @@ ChunkedPerplexity score_chunks(backend::Sequence& seq, std::span<const backend::
                                std::optional<backend::TokenId> bos,
                                const std::function<void(size_t, size_t, double)>& progress, size_t batch) {
     if (n_ctx < 4) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("--ctx-size {} is too small for windows: use 4 or more", n_ctx));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("--ctx-size {} is too small for windows: use 4 or more", n_ctx));
     }
     if (tokens.size() < 2ull * n_ctx) {
         throw Error(ErrorCode::InvalidArgument,

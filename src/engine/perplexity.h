@@ -14,11 +14,11 @@
 namespace orcd::engine {
 
 struct PerplexityResult {
-    std::vector<double> nll;                // nll[i]: -log p(tokens[i + 1] | tokens[0..i]), natural log
-    std::vector<backend::TokenId> argmax;   // argmax[i]: the most likely token after tokens[0..i]
+    std::vector<double> nll;               // nll[i]: -log p(tokens[i + 1] | tokens[0..i]), natural log
+    std::vector<backend::TokenId> argmax;  // argmax[i]: the most likely token after tokens[0..i]
     double nll_mean = 0;
-    double ppl = 0;                         // exp(nll_mean)
-    double seconds = 0;                     // forward time
+    double ppl = 0;      // exp(nll_mean)
+    double seconds = 0;  // forward time
 };
 
 // Resets `sequence` and runs the tokens through it in batches of `batch` (each batch's logits are consumed before the
@@ -33,11 +33,11 @@ PerplexityResult score_tokens(backend::Sequence& sequence, std::span<const backe
 // predict tokens n_ctx/2 + 1 .. n_ctx-1, so every scored token has at least n_ctx/2 tokens of context.
 struct ChunkedPerplexity {
     size_t n_chunks = 0;
-    size_t scored = 0;       // tokens scored: n_chunks * (n_ctx - 1 - n_ctx / 2)
-    double nll_sum = 0;      // sum of the scored NLLs (natural log)
-    double nll_sq_sum = 0;   // sum of their squares
-    double ppl = 0;          // exp(nll_sum / scored)
-    double ppl_error = 0;    // its standard error (ppl_estimate)
+    size_t scored = 0;      // tokens scored: n_chunks * (n_ctx - 1 - n_ctx / 2)
+    double nll_sum = 0;     // sum of the scored NLLs (natural log)
+    double nll_sq_sum = 0;  // sum of their squares
+    double ppl = 0;         // exp(nll_sum / scored)
+    double ppl_error = 0;   // its standard error (ppl_estimate)
     double seconds = 0;
 };
 

@@ -51,8 +51,8 @@ backend::SampleStep Sampler::step(std::span<const TokenId> history) {
     s.min_p = p_.min_p;
     s.repeat_penalty = p_.repeat_penalty;
     if (p_.repeat_penalty != 1.f && p_.repeat_last_n != 0 && !history.empty()) {
-        const size_t window = p_.repeat_last_n < 0 ? history.size()
-                                                   : std::min(history.size(), static_cast<size_t>(p_.repeat_last_n));
+        const size_t window =
+            p_.repeat_last_n < 0 ? history.size() : std::min(history.size(), static_cast<size_t>(p_.repeat_last_n));
         s.penalty_window = history.last(window);
     }
     // 53 random bits -> [0, 1). Greedy draws nothing, so its generator state is unchanged.

@@ -18,19 +18,19 @@ namespace orcd::engine {
 using TokenId = int32_t;
 
 struct SamplingParams {
-    float temperature = 0.8f;    // <= 0: greedy
-    int32_t top_k = 40;          // <= 0: off
-    float top_p = 0.95f;         // >= 1: off
-    float min_p = 0.05f;         // <= 0: off; keeps tokens with p >= min_p * p_max
-    float repeat_penalty = 1.0f; // 1: off; > 1 discourages tokens seen in the window (CTRL-style: divide positive
-                                 // logits, multiply negative ones)
-    int32_t repeat_last_n = 64;  // window of the penalty, in tokens (0: off, -1: the whole history)
+    float temperature = 0.8f;      // <= 0: greedy
+    int32_t top_k = 40;            // <= 0: off
+    float top_p = 0.95f;           // >= 1: off
+    float min_p = 0.05f;           // <= 0: off; keeps tokens with p >= min_p * p_max
+    float repeat_penalty = 1.0f;   // 1: off; > 1 discourages tokens seen in the window (CTRL-style: divide positive
+                                   // logits, multiply negative ones)
+    int32_t repeat_last_n = 64;    // window of the penalty, in tokens (0: off, -1: the whole history)
     std::optional<uint64_t> seed;  // none: one is drawn from std::random_device and reported
     // OpenAI's adjustments, applied to the logits before the chain (all 0 / empty: off, and the logits are not
     // touched): logit[j] += bias[j] - count[j] * frequency_penalty - (count[j] > 0) * presence_penalty, where
     // count[j] is how often j was generated so far (the prompt does not count, as in OpenAI's definition).
-    float presence_penalty = 0.0f;   // [-2, 2]
-    float frequency_penalty = 0.0f;  // [-2, 2]
+    float presence_penalty = 0.0f;                      // [-2, 2]
+    float frequency_penalty = 0.0f;                     // [-2, 2]
     std::vector<std::pair<TokenId, float>> logit_bias;  // token id -> bias added to its logit ([-100, 100])
 };
 

@@ -14,13 +14,13 @@ namespace {
 
 // Bounds that keep a hostile file from making the parser allocate or recurse without limit. Each is far above what
 // any real model uses.
-constexpr uint64_t kMaxKeyBytes = 65535;     // the specification's limit for a key
+constexpr uint64_t kMaxKeyBytes = 65535;      // the specification's limit for a key
 constexpr uint64_t kMaxTensorNameBytes = 64;  // GGML_MAX_NAME in the specification
 constexpr int kMaxArrayDepth = 8;             // nested arrays
 constexpr uint32_t kMaxDims = 4;
 
 // The fewest bytes one record can take, used to bound counts by the bytes left before anything is allocated.
-constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;              // key length, 1-byte key, type, 1-byte value
+constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;                  // key length, 1-byte key, type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name length, name, n_dims, 1 dim, type, offset
 
 bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
@@ -30,8 +30,10 @@ std::string printable(std::string_view s) {
     // Keys and names come from the file: show them without letting control bytes mangle a terminal.
     std::string out;
     for (unsigned char c : s.substr(0, 96)) {
-        if (c >= 0x20 && c < 0x7f) out.push_back(static_cast<char>(c));
-        else out += fmt::format("\\x{:02x}", c);
+        if (c >= 0x20 && c < 0x7f)
+            out.push_back(static_cast<char>(c));
+        else
+            out += fmt::format("\\x{:02x}", c);
     }
     if (s.size() > 96) out += "...";
     return out;
@@ -152,13 +154,15 @@ private:
             case ValueType::F64: v.f = read<double>(key); break;
             case ValueType::Bool: {
                 const uint8_t b = read<uint8_t>(key);
-                if (b > 1) fail(ErrorCode::CorruptFile, at, fmt::format("key '{}': bool value {} is not 0 or 1",
-                                                                        printable(key), b));
+                if (b > 1)
+                    fail(ErrorCode::CorruptFile, at,
+                         fmt::format("key '{}': bool value {} is not 0 or 1", printable(key), b));
                 v.u = b;
                 break;
             }
-            case ValueType::String: v.str = read_string(fmt::format("string value of key '{}'", printable(key)),
-                                                         std::numeric_limits<uint64_t>::max());
+            case ValueType::String:
+                v.str = read_string(fmt::format("string value of key '{}'", printable(key)),
+                                    std::numeric_limits<uint64_t>::max());
                 break;
             case ValueType::Array: break;  // handled by read_array
         }
@@ -194,9 +198,8 @@ private:
         } else if (a.elem_type == ValueType::String) {
             a.strings.reserve(a.size);
             for (uint64_t i = 0; i < a.size; ++i) {
-                a.strings.push_back(read_string(
-                    fmt::format("element {} of string array '{}'", i, printable(key)),
-                    std::numeric_limits<uint64_t>::max()));
+                a.strings.push_back(read_string(fmt::format("element {} of string array '{}'", i, printable(key)),
+                                                std::numeric_limits<uint64_t>::max()));
             }
         } else {
             a.arrays.resize(a.size);
@@ -219,8 +222,10 @@ private:
             kv.offset = pos_;
             kv.key = read_name("metadata entry", "key", n, kMaxKeyBytes);
             kv.value.type = read_type(fmt::format("type of key '{}'", printable(kv.key)));
-            if (kv.value.type == ValueType::Array) read_array(kv.value.arr, kv.key, 1);
-            else read_scalar(kv.value.type, kv.value, kv.key);
+            if (kv.value.type == ValueType::Array)
+                read_array(kv.value.arr, kv.key, 1);
+            else
+                read_scalar(kv.value.type, kv.value, kv.key);
             if (!f_.kv_index_.emplace(kv.key, f_.kv_.size()).second) {
                 fail(ErrorCode::CorruptFile, kv.offset,
                      fmt::format("duplicate metadata key '{}' (first at byte {})", printable(kv.key),
@@ -239,7 +244,8 @@ private:
                  fmt::format("key 'general.alignment': expected u32, found {}", value_type_name(v->type)));
         }
         const bool negative = (v->type == ValueType::I8 || v->type == ValueType::I16 || v->type == ValueType::I32 ||
-                               v->type == ValueType::I64) && v->i < 0;
+                               v->type == ValueType::I64) &&
+                              v->i < 0;
         const uint64_t a = negative ? 0 : (v->u ? v->u : static_cast<uint64_t>(v->i));
         if (a == 0 || !std::has_single_bit(a) || a > (1u << 30)) {
             fail(ErrorCode::CorruptFile, at,
@@ -268,8 +274,7 @@ private:
                 const uint64_t at = pos_;
                 t.shape[d] = read<uint64_t>("dimension");
                 if (t.shape[d] == 0) fail(ErrorCode::CorruptFile, at, fmt::format("{}: dimension {} is 0", who, d));
-                if (!checked_mul(t.n_elements, t.shape[d], t.n_elements) ||
-                    t.n_elements > (uint64_t{1} << 62)) {
+                if (!checked_mul(t.n_elements, t.shape[d], t.n_elements) || t.n_elements > (uint64_t{1} << 62)) {
                     fail(ErrorCode::CorruptFile, at, fmt::format("{}: element count overflows", who));
                 }
             }
@@ -283,8 +288,8 @@ private:
             t.type = tt->type;
             if (t.shape[0] % tt->block_elems != 0) {
                 fail(ErrorCode::CorruptFile, dims_at,
-                     fmt::format("{}: row length {} is not a multiple of {}'s block size {}", who, t.shape[0],
-                                 tt->name, tt->block_elems));
+                     fmt::format("{}: row length {} is not a multiple of {}'s block size {}", who, t.shape[0], tt->name,
+                                 tt->block_elems));
             }
             t.n_bytes = t.n_elements / tt->block_elems * tt->block_bytes;  // < 2^62 * 292/256: no overflow
             const uint64_t off_at = pos_;
@@ -295,7 +300,8 @@ private:
                                  f_.alignment_));
             }
             if (!f_.tensor_index_.emplace(t.name, f_.tensors_.size()).second) {
-                fail(ErrorCode::CorruptFile, t.info_offset, fmt::format("duplicate tensor name '{}'", printable(t.name)));
+                fail(ErrorCode::CorruptFile, t.info_offset,
+                     fmt::format("duplicate tensor name '{}'", printable(t.name)));
             }
             f_.tensors_.push_back(std::move(t));
         }
@@ -307,8 +313,8 @@ private:
         f_.data_offset_ = (pos_ + a - 1) / a * a;
         if (!f_.tensors_.empty() && f_.data_offset_ > bytes_.size()) {
             fail(ErrorCode::Truncated, pos_,
-                 fmt::format("data section would start at byte {}, past the end of the file (size {})",
-                             f_.data_offset_, bytes_.size()));
+                 fmt::format("data section would start at byte {}, past the end of the file (size {})", f_.data_offset_,
+                             bytes_.size()));
         }
     }
 
@@ -351,8 +357,14 @@ private:
 
 bool Value::is_integer() const {
     switch (type) {
-        case ValueType::U8: case ValueType::U16: case ValueType::U32: case ValueType::U64:
-        case ValueType::I8: case ValueType::I16: case ValueType::I32: case ValueType::I64: return true;
+        case ValueType::U8:
+        case ValueType::U16:
+        case ValueType::U32:
+        case ValueType::U64:
+        case ValueType::I8:
+        case ValueType::I16:
+        case ValueType::I32:
+        case ValueType::I64: return true;
         default: return false;
     }
 }
@@ -465,8 +477,8 @@ void File::release_pages(uint64_t offset, uint64_t length) const {
 namespace {
 
 [[noreturn]] void type_error(const File& f, std::string_view key, std::string_view expected, const Value& v) {
-    throw Error(ErrorCode::MetadataType, fmt::format("{}: key '{}': expected {}, found {}", f.path(), key, expected,
-                                                     value_type_name(v.type)));
+    throw Error(ErrorCode::MetadataType,
+                fmt::format("{}: key '{}': expected {}, found {}", f.path(), key, expected, value_type_name(v.type)));
 }
 
 bool is_signed_int(ValueType t) {

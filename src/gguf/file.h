@@ -29,9 +29,9 @@ inline constexpr uint64_t kDefaultAlignment = 32;
 struct Array {
     ValueType elem_type = ValueType::U8;
     uint64_t size = 0;
-    std::span<const std::byte> raw;              // the elements' bytes, for fixed-size element types
-    std::vector<std::string_view> strings;       // for elem_type == String
-    std::vector<Array> arrays;                   // for elem_type == Array (nested arrays; rare)
+    std::span<const std::byte> raw;         // the elements' bytes, for fixed-size element types
+    std::vector<std::string_view> strings;  // for elem_type == String
+    std::vector<Array> arrays;              // for elem_type == Array (nested arrays; rare)
 
     // Element i converted to the requested C++ type. Integer reads check range; float reads accept f32/f64.
     // Throws MetadataType when the element type cannot convert.
@@ -45,11 +45,11 @@ struct Array {
 // One metadata value.
 struct Value {
     ValueType type = ValueType::U8;
-    uint64_t u = 0;          // unsigned integers and bool (0/1)
-    int64_t i = 0;           // signed integers
-    double f = 0.0;          // f32 / f64
-    std::string_view str;    // string
-    Array arr;               // array
+    uint64_t u = 0;        // unsigned integers and bool (0/1)
+    int64_t i = 0;         // signed integers
+    double f = 0.0;        // f32 / f64
+    std::string_view str;  // string
+    Array arr;             // array
 
     bool is_integer() const;
     bool is_float() const { return type == ValueType::F32 || type == ValueType::F64; }

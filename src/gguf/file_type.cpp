@@ -54,7 +54,10 @@ std::string TypeMix::kind() const {
     TensorType best = TensorType::F32;
     uint64_t best_bytes = 0;
     for (const auto& [type, bytes] : bytes_by_type) {
-        if (bytes > best_bytes) { best = type; best_bytes = bytes; }
+        if (bytes > best_bytes) {
+            best = type;
+            best_bytes = bytes;
+        }
     }
     return best_bytes ? std::string(type_name(best)) : "none";
 }

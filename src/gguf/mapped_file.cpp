@@ -19,7 +19,9 @@ namespace {
 // Closes the descriptor on every exit path of the constructor.
 struct Fd {
     int fd;
-    ~Fd() { if (fd >= 0) ::close(fd); }
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
 };
 
 }  // namespace
@@ -43,8 +45,8 @@ MappedFile::MappedFile(const std::filesystem::path& path) {
     addr_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd, 0);
     if (addr_ == MAP_FAILED) {
         addr_ = nullptr;
-        throw Error(ErrorCode::FileUnreadable, fmt::format("{}: cannot map {} bytes: {}", path.string(), size_,
-                                                           std::strerror(errno)));
+        throw Error(ErrorCode::FileUnreadable,
+                    fmt::format("{}: cannot map {} bytes: {}", path.string(), size_, std::strerror(errno)));
     }
 }
 

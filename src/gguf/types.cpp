@@ -52,11 +52,19 @@ bool value_type_known(uint32_t raw) { return raw <= static_cast<uint32_t>(ValueT
 
 uint32_t value_type_size(ValueType t) {
     switch (t) {
-        case ValueType::U8: case ValueType::I8: case ValueType::Bool: return 1;
-        case ValueType::U16: case ValueType::I16: return 2;
-        case ValueType::U32: case ValueType::I32: case ValueType::F32: return 4;
-        case ValueType::U64: case ValueType::I64: case ValueType::F64: return 8;
-        case ValueType::String: case ValueType::Array: return 0;
+        case ValueType::U8:
+        case ValueType::I8:
+        case ValueType::Bool: return 1;
+        case ValueType::U16:
+        case ValueType::I16: return 2;
+        case ValueType::U32:
+        case ValueType::I32:
+        case ValueType::F32: return 4;
+        case ValueType::U64:
+        case ValueType::I64:
+        case ValueType::F64: return 8;
+        case ValueType::String:
+        case ValueType::Array: return 0;
     }
     return 0;
 }
@@ -80,7 +88,10 @@ std::optional<TensorType> type_from_name(std::string_view name) {
         if (t.name.size() != name.size()) continue;
         bool same = true;
         for (size_t i = 0; i < name.size(); ++i) {
-            if (std::toupper(static_cast<unsigned char>(name[i])) != t.name[i]) { same = false; break; }
+            if (std::toupper(static_cast<unsigned char>(name[i])) != t.name[i]) {
+                same = false;
+                break;
+            }
         }
         if (same) return t.type;
     }

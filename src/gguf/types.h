@@ -8,7 +8,18 @@
 namespace orcd::gguf {
 
 enum class ValueType : uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8, Array = 9, U64 = 10, I64 = 11,
+    U8 = 0,
+    I8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    F32 = 6,
+    Bool = 7,
+    String = 8,
+    Array = 9,
+    U64 = 10,
+    I64 = 11,
     F64 = 12,
 };
 std::string_view value_type_name(ValueType t);  // "u32", "string", "array", ... ; "unknown" for ids out of range
@@ -17,16 +28,28 @@ bool value_type_known(uint32_t raw);
 uint32_t value_type_size(ValueType t);
 
 enum class TensorType : uint32_t {
-    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2_K = 10,
+    Q3_K = 11,
+    Q4_K = 12,
+    Q5_K = 13,
+    Q6_K = 14,
+    Q8_K = 15,
     BF16 = 30,
 };
 
 struct TypeTraits {
     TensorType type;
-    std::string_view name;      // GGML's name: "F32", "Q4_K", ...
-    uint32_t block_elems;       // elements per block (1 for plain float types)
-    uint32_t block_bytes;       // bytes per block
+    std::string_view name;  // GGML's name: "F32", "Q4_K", ...
+    uint32_t block_elems;   // elements per block (1 for plain float types)
+    uint32_t block_bytes;   // bytes per block
     bool quantized;
 };
 

@@ -126,7 +126,8 @@ OwnedValue OwnedValue::from(const Value& src) {
 
 Writer::Writer(uint64_t alignment) : alignment_(alignment) {
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("GGUF alignment must be a power of two, got {}", alignment));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("GGUF alignment must be a power of two, got {}", alignment));
     }
     if (alignment != kDefaultAlignment) set_u32("general.alignment", static_cast<uint32_t>(alignment));
 }
@@ -148,7 +149,7 @@ bool Writer::has(const std::string& key) const {
     return false;
 }
 
-#define ORCD_SCALAR_SETTER(fn, ctype, vtype, field)   \
+#define ORCD_SCALAR_SETTER(fn, ctype, vtype, field)    \
     void Writer::fn(const std::string& key, ctype x) { \
         OwnedValue v;                                  \
         v.type = ValueType::vtype;                     \
@@ -265,8 +266,10 @@ void Writer::fill_tensors(std::byte* base, unsigned threads) const {
             const Tensor& t = tensors_[i];
             std::span<std::byte> out(base + t.offset, t.n_bytes);
             try {
-                if (t.fill) t.fill(out);
-                else if (!t.data.empty()) std::memcpy(out.data(), t.data.data(), t.n_bytes);
+                if (t.fill)
+                    t.fill(out);
+                else if (!t.data.empty())
+                    std::memcpy(out.data(), t.data.data(), t.n_bytes);
             } catch (...) {
                 std::lock_guard lock(error_mutex);
                 if (!first_error) first_error = std::current_exception();
@@ -314,7 +317,10 @@ void Writer::write_file(const std::filesystem::path& path, unsigned threads) con
         ::unlink(path.c_str());
         throw;
     }
-    if (::munmap(map, size) != 0) { map = MAP_FAILED; fail("cannot unmap"); }
+    if (::munmap(map, size) != 0) {
+        map = MAP_FAILED;
+        fail("cannot unmap");
+    }
     map = MAP_FAILED;
     if (::close(fd) != 0) {
         const int err = errno;

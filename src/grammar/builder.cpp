@@ -69,8 +69,7 @@ void GrammarBuilder::append_code_point(uint32_t cp, Sequence& out) {
     }
 }
 
-Elem GrammarBuilder::char_class(std::vector<std::pair<uint32_t, uint32_t>> ranges, bool negate,
-                                std::string_view base) {
+Elem GrammarBuilder::char_class(std::vector<std::pair<uint32_t, uint32_t>> ranges, bool negate, std::string_view base) {
     const auto cps = normalize_ranges(std::move(ranges), negate);
     ByteSet single;
     bool any_single = false;
@@ -153,15 +152,15 @@ Grammar GrammarBuilder::finish(std::string_view root_name) {
     // each alternative counts its elements not yet known nullable (linear in the grammar's size).
     std::vector<bool> nullable(n, false);
     {
-        std::vector<uint32_t> pending;               // per alternative (numbered across all rules)
+        std::vector<uint32_t> pending;  // per alternative (numbered across all rules)
         std::vector<uint32_t> alt_rule;
         std::vector<std::vector<uint32_t>> used_in(n);  // rule -> alternatives mentioning it (once per mention)
         std::vector<uint32_t> work;
         for (uint32_t r = 0; r < n; ++r) {
             for (const auto& alt : rules_[r]) {
                 const auto a = static_cast<uint32_t>(pending.size());
-                const bool has_bytes = std::any_of(alt.begin(), alt.end(),
-                                                   [](const Elem& e) { return e.kind != Elem::Kind::Ref; });
+                const bool has_bytes =
+                    std::any_of(alt.begin(), alt.end(), [](const Elem& e) { return e.kind != Elem::Kind::Ref; });
                 pending.push_back(has_bytes ? UINT32_MAX : static_cast<uint32_t>(alt.size()));
                 alt_rule.push_back(r);
                 if (has_bytes) continue;
@@ -247,9 +246,10 @@ Grammar GrammarBuilder::finish(std::string_view root_name) {
     for (uint32_t v = 0; v < n; ++v) {
         for (const auto& e : edges[v]) {
             if (e.push && comp[e.to] == comp[v]) {
-                fail(fmt::format("rule '{}' is left-recursive (it can reach itself before matching any character); "
-                                 "rewrite it with repetition",
-                                 names_[v]));
+                fail(
+                    fmt::format("rule '{}' is left-recursive (it can reach itself before matching any character); "
+                                "rewrite it with repetition",
+                                names_[v]));
             }
         }
     }

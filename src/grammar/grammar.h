@@ -32,13 +32,13 @@ struct Elem {
 // Bounds on what a grammar (or a schema compiled to one) may cost. Each is checked where it could be exceeded and
 // reported with a specific error, so that hostile input is refused instead of exhausting time or memory.
 struct GrammarLimits {
-    size_t max_source_bytes = 1u << 20;   // GBNF text, schema text
-    size_t max_elems = 1u << 20;          // elements of the compiled grammar after expanding repetitions
+    size_t max_source_bytes = 1u << 20;  // GBNF text, schema text
+    size_t max_elems = 1u << 20;         // elements of the compiled grammar after expanding repetitions
     size_t max_rules = 1u << 16;
-    uint32_t max_nesting = 64;            // parentheses in GBNF and regular expressions, schema nesting
-    uint32_t max_repetition = 10000;      // the bound of {m,n}
-    size_t max_enum_values = 4096;        // enum entries in a schema
-    size_t max_pattern_bytes = 4096;      // a schema's string pattern
+    uint32_t max_nesting = 64;        // parentheses in GBNF and regular expressions, schema nesting
+    uint32_t max_repetition = 10000;  // the bound of {m,n}
+    size_t max_enum_values = 4096;    // enum entries in a schema
+    size_t max_pattern_bytes = 4096;  // a schema's string pattern
 };
 
 struct Grammar {

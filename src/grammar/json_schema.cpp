@@ -43,25 +43,31 @@ const std::map<std::string, std::string> kCommonRules = {
 };
 // What each shared rule uses, so that using one pulls in the rest.
 const std::map<std::string, std::vector<std::string>> kCommonDeps = {
-    {"string", {"char"}},      {"number", {"integer"}},
+    {"string", {"char"}},
+    {"number", {"integer"}},
     {"value", {"object", "array", "string", "number", "boolean", "null"}},
-    {"object", {"ws", "string", "value"}}, {"array", {"ws", "value"}},
+    {"object", {"ws", "string", "value"}},
+    {"array", {"ws", "value"}},
     {"date-time", {"date", "time"}},
 };
 
-const std::set<std::string> kAnnotations = {"title",   "description", "default",    "examples",  "$schema",
-                                            "$id",     "$comment",    "deprecated", "readOnly",  "writeOnly"};
-const std::set<std::string> kSupported = {"type",     "properties", "required", "additionalProperties", "enum",
-                                          "const",    "items",      "minItems", "maxItems",  "anyOf",
-                                          "oneOf",    "$ref",       "$defs",    "definitions", "pattern",
-                                          "format",   "minLength",  "maxLength"};
+const std::set<std::string> kAnnotations = {"title", "description", "default",    "examples", "$schema",
+                                            "$id",   "$comment",    "deprecated", "readOnly", "writeOnly"};
+const std::set<std::string> kSupported = {"type",      "properties",  "required", "additionalProperties",
+                                          "enum",      "const",       "items",    "minItems",
+                                          "maxItems",  "anyOf",       "oneOf",    "$ref",
+                                          "$defs",     "definitions", "pattern",  "format",
+                                          "minLength", "maxLength"};
 
 std::string escape_pointer_token(const std::string& s) {
     std::string out;
     for (char c : s) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -158,7 +164,7 @@ private:
         } else {
             fail(pointer + "/type", "'type' must be a string or a non-empty array of strings");
         }
-        static const std::set<std::string> known = {"object", "array",   "string", "number",
+        static const std::set<std::string> known = {"object",  "array",   "string", "number",
                                                     "integer", "boolean", "null",   "json_object"};
         for (const auto& x : types) {
             if (!known.count(x)) fail(pointer + "/type", fmt::format("unknown type '{}'", x));
@@ -229,8 +235,10 @@ private:
             if (s.contains("const")) {
                 // const and enum together: the const value, if enum lists it.
                 const Json& c = s["const"];
-                if (s.contains("enum") && std::find(values.begin(), values.end(), c) == values.end()) values.clear();
-                else values = {c};
+                if (s.contains("enum") && std::find(values.begin(), values.end(), c) == values.end())
+                    values.clear();
+                else
+                    values = {c};
             }
             std::string body;
             for (const auto& v : values) {
@@ -246,7 +254,8 @@ private:
             // No type: the keywords present say which kind they constrain; a schema with keywords of several kinds
             // (legal JSON Schema) is refused rather than guessed.
             auto has_any = [&](std::initializer_list<const char*> keys) {
-                for (const char* k : keys) if (s.contains(k)) return true;
+                for (const char* k : keys)
+                    if (s.contains(k)) return true;
                 return false;
             };
             if (has_any({"properties", "required", "additionalProperties"})) kinds.push_back("object");
@@ -374,7 +383,8 @@ private:
                 value = use("value");  // required but not described: any value
             } else {
                 fail(pointer + "/required", fmt::format("'{}' is required but additionalProperties is false and it "
-                                                        "has no schema in 'properties'", name));
+                                                        "has no schema in 'properties'",
+                                                        name));
             }
             return add_rule(pointer + "/properties/" + escape_pointer_token(name),
                             gbnf_literal(Json(name).dump()) + " ws \":\" ws " + value);
@@ -415,7 +425,7 @@ private:
 }  // namespace
 
 std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits,
-                               const SchemaOptions& options) {
+                                const SchemaOptions& options) {
     if (schema_json.size() > limits.max_source_bytes) {
         throw Error(ErrorCode::InvalidArgument, fmt::format("JSON schema of {} bytes exceeds the limit of {} bytes",
                                                             schema_json.size(), limits.max_source_bytes));
@@ -426,9 +436,12 @@ std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimit
     bool in_string = false, escaped = false;
     for (char c : schema_json) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == '{' || c == '[') {
@@ -439,9 +452,8 @@ std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimit
     }
     // Each schema level is an object inside "properties"/"items"/...: two JSON levels per schema level.
     if (max_depth > 2 * limits.max_nesting + 4) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("JSON schema nested {} levels deep, over the limit of {}", max_depth,
-                                2 * limits.max_nesting + 4));
+        throw Error(ErrorCode::InvalidArgument, fmt::format("JSON schema nested {} levels deep, over the limit of {}",
+                                                            max_depth, 2 * limits.max_nesting + 4));
     }
     Json schema;
     try {

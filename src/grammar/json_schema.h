@@ -35,7 +35,7 @@ struct SchemaOptions {
 // The GBNF text for a schema given as JSON text. Errors: InvalidArgument (unparsable JSON, an unsupported keyword,
 // a bad value, a limit).
 std::string json_schema_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {},
-                               const SchemaOptions& options = {});
+                                const SchemaOptions& options = {});
 
 // Parses and compiles in one step.
 Grammar compile_json_schema(std::string_view schema_json, const GrammarLimits& limits = {},

@@ -196,8 +196,10 @@ private:
             uint32_t v = 0;
             for (int i = 0; i < digits; ++i) {
                 const uint32_t h = peek();
-                int d = h >= '0' && h <= '9' ? int(h - '0') : h >= 'a' && h <= 'f' ? int(h - 'a' + 10)
-                        : h >= 'A' && h <= 'F' ? int(h - 'A' + 10) : -1;
+                int d = h >= '0' && h <= '9'   ? int(h - '0')
+                        : h >= 'a' && h <= 'f' ? int(h - 'a' + 10)
+                        : h >= 'A' && h <= 'F' ? int(h - 'A' + 10)
+                                               : -1;
                 if (d < 0) fail(fmt::format("expected {} hexadecimal digits", digits));
                 v = v * 16 + static_cast<uint32_t>(d);
                 ++pos_;
@@ -228,9 +230,10 @@ private:
                 }
                 if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
                     --pos_;
-                    fail(fmt::format("unsupported escape '\\{}' (backreferences, word boundaries and Unicode "
-                                     "properties are not supported)",
-                                     static_cast<char>(e)));
+                    fail(
+                        fmt::format("unsupported escape '\\{}' (backreferences, word boundaries and Unicode "
+                                    "properties are not supported)",
+                                    static_cast<char>(e)));
                 }
                 *literal = e;  // escaped punctuation stands for itself
                 return false;
@@ -269,7 +272,9 @@ private:
                 if (parse_escape(set, &lit, false)) return set_expr(set);
                 return set_expr({{lit, lit}});
             }
-            case '*': case '+': case '?': fail_at(start, "nothing to repeat");
+            case '*':
+            case '+':
+            case '?': fail_at(start, "nothing to repeat");
             case '{':
                 if (peek() >= '0' && peek() <= '9') fail_at(start, "nothing to repeat");
                 return set_expr({{c, c}});

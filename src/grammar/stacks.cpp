@@ -53,9 +53,9 @@ void StackSpace::expand_into(uint32_t pos, uint32_t frames, std::vector<Stack>& 
         for (;;) {
             if (!first_visit(key(s.top, s.frames))) break;
             if (++steps > max_stacks_ * 16) {
-                throw Error(ErrorCode::InvalidArgument,
-                            fmt::format("grammar too ambiguous: one step expands to more than {} states",
-                                        max_stacks_ * 16));
+                throw Error(
+                    ErrorCode::InvalidArgument,
+                    fmt::format("grammar too ambiguous: one step expands to more than {} states", max_stacks_ * 16));
             }
             const Elem& e = g_.elems[s.top];
             if (e.kind == Elem::Kind::Bytes) {

@@ -42,8 +42,8 @@ public:
 
 private:
     struct PositionSplit {
-        std::vector<uint64_t> accepted;     // bitset
-        std::vector<TokenId> uncertain;     // in byte order
+        std::vector<uint64_t> accepted;       // bitset
+        std::vector<TokenId> uncertain;       // in byte order
         std::vector<uint32_t> uncertain_lcp;  // common prefix length with the previous uncertain token
     };
     const PositionSplit& split_for(const StackSpace& space, const Stack& stack);

@@ -12,8 +12,8 @@ namespace orcd::grammar {
 TokenVocabulary::TokenVocabulary(std::vector<std::string> bytes, std::vector<TokenClass> classes)
     : bytes_(std::move(bytes)), classes_(std::move(classes)) {
     if (bytes_.size() != classes_.size()) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("token vocabulary: {} byte strings for {} classes",
-                                                            bytes_.size(), classes_.size()));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("token vocabulary: {} byte strings for {} classes", bytes_.size(), classes_.size()));
     }
     std::vector<TokenId> ids;
     for (size_t i = 0; i < classes_.size(); ++i) {

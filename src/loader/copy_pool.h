@@ -20,16 +20,16 @@ struct Segment {
     std::byte* dst;
     const std::byte* src;  // nullptr: fill with zeros (unless fd >= 0)
     uint64_t n;
-    int fd = -1;               // >= 0: pread n bytes of this descriptor at file_offset instead of copying src
+    int fd = -1;  // >= 0: pread n bytes of this descriptor at file_offset instead of copying src
     uint64_t file_offset = 0;
 };
 
 // The first read that failed (a pool run continues the other pieces; the caller reports this one).
 struct ReadFailure {
     uint64_t file_offset = 0;
-    uint64_t bytes = 0;       // requested
-    uint64_t got = 0;         // read before the failure
-    int error = 0;            // errno; 0: end of file came first
+    uint64_t bytes = 0;  // requested
+    uint64_t got = 0;    // read before the failure
+    int error = 0;       // errno; 0: end of file came first
 };
 
 class CopyPool {

@@ -68,7 +68,8 @@ VerifyReport LoadedModel::verify() const {
     const auto& ts = model_.weights.tensors;
     std::vector<device::DeviceRange> ranges;
     ranges.reserve(ts.size());
-    for (size_t i = 0; i < ts.size(); ++i) ranges.push_back({weights_->data() + plan_.tensors[i].offset, ts[i].n_bytes});
+    for (size_t i = 0; i < ts.size(); ++i)
+        ranges.push_back({weights_->data() + plan_.tensors[i].offset, ts[i].n_bytes});
     const std::vector<uint64_t> dev = device_->checksums(ranges);
     const std::vector<uint64_t> host = host_checksums(model_.weights);
     size_t bad = 0, first = ts.size();
@@ -112,8 +113,8 @@ LoadedModel load_model(model::Model model, std::shared_ptr<device::Device> devic
     m.timings_.alloc_s = since(ta);
 
     const auto tt = Clock::now();
-    m.transfer_ = transfer_weights(*m.device_, m.model_.weights, m.plan_, *m.weights_, m.model_.file.get(),
-                                   o.transfer, o.progress, o.cancel);
+    m.transfer_ = transfer_weights(*m.device_, m.model_.weights, m.plan_, *m.weights_, m.model_.file.get(), o.transfer,
+                                   o.progress, o.cancel);
     m.timings_.transfer_s = since(tt);
 
     const auto tr = Clock::now();
@@ -130,7 +131,8 @@ LoadedModel load_model(model::Model model, std::shared_ptr<device::Device> devic
     return m;
 }
 
-LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device, const LoadOptions& o) {
+LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device,
+                       const LoadOptions& o) {
     return load_model(model::open_model(path), std::move(device), o);
 }
 

@@ -95,6 +95,7 @@ private:
 // allocation), DeviceAlloc, Transfer, Cancelled, Residency, Verify, Device.
 LoadedModel load_model(model::Model model, std::shared_ptr<device::Device> device, const LoadOptions& options);
 // Opens the file first (every open/validation error of model::open_model); a failure releases the mapping too.
-LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device, const LoadOptions& options);
+LoadedModel load_model(const std::filesystem::path& path, std::shared_ptr<device::Device> device,
+                       const LoadOptions& options);
 
 }  // namespace orcd::loader

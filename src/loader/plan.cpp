@@ -68,7 +68,8 @@ Plan make_plan(const model::Model& m, const PlanOptions& o) {
     const uint64_t b = p.n_batch;
     const uint64_t per_token = 2ull * c.n_embd + 2ull * c.q_dim() + 2ull * c.kv_dim() + 2ull * c.n_ff;
     p.workspace.activations = ck.mul({b, per_token, 4}, "activation workspace");
-    p.workspace.attention = ck.mul({b, c.n_heads, uint64_t{c.head_dim} + 2, kAttentionSplits, 4}, "attention workspace");
+    p.workspace.attention =
+        ck.mul({b, c.n_heads, uint64_t{c.head_dim} + 2, kAttentionSplits, 4}, "attention workspace");
     p.workspace.logits = ck.mul({b, c.n_vocab, 4}, "logits workspace");
     p.workspace.scratch = kScratchBytes;
 
@@ -92,13 +93,13 @@ void check_fit(const Plan& plan, const device::DeviceInfo& dev, std::optional<ui
     if (plan.total_bytes <= available) return;
     std::string limit;
     if (vram_limit) limit = fmt::format(", --vram-limit {} bytes", *vram_limit);
-    throw Error(ErrorCode::InsufficientVram,
-                fmt::format("{}: needs {} bytes ({}: weights {}, KV cache {} for {} tokens, workspace {}) but {} {} "
-                            "({}) has {} bytes ({}) available (free {} of {} bytes{})",
-                            model_path, plan.total_bytes, format_bytes(plan.total_bytes), plan.weight_bytes,
-                            plan.kv_bytes, plan.n_ctx, plan.workspace.total(), dev.kind == "cuda" ? "GPU" : "device",
-                            dev.index, dev.name, available, format_bytes(available), dev.free_bytes, dev.total_bytes,
-                            limit));
+    throw Error(
+        ErrorCode::InsufficientVram,
+        fmt::format("{}: needs {} bytes ({}: weights {}, KV cache {} for {} tokens, workspace {}) but {} {} "
+                    "({}) has {} bytes ({}) available (free {} of {} bytes{})",
+                    model_path, plan.total_bytes, format_bytes(plan.total_bytes), plan.weight_bytes, plan.kv_bytes,
+                    plan.n_ctx, plan.workspace.total(), dev.kind == "cuda" ? "GPU" : "device", dev.index, dev.name,
+                    available, format_bytes(available), dev.free_bytes, dev.total_bytes, limit));
 }
 
 std::string format_plan(const Plan& p, const model::Model& m, bool per_tensor) {
@@ -116,10 +117,11 @@ std::string format_plan(const Plan& p, const model::Model& m, bool per_tensor) {
                        format_bytes(p.weight_bytes), p.tensor_bytes, p.weight_bytes - p.tensor_bytes);
     out += fmt::format("kv cache  {:>14} bytes  {:>10}  (f16, {} tokens)\n", p.kv_bytes, format_bytes(p.kv_bytes),
                        p.n_ctx);
-    out += fmt::format("workspace {:>14} bytes  {:>10}  (batch {}: activations {}, attention {}, logits {}, "
-                       "scratch {})\n",
-                       p.workspace.total(), format_bytes(p.workspace.total()), p.n_batch, p.workspace.activations,
-                       p.workspace.attention, p.workspace.logits, p.workspace.scratch);
+    out += fmt::format(
+        "workspace {:>14} bytes  {:>10}  (batch {}: activations {}, attention {}, logits {}, "
+        "scratch {})\n",
+        p.workspace.total(), format_bytes(p.workspace.total()), p.n_batch, p.workspace.activations,
+        p.workspace.attention, p.workspace.logits, p.workspace.scratch);
     out += fmt::format("total     {:>14} bytes  {:>10}\n", p.total_bytes, format_bytes(p.total_bytes));
     if (per_tensor) {
         out += fmt::format("  {:>12}  {:>12}  {:<6} {:<14} {}\n", "arena offset", "bytes", "type", "shape", "tensor");
@@ -134,7 +136,8 @@ std::string format_plan(const Plan& p, const model::Model& m, bool per_tensor) {
                                gguf::type_name(t.type), shape, t.name);
         }
     }
-    for (const auto& name : m.weights.ignored) out += fmt::format("  ignored: {} (not used by {})\n", name, c.arch_name);
+    for (const auto& name : m.weights.ignored)
+        out += fmt::format("  ignored: {} (not used by {})\n", name, c.arch_name);
     return out;
 }
 

@@ -15,8 +15,8 @@ namespace orcd::loader {
 inline constexpr uint64_t kTensorAlignment = 256;  // device offsets: cudaMalloc's alignment, good for 16-B vector loads
 
 struct PlanOptions {
-    uint32_t n_ctx = 0;     // tokens of KV cache; 0 = the model's context_length
-    uint32_t n_batch = 512; // tokens per prefill step the workspace is sized for (clamped to n_ctx)
+    uint32_t n_ctx = 0;      // tokens of KV cache; 0 = the model's context_length
+    uint32_t n_batch = 512;  // tokens per prefill step the workspace is sized for (clamped to n_ctx)
 };
 
 struct TensorPlacement {
@@ -37,11 +37,11 @@ struct Plan {
     uint32_t n_ctx = 0;
     uint32_t n_batch = 0;
     std::vector<TensorPlacement> tensors;  // indexed by model::TensorId
-    uint64_t tensor_bytes = 0;  // sum of the tensors' bytes
+    uint64_t tensor_bytes = 0;             // sum of the tensors' bytes
     uint64_t weight_bytes = 0;  // the arena: tensors plus alignment padding (what LoadedModel::vram_bytes() reports)
     uint64_t kv_bytes = 0;      // f16 K and V for every layer and n_ctx tokens
     Workspace workspace;
-    uint64_t total_bytes = 0;   // weight_bytes + kv_bytes + workspace.total()
+    uint64_t total_bytes = 0;  // weight_bytes + kv_bytes + workspace.total()
 
     const TensorPlacement& operator[](model::TensorId id) const { return tensors.at(id.value); }
 };

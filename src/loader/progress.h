@@ -14,10 +14,10 @@ struct Progress {
     uint64_t bytes_total = 0;  // the plan's weight_bytes
     uint64_t chunk = 0;        // chunks completed so far
     uint64_t n_chunks = 0;
-    std::string_view tensor;   // the tensor at the end of the completed range (or of the completed layer)
-    int32_t layer = -1;        // its block (-1: outside the blocks)
+    std::string_view tensor;  // the tensor at the end of the completed range (or of the completed layer)
+    int32_t layer = -1;       // its block (-1: outside the blocks)
     uint32_t n_layers = 0;
-    double elapsed_s = 0.0;    // since the transfer started
+    double elapsed_s = 0.0;  // since the transfer started
 };
 
 using ProgressFn = std::function<void(const Progress&)>;

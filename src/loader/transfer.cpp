@@ -161,8 +161,9 @@ struct LayerEnd {
 
 class Pipeline {
 public:
-    Pipeline(device::Device& dev, const model::ModelWeights& w, const Plan& plan, device::DeviceMemory& arena, const gguf::File* file,
-             const TransferOptions& o, const ProgressFn& progress, const std::atomic<bool>* cancel)
+    Pipeline(device::Device& dev, const model::ModelWeights& w, const Plan& plan, device::DeviceMemory& arena,
+             const gguf::File* file, const TransferOptions& o, const ProgressFn& progress,
+             const std::atomic<bool>* cancel)
         : dev_(dev), w_(w), plan_(plan), arena_(arena), file_(file), o_(o), progress_(progress), cancel_(cancel) {}
 
     TransferStats run() {
@@ -229,9 +230,8 @@ public:
         buffers[0] = dev_.allocate_pinned(buffer_bytes(0));
         std::vector<std::future<std::unique_ptr<device::PinnedMemory>>> more;
         for (uint32_t i = 1; i < nb; ++i) {
-            more.push_back(std::async(std::launch::async, [this, i, &buffer_bytes] {
-                return dev_.allocate_pinned(buffer_bytes(i));
-            }));
+            more.push_back(std::async(std::launch::async,
+                                      [this, i, &buffer_bytes] { return dev_.allocate_pinned(buffer_bytes(i)); }));
         }
         for (uint32_t i = 0; i < nb; ++i) events.push_back(dev_.create_event());
         std::unique_ptr<device::Stream> stream = dev_.create_stream();
@@ -274,13 +274,13 @@ public:
                 const uint64_t sb = std::min(sa + slice, b);
                 std::byte* sbuf = buf + (sa - a);
                 segs.clear();
-                uint64_t cursor = sa;  // next slice byte not yet covered by a segment
+                uint64_t cursor = sa;               // next slice byte not yet covered by a segment
                 uint64_t consumed = release_from_;  // file offset up to which the mapping has been gathered
                 while (ti < w_.tensors.size() && plan_.tensors[ti].offset + plan_.tensors[ti].bytes <= sa) ++ti;
                 for (size_t j = ti; j < w_.tensors.size() && plan_.tensors[j].offset < sb; ++j) {
                     const TensorPlacement& p = plan_.tensors[j];
                     const uint64_t s = std::max(p.offset, sa), e = std::min(p.offset + p.bytes, sb);
-                    if (s >= e) continue;  // an empty tensor
+                    if (s >= e) continue;                                                         // an empty tensor
                     if (s > cursor) segs.push_back({sbuf + (cursor - sa), nullptr, s - cursor});  // alignment padding
                     if (fd >= 0) {
                         const uint64_t at = w_.tensors[j].file_offset + (s - p.offset);
@@ -299,13 +299,13 @@ public:
                 }
                 stats_.gather_seconds += since(tg);
                 if (failed) {
-                    throw Error(ErrorCode::FileUnreadable,
-                                fmt::format("{}: reading {} bytes at offset {} for chunk {} of {} failed after {} "
-                                            "bytes: {}",
-                                            file_->path(), failed->bytes, failed->file_offset, k + 1, n_chunks_,
-                                            failed->got,
-                                            failed->error ? std::strerror(failed->error)
-                                                          : "unexpected end of file (truncated since it was mapped?)"));
+                    throw Error(
+                        ErrorCode::FileUnreadable,
+                        fmt::format("{}: reading {} bytes at offset {} for chunk {} of {} failed after {} "
+                                    "bytes: {}",
+                                    file_->path(), failed->bytes, failed->file_offset, k + 1, n_chunks_, failed->got,
+                                    failed->error ? std::strerror(failed->error)
+                                                  : "unexpected end of file (truncated since it was mapped?)"));
                 }
                 release(consumed);
                 stream->copy_to_device(arena_.data() + sa, sbuf, sb - sa);
@@ -501,7 +501,7 @@ private:
     Clock::time_point t0_ = Clock::now();
     uint64_t n_chunks_ = 0, chunks_done_ = 0, done_ = 0, release_from_ = 0;
     uint64_t direct_lo_ = 0, direct_hi_ = 0;  // the registered file range (direct transfers)
-    PageReleaser* releaser_ = nullptr;  // run()'s, while it runs
+    PageReleaser* releaser_ = nullptr;        // run()'s, while it runs
     std::vector<LayerEnd> layer_ends_;
     size_t next_layer_ = 0;
 };
@@ -514,9 +514,8 @@ TransferStats transfer_weights(device::Device& device, const model::ModelWeights
                                device::DeviceMemory& arena, const gguf::File* file, const TransferOptions& options,
                                const ProgressFn& progress, const std::atomic<bool>* cancel) {
     if (plan.tensors.size() != weights.tensors.size()) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("transfer: plan has {} tensors, model has {}", plan.tensors.size(),
-                                weights.tensors.size()));
+        throw Error(ErrorCode::InvalidArgument, fmt::format("transfer: plan has {} tensors, model has {}",
+                                                            plan.tensors.size(), weights.tensors.size()));
     }
     return Pipeline(device, weights, plan, arena, file, options, progress, cancel).run();
 }

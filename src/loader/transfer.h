@@ -35,7 +35,7 @@ std::string_view gather_source_name(GatherSource s);  // "mapping" | "read"
 
 struct TransferOptions {
     uint64_t chunk_bytes = kDefaultChunkBytes;
-    uint32_t n_buffers = 2;     // staging buffers in flight (>= 2 for overlap; fewer are used when there are fewer chunks)
+    uint32_t n_buffers = 2;  // staging buffers in flight (>= 2 for overlap; fewer are used when there are fewer chunks)
     uint32_t copy_threads = 0;  // threads gathering a chunk; 0 = min(16, hardware threads)
     bool release_pages = true;  // MADV_DONTNEED the mapping behind the transfer
     GatherSource gather = GatherSource::Mapping;
@@ -57,20 +57,20 @@ struct TransferOptions {
 };
 
 struct TransferStats {
-    uint64_t bytes = 0;          // arena bytes copied
-    double seconds = 0.0;        // first gather to last copy completed
-    double gather_seconds = 0.0; // time spent gathering into staging buffers (readahead hints included)
-    double wait_seconds = 0.0;   // time spent waiting for a staging buffer's copy to complete
-    double setup_seconds = 0.0;  // first pinned buffer, stream and events (the others are pinned in the background)
+    uint64_t bytes = 0;           // arena bytes copied
+    double seconds = 0.0;         // first gather to last copy completed
+    double gather_seconds = 0.0;  // time spent gathering into staging buffers (readahead hints included)
+    double wait_seconds = 0.0;    // time spent waiting for a staging buffer's copy to complete
+    double setup_seconds = 0.0;   // first pinned buffer, stream and events (the others are pinned in the background)
     uint64_t chunks = 0;
     uint64_t staging_bytes = 0;  // size of the (largest) staging buffer: min(chunk, model)
     uint32_t n_buffers = 0;
     uint32_t copy_threads = 0;
     GatherSource gather = GatherSource::Mapping;  // what the gather used (Read may have fallen back)
-    std::string gather_note;                     // why Read fell back, when it did
-    bool streaming_stores = false;               // the gather used non-temporal stores
-    bool direct = false;                         // copied in place from the registered mapping (no staging)
-    std::string direct_note;                     // why a requested direct transfer staged instead
+    std::string gather_note;                      // why Read fell back, when it did
+    bool streaming_stores = false;                // the gather used non-temporal stores
+    bool direct = false;                          // copied in place from the registered mapping (no staging)
+    std::string direct_note;                      // why a requested direct transfer staged instead
     double register_seconds = 0.0, unregister_seconds = 0.0;  // direct only; both inside `seconds`
     double gbps() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0; }
 };

@@ -31,7 +31,7 @@ struct TensorSpec {
     TensorId LayerWeights::*layer_slot = nullptr;
     TensorId ModelWeights::*model_slot = nullptr;
     ShapeFn shape = nullptr;
-    std::string_view shape_expr;   // the formula behind `shape`, for messages: "[n_embd, q_dim + 2*kv_dim]"
+    std::string_view shape_expr;  // the formula behind `shape`, for messages: "[n_embd, q_dim + 2*kv_dim]"
     TypeClass types = TypeClass::Matrix;
     Need need = Need::Required;
     // Alternatives: specs with the same group > 0 form one choice per layer; the variant whose first spec (in table
@@ -46,7 +46,7 @@ struct TensorSpec {
 
 struct ArchDescription {
     Arch arch;
-    std::string_view name;          // general.architecture value
+    std::string_view name;  // general.architecture value
     RopeLayout rope_layout;
     std::span<const TensorSpec> tensors;
 };

@@ -11,9 +11,7 @@
 
 namespace orcd::model {
 
-std::string_view rope_layout_name(RopeLayout layout) {
-    return layout == RopeLayout::NeoX ? "neox" : "interleaved";
-}
+std::string_view rope_layout_name(RopeLayout layout) { return layout == RopeLayout::NeoX ? "neox" : "interleaved"; }
 
 namespace {
 

@@ -9,7 +9,9 @@
 
 #include "model/rope_layout.h"
 
-namespace orcd::gguf { class File; }
+namespace orcd::gguf {
+class File;
+}
 
 namespace orcd::model {
 
@@ -19,20 +21,20 @@ std::string_view rope_layout_name(RopeLayout layout);  // "interleaved" | "neox"
 
 struct Config {
     Arch arch = Arch::Llama;
-    std::string arch_name;          // the file's general.architecture, e.g. "qwen2"
-    std::string model_name;         // general.name when present (for reports only)
+    std::string arch_name;   // the file's general.architecture, e.g. "qwen2"
+    std::string model_name;  // general.name when present (for reports only)
 
-    uint32_t n_layers = 0;          // <arch>.block_count
-    uint32_t n_embd = 0;            // <arch>.embedding_length
-    uint32_t n_ff = 0;              // <arch>.feed_forward_length
-    uint32_t n_heads = 0;           // <arch>.attention.head_count
-    uint32_t n_kv_heads = 0;        // <arch>.attention.head_count_kv (default: n_heads, i.e. multi-head attention)
-    uint32_t head_dim = 0;          // <arch>.attention.key_length (default: n_embd / n_heads)
-    uint32_t n_vocab = 0;           // rows of token_embd.weight (the tokenizer list may be shorter or longer)
-    uint32_t context_length = 0;    // <arch>.context_length: the context the model was trained for
-    float rms_eps = 0.0f;           // <arch>.attention.layer_norm_rms_epsilon
-    float rope_theta = 10000.0f;    // <arch>.rope.freq_base (default 10000, as llama.cpp)
-    uint32_t rope_dim = 0;          // <arch>.rope.dimension_count (default: head_dim); rotated dims per head
+    uint32_t n_layers = 0;        // <arch>.block_count
+    uint32_t n_embd = 0;          // <arch>.embedding_length
+    uint32_t n_ff = 0;            // <arch>.feed_forward_length
+    uint32_t n_heads = 0;         // <arch>.attention.head_count
+    uint32_t n_kv_heads = 0;      // <arch>.attention.head_count_kv (default: n_heads, i.e. multi-head attention)
+    uint32_t head_dim = 0;        // <arch>.attention.key_length (default: n_embd / n_heads)
+    uint32_t n_vocab = 0;         // rows of token_embd.weight (the tokenizer list may be shorter or longer)
+    uint32_t context_length = 0;  // <arch>.context_length: the context the model was trained for
+    float rms_eps = 0.0f;         // <arch>.attention.layer_norm_rms_epsilon
+    float rope_theta = 10000.0f;  // <arch>.rope.freq_base (default 10000, as llama.cpp)
+    uint32_t rope_dim = 0;        // <arch>.rope.dimension_count (default: head_dim); rotated dims per head
     RopeLayout rope_layout = RopeLayout::Interleaved;
     std::optional<uint32_t> sliding_window;  // <arch>.attention.sliding_window (phi3 files carry one)
 

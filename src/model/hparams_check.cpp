@@ -65,14 +65,17 @@ struct Number {
 std::optional<Number> as_number(const gguf::Value& v) {
     using gguf::ValueType;
     switch (v.type) {
-        case ValueType::U8: case ValueType::U16: case ValueType::U32: case ValueType::U64:
-            return Number{static_cast<double>(v.u), std::to_string(v.u), true};
-        case ValueType::I8: case ValueType::I16: case ValueType::I32: case ValueType::I64:
-            return Number{static_cast<double>(v.i), std::to_string(v.i), true};
-        case ValueType::F32: case ValueType::F64:
-            return Number{v.f, fmt::format("{}", v.f), false};
-        default:
-            return std::nullopt;
+        case ValueType::U8:
+        case ValueType::U16:
+        case ValueType::U32:
+        case ValueType::U64: return Number{static_cast<double>(v.u), std::to_string(v.u), true};
+        case ValueType::I8:
+        case ValueType::I16:
+        case ValueType::I32:
+        case ValueType::I64: return Number{static_cast<double>(v.i), std::to_string(v.i), true};
+        case ValueType::F32:
+        case ValueType::F64: return Number{v.f, fmt::format("{}", v.f), false};
+        default: return std::nullopt;
     }
 }
 
@@ -147,17 +150,17 @@ std::vector<HparamViolation> check_hparams(const gguf::File& f) {
     std::optional<uint64_t> head_dim = key_len;
     if (!f.has(p + "attention.key_length") && heads && embd) {
         if (*embd % *heads != 0) {
-            out.push_back({p + "attention.head_count", std::to_string(*heads),
-                           fmt::format("a divisor of {}embedding_length = {} ({}attention.key_length is absent)", p,
-                                       *embd, p),
-                           "without a key length the head size is embedding_length / head_count"});
+            out.push_back(
+                {p + "attention.head_count", std::to_string(*heads),
+                 fmt::format("a divisor of {}embedding_length = {} ({}attention.key_length is absent)", p, *embd, p),
+                 "without a key length the head size is embedding_length / head_count"});
         } else {
             head_dim = *embd / *heads;
         }
     }
     if (const auto vl = valid("attention.value_length"); vl && head_dim && *vl != *head_dim) {
-        out.push_back({p + "attention.value_length", std::to_string(*vl),
-                       fmt::format("the key length {}", *head_dim), "the engines require equal key and value heads"});
+        out.push_back({p + "attention.value_length", std::to_string(*vl), fmt::format("the key length {}", *head_dim),
+                       "the engines require equal key and value heads"});
     }
     if (const auto rd = valid("rope.dimension_count"); rd && head_dim && (*rd % 2 != 0 || *rd > *head_dim)) {
         out.push_back({p + "rope.dimension_count", std::to_string(*rd),
@@ -180,10 +183,10 @@ std::vector<HparamViolation> check_hparams(const gguf::File& f) {
             std::string names;
             for (auto n : unused) names += (names.empty() ? "" : ", ") + std::string(n);
             if (count > unused.size()) names += fmt::format(" and {} more", count - unused.size());
-            out.push_back({p + "block_count", std::to_string(*layers),
-                           fmt::format("a layer for every blk.N tensor; {} tensor(s) are used by no layer: {}", count,
-                                       names),
-                           "tensors beyond block_count would be silently ignored, running a different model"});
+            out.push_back(
+                {p + "block_count", std::to_string(*layers),
+                 fmt::format("a layer for every blk.N tensor; {} tensor(s) are used by no layer: {}", count, names),
+                 "tensors beyond block_count would be silently ignored, running a different model"});
         }
     }
     return out;

@@ -9,7 +9,9 @@
 #include <string_view>
 #include <vector>
 
-namespace orcd::gguf { class File; }
+namespace orcd::gguf {
+class File;
+}
 
 namespace orcd::model {
 

@@ -78,7 +78,7 @@ public:
 private:
     void resolve_layer(uint32_t l) {
         // Pick one variant per alternative group: the first (in table order) whose first spec is in the file.
-        std::unordered_map<uint8_t, int> chosen;  // group -> variant
+        std::unordered_map<uint8_t, int> chosen;                      // group -> variant
         std::unordered_map<uint8_t, std::vector<std::string>> forms;  // group -> description of each variant
         for (const auto& spec : desc_.tensors) {
             if (!spec.per_layer() || spec.group == 0) continue;
@@ -122,21 +122,21 @@ private:
         const std::vector<uint64_t> expected = spec.shape(c_);
         if (trimmed(expected) != trimmed(t.shape)) {
             throw Error(ErrorCode::TensorShape,
-                        fmt::format("{}: tensor {}: expected shape {} = {}, found {}", f_.path(), name,
-                                    spec.shape_expr, shape_str(expected), shape_str(t.shape)));
+                        fmt::format("{}: tensor {}: expected shape {} = {}, found {}", f_.path(), name, spec.shape_expr,
+                                    shape_str(expected), shape_str(t.shape)));
         }
         if (!type_accepted(spec.types, t.type)) {
             throw Error(ErrorCode::UnsupportedTensorType,
-                        fmt::format("{}: tensor {} has type {}, which is not supported for {}; accepted: {}",
-                                    f_.path(), name, gguf::type_name(t.type),
+                        fmt::format("{}: tensor {} has type {}, which is not supported for {}; accepted: {}", f_.path(),
+                                    name, gguf::type_name(t.type),
                                     spec.types == TypeClass::Matrix ? "a weight matrix" : "a norm/bias vector",
                                     accepted_types_list(spec.types)));
         }
     }
 
     [[noreturn]] void missing(const std::string& name) const {
-        throw Error(ErrorCode::MissingTensor, fmt::format("{}: missing tensor {} (required by architecture {})",
-                                                          f_.path(), name, desc_.name));
+        throw Error(ErrorCode::MissingTensor,
+                    fmt::format("{}: missing tensor {} (required by architecture {})", f_.path(), name, desc_.name));
     }
 
     // Ids follow file order so that the device arena mirrors the file and the transfer reads it sequentially.

@@ -12,7 +12,9 @@
 #include "gguf/types.h"
 #include "model/config.h"
 
-namespace orcd::gguf { class File; }
+namespace orcd::gguf {
+class File;
+}
 
 namespace orcd::model {
 
@@ -29,14 +31,14 @@ struct TensorId {
 struct TensorRef {
     std::string name;
     gguf::TensorType type = gguf::TensorType::F32;
-    std::vector<uint64_t> shape;     // GGUF order: ne0 (the contiguous row length) first
+    std::vector<uint64_t> shape;  // GGUF order: ne0 (the contiguous row length) first
     uint64_t n_bytes = 0;
-    uint64_t file_offset = 0;        // absolute offset of the data in the file
-    int32_t layer = -1;              // block index, -1 for tensors outside the blocks
-    std::span<const std::byte> data; // the bytes inside the mapping: valid while the gguf::File lives
+    uint64_t file_offset = 0;         // absolute offset of the data in the file
+    int32_t layer = -1;               // block index, -1 for tensors outside the blocks
+    std::span<const std::byte> data;  // the bytes inside the mapping: valid while the gguf::File lives
 
     uint64_t row_length() const { return shape.empty() ? 0 : shape[0]; }
-    uint64_t rows() const;           // product of the dimensions after the first (1 for vectors)
+    uint64_t rows() const;  // product of the dimensions after the first (1 for vectors)
 };
 
 struct LayerWeights {
@@ -60,9 +62,9 @@ struct LayerWeights {
 struct ModelWeights {
     TensorId token_embd;
     TensorId output_norm;
-    TensorId output;            // == token_embd when the file has no output.weight (tied embeddings)
+    TensorId output;  // == token_embd when the file has no output.weight (tied embeddings)
     bool output_tied = false;
-    TensorId rope_freqs;        // llama 3.x frequency factors (optional)
+    TensorId rope_freqs;                             // llama 3.x frequency factors (optional)
     TensorId rope_factors_long, rope_factors_short;  // phi3 long-context variants (optional)
     std::vector<LayerWeights> layers;
 
@@ -70,7 +72,7 @@ struct ModelWeights {
     std::vector<std::string> ignored;  // tensors in the file that the architecture description does not use
 
     const TensorRef& operator[](TensorId id) const { return tensors.at(id.value); }
-    uint64_t total_bytes() const;      // sum of the used tensors' bytes (no alignment padding)
+    uint64_t total_bytes() const;  // sum of the used tensors' bytes (no alignment padding)
 };
 
 // Resolves every tensor of the architecture's description against the file, checking presence, shape and type.

@@ -42,17 +42,23 @@ ORCD_HD bool visit_format(gguf::TensorType type, Fn&& fn) {
         case T::Q5_K: fn(Q5_K{}); return true;
         case T::Q6_K: fn(Q6_K{}); return true;
         case T::Q8_K: fn(Q8_K{}); return true;
-        case T::F32: case T::F16: case T::BF16: return false;
+        case T::F32:
+        case T::F16:
+        case T::BF16: return false;
     }
     return false;
 }
 
 // Which kernels a format has.
 template <typename F>
-concept HasCpuDot = requires(const typename F::Block& b, Chunk32& k) { F::unpack32(b, 0, k); };
+concept HasCpuDot = requires(const typename F::Block& b, Chunk32& k) {
+    F::unpack32(b, 0, k);
+};
 #ifdef __CUDACC__
 template <typename F>
-concept HasMatvec = requires(const typename F::Block& b, float4 x) { F::dot4(b, 0, x); };
+concept HasMatvec = requires(const typename F::Block& b, float4 x) {
+    F::dot4(b, 0, x);
+};
 template <typename F>
 concept HasQ8Matvec = requires(const typename F::Block& b, const int8_t* q, const float* d, const int32_t* s) {
     F::q8_dot(F::q8_load(b, 0), q, d, s);

@@ -76,7 +76,10 @@ float signed_extremum(const float* x, int n) {
     float best = 0.0f, best_abs = 0.0f;
     for (int i = 0; i < n; ++i) {
         const float a = std::fabs(x[i]);
-        if (a > best_abs) { best_abs = a; best = x[i]; }
+        if (a > best_abs) {
+            best_abs = a;
+            best = x[i];
+        }
     }
     return best;
 }
@@ -126,7 +129,10 @@ AffineKScales choose_affine_k_scales(const float* x, int n_sub, int sub_len, int
     for (int k = 0; k < n_sub; ++k) {
         const float* s = x + k * sub_len;
         float lo = 0.0f, hi = -INFINITY;
-        for (int i = 0; i < sub_len; ++i) { lo = std::min(lo, s[i]); hi = std::max(hi, s[i]); }
+        for (int i = 0; i < sub_len; ++i) {
+            lo = std::min(lo, s[i]);
+            hi = std::max(hi, s[i]);
+        }
         need_offset[k] = -lo;
         high[k] = hi;
         max_offset = std::max(max_offset, need_offset[k]);
@@ -147,7 +153,8 @@ AffineKScales choose_affine_k_scales(const float* x, int n_sub, int sub_len, int
     out.d = half_at_least(max_step / static_cast<float>(code_max));
     const float inv_d = inverse_or_zero(fp16_to_fp32(out.d));
     for (int k = 0; k < n_sub; ++k) {
-        out.scale[k] = static_cast<uint8_t>(std::ceil(clamp_to(need_step[k] * inv_d, 0.0f, static_cast<float>(code_max))));
+        out.scale[k] =
+            static_cast<uint8_t>(std::ceil(clamp_to(need_step[k] * inv_d, 0.0f, static_cast<float>(code_max))));
     }
     return out;
 }
@@ -186,8 +193,7 @@ SymmetricKScales choose_symmetric_k_scales(const float* x, int n_sub, int sub_le
     return out;
 }
 
-void quantize_symmetric_k(const float* x, int n_sub, int sub_len, int levels_below, const SymmetricKScales& s,
-                          int* q) {
+void quantize_symmetric_k(const float* x, int n_sub, int sub_len, int levels_below, const SymmetricKScales& s, int* q) {
     const float d = fp16_to_fp32(s.d);
     for (int k = 0; k < n_sub; ++k) {
         quantize_symmetric(x + k * sub_len, sub_len, d * static_cast<float>(s.scale[k]), -levels_below,
@@ -241,7 +247,10 @@ BlockQ5_0 quantize_q5_0(const float* x) { return quantize_offset<BlockQ5_0>(x, 1
 template <typename Block>
 Block quantize_min_step(const float* x, int q_max) {
     float lo = x[0], hi = x[0];
-    for (int i = 1; i < 32; ++i) { lo = std::min(lo, x[i]); hi = std::max(hi, x[i]); }
+    for (int i = 1; i < 32; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
     Block b{};
     b.m = half_at_most(lo);
     const float m = fp16_to_fp32(b.m);
@@ -392,20 +401,29 @@ void narrow_floats(const float* src, void* dst, int64_t n) {
 
 bool can_quantize(TensorType type) {
     switch (type) {
-        case TensorType::F32: case TensorType::F16: case TensorType::BF16:
-        case TensorType::Q4_0: case TensorType::Q4_1: case TensorType::Q5_0: case TensorType::Q5_1:
-        case TensorType::Q8_0: case TensorType::Q8_1:
-        case TensorType::Q2_K: case TensorType::Q3_K: case TensorType::Q4_K: case TensorType::Q5_K:
-        case TensorType::Q6_K: case TensorType::Q8_K:
-            return true;
+        case TensorType::F32:
+        case TensorType::F16:
+        case TensorType::BF16:
+        case TensorType::Q4_0:
+        case TensorType::Q4_1:
+        case TensorType::Q5_0:
+        case TensorType::Q5_1:
+        case TensorType::Q8_0:
+        case TensorType::Q8_1:
+        case TensorType::Q2_K:
+        case TensorType::Q3_K:
+        case TensorType::Q4_K:
+        case TensorType::Q5_K:
+        case TensorType::Q6_K:
+        case TensorType::Q8_K: return true;
     }
     return false;
 }
 
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
     if (!can_quantize(type)) {
-        throw Error(ErrorCode::UnsupportedTensorType, "quantize_row: no quantizer for tensor type id " +
-                                                          std::to_string(static_cast<uint32_t>(type)));
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    "quantize_row: no quantizer for tensor type id " + std::to_string(static_cast<uint32_t>(type)));
     }
     const int64_t blocks = block_count(type, n, "quantize_row");
     if (blocks == 0) return;

@@ -15,10 +15,10 @@ using gguf::TensorType;
 using gguf::TypeTraits;
 
 [[noreturn]] inline void throw_bad_length(TensorType type, int64_t n, const char* operation) {
-    throw Error(ErrorCode::InvalidArgument,
-                std::string(operation) + ": row of " + std::to_string(n) + " elements of type " +
-                    std::string(gguf::type_name(type)) + " is not a non-negative multiple of its block size " +
-                    std::to_string(gguf::traits(type).block_elems));
+    throw Error(ErrorCode::InvalidArgument, std::string(operation) + ": row of " + std::to_string(n) +
+                                                " elements of type " + std::string(gguf::type_name(type)) +
+                                                " is not a non-negative multiple of its block size " +
+                                                std::to_string(gguf::traits(type).block_elems));
 }
 
 inline int64_t block_count(TensorType type, int64_t n, const char* operation) {

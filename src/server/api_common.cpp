@@ -37,9 +37,7 @@ int64_t unix_seconds() {
         .count();
 }
 
-bool is_openai_path(std::string_view path) {
-    return path.rfind("/v1/", 0) == 0;
-}
+bool is_openai_path(std::string_view path) { return path.rfind("/v1/", 0) == 0; }
 
 HttpResponse json_response(int status, const json& body) {
     HttpResponse r;
@@ -62,34 +60,20 @@ HttpResponse api_error(std::string_view path, int status, std::string_view code,
 
 std::string_view status_code_name(int status) {
     switch (status) {
-        case 400:
-            return "BAD_REQUEST";
-        case 401:
-            return "UNAUTHORIZED";
-        case 403:
-            return "FORBIDDEN";
-        case 404:
-            return "NOT_FOUND";
-        case 405:
-            return "METHOD_NOT_ALLOWED";
-        case 408:
-            return "REQUEST_TIMEOUT";
-        case 409:
-            return "CONFLICT";
-        case 411:
-            return "LENGTH_REQUIRED";
-        case 413:
-            return "PAYLOAD_TOO_LARGE";
-        case 414:
-            return "URI_TOO_LONG";
-        case 415:
-            return "UNSUPPORTED_MEDIA_TYPE";
-        case 431:
-            return "HEADERS_TOO_LARGE";
-        case 503:
-            return "UNAVAILABLE";
-        default:
-            return status >= 500 ? "INTERNAL" : "BAD_REQUEST";
+        case 400: return "BAD_REQUEST";
+        case 401: return "UNAUTHORIZED";
+        case 403: return "FORBIDDEN";
+        case 404: return "NOT_FOUND";
+        case 405: return "METHOD_NOT_ALLOWED";
+        case 408: return "REQUEST_TIMEOUT";
+        case 409: return "CONFLICT";
+        case 411: return "LENGTH_REQUIRED";
+        case 413: return "PAYLOAD_TOO_LARGE";
+        case 414: return "URI_TOO_LONG";
+        case 415: return "UNSUPPORTED_MEDIA_TYPE";
+        case 431: return "HEADERS_TOO_LARGE";
+        case 503: return "UNAVAILABLE";
+        default: return status >= 500 ? "INTERNAL" : "BAD_REQUEST";
     }
 }
 
@@ -207,9 +191,9 @@ std::variant<json, HttpResponse> read_json_body(const HttpRequest& req, Metrics*
     // client of a local worker needs request compression.
     const std::string enc = lowercase(req.header("content-encoding"));
     if (!enc.empty() && enc != "identity") {
-        return fail(api_error(req.path, 415, "UNSUPPORTED_MEDIA_TYPE",
-                              fmt::format("Content-Encoding '{}' is not accepted: send the body uncompressed",
-                                          log_escape(enc, 60))));
+        return fail(api_error(
+            req.path, 415, "UNSUPPORTED_MEDIA_TYPE",
+            fmt::format("Content-Encoding '{}' is not accepted: send the body uncompressed", log_escape(enc, 60))));
     }
     if (auto bad = prescan_json(req.body)) {
         return fail(api_error(req.path, 400, openai ? "INVALID_VALUE" : "INVALID_REQUEST",
@@ -219,8 +203,8 @@ std::variant<json, HttpResponse> read_json_body(const HttpRequest& req, Metrics*
     try {
         return json::parse(req.body);
     } catch (const json::exception& e) {
-        return fail(api_error(req.path, 400, "INVALID_JSON", fmt::format("the request body is not valid JSON: {}",
-                                                                         e.what())));
+        return fail(
+            api_error(req.path, 400, "INVALID_JSON", fmt::format("the request body is not valid JSON: {}", e.what())));
     }
 }
 
@@ -324,9 +308,8 @@ void collect_jobs(const std::shared_ptr<Exchange>& ex, const std::vector<std::sh
 void collect_job(const std::shared_ptr<Exchange>& ex, const std::shared_ptr<Job>& job, Scheduler& scheduler,
                  std::function<HttpResponse(const std::string&, const JobEvent&)> finish) {
     collect_jobs(ex, {job}, scheduler,
-                 [finish = std::move(finish)](const std::vector<std::string>& texts, const std::vector<JobEvent>& ends) {
-                     return finish(texts[0], ends[0]);
-                 });
+                 [finish = std::move(finish)](const std::vector<std::string>& texts,
+                                              const std::vector<JobEvent>& ends) { return finish(texts[0], ends[0]); });
 }
 
 void log_job_end(const Job& job, const JobEvent& ev) {
@@ -345,10 +328,10 @@ std::optional<std::string> apply_constraint(const InferenceService& service, con
     auto vocab = service.grammar_vocabulary();
     if (!vocab) return fmt::format("{}: this worker cannot constrain output", spec.param);
     try {
-        gen.constraint = spec.kind == ConstraintSpec::Kind::Gbnf ? engine::constraint_from_gbnf(spec.text, vocab)
-                                                                 : engine::constraint_from_json_schema(
-                                                                       spec.text, vocab,
-                                                                       {.max_string_chars = opt.schema_max_string});
+        gen.constraint =
+            spec.kind == ConstraintSpec::Kind::Gbnf
+                ? engine::constraint_from_gbnf(spec.text, vocab)
+                : engine::constraint_from_json_schema(spec.text, vocab, {.max_string_chars = opt.schema_max_string});
     } catch (const Error& e) {
         return fmt::format("{}: {}", spec.param, e.what());
     }

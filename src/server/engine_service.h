@@ -17,16 +17,16 @@ namespace orcd::server {
 struct EngineServiceOptions {
     std::filesystem::path model_path;
     engine::Device device = engine::Device::Cpu;
-    uint32_t n_ctx = 0;         // 0: min(the model's context length, kDefaultContext)
-    unsigned n_threads = 0;     // CPU threads (0: all cores)
-    std::string chat_template_file;  // a Jinja chat template file instead of the model's; empty: the model's
-    std::string alias;               // the model's id for clients (--alias); empty: the file name without .gguf
-    int gpu = 0;                // CUDA device ordinal (--gpu)
-    uint32_t parallel = 0;      // most sequences running at once (--parallel); 0: default_parallel(device)
-    uint64_t kv_memory = 0;     // bytes of the KV pool (--kv-memory); 0: room for `parallel` full contexts
-    uint32_t kv_page_size = 16;  // positions per KV page (--kv-page-size)
-    bool prefix_cache = true;    // --no-prefix-cache: false
-    uint32_t max_batch_tokens = 512;  // tokens per step (--max-batch-tokens)
+    uint32_t n_ctx = 0;                // 0: min(the model's context length, kDefaultContext)
+    unsigned n_threads = 0;            // CPU threads (0: all cores)
+    std::string chat_template_file;    // a Jinja chat template file instead of the model's; empty: the model's
+    std::string alias;                 // the model's id for clients (--alias); empty: the file name without .gguf
+    int gpu = 0;                       // CUDA device ordinal (--gpu)
+    uint32_t parallel = 0;             // most sequences running at once (--parallel); 0: default_parallel(device)
+    uint64_t kv_memory = 0;            // bytes of the KV pool (--kv-memory); 0: room for `parallel` full contexts
+    uint32_t kv_page_size = 16;        // positions per KV page (--kv-page-size)
+    bool prefix_cache = true;          // --no-prefix-cache: false
+    uint32_t max_batch_tokens = 512;   // tokens per step (--max-batch-tokens)
     loader::ProgressFn load_progress;  // the weights' upload to the GPU (engine::BackendOptions::load_progress)
     // Test seam, for tests only: wraps the backend once it is created (tests substitute its residency check and
     // memory report to drive /health and /metrics without a GPU). Empty in production.

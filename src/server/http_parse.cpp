@@ -44,9 +44,9 @@ void configure_parser(BeastParser& parser, const TransportLimits& limits) {
 
 RefusedRequest refusal_for(boost::beast::error_code ec, const std::string& path, const TransportLimits& limits) {
     if (ec == http::error::header_limit) {
-        return {Refusal::HeadersTooLarge, "",
-                fmt::format("the request line and headers exceed {} bytes (--max-header-bytes)",
-                            limits.max_header_bytes)};
+        return {
+            Refusal::HeadersTooLarge, "",
+            fmt::format("the request line and headers exceed {} bytes (--max-header-bytes)", limits.max_header_bytes)};
     }
     if (ec == http::error::body_limit) {
         return {Refusal::BodyTooLarge, path,
@@ -73,8 +73,8 @@ std::variant<HttpRequest, RefusedRequest> finish_request(BeastParser& parser, co
     keep_alive = msg.keep_alive();
     if (req.target.size() > limits.max_target_bytes) {
         return RefusedRequest{Refusal::TargetTooLong, "",
-                              fmt::format("the request target is {} bytes; at most {} are accepted",
-                                          req.target.size(), limits.max_target_bytes)};
+                              fmt::format("the request target is {} bytes; at most {} are accepted", req.target.size(),
+                                          limits.max_target_bytes)};
     }
     // Framing that two parsers could read differently is refused outright (request smuggling): "chunked" alone as
     // the transfer coding, once, never with a Content-Length; and one Content-Length.

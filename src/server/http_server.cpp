@@ -108,15 +108,15 @@ struct HttpServer::Impl {
         scheduler = std::make_unique<Scheduler>(service, metrics, opt.max_queue);
         residency =
             std::make_unique<ResidencyMonitor>([this] { return service.residency_problem(); }, opt.residency_interval);
-        ctx = std::make_unique<ServerContext>(ServerContext{service, opt, metrics, *scheduler, *residency,
-                                                            unix_seconds(),
-                                                            [this](std::string why) { request_shutdown(std::move(why)); },
-                                                            [this] { return limits_report(); }});
+        ctx = std::make_unique<ServerContext>(ServerContext{
+            service, opt, metrics, *scheduler, *residency, unix_seconds(),
+            [this](std::string why) { request_shutdown(std::move(why)); }, [this] { return limits_report(); }});
         worker = std::make_unique<WorkerApi>(*ctx);
         openai = std::make_unique<OpenAiApi>(*ctx);
         tokenizer = std::make_unique<TokenizeApi>(*ctx);
         transport = std::make_unique<Transport>(
-            transport_limits(opt), [this](const HttpRequest& req, std::shared_ptr<Exchange> ex) { dispatch(req, std::move(ex)); },
+            transport_limits(opt),
+            [this](const HttpRequest& req, std::shared_ptr<Exchange> ex) { dispatch(req, std::move(ex)); },
             [this](Refusal r, const std::string& path, const std::string& detail) { return refuse(r, path, detail); });
     }
 
@@ -139,8 +139,8 @@ struct HttpServer::Impl {
                                    log_escape(detail, 300)));
         }
         const int status = refusal_status(r);
-        HttpResponse resp = api_error(path, status, refusal_code(r), detail,
-                                      status >= 500 ? "server_error" : "invalid_request_error");
+        HttpResponse resp =
+            api_error(path, status, refusal_code(r), detail, status >= 500 ? "server_error" : "invalid_request_error");
         if (status == 503) resp.headers.emplace_back("Retry-After", "1");
         return resp;
     }
@@ -154,7 +154,8 @@ struct HttpServer::Impl {
             {"/metrics", false, false, true, false, [](Impl& s, auto& q, auto& e) { s.worker->metrics(q, e); }},
             {"/v1/models", false, false, true, false, [](Impl& s, auto& q, auto& e) { s.openai->models(q, e); }},
             {"/v1/models/", true, false, true, false, [](Impl& s, auto& q, auto& e) { s.openai->model(q, e); }},
-            {"/v1/completions", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.openai->completions(q, e); }},
+            {"/v1/completions", false, true, true, true,
+             [](Impl& s, auto& q, auto& e) { s.openai->completions(q, e); }},
             {"/v1/chat/completions", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.openai->chat(q, e); }},
             {"/tokenize", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.tokenizer->tokenize(q, e); }},
             {"/detokenize", false, true, true, true, [](Impl& s, auto& q, auto& e) { s.tokenizer->detokenize(q, e); }},
@@ -187,25 +188,25 @@ struct HttpServer::Impl {
             if (const auto asset = webui::find_asset(req.path)) return serve_asset(req, ex, *asset);
         }
         if (!found) {
-            return ex->reply(api_error(req.path, 404, "NOT_FOUND",
-                                       fmt::format("no route for {} {}", log_escape(req.method, 20),
-                                                   log_escape(req.path, 100))));
+            return ex->reply(
+                api_error(req.path, 404, "NOT_FOUND",
+                          fmt::format("no route for {} {}", log_escape(req.method, 20), log_escape(req.path, 100))));
         }
-        if (req.method == "OPTIONS" && req.has_header("access-control-request-method")) return preflight(req, ex, *found);
+        if (req.method == "OPTIONS" && req.has_header("access-control-request-method"))
+            return preflight(req, ex, *found);
         const std::string allow = found->post ? "POST" : "GET, HEAD";
         const bool method_ok = found->post ? req.method == "POST" : (req.method == "GET" || req.method == "HEAD");
         if (!method_ok) {
-            HttpResponse r = api_error(req.path, 405, "METHOD_NOT_ALLOWED",
-                                       fmt::format("{} does not accept {}: expected {}", req.path,
-                                                   log_escape(req.method, 20), allow));
+            HttpResponse r = api_error(
+                req.path, 405, "METHOD_NOT_ALLOWED",
+                fmt::format("{} does not accept {}: expected {}", req.path, log_escape(req.method, 20), allow));
             r.headers.emplace_back("Allow", allow);
             return ex->reply(std::move(r));
         }
         if (auto refused = check_access(opt, req, found->auth, found->post)) return ex->reply(std::move(*refused));
         // A POST that needs a body must say how long it is (RFC 9112: without Content-Length or chunked, it has
         // none).
-        if (found->needs_body && !req.has_header("content-length") &&
-            !req.has_header("transfer-encoding")) {
+        if (found->needs_body && !req.has_header("content-length") && !req.has_header("transfer-encoding")) {
             return ex->reply(api_error(req.path, 411, "LENGTH_REQUIRED",
                                        "a JSON body with a Content-Length (or chunked encoding) is required"));
         }
@@ -268,9 +269,7 @@ TransportLimits transport_limits(const ServerOptions& opt) {
 HttpServer::HttpServer(InferenceService& service, ServerOptions options)
     : impl_(std::make_unique<Impl>(service, std::move(options))) {}
 
-HttpServer::~HttpServer() {
-    shutdown();
-}
+HttpServer::~HttpServer() { shutdown(); }
 
 int HttpServer::bind() {
     impl_->port = impl_->transport->bind(impl_->opt.host, impl_->opt.port);
@@ -282,9 +281,7 @@ int HttpServer::adopt_listener(int fd) {
     return impl_->port;
 }
 
-void HttpServer::start() {
-    impl_->transport->start();
-}
+void HttpServer::start() { impl_->transport->start(); }
 
 std::string HttpServer::wait_for_shutdown_request() {
     std::unique_lock lock(impl_->mu);
@@ -292,9 +289,7 @@ std::string HttpServer::wait_for_shutdown_request() {
     return impl_->shutdown_reason;
 }
 
-void HttpServer::request_shutdown(std::string reason) {
-    impl_->request_shutdown(std::move(reason));
-}
+void HttpServer::request_shutdown(std::string reason) { impl_->request_shutdown(std::move(reason)); }
 
 void HttpServer::shutdown() {
     Impl& s = *impl_;

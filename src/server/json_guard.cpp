@@ -110,8 +110,7 @@ std::optional<FieldError> prescan_json(std::string_view text, size_t max_depth) 
                 }
                 break;
             }
-            default:
-                ++i;
+            default: ++i;
         }
     }
     return std::nullopt;

@@ -30,8 +30,7 @@ json LoadState::to_json() const {
             {"percent", std::round(fraction_ * 1000.0) / 10.0},  // one decimal: 42.5
             {"bytes_done", bytes_done_},
             {"bytes_total", bytes_total_},
-            {"elapsed_seconds",
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()}};
+            {"elapsed_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()}};
 }
 
 struct LoadingServer::Impl {

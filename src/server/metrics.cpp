@@ -29,9 +29,7 @@ void Histogram::observe(double v) {
 }
 
 // Prometheus renders floats in Go's shortest form; {:g} gives "0.5", "1000", "2.5e+06", all of which parse.
-static std::string num(double v) {
-    return fmt::format("{:g}", v);
-}
+static std::string num(double v) { return fmt::format("{:g}", v); }
 
 void Histogram::render(std::string& out, std::string_view name, std::string_view labels) const {
     std::lock_guard lock(mu_);
@@ -94,7 +92,8 @@ std::string Metrics::render() const {
     };
     auto count = [](uint64_t v) { return fmt::format("{}", v); };
 
-    single("worker_vram_bytes", "gauge", "Device memory held by the loaded model, in bytes.", count(vram_bytes_.load()));
+    single("worker_vram_bytes", "gauge", "Device memory held by the loaded model, in bytes.",
+           count(vram_bytes_.load()));
     family("worker_requests_total", "counter", "Inference requests by outcome.");
     for (size_t i = 0; i < kOutcomeCount; ++i) {
         out += fmt::format("worker_requests_total{{{},outcome=\"{}\"}} {}\n", labels_,
@@ -107,8 +106,8 @@ std::string Metrics::render() const {
               "Time from accepting a request to its first generated token, in seconds (queueing included).", ttft_s_);
     single("worker_queue_depth", "gauge", "Requests accepted and not yet started (the running batch excluded).",
            count(queue_depth_.load()));
-    histogram("worker_time_per_output_token_seconds",
-              "Per request, time per output token after the first, in seconds.", tpot_s_);
+    histogram("worker_time_per_output_token_seconds", "Per request, time per output token after the first, in seconds.",
+              tpot_s_);
     histogram("worker_e2e_request_latency_seconds", "Per request, time from accepting it to its end, in seconds.",
               e2e_s_);
     histogram("worker_batch_size", "Sequences in one batched step.", batch_size_);

@@ -51,8 +51,7 @@ struct BatchSnapshot {
     uint64_t prefix_hit_tokens = 0;
     uint64_t preemptions = 0;
     double prefix_hit_rate() const {
-        return prefix_queried_tokens == 0 ? 0.0
-                                          : static_cast<double>(prefix_hit_tokens) / prefix_queried_tokens;
+        return prefix_queried_tokens == 0 ? 0.0 : static_cast<double>(prefix_hit_tokens) / prefix_queried_tokens;
     }
 };
 

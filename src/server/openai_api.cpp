@@ -21,14 +21,10 @@ namespace {
 int http_status_for(JobErrorCode c) {
     switch (c) {
         case JobErrorCode::ContextOverflow:
-        case JobErrorCode::InvalidRequest:
-            return 400;
-        case JobErrorCode::Cancelled:
-            return 409;
-        case JobErrorCode::VramOom:
-            return 503;
-        case JobErrorCode::Internal:
-            return 500;
+        case JobErrorCode::InvalidRequest: return 400;
+        case JobErrorCode::Cancelled: return 409;
+        case JobErrorCode::VramOom: return 503;
+        case JobErrorCode::Internal: return 500;
     }
     return 500;
 }
@@ -116,10 +112,10 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
     }
     for (const auto& [id, bias] : r.generate.sampling.logit_bias) {
         if (static_cast<uint32_t>(id) >= info.vocab_size) {
-            return invalid("INVALID_VALUE",
-                           fmt::format("logit_bias: token id {} is outside the vocabulary of {} tokens", id,
-                                       info.vocab_size),
-                           "logit_bias");
+            return invalid(
+                "INVALID_VALUE",
+                fmt::format("logit_bias: token id {} is outside the vocabulary of {} tokens", id, info.vocab_size),
+                "logit_bias");
         }
     }
     ToolPlan plan;
@@ -155,9 +151,8 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
     if (!explicit_max) {
         uint64_t room = ctx - prompt_tokens;
         if (info.kv_pool_positions > 0) {
-            room = std::min<uint64_t>(room, info.kv_pool_positions > prompt_tokens
-                                                ? info.kv_pool_positions - prompt_tokens
-                                                : 0);
+            room = std::min<uint64_t>(
+                room, info.kv_pool_positions > prompt_tokens ? info.kv_pool_positions - prompt_tokens : 0);
         }
         r.generate.max_tokens = std::min<uint32_t>(r.generate.max_tokens, static_cast<uint32_t>(room));
     }
@@ -227,8 +222,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                                                                                                const JobEvent& ev) {
             Choice& ch = st->choices[i];
             switch (ev.kind) {
-                case JobEvent::Kind::Started:
-                    return std::string();
+                case JobEvent::Kind::Started: return std::string();
                 case JobEvent::Kind::Token: {
                     const std::string text = ch.tools ? ch.tools->push(ev.text) : ev.text;
                     if (text.empty()) return std::string();
@@ -259,8 +253,7 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                 }
                 case JobEvent::Kind::Error:
                     if (auto j = weak[i].lock()) log_job_end(*j, ev);
-                    return sse_data(
-                        openai_error(ev.message, "server_error", {}, job_error_code_name(ev.error_code)));
+                    return sse_data(openai_error(ev.message, "server_error", {}, job_error_code_name(ev.error_code)));
             }
             return std::string();
         };
@@ -281,9 +274,9 @@ void OpenAiApi::generate(const HttpRequest& req, const Ex& ex, bool chat) {
                          if (ends[i].kind != JobEvent::Kind::Error) continue;
                          if (auto j = weak[i].lock()) log_job_end(*j, ends[i]);
                          const int status = http_status_for(ends[i].error_code);
-                         HttpResponse r = api_error(path, status, job_error_code_name(ends[i].error_code),
-                                                    ends[i].message,
-                                                    status >= 500 ? "server_error" : "invalid_request_error");
+                         HttpResponse r =
+                             api_error(path, status, job_error_code_name(ends[i].error_code), ends[i].message,
+                                       status >= 500 ? "server_error" : "invalid_request_error");
                          if (status == 503) r.headers.emplace_back("Retry-After", "1");
                          return r;
                      }

@@ -33,10 +33,11 @@ std::optional<FieldError> plan_tools(OpenAiRequest& r, std::string_view template
     if (r.tool_choice == "auto") {
         plan.format = native;
         if (plan.format == toolcall::Format::None) {
-            return FieldError{"tools", "the chat template writes tool calls in no format this worker parses (Hermes/"
-                                       "Qwen <tool_call>, Llama 3.x JSON or <|python_tag|>, Mistral [TOOL_CALLS]): "
-                                       "give a template that does with --chat-template-file, or tool_choice: "
-                                       "\"required\""};
+            return FieldError{"tools",
+                              "the chat template writes tool calls in no format this worker parses (Hermes/"
+                              "Qwen <tool_call>, Llama 3.x JSON or <|python_tag|>, Mistral [TOOL_CALLS]): "
+                              "give a template that does with --chat-template-file, or tool_choice: "
+                              "\"required\""};
         }
         return std::nullopt;
     }

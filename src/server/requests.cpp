@@ -22,7 +22,8 @@ size_t utf8_length(std::string_view s) {
 
 std::string job_id_problem(std::string_view id) {
     if (id.empty()) return "expected a non-empty string, found an empty one";
-    if (id.size() > kMaxJobIdBytes) return fmt::format("expected at most {} bytes, found {}", kMaxJobIdBytes, id.size());
+    if (id.size() > kMaxJobIdBytes)
+        return fmt::format("expected at most {} bytes, found {}", kMaxJobIdBytes, id.size());
     for (size_t i = 0; i < id.size(); ++i) {
         const char c = id[i];
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-') {
@@ -212,14 +213,14 @@ void read_sampling(Fields& f, engine::SamplingParams& s) {
     if (auto v = f.uint64("seed")) s.seed = *v;
 }
 
-
 // llama-server's "grammar" (GBNF text) and "json_schema" (a schema object), and OpenAI's response_format: at most
 // one of them.
 void read_constraint(Fields& f, ConstraintSpec& out) {
     auto set = [&](ConstraintSpec::Kind kind, std::string text, const char* param) {
         if (out.kind != ConstraintSpec::Kind::None) {
             f.fail(param, fmt::format("expected at most one of grammar, json_schema and response_format, found {} "
-                                      "and {}", out.param, param));
+                                      "and {}",
+                                      out.param, param));
             return;
         }
         out = {kind, std::move(text), param};
@@ -253,8 +254,8 @@ void read_constraint(Fields& f, ConstraintSpec& out) {
         }
     }
     if (type == "text") return;
-    if (type == "json_object") return set(ConstraintSpec::Kind::JsonSchema, R"({"type":"json_object"})",
-                                          "response_format");
+    if (type == "json_object")
+        return set(ConstraintSpec::Kind::JsonSchema, R"({"type":"json_object"})", "response_format");
     if (type != "json_schema") {
         f.fail("response_format.type", fmt::format("expected text, json_object or json_schema, found \"{}\"", type));
         return;
@@ -273,8 +274,8 @@ void read_constraint(Fields& f, ConstraintSpec& out) {
     (void)jf.boolean("strict");  // the output always follows the schema: strict or not
     const json* schema = jf.get("schema");
     if (!schema || !(schema->is_object() || schema->is_boolean())) {
-        jf.fail("schema", fmt::format("expected a JSON Schema object, found {}", schema ? type_of(*schema)
-                                                                                           : "nothing"));
+        jf.fail("schema",
+                fmt::format("expected a JSON Schema object, found {}", schema ? type_of(*schema) : "nothing"));
         return;
     }
     set(ConstraintSpec::Kind::JsonSchema, schema->dump(), "response_format");
@@ -297,7 +298,8 @@ void read_logit_bias(Fields& f, engine::SamplingParams& s) {
         const std::string at = fmt::format("logit_bias[\"{}\"]", it.key());
         int64_t id = -1;
         const std::string& k = it.key();
-        if (!k.empty() && k.size() <= 10 && std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        if (!k.empty() && k.size() <= 10 &&
+            std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; })) {
             id = std::stoll(k);
         }
         if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
@@ -306,7 +308,8 @@ void read_logit_bias(Fields& f, engine::SamplingParams& s) {
         }
         const json& v = it.value();
         if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < -100 || v.get<double>() > 100) {
-            f.fail(at, fmt::format("expected a number in [-100, 100], found {}", v.is_number() ? v.dump() : type_of(v)));
+            f.fail(at,
+                   fmt::format("expected a number in [-100, 100], found {}", v.is_number() ? v.dump() : type_of(v)));
             continue;
         }
         s.logit_bias.emplace_back(static_cast<engine::TokenId>(id), v.get<float>());
@@ -350,8 +353,8 @@ nlohmann::ordered_json read_tool_calls(Fields& mf, const json& calls) {
         } else if (fn.contains("arguments") && fn["arguments"].is_object()) {
             args = nlohmann::ordered_json::parse(fn["arguments"].dump());
         } else if (fn.contains("arguments")) {
-            mf.fail(at + ".function.arguments", fmt::format("expected a string of JSON, found {}",
-                                                            type_of(fn["arguments"])));
+            mf.fail(at + ".function.arguments",
+                    fmt::format("expected a string of JSON, found {}", type_of(fn["arguments"])));
         }
         nlohmann::ordered_json call = {{"type", "function"},
                                        {"function", {{"name", fn["name"]}, {"arguments", std::move(args)}}}};
@@ -375,8 +378,9 @@ void read_tools(Fields& f, OpenAiRequest& r) {
                 if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
                     !t["function"].is_object() || !t["function"].contains("name") ||
                     !t["function"]["name"].is_string()) {
-                    f.fail(at, "expected {\"type\": \"function\", \"function\": {\"name\", \"description\", "
-                               "\"parameters\"}}");
+                    f.fail(at,
+                           "expected {\"type\": \"function\", \"function\": {\"name\", \"description\", "
+                           "\"parameters\"}}");
                     continue;
                 }
                 if (t["function"].contains("parameters") && !t["function"]["parameters"].is_object()) {
@@ -428,8 +432,8 @@ ExecuteRequest parse_execute(const json& body, uint32_t context_length, std::vec
         errors.push_back({"(body)", fmt::format("expected a JSON object, found {}", type_of(body))});
         return r;
     }
-    static constexpr const char* kKnown[] = {"job_id", "prompt",  "max_tokens", "temperature",        "top_p",
-                                             "top_k",  "min_p",   "stop",       "repetition_penalty", "seed",
+    static constexpr const char* kKnown[] = {"job_id",  "prompt",     "max_tokens", "temperature",        "top_p",
+                                             "top_k",   "min_p",      "stop",       "repetition_penalty", "seed",
                                              "grammar", "json_schema"};
     // Unknown fields are refused: a misspelt "temprature" silently ignored would change results unnoticed.
     for (auto it = body.begin(); it != body.end(); ++it) {
@@ -515,8 +519,8 @@ void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessa
         if (auto role = mf.string("role", true)) {
             if (*role != "system" && *role != "user" && *role != "assistant" && *role != "tool" &&
                 *role != "developer") {
-                mf.fail("role", fmt::format("expected system, developer, user, assistant or tool, found \"{}\"",
-                                            *role));
+                mf.fail("role",
+                        fmt::format("expected system, developer, user, assistant or tool, found \"{}\"", *role));
             }
             // "developer" is OpenAI's newer name for the system role.
             cm.role = *role == "developer" ? "system" : std::move(*role);
@@ -553,8 +557,8 @@ void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessa
         out.push_back(std::move(cm));
     }
     if (total_chars > kMaxPromptChars) {
-        f.fail("messages", fmt::format("expected at most {} characters of content in all, found {}", kMaxPromptChars,
-                                       total_chars));
+        f.fail("messages",
+               fmt::format("expected at most {} characters of content in all, found {}", kMaxPromptChars, total_chars));
     }
 }
 
@@ -627,7 +631,8 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
             if (!r.stream) f.fail("stream_options", "expected only with stream: true");
         }
     }
-    if (auto n = f.integer("n", 1, kMaxChoices, fmt::format("an integer in [1, {}] (choices per request)", kMaxChoices))) {
+    if (auto n =
+            f.integer("n", 1, kMaxChoices, fmt::format("an integer in [1, {}] (choices per request)", kMaxChoices))) {
         r.n = static_cast<uint32_t>(*n);
     }
     if (auto u = f.string("user", false)) r.user = std::move(*u);
@@ -640,10 +645,11 @@ OpenAiRequest parse_openai(const json& body, bool chat, uint32_t context_length,
         }
         read_tools(f, r);
         // The parsers return every call the model writes; one call only is what a forced call gives.
-        if (auto v = f.boolean("parallel_tool_calls"); v && !*v && r.tool_choice != "required" &&
-                                                        r.tool_choice != "function" && r.tool_choice != "none") {
-            f.fail("parallel_tool_calls", "false is supported only with tool_choice \"required\" or a named "
-                                          "function (which produce one call): expected true");
+        if (auto v = f.boolean("parallel_tool_calls");
+            v && !*v && r.tool_choice != "required" && r.tool_choice != "function" && r.tool_choice != "none") {
+            f.fail("parallel_tool_calls",
+                   "false is supported only with tool_choice \"required\" or a named "
+                   "function (which produce one call): expected true");
         }
     } else {
         if (auto n = f.integer("best_of", 1, 1, "1 (best_of > 1 is not supported)")) (void)n;

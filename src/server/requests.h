@@ -58,7 +58,7 @@ struct OpenAiRequest {
     std::string user;            // accepted and logged
     bool logprobs = false;       // chat: logprobs true; completions: logprobs N (then top_logprobs = N)
     uint32_t top_logprobs = 0;
-    ConstraintSpec constraint;   // response_format, or llama-server's grammar / json_schema
+    ConstraintSpec constraint;  // response_format, or llama-server's grammar / json_schema
     // Tool calling (chat): the tool definitions as the template sees them (null: none), and tool_choice.
     nlohmann::ordered_json tools;
     std::string tool_choice = "auto";  // "auto", "none", "required", or "function" with tool_choice_name

@@ -28,18 +28,13 @@ JobEvent error_event(JobErrorCode code, std::string message) {
 // The error event's code for a library error: what the orchestrator can act on (retry elsewhere, shorten, ...).
 JobErrorCode job_error_code(ErrorCode c) {
     switch (c) {
-        case ErrorCode::Cancelled:
-            return JobErrorCode::Cancelled;
+        case ErrorCode::Cancelled: return JobErrorCode::Cancelled;
         case ErrorCode::DeviceAlloc:
-        case ErrorCode::InsufficientVram:
-            return JobErrorCode::VramOom;
-        case ErrorCode::ContextOverflow:
-            return JobErrorCode::ContextOverflow;
+        case ErrorCode::InsufficientVram: return JobErrorCode::VramOom;
+        case ErrorCode::ContextOverflow: return JobErrorCode::ContextOverflow;
         case ErrorCode::InvalidArgument:
-        case ErrorCode::ChatTemplate:
-            return JobErrorCode::InvalidRequest;
-        default:
-            return JobErrorCode::Internal;
+        case ErrorCode::ChatTemplate: return JobErrorCode::InvalidRequest;
+        default: return JobErrorCode::Internal;
     }
 }
 
@@ -175,9 +170,7 @@ bool Scheduler::busy() const {
     return started_ > 0;
 }
 
-void Scheduler::publish_depth() {
-    metrics_.set_queue_depth(jobs_.size() - started_);
-}
+void Scheduler::publish_depth() { metrics_.set_queue_depth(jobs_.size() - started_); }
 
 engine::RequestSink Scheduler::sink_for(const std::shared_ptr<Job>& job) {
     engine::RequestSink sink;

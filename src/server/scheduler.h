@@ -30,9 +30,9 @@ public:
 
     struct Submission {
         SubmitStatus status;
-        std::shared_ptr<Job> job;                    // set when Accepted
+        std::shared_ptr<Job> job;                      // set when Accepted
         ErrorCode error = ErrorCode::InvalidArgument;  // Refused: why (the service's prepare() refused it)
-        std::string message{};                       // Refused: its message (e.g. the KV pool's limit)
+        std::string message{};                         // Refused: its message (e.g. the KV pool's limit)
     };
     // Checks and tokenizes the request on the calling thread; a request the service refuses (larger than the whole
     // KV pool, bad sampling) is Refused at once and never queued. One beyond the context is Accepted as a job that
@@ -75,11 +75,11 @@ private:
     const size_t max_queue_;
     const size_t parallel_;
     mutable std::mutex mu_;
-    std::condition_variable cv_;       // wakes the worker: a job submitted or cancelled, or stopping
-    std::condition_variable idle_cv_;  // wakes drain(): a job ended
-    std::deque<Inbox> inbox_;          // accepted, not yet handed to the engine
+    std::condition_variable cv_;                     // wakes the worker: a job submitted or cancelled, or stopping
+    std::condition_variable idle_cv_;                // wakes drain(): a job ended
+    std::deque<Inbox> inbox_;                        // accepted, not yet handed to the engine
     std::unordered_map<std::string, Tracked> jobs_;  // every accepted job that has not ended
-    size_t started_ = 0;                              // of jobs_, those that started
+    size_t started_ = 0;                             // of jobs_, those that started
     bool draining_ = false;
     bool stopping_ = false;
     std::thread worker_;

@@ -35,9 +35,9 @@ struct ServiceInfo {
     std::string quant_kind;      // "Q8_0", "Q4_K_M" ...
     std::string tokenizer_kind;  // "bpe/qwen2", "spm/llama" ...
     uint32_t vocab_size = 0;
-    uint32_t context_length = 0;  // the context this worker serves (-c), <= the model's
-    std::string device;           // "cpu" | "cuda"
-    uint32_t parallel = 1;        // most sequences running at once (--parallel)
+    uint32_t context_length = 0;     // the context this worker serves (-c), <= the model's
+    std::string device;              // "cpu" | "cuda"
+    uint32_t parallel = 1;           // most sequences running at once (--parallel)
     uint64_t kv_pool_positions = 0;  // positions the whole KV pool holds (a request's prompt + max_tokens must fit);
                                      // 0: no pool limit beyond the context
 };

@@ -33,8 +33,8 @@ void TokenizeApi::tokenize(const HttpRequest& req, const Ex& ex) {
     if (auto* refused = std::get_if<HttpResponse>(&parsed)) return ex->reply(std::move(*refused));
     const json& body = std::get<json>(parsed);
     auto bad = [&](const std::string& msg) { ex->reply(api_error(req.path, 400, "INVALID_REQUEST", msg)); };
-    if (auto why = check_fields(body, {{"content", false}, {"add_special", true}, {"parse_special", true},
-                                       {"with_pieces", true}})) {
+    if (auto why = check_fields(
+            body, {{"content", false}, {"add_special", true}, {"parse_special", true}, {"with_pieces", true}})) {
         return bad(*why);
     }
     if (!body.contains("content") || !body["content"].is_string()) return bad("content: expected a string");

@@ -118,7 +118,8 @@ class ExchangeImpl;
 // One connection. Everything below runs on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(Transport::Impl& t, tcp::socket socket) : t_(t), stream_(std::move(socket)), heartbeat_(stream_.get_executor()) {
+    Session(Transport::Impl& t, tcp::socket socket)
+        : t_(t), stream_(std::move(socket)), heartbeat_(stream_.get_executor()) {
         t_.connections.fetch_add(1);
     }
     ~Session() { t_.connections.fetch_sub(1); }
@@ -479,9 +480,7 @@ Transport::Transport(TransportLimits limits, Handler handler, RefusalBuilder ref
     impl_->refusal = std::move(refusal);
 }
 
-Transport::~Transport() {
-    stop();
-}
+Transport::~Transport() { stop(); }
 
 int Transport::bind(const std::string& host, int port) {
     raise_fd_limit();
@@ -493,8 +492,8 @@ int Transport::bind(const std::string& host, int port) {
                                                              host, port, what, ec.message()));
     };
     tcp::resolver resolver(t.ioc);
-    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service,
-                                    ec);
+    auto results =
+        resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
     if (ec || results.empty()) throw fail("resolve");
     const tcp::endpoint ep = results.begin()->endpoint();
     t.acceptor.open(ep.protocol(), ec);
@@ -515,7 +514,8 @@ int Transport::adopt_listener(int fd) {
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
         const int err = errno;
         ::close(fd);
-        throw Error(ErrorCode::InvalidArgument, fmt::format("adopting listening socket {}: {}", fd, std::strerror(err)));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("adopting listening socket {}: {}", fd, std::strerror(err)));
     }
     beast::error_code ec;
     t.acceptor.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
@@ -530,8 +530,8 @@ int Transport::duplicate_listener() const {
     const int fd = impl_->acceptor.is_open() ? ::fcntl(impl_->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0) : -1;
     if (fd < 0) {
         throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("no listening socket to hand over: {}", impl_->acceptor.is_open() ? std::strerror(errno)
-                                                                                                : "not bound"));
+                    fmt::format("no listening socket to hand over: {}",
+                                impl_->acceptor.is_open() ? std::strerror(errno) : "not bound"));
     }
     return fd;
 }
@@ -560,13 +560,9 @@ void Transport::begin_drain() {
     t.for_each_session([](const std::shared_ptr<Session>& s) { net::post(s->executor(), [s] { s->drain(); }); });
 }
 
-size_t Transport::open_exchanges() const {
-    return impl_->exchanges.load();
-}
+size_t Transport::open_exchanges() const { return impl_->exchanges.load(); }
 
-size_t Transport::open_connections() const {
-    return impl_->connections.load();
-}
+size_t Transport::open_connections() const { return impl_->connections.load(); }
 
 void Transport::stop() {
     Impl& t = *impl_;

@@ -16,19 +16,19 @@
 namespace orcd::server {
 
 struct TransportLimits {
-    size_t max_header_bytes = 64 * 1024;             // request line + every header field, in all
-    size_t max_body_bytes = 1 << 20;                 // after chunked decoding
-    size_t max_target_bytes = 8 * 1024;              // the request target (414 above)
+    size_t max_header_bytes = 64 * 1024;               // request line + every header field, in all
+    size_t max_body_bytes = 1 << 20;                   // after chunked decoding
+    size_t max_target_bytes = 8 * 1024;                // the request target (414 above)
     std::chrono::milliseconds request_timeout{30000};  // to read one whole request; also the keep-alive idle limit
-    size_t max_connections = 2048;                   // open at once; more are answered 503 and closed
-    size_t max_pending_write_bytes = 8 << 20;        // a stream's unsent bytes; a client reading slower is dropped
+    size_t max_connections = 2048;                     // open at once; more are answered 503 and closed
+    size_t max_pending_write_bytes = 8 << 20;          // a stream's unsent bytes; a client reading slower is dropped
     bool keep_alive = true;  // false: one request per connection, every answer says "Connection: close"
 };
 
 struct HttpRequest {
     std::string method;
-    std::string target;  // as sent
-    std::string path;    // the target without its query
+    std::string target;                                        // as sent
+    std::string path;                                          // the target without its query
     std::vector<std::pair<std::string, std::string>> headers;  // field names lowercase, in order
     std::string body;
     // The value of a header field, "" when absent (the first one when repeated).

@@ -4,9 +4,7 @@ namespace orcd::server {
 
 using json = nlohmann::json;
 
-std::string dump_json(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string sse_frame(std::string_view event, const json& data) {
     std::string out = "event: ";
@@ -17,16 +15,13 @@ std::string sse_frame(std::string_view event, const json& data) {
     return out;
 }
 
-std::string sse_data(const json& data) {
-    return "data: " + dump_json(data) + "\n\n";
-}
+std::string sse_data(const json& data) { return "data: " + dump_json(data) + "\n\n"; }
 
 std::string worker_sse(const JobEvent& ev, const std::string& job_id, const std::string& model_id) {
     switch (ev.kind) {
         case JobEvent::Kind::Started:
             return sse_frame("started", {{"job_id", job_id}, {"model", model_id}, {"started_at", ev.started_at_ms}});
-        case JobEvent::Kind::Token:
-            return sse_frame("token", {{"t", ev.text}, {"i", ev.index}});
+        case JobEvent::Kind::Token: return sse_frame("token", {{"t", ev.text}, {"i", ev.index}});
         case JobEvent::Kind::End:
             return sse_frame("end", {{"tokens_out", ev.tokens_out},
                                      {"prompt_tokens", ev.prompt_tokens},
@@ -135,8 +130,7 @@ json openai_logprobs(bool chat, std::span<const engine::TokenLogprobs> items, si
         }
         return {{"content", std::move(content)}, {"refusal", nullptr}};
     }
-    json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(),
-         offsets = json::array();
+    json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
     for (const auto& t : items) {
         tokens.push_back(t.chosen.text);
         token_logprobs.push_back(t.chosen.logprob);

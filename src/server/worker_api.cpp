@@ -20,14 +20,12 @@ std::variant<std::shared_ptr<Job>, HttpResponse> submit_job(ServerContext& ctx, 
                                                             std::string job_id, engine::GenerateRequest gen) {
     auto s = ctx.scheduler.submit(std::move(job_id), std::move(gen));
     switch (s.status) {
-        case SubmitStatus::Accepted:
-            return s.job;
+        case SubmitStatus::Accepted: return s.job;
         case SubmitStatus::QueueFull:
             return unavailable(ctx, path,
                                fmt::format("the job queue is full ({} waiting, --max-queue {}); retry later",
                                            ctx.scheduler.queued(), ctx.opt.max_queue));
-        case SubmitStatus::Draining:
-            return unavailable(ctx, path, "the worker is shutting down");
+        case SubmitStatus::Draining: return unavailable(ctx, path, "the worker is shutting down");
         case SubmitStatus::Refused: {
             // A request the engine can never run (larger than the whole KV pool, beyond the context): 400 at once.
             ctx.metrics.count_request(Outcome::Invalid);
@@ -58,10 +56,10 @@ void WorkerApi::execute(const HttpRequest& req, const Ex& ex) {
             fields[e.field] = e.message;
             names += (names.empty() ? "" : ", ") + e.field;
         }
-        return ex->reply(api_error(
-            req.path, 400, "INVALID_REQUEST",
-            fmt::format("{} invalid field{}: {}", errors.size(), errors.size() == 1 ? "" : "s", names),
-            "invalid_request_error", {}, fields));
+        return ex->reply(
+            api_error(req.path, 400, "INVALID_REQUEST",
+                      fmt::format("{} invalid field{}: {}", errors.size(), errors.size() == 1 ? "" : "s", names),
+                      "invalid_request_error", {}, fields));
     }
     if (auto bad = apply_constraint(ctx_.service, ctx_.opt, r.constraint, r.generate)) {
         ctx_.metrics.count_request(Outcome::Invalid);
@@ -73,13 +71,13 @@ void WorkerApi::execute(const HttpRequest& req, const Ex& ex) {
     auto job = std::get<std::shared_ptr<Job>>(submitted);
     server_log(fmt::format("job {}: accepted ({} waiting)", job->id(), ctx_.scheduler.queued()));
     const std::string model = ctx_.service.info().model_id;
-    stream_job(ex, job, ctx_.scheduler, HttpResponse{}, [id = job->id(), model, weak = std::weak_ptr<Job>(job)](
-                                                             const JobEvent& ev) {
-        if (ev.terminal()) {
-            if (auto j = weak.lock()) log_job_end(*j, ev);
-        }
-        return worker_sse(ev, id, model);
-    });
+    stream_job(ex, job, ctx_.scheduler, HttpResponse{},
+               [id = job->id(), model, weak = std::weak_ptr<Job>(job)](const JobEvent& ev) {
+                   if (ev.terminal()) {
+                       if (auto j = weak.lock()) log_job_end(*j, ev);
+                   }
+                   return worker_sse(ev, id, model);
+               });
 }
 
 void WorkerApi::cancel(const HttpRequest& req, const Ex& ex) {
@@ -90,8 +88,8 @@ void WorkerApi::cancel(const HttpRequest& req, const Ex& ex) {
     const std::string message = !id || !id->is_string() ? std::string("required: expected a non-empty string")
                                                         : job_id_problem(id->get<std::string>());
     if (!message.empty()) {
-        return ex->reply(api_error(req.path, 400, "INVALID_REQUEST", "1 invalid field: job_id",
-                                   "invalid_request_error", "job_id", {{"job_id", message}}));
+        return ex->reply(api_error(req.path, 400, "INVALID_REQUEST", "1 invalid field: job_id", "invalid_request_error",
+                                   "job_id", {{"job_id", message}}));
     }
     const std::string job_id = id->get<std::string>();
     const CancelStatus s = ctx_.scheduler.cancel(job_id, CancelReason::Request);
@@ -111,7 +109,9 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
     const bool draining = ctx_.scheduler.draining();
     const BatchSnapshot b = ctx_.metrics.batch();
     json j = {{"status", resident ? "healthy" : "unhealthy"},
-              {"state", !resident ? "unhealthy" : draining ? "draining" : "ready"},
+              {"state", !resident  ? "unhealthy"
+                        : draining ? "draining"
+                                   : "ready"},
               {"model", i.model_id},
               {"model_path", i.model_path},
               {"arch", i.arch},

@@ -20,7 +20,7 @@ struct Preset {
     uint32_t context_length;
     float rms_eps;
     float rope_theta;
-    bool tied_embeddings;      // no output.weight: the LM head reuses token_embd
+    bool tied_embeddings;         // no output.weight: the LM head reuses token_embd
     uint32_t key_length = 0;      // <arch>.attention.key_length when the head size is not n_embd / n_head (qwen3)
     uint32_t sliding_window = 0;  // <arch>.attention.sliding_window when the model has one (phi3), else 0
 
@@ -29,6 +29,6 @@ struct Preset {
 
 const std::vector<Preset>& presets();
 const Preset& find_preset(std::string_view name);  // throws InvalidArgument listing the presets
-std::string preset_names();                         // "qwen2.5-0.5b, qwen2.5-1.5b, ..."
+std::string preset_names();                        // "qwen2.5-0.5b, qwen2.5-1.5b, ..."
 
 }  // namespace orcd::synth

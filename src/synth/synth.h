@@ -17,12 +17,12 @@ namespace orcd::synth {
 struct Options {
     std::string preset = "qwen2.5-tiny";
     FileType type = FileType::F32;
-    std::filesystem::path vocab;            // vocab GGUF whose tokenizer.* keys are copied; empty = none
-    std::optional<uint32_t> n_vocab;        // vocabulary size when no vocab file is given
+    std::filesystem::path vocab;      // vocab GGUF whose tokenizer.* keys are copied; empty = none
+    std::optional<uint32_t> n_vocab;  // vocabulary size when no vocab file is given
     uint64_t seed = 1;
-    std::optional<uint32_t> n_layer;        // override the preset's block count (e.g. a 2-layer Phi-3 shape)
-    std::optional<uint32_t> context_length; // override the preset's context length
-    unsigned threads = 0;                   // 0 = all cores
+    std::optional<uint32_t> n_layer;         // override the preset's block count (e.g. a 2-layer Phi-3 shape)
+    std::optional<uint32_t> context_length;  // override the preset's context length
+    unsigned threads = 0;                    // 0 = all cores
     // Called after each tensor is generated, with the tensor bytes done so far and in all; from the writer's
     // threads, one call at a time. `orcd synth` draws its progress bar with it.
     std::function<void(uint64_t done, uint64_t total)> progress;
@@ -33,7 +33,7 @@ struct TensorPlan {
     std::string name;
     std::vector<uint64_t> shape;  // GGUF order
     Role role;
-    uint32_t layer;               // block index, or UINT32_MAX for non-block tensors
+    uint32_t layer;  // block index, or UINT32_MAX for non-block tensors
     gguf::TensorType type;
 };
 

@@ -17,7 +17,20 @@ std::string_view file_type_name(FileType t);
 uint32_t llama_ftype(FileType t);  // value for general.file_type (llama.cpp's LLAMA_FTYPE_*)
 
 // What a weight is, as far as the type rule cares.
-enum class Role { TokenEmbedding, Output, AttnQ, AttnK, AttnV, AttnQkv, AttnOutput, FfnGate, FfnUp, FfnDown, Norm, Bias };
+enum class Role {
+    TokenEmbedding,
+    Output,
+    AttnQ,
+    AttnK,
+    AttnV,
+    AttnQkv,
+    AttnOutput,
+    FfnGate,
+    FfnUp,
+    FfnDown,
+    Norm,
+    Bias
+};
 
 // layer/n_layer locate the tensor among the model's blocks (ignored for non-block tensors).
 gguf::TensorType choose_type(FileType ft, Role role, uint64_t row_length, bool is_tied_output, uint32_t layer,

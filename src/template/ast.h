@@ -15,19 +15,19 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
     enum class Kind {
-        Literal,    // value
-        Name,       // name
-        List,       // args
-        Tuple,      // args
-        Dict,       // args: key, value, key, value, ...
-        Attr,       // args[0].name
-        Item,       // args[0][args[1]]
-        Slice,      // args[0][args[1]:args[2]:args[3]] (null parts omitted)
-        Call,       // args[0](args[1..], kwargs)
-        Filter,     // args[0] | name(args[1..], kwargs)
-        Test,       // args[0] is [not] name(args[1..], kwargs)
-        Unary,      // name: "-", "+", "not"
-        Binary,     // args[0] name args[1]: + - * / // % ** ~ == != < > <= >= in "not in" and or
+        Literal,      // value
+        Name,         // name
+        List,         // args
+        Tuple,        // args
+        Dict,         // args: key, value, key, value, ...
+        Attr,         // args[0].name
+        Item,         // args[0][args[1]]
+        Slice,        // args[0][args[1]:args[2]:args[3]] (null parts omitted)
+        Call,         // args[0](args[1..], kwargs)
+        Filter,       // args[0] | name(args[1..], kwargs)
+        Test,         // args[0] is [not] name(args[1..], kwargs)
+        Unary,        // name: "-", "+", "not"
+        Binary,       // args[0] name args[1]: + - * / // % ** ~ == != < > <= >= in "not in" and or
         Conditional,  // args[1] if args[0] else args[2] (args[2] may be null)
     };
     Kind kind;
@@ -56,7 +56,7 @@ struct Node {
         FilterBlock,  // filter expr (a Filter chain applied to the body's output; its innermost arg is null)
         Break,
         Continue,
-        Generation,   // generation: body (rendered unchanged)
+        Generation,  // generation: body (rendered unchanged)
     };
     Kind kind;
     int line = 0;
@@ -64,7 +64,7 @@ struct Node {
     ExprPtr expr;
     ExprPtr cond;
     std::vector<std::string> targets;
-    std::string attr;                                   // Set on a namespace: `set ns.attr = ...`
+    std::string attr;                                     // Set on a namespace: `set ns.attr = ...`
     std::vector<std::pair<std::string, ExprPtr>> params;  // Macro/CallBlock parameters with their defaults
     std::vector<ExprPtr> conditions;
     std::vector<Body> bodies;

@@ -82,8 +82,8 @@ Value f_length(Interpreter&, const Value& v, CallArgs&) {
 
 Value f_items(Interpreter&, const Value& v, CallArgs&) {
     if (v.is_undefined()) return Value(List{});
-    if (!v.is_dict()) throw TemplateTypeError(fmt::format("can only get item pairs from a mapping, not {}",
-                                                          v.type_name()));
+    if (!v.is_dict())
+        throw TemplateTypeError(fmt::format("can only get item pairs from a mapping, not {}", v.type_name()));
     List l;
     for (const auto& [k, x] : v.dict().items) l.push_back(Value::tuple(List{Value(k), x}));
     return Value(std::move(l));
@@ -256,8 +256,7 @@ Value f_int(Interpreter&, const Value& v, CallArgs& a) {
             if (used == s.size()) return Value(static_cast<int64_t>(x));
             const double d = std::stod(s, &used);
             if (used == s.size() && std::isfinite(d)) return Value(static_cast<int64_t>(d));
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     }
     return Value(dflt);
 }
@@ -271,8 +270,7 @@ Value f_float(Interpreter&, const Value& v, CallArgs& a) {
             const std::string s = text::strip(v.str(), nullptr, true, true);
             const double d = std::stod(s, &used);
             if (used == s.size()) return Value(d);
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     }
     return dflt;
 }
@@ -293,9 +291,12 @@ Value f_round(Interpreter&, const Value& v, CallArgs& a) {
     const double scale = std::pow(10.0, static_cast<double>(precision));
     const double x = v.as_number() * scale;
     double r;
-    if (method == "ceil") r = std::ceil(x);
-    else if (method == "floor") r = std::floor(x);
-    else r = std::nearbyint(x);  // Python's round(): half to even
+    if (method == "ceil")
+        r = std::ceil(x);
+    else if (method == "floor")
+        r = std::floor(x);
+    else
+        r = std::nearbyint(x);  // Python's round(): half to even
     return Value(r / scale);
 }
 
@@ -349,8 +350,8 @@ Value f_sum(Interpreter&, const Value& v, CallArgs& a) {
     for (const auto& x : iterate(v)) {
         const Value y = attr ? attribute_of(x, *attr) : x;
         if (!acc.is_number() || !y.is_number())
-            throw TemplateTypeError(fmt::format("unsupported operand type(s) for +: '{}' and '{}'", acc.type_name(),
-                                                y.type_name()));
+            throw TemplateTypeError(
+                fmt::format("unsupported operand type(s) for +: '{}' and '{}'", acc.type_name(), y.type_name()));
         if (acc.is_float() || y.is_float()) {
             acc = Value(acc.as_number() + y.as_number());
         } else {
@@ -400,8 +401,7 @@ Value f_center(Interpreter&, const Value& v, CallArgs& a) {
     if (width <= len) return Value(s);
     const int64_t total = width - len;
     const int64_t left = total / 2 + (total & width & 1);  // Python's str.center
-    return Value(std::string(static_cast<size_t>(left), ' ') + s +
-                 std::string(static_cast<size_t>(total - left), ' '));
+    return Value(std::string(static_cast<size_t>(left), ' ') + s + std::string(static_cast<size_t>(total - left), ' '));
 }
 
 Value f_escape(Interpreter&, const Value& v, CallArgs&) {
@@ -463,30 +463,60 @@ Value f_format(Interpreter&, const Value& v, CallArgs& a) {
         }
         if (next >= a.positional.size()) throw TemplateTypeError("not enough arguments for format string");
         const Value& x = a.positional[next++];
-        if (f[i] == 'r') out += x.repr();
-        else if (f[i] == 'd' || f[i] == 'i') out += std::to_string(x.is_float() ? static_cast<int64_t>(x.as_float())
-                                                                                 : x.is_int() ? x.as_int() : 0);
-        else out += x.to_str();
+        if (f[i] == 'r')
+            out += x.repr();
+        else if (f[i] == 'd' || f[i] == 'i')
+            out += std::to_string(x.is_float() ? static_cast<int64_t>(x.as_float()) : x.is_int() ? x.as_int() : 0);
+        else
+            out += x.to_str();
     }
     return Value(std::move(out));
 }
 
 const std::unordered_map<std::string_view, FilterFn>& table() {
     static const std::unordered_map<std::string_view, FilterFn> t = {
-        {"tojson", f_tojson},       {"trim", f_trim},         {"join", f_join},
-        {"length", f_length},       {"count", f_length},      {"items", f_items},
-        {"selectattr", f_selectattr}, {"rejectattr", f_rejectattr}, {"select", f_select},
-        {"reject", f_reject},       {"map", f_map},           {"default", f_default},
-        {"d", f_default},           {"upper", f_upper},       {"lower", f_lower},
-        {"capitalize", f_capitalize}, {"title", f_title},     {"string", f_string},
-        {"safe", f_safe},           {"replace", f_replace},   {"indent", f_indent},
-        {"first", f_first},         {"last", f_last},         {"list", f_list},
-        {"unique", f_unique},       {"int", f_int},           {"float", f_float},
-        {"abs", f_abs},             {"round", f_round},       {"reverse", f_reverse},
-        {"sort", f_sort},           {"dictsort", f_dictsort}, {"sum", f_sum},
-        {"min", f_min},             {"max", f_max},           {"wordcount", f_wordcount},
-        {"center", f_center},       {"escape", f_escape},     {"e", f_escape},
-        {"forceescape", f_escape},  {"attr", f_attr},         {"batch", f_batch},
+        {"tojson", f_tojson},
+        {"trim", f_trim},
+        {"join", f_join},
+        {"length", f_length},
+        {"count", f_length},
+        {"items", f_items},
+        {"selectattr", f_selectattr},
+        {"rejectattr", f_rejectattr},
+        {"select", f_select},
+        {"reject", f_reject},
+        {"map", f_map},
+        {"default", f_default},
+        {"d", f_default},
+        {"upper", f_upper},
+        {"lower", f_lower},
+        {"capitalize", f_capitalize},
+        {"title", f_title},
+        {"string", f_string},
+        {"safe", f_safe},
+        {"replace", f_replace},
+        {"indent", f_indent},
+        {"first", f_first},
+        {"last", f_last},
+        {"list", f_list},
+        {"unique", f_unique},
+        {"int", f_int},
+        {"float", f_float},
+        {"abs", f_abs},
+        {"round", f_round},
+        {"reverse", f_reverse},
+        {"sort", f_sort},
+        {"dictsort", f_dictsort},
+        {"sum", f_sum},
+        {"min", f_min},
+        {"max", f_max},
+        {"wordcount", f_wordcount},
+        {"center", f_center},
+        {"escape", f_escape},
+        {"e", f_escape},
+        {"forceescape", f_escape},
+        {"attr", f_attr},
+        {"batch", f_batch},
         {"format", f_format},
     };
     return t;

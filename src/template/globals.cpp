@@ -30,8 +30,8 @@ Value range_fn(Interpreter& in, CallArgs& a) {
     if (step > 0 && stop > start) n = (static_cast<__int128>(stop) - start + step - 1) / step;
     if (step < 0 && stop < start) n = (static_cast<__int128>(start) - stop - step - 1) / -step;
     if (n > in.options().limits.max_range)
-        throw RenderError(fmt::format("range too big: the sandbox allows at most {} items",
-                                      in.options().limits.max_range));
+        throw RenderError(
+            fmt::format("range too big: the sandbox allows at most {} items", in.options().limits.max_range));
     List l;
     l.reserve(static_cast<size_t>(n));
     for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) l.emplace_back(start + i * step);
@@ -67,26 +67,27 @@ Dict make_globals(Interpreter& in) {
     Dict g;
     g.set("range", Value(Callable{"range", [&in](CallArgs& a) { return range_fn(in, a); }}));
     g.set("dict", Value(Callable{"dict", [](CallArgs& a) {
-                              Dict d;
-                              for (const auto& p : a.positional) {
-                                  if (!p.is_dict()) throw TemplateTypeError("dict() takes keyword arguments");
-                                  for (const auto& [k, v] : p.dict().items) d.set(k, v);
-                              }
-                              for (auto& [k, v] : a.named) d.set(k, v);
-                              return Value(std::move(d));
-                          }}));
+                                     Dict d;
+                                     for (const auto& p : a.positional) {
+                                         if (!p.is_dict()) throw TemplateTypeError("dict() takes keyword arguments");
+                                         for (const auto& [k, v] : p.dict().items) d.set(k, v);
+                                     }
+                                     for (auto& [k, v] : a.named) d.set(k, v);
+                                     return Value(std::move(d));
+                                 }}));
     g.set("namespace", Value(Callable{"namespace", [](CallArgs& a) {
-                                   auto ns = std::make_shared<Namespace>();
-                                   for (const auto& p : a.positional)
-                                       if (p.is_dict())
-                                           for (const auto& [k, v] : p.dict().items) ns->attrs.set(k, v);
-                                   for (auto& [k, v] : a.named) ns->attrs.set(k, v);
-                                   return Value(std::move(ns));
-                               }}));
-    g.set("raise_exception", Value(Callable{"raise_exception", [](CallArgs& a) -> Value {
-                                         const Value* m = find_arg(a, 0, "message");
-                                         throw RenderError(m ? m->to_str() : std::string("raise_exception called"));
-                                     }}));
+                                          auto ns = std::make_shared<Namespace>();
+                                          for (const auto& p : a.positional)
+                                              if (p.is_dict())
+                                                  for (const auto& [k, v] : p.dict().items) ns->attrs.set(k, v);
+                                          for (auto& [k, v] : a.named) ns->attrs.set(k, v);
+                                          return Value(std::move(ns));
+                                      }}));
+    g.set("raise_exception",
+          Value(Callable{"raise_exception", [](CallArgs& a) -> Value {
+                             const Value* m = find_arg(a, 0, "message");
+                             throw RenderError(m ? m->to_str() : std::string("raise_exception called"));
+                         }}));
     const std::string date = in.options().date;
     g.set("strftime_now", Value(Callable{"strftime_now", [date](CallArgs& a) { return strftime_fn(date, a); }}));
     return g;

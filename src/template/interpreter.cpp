@@ -34,8 +34,8 @@ int64_t py_mod(int64_t a, int64_t b) {
 }
 
 [[noreturn]] void unsupported(std::string_view op, const Value& a, const Value& b) {
-    throw TemplateTypeError(fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(),
-                                        b.type_name()));
+    throw TemplateTypeError(
+        fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, a.type_name(), b.type_name()));
 }
 
 int64_t int_of(const Value& v) { return v.is_bool() ? (v.as_bool() ? 1 : 0) : v.as_int(); }
@@ -63,8 +63,8 @@ std::string percent_format(const std::string& fmtstr, const Value& args) {
         } else if (c == 'r') {
             out += v.repr();
         } else if (c == 'd' || c == 'i') {
-            if (!v.is_number()) throw TemplateTypeError(fmt::format("%{} format: a real number is required, not {}", c,
-                                                                    v.type_name()));
+            if (!v.is_number())
+                throw TemplateTypeError(fmt::format("%{} format: a real number is required, not {}", c, v.type_name()));
             out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_float()) : int_of(v));
         } else if (c == 'f') {
             if (!v.is_number()) throw TemplateTypeError("must be real number, not " + std::string(v.type_name()));
@@ -81,8 +81,8 @@ std::string percent_format(const std::string& fmtstr, const Value& args) {
 
 Interpreter::DepthGuard::DepthGuard(Interpreter& i) : in(i) {
     if (++in.depth_ > in.options_.limits.max_depth)
-        throw RenderError(fmt::format("template nested or recursing too deeply (more than {} levels)",
-                                      in.options_.limits.max_depth));
+        throw RenderError(
+            fmt::format("template nested or recursing too deeply (more than {} levels)", in.options_.limits.max_depth));
 }
 
 Interpreter::Interpreter(std::string_view template_name, const RenderOptions& options)
@@ -109,8 +109,8 @@ std::string Interpreter::render(const Body& body, const Dict& context) {
 
 void Interpreter::check_time() {
     if (std::chrono::steady_clock::now() > deadline_)
-        throw RenderError(fmt::format("rendering took longer than the limit of {} ms",
-                                      options_.limits.max_time.count()));
+        throw RenderError(
+            fmt::format("rendering took longer than the limit of {} ms", options_.limits.max_time.count()));
 }
 
 void Interpreter::count_iteration() {
@@ -159,9 +159,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
     DepthGuard guard(*this);
     line_ = n.line;
     switch (n.kind) {
-        case Node::Kind::Text:
-            append_output(out, n.text);
-            break;
+        case Node::Kind::Text: append_output(out, n.text); break;
         case Node::Kind::Output: {
             const Value v = eval(*n.expr);
             append_output(out, v.to_str());
@@ -173,19 +171,13 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
                 if (eval(*n.conditions[i]).truthy()) return exec_body(n.bodies[i], out);
             }
             return exec_body(n.else_body, out);
-        case Node::Kind::For:
-            exec_for(n, out);
-            break;
-        case Node::Kind::Set:
-            exec_set(n);
-            break;
+        case Node::Kind::For: exec_for(n, out); break;
+        case Node::Kind::Set: exec_set(n); break;
         case Node::Kind::SetBlock: {
             assign(n.targets[0], filtered_block(n));
             break;
         }
-        case Node::Kind::Macro:
-            assign(n.text, make_macro(n));
-            break;
+        case Node::Kind::Macro: assign(n.text, make_macro(n)); break;
         case Node::Kind::CallBlock: {
             const Expr& call = *n.expr;
             const Value callee = eval(*call.args[0]);
@@ -208,8 +200,7 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::string& out) {
         case Node::Kind::Continue:
             if (loop_depth_ == 0) throw RenderError("'break' or 'continue' outside of a loop");
             return n.kind == Node::Kind::Break ? Flow::Break : Flow::Continue;
-        case Node::Kind::Generation:
-            return exec_body(n.body, out);
+        case Node::Kind::Generation: return exec_body(n.body, out);
     }
     return Flow::Normal;
 }
@@ -282,8 +273,8 @@ void Interpreter::exec_for(const Node& n, std::string& out) {
             } else {
                 const List parts = iterate(item);
                 if (parts.size() != n.targets.size())
-                    throw RenderError(fmt::format("cannot unpack {} values into {} loop variables", parts.size(),
-                                                  n.targets.size()));
+                    throw RenderError(
+                        fmt::format("cannot unpack {} values into {} loop variables", parts.size(), n.targets.size()));
                 for (size_t t = 0; t < n.targets.size(); ++t) assign(n.targets[t], parts[t]);
             }
             assign("loop", Value(std::move(loop)));
@@ -348,8 +339,8 @@ Value Interpreter::make_macro(const Node& n, const Node* caller_of) {
 Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller, const Frame& closure) {
     if (++call_depth_ > options_.limits.max_call_depth) {
         --call_depth_;
-        throw RenderError(fmt::format("macro calls nested more than {} deep (runaway recursion?)",
-                                      options_.limits.max_call_depth));
+        throw RenderError(
+            fmt::format("macro calls nested more than {} deep (runaway recursion?)", options_.limits.max_call_depth));
     }
     check_time();
     const size_t saved_base = frame_base_;
@@ -387,8 +378,7 @@ Value Interpreter::call_macro(const Node& n, CallArgs& args, const Value& caller
         }
         for (size_t i = 0; i < n.params.size(); ++i) {
             if (set[i]) continue;
-            f[n.params[i].first] = n.params[i].second ? eval(*n.params[i].second)
-                                                      : Value::undefined(n.params[i].first);
+            f[n.params[i].first] = n.params[i].second ? eval(*n.params[i].second) : Value::undefined(n.params[i].first);
         }
         f["varargs"] = Value(std::move(varargs));
         f["kwargs"] = Value(std::move(kwargs));
@@ -452,10 +442,8 @@ Value Interpreter::eval(const Expr& e) {
     DepthGuard guard(*this);
     line_ = e.line;
     switch (e.kind) {
-        case Expr::Kind::Literal:
-            return e.value;
-        case Expr::Kind::Name:
-            return lookup(e.name);
+        case Expr::Kind::Literal: return e.value;
+        case Expr::Kind::Name: return lookup(e.name);
         case Expr::Kind::List:
         case Expr::Kind::Tuple: {
             List l;
@@ -473,8 +461,7 @@ Value Interpreter::eval(const Expr& e) {
             }
             return Value(std::move(d));
         }
-        case Expr::Kind::Attr:
-            return get_attr(eval(*e.args[0]), e.name);
+        case Expr::Kind::Attr: return get_attr(eval(*e.args[0]), e.name);
         case Expr::Kind::Item: {
             const Value obj = eval(*e.args[0]);
             return get_item(obj, eval(*e.args[1]));
@@ -487,8 +474,7 @@ Value Interpreter::eval(const Expr& e) {
             return get_slice(obj, parts[0] ? &*parts[0] : nullptr, parts[1] ? &*parts[1] : nullptr,
                              parts[2] ? &*parts[2] : nullptr);
         }
-        case Expr::Kind::Call:
-            return eval_call(e);
+        case Expr::Kind::Call: return eval_call(e);
         case Expr::Kind::Filter: {
             const Value operand = eval(*e.args[0]);
             CallArgs args;
@@ -517,8 +503,7 @@ Value Interpreter::eval(const Expr& e) {
             if (v.is_float()) return Value(e.name == "-" ? -v.as_float() : v.as_float());
             throw TemplateTypeError(fmt::format("bad operand type for unary {}: '{}'", e.name, v.type_name()));
         }
-        case Expr::Kind::Binary:
-            return eval_binary(e);
+        case Expr::Kind::Binary: return eval_binary(e);
         case Expr::Kind::Conditional:
             if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
             if (e.args[2]) return eval(*e.args[2]);
@@ -559,8 +544,8 @@ Value Interpreter::eval_binary(const Expr& e) {
         bool found = false;
         if (b.is_string()) {
             if (!a.is_string())
-                throw TemplateTypeError(fmt::format("'in <string>' requires string as left operand, not {}",
-                                                    a.type_name()));
+                throw TemplateTypeError(
+                    fmt::format("'in <string>' requires string as left operand, not {}", a.type_name()));
             found = b.str().find(a.str()) != std::string::npos;
         } else if (b.is_dict()) {
             found = a.is_string() && b.dict().find(a.str()) != nullptr;
@@ -594,8 +579,8 @@ Value Interpreter::eval_binary(const Expr& e) {
             r = Value(a.as_number() + b.as_number());
         } else if (a.is_string() && b.is_string()) {
             if (a.str().size() + b.str().size() > options_.limits.max_value_bytes)
-                throw RenderError(fmt::format("a string grew past the limit of {} bytes",
-                                              options_.limits.max_value_bytes));
+                throw RenderError(
+                    fmt::format("a string grew past the limit of {} bytes", options_.limits.max_value_bytes));
             r = Value(a.str() + b.str());
         } else if (a.is_list() && b.is_list()) {
             List l = a.list();

@@ -16,12 +16,12 @@
 namespace orcd::tmpl {
 
 struct RenderLimits {
-    size_t max_output_bytes = size_t{16} << 20;   // the rendered text
-    size_t max_value_bytes = size_t{16} << 20;    // any string (or list elements) computed on the way
-    uint64_t max_loop_iterations = 1'000'000;     // over the whole render, all loops together
-    int64_t max_range = 100'000;                  // range(n), as jinja2's sandbox allows
-    int max_depth = 400;                          // statement/expression evaluation nesting, macros included
-    int max_call_depth = 50;                      // nested macro calls (recursion)
+    size_t max_output_bytes = size_t{16} << 20;  // the rendered text
+    size_t max_value_bytes = size_t{16} << 20;   // any string (or list elements) computed on the way
+    uint64_t max_loop_iterations = 1'000'000;    // over the whole render, all loops together
+    int64_t max_range = 100'000;                 // range(n), as jinja2's sandbox allows
+    int max_depth = 400;                         // statement/expression evaluation nesting, macros included
+    int max_call_depth = 50;                     // nested macro calls (recursion)
     std::chrono::milliseconds max_time{2000};
 };
 
@@ -85,8 +85,8 @@ private:
 
     std::string name_;
     RenderOptions options_;
-    std::vector<Frame> frames_;   // frames_[0]: globals and context; [1]: the template's top level
-    size_t frame_base_ = 2;       // lookups see frames_[frame_base_..] then frames 1 and 0 (macro isolation)
+    std::vector<Frame> frames_;  // frames_[0]: globals and context; [1]: the template's top level
+    size_t frame_base_ = 2;      // lookups see frames_[frame_base_..] then frames 1 and 0 (macro isolation)
     int depth_ = 0;
     int call_depth_ = 0;
     int loop_depth_ = 0;

@@ -42,7 +42,7 @@ public:
     Lexer(std::string src, std::string_view name, const LexerOptions& o) : src_(std::move(src)), name_(name), o_(o) {}
 
     std::vector<Token> run() {
-        bool line_starting = true;    // the previous tag ended a line (or we are at the start)
+        bool line_starting = true;   // the previous tag ended a line (or we are at the start)
         bool strip_leading = false;  // the previous tag ended with `-`
         while (pos_ < src_.size()) {
             size_t open = find_open(pos_);
@@ -186,8 +186,8 @@ private:
                 ++pos_;
             }
             if (pos_ >= src_.size())
-                fail(name_, start_line, fmt::format("unexpected end of template, expected '{}}}'",
-                                                    end_char == '%' ? "%" : "}"));
+                fail(name_, start_line,
+                     fmt::format("unexpected end of template, expected '{}}}'", end_char == '%' ? "%" : "}"));
             const char c = src_[pos_];
             if (depth == 0) {
                 auto at = [&](std::string_view s) { return src_.compare(pos_, s.size(), s) == 0; };
@@ -217,9 +217,8 @@ private:
             } else if (c == '\'' || c == '"') {
                 lex_string(c);
             } else {
-                static const char* const ops[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~",
-                                                  "<",  ">",  "=",  "(",  ")",  "[",  "]", "{", "}", ",", ".", ":",
-                                                  "|"};
+                static const char* const ops[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<",
+                                                  ">",  "=",  "(",  ")",  "[",  "]",  "{", "}", ",", ".", ":", "|"};
                 bool found = false;
                 for (const char* op : ops) {
                     const std::string_view sv(op);

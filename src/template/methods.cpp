@@ -23,9 +23,10 @@ Value undefined_attr(const Value& obj, std::string_view name) {
 }
 
 [[noreturn]] void unsafe(const Value& obj, std::string_view name) {
-    throw RenderError(fmt::format("access to attribute '{}' of '{}' object is unsafe (templates cannot modify their "
-                                  "inputs)",
-                                  name, obj.type_name()));
+    throw RenderError(
+        fmt::format("access to attribute '{}' of '{}' object is unsafe (templates cannot modify their "
+                    "inputs)",
+                    name, obj.type_name()));
 }
 
 const std::string* opt_str(const CallArgs& a, size_t pos, std::string_view name, std::string_view method) {
@@ -145,8 +146,8 @@ Value str_method(const Value& self, std::string_view name) {
             bool first = true;
             for (const auto& x : iterate(*seq)) {
                 if (!x.is_string())
-                    throw TemplateTypeError(fmt::format("sequence item: expected str instance, {} found",
-                                                        x.type_name()));
+                    throw TemplateTypeError(
+                        fmt::format("sequence item: expected str instance, {} found", x.type_name()));
                 if (!first) out += s.str();
                 first = false;
                 out += x.str();
@@ -343,8 +344,7 @@ Value get_attr(const Value& obj, std::string_view name) {
             Value m = list_method(obj, name);
             return m.is_undefined() ? undefined_attr(obj, name) : m;
         }
-        default:
-            return undefined_attr(obj, name);
+        default: return undefined_attr(obj, name);
     }
 }
 
@@ -431,10 +431,8 @@ Value get_slice(const Value& obj, const Value* start, const Value* stop, const V
 
 List iterate(const Value& v) {
     switch (v.kind()) {
-        case Value::Kind::Undefined:
-            return {};
-        case Value::Kind::List:
-            return v.list();
+        case Value::Kind::Undefined: return {};
+        case Value::Kind::List: return v.list();
         case Value::Kind::Dict: {
             List keys;
             for (const auto& kv : v.dict().items) keys.emplace_back(kv.first);
@@ -445,8 +443,7 @@ List iterate(const Value& v) {
             for (char32_t c : text::decode(v.str())) chars.emplace_back(text::encode({c}));
             return chars;
         }
-        default:
-            throw TemplateTypeError(fmt::format("'{}' object is not iterable", v.type_name()));
+        default: throw TemplateTypeError(fmt::format("'{}' object is not iterable", v.type_name()));
     }
 }
 

@@ -476,8 +476,7 @@ private:
                     });
                 }
                 break;
-            default:
-                break;
+            default: break;
         }
         fail(fmt::format("unexpected {}", describe(t)));
     }
@@ -604,8 +603,8 @@ private:
             parse_call_args(*t);
         } else if ((cur().type == TokenType::Name && cur().value != "else" && cur().value != "or" &&
                     cur().value != "and") ||
-                   cur().type == TokenType::String || cur().type == TokenType::Int ||
-                   cur().type == TokenType::Float || is_op("[") || is_op("{")) {
+                   cur().type == TokenType::String || cur().type == TokenType::Int || cur().type == TokenType::Float ||
+                   is_op("[") || is_op("{")) {
             t->args.push_back(parse_postfix(parse_primary()));
         }
         return t;

@@ -38,13 +38,13 @@ const std::unordered_map<std::string_view, TestFn>& table() {
         {"string", [](const Value& v, CallArgs&) { return v.is_string(); }},
         {"mapping", [](const Value& v, CallArgs&) { return v.is_dict(); }},
         {"sequence", [](const Value& v, CallArgs&) { return v.is_list() || v.is_string() || v.is_dict(); }},
-        {"iterable", [](const Value& v, CallArgs&) {
-             return v.is_list() || v.is_string() || v.is_dict() || v.is_undefined();
-         }},
+        {"iterable",
+         [](const Value& v, CallArgs&) { return v.is_list() || v.is_string() || v.is_dict() || v.is_undefined(); }},
         {"callable", [](const Value& v, CallArgs&) { return v.is_callable(); }},
         {"odd", [](const Value& v, CallArgs&) { return (int_value(v, "odd") & 1) != 0; }},
         {"even", [](const Value& v, CallArgs&) { return (int_value(v, "even") & 1) == 0; }},
-        {"divisibleby", [](const Value& v, CallArgs& a) {
+        {"divisibleby",
+         [](const Value& v, CallArgs& a) {
              const int64_t d = int_value(need(a, "divisibleby"), "divisibleby");
              if (d == 0) throw RenderError("integer division or modulo by zero");
              return int_value(v, "divisibleby") % d == 0;
@@ -55,7 +55,8 @@ const std::unordered_map<std::string_view, TestFn>& table() {
         {"le", [](const Value& v, CallArgs& a) { return !less_than(need(a, "le"), v); }},
         {"gt", [](const Value& v, CallArgs& a) { return less_than(need(a, "gt"), v); }},
         {"ge", [](const Value& v, CallArgs& a) { return !less_than(v, need(a, "ge")); }},
-        {"in", [](const Value& v, CallArgs& a) {
+        {"in",
+         [](const Value& v, CallArgs& a) {
              const Value& seq = need(a, "in");
              if (seq.is_string()) return v.is_string() && seq.str().find(v.str()) != std::string::npos;
              if (seq.is_dict()) return v.is_string() && seq.dict().find(v.str()) != nullptr;
@@ -63,7 +64,8 @@ const std::unordered_map<std::string_view, TestFn>& table() {
                  if (equals(v, x)) return true;
              return false;
          }},
-        {"sameas", [](const Value& v, CallArgs& a) {
+        {"sameas",
+         [](const Value& v, CallArgs& a) {
              const Value& o = need(a, "sameas");
              // Python's `is`: singletons compare by value; containers by identity, approximated by equality.
              if (v.is_none() || o.is_none() || v.is_bool() || o.is_bool()) return v.kind() == o.kind() && equals(v, o);
@@ -80,15 +82,15 @@ const std::unordered_map<std::string_view, TestFn>& table() {
 
 bool has_test(std::string_view name) {
     static const std::unordered_map<std::string_view, std::string_view> aliases = {
-        {"==", "eq"}, {"equalto", "eq"}, {"!=", "ne"}, {"<", "lt"}, {"lessthan", "lt"}, {"<=", "le"},
-        {">", "gt"},  {"greaterthan", "gt"}, {">=", "ge"}};
+        {"==", "eq"}, {"equalto", "eq"}, {"!=", "ne"},          {"<", "lt"}, {"lessthan", "lt"},
+        {"<=", "le"}, {">", "gt"},       {"greaterthan", "gt"}, {">=", "ge"}};
     return table().count(name) > 0 || aliases.count(name) > 0;
 }
 
 bool apply_test(Interpreter&, std::string_view name, const Value& operand, CallArgs& args) {
     static const std::unordered_map<std::string_view, std::string_view> aliases = {
-        {"==", "eq"}, {"equalto", "eq"}, {"!=", "ne"}, {"<", "lt"}, {"lessthan", "lt"}, {"<=", "le"},
-        {">", "gt"},  {"greaterthan", "gt"}, {">=", "ge"}};
+        {"==", "eq"}, {"equalto", "eq"}, {"!=", "ne"},          {"<", "lt"}, {"lessthan", "lt"},
+        {"<=", "le"}, {">", "gt"},       {"greaterthan", "gt"}, {">=", "ge"}};
     if (const auto a = aliases.find(name); a != aliases.end()) name = a->second;
     const auto it = table().find(name);
     if (it == table().end()) throw RenderError(fmt::format("no test named '{}'", name));

@@ -56,10 +56,8 @@ bool is_printable(char32_t c) {
         case UTF8PROC_CATEGORY_CN:
         case UTF8PROC_CATEGORY_ZL:
         case UTF8PROC_CATEGORY_ZP:
-        case UTF8PROC_CATEGORY_ZS:
-            return false;
-        default:
-            return true;
+        case UTF8PROC_CATEGORY_ZS: return false;
+        default: return true;
     }
 }
 
@@ -119,10 +117,8 @@ bool is_alnum(char32_t c) {
         case UTF8PROC_CATEGORY_LO:
         case UTF8PROC_CATEGORY_ND:
         case UTF8PROC_CATEGORY_NL:
-        case UTF8PROC_CATEGORY_NO:
-            return true;
-        default:
-            return false;
+        case UTF8PROC_CATEGORY_NO: return true;
+        default: return false;
     }
 }
 
@@ -187,8 +183,8 @@ std::vector<std::string> split(std::string_view s, const std::string* sep, int64
         if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
             size_t e = cps.size();
             while (e > i && is_space(cps[e - 1])) --e;
-            out.push_back(encode({cps.begin() + static_cast<std::ptrdiff_t>(i),
-                                  cps.begin() + static_cast<std::ptrdiff_t>(e)}));
+            out.push_back(
+                encode({cps.begin() + static_cast<std::ptrdiff_t>(i), cps.begin() + static_cast<std::ptrdiff_t>(e)}));
             break;
         }
         size_t j = i;
@@ -222,16 +218,15 @@ std::vector<std::string> splitlines(std::string_view s) {
     size_t start = 0;
     for (size_t i = 0; i < cps.size(); ++i) {
         const char32_t c = cps[i];
-        const bool brk = c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E) ||
-                         c == 0x85 || c == 0x2028 || c == 0x2029;
+        const bool brk = c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || (c >= 0x1C && c <= 0x1E) || c == 0x85 ||
+                         c == 0x2028 || c == 0x2029;
         if (!brk) continue;
-        out.push_back(encode({cps.begin() + static_cast<std::ptrdiff_t>(start),
-                              cps.begin() + static_cast<std::ptrdiff_t>(i)}));
+        out.push_back(
+            encode({cps.begin() + static_cast<std::ptrdiff_t>(start), cps.begin() + static_cast<std::ptrdiff_t>(i)}));
         if (c == '\r' && i + 1 < cps.size() && cps[i + 1] == '\n') ++i;
         start = i + 1;
     }
-    if (start < cps.size())
-        out.push_back(encode({cps.begin() + static_cast<std::ptrdiff_t>(start), cps.end()}));
+    if (start < cps.size()) out.push_back(encode({cps.begin() + static_cast<std::ptrdiff_t>(start), cps.end()}));
     return out;
 }
 

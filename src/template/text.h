@@ -12,7 +12,7 @@ namespace orcd::tmpl::text {
 
 std::vector<char32_t> decode(std::string_view s);
 std::string encode(const std::vector<char32_t>& cps);
-using ::orcd::append_utf8;  // common/utf8.h
+using ::orcd::append_utf8;          // common/utf8.h
 size_t length(std::string_view s);  // in code points
 
 bool is_space(char32_t cp);  // Python's str.isspace for one code point

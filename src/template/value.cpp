@@ -118,7 +118,8 @@ std::string float_repr(double f) {
             if (static_cast<int>(digits.size()) <= exp + 1) {
                 out = digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0') + ".0";
             } else {
-                out = digits.substr(0, static_cast<size_t>(exp) + 1) + "." + digits.substr(static_cast<size_t>(exp) + 1);
+                out =
+                    digits.substr(0, static_cast<size_t>(exp) + 1) + "." + digits.substr(static_cast<size_t>(exp) + 1);
             }
         } else {
             out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
@@ -248,8 +249,8 @@ bool less_than(const Value& a, const Value& b) {
         }
         return x.size() < y.size();
     }
-    throw TemplateTypeError(fmt::format("'<' not supported between instances of '{}' and '{}'", a.type_name(),
-                                        b.type_name()));
+    throw TemplateTypeError(
+        fmt::format("'<' not supported between instances of '{}' and '{}'", a.type_name(), b.type_name()));
 }
 
 namespace {

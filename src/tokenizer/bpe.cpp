@@ -275,7 +275,8 @@ void BpeModel::encode_word_heap(std::string_view word, std::vector<TokenId>& out
     symbols.clear();
     heap.clear();
     for (int32_t i = 0; i < n; ++i) {
-        symbols.push_back({byte_token_[static_cast<uint8_t>(word[static_cast<size_t>(i)])], i - 1, i + 1 < n ? i + 1 : -1});
+        symbols.push_back(
+            {byte_token_[static_cast<uint8_t>(word[static_cast<size_t>(i)])], i - 1, i + 1 < n ? i + 1 : -1});
     }
     auto consider = [&](int32_t left) {
         if (left < 0) return;

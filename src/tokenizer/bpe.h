@@ -48,8 +48,8 @@ private:
 
     PreTokenizer pre_;
     bool nfc_;
-    TokenId byte_token_[256];                         // byte -> token of its one-character alphabet symbol
-    std::vector<std::string> decoded_;                // token id -> the bytes it stands for
+    TokenId byte_token_[256];           // byte -> token of its one-character alphabet symbol
+    std::vector<std::string> decoded_;  // token id -> the bytes it stands for
     std::vector<MergeSlot> merges_;
     // Merges of two single-byte tokens, indexed by the bytes (rank -1: none): every word starts with these lookups,
     // and this table (512 KiB) stays in cache where the hash table does not.

@@ -24,14 +24,14 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tokenizer, std::string
     if (!template_file.empty()) {
         std::ifstream in{std::string(template_file), std::ios::binary};
         if (!in)
-            throw Error(ErrorCode::FileNotFound,
-                        fmt::format("--chat-template-file: cannot open '{}'", template_file));
+            throw Error(ErrorCode::FileNotFound, fmt::format("--chat-template-file: cannot open '{}'", template_file));
         const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         return from_text(text, std::move(bos), std::move(eos), std::string(template_file));
     }
     if (v.chat_template().empty()) {
-        throw Error(ErrorCode::ChatTemplate, "the model has no tokenizer.chat_template; give one with "
-                                             "--chat-template-file FILE (a Jinja chat template)");
+        throw Error(ErrorCode::ChatTemplate,
+                    "the model has no tokenizer.chat_template; give one with "
+                    "--chat-template-file FILE (a Jinja chat template)");
     }
     return from_text(v.chat_template(), std::move(bos), std::move(eos), "the model's tokenizer.chat_template");
 }
@@ -39,8 +39,9 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tokenizer, std::string
 std::string ChatTemplate::apply(std::span<const ChatMessage> messages, bool add_generation_prompt,
                                 const nlohmann::ordered_json& tools) const {
     if (messages.empty()) {
-        throw Error(ErrorCode::ChatTemplate, "chat template: the conversation is empty, expected at least one "
-                                             "message");
+        throw Error(ErrorCode::ChatTemplate,
+                    "chat template: the conversation is empty, expected at least one "
+                    "message");
     }
     tmpl::ChatInputs in;
     for (const ChatMessage& m : messages) {

@@ -37,8 +37,8 @@ SpmModel::SpmModel(const Vocab& vocab) : vocab_(vocab) {
         const std::string name = fmt::format("<0x{:02X}>", b);
         byte_token_[b] = vocab.find(name);
         if (byte_token_[b] == kNoToken) {
-            throw Error(ErrorCode::Tokenizer, fmt::format("SentencePiece vocabulary has no byte-fallback token '{}'",
-                                                          name));
+            throw Error(ErrorCode::Tokenizer,
+                        fmt::format("SentencePiece vocabulary has no byte-fallback token '{}'", name));
         }
     }
     decoded_.resize(vocab.size());

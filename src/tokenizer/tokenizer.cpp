@@ -67,8 +67,7 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-void Tokenizer::split_special(std::string_view text,
-                              std::vector<std::pair<std::string_view, TokenId>>& parts) const {
+void Tokenizer::split_special(std::string_view text, std::vector<std::pair<std::string_view, TokenId>>& parts) const {
     size_t plain_start = 0;
     for (size_t i = 0; i < text.size();) {
         TokenId found = kNoToken;
@@ -131,8 +130,8 @@ bool Tokenizer::is_special(TokenId id) const {
 
 void Tokenizer::append_piece(TokenId id, bool show_special, std::string& out) const {
     if (!vocab_->valid(id)) {
-        throw Error(ErrorCode::InvalidArgument, fmt::format("token id {} is outside the vocabulary (0..{})", id,
-                                                            vocab_->size() - 1));
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("token id {} is outside the vocabulary (0..{})", id, vocab_->size() - 1));
     }
     if (is_special(id)) {
         if (show_special) out.append(vocab_->text(id));

@@ -18,8 +18,8 @@ namespace orcd::tokenizer {
 class Model;
 
 enum class Kind {
-    ByteLevelBpe,  // tokenizer.ggml.model = "gpt2"
-    SentencePiece, // tokenizer.ggml.model = "llama"
+    ByteLevelBpe,   // tokenizer.ggml.model = "gpt2"
+    SentencePiece,  // tokenizer.ggml.model = "llama"
 };
 
 class Tokenizer {

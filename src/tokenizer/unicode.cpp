@@ -109,18 +109,14 @@ uint8_t classes_of(char32_t cp, const utf8proc_property_t* p) {
         case UTF8PROC_CATEGORY_LL:
         case UTF8PROC_CATEGORY_LT:
         case UTF8PROC_CATEGORY_LM:
-        case UTF8PROC_CATEGORY_LO:
-            return kLetter;
+        case UTF8PROC_CATEGORY_LO: return kLetter;
         case UTF8PROC_CATEGORY_ND:
         case UTF8PROC_CATEGORY_NL:
-        case UTF8PROC_CATEGORY_NO:
-            return kNumber;
+        case UTF8PROC_CATEGORY_NO: return kNumber;
         case UTF8PROC_CATEGORY_ZS:
         case UTF8PROC_CATEGORY_ZL:
-        case UTF8PROC_CATEGORY_ZP:
-            return kSpace;
-        default:
-            break;
+        case UTF8PROC_CATEGORY_ZP: return kSpace;
+        default: break;
     }
     // White_Space controls: TAB, LF, VT, FF, CR and NEL (category Cc, so not caught above).
     if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return kSpace;
@@ -173,9 +169,9 @@ bool nfc_inert(char32_t cp) {
 
 std::string utf8proc_nfc(std::string_view s) {
     utf8proc_uint8_t* mapped = nullptr;
-    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                                            static_cast<utf8proc_ssize_t>(s.size()), &mapped,
-                                            static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    const utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                     &mapped, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
     if (n < 0) {
         // Only reachable if a caller passed unsanitized bytes: a programming error, reported rather than hidden.
         throw Error(ErrorCode::Internal, std::string("NFC normalization failed: ") + utf8proc_errmsg(n));

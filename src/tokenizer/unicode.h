@@ -18,9 +18,9 @@ inline constexpr char32_t kReplacement = 0xFFFD;
 // Result of reading one UTF-8 sequence at a position.
 struct Decoded {
     char32_t cp = 0;
-    uint32_t len = 0;       // bytes consumed (>= 1 unless at end of input)
-    bool valid = false;     // false: `len` bytes form a maximal invalid subpart, to be replaced by one U+FFFD
-    bool truncated = false; // invalid only because the input ended inside a sequence that could still complete
+    uint32_t len = 0;        // bytes consumed (>= 1 unless at end of input)
+    bool valid = false;      // false: `len` bytes form a maximal invalid subpart, to be replaced by one U+FFFD
+    bool truncated = false;  // invalid only because the input ended inside a sequence that could still complete
 };
 
 // Reads the sequence starting at s[i] (i < s.size()). Invalid input follows the Unicode "maximal subpart" practice

@@ -65,8 +65,8 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
         v.types_.reserve(n);
         for (size_t i = 0; i < n; ++i) {
             if (raw[i] < 0 || raw[i] > 6) {
-                throw vocab_error(file.path(), fmt::format("'tokenizer.ggml.token_type'[{}] is {}, expected 0..6", i,
-                                                           raw[i]));
+                throw vocab_error(file.path(),
+                                  fmt::format("'tokenizer.ggml.token_type'[{}] is {}, expected 0..6", i, raw[i]));
             }
             v.types_.push_back(static_cast<TokenType>(raw[i]));
         }
@@ -93,19 +93,21 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
     v.add_eos = file.get_bool_opt("tokenizer.ggml.add_eos_token").value_or(false);
     v.add_space_prefix = file.get_bool_opt("tokenizer.ggml.add_space_prefix").value_or(spm);
     if (v.add_bos && v.bos == kNoToken) {
-        throw vocab_error(file.path(), "'tokenizer.ggml.add_bos_token' is true but there is no "
-                                       "'tokenizer.ggml.bos_token_id'");
+        throw vocab_error(file.path(),
+                          "'tokenizer.ggml.add_bos_token' is true but there is no "
+                          "'tokenizer.ggml.bos_token_id'");
     }
     if (v.add_eos && v.eos == kNoToken) {
-        throw vocab_error(file.path(), "'tokenizer.ggml.add_eos_token' is true but there is no "
-                                       "'tokenizer.ggml.eos_token_id'");
+        throw vocab_error(file.path(),
+                          "'tokenizer.ggml.add_eos_token' is true but there is no "
+                          "'tokenizer.ggml.eos_token_id'");
     }
     v.index();
     return v;
 }
 
-Vocab Vocab::from_parts(std::string model, std::string pre, std::vector<std::string> tokens,
-                        std::vector<float> scores, std::vector<TokenType> types, std::vector<std::string> merges) {
+Vocab Vocab::from_parts(std::string model, std::string pre, std::vector<std::string> tokens, std::vector<float> scores,
+                        std::vector<TokenType> types, std::vector<std::string> merges) {
     if (!scores.empty() && scores.size() != tokens.size()) {
         throw vocab_error("vocabulary", fmt::format("{} scores for {} tokens", scores.size(), tokens.size()));
     }

@@ -52,9 +52,7 @@ public:
     size_t size() const { return texts_.size(); }
     std::string_view text(TokenId id) const { return texts_[static_cast<size_t>(id)]; }
     float score(TokenId id) const { return scores_.empty() ? 0.0f : scores_[static_cast<size_t>(id)]; }
-    TokenType type(TokenId id) const {
-        return types_.empty() ? TokenType::Normal : types_[static_cast<size_t>(id)];
-    }
+    TokenType type(TokenId id) const { return types_.empty() ? TokenType::Normal : types_[static_cast<size_t>(id)]; }
     bool valid(TokenId id) const { return id >= 0 && static_cast<size_t>(id) < texts_.size(); }
     // Exact-text lookup; kNoToken when absent. Duplicated texts resolve to the lowest id.
     TokenId find(std::string_view text) const;

@@ -102,7 +102,8 @@ Parsed parse_hermes(std::string_view text) {
         const size_t close = text.find(kHermesClose, body);
         const size_t end = close == std::string_view::npos ? text.size() : close + kHermesClose.size();
         // An unclosed block (the reply ran out of tokens) still counts when its JSON is complete.
-        const std::string_view inner = text.substr(body, (close == std::string_view::npos ? text.size() : close) - body);
+        const std::string_view inner =
+            text.substr(body, (close == std::string_view::npos ? text.size() : close) - body);
         if (auto call = call_from_text(inner)) {
             out.calls.push_back(std::move(*call));
         } else {

@@ -23,7 +23,7 @@ Format detect_format(std::string_view template_text);
 bool needs_special_tokens(Format f);
 
 struct ToolCall {
-    std::string id;         // as the model wrote it (Mistral), else empty: the caller assigns one
+    std::string id;  // as the model wrote it (Mistral), else empty: the caller assigns one
     std::string name;
     std::string arguments;  // a JSON object, as text (OpenAI's function.arguments)
 };

@@ -19,8 +19,8 @@ std::vector<float> normal(size_t n, std::mt19937& rng, float sigma = 1.f) {
 }
 
 void expect_close(double got, double want, double rel, const char* what) {
-    EXPECT_LE(std::fabs(got - want), rel * std::max(1.0, std::fabs(want))) << what << ": got " << got << " want "
-                                                                            << want;
+    EXPECT_LE(std::fabs(got - want), rel * std::max(1.0, std::fabs(want)))
+        << what << ": got " << got << " want " << want;
 }
 
 TEST(RmsNorm, MatchesF64) {
@@ -118,9 +118,8 @@ TEST(Add, AddsInPlace) {
 }
 
 // Naive causal GQA attention in f64 over the same K/V values (as stored: f16-rounded for an f16 cache).
-std::vector<double> attention_ref(const std::vector<float>& q, const std::vector<float>& K,
-                                  const std::vector<float>& V, int64_t pos0, int64_t T, int n_heads, int n_kv,
-                                  int hd, int64_t window = 0) {
+std::vector<double> attention_ref(const std::vector<float>& q, const std::vector<float>& K, const std::vector<float>& V,
+                                  int64_t pos0, int64_t T, int n_heads, int n_kv, int hd, int64_t window = 0) {
     std::vector<double> out(static_cast<size_t>(T * n_heads * hd));
     for (int64_t t = 0; t < T; ++t) {
         for (int h = 0; h < n_heads; ++h) {

@@ -179,8 +179,8 @@ void check(TensorType t, const std::vector<std::byte>& bytes, Shape s, std::mt19
             const size_t i = static_cast<size_t>(tok * s.rows + r);
             const double err = std::fabs(y[i] - ref), err_s = std::fabs(ys[i] - ref);
             ASSERT_LE(err, bound_avx2) << "row " << r << " token " << tok << ": got " << y[i] << ", want " << ref;
-            ASSERT_LE(err_s, bound_scalar) << "scalar row " << r << " token " << tok << ": got " << ys[i]
-                                           << ", want " << ref;
+            ASSERT_LE(err_s, bound_scalar)
+                << "scalar row " << r << " token " << tok << ": got " << ys[i] << ", want " << ref;
             if (quant) {
                 // Rounding only: each chunk's (scale * d_x) product and its minimum term, summed over n / 32 chunks.
                 const double bound_q = 4 * (s.cols / 32.0 + 16) * u * mag_q;
@@ -251,8 +251,8 @@ TEST_P(QuantMatmul, F32ActivationsMatchF64WithinAccumulationBound) {
                 const double chain = detected_isa() != Isa::Scalar ? s.cols / 16.0 : static_cast<double>(s.cols);
                 const double bound = 2 * (chain + 16) * u * abs_sum + 1e-30;
                 const float got = y[static_cast<size_t>(tok * s.rows + r)];
-                ASSERT_LE(std::fabs(got - ref), bound) << "row " << r << " token " << tok << ": got " << got
-                                                       << ", want " << ref;
+                ASSERT_LE(std::fabs(got - ref), bound)
+                    << "row " << r << " token " << tok << ": got " << got << ", want " << ref;
             }
         }
     }
@@ -310,7 +310,8 @@ TEST(QuantDotIsa, Avx2AndVnniAgreeBitForBitWhateverTheColumnCount) {
     if (detected_isa() != Isa::Scalar) isas.push_back(Isa::Avx2);
     if (detected_isa() == Isa::Avx512Vnni) isas.push_back(Isa::Avx512Vnni);
     if (isas.empty()) GTEST_SKIP() << "SKIP: this CPU has no AVX2";
-    if (isas.size() == 1) std::printf("this CPU has no AVX-512 VNNI: only the column-count invariance of AVX2 is checked\n");
+    if (isas.size() == 1)
+        std::printf("this CPU has no AVX-512 VNNI: only the column-count invariance of AVX2 is checked\n");
     std::mt19937 rng(17);
     for (TensorType t : kQuantTypes) {
         for (int64_t cols : {896, 4864}) {

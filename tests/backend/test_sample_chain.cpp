@@ -46,11 +46,13 @@ struct Reference {
                 l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
             }
         }
-        if (s.temperature <= 0.f) return static_cast<TokenId>(std::max_element(work.begin(), work.end()) - work.begin());
+        if (s.temperature <= 0.f)
+            return static_cast<TokenId>(std::max_element(work.begin(), work.end()) - work.begin());
         cand.resize(n);
         for (size_t i = 0; i < n; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
-        std::sort(cand.begin(), cand.end(),
-                  [](const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+        std::sort(cand.begin(), cand.end(), [](const Cand& a, const Cand& b) {
+            return a.first > b.first || (a.first == b.first && a.second < b.second);
+        });
         if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) cand.resize(static_cast<size_t>(s.top_k));
         if (s.top_p < 1.f) {
             const auto p = probs(1.f);
@@ -100,9 +102,7 @@ std::vector<float> make_logits(Shape shape, size_t n, std::mt19937_64& rng) {
         case Shape::WithNaN:
             for (size_t i = 0; i < 1 + n / 10; ++i) l[pick(rng)] = std::numeric_limits<float>::quiet_NaN();
             break;
-        case Shape::WithPosInf:
-            l[pick(rng)] = std::numeric_limits<float>::infinity();
-            break;
+        case Shape::WithPosInf: l[pick(rng)] = std::numeric_limits<float>::infinity(); break;
         case Shape::Flat:
             for (float& v : l) v = 0.5f;
             break;

@@ -30,7 +30,7 @@ std::vector<float> copy(std::span<const float> v) { return {v.begin(), v.end()};
 struct Outcome {
     std::vector<float> prompt_logits;  // [n_prompt][n_vocab]
     std::vector<TokenId> generated;
-    std::vector<float> margins;        // per generated token: (top1 - top2) / max |logit| of the logits it came from
+    std::vector<float> margins;  // per generated token: (top1 - top2) / max |logit| of the logits it came from
     std::vector<float> last_logits;
 };
 
@@ -195,10 +195,10 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
         EXPECT_LT(rel_error(forced.last_logits, want.last_logits), int8 ? 5e-2 : 2e-3);
 
         // Deterministic, and the graph gives the eager launches' bits.
-        auto eager = cuda::make_cuda_backend(
-            m, {.use_graph = false,
-                .batched_prefill = false,
-                .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
+        auto eager =
+            cuda::make_cuda_backend(m, {.use_graph = false,
+                                        .batched_prefill = false,
+                                        .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
         const Outcome e = run(*eager, prompt, 16);
         EXPECT_EQ(std::memcmp(e.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
         EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
@@ -249,8 +249,10 @@ TEST(CudaSlidingWindow, Phi3PrefillAndDecodePastTheWindowMatchTheCpu) {
         agree_prefill += argmax(p) == argmax(w);
         agree_decode += argmax(d) == argmax(w);
     }
-    std::printf("phi3-tiny window 16, %zu positions: prefill worst %.3g argmax %d/%zu; decode worst %.3g argmax "
-                "%d/%zu\n", T, worst_prefill, agree_prefill, T, worst_decode, agree_decode, T);
+    std::printf(
+        "phi3-tiny window 16, %zu positions: prefill worst %.3g argmax %d/%zu; decode worst %.3g argmax "
+        "%d/%zu\n",
+        T, worst_prefill, agree_prefill, T, worst_decode, agree_decode, T);
     EXPECT_LT(worst_prefill, 2e-2);
     EXPECT_GE(agree_prefill, static_cast<int>(T * 95 / 100));
     EXPECT_LT(worst_decode, 1e-4);
@@ -268,11 +270,11 @@ TEST(CudaSlidingWindow, Phi3PrefillAndDecodePastTheWindowMatchTheCpu) {
     EXPECT_GT(closest_past, 100 * worst_decode);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, CudaBackendE2E,
-                         testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
+INSTANTIATE_TEST_SUITE_P(Tiny, CudaBackendE2E, testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
                          [](const auto& info) {
                              std::string n = info.param;
-                             std::replace_if(n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
+                             std::replace_if(
+                                 n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
                              return n;
                          });
 

@@ -293,7 +293,8 @@ INSTANTIATE_TEST_SUITE_P(Tiny, CudaBatch,
                          [](const auto& info) {
                              std::string n = std::get<0>(info.param) + "_" +
                                              std::string(synth::file_type_name(std::get<1>(info.param)));
-                             std::replace_if(n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
+                             std::replace_if(
+                                 n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
                              return n;
                          });
 

@@ -94,9 +94,12 @@ TEST(CudaPrefillOps, AttentionPrefillMatchesCpuWithGqa) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
     backend::cpu::ThreadPool pool(2);
-    struct Case { int heads, n_kv, hd; int64_t pos0, n_tokens; };
-    const Case cases[] = {{14, 2, 64, 0, 77}, {14, 2, 64, 130, 64}, {32, 32, 96, 0, 200}, {8, 8, 96, 63, 65},
-                          {8, 2, 128, 5, 129}, {4, 4, 80, 1, 3}, {4, 2, 64, 300, 1}};
+    struct Case {
+        int heads, n_kv, hd;
+        int64_t pos0, n_tokens;
+    };
+    const Case cases[] = {{14, 2, 64, 0, 77},  {14, 2, 64, 130, 64}, {32, 32, 96, 0, 200}, {8, 8, 96, 63, 65},
+                          {8, 2, 128, 5, 129}, {4, 4, 80, 1, 3},     {4, 2, 64, 300, 1}};
     for (const Case& c : cases) {
         SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << ", " << c.n_tokens
                                         << " tokens after " << c.pos0);
@@ -128,8 +131,7 @@ TEST(CudaPrefillOps, AttentionPrefillMatchesCpuWithGqa) {
             for (size_t i = 0; i < got.size(); ++i) got[i] = fp16_to_fp32(got16[i]);
             const double err = rel_error(got, ref);
             std::printf("attention_prefill %d/%d x %d, %lld after %lld, window %u: relative error %.3g\n", c.heads,
-                        c.n_kv, c.hd, static_cast<long long>(c.n_tokens), static_cast<long long>(c.pos0), window,
-                        err);
+                        c.n_kv, c.hd, static_cast<long long>(c.n_tokens), static_cast<long long>(c.pos0), window, err);
             EXPECT_LT(err, 4e-3);
             // Bit-identical on a second run.
             dout.poison();
@@ -243,9 +245,10 @@ TEST_P(CudaPrefillE2E, Q4KMAgreesWithCpuBackendAndTokenByTokenDecode) {
     const size_t V = cpu->n_vocab();
     const Compare vs_cpu = compare(schedule(*gpu, a, b, c), schedule(*cpu, a, b, c), V);
     const Compare vs_steps = compare(schedule(*gpu, a, b, c), schedule(*ref_gpu, a, b, c), V);
-    std::printf("Q4_K_M %s batched vs CPU: worst %.3g, argmax %d/%d; vs CUDA token-by-token: worst %.3g, "
-                "argmax %d/%d\n", GetParam().c_str(), vs_cpu.worst, vs_cpu.agree, vs_cpu.rows, vs_steps.worst,
-                vs_steps.agree, vs_steps.rows);
+    std::printf(
+        "Q4_K_M %s batched vs CPU: worst %.3g, argmax %d/%d; vs CUDA token-by-token: worst %.3g, "
+        "argmax %d/%d\n",
+        GetParam().c_str(), vs_cpu.worst, vs_cpu.agree, vs_cpu.rows, vs_steps.worst, vs_steps.agree, vs_steps.rows);
     EXPECT_LT(vs_cpu.worst, 0.1);
     EXPECT_GE(vs_cpu.agree, vs_cpu.rows * 8 / 10);
     // Same weights on both CUDA sides; only f16 activations / f16 P separate them.
@@ -276,11 +279,11 @@ TEST_P(CudaPrefillE2E, F16WeightsMatchQuantizedWeights) {
 }
 
 // phi3-tiny has a sliding window of 16: its 600-token prefill and the decodes after it run far past the window.
-INSTANTIATE_TEST_SUITE_P(Tiny, CudaPrefillE2E,
-                         testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
+INSTANTIATE_TEST_SUITE_P(Tiny, CudaPrefillE2E, testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
                          [](const auto& info) {
                              std::string n = info.param;
-                             std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+                             std::replace_if(
+                                 n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
                              return n;
                          });
 

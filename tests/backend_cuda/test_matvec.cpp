@@ -21,7 +21,9 @@ using gguf::TensorType;
 
 using test::DeviceBuffer;
 
-struct Shape { int64_t rows, cols; };
+struct Shape {
+    int64_t rows, cols;
+};
 
 void check_type(TensorType type, Shape s, uint64_t seed) {
     SCOPED_TRACE(testing::Message() << gguf::type_name(type) << " " << s.rows << "x" << s.cols << " seed " << seed);
@@ -75,10 +77,9 @@ TEST_P(CudaMatvec, MatchesCpuReferenceOnRealShapes) {
     // Qwen2.5-0.5B rows (896, 4864) for 32-element types; Phi-3-mini rows (3072, 8192) for K-quants; plus long rows:
     // the largest tiles that still fit shared memory (Q4_0, Q5_0 ...) and rows over that limit, which take the
     // direct-read kernel (Q8_0, Q5_1, the K-quants).
-    const std::vector<Shape> shapes = k_quant ? std::vector<Shape>{{9216, 3072}, {3072, 8192}, {256, 256}, {7, 512},
-                                                                   {3, 65536}}
-                                              : std::vector<Shape>{{896, 896}, {128, 896}, {896, 4864}, {5, 32},
-                                                                   {3, 32768}};
+    const std::vector<Shape> shapes =
+        k_quant ? std::vector<Shape>{{9216, 3072}, {3072, 8192}, {256, 256}, {7, 512}, {3, 65536}}
+                : std::vector<Shape>{{896, 896}, {128, 896}, {896, 4864}, {5, 32}, {3, 32768}};
     for (const Shape& s : shapes) check_type(t, s, seed);
 }
 

@@ -72,12 +72,11 @@ void check(const Case& c, uint64_t seed) {
     for (const auto& [t, r] : c.srcs) name += std::string(gguf::type_name(t)) + "x" + std::to_string(r) + " ";
     SCOPED_TRACE(testing::Message() << name << "cols " << c.cols << " norm " << c.norm << " epilogue "
                                     << static_cast<int>(c.epilogue) << " wpr "
-                                    << fused_matvec_warps_per_row(c.epilogue == MatvecEpilogue::SwiGLU
-                                                                      ? (c.srcs[0].second + (c.srcs.size() > 1
-                                                                                                 ? c.srcs[1].second
-                                                                                                 : 0)) / 2
-                                                                      : c.srcs[0].second,
-                                                                  c.cols));
+                                    << fused_matvec_warps_per_row(
+                                           c.epilogue == MatvecEpilogue::SwiGLU
+                                               ? (c.srcs[0].second + (c.srcs.size() > 1 ? c.srcs[1].second : 0)) / 2
+                                               : c.srcs[0].second,
+                                           c.cols));
     std::vector<Source> srcs;
     for (const auto& [t, r] : c.srcs) srcs.push_back(make_source(rng, t, r, c.cols));
     std::vector<float> x = normal_vector(rng, c.cols, 2.0f), nw = normal_vector(rng, c.cols);

@@ -280,8 +280,8 @@ TEST(CudaQ8Matvec, ColumnsAreBitIdenticalForEveryBatchSize) {
                 dy.poison();
             }
             dq.poison();
-            quantize_q8(dx.get() + c * sh.cols, dnw.get(), 1e-6f, sh.cols,
-                        q8_vector_at(dq.get() + c * qbytes, sh.cols), nullptr);
+            quantize_q8(dx.get() + c * sh.cols, dnw.get(), 1e-6f, sh.cols, q8_vector_at(dq.get() + c * qbytes, sh.cols),
+                        nullptr);
             one.x = q8_vector_at(dq.get() + c * qbytes, sh.cols);
             one.y = dy.get() + c * n_out;
             q8_matvec(one, nullptr);

@@ -23,7 +23,10 @@ using test::rel_error;
 TEST(CudaOps, RmsNormMatchesCpu) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
-    struct Case { int64_t tokens, n; float eps; };
+    struct Case {
+        int64_t tokens, n;
+        float eps;
+    };
     for (const Case c : {Case{1, 896, 1e-6f}, Case{7, 3072, 1e-5f}, Case{3, 4096, 1e-5f}, Case{2, 33, 1e-6f}}) {
         SCOPED_TRACE(testing::Message() << c.tokens << "x" << c.n);
         // Offset and scale the input so the norm is not ~1 by construction.
@@ -47,7 +50,11 @@ TEST(CudaOps, RmsNormMatchesCpu) {
 TEST(CudaOps, RmsNormHeadsMatchesCpuPerHead) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
-    struct Case { int64_t tokens; int heads, hd; int64_t stride; };
+    struct Case {
+        int64_t tokens;
+        int heads, hd;
+        int64_t stride;
+    };
     // qwen3-0.6b q (16 x 128 in a row of 16*128 + 2*8*128), its k (8 heads), one decode token, an odd head size.
     for (const Case c : {Case{5, 16, 128, 4096}, Case{5, 8, 128, 4096}, Case{1, 16, 128, 4096}, Case{3, 3, 40, 200}}) {
         SCOPED_TRACE(testing::Message() << c.tokens << " x " << c.heads << " heads of " << c.hd);
@@ -75,7 +82,11 @@ TEST(CudaOps, RmsNormHeadsMatchesCpuPerHead) {
 TEST(CudaOps, RopeMatchesCpuInBothLayouts) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
-    struct Case { int heads, head_dim, n_rot; double theta; backend::cpu::RopeLayout layout; };
+    struct Case {
+        int heads, head_dim, n_rot;
+        double theta;
+        backend::cpu::RopeLayout layout;
+    };
     const Case cases[] = {
         {14, 64, 64, 1e6, backend::cpu::RopeLayout::NeoX},           // qwen2.5 q
         {2, 64, 64, 1e6, backend::cpu::RopeLayout::NeoX},            // qwen2.5 k
@@ -157,9 +168,7 @@ struct Caches {
         const std::vector<float> kf = normal_vector(rng, n, 1.5f), vf = normal_vector(rng, n);
         backend::cpu::kv_store(cpu_view(), 0, filled, kf.data(), vf.data());
     }
-    backend::cpu::KvLayerView cpu_view() {
-        return {backend::cpu::KvType::F16, k.data(), v.data(), n_ctx, n_kv, hd};
-    }
+    backend::cpu::KvLayerView cpu_view() { return {backend::cpu::KvType::F16, k.data(), v.data(), n_ctx, n_kv, hd}; }
 };
 
 TEST(CudaOps, KvStoreRoundsLikeCpu) {
@@ -185,13 +194,18 @@ TEST(CudaOps, KvStoreRoundsLikeCpu) {
 TEST(CudaOps, QkvRopeStoreMatchesBiasRopeAndStore) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
-    struct Case { int heads, n_kv, hd, n_rot; double theta; backend::cpu::RopeLayout layout; bool bias; };
+    struct Case {
+        int heads, n_kv, hd, n_rot;
+        double theta;
+        backend::cpu::RopeLayout layout;
+        bool bias;
+    };
     const Case cases[] = {
-        {14, 2, 64, 64, 1e6, backend::cpu::RopeLayout::NeoX, true},           // qwen2.5-0.5b
-        {32, 32, 96, 96, 1e4, backend::cpu::RopeLayout::NeoX, false},         // phi3-mini
-        {32, 8, 128, 128, 5e5, backend::cpu::RopeLayout::Interleaved, false}, // llama
-        {8, 4, 128, 64, 1e4, backend::cpu::RopeLayout::Interleaved, true},    // partial rotation, with biases
-        {4, 2, 80, 32, 1e4, backend::cpu::RopeLayout::NeoX, true},            // partial NeoX
+        {14, 2, 64, 64, 1e6, backend::cpu::RopeLayout::NeoX, true},            // qwen2.5-0.5b
+        {32, 32, 96, 96, 1e4, backend::cpu::RopeLayout::NeoX, false},          // phi3-mini
+        {32, 8, 128, 128, 5e5, backend::cpu::RopeLayout::Interleaved, false},  // llama
+        {8, 4, 128, 64, 1e4, backend::cpu::RopeLayout::Interleaved, true},     // partial rotation, with biases
+        {4, 2, 80, 32, 1e4, backend::cpu::RopeLayout::NeoX, true},             // partial NeoX
     };
     const int64_t n_ctx = 300;
     for (const Case& c : cases) {
@@ -219,11 +233,10 @@ TEST(CudaOps, QkvRopeStoreMatchesBiasRopeAndStore) {
         DeviceBuffer<uint16_t> dk(std::vector<uint16_t>(ck.size(), 0)), dv(std::vector<uint16_t>(cv.size(), 0));
         DeviceBuffer<double> dinv(inv);
         DeviceBuffer<int32_t> dpos(std::vector<int32_t>{pos});
-        qkv_rope_store(dqkv.get(), c.bias ? dbq.get() : nullptr, c.bias ? dbk.get() : nullptr,
-                       c.bias ? dbv.get() : nullptr, c.heads, {dk.get(), dv.get(), n_ctx, c.n_kv, c.hd}, c.n_rot,
-                       dpos.get(), dinv.get(),
-                       c.layout == backend::cpu::RopeLayout::NeoX ? RopeLayout::NeoX : RopeLayout::Interleaved,
-                       nullptr);
+        qkv_rope_store(
+            dqkv.get(), c.bias ? dbq.get() : nullptr, c.bias ? dbk.get() : nullptr, c.bias ? dbv.get() : nullptr,
+            c.heads, {dk.get(), dv.get(), n_ctx, c.n_kv, c.hd}, c.n_rot, dpos.get(), dinv.get(),
+            c.layout == backend::cpu::RopeLayout::NeoX ? RopeLayout::NeoX : RopeLayout::Interleaved, nullptr);
         // q: the same f32 expressions as rope() (which agrees with the CPU to the last bits, see above).
         std::vector<float> q = dqkv.download();
         q.resize(qd);
@@ -253,39 +266,42 @@ TEST(CudaOps, AttentionDecodeMatchesCpuWithGqa) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
     backend::cpu::ThreadPool pool(2);
-    struct Case { int heads, n_kv, hd; int64_t n_ctx; };
+    struct Case {
+        int heads, n_kv, hd;
+        int64_t n_ctx;
+    };
     const Case cases[] = {{14, 2, 64, 4096}, {32, 32, 96, 4096}, {32, 8, 128, 1024}, {4, 4, 64, 200}};
     for (const Case& c : cases) {
         // Positions around chunk edges (64), the first and last slot, and a random one.
         std::vector<int64_t> positions = {0, 1, 63, 64, 65, c.n_ctx - 1};
         positions.push_back(std::uniform_int_distribution<int64_t>(0, c.n_ctx - 1)(rng));
         for (const int64_t pos : positions) {
-          // Without a window, and with windows that start inside a chunk, on a chunk edge, or beyond the position.
-          for (const uint32_t window : {0u, 16u, 64u, 100u, 5000u}) {
-            SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << " at " << pos
-                                            << ", window " << window);
-            Caches caches(rng, c.n_ctx, c.n_kv, c.hd, pos + 1);
-            const std::vector<float> q = normal_vector(rng, c.heads * c.hd);
-            std::vector<float> ref(q.size());
-            backend::cpu::attention(q.data(), caches.cpu_view(), pos, 1, c.heads, ref.data(), pool, window);
+            // Without a window, and with windows that start inside a chunk, on a chunk edge, or beyond the position.
+            for (const uint32_t window : {0u, 16u, 64u, 100u, 5000u}) {
+                SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << " at " << pos
+                                                << ", window " << window);
+                Caches caches(rng, c.n_ctx, c.n_kv, c.hd, pos + 1);
+                const std::vector<float> q = normal_vector(rng, c.heads * c.hd);
+                std::vector<float> ref(q.size());
+                backend::cpu::attention(q.data(), caches.cpu_view(), pos, 1, c.heads, ref.data(), pool, window);
 
-            DeviceBuffer<uint16_t> dk(caches.k), dv(caches.v);
-            DeviceBuffer<float> dq(q), dout(q.size());
-            DeviceBuffer<int32_t> dpos(std::vector<int32_t>{static_cast<int32_t>(pos)});
-            DeviceBuffer<uint8_t> ws(attention_workspace_bytes(c.n_ctx, c.heads, c.hd));
-            ws.poison();
-            dout.poison();
-            const KvCacheView kv{dk.get(), dv.get(), c.n_ctx, c.n_kv, c.hd};
-            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
-            const std::vector<float> got = dout.download();
-            // f32 dot products and softmax on both sides, summed in different orders (chunked vs sequential).
-            EXPECT_LT(rel_error(got, ref), 2e-5);
-            // Bit-identical on a second run (fixed reduction order, no atomics).
-            dout.poison();
-            attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
-            const std::vector<float> again = dout.download();
-            EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * sizeof(float)), 0);
-          }
+                DeviceBuffer<uint16_t> dk(caches.k), dv(caches.v);
+                DeviceBuffer<float> dq(q), dout(q.size());
+                DeviceBuffer<int32_t> dpos(std::vector<int32_t>{static_cast<int32_t>(pos)});
+                DeviceBuffer<uint8_t> ws(attention_workspace_bytes(c.n_ctx, c.heads, c.hd));
+                ws.poison();
+                dout.poison();
+                const KvCacheView kv{dk.get(), dv.get(), c.n_ctx, c.n_kv, c.hd};
+                attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
+                const std::vector<float> got = dout.download();
+                // f32 dot products and softmax on both sides, summed in different orders (chunked vs sequential).
+                EXPECT_LT(rel_error(got, ref), 2e-5);
+                // Bit-identical on a second run (fixed reduction order, no atomics).
+                dout.poison();
+                attention_decode(dq.get(), kv, c.heads, dpos.get(), dout.get(), ws.get(), nullptr, window);
+                const std::vector<float> again = dout.download();
+                EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * sizeof(float)), 0);
+            }
         }
     }
 }
@@ -294,9 +310,9 @@ TEST(CudaOps, EmbeddingRowMatchesCpuDequantization) {
     ORCD_SKIP_WITHOUT_GPU();
     std::mt19937_64 rng(fresh_seed());
     using gguf::TensorType;
-    for (const TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0,
-                                  TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0,
-                                  TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+    for (const TensorType type :
+         {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+          TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
         const int64_t cols = gguf::traits(type).block_elems == 256 ? 3072 : 896, rows = 37;
         SCOPED_TRACE(gguf::type_name(type));
         const std::vector<float> w = normal_vector(rng, rows * cols, 0.05f);
@@ -325,7 +341,7 @@ TEST(CudaOps, ArgmaxTakesLowestIndexOnTiesAndSkipsNan) {
         std::vector<float> x = normal_vector(rng, n);
         std::uniform_int_distribution<int64_t> idx(0, n - 1);
         const int64_t a = idx(rng), b = idx(rng);
-        x[a] = x[b] = 10.0f;  // a tie for the maximum
+        x[a] = x[b] = 10.0f;                                     // a tie for the maximum
         if (n > 2) x[(std::max(a, b) + 1) % n] = std::nanf("");  // a NaN must not win
         if (x[std::min(a, b)] != 10.0f) x[std::min(a, b)] = 10.0f;
         int64_t want = 0;

@@ -257,8 +257,8 @@ private:
 TEST(DeviceSample, SeededGenerateMatchesTheHostSamplerOnCudaLogits) {
     ORCD_SKIP_WITHOUT_GPU();
     ORCD_SKIP_WITHOUT_SHARED(test::shared_path("models/vocab/ggml-vocab-qwen2.5.gguf"));
-    const model::Model m = model::open_model(
-        test::tiny_model("qwen2.5-tiny", synth::FileType::F32, 3, "ggml-vocab-qwen2.5.gguf"));
+    const model::Model m =
+        model::open_model(test::tiny_model("qwen2.5-tiny", synth::FileType::F32, 3, "ggml-vocab-qwen2.5.gguf"));
     const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*m.file);
     for (bool graph : {true, false}) {
         auto gpu = cuda::make_cuda_backend(m, {.use_graph = graph});

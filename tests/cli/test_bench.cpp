@@ -119,11 +119,11 @@ TEST_F(BenchCli, RejectsBadArguments) {
     struct Case {
         std::string args, says;
     };
-    for (const Case& c : {Case{"-p 2000 -n 49", "-d 0 + -p 2000 + -n 49 = 2049 tokens exceeds the model's context "
-                                                "length of 2048"},
+    for (const Case& c : {Case{"-p 2000 -n 49",
+                               "-d 0 + -p 2000 + -n 49 = 2049 tokens exceeds the model's context "
+                               "length of 2048"},
                           Case{"-d 2048 -p 1 -n 1", "= 2050 tokens exceeds"},
-                          Case{"-r 0", "-r 0: expected at least 1 repetition"},
-                          Case{"-p 0 -n 0", "nothing to measure"},
+                          Case{"-r 0", "-r 0: expected at least 1 repetition"}, Case{"-p 0 -n 0", "nothing to measure"},
                           Case{"--gpu 1", "--gpu 1: a GPU index applies to --device cuda, not --device cpu"},
                           Case{"--gpu -1", "--gpu -1: expected a GPU index >= 0"}}) {
         SCOPED_TRACE(c.args);

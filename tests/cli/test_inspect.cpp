@@ -26,9 +26,14 @@ json inspect(const fs::path& p) {
 
 TEST(Inspect, VocabFiles) {
     ORCD_SKIP_WITHOUT_SHARED(kVocab);
-    struct Expect { const char* file; const char* model; uint64_t tokens; };
-    for (const Expect& e : {Expect{"ggml-vocab-qwen2.5.gguf", "gpt2", 151936}, Expect{"ggml-vocab-phi-3.gguf", "llama", 32064},
-                            Expect{"ggml-vocab-llama-spm.gguf", "llama", 32000}, Expect{"ggml-vocab-gpt-2.gguf", "gpt2", 50257}}) {
+    struct Expect {
+        const char* file;
+        const char* model;
+        uint64_t tokens;
+    };
+    for (const Expect& e :
+         {Expect{"ggml-vocab-qwen2.5.gguf", "gpt2", 151936}, Expect{"ggml-vocab-phi-3.gguf", "llama", 32064},
+          Expect{"ggml-vocab-llama-spm.gguf", "llama", 32000}, Expect{"ggml-vocab-gpt-2.gguf", "gpt2", 50257}}) {
         SCOPED_TRACE(e.file);
         const json j = inspect(kVocab / e.file);
         EXPECT_EQ(j["tensors"].size(), 0u);

@@ -16,15 +16,15 @@ TEST(Suggest, EditDistance) {
     EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);  // k->s, e->i, +g
     EXPECT_EQ(edit_distance("temp", "tmep"), 1u);       // one adjacent transposition
     EXPECT_EQ(edit_distance("top_k", "top-k"), 1u);
-    EXPECT_EQ(edit_distance("ca", "abc"), 3u);           // the restricted (OSA) distance, not Damerau's 2
+    EXPECT_EQ(edit_distance("ca", "abc"), 3u);  // the restricted (OSA) distance, not Damerau's 2
 }
 
 TEST(Suggest, Closest) {
     const std::vector<std::string> names{"--temp", "--top-k", "--top-p", "--threads", "-t", "--model", "generate"};
     EXPECT_EQ(closest("--tmp", names), std::vector<std::string>{"--temp"});
-    EXPECT_EQ(closest("--top_k", names), std::vector<std::string>{"--top-k"});  // --top-p is 2 away
+    EXPECT_EQ(closest("--top_k", names), std::vector<std::string>{"--top-k"});             // --top-p is 2 away
     EXPECT_EQ(closest("--top", names), (std::vector<std::string>{"--top-k", "--top-p"}));  // a prefix of both
-    EXPECT_EQ(closest("--mod", names), std::vector<std::string>{"--model"});  // a prefix
+    EXPECT_EQ(closest("--mod", names), std::vector<std::string>{"--model"});               // a prefix
     EXPECT_TRUE(closest("--zzzzzz", names).empty());
     EXPECT_TRUE(closest("--temp", names).empty());  // a known name suggests nothing
     EXPECT_EQ(closest("genrate", names), std::vector<std::string>{"generate"});

@@ -19,7 +19,9 @@ TEST(EscapeControl, TerminalEscapesBecomeVisible) {
     EXPECT_EQ(escape_control("a\nb\tc\rd"), "a\\nb\\tc\\rd");
     EXPECT_EQ(escape_control(std::string_view("\0\x07\x7f", 3)), "\\x00\\x07\\x7f");
     // The 8-bit CSI U+009B as UTF-8, and the end of the C1 range; U+00A0 is printable and stays.
-    EXPECT_EQ(escape_control("\xc2\x9b" "31m \xc2\x80 \xc2\xa0"), "\\u009b31m \\u0080 \xc2\xa0");
+    EXPECT_EQ(escape_control("\xc2\x9b"
+                             "31m \xc2\x80 \xc2\xa0"),
+              "\\u009b31m \\u0080 \xc2\xa0");
     EXPECT_EQ(escape_control("\xc2"), "\xc2");  // a truncated sequence is not a control
 }
 

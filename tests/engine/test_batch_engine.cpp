@@ -120,8 +120,8 @@ private:
 const std::filesystem::path kPhi3Vocab = test::shared_path("models/vocab/ggml-vocab-phi-3.gguf");
 
 struct Fixture {
-    model::Model model = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3,
-                                                             "ggml-vocab-phi-3.gguf"));
+    model::Model model =
+        model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3, "ggml-vocab-phi-3.gguf"));
     tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*model.file);
     HashBackend be{model.config};
 };
@@ -131,8 +131,8 @@ Fixture& fx() {
     return f;
 }
 
-const char* const kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
-                              "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa"};
+const char* const kWords[] = {"alpha", "bravo",  "charlie", "delta", "echo", "foxtrot",  "golf",  "hotel",
+                              "india", "juliet", "kilo",    "lima",  "mike", "november", "oscar", "papa"};
 
 // Request i: greedy or seeded sampling, its own prompt (some sharing a long prefix), its own length.
 GenerateRequest request(int i, bool shared_prefix = false) {
@@ -490,7 +490,9 @@ TEST(BatchEngine, ABackendFailureFailsThatStepsRequestsOnlyAndFreesTheirPages) {
     auto& f = fx();
     BatchEngine engine(f.be, f.tok, opts(1024, 1));  // one at a time: the failing step holds one request
     std::vector<GenerateRequest> reqs = {request(0), request(1), request(2)};
-    f.be.fail_on_token = engine.prepare(reqs[1])->tokens().back();  // the last prompt token of request 1 (request 0 and 2 avoid it: checked)
+    f.be.fail_on_token = engine.prepare(reqs[1])
+                             ->tokens()
+                             .back();  // the last prompt token of request 1 (request 0 and 2 avoid it: checked)
     std::vector<Outcome> out;
     run_all(engine, reqs, out);
     f.be.fail_on_token.reset();

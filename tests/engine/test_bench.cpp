@@ -118,7 +118,7 @@ TEST(Bench, KvBytesRead) {
 struct Recorder {
     int sequences = 0, resets = 0;
     std::vector<std::pair<uint32_t, size_t>> prefills;  // (n_past before, tokens)
-    std::vector<uint32_t> decodes;                       // n_past before each decode
+    std::vector<uint32_t> decodes;                      // n_past before each decode
     backend::KvCacheType kv_type{};
     uint32_t n_ctx = 0;
 };
@@ -183,7 +183,7 @@ TEST(Bench, WarmUpThenRepetitionsOnOneSequence) {
     EXPECT_EQ(be.rec.resets, 4);  // warm-up + 3
     ASSERT_EQ(be.rec.prefills.size(), 8u);
     for (size_t i = 0; i < 8; i += 2) {
-        EXPECT_EQ(be.rec.prefills[i], (std::pair<uint32_t, size_t>{0, 10}));  // depth, from a fresh sequence
+        EXPECT_EQ(be.rec.prefills[i], (std::pair<uint32_t, size_t>{0, 10}));      // depth, from a fresh sequence
         EXPECT_EQ(be.rec.prefills[i + 1], (std::pair<uint32_t, size_t>{10, 6}));  // pp on top of it
     }
     ASSERT_EQ(be.rec.decodes.size(), 16u);
@@ -233,7 +233,10 @@ public:
         std::vector<Entry> rec;
         for (size_t i = 0; i < batch.size(); ++i) {
             const auto& e = batch[i];
-            rec.push_back({e.first_position, static_cast<uint32_t>(e.tokens.size()), e.phase, e.want,
+            rec.push_back({e.first_position,
+                           static_cast<uint32_t>(e.tokens.size()),
+                           e.phase,
+                           e.want,
                            {e.pages.begin(), e.pages.end()}});
             results[i].token = 0;
         }

@@ -88,9 +88,10 @@ TEST_P(CpuBatch, RandomBatchesAreBitIdenticalToEachSequenceAlone) {
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
     std::vector<std::vector<uint32_t>> tables(n_seq);
-    for (int s = 0; s < n_seq; ++s) tables[s].assign(ids.begin() + s * pages_per_seq, ids.begin() + (s + 1) * pages_per_seq);
+    for (int s = 0; s < n_seq; ++s)
+        tables[s].assign(ids.begin() + s * pages_per_seq, ids.begin() + (s + 1) * pages_per_seq);
 
-    std::vector<size_t> fed(n_seq, 0);  // prompt tokens fed
+    std::vector<size_t> fed(n_seq, 0);      // prompt tokens fed
     std::vector<size_t> step_of(n_seq, 0);  // decode tokens fed
     size_t compared = 0;
     for (int guard = 0; guard < 2000; ++guard) {
@@ -100,7 +101,7 @@ TEST_P(CpuBatch, RandomBatchesAreBitIdenticalToEachSequenceAlone) {
         for (int s = 0; s < n_seq; ++s) {
             const Script& sc = scripts[s];
             if (step_of[s] == sc.decoded.size() && fed[s] == sc.prompt.size()) continue;  // done
-            if (rng() % 3 == 0) continue;  // sits this step out
+            if (rng() % 3 == 0) continue;                                                 // sits this step out
             BatchEntry e;
             e.pages = tables[s];
             if (fed[s] < sc.prompt.size()) {
@@ -168,35 +169,40 @@ TEST_P(CpuBatch, SharedPrefixPagesGiveTheLogitsOfTheWholePrompt) {
     BatchEntry ea{.tokens = a, .first_position = 0, .pages = ta, .phase = Phase::Prompt, .want = Want::Logits};
     b->step(*pool, std::span(&ea, 1), r);
     const std::span<const TokenId> rest(bb.begin() + 2 * kPage, bb.end());
-    BatchEntry eb{.tokens = rest, .first_position = 2 * kPage, .pages = tb, .phase = Phase::Prompt,
-                  .want = Want::Logits};
+    BatchEntry eb{
+        .tokens = rest, .first_position = 2 * kPage, .pages = tb, .phase = Phase::Prompt, .want = Want::Logits};
     b->step(*pool, std::span(&eb, 1), r);
     EXPECT_TRUE(same_bits(r[0].logits, alone_b.logits[0]));
     // And a decode on top of it, next to a decode of `a` in the same step.
     const TokenId next_a = 3, next_b = alone_b.decoded[0];
-    BatchEntry both[2] = {
-        {.tokens = std::span(&next_a, 1), .first_position = static_cast<uint32_t>(a.size()), .pages = ta,
-         .phase = Phase::Generated, .want = Want::Logits},
-        {.tokens = std::span(&next_b, 1), .first_position = static_cast<uint32_t>(bb.size()), .pages = tb,
-         .phase = Phase::Generated, .want = Want::Logits}};
+    BatchEntry both[2] = {{.tokens = std::span(&next_a, 1),
+                           .first_position = static_cast<uint32_t>(a.size()),
+                           .pages = ta,
+                           .phase = Phase::Generated,
+                           .want = Want::Logits},
+                          {.tokens = std::span(&next_b, 1),
+                           .first_position = static_cast<uint32_t>(bb.size()),
+                           .pages = tb,
+                           .phase = Phase::Generated,
+                           .want = Want::Logits}};
     std::vector<BatchResult> r2(2);
     b->step(*pool, both, r2);
     EXPECT_TRUE(same_bits(r2[1].logits, alone_b.logits[1]));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, CpuBatch,
-    ::testing::Values(Param{"qwen2.5-tiny", synth::FileType::F32, backend::KvCacheType::F32},
-                      Param{"qwen2.5-tiny", synth::FileType::Q8_0, backend::KvCacheType::F16},
-                      Param{"phi3-tiny", synth::FileType::Q4_K_M, backend::KvCacheType::F32},
-                      Param{"llama-tiny", synth::FileType::Q4_K_M, backend::KvCacheType::F16},
-                      Param{"qwen3-tiny", synth::FileType::Q8_0, backend::KvCacheType::F32}),
-    [](const auto& info) {
-        std::string n = std::string(info.param.preset) + "_" + std::string(synth::file_type_name(info.param.type)) +
-                        (info.param.kv == backend::KvCacheType::F16 ? "_kvf16" : "_kvf32");
-        for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-        return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Models, CpuBatch,
+                         ::testing::Values(Param{"qwen2.5-tiny", synth::FileType::F32, backend::KvCacheType::F32},
+                                           Param{"qwen2.5-tiny", synth::FileType::Q8_0, backend::KvCacheType::F16},
+                                           Param{"phi3-tiny", synth::FileType::Q4_K_M, backend::KvCacheType::F32},
+                                           Param{"llama-tiny", synth::FileType::Q4_K_M, backend::KvCacheType::F16},
+                                           Param{"qwen3-tiny", synth::FileType::Q8_0, backend::KvCacheType::F32}),
+                         [](const auto& info) {
+                             std::string n = std::string(info.param.preset) + "_" +
+                                             std::string(synth::file_type_name(info.param.type)) +
+                                             (info.param.kv == backend::KvCacheType::F16 ? "_kvf16" : "_kvf32");
+                             for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                             return n;
+                         });
 
 TEST(CpuBatchPicks, ArgmaxAndSampleEqualTheHostPicksOnTheSameLogits) {
     auto b = cpu("qwen2.5-tiny", synth::FileType::Q8_0);
@@ -256,19 +262,26 @@ TEST(CpuBatchErrors, BadBatchesAreRefusedAndChangeNoCache) {
             "outside the pool of 6 pages", ErrorCode::InvalidArgument);
     refuses({good, {.tokens = std::span(&next, 1), .first_position = at, .pages = short_table}}, 2,
             "do not cover position", ErrorCode::InvalidArgument);
-    refuses({good, {.tokens = std::span(&next, 1), .first_position = at + 1, .pages = table}}, 2,
-            "both write page 1", ErrorCode::InvalidArgument);
+    refuses({good, {.tokens = std::span(&next, 1), .first_position = at + 1, .pages = table}}, 2, "both write page 1",
+            ErrorCode::InvalidArgument);
     refuses({good, {.tokens = {}, .pages = table}}, 2, "has no tokens", ErrorCode::InvalidArgument);
     refuses({good}, 2, "2 result slots for 1 entries", ErrorCode::InvalidArgument);
     refuses({good, {.tokens = std::span(&next, 1), .first_position = b->config().context_length, .pages = table}}, 2,
             "exceed the context", ErrorCode::ContextOverflow);
     backend::SampleStep bad_sample;
     bad_sample.top_p = 0.f;
-    refuses({good, {.tokens = std::span(&next, 1), .first_position = 0, .pages = std::vector<uint32_t>{3},
-                    .want = Want::Sample, .sample = bad_sample}},
+    refuses({good,
+             {.tokens = std::span(&next, 1),
+              .first_position = 0,
+              .pages = std::vector<uint32_t>{3},
+              .want = Want::Sample,
+              .sample = bad_sample}},
             2, "top_p = 0 is out of range", ErrorCode::InvalidArgument);
 
-    BatchEntry d{.tokens = std::span(&next, 1), .first_position = at, .pages = table, .phase = Phase::Generated,
+    BatchEntry d{.tokens = std::span(&next, 1),
+                 .first_position = at,
+                 .pages = table,
+                 .phase = Phase::Generated,
                  .want = Want::Logits};
     b->step(*pool, std::span(&d, 1), r);
     EXPECT_TRUE(same_bits(r[0].logits, clean.logits[1]));

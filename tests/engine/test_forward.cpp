@@ -304,7 +304,8 @@ TEST(SlidingWindow, Phi3PastTheWindowMatchesTheReferenceAndTheWindowChangesTheOu
 INSTANTIATE_TEST_SUITE_P(Archs, Forward, testing::Values("qwen2.5-tiny", "qwen3-tiny", "phi3-tiny", "llama-tiny"),
                          [](const auto& info) {
                              std::string s = info.param;
-                             for (char& ch : s) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             for (char& ch : s)
+                                 if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                              return s;
                          });
 

@@ -44,8 +44,8 @@ TEST(StopMatcher, StopInsideOnePieceAndFlushAtTheEnd) {
 const std::filesystem::path kPhi3Vocab = test::shared_path("models/vocab/ggml-vocab-phi-3.gguf");
 
 struct Fixture {
-    model::Model model = model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3,
-                                                             "ggml-vocab-phi-3.gguf"));
+    model::Model model =
+        model::open_model(test::tiny_model("phi3-tiny", synth::FileType::F32, 3, "ggml-vocab-phi-3.gguf"));
     tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_gguf(*model.file);
     std::unique_ptr<backend::Backend> be = backend::cpu::make_cpu_backend(model, {.n_threads = 2});
     Generator gen{*be, tok};
@@ -275,7 +275,8 @@ TEST(Generator, CancellationFlagStopsAtTheNextToken) {
     auto& f = fx();
     auto seq = f.be->new_sequence({.n_ctx = 128});
     std::atomic<bool> cancel{false};
-    const auto r = f.gen.generate(*seq, greedy(30), [&](std::string_view) { cancel = true; }, &cancel);
+    const auto r = f.gen.generate(
+        *seq, greedy(30), [&](std::string_view) { cancel = true; }, &cancel);
     EXPECT_EQ(r.stop_reason, StopReason::Cancelled);
     EXPECT_LT(r.tokens.size(), 30u);
     EXPECT_GE(r.tokens.size(), 1u);
@@ -300,7 +301,8 @@ TEST(Generator, ChatPromptUsesTheModelsTemplate) {
 TEST(Generator, GrammarConstrainedOutputIsCompleteAndEndsByItself) {
     ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
-    const std::string gbnf = "root ::= \"{\\\"n\\\": \" [0-9]{1,3} (\", \\\"s\\\": \\\"\" [a-z ]{0,8} \"\\\"\")? \"}\"\n";
+    const std::string gbnf =
+        "root ::= \"{\\\"n\\\": \" [0-9]{1,3} (\", \\\"s\\\": \\\"\" [a-z ]{0,8} \"\\\"\")? \"}\"\n";
     auto constraint = constraint_from_gbnf(gbnf, grammar_vocabulary(f.tok));
     for (uint64_t seed = 1; seed <= 4; ++seed) {
         GenerateRequest r = greedy(64);
@@ -338,8 +340,8 @@ TEST(Generator, GrammarAllowsEndOfGenerationOnlyWhereComplete) {
 TEST(Generator, GrammarBuiltForAnotherVocabularyIsRefused) {
     ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
-    auto other = std::make_shared<const grammar::TokenVocabulary>(std::vector<std::string>{"a"},
-                                                                  std::vector<grammar::TokenClass>{grammar::TokenClass::Bytes});
+    auto other = std::make_shared<const grammar::TokenVocabulary>(
+        std::vector<std::string>{"a"}, std::vector<grammar::TokenClass>{grammar::TokenClass::Bytes});
     GenerateRequest r = greedy(4);
     r.constraint = constraint_from_gbnf("root ::= \"a\"\n", other);
     auto seq = f.be->new_sequence({.n_ctx = 64});

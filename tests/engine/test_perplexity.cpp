@@ -82,12 +82,12 @@ TEST(Perplexity, DeviationFromF32GrowsAsPrecisionDrops) {
         };
         const double d16 = dev(score(synth::FileType::F16)), d8 = dev(score(synth::FileType::Q8_0)),
                      d4 = dev(score(synth::FileType::Q4_K_M));
-        std::printf("%s: mean |dNLL| vs F32: F16 %.2e, Q8_0 %.2e, Q4_K_M %.2e (F32 mean NLL %.4f, ppl %.1f)\n",
-                    preset, d16, d8, d4, f32.nll_mean, f32.ppl);
+        std::printf("%s: mean |dNLL| vs F32: F16 %.2e, Q8_0 %.2e, Q4_K_M %.2e (F32 mean NLL %.4f, ppl %.1f)\n", preset,
+                    d16, d8, d4, f32.nll_mean, f32.ppl);
         EXPECT_GT(d16, 0.0);
         EXPECT_GT(d8 / d16, 10.0);  // predicted ~28
         EXPECT_LT(d8 / d16, 80.0);
-        EXPECT_GT(d4 / d8, 3.0);    // predicted up to ~17, diluted by the mix
+        EXPECT_GT(d4 / d8, 3.0);  // predicted up to ~17, diluted by the mix
         EXPECT_LT(d4 / d8, 40.0);
         EXPECT_LT(d4, 1.0);
     }

@@ -14,8 +14,8 @@ namespace orcd::test {
 inline std::filesystem::path tiny_model(const std::string& preset, synth::FileType type, uint64_t seed = 1,
                                         const std::string& vocab_file = "") {
     static std::map<std::string, std::filesystem::path> cache;
-    const std::string key = preset + "/" + std::string(synth::file_type_name(type)) + "/" + std::to_string(seed) +
-                            "/" + vocab_file;
+    const std::string key =
+        preset + "/" + std::string(synth::file_type_name(type)) + "/" + std::to_string(seed) + "/" + vocab_file;
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     const auto dir = std::filesystem::temp_directory_path() / ("orcd-engine-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);

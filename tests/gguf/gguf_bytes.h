@@ -49,9 +49,15 @@ inline GgufBytes small_valid_file() {
     b.put<uint64_t>(2, "tensor_count").put<uint64_t>(4, "kv_count");
     b.str("general.architecture", "kv0.keylen").put<uint32_t>(8, "kv0.type").str("llama", "kv0.strlen");
     b.str("llama.block_count", "kv1.keylen").put<uint32_t>(4, "kv1.type").put<uint32_t>(2, "kv1.value");
-    b.str("scores", "kv2.keylen").put<uint32_t>(9, "kv2.type").put<uint32_t>(6, "kv2.elemtype").put<uint64_t>(3, "kv2.count");
+    b.str("scores", "kv2.keylen")
+        .put<uint32_t>(9, "kv2.type")
+        .put<uint32_t>(6, "kv2.elemtype")
+        .put<uint64_t>(3, "kv2.count");
     b.put<float>(0.5f).put<float>(-1.0f).put<float>(2.0f);
-    b.str("tokens", "kv3.keylen").put<uint32_t>(9, "kv3.type").put<uint32_t>(8, "kv3.elemtype").put<uint64_t>(2, "kv3.count");
+    b.str("tokens", "kv3.keylen")
+        .put<uint32_t>(9, "kv3.type")
+        .put<uint32_t>(8, "kv3.elemtype")
+        .put<uint64_t>(2, "kv3.count");
     b.str("a", "kv3.s0len").str("bc", "kv3.s1len");
     b.str("w", "t0.namelen").put<uint32_t>(2, "t0.ndims").put<uint64_t>(4, "t0.dim0").put<uint64_t>(2, "t0.dim1");
     b.put<uint32_t>(0, "t0.type").put<uint64_t>(0, "t0.offset");
@@ -60,7 +66,7 @@ inline GgufBytes small_valid_file() {
     b.pad_to(32);
     b.at["data"] = b.bytes.size();
     for (int i = 0; i < 8; ++i) b.put<float>(static_cast<float>(i), i == 0 ? "t0.data" : "");
-    b.zeros(0);  // 32 bytes of F32 data end exactly at the next alignment
+    b.zeros(0);                          // 32 bytes of F32 data end exactly at the next alignment
     b.put<uint16_t>(0x3c00, "t1.data");  // Q8_0 block: d = 1.0
     for (int i = 0; i < 32; ++i) b.put<int8_t>(static_cast<int8_t>(i - 16));
     return b;

@@ -29,9 +29,10 @@ ErrorCode parse_code(const Bytes& b) {
         }
         return ErrorCode::Ok;
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("corrupt.gguf"), std::string::npos) << "message must name the file: "
-                                                                                 << e.what();
-        EXPECT_NE(std::string(e.what()).find("byte"), std::string::npos) << "message must name the offset: " << e.what();
+        EXPECT_NE(std::string(e.what()).find("corrupt.gguf"), std::string::npos)
+            << "message must name the file: " << e.what();
+        EXPECT_NE(std::string(e.what()).find("byte"), std::string::npos)
+            << "message must name the offset: " << e.what();
         return e.code();
     }
 }
@@ -82,7 +83,9 @@ TEST(GgufCorruption, BitFlipsInEveryStructuralField) {
     for (const auto& [label, pos] : f.at) {
         if (label == "data" || label.ends_with(".data")) continue;
         const size_t width = (label.ends_with("type") || label.ends_with("ndims") || label == "magic" ||
-                              label == "version" || label.ends_with(".value")) ? 4 : 8;
+                              label == "version" || label.ends_with(".value"))
+                                 ? 4
+                                 : 8;
         for (size_t bit = 0; bit < width * 8; ++bit) {
             Bytes b = f.bytes;
             b[pos + bit / 8] ^= static_cast<std::byte>(1u << (bit % 8));
@@ -115,21 +118,31 @@ TEST(GgufCorruption, HostileValuesGetSpecificErrors) {
         {"bad magic", [](test::GgufBytes& b) { b.set_u32("magic", 0x46554746); }, ErrorCode::NotGguf},
         {"version 1", [](test::GgufBytes& b) { b.set_u32("version", 1); }, ErrorCode::UnsupportedVersion},
         {"version 4", [](test::GgufBytes& b) { b.set_u32("version", 4); }, ErrorCode::UnsupportedVersion},
-        {"big-endian version", [](test::GgufBytes& b) { b.set_u32("version", 0x03000000); }, ErrorCode::UnsupportedVersion},
-        {"huge tensor count", [](test::GgufBytes& b) { b.set_u64("tensor_count", 1ull << 40); }, ErrorCode::CorruptFile},
+        {"big-endian version", [](test::GgufBytes& b) { b.set_u32("version", 0x03000000); },
+         ErrorCode::UnsupportedVersion},
+        {"huge tensor count", [](test::GgufBytes& b) { b.set_u64("tensor_count", 1ull << 40); },
+         ErrorCode::CorruptFile},
         {"huge kv count", [](test::GgufBytes& b) { b.set_u64("kv_count", ~0ull); }, ErrorCode::CorruptFile},
         {"huge key length", [](test::GgufBytes& b) { b.set_u64("kv0.keylen", 1ull << 20); }, ErrorCode::CorruptFile},
         {"key past end", [](test::GgufBytes& b) { b.set_u64("kv0.keylen", 60000); }, ErrorCode::Truncated},
         {"huge string", [](test::GgufBytes& b) { b.set_u64("kv0.strlen", ~0ull - 4); }, ErrorCode::Truncated},
         {"unknown value type", [](test::GgufBytes& b) { b.set_u32("kv1.type", 13); }, ErrorCode::CorruptFile},
-        {"unknown array element type", [](test::GgufBytes& b) { b.set_u32("kv2.elemtype", 77); }, ErrorCode::CorruptFile},
-        {"array count overflow", [](test::GgufBytes& b) { b.set_u64("kv2.count", 1ull << 62); }, ErrorCode::CorruptFile},
+        {"unknown array element type", [](test::GgufBytes& b) { b.set_u32("kv2.elemtype", 77); },
+         ErrorCode::CorruptFile},
+        {"array count overflow", [](test::GgufBytes& b) { b.set_u64("kv2.count", 1ull << 62); },
+         ErrorCode::CorruptFile},
         {"string array count", [](test::GgufBytes& b) { b.set_u64("kv3.count", 1ull << 61); }, ErrorCode::CorruptFile},
-        {"string element past end", [](test::GgufBytes& b) { b.set_u64("kv3.s1len", 1ull << 33); }, ErrorCode::Truncated},
+        {"string element past end", [](test::GgufBytes& b) { b.set_u64("kv3.s1len", 1ull << 33); },
+         ErrorCode::Truncated},
         {"n_dims 0", [](test::GgufBytes& b) { b.set_u32("t0.ndims", 0); }, ErrorCode::CorruptFile},
         {"n_dims 5", [](test::GgufBytes& b) { b.set_u32("t0.ndims", 5); }, ErrorCode::CorruptFile},
         {"dim 0", [](test::GgufBytes& b) { b.set_u64("t0.dim1", 0); }, ErrorCode::CorruptFile},
-        {"element overflow", [](test::GgufBytes& b) { b.set_u64("t0.dim0", 1ull << 40); b.set_u64("t0.dim1", 1ull << 40); }, ErrorCode::CorruptFile},
+        {"element overflow",
+         [](test::GgufBytes& b) {
+             b.set_u64("t0.dim0", 1ull << 40);
+             b.set_u64("t0.dim1", 1ull << 40);
+         },
+         ErrorCode::CorruptFile},
         {"data past end", [](test::GgufBytes& b) { b.set_u64("t0.dim1", 1000); }, ErrorCode::Truncated},
         {"unknown tensor type", [](test::GgufBytes& b) { b.set_u32("t0.type", 99); }, ErrorCode::UnsupportedTensorType},
         {"row not a block multiple", [](test::GgufBytes& b) { b.set_u64("t1.dim0", 16); }, ErrorCode::CorruptFile},

@@ -77,7 +77,7 @@ TEST(GgufReader, EveryScalarTypeAndNestedArrays) {
     b.str("i64").put<uint32_t>(11).put<int64_t>(-(1ll << 62));
     b.str("f64").put<uint32_t>(12).put<double>(-0.25);
     b.str("nested").put<uint32_t>(9).put<uint32_t>(9).put<uint64_t>(2);
-    b.put<uint32_t>(5).put<uint64_t>(1).put<int32_t>(-7);       // [[-7], [true, false]]
+    b.put<uint32_t>(5).put<uint64_t>(1).put<int32_t>(-7);  // [[-7], [true, false]]
     b.put<uint32_t>(7).put<uint64_t>(2).put<uint8_t>(1).put<uint8_t>(0);
     b.str("empty").put<uint32_t>(9).put<uint32_t>(4).put<uint64_t>(0);
     const File f = parse(b.bytes);

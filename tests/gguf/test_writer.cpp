@@ -112,10 +112,9 @@ TEST(GgufWriter, FileAndMemoryAgreeAndFillRunsInParallel) {
     for (int i = 0; i < 16; ++i) {
         std::string name = "t";  // built in two steps: GCC 12 warns falsely (-Wrestrict) on "t" + to_string(i)
         name += std::to_string(i);
-        w.add_tensor(name, TensorType::F32, {100, static_cast<uint64_t>(i + 1)},
-                     [i](std::span<std::byte> out) {
-                         for (size_t k = 0; k < out.size(); ++k) out[k] = static_cast<std::byte>(k * 7 + i);
-                     });
+        w.add_tensor(name, TensorType::F32, {100, static_cast<uint64_t>(i + 1)}, [i](std::span<std::byte> out) {
+            for (size_t k = 0; k < out.size(); ++k) out[k] = static_cast<std::byte>(k * 7 + i);
+        });
     }
     const auto path = std::filesystem::temp_directory_path() / ("orcd_writer_" + std::to_string(::getpid()) + ".gguf");
     w.write_file(path, 4);

@@ -51,7 +51,9 @@ TEST(Gbnf, AcceptsAndRejectsHandWrittenGrammars) {
         // A nullable item under a star (a tail cycle) terminates.
         {R"(root ::= ("a"*)* "b")", {"b", "aab"}, {"a", "ba"}},
         // Rules across lines, groups spanning lines, comments.
-        {"# comment\nroot ::= (\n  \"a\" |\n  \"b\"\n) tail\ntail ::= \"c\" # trailing\n\n", {"ac", "bc"}, {"c", "abc"}},
+        {"# comment\nroot ::= (\n  \"a\" |\n  \"b\"\n) tail\ntail ::= \"c\" # trailing\n\n",
+         {"ac", "bc"},
+         {"c", "abc"}},
         // JSON-like recursion.
         {R"(root ::= value
 value ::= "[" (value ("," value)*)? "]" | [0-9]+)",
@@ -104,8 +106,7 @@ TEST(Gbnf, ErrorsNameLineColumnAndExpectation) {
     EXPECT_NE(error_of("root ::= [z-a]").find("reversed"), std::string::npos);
     EXPECT_NE(error_of("root ::= \"a\"{3,2}").find("m <= n"), std::string::npos);
     EXPECT_NE(error_of("root ::= * \"a\"").find("'*' must follow an element"), std::string::npos);
-    EXPECT_NE(error_of("root ::= \"a\" ) ").find("expected '|', an element or the end of the line"),
-              std::string::npos);
+    EXPECT_NE(error_of("root ::= \"a\" ) ").find("expected '|', an element or the end of the line"), std::string::npos);
     EXPECT_NE(error_of("root ::= \"\\uD800\"").find("not a Unicode scalar value"), std::string::npos);
     EXPECT_NE(error_of("root ::= root \"a\" | \"b\"").find("rule 'root' is left-recursive"), std::string::npos);
     EXPECT_NE(error_of("root ::= x\nx ::= y? root \"a\"\ny ::= \"b\"").find("left-recursive"), std::string::npos);

@@ -43,7 +43,7 @@ TEST(JsonSchema, BasicTypes) {
     EXPECT_FALSE(matches(g, R"({"age":42})"));
     EXPECT_FALSE(matches(g, R"({"name":"Bob","age":4.5})"));
     EXPECT_FALSE(matches(g, R"({"name":"Bob","x":1})"));
-    EXPECT_FALSE(matches(g, R"( {"name":"Bob"})"));  // no whitespace around the top-level value
+    EXPECT_FALSE(matches(g, R"( {"name":"Bob"})"));    // no whitespace around the top-level value
     EXPECT_FALSE(matches(g, "{\"name\":\"a\x01\"}"));  // control characters must be escaped
     EXPECT_FALSE(matches(g, R"({"name":"\ud800"})"));  // lone surrogate escapes are never produced
 }
@@ -61,7 +61,8 @@ TEST(JsonSchema, OptionalPropertiesAnyOrderOfPresence) {
 }
 
 TEST(JsonSchema, ArraysEnumConstRefs) {
-    const auto arr = schema_grammar(R"({"type":"array","items":{"enum":["x",1,null,{"k":[true]}]},"minItems":1,"maxItems":3})");
+    const auto arr =
+        schema_grammar(R"({"type":"array","items":{"enum":["x",1,null,{"k":[true]}]},"minItems":1,"maxItems":3})");
     EXPECT_TRUE(matches(arr, R"(["x"])"));
     EXPECT_TRUE(matches(arr, R"([1, null, {"k":[true]}])"));
     EXPECT_FALSE(matches(arr, "[]"));
@@ -113,8 +114,9 @@ TEST(JsonSchema, StringFormatsAndPatterns) {
 }
 
 TEST(JsonSchema, RefusalsNameKeywordAndPointer) {
-    EXPECT_NE(refusal(R"({"type":"integer","minimum":3})").find("JSON schema at '#/minimum': unsupported keyword 'minimum'"),
-              std::string::npos);
+    EXPECT_NE(
+        refusal(R"({"type":"integer","minimum":3})").find("JSON schema at '#/minimum': unsupported keyword 'minimum'"),
+        std::string::npos);
     EXPECT_NE(refusal(R"({"type":"object","properties":{"a":{"type":"array","prefixItems":[]}}})")
                   .find("'#/properties/a/prefixItems': unsupported keyword 'prefixItems'"),
               std::string::npos);
@@ -162,7 +164,8 @@ TEST(JsonSchema, HostileSchemasHitLimits) {
     EXPECT_TRUE(matches(evil, "\"" + std::string(5000, 'a') + "\""));
     EXPECT_FALSE(matches(evil, "\"" + std::string(5000, 'a') + "b\""));
     // A definition that refers to itself without progress is a cycle of tail calls: it terminates, meaning null.
-    const auto self = schema_grammar(R"({"$ref":"#/$defs/a","$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"type":"null"}]}}})");
+    const auto self =
+        schema_grammar(R"({"$ref":"#/$defs/a","$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"type":"null"}]}}})");
     EXPECT_TRUE(matches(self, "null"));
     EXPECT_FALSE(matches(self, "nul"));
 }

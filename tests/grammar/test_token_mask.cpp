@@ -64,9 +64,31 @@ TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
     std::vector<std::string> bytes;
     std::vector<TokenClass> classes;
     for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
-    for (const char* w : {"{\"", "\"}", "\",", "\":", "\"id\":", "\"name\":\"", "true", "tr", "ue}", "é", "\xc3",
-                          "\xa9\"", "12", ",\"", "  ", "\n ", "}}", "\"]", "[\"", "b\\\"", "2024-", "01-31\"",
-                          "\"inner\":{\"ok\":", "false}", "é\"]"}) {
+    for (const char* w : {"{\"",
+                          "\"}",
+                          "\",",
+                          "\":",
+                          "\"id\":",
+                          "\"name\":\"",
+                          "true",
+                          "tr",
+                          "ue}",
+                          "é",
+                          "\xc3",
+                          "\xa9\"",
+                          "12",
+                          ",\"",
+                          "  ",
+                          "\n ",
+                          "}}",
+                          "\"]",
+                          "[\"",
+                          "b\\\"",
+                          "2024-",
+                          "01-31\"",
+                          "\"inner\":{\"ok\":",
+                          "false}",
+                          "é\"]"}) {
         bytes.emplace_back(w);
     }
     classes.assign(bytes.size(), TokenClass::Bytes);

@@ -32,15 +32,17 @@ TEST(Utf8Ranges, EncodesLikeTheStandard) {
 }
 
 TEST(Utf8Ranges, SequencesCoverExactlyTheRange) {
-    const std::pair<uint32_t, uint32_t> cases[] = {{0x41, 0x5A}, {0x7F, 0x80},       {0x3B1, 0x3C9},
+    const std::pair<uint32_t, uint32_t> cases[] = {{0x41, 0x5A},    {0x7F, 0x80},     {0x3B1, 0x3C9},
                                                    {0x100, 0xFFFF}, {0xD000, 0xE100}, {0x1F600, 0x1F64F},
                                                    {0, 0x10FFFF}};
     for (auto [lo, hi] : cases) {
         const auto seqs = utf8_sequences(lo, hi);
         // Sample densely around the edges and sparsely inside.
-        for (uint32_t cp = lo > 300 ? lo - 300 : 0; cp <= std::min<uint32_t>(hi + 300, 0x10FFFF); cp += cp % 97 == 0 ? 1 : 13) {
+        for (uint32_t cp = lo > 300 ? lo - 300 : 0; cp <= std::min<uint32_t>(hi + 300, 0x10FFFF);
+             cp += cp % 97 == 0 ? 1 : 13) {
             if (cp >= 0xD800 && cp <= 0xDFFF) continue;
-            EXPECT_EQ(count_matches(seqs, cp), cp >= lo && cp <= hi ? 1 : 0) << std::hex << lo << "-" << hi << " cp " << cp;
+            EXPECT_EQ(count_matches(seqs, cp), cp >= lo && cp <= hi ? 1 : 0)
+                << std::hex << lo << "-" << hi << " cp " << cp;
         }
     }
 }

@@ -11,9 +11,9 @@
 namespace orcd::testing {
 
 struct DeviceUnderTest {
-    std::shared_ptr<device::Device> device;   // null: skip (reason says why)
+    std::shared_ptr<device::Device> device;  // null: skip (reason says why)
     std::string skip_reason;
-    device::HostDevice* host = nullptr;       // set for the host device
+    device::HostDevice* host = nullptr;  // set for the host device
 };
 
 // Defined once per executable (host_device_under_test.cpp / cuda_device_under_test.cpp).

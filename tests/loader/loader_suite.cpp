@@ -69,9 +69,9 @@ protected:
         EXPECT_EQ(dev().info().free_bytes, free_before_) << "device memory not returned";
         if (dut_.host) {
             const device::HostCounters c = dut_.host->counters();
-            EXPECT_TRUE(c.all_released()) << "live: allocs " << c.live_allocs << " (" << c.live_bytes
-                                          << " B), pinned " << c.live_pinned << ", streams " << c.live_streams
-                                          << ", events " << c.live_events;
+            EXPECT_TRUE(c.all_released())
+                << "live: allocs " << c.live_allocs << " (" << c.live_bytes << " B), pinned " << c.live_pinned
+                << ", streams " << c.live_streams << ", events " << c.live_events;
         }
     }
 
@@ -167,8 +167,8 @@ TEST_F(LoaderSuite, ChunkSizesBufferCountsAndThreads) {
     for (uint64_t chunk : {uint64_t{4096}, uint64_t{4096 + 768}, uint64_t{5000}, uint64_t{65536}, uint64_t{1} << 20}) {
         for (uint32_t buffers : {1u, 2u, 3u}) {
             for (uint32_t threads : {1u, 3u}) {
-                SCOPED_TRACE(::testing::Message() << "chunk " << chunk << " buffers " << buffers << " threads "
-                                                  << threads);
+                SCOPED_TRACE(::testing::Message()
+                             << "chunk " << chunk << " buffers " << buffers << " threads " << threads);
                 LoadOptions o;
                 o.plan.n_ctx = 32;
                 o.transfer.chunk_bytes = chunk;
@@ -694,7 +694,7 @@ TEST_F(LoaderSuite, DeviceChecksumEqualsHostChecksum) {
             s->copy_to_device(mem->data(), host.data(), n);
             s->synchronize();
         }
-        const std::vector<std::pair<uint64_t, uint64_t>> spans = {{0, 0}, {0, 1}, {3, 1000}, {8, 8000},
+        const std::vector<std::pair<uint64_t, uint64_t>> spans = {{0, 0},     {0, 1}, {3, 1000}, {8, 8000},
                                                                   {1, n - 1}, {0, n}, {n - 7, 7}};
         std::vector<device::DeviceRange> ranges;
         for (auto [o, len] : spans) ranges.push_back({mem->data() + o, len});

@@ -104,7 +104,8 @@ TEST(Plan, FitCheckUsesTheSmallerOfFreeAndLimit) {
     } catch (const Error& e) {
         const std::string m = e.what();
         EXPECT_EQ(e.code(), ErrorCode::InsufficientVram);
-        EXPECT_NE(m.find("/models/m.gguf: needs " + std::to_string(plan.total_bytes) + " bytes"), std::string::npos) << m;
+        EXPECT_NE(m.find("/models/m.gguf: needs " + std::to_string(plan.total_bytes) + " bytes"), std::string::npos)
+            << m;
         EXPECT_NE(m.find("GPU 3 (NVIDIA H100 80GB HBM3) has " + std::to_string(plan.total_bytes - 10) + " bytes"),
                   std::string::npos)
             << m;
@@ -161,7 +162,8 @@ TEST(Checksum, DefinedValuesAndSensitivity) {
     std::memcpy(&w0, a.data(), 8);
     std::memcpy(&w1, a.data() + 8, 8);
     std::memcpy(&w2, a.data() + 16, 5);
-    EXPECT_EQ(device::checksum_bytes(b), device::checksum_mix(w0, 0) + device::checksum_mix(w1, 1) + device::checksum_mix(w2, 2));
+    EXPECT_EQ(device::checksum_bytes(b),
+              device::checksum_mix(w0, 0) + device::checksum_mix(w1, 1) + device::checksum_mix(w2, 2));
 }
 
 TEST(CopyPool, CopiesAndZeroFillsEverySegment) {

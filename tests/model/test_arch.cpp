@@ -43,13 +43,20 @@ TEST(Registry, Qwen25HalfBillionShapes) {
     c.rope_dim = 64;
     const Shapes s = shapes_of(Arch::Qwen2, c);
     const Shapes want = {
-        {"token_embd.weight", {896, 151936}},   {"output_norm.weight", {896}},
-        {"output.weight", {896, 151936}},       {"blk.7.attn_norm.weight", {896}},
-        {"blk.7.attn_q.weight", {896, 896}},    {"blk.7.attn_k.weight", {896, 128}},
-        {"blk.7.attn_v.weight", {896, 128}},    {"blk.7.attn_q.bias", {896}},
-        {"blk.7.attn_k.bias", {128}},           {"blk.7.attn_v.bias", {128}},
-        {"blk.7.attn_output.weight", {896, 896}}, {"blk.7.ffn_norm.weight", {896}},
-        {"blk.7.ffn_gate.weight", {896, 4864}}, {"blk.7.ffn_up.weight", {896, 4864}},
+        {"token_embd.weight", {896, 151936}},
+        {"output_norm.weight", {896}},
+        {"output.weight", {896, 151936}},
+        {"blk.7.attn_norm.weight", {896}},
+        {"blk.7.attn_q.weight", {896, 896}},
+        {"blk.7.attn_k.weight", {896, 128}},
+        {"blk.7.attn_v.weight", {896, 128}},
+        {"blk.7.attn_q.bias", {896}},
+        {"blk.7.attn_k.bias", {128}},
+        {"blk.7.attn_v.bias", {128}},
+        {"blk.7.attn_output.weight", {896, 896}},
+        {"blk.7.ffn_norm.weight", {896}},
+        {"blk.7.ffn_gate.weight", {896, 4864}},
+        {"blk.7.ffn_up.weight", {896, 4864}},
         {"blk.7.ffn_down.weight", {4864, 896}},
     };
     EXPECT_EQ(s, want);
@@ -66,8 +73,8 @@ TEST(Registry, Phi3MiniShapes) {
     c.rope_dim = 96;
     Shapes fused;
     for (const auto& spec : arch_description(Arch::Phi3).tensors) {
-        const bool chosen = spec.group == 0 || (spec.group == 1 && spec.variant == 0) ||
-                            (spec.group == 2 && spec.variant == 1);
+        const bool chosen =
+            spec.group == 0 || (spec.group == 1 && spec.variant == 0) || (spec.group == 2 && spec.variant == 1);
         if (chosen) fused[tensor_name(spec, 0)] = spec.shape(c);
     }
     EXPECT_EQ(fused.at("blk.0.attn_qkv.weight"), (std::vector<uint64_t>{3072, 9216}));

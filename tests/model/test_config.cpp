@@ -108,9 +108,9 @@ TEST(Config, MissingArchitectureKey) {
 }
 
 TEST(Config, MissingRequiredKeysAreNamed) {
-    for (const char* key : {"qwen2.block_count", "qwen2.embedding_length", "qwen2.feed_forward_length",
-                            "qwen2.attention.head_count", "qwen2.context_length",
-                            "qwen2.attention.layer_norm_rms_epsilon"}) {
+    for (const char* key :
+         {"qwen2.block_count", "qwen2.embedding_length", "qwen2.feed_forward_length", "qwen2.attention.head_count",
+          "qwen2.context_length", "qwen2.attention.layer_norm_rms_epsilon"}) {
         TinyModel m = testing::tiny_qwen2();
         m.drop_keys = {key};
         const Error e = config_error(m);
@@ -125,11 +125,11 @@ TEST(Config, InconsistentValuesAreCorrupt) {
         uint32_t value;
         const char* mentions;
     };
-    for (const Case& c : {Case{"llama.attention.head_count_kv", 3, "head_count_kv = 3"},
-                          Case{"llama.rope.dimension_count", 17, "dimension_count = 17"},
-                          Case{"llama.rope.dimension_count", 32, "dimension_count = 32"},
-                          Case{"llama.block_count", 0, "block_count = 0"},
-                          Case{"llama.attention.head_count", 5, "head_count = 5"}}) {
+    for (const Case& c :
+         {Case{"llama.attention.head_count_kv", 3, "head_count_kv = 3"},
+          Case{"llama.rope.dimension_count", 17, "dimension_count = 17"},
+          Case{"llama.rope.dimension_count", 32, "dimension_count = 32"},
+          Case{"llama.block_count", 0, "block_count = 0"}, Case{"llama.attention.head_count", 5, "head_count = 5"}}) {
         TinyModel m = testing::tiny_llama();
         m.override_u32[c.key] = c.value;
         const Error e = config_error(m);

@@ -138,13 +138,15 @@ TEST(HparamsCheck, HeadCountsThatDoNotDivide) {
     TinyModel m = testing::tiny_llama();  // 4 heads, 2 kv heads, n_embd 64
     m.override_u32["llama.attention.head_count_kv"] = 3;
     auto p = parse(testing::tiny_writer(m));
-    expect_has(load_error(p->file()), "llama.attention.head_count_kv = 3: expected a divisor of llama.attention.head_count = 4");
+    expect_has(load_error(p->file()),
+               "llama.attention.head_count_kv = 3: expected a divisor of llama.attention.head_count = 4");
 
     TinyModel m2 = testing::tiny_llama();
     m2.override_u32["llama.attention.head_count"] = 6;  // 64 / 6 is no whole head; no key_length in the file
     m2.override_u32["llama.attention.head_count_kv"] = 6;
     auto p2 = parse(testing::tiny_writer(m2));
-    expect_has(load_error(p2->file()), "llama.attention.head_count = 6: expected a divisor of llama.embedding_length = 64");
+    expect_has(load_error(p2->file()),
+               "llama.attention.head_count = 6: expected a divisor of llama.embedding_length = 64");
 }
 
 TEST(HparamsCheck, RopeDimensionsBeyondTheHeadOrOdd) {
@@ -153,7 +155,7 @@ TEST(HparamsCheck, RopeDimensionsBeyondTheHeadOrOdd) {
         m.override_u32["llama.rope.dimension_count"] = rd;
         auto p = parse(testing::tiny_writer(m));
         expect_has(load_error(p->file()), "llama.rope.dimension_count = " + std::to_string(rd) +
-                                           ": expected an even number <= the head size 16");
+                                              ": expected an even number <= the head size 16");
     }
 }
 

@@ -117,7 +117,8 @@ gguf::Writer tiny_writer(const TinyModel& m) {
         for (auto d : t.shape) n *= d;
         const auto& tt = gguf::traits(t.type);
         const uint64_t bytes = n / tt.block_elems * tt.block_bytes;
-        w.add_tensor(t.name, t.type, t.shape, t.type == TensorType::F32 ? random_f32(n, rng) : random_bytes(bytes, rng));
+        w.add_tensor(t.name, t.type, t.shape,
+                     t.type == TensorType::F32 ? random_f32(n, rng) : random_bytes(bytes, rng));
     }
     return w;
 }

@@ -26,19 +26,19 @@ struct TinyModel {
     uint32_t context_length = 256;
     float rope_theta = 10000.0f;
     gguf::TensorType matrix_type = gguf::TensorType::F32;
-    bool write_output = true;     // false: tied embeddings (no output.weight)
-    bool fused_qkv = true;        // phi3 only
-    bool fused_gate_up = true;    // phi3 only
-    bool blocks_first = false;    // write the blocks before token_embd (the arena must still follow file order)
+    bool write_output = true;   // false: tied embeddings (no output.weight)
+    bool fused_qkv = true;      // phi3 only
+    bool fused_gate_up = true;  // phi3 only
+    bool blocks_first = false;  // write the blocks before token_embd (the arena must still follow file order)
     uint64_t seed = 1;
 
     // Mutations for the error paths.
-    std::set<std::string> drop;                              // tensor names not written
-    std::map<std::string, std::vector<uint64_t>> reshape;    // name -> shape written instead
-    std::map<std::string, gguf::TensorType> retype;          // name -> type written instead
-    std::vector<std::string> extra;                          // extra F32 [n_embd] tensors the architecture lacks
-    std::set<std::string> drop_keys;                         // metadata keys not written
-    std::map<std::string, uint32_t> override_u32;            // metadata u32 keys written with another value
+    std::set<std::string> drop;                            // tensor names not written
+    std::map<std::string, std::vector<uint64_t>> reshape;  // name -> shape written instead
+    std::map<std::string, gguf::TensorType> retype;        // name -> type written instead
+    std::vector<std::string> extra;                        // extra F32 [n_embd] tensors the architecture lacks
+    std::set<std::string> drop_keys;                       // metadata keys not written
+    std::map<std::string, uint32_t> override_u32;          // metadata u32 keys written with another value
 
     uint32_t head_dim() const { return n_embd / n_heads; }
 };

@@ -82,8 +82,8 @@ TEST(Recipe, ABackendLackingAFeatureIsRefusedByName) {
         EXPECT_NE(std::string(e.what()).find("does not implement q/k RMSNorm"), std::string::npos) << e.what();
     }
     // A feature the recipe does not need may be missing.
-    EXPECT_NO_THROW(check_backend_features(qwen3.recipe, "qwen3", "test",
-                                           FeatureSet::all().remove(Feature::SlidingWindow)));
+    EXPECT_NO_THROW(
+        check_backend_features(qwen3.recipe, "qwen3", "test", FeatureSet::all().remove(Feature::SlidingWindow)));
 }
 
 TEST(Recipe, TheWindowConventionIsTheLastWPositions) {

@@ -182,8 +182,9 @@ TEST(Weights, WrongShapeNamesTensorExpectedAndFound) {
     t.reshape["blk.0.attn_k.weight"] = {64, 64};  // MHA-shaped in a GQA model
     const Error e = resolve_error(t);
     EXPECT_EQ(e.code(), ErrorCode::TensorShape);
-    expect_contains(e, "tensor blk.0.attn_k.weight: expected shape [n_embd, n_kv_heads*head_dim] = [64, 32], found "
-                       "[64, 64]");
+    expect_contains(e,
+                    "tensor blk.0.attn_k.weight: expected shape [n_embd, n_kv_heads*head_dim] = [64, 32], found "
+                    "[64, 64]");
 }
 
 TEST(Weights, TrailingUnitDimensionsAreTheSameShape) {
@@ -245,7 +246,6 @@ TEST(Weights, OptionalLlamaBiasesAndRopeFreqsResolveWhenPresent) {
 }
 
 // The descriptions against independently stated shapes of the two reference models.
-
 
 }  // namespace
 }  // namespace orcd::model

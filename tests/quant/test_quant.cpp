@@ -45,12 +45,12 @@ struct Half {
 constexpr Half kOne{0x3C00, 1.0f};
 constexpr Half kTwo{0x4000, 2.0f};
 constexpr Half kMinusHalf{0xB800, -0.5f};
-constexpr Half kOneAndQuarter{0x3D00, 1.25f};                           // fraction 0x100 = 1/4
-constexpr Half kMinusFive{0xC500, -5.0f};                               // 2^2 * 1.25
-constexpr Half kAboutTenth{0x2E66, 0.0999755859375f};                   // 2^-4 * (1 + 614/1024)
-constexpr Half kLargest{0x7BFF, 65504.0f};                              // 2^15 * (2 - 2^-10)
-constexpr Half kSmallestSubnormal{0x0001, 5.9604644775390625e-8f};      // 2^-24
-constexpr Half kMinusSubnormal{0x8200, -3.0517578125e-5f};              // -(512 * 2^-24)
+constexpr Half kOneAndQuarter{0x3D00, 1.25f};                       // fraction 0x100 = 1/4
+constexpr Half kMinusFive{0xC500, -5.0f};                           // 2^2 * 1.25
+constexpr Half kAboutTenth{0x2E66, 0.0999755859375f};               // 2^-4 * (1 + 614/1024)
+constexpr Half kLargest{0x7BFF, 65504.0f};                          // 2^15 * (2 - 2^-10)
+constexpr Half kSmallestSubnormal{0x0001, 5.9604644775390625e-8f};  // 2^-24
+constexpr Half kMinusSubnormal{0x8200, -3.0517578125e-5f};          // -(512 * 2^-24)
 constexpr Half kZero{0x0000, 0.0f};
 constexpr Half kInf{0x7C00, std::numeric_limits<float>::infinity()};
 constexpr Half kMinusInf{0xFC00, -std::numeric_limits<float>::infinity()};
@@ -58,9 +58,13 @@ constexpr Half kMinusInf{0xFC00, -std::numeric_limits<float>::infinity()};
 const std::vector<Half> kSingleScales = {kOne,  kMinusHalf,         kAboutTenth,     kMinusFive, kLargest,
                                          kZero, kSmallestSubnormal, kMinusSubnormal, kInf};
 // (d, dmin) pairs for the two-scale formats: positive and negative mins, subnormal, largest, infinite.
-const std::vector<std::pair<Half, Half>> kScalePairs = {
-    {kOne, kTwo},           {kAboutTenth, kMinusHalf},      {kMinusFive, kSmallestSubnormal},
-    {kMinusSubnormal, kLargest}, {kOneAndQuarter, kZero}, {kInf, kOne}, {kTwo, kMinusInf}};
+const std::vector<std::pair<Half, Half>> kScalePairs = {{kOne, kTwo},
+                                                        {kAboutTenth, kMinusHalf},
+                                                        {kMinusFive, kSmallestSubnormal},
+                                                        {kMinusSubnormal, kLargest},
+                                                        {kOneAndQuarter, kZero},
+                                                        {kInf, kOne},
+                                                        {kTwo, kMinusInf}};
 const std::vector<int> kPatternSeeds = {0, 3, 10};
 
 template <typename Block>
@@ -108,8 +112,8 @@ void expect_mutations_caught(TensorType type, const Block& block, const std::vec
     for (const Mutation<Block>& m : mutations) {
         Block mutated = block;
         m.apply(mutated);
-        EXPECT_TRUE(any_difference(decode(type, mutated), expected)) << what << ": a decoder with " << m.bug
-                                                                     << " would pass this test";
+        EXPECT_TRUE(any_difference(decode(type, mutated), expected))
+            << what << ": a decoder with " << m.bug << " would pass this test";
     }
 }
 
@@ -137,8 +141,8 @@ void expect_covers_range(const std::vector<int>& q, int lo, int hi, const std::s
 // Plain float types
 
 TEST(QuantLayout, F32IsCopiedBitForBit) {
-    const std::vector<float> x = {0.0f, -0.0f, 1.5f, -3.25e-41f /*subnormal*/, 3.4e38f,
-                                  std::numeric_limits<float>::infinity()};
+    const std::vector<float> x = {
+        0.0f, -0.0f, 1.5f, -3.25e-41f /*subnormal*/, 3.4e38f, std::numeric_limits<float>::infinity()};
     std::vector<float> y(x.size());
     dequantize_row(TensorType::F32, x.data(), y.data(), static_cast<int64_t>(x.size()));
     for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(x[i]));
@@ -148,13 +152,26 @@ TEST(QuantLayout, F32IsCopiedBitForBit) {
 }
 
 TEST(QuantLayout, F16DecodesEveryClassOfHalf) {
-    const std::vector<Half> halves = {kOne,     kMinusHalf, kOneAndQuarter, kMinusFive, kAboutTenth, kLargest,
-                                      kSmallestSubnormal, kMinusSubnormal, kZero, {0x8000, -0.0f}, kInf, kMinusInf,
+    const std::vector<Half> halves = {kOne,
+                                      kMinusHalf,
+                                      kOneAndQuarter,
+                                      kMinusFive,
+                                      kAboutTenth,
+                                      kLargest,
+                                      kSmallestSubnormal,
+                                      kMinusSubnormal,
+                                      kZero,
+                                      {0x8000, -0.0f},
+                                      kInf,
+                                      kMinusInf,
                                       {0x03FF, 1023.0f / 16777216.0f} /* largest subnormal */,
                                       {0x0400, 1.0f / 16384.0f} /* smallest normal 2^-14 */};
     std::vector<uint16_t> raw;
     std::vector<float> expected;
-    for (const Half& h : halves) { raw.push_back(h.bits); expected.push_back(h.value); }
+    for (const Half& h : halves) {
+        raw.push_back(h.bits);
+        expected.push_back(h.value);
+    }
     std::vector<float> y(raw.size());
     dequantize_row(TensorType::F16, raw.data(), y.data(), static_cast<int64_t>(raw.size()));
     expect_values(y, expected, "F16");
@@ -173,13 +190,20 @@ TEST(QuantLayout, F16DecodesEveryClassOfHalf) {
 
 TEST(QuantLayout, BF16DecodesEveryClassOfBfloat) {
     // bfloat16 is the top half of a float32: sign, 8 exponent bits, 7 fraction bits.
-    const std::vector<std::pair<uint16_t, float>> values = {
-        {0x3F80, 1.0f},         {0xC040, -3.0f},  {0x4049, 3.140625f} /* 2 * (1 + 73/128) */,
-        {0x0001, std::ldexp(1.0f, -133)} /* smallest subnormal */, {0x8000, -0.0f}, {0x7F80, INFINITY},
-        {0xFF80, -INFINITY},   {0x7F7F, 3.3895313892515355e38f} /* largest finite */};
+    const std::vector<std::pair<uint16_t, float>> values = {{0x3F80, 1.0f},
+                                                            {0xC040, -3.0f},
+                                                            {0x4049, 3.140625f} /* 2 * (1 + 73/128) */,
+                                                            {0x0001, std::ldexp(1.0f, -133)} /* smallest subnormal */,
+                                                            {0x8000, -0.0f},
+                                                            {0x7F80, INFINITY},
+                                                            {0xFF80, -INFINITY},
+                                                            {0x7F7F, 3.3895313892515355e38f} /* largest finite */};
     std::vector<uint16_t> raw;
     std::vector<float> expected;
-    for (auto [bits, value] : values) { raw.push_back(bits); expected.push_back(value); }
+    for (auto [bits, value] : values) {
+        raw.push_back(bits);
+        expected.push_back(value);
+    }
     std::vector<float> y(raw.size());
     dequantize_row(TensorType::BF16, raw.data(), y.data(), static_cast<int64_t>(raw.size()));
     expect_values(y, expected, "BF16");
@@ -286,7 +310,10 @@ TEST(QuantLayout, Q5_0) {
                     TensorType::Q5_0, b, expected,
                     {{"the nibble order swapped", [](BlockQ5_0& m) { swap_all_nibbles(m.qs); }},
                      {"qh read big-endian", [](BlockQ5_0& m) { std::reverse(m.qh, m.qh + 4); }},
-                     {"qh bits read MSB first", [](BlockQ5_0& m) { for (auto& h : m.qh) h = reverse_bits(h); }}},
+                     {"qh bits read MSB first",
+                      [](BlockQ5_0& m) {
+                          for (auto& h : m.qh) h = reverse_bits(h);
+                      }}},
                     what);
             }
         }
@@ -406,7 +433,10 @@ TEST(QuantLayout, Q2_K) {
                 expect_mutations_caught<BlockQ2_K>(
                     TensorType::Q2_K, b, expected,
                     {{"scale and min nibbles swapped", [](BlockQ2_K& m) { swap_all_nibbles(m.scales); }},
-                     {"2-bit fields read high first", [](BlockQ2_K& m) { for (auto& x : m.qs) x = reverse_bit_pairs(x); }},
+                     {"2-bit fields read high first",
+                      [](BlockQ2_K& m) {
+                          for (auto& x : m.qs) x = reverse_bit_pairs(x);
+                      }},
                      {"the two halves swapped", [](BlockQ2_K& m) { std::swap_ranges(m.qs, m.qs + 32, m.qs + 32); }},
                      {"d and dmin swapped", [](BlockQ2_K& m) { std::swap(m.d, m.dmin); }}},
                     what);
@@ -455,14 +485,28 @@ TEST(QuantLayout, Q3_K) {
             const std::string what = "Q3_K d=" + std::to_string(d.value) + " seed " + std::to_string(seed);
             expect_values(decode(TensorType::Q3_K, b), expected, what);
             if (std::isfinite(d.value) && d.value != 0.0f) {
-                expect_mutations_caught<BlockQ3_K>(
-                    TensorType::Q3_K, b, expected,
-                    {{"hmask bits read MSB first", [](BlockQ3_K& m) { for (auto& h : m.hmask) h = reverse_bits(h); }},
-                     {"scale nibbles swapped", [](BlockQ3_K& m) { for (int i = 0; i < 8; ++i) m.scales[i] = swap_nibbles(m.scales[i]); }},
-                     {"scale high bits taken from the wrong byte", [](BlockQ3_K& m) { std::reverse(m.scales + 8, m.scales + 12); }},
-                     {"scale high-bit pairs reversed", [](BlockQ3_K& m) { for (int i = 8; i < 12; ++i) m.scales[i] = reverse_bit_pairs(m.scales[i]); }},
-                     {"2-bit fields read high first", [](BlockQ3_K& m) { for (auto& x : m.qs) x = reverse_bit_pairs(x); }}},
-                    what);
+                expect_mutations_caught<BlockQ3_K>(TensorType::Q3_K, b, expected,
+                                                   {{"hmask bits read MSB first",
+                                                     [](BlockQ3_K& m) {
+                                                         for (auto& h : m.hmask) h = reverse_bits(h);
+                                                     }},
+                                                    {"scale nibbles swapped",
+                                                     [](BlockQ3_K& m) {
+                                                         for (int i = 0; i < 8; ++i)
+                                                             m.scales[i] = swap_nibbles(m.scales[i]);
+                                                     }},
+                                                    {"scale high bits taken from the wrong byte",
+                                                     [](BlockQ3_K& m) { std::reverse(m.scales + 8, m.scales + 12); }},
+                                                    {"scale high-bit pairs reversed",
+                                                     [](BlockQ3_K& m) {
+                                                         for (int i = 8; i < 12; ++i)
+                                                             m.scales[i] = reverse_bit_pairs(m.scales[i]);
+                                                     }},
+                                                    {"2-bit fields read high first",
+                                                     [](BlockQ3_K& m) {
+                                                         for (auto& x : m.qs) x = reverse_bit_pairs(x);
+                                                     }}},
+                                                   what);
             }
         }
     }
@@ -493,7 +537,10 @@ const int kK4Mins[8] = {63, 0, 21, 42, 7, 56, 35, 30};
 TEST(QuantLayout, K4ScaleMinHelperMatchesPublishedPacking) {
     for (int seed = 0; seed < 8; ++seed) {
         int scale[8], min[8];
-        for (int k = 0; k < 8; ++k) { scale[k] = kK4Scales[(k + seed) % 8]; min[k] = kK4Mins[(k + 3 * seed) % 8]; }
+        for (int k = 0; k < 8; ++k) {
+            scale[k] = kK4Scales[(k + seed) % 8];
+            min[k] = kK4Mins[(k + 3 * seed) % 8];
+        }
         uint8_t packed[12];
         pack_k4_scales_for_test(scale, min, packed);
         for (int k = 0; k < 8; ++k) {
@@ -502,7 +549,10 @@ TEST(QuantLayout, K4ScaleMinHelperMatchesPublishedPacking) {
             EXPECT_EQ(sm.min, min[k]) << "sub-block " << k;
         }
         uint8_t sc8[8], mn8[8], repacked[12];
-        for (int k = 0; k < 8; ++k) { sc8[k] = static_cast<uint8_t>(scale[k]); mn8[k] = static_cast<uint8_t>(min[k]); }
+        for (int k = 0; k < 8; ++k) {
+            sc8[k] = static_cast<uint8_t>(scale[k]);
+            mn8[k] = static_cast<uint8_t>(min[k]);
+        }
         k4_pack_scale_min(sc8, mn8, repacked);
         EXPECT_EQ(std::memcmp(packed, repacked, 12), 0);
     }
@@ -524,8 +574,14 @@ template <typename Block>
 std::vector<Mutation<Block>> k4_scale_mutations() {
     return {
         {"scales and mins swapped", [](Block& m) { std::swap_ranges(m.scales, m.scales + 4, m.scales + 4); }},
-        {"low-scale/low-min nibbles swapped", [](Block& m) { for (int i = 8; i < 12; ++i) m.scales[i] = swap_nibbles(m.scales[i]); }},
-        {"sub-blocks 4..7 top bits dropped", [](Block& m) { for (int i = 0; i < 8; ++i) m.scales[i] &= 63; }},
+        {"low-scale/low-min nibbles swapped",
+         [](Block& m) {
+             for (int i = 8; i < 12; ++i) m.scales[i] = swap_nibbles(m.scales[i]);
+         }},
+        {"sub-blocks 4..7 top bits dropped",
+         [](Block& m) {
+             for (int i = 0; i < 8; ++i) m.scales[i] &= 63;
+         }},
         {"d and dmin swapped", [](Block& m) { std::swap(m.d, m.dmin); }},
         {"the nibble order swapped", [](Block& m) { swap_all_nibbles(m.qs); }},
     };
@@ -535,7 +591,10 @@ TEST(QuantLayout, Q4_K) {
     for (const auto& [d, dmin] : kScalePairs) {
         for (int seed : kPatternSeeds) {
             int scale[8], min[8];
-            for (int k = 0; k < 8; ++k) { scale[k] = kK4Scales[(k + seed) % 8]; min[k] = kK4Mins[(k + seed) % 8]; }
+            for (int k = 0; k < 8; ++k) {
+                scale[k] = kK4Scales[(k + seed) % 8];
+                min[k] = kK4Mins[(k + seed) % 8];
+            }
             BlockQ4_K b{};
             b.d = d.bits;
             b.dmin = dmin.bits;
@@ -569,7 +628,10 @@ TEST(QuantLayout, Q5_K) {
     for (const auto& [d, dmin] : kScalePairs) {
         for (int seed : kPatternSeeds) {
             int scale[8], min[8];
-            for (int k = 0; k < 8; ++k) { scale[k] = kK4Scales[(k + 2 * seed) % 8]; min[k] = kK4Mins[(k + seed) % 8]; }
+            for (int k = 0; k < 8; ++k) {
+                scale[k] = kK4Scales[(k + 2 * seed) % 8];
+                min[k] = kK4Mins[(k + seed) % 8];
+            }
             BlockQ5_K b{};
             b.d = d.bits;
             b.dmin = dmin.bits;
@@ -604,7 +666,8 @@ TEST(QuantLayout, Q5_K) {
                                          for (auto& h : m.qh) h = reverse_bit_pairs(h);
                                      }});
                 mutations.push_back({"qh bits of a pair swapped", [](BlockQ5_K& m) {
-                                         for (auto& h : m.qh) h = static_cast<uint8_t>((h & 0x55) << 1 | (h & 0xAA) >> 1);
+                                         for (auto& h : m.qh)
+                                             h = static_cast<uint8_t>((h & 0x55) << 1 | (h & 0xAA) >> 1);
                                      }});
                 expect_mutations_caught(TensorType::Q5_K, b, expected, mutations, what);
             }
@@ -645,11 +708,17 @@ TEST(QuantLayout, Q6_K) {
                 expect_mutations_caught<BlockQ6_K>(
                     TensorType::Q6_K, b, expected,
                     {{"the nibble order swapped", [](BlockQ6_K& m) { swap_all_nibbles(m.ql); }},
-                     {"ql quarters 0/1 swapped", [](BlockQ6_K& m) {
-                          for (int h = 0; h < 2; ++h) std::swap_ranges(m.ql + 64 * h, m.ql + 64 * h + 32, m.ql + 64 * h + 32);
+                     {"ql quarters 0/1 swapped",
+                      [](BlockQ6_K& m) {
+                          for (int h = 0; h < 2; ++h)
+                              std::swap_ranges(m.ql + 64 * h, m.ql + 64 * h + 32, m.ql + 64 * h + 32);
                       }},
-                     {"qh bit pairs read in the wrong order", [](BlockQ6_K& m) { for (auto& x : m.qh) x = reverse_bit_pairs(x); }},
-                     {"scale index off by one sub-block", [](BlockQ6_K& m) {
+                     {"qh bit pairs read in the wrong order",
+                      [](BlockQ6_K& m) {
+                          for (auto& x : m.qh) x = reverse_bit_pairs(x);
+                      }},
+                     {"scale index off by one sub-block",
+                      [](BlockQ6_K& m) {
                           for (int k = 0; k < 16; k += 2) std::swap(m.scales[k], m.scales[k + 1]);
                       }}},
                     what);
@@ -692,7 +761,10 @@ TEST(QuantLayout, RowsOfSeveralBlocksDecodeBlockByBlock) {
         b.d = ds[i].bits;
         b.dmin = kZero.bits;
         int scale[8], min[8];
-        for (int k = 0; k < 8; ++k) { scale[k] = k + 1; min[k] = 0; }
+        for (int k = 0; k < 8; ++k) {
+            scale[k] = k + 1;
+            min[k] = 0;
+        }
         pack_k4_scales_for_test(scale, min, b.scales);
         for (int l = 0; l < 128; ++l) b.qs[l] = static_cast<uint8_t>(i + 1);  // low nibble i+1, high nibble 0
         std::memcpy(row + i * sizeof(BlockQ4_K), &b, sizeof(b));
@@ -756,9 +828,9 @@ TEST(QuantArguments, UnknownTypeIsUnsupported) {
 }
 
 TEST(QuantArguments, TheRequiredQuantizersExist) {
-    for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
-                         TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q8_K, TensorType::Q4_K,
-                         TensorType::Q5_K, TensorType::Q6_K}) {
+    for (TensorType t :
+         {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+          TensorType::Q5_1, TensorType::Q8_0, TensorType::Q8_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
         EXPECT_TRUE(can_quantize(t)) << type_name(t);
     }
 }
@@ -788,7 +860,8 @@ std::vector<Scenario> make_scenarios() {
             pos.x.push_back(magnitude * (1.5f + uniform(rng)));
             neg.x.push_back(-magnitude * (1.5f + uniform(rng)));
             // One large element per 32 among small ones, alternating sign: the extremum decides the grid.
-            spike.x.push_back(i % 32 == 5 ? magnitude * ((i / 32) % 2 ? 8.0f : -8.0f) : 0.05f * magnitude * normal(rng));
+            spike.x.push_back(i % 32 == 5 ? magnitude * ((i / 32) % 2 ? 8.0f : -8.0f)
+                                          : 0.05f * magnitude * normal(rng));
             shifted.x.push_back(magnitude * (0.25f * normal(rng) + ((i / 256) % 2 ? 3.0f : -3.0f)));
         }
         for (Scenario* s : {&gauss, &unif, &pos, &neg, &spike, &shifted}) out.push_back(std::move(*s));
@@ -922,8 +995,7 @@ std::vector<float> error_bounds(TensorType type, const float* x) {
             }
             break;
         }
-        default:
-            break;
+        default: break;
     }
     return bound;
 }
@@ -956,9 +1028,9 @@ TEST_P(QuantRoundTrip, EveryElementWithinTheFormatBound) {
             for (int i = 0; i < block; ++i) {
                 const float err = std::fabs(y[b0 + i] - s.x[b0 + i]);
                 if (!(err <= bound[i] + slack) && ++failures <= 3) {
-                    ADD_FAILURE() << type_name(type) << " " << s.name << " element " << b0 + i << ": x = "
-                                  << s.x[b0 + i] << ", got " << y[b0 + i] << ", |err| " << err << " > bound "
-                                  << bound[i] + slack;
+                    ADD_FAILURE() << type_name(type) << " " << s.name << " element " << b0 + i
+                                  << ": x = " << s.x[b0 + i] << ", got " << y[b0 + i] << ", |err| " << err
+                                  << " > bound " << bound[i] + slack;
                 }
             }
         }
@@ -1010,9 +1082,20 @@ TEST_P(QuantRoundTrip, RmsErrorRelativeToBlockRange) {
     int q_levels = 0;
     bool symmetric = true;
     switch (type) {
-        case TensorType::Q4_1: case TensorType::Q4_K: q_levels = 15; symmetric = false; break;
-        case TensorType::Q5_1: case TensorType::Q5_K: q_levels = 31; symmetric = false; break;
-        case TensorType::Q2_K: q_levels = 3; symmetric = false; break;
+        case TensorType::Q4_1:
+        case TensorType::Q4_K:
+            q_levels = 15;
+            symmetric = false;
+            break;
+        case TensorType::Q5_1:
+        case TensorType::Q5_K:
+            q_levels = 31;
+            symmetric = false;
+            break;
+        case TensorType::Q2_K:
+            q_levels = 3;
+            symmetric = false;
+            break;
         case TensorType::Q4_0: q_levels = 16; break;
         case TensorType::Q5_0: q_levels = 32; break;
         case TensorType::Q3_K: q_levels = 8; break;
@@ -1044,9 +1127,9 @@ TEST(QuantRoundTripQuality, GaussianRelativeRmsIsInTheUsualRange) {
     // above what these quantizers measure (GGML's reference quantizers land in the same range).
     const std::vector<float>& x = scenarios().front().x;
     const std::vector<std::pair<TensorType, double>> ceilings = {
-        {TensorType::Q4_0, 0.12}, {TensorType::Q4_1, 0.11}, {TensorType::Q5_0, 0.06}, {TensorType::Q5_1, 0.055},
-        {TensorType::Q8_0, 0.006}, {TensorType::Q2_K, 0.45},  {TensorType::Q3_K, 0.25}, {TensorType::Q4_K, 0.11},
-        {TensorType::Q5_K, 0.055}, {TensorType::Q6_K, 0.03},  {TensorType::Q8_K, 0.008}};
+        {TensorType::Q4_0, 0.12},  {TensorType::Q4_1, 0.11}, {TensorType::Q5_0, 0.06}, {TensorType::Q5_1, 0.055},
+        {TensorType::Q8_0, 0.006}, {TensorType::Q2_K, 0.45}, {TensorType::Q3_K, 0.25}, {TensorType::Q4_K, 0.11},
+        {TensorType::Q5_K, 0.055}, {TensorType::Q6_K, 0.03}, {TensorType::Q8_K, 0.008}};
     for (const auto& [type, ceiling] : ceilings) {
         const std::vector<float> y = round_trip(type, x);
         double err2 = 0.0, sig2 = 0.0;

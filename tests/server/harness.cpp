@@ -222,15 +222,9 @@ std::string env_or(const char* name, const char* fallback) {
 }
 }  // namespace
 
-bool model_overridden() {
-    return !env_or("ORCD_TEST_MODEL", "").empty();
-}
-std::string test_device() {
-    return env_or("ORCD_TEST_DEVICE", "cpu");
-}
-std::string test_python() {
-    return env_or("ORCD_TEST_PYTHON", "/usr/bin/python3");
-}
+bool model_overridden() { return !env_or("ORCD_TEST_MODEL", "").empty(); }
+std::string test_device() { return env_or("ORCD_TEST_DEVICE", "cpu"); }
+std::string test_python() { return env_or("ORCD_TEST_PYTHON", "/usr/bin/python3"); }
 
 // The test model is synthesized with ../shared's Qwen vocabulary: without it (and without ORCD_TEST_MODEL), every
 // test of the binary skips, saying why.
@@ -259,9 +253,7 @@ const fs::path& test_model() {
     return model;
 }
 
-std::string test_model_id() {
-    return test_model().stem().string();
-}
+std::string test_model_id() { return test_model().stem().string(); }
 
 uint32_t served_context() {
     static const uint32_t ctx = [] {
@@ -320,9 +312,7 @@ std::string Server::url(std::string_view path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
 }
 
-std::string Server::log() const {
-    return slurp(log_path_);
-}
+std::string Server::log() const { return slurp(log_path_); }
 
 bool Server::running() {
     if (status_) return false;

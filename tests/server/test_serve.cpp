@@ -152,7 +152,9 @@ TEST(ServeExecute, StreamsEventsInOrderWithOneTerminalEvent) {
     ASSERT_GT(full.size(), 4u);
     // Two whole characters from the middle: a cut inside a multi-byte character would not be valid UTF-8 (random
     // weights over the Phi-3 vocabulary produce plenty of those).
-    auto is_continuation = [&](size_t i) { return i < full.size() && (static_cast<unsigned char>(full[i]) & 0xC0) == 0x80; };
+    auto is_continuation = [&](size_t i) {
+        return i < full.size() && (static_cast<unsigned char>(full[i]) & 0xC0) == 0x80;
+    };
     size_t a = full.size() / 2;
     while (a > 0 && is_continuation(a)) --a;
     size_t b = a;
@@ -525,7 +527,8 @@ TEST(ServeMalformed, RightStatusAndNeverACrash) {
         {"THIS IS NOT HTTP\r\n\r\n", 400},
         {"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(70000, 'h') + "\r\n\r\n", 431},
         {"GET /" + std::string(10000, 'a') + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414},
-        {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n{", 413},
+        {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 999999\r\n\r\n{",
+         413},
         {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n\xff\xfe{}x",
          400},
         {"POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -537,9 +540,10 @@ TEST(ServeMalformed, RightStatusAndNeverACrash) {
         EXPECT_EQ(raw_status(resp), r.status) << r.bytes.substr(0, 80) << "\n---\n" << resp;
     }
     // A body shorter than its Content-Length, then the client leaves: nothing to answer, nothing to break.
-    raw_request(s.port(),
-                "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-                500ms);
+    raw_request(
+        s.port(),
+        "POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        500ms);
     // Still healthy, still serving.
     EXPECT_TRUE(s.running());
     EXPECT_EQ(curl({s.url("/health")}).json()["status"], "healthy");
@@ -637,8 +641,8 @@ TEST(ServeOpenAiSurface, UnsupportedParametersAliasAndTokenize) {
     Server s({"--alias", "my-model"});
     const std::string chat = s.url("/v1/chat/completions");
     for (const std::string field : {"functions", "audio", "prediction", "store", "no_such_field"}) {
-        HttpResult r = post_json(chat, R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],")" + field +
-                                           R"(":1})");
+        HttpResult r =
+            post_json(chat, R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],")" + field + R"(":1})");
         ASSERT_EQ(r.status, 400) << r.body;
         EXPECT_EQ(r.json()["error"]["message"], "unsupported parameter: " + field);
         EXPECT_EQ(r.json()["error"]["type"], "invalid_request_error");
@@ -648,8 +652,8 @@ TEST(ServeOpenAiSurface, UnsupportedParametersAliasAndTokenize) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(r.json()["error"]["message"], "unsupported parameter: suffix");
     for (const char* n : {"0", "17", "1.5", "\"2\""}) {  // n is bounded: at most 16 choices
-        r = post_json(chat, std::string(R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],"n":)") +
-                                n + "}");
+        r = post_json(chat,
+                      std::string(R"({"model":"my-model","messages":[{"role":"user","content":"hi"}],"n":)") + n + "}");
         EXPECT_EQ(r.status, 400) << n;
         EXPECT_EQ(r.json()["error"]["param"], "n") << n;
     }
@@ -678,8 +682,8 @@ TEST(ServeOpenAiSurface, UnsupportedParametersAliasAndTokenize) {
         joined += p["piece"].get<std::string>();
         ids.push_back(p["id"].get<int>());
     }
-    HttpResult c = post_json(s.url("/v1/completions"),
-                             json{{"model", "my-model"}, {"prompt", prompt}, {"max_tokens", 1}}.dump());
+    HttpResult c =
+        post_json(s.url("/v1/completions"), json{{"model", "my-model"}, {"prompt", prompt}, {"max_tokens", 1}}.dump());
     ASSERT_EQ(c.status, 200) << c.body;
     EXPECT_EQ(c.json()["usage"]["prompt_tokens"], ids.size());
     r = post_json(s.url("/detokenize"), json{{"tokens", ids}}.dump());
@@ -698,8 +702,12 @@ TEST(ServeOpenAi, NChoicesAreSeededSequencesOfOneRequest) {
     const std::string model = test_model_id();
     auto completion = [&](int n, uint64_t seed) {
         HttpResult r = post_json(s.url("/v1/completions"),
-                                 json{{"model", model}, {"prompt", "Once upon a time"}, {"max_tokens", 6},
-                                      {"temperature", 1.0}, {"seed", seed}, {"n", n}}
+                                 json{{"model", model},
+                                      {"prompt", "Once upon a time"},
+                                      {"max_tokens", 6},
+                                      {"temperature", 1.0},
+                                      {"seed", seed},
+                                      {"n", n}}
                                      .dump(),
                                  {}, 120s);
         EXPECT_EQ(r.status, 200) << r.body;
@@ -721,17 +729,14 @@ TEST(ServeOpenAi, NChoicesAreSeededSequencesOfOneRequest) {
         distinct.insert(choice["text"].get<std::string>());
     }
     EXPECT_EQ(three["usage"]["completion_tokens"], completion_sum);
-    EXPECT_EQ(three["usage"]["total_tokens"],
-              three["usage"]["prompt_tokens"].get<uint64_t>() + completion_sum);
+    EXPECT_EQ(three["usage"]["total_tokens"], three["usage"]["prompt_tokens"].get<uint64_t>() + completion_sum);
     EXPECT_GT(distinct.size(), 1u) << "three seeds sampled the same text: the seeds do not differ per choice";
 
     // Chat, streamed with the usage: per index the role first, the text of the non-streamed answer, one finish.
-    const json chat_body = {{"model", model},
-                            {"messages", json::array({{{"role", "user"}, {"content", "Tell me a story"}}})},
-                            {"max_tokens", 5},
-                            {"temperature", 1.0},
-                            {"seed", 7},
-                            {"n", 2}};
+    const json chat_body = {
+        {"model", model},  {"messages", json::array({{{"role", "user"}, {"content", "Tell me a story"}}})},
+        {"max_tokens", 5}, {"temperature", 1.0},
+        {"seed", 7},       {"n", 2}};
     HttpResult whole = post_json(s.url("/v1/chat/completions"), chat_body.dump(), {}, 120s);
     ASSERT_EQ(whole.status, 200) << whole.body;
     json streamed_body = chat_body;
@@ -790,10 +795,12 @@ TEST(ServeExecute, JsonSchemaAndGrammarConstrainTheOutput) {
     const json out = json::parse(text);
     EXPECT_TRUE(out["ok"].is_boolean());
     EXPECT_TRUE(out["n"] == 1 || out["n"] == 2 || out["n"] == 3) << text;
-    r = post_json(s.url("/execute"), R"({"job_id":"g","prompt":"x","max_tokens":50,"grammar":"root ::= \"yes\" | \"no\""})");
+    r = post_json(s.url("/execute"),
+                  R"({"job_id":"g","prompt":"x","max_tokens":50,"grammar":"root ::= \"yes\" | \"no\""})");
     text = text_of(check_stream(r.body, "g"));
     EXPECT_TRUE(text == "yes" || text == "no") << text;
-    r = post_json(s.url("/execute"), R"({"job_id":"bad","prompt":"x","json_schema":{"type":"string","format":"email"}})");
+    r = post_json(s.url("/execute"),
+                  R"({"job_id":"bad","prompt":"x","json_schema":{"type":"string","format":"email"}})");
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body.find("format"), std::string::npos) << r.body;
 }
@@ -823,10 +830,10 @@ TEST(ServeOpenAiSlow, DISABLED_SchemaCorpusThroughTheNpmClient) {
     ASSERT_TRUE(fs::exists(dir / "node_modules/openai/package.json")) << "run scripts/setup.sh (npm ci)";
     Server s({"--schema-max-string", "24", "--chat-template-file",
               shared_path("templates/qwen2.5-instruct.jinja").string()});
-    RunResult r = run({"node", (dir / "openai_schema_corpus.mjs").string(),
-                       "http://127.0.0.1:" + std::to_string(s.port()), test_model_id(), test_python(),
-                       std::string(ORCD_SOURCE_DIR) + "/tests/grammar/schemas", "2"},
-                      600s);
+    RunResult r =
+        run({"node", (dir / "openai_schema_corpus.mjs").string(), "http://127.0.0.1:" + std::to_string(s.port()),
+             test_model_id(), test_python(), std::string(ORCD_SOURCE_DIR) + "/tests/grammar/schemas", "2"},
+            600s);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\nserver log:\n" << s.log();
     std::printf("%s", r.out.c_str());
     EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);

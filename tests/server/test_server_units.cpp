@@ -68,7 +68,8 @@ TEST(ServerAccess, HostNamesThatNameTheServer) {
                           "10.0.0.7:8080"}) {
         EXPECT_TRUE(host_allowed(h, o)) << h;
     }
-    for (const char* h : {"", "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.evil", "[zz]"}) {
+    for (const char* h :
+         {"", "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.evil", "[zz]"}) {
         EXPECT_FALSE(host_allowed(h, o)) << h;
     }
     o.allowed_hosts = {"worker.lan"};
@@ -214,7 +215,8 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     auto bad = parse_openai(json::parse(R"({"messages":[{"role":"wizard","content":"x"},{"role":"user",
         "content":[{"type":"image_url"}]}],"n":17,"echo":true,"logprobs":true})"),
                             true, 2048, errors);
-    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n"}));
+    EXPECT_EQ(fields_of(errors),
+              (std::vector<std::string>{"model", "messages[0].role", "messages[1].content[0]", "n"}));
     EXPECT_EQ(bad.unsupported, std::vector<std::string>{"echo"});  // a completions field, not chat's
     errors.clear();
     parse_openai(json::parse(R"({"model":"m","prompt":"x","n":1,"best_of":2,"echo":true})"), false, 2048, errors);
@@ -264,8 +266,7 @@ TEST(ServerRequests, PenaltiesLogitBiasAndLogprobs) {
                  true, 2048, errors);
     EXPECT_EQ(fields_of(errors),
               (std::vector<std::string>{"presence_penalty", "frequency_penalty", "logit_bias[\"-4\"]",
-                                        "logit_bias[\"3\"]", "logit_bias[\"x\"]", "stream_options",
-                                        "top_logprobs"}));
+                                        "logit_bias[\"3\"]", "logit_bias[\"x\"]", "stream_options", "top_logprobs"}));
     errors.clear();
     parse_openai(json::parse(R"({"model":"m","prompt":"x","logprobs":6})"), false, 2048, errors);
     EXPECT_EQ(fields_of(errors), std::vector<std::string>{"logprobs"});
@@ -301,8 +302,8 @@ TEST(ServerRequests, ResponseFormatGrammarAndJsonSchema) {
     EXPECT_EQ(fields_of(errors), std::vector<std::string>{"response_format.json_schema.schema"});
     errors.clear();
     // /execute takes grammar and json_schema too.
-    auto e = parse_execute(json::parse(R"({"job_id":"j","prompt":"p","json_schema":{"type":"boolean"}})"), 2048,
-                           errors);
+    auto e =
+        parse_execute(json::parse(R"({"job_id":"j","prompt":"p","json_schema":{"type":"boolean"}})"), 2048, errors);
     EXPECT_TRUE(errors.empty());
     EXPECT_EQ(e.constraint.kind, ConstraintSpec::Kind::JsonSchema);
     EXPECT_EQ(e.constraint.param, "json_schema");
@@ -352,7 +353,8 @@ TEST(ServerTools, PlanAndForcedCallSchema) {
     auto req = [&](const std::string& choice) {
         return parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[
             {"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":
-            {"type":"integer"}}}}},{"type":"function","function":{"name":"g"}}],"tool_choice":)" + choice + "}"),
+            {"type":"integer"}}}}},{"type":"function","function":{"name":"g"}}],"tool_choice":)" +
+                                        choice + "}"),
                             true, 2048, errors);
     };
     ToolPlan plan;
@@ -436,8 +438,7 @@ TEST(ServerWire, OpenAiShapes) {
     EXPECT_EQ(openai_logprobs(true, items, offset)["content"][1],
               json::parse(R"({"token":"ab","logprob":-0.5,"bytes":[97,98],"top_logprobs":[
                   {"token":"ab","logprob":-0.5,"bytes":[97,98]},{"token":"c","logprob":-1.5,"bytes":[99]}]})"));
-    EXPECT_EQ(openai_logprobs(false, items, offset),
-              json::parse(R"({"tokens":["ab","ab"],"token_logprobs":[-0.5,-0.5],
+    EXPECT_EQ(openai_logprobs(false, items, offset), json::parse(R"({"tokens":["ab","ab"],"token_logprobs":[-0.5,-0.5],
                   "top_logprobs":[{"ab":-0.5,"c":-1.5},{"ab":-0.5,"c":-1.5}],"text_offset":[3,5]})"));
     EXPECT_EQ(offset, 7u);
     std::vector<toolcall::ToolCall> calls{{"id1", "f", R"({"a":1})"}};

@@ -21,12 +21,14 @@ std::string read_source(const std::string& name) {
 }
 
 TEST(WebUi, EmbeddedFilesEqualTheirSources) {
-    for (const auto& [url, file] : {std::pair{"/", "index.html"}, {"/webui/app.js", "app.js"},
-                                    {"/webui/style.css", "style.css"}, {"/webui/favicon.svg", "favicon.svg"}}) {
+    for (const auto& [url, file] : {std::pair{"/", "index.html"},
+                                    {"/webui/app.js", "app.js"},
+                                    {"/webui/style.css", "style.css"},
+                                    {"/webui/favicon.svg", "favicon.svg"}}) {
         const auto a = find_asset(url);
         ASSERT_TRUE(a) << url;
         EXPECT_EQ(a->body, read_source(file)) << url;
-            EXPECT_NE(a->content_type.find("charset=utf-8"), std::string_view::npos);
+        EXPECT_NE(a->content_type.find("charset=utf-8"), std::string_view::npos);
     }
     EXPECT_FALSE(find_asset("/index.html"));
     EXPECT_FALSE(find_asset("/webui/../etc/passwd"));
@@ -53,7 +55,8 @@ TEST(WebUi, PageLoadsOnlyItsOwnFiles) {
 
 TEST(WebUi, ScriptNeverWritesHtml) {
     const std::string js(find_asset("/webui/app.js")->body);
-    for (const char* sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"}) {
+    for (const char* sink :
+         {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"}) {
         EXPECT_EQ(js.find(sink), std::string::npos) << sink;
     }
     // It talks only to its own origin: every fetch takes a path.

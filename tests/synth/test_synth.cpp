@@ -34,7 +34,8 @@ std::string slurp(const fs::path& p) {
 uint64_t expected_bytes(TensorType t, uint64_t n) {
     switch (t) {
         case TensorType::F32: return n * 4;
-        case TensorType::F16: case TensorType::BF16: return n * 2;
+        case TensorType::F16:
+        case TensorType::BF16: return n * 2;
         case TensorType::Q8_0: return n / 32 * 34;
         case TensorType::Q5_0: return n / 32 * 22;
         case TensorType::Q5_1: return n / 32 * 24;
@@ -48,8 +49,10 @@ uint64_t expected_bytes(TensorType t, uint64_t n) {
 TEST(SynthTypeRule, UseMoreBitsMatchesLlamaCppLayers) {
     // llama.cpp: i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2. Listed by hand for 24 and 32 layers.
     std::vector<uint32_t> got24, got32;
-    for (uint32_t i = 0; i < 24; ++i) if (use_more_bits(i, 24)) got24.push_back(i);
-    for (uint32_t i = 0; i < 32; ++i) if (use_more_bits(i, 32)) got32.push_back(i);
+    for (uint32_t i = 0; i < 24; ++i)
+        if (use_more_bits(i, 24)) got24.push_back(i);
+    for (uint32_t i = 0; i < 32; ++i)
+        if (use_more_bits(i, 32)) got32.push_back(i);
     EXPECT_EQ(got24, (std::vector<uint32_t>{0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23}));
     EXPECT_EQ(got32, (std::vector<uint32_t>{0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31}));
 }
@@ -60,8 +63,8 @@ TEST(SynthTypeRule, Q4KMChoicesAndFallbacks) {
     EXPECT_EQ(choose_type(q, Role::TokenEmbedding, 3072, false, 0, 32), TensorType::Q4_K);
     EXPECT_EQ(choose_type(q, Role::TokenEmbedding, 896, true, 0, 24), TensorType::Q8_0);  // tied: it is the output
     EXPECT_EQ(choose_type(q, Role::AttnQkv, 3072, false, 5, 32), TensorType::Q5_K);
-    EXPECT_EQ(choose_type(q, Role::AttnV, 896, false, 0, 24), TensorType::Q8_0);     // Q6_K falls back
-    EXPECT_EQ(choose_type(q, Role::AttnV, 896, false, 3, 24), TensorType::Q5_0);     // Q4_K falls back
+    EXPECT_EQ(choose_type(q, Role::AttnV, 896, false, 0, 24), TensorType::Q8_0);  // Q6_K falls back
+    EXPECT_EQ(choose_type(q, Role::AttnV, 896, false, 3, 24), TensorType::Q5_0);  // Q4_K falls back
     EXPECT_EQ(choose_type(q, Role::FfnDown, 4864, false, 23, 24), TensorType::Q6_K);
     EXPECT_EQ(choose_type(q, Role::FfnDown, 4864, false, 4, 24), TensorType::Q4_K);
     EXPECT_EQ(choose_type(q, Role::FfnUp, 896, false, 4, 24), TensorType::Q5_0);
@@ -169,7 +172,10 @@ TEST(Synth, WeightsHaveTheIntendedScale) {
         std::vector<float> v(t->n_elements);
         std::memcpy(v.data(), d.data(), d.size());
         double sum = 0, sq = 0;
-        for (float x : v) { sum += x; sq += double(x) * x; }
+        for (float x : v) {
+            sum += x;
+            sq += double(x) * x;
+        }
         const double mean = sum / v.size();
         return std::pair{mean, std::sqrt(sq / v.size() - mean * mean)};
     };

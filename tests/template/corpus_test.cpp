@@ -26,8 +26,8 @@ std::string slurp(const fs::path& p) {
 }
 
 const ordered_json& cases() {
-    static const ordered_json c = fs::exists(kDir / "cases.json") ? ordered_json::parse(slurp(kDir / "cases.json"))
-                                                                  : ordered_json::array();
+    static const ordered_json c =
+        fs::exists(kDir / "cases.json") ? ordered_json::parse(slurp(kDir / "cases.json")) : ordered_json::array();
     return c;
 }
 
@@ -87,12 +87,11 @@ TEST_P(CorpusTest, RendersEveryCaseAsJinja2) {
     std::printf("%s: %d/%d cases pass\n", GetParam().c_str(), passed, n);
 }
 
-INSTANTIATE_TEST_SUITE_P(Templates, CorpusTest, ::testing::ValuesIn(template_files()),
-                         [](const auto& info) {
-                             std::string s = info.param;
-                             for (char& ch : s)
-                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                             return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Templates, CorpusTest, ::testing::ValuesIn(template_files()), [](const auto& info) {
+    std::string s = info.param;
+    for (char& ch : s)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    return s;
+});
 
 }  // namespace

@@ -82,25 +82,27 @@ TEST(TemplateEngine, StatementsLoopsAndNamespaces) {
 TEST(TemplateEngine, MacrosAndCallBlocks) {
     EXPECT_EQ(render("{% macro m(a, b='B') %}{{ a }}{{ b }}{% endmacro %}{{ m(1) }}{{ m(1, b=2) }}"), "1B12");
     EXPECT_EQ(render("{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}in{% endcall %}"), "<in>");
-    EXPECT_EQ(render("{% macro f(n) %}{{ n }}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}"),
-              "3210");
+    EXPECT_EQ(render("{% macro f(n) %}{{ n }}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}"), "3210");
 }
 
 TEST(TemplateEngine, FiltersTestsAndMethods) {
-    EXPECT_EQ(render("{{ '  Hi  ' | trim }}|{{ 'a b' | upper }}|{{ [3, 1, 2] | sort | join(',') }}|{{ 'abc' | length }}"),
-              "Hi|A B|1,2,3|3");
+    EXPECT_EQ(
+        render("{{ '  Hi  ' | trim }}|{{ 'a b' | upper }}|{{ [3, 1, 2] | sort | join(',') }}|{{ 'abc' | length }}"),
+        "Hi|A B|1,2,3|3");
     EXPECT_EQ(render("{{ [{'r': 'u'}, {'r': 'a'}, {'r': 'u'}] | selectattr('r', 'equalto', 'u') | list | length }}"),
               "2");
     EXPECT_EQ(render("{{ [{'r': 'u'}, {'r': 'a'}] | map(attribute='r') | join }}"), "ua");
-    EXPECT_EQ(render("{{ undefined_thing | default('d') }}{{ '' | default('e', true) }}{{ [1, 1, 2] | unique | list }}"),
-              "de[1, 2]");
+    EXPECT_EQ(
+        render("{{ undefined_thing | default('d') }}{{ '' | default('e', true) }}{{ [1, 1, 2] | unique | list }}"),
+        "de[1, 2]");
     EXPECT_EQ(render("{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | indent(2, true) }}"), "a\n  b|  a\n  b");
     EXPECT_EQ(render("{{ ' x '.strip() }}{{ 'a,b'.split(',') }}{{ 'ab'.startswith('a') }}{{ 'ab'.replace('b', 'c') }}"),
               "x['a', 'b']Trueac");
     EXPECT_EQ(render("{{ {'k': 1}.get('k') }}{{ {'k': 1}.get('z', 5) }}{{ {'k': 1}.get('z') }}"), "15None");
     EXPECT_EQ(render("{{ 'héllo'[1:3] }}{{ [1, 2, 3][::-1] }}{{ 'abc'[-1] }}"), "él[3, 2, 1]c");
-    EXPECT_EQ(render("{{ 1 is number }}{{ 'a' is string }}{{ {} is mapping }}{{ [] is iterable }}{{ 3 is divisibleby 3 }}"),
-              "TrueTrueTrueTrueTrue");
+    EXPECT_EQ(
+        render("{{ 1 is number }}{{ 'a' is string }}{{ {} is mapping }}{{ [] is iterable }}{{ 3 is divisibleby 3 }}"),
+        "TrueTrueTrueTrueTrue");
     EXPECT_EQ(render("{{ 'b' in 'abc' }}{{ 2 in [1, 2] }}{{ 'k' in {'k': 1} }}{{ 'z' not in 'abc' }}"),
               "TrueTrueTrueTrue");
 }
@@ -108,15 +110,13 @@ TEST(TemplateEngine, FiltersTestsAndMethods) {
 TEST(TemplateEngine, StrftimeNowWithAFixedDate) {
     RenderOptions o;
     o.date = "2026-07-26";
-    EXPECT_EQ(render("{{ strftime_now('%d %b %Y %H:%M %A') }}", ordered_json::object(), o),
-              "26 Jul 2026 00:00 Sunday");
+    EXPECT_EQ(render("{{ strftime_now('%d %b %Y %H:%M %A') }}", ordered_json::object(), o), "26 Jul 2026 00:00 Sunday");
 }
 
 TEST(TemplateEngine, PythonTypeErrorsRaise) {
     EXPECT_NE(error_of("{{ 'a' + none }}").find("can only concatenate str"), std::string::npos);
     EXPECT_NE(error_of("{{ 'a' + {} }}").find("can only concatenate str"), std::string::npos);
-    EXPECT_NE(error_of("{% for x in none %}{% endfor %}").find("'NoneType' object is not iterable"),
-              std::string::npos);
+    EXPECT_NE(error_of("{% for x in none %}{% endfor %}").find("'NoneType' object is not iterable"), std::string::npos);
     EXPECT_NE(error_of("{{ none.strip() }}").find("has no attribute 'strip'"), std::string::npos);
     EXPECT_NE(error_of("{{ missing.strip() }}").find("'missing' is undefined"), std::string::npos);
     EXPECT_NE(error_of("{{ messages.append(1) }}", {{"messages", ordered_json::array()}}).find("unsafe"),
@@ -127,8 +127,9 @@ TEST(TemplateEngine, PythonTypeErrorsRaise) {
 }
 
 TEST(TemplateEngine, SyntaxErrorsNameTheLine) {
-    EXPECT_EQ(error_of("a\n{% if x %}b"), "template test.jinja line 2: unexpected end of template, expected 'elif' "
-                                          "or 'else' or 'endif'");
+    EXPECT_EQ(error_of("a\n{% if x %}b"),
+              "template test.jinja line 2: unexpected end of template, expected 'elif' "
+              "or 'else' or 'endif'");
     EXPECT_NE(error_of("{{ 1 + }}").find("line 1"), std::string::npos);
     EXPECT_NE(error_of("{% include 'other.jinja' %}").find("cannot load other templates"), std::string::npos);
     EXPECT_NE(error_of("{{ 'unterminated }}").find("unterminated string"), std::string::npos);
@@ -153,9 +154,10 @@ TEST(TemplateHostile, NestedLoopsAreBoundedByTheIterationLimit) {
 }
 
 TEST(TemplateHostile, ExponentialStringGrowthIsBounded) {
-    const std::string e = error_of("{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
-                                   "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
-                                   ordered_json::object(), without_time_limit());
+    const std::string e = error_of(
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+        ordered_json::object(), without_time_limit());
     EXPECT_NE(e.find("limit of"), std::string::npos) << e;
     EXPECT_NE(error_of("{{ 'x' * 10**12 }}").find("limit of"), std::string::npos);
 }
@@ -168,8 +170,8 @@ TEST(TemplateHostile, OutputSizeIsBounded) {
 }
 
 TEST(TemplateHostile, RecursiveMacroIsBounded) {
-    const std::string e =
-        error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", ordered_json::object(), without_time_limit());
+    const std::string e = error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", ordered_json::object(),
+                                   without_time_limit());
     EXPECT_NE(e.find("macro calls nested more than"), std::string::npos) << e;
 }
 

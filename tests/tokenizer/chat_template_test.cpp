@@ -37,8 +37,8 @@ TEST(ChatTemplate, MatchesJinja2OnEveryFixture) {
         for (const auto& m : c.at("messages")) messages.push_back({m.at("role"), m.at("content")});
         const std::string got = t.apply(messages, c.at("add_generation_prompt").get<bool>());
         EXPECT_EQ(got, c.at("expected").get<std::string>())
-            << c.at("template") << " / " << c.at("conversation") << " / add_generation_prompt="
-            << c.at("add_generation_prompt");
+            << c.at("template") << " / " << c.at("conversation")
+            << " / add_generation_prompt=" << c.at("add_generation_prompt");
         ++checked;
     }
     std::printf("chat templates: %zu fixtures checked\n", checked);

@@ -36,8 +36,10 @@ TEST(Detokenizer, InvalidBytesBecomeReplacement) {
     const Tokenizer t = load("ggml-vocab-llama-spm.gguf");
     Detokenizer d(t);
     EXPECT_EQ(d.push(byte_id(0xE2)), "");
-    EXPECT_EQ(d.push(byte_id('A')), "\xef\xbf\xbd" "A");  // E2 then 'A': E2 can no longer complete
-    EXPECT_EQ(d.push(byte_id(0xFF)), "\xef\xbf\xbd");     // never valid: replaced at once
+    EXPECT_EQ(d.push(byte_id('A')),
+              "\xef\xbf\xbd"
+              "A");                                    // E2 then 'A': E2 can no longer complete
+    EXPECT_EQ(d.push(byte_id(0xFF)), "\xef\xbf\xbd");  // never valid: replaced at once
     EXPECT_EQ(d.push(byte_id(0xE2)), "");
     EXPECT_EQ(d.push(byte_id(0x82)), "");
     EXPECT_EQ(d.finish(), "\xef\xbf\xbd");  // incomplete at the end
@@ -71,8 +73,8 @@ TEST(Detokenizer, StreamEqualsDecodeAndIsAlwaysValidUtf8) {
     ORCD_SKIP_WITHOUT_SHARED(testing::vocab_dir());  // every case decodes with a real vocabulary
     const std::string text =
         "Grüße 🦙🦙 日本語のテキスト — ½ ünïcödé\n\tcode: for (int i = 0; i < n; ++i) {}  ☃️👩‍👩‍👧";
-    for (const char* name : {"ggml-vocab-qwen2.5.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf",
-                             "ggml-vocab-phi-3.gguf"}) {
+    for (const char* name :
+         {"ggml-vocab-qwen2.5.gguf", "ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf"}) {
         const Tokenizer t = load(name);
         const auto ids = t.encode(text, true, true);
         Detokenizer d(t, {.strip_leading_space = true});

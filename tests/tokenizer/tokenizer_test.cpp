@@ -91,7 +91,8 @@ TEST_F(SharedTokenizer, QwenSpecialTokensParsedOnlyWhenAsked) {
 
 TEST_F(SharedTokenizer, QwenNormalizesToNfc) {
     const Tokenizer t = load("ggml-vocab-qwen2.5.gguf");
-    EXPECT_EQ(t.encode("caf\x65\xcc\x81 cr\xc3\xa8me", false, false), t.encode("caf\xc3\xa9 cr\xc3\xa8me", false, false));
+    EXPECT_EQ(t.encode("caf\x65\xcc\x81 cr\xc3\xa8me", false, false),
+              t.encode("caf\xc3\xa9 cr\xc3\xa8me", false, false));
 }
 
 TEST_F(SharedTokenizer, LongestSpecialTokenWinsAndAdjacentSpecialsSplit) {
@@ -110,9 +111,9 @@ TEST_F(SharedTokenizer, Phi3AddsBosAndParsesItsMarkers) {
     EXPECT_TRUE(t.vocab().add_bos);
     const auto ids = t.encode("<|user|>\nhi<|end|>\n<|assistant|>", true, true);
     ASSERT_GE(ids.size(), 5u);
-    EXPECT_EQ(ids.front(), 1);      // <s>
-    EXPECT_EQ(ids[1], 32010);       // <|user|>
-    EXPECT_EQ(ids.back(), 32001);   // <|assistant|>
+    EXPECT_EQ(ids.front(), 1);                                // <s>
+    EXPECT_EQ(ids[1], 32010);                                 // <|user|>
+    EXPECT_EQ(ids.back(), 32001);                             // <|assistant|>
     EXPECT_EQ(std::count(ids.begin(), ids.end(), 32007), 1);  // <|end|>
     EXPECT_EQ(t.vocab().eot, 32007);
     EXPECT_TRUE(t.vocab().is_end_of_generation(32000));
@@ -137,7 +138,12 @@ TEST_F(SharedTokenizer, SpmByteFallbackRoundTrips) {
 TEST_F(SharedTokenizer, InvalidUtf8EncodesAsReplacementCharacter) {
     for (const char* name : {"ggml-vocab-qwen2.5.gguf", "ggml-vocab-llama-spm.gguf"}) {
         const Tokenizer t = load(name);
-        EXPECT_EQ(t.encode("a\xff" "b\xe2\x82", false, true), t.encode("a\xef\xbf\xbd" "b\xef\xbf\xbd", false, true))
+        EXPECT_EQ(t.encode("a\xff"
+                           "b\xe2\x82",
+                           false, true),
+                  t.encode("a\xef\xbf\xbd"
+                           "b\xef\xbf\xbd",
+                           false, true))
             << name;
     }
 }
@@ -227,9 +233,28 @@ TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
     const Vocab v = Vocab::from_gguf(f);
     const BpeModel model(v, PreTokenizer::Qwen2, true);
     std::mt19937 rng(3);
-    const std::vector<std::string> alphabet = {"a", "e", "t", "h", " ", "  ", "in", "ing", "\xc3\xa9", "\xd0\xb0",
-                                               "\xd0\xbf", "\xe4\xb8\x80", "\xe7\x9a\x84", "\xf0\x9f\xa6\x99", "0",
-                                               "'", "\n", "{", "}", ".", "=", "\xff"};
+    const std::vector<std::string> alphabet = {"a",
+                                               "e",
+                                               "t",
+                                               "h",
+                                               " ",
+                                               "  ",
+                                               "in",
+                                               "ing",
+                                               "\xc3\xa9",
+                                               "\xd0\xb0",
+                                               "\xd0\xbf",
+                                               "\xe4\xb8\x80",
+                                               "\xe7\x9a\x84",
+                                               "\xf0\x9f\xa6\x99",
+                                               "0",
+                                               "'",
+                                               "\n",
+                                               "{",
+                                               "}",
+                                               ".",
+                                               "=",
+                                               "\xff"};
     for (int iter = 0; iter < 20000; ++iter) {
         std::string word;
         const int parts = 1 + static_cast<int>(rng() % 16);

@@ -34,8 +34,8 @@ TEST_P(VocabVectors, AllVectorsPass) {
     size_t passed = 0;
     for (size_t i = 0; i < inputs.size(); ++i) {
         const auto ids = tok.encode(inputs[i], /*add_special=*/false, /*parse_special=*/false);
-        EXPECT_EQ(ids, expected[i]) << "vector " << i << ": '" << inputs[i] << "'\n got      "
-                                    << fmt::format("{}", ids) << "\n expected " << fmt::format("{}", expected[i]);
+        EXPECT_EQ(ids, expected[i]) << "vector " << i << ": '" << inputs[i] << "'\n got      " << fmt::format("{}", ids)
+                                    << "\n expected " << fmt::format("{}", expected[i]);
         if (ids == expected[i]) ++passed;
         // Round trip: every vector is valid UTF-8 without special tokens.
         ASSERT_TRUE(unicode::is_valid_utf8(inputs[i]));

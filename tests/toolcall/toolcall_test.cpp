@@ -61,8 +61,9 @@ TEST(ToolCallLlama3, BareJsonWithParameters) {
 }
 
 TEST(ToolCallLlama3, PythonTagAndSeveralCalls) {
-    Parsed p = parse(Format::Llama3,
-                     "<|python_tag|>{\"name\": \"a\", \"parameters\": {\"n\": 1}}; {\"name\": \"b\", \"parameters\": {}}");
+    Parsed p =
+        parse(Format::Llama3,
+              "<|python_tag|>{\"name\": \"a\", \"parameters\": {\"n\": 1}}; {\"name\": \"b\", \"parameters\": {}}");
     ASSERT_EQ(p.calls.size(), 2u);
     expect_call(p.calls[0], "a", R"({"n":1})");
     expect_call(p.calls[1], "b", "{}");
@@ -81,8 +82,9 @@ TEST(ToolCallLlama3, PlainTextAndNonCallsStayContent) {
 }
 
 TEST(ToolCallMistral, V03ArrayWithIds) {
-    Parsed p = parse(Format::Mistral, "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {\"q\": \"x\"}, \"id\": "
-                                      "\"abcDEF123\"}, {\"name\": \"b\", \"arguments\": {}}]");
+    Parsed p = parse(Format::Mistral,
+                     "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {\"q\": \"x\"}, \"id\": "
+                     "\"abcDEF123\"}, {\"name\": \"b\", \"arguments\": {}}]");
     EXPECT_EQ(p.content, "");
     ASSERT_EQ(p.calls.size(), 2u);
     expect_call(p.calls[0], "a", R"({"q":"x"})", "abcDEF123");
@@ -90,7 +92,8 @@ TEST(ToolCallMistral, V03ArrayWithIds) {
 }
 
 TEST(ToolCallMistral, NewerNameArgsForm) {
-    Parsed p = parse(Format::Mistral, "Checking.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]b[ARGS]{}");
+    Parsed p =
+        parse(Format::Mistral, "Checking.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]b[ARGS]{}");
     EXPECT_EQ(p.content, "Checking.");
     ASSERT_EQ(p.calls.size(), 2u);
     expect_call(p.calls[0], "get_weather", R"({"city":"Rome"})");
@@ -140,7 +143,8 @@ void check_stream(Format f, const std::string& text) {
 }
 
 TEST(ToolCallStream, EverySplitGivesTheWholeResult) {
-    check_stream(Format::Hermes, "Let me look.\n<tool_call>\n{\"name\": \"w\", \"arguments\": {\"c\": 1}}\n</tool_call>");
+    check_stream(Format::Hermes,
+                 "Let me look.\n<tool_call>\n{\"name\": \"w\", \"arguments\": {\"c\": 1}}\n</tool_call>");
     check_stream(Format::Hermes, "Plain text with a < sign and <tool_ but no call.");
     check_stream(Format::Llama3, "{\"name\": \"w\", \"parameters\": {}}");
     check_stream(Format::Llama3, "Hi {not json} there");
@@ -168,11 +172,14 @@ std::string read_template(const std::string& name) {
 
 TEST(ToolCallFormat, ChosenFromRealTemplates) {
     ORCD_SKIP_WITHOUT_SHARED(orcd::test::shared_path("templates"));
-    const std::pair<const char*, Format> cases[] = {
-        {"qwen2.5-instruct.jinja", Format::Hermes},          {"qwen3.jinja", Format::Hermes},
-        {"llama-3.1-instruct.jinja", Format::Llama3},        {"mistral-7b-instruct-v0.3.jinja", Format::Mistral},
-        {"mistral-small-3.2-instruct-2506.jinja", Format::Mistral}, {"chatml.jinja", Format::None},
-        {"llama-3-instruct.jinja", Format::None},            {"gemma-2-it.jinja", Format::None}};
+    const std::pair<const char*, Format> cases[] = {{"qwen2.5-instruct.jinja", Format::Hermes},
+                                                    {"qwen3.jinja", Format::Hermes},
+                                                    {"llama-3.1-instruct.jinja", Format::Llama3},
+                                                    {"mistral-7b-instruct-v0.3.jinja", Format::Mistral},
+                                                    {"mistral-small-3.2-instruct-2506.jinja", Format::Mistral},
+                                                    {"chatml.jinja", Format::None},
+                                                    {"llama-3-instruct.jinja", Format::None},
+                                                    {"gemma-2-it.jinja", Format::None}};
     for (const auto& [file, want] : cases) {
         const std::string t = read_template(file);
         ASSERT_FALSE(t.empty()) << file;

@@ -28,7 +28,7 @@ const model::FeatureSet kCpuFeatures = model::FeatureSet::all().remove(model::Fe
 struct Layer {
     std::vector<float> attn_norm, ffn_norm;
     WeightView q, k, v, o;
-    std::vector<float> bq, bk, bv;  // empty when the model has no bias
+    std::vector<float> bq, bk, bv;      // empty when the model has no bias
     std::vector<float> q_norm, k_norm;  // [head_dim] each with Recipe::qk_norm, else empty
     WeightView gate, up, down;
 };
@@ -46,8 +46,11 @@ struct Weights {
 class CpuKvPool final : public KvPool {
 public:
     CpuKvPool(const KvPoolOptions& o, uint64_t page_bytes, const model::Config& c)
-        : KvPool(o, page_bytes), elem_(o.kv_type == KvCacheType::F32 ? 4 : 2), kv_dim_(c.kv_dim()),
-          n_kv_heads_(static_cast<int>(c.n_kv_heads)), head_dim_(static_cast<int>(c.head_dim)),
+        : KvPool(o, page_bytes),
+          elem_(o.kv_type == KvCacheType::F32 ? 4 : 2),
+          kv_dim_(c.kv_dim()),
+          n_kv_heads_(static_cast<int>(c.n_kv_heads)),
+          head_dim_(static_cast<int>(c.head_dim)),
           data_(page_bytes * o.num_pages) {}
 
     // Layer `layer`'s view through a page table.
@@ -84,9 +87,9 @@ public:
     }
     std::unique_ptr<KvPool> new_kv_pool(const KvPoolOptions& o) override {
         if (o.num_pages == 0 || o.page_size == 0) {
-            throw Error(ErrorCode::InvalidArgument,
-                        fmt::format("KV pool of {} pages of {} positions: both must be positive", o.num_pages,
-                                    o.page_size));
+            throw Error(
+                ErrorCode::InvalidArgument,
+                fmt::format("KV pool of {} pages of {} positions: both must be positive", o.num_pages, o.page_size));
         }
         return std::make_unique<CpuKvPool>(o, kv_page_bytes(o.page_size, o.kv_type), model_.config);
     }
@@ -168,8 +171,7 @@ CpuBackend::CpuBackend(model::Model model, const CpuOptions& options)
     inv_freq_ = rope_inv_freq(static_cast<int>(c.rope_dim), c.rope_theta);
 }
 
-void CpuBackend::forward_layers(const CpuKvPool& kv, std::span<const BatchEntry> batch,
-                                std::span<const int64_t> row0) {
+void CpuBackend::forward_layers(const CpuKvPool& kv, std::span<const BatchEntry> batch, std::span<const int64_t> row0) {
     const model::Config& c = model_.config;
     const model::Recipe& r = model_.recipe;
     const Weights& w = w_;
@@ -249,7 +251,7 @@ void CpuBackend::step(KvPool& pool, std::span<const BatchEntry> batch, std::span
     for (size_t e = 0; e < batch.size(); ++e) {
         for (size_t t = 0; t < batch[e].tokens.size(); ++t) {
             quant::dequantize_row(w_.token_embd.type, w_.token_embd.row(batch[e].tokens[t]),
-                                 x_.data() + (row0[e] + static_cast<int64_t>(t)) * E, E);
+                                  x_.data() + (row0[e] + static_cast<int64_t>(t)) * E, E);
         }
     }
     forward_layers(*kv, batch, row0);

@@ -13,8 +13,8 @@
 namespace orcd::backend::cpu {
 
 struct CpuOptions {
-    unsigned n_threads = 0;     // 0 = hardware concurrency
-    uint32_t max_batch = 512;   // tokens per forward pass during prefill (bounds the activation buffers)
+    unsigned n_threads = 0;    // 0 = hardware concurrency
+    uint32_t max_batch = 512;  // tokens per forward pass during prefill (bounds the activation buffers)
     // Int8: quantized weights meet an 8-bit activation (fast, llama.cpp's CPU numerics). F32: exact f32 activations
     // (see matmul.h) — the exact reference for comparing backends at full size.
     Activations activations = Activations::Int8;

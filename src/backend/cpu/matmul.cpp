@@ -20,8 +20,8 @@ void check_matmul_weight(const WeightView& w, const char* name) {
     const uint32_t block = gguf::traits(w.type).block_elems;
     if (w.cols <= 0 || w.cols % block != 0 || (uses_quantized_activation(w.type) && w.cols % kActBlock != 0)) {
         throw Error(ErrorCode::TensorShape,
-                    fmt::format("tensor '{}': row length {} is not a multiple of {}'s block of {} values", name,
-                                w.cols, gguf::type_name(w.type), block));
+                    fmt::format("tensor '{}': row length {} is not a multiple of {}'s block of {} values", name, w.cols,
+                                gguf::type_name(w.type), block));
     }
 }
 

@@ -93,7 +93,6 @@ void kv_store(const KvLayerView& kv, int64_t pos0, int64_t n_tokens, const float
 
 namespace {
 
-
 // Dot product with eight independent partial sums, a pattern the compiler vectorizes (a single running sum would
 // force sequential float additions).
 inline float dot8(const float* a, const float* b, int n) {

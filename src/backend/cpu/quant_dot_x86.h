@@ -234,8 +234,8 @@ void dot_q3_k(const std::byte* row, const ActBlock* x, int64_t stride, int64_t n
             const __m256i qv = load256(b + layout::kQ3_K_qs + 32 * h);
             for (int j = 0; j < 4; ++j, ++ci) {
                 const int c = 4 * h + j;
-                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3),
-                                                  bit_select(hm, c, 4));
+                const __m256i u =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3), bit_select(hm, c, 4));
                 const float d0 = d * sc[2 * c], d1 = d * sc[2 * c + 1];
                 chunk_n<NC>(a, u, x, stride, ci, d0, d1, 4 * d0, 4 * d1);
             }
@@ -334,10 +334,12 @@ inline void k_superblock(__m256 (&acc)[NC], __m256 (&accm)[NC], const __m256i (&
 inline void k4_scales(const uint8_t* packed, float d, float dmin, __m256& vsc, __m256& vmn) {
     alignas(8) uint8_t sc[8], mn[8];
     for (int j = 0; j < 8; ++j) layout::scale_min_k4(j, packed, sc[j], mn[j]);
-    vsc = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                               reinterpret_cast<const __m128i*>(sc)))));
-    vmn = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                                  reinterpret_cast<const __m128i*>(mn)))));
+    vsc =
+        _mm256_mul_ps(_mm256_set1_ps(d),
+                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)))));
+    vmn =
+        _mm256_mul_ps(_mm256_set1_ps(dmin),
+                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)))));
 }
 
 template <int NC>
@@ -401,10 +403,12 @@ void dot_q6_k(const std::byte* row, const ActColumns& x, int64_t n, float* out) 
         const float d = f16(b + layout::kQ6_K_d);
         const auto* scp = reinterpret_cast<const int8_t*>(b + layout::kQ6_K_scales);
         // Scales 0-7 and 8-15 as d * sc floats, natural order.
-        const __m256 s_lo = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                                              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scp)))));
-        const __m256 s_hi = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                                                                  reinterpret_cast<const __m128i*>(scp + 8)))));
+        const __m256 s_lo = _mm256_mul_ps(
+            _mm256_set1_ps(d),
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scp)))));
+        const __m256 s_hi = _mm256_mul_ps(
+            _mm256_set1_ps(d),
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scp + 8)))));
         const __m256 s_lo_i = _mm256_permutevar8x32_ps(s_lo, interleave);
         const __m256 s_hi_i = _mm256_permutevar8x32_ps(s_hi, interleave);
         const __m256 thirty_two = _mm256_set1_ps(32.f);
@@ -420,9 +424,9 @@ void dot_q6_k(const std::byte* row, const ActColumns& x, int64_t n, float* out) 
                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
             u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
                                            _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-            u[4 * h + 3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2));
+            u[4 * h + 3] =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2));
         }
         for (int c = 0; c < NC; ++c) {
             const ActBlock* xb = x.blocks + c * x.stride + 8 * i;
@@ -501,34 +505,34 @@ void dot_bf16(const std::byte* row, const float* x, int64_t stride, int64_t n, f
 }
 
 // A QuantDotFn for kernel template K: dispatches the column count to K<1..4>.
-#define ORCD_MULTI(K)                                                                               \
-    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) {                       \
-        switch (nc) {                                                                                \
-            case 1: K<1>(r, x.blocks, x.stride, n, o); break;                                        \
-            case 2: K<2>(r, x.blocks, x.stride, n, o); break;                                        \
-            case 3: K<3>(r, x.blocks, x.stride, n, o); break;                                        \
-            default: K<4>(r, x.blocks, x.stride, n, o); break;                                       \
-        }                                                                                            \
+#define ORCD_MULTI(K)                                                          \
+    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) { \
+        switch (nc) {                                                          \
+            case 1: K<1>(r, x.blocks, x.stride, n, o); break;                  \
+            case 2: K<2>(r, x.blocks, x.stride, n, o); break;                  \
+            case 3: K<3>(r, x.blocks, x.stride, n, o); break;                  \
+            default: K<4>(r, x.blocks, x.stride, n, o); break;                 \
+        }                                                                      \
     }
 // For the float kernels.
-#define ORCD_MULTI_F(K)                                                                             \
-    [](const std::byte* r, const float* x, int64_t s, int nc, int64_t n, float* o) {                 \
-        switch (nc) {                                                                                \
-            case 1: K<1>(r, x, s, n, o); break;                                                      \
-            case 2: K<2>(r, x, s, n, o); break;                                                      \
-            case 3: K<3>(r, x, s, n, o); break;                                                      \
-            default: K<4>(r, x, s, n, o); break;                                                     \
-        }                                                                                            \
+#define ORCD_MULTI_F(K)                                                              \
+    [](const std::byte* r, const float* x, int64_t s, int nc, int64_t n, float* o) { \
+        switch (nc) {                                                                \
+            case 1: K<1>(r, x, s, n, o); break;                                      \
+            case 2: K<2>(r, x, s, n, o); break;                                      \
+            case 3: K<3>(r, x, s, n, o); break;                                      \
+            default: K<4>(r, x, s, n, o); break;                                     \
+        }                                                                            \
     }
 // The same for kernels that read the activation's scale arrays.
-#define ORCD_MULTI_V(K)                                                                             \
-    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) {                       \
-        switch (nc) {                                                                                \
-            case 1: K<1>(r, x, n, o); break;                                                         \
-            case 2: K<2>(r, x, n, o); break;                                                         \
-            case 3: K<3>(r, x, n, o); break;                                                         \
-            default: K<4>(r, x, n, o); break;                                                        \
-        }                                                                                            \
+#define ORCD_MULTI_V(K)                                                        \
+    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) { \
+        switch (nc) {                                                          \
+            case 1: K<1>(r, x, n, o); break;                                   \
+            case 2: K<2>(r, x, n, o); break;                                   \
+            case 3: K<3>(r, x, n, o); break;                                   \
+            default: K<4>(r, x, n, o); break;                                  \
+        }                                                                      \
     }
 
 // The kernel of each type, for the including file's instruction set.

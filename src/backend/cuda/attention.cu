@@ -59,14 +59,13 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t first = model::first_attended(pos, window);
     const int group = n_heads / n_kv_heads;
     const float scale = 1.f / sqrtf(static_cast<float>(head_dim));
-    const Partials part =
-        partials(static_cast<float*>(ws_all) + col * partial_floats(n_heads, n_chunks, head_dim), n_heads, n_chunks,
-                 head_dim);
+    const Partials part = partials(static_cast<float*>(ws_all) + col * partial_floats(n_heads, n_chunks, head_dim),
+                                   n_heads, n_chunks, head_dim);
 
     extern __shared__ float smem[];
-    float* qs = smem;                       // [group][head_dim]
-    float* ps = smem + group * head_dim;    // [group][kAttnChunk]
-    __shared__ int64_t rows[kAttnChunk];    // the chunk's cache rows (offsets in halves, this KV head's slice)
+    float* qs = smem;                     // [group][head_dim]
+    float* ps = smem + group * head_dim;  // [group][kAttnChunk]
+    __shared__ int64_t rows[kAttnChunk];  // the chunk's cache rows (offsets in halves, this KV head's slice)
     for (int i = threadIdx.x; i < group * head_dim; i += kThreads) {
         qs[i] = q[static_cast<int64_t>(kvh) * group * head_dim + i];  // query heads kvh*group .. +group-1
     }
@@ -149,9 +148,9 @@ __global__ void attention_combine(int n_heads, int head_dim, int64_t n_chunks, D
     const int32_t pos = cols.pos[col];
     const int64_t used = (static_cast<int64_t>(pos) + 1 + kAttnChunk - 1) / kAttnChunk;
     const int64_t c0 = model::first_attended(pos, window) / kAttnChunk;  // 0 without a window
-    const Partials part = partials(const_cast<float*>(static_cast<const float*>(ws_all)) +
-                                       col * partial_floats(n_heads, n_chunks, head_dim),
-                                   n_heads, n_chunks, head_dim);
+    const Partials part = partials(
+        const_cast<float*>(static_cast<const float*>(ws_all)) + col * partial_floats(n_heads, n_chunks, head_dim),
+        n_heads, n_chunks, head_dim);
     float* out = out_all + col * out_stride;
     const float* m = part.m + static_cast<int64_t>(h) * n_chunks;
     const float* l = part.l + static_cast<int64_t>(h) * n_chunks;

@@ -37,7 +37,9 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -84,15 +86,14 @@ __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     attention_prefill_kernel(const uint16_t* __restrict__ q16, KvCacheView kv, int n_heads, int n_kv_heads,
-                             int64_t pos0,
-                             int64_t n_tokens, uint32_t window, uint16_t* __restrict__ out16) {
+                             int64_t pos0, int64_t n_tokens, uint32_t window, uint16_t* __restrict__ out16) {
     constexpr int kStride = D + 8;
     constexpr int kDTiles = D / 8;   // n-tiles of O
     constexpr int kKSteps = D / 16;  // k-steps of Q K^T
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __half* qs = reinterpret_cast<__half*>(smem_raw);  // [kBr][kStride]
-    __half* ks = qs + kBr * kStride;                    // [2][kBc][kStride]
-    __half* vs = ks + 2 * kBc * kStride;                // [2][kBc][kStride]
+    __half* ks = qs + kBr * kStride;                   // [2][kBc][kStride]
+    __half* vs = ks + 2 * kBc * kStride;               // [2][kBc][kStride]
 
     const int n_qtiles = static_cast<int>((n_tokens + kBr - 1) / kBr);
     const int qt = n_qtiles - 1 - static_cast<int>(blockIdx.x);  // the longest rows first
@@ -215,8 +216,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int j = 0; j < D / 16; ++j) {
                 uint32_t b[4];
-                ldmatrix_x4_trans(b, vb + (16 * kk + lane % 8 + ((lane / 8) % 2) * 8) * kStride + 16 * j +
-                                         (lane / 16) * 8);
+                ldmatrix_x4_trans(
+                    b, vb + (16 * kk + lane % 8 + ((lane / 8) % 2) * 8) * kStride + 16 * j + (lane / 16) * 8);
                 mma16816(o[2 * j], a, b[0], b[1]);
                 mma16816(o[2 * j + 1], a, b[2], b[3]);
             }
@@ -253,14 +254,14 @@ void launch(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos
     }();
     (void)configured;  // a failure shows up as the launch's error
     const dim3 grid(static_cast<unsigned>((n_tokens + kBr - 1) / kBr), static_cast<unsigned>(n_heads));
-    attention_prefill_kernel<D><<<grid, kThreads, kSmem, s>>>(q16, kv, n_heads, kv.n_kv_heads, pos0, n_tokens,
-                                                              window, out16);
+    attention_prefill_kernel<D>
+        <<<grid, kThreads, kSmem, s>>>(q16, kv, n_heads, kv.n_kv_heads, pos0, n_tokens, window, out16);
 }
 
 }  // namespace
 
-bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0,
-                              int64_t n_tokens, uint32_t window, uint16_t* out16, cudaStream_t s) {
+bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
+                              uint32_t window, uint16_t* out16, cudaStream_t s) {
     switch (kv.head_dim) {
         case 64: launch<64>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;
         case 80: launch<80>(q16, kv, n_heads, pos0, n_tokens, window, out16, s); return true;

@@ -78,7 +78,7 @@ public:
     const CudaOptions options_;
     loader::LoadedModel lm_;
     CudaModel m_;
-    std::unique_ptr<device::DeviceMemory> inv_freq_;  // n_rot / 2 doubles, pointed to by m_.inv_freq
+    std::unique_ptr<device::DeviceMemory> inv_freq_;     // n_rot / 2 doubles, pointed to by m_.inv_freq
     std::unique_ptr<device::DeviceMemory> f16_weights_;  // WeightsMode::F16: the dequantized matrices m_ points at
 };
 
@@ -96,9 +96,9 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options, const l
     auto matrix = [&](TensorId id, int64_t row0, int64_t n_rows, int64_t out_offset) {
         const model::TensorRef& t = mw[id];
         if (!ops::matvec_supported(t.type)) {
-            throw Error(ErrorCode::UnsupportedTensorType,
-                        fmt::format("tensor '{}': no CUDA matrix-vector kernel for {}", t.name,
-                                    gguf::type_name(t.type)));
+            throw Error(
+                ErrorCode::UnsupportedTensorType,
+                fmt::format("tensor '{}': no CUDA matrix-vector kernel for {}", t.name, gguf::type_name(t.type)));
         }
         const int64_t cols = static_cast<int64_t>(t.row_length());
         const uint64_t rb = gguf::row_bytes(t.type, static_cast<uint64_t>(cols));

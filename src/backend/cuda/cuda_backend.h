@@ -25,8 +25,8 @@ using backend::Activations;
 using backend::WeightsMode;
 
 struct CudaOptions {
-    int gpu = 0;             // CUDA device ordinal
-    bool use_graph = true;   // replay the decode step as a CUDA graph (false: launch every kernel each step)
+    int gpu = 0;            // CUDA device ordinal
+    bool use_graph = true;  // replay the decode step as a CUDA graph (false: launch every kernel each step)
     WeightsMode weights = WeightsMode::Quantized;
     bool batched_prefill = true;  // false: prefill token by token through the decode step (f32 reference runs)
     uint32_t prefill_ubatch = 0;  // tokens per batched-prefill micro-batch; 0: 1024 (or ORCD_PREFILL_UBATCH)

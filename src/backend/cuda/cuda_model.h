@@ -29,7 +29,7 @@ struct Layer {
     const float* q_norm = nullptr;  // [head_dim] q/k norm weights with Recipe::qk_norm (qwen3), else null
     const float* k_norm = nullptr;
     Matmul o;
-    std::vector<Matmul> gate_up;    // writes [gate (n_ff) | up (n_ff)]
+    std::vector<Matmul> gate_up;  // writes [gate (n_ff) | up (n_ff)]
     Matmul down;
 };
 
@@ -62,8 +62,14 @@ struct KvCache {
     ::orcd::cuda::KvCacheView layer(const model::Config& c, size_t li) const {
         const int64_t slab = static_cast<int64_t>(page_size) * c.kv_dim();  // halves of one layer's K (or V) per page
         uint16_t* k = base + 2 * static_cast<int64_t>(li) * slab;
-        return {k,     k + slab, n_ctx, static_cast<int>(c.n_kv_heads), static_cast<int>(c.head_dim), pages,
-                static_cast<int>(page_size), 2 * static_cast<int64_t>(c.n_layers) * slab};
+        return {k,
+                k + slab,
+                n_ctx,
+                static_cast<int>(c.n_kv_heads),
+                static_cast<int>(c.head_dim),
+                pages,
+                static_cast<int>(page_size),
+                2 * static_cast<int64_t>(c.n_layers) * slab};
     }
 };
 

@@ -37,8 +37,8 @@ DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, int64_t n_ctx,
     l.logits = cv.take(n * round4(c.n_vocab) * 4);
     l.q8_cols = static_cast<int64_t>(std::max<uint64_t>({c.n_embd, c.n_ff, c.q_dim()}));
     l.q8 = cv.take(n * static_cast<uint64_t>(ops::q8_vector_bytes(l.q8_cols)));
-    l.attn_ws = cv.take(ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads),
-                                                       static_cast<int>(c.head_dim), max_cols));
+    l.attn_ws = cv.take(
+        ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads), static_cast<int>(c.head_dim), max_cols));
     return l;
 }
 
@@ -79,9 +79,7 @@ namespace {
 // bench/cuda/NOTES.md, v5. ORCD_FUSED_MAX_BYTES overrides; it is read at every enqueue (that is, at graph capture),
 // so a benchmark can compare settings on one loaded model.
 constexpr uint64_t kDefaultFusedMaxBytes = 4ull << 20;
-uint64_t fused_max_bytes() {
-    return ops::tuning::fused_max_bytes(kDefaultFusedMaxBytes);
-}
+uint64_t fused_max_bytes() { return ops::tuning::fused_max_bytes(kDefaultFusedMaxBytes); }
 
 // The fused matvec over `mats` (their rows concatenated), or nothing when it cannot take them.
 std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const float* x, const float* norm, float eps,
@@ -183,8 +181,7 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         // Every column's K/V is stored before any column attends: a replayed sequence's columns see each other.
         ops::qkv_rope_store(b.qkv, b.s_qkv, n_cols, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, cols, m.inv_freq,
                             r.rope_layout, s);
-        ops::attention_decode(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, b.attn, b.s_attn, b.attn_ws, s,
-                              r.sliding_window);
+        ops::attention_decode(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, b.attn, b.s_attn, b.attn_ws, s, r.sliding_window);
         // x += O attn
         project({l.o}, b.attn, b.s_attn, nullptr, MatvecEpilogue::Accumulate, b.x, b.s_x, [&](int col) {
             float* tmp = b.tmp + col * b.s_x;

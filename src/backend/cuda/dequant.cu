@@ -49,9 +49,12 @@ __global__ void dequant_blocks(const typename F::Block* __restrict__ src, int64_
 
 template <int kKind>  // 0: f32, 1: f16, 2: bf16
 __device__ __forceinline__ float plain(const void* src, int64_t i) {
-    if constexpr (kKind == 0) return static_cast<const float*>(src)[i];
-    else if constexpr (kKind == 1) return h2f(static_cast<const uint16_t*>(src)[i]);
-    else return bf2f(static_cast<const uint16_t*>(src)[i]);
+    if constexpr (kKind == 0)
+        return static_cast<const float*>(src)[i];
+    else if constexpr (kKind == 1)
+        return h2f(static_cast<const uint16_t*>(src)[i]);
+    else
+        return bf2f(static_cast<const uint16_t*>(src)[i]);
 }
 
 template <int kKind>
@@ -99,8 +102,7 @@ void dq_blocks(const void* src, int64_t n, uint16_t* dst, cudaStream_t s) {
 }
 
 template <typename F>
-void emb_blocks(const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens, float* out,
-                cudaStream_t s) {
+void emb_blocks(const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens, float* out, cudaStream_t s) {
     const dim3 grid(grid_for(cols / 8), static_cast<unsigned>(n_tokens));
     embed_rows_blocks<F><<<grid, kThreads, 0, s>>>(static_cast<const typename F::Block*>(table), cols, tokens, out);
 }
@@ -126,8 +128,8 @@ bool launch_dequantize_f16(TensorType type, const void* src, int64_t rows, int64
     return true;
 }
 
-bool launch_embedding_rows(TensorType type, const void* table, int64_t cols, const int32_t* tokens,
-                           int64_t n_tokens, float* out, cudaStream_t s) {
+bool launch_embedding_rows(TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
+                           float* out, cudaStream_t s) {
     const dim3 plain_grid(grid_for(cols), static_cast<unsigned>(n_tokens));
     switch (type) {
         case TensorType::F32: embed_rows_plain<0><<<plain_grid, kThreads, 0, s>>>(table, cols, tokens, out); break;
@@ -174,7 +176,9 @@ void check_type(gguf::TensorType type, const char* what) {
 
 bool dequant_f16_supported(gguf::TensorType type) {
     switch (type) {
-        case gguf::TensorType::F32: case gguf::TensorType::F16: case gguf::TensorType::BF16: return true;
+        case gguf::TensorType::F32:
+        case gguf::TensorType::F16:
+        case gguf::TensorType::BF16: return true;
         default: break;
     }
     bool found = false;

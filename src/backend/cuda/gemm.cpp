@@ -11,8 +11,8 @@ namespace {
 
 void check(cublasStatus_t st, const char* what) {
     if (st != CUBLAS_STATUS_SUCCESS) {
-        throw Error(ErrorCode::Device, fmt::format("cuBLAS {}: {} ({})", what, cublasGetStatusName(st),
-                                                   cublasGetStatusString(st)));
+        throw Error(ErrorCode::Device,
+                    fmt::format("cuBLAS {}: {} ({})", what, cublasGetStatusName(st), cublasGetStatusString(st)));
     }
 }
 

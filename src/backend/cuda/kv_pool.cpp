@@ -32,9 +32,8 @@ namespace {
 
 KvPoolOptions checked(const KvPoolOptions& po) {
     if (po.num_pages == 0 || po.page_size == 0) {
-        throw Error(ErrorCode::InvalidArgument,
-                    fmt::format("cuda KV pool: {} pages of {} positions (both must be > 0)", po.num_pages,
-                                po.page_size));
+        throw Error(ErrorCode::InvalidArgument, fmt::format("cuda KV pool: {} pages of {} positions (both must be > 0)",
+                                                            po.num_pages, po.page_size));
     }
     KvPoolOptions o = po;
     o.kv_type = KvCacheType::F16;  // the only cache type of the CUDA backend
@@ -45,8 +44,7 @@ bool wants_logits(Want w) { return w == Want::Logits || w == Want::AllLogits; }
 
 }  // namespace
 
-CudaKvPool::CudaKvPool(device::Device& device, const CudaModel& m, const CudaOptions& options,
-                       const KvPoolOptions& po)
+CudaKvPool::CudaKvPool(device::Device& device, const CudaModel& m, const CudaOptions& options, const KvPoolOptions& po)
     : KvPool(checked(po), KvCache::page_bytes(*m.config, po.page_size == 0 ? 1 : po.page_size)),
       device_(device),
       m_(m),
@@ -140,8 +138,8 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
     const int64_t pages_per_seq = (n_ctx() + page_size() - 1) / page_size();
     if (!prefill_table_) {
         // The page table, then one slot for the argmax of the last token.
-        prefill_table_ = device_.allocate(static_cast<uint64_t>(pages_per_seq + 1) * sizeof(int32_t),
-                                          "prefill page table");
+        prefill_table_ =
+            device_.allocate(static_cast<uint64_t>(pages_per_seq + 1) * sizeof(int32_t), "prefill page table");
     }
     if (!prefill_ws_) {
         const uint32_t ub = options_.prefill_ubatch ? options_.prefill_ubatch : prefill_ubatch();
@@ -152,8 +150,8 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
     auto* table = reinterpret_cast<int32_t*>(prefill_table_->data());
     static_assert(sizeof(uint32_t) == sizeof(int32_t));
     // Pageable source: staged before the call returns. Page ids are < num_pages <= INT32_MAX (checked by the caller).
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(table, e.pages.data(), n_pages * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                    stream_.s));
+    ORCD_CUDA_CHECK(
+        cudaMemcpyAsync(table, e.pages.data(), n_pages * sizeof(int32_t), cudaMemcpyHostToDevice, stream_.s));
     KvCache kv = view(table);
     kv.n_ctx = static_cast<int64_t>(n_pages) * page_size();
     const bool pick = e.want == Want::Argmax || e.want == Want::Sample;

@@ -78,7 +78,7 @@ private:
     std::unique_ptr<DeviceSampler> sampler_;
     std::unique_ptr<DeviceTokenMask> token_mask_;
     std::unique_ptr<PrefillWorkspace> prefill_ws_;  // after stream_: its cuBLAS handle goes before the stream
-    std::vector<float> logits_;  // the host logits the step's results point into
+    std::vector<float> logits_;                     // the host logits the step's results point into
 };
 
 }  // namespace orcd::backend::cuda

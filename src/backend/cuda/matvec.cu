@@ -42,7 +42,7 @@ using ::orcd::device::sm_count;
 
 constexpr int kThreads = 256;  // per block of the tiled kernel: 8 warps
 constexpr int kWarps = kThreads / 32;
-constexpr int kTileTarget = 16 * 1024;  // bytes of weights staged per block
+constexpr int kTileTarget = 16 * 1024;    // bytes of weights staged per block
 constexpr int kMaxTileBytes = 48 * 1024;  // the default dynamic shared-memory limit, for both tile buffers
 
 // Asynchronous 16-byte global-to-shared copies (cp.async, cached in L2 only, so the weight stream does not evict x
@@ -55,11 +55,11 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 struct TileSpan {
-    uintptr_t a0;    // 16-byte boundary at or below the tile's first byte
-    int lead;        // bytes from a0 to the tile's first byte
-    int n_chunks;    // 16-byte chunks from a0 covering the tile
-    int64_t r0;      // first row
-    int nr;          // rows in the tile
+    uintptr_t a0;  // 16-byte boundary at or below the tile's first byte
+    int lead;      // bytes from a0 to the tile's first byte
+    int n_chunks;  // 16-byte chunks from a0 covering the tile
+    int64_t r0;    // first row
+    int nr;        // rows in the tile
 };
 
 __device__ __forceinline__ TileSpan tile_span(const uint8_t* w, int64_t rows, int64_t rb, int rows_per_tile,
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kThreads)
         uint4* nxt = tiles + ((iter + 1) & 1) * buf_chunks;
         const int64_t t_next = t + gridDim.x;
         if (t_next < n_tiles) stage_tile(tile_span(w, rows, rb, rows_per_tile, t_next), base, end, nxt);
-        cp_async_commit();           // (an empty group on the last tile keeps the wait below uniform)
+        cp_async_commit();            // (an empty group on the last tile keeps the wait below uniform)
         cp_async_wait_all_but_one();  // this thread's copies of the current tile have landed
         __syncthreads();              // ... and every other thread's
 
@@ -168,9 +168,12 @@ __global__ void __launch_bounds__(kFallbackWarps * 32)
 // steps issued before use; needs a 16-byte aligned matrix and row length. Scalar otherwise.
 template <typename E, bool kBf16>
 __device__ __forceinline__ float elem(E v) {
-    if constexpr (sizeof(E) == 4) return v;
-    else if constexpr (kBf16) return bf2f(v);
-    else return h2f(v);
+    if constexpr (sizeof(E) == 4)
+        return v;
+    else if constexpr (kBf16)
+        return bf2f(v);
+    else
+        return h2f(v);
 }
 
 constexpr int kPlainWarps = 4;
@@ -217,11 +220,8 @@ __global__ void __launch_bounds__(kPlainWarps * 32)
     if (lane == 0) y[row] = acc;
 }
 
-
 // Target tile size: kTileTarget, or ORCD_MATVEC_TILE_BYTES (1 KiB .. 22 KiB) for tuning runs of the bandwidth bench.
-int64_t tile_target() {
-    return tuning::matvec_tile_bytes(kTileTarget);
-}
+int64_t tile_target() { return tuning::matvec_tile_bytes(kTileTarget); }
 
 // Resident blocks of matvec_tiled<T> per SM for a given dynamic shared-memory size (the persistent grid's size).
 // Cached per size, so that after the first launch of a shape no runtime query happens (a decode step captured into
@@ -247,8 +247,9 @@ void launch_blocks(const void* w, int64_t rows, int64_t cols, const float* x, fl
     const auto* wb = static_cast<const uint8_t*>(w);
     const int64_t rb = cols / T::kBlockElems * static_cast<int64_t>(sizeof(typename T::Block));
     if (2 * (rb + 16) > kMaxTileBytes || reinterpret_cast<uintptr_t>(w) % 2 != 0) {
-        matvec_direct<T><<<static_cast<unsigned>((rows + kFallbackWarps - 1) / kFallbackWarps), kFallbackWarps * 32,
-                           0, s>>>(wb, rows, cols, x, y);
+        matvec_direct<T>
+            <<<static_cast<unsigned>((rows + kFallbackWarps - 1) / kFallbackWarps), kFallbackWarps * 32, 0, s>>>(
+                wb, rows, cols, x, y);
         return;
     }
     // Rows per tile: about tile_target() bytes, a multiple of the warp count when above it (no round with idle
@@ -261,8 +262,8 @@ void launch_blocks(const void* w, int64_t rows, int64_t cols, const float* x, fl
     const size_t smem = 2 * static_cast<size_t>(buf_chunks) * 16;
     const int64_t n_tiles = (rows + r - 1) / r;
     const int64_t grid = std::min<int64_t>(n_tiles, static_cast<int64_t>(sm_count()) * blocks_per_sm<T>(smem));
-    matvec_tiled<T><<<static_cast<unsigned>(grid), kThreads, smem, s>>>(wb, rows, cols, static_cast<int>(r),
-                                                                         buf_chunks, x, y);
+    matvec_tiled<T>
+        <<<static_cast<unsigned>(grid), kThreads, smem, s>>>(wb, rows, cols, static_cast<int>(r), buf_chunks, x, y);
 }
 
 template <typename E, bool kBf16>

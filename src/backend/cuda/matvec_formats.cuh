@@ -42,9 +42,12 @@ struct Plain {
     };
     static constexpr int kBlockElems = 4;
     __device__ static float elem(E e) {
-        if constexpr (kKind == 0) return e;
-        else if constexpr (kKind == 1) return h2f(e);
-        else return bf2f(e);
+        if constexpr (kKind == 0)
+            return e;
+        else if constexpr (kKind == 1)
+            return h2f(e);
+        else
+            return bf2f(e);
     }
     __device__ static float dot4(const Block& b, int, float4 x) { return dot_acc(b, x, 0.0f); }
     // acc + the four products, added one at a time (the order of the plain matvec kernel, so that F32 models give

@@ -79,9 +79,7 @@ __device__ float row_partial(const Params& p, int64_t r, const float* xs, int fi
     return acc;
 }
 
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 __global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) {
     extern __shared__ float4 xs4[];  // x: cols floats

@@ -28,14 +28,14 @@ enum class MatvecEpilogue {
 };
 
 struct FusedMatvec {
-    const float* x = nullptr;     // [cols], 16-byte aligned
+    const float* x = nullptr;  // [cols], 16-byte aligned
     int64_t cols = 0;
     const float* norm = nullptr;  // when set: x is replaced by rms_norm(x) * norm (as ops.h's rms_norm) first
     float eps = 0.0f;
-    RowSource src[3];             // the logical matrix: src[0] rows, then src[1] rows, then src[2] rows
+    RowSource src[3];  // the logical matrix: src[0] rows, then src[1] rows, then src[2] rows
     int n_src = 0;
     MatvecEpilogue epilogue = MatvecEpilogue::Store;
-    float* y = nullptr;           // [logical rows] (Store, Accumulate) or [logical rows / 2] (SwiGLU)
+    float* y = nullptr;  // [logical rows] (Store, Accumulate) or [logical rows / 2] (SwiGLU)
 };
 
 // Whether fused_matvec() has kernels for every source's type and room for x in shared memory.

@@ -37,9 +37,9 @@ constexpr int kWarps = kThreads / 32;
 // Every block recomputes the norm's sum of squares (x is a few KB, read from L2) so that the quantization of the
 // 32-blocks spreads over many blocks without a second launch. Warp w of block k quantizes 32-block 8k + w.
 // grid.y = column: column c reads x + c * x_stride and writes q, d shifted by c * out_stride bytes.
-__global__ void __launch_bounds__(kThreads) quantize_q8_kernel(const float* x, int64_t x_stride, const float* norm,
-                                                               float eps, int cols, int8_t* q, float* d, int32_t* s,
-                                                               int64_t out_stride) {
+__global__ void __launch_bounds__(kThreads)
+    quantize_q8_kernel(const float* x, int64_t x_stride, const float* norm, float eps, int cols, int8_t* q, float* d,
+                       int32_t* s, int64_t out_stride) {
     __shared__ double red[kThreads];
     x += blockIdx.y * x_stride;
     q += blockIdx.y * out_stride;
@@ -114,8 +114,8 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
                 const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                acc[c] = __fadd_rn(acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
-                                                     xs + 2 * T::kQ8Units * blk));
+                acc[c] = __fadd_rn(
+                    acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk, xs + 2 * T::kQ8Units * blk));
             }
         }
     }
@@ -143,7 +143,9 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
 // 2.8 % on the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they
 // were measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
 template <int NC>
-__global__ void __launch_bounds__(kThreads, NC == 1 ? 5 : NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NC == 1   ? 5
+                                            : NC <= 8 ? 4
+                                                      : 2) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration

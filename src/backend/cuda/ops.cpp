@@ -35,8 +35,8 @@ void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads,
     check_launch();
 }
 
-void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
-          const double* inv_freq, RopeLayout layout, cudaStream_t stream) {
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos, const double* inv_freq,
+          RopeLayout layout, cudaStream_t stream) {
     require(n_tokens > 0 && n_heads > 0 && head_dim > 0, "rope", "needs n_tokens, n_heads, head_dim > 0");
     require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope",
             fmt::format("rotated dimensions {} must be even and within the head dimension {}", n_rot, head_dim));
@@ -119,17 +119,23 @@ void attention_decode(const float* q, int64_t q_stride, int n_cols, const KvCach
             fmt::format("a group of {} heads of dimension {} needs {} B of shared memory (limit 48 KiB)",
                         n_heads / kv.n_kv_heads, kv.head_dim, smem));
     require(workspace != nullptr, "attention_decode", "no workspace (see attention_workspace_bytes)");
-    detail::launch_attention_decode(q, q_stride, n_cols, kv, n_heads, cols, out, out_stride, workspace, window,
-                                    stream);
+    detail::launch_attention_decode(q, q_stride, n_cols, kv, n_heads, cols, out, out_stride, workspace, window, stream);
     check_launch();
 }
 
 bool embedding_supported(gguf::TensorType type) {
     switch (type) {
-        case gguf::TensorType::F32: case gguf::TensorType::F16: case gguf::TensorType::BF16:
-        case gguf::TensorType::Q4_0: case gguf::TensorType::Q4_1: case gguf::TensorType::Q5_0:
-        case gguf::TensorType::Q5_1: case gguf::TensorType::Q8_0: case gguf::TensorType::Q4_K:
-        case gguf::TensorType::Q5_K: case gguf::TensorType::Q6_K: return true;
+        case gguf::TensorType::F32:
+        case gguf::TensorType::F16:
+        case gguf::TensorType::BF16:
+        case gguf::TensorType::Q4_0:
+        case gguf::TensorType::Q4_1:
+        case gguf::TensorType::Q5_0:
+        case gguf::TensorType::Q5_1:
+        case gguf::TensorType::Q8_0:
+        case gguf::TensorType::Q4_K:
+        case gguf::TensorType::Q5_K:
+        case gguf::TensorType::Q6_K: return true;
         default: return false;
     }
 }
@@ -141,8 +147,8 @@ void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const
                     fmt::format("no CUDA embedding lookup for tensor type {}", gguf::type_name(type)));
     }
     require(cols > 0 && cols % gguf::traits(type).block_elems == 0, "embedding_row",
-            fmt::format("row length {} is not a positive multiple of the {} block size {}", cols,
-                        gguf::type_name(type), gguf::traits(type).block_elems));
+            fmt::format("row length {} is not a positive multiple of the {} block size {}", cols, gguf::type_name(type),
+                        gguf::traits(type).block_elems));
     detail::launch_embedding_row(type, table, cols, token, out, stream);
     check_launch();
 }

@@ -170,8 +170,8 @@ constexpr int kArgmaxThreads = 1024;
 
 // One block: a vocabulary of ~150k logits is 600 KB, a few microseconds for one SM, and one block needs no second
 // pass or cross-block ordering.
-__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out,
-                                                                 int64_t stride) {
+__global__ void __launch_bounds__(kArgmaxThreads)
+    argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out, int64_t stride) {
     x += blockIdx.x * stride;  // one block per row
     out += blockIdx.x;
     __shared__ float sv[kArgmaxThreads];
@@ -219,7 +219,7 @@ void launch_rms_norm(const float* x, const float* weight, int64_t n_tokens, int6
 void launch_rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim,
                            const float* weight, float eps, cudaStream_t s) {
     rms_norm_heads_kernel<<<static_cast<unsigned>(n_tokens * n_heads), kThreads, 0, s>>>(x, n_heads, row_stride,
-                                                                                        head_dim, weight, eps);
+                                                                                         head_dim, weight, eps);
 }
 
 void launch_rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,

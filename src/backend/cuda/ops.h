@@ -32,8 +32,8 @@ void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads,
 // token t is at position *pos + t. inv_freq: n_rot / 2 device doubles, theta^(-2i / n_rot), as the
 // CPU reference's rope_inv_freq computes them (copied to the device once per model). Angles, sines and cosines are
 // computed in double, as the CPU does.
-void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos,
-          const double* inv_freq, RopeLayout layout, cudaStream_t stream);
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos, const double* inv_freq,
+          RopeLayout layout, cudaStream_t stream);
 
 // y[t][i] += bias[i] for each of n_tokens rows of n values (the qwen2 Q/K/V biases).
 void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t n, cudaStream_t stream);

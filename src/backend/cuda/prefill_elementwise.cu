@@ -42,8 +42,8 @@ __global__ void swiglu_f16_kernel(const float* __restrict__ gate_up, int64_t n_t
 // One thread per (token, head, pair of dimensions) over the n_heads + 2 * n_kv heads of a row. Pair i < n_rot / 2 of
 // a q or k head is rotated (NeoX: dims i, i + n_rot/2; interleaved: 2i, 2i + 1); the remaining pairs (dims n_rot ..)
 // and every pair of a v head pass through. Bias first, as the unfused ops run.
-__global__ void qkv_rope_store_kernel(const float* __restrict__ qkv, int64_t row_stride, int64_t n_tokens,
-                                      int n_heads, int n_kv, int hd, QkvBias bias, int n_rot, int64_t pos0,
+__global__ void qkv_rope_store_kernel(const float* __restrict__ qkv, int64_t row_stride, int64_t n_tokens, int n_heads,
+                                      int n_kv, int hd, QkvBias bias, int n_rot, int64_t pos0,
                                       const double* __restrict__ inv_freq, bool neox, KvCacheView kv,
                                       uint16_t* __restrict__ q16) {
     const int half_hd = hd / 2;

@@ -17,7 +17,7 @@ void launch_qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_token
                            uint16_t* q16, cudaStream_t s);
 
 // attention_prefill.cu; false for a head dimension without an instantiation.
-bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0,
-                              int64_t n_tokens, uint32_t window, uint16_t* out16, cudaStream_t s);
+bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
+                              uint32_t window, uint16_t* out16, cudaStream_t s);
 
 }  // namespace orcd::cuda::detail

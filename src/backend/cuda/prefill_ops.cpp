@@ -30,9 +30,9 @@ void swiglu_to_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* 
     check_launch();
 }
 
-void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias,
-                    int n_rot, int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv,
-                    uint16_t* q16, cudaStream_t stream) {
+void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias, int n_rot,
+                    int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv, uint16_t* q16,
+                    cudaStream_t stream) {
     require(kv.k && kv.v && kv.n_kv_heads > 0 && kv.head_dim > 0 && kv.head_dim % 2 == 0, "qkv_rope_store",
             "the KV cache view needs K and V buffers, n_kv_heads > 0 and an even head_dim");
     require(n_tokens > 0 && pos0 >= 0 && pos0 + n_tokens <= kv.n_ctx, "qkv_rope_store",

@@ -29,9 +29,9 @@ struct QkvBias {
     const float* k = nullptr;
     const float* v = nullptr;
 };
-void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias,
-                    int n_rot, int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv,
-                    uint16_t* q16, cudaStream_t stream);
+void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias, int n_rot,
+                    int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv, uint16_t* q16,
+                    cudaStream_t stream);
 
 // Whether attention_prefill has a kernel for this head dimension (instantiated for 64, 80, 96 and 128; the backend
 // falls back to token-by-token decode otherwise).

@@ -24,15 +24,13 @@ namespace {
 // 1024: at 512 the attention grid of a small model (14 heads x 8 query tiles) is under one wave of the H100 and the
 // weights are dequantized twice as often at depth; 2048 gains little more (bench/cuda/NOTES.md, "Prefill").
 constexpr uint32_t kDefaultUbatch = 1024;
-constexpr int64_t kLogitTokens = 256;  // token rows per all-logits GEMM (bounds the logits staging buffer)
+constexpr int64_t kLogitTokens = 256;           // token rows per all-logits GEMM (bounds the logits staging buffer)
 constexpr size_t kGemmWorkspace = 32ull << 20;  // cuBLAS's recommendation for Hopper
 
 // ---- Phase profiling (ORCD_PREFILL_PROFILE=1) ------------------------------------------------------------------------
 enum class Phase { Dequant, Gemm, Attention, Other };
 
-bool profiling() {
-    return ops::tuning::prefill_profile();
-}
+bool profiling() { return ops::tuning::prefill_profile(); }
 
 std::mutex g_prof_mu;
 PrefillPhaseTimes g_prof;
@@ -101,16 +99,13 @@ void reset_prefill_phase_times() {
     g_prof = {};
 }
 
-uint32_t prefill_ubatch() {
-    return ops::tuning::prefill_ubatch(kDefaultUbatch);
-}
+uint32_t prefill_ubatch() { return ops::tuning::prefill_ubatch(kDefaultUbatch); }
 
 bool prefill_supported(const CudaModel& m) {
     return ops::attention_prefill_supported(static_cast<int>(m.config->head_dim));
 }
 
-PrefillWorkspace::PrefillWorkspace(device::Device& device, const CudaModel& m, uint32_t max_tokens,
-                                   cudaStream_t stream)
+PrefillWorkspace::PrefillWorkspace(device::Device& device, const CudaModel& m, uint32_t max_tokens, cudaStream_t stream)
     : s_(stream), max_tokens_(max_tokens) {
     const model::Config& c = *m.config;
     const uint64_t B = max_tokens, E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
@@ -165,8 +160,7 @@ const uint16_t* PrefillWorkspace::weights_f16(const Matmul& mm, int64_t row0, in
     return wdq_;
 }
 
-void PrefillWorkspace::project(const Matmul& mm, const uint16_t* x, int64_t n, float* y, int64_t ldy,
-                               bool accumulate) {
+void PrefillWorkspace::project(const Matmul& mm, const uint16_t* x, int64_t n, float* y, int64_t ldy, bool accumulate) {
     const uint16_t* w = weights_f16(mm, 0, mm.rows);
     gemm_->run(w, mm.rows, mm.cols, x, n, y + mm.out_offset, ldy, accumulate);
     mark(Phase::Gemm);

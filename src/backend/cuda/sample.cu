@@ -119,8 +119,8 @@ __global__ void __launch_bounds__(kSelectThreads)
         keep = block_min(first, sh);
     }
     const float temp = p.temperature;
-    const int pick = first_crossing<false>([&](int i) { return static_cast<double>(expf((keys[i] - mx) / temp)); },
-                                           keep, p.u, sh);
+    const int pick =
+        first_crossing<false>([&](int i) { return static_cast<double>(expf((keys[i] - mx) / temp)); }, keep, p.u, sh);
     if (threadIdx.x == 0) *out = ids[pick < keep ? pick : keep - 1];
 }
 
@@ -128,7 +128,9 @@ unsigned blocks(int64_t n, int threads) { return static_cast<unsigned>((n + thre
 
 }  // namespace
 
-void launch_iota(int32_t* ids, int64_t n, cudaStream_t s) { iota_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(ids, n); }
+void launch_iota(int32_t* ids, int64_t n, cudaStream_t s) {
+    iota_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(ids, n);
+}
 
 size_t sort_temp_bytes(int64_t n) {
     size_t bytes = 0;

@@ -41,7 +41,7 @@ private:
     detail::SampleBuffers b_{};
     detail::SampleHeader* header_dev_ = nullptr;
     int32_t* out_ = nullptr;
-    std::byte* staging_ = nullptr;  // pinned: header + window ids
+    std::byte* staging_ = nullptr;    // pinned: header + window ids
     int32_t* result_host_ = nullptr;  // pinned: one id
     std::vector<uint8_t> seen_;       // scratch of stage(): which ids are in the window already
 };

@@ -18,9 +18,7 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ8_K) == 292);
 
 struct Q8_K : BlockFormat<BlockQ8_K, gguf::TensorType::Q8_K, kQK_K> {
-    ORCD_HD static void decode8(const Block& b, int k0, float* out) {
-        scale_int8x8(b.d, b.qs + k0, out);
-    }
+    ORCD_HD static void decode8(const Block& b, int k0, float* out) { scale_int8x8(b.d, b.qs + k0, out); }
 };
 
 }  // namespace orcd::quant
