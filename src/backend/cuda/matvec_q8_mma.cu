@@ -93,16 +93,25 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
                     }
                     mma_s8(c[U::kSumGroups ? 0 : gr], a[0][gr], a[1][gr], b);
                 }
-                typename U::ColScales cs[2] = {};
-#pragma unroll
-                for (int j = 0; j < 2; ++j) {
-                    const int col = c0 + 8 * nt + 2 * t + j;
-                    if (col < p.n_cols) {
+                // The n-tile's 8 columns' scale words in one load (lane 4c + k: word k of column c), then each
+                // thread takes those of its columns 2t and 2t + 1 by shuffles.
+                uint32_t word = 0;
+                {
+                    const int col = c0 + 8 * nt + lane / 4, k = lane % 4;
+                    if (col < p.n_cols && k < U::kColWords) {
                         const int64_t off = col * p.x_stride;
                         const auto* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
                         const auto* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                        cs[j] = U::col_scales(xd + kUnits * blk, xs + 2 * kUnits * blk, uu);
+                        word = U::col_word(xd + kUnits * blk, xs + 2 * kUnits * blk, uu, k);
                     }
+                }
+                typename U::ColScales cs[2];
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    uint32_t w[U::kColWords];
+#pragma unroll
+                    for (int k = 0; k < U::kColWords; ++k) w[k] = __shfl_sync(0xffffffffu, word, 4 * (2 * t + j) + k);
+                    cs[j] = U::col_from_words(w);
                 }
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
@@ -153,7 +162,9 @@ __global__ void __launch_bounds__(kThreads) q8_mma_kernel(const Q8Params p, int 
     const int c0 = static_cast<int>(blockIdx.x % n_cg) * kCols;
     const bool swiglu = p.epilogue == 2;
     float res[2][kPer];
-    for (int pass = 0; pass < (swiglu ? 2 : 1); ++pass) {
+#pragma unroll
+    for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
+        if (pass == 1 && !swiglu) break;
         const int64_t row0 = o0 + (pass ? p.n_out : 0);
         int64_t r = row0;
         const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)

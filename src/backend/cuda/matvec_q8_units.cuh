@@ -12,7 +12,9 @@
 // Per format, Unit<F> has:
 //   kGroups         mma k16 steps per unit; kSumGroups: their results add into one integer (else one integer each)
 //   Scales          the weight side of the float part (a row's unit)
-//   ColScales       the activation side (a column's unit), col_scales() reads it
+//   ColScales       the activation side (a column's unit), col_scales() reads it; as kColWords 32-bit words,
+//                   col_word() reads word k and col_from_words() rebuilds it (the mma kernel loads a column's words
+//                   in one warp-wide load and hands them out by shuffles)
 //   value()         the unit's float from its integers
 //   dp4a_value()    the dp4a kernel's whole unit: integers from a decoded F::Q8Unit, then value()
 //   mma_load()      this thread's A-fragment word of each group (m16n8k16: bytes 4t .. 4t + 3 of the group's 16
@@ -49,6 +51,14 @@ struct Unit<quant::K4<B, kT, kFive>> {
         const int j = u >> 1, h = u & 1;
         return {xd[2 * j], xd[2 * j + 1], xs[4 * j + h], xs[4 * j + 2 + h]};
     }
+    static constexpr int kColWords = 4;
+    __device__ static uint32_t col_word(const float* xd, const int32_t* xs, int u, int k) {
+        const int j = u >> 1, h = u & 1;
+        return k < 2 ? __float_as_uint(xd[2 * j + k]) : static_cast<uint32_t>(xs[4 * j + 2 * (k - 2) + h]);
+    }
+    __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
+        return {__uint_as_float(w[0]), __uint_as_float(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3])};
+    }
     // d * (d0 sc0 s0 + d1 sc1 s1) - dmin * (d0 mn0 x0 + d1 mn1 x1), the q8_dot of k4.h.
     __device__ static float value(const Scales& q, const int (&s)[2], const ColScales& c) {
         const float sc =
@@ -83,8 +93,35 @@ struct Unit<quant::K4<B, kT, kFive>> {
             a[0] |= ((qh[0] >> (2 * j)) & 0x01010101u) << 4;
             a[1] |= ((qh[0] >> (2 * j + 1)) & 0x01010101u) << 4;
         }
-        const quant::ScaleMin m0 = quant::k4_scale_min(b.scales, 2 * j), m1 = quant::k4_scale_min(b.scales, 2 * j + 1);
-        q = {m0.scale, m0.min, m1.scale, m1.min, quant::half_to_float(b.d), quant::half_to_float(b.dmin)};
+        // The 12 scale bytes and d, dmin as whole words (the fields are 4-byte aligned in Q4_K and Q5_K blocks).
+        const auto* sw = reinterpret_cast<const uint32_t*>(b.scales);
+        const uint32_t dd = *reinterpret_cast<const uint32_t*>(&b.d);
+        int sc[2], mn[2];
+        k4_scale_min_pair(sw[0], sw[1], sw[2], j, sc, mn);
+        q = {sc[0],
+             mn[0],
+             sc[1],
+             mn[1],
+             quant::half_to_float(static_cast<uint16_t>(dd & 0xffffu)),
+             quant::half_to_float(static_cast<uint16_t>(dd >> 16))};
+    }
+    // quant::k4_scale_min of sub-blocks 2j and 2j + 1 from the scale bytes as words w0 (bytes 0..3), w1 (4..7),
+    // w2 (8..11): sub-blocks 0..3 take 6 bits of bytes s (scale) and s + 4 (min); 4..7 the nibbles of byte s + 4
+    // with the top 2 bits of bytes s - 4 (scale) and s (min).
+    __device__ static void k4_scale_min_pair(uint32_t w0, uint32_t w1, uint32_t w2, int j, int (&sc)[2], int (&mn)[2]) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int sub = 2 * j + e;
+            const int sh = 8 * (sub & 3);
+            if (sub < 4) {
+                sc[e] = static_cast<int>((w0 >> sh) & 63u);
+                mn[e] = static_cast<int>((w1 >> sh) & 63u);
+            } else {
+                const uint32_t lo = (w2 >> sh) & 0xffu, top_s = (w0 >> sh) & 0xffu, top_m = (w1 >> sh) & 0xffu;
+                sc[e] = static_cast<int>((lo & 0x0fu) | (top_s >> 6) << 4);
+                mn[e] = static_cast<int>((lo >> 4) | (top_m >> 6) << 4);
+            }
+        }
     }
     __device__ static int x_offset(int u, int gr, int t) { return 64 * (u >> 1) + 16 * (u & 1) + 32 * gr + 4 * t; }
 };
@@ -107,6 +144,13 @@ struct Unit<quant::Q6_K> {
     __device__ static ColScales col_scales(const float* xd, const int32_t*, int u) {
         const int half = u >> 2;
         return {{xd[4 * half], xd[4 * half + 1], xd[4 * half + 2], xd[4 * half + 3]}};
+    }
+    static constexpr int kColWords = 4;
+    __device__ static uint32_t col_word(const float* xd, const int32_t*, int u, int k) {
+        return __float_as_uint(xd[4 * (u >> 2) + k]);
+    }
+    __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
+        return {{__uint_as_float(w[0]), __uint_as_float(w[1]), __uint_as_float(w[2]), __uint_as_float(w[3])}};
     }
     // d * sum_r xd_r * (sc_r * s_r), r in order: the q8_dot of q6_k.h.
     __device__ static float value(const Scales& q, const int (&s)[4], const ColScales& c) {
@@ -166,6 +210,9 @@ struct Unit<quant::Q8_0> {
         float d;
     };
     __device__ static ColScales col_scales(const float* xd, const int32_t*, int) { return {xd[0]}; }
+    static constexpr int kColWords = 1;
+    __device__ static uint32_t col_word(const float* xd, const int32_t*, int, int) { return __float_as_uint(xd[0]); }
+    __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) { return {__uint_as_float(w[0])}; }
     __device__ static float value(const Scales& q, const int (&s)[1], const ColScales& c) {
         return __fmul_rn(__fmul_rn(q.d, c.d), static_cast<float>(s[0]));
     }
@@ -205,6 +252,13 @@ struct Unit<quant::Nibble32<B, kT, kOffset, kFive, kMin>> {
         int sx;
     };
     __device__ static ColScales col_scales(const float* xd, const int32_t* xs, int) { return {xd[0], xs[0] + xs[1]}; }
+    static constexpr int kColWords = 2;
+    __device__ static uint32_t col_word(const float* xd, const int32_t* xs, int, int k) {
+        return k == 0 ? __float_as_uint(xd[0]) : static_cast<uint32_t>(xs[0] + xs[1]);
+    }
+    __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
+        return {__uint_as_float(w[0]), static_cast<int>(w[1])};
+    }
     // xd * (d s + m sx) with a minimum, else d * xd * (s - offset * sx): the q8_dot of nibble32.h.
     __device__ static float value(const Scales& q, const int (&s)[1], const ColScales& c) {
         if constexpr (kMin) {
