@@ -80,6 +80,7 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
             }
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
+                if (c0 + 8 * nt >= p.n_cols) break;  // n-tiles past the batch (uniform over the block)
                 const int nb = c0 + 8 * nt + g;
                 int c[kI][4];
 #pragma unroll
@@ -173,7 +174,10 @@ __global__ void __launch_bounds__(kThreads) q8_mma_kernel(const Q8Params p, int 
         });
         __syncthreads();
 #pragma unroll
-        for (int k = 0; k < kPer; ++k) res[pass][k] = fold_leaves(part + threadIdx.x + k * kThreads, p.tpr, kElems);
+        for (int k = 0; k < kPer; ++k) {
+            const int e = static_cast<int>(threadIdx.x) + k * kThreads;
+            res[pass][k] = c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+        }
         __syncthreads();
     }
 #pragma unroll
