@@ -154,9 +154,10 @@ __device__ float fold_leaves(float* P, int tpr, int stride) {
 }
 
 // Block = one 16-row tile x 8 NT columns (blockIdx.x = tile * n_cg + column group, so the column groups of a tile
-// run together and read its weights from L2); dynamic shared memory: tpr x 16 x 8 NT floats.
+// run together and read its weights from L2); dynamic shared memory: tpr x 16 x 8 NT floats. 4 blocks per SM
+// (<= 128 registers): left free, ptxas gave the 16-column instance 80 registers and spilled.
 template <int NT>
-__global__ void __launch_bounds__(kThreads) q8_mma_kernel(const Q8Params p, int n_cg) {
+__global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, int n_cg) {
     extern __shared__ float part[];
     constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kThreads;
     const int64_t o0 = static_cast<int64_t>(blockIdx.x / n_cg) * kRows;
