@@ -4,8 +4,9 @@
 #      copies run the dp4a kernel with 16-column groups), including CudaQ8MatvecMma (the tensor-core kernel bit for
 #      bit against the dp4a kernel)
 #   2. `orcd bench --batch` on synth Q4_K_M files of PRESETS, the same binary twice: with ORCD_Q8_MMA_MIN_COLS=1000000
-#      (the dp4a kernel at every batch: the baseline) on DP4A_BATCHES, then by default (batches of 16 and more on
-#      tensor cores) on MMA_BATCHES; ROUNDS rounds each
+#      (the dp4a kernel at every batch: the baseline) on DP4A_BATCHES, then with ORCD_Q8_MMA_MIN_COLS=MMA_MIN (default
+#      16, the kernel's default threshold: batches of MMA_MIN and more on tensor cores) on MMA_BATCHES; ROUNDS rounds
+#      each
 # Logs and the bench JSON go under $OUT.
 set -uo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}
@@ -14,6 +15,7 @@ PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 TESTS=${TESTS-"CudaBatch|CudaQ8Matvec|CudaBackendE2E"}
 DP4A_BATCHES=${DP4A_BATCHES:-1,8,16,64}
 MMA_BATCHES=${MMA_BATCHES:-16,64}
+MMA_MIN=${MMA_MIN:-16}
 ROUNDS=${ROUNDS:-2}
 vocab_dir=$(cd .. && pwd)/shared/models/vocab
 [ -d "$vocab_dir" ] || vocab_dir=.carry/shared/models/vocab
@@ -37,8 +39,8 @@ for preset in $PRESETS; do
   ORCD_Q8_MMA_MIN_COLS=1000000 $orcd bench -m "$f" --device cuda --batch "$DP4A_BATCHES" -p 100 -n 128 -r "$ROUNDS" \
     --json | tee "$OUT/batch-$preset-dp4a.json"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  echo "--- $preset Q4_K_M: default (tensor cores from 16 columns), --batch $MMA_BATCHES"
-  $orcd bench -m "$f" --device cuda --batch "$MMA_BATCHES" -p 100 -n 128 -r "$ROUNDS" --json \
+  echo "--- $preset Q4_K_M: tensor cores from $MMA_MIN columns, --batch $MMA_BATCHES"
+  ORCD_Q8_MMA_MIN_COLS=$MMA_MIN $orcd bench -m "$f" --device cuda --batch "$MMA_BATCHES" -p 100 -n 128 -r "$ROUNDS" --json \
     | tee "$OUT/batch-$preset-mma.json"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
