@@ -5,7 +5,7 @@
 #      bit against the dp4a kernel)
 #   2. `orcd bench --batch` on synth Q4_K_M files of PRESETS, the same binary twice: with ORCD_Q8_MMA_MIN_COLS=1000000
 #      (the dp4a kernel at every batch: the baseline) on DP4A_BATCHES, then with ORCD_Q8_MMA_MIN_COLS=MMA_MIN (default
-#      16, the kernel's default threshold: batches of MMA_MIN and more on tensor cores) on MMA_BATCHES; ROUNDS rounds
+#      16; the kernel's own default is 64: batches of MMA_MIN and more on tensor cores) on MMA_BATCHES; ROUNDS rounds
 #      each
 # Logs and the bench JSON go under $OUT.
 set -uo pipefail

@@ -1,5 +1,5 @@
-// The tensor-core int8 matvec (matvec_q8_mma.cu, batches of 16 columns and more) against the dp4a kernel bit for
-// bit: every column of a batch must equal that column run alone (n_cols = 1, always the dp4a kernel, itself checked
+// The tensor-core int8 matvec (matvec_q8_mma.cu, forced here at every batch size) against the dp4a kernel bit for
+// bit: every column of a batch must equal that column run alone (n_cols = 1, the dp4a kernel, itself checked
 // against the CPU's int8 matmul in test_matvec_q8.cpp). Covers every type with a q8 kernel, ragged row tiles (rows not
 // a multiple of 16) and column groups (batches not a multiple of the block's columns), each epilogue, sources of
 // mixed types, and every reduction shape (threads per row 16 .. 256, which decide the summation order). Each case
@@ -25,7 +25,7 @@ struct Case {
     std::vector<std::pair<TensorType, int64_t>> srcs;  // type, rows
     int64_t cols;
     MatvecEpilogue epilogue;
-    bool mma;  // whether batches of 16 and more must take the mma kernel (false: tiles that mix types)
+    bool mma;  // whether the batches must take the mma kernel (false: tiles that mix types)
 };
 
 std::vector<uint8_t> random_rows(std::mt19937_64& rng, TensorType type, int64_t rows, int64_t cols) {
@@ -64,6 +64,7 @@ void check(const Case& c, std::mt19937_64& rng) {
     op.epilogue = c.epilogue;
     op.y = dy.get();
     op.y_stride = n_out;
+    op.mma_min_cols = 1;  // the tensor-core kernel at every batch size below (the default threshold is higher)
     auto reset_y = [&] {
         if (c.epilogue == MatvecEpilogue::Accumulate) {
             dy.upload(y0);
@@ -77,13 +78,14 @@ void check(const Case& c, std::mt19937_64& rng) {
     for (int col = 0; col < kMax; ++col) {
         Q8Matvec one = op;
         one.n_cols = 1;
+        one.mma_min_cols = 0;  // the default: the dp4a kernel for one column
         one.x = q8_vector_at(dq.get() + col * qbytes, c.cols);
         one.y = dy.get() + col * n_out;
         ASSERT_FALSE(q8_matvec_uses_mma(one));
         q8_matvec(one, nullptr);
     }
     const std::vector<float> alone = dy.download();
-    for (const int B : {16, 17, 40, 64, 70}) {
+    for (const int B : {1, 3, 16, 17, 40, 64, 70}) {
         op.n_cols = B;
         EXPECT_EQ(q8_matvec_uses_mma(op), c.mma) << "B " << B;
         reset_y();

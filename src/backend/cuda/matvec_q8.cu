@@ -79,7 +79,10 @@ __global__ void __launch_bounds__(kThreads)
 constexpr int kMaxNC = 16;
 constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issue 15)
 // Batches of this many columns and more run the tensor-core kernel (matvec_q8_mma.cu), the same bits per column.
-constexpr int kDefaultMmaMinCols = 16;
+// 2026-12-04 H200, Qwen2.5-0.5B-shaped Q4_K_M synth, one call, decode tok/s dp4a -> mma: B = 8 3,179 -> 1,756,
+// B = 16 4,517 -> 3,240, B = 64 7,657 -> 8,236 (the mma kernel is short of parallelism on the narrow matrices at
+// small batches: one 4-warp block per 16 rows and 32 columns).
+constexpr int kDefaultMmaMinCols = 64;
 
 using Params = Q8Params;
 
@@ -304,18 +307,19 @@ Params make_params(const Q8Matvec& op) {
     return p;
 }
 
-bool uses_mma(const Params& p) {
-    const int min_cols = tuning::q8_mma_min_columns() ? tuning::q8_mma_min_columns() : kDefaultMmaMinCols;
+bool uses_mma(const Params& p, int op_min_cols) {
+    const int tuned = tuning::q8_mma_min_columns();
+    const int min_cols = op_min_cols > 0 ? op_min_cols : tuned > 0 ? tuned : kDefaultMmaMinCols;
     return p.n_cols >= min_cols && q8_mma_can_run(p);
 }
 
 }  // namespace
 
-bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op)); }
+bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), op.mma_min_cols); }
 
 void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const Params p = make_params(op);
-    if (uses_mma(p)) {
+    if (uses_mma(p, op.mma_min_cols)) {
         q8_mma_launch(p, s);
         return;
     }

@@ -1,6 +1,6 @@
 #pragma once
-// What the two int8 matvec kernels share (matvec_q8.cu: dp4a, every batch; matvec_q8_mma.cu: tensor cores, batches of
-// q8_mma_min_columns() and more): their parameters and the mma kernel's launcher. Both compute every column's output
+// What the two int8 matvec kernels share (matvec_q8.cu: dp4a, every batch; matvec_q8_mma.cu: tensor cores, batches
+// from a threshold on): their parameters and the mma kernel's launcher. Both compute every column's output
 // bit for bit alike (matvec_q8_units.cuh, and the reduction order described in matvec_q8_mma.cu).
 #include <cstdint>
 #include <cuda_runtime_api.h>
