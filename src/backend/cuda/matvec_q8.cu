@@ -15,6 +15,8 @@
 
 #include "device/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
+#include "backend/cuda/matvec_q8_kernels.cuh"
+#include "backend/cuda/matvec_q8_units.cuh"
 #include "common/error.h"
 #include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
@@ -63,8 +65,8 @@ __global__ void __launch_bounds__(kThreads)
     if (lane % 16 == 0) s[2 * b + lane / 16] = half_sum;
 }
 
-// Each format's unit of 32 weights (q8_load decodes one, q8_dot multiplies it with one column; kQ8Units units per
-// block) is in its header (quant/formats/).
+// Each format's unit of 32 weights: q8_load (its header in quant/formats/) decodes one, Unit<T>::dp4a_value
+// (matvec_q8_units.cuh, shared with the mma kernel) multiplies it with one column; kQ8Units units per block.
 
 // ---- the matvec kernel ---------------------------------------------------------------------------------------------
 
@@ -76,22 +78,13 @@ __global__ void __launch_bounds__(kThreads)
 // column's result is bit-identical at every batch size, and the single column pays for no other.
 constexpr int kMaxNC = 16;
 constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issue 15)
+// Batches of this many columns and more run the tensor-core kernel (matvec_q8_mma.cu), the same bits per column.
+// 2026-12-04 H200, Qwen2.5-0.5B-shaped Q4_K_M synth, one call, decode tok/s dp4a -> mma: B = 8 3,179 -> 1,756,
+// B = 16 4,517 -> 3,240, B = 64 7,657 -> 8,236 (the mma kernel is short of parallelism on the narrow matrices at
+// small batches: one 4-warp block per 16 rows and 32 columns).
+constexpr int kDefaultMmaMinCols = 64;
 
-struct Params {
-    const int8_t* xq;
-    const float* xd;
-    const int32_t* xs;
-    int64_t x_stride;  // bytes between the columns' Q8Vectors (q, d and s alike)
-    int cols;
-    int n_src;
-    MatvecSource src[3];
-    int epilogue;  // MatvecEpilogue
-    float* y;
-    int64_t y_stride;
-    int64_t n_out;
-    int n_cols;
-    int tpr;  // threads per output row: 8 .. 256, a power of two
-};
+using Params = Q8Params;
 
 // This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
 // product added to the column's running sum in unit order.
@@ -114,8 +107,8 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
                 const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                acc[c] = __fadd_rn(
-                    acc[c], T::q8_dot(unit, xq + kElems * blk, xd + T::kQ8Units * blk, xs + 2 * T::kQ8Units * blk));
+                acc[c] = __fadd_rn(acc[c], q8units::Unit<T>::dp4a_value(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
+                                                                        xs + 2 * T::kQ8Units * blk, u));
             }
         }
     }
@@ -285,7 +278,10 @@ bool q8_matvec_supported(const Q8Matvec& op) {
     return true;
 }
 
-void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+namespace {
+
+// The kernel parameters of op, checked. Throws InvalidArgument / UnsupportedTensorType.
+Params make_params(const Q8Matvec& op) {
     auto bad = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, "q8_matvec: " + what); };
     if (op.n_src < 1 || op.n_src > 3) bad("needs 1 to 3 row sources, got " + std::to_string(op.n_src));
     if (op.cols <= 0 || op.cols % kQ8Block != 0) {
@@ -308,6 +304,25 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
             " outputs with an output stride of " + std::to_string(op.y_stride));
     }
     p.tpr = q8_matvec_threads_per_row(p.n_out, op.cols);
+    return p;
+}
+
+bool uses_mma(const Params& p, int op_min_cols) {
+    const int tuned = tuning::q8_mma_min_columns();
+    const int min_cols = op_min_cols > 0 ? op_min_cols : tuned > 0 ? tuned : kDefaultMmaMinCols;
+    return p.n_cols >= min_cols && q8_mma_can_run(p);
+}
+
+}  // namespace
+
+bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), op.mma_min_cols); }
+
+void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
+    const Params p = make_params(op);
+    if (uses_mma(p, op.mma_min_cols)) {
+        q8_mma_launch(p, s);
+        return;
+    }
     const int per_iter = kThreads / p.tpr;
     const int64_t iters = (p.n_out + per_iter - 1) / per_iter;
     // 8 blocks of 256 threads per SM fill it (2048 threads); beyond that blocks loop over rows.

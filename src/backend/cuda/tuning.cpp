@@ -55,6 +55,14 @@ int q8_max_columns() {
     return nc;
 }
 
+int q8_mma_min_columns() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_MIN_COLS");
+        return v && *v >= 1 && *v <= 1000000 ? static_cast<int>(*v) : 0;
+    }();
+    return n;
+}
+
 uint64_t fused_max_bytes(uint64_t fallback) {
     const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
     return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;

@@ -1,0 +1,34 @@
+#pragma once
+// What the two int8 matvec kernels share (matvec_q8.cu: dp4a, every batch; matvec_q8_mma.cu: tensor cores, batches
+// from a threshold on): their parameters and the mma kernel's launcher. Both compute every column's output
+// bit for bit alike (matvec_q8_units.cuh, and the reduction order described in matvec_q8_mma.cu).
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/matvec_common.cuh"
+
+namespace orcd::cuda {
+
+struct Q8Params {
+    const int8_t* xq;
+    const float* xd;
+    const int32_t* xs;
+    int64_t x_stride;  // bytes between the columns' Q8Vectors (q, d and s alike)
+    int cols;
+    int n_src;
+    MatvecSource src[3];
+    int epilogue;  // MatvecEpilogue
+    float* y;
+    int64_t y_stride;
+    int64_t n_out;
+    int n_cols;
+    int tpr;  // threads per output row of the dp4a kernel: 8 .. 256, a power of two (the mma kernel's leaves)
+};
+
+// Whether the mma kernel can run p: every 16-row tile of the output (and of the up half, for SwiGLU) holds rows of
+// one type (source boundaries between types fall on multiples of 16).
+bool q8_mma_can_run(const Q8Params& p);
+// Enqueues the mma kernel for p (q8_mma_can_run(p) must hold).
+void q8_mma_launch(const Q8Params& p, cudaStream_t stream);
+
+}  // namespace orcd::cuda

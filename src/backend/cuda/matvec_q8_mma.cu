@@ -1,0 +1,237 @@
+// The int8 matvec for batches (matvec_q8.h) on tensor cores: a block decodes a 16-row tile of weight units once per
+// unit and multiplies it into up to 32 columns with mma.sync m16n8k16 (s8 x s8 -> s32), instead of one __dp4a chain
+// per (row, column) that re-reads the column's activation for every row (the dp4a kernel's cost at 16 and more
+// columns: L1 wavefronts for the activation loads, docs/PERF.md "The profile that explains the gap").
+//
+// Batch invariance. A column's output must not depend on which kernel ran it (a batch below the threshold runs the
+// dp4a kernel), so this kernel reproduces the dp4a kernel's floats exactly:
+//   - per (row, column, unit) the integer sums are exact in both, and the float part is the one function both call
+//     (matvec_q8_units.cuh);
+//   - the dp4a kernel splits a row over tpr threads: thread s (a "leaf") adds units s, s + tpr, s + 2 tpr, ... in
+//     that order to 0.f; the tpr leaves are then folded by lane_group_sum (width = min(tpr, 32): level o = width / 2
+//     .. 1 adds leaf s + o into leaf s) and, when tpr > 32, the folded groups of 32 are added in order to 0.f. Here
+//     warp w computes leaves w, w + 4, ... for the whole tile in mma fragments (the same per-leaf order), writes them
+//     to shared memory, and one thread per (row, column) folds them in that same tree.
+// tpr is the dp4a kernel's (q8_matvec_threads_per_row), so the leaves are the same whatever the batch.
+#include "backend/cuda/matvec_q8_kernels.cuh"
+
+#include <algorithm>
+
+#include "backend/cuda/matvec_q8_units.cuh"
+#include "device/cuda_check.h"
+#include "quant/formats.h"
+
+namespace orcd::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kRows = 16;  // rows per tile: the mma's m
+
+// c += a * b for one m16n8k16 tile: a0 / a1 = bytes 4t .. 4t + 3 (k) of rows g / g + 8, b = k 4t .. 4t + 3 of
+// column g, c = (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1); g = lane / 4, t = lane % 4.
+__device__ __forceinline__ void mma_s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b));
+}
+
+// The leaves of one tile for format F: warp w computes leaves w, w + kWarps, ... (each as the dp4a kernel's thread
+// `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
+// row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); c0: its first column.
+template <typename F, int NT>
+__device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0, float* part) {
+    using U = q8units::Unit<F>;
+    using Block = typename F::Block;
+    constexpr int kG = U::kGroups, kI = q8units::kInts<F>, kCols = 8 * NT, kElems = kRows * kCols;
+    constexpr int kUnits = F::kQ8Units, kBlockX = kUnits * 32;  // units and activation values per weight block
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const Block* rows[2];
+    bool row_ok[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        row_ok[i] = o0 + g + 8 * i < p.n_out;
+        int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
+        const MatvecSource s = locate_source(p, r);
+        rows[i] = reinterpret_cast<const Block*>(s.w + r * s.row_bytes);
+    }
+    // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
+    const int n_units = p.cols / 32;
+    for (int leaf = warp; leaf < p.tpr; leaf += kWarps) {
+        float acc[NT][4];
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[nt][e] = 0.f;
+        }
+        for (int u = leaf; u < n_units; u += p.tpr) {
+            const int blk = u / kUnits, uu = u % kUnits;
+            uint32_t a[2][kG];
+            typename U::Scales sc[2] = {};
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                if (row_ok[i]) {
+                    U::mma_load(rows[i][blk], uu, t, a[i], sc[i]);
+                } else {
+#pragma unroll
+                    for (int gr = 0; gr < kG; ++gr) a[i][gr] = 0;
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                if (c0 + 8 * nt >= p.n_cols) break;  // n-tiles past the batch (uniform over the block)
+                const int nb = c0 + 8 * nt + g;
+                int c[kI][4];
+#pragma unroll
+                for (int q = 0; q < kI; ++q) c[q][0] = c[q][1] = c[q][2] = c[q][3] = 0;
+#pragma unroll
+                for (int gr = 0; gr < kG; ++gr) {
+                    const int off = U::x_offset(uu, gr, t);
+                    uint32_t b = 0;
+                    if (nb < p.n_cols && off >= 0) {
+                        b = *reinterpret_cast<const uint32_t*>(p.xq + nb * p.x_stride + blk * kBlockX + off);
+                    }
+                    mma_s8(c[U::kSumGroups ? 0 : gr], a[0][gr], a[1][gr], b);
+                }
+                // The n-tile's 8 columns' scale words in one load (lane 4c + k: word k of column c), then each
+                // thread takes those of its columns 2t and 2t + 1 by shuffles.
+                uint32_t word = 0;
+                {
+                    const int col = c0 + 8 * nt + lane / 4, k = lane % 4;
+                    if (col < p.n_cols && k < U::kColWords) {
+                        const int64_t off = col * p.x_stride;
+                        const auto* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
+                        const auto* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
+                        word = U::col_word(xd + kUnits * blk, xs + 2 * kUnits * blk, uu, k);
+                    }
+                }
+                typename U::ColScales cs[2];
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    uint32_t w[U::kColWords];
+#pragma unroll
+                    for (int k = 0; k < U::kColWords; ++k) w[k] = __shfl_sync(0xffffffffu, word, 4 * (2 * t + j) + k);
+                    cs[j] = U::col_from_words(w);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+#pragma unroll
+                    for (int j = 0; j < 2; ++j) {
+                        int s[kI];
+#pragma unroll
+                        for (int q = 0; q < kI; ++q) s[q] = c[q][2 * i + j];
+                        acc[nt][2 * i + j] = __fadd_rn(acc[nt][2 * i + j], U::value(sc[i], s, cs[j]));
+                    }
+                }
+            }
+        }
+        float* out = part + leaf * kElems;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+#pragma unroll
+                for (int j = 0; j < 2; ++j) out[(g + 8 * i) * kCols + 8 * nt + 2 * t + j] = acc[nt][2 * i + j];
+            }
+        }
+    }
+}
+
+// The dp4a kernel's reduction of one (row, column)'s tpr leaves, leaf s at P[s * stride] (overwritten).
+__device__ float fold_leaves(float* P, int tpr, int stride) {
+    const int width = min(tpr, 32);
+    float total = 0.f;
+    for (int g0 = 0; g0 < tpr; g0 += width) {
+        float* q = P + g0 * stride;
+        for (int o = width / 2; o > 0; o >>= 1) {
+            for (int s = 0; s < o; ++s) q[s * stride] = __fadd_rn(q[s * stride], q[(s + o) * stride]);
+        }
+        if (tpr <= 32) return q[0];
+        total = __fadd_rn(total, q[0]);
+    }
+    return total;
+}
+
+// Block = one 16-row tile x 8 NT columns (blockIdx.x = tile * n_cg + column group, so the column groups of a tile
+// run together and read its weights from L2); dynamic shared memory: tpr x 16 x 8 NT floats. 4 blocks per SM
+// (<= 128 registers): left free, ptxas gave the 16-column instance 80 registers and spilled.
+template <int NT>
+__global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, int n_cg) {
+    extern __shared__ float part[];
+    constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kThreads;
+    const int64_t o0 = static_cast<int64_t>(blockIdx.x / n_cg) * kRows;
+    const int c0 = static_cast<int>(blockIdx.x % n_cg) * kCols;
+    const bool swiglu = p.epilogue == 2;
+    float res[2][kPer];
+#pragma unroll
+    for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
+        if (pass == 1 && !swiglu) break;
+        const int64_t row0 = o0 + (pass ? p.n_out : 0);
+        int64_t r = row0;
+        const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
+        quant::visit_format(s.type, [&](auto f) {
+            if constexpr (quant::HasQ8Matvec<decltype(f)>) tile_leaves<decltype(f), NT>(p, o0, row0, c0, part);
+        });
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < kPer; ++k) {
+            const int e = static_cast<int>(threadIdx.x) + k * kThreads;
+            res[pass][k] = c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+        const int e = threadIdx.x + k * kThreads;
+        const int64_t out = o0 + e / kCols;
+        const int col = c0 + e % kCols;
+        if (out < p.n_out && col < p.n_cols) {
+            matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][k], swiglu ? res[1][k] : 0.f, p.epilogue);
+        }
+    }
+}
+
+template <int NT>
+void launch(const Q8Params& p, cudaStream_t stream) {
+    constexpr int kCols = 8 * NT;
+    const size_t smem = static_cast<size_t>(p.tpr) * kRows * kCols * sizeof(float);
+    if (smem > 48 * 1024) {  // tpr 128 and 256 (rows of more than 12,288 values): opt in once, for the largest
+        static const cudaError_t opted =
+            cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 256 * kRows * kCols * static_cast<int>(sizeof(float)));
+        ORCD_CUDA_CHECK(opted);
+    }
+    const int n_cg = (p.n_cols + kCols - 1) / kCols;
+    const int64_t tiles = (p.n_out + kRows - 1) / kRows;
+    q8_mma_kernel<NT><<<static_cast<unsigned>(tiles * n_cg), kThreads, smem, stream>>>(p, n_cg);
+    ORCD_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+bool q8_mma_can_run(const Q8Params& p) {
+    const int64_t n_cg = (p.n_cols + 7) / 8, tiles = (p.n_out + kRows - 1) / kRows;
+    if (tiles * n_cg > 0x7fffffff || p.tpr < 1 || p.tpr > 256) return false;
+    int64_t b = 0;
+    for (int i = 0; i + 1 < p.n_src; ++i) {
+        b += p.src[i].rows;
+        if (p.src[i].type == p.src[i + 1].type) continue;
+        const int64_t local = p.epilogue == 2 && b >= p.n_out ? b - p.n_out : b;
+        if (local % kRows != 0) return false;
+    }
+    return true;
+}
+
+// Columns per block: as many as keep the leaves' shared memory at 32 KiB (16 rows x tpr leaves), 8 .. 32.
+void q8_mma_launch(const Q8Params& p, cudaStream_t stream) {
+    if (p.tpr <= 16) {
+        launch<4>(p, stream);
+    } else if (p.tpr <= 32) {
+        launch<2>(p, stream);
+    } else {
+        launch<1>(p, stream);
+    }
+}
+
+}  // namespace orcd::cuda
