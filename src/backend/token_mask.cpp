@@ -1,10 +1,13 @@
 #include "backend/token_mask.h"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <limits>
 #include <vector>
 
 #include "backend/backend.h"
+#include "common/error.h"
 
 namespace orcd::backend {
 
@@ -36,10 +39,34 @@ TokenId pick_on_host(std::span<float> row, const SampleStep* sample, std::span<c
     return allowed_pick(chosen(), allowed, static_cast<uint32_t>(row.size()), [&] { return argmax_token(row); });
 }
 
-TokenId Sequence::decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) {
+namespace {
+
+std::span<const uint64_t> resolve_checked(LateTokenMask& late, uint32_t n_vocab) {
+    const std::span<const uint64_t> mask = late.resolve();
+    if (!mask.empty() && !first_allowed(mask, n_vocab)) {
+        throw Error(ErrorCode::Internal,
+                    fmt::format("step: a late token mask ({} words) allows no token of the vocabulary of {}",
+                                mask.size(), n_vocab));
+    }
+    return mask;
+}
+
+}  // namespace
+
+std::span<const uint64_t> entry_mask(const BatchEntry& e, uint32_t n_vocab) {
+    return e.allowed_later ? resolve_checked(*e.allowed_later, n_vocab) : e.allowed;
+}
+
+TokenId Sequence::decode_masked(TokenId token, const SampleStep* sample, LateTokenMask& allowed) {
     const std::span<const float> raw = decode(token);
     std::vector<float> row(raw.begin(), raw.end());
-    return pick_on_host(row, sample, allowed);
+    // Resolved once the forward pass is done, as a step resolves it.
+    return pick_on_host(row, sample, resolve_checked(allowed, static_cast<uint32_t>(row.size())));
+}
+
+TokenId Sequence::decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) {
+    ReadyTokenMask ready(allowed);
+    return decode_masked(token, sample, ready);
 }
 
 }  // namespace orcd::backend

@@ -30,6 +30,11 @@ TEST(CpuTokenMask, PicksEqualTheTestsOwnMaskedPicksOnTheSameLogits) {
     test::masked_step::check_against_reference(*b);
 }
 
+TEST(CpuTokenMask, LateMasksPickWhatReadyMasksPick) {
+    auto b = cpu();
+    test::masked_step::check_late_masks(*b);
+}
+
 TEST(CpuTokenMask, BadMasksAreRefused) {
     auto b = cpu();
     test::masked_step::check_bad_masks_refused(*b);
