@@ -195,7 +195,7 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
     int32_t* tables = staging_ + 3 * cap;
     int32_t* picked = reinterpret_cast<int32_t*>(reinterpret_cast<std::byte*>(staging_) + dec_.input_bytes());
     std::vector<std::span<const uint64_t>> masks(batch.size());  // each pick's mask, once resolved
-    size_t ei = 0;  // the first entry with columns in the current group
+    size_t ei = 0;                                               // the first entry with columns in the current group
     for (int g0 = 0; g0 < total_cols; g0 += cap) {
         const int g1 = std::min(total_cols, g0 + cap);
         const int n = g1 - g0;
