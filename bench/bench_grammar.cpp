@@ -181,7 +181,8 @@ void BM_ServedRequests(benchmark::State& state) {
                 allowed.clear();
                 for (size_t w = 0; w < mask.size(); ++w) {
                     for (uint64_t bits = mask[w]; bits; bits &= bits - 1) {
-                        const auto t = static_cast<grammar::TokenId>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+                        const auto t =
+                            static_cast<grammar::TokenId>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
                         if (s->vocab->token_class(t) == grammar::TokenClass::Bytes) allowed.push_back(t);
                     }
                 }

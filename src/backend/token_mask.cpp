@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <limits>
 #include <vector>
@@ -23,8 +24,20 @@ std::optional<TokenId> first_allowed(std::span<const uint64_t> mask, uint32_t n_
 
 void mask_logits(std::span<float> logits, std::span<const uint64_t> mask) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < logits.size(); ++i) {
-        if (!token_allowed(mask, static_cast<TokenId>(i))) logits[i] = kNegInf;
+    // A word at a time: a grammar's mask is mostly whole words of 0 (a run of -inf) or of 1 (left alone).
+    const size_t n = logits.size();
+    for (size_t w = 0; w * 64 < n; ++w) {
+        const uint64_t bits = w < mask.size() ? mask[w] : 0;
+        if (bits == ~uint64_t{0}) continue;
+        const size_t begin = w * 64, end = std::min(n, begin + 64);
+        if (bits == 0) {
+            std::fill(logits.begin() + static_cast<ptrdiff_t>(begin), logits.begin() + static_cast<ptrdiff_t>(end),
+                      kNegInf);
+            continue;
+        }
+        for (size_t i = begin; i < end; ++i) {
+            if (!((bits >> (i - begin)) & 1)) logits[i] = kNegInf;
+        }
     }
 }
 

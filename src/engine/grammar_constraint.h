@@ -13,7 +13,7 @@
 
 namespace orcd::engine {
 
-inline constexpr size_t kSharedConstraints = 16;
+inline constexpr size_t kSharedConstraints = 8;
 
 // Each token's bytes as the tokenizer writes them (byte-level BPE and SentencePiece alike: Tokenizer::append_piece);
 // end-of-generation tokens are End; control tokens and tokens without bytes are Never.
@@ -25,7 +25,8 @@ std::shared_ptr<const grammar::TokenVocabulary> grammar_vocabulary(const tokeniz
 // The same text, options and vocabulary give the same shared TokenMasker while it is among the last
 // kSharedConstraints used: its cache of per-head splits is what makes a mask cheap (a head first met costs a walk of
 // the whole vocabulary), and a server builds a constraint per request, so without sharing every request would start
-// cold. A masker is safe to share (TokenMasker::fill locks its cache; each request has its own matcher).
+// cold. A masker is safe to share (TokenMasker::fill locks its cache; each request has its own matcher). Memory: at
+// most kSharedConstraints maskers of at most TokenMasker::kMaxCachedHeads splits each.
 std::shared_ptr<grammar::TokenMasker> constraint_from_gbnf(std::string_view gbnf,
                                                            std::shared_ptr<const grammar::TokenVocabulary> vocab);
 std::shared_ptr<grammar::TokenMasker> constraint_from_json_schema(std::string_view schema,

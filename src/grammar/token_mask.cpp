@@ -60,8 +60,9 @@ private:
 
 }  // namespace
 
-TokenMasker::TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab)
-    : grammar_(std::move(grammar)), vocab_(std::move(vocab)) {}
+TokenMasker::TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                         size_t max_cached_heads)
+    : grammar_(std::move(grammar)), vocab_(std::move(vocab)), max_cached_heads_(max_cached_heads) {}
 
 std::unique_ptr<const TokenMasker::PositionSplit> TokenMasker::compute_split(const std::vector<uint32_t>& head,
                                                                              bool whole) const {
@@ -126,9 +127,18 @@ const TokenMasker::PositionSplit& TokenMasker::split_for(const StackSpace& space
     Slot* slot = nullptr;
     {
         std::lock_guard lock(mu_);
-        auto& s = cache_[key];
-        if (!s) s = std::make_unique<Slot>();
-        slot = s.get();
+        auto it = cache_.find(key);
+        if (it == cache_.end() && cache_.size() < max_cached_heads_) {
+            it = cache_.emplace(std::move(key), std::make_unique<Slot>()).first;
+        }
+        if (it != cache_.end()) slot = it->second.get();
+    }
+    if (!slot) {
+        // The cache is full: this head's split serves the caller's current mask only (fill uses it before it asks
+        // for the next one).
+        thread_local std::unique_ptr<const PositionSplit> uncached;
+        uncached = compute_split(head, whole);
+        return *uncached;
     }
     // Outside the lock: other heads' masks go on while this one walks the vocabulary. A walk that throws leaves the
     // slot empty for the next caller to try again.

@@ -28,8 +28,12 @@ namespace orcd::grammar {
 class TokenMasker {
 public:
     static constexpr size_t kHeadFrames = 8;
+    // Heads whose split is kept by default (each holds a bitset of the vocabulary: ~19 KB at 152k tokens, so ~80 MB in all).
+    // A head met once the cache is full is computed for that mask alone: masks stay exact, memory stays bounded.
+    static constexpr size_t kMaxCachedHeads = 4096;
 
-    TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
+    TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                size_t max_cached_heads = kMaxCachedHeads);
 
     // mask is resized to ceil(vocab size / 64) words; bit t (word t/64, bit t%64) is set when token t may follow the
     // matcher's bytes. Safe to call from several threads at once with different matchers: a head's split is
@@ -63,6 +67,7 @@ private:
 
     std::shared_ptr<const Grammar> grammar_;
     std::shared_ptr<const TokenVocabulary> vocab_;
+    size_t max_cached_heads_;
     mutable std::mutex mu_;
     // Keyed by the head's positions as bytes; the map is guarded by mu_, a slot's split by its once flag; slots
     // never move.

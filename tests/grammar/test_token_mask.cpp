@@ -111,6 +111,10 @@ TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
     auto g = std::make_shared<const Grammar>(compile_json_schema(kSchema));
     TokenMasker masker(g, vocab);
     for (uint32_t seed = 1; seed <= 20; ++seed) check_walk(masker, g, seed, 60);
+    // With room for only two heads, the rest are computed per mask and not kept: the masks are the same.
+    TokenMasker small_cache(g, vocab, 2);
+    for (uint32_t seed = 1; seed <= 5; ++seed) check_walk(small_cache, g, seed, 60);
+    EXPECT_EQ(small_cache.cached_positions(), 2u);
     auto gb = std::make_shared<const Grammar>(parse_gbnf("root ::= (\"ab\" | [0-9]+ \",\")* \"}\"\n"));
     TokenMasker m2(gb, vocab);
     for (uint32_t seed = 1; seed <= 5; ++seed) check_walk(m2, gb, seed, 40);
