@@ -80,7 +80,8 @@ public:
 
 private:
     TokenId pick(std::span<const float> logits);
-    // The grammar's allowed tokens in the matcher's state, into mask_ (InvalidArgument when there are none).
+    // The grammar's allowed tokens in the matcher's state, into mask_ (InvalidArgument when there are none). Runs on
+    // a mask worker between entry() and accept() (late_mask_), or on the caller's thread for a host pick.
     std::span<const uint64_t> allowed_tokens();
     void take(TokenId token);
     void emit(const std::string& text);  // final text: into the result and to on_text
