@@ -135,6 +135,70 @@ void BM_MaskNewHead(benchmark::State& state) {
 }
 BENCHMARK(BM_MaskNewHead)->Unit(benchmark::kMillisecond);
 
+// What a server pays per step: requests one after another under bench/grammar_load_schema.json (the device step's
+// schema, strings unbounded), 128 tokens each, every step's mask computed as Generation does (TokenMasker::fill) and
+// then a token picked among the allowed ones (seeded per request: a stand-in for a random-weight model). range(0):
+// 1 = the requests share one masker (engine::constraint_from_json_schema's cache, as the server now does), 0 = a
+// fresh masker per request (as the server did before: every request met every head cold). Counters: mean mask time
+// per step over all requests, over the first request (cold), over the later ones, and the worst step.
+void BM_ServedRequests(benchmark::State& state) {
+    const Setup* s = setup();
+    if (!s) {
+        state.SkipWithError("no shared Qwen2.5 vocabulary");
+        return;
+    }
+    std::ifstream in(fs::path(ORCD_SOURCE_DIR) / "bench/grammar_load_schema.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string schema = ss.str();
+    const bool shared = state.range(0) != 0;
+    constexpr int kRequests = 6, kTokens = 128;
+    double first = 0, later = 0, worst = 0;
+    int64_t first_steps = 0, later_steps = 0;
+    for (auto _ : state) {
+        std::shared_ptr<grammar::TokenMasker> one;
+        if (shared) {
+            // A text no other run used, so the first request starts cold as a server's first request does.
+            one = std::make_shared<grammar::TokenMasker>(
+                std::make_shared<const grammar::Grammar>(grammar::compile_json_schema(schema)), s->vocab);
+        }
+        for (int r = 0; r < kRequests; ++r) {
+            std::shared_ptr<grammar::TokenMasker> masker =
+                shared ? one
+                       : std::make_shared<grammar::TokenMasker>(
+                             std::make_shared<const grammar::Grammar>(grammar::compile_json_schema(schema)), s->vocab);
+            grammar::Matcher m(masker->grammar());
+            std::mt19937 rng(static_cast<uint32_t>(r + 1));
+            std::vector<uint64_t> mask;
+            std::vector<grammar::TokenId> allowed;
+            for (int step = 0; step < kTokens && m.can_continue(); ++step) {
+                const auto t0 = std::chrono::steady_clock::now();
+                masker->fill(m, mask);
+                const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                (r == 0 ? first : later) += dt;
+                ++(r == 0 ? first_steps : later_steps);
+                worst = std::max(worst, dt);
+                allowed.clear();
+                for (size_t w = 0; w < mask.size(); ++w) {
+                    for (uint64_t bits = mask[w]; bits; bits &= bits - 1) {
+                        const auto t =
+                            static_cast<grammar::TokenId>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+                        if (s->vocab->token_class(t) == grammar::TokenClass::Bytes) allowed.push_back(t);
+                    }
+                }
+                if (allowed.empty()) break;
+                m.advance(s->vocab->bytes(allowed[rng() % allowed.size()]));
+            }
+        }
+    }
+    const auto n = static_cast<double>(first_steps + later_steps);
+    state.counters["us_per_step"] = (first + later) / n * 1e6;
+    state.counters["first_request_us_per_step"] = first / static_cast<double>(first_steps) * 1e6;
+    state.counters["later_requests_us_per_step"] = later / static_cast<double>(later_steps) * 1e6;
+    state.counters["worst_step_ms"] = worst * 1e3;
+}
+BENCHMARK(BM_ServedRequests)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
+
 // Compile (schema text -> GBNF -> automaton) of every corpus schema; the counter is the median over the corpus.
 void BM_CompileCorpus(benchmark::State& state) {
     std::vector<std::string> schemas;

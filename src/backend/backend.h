@@ -36,6 +36,20 @@ struct SequenceOptions {
     KvCacheType kv_type = KvCacheType::F32;
 };
 
+// A token mask that may still be being computed when a step starts (BatchEntry::allowed_later): a constrained
+// sequence's mask depends only on its output so far, so it can be computed while the step's forward pass runs. The
+// backend calls resolve() once per step, after it has started the forward pass (CUDA: the decode kernels enqueued)
+// and before the entry's pick, from the thread that called step().
+class LateTokenMask {
+public:
+    virtual ~LateTokenMask() = default;
+    // The mask, in the form of BatchEntry::allowed, waiting for it if it is still being computed. Empty: this step's
+    // pick is not constrained (the source reports its own failure to its owner; the pick is then not used). A
+    // non-empty mask must allow some token of the vocabulary; this is checked when it is resolved, after the step
+    // has written the KV, and a violation is an Internal error.
+    virtual std::span<const uint64_t> resolve() = 0;
+};
+
 class Sequence {
 public:
     virtual ~Sequence() = default;
@@ -57,9 +71,13 @@ public:
     // on a device overrides this to run the chain there, so only the token crosses to the host; it picks what the
     // host chain picks for the same u, except where u lies within f32 rounding of a cumulative boundary.
     virtual TokenId decode_sample(TokenId token, const SampleStep& step) { return sample_on_host(decode(token), step); }
-    // decode_greedy (sample null) or decode_sample(token, *sample) picking only among the tokens of `allowed` (a
-    // non-empty token mask, BatchEntry::allowed): the pick Backend::step makes for such an entry. The default masks
-    // the logits of decode(token) on the host; a backend that keeps the logits on a device masks them there.
+    // decode_greedy (sample null) or decode_sample(token, *sample) picking only among the tokens of the mask that
+    // `allowed` resolves to (BatchEntry::allowed_later: resolved once, after the forward pass is under way): the
+    // pick Backend::step makes for such an entry. The default resolves it after decode(token) and masks the logits
+    // on the host; a backend that keeps the logits on a device masks them there.
+    virtual TokenId decode_masked(TokenId token, const SampleStep* sample, LateTokenMask& allowed);
+    // The same with a mask that is ready now (BatchEntry::allowed: non-empty, allowing some token). The default
+    // resolves it as a ready LateTokenMask.
     virtual TokenId decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed);
     // Forgets every position (the cache memory is kept).
     virtual void reset() = 0;
@@ -131,6 +149,9 @@ struct BatchEntry {
     // constrained sequence crosses only its token id; an entry without a mask pays nothing. Must allow at least one
     // token of the vocabulary, and stay valid during step().
     std::span<const uint64_t> allowed;
+    // Argmax / Sample only, instead of `allowed`: the mask resolved late (LateTokenMask); must stay valid during
+    // step().
+    LateTokenMask* allowed_later = nullptr;
 };
 
 struct BatchResult {

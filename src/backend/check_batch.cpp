@@ -29,6 +29,12 @@ void check_batch_entries(const KvPool& pool, std::span<const BatchEntry> batch, 
                             fmt::format("token id {} is outside the vocabulary of {}", t, n_vocab));
             }
         }
+        if (e.allowed_later && (!e.allowed.empty() || (e.want != Want::Argmax && e.want != Want::Sample))) {
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("step: entry {}: a late token mask is for a pick (Argmax or Sample) without "
+                                    "`allowed`",
+                                    i));
+        }
         if (!e.allowed.empty()) {
             if (e.want != Want::Argmax && e.want != Want::Sample) {
                 throw Error(

@@ -59,7 +59,7 @@ void PagedSequence::check_fits(size_t n_tokens) const {
 }
 
 BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample,
-                               std::span<const uint64_t> allowed) {
+                               std::span<const uint64_t> allowed, LateTokenMask* allowed_later) {
     check_fits(tokens.size());
     BatchEntry e;
     e.tokens = tokens;
@@ -69,6 +69,7 @@ BatchResult PagedSequence::run(std::span<const TokenId> tokens, Phase phase, Wan
     e.want = want;
     if (sample) e.sample = *sample;
     e.allowed = allowed;
+    e.allowed_later = allowed_later;
     BatchResult r;
     backend_.step(*pool_, std::span(&e, 1), std::span(&r, 1));
     n_past_ += static_cast<uint32_t>(tokens.size());
@@ -120,6 +121,11 @@ TokenId PagedSequence::decode_sample(TokenId token, const SampleStep& step) {
 
 TokenId PagedSequence::decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) {
     return run(std::span(&token, 1), Phase::Generated, sample ? Want::Sample : Want::Argmax, sample, allowed).token;
+}
+
+TokenId PagedSequence::decode_masked(TokenId token, const SampleStep* sample, LateTokenMask& allowed) {
+    return run(std::span(&token, 1), Phase::Generated, sample ? Want::Sample : Want::Argmax, sample, {}, &allowed)
+        .token;
 }
 
 }  // namespace orcd::backend

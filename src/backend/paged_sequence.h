@@ -18,6 +18,7 @@ public:
     std::span<const float> decode(TokenId token) override;
     TokenId decode_greedy(TokenId token) override;
     TokenId decode_sample(TokenId token, const SampleStep& step) override;
+    TokenId decode_masked(TokenId token, const SampleStep* sample, LateTokenMask& allowed) override;
     TokenId decode_masked(TokenId token, const SampleStep* sample, std::span<const uint64_t> allowed) override;
     void reset() override { n_past_ = 0; }
     uint32_t n_past() const override { return n_past_; }
@@ -31,7 +32,7 @@ private:
     // ContextOverflow unless n_tokens more positions fit after n_past().
     void check_fits(size_t n_tokens) const;
     BatchResult run(std::span<const TokenId> tokens, Phase phase, Want want, const SampleStep* sample = nullptr,
-                    std::span<const uint64_t> allowed = {});
+                    std::span<const uint64_t> allowed = {}, LateTokenMask* allowed_later = nullptr);
 
     Backend& backend_;
     uint32_t n_ctx_;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 
+#include "backend/backend.h"
 #include "backend/sample_chain.h"
 
 namespace orcd::backend {
@@ -34,6 +35,22 @@ TokenId allowed_pick(TokenId picked, std::span<const uint64_t> mask, uint32_t n_
     if (token_allowed(mask, best)) return best;
     return first_allowed(mask, n_vocab).value_or(0);
 }
+
+// The mask of a pick entry: `allowed`, or what `allowed_later` resolves to. Call it once per entry and step, where
+// the backend's protocol says (after the forward pass is started, before the pick): resolving may wait for the
+// mask's computation. A resolved mask that is not empty must allow a token below n_vocab (Internal otherwise: the
+// KV is already written, so this is the source's bug, not the caller's input).
+std::span<const uint64_t> entry_mask(const BatchEntry& e, uint32_t n_vocab);
+
+// A LateTokenMask that is ready from the start (the span form of Sequence::decode_masked).
+class ReadyTokenMask final : public LateTokenMask {
+public:
+    explicit ReadyTokenMask(std::span<const uint64_t> mask) : mask_(mask) {}
+    std::span<const uint64_t> resolve() override { return mask_; }
+
+private:
+    std::span<const uint64_t> mask_;
+};
 
 // A pick on a host row: argmax_token (sample null) or sample_on_host(*sample), with `allowed` (when non-empty)
 // applied to the row in place first and the pick repaired as above. The CPU backend's step and the default

@@ -84,6 +84,7 @@ Generation::Generation(const tokenizer::Tokenizer& tokenizer, const GenerateRequ
                                     gvocab_->size(), vocab_.size()));
         }
         matcher_.emplace(request.constraint->grammar());
+        late_mask_ = std::make_unique<LateMask>([this] { return allowed_tokens(); });
     }
     host_logits_ = sampler_.adjusts_logits() || static_cast<bool>(request.on_logprobs);
     result_.seed = sampler_.seed();
@@ -124,7 +125,11 @@ backend::BatchEntry Generation::entry(const Feed& feed) {
     e.phase = feed.phase;
     e.want = feed.want;
     if (feed.want == Want::Sample) e.sample = sampler_.step(tokens_);
-    if (matcher_ && (feed.want == Want::Argmax || feed.want == Want::Sample)) e.allowed = allowed_tokens();
+    if (matcher_ && (feed.want == Want::Argmax || feed.want == Want::Sample)) {
+        // The matcher stays as it is until accept(), which waits for this computation first.
+        late_mask_->start();
+        e.allowed_later = late_mask_.get();
+    }
     return e;
 }
 
@@ -168,6 +173,8 @@ void Generation::accept(const Feed& feed, const backend::BatchResult& result) {
                                 computed_));
     }
     computed_ = feed.end;
+    // The pick's mask is done (a failed one throws its error here: the pick, made without it, is not used).
+    if (late_mask_) late_mask_->finish();
     switch (feed.want) {
         case Want::Nothing: return;
         case Want::Logits: take(pick(result.logits)); return;
@@ -210,6 +217,14 @@ void Generation::take(TokenId tok) {
 
 void Generation::cancel() {
     if (done_) return;
+    if (late_mask_) {
+        try {
+            late_mask_->finish();
+        } catch (const Error&) {
+            // The pending pick's mask failed (no token can continue the grammar); the pick is dropped with the
+            // generation, so there is nothing left for that error to stop.
+        }
+    }
     result_.stop_reason = StopReason::Cancelled;
     done_ = true;
 }

@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "backend/paged_sequence.h"
 #include "engine/generator.h"
+#include "engine/late_mask.h"
 #include "engine/sampler.h"
 #include "grammar/matcher.h"
 #include "tokenizer/detokenizer.h"
@@ -50,7 +51,9 @@ public:
     // a Sequence whose prefill splits it itself at the same boundaries. Only while !done().
     Feed next(uint32_t chunk = backend::PagedSequence::kPrefillChunk) const;
     // The batch entry for `feed` (pages left to the caller). Want::Sample takes this step's draw from the seeded
-    // sampler here, so call it exactly once per feed that runs. The entry's spans stay valid until accept().
+    // sampler here, so call it exactly once per feed that runs. The entry's spans stay valid until accept(). A
+    // constrained pick's mask starts computing here, on the shared mask workers (late_mask.h), and the entry carries
+    // it as BatchEntry::allowed_later for the backend to resolve once the forward pass is under way.
     backend::BatchEntry entry(const Feed& feed);
     // The step ran `feed` (its KV is written) and gave `result`. When the feed ends at a pick, picks the token (on
     // the host from logits, or the backend's id), streams its text and applies the end conditions.
@@ -77,7 +80,8 @@ public:
 
 private:
     TokenId pick(std::span<const float> logits);
-    // The grammar's allowed tokens in the matcher's state, into mask_ (InvalidArgument when there are none).
+    // The grammar's allowed tokens in the matcher's state, into mask_ (InvalidArgument when there are none). Runs on
+    // a mask worker between entry() and accept() (late_mask_), or on the caller's thread for a host pick.
     std::span<const uint64_t> allowed_tokens();
     void take(TokenId token);
     void emit(const std::string& text);  // final text: into the result and to on_text
@@ -109,6 +113,9 @@ private:
     using Clock = std::chrono::steady_clock;
     std::optional<Clock::time_point> t0_;       // the first entry
     std::optional<Clock::time_point> t_first_;  // the first generated token
+    // The mask of the pending pick (computes allowed_tokens() into mask_). The last member: destroyed first, so a
+    // computation still under way ends before anything it reads goes.
+    std::unique_ptr<LateMask> late_mask_;
 };
 
 }  // namespace orcd::engine

@@ -102,9 +102,9 @@ GenerateResult Generator::generate(backend::Sequence& seq, const GenerateRequest
             res.logits = seq.prefill(e.tokens);
         } else if (e.tokens.size() != 1) {
             throw Error(ErrorCode::Internal, "Generator: a replay of generated tokens outside a scheduler");
-        } else if (!e.allowed.empty()) {
+        } else if (e.allowed_later) {
             const backend::SampleStep* sample = e.want == backend::Want::Sample ? &e.sample : nullptr;
-            res.token = seq.decode_masked(e.tokens[0], sample, e.allowed);
+            res.token = seq.decode_masked(e.tokens[0], sample, *e.allowed_later);
         } else if (e.want == backend::Want::Argmax) {
             res.token = seq.decode_greedy(e.tokens[0]);
         } else if (e.want == backend::Want::Sample) {

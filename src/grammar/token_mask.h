@@ -11,6 +11,7 @@
 // would depend on context.
 //
 // Control tokens are never allowed; end-of-generation tokens are allowed exactly when the grammar is complete.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,11 +28,17 @@ namespace orcd::grammar {
 class TokenMasker {
 public:
     static constexpr size_t kHeadFrames = 8;
+    // Heads whose split is kept by default (each holds a bitset of the vocabulary: ~19 KB at 152k tokens, so ~80 MB in all).
+    // A head met once the cache is full is computed for that mask alone: masks stay exact, memory stays bounded.
+    static constexpr size_t kMaxCachedHeads = 4096;
 
-    TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab);
+    TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenVocabulary> vocab,
+                size_t max_cached_heads = kMaxCachedHeads);
 
     // mask is resized to ceil(vocab size / 64) words; bit t (word t/64, bit t%64) is set when token t may follow the
-    // matcher's bytes. Safe to call from several threads with different matchers (the cache is locked).
+    // matcher's bytes. Safe to call from several threads at once with different matchers: a head's split is
+    // computed outside the cache's lock, once (a second caller of the same new head waits for the first), so masks
+    // of heads already cached never wait for a walk of the vocabulary.
     void fill(const Matcher& matcher, std::vector<uint64_t>& mask);
 
     const TokenVocabulary& vocabulary() const { return *vocab_; }
@@ -46,18 +53,25 @@ private:
         std::vector<TokenId> uncertain;       // in byte order
         std::vector<uint32_t> uncertain_lcp;  // common prefix length with the previous uncertain token
     };
+    // A cache slot: computed once (call_once), read without the lock afterwards; `ready` is published after the
+    // split is complete, for the counters that look at every slot.
+    struct Slot {
+        std::once_flag once;
+        std::unique_ptr<const PositionSplit> split;
+        std::atomic<const PositionSplit*> ready{nullptr};
+    };
     const PositionSplit& split_for(const StackSpace& space, const Stack& stack);
-    std::unique_ptr<PositionSplit> compute_split(const std::vector<uint32_t>& head, bool whole);
+    std::unique_ptr<const PositionSplit> compute_split(const std::vector<uint32_t>& head, bool whole) const;
     void check_uncertain(StackSpace& space, const Stack& stack, const PositionSplit& split,
-                         std::vector<uint64_t>& mask);
+                         std::vector<uint64_t>& mask) const;
 
     std::shared_ptr<const Grammar> grammar_;
     std::shared_ptr<const TokenVocabulary> vocab_;
+    size_t max_cached_heads_;
     mutable std::mutex mu_;
-    StackSpace precompute_space_;  // guarded by mu_
-    // Keyed by the head's positions as bytes; guarded by mu_; entries never move.
-    std::unordered_map<std::string, std::unique_ptr<PositionSplit>> cache_;
-    std::vector<std::vector<Stack>> levels_;  // scratch of compute_split, guarded by mu_
+    // Keyed by the head's positions as bytes; the map is guarded by mu_, a slot's split by its once flag; slots
+    // never move.
+    std::unordered_map<std::string, std::unique_ptr<Slot>> cache_;
 };
 
 }  // namespace orcd::grammar

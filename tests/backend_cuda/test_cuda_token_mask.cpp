@@ -29,6 +29,11 @@ TEST_P(CudaTokenMask, PicksEqualTheTestsOwnMaskedPicksOnTheSameLogits) {
     test::masked_step::check_against_reference(*gpu());
 }
 
+TEST_P(CudaTokenMask, LateMasksPickWhatReadyMasksPick) {
+    ORCD_SKIP_WITHOUT_GPU();
+    test::masked_step::check_late_masks(*gpu());
+}
+
 TEST_P(CudaTokenMask, BadMasksAreRefusedAndASingleAllowedTokenIsPicked) {
     ORCD_SKIP_WITHOUT_GPU();
     test::masked_step::check_bad_masks_refused(*gpu());

@@ -5,6 +5,7 @@
 //   unconstrained ones' picks are those they make alone (a mask costs its neighbours nothing, not even a change);
 // - every pick is an allowed token, and equals the pick the test computes itself from the same sequence's plain
 //   logits (the largest allowed logit, or the host chain on a copy whose disallowed logits are -inf);
+// - a mask resolved late (BatchEntry::allowed_later) is resolved once per step and gives the same picks;
 // - bad masks are refused before anything runs.
 #include <gtest/gtest.h>
 
@@ -80,10 +81,22 @@ inline std::vector<TokenId> prompt_of(int seq, uint32_t n_vocab) {
     return p;
 }
 
+// A late mask (BatchEntry::allowed_later) that hands out a given mask and counts how often it was resolved.
+class CountingLateMask final : public backend::LateTokenMask {
+public:
+    std::span<const uint64_t> resolve() override {
+        ++resolved;
+        return mask;
+    }
+    std::span<const uint64_t> mask;
+    int resolved = 0;
+};
+
 // Runs sequences 0 .. n-1 together (prefill, then kSteps picks); sequence 0 is constrained by plan.mask when
-// `constrain`. Returns each sequence's picks. Each sequence owns pages [16 s, 16 s + 16) of a fresh pool.
+// `constrain`, given as BatchEntry::allowed or (`late`) as a late mask, which must be resolved exactly once per step.
+// Returns each sequence's picks. Each sequence owns pages [16 s, 16 s + 16) of a fresh pool.
 inline std::vector<std::vector<TokenId>> run(backend::Backend& b, const std::vector<int>& seqs, const Plan& plan,
-                                             bool constrain) {
+                                             bool constrain, bool late = false) {
     auto pool = b.new_kv_pool({.num_pages = 16 * 8, .page_size = kPage});
     const uint32_t V = b.n_vocab();
     std::vector<std::vector<TokenId>> prompts, picks(seqs.size());
@@ -102,6 +115,7 @@ inline std::vector<std::vector<TokenId>> run(backend::Backend& b, const std::vec
     b.step(*pool, es, r);
     std::vector<TokenId> last(seqs.size());
     for (size_t i = 0; i < seqs.size(); ++i) last[i] = r[i].token;
+    CountingLateMask late_mask;
     for (int step = 0; step < kSteps; ++step) {
         es.clear();
         for (size_t i = 0; i < seqs.size(); ++i) {
@@ -111,10 +125,21 @@ inline std::vector<std::vector<TokenId>> run(backend::Backend& b, const std::vec
                          .phase = Phase::Generated,
                          .want = plan.want[step],
                          .sample = plan.sample[step]};
-            if (constrain && seqs[i] == 0) e.allowed = plan.mask[step];
+            if (constrain && seqs[i] == 0) {
+                if (late) {
+                    late_mask.mask = plan.mask[step];
+                    e.allowed_later = &late_mask;
+                } else {
+                    e.allowed = plan.mask[step];
+                }
+            }
             es.push_back(e);
         }
+        const int resolved_before = late_mask.resolved;
         b.step(*pool, es, r);
+        if (constrain && late) {
+            EXPECT_EQ(late_mask.resolved, resolved_before + 1) << "step " << step;
+        }
         for (size_t i = 0; i < seqs.size(); ++i) picks[i].push_back(last[i] = r[i].token);
     }
     return picks;
@@ -177,6 +202,31 @@ inline void check_batch_invariance(backend::Backend& b) {
     }
 }
 
+// A late mask gives the picks the same mask given up front gives, alone and among free sequences.
+inline void check_late_masks(backend::Backend& b) {
+    const Plan plan = make_plan(b.n_vocab(), 13);
+    EXPECT_EQ(run(b, {0}, plan, true, true)[0], run(b, {0}, plan, true)[0]);
+    const auto late = run(b, {2, 0, 1}, plan, true, true);
+    const auto ready = run(b, {2, 0, 1}, plan, true);
+    EXPECT_EQ(late, ready);
+    // On a prompt's last row too (the CUDA backend's tensor-core prefill resolves it after enqueuing the prefill).
+    auto pool = b.new_kv_pool({.num_pages = 4, .page_size = kPage});
+    const std::vector<TokenId> prompt = prompt_of(0, b.n_vocab());
+    const std::vector<uint32_t> pages = {0, 1};
+    std::vector<uint64_t> only_5((b.n_vocab() + 63) / 64, 0);
+    only_5[0] = uint64_t{1} << 5;
+    for (const Want want : {Want::Argmax, Want::Sample}) {
+        CountingLateMask m;
+        m.mask = only_5;
+        BatchEntry e{.tokens = prompt, .pages = pages, .want = want, .allowed_later = &m};
+        e.sample.u = 0.5;
+        BatchResult r;
+        b.step(*pool, std::span(&e, 1), std::span(&r, 1));
+        EXPECT_EQ(r.token, 5);
+        EXPECT_EQ(m.resolved, 1);
+    }
+}
+
 inline void check_against_reference(backend::Backend& b) {
     const Plan plan = make_plan(b.n_vocab(), 9);
     EXPECT_EQ(run(b, {0}, plan, true)[0], reference_picks(b, plan));
@@ -205,6 +255,12 @@ inline void check_bad_masks_refused(backend::Backend& b) {
     refuses({.tokens = prompt, .pages = pages, .want = Want::Logits, .allowed = some}, "only to a pick");
     refuses({.tokens = prompt, .pages = pages, .want = Want::Argmax, .allowed = none}, "allows no token");
     refuses({.tokens = prompt, .pages = pages, .want = Want::Argmax, .allowed = past_vocab}, "allows no token");
+    CountingLateMask late;
+    late.mask = some;
+    refuses({.tokens = prompt, .pages = pages, .want = Want::Logits, .allowed_later = &late}, "late token mask");
+    refuses({.tokens = prompt, .pages = pages, .want = Want::Argmax, .allowed = some, .allowed_later = &late},
+            "late token mask");
+    EXPECT_EQ(late.resolved, 0) << "resolved although the entry was refused";
     // A mask that allows only token 0 makes it the pick, on a prompt's last row as on a decoded token's.
     for (const Want want : {Want::Argmax, Want::Sample}) {
         BatchEntry ok{.tokens = prompt, .pages = pages, .want = want, .allowed = some};

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "../engine/tiny_models.h"
@@ -28,6 +29,11 @@ TEST(CpuTokenMask, ConstrainedPicksAreTheSameAloneAndAmongFreeSequences) {
 TEST(CpuTokenMask, PicksEqualTheTestsOwnMaskedPicksOnTheSameLogits) {
     auto b = cpu();
     test::masked_step::check_against_reference(*b);
+}
+
+TEST(CpuTokenMask, LateMasksPickWhatReadyMasksPick) {
+    auto b = cpu();
+    test::masked_step::check_late_masks(*b);
 }
 
 TEST(CpuTokenMask, BadMasksAreRefused) {
@@ -75,6 +81,30 @@ TEST(TokenMaskRule, RepairsAPickOnAMaskedOutToken) {
     row[67] = row[73] = std::numeric_limits<float>::quiet_NaN();
     EXPECT_EQ(backend::pick_on_host(row, nullptr, mask), 67);
     EXPECT_TRUE(std::isinf(row[0]) && row[0] < 0);
+}
+
+// mask_logits against its definition (token_allowed), token by token: masks of whole words of 0 and of 1, mixed
+// words, a vocabulary that is not a multiple of 64, and masks shorter and longer than the vocabulary.
+TEST(TokenMaskRule, MaskLogitsSetsExactlyTheDisallowedTokensToMinusInfinity) {
+    std::mt19937 rng(3);
+    for (const size_t n : {1u, 63u, 64u, 65u, 1000u, 4099u}) {
+        for (const size_t words : {size_t{0}, (n + 63) / 64 / 2, (n + 63) / 64, (n + 63) / 64 + 1}) {
+            std::vector<uint64_t> mask(words);
+            for (size_t w = 0; w < words; ++w) {
+                const int kind = static_cast<int>(rng() % 3);
+                mask[w] = kind == 0 ? 0 : kind == 1 ? ~uint64_t{0} : (uint64_t{rng()} << 32 | rng());
+            }
+            std::vector<float> row(n);
+            for (size_t i = 0; i < n; ++i) row[i] = static_cast<float>(i % 97) - 40.f;
+            const std::vector<float> before = row;
+            backend::mask_logits(row, mask);
+            for (size_t i = 0; i < n; ++i) {
+                const bool ok = backend::token_allowed(mask, static_cast<backend::TokenId>(i));
+                EXPECT_EQ(row[i], ok ? before[i] : -std::numeric_limits<float>::infinity())
+                    << "n " << n << ", words " << words << ", token " << i;
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
 
+#include "common/error.h"
 #include "engine/grammar_constraint.h"
 #include "gguf/file.h"
 #include "grammar/gbnf.h"
@@ -51,6 +53,9 @@ std::string check_walk(TokenMasker& masker, const std::shared_ptr<const Grammar>
     return out;
 }
 
+// The small hand-made vocabulary: every byte, some multi-byte pieces, an end token, a control token, an empty one.
+std::shared_ptr<const TokenVocabulary> small_vocabulary();
+
 const char* kSchema = R"({"type":"object","properties":{
     "id":{"type":"integer"},"name":{"type":"string","maxLength":12},
     "tags":{"type":"array","items":{"enum":["a","b\"c","é"]},"maxItems":3},
@@ -58,9 +63,7 @@ const char* kSchema = R"({"type":"object","properties":{
              "required":["ok"]}},
   "required":["id","inner"]})";
 
-}  // namespace
-
-TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
+std::shared_ptr<const TokenVocabulary> small_vocabulary() {
     std::vector<std::string> bytes;
     std::vector<TokenClass> classes;
     for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
@@ -98,10 +101,20 @@ TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
     classes.push_back(TokenClass::Never);
     bytes.emplace_back("");  // no bytes: never allowed
     classes.push_back(TokenClass::Bytes);
-    auto vocab = std::make_shared<const TokenVocabulary>(bytes, classes);
+    return std::make_shared<const TokenVocabulary>(bytes, classes);
+}
+
+}  // namespace
+
+TEST(TokenMask, MatchesBruteForceOnSmallVocabulary) {
+    auto vocab = small_vocabulary();
     auto g = std::make_shared<const Grammar>(compile_json_schema(kSchema));
     TokenMasker masker(g, vocab);
     for (uint32_t seed = 1; seed <= 20; ++seed) check_walk(masker, g, seed, 60);
+    // With room for only two heads, the rest are computed per mask and not kept: the masks are the same.
+    TokenMasker small_cache(g, vocab, 2);
+    for (uint32_t seed = 1; seed <= 5; ++seed) check_walk(small_cache, g, seed, 60);
+    EXPECT_EQ(small_cache.cached_positions(), 2u);
     auto gb = std::make_shared<const Grammar>(parse_gbnf("root ::= (\"ab\" | [0-9]+ \",\")* \"}\"\n"));
     TokenMasker m2(gb, vocab);
     for (uint32_t seed = 1; seed <= 5; ++seed) check_walk(m2, gb, seed, 40);
@@ -119,4 +132,80 @@ TEST(TokenMask, MatchesBruteForceOnQwenVocabulary) {
     TokenMasker masker(g, vocab);
     const std::string out = check_walk(masker, g, 7, 10);
     EXPECT_FALSE(out.empty());
+}
+
+// Several threads masking different states with one masker whose cache starts empty (each new head is computed
+// once, outside the lock, while the others wait for it or go on): every mask equals the one a lone masker gives.
+TEST(TokenMask, ConcurrentMasksEqualSequentialOnes) {
+    auto vocab = small_vocabulary();
+    auto g = std::make_shared<const Grammar>(compile_json_schema(kSchema));
+    // The states: along seeded walks, computed with a masker of their own.
+    std::vector<Matcher> states;
+    std::vector<std::vector<uint64_t>> expected;
+    {
+        TokenMasker lone(g, vocab);
+        for (uint32_t seed = 1; seed <= 8; ++seed) {
+            Matcher m(g);
+            std::mt19937 rng(seed);
+            std::vector<uint64_t> mask;
+            for (int step = 0; step < 40 && m.can_continue(); ++step) {
+                lone.fill(m, mask);
+                states.push_back(m);
+                expected.push_back(mask);
+                std::vector<TokenId> allowed;
+                for (size_t t = 0; t < vocab->size(); ++t) {
+                    if (bit(mask, t) && vocab->token_class(static_cast<TokenId>(t)) == TokenClass::Bytes) {
+                        allowed.push_back(static_cast<TokenId>(t));
+                    }
+                }
+                if (allowed.empty()) break;
+                m.advance(vocab->bytes(allowed[rng() % allowed.size()]));
+            }
+        }
+    }
+    TokenMasker shared(g, vocab);
+    constexpr size_t kThreads = 4;
+    std::vector<std::vector<std::vector<uint64_t>>> got(kThreads);
+    std::vector<std::thread> threads;
+    for (size_t k = 0; k < kThreads; ++k) {
+        threads.emplace_back([&, k] {
+            // Each thread its own copies (a matcher family is single-threaded), in its own order.
+            for (size_t i = 0; i < states.size(); ++i) {
+                const size_t j = (i * (2 * k + 1) + k) % states.size();
+                Matcher m = states[j];
+                std::vector<uint64_t> mask;
+                shared.fill(m, mask);
+                got[k].push_back(mask);
+                got[k].back().push_back(j);  // which state, for the check below
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (size_t k = 0; k < kThreads; ++k) {
+        for (auto mask : got[k]) {
+            const size_t j = mask.back();
+            mask.pop_back();
+            EXPECT_EQ(mask, expected[j]) << "thread " << k << ", state " << j;
+        }
+    }
+}
+
+// The engine hands out one masker (and so one cache of splits) per grammar text, options and vocabulary.
+TEST(SharedConstraints, SameTextOptionsAndVocabularyShareOneMasker) {
+    auto vocab = small_vocabulary();
+    const std::string gbnf = "root ::= \"a\" [0-9]+\n";
+    auto a = engine::constraint_from_gbnf(gbnf, vocab);
+    EXPECT_EQ(engine::constraint_from_gbnf(gbnf, vocab), a);
+    EXPECT_NE(engine::constraint_from_gbnf("root ::= \"b\"\n", vocab), a);
+    EXPECT_NE(engine::constraint_from_gbnf(gbnf, small_vocabulary()), a);  // another vocabulary
+    auto s0 = engine::constraint_from_json_schema(kSchema, vocab);
+    EXPECT_EQ(engine::constraint_from_json_schema(kSchema, vocab), s0);
+    auto s8 = engine::constraint_from_json_schema(kSchema, vocab, {.max_string_chars = 8});
+    EXPECT_NE(s8, s0);
+    EXPECT_EQ(engine::constraint_from_json_schema(kSchema, vocab, {.max_string_chars = 8}), s8);
+    // A GBNF text equal to a schema text is still a different constraint.
+    EXPECT_THROW(engine::constraint_from_gbnf(kSchema, vocab), Error);
+    // Errors are not cached: the same bad text fails again.
+    EXPECT_THROW(engine::constraint_from_gbnf("root ::= (", vocab), Error);
+    EXPECT_THROW(engine::constraint_from_gbnf("root ::= (", vocab), Error);
 }

@@ -289,10 +289,11 @@ void CpuBackend::step(KvPool& pool, std::span<const BatchEntry> batch, std::span
             case Want::AllLogits: res.logits = lg; break;
             case Want::Argmax:
             case Want::Sample: {
-                // The row is the step's own scratch (not returned), so a mask is applied in place.
+                // The row is the step's own scratch (not returned), so a mask is applied in place. A late mask is
+                // resolved here, after the forward pass, as the CUDA backend resolves it after enqueuing its own.
                 const std::span<float> row(logits_.data() + static_cast<size_t>(out_row0[e]) * n_vocab, n_vocab);
                 const SampleStep* sample = batch[e].want == Want::Sample ? &batch[e].sample : nullptr;
-                res.token = pick_on_host(row, sample, batch[e].allowed);
+                res.token = pick_on_host(row, sample, entry_mask(batch[e], c.n_vocab));
                 break;
             }
         }

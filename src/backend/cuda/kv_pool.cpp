@@ -75,9 +75,9 @@ DeviceTokenMask& CudaKvPool::token_mask() {
     return *token_mask_;
 }
 
-TokenId CudaKvPool::repaired_pick(const BatchEntry& e, TokenId picked, const float* row) {
-    if (e.allowed.empty()) return picked;
-    return allowed_pick(picked, e.allowed, m_.config->n_vocab, [&] { return token_mask().argmax(row, stream_.s); });
+TokenId CudaKvPool::repaired_pick(std::span<const uint64_t> allowed, TokenId picked, const float* row) {
+    if (allowed.empty()) return picked;
+    return allowed_pick(picked, allowed, m_.config->n_vocab, [&] { return token_mask().argmax(row, stream_.s); });
 }
 
 // Buffers for the next power of two of columns (at most kMaxColumns): a growing batch reallocates a few times, and
@@ -168,16 +168,18 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
                          e.first_position + static_cast<int64_t>(i0), all, last_out);
     }
     float* row = prefill_ws_->last_logits_device();
-    // Slot 0: the prefill's pick synchronizes the stream below, before any other mask is staged.
-    if (pick && !e.allowed.empty()) token_mask().apply(row, e.allowed, 0, stream_.s);
+    // A late mask resolves here, once the prefill is enqueued. Slot 0: the prefill's pick synchronizes the stream
+    // below, before any other mask is staged.
+    const std::span<const uint64_t> allowed = pick ? entry_mask(e, static_cast<uint32_t>(V)) : e.allowed;
+    if (!allowed.empty()) token_mask().apply(row, allowed, 0, stream_.s);
     if (e.want == Want::Argmax) {
         int32_t id = -1;
         ops::argmax(row, static_cast<int64_t>(V), table + pages_per_seq, stream_.s);
         ORCD_CUDA_CHECK(cudaMemcpyAsync(&id, table + pages_per_seq, sizeof(id), cudaMemcpyDeviceToHost, stream_.s));
         ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
-        r.token = repaired_pick(e, id, row);
+        r.token = repaired_pick(allowed, id, row);
     } else if (e.want == Want::Sample) {
-        r.token = repaired_pick(e, sampler().sample(row, e.sample, stream_.s), row);
+        r.token = repaired_pick(allowed, sampler().sample(row, e.sample, stream_.s), row);
     }
 }
 
@@ -192,7 +194,8 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
     int32_t* table = staging_ + 2 * cap;
     int32_t* tables = staging_ + 3 * cap;
     int32_t* picked = reinterpret_cast<int32_t*>(reinterpret_cast<std::byte*>(staging_) + dec_.input_bytes());
-    size_t ei = 0;  // the first entry with columns in the current group
+    std::vector<std::span<const uint64_t>> masks(batch.size());  // each pick's mask, once resolved
+    size_t ei = 0;                                               // the first entry with columns in the current group
     for (int g0 = 0; g0 < total_cols; g0 += cap) {
         const int g1 = std::min(total_cols, g0 + cap);
         const int n = g1 - g0;
@@ -218,15 +221,18 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
         // Constrained picks: the mask on the entry's last row, then (Argmax) that row's argmax again over the one
         // the decode computed, before the ids are copied back. Unconstrained columns are left as they are. Each
         // constrained entry of the group has its own mask slot (at most one entry per column; the group ends with a
-        // synchronization before the next group reuses them).
+        // synchronization before the next group reuses them). Late masks resolve here, while the decode kernels
+        // just enqueued run: their computation (on the engine's mask workers) overlaps the forward pass.
         int slot = 0;
         for (size_t k = ei; k < entries.size() && entries[k].first < g1; ++k) {
             const Columns& ec = entries[k];
             const BatchEntry& e = batch[ec.entry];
             const int last = ec.first + ec.count - 1;
-            if (e.allowed.empty() || last >= g1 || (e.want != Want::Argmax && e.want != Want::Sample)) continue;
+            if (last >= g1 || (e.want != Want::Argmax && e.want != Want::Sample)) continue;
+            masks[ec.entry] = entry_mask(e, static_cast<uint32_t>(V));
+            if (masks[ec.entry].empty()) continue;
             float* row = dec_.logits + (last - g0) * dec_.s_logits;
-            token_mask().apply(row, e.allowed, slot++, stream_.s);
+            token_mask().apply(row, masks[ec.entry], slot++, stream_.s);
             if (e.want == Want::Argmax) ops::argmax(row, static_cast<int64_t>(V), dec_.argmax + (last - g0), stream_.s);
         }
         ORCD_CUDA_CHECK(cudaMemcpyAsync(picked, dec_.argmax, static_cast<size_t>(n) * sizeof(int32_t),
@@ -251,7 +257,8 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
             } else if (e.want == Want::Sample) {
                 // One device sampler, run entry by entry (it synchronizes the stream before its staging is reused).
                 const float* row = dec_.logits + (last - g0) * dec_.s_logits;
-                results[ec.entry].token = repaired_pick(e, sampler().sample(row, e.sample, stream_.s), row);
+                results[ec.entry].token =
+                    repaired_pick(masks[ec.entry], sampler().sample(row, e.sample, stream_.s), row);
             }
         }
         ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
@@ -260,7 +267,7 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
             const int last = ec.first + ec.count - 1;
             if (batch[ec.entry].want == Want::Argmax) {
                 results[ec.entry].token =
-                    repaired_pick(batch[ec.entry], picked[last - g0], dec_.logits + (last - g0) * dec_.s_logits);
+                    repaired_pick(masks[ec.entry], picked[last - g0], dec_.logits + (last - g0) * dec_.s_logits);
             }
         }
         ei = k;

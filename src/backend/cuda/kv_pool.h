@@ -62,7 +62,7 @@ private:
     DeviceSampler& sampler();
     DeviceTokenMask& token_mask();
     // A masked entry's final pick from its masked row (backend::allowed_pick, with the row's argmax on the device).
-    TokenId repaired_pick(const BatchEntry& e, TokenId picked, const float* row);
+    TokenId repaired_pick(std::span<const uint64_t> allowed, TokenId picked, const float* row);
 
     device::Device& device_;
     const CudaModel& m_;
