@@ -208,54 +208,65 @@ struct DotQ5_1 {
     }
 };
 
+// Q2_K / Q3_K: 2-bit weights in two planes of 32 bytes (at qs_offset), four chunks of 32 per plane, each chunk with
+// two scales and two minimums. prepare(block) reads a super-block's scales once and returns chunk(c, low2): chunk c's
+// unsigned weights (low2: its two low bits) with its scales and minimums.
+struct ChunkScales {
+    __m256i u;
+    float sc0, sc1, mn0, mn1;
+};
+template <int NC, typename Prepare>
+void dot_2bit(const uint8_t* b, int64_t block_bytes, int64_t qs_offset, const ActColumns& x, int64_t n, float* out,
+              Prepare prepare) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    Acc a[NC];
+    int64_t ci = 0;  // chunk index into each column's blocks
+    for (int64_t i = 0; i < n / 256; ++i, b += block_bytes) {
+        prefetch_ahead(b, block_bytes);
+        const auto chunk = prepare(b);
+        for (int h = 0; h < 2; ++h) {
+            const __m256i qv = load256(b + qs_offset + 32 * h);
+            for (int j = 0; j < 4; ++j, ++ci) {
+                const ChunkScales k = chunk(4 * h + j, _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3));
+                chunk_n<NC>(a, k.u, x, ci, k.sc0, k.sc1, k.mn0, k.mn1);
+            }
+        }
+    }
+    store<NC>(a, out);
+}
+
 struct DotQ2_K {
     template <int NC>
     static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-        const auto* b = reinterpret_cast<const uint8_t*>(row);
-        const __m256i m3 = _mm256_set1_epi8(3);
-        Acc a[NC];
-        int64_t ci = 0;  // chunk index into each column's blocks
-        for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ2_K) {
-            prefetch_ahead(b, layout::kQ2_K);
-            const float d = f16(b + layout::kQ2_K_d), dmin = f16(b + layout::kQ2_K_d + 2);
-            for (int h = 0; h < 2; ++h) {
-                const __m256i qv = load256(b + layout::kQ2_K_qs + 32 * h);
-                for (int j = 0; j < 4; ++j, ++ci) {
-                    const __m256i u = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3);
-                    const uint8_t s0 = b[8 * h + 2 * j], s1 = b[8 * h + 2 * j + 1];
-                    chunk_n<NC>(a, u, x, ci, d * (s0 & 0xF), d * (s1 & 0xF), dmin * (s0 >> 4), dmin * (s1 >> 4));
-                }
-            }
-        }
-        store<NC>(a, out);
+        dot_2bit<NC>(
+            reinterpret_cast<const uint8_t*>(row), layout::kQ2_K, layout::kQ2_K_qs, x, n, out, [](const uint8_t* b) {
+                const float d = f16(b + layout::kQ2_K_d), dmin = f16(b + layout::kQ2_K_d + 2);
+                return [b, d, dmin](int c, __m256i low2) {
+                    const uint8_t s0 = b[2 * c], s1 = b[2 * c + 1];
+                    return ChunkScales{low2, d * (s0 & 0xF), d * (s1 & 0xF), dmin * (s0 >> 4), dmin * (s1 >> 4)};
+                };
+            });
     }
 };
 
 struct DotQ3_K {
     template <int NC>
     static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-        const auto* b = reinterpret_cast<const uint8_t*>(row);
-        const __m256i m3 = _mm256_set1_epi8(3);
-        Acc a[NC];
-        int64_t ci = 0;  // chunk index into each column's blocks
-        for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ3_K) {
-            prefetch_ahead(b, layout::kQ3_K);
-            const float d = f16(b + layout::kQ3_K_d);
-            int8_t sc[16];
-            layout::scales_q3k(b + layout::kQ3_K_scales, sc);
-            const __m256i hm = load256(b);
-            for (int h = 0; h < 2; ++h) {
-                const __m256i qv = load256(b + layout::kQ3_K_qs + 32 * h);
-                for (int j = 0; j < 4; ++j, ++ci) {
-                    const int c = 4 * h + j;
-                    const __m256i u =
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3), bit_select(hm, c, 4));
-                    const float d0 = d * sc[2 * c], d1 = d * sc[2 * c + 1];
-                    chunk_n<NC>(a, u, x, ci, d0, d1, 4 * d0, 4 * d1);
-                }
-            }
-        }
-        store<NC>(a, out);
+        dot_2bit<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ3_K, layout::kQ3_K_qs, x, n, out,
+                     [](const uint8_t* b) {
+                         struct Scales {
+                             float d;
+                             int8_t sc[16];
+                             __m256i hm;
+                             ChunkScales operator()(int c, __m256i low2) const {
+                                 const float d0 = d * sc[2 * c], d1 = d * sc[2 * c + 1];
+                                 return {_mm256_or_si256(low2, bit_select(hm, c, 4)), d0, d1, 4 * d0, 4 * d1};
+                             }
+                         };
+                         Scales s{f16(b + layout::kQ3_K_d), {}, load256(b)};
+                         layout::scales_q3k(b + layout::kQ3_K_scales, s.sc);
+                         return s;
+                     });
     }
 };
 
@@ -376,34 +387,34 @@ void dot_k4(const uint8_t* b, int64_t block_bytes, int64_t scales_offset, const 
     for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) - hsum(accm[c]);
 }
 
+// The 4-bit weights of a Q4_K/Q5_K super-block (128 bytes at qs): byte p*32 + l holds sub-block 2p's weight l in its
+// low nibble and sub-block 2p+1's in its high one.
+inline void k4_nibbles(const uint8_t* qs, __m256i (&u)[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    for (int p = 0; p < 4; ++p) {
+        const __m256i qv = load256(qs + 32 * p);
+        u[2 * p] = _mm256_and_si256(qv, m4);
+        u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+    }
+}
+
 struct DotQ4_K {
     template <int NC>
     static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
         dot_k4<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ4_K, layout::kQ4_K_scales, x, n, out,
-                   [](const uint8_t* b, __m256i(&u)[8]) {
-                       const __m256i m4 = _mm256_set1_epi8(0xF);
-                       for (int p = 0; p < 4; ++p) {
-                           const __m256i qv = load256(b + layout::kQ4_K_qs + 32 * p);
-                           u[2 * p] = _mm256_and_si256(qv, m4);
-                           u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
-                       }
-                   });
+                   [](const uint8_t* b, __m256i(&u)[8]) { k4_nibbles(b + layout::kQ4_K_qs, u); });
     }
 };
 
+// Q5_K: Q4_K's nibbles plus a fifth bit, bit j of qh's byte l for sub-block j's weight l.
 struct DotQ5_K {
     template <int NC>
     static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
         dot_k4<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ5_K, layout::kQ5_K_scales, x, n, out,
                    [](const uint8_t* b, __m256i(&u)[8]) {
-                       const __m256i m4 = _mm256_set1_epi8(0xF);
+                       k4_nibbles(b + layout::kQ5_K_qs, u);
                        const __m256i qh = load256(b + layout::kQ5_K_qh);
-                       for (int p = 0; p < 4; ++p) {
-                           const __m256i qv = load256(b + layout::kQ5_K_qs + 32 * p);
-                           u[2 * p] = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_select(qh, 2 * p, 16));
-                           u[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
-                                                          bit_select(qh, 2 * p + 1, 16));
-                       }
+                       for (int j = 0; j < 8; ++j) u[j] = _mm256_or_si256(u[j], bit_select(qh, j, 16));
                    });
     }
 };
