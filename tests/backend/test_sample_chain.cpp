@@ -205,6 +205,51 @@ TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
     }
 }
 
+// The single-precision screen (no top-k, top-p or min-p) at a real vocabulary size and several temperatures: random
+// draws match the definition and mostly stay on the screen; a draw exactly on one of the definition's cumulative
+// boundaries is within any rounding of it, so the screen must leave it to the exact pass (its error bound is what
+// decides), and the pass beside it must still pick the definition's token.
+TEST(SampleChain, ScreenedDrawsMatchAndLeaveBoundariesToTheExactPass) {
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    SampleScratch scratch;
+    Reference ref;
+    uint64_t random_draws = 0, on_boundary = 0;
+    for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::WithNegInf}) {
+        const auto logits = make_logits(shape, 151936, rng);
+        for (float temp : {0.7f, 1.f, 1.3f}) {
+            SampleStep s;
+            s.temperature = temp;
+            s.top_k = 0;
+            s.top_p = 1.f;
+            s.min_p = 0.f;
+            const uint64_t fallbacks_before = scratch.screen_fallbacks;
+            for (int d = 0; d < 8; ++d) {
+                s.u = unit(rng);
+                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s)) << "u=" << s.u << " T=" << temp;
+                ++random_draws;
+            }
+            EXPECT_LE(scratch.screen_fallbacks - fallbacks_before, 2u) << "T=" << temp;
+            for (int b = 0; b < 3; ++b) {
+                const std::vector<double> cum = ref.last_cum;
+                const double c = cum[rng() % std::min<size_t>(cum.size(), 2000)];  // the first 2000 hold most mass
+                if (!(c < 1.0)) continue;
+                for (double u : {c, std::nextafter(c, 0.0), std::nextafter(c, 2.0)}) {
+                    s.u = u;
+                    const uint64_t before = scratch.screen_fallbacks;
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s)) << "boundary u=" << u;
+                    if (u == c) {
+                        EXPECT_EQ(scratch.screen_fallbacks, before + 1) << "the screen decided a draw on a boundary";
+                        ++on_boundary;
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(on_boundary, 20u);
+    EXPECT_GT(random_draws, 70u);
+}
+
 TEST(SampleChain, EmptyLogitsThrow) {
     SampleStep s;
     EXPECT_THROW((void)sample_on_host(std::span<const float>(), s), Error);
