@@ -148,13 +148,24 @@ void select_top_k(std::span<const float> work, size_t k, std::vector<Cand>& cand
     cand.resize(k);
     for (size_t i = 0; i < k; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
     std::make_heap(cand.begin(), cand.end(), better);
-    for (size_t i = k; i < work.size(); ++i) {
+    auto offer = [&](size_t i) {
         if (work[i] > cand.front().first) {
             std::pop_heap(cand.begin(), cand.end(), better);
             cand.back() = {work[i], static_cast<TokenId>(i)};
             std::push_heap(cand.begin(), cand.end(), better);
         }
+    };
+    // Eight at a time against the worst kept logit, which only grows: a block where none beats it (nearly all, once
+    // the heap holds good tokens) costs one vector compare instead of eight compare-and-branches.
+    size_t i = k;
+    for (; i + 8 <= work.size(); i += 8) {
+        const float worst = cand.front().first;
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] > worst;
+        if (!any) continue;
+        for (size_t j = 0; j < 8; ++j) offer(i + j);
     }
+    for (; i < work.size(); ++i) offer(i);
     std::sort(cand.begin(), cand.end(), better);
 }
 
@@ -446,6 +457,65 @@ std::optional<TokenId> screen_pick(std::span<const float>, float, float, double,
 }
 #endif
 
+// top-p and then the pick, both at temperature 1 and without min-p: one binning serves both, and neither the kept
+// prefix nor the vocabulary is sorted, only the bin where top_p crosses and the bin where the pick's draw crosses.
+// The kept set is every token of the bins before the top-p bin kp plus the first `kept` tokens (in the chain's order)
+// of bin kp; the pick walks it with u times its mass. nullopt when either crossing lies within the tolerance of a
+// boundary (as crossing_prefix): the caller runs the sorted definition.
+std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& b, double top_p, double u) {
+    const double margin = b.tolerance * b.total;
+    const double target = top_p * b.total;
+    double before = 0;
+    size_t kp = 0;
+    for (; kp < static_cast<size_t>(kBins); ++kp) {
+        if (before + b.mass[kp] >= target) break;
+        before += b.mass[kp];
+    }
+    if (kp == static_cast<size_t>(kBins)) return std::nullopt;
+    std::vector<Cand> top_bin;
+    collect_where(
+        work, b.bin, [kp](int32_t k) { return static_cast<size_t>(k) == kp; }, top_bin);
+    std::sort(top_bin.begin(), top_bin.end(), better);
+    double kept_mass = before;
+    size_t kept = 0;
+    for (; kept < top_bin.size(); ++kept) {
+        const double prev = kept_mass;
+        kept_mass += b.weight(static_cast<size_t>(top_bin[kept].second));
+        if (kept_mass >= target) {
+            if (target - prev <= margin || kept_mass - target <= margin) return std::nullopt;
+            ++kept;
+            break;
+        }
+    }
+    if (kept_mass < target) return std::nullopt;
+    // The pick: u times the kept mass, whose own error (at most the tolerance) moves the draw as much again.
+    const double draw = u * kept_mass;
+    const double margin2 = 2 * margin;
+    auto walk = [&](const std::vector<Cand>& sorted, size_t count, double cum) -> std::optional<TokenId> {
+        for (size_t j = 0; j < count; ++j) {
+            const double prev = cum;
+            cum += b.weight(static_cast<size_t>(sorted[j].second));
+            if (draw < cum) {
+                if (draw - prev <= margin2 || cum - draw <= margin2) return std::nullopt;
+                return sorted[j].second;
+            }
+        }
+        return std::nullopt;
+    };
+    double cum = 0;
+    for (size_t k = 0; k < kp; ++k) {
+        if (draw < cum + b.mass[k]) {
+            std::vector<Cand> inside;
+            collect_where(
+                work, b.bin, [k](int32_t bk) { return static_cast<size_t>(bk) == k; }, inside);
+            std::sort(inside.begin(), inside.end(), better);
+            return walk(inside, inside.size(), cum);
+        }
+        cum += b.mass[k];
+    }
+    return walk(top_bin, kept, cum);
+}
+
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
 // p[k] >= min_p * p[0] with p[0] = 1/z), a threshold on the logit. Candidates are gathered just below it and sorted;
 // a token within rounding of the threshold returns nullopt.
@@ -513,6 +583,10 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     }
     if (s.top_p < 1.f) {
         const Binned b = bin_tokens(work, mx, 1.f, scratch);
+        if (s.temperature == 1.f && s.min_p <= 0.f) {
+            const std::optional<TokenId> t = top_p_pick_t1(work, b, s.top_p, s.u);
+            return t ? *t : sample_sorted(work, s, scratch);
+        }
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);
         if (!prefix) return sample_sorted(work, s, scratch);
         cand = std::move(*prefix);
