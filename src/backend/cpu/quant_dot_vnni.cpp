@@ -25,6 +25,8 @@ inline __m256i dot4_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbus
 // of four, so that the dependent dpbusd do not wait on each other eight deep.
 class SignedGroup {
 public:
+    // Whether dot_signed regroups for a single column too: one dpbusd per 32 products pays for it even for one column.
+    static constexpr bool kForOneColumn = true;
     explicit SignedGroup(const __m256i (&wt)[8]) {
         for (int m = 0; m < 8; ++m) wu_[m] = _mm256_xor_si256(wt[m], _mm256_set1_epi8(static_cast<char>(0x80)));
     }

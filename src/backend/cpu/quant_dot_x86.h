@@ -290,6 +290,15 @@ inline void transpose8(const __m256i (&in)[8], __m256i (&out)[8]) {
     }
 }
 
+// Sums of each of eight vectors of 8 x i32, as one vector [sum(p0), ..., sum(p7)].
+inline __m256i reduce8(const __m256i (&p)[8]) {
+    const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    // h0123 = [p0..p3 over lanes 0-3 | p0..p3 over lanes 4-7], likewise h4567.
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
+}
+
 // The one-scale signed types, eight blocks at a time. The eight weight blocks are regrouped like the activation's qt
 // (ActColumns), so that per column eight multiply-adds leave block j's exact integer sum in lane j; the eight sums
 // are scaled with one FMA against the blocks' scales times the activation's (ActColumns.d). The blocks past the last
@@ -309,9 +318,20 @@ void dot_signed(const uint8_t* b, int64_t block_bytes, const ActColumns& x, int6
             w[j] = unpack(blk);
             wd[j] = f16(blk);
         }
+        const __m256 vwd = _mm256_load_ps(wd);
+        if constexpr (NC == 1 && !SignedGroup::kForOneColumn) {
+            // One column with maddubs: the regrouping (24 shuffles and eight signs) is not shared by other columns,
+            // and a horizontal reduction of the eight blocks' lanes costs less. The same integers either way.
+            __m256i p[8];
+            for (int j = 0; j < 8; ++j) {
+                p[j] = dot4(_mm256_sign_epi8(w[j], w[j]), _mm256_sign_epi8(load256(x.blocks[8 * g + j].q), w[j]));
+            }
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(p)), _mm256_mul_ps(vwd, _mm256_loadu_ps(x.d + 8 * g)),
+                                     acc[0]);
+            continue;
+        }
         transpose8(w, wt);
         const SignedGroup sg(wt);
-        const __m256 vwd = _mm256_load_ps(wd);
         for (int c = 0; c < NC; ++c) {
             const int64_t at = c * x.stride + 8 * g;
             const __m256i p = sg.sums(x.qt + 32 * at, x.sum128 + at);
