@@ -1,9 +1,9 @@
 #pragma once
 // The x86 SIMD kernels of quant_dot.h, written once and compiled once per instruction set: quant_dot_avx2.cpp
-// (AVX2 + FMA + F16C) and quant_dot_vnni.cpp (the same plus AVX-512 VNNI on 256-bit vectors) each define `dot4`
-// and then include this header, under their own compiler flags. Everything here is in an anonymous namespace, so
-// each of the two translation units keeps its own copy: the linker can never hand a VNNI instruction to the AVX2
-// path. Include it nowhere else.
+// (AVX2 + FMA + F16C) and quant_dot_vnni.cpp (the same plus AVX-512 VNNI on 256-bit vectors) each define `dot4`,
+// `dot4_acc` and `SignedGroup` and then include this header, under their own compiler flags. Everything here is in an
+// anonymous namespace, so each of the two translation units keeps its own copy: the linker can never hand a VNNI
+// instruction to the AVX2 path. Include it nowhere else.
 //
 // `dot4(u, s)`: the eight i32 sums of four adjacent products u_j * s_j (u unsigned bytes, s signed bytes), lane k
 // holding bytes 4k..4k+3. AVX2 computes it with maddubs (u8 x i8 -> saturating i16 pair sums) then madd against ones;
@@ -22,6 +22,9 @@
 // so that per column and chunk one dot4 is all that is left.
 //
 // `dot4_acc(acc, u, s)`: acc + dot4(u, s), one dpbusd with VNNI.
+// `SignedGroup`: the including file's way of summing eight regrouped signed weight blocks against one column (AVX2:
+// the sign trick and maddubs; VNNI: the weights offset by 128 and dpbusd, which cannot saturate). Both give the same
+// integers.
 #include <immintrin.h>
 
 #include <cstring>
