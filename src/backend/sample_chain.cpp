@@ -360,7 +360,7 @@ struct ScreenLanes {
     }
 };
 
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u,
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
                                    SampleScratch& scratch) {
     const size_t n = work.size();
     const double inv = 1.0 / static_cast<double>(temp);
@@ -406,53 +406,95 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         mass[k] = scale[k] * m;
         total += mass[k];
     }
-    const double target = u * total;
+    const double mxd = mx;
+    // The definition's own weight of a token: exp((l - max) / T) in double.
+    auto weight = [&](const Cand& c) {
+        return std::exp((static_cast<double>(c.first) - mxd) / static_cast<double>(temp));
+    };
+    // Bin k's tokens in the chain's order, sixteen bins compared at a time.
+    auto collect = [&](size_t k, std::vector<Cand>& out) {
+        out.clear();
+        const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
+        size_t t = 0;
+        for (; t + 16 <= n; t += 16) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
+            auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
+            while (hits != 0) {
+                const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
+                out.emplace_back(work[j], static_cast<TokenId>(j));
+                hits &= hits - 1;
+                hits &= hits - 1;  // two mask bits per 16-bit lane
+            }
+        }
+        for (; t < n; ++t) {
+            if (bins[t] == k) out.emplace_back(work[t], static_cast<TokenId>(t));
+        }
+        std::sort(out.begin(), out.end(), better);
+    };
+    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term).
+    const double tol = ((4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() +
+                        static_cast<double>(n) * 1e-27) *
+                       total;
+    // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
+    size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
+    std::vector<Cand> top_bin;
+    double kept_mass = total;
+    if (top_p < 1.0) {
+        const double target = top_p * total;
+        double before = 0;
+        size_t kp = 0;
+        for (; kp < static_cast<size_t>(kTailBin); ++kp) {
+            if (before + mass[kp] >= target) break;
+            before += mass[kp];
+        }
+        if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
+        // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
+        const double margin = kScreenEps * 1.001 * (target + before) + tol;
+        collect(kp, top_bin);
+        double cum = before;
+        for (; kept_in_top < top_bin.size(); ++kept_in_top) {
+            const double prev = cum;
+            cum += weight(top_bin[kept_in_top]);
+            if (cum >= target) {
+                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+                break;
+            }
+        }
+        if (kept_in_top == top_bin.size()) return std::nullopt;
+        ++kept_in_top;
+        kept_bins = kp;
+        kept_mass = cum;
+    }
+    // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
+    // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
+    const double target = u * kept_mass;
     double before = 0;
     size_t kb = 0;
-    for (; kb < static_cast<size_t>(kTailBin); ++kb) {
+    for (; kb < kept_bins; ++kb) {
         if (target < before + mass[kb]) break;
         before += mass[kb];
     }
-    if (kb == static_cast<size_t>(kTailBin)) return std::nullopt;
-    // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
-    const double margin = kScreenEps * 1.001 * (target + before) +
-                          ((4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() +
-                           static_cast<double>(n) * 1e-27) *
-                              total;
-    // The crossing bin's tokens, sixteen bins at a time, in the chain's order.
+    const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
     std::vector<Cand>& inside = scratch.cand;
-    inside.clear();
-    const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(kb));
-    i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
-        auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
-        while (hits != 0) {
-            const size_t j = i + static_cast<size_t>(__builtin_ctz(hits)) / 2;
-            inside.emplace_back(work[j], static_cast<TokenId>(j));
-            hits &= hits - 1;
-            hits &= hits - 1;  // two mask bits per 16-bit lane
-        }
+    size_t count = kept_in_top;
+    if (kb < kept_bins) {
+        collect(kb, inside);
+        count = inside.size();
     }
-    for (; i < n; ++i) {
-        if (bins[i] == kb) inside.emplace_back(work[i], static_cast<TokenId>(i));
-    }
-    std::sort(inside.begin(), inside.end(), better);
-    // The definition's own weights: exp((l - max) / T) in double.
-    const double mxd = mx;
+    const std::vector<Cand>& walk = kb < kept_bins ? inside : top_bin;
     double cum = before;
-    for (const Cand& c : inside) {
+    for (size_t t = 0; t < count; ++t) {
         const double prev = cum;
-        cum += std::exp((static_cast<double>(c.first) - mxd) / static_cast<double>(temp));
+        cum += weight(walk[t]);
         if (target < cum) {
             if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            return c.second;
+            return walk[t].second;
         }
     }
     return std::nullopt;
 }
 #else
-std::optional<TokenId> screen_pick(std::span<const float>, float, float, double, SampleScratch&) {
+std::optional<TokenId> screen_pick(std::span<const float>, float, float, double, double, SampleScratch&) {
     return std::nullopt;
 }
 #endif
@@ -582,11 +624,13 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
-        const Binned b = bin_tokens(work, mx, 1.f, scratch);
         if (s.temperature == 1.f && s.min_p <= 0.f) {
-            const std::optional<TokenId> t = top_p_pick_t1(work, b, s.top_p, s.u);
+            if (const std::optional<TokenId> t = screen_pick(work, mx, 1.f, s.u, s.top_p, scratch)) return *t;
+            ++scratch.screen_fallbacks;
+            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
             return t ? *t : sample_sorted(work, s, scratch);
         }
+        const Binned b = bin_tokens(work, mx, 1.f, scratch);
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);
         if (!prefix) return sample_sorted(work, s, scratch);
         cand = std::move(*prefix);
@@ -600,7 +644,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
-    if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, scratch)) return *t;
+    if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, 1.0, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
     auto pick = crossing_prefix(work, b, s.u, false, false);

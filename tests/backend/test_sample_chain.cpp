@@ -232,7 +232,12 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
                     << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
                 ++random_draws;
             }
-            EXPECT_LE(fallbacks() - fallbacks_before, 2u) << "T=" << temp << " top_p=" << top_p;
+            // The screen decides the pick's crossing for most draws. Top-p's crossing is one per logits vector: when
+            // it lies within the screen's error bound of a boundary (bulk tokens of 1e-6 each near the cut), every
+            // draw on that vector takes the exact pass, so no rate is asked of it.
+            if (top_p == 1.f) {
+                EXPECT_LE(fallbacks() - fallbacks_before, 2u) << "T=" << temp;
+            }
             for (int b = 0; b < 3; ++b) {
                 const std::vector<double> cum = ref.last_cum;
                 const double c = cum[rng() % std::min<size_t>(cum.size(), 2000)];  // the first 2000 hold most mass
