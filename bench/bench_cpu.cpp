@@ -62,7 +62,7 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // One kernel of quant_dot.h, single thread, scalar against AVX2 and VNNI: the evidence for keeping each SIMD kernel
-// (docs/PERF.md records the result). Args: type id, Isa (0 scalar, 1 AVX2, 2 AVX-512 VNNI), columns (1: decode, 4:
+// (docs/PERF.md records the result). Args: type id, Isa (0 scalar, 1 AVX2, 2 AVX-512 VNNI), columns (1: decode, 4 and 8:
 // prefill's tile), rows of 4864 weights (256: the matrix stays in L2, the kernel's arithmetic alone; 16384: tens of MB
 // streamed from memory, as a model's matrices are). The activation is quantized once outside the loop; thread CPU
 // time, so other processes do not count.
@@ -83,12 +83,10 @@ void BM_QuantDot(benchmark::State& state) {
     const uint64_t rb = gguf::row_bytes(type, kCols);
     std::vector<std::byte> w(rb * kRows);
     for (int64_t r = 0; r < kRows; ++r) quant::quantize_row(type, f.data(), w.data() + r * rb, kCols);
-    const int64_t nb = kCols / kActBlock;
-    std::vector<ActBlock> act(static_cast<size_t>(nb * nc));
-    std::vector<float> d(act.size()), dsum(act.size()), dsum16(2 * act.size());
-    for (int c = 0; c < nc; ++c) quantize_activation(f.data() + c * kCols, kCols, act.data() + c * nb);
-    act_scales(act.data(), nb * nc, d.data(), dsum.data(), dsum16.data());
-    const ActColumns x{act.data(), d.data(), dsum.data(), dsum16.data(), nb};
+    ActBuffer act;
+    act.resize(nc, kCols);
+    for (int c = 0; c < nc; ++c) act.quantize(c, f.data() + c * kCols, isa);
+    const ActColumns x = act.columns();
     const QuantDotFn dot = quant_dot_fn(type, isa);
     float out[kMaxCols];
     for (auto _ : state) {
@@ -105,7 +103,7 @@ void BM_QuantDot(benchmark::State& state) {
 
 void quant_dot_args(benchmark::internal::Benchmark* b) {
     using T = gguf::TensorType;
-    for (int64_t nc : {1, 4}) {
+    for (int64_t nc : {1, 4, 8}) {
         for (T t : {T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q8_0, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K}) {
             for (int64_t isa : {0, 1, 2}) {
                 for (int64_t rows : {256, 16384}) b->Args({static_cast<int64_t>(t), isa, nc, rows});

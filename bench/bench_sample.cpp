@@ -40,6 +40,7 @@ void run(benchmark::State& state, float temp, int32_t top_k, float top_p, float 
         benchmark::DoNotOptimize(sample_on_host(l, s, scratch));
     }
     state.counters["sorted_fallbacks"] = static_cast<double>(scratch.sorted_fallbacks);
+    state.counters["screen_fallbacks"] = static_cast<double>(scratch.screen_fallbacks);
 }
 
 void BM_SampleOpenAIDefault(benchmark::State& state) { run(state, 1.f, 0, 1.f, 0.f); }

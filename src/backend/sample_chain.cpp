@@ -11,6 +11,10 @@
 
 #include "common/error.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 // How the chain avoids sorting the vocabulary while returning the token the sorted definition (the header's contract)
 // returns:
 // - top-k (0 < k < n): the k best (logit descending, id ascending) are selected in one pass against the worst kept
@@ -23,6 +27,9 @@
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
+//   Without top-p and min-p, a first pass in single precision (screen_pick) computes the bins' masses eight tokens
+//   at a time and weighs only the crossing bin's tokens exactly; a crossing within the single-precision error bound
+//   of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
 //   logit at all, takes the sorted definition.
 
@@ -96,6 +103,32 @@ TokenId finish_sorted(std::vector<Cand>& cand, const SampleStep& s, bool apply_t
     return cand.back().second;  // u within rounding of 1
 }
 
+// dst = src with NaN replaced by -inf (src may equal dst); returns the maximum (-inf when there is none).
+float copy_clean_max(const float* src, float* dst, size_t n) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    float mx = kNegInf;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 neg_inf = _mm256_set1_ps(kNegInf);
+    __m256 m = neg_inf;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(src + i);
+        v = _mm256_blendv_ps(v, neg_inf, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm256_storeu_ps(dst + i, v);
+        m = _mm256_max_ps(m, v);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m);
+    for (float v : lanes) mx = v > mx ? v : mx;
+#endif
+    for (; i < n; ++i) {
+        const float v = src[i] != src[i] ? kNegInf : src[i];
+        dst[i] = v;
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
 // The sorted definition: the whole vocabulary sorted, then truncated to top-k.
 TokenId sample_sorted(std::span<const float> work, const SampleStep& s, SampleScratch& scratch) {
     ++scratch.sorted_fallbacks;
@@ -115,13 +148,24 @@ void select_top_k(std::span<const float> work, size_t k, std::vector<Cand>& cand
     cand.resize(k);
     for (size_t i = 0; i < k; ++i) cand[i] = {work[i], static_cast<TokenId>(i)};
     std::make_heap(cand.begin(), cand.end(), better);
-    for (size_t i = k; i < work.size(); ++i) {
+    auto offer = [&](size_t i) {
         if (work[i] > cand.front().first) {
             std::pop_heap(cand.begin(), cand.end(), better);
             cand.back() = {work[i], static_cast<TokenId>(i)};
             std::push_heap(cand.begin(), cand.end(), better);
         }
+    };
+    // Eight at a time against the worst kept logit, which only grows: a block where none beats it (nearly all, once
+    // the heap holds good tokens) costs one vector compare instead of eight compare-and-branches.
+    size_t i = k;
+    for (; i + 8 <= work.size(); i += 8) {
+        const float worst = cand.front().first;
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] > worst;
+        if (!any) continue;
+        for (size_t j = 0; j < 8; ++j) offer(i + j);
     }
+    for (; i < work.size(); ++i) offer(i);
     std::sort(cand.begin(), cand.end(), better);
 }
 
@@ -272,6 +316,248 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
     return out;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// The single-precision screen of the pick without top-k, top-p or min-p. Each token's bin and weight come from
+// d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into
+// hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off
+// by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight e^-(d - k/8) is a degree-5
+// polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane scatters it into its own histogram of doubles.
+//
+// Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
+// (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
+// coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
+// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses, their total and any sum of them are within kScreenEps
+// of the definition's (the doubles add exactly enough: n * 2^-53). The crossing bin's tokens are weighed with the
+// definition's own expression, so the pick is the definition's token whenever the draw is farther than
+// kScreenEps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the boundaries of
+// the token it lands on.
+constexpr double kScreenEps = 1.25e-7;
+
+// Bins (u16, clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin).
+struct ScreenLanes {
+    __m256 mx, hi, lo;
+    void operator()(const float* l, __m256& frac, __m256i& bin) const {
+        const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
+        const __m256 s = _mm256_add_ps(mx, b);
+        const __m256 bb = _mm256_sub_ps(s, mx);
+        const __m256 e =
+            _mm256_add_ps(_mm256_sub_ps(mx, _mm256_sub_ps(s, bb)), _mm256_sub_ps(b, bb));  // s + e = mx - l
+        const __m256 p = _mm256_mul_ps(s, hi);
+        const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
+        const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(8.f));
+        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), _mm256_set1_ps(static_cast<float>(kTailBin)));
+        const __m256 r8 = _mm256_fmadd_ps(low, _mm256_set1_ps(8.f), _mm256_sub_ps(t, k));
+        // e^(-r8/8): coefficients (-1/8)^i / i!.
+        __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
+        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
+        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
+        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
+        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
+        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
+        // The tail bin weighs 0 (a -inf logit gives NaN in f, masked here too).
+        frac = _mm256_andnot_ps(_mm256_cmp_ps(k, _mm256_set1_ps(static_cast<float>(kTailBin)), _CMP_EQ_OQ), f);
+        bin = _mm256_cvttps_epi32(k);
+    }
+};
+
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
+                                   SampleScratch& scratch) {
+    const size_t n = work.size();
+    const double inv = 1.0 / static_cast<double>(temp);
+    const float hi = static_cast<float>(inv);
+    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
+                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi)))};
+    std::vector<uint16_t>& bins = scratch.bin16;
+    bins.resize(n);
+    std::vector<double>& hist = scratch.hist;  // lane j's histogram at j * kBins
+    hist.assign(8 * static_cast<size_t>(kBins), 0.0);
+    alignas(32) int32_t kk[8];
+    alignas(32) float ff[8];
+    auto scatter = [&](__m256 frac, __m256i bin) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
+        _mm256_store_ps(ff, frac);
+        for (size_t j = 0; j < 8; ++j) hist[j * kBins + static_cast<size_t>(kk[j])] += ff[j];
+    };
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 frac;
+        __m256i bin;
+        lanes(work.data() + i, frac, bin);
+        scatter(frac, bin);
+        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+    }
+    if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
+        alignas(32) float pad[8];
+        std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
+        std::copy(work.begin() + static_cast<std::ptrdiff_t>(i), work.end(), pad);
+        __m256 frac;
+        __m256i bin;
+        lanes(pad, frac, bin);
+        scatter(frac, bin);
+        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
+    }
+    const std::array<double, kBins>& scale = bin_scale();
+    std::array<double, kBins> mass{};
+    double total = 0;
+    for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
+        double m = 0;
+        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
+        mass[k] = scale[k] * m;
+        total += mass[k];
+    }
+    const double mxd = mx;
+    // The definition's own weight of a token: exp((l - max) / T) in double.
+    auto weight = [&](const Cand& c) {
+        return std::exp((static_cast<double>(c.first) - mxd) / static_cast<double>(temp));
+    };
+    // Bin k's tokens in the chain's order, sixteen bins compared at a time.
+    auto collect = [&](size_t k, std::vector<Cand>& out) {
+        out.clear();
+        const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
+        size_t t = 0;
+        for (; t + 16 <= n; t += 16) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
+            auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
+            while (hits != 0) {
+                const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
+                out.emplace_back(work[j], static_cast<TokenId>(j));
+                hits &= hits - 1;
+                hits &= hits - 1;  // two mask bits per 16-bit lane
+            }
+        }
+        for (; t < n; ++t) {
+            if (bins[t] == k) out.emplace_back(work[t], static_cast<TokenId>(t));
+        }
+        std::sort(out.begin(), out.end(), better);
+    };
+    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term).
+    const double tol = ((4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() +
+                        static_cast<double>(n) * 1e-27) *
+                       total;
+    // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
+    size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
+    std::vector<Cand> top_bin;
+    double kept_mass = total;
+    if (top_p < 1.0) {
+        const double target = top_p * total;
+        double before = 0;
+        size_t kp = 0;
+        for (; kp < static_cast<size_t>(kTailBin); ++kp) {
+            if (before + mass[kp] >= target) break;
+            before += mass[kp];
+        }
+        if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
+        // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
+        const double margin = kScreenEps * 1.001 * (target + before) + tol;
+        collect(kp, top_bin);
+        double cum = before;
+        for (; kept_in_top < top_bin.size(); ++kept_in_top) {
+            const double prev = cum;
+            cum += weight(top_bin[kept_in_top]);
+            if (cum >= target) {
+                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+                break;
+            }
+        }
+        if (kept_in_top == top_bin.size()) return std::nullopt;
+        ++kept_in_top;
+        kept_bins = kp;
+        kept_mass = cum;
+    }
+    // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
+    // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
+    const double target = u * kept_mass;
+    double before = 0;
+    size_t kb = 0;
+    for (; kb < kept_bins; ++kb) {
+        if (target < before + mass[kb]) break;
+        before += mass[kb];
+    }
+    const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
+    std::vector<Cand>& inside = scratch.cand;
+    size_t count = kept_in_top;
+    if (kb < kept_bins) {
+        collect(kb, inside);
+        count = inside.size();
+    }
+    const std::vector<Cand>& walk = kb < kept_bins ? inside : top_bin;
+    double cum = before;
+    for (size_t t = 0; t < count; ++t) {
+        const double prev = cum;
+        cum += weight(walk[t]);
+        if (target < cum) {
+            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+            return walk[t].second;
+        }
+    }
+    return std::nullopt;
+}
+#else
+std::optional<TokenId> screen_pick(std::span<const float>, float, float, double, double, SampleScratch&) {
+    return std::nullopt;
+}
+#endif
+
+// top-p and then the pick, both at temperature 1 and without min-p: one binning serves both, and neither the kept
+// prefix nor the vocabulary is sorted, only the bin where top_p crosses and the bin where the pick's draw crosses.
+// The kept set is every token of the bins before the top-p bin kp plus the first `kept` tokens (in the chain's order)
+// of bin kp; the pick walks it with u times its mass. nullopt when either crossing lies within the tolerance of a
+// boundary (as crossing_prefix): the caller runs the sorted definition.
+std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& b, double top_p, double u) {
+    const double margin = b.tolerance * b.total;
+    const double target = top_p * b.total;
+    double before = 0;
+    size_t kp = 0;
+    for (; kp < static_cast<size_t>(kBins); ++kp) {
+        if (before + b.mass[kp] >= target) break;
+        before += b.mass[kp];
+    }
+    if (kp == static_cast<size_t>(kBins)) return std::nullopt;
+    std::vector<Cand> top_bin;
+    collect_where(
+        work, b.bin, [kp](int32_t k) { return static_cast<size_t>(k) == kp; }, top_bin);
+    std::sort(top_bin.begin(), top_bin.end(), better);
+    double kept_mass = before;
+    size_t kept = 0;
+    for (; kept < top_bin.size(); ++kept) {
+        const double prev = kept_mass;
+        kept_mass += b.weight(static_cast<size_t>(top_bin[kept].second));
+        if (kept_mass >= target) {
+            if (target - prev <= margin || kept_mass - target <= margin) return std::nullopt;
+            ++kept;
+            break;
+        }
+    }
+    if (kept_mass < target) return std::nullopt;
+    // The pick: u times the kept mass, whose own error (at most the tolerance) moves the draw as much again.
+    const double draw = u * kept_mass;
+    const double margin2 = 2 * margin;
+    auto walk = [&](const std::vector<Cand>& sorted, size_t count, double cum) -> std::optional<TokenId> {
+        for (size_t j = 0; j < count; ++j) {
+            const double prev = cum;
+            cum += b.weight(static_cast<size_t>(sorted[j].second));
+            if (draw < cum) {
+                if (draw - prev <= margin2 || cum - draw <= margin2) return std::nullopt;
+                return sorted[j].second;
+            }
+        }
+        return std::nullopt;
+    };
+    double cum = 0;
+    for (size_t k = 0; k < kp; ++k) {
+        if (draw < cum + b.mass[k]) {
+            std::vector<Cand> inside;
+            collect_where(
+                work, b.bin, [k](int32_t bk) { return static_cast<size_t>(bk) == k; }, inside);
+            std::sort(inside.begin(), inside.end(), better);
+            return walk(inside, inside.size(), cum);
+        }
+        cum += b.mass[k];
+    }
+    return walk(top_bin, kept, cum);
+}
+
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
 // p[k] >= min_p * p[0] with p[0] = 1/z), a threshold on the logit. Candidates are gathered just below it and sorted;
 // a token within rounding of the threshold returns nullopt.
@@ -300,35 +586,27 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     if (n == 0) throw Error(ErrorCode::InvalidArgument, "sampler: empty logits");
     std::vector<float>& work = scratch.work;
     std::vector<Cand>& cand = scratch.cand;
-    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    work.assign(logits.begin(), logits.end());
-
-    if (s.repeat_penalty != 1.f && !s.penalty_window.empty()) {
+    // The working copy with NaN as -inf, and its maximum, in one pass (the repetition penalty, when on, changes a few
+    // logits of the copy first).
+    const bool penalty = s.repeat_penalty != 1.f && !s.penalty_window.empty();
+    if (penalty) {
+        work.assign(logits.begin(), logits.end());
         const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
         for (TokenId t : seen) {
             if (t < 0 || static_cast<size_t>(t) >= n) continue;
             float& l = work[static_cast<size_t>(t)];
             l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
         }
+    } else {
+        work.resize(n);
     }
-
-    for (float& l : work) l = l != l ? kNegInf : l;  // NaN
-    // The maximum in eight lanes, so that the loop vectorizes.
-    std::array<float, 8> lanes;
-    lanes.fill(kNegInf);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (size_t j = 0; j < 8; ++j) lanes[j] = work[i + j] > lanes[j] ? work[i + j] : lanes[j];
-    }
-    for (; i < n; ++i) lanes[0] = work[i] > lanes[0] ? work[i] : lanes[0];
-    float mx = kNegInf;
-    for (float v : lanes) mx = v > mx ? v : mx;
+    const float mx = copy_clean_max(penalty ? work.data() : logits.data(), work.data(), n);
 
     if (s.temperature <= 0.f) {
         // Greedy: the first token equal to the maximum (ties go to the lowest id, so the choice is deterministic
         // across platforms; all -inf: token 0), found eight at a time (std::max_element's scalar compare-and-branch
         // cost 85 us of a 152k vocabulary on the development machine, this search about 10).
-        i = 0;
+        size_t i = 0;
         for (; i + 8 <= n; i += 8) {
             bool hit = false;
             for (size_t j = 0; j < 8; ++j) hit |= work[i + j] == mx;
@@ -346,6 +624,12 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
+        if (s.temperature == 1.f && s.min_p <= 0.f) {
+            if (const std::optional<TokenId> t = screen_pick(work, mx, 1.f, s.u, s.top_p, scratch)) return *t;
+            ++scratch.screen_fallbacks;
+            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
+            return t ? *t : sample_sorted(work, s, scratch);
+        }
         const Binned b = bin_tokens(work, mx, 1.f, scratch);
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);
         if (!prefix) return sample_sorted(work, s, scratch);
@@ -360,6 +644,8 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
+    if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, 1.0, scratch)) return *t;
+    ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
     auto pick = crossing_prefix(work, b, s.u, false, false);
     if (!pick) return sample_sorted(work, s, scratch);

@@ -41,9 +41,14 @@ struct SampleScratch {
     std::vector<float> work;
     std::vector<double> weight;
     std::vector<int32_t> bin;
+    std::vector<uint16_t> bin16;  // the single-precision screen's bins
+    std::vector<double> hist;     // its per-lane histograms
     // Draws that took the sorted definition itself (non-finite logits, or a crossing within rounding of a boundary):
     // for tests and diagnostics.
     uint64_t sorted_fallbacks = 0;
+    // Draws the single-precision screen left to the double-precision pass (a crossing within its error bound of a
+    // boundary): for the benchmark and tests.
+    uint64_t screen_fallbacks = 0;
 };
 
 // The chain on host logits. Ordering: candidates sorted by logit descending, ties by id ascending; top-p and min-p

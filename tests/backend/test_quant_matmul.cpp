@@ -317,28 +317,28 @@ TEST(QuantDotIsa, Avx2AndVnniAgreeBitForBitWhateverTheColumnCount) {
         for (int64_t cols : {896, 4864}) {
             if (cols % gguf::traits(t).block_elems != 0) continue;
             SCOPED_TRACE(testing::Message() << gguf::type_name(t) << " cols=" << cols);
-            const int64_t rows = 8, nb = cols / kActBlock;
+            const int64_t rows = 8;
             const auto bytes = random_blocks(t, rows, cols, rng);
             auto x = normal(static_cast<size_t>(kMaxCols * cols), rng);
-            std::vector<ActBlock> act(static_cast<size_t>(kMaxCols * nb));
-            std::vector<float> d(act.size()), dsum(act.size()), dsum16(2 * act.size());
-            for (int c = 0; c < kMaxCols; ++c) quantize_activation(x.data() + c * cols, cols, act.data() + c * nb);
-            act_scales(act.data(), kMaxCols * nb, d.data(), dsum.data(), dsum16.data());
+            ActBuffer act;
+            act.resize(kMaxCols, cols);
+            for (int c = 0; c < kMaxCols; ++c) act.quantize(c, x.data() + c * cols, detected_isa());
             const uint64_t rb = gguf::row_bytes(t, static_cast<uint64_t>(cols));
             for (int64_t r = 0; r < rows; ++r) {
                 const std::byte* row = bytes.data() + static_cast<uint64_t>(r) * rb;
                 // Column c alone (nc = 1, its own ActColumns) is the reference for every ISA and every nc.
                 float alone[kMaxCols];
                 for (int c = 0; c < kMaxCols; ++c) {
-                    const ActColumns xc{act.data() + c * nb, d.data() + c * nb, dsum.data() + c * nb,
-                                        dsum16.data() + 2 * c * nb, nb};
-                    quant_dot_fn(t, isas[0])(row, xc, 1, cols, &alone[c]);
+                    // A copy of column c alone, so that nothing of the other columns is within the kernel's reach.
+                    ActBuffer one;
+                    one.resize(1, cols);
+                    one.quantize(0, x.data() + c * cols, detected_isa());
+                    quant_dot_fn(t, isas[0])(row, one.columns(), 1, cols, &alone[c]);
                 }
                 for (Isa isa : isas) {
                     for (int nc = 1; nc <= kMaxCols; ++nc) {
-                        const ActColumns xc{act.data(), d.data(), dsum.data(), dsum16.data(), nb};
                         float out[kMaxCols];
-                        quant_dot_fn(t, isa)(row, xc, nc, cols, out);
+                        quant_dot_fn(t, isa)(row, act.columns(), nc, cols, out);
                         EXPECT_EQ(0, std::memcmp(out, alone, sizeof(float) * static_cast<size_t>(nc)))
                             << "row " << r << " nc " << nc << (isa == Isa::Avx2 ? " avx2" : " vnni") << ": " << out[0]
                             << " vs " << alone[0];

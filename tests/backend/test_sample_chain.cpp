@@ -205,6 +205,60 @@ TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
     }
 }
 
+// The paths that bin instead of sorting, at a real vocabulary size: the single-precision screen (no top-k, top-p or
+// min-p) at several temperatures, and top-p then the pick on one binning (temperature 1). Random draws match the
+// definition and mostly stay on the fast path; a draw exactly on one of the definition's cumulative boundaries is
+// within any rounding of it, so the fast path must leave it to an exact one (its error bound is what decides), and
+// the draws beside it must still pick the definition's token.
+TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    SampleScratch scratch;
+    Reference ref;
+    uint64_t random_draws = 0, on_boundary = 0;
+    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
+    for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::WithNegInf}) {
+        const auto logits = make_logits(shape, 151936, rng);
+        for (const auto& [temp, top_p] : {std::pair{0.7f, 1.f}, {1.f, 1.f}, {1.3f, 1.f}, {1.f, 0.9f}, {1.f, 0.5f}}) {
+            SampleStep s;
+            s.temperature = temp;
+            s.top_k = 0;
+            s.top_p = top_p;
+            s.min_p = 0.f;
+            const uint64_t fallbacks_before = fallbacks();
+            for (int d = 0; d < 8; ++d) {
+                s.u = unit(rng);
+                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                    << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
+                ++random_draws;
+            }
+            // The screen decides the pick's crossing for most draws. Top-p's crossing is one per logits vector: when
+            // it lies within the screen's error bound of a boundary (bulk tokens of 1e-6 each near the cut), every
+            // draw on that vector takes the exact pass, so no rate is asked of it.
+            if (top_p == 1.f) {
+                EXPECT_LE(fallbacks() - fallbacks_before, 2u) << "T=" << temp;
+            }
+            for (int b = 0; b < 3; ++b) {
+                const std::vector<double> cum = ref.last_cum;
+                const double c = cum[rng() % std::min<size_t>(cum.size(), 2000)];  // the first 2000 hold most mass
+                if (!(c < 1.0)) continue;
+                for (double u : {c, std::nextafter(c, 0.0), std::nextafter(c, 2.0)}) {
+                    s.u = u;
+                    const uint64_t before = fallbacks();
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "boundary u=" << u << " T=" << temp << " top_p=" << top_p;
+                    if (u == c) {
+                        EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << temp;
+                        ++on_boundary;
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(on_boundary, 30u);
+    EXPECT_GT(random_draws, 110u);
+}
+
 TEST(SampleChain, EmptyLogitsThrow) {
     SampleStep s;
     EXPECT_THROW((void)sample_on_host(std::span<const float>(), s), Error);

@@ -30,13 +30,13 @@ namespace {
 // Rows per claimed chunk: a few KiB of weights, so the pool's counter is touched rarely but threads still balance.
 constexpr int64_t kRowGrain = 16;
 
-// Row r's dot products with every token's activation, kMaxCols tokens per call of dot(t, nc, out) (out[c] = the row
+// Row r's dot products with every token's activation, MaxCols tokens per call of dot(t, nc, out) (out[c] = the row
 // times token t + c), written to y's column r.
-template <typename Dot>
+template <int MaxCols, typename Dot>
 void dot_all_tokens(int64_t r, int64_t rows, int64_t n_tokens, float* y, const Dot& dot) {
-    float out[kMaxCols];
-    for (int64_t t = 0; t < n_tokens; t += kMaxCols) {
-        const int nc = static_cast<int>(std::min<int64_t>(kMaxCols, n_tokens - t));
+    float out[MaxCols];
+    for (int64_t t = 0; t < n_tokens; t += MaxCols) {
+        const int nc = static_cast<int>(std::min<int64_t>(MaxCols, n_tokens - t));
         dot(t, nc, out);
         for (int c = 0; c < nc; ++c) y[(t + c) * rows + r] = out[c];
     }
@@ -51,8 +51,9 @@ void matmul_dequantized(const WeightView& w, const float* x, int64_t n_tokens, f
         const auto* row_bytes = reinterpret_cast<const std::byte*>(row.data());
         for (int64_t r = r0; r < r1; ++r) {
             quant::dequantize_row(w.type, w.row(r), row.data(), cols);
-            dot_all_tokens(r, rows, n_tokens, y,
-                           [&](int64_t t, int nc, float* out) { fdot(row_bytes, x + t * cols, cols, nc, cols, out); });
+            dot_all_tokens<kMaxFloatCols>(r, rows, n_tokens, y, [&](int64_t t, int nc, float* out) {
+                fdot(row_bytes, x + t * cols, cols, nc, cols, out);
+            });
         }
     });
 }
@@ -69,8 +70,9 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
         pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
                 const std::byte* wr = w.row(r);
-                dot_all_tokens(r, rows, n_tokens, y,
-                               [&](int64_t t, int nc, float* out) { fdot(wr, x + t * cols, cols, nc, cols, out); });
+                dot_all_tokens<kMaxFloatCols>(r, rows, n_tokens, y, [&](int64_t t, int nc, float* out) {
+                    fdot(wr, x + t * cols, cols, nc, cols, out);
+                });
             }
         });
         return;
@@ -81,39 +83,19 @@ void matmul_impl(const WeightView& w, const float* x, int64_t n_tokens, float* y
                     fmt::format("CPU matmul: no kernel for type {}", gguf::type_name(w.type)));
     }
     // The activation is quantized once per token and shared by all rows. One buffer per calling thread: the forward
-    // pass calls matmul from one thread, and the buffer only grows.
-    thread_local std::vector<ActBlock> act;
-    thread_local std::vector<float> act_d, act_dsum, act_dsum16;
-    const int64_t blocks = cols / kActBlock;
-    const auto total = static_cast<size_t>(blocks * n_tokens);
-    if (act.size() < total) {
-        act.resize(total);
-        act_d.resize(total);
-        act_dsum.resize(total);
-        act_dsum16.resize(2 * total);
-    }
-    // Raw pointers for the lambdas: inside them, a thread_local name would mean the worker thread's own (empty) copy.
-    ActBlock* a = act.data();
-    float* xd = act_d.data();
-    float* xs = act_dsum.data();
-    float* xs16 = act_dsum16.data();
+    // pass calls matmul from one thread, and the buffer only grows. A reference to it for the lambdas: inside them,
+    // the thread_local name would mean the worker thread's own (empty) copy.
+    thread_local ActBuffer act_buffer;
+    ActBuffer& act = act_buffer;
+    act.resize(n_tokens, cols);
     pool.parallel_for(n_tokens, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-            if (isa != Isa::Scalar) {
-                detail::quantize_activation_avx2(x + t * cols, cols, a + t * blocks);
-            } else {
-                detail::quantize_activation_scalar(x + t * cols, cols, a + t * blocks);
-            }
-            act_scales(a + t * blocks, blocks, xd + t * blocks, xs + t * blocks, xs16 + 2 * t * blocks);
-        }
+        for (int64_t t = t0; t < t1; ++t) act.quantize(t, x + t * cols, isa);
     });
     pool.parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const std::byte* wr = w.row(r);
-            dot_all_tokens(r, rows, n_tokens, y, [&](int64_t t, int nc, float* out) {
-                const ActColumns xc{a + t * blocks, xd + t * blocks, xs + t * blocks, xs16 + 2 * t * blocks, blocks};
-                qdot(wr, xc, nc, cols, out);
-            });
+            dot_all_tokens<kMaxCols>(r, rows, n_tokens, y,
+                                     [&](int64_t t, int nc, float* out) { qdot(wr, act.columns(t), nc, cols, out); });
         }
     });
 }

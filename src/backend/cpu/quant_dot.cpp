@@ -149,13 +149,55 @@ void quantize_activation(const float* x, int64_t n, ActBlock* out) {
     }
 }
 
-void act_scales(const ActBlock* blocks, int64_t n_blocks, float* d, float* dsum, float* dsum16) {
-    for (int64_t j = 0; j < n_blocks; ++j) {
-        d[j] = blocks[j].d;
-        dsum[j] = blocks[j].d * static_cast<float>(blocks[j].sum[0] + blocks[j].sum[1]);
-        dsum16[2 * j] = blocks[j].d * static_cast<float>(blocks[j].sum[0]);
-        dsum16[2 * j + 1] = blocks[j].d * static_cast<float>(blocks[j].sum[1]);
+void ActBuffer::resize(int64_t n_cols, int64_t n) {
+    blocks_ = n / kActBlock;
+    const auto total = static_cast<size_t>(n_cols * blocks_);
+    if (act_.size() < total) {
+        act_.resize(total);
+        d_.resize(total);
+        dsum_.resize(total);
+        dsum16_.resize(2 * total);
+        qt_.resize(32 * total);
+        sum128_.resize(total);
     }
+}
+
+void ActBuffer::quantize(int64_t c, const float* x, Isa isa) {
+    const int64_t nb = blocks_;
+    ActBlock* a = act_.data() + c * nb;
+    if (isa != Isa::Scalar) {
+        detail::quantize_activation_avx2(x, nb * kActBlock, a);
+    } else {
+        detail::quantize_activation_scalar(x, nb * kActBlock, a);
+    }
+    float* d = d_.data() + c * nb;
+    float* dsum = dsum_.data() + c * nb;
+    float* dsum16 = dsum16_.data() + 2 * c * nb;
+    int32_t* sum128 = sum128_.data() + c * nb;
+    for (int64_t j = 0; j < nb; ++j) {
+        sum128[j] = 128 * (a[j].sum[0] + a[j].sum[1]);
+        d[j] = a[j].d;
+        dsum[j] = a[j].d * static_cast<float>(a[j].sum[0] + a[j].sum[1]);
+        dsum16[2 * j] = a[j].d * static_cast<float>(a[j].sum[0]);
+        dsum16[2 * j + 1] = a[j].d * static_cast<float>(a[j].sum[1]);
+    }
+    // Group g, vector m, lane j (4 bytes): bytes 4m..4m+3 of block 8g + j (quant_dot.h, ActColumns::qt).
+    int8_t* qt = qt_.data() + 32 * c * nb;
+    for (int64_t g = 0; g < nb / 8; ++g) {
+        for (int m = 0; m < 8; ++m) {
+            for (int j = 0; j < 8; ++j) std::memcpy(qt + (8 * g + m) * 32 + 4 * j, a[8 * g + j].q + 4 * m, 4);
+        }
+    }
+}
+
+ActColumns ActBuffer::columns(int64_t c) const {
+    return {act_.data() + c * blocks_,
+            d_.data() + c * blocks_,
+            dsum_.data() + c * blocks_,
+            dsum16_.data() + 2 * c * blocks_,
+            qt_.data() + 32 * c * blocks_,
+            sum128_.data() + c * blocks_,
+            blocks_};
 }
 
 bool uses_quantized_activation(TensorType t) { return detail::quant_dot_scalar(t) != nullptr; }

@@ -1,9 +1,9 @@
 #pragma once
 // The x86 SIMD kernels of quant_dot.h, written once and compiled once per instruction set: quant_dot_avx2.cpp
-// (AVX2 + FMA + F16C) and quant_dot_vnni.cpp (the same plus AVX-512 VNNI on 256-bit vectors) each define `dot4`
-// and then include this header, under their own compiler flags. Everything here is in an anonymous namespace, so
-// each of the two translation units keeps its own copy: the linker can never hand a VNNI instruction to the AVX2
-// path. Include it nowhere else.
+// (AVX2 + FMA + F16C) and quant_dot_vnni.cpp (the same plus AVX-512 VNNI on 256-bit vectors) each define `dot4`,
+// `dot4_acc` and `SignedGroup` and then include this header, under their own compiler flags. Everything here is in an
+// anonymous namespace, so each of the two translation units keeps its own copy: the linker can never hand a VNNI
+// instruction to the AVX2 path. Include it nowhere else.
 //
 // `dot4(u, s)`: the eight i32 sums of four adjacent products u_j * s_j (u unsigned bytes, s signed bytes), lane k
 // holding bytes 4k..4k+3. AVX2 computes it with maddubs (u8 x i8 -> saturating i16 pair sums) then madd against ones;
@@ -15,12 +15,20 @@
 // dot4 with the activation's int8 values: lanes 0-3 hold weights 0-15 and lanes 4-7 weights 16-31, which is what lets
 // 16-wide sub-block scales apply per 128-bit half. Q4_1, Q5_1, Q2_K and Q3_K convert per chunk and accumulate with
 // the per-half scale times the activation scale; minimums multiply the activation's block sums in a scalar
-// accumulator. The K-quants Q4_K, Q5_K and Q6_K and the one-scale signed types Q4_0, Q5_0 and Q8_0 instead reduce
+// accumulator. The K-quants Q4_K, Q5_K and Q6_K and the one-scale signed types Q4_0, Q5_0 and Q8_0 instead gather
 // eight chunks' integer sums into one vector and apply scales (and minimums) with a few FMAs against ActColumns'
-// contiguous per-block arrays: per column and chunk that leaves one dot4 and an eighth of a reduction.
+// contiguous per-block arrays. Q6_K reduces the eight chunks' lanes with horizontal adds per column; the others
+// regroup the weights once per eight chunks (transpose8) to match the activation's regrouped copy (ActColumns::qt),
+// so that per column and chunk one dot4 is all that is left.
+//
+// `dot4_acc(acc, u, s)`: acc + dot4(u, s), one dpbusd with VNNI.
+// `SignedGroup`: the including file's way of summing eight regrouped signed weight blocks against one column (AVX2:
+// the sign trick and maddubs; VNNI: the weights offset by 128 and dpbusd, which cannot saturate). Both give the same
+// integers.
 #include <immintrin.h>
 
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/quant_dot.h"
 #include "quant/formats.h"
@@ -86,6 +94,7 @@ inline float f16(const uint8_t* p) {
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+inline __m128i load64(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
 
 inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -142,13 +151,12 @@ inline void chunk1(Acc& a, __m256i u, const ActBlock* x, float sc, float mn) {
 // once and multiplied with every column, which is what makes prefill's matrix-matrix product cheaper per token than
 // decode's matrix-vector product.
 template <int NC>
-inline void chunk_n(Acc* a, __m256i u, const ActBlock* x, int64_t stride, int64_t ci, float sc0, float sc1, float mn0,
-                    float mn1) {
-    for (int c = 0; c < NC; ++c) chunk(a[c], u, x + c * stride + ci, sc0, sc1, mn0, mn1);
+inline void chunk_n(Acc* a, __m256i u, const ActColumns& x, int64_t ci, float sc0, float sc1, float mn0, float mn1) {
+    for (int c = 0; c < NC; ++c) chunk(a[c], u, x.blocks + c * x.stride + ci, sc0, sc1, mn0, mn1);
 }
 template <int NC>
-inline void chunk1_n(Acc* a, __m256i u, const ActBlock* x, int64_t stride, int64_t ci, float sc, float mn) {
-    for (int c = 0; c < NC; ++c) chunk1(a[c], u, x + c * stride + ci, sc, mn);
+inline void chunk1_n(Acc* a, __m256i u, const ActColumns& x, int64_t ci, float sc, float mn) {
+    for (int c = 0; c < NC; ++c) chunk1(a[c], u, x.blocks + c * x.stride + ci, sc, mn);
 }
 template <int NC>
 inline void store(const Acc* a, float* out) {
@@ -165,87 +173,128 @@ inline __m256i nibbles16(const uint8_t* q) {
 // Blocks with one scale and a fixed offset (Q4_0: u - 8, Q5_0: u - 16): the signed weights go through maddubs with
 // the sign trick (|w| x sign(q, w)), which drops the minimum term and its scalar work from the hot loop.
 template <int NC>
-inline void chunk_signed_n(Acc* a, __m256i w, const ActBlock* x, int64_t stride, int64_t ci, float d) {
+inline void chunk_signed_n(__m256* a, __m256i w, const ActColumns& x, int64_t ci, float d) {
     const __m256i aw = _mm256_sign_epi8(w, w);
     for (int c = 0; c < NC; ++c) {
-        const ActBlock& xb = x[c * stride + ci];
+        const ActBlock& xb = x.blocks[c * x.stride + ci];
         const __m256i p = dot4(aw, _mm256_sign_epi8(load256(xb.q), w));
-        a[c].v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xb.d), a[c].v);
+        a[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xb.d), a[c]);
     }
 }
 
-template <int NC>
-void dot_q4_1(const std::byte* row, const ActBlock* x, int64_t stride, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
+// Q4_1 / Q5_1: one scale d and one minimum m per block of 32 (d at byte 0, m at byte 2), u = unpack(block).
+template <int NC, typename Unpack>
+void dot_min1(const uint8_t* b, int64_t block_bytes, const ActColumns& x, int64_t n, float* out, Unpack unpack) {
     Acc a[NC];
-    for (int64_t i = 0; i < n / 32; ++i, b += layout::kQ4_1) {
-        prefetch_ahead(b, layout::kQ4_1);
-        chunk1_n<NC>(a, nibbles16(b + 4), x, stride, i, f16(b), -f16(b + 2));
+    for (int64_t i = 0; i < n / 32; ++i, b += block_bytes) {
+        prefetch_ahead(b, block_bytes);
+        chunk1_n<NC>(a, unpack(b), x, i, f16(b), -f16(b + 2));
     }
     store<NC>(a, out);
 }
 
-template <int NC>
-void dot_q5_1(const std::byte* row, const ActBlock* x, int64_t stride, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
-    Acc a[NC];
-    for (int64_t i = 0; i < n / 32; ++i, b += layout::kQ5_1) {
-        prefetch_ahead(b, layout::kQ5_1);
-        const __m256i hb = _mm256_and_si256(bits_to_bytes(layout::u32_at(b + 4)), _mm256_set1_epi8(0x10));
-        chunk1_n<NC>(a, _mm256_or_si256(nibbles16(b + 8), hb), x, stride, i, f16(b), -f16(b + 2));
+struct DotQ4_1 {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_min1<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ4_1, x, n, out,
+                     [](const uint8_t* b) { return nibbles16(b + 4); });
     }
-    store<NC>(a, out);
-}
+};
 
-template <int NC>
-void dot_q2_k(const std::byte* row, const ActBlock* x, int64_t stride, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
+struct DotQ5_1 {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_min1<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ5_1, x, n, out, [](const uint8_t* b) {
+            const __m256i hb = _mm256_and_si256(bits_to_bytes(layout::u32_at(b + 4)), _mm256_set1_epi8(0x10));
+            return _mm256_or_si256(nibbles16(b + 8), hb);
+        });
+    }
+};
+
+// Q2_K / Q3_K: 2-bit weights in two planes of 32 bytes (at qs_offset), four chunks of 32 per plane, each chunk with
+// two scales and two minimums. prepare(block) reads a super-block's scales once and returns chunk(c, low2): chunk c's
+// unsigned weights (low2: its two low bits) with its scales and minimums.
+struct ChunkScales {
+    __m256i u;
+    float sc0, sc1, mn0, mn1;
+};
+template <int NC, typename Prepare>
+void dot_2bit(const uint8_t* b, int64_t block_bytes, int64_t qs_offset, const ActColumns& x, int64_t n, float* out,
+              Prepare prepare) {
     const __m256i m3 = _mm256_set1_epi8(3);
     Acc a[NC];
     int64_t ci = 0;  // chunk index into each column's blocks
-    for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ2_K) {
-        prefetch_ahead(b, layout::kQ2_K);
-        const float d = f16(b + layout::kQ2_K_d), dmin = f16(b + layout::kQ2_K_d + 2);
+    for (int64_t i = 0; i < n / 256; ++i, b += block_bytes) {
+        prefetch_ahead(b, block_bytes);
+        const auto chunk = prepare(b);
         for (int h = 0; h < 2; ++h) {
-            const __m256i qv = load256(b + layout::kQ2_K_qs + 32 * h);
+            const __m256i qv = load256(b + qs_offset + 32 * h);
             for (int j = 0; j < 4; ++j, ++ci) {
-                const __m256i u = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3);
-                const uint8_t s0 = b[8 * h + 2 * j], s1 = b[8 * h + 2 * j + 1];
-                chunk_n<NC>(a, u, x, stride, ci, d * (s0 & 0xF), d * (s1 & 0xF), dmin * (s0 >> 4), dmin * (s1 >> 4));
+                const ChunkScales k = chunk(4 * h + j, _mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3));
+                chunk_n<NC>(a, k.u, x, ci, k.sc0, k.sc1, k.mn0, k.mn1);
             }
         }
     }
     store<NC>(a, out);
 }
 
-template <int NC>
-void dot_q3_k(const std::byte* row, const ActBlock* x, int64_t stride, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
-    const __m256i m3 = _mm256_set1_epi8(3);
-    Acc a[NC];
-    int64_t ci = 0;  // chunk index into each column's blocks
-    for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ3_K) {
-        prefetch_ahead(b, layout::kQ3_K);
-        const float d = f16(b + layout::kQ3_K_d);
-        int8_t sc[16];
-        layout::scales_q3k(b + layout::kQ3_K_scales, sc);
-        const __m256i hm = load256(b);
-        for (int h = 0; h < 2; ++h) {
-            const __m256i qv = load256(b + layout::kQ3_K_qs + 32 * h);
-            for (int j = 0; j < 4; ++j, ++ci) {
-                const int c = 4 * h + j;
-                const __m256i u =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 2 * j), m3), bit_select(hm, c, 4));
-                const float d0 = d * sc[2 * c], d1 = d * sc[2 * c + 1];
-                chunk_n<NC>(a, u, x, stride, ci, d0, d1, 4 * d0, 4 * d1);
-            }
-        }
+struct DotQ2_K {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_2bit<NC>(
+            reinterpret_cast<const uint8_t*>(row), layout::kQ2_K, layout::kQ2_K_qs, x, n, out, [](const uint8_t* b) {
+                const float d = f16(b + layout::kQ2_K_d), dmin = f16(b + layout::kQ2_K_d + 2);
+                return [b, d, dmin](int c, __m256i low2) {
+                    const uint8_t s0 = b[2 * c], s1 = b[2 * c + 1];
+                    return ChunkScales{low2, d * (s0 & 0xF), d * (s1 & 0xF), dmin * (s0 >> 4), dmin * (s1 >> 4)};
+                };
+            });
     }
-    store<NC>(a, out);
+};
+
+struct DotQ3_K {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_2bit<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ3_K, layout::kQ3_K_qs, x, n, out,
+                     [](const uint8_t* b) {
+                         struct Scales {
+                             float d;
+                             int8_t sc[16];
+                             __m256i hm;
+                             ChunkScales operator()(int c, __m256i low2) const {
+                                 const float d0 = d * sc[2 * c], d1 = d * sc[2 * c + 1];
+                                 return {_mm256_or_si256(low2, bit_select(hm, c, 4)), d0, d1, 4 * d0, 4 * d1};
+                             }
+                         };
+                         Scales s{f16(b + layout::kQ3_K_d), {}, load256(b)};
+                         layout::scales_q3k(b + layout::kQ3_K_scales, s.sc);
+                         return s;
+                     });
+    }
+};
+
+// The 8 x 8 transpose of 32-bit lanes: lane j of out[m] is lane m of in[j]. Applied to eight blocks of 32 bytes, out[m]
+// holds bytes 4m..4m+3 of every block, block j in lane j: the weights' side of ActColumns::qt's grouping.
+inline void transpose8(const __m256i (&in)[8], __m256i (&out)[8]) {
+    __m256i t[8], u[8];
+    for (int k = 0; k < 4; ++k) {
+        t[2 * k] = _mm256_unpacklo_epi32(in[2 * k], in[2 * k + 1]);      // lanes 0 1 4 5 of in[2k], in[2k+1]
+        t[2 * k + 1] = _mm256_unpackhi_epi32(in[2 * k], in[2 * k + 1]);  // lanes 2 3 6 7
+    }
+    for (int k = 0; k < 2; ++k) {
+        u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);          // lanes 0 | 4 of four inputs
+        u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);      // 1 | 5
+        u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);  // 2 | 6
+        u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);  // 3 | 7
+    }
+    for (int m = 0; m < 4; ++m) {
+        out[m] = _mm256_permute2x128_si256(u[m], u[m + 4], 0x20);
+        out[m + 4] = _mm256_permute2x128_si256(u[m], u[m + 4], 0x31);
+    }
 }
 
 // Sums of each of eight vectors of 8 x i32, as one vector [sum(p0), ..., sum(p7)].
-inline __m256i reduce8(const __m256i p[8]) {
+inline __m256i reduce8(const __m256i (&p)[8]) {
     const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
     const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
     // h0123 = [p0..p3 over lanes 0-3 | p0..p3 over lanes 4-7], likewise h4567.
@@ -253,201 +302,208 @@ inline __m256i reduce8(const __m256i p[8]) {
                             _mm256_permute2x128_si256(h0123, h4567, 0x31));
 }
 
-// The one-scale signed types, eight blocks at a time: each block's integer sum against each column is exact, the
-// eight are reduced into one vector and scaled with one FMA against the blocks' scales times the activation's
-// (ActColumns.d). The blocks past the last group of eight (rows of 896 have 28) take chunk_signed_n. A column's
-// arithmetic is the same whatever NC, so a token's result does not depend on the others in the call.
-constexpr int64_t kPrefetchAhead = 8192;
+// The one-scale signed types, eight blocks at a time. The eight weight blocks are regrouped like the activation's qt
+// (ActColumns), so that per column eight multiply-adds leave block j's exact integer sum in lane j; the eight sums
+// are scaled with one FMA against the blocks' scales times the activation's (ActColumns.d). The blocks past the last
+// group of eight (rows of 896 have 28) take chunk_signed_n. A column's arithmetic is the same whatever NC, so a
+// token's result does not depend on the others in the call.
 template <int NC, typename Unpack>
 void dot_signed(const uint8_t* b, int64_t block_bytes, const ActColumns& x, int64_t n, float* out, Unpack unpack) {
-    __m256 acc[NC];
-    Acc tail[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    __m256 acc[NC], tail[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = tail[c] = _mm256_setzero_ps();
     const int64_t n_blocks = n / 32, n_groups = n_blocks / 8;
     for (int64_t g = 0; g < n_groups; ++g) {
         prefetch_ahead(b + 8 * g * block_bytes, 8 * block_bytes);
-        __m256i w[8], aw[8];
+        __m256i w[8], wt[8];
         alignas(32) float wd[8];
         for (int j = 0; j < 8; ++j) {
             const uint8_t* blk = b + (8 * g + j) * block_bytes;
             w[j] = unpack(blk);
-            aw[j] = _mm256_sign_epi8(w[j], w[j]);
             wd[j] = f16(blk);
         }
         const __m256 vwd = _mm256_load_ps(wd);
-        for (int c = 0; c < NC; ++c) {
-            const ActBlock* xb = x.blocks + c * x.stride + 8 * g;
+        if constexpr (NC == 1 && !SignedGroup::kForOneColumn) {
+            // One column with maddubs: the regrouping (24 shuffles and eight signs) is not shared by other columns,
+            // and a horizontal reduction of the eight blocks' lanes costs less. The same integers either way.
             __m256i p[8];
-            for (int j = 0; j < 8; ++j) p[j] = dot4(aw[j], _mm256_sign_epi8(load256(xb[j].q), w[j]));
+            for (int j = 0; j < 8; ++j) {
+                p[j] = dot4(_mm256_sign_epi8(w[j], w[j]), _mm256_sign_epi8(load256(x.blocks[8 * g + j].q), w[j]));
+            }
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(p)), _mm256_mul_ps(vwd, _mm256_loadu_ps(x.d + 8 * g)),
+                                     acc[0]);
+            continue;
+        }
+        transpose8(w, wt);
+        const SignedGroup sg(wt);
+        for (int c = 0; c < NC; ++c) {
+            const int64_t at = c * x.stride + 8 * g;
+            const __m256i p = sg.sums(x.qt + 32 * at, x.sum128 + at);
             const __m256 scale = _mm256_mul_ps(vwd, _mm256_loadu_ps(x.d + c * x.stride + 8 * g));
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(p)), scale, acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[c]);
         }
     }
     for (int64_t i = 8 * n_groups; i < n_blocks; ++i) {
         const uint8_t* blk = b + i * block_bytes;
-        chunk_signed_n<NC>(tail, unpack(blk), x.blocks, x.stride, i, f16(blk));
+        chunk_signed_n<NC>(tail, unpack(blk), x, i, f16(blk));
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) + tail[c].total();
+    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) + hsum(tail[c]);
 }
 
-template <int NC>
-void dot_q4_0(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ4_0, x, n, out,
-                   [](const uint8_t* blk) { return _mm256_sub_epi8(nibbles16(blk + 2), _mm256_set1_epi8(8)); });
-}
+struct DotQ4_0 {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ4_0, x, n, out,
+                       [](const uint8_t* blk) { return _mm256_sub_epi8(nibbles16(blk + 2), _mm256_set1_epi8(8)); });
+    }
+};
 
-template <int NC>
-void dot_q5_0(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ5_0, x, n, out, [](const uint8_t* blk) {
-        const __m256i hb = _mm256_and_si256(bits_to_bytes(layout::u32_at(blk + 2)), _mm256_set1_epi8(0x10));
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles16(blk + 6), hb), _mm256_set1_epi8(16));
-    });
-}
+struct DotQ5_0 {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ5_0, x, n, out, [](const uint8_t* blk) {
+            const __m256i hb = _mm256_and_si256(bits_to_bytes(layout::u32_at(blk + 2)), _mm256_set1_epi8(0x10));
+            return _mm256_sub_epi8(_mm256_or_si256(nibbles16(blk + 6), hb), _mm256_set1_epi8(16));
+        });
+    }
+};
 
 // Q8_0's weights are already signed bytes (|-128| = 128 still fits maddubs' unsigned operand).
-template <int NC>
-void dot_q8_0(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ8_0, x, n, out,
-                   [](const uint8_t* blk) { return load256(blk + 2); });
-}
-
-// Q4_K / Q5_K, whose eight sub-blocks of 32 each have one scale and one minimum: the eight integer sums of a
-// super-block are reduced into one vector and scaled with one FMA against (d * sc_j) * d_x[j], and the minimums with
-// one FMA against d_x[j] * sum_x[j] (ActColumns' arrays), instead of scalar work per chunk.
-template <int NC>
-inline void k_superblock(__m256 (&acc)[NC], __m256 (&accm)[NC], const __m256i (&u)[8], __m256 vsc, __m256 vmn,
-                         const ActColumns& x, int64_t i) {
-    for (int c = 0; c < NC; ++c) {
-        const ActBlock* xb = x.blocks + c * x.stride + 8 * i;
-        __m256i p[8];
-        for (int j = 0; j < 8; ++j) {
-            p[j] = dot4(u[j], load256(xb[j].q));
-        }
-        const float* xd = x.d + c * x.stride + 8 * i;
-        const float* xs = x.dsum + c * x.stride + 8 * i;
-        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(p)), _mm256_mul_ps(vsc, _mm256_loadu_ps(xd)), acc[c]);
-        accm[c] = _mm256_fmadd_ps(vmn, _mm256_loadu_ps(xs), accm[c]);
+struct DotQ8_0 {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_signed<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ8_0, x, n, out,
+                       [](const uint8_t* blk) { return load256(blk + 2); });
     }
-}
+};
 
-// The eight 6-bit scales and minimums of a Q4_K/Q5_K block as float vectors times d and dmin.
-inline void k4_scales(const uint8_t* packed, float d, float dmin, __m256& vsc, __m256& vmn) {
-    alignas(8) uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) layout::scale_min_k4(j, packed, sc[j], mn[j]);
-    vsc =
-        _mm256_mul_ps(_mm256_set1_ps(d),
-                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)))));
-    vmn =
-        _mm256_mul_ps(_mm256_set1_ps(dmin),
-                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)))));
-}
-
-template <int NC>
-void dot_q4_k(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
-    const __m256i m4 = _mm256_set1_epi8(0xF);
+// Q4_K / Q5_K, whose eight sub-blocks of 32 each have one scale and one minimum: a super-block's eight sub-blocks are
+// the activation's eight blocks of one group (ActColumns::qt). Their unsigned weights are regrouped like dot_signed's,
+// so that eight multiply-adds per column leave each sub-block's integer sum in its own lane, scaled with one FMA
+// against (d * sc_j) * d_x[j]; the minimums take one FMA against d_x[j] * sum_x[j] (ActColumns' arrays).
+// unpack(block, u) writes the eight sub-blocks' 32 unsigned weights each.
+template <int NC, typename Unpack>
+void dot_k4(const uint8_t* b, int64_t block_bytes, int64_t scales_offset, const ActColumns& x, int64_t n, float* out,
+            Unpack unpack) {
     __m256 acc[NC], accm[NC];
     for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ4_K) {
-        prefetch_ahead(b, layout::kQ4_K);
-        __m256 vsc, vmn;
-        k4_scales(b + layout::kQ4_K_scales, f16(b), f16(b + 2), vsc, vmn);
-        __m256i u[8];
-        for (int p = 0; p < 4; ++p) {
-            const __m256i qv = load256(b + layout::kQ4_K_qs + 32 * p);
-            u[2 * p] = _mm256_and_si256(qv, m4);
-            u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+    for (int64_t i = 0; i < n / 256; ++i, b += block_bytes) {
+        prefetch_ahead(b, block_bytes);
+        // The eight 6-bit scales and minimums as float vectors times d and dmin.
+        alignas(8) uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) layout::scale_min_k4(j, b + scales_offset, sc[j], mn[j]);
+        const __m256 vsc = _mm256_mul_ps(_mm256_set1_ps(f16(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(load64(sc))));
+        const __m256 vmn =
+            _mm256_mul_ps(_mm256_set1_ps(f16(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(load64(mn))));
+        __m256i u[8], ut[8];
+        unpack(b, u);
+        transpose8(u, ut);
+        for (int c = 0; c < NC; ++c) {
+            const int8_t* xq = x.qt + (c * x.stride + 8 * i) * 32;
+            __m256i p = dot4(ut[0], load256(xq));
+            for (int m = 1; m < 8; ++m) p = dot4_acc(p, ut[m], load256(xq + 32 * m));
+            const float* xd = x.d + c * x.stride + 8 * i;
+            const float* xs = x.dsum + c * x.stride + 8 * i;
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(vsc, _mm256_loadu_ps(xd)), acc[c]);
+            accm[c] = _mm256_fmadd_ps(vmn, _mm256_loadu_ps(xs), accm[c]);
         }
-        k_superblock<NC>(acc, accm, u, vsc, vmn, x, i);
     }
     for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) - hsum(accm[c]);
 }
 
-template <int NC>
-void dot_q5_k(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
+// The 4-bit weights of a Q4_K/Q5_K super-block (128 bytes at qs): byte p*32 + l holds sub-block 2p's weight l in its
+// low nibble and sub-block 2p+1's in its high one.
+inline void k4_nibbles(const uint8_t* qs, __m256i (&u)[8]) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    __m256 acc[NC], accm[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ5_K) {
-        prefetch_ahead(b, layout::kQ5_K);
-        __m256 vsc, vmn;
-        k4_scales(b + layout::kQ5_K_scales, f16(b), f16(b + 2), vsc, vmn);
-        const __m256i qh = load256(b + layout::kQ5_K_qh);
-        __m256i u[8];
-        for (int p = 0; p < 4; ++p) {
-            const __m256i qv = load256(b + layout::kQ5_K_qs + 32 * p);
-            u[2 * p] = _mm256_or_si256(_mm256_and_si256(qv, m4), bit_select(qh, 2 * p, 16));
-            u[2 * p + 1] =
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4), bit_select(qh, 2 * p + 1, 16));
-        }
-        k_superblock<NC>(acc, accm, u, vsc, vmn, x, i);
+    for (int p = 0; p < 4; ++p) {
+        const __m256i qv = load256(qs + 32 * p);
+        u[2 * p] = _mm256_and_si256(qv, m4);
+        u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) - hsum(accm[c]);
 }
+
+struct DotQ4_K {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_k4<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ4_K, layout::kQ4_K_scales, x, n, out,
+                   [](const uint8_t* b, __m256i(&u)[8]) { k4_nibbles(b + layout::kQ4_K_qs, u); });
+    }
+};
+
+// Q5_K: Q4_K's nibbles plus a fifth bit, bit j of qh's byte l for sub-block j's weight l.
+struct DotQ5_K {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        dot_k4<NC>(reinterpret_cast<const uint8_t*>(row), layout::kQ5_K, layout::kQ5_K_scales, x, n, out,
+                   [](const uint8_t* b, __m256i(&u)[8]) {
+                       k4_nibbles(b + layout::kQ5_K_qs, u);
+                       const __m256i qh = load256(b + layout::kQ5_K_qh);
+                       for (int j = 0; j < 8; ++j) u[j] = _mm256_or_si256(u[j], bit_select(qh, j, 16));
+                   });
+    }
+};
 
 // Q6_K: sixteen sub-blocks of 16, so each chunk of 32 has two scales. The eight chunks' integer products are reduced
 // per half: [c0a c1a c2a c3a | c0b c1b c2b c3b] for chunks 0-3 (a, b = first, second 16 values) and likewise for
 // chunks 4-7; the scale vectors are laid out to match. The offset of 32 is a minimum against the activation's
 // per-16 sums (dsum16), whose natural order [c0a c0b c1a c1b ...] matches the scales' natural order.
-template <int NC>
-void dot_q6_k(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
-    const auto* b = reinterpret_cast<const uint8_t*>(row);
-    const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
-    // Lane order of a reduced half-vector: scales 0, 2, 4, 6 | 1, 3, 5, 7 (of its eight).
-    const __m256i interleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    __m256 acc[NC], accm[NC];
-    for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ6_K) {
-        prefetch_ahead(b, layout::kQ6_K);
-        const float d = f16(b + layout::kQ6_K_d);
-        const auto* scp = reinterpret_cast<const int8_t*>(b + layout::kQ6_K_scales);
-        // Scales 0-7 and 8-15 as d * sc floats, natural order.
-        const __m256 s_lo = _mm256_mul_ps(
-            _mm256_set1_ps(d),
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scp)))));
-        const __m256 s_hi = _mm256_mul_ps(
-            _mm256_set1_ps(d),
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scp + 8)))));
-        const __m256 s_lo_i = _mm256_permutevar8x32_ps(s_lo, interleave);
-        const __m256 s_hi_i = _mm256_permutevar8x32_ps(s_hi, interleave);
-        const __m256 thirty_two = _mm256_set1_ps(32.f);
-        const __m256 mn_lo = _mm256_mul_ps(thirty_two, s_lo), mn_hi = _mm256_mul_ps(thirty_two, s_hi);
-        __m256i u[8];
-        for (int h = 0; h < 2; ++h) {
-            const __m256i ql0 = load256(b + 64 * h), ql1 = load256(b + 64 * h + 32);
-            const __m256i qh = load256(b + layout::kQ6_K_qh + 32 * h);
-            // High two bits j of each byte of qh (shifted into bits 4-5), masked before shifting so that no bit
-            // crosses into the neighbouring byte of the 16-bit lane.
-            u[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                           _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-            u[4 * h + 3] =
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2));
-        }
-        for (int c = 0; c < NC; ++c) {
-            const ActBlock* xb = x.blocks + c * x.stride + 8 * i;
-            __m256i p[8];
-            for (int j = 0; j < 8; ++j) {
-                p[j] = dot4(u[j], load256(xb[j].q));
+struct DotQ6_K {
+    template <int NC>
+    static void run(const std::byte* row, const ActColumns& x, int64_t n, float* out) {
+        const auto* b = reinterpret_cast<const uint8_t*>(row);
+        const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
+        // Lane order of a reduced half-vector: scales 0, 2, 4, 6 | 1, 3, 5, 7 (of its eight).
+        const __m256i interleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        __m256 acc[NC], accm[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = accm[c] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n / 256; ++i, b += layout::kQ6_K) {
+            prefetch_ahead(b, layout::kQ6_K);
+            const float d = f16(b + layout::kQ6_K_d);
+            const auto* scp = reinterpret_cast<const int8_t*>(b + layout::kQ6_K_scales);
+            // Scales 0-7 and 8-15 as d * sc floats, natural order.
+            const __m256 s_lo = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load64(scp))));
+            const __m256 s_hi =
+                _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load64(scp + 8))));
+            const __m256 s_lo_i = _mm256_permutevar8x32_ps(s_lo, interleave);
+            const __m256 s_hi_i = _mm256_permutevar8x32_ps(s_hi, interleave);
+            const __m256 thirty_two = _mm256_set1_ps(32.f);
+            const __m256 mn_lo = _mm256_mul_ps(thirty_two, s_lo), mn_hi = _mm256_mul_ps(thirty_two, s_hi);
+            __m256i u[8];
+            for (int h = 0; h < 2; ++h) {
+                const __m256i ql0 = load256(b + 64 * h), ql1 = load256(b + 64 * h + 32);
+                const __m256i qh = load256(b + layout::kQ6_K_qh + 32 * h);
+                // High two bits j of each byte of qh (shifted into bits 4-5), masked before shifting so that no bit
+                // crosses into the neighbouring byte of the 16-bit lane.
+                u[4 * h + 0] =
+                    _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+                u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+                u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                               _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+                u[4 * h + 3] = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2));
             }
-            const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-            const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-            const float* xd = x.d + c * x.stride + 8 * i;
-            const __m256 xd0 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xd));
-            const __m256 xd1 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xd + 4));
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h0123), _mm256_mul_ps(s_lo_i, xd0), acc[c]);
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h4567), _mm256_mul_ps(s_hi_i, xd1), acc[c]);
-            const float* xs = x.dsum16 + 2 * (c * x.stride + 8 * i);
-            accm[c] = _mm256_fmadd_ps(mn_lo, _mm256_loadu_ps(xs), accm[c]);
-            accm[c] = _mm256_fmadd_ps(mn_hi, _mm256_loadu_ps(xs + 8), accm[c]);
+            for (int c = 0; c < NC; ++c) {
+                const ActBlock* xb = x.blocks + c * x.stride + 8 * i;
+                __m256i p[8];
+                for (int j = 0; j < 8; ++j) {
+                    p[j] = dot4(u[j], load256(xb[j].q));
+                }
+                const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+                const float* xd = x.d + c * x.stride + 8 * i;
+                const __m256 xd0 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xd));
+                const __m256 xd1 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xd + 4));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h0123), _mm256_mul_ps(s_lo_i, xd0), acc[c]);
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h4567), _mm256_mul_ps(s_hi_i, xd1), acc[c]);
+                const float* xs = x.dsum16 + 2 * (c * x.stride + 8 * i);
+                accm[c] = _mm256_fmadd_ps(mn_lo, _mm256_loadu_ps(xs), accm[c]);
+                accm[c] = _mm256_fmadd_ps(mn_hi, _mm256_loadu_ps(xs + 8), accm[c]);
+            }
         }
+        for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) - hsum(accm[c]);
     }
-    for (int c = 0; c < NC; ++c) out[c] = hsum(acc[c]) - hsum(accm[c]);
-}
+};
 
 // Float weights against nc f32 activation columns (column c at x + c * stride): each loaded and converted group of
 // 8 weights is multiplied with every column. Two accumulators per column, so each lane sums n / 16 products. `row`
@@ -477,93 +533,83 @@ inline __m256 bf16x8(const uint8_t* p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(p)), 16));
 }
 
-template <int NC>
-void dot_f32(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
-    const auto* w = reinterpret_cast<const float*>(row);
-    dot_float_cols<NC>(
-        row, 4, x, stride, n, out, [w](int64_t j) { return _mm256_loadu_ps(w + j); }, [w](int64_t j) { return w[j]; });
-}
-
-template <int NC>
-void dot_f16(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
-    const auto* w = reinterpret_cast<const uint8_t*>(row);
-    dot_float_cols<NC>(
-        row, 2, x, stride, n, out, [w](int64_t j) { return _mm256_cvtph_ps(load128(w + 2 * j)); },
-        [w](int64_t j) { return f16(w + 2 * j); });
-}
-
-template <int NC>
-void dot_bf16(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
-    const auto* w = reinterpret_cast<const uint8_t*>(row);
-    dot_float_cols<NC>(
-        row, 2, x, stride, n, out, [w](int64_t j) { return bf16x8(w + 2 * j); },
-        [w](int64_t j) {
-            uint16_t h;
-            std::memcpy(&h, w + 2 * j, 2);
-            return bf16_to_fp32(h);
-        });
-}
-
-// A QuantDotFn for kernel template K: dispatches the column count to K<1..4>.
-#define ORCD_MULTI(K)                                                          \
-    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) { \
-        switch (nc) {                                                          \
-            case 1: K<1>(r, x.blocks, x.stride, n, o); break;                  \
-            case 2: K<2>(r, x.blocks, x.stride, n, o); break;                  \
-            case 3: K<3>(r, x.blocks, x.stride, n, o); break;                  \
-            default: K<4>(r, x.blocks, x.stride, n, o); break;                 \
-        }                                                                      \
+struct DotF32 {
+    template <int NC>
+    static void run(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
+        const auto* w = reinterpret_cast<const float*>(row);
+        dot_float_cols<NC>(
+            row, 4, x, stride, n, out, [w](int64_t j) { return _mm256_loadu_ps(w + j); },
+            [w](int64_t j) { return w[j]; });
     }
-// For the float kernels.
-#define ORCD_MULTI_F(K)                                                              \
-    [](const std::byte* r, const float* x, int64_t s, int nc, int64_t n, float* o) { \
-        switch (nc) {                                                                \
-            case 1: K<1>(r, x, s, n, o); break;                                      \
-            case 2: K<2>(r, x, s, n, o); break;                                      \
-            case 3: K<3>(r, x, s, n, o); break;                                      \
-            default: K<4>(r, x, s, n, o); break;                                     \
-        }                                                                            \
+};
+
+struct DotF16 {
+    template <int NC>
+    static void run(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
+        const auto* w = reinterpret_cast<const uint8_t*>(row);
+        dot_float_cols<NC>(
+            row, 2, x, stride, n, out, [w](int64_t j) { return _mm256_cvtph_ps(load128(w + 2 * j)); },
+            [w](int64_t j) { return f16(w + 2 * j); });
     }
-// The same for kernels that read the activation's scale arrays.
-#define ORCD_MULTI_V(K)                                                        \
-    [](const std::byte* r, const ActColumns& x, int nc, int64_t n, float* o) { \
-        switch (nc) {                                                          \
-            case 1: K<1>(r, x, n, o); break;                                   \
-            case 2: K<2>(r, x, n, o); break;                                   \
-            case 3: K<3>(r, x, n, o); break;                                   \
-            default: K<4>(r, x, n, o); break;                                  \
-        }                                                                      \
+};
+
+struct DotBF16 {
+    template <int NC>
+    static void run(const std::byte* row, const float* x, int64_t stride, int64_t n, float* out) {
+        const auto* w = reinterpret_cast<const uint8_t*>(row);
+        dot_float_cols<NC>(
+            row, 2, x, stride, n, out, [w](int64_t j) { return bf16x8(w + 2 * j); },
+            [w](int64_t j) {
+                uint16_t h;
+                std::memcpy(&h, w + 2 * j, 2);
+                return bf16_to_fp32(h);
+            });
     }
+};
+
+// The column-count dispatch: a kernel K is a struct whose template member run<NC> is the kernel for NC columns, and
+// columns<K> calls run<nc> for the nc of the call, 1 <= nc <= Max.
+template <class K, int Max, typename... Args>
+inline void columns(int nc, const Args&... args) {
+    [&]<int... I>(std::integer_sequence<int, I...>) {
+        (void)((nc == I + 1 ? (K::template run<I + 1>(args...), true) : false) || ...);
+    }
+    (std::make_integer_sequence<int, Max>{});
+}
+template <class K>
+void quant_columns(const std::byte* row, const ActColumns& x, int nc, int64_t n, float* out) {
+    columns<K, kMaxCols>(nc, row, x, n, out);
+}
+template <class K>
+void float_columns(const std::byte* row, const float* x, int64_t stride, int nc, int64_t n, float* out) {
+    columns<K, kMaxFloatCols>(nc, row, x, stride, n, out);
+}
 
 // The kernel of each type, for the including file's instruction set.
 inline QuantDotFn quant_kernels(TensorType t) {
     switch (t) {
-        case TensorType::Q4_0: return ORCD_MULTI_V(dot_q4_0);
-        case TensorType::Q4_1: return ORCD_MULTI(dot_q4_1);
-        case TensorType::Q5_0: return ORCD_MULTI_V(dot_q5_0);
-        case TensorType::Q5_1: return ORCD_MULTI(dot_q5_1);
-        case TensorType::Q8_0: return ORCD_MULTI_V(dot_q8_0);
-        case TensorType::Q2_K: return ORCD_MULTI(dot_q2_k);
-        case TensorType::Q3_K: return ORCD_MULTI(dot_q3_k);
-        case TensorType::Q4_K: return ORCD_MULTI_V(dot_q4_k);
-        case TensorType::Q5_K: return ORCD_MULTI_V(dot_q5_k);
-        case TensorType::Q6_K: return ORCD_MULTI_V(dot_q6_k);
+        case TensorType::Q4_0: return quant_columns<DotQ4_0>;
+        case TensorType::Q4_1: return quant_columns<DotQ4_1>;
+        case TensorType::Q5_0: return quant_columns<DotQ5_0>;
+        case TensorType::Q5_1: return quant_columns<DotQ5_1>;
+        case TensorType::Q8_0: return quant_columns<DotQ8_0>;
+        case TensorType::Q2_K: return quant_columns<DotQ2_K>;
+        case TensorType::Q3_K: return quant_columns<DotQ3_K>;
+        case TensorType::Q4_K: return quant_columns<DotQ4_K>;
+        case TensorType::Q5_K: return quant_columns<DotQ5_K>;
+        case TensorType::Q6_K: return quant_columns<DotQ6_K>;
         default: return nullptr;
     }
 }
 
 inline FloatDotFn float_kernels(TensorType t) {
     switch (t) {
-        case TensorType::F32: return ORCD_MULTI_F(dot_f32);
-        case TensorType::F16: return ORCD_MULTI_F(dot_f16);
-        case TensorType::BF16: return ORCD_MULTI_F(dot_bf16);
+        case TensorType::F32: return float_columns<DotF32>;
+        case TensorType::F16: return float_columns<DotF16>;
+        case TensorType::BF16: return float_columns<DotBF16>;
         default: return nullptr;
     }
 }
-
-#undef ORCD_MULTI
-#undef ORCD_MULTI_V
-#undef ORCD_MULTI_F
 
 }  // namespace
 
