@@ -159,12 +159,15 @@ AffineKScales choose_affine_k_scales(const float* x, int n_sub, int sub_len, int
     return out;
 }
 
-// Quants 0..q_max of every element of an affine K super-block, against the stored scales.
-void quantize_affine_k(const float* x, int n_sub, int sub_len, int q_max, const AffineKScales& s, int* q) {
+// An affine K super-block's scales (choose_affine_k_scales) and the quants 0..q_max of its elements against the
+// stored scales.
+AffineKScales quantize_affine_k(const float* x, int n_sub, int sub_len, int q_max, int code_max, int* q) {
+    const AffineKScales s = choose_affine_k_scales(x, n_sub, sub_len, q_max, code_max);
     const float d = fp16_to_fp32(s.d), dmin = fp16_to_fp32(s.dmin);
     for (int k = 0; k < n_sub; ++k) {
         quantize_affine(x + k * sub_len, sub_len, d * s.scale[k], -dmin * s.min[k], q_max, q + k * sub_len);
     }
+    return s;
 }
 
 // Symmetric K-quants (Q3_K, Q6_K): y = d*scale[k]*q, q in [-levels_below, levels_below-1], signed integer scales
@@ -193,12 +196,16 @@ SymmetricKScales choose_symmetric_k_scales(const float* x, int n_sub, int sub_le
     return out;
 }
 
-void quantize_symmetric_k(const float* x, int n_sub, int sub_len, int levels_below, const SymmetricKScales& s, int* q) {
+// A symmetric K super-block's scales (choose_symmetric_k_scales) and the quants of its elements against the stored
+// scales.
+SymmetricKScales quantize_symmetric_k(const float* x, int n_sub, int sub_len, int levels_below, int code_max, int* q) {
+    const SymmetricKScales s = choose_symmetric_k_scales(x, n_sub, sub_len, levels_below, code_max);
     const float d = fp16_to_fp32(s.d);
     for (int k = 0; k < n_sub; ++k) {
         quantize_symmetric(x + k * sub_len, sub_len, d * static_cast<float>(s.scale[k]), -levels_below,
                            levels_below - 1, q + k * sub_len);
     }
+    return s;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -294,9 +301,8 @@ void pack_crumbs_k(const int* crumbs, uint8_t* qs) {
 }
 
 BlockQ2_K quantize_q2_k(const float* x) {
-    const AffineKScales s = choose_affine_k_scales(x, 16, 16, 3, 15);
     int q[kQK_K];
-    quantize_affine_k(x, 16, 16, 3, s, q);
+    const AffineKScales s = quantize_affine_k(x, 16, 16, 3, 15, q);
     BlockQ2_K b{};
     b.d = s.d;
     b.dmin = s.dmin;
@@ -306,9 +312,8 @@ BlockQ2_K quantize_q2_k(const float* x) {
 }
 
 BlockQ3_K quantize_q3_k(const float* x) {
-    const SymmetricKScales s = choose_symmetric_k_scales(x, 16, 16, 4, 31);
     int q[kQK_K];
-    quantize_symmetric_k(x, 16, 16, 4, s, q);
+    const SymmetricKScales s = quantize_symmetric_k(x, 16, 16, 4, 31, q);
     BlockQ3_K b{};
     b.d = s.d;
     int8_t scales[16];
@@ -328,9 +333,8 @@ BlockQ3_K quantize_q3_k(const float* x) {
 template <typename Block, bool kFive>
 Block quantize_k4(const float* x) {
     constexpr int q_max = kFive ? 31 : 15;
-    const AffineKScales s = choose_affine_k_scales(x, 8, 32, q_max, 63);
     int q[kQK_K];
-    quantize_affine_k(x, 8, 32, q_max, s, q);
+    const AffineKScales s = quantize_affine_k(x, 8, 32, q_max, 63, q);
     Block b{};
     b.d = s.d;
     b.dmin = s.dmin;
@@ -350,9 +354,8 @@ BlockQ4_K quantize_q4_k(const float* x) { return quantize_k4<BlockQ4_K, false>(x
 BlockQ5_K quantize_q5_k(const float* x) { return quantize_k4<BlockQ5_K, true>(x); }
 
 BlockQ6_K quantize_q6_k(const float* x) {
-    const SymmetricKScales s = choose_symmetric_k_scales(x, 16, 16, 32, 127);
     int q[kQK_K];
-    quantize_symmetric_k(x, 16, 16, 32, s, q);
+    const SymmetricKScales s = quantize_symmetric_k(x, 16, 16, 32, 127, q);
     BlockQ6_K b{};
     b.d = s.d;
     for (int k = 0; k < 16; ++k) b.scales[k] = static_cast<int8_t>(s.scale[k]);

@@ -1,6 +1,9 @@
 #include "template/text.h"
 
+#include <algorithm>
 #include <cctype>
+#include <initializer_list>
+#include <optional>
 #include <fmt/format.h>
 #include <utf8proc.h>
 
@@ -39,26 +42,22 @@ std::string map_cps(std::string_view s, char32_t (*f)(char32_t)) {
 char32_t to_upper(char32_t c) { return static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c))); }
 char32_t to_lower(char32_t c) { return static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))); }
 
+// Whether c's Unicode general category is one of `cats`: Python defines its str predicates by category.
+bool in_category(char32_t c, std::initializer_list<utf8proc_category_t> cats) {
+    const utf8proc_category_t cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+    return std::find(cats.begin(), cats.end(), cat) != cats.end();
+}
+
 bool is_cased_letter(char32_t c) {
-    const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+    return in_category(c, {UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LL, UTF8PROC_CATEGORY_LT});
 }
 
 // Python's str.isprintable for one code point: everything but the "Other" and "Separator" categories, except space.
 bool is_printable(char32_t c) {
     if (c == ' ') return true;
     if (c > 0x10FFFF) return false;
-    switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-        case UTF8PROC_CATEGORY_CC:
-        case UTF8PROC_CATEGORY_CF:
-        case UTF8PROC_CATEGORY_CS:
-        case UTF8PROC_CATEGORY_CO:
-        case UTF8PROC_CATEGORY_CN:
-        case UTF8PROC_CATEGORY_ZL:
-        case UTF8PROC_CATEGORY_ZP:
-        case UTF8PROC_CATEGORY_ZS: return false;
-        default: return true;
-    }
+    return !in_category(c, {UTF8PROC_CATEGORY_CC, UTF8PROC_CATEGORY_CF, UTF8PROC_CATEGORY_CS, UTF8PROC_CATEGORY_CO,
+                            UTF8PROC_CATEGORY_CN, UTF8PROC_CATEGORY_ZL, UTF8PROC_CATEGORY_ZP, UTF8PROC_CATEGORY_ZS});
 }
 
 bool in_set(char32_t c, const std::vector<char32_t>& set) {
@@ -102,49 +101,44 @@ size_t length(std::string_view s) {
 bool is_space(char32_t c) {
     if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85) return true;
     if (c < 0x80 || c > 0x10FFFF) return false;
-    const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
+    return in_category(c, {UTF8PROC_CATEGORY_ZS, UTF8PROC_CATEGORY_ZL, UTF8PROC_CATEGORY_ZP});
 }
 
 bool is_alnum(char32_t c) {
     if (c < 0x80) return std::isalnum(static_cast<int>(c)) != 0;
     if (c > 0x10FFFF) return false;
-    switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-        case UTF8PROC_CATEGORY_LU:
-        case UTF8PROC_CATEGORY_LL:
-        case UTF8PROC_CATEGORY_LT:
-        case UTF8PROC_CATEGORY_LM:
-        case UTF8PROC_CATEGORY_LO:
-        case UTF8PROC_CATEGORY_ND:
-        case UTF8PROC_CATEGORY_NL:
-        case UTF8PROC_CATEGORY_NO: return true;
-        default: return false;
-    }
+    return in_category(c, {UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LL, UTF8PROC_CATEGORY_LT, UTF8PROC_CATEGORY_LM,
+                           UTF8PROC_CATEGORY_LO, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NL, UTF8PROC_CATEGORY_NO});
 }
 
 std::string upper(std::string_view s) { return map_cps(s, to_upper); }
 std::string lower(std::string_view s) { return map_cps(s, to_lower); }
 
-std::string capitalize(std::string_view s) {
+namespace {
+
+// s with each code point upper-cased where upper_after(the code point before it; none for the first) holds and
+// lower-cased elsewhere: capitalize and title differ only in that rule.
+template <typename UpperAfter>
+std::string recase(std::string_view s, UpperAfter upper_after) {
     std::string out;
-    bool first = true;
+    std::optional<char32_t> prev;
     for (size_t i = 0; i < s.size();) {
         const char32_t c = next_cp(s, i);
-        append_utf8(out, first ? to_upper(c) : to_lower(c));
-        first = false;
+        append_utf8(out, upper_after(prev) ? to_upper(c) : to_lower(c));
+        prev = c;
     }
     return out;
 }
 
+}  // namespace
+
+std::string capitalize(std::string_view s) {
+    return recase(s, [](std::optional<char32_t> prev) { return !prev; });
+}
+
+// Python's str.title: a word starts after anything but a cased letter.
 std::string title(std::string_view s) {
-    std::string out;
-    bool prev_cased = false;
-    for (size_t i = 0; i < s.size();) {
-        const char32_t c = next_cp(s, i);
-        append_utf8(out, prev_cased ? to_lower(c) : to_upper(c));
-        prev_cased = is_cased_letter(c);
-    }
-    return out;
+    return recase(s, [](std::optional<char32_t> prev) { return !prev || !is_cased_letter(*prev); });
 }
 
 std::string strip(std::string_view s, const std::string* chars, bool left, bool right) {

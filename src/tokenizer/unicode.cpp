@@ -70,17 +70,30 @@ void decode_utf8(std::string_view s, std::vector<char32_t>& out, std::vector<uin
     if (offsets) offsets->push_back(static_cast<uint32_t>(s.size()));
 }
 
-bool is_valid_utf8(std::string_view s) {
+namespace {
+
+// Whether `hit` accepts the decoding of some sequence of s that starts at a byte >= first: the scan of
+// is_valid_utf8 and needs_nfc. Bytes below `first` cannot start a sequence the caller looks for (ASCII, or
+// continuation bytes and lead bytes of code points too small to matter); they are stepped over one at a time,
+// without decoding.
+template <typename Hit>
+bool any_decoded(std::string_view s, uint8_t first, Hit hit) {
     for (size_t i = 0; i < s.size();) {
-        if (static_cast<uint8_t>(s[i]) < 0x80) {
+        if (static_cast<uint8_t>(s[i]) < first) {
             ++i;
             continue;
         }
         const Decoded d = decode_one(s, i);
-        if (!d.valid) return false;
+        if (hit(d)) return true;
         i += d.len;
     }
-    return true;
+    return false;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+    return !any_decoded(s, 0x80, [](const Decoded& d) { return !d.valid; });
 }
 
 std::string sanitize_utf8(std::string_view s) {
@@ -183,17 +196,8 @@ std::string utf8proc_nfc(std::string_view s) {
 }  // namespace
 
 bool needs_nfc(std::string_view s) {
-    for (size_t i = 0; i < s.size();) {
-        // Every code point >= U+0300 starts with a byte >= 0xCC; continuation bytes are below it.
-        if (static_cast<uint8_t>(s[i]) < 0xCC) {
-            ++i;
-            continue;
-        }
-        const Decoded d = decode_one(s, i);
-        if (!nfc_inert(d.cp)) return true;
-        i += d.len;
-    }
-    return false;
+    // Every code point >= U+0300 (below it, all are inert) starts with a byte >= 0xCC; continuation bytes are below it.
+    return any_decoded(s, 0xCC, [](const Decoded& d) { return !nfc_inert(d.cp); });
 }
 
 std::string nfc(std::string_view s) {

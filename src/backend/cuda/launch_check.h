@@ -21,9 +21,11 @@ inline void require_epsilon(float eps, const char* op) {
     require(std::isfinite(eps) && eps >= 0.0f, op, fmt::format("epsilon {} is not a finite value >= 0", eps));
 }
 
-// n_tokens rows of n (the row count fits the kernels' 32-bit grid).
-inline void require_rows(int64_t n_tokens, int64_t n, const char* op) {
+// The arguments of an rms norm over rows (rms_norm, rms_norm_to_f16): n_tokens rows of n (the row count fits the
+// kernels' 32-bit grid) and the epsilon.
+inline void require_norm_rows(int64_t n_tokens, int64_t n, float eps, const char* op) {
     require(n_tokens > 0 && n > 0 && n_tokens <= INT32_MAX, op, "needs n_tokens > 0 and n > 0");
+    require_epsilon(eps, op);
 }
 
 inline void check_launch() { ORCD_CUDA_CHECK(cudaGetLastError()); }

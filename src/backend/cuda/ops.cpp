@@ -18,8 +18,7 @@ using detail::require;
 
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
               cudaStream_t stream) {
-    detail::require_rows(n_tokens, n, "rms_norm");
-    detail::require_epsilon(eps, "rms_norm");
+    detail::require_norm_rows(n_tokens, n, eps, "rms_norm");
     detail::launch_rms_norm(x, weight, n_tokens, n, eps, out, stream);
     check_launch();
 }

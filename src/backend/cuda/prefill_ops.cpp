@@ -18,8 +18,7 @@ using detail::require;
 
 void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
                      cudaStream_t stream) {
-    detail::require_rows(n_tokens, n, "rms_norm_to_f16");
-    detail::require_epsilon(eps, "rms_norm_to_f16");
+    detail::require_norm_rows(n_tokens, n, eps, "rms_norm_to_f16");
     detail::launch_rms_norm_f16(x, weight, n_tokens, n, eps, out16, stream);
     check_launch();
 }

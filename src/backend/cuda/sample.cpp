@@ -42,8 +42,8 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
     b_.out = out_;
     b_.sort_temp = p + 4 * vec + header + window + 256;
     b_.sort_temp_bytes = sort_bytes;
-    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), header + window));
-    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&result_host_), sizeof(int32_t)));
+    staging_ = allocate_pinned_host<std::byte>(header + window);
+    result_host_ = allocate_pinned_host<int32_t>(sizeof(int32_t));
     seen_.assign(n, 0);
 
     detail::launch_iota(iota, n_vocab, stream);
@@ -56,22 +56,10 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
     sample(b_.keys, warm, stream);
 }
 
-DeviceSampler::~DeviceSampler() {
-    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
-    if (result_host_) ORCD_CUDA_WARN(cudaFreeHost(result_host_));
-}
-
 void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
     check_sample_step(s);
-    detail::SampleHeader h{};
-    h.u = s.u;
-    h.temperature = s.temperature;
-    h.top_p = s.top_p;
-    h.min_p = s.min_p;
-    h.repeat_penalty = s.repeat_penalty;
-    h.top_k = s.top_k;
     // Distinct in-vocabulary ids, as the host chain's set: the kernel then changes each logit once, without races.
-    int32_t* ids = reinterpret_cast<int32_t*>(staging_ + align_up(sizeof(detail::SampleHeader)));
+    int32_t* ids = reinterpret_cast<int32_t*>(staging_.get() + align_up(sizeof(detail::SampleHeader)));
     int32_t count = 0;
     if (s.repeat_penalty != 1.f) {
         for (TokenId t : s.penalty_window) {
@@ -81,10 +69,16 @@ void DeviceSampler::stage(const SampleStep& s, cudaStream_t stream) {
         }
         for (int32_t i = 0; i < count; ++i) seen_[static_cast<size_t>(ids[i])] = 0;
     }
-    h.n_window = count;
-    std::memcpy(staging_, &h, sizeof(h));
+    const detail::SampleHeader h{.u = s.u,
+                                 .temperature = s.temperature,
+                                 .top_p = s.top_p,
+                                 .min_p = s.min_p,
+                                 .repeat_penalty = s.repeat_penalty,
+                                 .top_k = s.top_k,
+                                 .n_window = count};
+    std::memcpy(staging_.get(), &h, sizeof(h));
     const size_t bytes = align_up(sizeof(detail::SampleHeader)) + static_cast<size_t>(count) * sizeof(int32_t);
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(header_dev_, staging_, bytes, cudaMemcpyHostToDevice, stream));
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(header_dev_, staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
 }
 
 void DeviceSampler::enqueue(const float* logits, cudaStream_t stream) const {
@@ -95,7 +89,7 @@ void DeviceSampler::enqueue(const float* logits, cudaStream_t stream) const {
 TokenId DeviceSampler::sample(const float* logits, const SampleStep& step, cudaStream_t stream) {
     stage(step, stream);
     enqueue(logits, stream);
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(result_host_, out_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(result_host_.get(), out_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream));
     ORCD_CUDA_CHECK(cudaStreamSynchronize(stream));
     return *result_host_;
 }

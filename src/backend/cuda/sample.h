@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/cuda/pinned_host.h"
 #include "backend/cuda/sample_kernels.h"
 #include "backend/sample_chain.h"
 #include "device/device.h"
@@ -19,9 +20,6 @@ public:
     // chain once on `stream`, synchronously, so that every one-time initialization of its kernels and of the sort
     // happens here, outside any graph capture.
     DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream_t stream);
-    ~DeviceSampler();
-    DeviceSampler(const DeviceSampler&) = delete;
-    DeviceSampler& operator=(const DeviceSampler&) = delete;
 
     // Validates `step` (InvalidArgument naming the parameter: the ranges of engine::validate, and u in [0, 1)), writes
     // it with the window's distinct in-vocabulary ids to a pinned buffer and enqueues its copy to the device on
@@ -41,9 +39,9 @@ private:
     detail::SampleBuffers b_{};
     detail::SampleHeader* header_dev_ = nullptr;
     int32_t* out_ = nullptr;
-    std::byte* staging_ = nullptr;    // pinned: header + window ids
-    int32_t* result_host_ = nullptr;  // pinned: one id
-    std::vector<uint8_t> seen_;       // scratch of stage(): which ids are in the window already
+    PinnedHost<std::byte> staging_;    // header + window ids
+    PinnedHost<int32_t> result_host_;  // one id
+    std::vector<uint8_t> seen_;        // scratch of stage(): which ids are in the window already
 };
 
 }  // namespace orcd::backend::cuda
