@@ -13,14 +13,6 @@ using backend::Phase;
 
 namespace {
 
-kvcache::BlockManagerConfig block_config(const BatchEngineOptions& o) {
-    kvcache::BlockManagerConfig c;
-    c.num_pages = o.num_pages;
-    c.page_size = o.page_size;
-    c.prefix_caching = o.prefix_caching;
-    return c;
-}
-
 BatchEngineOptions checked(const BatchEngineOptions& o, const backend::Backend& backend) {
     BatchEngineOptions r = o;
     const uint32_t model_ctx = backend.config().context_length;
@@ -43,14 +35,6 @@ BatchEngineOptions checked(const BatchEngineOptions& o, const backend::Backend& 
     return r;
 }
 
-backend::KvPoolOptions pool_options(const BatchEngineOptions& o) {
-    backend::KvPoolOptions p;
-    p.num_pages = o.num_pages;
-    p.page_size = o.page_size;
-    p.kv_type = o.kv_type;
-    return p;
-}
-
 }  // namespace
 
 BatchEngine::BatchEngine(backend::Backend& backend, const tokenizer::Tokenizer& tokenizer,
@@ -59,8 +43,11 @@ BatchEngine::BatchEngine(backend::Backend& backend, const tokenizer::Tokenizer& 
       tokenizer_(tokenizer),
       generator_(backend, tokenizer),
       options_(checked(options, backend)),
-      pool_(backend.new_kv_pool(pool_options(options_))),
-      blocks_(block_config(options_)) {}
+      pool_(backend.new_kv_pool(
+          {.num_pages = options_.num_pages, .page_size = options_.page_size, .kv_type = options_.kv_type})),
+      blocks_({.num_pages = options_.num_pages,
+               .page_size = options_.page_size,
+               .prefix_caching = options_.prefix_caching}) {}
 
 BatchEngine::~BatchEngine() = default;
 
