@@ -113,23 +113,27 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
     for (size_t p = 0; p < prompt.size(); ++p) {
         const std::vector<float> a(got.prompt_logits.begin() + p * V, got.prompt_logits.begin() + (p + 1) * V);
         const std::vector<float> b(want.prompt_logits.begin() + p * V, want.prompt_logits.begin() + (p + 1) * V);
-        // f32 everywhere on both sides, different summation orders: ~1e-6; 1e-4 is the fixtures' bound.
-        EXPECT_LT(rel_error(a, b), 1e-4) << "position " << p;
+        // f32 arithmetic on both sides in different summation orders (~1e-6 apart), but both caches hold K and V in
+        // f16: where the two f32 values straddle an f16 rounding boundary, that element differs by one f16 step
+        // (2^-11 relative), which reaches the logits at ~1e-4 of their largest. With a bound of 1e-4 this failed 6
+        // of 100 fresh seeds on the H200 (2026-12-04; seed 3673435398785326431, phi3-tiny: 1.06e-4 at position 0).
+        // 5e-4 leaves room for a few such steps; a wrong rotation, mask or scale is off by 1e-2 and more.
+        EXPECT_LT(rel_error(a, b), 5e-4) << "position " << p;
         EXPECT_EQ(argmax(a), argmax(b)) << "position " << p;
     }
     // Identical greedy continuations — up to a near-tie: random-weight models have top-2 margins as small as the two
     // backends' rounding difference (a 64-token run hit one at 2e-5 of the largest logit), so the comparison stops at
     // the first step whose CPU margin is within twice the logits' bound. Outside near-ties a different token fails.
-    const size_t n_cmp = decisive_prefix(want, 2e-4f);
+    const size_t n_cmp = decisive_prefix(want, 1e-3f);
     EXPECT_TRUE(std::equal(want.generated.begin(), want.generated.begin() + n_cmp, got.generated.begin()))
         << "greedy continuations differ before any near-tie (compared " << n_cmp << " tokens)";
     if (n_cmp < want.generated.size()) {
         std::printf("near-tie at generated token %zu (margin %.2e of the largest logit): compared %zu of %d tokens\n",
                     n_cmp, static_cast<double>(want.margins[n_cmp]), n_cmp, kGenerate);
     } else {
-        // After 83 positions the f32 rounding of two summation orders has compounded: seed 16636815551367805758
-        // (llama-tiny, H200) ends at 1.07e-4, so the end of the run gets twice the per-position bound.
-        EXPECT_LT(rel_error(got.last_logits, want.last_logits), 2e-4);
+        // After 83 positions the f32 rounding of two summation orders and the f16 steps above have compounded:
+        // seed 16636815551367805758 (llama-tiny, H200) ends at 1.07e-4; the end of the run gets twice the bound.
+        EXPECT_LT(rel_error(got.last_logits, want.last_logits), 1e-3);
     }
 
     // Deterministic: a second backend gives the same bits; eager launches give the same bits as the graph.
