@@ -13,6 +13,7 @@ packages=(
   python3 python3-prometheus-client # the metrics test parses /metrics with the real client
   python3-jsonschema                # the grammar tests validate structured output with it
   python3-jinja2                    # the template engine is compared with jinja2 on random conversations
+  python3-matplotlib                # scripts/plot_bench.py: the plots of docs/ (ctest docs_plots)
   curl                              # server tests drive the worker with curl
   chromium                          # the chat page's browser test (headless, driven by puppeteer-core)
   haproxy                           # scripts/serve-fleet.sh: the balancer in front of one worker per GPU
