@@ -1,8 +1,10 @@
 #pragma once
 // The registry of quantization formats: every format header, and the one switch from a GGUF tensor type to its
 // format. Adding a format means writing its header in formats/ (block layout, decode8, and the kernel entry points
-// it supports: unpack32 for the CPU dot products, dot4 and q8_load/q8_dot for the CUDA matvecs) and adding it below; the
-// dequantizer, the CPU dot products and the CUDA kernels pick it up through visit_format.
+// it supports: unpack32 for the CPU dot products, dot4 and q8_load for the CUDA matvecs, the last with its Unit<> in
+// backend/cuda/matvec_q8_units.cuh) and adding it below; the dequantizer, the CPU dot products and the CUDA kernels
+// pick it up through visit_format.
+#include <concepts>
 #include <utility>
 
 #include "gguf/types.h"
@@ -59,9 +61,13 @@ template <typename F>
 concept HasMatvec = requires(const typename F::Block& b, float4 x) {
     F::dot4(b, 0, x);
 };
+// The int8 matvecs need a format's unit decoder (q8_load, kQ8Units units a block); the product of a unit with a
+// column is the format's q8units::Unit<> specialization in the backend, which a format with q8_load must have (the
+// kernels do not compile without it).
 template <typename F>
-concept HasQ8Matvec = requires(const typename F::Block& b, const int8_t* q, const float* d, const int32_t* s) {
-    F::q8_dot(F::q8_load(b, 0), q, d, s);
+concept HasQ8Matvec = requires(const typename F::Block& b) {
+    { F::q8_load(b, 0) } -> std::same_as<typename F::Q8Unit>;
+    { F::kQ8Units } -> std::convertible_to<int>;
 };
 #endif
 

@@ -94,8 +94,9 @@ struct K4 {
 
     // Unit u = (j, h) = (u / 2, u % 2) is the 16 bytes qs[32j + 16h ..]: their low nibbles are elements
     // 64j + 16h + 0..15 (sub-block 2j), their high nibbles elements 64j + 32 + 16h + 0..15 (sub-block 2j + 1); Q5_K's
-    // fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15]. xq/xd: the activation from the block's first element.
-    // The int8 matvec (__dp4a) decodes a unit once (q8_load) and multiplies it with each column (q8_dot).
+    // fifth bits are bits 2j and 2j + 1 of qh[16h + 0..15].
+    // The int8 matvecs decode a unit once (q8_load) and multiply it with each column; the arithmetic of that product
+    // is Unit<> in backend/cuda/matvec_q8_units.cuh, shared by the dp4a and the tensor-core kernel.
     static constexpr int kQ8Units = 8;
     struct Q8Unit {
         uint32_t lo[4], hi[4];  // sub-block 2j's and 2j + 1's sixteen values of this unit as bytes
@@ -129,24 +130,6 @@ struct K4 {
         q.d = half_to_float(b.d);
         q.dmin = half_to_float(b.dmin);
         return q;
-    }
-    // xq/xd/xs: the activation (values, per-32 scales, per-16 sums) from the block's first element.
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t* xs) {
-        using namespace cuda_bits;
-        const int8_t* xa = xq + 64 * q.j + 16 * q.h;
-        const int8_t* xb = xa + 32;
-        int s0 = 0, s1 = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            s0 = __dp4a(static_cast<int>(q.lo[k]), int8x4_at(xa, 4 * k), s0);
-            s1 = __dp4a(static_cast<int>(q.hi[k]), int8x4_at(xb, 4 * k), s1);
-        }
-        // The unit's 16 values of each sub-block are the 16-sums number 4j + h and 4j + 2 + h.
-        const int x0 = xs[4 * q.j + q.h], x1 = xs[4 * q.j + 2 + q.h];
-        const float d0 = xd[2 * q.j], d1 = xd[2 * q.j + 1];
-        const float sc = d0 * static_cast<float>(q.sc0 * s0) + d1 * static_cast<float>(q.sc1 * s1);
-        const float mn = d0 * static_cast<float>(q.mn0 * x0) + d1 * static_cast<float>(q.mn1 * x1);
-        return q.d * sc - q.dmin * mn;
     }
 #endif
 };

@@ -79,8 +79,8 @@ struct Nibble32 {
         return half_to_float(b.d) * s;
     }
 
-    // The int8 matvec (__dp4a): a unit is the whole block, decoded once (q8_load) and multiplied with each column's
-    // 32 int8 activation values xq with scale xd[0] and sums xs[0], xs[1] of its halves (q8_dot).
+    // The int8 matvecs: a unit is the whole block, decoded once (q8_load) and multiplied with each column (Unit<> in
+    // backend/cuda/matvec_q8_units.cuh).
     static constexpr int kQ8Units = 1;
     struct Q8Unit {
         uint32_t lo[4], hi[4];  // elements 4k .. 4k + 3 and 16 + 4k .. 16 + 4k + 3 as bytes
@@ -105,21 +105,6 @@ struct Nibble32 {
         q.d = half_to_float(b.d);
         if constexpr (kMin) q.m = half_to_float(b.m);
         return q;
-    }
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t* xs) {
-        using namespace cuda_bits;
-        int s = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            s = __dp4a(static_cast<int>(q.lo[k]), int8x4_at(xq, 4 * k), s);
-            s = __dp4a(static_cast<int>(q.hi[k]), int8x4_at(xq, 16 + 4 * k), s);
-        }
-        const int sx = xs[0] + xs[1];
-        if constexpr (kMin) {
-            return xd[0] * (q.d * static_cast<float>(s) + q.m * static_cast<float>(sx));
-        } else {
-            return q.d * xd[0] * static_cast<float>(s - kOffset * sx);
-        }
     }
 #endif
 };

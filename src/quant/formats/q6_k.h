@@ -59,8 +59,9 @@ struct Q6_K : BlockFormat<BlockQ6_K, gguf::TensorType::Q6_K, kQK_K> {
     }
 
     // Unit u = (half, k) = (u / 4, u % 4) covers l = 8k .. 8k + 7 of each quarter r of that half; scale
-    // scales[8 half + 2r + k / 2] per 16 elements. xq/xd: the activation from the block's first element.
-    // The int8 matvec (__dp4a) decodes a unit once (q8_load) and multiplies it with each column (q8_dot).
+    // scales[8 half + 2r + k / 2] per 16 elements.
+    // The int8 matvecs decode a unit once (q8_load) and multiply it with each column; the arithmetic of that product
+    // is Unit<> in backend/cuda/matvec_q8_units.cuh, shared by the dp4a and the tensor-core kernel.
     static constexpr int kQ8Units = 8;
     struct Q8Unit {
         int v[4][2];  // quarter r's eight values (q - 32) as signed bytes
@@ -90,20 +91,6 @@ struct Q6_K : BlockFormat<BlockQ6_K, gguf::TensorType::Q6_K, kQK_K> {
         }
         q.d = half_to_float(b.d);
         return q;
-    }
-    // xq/xd: the activation from the block's first element.
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t*) {
-        using namespace cuda_bits;
-        float acc = 0.f;
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const int8_t* x = xq + 128 * q.half + 32 * r + 8 * q.k;
-            int s = 0;
-#pragma unroll
-            for (int e = 0; e < 2; ++e) s = __dp4a(q.v[r][e], int8x4_at(x, 4 * e), s);
-            acc += xd[4 * q.half + r] * static_cast<float>(q.sc[r] * s);
-        }
-        return q.d * acc;
     }
 #endif
 };

@@ -37,7 +37,8 @@ struct Q8_0 : BlockFormat<BlockQ8_0, gguf::TensorType::Q8_0, 32> {
         return half_to_float(b.d) * bytes_dot<128>(w[0] ^ 0x80808080u, x);  // int8 + 128 as unsigned bytes
     }
 
-    // The int8 matvec (__dp4a): a unit is the whole block, loaded once and multiplied with every column.
+    // The int8 matvecs: a unit is the whole block, loaded once (q8_load) and multiplied with every column (Unit<> in
+    // backend/cuda/matvec_q8_units.cuh).
     static constexpr int kQ8Units = 1;
     struct Q8Unit {
         uint32_t w[8];
@@ -48,13 +49,6 @@ struct Q8_0 : BlockFormat<BlockQ8_0, gguf::TensorType::Q8_0, 32> {
         cuda_bits::load_words(reinterpret_cast<const uint8_t*>(b.qs), q.w);
         q.d = half_to_float(b.d);
         return q;
-    }
-    __device__ static float q8_dot(const Q8Unit& q, const int8_t* xq, const float* xd, const int32_t*) {
-        using namespace cuda_bits;
-        int s = 0;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) s = __dp4a(static_cast<int>(q.w[k]), int8x4_at(xq, 4 * k), s);
-        return q.d * xd[0] * static_cast<float>(s);
     }
 #endif
 };
