@@ -52,9 +52,7 @@ CudaKvPool::CudaKvPool(device::Device& device, const CudaModel& m, const CudaOpt
     kv_ = device_.allocate(bytes(), "KV cache (f16 pool)");
 }
 
-CudaKvPool::~CudaKvPool() {
-    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
-}
+CudaKvPool::~CudaKvPool() = default;
 
 int64_t CudaKvPool::n_ctx() const {
     return std::min<int64_t>(m_.config->context_length, static_cast<int64_t>(num_pages()) * page_size());
@@ -93,14 +91,13 @@ void CudaKvPool::ensure_decode_buffers(int n_cols) {
         g.exec = nullptr;
     }
     act_.reset();
-    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
-    staging_ = nullptr;
+    staging_.reset();
     const int64_t pages_per_seq = (n_ctx() + page_size() - 1) / page_size();
     Carver cv;
     const DecodeBuffers::Layout layout = DecodeBuffers::plan(*m_.config, n_ctx(), cap, cap * pages_per_seq, cv);
     act_ = device_.allocate(cv.size, "activations (batched decode)");
     dec_ = DecodeBuffers::bind(*m_.config, layout, act_->data());
-    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), dec_.input_bytes() + cap * sizeof(int32_t)));
+    staging_ = allocate_pinned_host<int32_t>(dec_.input_bytes() + cap * sizeof(int32_t));
 }
 
 void CudaKvPool::launch_decode(int n_cols) {
@@ -189,11 +186,11 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
     const size_t V = c.n_vocab;
     ensure_decode_buffers(std::min(total_cols, kMaxColumns));
     const int cap = dec_.max_cols;
-    int32_t* tokens = staging_;
-    int32_t* pos = staging_ + cap;
-    int32_t* table = staging_ + 2 * cap;
-    int32_t* tables = staging_ + 3 * cap;
-    int32_t* picked = reinterpret_cast<int32_t*>(reinterpret_cast<std::byte*>(staging_) + dec_.input_bytes());
+    int32_t* tokens = staging_.get();
+    int32_t* pos = tokens + cap;
+    int32_t* table = tokens + 2 * cap;
+    int32_t* tables = tokens + 3 * cap;
+    int32_t* picked = reinterpret_cast<int32_t*>(reinterpret_cast<std::byte*>(tokens) + dec_.input_bytes());
     std::vector<std::span<const uint64_t>> masks(batch.size());  // each pick's mask, once resolved
     size_t ei = 0;                                               // the first entry with columns in the current group
     for (int g0 = 0; g0 < total_cols; g0 += cap) {
@@ -215,7 +212,7 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
             }
             used += n_pages;
         }
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.inputs, staging_, (3ull * cap + static_cast<uint64_t>(used)) * 4,
+        ORCD_CUDA_CHECK(cudaMemcpyAsync(dec_.inputs, staging_.get(), (3ull * cap + static_cast<uint64_t>(used)) * 4,
                                         cudaMemcpyHostToDevice, stream_.s));
         launch_decode(n);
         // Constrained picks: the mask on the entry's last row, then (Argmax) that row's argmax again over the one

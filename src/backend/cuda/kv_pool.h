@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_model.h"
 #include "backend/cuda/decode_step.h"
+#include "backend/cuda/pinned_host.h"
 #include "backend/cuda/prefill_step.h"
 #include "backend/cuda/sample.h"
 #include "backend/cuda/token_mask.h"
@@ -73,7 +74,7 @@ private:
     DecodeBuffers dec_;
     std::array<Graph, kMaxColumns + 1> graphs_;  // by column count, captured on first use after an eager step
     uint64_t eager_steps_ = 0;
-    int32_t* staging_ = nullptr;  // pinned: the decode inputs (dec_.input_bytes()), then kMaxColumns argmax ids
+    PinnedHost<int32_t> staging_;  // the decode inputs (dec_.input_bytes()), then kMaxColumns argmax ids
     std::unique_ptr<device::DeviceMemory> prefill_table_;  // one sequence's page table for a prefill
     std::unique_ptr<DeviceSampler> sampler_;
     std::unique_ptr<DeviceTokenMask> token_mask_;

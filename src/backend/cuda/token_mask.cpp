@@ -19,11 +19,7 @@ DeviceTokenMask::DeviceTokenMask(device::Device& device, int64_t n_vocab, int n_
     }
     const uint64_t words = static_cast<uint64_t>(n_words_) * static_cast<uint64_t>(n_slots);
     mem_ = device.allocate(words * sizeof(uint64_t) + sizeof(int32_t), "token masks");
-    ORCD_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), words * sizeof(uint64_t)));
-}
-
-DeviceTokenMask::~DeviceTokenMask() {
-    if (staging_) ORCD_CUDA_WARN(cudaFreeHost(staging_));
+    staging_ = allocate_pinned_host<uint64_t>(words * sizeof(uint64_t));
 }
 
 void DeviceTokenMask::apply(float* row, std::span<const uint64_t> mask, int slot, cudaStream_t stream) {
@@ -31,7 +27,7 @@ void DeviceTokenMask::apply(float* row, std::span<const uint64_t> mask, int slot
         throw Error(ErrorCode::Internal, fmt::format("cuda token mask: slot {} of {}", slot, n_slots_));
     }
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(mask.size()), n_words_);
-    uint64_t* pinned = staging_ + static_cast<size_t>(slot) * static_cast<size_t>(n_words_);
+    uint64_t* pinned = staging_.get() + static_cast<size_t>(slot) * static_cast<size_t>(n_words_);
     auto* words = reinterpret_cast<uint64_t*>(mem_->data()) + static_cast<size_t>(slot) * static_cast<size_t>(n_words_);
     std::memcpy(pinned, mask.data(), static_cast<size_t>(n) * sizeof(uint64_t));
     ORCD_CUDA_CHECK(

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 
+#include "backend/cuda/pinned_host.h"
 #include "backend/sample_chain.h"
 #include "device/device.h"
 
@@ -22,7 +23,6 @@ public:
     // Room for `n_slots` masks of a vocabulary of n_vocab in device memory (labelled "token masks") and in pinned
     // host memory, so that the copies of one step's masks run asynchronously.
     DeviceTokenMask(device::Device& device, int64_t n_vocab, int n_slots);
-    ~DeviceTokenMask();
     DeviceTokenMask(const DeviceTokenMask&) = delete;
     DeviceTokenMask& operator=(const DeviceTokenMask&) = delete;
 
@@ -40,7 +40,7 @@ private:
     int64_t n_words_;  // per slot
     int n_slots_;
     std::unique_ptr<device::DeviceMemory> mem_;  // n_slots_ * n_words_ mask words, then one int32 for argmax()
-    uint64_t* staging_ = nullptr;                // pinned: n_slots_ * n_words_ words
+    PinnedHost<uint64_t> staging_;               // n_slots_ * n_words_ words
 };
 
 }  // namespace orcd::backend::cuda
