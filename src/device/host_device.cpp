@@ -32,37 +32,26 @@ std::byte* aligned_bytes(uint64_t n) {
     return static_cast<std::byte*>(p);
 }
 
-class HostMemory final : public DeviceMemory {
+// A block from aligned_bytes (Base: DeviceMemory for allocate(), PinnedMemory for allocate_pinned()). Its destructor
+// takes it off the device's books with `forget`, under the lock, then frees it; each allocating function passes the
+// forget that undoes its own bookkeeping, so the two sides are read together.
+template <typename Base>
+class HostBlock final : public Base {
 public:
-    HostMemory(std::byte* p, uint64_t n, std::shared_ptr<HostDevice::State> s) : DeviceMemory(p, n), s_(std::move(s)) {}
-    ~HostMemory() override {
+    using Forget = void (*)(HostDevice::State& s, const std::byte* p, uint64_t n);
+    HostBlock(std::byte* p, uint64_t n, std::shared_ptr<HostDevice::State> s, Forget forget)
+        : Base(p, n), s_(std::move(s)), forget_(forget) {}
+    ~HostBlock() override {
         {
             std::lock_guard lock(s_->mu);
-            s_->allocations.erase(ptr_);
-            s_->c.live_allocs--;
-            s_->c.live_bytes -= size_;
+            forget_(*s_, this->ptr_, this->size_);
         }
-        std::free(ptr_);
+        std::free(this->ptr_);
     }
 
 private:
     std::shared_ptr<HostDevice::State> s_;
-};
-
-class HostPinned final : public PinnedMemory {
-public:
-    HostPinned(std::byte* p, uint64_t n, std::shared_ptr<HostDevice::State> s) : PinnedMemory(p, n), s_(std::move(s)) {}
-    ~HostPinned() override {
-        {
-            std::lock_guard lock(s_->mu);
-            s_->c.live_pinned--;
-            s_->c.live_pinned_bytes -= size_;
-        }
-        std::free(ptr_);
-    }
-
-private:
-    std::shared_ptr<HostDevice::State> s_;
+    Forget forget_;
 };
 
 class HostRegistered final : public HostRegistration {
@@ -254,7 +243,12 @@ std::unique_ptr<DeviceMemory> HostDevice::allocate_memory(uint64_t bytes, std::s
     state_->c.allocs_total++;
     state_->c.live_bytes += bytes;
     state_->c.peak_bytes = std::max(state_->c.peak_bytes, state_->c.live_bytes);
-    return std::make_unique<HostMemory>(p, bytes, state_);
+    auto forget = [](State& s, const std::byte* q, uint64_t n) {
+        s.allocations.erase(q);
+        s.c.live_allocs--;
+        s.c.live_bytes -= n;
+    };
+    return std::make_unique<HostBlock<DeviceMemory>>(p, bytes, state_, forget);
 }
 
 std::unique_ptr<PinnedMemory> HostDevice::allocate_pinned(uint64_t bytes) {
@@ -272,7 +266,11 @@ std::unique_ptr<PinnedMemory> HostDevice::allocate_pinned(uint64_t bytes) {
     state_->c.live_pinned++;
     state_->c.pinned_total++;
     state_->c.live_pinned_bytes += bytes;
-    return std::make_unique<HostPinned>(p, bytes, state_);
+    auto forget = [](State& s, const std::byte*, uint64_t n) {
+        s.c.live_pinned--;
+        s.c.live_pinned_bytes -= n;
+    };
+    return std::make_unique<HostBlock<PinnedMemory>>(p, bytes, state_, forget);
 }
 
 std::unique_ptr<Stream> HostDevice::create_stream() {
