@@ -54,25 +54,40 @@ private:
     Forget forget_;
 };
 
-class HostRegistered final : public HostRegistration {
+// A live stream, event or registration in the device's counters (`live`, one of HostCounters' live_* fields): counted
+// while this member exists, so that every way of making or dropping its owner keeps the count.
+class LiveCount {
 public:
-    explicit HostRegistered(std::shared_ptr<HostDevice::State> s) : s_(std::move(s)) {}
-    ~HostRegistered() override {
+    LiveCount(std::shared_ptr<HostDevice::State> s, uint64_t HostCounters::*live) : s_(std::move(s)), live_(live) {
         std::lock_guard lock(s_->mu);
-        s_->c.live_registrations--;
+        ++(s_->c.*live_);
     }
+    ~LiveCount() {
+        std::lock_guard lock(s_->mu);
+        --(s_->c.*live_);
+    }
+    LiveCount(const LiveCount&) = delete;
+    LiveCount& operator=(const LiveCount&) = delete;
+
+    HostDevice::State& state() const { return *s_; }
 
 private:
     std::shared_ptr<HostDevice::State> s_;
+    uint64_t HostCounters::*live_;
+};
+
+class HostRegistered final : public HostRegistration {
+public:
+    explicit HostRegistered(std::shared_ptr<HostDevice::State> s)
+        : live_(std::move(s), &HostCounters::live_registrations) {}
+
+private:
+    LiveCount live_;
 };
 
 class HostEvent final : public Event {
 public:
-    explicit HostEvent(std::shared_ptr<HostDevice::State> s) : s_(std::move(s)) {}
-    ~HostEvent() override {
-        std::lock_guard lock(s_->mu);
-        s_->c.live_events--;
-    }
+    explicit HostEvent(std::shared_ptr<HostDevice::State> s) : live_(std::move(s), &HostCounters::live_events) {}
     // Stream side: a new recording makes the event pending until the worker reaches it.
     void arm() {
         std::lock_guard lock(mu_);
@@ -91,7 +106,7 @@ public:
     }
 
 private:
-    std::shared_ptr<HostDevice::State> s_;
+    LiveCount live_;
     std::mutex mu_;
     std::condition_variable cv_;
     uint64_t armed_ = 0, fired_ = 0;
@@ -101,7 +116,7 @@ private:
 class HostStream final : public Stream {
 public:
     HostStream(std::shared_ptr<HostDevice::State> s, bool async, uint32_t delay_us)
-        : s_(std::move(s)), async_(async), delay_us_(delay_us) {
+        : live_(std::move(s), &HostCounters::live_streams), async_(async), delay_us_(delay_us) {
         if (async_) worker_ = std::thread([this] { run(); });
     }
     ~HostStream() override {
@@ -113,9 +128,7 @@ public:
             cv_.notify_all();
             worker_.join();  // drains the queue first: queued copies complete before buffers are freed
         }
-        std::lock_guard lock(s_->mu);
-        s_->c.live_streams--;
-    }
+    }  // live_, the first member, goes last: the stream counts as live until its worker is done
 
     void copy_to_device(std::byte* dst, const std::byte* src, uint64_t n) override;
     void copy_on_device(std::byte* dst, const std::byte* src, uint64_t n) override {
@@ -162,7 +175,7 @@ private:
         }
     }
 
-    std::shared_ptr<HostDevice::State> s_;
+    LiveCount live_;
     bool async_;
     uint32_t delay_us_;
     std::mutex mu_;
@@ -180,16 +193,17 @@ void HostStream::copy_to_device(std::byte* dst, const std::byte* src, uint64_t n
                                 static_cast<const void*>(dst), f.first_byte));
     }
     {
-        std::lock_guard lock(s_->mu);
+        HostDevice::State& s = live_.state();
+        std::lock_guard lock(s.mu);
         // A copy must land inside one live allocation, as cudaMemcpy would insist.
-        auto it = s_->allocations.upper_bound(dst);
-        if (it == s_->allocations.begin() || std::prev(it)->first + std::prev(it)->second < dst + n) {
+        auto it = s.allocations.upper_bound(dst);
+        if (it == s.allocations.begin() || std::prev(it)->first + std::prev(it)->second < dst + n) {
             throw Error(ErrorCode::Transfer, fmt::format("host device: copy of {} bytes to {} is outside every live "
                                                          "allocation",
                                                          n, static_cast<const void*>(dst)));
         }
-        s_->c.copies++;
-        s_->c.copied_bytes += n;
+        s.c.copies++;
+        s.c.copied_bytes += n;
     }
     const uint32_t delay = delay_us_;
     submit([dst, src, n, delay, corrupt = f.corrupt_at] {
@@ -276,17 +290,10 @@ std::unique_ptr<PinnedMemory> HostDevice::allocate_pinned(uint64_t bytes) {
 std::unique_ptr<Stream> HostDevice::create_stream() {
     auto s = std::make_unique<HostStream>(state_, options_.async, options_.copy_delay_us);
     s->fault = [this](uint64_t n) { return fault_copy(n); };
-    std::lock_guard lock(state_->mu);
-    state_->c.live_streams++;
     return s;
 }
 
-std::unique_ptr<Event> HostDevice::create_event() {
-    auto e = std::make_unique<HostEvent>(state_);
-    std::lock_guard lock(state_->mu);
-    state_->c.live_events++;
-    return e;
-}
+std::unique_ptr<Event> HostDevice::create_event() { return std::make_unique<HostEvent>(state_); }
 
 std::unique_ptr<HostRegistration> HostDevice::register_host(const std::byte* p, uint64_t n) {
     if (fault_register()) {
@@ -296,7 +303,6 @@ std::unique_ptr<HostRegistration> HostDevice::register_host(const std::byte* p, 
     }
     auto r = std::make_unique<HostRegistered>(state_);
     std::lock_guard lock(state_->mu);
-    state_->c.live_registrations++;
     state_->c.registrations_total++;
     return r;
 }
