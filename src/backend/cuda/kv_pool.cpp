@@ -81,7 +81,8 @@ TokenId CudaKvPool::repaired_pick(std::span<const uint64_t> allowed, TokenId pic
 // Buffers for the next power of two of columns (at most kMaxColumns): a growing batch reallocates a few times, and
 // every graph captured over the old buffers is dropped with them.
 void CudaKvPool::ensure_decode_buffers(int n_cols) {
-    if (act_ && dec_.max_cols >= n_cols) return;
+    // staging_ is checked too: a failed pinned allocation below leaves act_ set, and the next step must retry.
+    if (act_ && staging_ && dec_.max_cols >= n_cols) return;
     int cap = 1;
     while (cap < n_cols) cap *= 2;
     cap = std::min(cap, kMaxColumns);
