@@ -1,8 +1,9 @@
 #pragma once
 // Small page-locked host buffers of the CUDA backend (cudaMallocHost), owned like std::unique_ptr: the staging through
-// which a step's inputs (the sampler's parameters, a token mask's words) reach the device asynchronously. Freeing
-// reports a failure instead of throwing, since it runs in destructors. Memory the load accounts for (weights'
-// staging) goes through device::Device::allocate_pinned instead.
+// which a step's inputs (the batched decode's tokens and page tables, the sampler's parameters, a token mask's words)
+// reach the device asynchronously. The backend's only owner of cudaMallocHost memory. Freeing reports a failure
+// instead of throwing, since it runs in destructors. Memory the load accounts for (weights' staging) goes through
+// device::Device::allocate_pinned instead.
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
