@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <tuple>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -127,6 +128,38 @@ float copy_clean_max(const float* src, float* dst, size_t n) {
         mx = v > mx ? v : mx;
     }
     return mx;
+}
+
+// The maximum of src ignoring NaN (-inf when there is none), and whether src holds a NaN: one read-only pass, so that
+// logits without NaN (nearly always) are used in place instead of copied.
+std::pair<float, bool> max_and_nan(const float* src, size_t n) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    float mx = kNegInf;
+    bool nan = false;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 m0 = _mm256_set1_ps(kNegInf), m1 = m0;
+    __m256 un = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = _mm256_loadu_ps(src + i), b = _mm256_loadu_ps(src + i + 8);
+        // max_ps returns its second operand when either is NaN: a NaN element leaves the running maximum as it is.
+        m0 = _mm256_max_ps(a, m0);
+        m1 = _mm256_max_ps(b, m1);
+        un = _mm256_or_ps(un, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+    for (float v : lanes) mx = v > mx ? v : mx;
+    nan = _mm256_movemask_ps(un) != 0;
+#endif
+    for (; i < n; ++i) {
+        if (src[i] != src[i]) {
+            nan = true;
+        } else {
+            mx = src[i] > mx ? src[i] : mx;
+        }
+    }
+    return {mx, nan};
 }
 
 // The sorted definition: the whole vocabulary sorted, then truncated to top-k.
@@ -369,14 +402,20 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
                             _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi)))};
     std::vector<uint16_t>& bins = scratch.bin16;
     bins.resize(n);
-    std::vector<double>& hist = scratch.hist;  // lane j's histogram at j * kBins
-    hist.assign(8 * static_cast<size_t>(kBins), 0.0);
+    // Lane j's histogram at j * kBins, in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits)
+    // times 2^30 is an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's
+    // mass is the exact sum of its tokens' screened weights. The scatter is then one integer add to memory per token
+    // (a double histogram needed each weight moved out of its lane, widened and added in a scalar register).
+    std::vector<uint64_t>& hist = scratch.hist;
+    hist.assign(8 * static_cast<size_t>(kBins), 0);
+    uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
-    alignas(32) float ff[8];
+    alignas(32) uint32_t ff[8];
+    const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
     auto scatter = [&](__m256 frac, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        _mm256_store_ps(ff, frac);
-        for (size_t j = 0; j < 8; ++j) hist[j * kBins + static_cast<size_t>(kk[j])] += ff[j];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed)));
+        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(kk[j])] += ff[j];
     };
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -401,9 +440,9 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     std::array<double, kBins> mass{};
     double total = 0;
     for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
-        double m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
-        mass[k] = scale[k] * m;
+        uint64_t m = 0;
+        for (size_t j = 0; j < 8; ++j) m += h[j * kBins + k];
+        mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
     const double mxd = mx;
@@ -584,23 +623,29 @@ std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, do
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, SampleScratch& scratch) {
     const size_t n = logits.size();
     if (n == 0) throw Error(ErrorCode::InvalidArgument, "sampler: empty logits");
-    std::vector<float>& work = scratch.work;
     std::vector<Cand>& cand = scratch.cand;
-    // The working copy with NaN as -inf, and its maximum, in one pass (the repetition penalty, when on, changes a few
-    // logits of the copy first).
+    // The logits the chain works on, with NaN as -inf, and their maximum. Without a penalty and without NaN (nearly
+    // every step) they are the caller's logits, read in place; otherwise a working copy (the repetition penalty, when
+    // on, changes a few logits of the copy first).
     const bool penalty = s.repeat_penalty != 1.f && !s.penalty_window.empty();
-    if (penalty) {
-        work.assign(logits.begin(), logits.end());
-        const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
-        for (TokenId t : seen) {
-            if (t < 0 || static_cast<size_t>(t) >= n) continue;
-            float& l = work[static_cast<size_t>(t)];
-            l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
+    std::span<const float> work = logits;
+    float mx = 0.f;
+    bool nan = false;
+    if (!penalty) std::tie(mx, nan) = max_and_nan(logits.data(), n);
+    if (penalty || nan) {
+        std::vector<float>& copy = scratch.work;
+        copy.assign(logits.begin(), logits.end());
+        if (penalty) {
+            const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
+            for (TokenId t : seen) {
+                if (t < 0 || static_cast<size_t>(t) >= n) continue;
+                float& l = copy[static_cast<size_t>(t)];
+                l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
+            }
         }
-    } else {
-        work.resize(n);
+        mx = copy_clean_max(copy.data(), copy.data(), n);
+        work = copy;
     }
-    const float mx = copy_clean_max(penalty ? work.data() : logits.data(), work.data(), n);
 
     if (s.temperature <= 0.f) {
         // Greedy: the first token equal to the maximum (ties go to the lowest id, so the choice is deterministic
