@@ -366,10 +366,23 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 // the token it lands on.
 constexpr double kScreenEps = 1.25e-7;
 
-// Bins (u16, clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin).
+// e^(-r8/8) for r8 in [0, 1): the degree-5 Taylor polynomial, coefficients (-1/8)^i / i!.
+inline __m256 screen_poly(__m256 r8) {
+    __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
+    return _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
+}
+
+// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T. With
+// kSecond, also e^-c(d - k/8) for a factor c in (0, 1]: the weight at a second temperature relative to its bin's
+// scale e^(-c k/8), on the same bins (c r8 stays in [0, 1), so the polynomial's bound holds for it too).
 struct ScreenLanes {
-    __m256 mx, hi, lo;
-    void operator()(const float* l, __m256& frac, __m256i& bin) const {
+    __m256 mx, hi, lo, c;
+    template <bool kSecond>
+    void run(const float* l, __m256& frac, __m256& frac2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -378,51 +391,63 @@ struct ScreenLanes {
         const __m256 p = _mm256_mul_ps(s, hi);
         const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(8.f));
-        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), _mm256_set1_ps(static_cast<float>(kTailBin)));
+        const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
+        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), tail);
         const __m256 r8 = _mm256_fmadd_ps(low, _mm256_set1_ps(8.f), _mm256_sub_ps(t, k));
-        // e^(-r8/8): coefficients (-1/8)^i / i!.
-        __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
-        // The tail bin weighs 0 (a -inf logit gives NaN in f, masked here too).
-        frac = _mm256_andnot_ps(_mm256_cmp_ps(k, _mm256_set1_ps(static_cast<float>(kTailBin)), _CMP_EQ_OQ), f);
+        // The tail bin weighs 0 (a -inf logit gives NaN in r8, masked here too).
+        const __m256 in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
+        frac = _mm256_andnot_ps(in_tail, screen_poly(r8));
+        if constexpr (kSecond) frac2 = _mm256_andnot_ps(in_tail, screen_poly(_mm256_mul_ps(r8, c)));
         bin = _mm256_cvttps_epi32(k);
     }
 };
 
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
-                                   SampleScratch& scratch) {
+// The screen's pass over the vocabulary: every token's bin (u16, into scratch.bin16) and the per-lane histograms of
+// the weights (scratch.hist; with kSecond, the second weights interleaved: lane j's bin k at (j * kBins + k) * 2).
+//
+// The histograms count in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits) times 2^30 is
+// an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's mass is the exact sum
+// of its tokens' screened weights. The scatter is then one integer add to memory per token and weight (a double
+// histogram needed each weight moved out of its lane, widened and added in a scalar register). Each lane has its own
+// histogram so that consecutive tokens in one bin do not wait on each other's addition.
+template <bool kSecond>
+void screen_histograms(std::span<const float> work, const ScreenLanes& lanes, SampleScratch& scratch) {
+    constexpr size_t kW = kSecond ? 2 : 1;
     const size_t n = work.size();
-    const double inv = 1.0 / static_cast<double>(temp);
-    const float hi = static_cast<float>(inv);
-    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
-                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi)))};
     std::vector<uint16_t>& bins = scratch.bin16;
     bins.resize(n);
-    // Lane j's histogram at j * kBins, in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits)
-    // times 2^30 is an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's
-    // mass is the exact sum of its tokens' screened weights. The scatter is then one integer add to memory per token
-    // (a double histogram needed each weight moved out of its lane, widened and added in a scalar register).
     std::vector<uint64_t>& hist = scratch.hist;
-    hist.assign(8 * static_cast<size_t>(kBins), 0);
+    hist.assign(8 * kW * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
     alignas(32) uint32_t ff[8];
+    alignas(32) uint32_t gg[8] = {};
     const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
-    auto scatter = [&](__m256 frac, __m256i bin) {
+    auto scatter = [&](__m256 frac, __m256 frac2, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
         _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed)));
-        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(kk[j])] += ff[j];
+        if constexpr (kSecond) {
+            _mm256_store_si256(reinterpret_cast<__m256i*>(gg), _mm256_cvtps_epi32(_mm256_mul_ps(frac2, fixed)));
+        }
+        // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
+        // the register with an extract (two operations each) instead of one load.
+        const int32_t* k = kk;
+        const uint32_t* f = ff;
+        const uint32_t* g = gg;
+        asm("" : "+r"(k), "+r"(f), "+r"(g));
+        for (size_t j = 0; j < 8; ++j) h[(j * kBins + static_cast<size_t>(k[j])) * kW] += f[j];
+        // A loop of its own: merged with the first, the compiler pairs the two adds into a vector add that costs
+        // more than two scalar ones.
+        if constexpr (kSecond) {
+            for (size_t j = 0; j < 8; ++j) h[(j * kBins + static_cast<size_t>(k[j])) * kW + 1] += g[j];
+        }
     };
     size_t i = 0;
+    __m256 frac, frac2 = _mm256_setzero_ps();
+    __m256i bin;
     for (; i + 8 <= n; i += 8) {
-        __m256 frac;
-        __m256i bin;
-        lanes(work.data() + i, frac, bin);
-        scatter(frac, bin);
+        lanes.run<kSecond>(work.data() + i, frac, frac2, bin);
+        scatter(frac, frac2, bin);
         const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
         _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
     }
@@ -430,26 +455,79 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         alignas(32) float pad[8];
         std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
         std::copy(work.begin() + static_cast<std::ptrdiff_t>(i), work.end(), pad);
-        __m256 frac;
-        __m256i bin;
-        lanes(pad, frac, bin);
-        scatter(frac, bin);
+        lanes.run<kSecond>(pad, frac, frac2, bin);
+        scatter(frac, frac2, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
-    const std::array<double, kBins>& scale = bin_scale();
-    std::array<double, kBins> mass{};
+}
+
+// Bin masses from the lanes' histograms (weight w of kW interleaved ones) times each bin's scale; returns the total.
+double screen_masses(const std::vector<uint64_t>& hist, size_t kW, size_t w, const std::array<double, kBins>& scale,
+                     std::array<double, kBins>& mass) {
     double total = 0;
+    mass.fill(0.0);
     for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
         uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += h[j * kBins + k];
+        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * kW + w];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
+    return total;
+}
+
+// The pick, and top-p before it, on the screen. Top-p weighs the tokens at temperature 1 and the pick at `temp`: at
+// temperature 1 one histogram serves both; otherwise (temp in [0.5, 2], the caller checks) one pass fills two
+// histograms on the same bins, binned by the larger of the two distances d and d / temp (so that the other weight's
+// exponent within a bin, c times the binned one with c = min(temp, 1 / temp), stays under 1/8), the other weight's
+// bin scale e^(-c k/8) a table of powers. A bin is a logit interval (the bin is monotonic in the logit), so the
+// tokens before top-p's crossing token are exactly whole bins before its bin plus a prefix of it, whichever weight
+// the histogram sums.
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
+                                   SampleScratch& scratch) {
+    const size_t n = work.size();
+    const bool two = top_p < 1.0 && temp != 1.f;
+    const float tb = two ? std::min(temp, 1.f) : temp;  // the binned distance's temperature
+    const double c = !two ? 1.0 : temp < 1.f ? static_cast<double>(temp) : 1.0 / static_cast<double>(temp);
+    const double inv = 1.0 / static_cast<double>(tb);
+    const float hi = static_cast<float>(inv);
+    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
+                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi))),
+                            _mm256_set1_ps(static_cast<float>(c))};
+    if (two) {
+        screen_histograms<true>(work, lanes, scratch);
+    } else {
+        screen_histograms<false>(work, lanes, scratch);
+    }
+    const std::vector<uint16_t>& bins = scratch.bin16;
+    std::array<double, kBins> mass_b{}, mass_c{};
+    const double total_b = screen_masses(scratch.hist, two ? 2 : 1, 0, bin_scale(), mass_b);
+    double total_c = total_b;
+    // Bounds (absolute; a total is >= 1, the top token's exact weight) of what the screen's masses neglect beyond
+    // kScreenEps: the tail bin's tokens, counted as 0 (n e^-63.875 for the binned weight, n e^(-63.875 c) for the
+    // other one), and the powers table's rounding (512 products, under 1e-13 relative).
+    double neglect_b = static_cast<double>(n) * 1e-27, neglect_c = neglect_b;
+    if (two) {
+        std::array<double, kBins> scale_c{};
+        const double q = std::exp(-c / kBinsPerUnit);
+        scale_c[0] = 1.0;
+        for (size_t k = 1; k < static_cast<size_t>(kBins); ++k) scale_c[k] = scale_c[k - 1] * q;
+        total_c = screen_masses(scratch.hist, 2, 1, scale_c, mass_c);
+        neglect_c = static_cast<double>(n) * std::exp(-(kTailBin / kBinsPerUnit) * c) + 1e-13 * total_c;
+    }
+    // Top-p's masses (temperature 1) and the pick's (temperature temp).
+    const bool p_binned = !two || tb == temp;
+    const std::array<double, kBins>& mass_p = p_binned ? mass_b : mass_c;
+    const std::array<double, kBins>& mass_1 = !two || tb == 1.f ? mass_b : mass_c;
+    const double total_p = p_binned ? total_b : total_c;
+    const double total_1 = !two || tb == 1.f ? total_b : total_c;
+    const double neglect_p = p_binned ? neglect_b : neglect_c;
+    const double neglect_1 = !two || tb == 1.f ? neglect_b : neglect_c;
     const double mxd = mx;
-    // The definition's own weight of a token: exp((l - max) / T) in double.
-    auto weight = [&](const Cand& c) {
-        return std::exp((static_cast<double>(c.first) - mxd) / static_cast<double>(temp));
+    // The definition's own weights of a token: exp((l - max) / T) in double, at the pick's temperature and at 1.
+    auto weight_p = [&](const Cand& t) {
+        return std::exp((static_cast<double>(t.first) - mxd) / static_cast<double>(temp));
     };
+    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
     // Bin k's tokens in the chain's order, sixteen bins compared at a time.
     auto collect = [&](size_t k, std::vector<Cand>& out) {
         out.clear();
@@ -470,30 +548,34 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         }
         std::sort(out.begin(), out.end(), better);
     };
-    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term).
-    const double tol = ((4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() +
-                        static_cast<double>(n) * 1e-27) *
-                       total;
+    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term), and what the masses neglect.
+    auto tolerance = [&](double total, double neglect) {
+        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * total + neglect;
+    };
     // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
     size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
     std::vector<Cand> top_bin;
-    double kept_mass = total;
+    double kept_mass = total_p;
     if (top_p < 1.0) {
-        const double target = top_p * total;
-        double before = 0;
+        const double tol = tolerance(total_1, neglect_1);
+        const double target = top_p * total_1;
+        double before = 0, before_p = 0;
         size_t kp = 0;
         for (; kp < static_cast<size_t>(kTailBin); ++kp) {
-            if (before + mass[kp] >= target) break;
-            before += mass[kp];
+            if (before + mass_1[kp] >= target) break;
+            before += mass_1[kp];
+            before_p += mass_p[kp];
         }
         if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
         // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
         const double margin = kScreenEps * 1.001 * (target + before) + tol;
         collect(kp, top_bin);
         double cum = before;
+        kept_mass = before_p;
         for (; kept_in_top < top_bin.size(); ++kept_in_top) {
             const double prev = cum;
-            cum += weight(top_bin[kept_in_top]);
+            cum += weight_1(top_bin[kept_in_top]);
+            kept_mass += weight_p(top_bin[kept_in_top]);
             if (cum >= target) {
                 if (target - prev <= margin || cum - target <= margin) return std::nullopt;
                 break;
@@ -502,16 +584,16 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         if (kept_in_top == top_bin.size()) return std::nullopt;
         ++kept_in_top;
         kept_bins = kp;
-        kept_mass = cum;
     }
     // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
     // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
+    const double tol = tolerance(total_p, neglect_p);
     const double target = u * kept_mass;
     double before = 0;
     size_t kb = 0;
     for (; kb < kept_bins; ++kb) {
-        if (target < before + mass[kb]) break;
-        before += mass[kb];
+        if (target < before + mass_p[kb]) break;
+        before += mass_p[kb];
     }
     const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
     std::vector<Cand>& inside = scratch.cand;
@@ -524,7 +606,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     double cum = before;
     for (size_t t = 0; t < count; ++t) {
         const double prev = cum;
-        cum += weight(walk[t]);
+        cum += weight_p(walk[t]);
         if (target < cum) {
             if (target - prev <= margin || cum - target <= margin) return std::nullopt;
             return walk[t].second;
@@ -669,11 +751,15 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
-        if (s.temperature == 1.f && s.min_p <= 0.f) {
-            if (const std::optional<TokenId> t = screen_pick(work, mx, 1.f, s.u, s.top_p, scratch)) return *t;
+        // The screen weighs top-p at temperature 1 and the pick at another temperature on one set of bins when the
+        // two distances' ratio keeps the other weight's tail under its bound (screen_pick says how).
+        if (s.min_p <= 0.f && s.temperature >= 0.5f && s.temperature <= 2.f) {
+            if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, s.top_p, scratch)) return *t;
             ++scratch.screen_fallbacks;
-            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
-            return t ? *t : sample_sorted(work, s, scratch);
+            if (s.temperature == 1.f) {
+                const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
+                return t ? *t : sample_sorted(work, s, scratch);
+            }
         }
         const Binned b = bin_tokens(work, mx, 1.f, scratch);
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);
