@@ -28,11 +28,12 @@
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
-//   Without top-p and min-p, a first pass in single precision (screen_pick) computes the bins' masses eight tokens
-//   at a time and weighs only the crossing bin's tokens exactly; a crossing within the single-precision error bound
-//   of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
+//   Without min-p (and with top-p only at temperatures 0.5 to 2), a first pass in single precision (screen_pick)
+//   computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens exactly; top-p at a
+//   temperature other than 1 gets a second weight per token on the same bins. A crossing within the single-precision
+//   error bound of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
-//   logit at all, takes the sorted definition.
+//   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
 namespace orcd::backend {
 
@@ -350,18 +351,21 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// The single-precision screen of the pick without top-k, top-p or min-p. Each token's bin and weight come from
-// d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into
-// hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off
-// by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight e^-(d - k/8) is a degree-5
-// polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane scatters it into its own histogram of doubles.
+// The single-precision screen of the pick without top-k or min-p (top-p: see screen_pick). Each token's bin and
+// weight come from d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e
+// (TwoSum), 1/T into hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain
+// f32 d would be off by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight
+// e^-(d - k/8) is a degree-5 polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane adds it to its own histogram
+// (screen_histograms).
 //
 // Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
 // (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
 // coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
-// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses, their total and any sum of them are within kScreenEps
-// of the definition's (the doubles add exactly enough: n * 2^-53). The crossing bin's tokens are weighed with the
-// definition's own expression, so the pick is the definition's token whenever the draw is farther than
+// 1.0e-7 in all; a second weight e^-c(d - k/8) (screen_pick's top-p at another temperature) adds the rounding of
+// c r8 and of c itself (7.5e-9 each): under 1.2e-7, taken as kScreenEps = 1.25e-7 for both. Bin masses (exact sums
+// of the screened weights, times the bin's scale), their total and any sum of them are within kScreenEps of the
+// definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed
+// with the definition's own expression, so the pick is the definition's token whenever the draw is farther than
 // kScreenEps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the boundaries of
 // the token it lands on.
 constexpr double kScreenEps = 1.25e-7;
