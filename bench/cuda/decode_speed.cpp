@@ -2,22 +2,113 @@
 // to the weight bytes read per token: effective bandwidth = bytes x tokens/s. Each step is a full decode (graph
 // replay + the logits copied to the host), as `orcd generate` runs it with sampling; then the same through
 // decode_greedy (argmax on the device), as greedy generation runs it; then sampling with the chain on the host
-// (logits copied back) and on the device (decode_sample). Not a test; prints six lines per model.
+// (logits copied back) and on the device (decode_sample). Then the device sampler's share of a batched decode step
+// (issue 16: at most 5 %): Backend::step at B = 1 and B = 16, each step timed three ways in turn at the same
+// positions (Want::Argmax, the step without the sampler; Want::Sample with the OpenAI default, temperature 1 over
+// the full vocabulary; Want::Sample with the engine default), one "sampler share" line per B and parameter set.
+// Not a test.
 // Usage: cuda_decode_speed [PRESET [TYPE [N_TOKENS]]]   (default qwen2.5-0.5b Q4_K_M 128)
 // ORCD_BENCH_ACTIVATIONS="int8 f32" (default): one backend per activation mode (CudaOptions::activations).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
-#include <vector>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/cuda_backend.h"
 #include "device/cuda_device.h"
 #include "model/model.h"
 #include "synth/synth.h"
+
+namespace {
+
+using namespace orcd;
+
+// The device sampler's share of a decode step at batch size B: B sequences with a prompt of kPrompt tokens in one
+// pool, then n decode steps; each step runs three times at the same positions with the same tokens (each run rewrites
+// the same KV entries, so all three see the same cache), once per want, in turn, so that clock and thermal drift
+// fall on all three alike. Every step() returns only after its picks are on the host. The share is the sampled
+// step's extra time over the argmax step, relative to the sampled step (argmax is the cheapest pick the step makes,
+// a single reduction kernel per row, so the share slightly understates the sampler's whole cost).
+void sampler_share(backend::Backend& be, const std::string& label, int B, int n) {
+    constexpr uint32_t kPage = 16;
+    constexpr int kPrompt = 32;
+    const uint32_t pages_per_seq = (kPrompt + n + kPage - 1) / kPage;
+    auto pool = be.new_kv_pool({.num_pages = pages_per_seq * static_cast<uint32_t>(B), .page_size = kPage});
+    std::vector<std::vector<uint32_t>> pages(static_cast<size_t>(B));
+    for (int b = 0; b < B; ++b) {
+        for (uint32_t p = 0; p < pages_per_seq; ++p) pages[b].push_back(static_cast<uint32_t>(b) * pages_per_seq + p);
+    }
+    std::vector<backend::BatchResult> results(static_cast<size_t>(B));
+    std::vector<backend::BatchEntry> batch(static_cast<size_t>(B));
+    // The prompts: distinct tokens per sequence.
+    std::vector<std::vector<backend::TokenId>> prompts(static_cast<size_t>(B));
+    for (int b = 0; b < B; ++b) {
+        for (int i = 0; i < kPrompt; ++i)
+            prompts[b].push_back(static_cast<backend::TokenId>(5 + (b * 131 + i * 7) % 1000));
+        backend::BatchEntry& e = batch[b];
+        e.tokens = prompts[b];
+        e.first_position = 0;
+        e.pages = pages[b];
+        e.phase = backend::Phase::Prompt;
+        e.want = backend::Want::Nothing;
+    }
+    be.step(*pool, batch, results);
+
+    struct Mode {
+        const char* name;
+        backend::Want want;
+        backend::SampleStep step;
+    };
+    const Mode modes[] = {
+        {"argmax", backend::Want::Argmax, {}},
+        {"openai t1 (full vocab)",
+         backend::Want::Sample,
+         {.temperature = 1.f, .top_k = 0, .top_p = 1.f, .min_p = 0.f, .penalty_window = {}}},
+        {"engine t0.8 k40 p0.95 minp0.05",
+         backend::Want::Sample,
+         {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .penalty_window = {}}},
+    };
+    constexpr size_t kModes = sizeof(modes) / sizeof(modes[0]);
+    std::vector<double> seconds(kModes, 0.0);
+    std::vector<backend::TokenId> tokens(static_cast<size_t>(B));
+    std::mt19937_64 rng(99);
+    // Two warm-up steps (the first of a batch size runs eagerly, the second captures its graph), then n timed ones.
+    for (int i = -2; i < n; ++i) {
+        const int pos = kPrompt + std::max(i, 0);
+        for (int b = 0; b < B; ++b) tokens[b] = static_cast<backend::TokenId>(3 + (b * 17 + pos) % 100);
+        for (size_t m = 0; m < kModes; ++m) {
+            for (int b = 0; b < B; ++b) {
+                backend::SampleStep st = modes[m].step;
+                st.u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+                backend::BatchEntry& e = batch[b];
+                e.tokens = std::span(&tokens[b], 1);
+                e.first_position = static_cast<uint32_t>(pos);
+                e.phase = backend::Phase::Generated;
+                e.want = modes[m].want;
+                e.sample = st;
+            }
+            const auto t0 = std::chrono::steady_clock::now();
+            be.step(*pool, batch, results);
+            const double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (i >= 0) seconds[m] += d;
+        }
+    }
+    const double base = seconds[0] / n * 1e6;
+    for (size_t m = 1; m < kModes; ++m) {
+        const double us = seconds[m] / n * 1e6;
+        std::printf(
+            "sampler share %-30s B=%-2d %s: step with device sampling %8.1f us, with argmax %8.1f us -> sampler "
+            "%7.1f us = %5.1f %% of the sampled step (goal <= 5 %%)\n",
+            modes[m].name, B, label.c_str(), us, base, us - base, 100.0 * (us - base) / us);
+    }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace orcd;
@@ -95,6 +186,8 @@ int main(int argc, char** argv) {
                 backend::SampleStep step;
             };
             const Config configs[] = {
+                {"t1 k0 p1 min_p0 (openai)",
+                 {.temperature = 1.f, .top_k = 0, .top_p = 1.f, .min_p = 0.f, .penalty_window = {}}},
                 {"t0.8 k40 p0.95 min_p0.05",
                  {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .penalty_window = {}}},
                 {"t0.8 k0 p0.95 min_p0",
@@ -120,6 +213,8 @@ int main(int argc, char** argv) {
                                 d / n * 1e6, tag.c_str());
                 }
             }
+            const std::string label = preset + " " + type + tag;
+            for (int B : {1, 16}) sampler_share(*be, label, B, n);
         }
     }
     std::filesystem::remove(path);

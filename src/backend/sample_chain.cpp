@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <tuple>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -27,11 +28,12 @@
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
-//   Without top-p and min-p, a first pass in single precision (screen_pick) computes the bins' masses eight tokens
-//   at a time and weighs only the crossing bin's tokens exactly; a crossing within the single-precision error bound
-//   of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
+//   Without min-p (and with top-p only at temperatures 0.5 to 2), a first pass in single precision (screen_pick)
+//   computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens exactly; top-p at a
+//   temperature other than 1 gets a second weight per token on the same bins. A crossing within the single-precision
+//   error bound of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
-//   logit at all, takes the sorted definition.
+//   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
 namespace orcd::backend {
 
@@ -127,6 +129,38 @@ float copy_clean_max(const float* src, float* dst, size_t n) {
         mx = v > mx ? v : mx;
     }
     return mx;
+}
+
+// The maximum of src ignoring NaN (-inf when there is none), and whether src holds a NaN: one read-only pass, so that
+// logits without NaN (nearly always) are used in place instead of copied.
+std::pair<float, bool> max_and_nan(const float* src, size_t n) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    float mx = kNegInf;
+    bool nan = false;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 m0 = _mm256_set1_ps(kNegInf), m1 = m0;
+    __m256 un = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        const __m256 a = _mm256_loadu_ps(src + i), b = _mm256_loadu_ps(src + i + 8);
+        // max_ps returns its second operand when either is NaN: a NaN element leaves the running maximum as it is.
+        m0 = _mm256_max_ps(a, m0);
+        m1 = _mm256_max_ps(b, m1);
+        un = _mm256_or_ps(un, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+    for (float v : lanes) mx = v > mx ? v : mx;
+    nan = _mm256_movemask_ps(un) != 0;
+#endif
+    for (; i < n; ++i) {
+        if (src[i] != src[i]) {
+            nan = true;
+        } else {
+            mx = src[i] > mx ? src[i] : mx;
+        }
+    }
+    return {mx, nan};
 }
 
 // The sorted definition: the whole vocabulary sorted, then truncated to top-k.
@@ -317,26 +351,42 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// The single-precision screen of the pick without top-k, top-p or min-p. Each token's bin and weight come from
-// d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into
-// hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off
-// by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight e^-(d - k/8) is a degree-5
-// polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane scatters it into its own histogram of doubles.
+// The single-precision screen of the pick without top-k or min-p (top-p: see screen_pick). Each token's bin and
+// weight come from d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e
+// (TwoSum), 1/T into hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain
+// f32 d would be off by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight
+// e^-(d - k/8) is a degree-5 polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane adds it to its own histogram
+// (screen_histograms).
 //
 // Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
 // (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
 // coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
-// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses, their total and any sum of them are within kScreenEps
-// of the definition's (the doubles add exactly enough: n * 2^-53). The crossing bin's tokens are weighed with the
-// definition's own expression, so the pick is the definition's token whenever the draw is farther than
+// 1.0e-7 in all; a second weight e^-c(d - k/8) (screen_pick's top-p at another temperature) adds the rounding of
+// c r8 and of c itself (7.5e-9 each): under 1.2e-7, taken as kScreenEps = 1.25e-7 for both. Bin masses (exact sums
+// of the screened weights, times the bin's scale), their total and any sum of them are within kScreenEps of the
+// definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed
+// with the definition's own expression, so the pick is the definition's token whenever the draw is farther than
 // kScreenEps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the boundaries of
 // the token it lands on.
 constexpr double kScreenEps = 1.25e-7;
 
-// Bins (u16, clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin).
+// e^(-r8/8) for r8 in [0, 1): the degree-5 Taylor polynomial, coefficients (-1/8)^i / i!.
+inline __m256 screen_poly(__m256 r8) {
+    __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
+    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
+    return _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
+}
+
+// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T. With
+// kSecond, also e^-c(d - k/8) for a factor c in (0, 1]: the weight at a second temperature relative to its bin's
+// scale e^(-c k/8), on the same bins (c r8 stays in [0, 1), so the polynomial's bound holds for it too).
 struct ScreenLanes {
-    __m256 mx, hi, lo;
-    void operator()(const float* l, __m256& frac, __m256i& bin) const {
+    __m256 mx, hi, lo, c;
+    template <bool kSecond>
+    void run(const float* l, __m256& frac, __m256& frac2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -345,45 +395,79 @@ struct ScreenLanes {
         const __m256 p = _mm256_mul_ps(s, hi);
         const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(8.f));
-        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), _mm256_set1_ps(static_cast<float>(kTailBin)));
+        const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
+        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), tail);
         const __m256 r8 = _mm256_fmadd_ps(low, _mm256_set1_ps(8.f), _mm256_sub_ps(t, k));
-        // e^(-r8/8): coefficients (-1/8)^i / i!.
-        __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
-        f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
-        // The tail bin weighs 0 (a -inf logit gives NaN in f, masked here too).
-        frac = _mm256_andnot_ps(_mm256_cmp_ps(k, _mm256_set1_ps(static_cast<float>(kTailBin)), _CMP_EQ_OQ), f);
+        // The tail bin weighs 0 (a -inf logit gives NaN in r8, masked here too).
+        const __m256 in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
+        frac = _mm256_andnot_ps(in_tail, screen_poly(r8));
+        if constexpr (kSecond) frac2 = _mm256_andnot_ps(in_tail, screen_poly(_mm256_mul_ps(r8, c)));
         bin = _mm256_cvttps_epi32(k);
     }
 };
 
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
-                                   SampleScratch& scratch) {
+// The screen's pass over the vocabulary: every token's bin (u16, into scratch.bin16) and the per-lane histograms of
+// the weights (scratch.hist; with kSecond, the second weights interleaved: lane j's bin k at (j * kBins + k) * 2).
+//
+// The histograms count in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits) times 2^30 is
+// an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's mass is the exact sum
+// of its tokens' screened weights. The scatter is then one integer add to memory per token (a double histogram
+// needed each weight moved out of its lane, widened and added in a scalar register), or with two weights one 128-bit
+// add of both (two scalar adds per token measured about 10 % slower). Each lane has its own
+// histogram so that consecutive tokens in one bin do not wait on each other's addition.
+template <bool kSecond>
+void screen_histograms(std::span<const float> work, const ScreenLanes& lanes, SampleScratch& scratch) {
+    constexpr size_t kW = kSecond ? 2 : 1;
     const size_t n = work.size();
-    const double inv = 1.0 / static_cast<double>(temp);
-    const float hi = static_cast<float>(inv);
-    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
-                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi)))};
     std::vector<uint16_t>& bins = scratch.bin16;
     bins.resize(n);
-    std::vector<double>& hist = scratch.hist;  // lane j's histogram at j * kBins
-    hist.assign(8 * static_cast<size_t>(kBins), 0.0);
+    std::vector<uint64_t>& hist = scratch.hist;
+    hist.assign(8 * kW * static_cast<size_t>(kBins), 0);
+    uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
-    alignas(32) float ff[8];
-    auto scatter = [&](__m256 frac, __m256i bin) {
+    alignas(32) uint32_t ff[8];
+    const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
+    alignas(32) uint64_t pairs[16];
+    auto scatter = [&](__m256 frac, __m256 frac2, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        _mm256_store_ps(ff, frac);
-        for (size_t j = 0; j < 8; ++j) hist[j * kBins + static_cast<size_t>(kk[j])] += ff[j];
+        const __m256i f32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed));
+        if constexpr (!kSecond) _mm256_store_si256(reinterpret_cast<__m256i*>(ff), f32);
+        if constexpr (kSecond) {
+            // Each token's two weights side by side as two u64, added to its (interleaved) cell with one 128-bit add:
+            // A = [t0 | t4], B = [t1 | t5], C = [t2 | t6], D = [t3 | t7] (pairs in the order 0 4 1 5 2 6 3 7).
+            const __m256i g32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac2, fixed));
+            const __m256i z = _mm256_setzero_si256();
+            const __m256i fl = _mm256_unpacklo_epi32(f32, z), fh = _mm256_unpackhi_epi32(f32, z);  // u64 f0 f1 | f4 f5
+            const __m256i gl = _mm256_unpacklo_epi32(g32, z), gh = _mm256_unpackhi_epi32(g32, z);
+            auto* out = reinterpret_cast<__m256i*>(pairs);
+            _mm256_store_si256(out + 0, _mm256_unpacklo_epi64(fl, gl));
+            _mm256_store_si256(out + 1, _mm256_unpackhi_epi64(fl, gl));
+            _mm256_store_si256(out + 2, _mm256_unpacklo_epi64(fh, gh));
+            _mm256_store_si256(out + 3, _mm256_unpackhi_epi64(fh, gh));
+        }
+        // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
+        // the register with an extract (two operations each) instead of one load.
+        const int32_t* k = kk;
+        const uint32_t* f = ff;
+        const uint64_t* pr = pairs;
+        asm("" : "+r"(k), "+r"(f), "+r"(pr));
+        if constexpr (!kSecond) {
+            for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
+        } else {
+            constexpr size_t pos[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // token j's pair
+            for (size_t j = 0; j < 8; ++j) {
+                auto* cell = reinterpret_cast<__m128i*>(h + (j * kBins + static_cast<size_t>(k[j])) * 2);
+                const __m128i add = _mm_load_si128(reinterpret_cast<const __m128i*>(pr + 2 * pos[j]));
+                _mm_storeu_si128(cell, _mm_add_epi64(_mm_loadu_si128(cell), add));
+            }
+        }
     };
     size_t i = 0;
+    __m256 frac, frac2 = _mm256_setzero_ps();
+    __m256i bin;
     for (; i + 8 <= n; i += 8) {
-        __m256 frac;
-        __m256i bin;
-        lanes(work.data() + i, frac, bin);
-        scatter(frac, bin);
+        lanes.run<kSecond>(work.data() + i, frac, frac2, bin);
+        scatter(frac, frac2, bin);
         const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
         _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
     }
@@ -391,26 +475,79 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         alignas(32) float pad[8];
         std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
         std::copy(work.begin() + static_cast<std::ptrdiff_t>(i), work.end(), pad);
-        __m256 frac;
-        __m256i bin;
-        lanes(pad, frac, bin);
-        scatter(frac, bin);
+        lanes.run<kSecond>(pad, frac, frac2, bin);
+        scatter(frac, frac2, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
-    const std::array<double, kBins>& scale = bin_scale();
-    std::array<double, kBins> mass{};
+}
+
+// Bin masses from the lanes' histograms (weight w of kW interleaved ones) times each bin's scale; returns the total.
+double screen_masses(const std::vector<uint64_t>& hist, size_t kW, size_t w, const std::array<double, kBins>& scale,
+                     std::array<double, kBins>& mass) {
     double total = 0;
+    mass.fill(0.0);
     for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
-        double m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
-        mass[k] = scale[k] * m;
+        uint64_t m = 0;
+        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * kW + w];
+        mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
+    return total;
+}
+
+// The pick, and top-p before it, on the screen. Top-p weighs the tokens at temperature 1 and the pick at `temp`: at
+// temperature 1 one histogram serves both; otherwise (temp in [0.5, 2], the caller checks) one pass fills two
+// histograms on the same bins, binned by the larger of the two distances d and d / temp (so that the other weight's
+// exponent within a bin, c times the binned one with c = min(temp, 1 / temp), stays under 1/8), the other weight's
+// bin scale e^(-c k/8) a table of powers. A bin is a logit interval (the bin is monotonic in the logit), so the
+// tokens before top-p's crossing token are exactly whole bins before its bin plus a prefix of it, whichever weight
+// the histogram sums.
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
+                                   SampleScratch& scratch) {
+    const size_t n = work.size();
+    const bool two = top_p < 1.0 && temp != 1.f;
+    const float tb = two ? std::min(temp, 1.f) : temp;  // the binned distance's temperature
+    const double c = !two ? 1.0 : temp < 1.f ? static_cast<double>(temp) : 1.0 / static_cast<double>(temp);
+    const double inv = 1.0 / static_cast<double>(tb);
+    const float hi = static_cast<float>(inv);
+    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
+                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi))),
+                            _mm256_set1_ps(static_cast<float>(c))};
+    if (two) {
+        screen_histograms<true>(work, lanes, scratch);
+    } else {
+        screen_histograms<false>(work, lanes, scratch);
+    }
+    const std::vector<uint16_t>& bins = scratch.bin16;
+    std::array<double, kBins> mass_b{}, mass_c{};
+    const double total_b = screen_masses(scratch.hist, two ? 2 : 1, 0, bin_scale(), mass_b);
+    double total_c = total_b;
+    // Bounds (absolute; a total is >= 1, the top token's exact weight) of what the screen's masses neglect beyond
+    // kScreenEps: the tail bin's tokens, counted as 0 (n e^-63.875 for the binned weight, n e^(-63.875 c) for the
+    // other one), and the powers table's rounding (512 products, under 1e-13 relative).
+    double neglect_b = static_cast<double>(n) * 1e-27, neglect_c = neglect_b;
+    if (two) {
+        std::array<double, kBins> scale_c{};
+        const double q = std::exp(-c / kBinsPerUnit);
+        scale_c[0] = 1.0;
+        for (size_t k = 1; k < static_cast<size_t>(kBins); ++k) scale_c[k] = scale_c[k - 1] * q;
+        total_c = screen_masses(scratch.hist, 2, 1, scale_c, mass_c);
+        neglect_c = static_cast<double>(n) * std::exp(-(kTailBin / kBinsPerUnit) * c) + 1e-13 * total_c;
+    }
+    // Top-p's masses (temperature 1) and the pick's (temperature temp).
+    const bool p_binned = !two || tb == temp;
+    const std::array<double, kBins>& mass_p = p_binned ? mass_b : mass_c;
+    const std::array<double, kBins>& mass_1 = !two || tb == 1.f ? mass_b : mass_c;
+    const double total_p = p_binned ? total_b : total_c;
+    const double total_1 = !two || tb == 1.f ? total_b : total_c;
+    const double neglect_p = p_binned ? neglect_b : neglect_c;
+    const double neglect_1 = !two || tb == 1.f ? neglect_b : neglect_c;
     const double mxd = mx;
-    // The definition's own weight of a token: exp((l - max) / T) in double.
-    auto weight = [&](const Cand& c) {
-        return std::exp((static_cast<double>(c.first) - mxd) / static_cast<double>(temp));
+    // The definition's own weights of a token: exp((l - max) / T) in double, at the pick's temperature and at 1.
+    auto weight_p = [&](const Cand& t) {
+        return std::exp((static_cast<double>(t.first) - mxd) / static_cast<double>(temp));
     };
+    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
     // Bin k's tokens in the chain's order, sixteen bins compared at a time.
     auto collect = [&](size_t k, std::vector<Cand>& out) {
         out.clear();
@@ -431,30 +568,34 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         }
         std::sort(out.begin(), out.end(), better);
     };
-    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term).
-    const double tol = ((4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() +
-                        static_cast<double>(n) * 1e-27) *
-                       total;
+    // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term), and what the masses neglect.
+    auto tolerance = [&](double total, double neglect) {
+        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * total + neglect;
+    };
     // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
     size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
     std::vector<Cand> top_bin;
-    double kept_mass = total;
+    double kept_mass = total_p;
     if (top_p < 1.0) {
-        const double target = top_p * total;
-        double before = 0;
+        const double tol = tolerance(total_1, neglect_1);
+        const double target = top_p * total_1;
+        double before = 0, before_p = 0;
         size_t kp = 0;
         for (; kp < static_cast<size_t>(kTailBin); ++kp) {
-            if (before + mass[kp] >= target) break;
-            before += mass[kp];
+            if (before + mass_1[kp] >= target) break;
+            before += mass_1[kp];
+            before_p += mass_p[kp];
         }
         if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
         // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
         const double margin = kScreenEps * 1.001 * (target + before) + tol;
         collect(kp, top_bin);
         double cum = before;
+        kept_mass = before_p;
         for (; kept_in_top < top_bin.size(); ++kept_in_top) {
             const double prev = cum;
-            cum += weight(top_bin[kept_in_top]);
+            cum += weight_1(top_bin[kept_in_top]);
+            kept_mass += weight_p(top_bin[kept_in_top]);
             if (cum >= target) {
                 if (target - prev <= margin || cum - target <= margin) return std::nullopt;
                 break;
@@ -463,16 +604,16 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         if (kept_in_top == top_bin.size()) return std::nullopt;
         ++kept_in_top;
         kept_bins = kp;
-        kept_mass = cum;
     }
     // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
     // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
+    const double tol = tolerance(total_p, neglect_p);
     const double target = u * kept_mass;
     double before = 0;
     size_t kb = 0;
     for (; kb < kept_bins; ++kb) {
-        if (target < before + mass[kb]) break;
-        before += mass[kb];
+        if (target < before + mass_p[kb]) break;
+        before += mass_p[kb];
     }
     const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
     std::vector<Cand>& inside = scratch.cand;
@@ -485,7 +626,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     double cum = before;
     for (size_t t = 0; t < count; ++t) {
         const double prev = cum;
-        cum += weight(walk[t]);
+        cum += weight_p(walk[t]);
         if (target < cum) {
             if (target - prev <= margin || cum - target <= margin) return std::nullopt;
             return walk[t].second;
@@ -584,23 +725,29 @@ std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, do
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, SampleScratch& scratch) {
     const size_t n = logits.size();
     if (n == 0) throw Error(ErrorCode::InvalidArgument, "sampler: empty logits");
-    std::vector<float>& work = scratch.work;
     std::vector<Cand>& cand = scratch.cand;
-    // The working copy with NaN as -inf, and its maximum, in one pass (the repetition penalty, when on, changes a few
-    // logits of the copy first).
+    // The logits the chain works on, with NaN as -inf, and their maximum. Without a penalty and without NaN (nearly
+    // every step) they are the caller's logits, read in place; otherwise a working copy (the repetition penalty, when
+    // on, changes a few logits of the copy first).
     const bool penalty = s.repeat_penalty != 1.f && !s.penalty_window.empty();
-    if (penalty) {
-        work.assign(logits.begin(), logits.end());
-        const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
-        for (TokenId t : seen) {
-            if (t < 0 || static_cast<size_t>(t) >= n) continue;
-            float& l = work[static_cast<size_t>(t)];
-            l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
+    std::span<const float> work = logits;
+    float mx = 0.f;
+    bool nan = false;
+    if (!penalty) std::tie(mx, nan) = max_and_nan(logits.data(), n);
+    if (penalty || nan) {
+        std::vector<float>& copy = scratch.work;
+        copy.assign(logits.begin(), logits.end());
+        if (penalty) {
+            const std::unordered_set<TokenId> seen(s.penalty_window.begin(), s.penalty_window.end());
+            for (TokenId t : seen) {
+                if (t < 0 || static_cast<size_t>(t) >= n) continue;
+                float& l = copy[static_cast<size_t>(t)];
+                l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
+            }
         }
-    } else {
-        work.resize(n);
+        mx = copy_clean_max(copy.data(), copy.data(), n);
+        work = copy;
     }
-    const float mx = copy_clean_max(penalty ? work.data() : logits.data(), work.data(), n);
 
     if (s.temperature <= 0.f) {
         // Greedy: the first token equal to the maximum (ties go to the lowest id, so the choice is deterministic
@@ -624,11 +771,15 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
-        if (s.temperature == 1.f && s.min_p <= 0.f) {
-            if (const std::optional<TokenId> t = screen_pick(work, mx, 1.f, s.u, s.top_p, scratch)) return *t;
+        // The screen weighs top-p at temperature 1 and the pick at another temperature on one set of bins when the
+        // two distances' ratio keeps the other weight's tail under its bound (screen_pick says how).
+        if (s.min_p <= 0.f && s.temperature >= 0.5f && s.temperature <= 2.f) {
+            if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, s.top_p, scratch)) return *t;
             ++scratch.screen_fallbacks;
-            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
-            return t ? *t : sample_sorted(work, s, scratch);
+            if (s.temperature == 1.f) {
+                const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
+                return t ? *t : sample_sorted(work, s, scratch);
+            }
         }
         const Binned b = bin_tokens(work, mx, 1.f, scratch);
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);

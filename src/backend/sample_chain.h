@@ -42,7 +42,7 @@ struct SampleScratch {
     std::vector<double> weight;
     std::vector<int32_t> bin;
     std::vector<uint16_t> bin16;  // the single-precision screen's bins
-    std::vector<double> hist;     // its per-lane histograms
+    std::vector<uint64_t> hist;   // its per-lane histograms (fixed point)
     // Draws that took the sorted definition itself (non-finite logits, or a crossing within rounding of a boundary):
     // for tests and diagnostics.
     uint64_t sorted_fallbacks = 0;

@@ -206,7 +206,8 @@ TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
 }
 
 // The paths that bin instead of sorting, at a real vocabulary size: the single-precision screen (no top-k, top-p or
-// min-p) at several temperatures, and top-p then the pick on one binning (temperature 1). Random draws match the
+// min-p) at several temperatures, top-p then the pick on one binning (temperature 1), and top-p at temperature 1
+// with the pick at another temperature (two weights per token on the screen, temperatures 0.5 to 2). Random draws match the
 // definition and mostly stay on the fast path; a draw exactly on one of the definition's cumulative boundaries is
 // within any rounding of it, so the fast path must leave it to an exact one (its error bound is what decides), and
 // the draws beside it must still pick the definition's token.
@@ -216,10 +217,21 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     SampleScratch scratch;
     Reference ref;
     uint64_t random_draws = 0, on_boundary = 0;
+    // Random draws with top-p at a temperature other than 1 (two weights per token on one set of bins), and how many
+    // of them the screen left to an exact pass.
+    uint64_t two_weight_draws = 0, two_weight_fallbacks = 0;
     auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
     for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::WithNegInf}) {
         const auto logits = make_logits(shape, 151936, rng);
-        for (const auto& [temp, top_p] : {std::pair{0.7f, 1.f}, {1.f, 1.f}, {1.3f, 1.f}, {1.f, 0.9f}, {1.f, 0.5f}}) {
+        for (const auto& [temp, top_p] : {std::pair{0.7f, 1.f},
+                                          {1.f, 1.f},
+                                          {1.3f, 1.f},
+                                          {1.f, 0.9f},
+                                          {1.f, 0.5f},
+                                          {0.7f, 0.9f},
+                                          {0.5f, 0.95f},
+                                          {1.3f, 0.9f},
+                                          {2.f, 0.5f}}) {
             SampleStep s;
             s.temperature = temp;
             s.top_k = 0;
@@ -228,9 +240,14 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
             const uint64_t fallbacks_before = fallbacks();
             for (int d = 0; d < 8; ++d) {
                 s.u = unit(rng);
+                const uint64_t before = fallbacks();
                 ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
                     << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
                 ++random_draws;
+                if (top_p < 1.f && temp != 1.f) {
+                    ++two_weight_draws;
+                    if (fallbacks() != before) ++two_weight_fallbacks;
+                }
             }
             // The screen decides the pick's crossing for most draws. Top-p's crossing is one per logits vector: when
             // it lies within the screen's error bound of a boundary (bulk tokens of 1e-6 each near the cut), every
@@ -256,7 +273,10 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
         }
     }
     EXPECT_GT(on_boundary, 30u);
-    EXPECT_GT(random_draws, 110u);
+    EXPECT_GT(random_draws, 200u);
+    // The two-weight screen decides most of its draws (a vector whose top-p cut lies within the bound of a boundary
+    // sends all of its draws to the exact pass, so a few vectors' worth may).
+    EXPECT_LT(two_weight_fallbacks, two_weight_draws / 2) << "of " << two_weight_draws;
 }
 
 TEST(SampleChain, EmptyLogitsThrow) {
