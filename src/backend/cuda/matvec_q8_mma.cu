@@ -13,21 +13,28 @@
 //     warp w computes leaves w, w + 4, ... for the whole tile in mma fragments (the same per-leaf order), writes them
 //     to shared memory, and one thread per (row, column) folds them in that same tree.
 // tpr is the dp4a kernel's (q8_matvec_threads_per_row), so the leaves are the same whatever the batch.
+//
+// Work split (what fills the SMs at small batches): a block is one 16-row tile x 8, 16 or 32 columns, with 4 to 16
+// warps; warp w computes leaves w, w + warps, ... Which warp computes a leaf, and which block its columns, changes no
+// bit: each leaf is still one warp's units in the dp4a order, and the fold is the same tree. Narrow matrices (Qwen's
+// 896-row q and o: 56 tiles) get 8-column blocks and 16 warps (one leaf each at tpr 16) instead of one 4-warp block
+// per tile walking its 16 leaves in turn (q8_mma_shape).
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
 
 #include "backend/cuda/matvec_q8_units.cuh"
+#include "backend/cuda/tuning.h"
 #include "device/cuda_check.h"
+#include "device/device_query.h"
 #include "quant/formats.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / 32;
-constexpr int kRows = 16;  // rows per tile: the mma's m
+constexpr int kMinThreads = 128, kMaxThreads = 512;  // 4 .. 16 warps a block (blockDim.x, chosen at launch)
+constexpr int kRows = 16;                            // rows per tile: the mma's m
 
 // c += a * b for one m16n8k16 tile: a0 / a1 = bytes 4t .. 4t + 3 (k) of rows g / g + 8, b = k 4t .. 4t + 3 of
 // column g, c = (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1); g = lane / 4, t = lane % 4.
@@ -37,7 +44,7 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], uint32_t a0, uint32_t a1, ui
                  : "r"(a0), "r"(a1), "r"(b));
 }
 
-// The leaves of one tile for format F: warp w computes leaves w, w + kWarps, ... (each as the dp4a kernel's thread
+// The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); c0: its first column.
 template <typename F, int NT>
@@ -47,6 +54,7 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
     constexpr int kG = U::kGroups, kI = q8units::kInts<F>, kCols = 8 * NT, kElems = kRows * kCols;
     constexpr int kUnits = F::kQ8Units, kBlockX = kUnits * 32;  // units and activation values per weight block
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const int warps = static_cast<int>(blockDim.x) / 32;
     const Block* rows[2];
     bool row_ok[2];
 #pragma unroll
@@ -58,7 +66,7 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
     }
     // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
     const int n_units = p.cols / 32;
-    for (int leaf = warp; leaf < p.tpr; leaf += kWarps) {
+    for (int leaf = warp; leaf < p.tpr; leaf += warps) {
         float acc[NT][4];
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
@@ -154,12 +162,13 @@ __device__ float fold_leaves(float* P, int tpr, int stride) {
 }
 
 // Block = one 16-row tile x 8 NT columns (blockIdx.x = tile * n_cg + column group, so the column groups of a tile
-// run together and read its weights from L2); dynamic shared memory: tpr x 16 x 8 NT floats. 4 blocks per SM
-// (<= 128 registers): left free, ptxas gave the 16-column instance 80 registers and spilled.
+// run together and read its weights from L2), blockDim.x / 32 warps; dynamic shared memory: tpr x 16 x 8 NT floats.
+// Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
 template <int NT>
-__global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, int n_cg) {
+__global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, int n_cg) {
     extern __shared__ float part[];
-    constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kThreads;
+    constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kMinThreads;
+    const int threads = static_cast<int>(blockDim.x);
     const int64_t o0 = static_cast<int64_t>(blockIdx.x / n_cg) * kRows;
     const int c0 = static_cast<int>(blockIdx.x % n_cg) * kCols;
     const bool swiglu = p.epilogue == 2;
@@ -176,37 +185,41 @@ __global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, i
         __syncthreads();
 #pragma unroll
         for (int k = 0; k < kPer; ++k) {
-            const int e = static_cast<int>(threadIdx.x) + k * kThreads;
-            res[pass][k] = c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+            const int e = static_cast<int>(threadIdx.x) + k * threads;
+            res[pass][k] = e < kElems && c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
         }
         __syncthreads();
     }
 #pragma unroll
     for (int k = 0; k < kPer; ++k) {
-        const int e = threadIdx.x + k * kThreads;
+        const int e = static_cast<int>(threadIdx.x) + k * threads;
         const int64_t out = o0 + e / kCols;
         const int col = c0 + e % kCols;
-        if (out < p.n_out && col < p.n_cols) {
+        if (e < kElems && out < p.n_out && col < p.n_cols) {
             matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][k], swiglu ? res[1][k] : 0.f, p.epilogue);
         }
     }
 }
 
 template <int NT>
-void launch(const Q8Params& p, cudaStream_t stream) {
+void launch(const Q8Params& p, int warps, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const size_t smem = static_cast<size_t>(p.tpr) * kRows * kCols * sizeof(float);
     if (smem > 48 * 1024) {  // tpr 128 and 256 (rows of more than 12,288 values): opt in once, for the largest
         static const cudaError_t opted =
             cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 256 * kRows * kCols * static_cast<int>(sizeof(float)));
+                                 256 * kRows * 8 * static_cast<int>(sizeof(float)));
         ORCD_CUDA_CHECK(opted);
     }
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
-    q8_mma_kernel<NT><<<static_cast<unsigned>(tiles * n_cg), kThreads, smem, stream>>>(p, n_cg);
+    q8_mma_kernel<NT><<<static_cast<unsigned>(tiles * n_cg), 32 * warps, smem, stream>>>(p, n_cg);
     ORCD_CUDA_CHECK(cudaGetLastError());
 }
+
+// The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
+// tpr 16: 32 columns, 32: 16, 64 and more: 8 (128 and 256 take 64 / 128 KiB at 8, opted in above).
+int max_block_cols(int tpr) { return std::clamp(512 / tpr, 8, 32); }
 
 }  // namespace
 
@@ -223,14 +236,44 @@ bool q8_mma_can_run(const Q8Params& p) {
     return true;
 }
 
-// Columns per block: as many as keep the leaves' shared memory at 32 KiB (16 rows x tpr leaves), 8 .. 32.
-void q8_mma_launch(const Q8Params& p, cudaStream_t stream) {
-    if (p.tpr <= 16) {
-        launch<4>(p, stream);
-    } else if (p.tpr <= 32) {
-        launch<2>(p, stream);
+Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps) {
+    const int cap = max_block_cols(p.tpr);
+    const int64_t tiles = (p.n_out + kRows - 1) / kRows, sms = ::orcd::device::sm_count();
+    Q8MmaShape shape;
+    if (block_cols == 8 || block_cols == 16 || block_cols == 32) {
+        shape.block_cols = std::min(block_cols, cap);
+    } else if (const int tuned = tuning::q8_mma_block_columns()) {
+        shape.block_cols = std::min(tuned, cap);
     } else {
-        launch<1>(p, stream);
+        // The widest block (each weight unit decoded once for more columns) that still leaves two blocks per SM, and
+        // no wider than the batch (no n-tiles of padding only); 8 columns when even those are too few blocks.
+        shape.block_cols = 8;
+        for (int c = 16; c <= cap; c *= 2) {
+            if (c / 2 >= p.n_cols || tiles * ((p.n_cols + c - 1) / c) < 2 * sms) break;
+            shape.block_cols = c;
+        }
+    }
+    if (warps == 4 || warps == 8 || warps == 16) {
+        shape.warps = warps;
+    } else if (const int tuned = tuning::q8_mma_warps()) {
+        shape.warps = tuned;
+    } else {
+        // Few blocks: 16 warps each (one leaf a warp at tpr 16: Qwen's q and o at 8 columns are 56 blocks for 132
+        // SMs). Many: 4 warps, several blocks an SM (one folds while another computes, as before the split).
+        const int64_t blocks = tiles * ((p.n_cols + shape.block_cols - 1) / shape.block_cols);
+        shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
+    }
+    shape.warps = std::min(shape.warps, std::max(4, p.tpr));  // no warp without a leaf
+    return shape;
+}
+
+void q8_mma_launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
+    if (shape.block_cols == 32) {
+        launch<4>(p, shape.warps, stream);
+    } else if (shape.block_cols == 16) {
+        launch<2>(p, shape.warps, stream);
+    } else {
+        launch<1>(p, shape.warps, stream);
     }
 }
 
