@@ -3,7 +3,7 @@
 // against the CPU's int8 matmul in test_matvec_q8.cpp). Covers every type with a q8 kernel, ragged row tiles (rows not
 // a multiple of 16) and column groups (batches not a multiple of the block's columns), each epilogue, sources of
 // mixed types, every reduction shape (threads per row 16 .. 256, which decide the summation order) and every split of
-// the work over blocks and warps (8 / 16 / 32 columns, 4 / 8 / 16 warps a block). Each case also asserts which kernel
+// the work over blocks and warps (8 / 16 / 32 columns, 4 / 8 / 16 warps a block, 1 .. 8 blocks a tile). Each case also asserts which kernel
 // ran, so a silent fallback to dp4a cannot pass for the mma kernel.
 #include <gtest/gtest.h>
 
@@ -86,15 +86,22 @@ void check(const Case& c, std::mt19937_64& rng) {
         q8_matvec(one, nullptr);
     }
     const std::vector<float> alone = dy.download();
-    // Every split of the work: the automatic one, then forced columns a block (capped by tpr: 8 from tpr 64 on) and
-    // warps a block (one leaf a warp at tpr 16 with 16 warps; several with 4).
-    constexpr std::pair<int, int> kShapes[] = {{0, 0}, {8, 4}, {16, 16}, {32, 8}, {8, 16}};
-    for (const auto& [block_cols, warps] : kShapes) {
+    // Every split of the work: the automatic one, then forced columns a block (capped by tpr: 8 from tpr 64 on), warps
+    // a block (one leaf a warp at tpr 16 with 16 warps; several with 4; capped at the block's leaves) and blocks a
+    // tile (clusters that split the leaves, each block folding a chunk of the tile's elements).
+    struct Shape {
+        int block_cols, warps, cluster;
+    };
+    constexpr Shape kShapes[] = {{0, 0, 0},  {8, 4, 1}, {16, 16, 1}, {32, 8, 1},
+                                 {8, 16, 2}, {8, 4, 4}, {16, 4, 8},  {32, 8, 2}};
+    for (const auto& [block_cols, warps, cluster] : kShapes) {
         for (const int B : {1, 3, 8, 16, 17, 40, 64, 70}) {
-            SCOPED_TRACE(testing::Message() << "block columns " << block_cols << " warps " << warps);
+            SCOPED_TRACE(testing::Message()
+                         << "block columns " << block_cols << " warps " << warps << " cluster " << cluster);
             op.n_cols = B;
             op.mma_block_cols = block_cols;
             op.mma_warps = warps;
+            op.mma_cluster = cluster;
             EXPECT_EQ(q8_matvec_uses_mma(op), c.mma) << "B " << B;
             reset_y();
             q8_matvec(op, nullptr);

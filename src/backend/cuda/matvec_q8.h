@@ -62,10 +62,12 @@ struct Q8Matvec {
     // The fewest columns that take the tensor-core kernel; 0: ORCD_Q8_MMA_MIN_COLS, else 64 (matvec_q8.cu). Tests set
     // it to run that kernel at any batch size.
     int mma_min_cols = 0;
-    // The tensor-core kernel's columns (8, 16, 32) and warps (4, 8, 16) a block; 0: the tuning override, else by shape
-    // (matvec_q8_mma.cu). Tests set them to cover every split; no bit depends on them.
+    // The tensor-core kernel's columns (8, 16, 32) and warps (4, 8, 16) a block, and blocks a tile (1, 2, 4, 8: a
+    // cluster); 0: the tuning override, else by shape (matvec_q8_mma.cu). Tests set them to cover every split; no bit
+    // depends on them.
     int mma_block_cols = 0;
     int mma_warps = 0;
+    int mma_cluster = 0;
 };
 
 // Types with a dp4a kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.

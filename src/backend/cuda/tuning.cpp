@@ -79,6 +79,14 @@ int q8_mma_warps() {
     return n;
 }
 
+int q8_mma_cluster() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_CLUSTER");
+        return v && (*v == 1 || *v == 2 || *v == 4 || *v == 8) ? static_cast<int>(*v) : 0;
+    }();
+    return n;
+}
+
 uint64_t fused_max_bytes(uint64_t fallback) {
     const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
     return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;

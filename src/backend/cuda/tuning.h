@@ -24,6 +24,9 @@ int q8_mma_min_columns();
 int q8_mma_block_columns();
 // ORCD_Q8_MMA_WARPS: warps a block of the q8 tensor-core matvec, 4, 8 or 16; 0 when not set. Read once per process.
 int q8_mma_warps();
+// ORCD_Q8_MMA_CLUSTER: blocks a tile of the q8 tensor-core matvec (a thread block cluster), 1, 2, 4 or 8; 0 when not
+// set. Read once per process.
+int q8_mma_cluster();
 // ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
 // every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
 uint64_t fused_max_bytes(uint64_t fallback);
