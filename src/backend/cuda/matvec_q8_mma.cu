@@ -19,8 +19,9 @@
 // w + all warps, ...) and write them, through distributed shared memory, to the block that folds them (each block
 // folds a contiguous chunk of the tile's elements). Which warp computes a leaf, which block folds it, and which block
 // its columns, changes no bit: each leaf is still one warp's units in the dp4a order, and the fold is the same tree.
-// Narrow matrices (Qwen's 896-row q, o and down: 56 tiles) get 8-column tiles split over clusters of 4-8 blocks,
-// instead of one 4-warp block per tile walking its 16-64 leaves in turn (q8_mma_shape).
+// Narrow matrices (Qwen's 896-row q, o and down: 56 tiles) get 8-column blocks of 16 warps (one leaf a warp at tpr
+// 16) instead of one 4-warp block per tile walking its 16-64 leaves in turn; clusters are a tuning option, one block
+// a tile by default (q8_mma_shape).
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
@@ -316,11 +317,11 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
     } else if (const int tuned = tuning::q8_mma_cluster()) {
         shape.cluster = tuned;
     } else {
-        // Too few blocks for two an SM (Qwen's q, o and down at 8-16 columns: 56-72 tiles): clusters of up to 8
-        // blocks split each tile's leaves, while every block keeps 4 leaves or more.
-        while (shape.cluster < 8 && col_blocks * shape.cluster < 2 * sms && p.tpr >= 8 * shape.cluster) {
-            shape.cluster *= 2;
-        }
+        // One block a tile. Clusters measured no better as a rule (2026-12-04 H200, Qwen2.5-0.5B-shaped Q4_K_M synth,
+        // decode tok/s, one call, rule "2-8 blocks while a matrix has fewer than two blocks an SM" vs none): B = 8
+        // 3,035 vs 2,966, B = 16 4,746 vs 4,995, B = 32 6,822 vs 6,907, B = 64 8,651 vs 8,644; clusters of 2 on every
+        // matrix: 3,389 at B = 8 but 4,117 at B = 16 (docs/PERF.md). They stay behind ORCD_Q8_MMA_CLUSTER.
+        shape.cluster = 1;
     }
     if (warps == 4 || warps == 8 || warps == 16) {
         shape.warps = warps;
@@ -328,7 +329,9 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         shape.warps = tuned;
     } else {
         // Few blocks: 16 warps each (one leaf a warp at tpr 16). Many: 4 warps, several blocks an SM (one folds
-        // while another computes).
+        // while another computes). With the block columns above, against 4 warps and the widest block (the kernel
+        // before, 2026-12-04 H200, same call, Qwen-shaped decode tok/s): B = 8 3,053 vs 1,784, B = 16 5,236 vs 3,283,
+        // B = 32 7,031 vs 5,520, B = 64 8,695 vs 8,261.
         const int64_t blocks = col_blocks * shape.cluster;
         shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
     }
