@@ -2,8 +2,9 @@
 // bit: every column of a batch must equal that column run alone (n_cols = 1, the dp4a kernel, itself checked
 // against the CPU's int8 matmul in test_matvec_q8.cpp). Covers every type with a q8 kernel, ragged row tiles (rows not
 // a multiple of 16) and column groups (batches not a multiple of the block's columns), each epilogue, sources of
-// mixed types, and every reduction shape (threads per row 16 .. 256, which decide the summation order). Each case
-// also asserts which kernel ran, so a silent fallback to dp4a cannot pass for the mma kernel.
+// mixed types, every reduction shape (threads per row 16 .. 256, which decide the summation order) and every split of
+// the work over blocks and warps (8 / 16 / 32 columns, 4 / 8 / 16 warps a block, 1 .. 8 blocks a tile). Each case also asserts which kernel
+// ran, so a silent fallback to dp4a cannot pass for the mma kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -85,34 +86,49 @@ void check(const Case& c, std::mt19937_64& rng) {
         q8_matvec(one, nullptr);
     }
     const std::vector<float> alone = dy.download();
-    for (const int B : {1, 3, 16, 17, 40, 64, 70}) {
-        op.n_cols = B;
-        EXPECT_EQ(q8_matvec_uses_mma(op), c.mma) << "B " << B;
-        reset_y();
-        q8_matvec(op, nullptr);
-        const std::vector<float> y = dy.download();
-        for (int col = 0; col < B; ++col) {
-            const float* got = y.data() + col * n_out;
-            const float* want = alone.data() + col * n_out;
-            if (std::memcmp(got, want, static_cast<size_t>(n_out) * 4) != 0) {
-                int64_t bad = 0, first = -1;
-                for (int64_t i = 0; i < n_out; ++i) {
-                    if (std::memcmp(got + i, want + i, 4) != 0) {
-                        if (first < 0) first = i;
-                        ++bad;
+    // Every split of the work: the automatic one, then forced columns a block (capped by tpr: 8 from tpr 64 on), warps
+    // a block (one leaf a warp at tpr 16 with 16 warps; several with 4; capped at the block's leaves) and blocks a
+    // tile (clusters that split the leaves, each block folding a chunk of the tile's elements).
+    struct Shape {
+        int block_cols, warps, cluster;
+    };
+    constexpr Shape kShapes[] = {{0, 0, 0},  {8, 4, 1}, {16, 16, 1}, {32, 8, 1},
+                                 {8, 16, 2}, {8, 4, 4}, {16, 4, 8},  {32, 8, 2}};
+    for (const auto& [block_cols, warps, cluster] : kShapes) {
+        for (const int B : {1, 3, 8, 16, 17, 40, 64, 70}) {
+            SCOPED_TRACE(testing::Message()
+                         << "block columns " << block_cols << " warps " << warps << " cluster " << cluster);
+            op.n_cols = B;
+            op.mma_block_cols = block_cols;
+            op.mma_warps = warps;
+            op.mma_cluster = cluster;
+            EXPECT_EQ(q8_matvec_uses_mma(op), c.mma) << "B " << B;
+            reset_y();
+            q8_matvec(op, nullptr);
+            const std::vector<float> y = dy.download();
+            for (int col = 0; col < B; ++col) {
+                const float* got = y.data() + col * n_out;
+                const float* want = alone.data() + col * n_out;
+                if (std::memcmp(got, want, static_cast<size_t>(n_out) * 4) != 0) {
+                    int64_t bad = 0, first = -1;
+                    for (int64_t i = 0; i < n_out; ++i) {
+                        if (std::memcmp(got + i, want + i, 4) != 0) {
+                            if (first < 0) first = i;
+                            ++bad;
+                        }
                     }
+                    ADD_FAILURE() << "B " << B << " column " << col << ": " << bad << " of " << n_out
+                                  << " rows differ, first row " << first << ": " << got[first] << " vs alone "
+                                  << want[first];
                 }
-                ADD_FAILURE() << "B " << B << " column " << col << ": " << bad << " of " << n_out
-                              << " rows differ, first row " << first << ": " << got[first] << " vs alone "
-                              << want[first];
             }
-        }
-        // Columns past the batch are left alone.
-        for (int64_t i = static_cast<int64_t>(B) * n_out; i < static_cast<int64_t>(kMax) * n_out; ++i) {
-            if (c.epilogue == MatvecEpilogue::Accumulate) {
-                ASSERT_EQ(std::memcmp(&y[i], &y0[i], 4), 0) << "B " << B << " wrote past its columns at " << i;
-            } else {
-                ASSERT_TRUE(std::isnan(y[i])) << "B " << B << " wrote past its columns at " << i;
+            // Columns past the batch are left alone.
+            for (int64_t i = static_cast<int64_t>(B) * n_out; i < static_cast<int64_t>(kMax) * n_out; ++i) {
+                if (c.epilogue == MatvecEpilogue::Accumulate) {
+                    ASSERT_EQ(std::memcmp(&y[i], &y0[i], 4), 0) << "B " << B << " wrote past its columns at " << i;
+                } else {
+                    ASSERT_TRUE(std::isnan(y[i])) << "B " << B << " wrote past its columns at " << i;
+                }
             }
         }
     }

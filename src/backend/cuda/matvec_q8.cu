@@ -79,10 +79,11 @@ __global__ void __launch_bounds__(kThreads)
 constexpr int kMaxNC = 16;
 constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issue 15)
 // Batches of this many columns and more run the tensor-core kernel (matvec_q8_mma.cu), the same bits per column.
-// 2026-12-04 H200, Qwen2.5-0.5B-shaped Q4_K_M synth, one call, decode tok/s dp4a -> mma: B = 8 3,179 -> 1,756,
-// B = 16 4,517 -> 3,240, B = 64 7,657 -> 8,236 (the mma kernel is short of parallelism on the narrow matrices at
-// small batches: one 4-warp block per 16 rows and 32 columns).
-constexpr int kDefaultMmaMinCols = 64;
+// 2026-12-04 H200, Q4_K_M synth files, decode tok/s dp4a -> mma (with its blocks of 4-16 warps and 8-32 columns), two
+// calls: Qwen2.5-0.5B shape B = 8 3,214 -> 3,053 and 3,092 -> 2,966 (mma loses), B = 16 4,557 -> 5,236 and
+// 4,553 -> 4,995, B = 32 6,383 -> 7,031 and 6,385 -> 6,907, B = 64 7,683 -> 8,695 and 7,679 -> 8,644; Phi-3-mini
+// shape B = 8 913 -> 928, B = 16 1,066 -> 1,075, B = 64 1,201 -> 1,610.
+constexpr int kDefaultMmaMinCols = 16;
 
 using Params = Q8Params;
 
@@ -320,7 +321,7 @@ bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), o
 void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const Params p = make_params(op);
     if (uses_mma(p, op.mma_min_cols)) {
-        q8_mma_launch(p, s);
+        q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster), s);
         return;
     }
     const int per_iter = kThreads / p.tpr;

@@ -28,7 +28,18 @@ struct Q8Params {
 // Whether the mma kernel can run p: every 16-row tile of the output (and of the up half, for SwiGLU) holds rows of
 // one type (source boundaries between types fall on multiples of 16).
 bool q8_mma_can_run(const Q8Params& p);
-// Enqueues the mma kernel for p (q8_mma_can_run(p) must hold).
-void q8_mma_launch(const Q8Params& p, cudaStream_t stream);
+// How the mma kernel splits p: columns a block (8, 16 or 32), warps a block (4, 8 or 16) and blocks a tile (a thread
+// block cluster of 1, 2, 4 or 8 that shares the tile's leaves). None changes a bit.
+struct Q8MmaShape {
+    int block_cols = 8;
+    int warps = 16;
+    int cluster = 1;
+};
+// The shape for p: block_cols / warps / cluster when given (8 / 16 / 32, 4 / 8 / 16, 1 / 2 / 4 / 8: tests), else the
+// tuning overrides (ORCD_Q8_MMA_BLOCK_COLS, ORCD_Q8_MMA_WARPS, ORCD_Q8_MMA_CLUSTER), else by the matrix's tiles and
+// the batch. Block columns are capped by tpr (shared memory), warps by the leaves a block has.
+Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster);
+// Enqueues the mma kernel for p (q8_mma_can_run(p) must hold) in the given shape (from q8_mma_shape).
+void q8_mma_launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream);
 
 }  // namespace orcd::cuda

@@ -13,21 +13,32 @@
 //     warp w computes leaves w, w + 4, ... for the whole tile in mma fragments (the same per-leaf order), writes them
 //     to shared memory, and one thread per (row, column) folds them in that same tree.
 // tpr is the dp4a kernel's (q8_matvec_threads_per_row), so the leaves are the same whatever the batch.
+//
+// Work split (what fills the SMs at small batches): a tile of 16 rows x 8, 16 or 32 columns is computed by a cluster
+// of 1, 2, 4 or 8 blocks of 4 to 16 warps; the cluster's warps share the tile's leaves (global warp w: leaves w,
+// w + all warps, ...) and write them, through distributed shared memory, to the block that folds them (each block
+// folds a contiguous chunk of the tile's elements). Which warp computes a leaf, which block folds it, and which block
+// its columns, changes no bit: each leaf is still one warp's units in the dp4a order, and the fold is the same tree.
+// Narrow matrices (Qwen's 896-row q, o and down: 56 tiles) get 8-column blocks of 16 warps (one leaf a warp at tpr
+// 16) instead of one 4-warp block per tile walking its 16-64 leaves in turn; clusters are a tuning option, one block
+// a tile by default (q8_mma_shape).
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
+#include <cooperative_groups.h>
 
 #include "backend/cuda/matvec_q8_units.cuh"
+#include "backend/cuda/tuning.h"
 #include "device/cuda_check.h"
+#include "device/device_query.h"
 #include "quant/formats.h"
 
 namespace orcd::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / 32;
-constexpr int kRows = 16;  // rows per tile: the mma's m
+constexpr int kMinThreads = 128, kMaxThreads = 512;  // 4 .. 16 warps a block (blockDim.x, chosen at launch)
+constexpr int kRows = 16;                            // rows per tile: the mma's m
 
 // c += a * b for one m16n8k16 tile: a0 / a1 = bytes 4t .. 4t + 3 (k) of rows g / g + 8, b = k 4t .. 4t + 3 of
 // column g, c = (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1); g = lane / 4, t = lane % 4.
@@ -37,16 +48,32 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], uint32_t a0, uint32_t a1, ui
                  : "r"(a0), "r"(a1), "r"(b));
 }
 
-// The leaves of one tile for format F: warp w computes leaves w, w + kWarps, ... (each as the dp4a kernel's thread
+// A cluster's blocks may write to each other's shared memory only once all of them run (CUDA guide, distributed
+// shared memory): each thread arrives at the cluster barrier when it starts and waits on it before its first remote
+// write, so the wait overlaps the first leaf's loads and arithmetic.
+__device__ __forceinline__ void cluster_arrive() {
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory"); }
+
+// Where element e of a leaf goes: this block's shared memory, or in a cluster the block that folds e (block
+// e / chunk: elements are folded in contiguous chunks, one a block), through distributed shared memory.
+__device__ __forceinline__ float* leaf_slot(float* part, int chunk, int e) {
+    if (chunk == 0) return part + e;  // no cluster: this block folds every element
+    return cooperative_groups::this_cluster().map_shared_rank(part, static_cast<unsigned>(e / chunk)) + e;
+}
+
+// The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); c0: its first column.
 template <typename F, int NT>
-__device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0, float* part) {
+__device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0, float* part, int first, int step,
+                            int chunk, bool& pending) {
     using U = q8units::Unit<F>;
     using Block = typename F::Block;
     constexpr int kG = U::kGroups, kI = q8units::kInts<F>, kCols = 8 * NT, kElems = kRows * kCols;
     constexpr int kUnits = F::kQ8Units, kBlockX = kUnits * 32;  // units and activation values per weight block
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const Block* rows[2];
     bool row_ok[2];
 #pragma unroll
@@ -58,7 +85,7 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
     }
     // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
     const int n_units = p.cols / 32;
-    for (int leaf = warp; leaf < p.tpr; leaf += kWarps) {
+    for (int leaf = first; leaf < p.tpr; leaf += step) {
         float acc[NT][4];
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
@@ -126,13 +153,19 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
                 }
             }
         }
-        float* out = part + leaf * kElems;
+        if (pending) {  // warp-uniform
+            cluster_wait();
+            pending = false;
+        }
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
 #pragma unroll
-                for (int j = 0; j < 2; ++j) out[(g + 8 * i) * kCols + 8 * nt + 2 * t + j] = acc[nt][2 * i + j];
+                for (int j = 0; j < 2; ++j) {
+                    const int e = (g + 8 * i) * kCols + 8 * nt + 2 * t + j;
+                    leaf_slot(part, chunk, e)[leaf * kElems] = acc[nt][2 * i + j];
+                }
             }
         }
     }
@@ -153,16 +186,33 @@ __device__ float fold_leaves(float* P, int tpr, int stride) {
     return total;
 }
 
-// Block = one 16-row tile x 8 NT columns (blockIdx.x = tile * n_cg + column group, so the column groups of a tile
-// run together and read its weights from L2); dynamic shared memory: tpr x 16 x 8 NT floats. 4 blocks per SM
-// (<= 128 registers): left free, ptxas gave the 16-column instance 80 registers and spilled.
+// Block = one 16-row tile x 8 NT columns, blockDim.x / 32 warps; with clusters of k blocks (k > 1), the k blocks of
+// a cluster share one tile and column group: block r's warps compute leaves r W + w, r W + w + k W, ... (W warps a
+// block) and write each element's leaves to the block that folds it (elements in k contiguous chunks). blockIdx.x =
+// (tile * n_cg + column group) * k + r, so the column groups of a tile run together and read its weights from L2.
+// Dynamic shared memory: tpr x 16 x 8 NT floats. Registers: up to 128 (one block of 16 warps per SM); the fold's
+// res[] is sized for the fewest threads (4 warps).
 template <int NT>
-__global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, int n_cg) {
+__global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, int n_cg, int k) {
     extern __shared__ float part[];
-    constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kThreads;
-    const int64_t o0 = static_cast<int64_t>(blockIdx.x / n_cg) * kRows;
-    const int c0 = static_cast<int>(blockIdx.x % n_cg) * kCols;
+    constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kMinThreads;
+    const int threads = static_cast<int>(blockDim.x), warps = threads / 32;
+    const int rank = static_cast<int>(blockIdx.x) % k, group = static_cast<int>(blockIdx.x) / k;
+    const int64_t o0 = static_cast<int64_t>(group / n_cg) * kRows;
+    const int c0 = (group % n_cg) * kCols;
+    const int chunk = k > 1 ? kElems / k : 0, e0 = rank * (kElems / k), e1 = e0 + kElems / k;
     const bool swiglu = p.epilogue == 2;
+    // Every leaf written (to this block or, in a cluster, to the others too) before it is folded, and every fold
+    // done before the next pass overwrites the leaves.
+    auto sync = [k] {
+        if (k > 1) {
+            cooperative_groups::this_cluster().sync();
+        } else {
+            __syncthreads();
+        }
+    };
+    bool pending = k > 1;  // the start-up barrier still to wait on (cluster_arrive)
+    if (pending) cluster_arrive();
     float res[2][kPer];
 #pragma unroll
     for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
@@ -171,48 +221,69 @@ __global__ void __launch_bounds__(kThreads, 4) q8_mma_kernel(const Q8Params p, i
         int64_t r = row0;
         const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
         quant::visit_format(s.type, [&](auto f) {
-            if constexpr (quant::HasQ8Matvec<decltype(f)>) tile_leaves<decltype(f), NT>(p, o0, row0, c0, part);
+            if constexpr (quant::HasQ8Matvec<decltype(f)>) {
+                tile_leaves<decltype(f), NT>(p, o0, row0, c0, part, rank * warps + static_cast<int>(threadIdx.x) / 32,
+                                             k * warps, chunk, pending);
+            }
         });
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < kPer; ++k) {
-            const int e = static_cast<int>(threadIdx.x) + k * kThreads;
-            res[pass][k] = c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+        if (pending) {  // a warp without a leaf
+            cluster_wait();
+            pending = false;
         }
-        __syncthreads();
+        sync();
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) {
+            const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
+            res[pass][j] = e < e1 && c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+        }
+        if (pass == 0 && swiglu) sync();
     }
 #pragma unroll
-    for (int k = 0; k < kPer; ++k) {
-        const int e = threadIdx.x + k * kThreads;
+    for (int j = 0; j < kPer; ++j) {
+        const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
         const int64_t out = o0 + e / kCols;
         const int col = c0 + e % kCols;
-        if (out < p.n_out && col < p.n_cols) {
-            matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][k], swiglu ? res[1][k] : 0.f, p.epilogue);
+        if (e < e1 && out < p.n_out && col < p.n_cols) {
+            matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][j], swiglu ? res[1][j] : 0.f, p.epilogue);
         }
     }
 }
 
 template <int NT>
-void launch(const Q8Params& p, cudaStream_t stream) {
+void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const size_t smem = static_cast<size_t>(p.tpr) * kRows * kCols * sizeof(float);
     if (smem > 48 * 1024) {  // tpr 128 and 256 (rows of more than 12,288 values): opt in once, for the largest
         static const cudaError_t opted =
             cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 256 * kRows * kCols * static_cast<int>(sizeof(float)));
+                                 256 * kRows * 8 * static_cast<int>(sizeof(float)));
         ORCD_CUDA_CHECK(opted);
     }
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
-    q8_mma_kernel<NT><<<static_cast<unsigned>(tiles * n_cg), kThreads, smem, stream>>>(p, n_cg);
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(tiles * n_cg * shape.cluster));
+    config.blockDim = dim3(static_cast<unsigned>(32 * shape.warps));
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute cluster{};
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = static_cast<unsigned>(shape.cluster);
+    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    config.attrs = &cluster;
+    config.numAttrs = shape.cluster > 1 ? 1 : 0;
+    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, n_cg, shape.cluster));
 }
+
+// The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
+// tpr 16: 32 columns, 32: 16, 64 and more: 8 (128 and 256 take 64 / 128 KiB at 8, opted in above).
+int max_block_cols(int tpr) { return std::clamp(512 / tpr, 8, 32); }
 
 }  // namespace
 
 bool q8_mma_can_run(const Q8Params& p) {
     const int64_t n_cg = (p.n_cols + 7) / 8, tiles = (p.n_out + kRows - 1) / kRows;
-    if (tiles * n_cg > 0x7fffffff || p.tpr < 1 || p.tpr > 256) return false;
+    if (tiles * n_cg * 8 > 0x7fffffff || p.tpr < 1 || p.tpr > 256) return false;
     int64_t b = 0;
     for (int i = 0; i + 1 < p.n_src; ++i) {
         b += p.src[i].rows;
@@ -223,14 +294,58 @@ bool q8_mma_can_run(const Q8Params& p) {
     return true;
 }
 
-// Columns per block: as many as keep the leaves' shared memory at 32 KiB (16 rows x tpr leaves), 8 .. 32.
-void q8_mma_launch(const Q8Params& p, cudaStream_t stream) {
-    if (p.tpr <= 16) {
-        launch<4>(p, stream);
-    } else if (p.tpr <= 32) {
-        launch<2>(p, stream);
+Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster) {
+    const int cap = max_block_cols(p.tpr);
+    const int64_t tiles = (p.n_out + kRows - 1) / kRows, sms = ::orcd::device::sm_count();
+    Q8MmaShape shape;
+    if (block_cols == 8 || block_cols == 16 || block_cols == 32) {
+        shape.block_cols = std::min(block_cols, cap);
+    } else if (const int tuned = tuning::q8_mma_block_columns()) {
+        shape.block_cols = std::min(tuned, cap);
     } else {
-        launch<1>(p, stream);
+        // The widest block (each weight unit decoded once for more columns) that still leaves two blocks per SM, and
+        // no wider than the batch (no n-tiles of padding only); 8 columns when even those are too few blocks.
+        shape.block_cols = 8;
+        for (int c = 16; c <= cap; c *= 2) {
+            if (c / 2 >= p.n_cols || tiles * ((p.n_cols + c - 1) / c) < 2 * sms) break;
+            shape.block_cols = c;
+        }
+    }
+    const int64_t col_blocks = tiles * ((p.n_cols + shape.block_cols - 1) / shape.block_cols);
+    if (cluster == 1 || cluster == 2 || cluster == 4 || cluster == 8) {
+        shape.cluster = cluster;
+    } else if (const int tuned = tuning::q8_mma_cluster()) {
+        shape.cluster = tuned;
+    } else {
+        // One block a tile. Clusters measured no better as a rule (2026-12-04 H200, Qwen2.5-0.5B-shaped Q4_K_M synth,
+        // decode tok/s, one call, rule "2-8 blocks while a matrix has fewer than two blocks an SM" vs none): B = 8
+        // 3,035 vs 2,966, B = 16 4,746 vs 4,995, B = 32 6,822 vs 6,907, B = 64 8,651 vs 8,644; clusters of 2 on every
+        // matrix: 3,389 at B = 8 but 4,117 at B = 16 (docs/PERF.md). They stay behind ORCD_Q8_MMA_CLUSTER.
+        shape.cluster = 1;
+    }
+    if (warps == 4 || warps == 8 || warps == 16) {
+        shape.warps = warps;
+    } else if (const int tuned = tuning::q8_mma_warps()) {
+        shape.warps = tuned;
+    } else {
+        // Few blocks: 16 warps each (one leaf a warp at tpr 16). Many: 4 warps, several blocks an SM (one folds
+        // while another computes). With the block columns above, against 4 warps and the widest block (the kernel
+        // before, 2026-12-04 H200, same call, Qwen-shaped decode tok/s): B = 8 3,053 vs 1,784, B = 16 5,236 vs 3,283,
+        // B = 32 7,031 vs 5,520, B = 64 8,695 vs 8,261.
+        const int64_t blocks = col_blocks * shape.cluster;
+        shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
+    }
+    shape.warps = std::min(shape.warps, std::max(4, p.tpr / shape.cluster));  // no warp without a leaf
+    return shape;
+}
+
+void q8_mma_launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
+    if (shape.block_cols == 32) {
+        launch<4>(p, shape, stream);
+    } else if (shape.block_cols == 16) {
+        launch<2>(p, shape, stream);
+    } else {
+        launch<1>(p, shape, stream);
     }
 }
 

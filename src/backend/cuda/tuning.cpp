@@ -63,6 +63,30 @@ int q8_mma_min_columns() {
     return n;
 }
 
+int q8_mma_block_columns() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_BLOCK_COLS");
+        return v && (*v == 8 || *v == 16 || *v == 32) ? static_cast<int>(*v) : 0;
+    }();
+    return n;
+}
+
+int q8_mma_warps() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_WARPS");
+        return v && (*v == 4 || *v == 8 || *v == 16) ? static_cast<int>(*v) : 0;
+    }();
+    return n;
+}
+
+int q8_mma_cluster() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_CLUSTER");
+        return v && (*v == 1 || *v == 2 || *v == 4 || *v == 8) ? static_cast<int>(*v) : 0;
+    }();
+    return n;
+}
+
 uint64_t fused_max_bytes(uint64_t fallback) {
     const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
     return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;

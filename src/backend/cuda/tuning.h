@@ -19,6 +19,14 @@ int q8_max_columns();
 // ORCD_Q8_MMA_MIN_COLS: the fewest columns the q8 matvec runs on tensor cores (matvec_q8_mma.cu), 1..1000000 (a
 // number above every batch keeps the dp4a kernel); 0 when not set. Read once per process.
 int q8_mma_min_columns();
+// ORCD_Q8_MMA_BLOCK_COLS: columns a block of the q8 tensor-core matvec, 8, 16 or 32; 0 when not set. Read once per
+// process.
+int q8_mma_block_columns();
+// ORCD_Q8_MMA_WARPS: warps a block of the q8 tensor-core matvec, 4, 8 or 16; 0 when not set. Read once per process.
+int q8_mma_warps();
+// ORCD_Q8_MMA_CLUSTER: blocks a tile of the q8 tensor-core matvec (a thread block cluster), 1, 2, 4 or 8; 0 when not
+// set. Read once per process.
+int q8_mma_cluster();
 // ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
 // every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
 uint64_t fused_max_bytes(uint64_t fallback);
