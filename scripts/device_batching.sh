@@ -99,6 +99,8 @@ if has latency; then
   # TTFT minus the prefill step is the request's path outside the device (HTTP, tokenizer, scheduler, events, SSE).
   echo "--- latency: the prefill step alone, one sequence (pp tok/s; the step is prompt / rate)"
   for p in 16 100 512; do $orcd bench -m "$f" --device cuda -p "$p" -n 1 -r 5 | grep -E '^\| pp'; done
+  # The same with every matrix dequantized to f16 once at load: what the prefill's per-call dequantization costs.
+  for p in 16 100; do $orcd bench -m "$f" --device cuda --weights f16 -p "$p" -n 1 -r 5 | grep -E '^\| pp'; done
   start_serve "$f" --parallel 4 -c 4096 || exit 1
   seed=0  # every run its own prompts: a repeated prompt would be served from the prefix cache
   for conn in "" --keep-alive; do
