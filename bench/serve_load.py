@@ -185,15 +185,34 @@ class Server:
         finally:
             conn.close()
 
-    def stream(self, path, body, chat, deadline):
-        """Sends one streamed request and reads it to the end, or until the absolute monotonic `deadline`."""
+    def stream(self, path, body, chat, deadline, pool=None):
+        """Sends one streamed request and reads it to the end, or until the absolute monotonic `deadline`.
+
+        `pool` (a one-element list, or None) holds the connection a client reuses (--keep-alive): the request goes on
+        it when it is open, and a connection that ended a complete stream is left there for the next request. A
+        reused connection the server has closed meanwhile (its keep-alive idle limit) is replaced once, before
+        anything of the request was read: that retry is not a request error."""
         r = StreamResult()
         t0 = time.monotonic()
         conn = None
         try:
-            conn = self.connect(max(0.1, deadline - t0))
-            conn.request("POST", self.base + path, body=json.dumps(body), headers=self.headers())
-            resp = conn.getresponse()
+            for attempt in (0, 1):
+                reused = pool is not None and pool[0] is not None
+                conn = pool[0] if reused else self.connect(max(0.1, deadline - t0))
+                if pool is not None:
+                    pool[0] = None  # put back only after a complete stream
+                if reused and conn.sock is not None:
+                    conn.sock.settimeout(max(0.1, deadline - t0))
+                try:
+                    conn.request("POST", self.base + path, body=json.dumps(body), headers=self.headers())
+                    resp = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()
+                    conn = None
+                    if not reused or attempt == 1:
+                        raise
+                    t0 = time.monotonic()  # the request is timed from the connection it actually went on
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}: {resp.read(500).decode('utf-8', 'replace')}")
             while True:
@@ -207,6 +226,8 @@ class Server:
             if not r.done:
                 raise RuntimeError("stream ended without data: [DONE]")
             r.ok = True
+            if pool is not None and not resp.will_close:
+                pool[0], conn = conn, None
         except Exception as e:  # every failure is a counted request error, never a crash of the run
             r.error = f"{type(e).__name__}: {e}"
             r.e2e = time.monotonic() - t0
@@ -406,9 +427,10 @@ def run_phase(server, args, model, prompts, clients, ignore_eos):
     warm_errors = []
 
     def client(c):
+        pool = [None] if args.keep_alive else None  # this client's open connection (--keep-alive)
         for _ in range(args.warmup):
             r = server.stream(path, request_body(args, model, take_prompt(), ignore_eos), args.chat,
-                              time.monotonic() + args.request_timeout)
+                              time.monotonic() + args.request_timeout, pool)
             if not r.ok:
                 with lock:
                     warm_errors.append(r.error)
@@ -426,9 +448,11 @@ def run_phase(server, args, model, prompts, clients, ignore_eos):
             if end_by is not None and n > 0 and time.monotonic() >= end_by:
                 break  # every client sends at least one request, so a phase is never empty
             r = server.stream(path, request_body(args, model, take_prompt(), ignore_eos), args.chat,
-                              time.monotonic() + args.request_timeout)
+                              time.monotonic() + args.request_timeout, pool)
             results[c].append(r)
             n += 1
+        if pool is not None and pool[0] is not None:
+            pool[0].close()
 
     threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
     for t in threads:
@@ -512,6 +536,9 @@ def parse_args(argv):
     g.add_argument("--duration", type=float,
                    help="measure for this many seconds instead: clients start requests until then (at least one "
                         "each), in-flight ones finish; prompts repeat after 64 requests per client")
+    p.add_argument("--keep-alive", action="store_true",
+                   help="each client sends its requests on one connection (HTTP keep-alive), as pooled clients do; "
+                        "default: a new connection per request, whose connect and accept count in its TTFT")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured requests per client first (default 1)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="deadline of one request, s (default 300)")
     p.add_argument("--ignore-eos", choices=("auto", "on", "off"), default="auto",
@@ -558,7 +585,8 @@ def print_table(report, out):
     print(f"server {s['url']} ({s['server_kind']}), model {s['model']}, "
           f"{'chat' if s['chat'] else 'completions'}, prompt {s['prompt_tokens']} tokens "
           f"(method {s['prompt_method']}, shared prefix {s['shared_prefix_tokens']}), max_tokens {s['max_tokens']}, "
-          f"ignore_eos {'on' if s['ignore_eos'] else 'off'}", file=out)
+          f"ignore_eos {'on' if s['ignore_eos'] else 'off'}, "
+          f"{'keep-alive' if s['keep_alive'] else 'a connection per request'}", file=out)
     hdr = ("clients", "reqs", "errors", "out tok/s", "req/s", "TTFT p50/p90/p99 ms", "TPOT p50/p90/p99 ms",
            "E2E p50/p90/p99 ms", "tok/req", "early", "prompt tok")
     print(" | ".join(hdr), file=out)
@@ -616,7 +644,7 @@ def main(argv=None):
             "url": args.url, "model": model, "server_kind": kind, "chat": args.chat,
             "prompt_tokens": args.prompt_tokens, "prompt_method": method,
             "shared_prefix_tokens": args.shared_prefix_tokens, "max_tokens": args.max_tokens,
-            "ignore_eos": ignore_eos, "temperature": 0, "warmup_per_client": args.warmup,
+            "ignore_eos": ignore_eos, "temperature": 0, "keep_alive": args.keep_alive, "warmup_per_client": args.warmup,
             "requests_per_client": None if args.duration else args.requests_per_client,
             "duration_s": args.duration, "seed": args.seed, "json_schema": args.schema,
             "tokens_per_word": factory.ratio if method == "usage" else None,

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Device step `batching` (issue 15): the batched engine on synth models of the reference shapes (Q4_K_M).
-#   PARTS="bench serve prefix profile" (default: bench serve prefix)
+#   PARTS="bench serve prefix latency profile" (default: bench serve prefix)
 #   bench    `orcd bench --batch 1,8,16,64` (aggregate and per-sequence decode tok/s) + the copy ceilings
 #   serve    `orcd serve --device cuda --parallel P` driven by bench/serve_load.py: the issue's workload (100-token
 #            prompts, 128 new tokens, greedy, streamed /v1/completions, closed loop) at CLIENTS clients
 #   prefix   time to first token of a prompt behind a shared 1,000-token prefix, with and without the prefix cache
+#   latency  the fixed cost of one request: the prefill step alone (`orcd bench`, 16/100/512-token prompts) against
+#            the time to first token of the same prompts through `orcd serve` (1 client, max_tokens 1 and 2), on a new
+#            connection per request and on kept-alive connections
 #   profile  per-kernel device time of a few batched decode steps (ncu, B = PROFILE_BATCH)
 # Everything is printed; the servers' logs go to $OUT/serve.log, the bench and serve JSON to $OUT/batch-*.json and
 # $OUT/serve-*.json (the plots' data).
@@ -89,6 +92,28 @@ if has prefix; then
     curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^worker_prefix_cache_(hits|queries)_total'
     stop_serve
   done
+fi
+
+if has latency; then
+  f=$(model_for qwen2.5-0.5b)
+  # TTFT minus the prefill step is the request's path outside the device (HTTP, tokenizer, scheduler, events, SSE).
+  echo "--- latency: the prefill step alone, one sequence (pp tok/s; the step is prompt / rate)"
+  for p in 16 100 512; do $orcd bench -m "$f" --device cuda -p "$p" -n 1 -r 5 | grep -E '^\| pp'; done
+  # The same with every matrix dequantized to f16 once at load: what the prefill's per-call dequantization costs.
+  for p in 16 100; do $orcd bench -m "$f" --device cuda --weights f16 -p "$p" -n 1 -r 5 | grep -E '^\| pp'; done
+  start_serve "$f" --parallel 4 -c 4096 || exit 1
+  seed=0  # every run its own prompts: a repeated prompt would be served from the prefix cache
+  for conn in "" --keep-alive; do
+    for p in 16 100 512; do
+      for mt in 1 2; do
+        seed=$((seed + 1))  # here, not inside the pipeline below, whose parts run in subshells
+        echo "--- latency: serve, 1 client, prompt $p, max_tokens $mt ${conn:-(a connection per request)}"
+        python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients 1 --prompt-tokens "$p" \
+          --max-tokens "$mt" --requests-per-client 40 --warmup 3 --request-timeout 60 --seed "$seed" $conn | tail -1
+      done
+    done
+  done
+  stop_serve
 fi
 
 if has profile; then

@@ -445,6 +445,10 @@ void Transport::Impl::accept() {
             });
             return;
         }
+        // Every write is a whole unit the client waits for (a response, an SSE chunk): Nagle would hold a small
+        // chunk while an earlier one is unacknowledged, which the client's delayed ACK can stretch to tens of ms.
+        beast::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);  // best effort: a socket without it still works
         auto s = std::make_shared<Session>(*this, std::move(socket));
         const bool over = connections.load() > limits.max_connections;
         {

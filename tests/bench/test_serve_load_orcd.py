@@ -107,9 +107,14 @@ def main():
             shared_rep = run_load(url, ["--clients", "2", "--requests-per-client", "2", "--shared-prefix-tokens", "32"])
             check_phase(shared_rep["phases"][0], 2, 2)
 
+            # Each client's requests on one connection (the server keeps it alive between streams).
+            kept_rep = run_load(url, ["--clients", "2", "--requests-per-client", "3", "--keep-alive"])
+            check(kept_rep["setup"]["keep_alive"] is True, f"setup: {kept_rep['setup']}")
+            check_phase(kept_rep["phases"][0], 2, 3)
+
             # The server's own count: the calibration requests, one warm-up per client, the measured ones.
             expected = sum(x["setup"]["calibration_requests"] + sum(ph["clients"] + ph["requests"] for ph in x["phases"])
-                           for x in (rep, shared_rep))
+                           for x in (rep, shared_rep, kept_rep))
             metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
             m = re.search(r'^worker_requests_total\{model="[^"]*",outcome="success"\} (\S+)$', metrics, re.M)
             if m:

@@ -116,10 +116,15 @@ class MockOpenAI(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, owned_by="llamacpp", tokenize=True, usage=True, eos_after=None, fail_every=0):
-        super().__init__(("127.0.0.1", 0), MockHandler)
+    def __init__(self, owned_by="llamacpp", tokenize=True, usage=True, eos_after=None, fail_every=0,
+                 keep_alive=False, drop_every=0):
+        # keep_alive: HTTP/1.1 with chunked streams, so a client may send its next request on the same connection;
+        # drop_every: every n-th stream's connection is then closed without a word (an idle limit reached).
+        super().__init__(("127.0.0.1", 0), KeepAliveHandler if keep_alive else MockHandler)
         self.owned_by, self.tokenize, self.usage, self.eos_after, self.fail_every = \
             owned_by, tokenize, usage, eos_after, fail_every
+        self.drop_every = drop_every
+        self.stream_ports = []  # the client port each stream request came from
         self.lock = threading.Lock()
         self.stream_bodies = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -168,6 +173,7 @@ class MockHandler(http.server.BaseHTTPRequestHandler):
                                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1}})
         with srv.lock:
             srv.stream_bodies.append(body)
+            srv.stream_ports.append(self.client_address[1])
             index = len(srv.stream_bodies)
         if srv.fail_every and index % srv.fail_every == 0:
             return self.reply(500, {"error": {"message": "injected failure"}})
@@ -176,18 +182,46 @@ class MockHandler(http.server.BaseHTTPRequestHandler):
             n = min(n, srv.eos_after)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
+        self.begin_stream()
         chat = "messages" in body
         for i in range(n):
             choice = {"delta": {"content": f" t{i}"}} if chat else {"text": f" t{i}"}
-            self.wfile.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+            self.event(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
         final = {"delta": {}} if chat else {"text": ""}
         final["finish_reason"] = "length"
-        self.wfile.write(b"data: " + json.dumps({"choices": [final]}).encode() + b"\n\n")
+        self.event(b"data: " + json.dumps({"choices": [final]}).encode() + b"\n\n")
         if srv.usage and body.get("stream_options", {}).get("include_usage"):
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n}
-            self.wfile.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
-        self.wfile.write(b"data: [DONE]\n\n")
+            self.event(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
+        self.event(b"data: [DONE]\n\n")
+        self.end_stream()
+        if srv.drop_every and index % srv.drop_every == 0:
+            self.close_connection = True  # the client was not told: its next request on it finds it closed
+
+    # HTTP/1.0: the stream's end is the connection's.
+    def begin_stream(self):
+        self.end_headers()
+
+    def event(self, data):
+        self.wfile.write(data)
+
+    def end_stream(self):
+        pass
+
+
+class KeepAliveHandler(MockHandler):
+    protocol_version = "HTTP/1.1"
+
+    def begin_stream(self):
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def event(self, data):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def end_stream(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
 
 def run_json(argv):
@@ -232,6 +266,29 @@ class WholeRuns(unittest.TestCase):
         for b in srv.stream_bodies:
             self.assertEqual(b["temperature"], 0)
             self.assertTrue(b["ignore_eos"])
+
+    def test_keep_alive_reuses_one_connection_per_client_and_survives_a_closed_one(self):
+        srv = MockOpenAI(owned_by="llamacpp", keep_alive=True, drop_every=4)
+        try:
+            rc, rep = run_json(["--url", srv.url, "--clients", "2", "--requests-per-client", "6",
+                                "--prompt-tokens", "20", "--max-tokens", "3", "--keep-alive"])
+            rc_new, rep_new = run_json(["--url", srv.url, "--clients", "2", "--requests-per-client", "3",
+                                        "--prompt-tokens", "20", "--max-tokens", "3"])
+        finally:
+            srv.stop()
+        self.assertEqual(rc, 0)
+        self.assertTrue(rep["setup"]["keep_alive"])
+        ph = rep["phases"][0]
+        self.assertEqual((ph["requests"], ph["requests_ok"], ph["errors"]), (12, 12, 0))
+        # 14 streams (2 warm-ups): each silent close (every 4th stream) costs its client one new connection.
+        ports = srv.stream_ports[:14]
+        self.assertEqual(len(ports), 14)
+        self.assertEqual(len(set(ports)), 2 + 14 // 4)
+        # Without --keep-alive every request has its own connection.
+        self.assertEqual(rc_new, 0)
+        self.assertFalse(rep_new["setup"]["keep_alive"])
+        self.assertEqual(rep_new["phases"][0]["errors"], 0)
+        self.assertEqual(len(set(srv.stream_ports[14:])), 8)
 
     def test_unknown_server_stops_early_counted_from_chunks_with_failures(self):
         srv = MockOpenAI(owned_by="someone", tokenize=False, usage=False, eos_after=3, fail_every=5)

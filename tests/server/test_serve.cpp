@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -602,6 +604,72 @@ TEST(ServeLoad, TwoHundredRequestsFromSixteenClients) {
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "success"}}), completed);
     EXPECT_EQ(sample(f, "worker_requests", "worker_requests_total", {{"outcome", "rejected"}}), refused);
     EXPECT_EQ(s.signal_and_wait(SIGTERM, 30s), 0);
+}
+
+// Streams on a kept-alive connection are what pooled clients (the openai SDKs) send. Without TCP_NODELAY on the
+// server's sockets, the first SSE chunk after the response head waited for the client to acknowledge the head, which
+// a client in delayed-ACK mode (any connection past its first exchanges) does after ~40 ms: every request but a
+// connection's first reached its first token ~40 ms late. The same requests on fresh connections (quick ACKs) are
+// the reference, so a slow build's step cost cancels out.
+TEST(ServeStream, KeptAliveConnectionsAreNotHeldByNagle) {
+    Server s;
+    const std::string body =
+        json{{"model", test_model_id()}, {"prompt", "Hello"}, {"max_tokens", 1}, {"stream", true}, {"temperature", 0}}
+            .dump();
+    const std::string request =
+        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    auto open_socket = [&] {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(s.port()));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        timeval tv{10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        return fd;
+    };
+    // Milliseconds from the response head's arrival to the first SSE event's; the whole stream is read.
+    auto head_to_first_event = [&](int fd) -> double {
+        EXPECT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+        std::string got;
+        std::optional<Clock::time_point> head_at, event_at;
+        while (!got.ends_with("0\r\n\r\n")) {
+            char buf[4096];
+            const ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                ADD_FAILURE() << "the stream ended early: " << got;
+                return 0;
+            }
+            got.append(buf, static_cast<size_t>(n));
+            const size_t head_end = got.find("\r\n\r\n");
+            if (!head_at && head_end != std::string::npos) head_at = Clock::now();
+            if (!event_at && got.find("data:") != std::string::npos) event_at = Clock::now();
+        }
+        EXPECT_EQ(raw_status(got), 200) << got;
+        return std::chrono::duration<double, std::milli>(*event_at - *head_at).count();
+    };
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    std::vector<double> fresh, kept;
+    for (int k = 0; k < 5; ++k) {
+        const int fd = open_socket();
+        fresh.push_back(head_to_first_event(fd));
+        close(fd);
+    }
+    const int fd = open_socket();
+    for (int k = 0; k < 8; ++k) {
+        const double ms = head_to_first_event(fd);
+        if (k >= 3) kept.push_back(ms);  // past the connection's first exchanges, where Linux still ACKs at once
+    }
+    close(fd);
+    std::printf("head to first event: fresh connections %.2f ms, kept alive %.2f ms (medians)\n", median(fresh),
+                median(kept));
+    EXPECT_LT(median(kept), median(fresh) + 20.0);
 }
 
 // --- OpenAI ---------------------------------------------------------------------------------------------------------
