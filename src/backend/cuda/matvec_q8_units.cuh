@@ -6,8 +6,8 @@
 //   - the float part (`value`: the weight's and the activation's scales applied to those integers) is written here
 //     once with explicit rounding intrinsics (__fmul_rn, __fmaf_rn: nothing left for the compiler to contract or
 //     reorder), and both kernels call it.
-// The formats' own q8_dot (quant/formats/) does the same arithmetic with plain operators; the kernels use this copy
-// instead because a contraction the compiler chose differently in two kernels would break batch invariance.
+// The formats (quant/formats/) only load and decode a unit (q8_load); the float part lives here alone, because a
+// contraction the compiler chose differently in two kernels would break batch invariance.
 //
 // Per format, Unit<F> has:
 //   kGroups         mma k16 steps per unit; kSumGroups: their results add into one integer (else one integer each)
@@ -65,7 +65,7 @@ struct Unit<quant::K4<B, kT, kFive>> {
     __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
         return {__uint_as_float(w[0]), __uint_as_float(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3])};
     }
-    // d * (d0 sc0 s0 + d1 sc1 s1) - dmin * (d0 mn0 x0 + d1 mn1 x1), the q8_dot of k4.h.
+    // d * (d0 sc0 s0 + d1 sc1 s1) - dmin * (d0 mn0 x0 + d1 mn1 x1), for k4.h's units.
     __device__ static float value(const Scales& q, const int (&s)[2], const ColScales& c) {
         const float sc = __fmaf_rn(c.d0, exact_float(q.sc0 * s[0]), __fmul_rn(c.d1, exact_float(q.sc1 * s[1])));
         const float mn = __fmaf_rn(c.d0, exact_float(q.mn0 * c.x0), __fmul_rn(c.d1, exact_float(q.mn1 * c.x1)));
@@ -157,7 +157,7 @@ struct Unit<quant::Q6_K> {
     __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
         return {{__uint_as_float(w[0]), __uint_as_float(w[1]), __uint_as_float(w[2]), __uint_as_float(w[3])}};
     }
-    // d * sum_r xd_r * (sc_r * s_r), r in order: the q8_dot of q6_k.h.
+    // d * sum_r xd_r * (sc_r * s_r), r in order, for q6_k.h's units.
     __device__ static float value(const Scales& q, const int (&s)[4], const ColScales& c) {
         float acc = 0.f;
 #pragma unroll
@@ -264,7 +264,7 @@ struct Unit<quant::Nibble32<B, kT, kOffset, kFive, kMin>> {
     __device__ static ColScales col_from_words(const uint32_t (&w)[kColWords]) {
         return {__uint_as_float(w[0]), static_cast<int>(w[1])};
     }
-    // xd * (d s + m sx) with a minimum, else d * xd * (s - offset * sx): the q8_dot of nibble32.h.
+    // xd * (d s + m sx) with a minimum, else d * xd * (s - offset * sx), for nibble32.h's units.
     __device__ static float value(const Scales& q, const int (&s)[1], const ColScales& c) {
         if constexpr (kMin) {
             return __fmul_rn(c.d, __fmaf_rn(q.d, exact_float(s[0]), __fmul_rn(q.m, exact_float(c.sx))));
