@@ -307,6 +307,31 @@ void collect_where(std::span<const float> work, std::span<const int32_t> bins, K
     }
 }
 
+// The tokens of bin k in the chain's order.
+std::vector<Cand> sorted_bin(std::span<const float> work, const Binned& b, int32_t k) {
+    std::vector<Cand> out;
+    collect_where(
+        work, b.bin, [k](int32_t bk) { return bk == k; }, out);
+    std::sort(out.begin(), out.end(), better);
+    return out;
+}
+
+// The first bin whose running mass crosses `target` (`inclusive`: reaches it, else exceeds it), with the mass of the
+// bins before it; nullopt when rounding leaves the total short of the target.
+struct BinCrossing {
+    int32_t bin;
+    double before;
+};
+std::optional<BinCrossing> crossing_bin(const Binned& b, double target, bool inclusive) {
+    double before = 0;
+    for (int32_t k = 0; k < kBins; ++k) {
+        const double cum = before + b.mass[k];
+        if (inclusive ? cum >= target : target < cum) return BinCrossing{k, before};
+        before = cum;
+    }
+    return std::nullopt;
+}
+
 // The sorted prefix up to and including the first token whose cumulative probability (at the binning's temperature)
 // exceeds `frac` (`inclusive`: reaches it). nullopt when the crossing lies within the rounding tolerance of a
 // boundary, or no token crosses (rounding leaves frac beyond the total): the caller then runs the sorted definition.
@@ -316,18 +341,11 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
     const double target = frac * b.total;
     const double margin = b.tolerance * b.total;
     auto crosses = [&](double cum) { return inclusive ? cum >= target : target < cum; };
-    double before = 0;
-    int bin = 0;
-    for (; bin < kBins; ++bin) {
-        if (crosses(before + b.mass[bin])) break;
-        before += b.mass[bin];
-    }
-    if (bin == kBins) return std::nullopt;
-    std::vector<Cand> inside;
-    collect_where(
-        work, b.bin, [bin](int32_t k) { return k == bin; }, inside);
-    std::sort(inside.begin(), inside.end(), better);
-    double cum = before;
+    const std::optional<BinCrossing> at = crossing_bin(b, target, inclusive);
+    if (!at) return std::nullopt;
+    const int32_t bin = at->bin;
+    const std::vector<Cand> inside = sorted_bin(work, b, bin);
+    double cum = at->before;
     size_t j = 0;
     for (; j < inside.size(); ++j) {
         const double prev = cum;
@@ -648,18 +666,11 @@ std::optional<TokenId> screen_pick(std::span<const float>, float, float, double,
 std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& b, double top_p, double u) {
     const double margin = b.tolerance * b.total;
     const double target = top_p * b.total;
-    double before = 0;
-    size_t kp = 0;
-    for (; kp < static_cast<size_t>(kBins); ++kp) {
-        if (before + b.mass[kp] >= target) break;
-        before += b.mass[kp];
-    }
-    if (kp == static_cast<size_t>(kBins)) return std::nullopt;
-    std::vector<Cand> top_bin;
-    collect_where(
-        work, b.bin, [kp](int32_t k) { return static_cast<size_t>(k) == kp; }, top_bin);
-    std::sort(top_bin.begin(), top_bin.end(), better);
-    double kept_mass = before;
+    const std::optional<BinCrossing> at = crossing_bin(b, target, true);
+    if (!at) return std::nullopt;
+    const auto kp = static_cast<size_t>(at->bin);
+    const std::vector<Cand> top_bin = sorted_bin(work, b, at->bin);
+    double kept_mass = at->before;
     size_t kept = 0;
     for (; kept < top_bin.size(); ++kept) {
         const double prev = kept_mass;
@@ -688,10 +699,7 @@ std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& 
     double cum = 0;
     for (size_t k = 0; k < kp; ++k) {
         if (draw < cum + b.mass[k]) {
-            std::vector<Cand> inside;
-            collect_where(
-                work, b.bin, [k](int32_t bk) { return static_cast<size_t>(bk) == k; }, inside);
-            std::sort(inside.begin(), inside.end(), better);
+            const std::vector<Cand> inside = sorted_bin(work, b, static_cast<int32_t>(k));
             return walk(inside, inside.size(), cum);
         }
         cum += b.mass[k];
