@@ -60,18 +60,7 @@ void streaming_copy(std::byte* dst, const std::byte* src, uint64_t n) {
 #endif
 }
 
-CopyPool::CopyPool(unsigned threads, bool streaming) : streaming_(streaming) {
-    for (unsigned i = 1; i < std::max(1u, threads); ++i) workers_.emplace_back([this] { worker(); });
-}
-
-CopyPool::~CopyPool() {
-    {
-        std::lock_guard lock(mu_);
-        stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-}
+CopyPool::CopyPool(unsigned threads, bool streaming) : streaming_(streaming), crew_(threads) {}
 
 void CopyPool::drain() {
     for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < pieces_.size();) {
@@ -88,22 +77,7 @@ void CopyPool::drain() {
     }
 }
 
-void CopyPool::worker() {
-    uint64_t seen = 0;
-    std::unique_lock lock(mu_);
-    for (;;) {
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        lock.unlock();
-        drain();
-        lock.lock();
-        if (--active_ == 0) done_cv_.notify_all();
-    }
-}
-
 std::optional<ReadFailure> CopyPool::run(std::span<const Segment> segments) {
-    std::unique_lock lock(mu_);
     pieces_.clear();
     for (const Segment& s : segments) {
         for (uint64_t o = 0; o < s.n; o += kPieceBytes) {
@@ -113,23 +87,9 @@ std::optional<ReadFailure> CopyPool::run(std::span<const Segment> segments) {
     }
     next_.store(0, std::memory_order_relaxed);
     failed_.store(false);
-    auto result = [&]() -> std::optional<ReadFailure> {
-        if (failed_.load()) return failure_;
-        return std::nullopt;
-    };
-    if (workers_.empty()) {
-        lock.unlock();
-        drain();
-        return result();
-    }
-    active_ = workers_.size();
-    ++generation_;
-    lock.unlock();
-    cv_.notify_all();
-    drain();
-    lock.lock();
-    done_cv_.wait(lock, [&] { return active_ == 0; });
-    return result();
+    crew_.run([this] { drain(); });
+    if (failed_.load()) return failure_;
+    return std::nullopt;
 }
 
 }  // namespace orcd::loader

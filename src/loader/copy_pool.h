@@ -5,14 +5,13 @@
 // file descriptor copies out of the page cache without mapping anything into this process: no page faults, no page
 // table entries to tear down afterwards.
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <span>
-#include <thread>
 #include <vector>
+
+#include "common/worker_crew.h"
 
 namespace orcd::loader {
 
@@ -39,28 +38,22 @@ public:
     explicit CopyPool(unsigned threads, bool streaming = false);
     CopyPool(const CopyPool&) = delete;
     CopyPool& operator=(const CopyPool&) = delete;
-    ~CopyPool();
 
-    unsigned threads() const { return static_cast<unsigned>(workers_.size()) + 1; }
+    unsigned threads() const { return crew_.threads(); }
     // Performs every segment; returns when all are done: the first failed read, if any (its piece's bytes in the
     // destination are unspecified).
     std::optional<ReadFailure> run(std::span<const Segment> segments);
 
 private:
-    void worker();
     void drain();
 
-    std::vector<std::thread> workers_;
-    std::mutex mu_;
-    std::condition_variable cv_, done_cv_;
-    std::vector<Segment> pieces_;
+    std::vector<Segment> pieces_;  // the current run's segments cut into pieces (set while run is in flight)
     std::atomic<size_t> next_{0};
     std::atomic<bool> failed_{false};
     ReadFailure failure_;  // written once, by the thread that set failed_
-    size_t active_ = 0;
-    uint64_t generation_ = 0;
-    bool stop_ = false;
     bool streaming_ = false;
+    // Last: destroyed first, so that its workers are joined before the state above goes away.
+    WorkerCrew crew_;
 };
 
 // memcpy with non-temporal stores where the CPU has them (SSE2 on x86-64; plain memcpy elsewhere): the destination's

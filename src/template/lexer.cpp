@@ -14,6 +14,10 @@ namespace {
     throw Error(ErrorCode::ChatTemplate, fmt::format("template {} line {}: {}", name, line, what));
 }
 
+// Python's one-letter escapes in a string literal: the letter after the backslash and the character it stands for.
+constexpr text::CharEscape kLetterEscapes[] = {{'n', "\n"}, {'t', "\t"}, {'r', "\r"}, {'\\', "\\"}, {'\'', "'"},
+                                               {'"', "\""}, {'a', "\a"}, {'b', "\b"}, {'f', "\f"},  {'v', "\v"}};
+
 // "\r\n" and "\r" become "\n"; one trailing newline goes unless kept.
 std::string normalize_newlines(std::string_view src, bool keep_trailing_newline) {
     std::string out;
@@ -295,17 +299,11 @@ private:
             if (i + 1 >= src_.size()) fail(name_, start_line, "unterminated string literal");
             const char e = src_[i + 1];
             i += 2;
+            if (const std::string_view* plain = text::find_escape(kLetterEscapes, e)) {
+                v += *plain;
+                continue;
+            }
             switch (e) {
-                case 'n': v += '\n'; break;
-                case 't': v += '\t'; break;
-                case 'r': v += '\r'; break;
-                case '\\': v += '\\'; break;
-                case '\'': v += '\''; break;
-                case '"': v += '"'; break;
-                case 'a': v += '\a'; break;
-                case 'b': v += '\b'; break;
-                case 'f': v += '\f'; break;
-                case 'v': v += '\v'; break;
                 case '\n': ++line_; break;  // a backslash-newline continues the line
                 case 'x': text::append_utf8(v, hex(2)); break;
                 case 'u': text::append_utf8(v, hex(4)); break;

@@ -255,24 +255,20 @@ bool less_than(const Value& a, const Value& b) {
 
 namespace {
 
+// JSON's short escapes, which json.dumps writes; the other control characters are written as \u00XX.
+constexpr text::CharEscape kJsonEscapes[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\r', "\\r"},
+                                             {'\t', "\\t"}, {'\b', "\\b"},  {'\f', "\\f"}};
+
 void dump_string(std::string& out, std::string_view s) {
     out += '"';
     for (char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                if (c < 0x20)
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                else
-                    out += ch;
-        }
+        if (const std::string_view* esc = text::find_escape(kJsonEscapes, ch))
+            out += *esc;
+        else if (c < 0x20)
+            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        else
+            out += ch;
     }
     out += '"';
 }

@@ -54,6 +54,15 @@ TEST(TemplateEngine, PythonSemanticsOfValues) {
     EXPECT_EQ(render("{{ x.content }}", {{"x", {{"content", "hi"}}}}), "hi");
 }
 
+// The three escaping tables (the lexer's one-letter escapes, tojson's JSON escapes, the escape filter's HTML
+// entities), entry by entry; expected strings from jinja2 3 with tojson as json.dumps(ensure_ascii=False).
+TEST(TemplateEngine, EscapeTablesAsPythonAndJinjaWriteThem) {
+    EXPECT_EQ(render(R"({{ 'a\tb\nc\\d\'e\"f' | tojson }})"), R"("a\tb\nc\\d'e\"f")");
+    EXPECT_EQ(render(R"({{ '\a\b\f\v\r' | tojson }})"), R"("\u0007\b\f\u000b\r")");
+    EXPECT_EQ(render(R"({{ '<a href="x">&\'</a>' | escape }})"), "&lt;a href=&#34;x&#34;&gt;&amp;&#39;&lt;/a&gt;");
+    EXPECT_EQ(render(R"({{ 'x\qy' }}|{{ "\'\"" }})"), R"(x\qy|'")");
+}
+
 TEST(TemplateEngine, TojsonIsJsonDumpsWithoutAsciiEscaping) {
     const ordered_json ctx = {{"v", {{"b", "é\n\"<"}, {"a", {1, 2.5, nullptr}}}}};
     EXPECT_EQ(render("{{ v | tojson }}", ctx), "{\"b\": \"é\\n\\\"<\", \"a\": [1, 2.5, null]}");

@@ -2,14 +2,14 @@
 // A small persistent thread pool for the CPU backend's data-parallel loops (matmul rows, attention heads). Workers are
 // started once and sleep on a condition variable between jobs, because a decode step issues a few hundred short
 // parallel loops and thread creation per loop would cost more than the work. The calling thread takes part in every
-// job, so a pool of n threads starts n - 1 workers.
+// job, so a pool of n threads starts n - 1 workers (common/worker_crew.h runs them; this splits a job into chunks).
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
-#include <thread>
-#include <vector>
+
+#include "common/worker_crew.h"
 
 namespace orcd::backend::cpu {
 
@@ -17,11 +17,10 @@ class ThreadPool {
 public:
     // n_threads == 0 picks std::thread::hardware_concurrency().
     explicit ThreadPool(unsigned n_threads = 0);
-    ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
+    unsigned size() const { return crew_.threads(); }
 
     // Calls fn(begin, end) over disjoint ranges covering [0, n), in chunks of at least `grain` items, on all threads;
     // returns when every chunk has run. Chunks are claimed dynamically (an atomic counter), so uneven rows balance.
@@ -29,16 +28,7 @@ public:
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 private:
-    void worker_loop();
     void run_chunks();
-
-    std::vector<std::thread> workers_;
-    std::mutex mu_;
-    std::condition_variable cv_start_;
-    std::condition_variable cv_done_;
-    uint64_t generation_ = 0;  // bumped per job; workers wait for a new value
-    unsigned active_ = 0;      // workers still inside the current job
-    bool stop_ = false;
 
     // The current job (valid while a parallel_for is in flight).
     const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
@@ -47,6 +37,8 @@ private:
     std::atomic<int64_t> next_{0};
     std::exception_ptr error_;
     std::mutex error_mu_;
+    // Last: destroyed first, so that its workers are joined before the job's state above goes away.
+    WorkerCrew crew_;
 };
 
 }  // namespace orcd::backend::cpu
