@@ -321,7 +321,8 @@ bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), o
 void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const Params p = make_params(op);
     if (uses_mma(p, op.mma_min_cols)) {
-        q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster), s);
+        const int stage = op.mma_stage < 0 ? 0 : op.mma_stage > 0 ? op.mma_stage : -1;
+        q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster, stage, op.mma_max_blocks), s);
         return;
     }
     const int per_iter = kThreads / p.tpr;
