@@ -40,9 +40,6 @@ struct Q8MmaShape {
     int max_blocks = 0;
 };
 inline constexpr int kQ8MmaStageWeights = 1, kQ8MmaStageColumns = 2, kQ8MmaStageDouble = 4;
-// Two more bits of the same mask, for comparisons: the leaves folded by one thread per element in turn (the kernel
-// before the tree fold), and each leaf's unit loop unrolled by 2 (8 and 16 columns a block only).
-inline constexpr int kQ8MmaSerialFold = 8, kQ8MmaUnroll2 = 16;
 // The shape for p: block_cols / warps / cluster when given (8 / 16 / 32, 4 / 8 / 16, 1 / 2 / 4 / 8: tests), else the
 // tuning overrides (ORCD_Q8_MMA_BLOCK_COLS, ORCD_Q8_MMA_WARPS, ORCD_Q8_MMA_CLUSTER), else by the matrix's tiles and
 // the batch. Block columns are capped by tpr (shared memory), warps by the leaves a block has.

@@ -86,7 +86,7 @@ struct Operands {
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); pass: 0, or 1 for the up half; c0:
 // its first column.
-template <typename F, int NT, int UNR>
+template <typename F, int NT>
 __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, int64_t row0, int pass, int c0,
                             float* part, int first, int step, int chunk, bool& pending) {
     using U = q8units::Unit<F>;
@@ -116,7 +116,6 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[nt][e] = 0.f;
         }
-#pragma unroll UNR
         for (int u = leaf; u < n_units; u += p.tpr) {
             const int blk = u / kUnits, uu = u % kUnits;
             uint32_t a[2][kG];
@@ -212,30 +211,6 @@ __device__ float fold_leaves(float* P, int tpr, int stride) {
     return total;
 }
 
-// The same tree as fold_leaves for the elements e0 .. e1 - 1 of part (leaf s of element e at part[s * kElems + e]),
-// level by level with the whole block: each level's adds are independent (element, leaf pair, group of 32), so the
-// threads share them and a block waits log2(width) steps instead of tpr - 1 dependent ones. Every add has the same
-// operands as in fold_leaves; afterwards leaf g * 32 (g < tpr / 32) holds group g's sum, added in order by
-// fold_total. Called by every thread of the block.
-__device__ void fold_tree(float* part, int tpr, int e0, int e1, int kElems) {
-    const int width = min(tpr, 32), groups = tpr / width, n = e1 - e0;
-    for (int o = width / 2; o > 0; o >>= 1) {
-        const int items = groups * o * n;
-        for (int i = static_cast<int>(threadIdx.x); i < items; i += static_cast<int>(blockDim.x)) {
-            const int e = e0 + i % n, rest = i / n, s = rest % o, g = rest / o;
-            float* q = part + (g * width + s) * kElems + e;
-            q[0] = __fadd_rn(q[0], q[o * kElems]);
-        }
-        __syncthreads();
-    }
-}
-__device__ float fold_total(const float* P, int tpr, int stride) {
-    if (tpr <= 32) return P[0];
-    float total = 0.f;
-    for (int g0 = 0; g0 < tpr; g0 += 32) total = __fadd_rn(total, P[g0 * stride]);
-    return total;
-}
-
 // ---- staging -------------------------------------------------------------------------------------------------------
 // The tile's operands are copied to shared memory with cp.async (no registers, every copy of the block in flight at
 // once) before its leaves are computed: a block waits one memory latency for its tile instead of one per weight unit
@@ -278,7 +253,6 @@ __device__ __forceinline__ void copy_wait() {
 // The block's shared memory: the leaves (part, at offset 0 in every block: a cluster's blocks address each other's),
 // then the staged columns, then 0 to 2 weight buffers of (1 or 2 passes) x 16 rows.
 struct Stage {
-    bool serial_fold = false;        // fold_leaves (one thread per element) instead of fold_tree
     int64_t x_at = 0, x_stride = 0;  // staged columns (x_stride 0: none): q, then d at + cols, s at + cols + cols / 8
     int64_t w_at = 0, w_stride = 0;  // weight buffers (w_stride: bytes a staged row, 0: none)
     int64_t w_buf = 0;               // bytes a weight buffer
@@ -325,7 +299,7 @@ __device__ void stage_columns(const Q8Params& p, int c0, int cols_n, uint8_t* x,
 // leaves to the block that folds it (elements in k contiguous chunks); blockIdx.x = group * k + r. Groups are
 // numbered tile * n_cg + column group, so the column groups of a tile run together and read its weights from L2.
 // Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
-template <int NT, int UNR>
+template <int NT>
 __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, const Stage st, int n_cg, int k) {
     extern __shared__ __align__(16) uint8_t smem[];
     float* part = reinterpret_cast<float*>(smem);
@@ -386,8 +360,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
             quant::visit_format(s.type, [&](auto f) {
                 if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-                    tile_leaves<decltype(f), NT, UNR>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps,
-                                                      chunk, pending);
+                    tile_leaves<decltype(f), NT>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps, chunk,
+                                                 pending);
                 }
             });
             if (pending) {  // a warp without a leaf
@@ -401,14 +375,10 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
                 stage_rows(p, next / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
                 copy_commit();
             }
-            if (!st.serial_fold) fold_tree(part, p.tpr, e0, e1, kElems);
 #pragma unroll
             for (int j = 0; j < kPer; ++j) {
                 const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
-                res[pass][j] =
-                    e < e1 && c0 + e % kCols < p.n_cols
-                        ? (st.serial_fold ? fold_leaves(part + e, p.tpr, kElems) : fold_total(part + e, p.tpr, kElems))
-                        : 0.f;
+                res[pass][j] = e < e1 && c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
             }
             if (pass == 0 && swiglu) sync();
         }
@@ -440,13 +410,12 @@ Stage stage_layout(const Q8Params& p, int NT, int bits) {
         st.bufs = bits & kQ8MmaStageDouble ? 2 : 1;
     }
     st.bytes = st.w_at + st.bufs * st.w_buf;
-    st.serial_fold = (bits & kQ8MmaSerialFold) != 0;
     return st;
 }
 
 int stage_bits(const Stage& st) {
     return (st.bufs > 0 ? kQ8MmaStageWeights : 0) | (st.x_stride > 0 ? kQ8MmaStageColumns : 0) |
-           (st.bufs == 2 ? kQ8MmaStageDouble : 0) | (st.serial_fold ? kQ8MmaSerialFold : 0);
+           (st.bufs == 2 ? kQ8MmaStageDouble : 0);
 }
 
 int max_shared_bytes() {
@@ -459,22 +428,22 @@ int max_shared_bytes() {
     return n;
 }
 
-template <int NT, int UNR>
+template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const Stage st = stage_layout(p, NT, shape.stage);
     static const cudaError_t opted =
-        cudaFuncSetAttribute(q8_mma_kernel<NT, UNR>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_shared_bytes());
+        cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_shared_bytes());
     ORCD_CUDA_CHECK(opted);
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
     const int threads = 32 * shape.warps;
     int64_t grid = tiles * n_cg * shape.cluster;
-    if (shape.cluster == 1 && (shape.stage & (kQ8MmaStageWeights | kQ8MmaStageColumns)) != 0) {
+    if (shape.cluster == 1 && shape.stage != 0) {
         // As many blocks as run at once (a multiple of n_cg: each block keeps one column group), at least one a
         // column group; blocks loop over their tiles.
         int per_sm = 0;
-        ORCD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q8_mma_kernel<NT, UNR>, threads,
+        ORCD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q8_mma_kernel<NT>, threads,
                                                                       static_cast<size_t>(st.bytes)));
         int64_t cap = static_cast<int64_t>(std::max(per_sm, 1)) * ::orcd::device::sm_count();
         if (shape.max_blocks > 0) cap = std::min<int64_t>(cap, shape.max_blocks);
@@ -491,7 +460,7 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
     config.attrs = &cluster;
     config.numAttrs = shape.cluster > 1 ? 1 : 0;
-    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT, UNR>, p, st, n_cg, shape.cluster));
+    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, st, n_cg, shape.cluster));
 }
 
 // The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
@@ -566,19 +535,18 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         bits &= ~drop;
     }
     if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
-    shape.stage = stage_bits(stage_layout(p, nt, bits)) | (nt <= 2 ? bits & kQ8MmaUnroll2 : 0);
+    shape.stage = stage_bits(stage_layout(p, nt, bits));
     shape.max_blocks = std::max(0, max_blocks);
     return shape;
 }
 
 void q8_mma_launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
-    const bool unroll = (shape.stage & kQ8MmaUnroll2) != 0;
     if (shape.block_cols == 32) {
-        launch<4, 1>(p, shape, stream);
+        launch<4>(p, shape, stream);
     } else if (shape.block_cols == 16) {
-        unroll ? launch<2, 2>(p, shape, stream) : launch<2, 1>(p, shape, stream);
+        launch<2>(p, shape, stream);
     } else {
-        unroll ? launch<1, 2>(p, shape, stream) : launch<1, 1>(p, shape, stream);
+        launch<1>(p, shape, stream);
     }
 }
 

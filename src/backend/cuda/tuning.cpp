@@ -90,7 +90,7 @@ int q8_mma_cluster() {
 int q8_mma_stage() {
     static const int n = [] {
         const auto v = env_integer("ORCD_Q8_MMA_STAGE");
-        return v && *v >= 0 && *v <= 31 ? static_cast<int>(*v) : -1;
+        return v && *v >= 0 && *v <= 7 ? static_cast<int>(*v) : -1;
     }();
     return n;
 }
