@@ -418,13 +418,18 @@ int stage_bits(const Stage& st) {
            (st.bufs == 2 ? kQ8MmaStageDouble : 0);
 }
 
+int device_attribute(cudaDeviceAttr attr) {
+    int dev = 0, v = 0;
+    ORCD_CUDA_CHECK(cudaGetDevice(&dev));
+    ORCD_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
+    return v;
+}
 int max_shared_bytes() {
-    static const int n = [] {
-        int dev = 0, v = 0;
-        ORCD_CUDA_CHECK(cudaGetDevice(&dev));
-        ORCD_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        return v;
-    }();
+    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+    return n;
+}
+int sm_shared_bytes() {
+    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
     return n;
 }
 
@@ -525,13 +530,20 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
     }
     shape.warps = std::min(shape.warps, std::max(4, p.tpr / shape.cluster));  // no warp without a leaf
     // Staging: everything by default (the figures are in matvec_q8.cu's kDefaultMmaMinCols note), less where the
-    // block's shared memory would not fit (Phi-3's 8192-long rows: the second buffer, then the columns go first).
-    // Clusters read from global memory (their blocks share one tile's leaves, not its operands).
+    // block's shared memory would not fit (the second buffer, then the columns go first) or, by default, where it
+    // would leave an SM fewer than 8 warps (blocks of 4 warps over 113 KiB; the registers allow 16 warps an SM).
+    // That guard is not measured yet: without it Phi-3's SwiGLU at B = 64 (32 columns a block, 4 warps) stages
+    // 222 KiB, one block an SM, and the Phi-3-shaped decode fell from 1,522 to 1,039 tok/s (2026-12-04 H200, with the
+    // since-dropped tree fold); it changes none of the Qwen-shaped launches measured at B = 8, 16, 64. Clusters read
+    // from global memory (their blocks share one tile's leaves, not its operands).
+    const bool automatic = stage < 0 && tuning::q8_mma_stage() < 0;
     int bits = stage >= 0 ? stage : tuning::q8_mma_stage() >= 0 ? tuning::q8_mma_stage() : 7;
     if (shape.cluster > 1) bits = 0;
     const int nt = shape.block_cols / 8;
+    const int min_blocks = automatic ? (8 + shape.warps - 1) / shape.warps : 1;  // blocks an SM for 8 warps
+    const int64_t budget = std::min<int64_t>(max_shared_bytes(), sm_shared_bytes() / min_blocks - 1024);
     for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
-        if (stage_layout(p, nt, bits).bytes <= max_shared_bytes()) break;
+        if (stage_layout(p, nt, bits).bytes <= budget) break;
         bits &= ~drop;
     }
     if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
