@@ -8,6 +8,7 @@
 #      ORCD_Q8_MMA_MIN_COLS=1000000 (the dp4a kernel at every batch: the baseline) on DP4A_BATCHES, then for each of
 #      MMA_VARIANTS with ORCD_Q8_MMA_MIN_COLS=MMA_MIN (default 1: tensor cores at every batch) on MMA_BATCHES.
 #      A variant is LABEL or LABEL:VAR=VALUE,VAR=VALUE (e.g. w4:ORCD_Q8_MMA_WARPS=4); ROUNDS rounds each.
+#      MMA_VARIANTS="old:ORCD_Q8_MMA_STAGE=0 staged" compares the kernel without and with its shared-memory staging.
 # Logs go under $OUT.
 set -uo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}

@@ -3,8 +3,10 @@
 // against the CPU's int8 matmul in test_matvec_q8.cpp). Covers every type with a q8 kernel, ragged row tiles (rows not
 // a multiple of 16) and column groups (batches not a multiple of the block's columns), each epilogue, sources of
 // mixed types, every reduction shape (threads per row 16 .. 256, which decide the summation order) and every split of
-// the work over blocks and warps (8 / 16 / 32 columns, 4 / 8 / 16 warps a block, 1 .. 8 blocks a tile). Each case also asserts which kernel
-// ran, so a silent fallback to dp4a cannot pass for the mma kernel.
+// the work over blocks and warps (8 / 16 / 32 columns, 4 / 8 / 16 warps a block, 1 .. 8 blocks a tile) and every way
+// of reading the operands (from global memory, or staged in shared memory with one or two weight buffers, blocks
+// that loop over tiles). Each case also asserts which kernel ran, so a silent fallback to dp4a cannot pass for the
+// mma kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,19 +91,26 @@ void check(const Case& c, std::mt19937_64& rng) {
     // Every split of the work: the automatic one, then forced columns a block (capped by tpr: 8 from tpr 64 on), warps
     // a block (one leaf a warp at tpr 16 with 16 warps; several with 4; capped at the block's leaves) and blocks a
     // tile (clusters that split the leaves, each block folding a chunk of the tile's elements).
+    // Then what a block stages in shared memory (-1 nothing, 1 the weight rows, 2 the columns, 4 a second weight
+    // buffer) and the most blocks (3: each block loops over many tiles, through both buffers and the single buffer's
+    // reload during the fold).
     struct Shape {
-        int block_cols, warps, cluster;
+        int block_cols, warps, cluster, stage, max_blocks;
     };
-    constexpr Shape kShapes[] = {{0, 0, 0},  {8, 4, 1}, {16, 16, 1}, {32, 8, 1},
-                                 {8, 16, 2}, {8, 4, 4}, {16, 4, 8},  {32, 8, 2}};
-    for (const auto& [block_cols, warps, cluster] : kShapes) {
+    constexpr Shape kShapes[] = {{0, 0, 0, 0, 0},   {8, 4, 1, 0, 0},  {16, 16, 1, 0, 0}, {32, 8, 1, 0, 0},
+                                 {8, 16, 2, 0, 0},  {8, 4, 4, 0, 0},  {16, 4, 8, 0, 0},  {32, 8, 2, 0, 0},
+                                 {0, 0, 0, -1, 0},  {16, 8, 1, 1, 3}, {8, 4, 1, 2, 0},   {32, 4, 1, 3, 5},
+                                 {16, 16, 1, 7, 3}, {0, 0, 0, 5, 2},  {8, 8, 1, 7, 0}};
+    for (const auto& [block_cols, warps, cluster, stage, max_blocks] : kShapes) {
         for (const int B : {1, 3, 8, 16, 17, 40, 64, 70}) {
-            SCOPED_TRACE(testing::Message()
-                         << "block columns " << block_cols << " warps " << warps << " cluster " << cluster);
+            SCOPED_TRACE(testing::Message() << "block columns " << block_cols << " warps " << warps << " cluster "
+                                            << cluster << " stage " << stage << " max blocks " << max_blocks);
             op.n_cols = B;
             op.mma_block_cols = block_cols;
             op.mma_warps = warps;
             op.mma_cluster = cluster;
+            op.mma_stage = stage;
+            op.mma_max_blocks = max_blocks;
             EXPECT_EQ(q8_matvec_uses_mma(op), c.mma) << "B " << B;
             reset_y();
             q8_matvec(op, nullptr);

@@ -82,7 +82,9 @@ constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issu
 // 2026-12-04 H200, Q4_K_M synth files, decode tok/s dp4a -> mma (with its blocks of 4-16 warps and 8-32 columns), two
 // calls: Qwen2.5-0.5B shape B = 8 3,214 -> 3,053 and 3,092 -> 2,966 (mma loses), B = 16 4,557 -> 5,236 and
 // 4,553 -> 4,995, B = 32 6,383 -> 7,031 and 6,385 -> 6,907, B = 64 7,683 -> 8,695 and 7,679 -> 8,644; Phi-3-mini
-// shape B = 8 913 -> 928, B = 16 1,066 -> 1,075, B = 64 1,201 -> 1,610.
+// shape B = 8 913 -> 928, B = 16 1,066 -> 1,075, B = 64 1,201 -> 1,610. With the staged operands (matvec_q8_mma.cu),
+// one call, 2026-12-04: Qwen B = 8 dp4a 3,160 -> mma 3,573, B = 16 4,476 -> 6,167, B = 64 7,562 -> 8,454 (mma wins
+// from 8 on); Phi-3 B = 8 was measured only with a since-dropped fold (908 -> 857), so 16 stays until it is.
 constexpr int kDefaultMmaMinCols = 16;
 
 using Params = Q8Params;
@@ -321,7 +323,8 @@ bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), o
 void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const Params p = make_params(op);
     if (uses_mma(p, op.mma_min_cols)) {
-        q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster), s);
+        const int stage = op.mma_stage < 0 ? 0 : op.mma_stage > 0 ? op.mma_stage : -1;
+        q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster, stage, op.mma_max_blocks), s);
         return;
     }
     const int per_iter = kThreads / p.tpr;

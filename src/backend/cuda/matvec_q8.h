@@ -68,6 +68,11 @@ struct Q8Matvec {
     int mma_block_cols = 0;
     int mma_warps = 0;
     int mma_cluster = 0;
+    // What its blocks stage in shared memory (kQ8MmaStage* bits of matvec_q8_kernels.cuh: 1 weights, 2 columns, 4 a
+    // second weight buffer; -1 nothing) and the most blocks it launches (blocks loop over the tiles); 0: the tuning
+    // override, else all that fits and as many blocks as run at once. Tests set them; no bit depends on them.
+    int mma_stage = 0;
+    int mma_max_blocks = 0;
 };
 
 // Types with a dp4a kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.

@@ -34,11 +34,18 @@ struct Q8MmaShape {
     int block_cols = 8;
     int warps = 16;
     int cluster = 1;
+    // What a block stages in shared memory (kQ8MmaStage* bits; none with clusters), and the most blocks the launch
+    // runs (0: as many as fit on the device at once; blocks loop over the tiles). Neither changes a bit.
+    int stage = 0;
+    int max_blocks = 0;
 };
+inline constexpr int kQ8MmaStageWeights = 1, kQ8MmaStageColumns = 2, kQ8MmaStageDouble = 4;
 // The shape for p: block_cols / warps / cluster when given (8 / 16 / 32, 4 / 8 / 16, 1 / 2 / 4 / 8: tests), else the
 // tuning overrides (ORCD_Q8_MMA_BLOCK_COLS, ORCD_Q8_MMA_WARPS, ORCD_Q8_MMA_CLUSTER), else by the matrix's tiles and
 // the batch. Block columns are capped by tpr (shared memory), warps by the leaves a block has.
-Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster);
+// stage: the kQ8MmaStage* bits wanted (-1: the ORCD_Q8_MMA_STAGE override, else all), dropped (double buffer first,
+// then the columns, then the weights) until the block's shared memory fits; max_blocks as Q8MmaShape's.
+Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster, int stage = -1, int max_blocks = 0);
 // Enqueues the mma kernel for p (q8_mma_can_run(p) must hold) in the given shape (from q8_mma_shape).
 void q8_mma_launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream);
 

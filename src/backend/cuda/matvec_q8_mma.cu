@@ -22,6 +22,14 @@
 // Narrow matrices (Qwen's 896-row q, o and down: 56 tiles) get 8-column blocks of 16 warps (one leaf a warp at tpr
 // 16) instead of one 4-warp block per tile walking its 16-64 leaves in turn; clusters are a tuning option, one block
 // a tile by default (q8_mma_shape).
+//
+// Operands (what made the kernel latency-bound: 6-37x its weight-read time at 16 columns, ncu on the H200). Each
+// unit's weight, activation and scale loads were issued when its leaf reached it, so a warp waited one memory latency
+// per unit. Now a block copies its tile's weight rows and its columns' activations, scales and sums into shared
+// memory with cp.async (every copy in flight at once, one wait), and blocks stay resident and loop over tiles, loading
+// the next tile's rows into a second buffer while computing this one; the leaves then read the same bytes from shared
+// memory. Where that does not fit, the second buffer, then the columns, then the rows are read from global memory as
+// before (q8_mma_shape); with clusters nothing is staged.
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
@@ -63,12 +71,24 @@ __device__ __forceinline__ float* leaf_slot(float* part, int chunk, int e) {
     return cooperative_groups::this_cluster().map_shared_rank(part, static_cast<unsigned>(e / chunk)) + e;
 }
 
+// Where a tile's operands are read: the weight rows (global memory, or the tile staged in shared memory) and the
+// activation columns (global, or the block's columns staged): column c's int8 values at q + (c - c_first) * stride,
+// its scales and 16-sums at d and s with the same offset.
+struct Operands {
+    const uint8_t* w;  // staged rows (16 a pass, w_stride bytes apart), or nullptr: the rows in global memory
+    int64_t w_stride;
+    const char *q, *d, *s;
+    int64_t stride;
+    int c_first;
+};
+
 // The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
-// row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); c0: its first column.
+// row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); pass: 0, or 1 for the up half; c0:
+// its first column.
 template <typename F, int NT>
-__device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0, float* part, int first, int step,
-                            int chunk, bool& pending) {
+__device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, int64_t row0, int pass, int c0,
+                            float* part, int first, int step, int chunk, bool& pending) {
     using U = q8units::Unit<F>;
     using Block = typename F::Block;
     constexpr int kG = U::kGroups, kI = q8units::kInts<F>, kCols = 8 * NT, kElems = kRows * kCols;
@@ -79,9 +99,13 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         row_ok[i] = o0 + g + 8 * i < p.n_out;
-        int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
-        const MatvecSource s = locate_source(p, r);
-        rows[i] = reinterpret_cast<const Block*>(s.w + r * s.row_bytes);
+        if (op.w != nullptr) {
+            rows[i] = reinterpret_cast<const Block*>(op.w + (pass * kRows + g + 8 * i) * op.w_stride);
+        } else {
+            int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
+            const MatvecSource s = locate_source(p, r);
+            rows[i] = reinterpret_cast<const Block*>(s.w + r * s.row_bytes);
+        }
     }
     // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
     const int n_units = p.cols / 32;
@@ -117,7 +141,8 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
                     const int off = U::x_offset(uu, gr, t);
                     uint32_t b = 0;
                     if (nb < p.n_cols && off >= 0) {
-                        b = *reinterpret_cast<const uint32_t*>(p.xq + nb * p.x_stride + blk * kBlockX + off);
+                        b = *reinterpret_cast<const uint32_t*>(op.q + (nb - op.c_first) * op.stride + blk * kBlockX +
+                                                               off);
                     }
                     mma_s8(c[U::kSumGroups ? 0 : gr], a[0][gr], a[1][gr], b);
                 }
@@ -127,9 +152,9 @@ __device__ void tile_leaves(const Q8Params& p, int64_t o0, int64_t row0, int c0,
                 {
                     const int col = c0 + 8 * nt + lane / 4, k = lane % 4;
                     if (col < p.n_cols && k < U::kColWords) {
-                        const int64_t off = col * p.x_stride;
-                        const auto* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
-                        const auto* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
+                        const int64_t off = (col - op.c_first) * op.stride;
+                        const auto* xd = reinterpret_cast<const float*>(op.d + off);
+                        const auto* xs = reinterpret_cast<const int32_t*>(op.s + off);
                         word = U::col_word(xd + kUnits * blk, xs + 2 * kUnits * blk, uu, k);
                     }
                 }
@@ -186,20 +211,104 @@ __device__ float fold_leaves(float* P, int tpr, int stride) {
     return total;
 }
 
-// Block = one 16-row tile x 8 NT columns, blockDim.x / 32 warps; with clusters of k blocks (k > 1), the k blocks of
-// a cluster share one tile and column group: block r's warps compute leaves r W + w, r W + w + k W, ... (W warps a
-// block) and write each element's leaves to the block that folds it (elements in k contiguous chunks). blockIdx.x =
-// (tile * n_cg + column group) * k + r, so the column groups of a tile run together and read its weights from L2.
-// Dynamic shared memory: tpr x 16 x 8 NT floats. Registers: up to 128 (one block of 16 warps per SM); the fold's
-// res[] is sized for the fewest threads (4 warps).
+// ---- staging -------------------------------------------------------------------------------------------------------
+// The tile's operands are copied to shared memory with cp.async (no registers, every copy of the block in flight at
+// once) before its leaves are computed: a block waits one memory latency for its tile instead of one per weight unit
+// and activation load (the unit loop's loads depend on nothing but the unit, yet each leaf walked them in turn).
+// The copies move bytes only; the arithmetic reads the same bytes from shared memory.
+
+// bytes from src (global) to dst (shared) by one warp: 16-, 8- or 4-byte cp.async as both addresses' alignment and
+// the length allow, else 2-byte loads and stores (rows of an odd count of 18- or 22-byte blocks).
+__device__ void copy_to_shared(uint8_t* dst, const uint8_t* src, int64_t bytes, int lane) {
+    const auto d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(src) | static_cast<uintptr_t>(bytes) | d;
+    if ((a & 15) == 0) {
+        for (int64_t o = 16 * lane; o < bytes; o += 16 * 32) {
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d + static_cast<unsigned>(o)), "l"(src + o)
+                         : "memory");
+        }
+    } else if ((a & 7) == 0) {
+        for (int64_t o = 8 * lane; o < bytes; o += 8 * 32) {
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d + static_cast<unsigned>(o)), "l"(src + o)
+                         : "memory");
+        }
+    } else if ((a & 3) == 0) {
+        for (int64_t o = 4 * lane; o < bytes; o += 4 * 32) {
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d + static_cast<unsigned>(o)), "l"(src + o)
+                         : "memory");
+        }
+    } else {
+#pragma unroll 4
+        for (int64_t o = 2 * lane; o < bytes; o += 2 * 32) {
+            *reinterpret_cast<uint16_t*>(dst + o) = *reinterpret_cast<const uint16_t*>(src + o);
+        }
+    }
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void copy_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// The block's shared memory: the leaves (part, at offset 0 in every block: a cluster's blocks address each other's),
+// then the staged columns, then 0 to 2 weight buffers of (1 or 2 passes) x 16 rows.
+struct Stage {
+    int64_t x_at = 0, x_stride = 0;  // staged columns (x_stride 0: none): q, then d at + cols, s at + cols + cols / 8
+    int64_t w_at = 0, w_stride = 0;  // weight buffers (w_stride: bytes a staged row, 0: none)
+    int64_t w_buf = 0;               // bytes a weight buffer
+    int bufs = 0;                    // 0, 1 or 2 weight buffers
+    int64_t bytes = 0;               // all of it
+};
+
+// Warp `warp` of `warps` issues its share of the copies of tile o0's rows (both halves for SwiGLU) into buf.
+__device__ void stage_rows(const Q8Params& p, int64_t o0, uint8_t* buf, int64_t w_stride, int warp, int warps,
+                           int lane) {
+    const int n = p.epilogue == 2 ? 2 * kRows : kRows;
+    for (int ri = warp; ri < n; ri += warps) {
+        const int i = ri % kRows;
+        if (o0 + i >= p.n_out) continue;
+        int64_t r = o0 + i + (ri >= kRows ? p.n_out : 0);
+        const MatvecSource s = locate_source(p, r);
+        copy_to_shared(buf + ri * w_stride, s.w + r * s.row_bytes, s.row_bytes, lane);
+    }
+}
+
+// Warp `warp` issues its share of the copies of columns c0 .. c0 + cols_n - 1 (q, d, s of each) into x.
+__device__ void stage_columns(const Q8Params& p, int c0, int cols_n, uint8_t* x, int64_t x_stride, int warp, int warps,
+                              int lane) {
+    const int64_t q = p.cols, d = p.cols / 8, sb = p.cols / 4;  // bytes of q, d (cols / 32 floats), s (cols / 16)
+    for (int ri = warp; ri < 3 * cols_n; ri += warps) {
+        const int c = ri / 3, part = ri % 3;
+        const int64_t off = (c0 + c) * p.x_stride;
+        uint8_t* dst = x + c * x_stride;
+        if (part == 0) {
+            copy_to_shared(dst, reinterpret_cast<const uint8_t*>(p.xq) + off, q, lane);
+        } else if (part == 1) {
+            copy_to_shared(dst + q, reinterpret_cast<const uint8_t*>(p.xd) + off, d, lane);
+        } else {
+            copy_to_shared(dst + q + d, reinterpret_cast<const uint8_t*>(p.xs) + off, sb, lane);
+        }
+    }
+}
+
+// Block = 16-row tiles x 8 NT columns, blockDim.x / 32 warps. Without clusters (k = 1), block b computes the groups
+// (tile, column group) b, b + gridDim.x, ... (gridDim.x a multiple of n_cg: a block's column group is fixed, its
+// staged columns serve all its tiles), staging each tile's rows before its leaves (with two buffers, the next tile's
+// while this one computes). With clusters of k blocks (k > 1, nothing staged), the k blocks of a cluster share one
+// group: block r's warps compute leaves r W + w, r W + w + k W, ... (W warps a block) and write each element's
+// leaves to the block that folds it (elements in k contiguous chunks); blockIdx.x = group * k + r. Groups are
+// numbered tile * n_cg + column group, so the column groups of a tile run together and read its weights from L2.
+// Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
 template <int NT>
-__global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, int n_cg, int k) {
-    extern __shared__ float part[];
+__global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, const Stage st, int n_cg, int k) {
+    extern __shared__ __align__(16) uint8_t smem[];
+    float* part = reinterpret_cast<float*>(smem);
     constexpr int kCols = 8 * NT, kElems = kRows * kCols, kPer = kElems / kMinThreads;
     const int threads = static_cast<int>(blockDim.x), warps = threads / 32;
-    const int rank = static_cast<int>(blockIdx.x) % k, group = static_cast<int>(blockIdx.x) / k;
-    const int64_t o0 = static_cast<int64_t>(group / n_cg) * kRows;
-    const int c0 = (group % n_cg) * kCols;
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int rank = static_cast<int>(blockIdx.x) % k;
+    const int64_t n_groups = (p.n_out + kRows - 1) / kRows * n_cg, step = gridDim.x / k;
+    int64_t group = blockIdx.x / k;
     const int chunk = k > 1 ? kElems / k : 0, e0 = rank * (kElems / k), e1 = e0 + kElems / k;
     const bool swiglu = p.epilogue == 2;
     // Every leaf written (to this block or, in a cluster, to the others too) before it is folded, and every fold
@@ -213,58 +322,142 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
     };
     bool pending = k > 1;  // the start-up barrier still to wait on (cluster_arrive)
     if (pending) cluster_arrive();
-    float res[2][kPer];
-#pragma unroll
-    for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
-        if (pass == 1 && !swiglu) break;
-        const int64_t row0 = o0 + (pass ? p.n_out : 0);
-        int64_t r = row0;
-        const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
-        quant::visit_format(s.type, [&](auto f) {
-            if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-                tile_leaves<decltype(f), NT>(p, o0, row0, c0, part, rank * warps + static_cast<int>(threadIdx.x) / 32,
-                                             k * warps, chunk, pending);
-            }
-        });
-        if (pending) {  // a warp without a leaf
-            cluster_wait();
-            pending = false;
+    const int c0 = static_cast<int>(group % n_cg) * kCols;  // the same for all of this block's groups
+    Operands op{nullptr,
+                st.w_stride,
+                reinterpret_cast<const char*>(p.xq),
+                reinterpret_cast<const char*>(p.xd),
+                reinterpret_cast<const char*>(p.xs),
+                p.x_stride,
+                0};
+    if (st.x_stride > 0) {
+        const char* x = reinterpret_cast<const char*>(smem + st.x_at);
+        op = {nullptr, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
+        stage_columns(p, c0, min(kCols, p.n_cols - c0), smem + st.x_at, st.x_stride, warp, warps, lane);
+    }
+    uint8_t* wbuf = smem + st.w_at;
+    if (st.bufs > 0 && group < n_groups) stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+    copy_commit();
+    for (int it = 0; group < n_groups; group += step, ++it) {
+        const int64_t o0 = group / n_cg * kRows;
+        const int64_t next = group + step;
+        if (st.bufs == 2) {  // the next tile into the other buffer (its last reader, tile it - 1, is done: synced)
+            if (next < n_groups)
+                stage_rows(p, next / n_cg * kRows, wbuf + ((it + 1) & 1) * st.w_buf, st.w_stride, warp, warps, lane);
+            copy_commit();
+            copy_wait<1>();
+        } else {
+            copy_wait<0>();
         }
-        sync();
+        __syncthreads();  // the staged operands visible to every warp; the last tile's fold done before new leaves
+        if (st.bufs > 0) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
+        float res[2][kPer];
+#pragma unroll
+        for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
+            if (pass == 1 && !swiglu) break;
+            const int64_t row0 = o0 + (pass ? p.n_out : 0);
+            int64_t r = row0;
+            const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
+            quant::visit_format(s.type, [&](auto f) {
+                if constexpr (quant::HasQ8Matvec<decltype(f)>) {
+                    tile_leaves<decltype(f), NT>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps, chunk,
+                                                 pending);
+                }
+            });
+            if (pending) {  // a warp without a leaf
+                cluster_wait();
+                pending = false;
+            }
+            sync();
+            // One weight buffer: every leaf of this tile is computed, so the next tile's rows may load during the
+            // fold.
+            if (st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
+                stage_rows(p, next / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+                copy_commit();
+            }
+#pragma unroll
+            for (int j = 0; j < kPer; ++j) {
+                const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
+                res[pass][j] = e < e1 && c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
+            }
+            if (pass == 0 && swiglu) sync();
+        }
 #pragma unroll
         for (int j = 0; j < kPer; ++j) {
             const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
-            res[pass][j] = e < e1 && c0 + e % kCols < p.n_cols ? fold_leaves(part + e, p.tpr, kElems) : 0.f;
-        }
-        if (pass == 0 && swiglu) sync();
-    }
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        const int e = e0 + static_cast<int>(threadIdx.x) + j * threads;
-        const int64_t out = o0 + e / kCols;
-        const int col = c0 + e % kCols;
-        if (e < e1 && out < p.n_out && col < p.n_cols) {
-            matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][j], swiglu ? res[1][j] : 0.f, p.epilogue);
+            const int64_t out = o0 + e / kCols;
+            const int col = c0 + e % kCols;
+            if (e < e1 && out < p.n_out && col < p.n_cols) {
+                matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][j], swiglu ? res[1][j] : 0.f, p.epilogue);
+            }
         }
     }
+}
+
+int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// The shared memory of a block of NT n-tiles with the given stage bits.
+Stage stage_layout(const Q8Params& p, int NT, int bits) {
+    Stage st;
+    st.x_at = static_cast<int64_t>(p.tpr) * kRows * 8 * NT * static_cast<int64_t>(sizeof(float));
+    if (bits & kQ8MmaStageColumns) st.x_stride = round16(p.cols + p.cols / 8 + p.cols / 4);
+    st.w_at = st.x_at + 8 * NT * st.x_stride;
+    if (bits & kQ8MmaStageWeights) {
+        int64_t row = 0;
+        for (int i = 0; i < p.n_src; ++i) row = std::max(row, p.src[i].row_bytes);
+        st.w_stride = round16(row);
+        st.w_buf = (p.epilogue == 2 ? 2 : 1) * kRows * st.w_stride;
+        st.bufs = bits & kQ8MmaStageDouble ? 2 : 1;
+    }
+    st.bytes = st.w_at + st.bufs * st.w_buf;
+    return st;
+}
+
+int stage_bits(const Stage& st) {
+    return (st.bufs > 0 ? kQ8MmaStageWeights : 0) | (st.x_stride > 0 ? kQ8MmaStageColumns : 0) |
+           (st.bufs == 2 ? kQ8MmaStageDouble : 0);
+}
+
+int device_attribute(cudaDeviceAttr attr) {
+    int dev = 0, v = 0;
+    ORCD_CUDA_CHECK(cudaGetDevice(&dev));
+    ORCD_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
+    return v;
+}
+int max_shared_bytes() {
+    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+    return n;
+}
+int sm_shared_bytes() {
+    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+    return n;
 }
 
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
-    const size_t smem = static_cast<size_t>(p.tpr) * kRows * kCols * sizeof(float);
-    if (smem > 48 * 1024) {  // tpr 128 and 256 (rows of more than 12,288 values): opt in once, for the largest
-        static const cudaError_t opted =
-            cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 256 * kRows * 8 * static_cast<int>(sizeof(float)));
-        ORCD_CUDA_CHECK(opted);
-    }
+    const Stage st = stage_layout(p, NT, shape.stage);
+    static const cudaError_t opted =
+        cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_shared_bytes());
+    ORCD_CUDA_CHECK(opted);
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
+    const int threads = 32 * shape.warps;
+    int64_t grid = tiles * n_cg * shape.cluster;
+    if (shape.cluster == 1 && shape.stage != 0) {
+        // As many blocks as run at once (a multiple of n_cg: each block keeps one column group), at least one a
+        // column group; blocks loop over their tiles.
+        int per_sm = 0;
+        ORCD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q8_mma_kernel<NT>, threads,
+                                                                      static_cast<size_t>(st.bytes)));
+        int64_t cap = static_cast<int64_t>(std::max(per_sm, 1)) * ::orcd::device::sm_count();
+        if (shape.max_blocks > 0) cap = std::min<int64_t>(cap, shape.max_blocks);
+        grid = n_cg * std::clamp<int64_t>(cap / n_cg, 1, tiles);
+    }
     cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(tiles * n_cg * shape.cluster));
-    config.blockDim = dim3(static_cast<unsigned>(32 * shape.warps));
-    config.dynamicSmemBytes = smem;
+    config.gridDim = dim3(static_cast<unsigned>(grid));
+    config.blockDim = dim3(static_cast<unsigned>(threads));
+    config.dynamicSmemBytes = static_cast<size_t>(st.bytes);
     config.stream = stream;
     cudaLaunchAttribute cluster{};
     cluster.id = cudaLaunchAttributeClusterDimension;
@@ -272,11 +465,11 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
     config.attrs = &cluster;
     config.numAttrs = shape.cluster > 1 ? 1 : 0;
-    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, n_cg, shape.cluster));
+    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, st, n_cg, shape.cluster));
 }
 
 // The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
-// tpr 16: 32 columns, 32: 16, 64 and more: 8 (128 and 256 take 64 / 128 KiB at 8, opted in above).
+// tpr 16: 32 columns, 32: 16, 64 and more: 8 (128 and 256 take 64 / 128 KiB at 8).
 int max_block_cols(int tpr) { return std::clamp(512 / tpr, 8, 32); }
 
 }  // namespace
@@ -294,7 +487,7 @@ bool q8_mma_can_run(const Q8Params& p) {
     return true;
 }
 
-Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster) {
+Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluster, int stage, int max_blocks) {
     const int cap = max_block_cols(p.tpr);
     const int64_t tiles = (p.n_out + kRows - 1) / kRows, sms = ::orcd::device::sm_count();
     Q8MmaShape shape;
@@ -336,6 +529,26 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
     }
     shape.warps = std::min(shape.warps, std::max(4, p.tpr / shape.cluster));  // no warp without a leaf
+    // Staging: everything by default (the figures are in matvec_q8.cu's kDefaultMmaMinCols note), less where the
+    // block's shared memory would not fit (the second buffer, then the columns go first) or, by default, where it
+    // would leave an SM fewer than 8 warps (blocks of 4 warps over 113 KiB; the registers allow 16 warps an SM).
+    // That guard is not measured yet: without it Phi-3's SwiGLU at B = 64 (32 columns a block, 4 warps) stages
+    // 222 KiB, one block an SM, and the Phi-3-shaped decode fell from 1,522 to 1,039 tok/s (2026-12-04 H200, with the
+    // since-dropped tree fold); it changes none of the Qwen-shaped launches measured at B = 8, 16, 64. Clusters read
+    // from global memory (their blocks share one tile's leaves, not its operands).
+    const bool automatic = stage < 0 && tuning::q8_mma_stage() < 0;
+    int bits = stage >= 0 ? stage : tuning::q8_mma_stage() >= 0 ? tuning::q8_mma_stage() : 7;
+    if (shape.cluster > 1) bits = 0;
+    const int nt = shape.block_cols / 8;
+    const int min_blocks = automatic ? (8 + shape.warps - 1) / shape.warps : 1;  // blocks an SM for 8 warps
+    const int64_t budget = std::min<int64_t>(max_shared_bytes(), sm_shared_bytes() / min_blocks - 1024);
+    for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
+        if (stage_layout(p, nt, bits).bytes <= budget) break;
+        bits &= ~drop;
+    }
+    if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
+    shape.stage = stage_bits(stage_layout(p, nt, bits));
+    shape.max_blocks = std::max(0, max_blocks);
     return shape;
 }
 

@@ -87,6 +87,14 @@ int q8_mma_cluster() {
     return n;
 }
 
+int q8_mma_stage() {
+    static const int n = [] {
+        const auto v = env_integer("ORCD_Q8_MMA_STAGE");
+        return v && *v >= 0 && *v <= 7 ? static_cast<int>(*v) : -1;
+    }();
+    return n;
+}
+
 uint64_t fused_max_bytes(uint64_t fallback) {
     const auto v = env_integer("ORCD_FUSED_MAX_BYTES");
     return v && *v >= 0 ? static_cast<uint64_t>(*v) : fallback;

@@ -27,6 +27,11 @@ int q8_mma_warps();
 // ORCD_Q8_MMA_CLUSTER: blocks a tile of the q8 tensor-core matvec (a thread block cluster), 1, 2, 4 or 8; 0 when not
 // set. Read once per process.
 int q8_mma_cluster();
+// ORCD_Q8_MMA_STAGE: what the q8 tensor-core matvec stages in shared memory, bits: 1 the tile's weight rows
+// (cp.async), 2 the block's activation columns, 4 a second weight buffer (blocks that loop over tiles load the next
+// tile while computing this one); 0 nothing (operands read from global memory, one block a tile). -1 when not set.
+// Read once per process.
+int q8_mma_stage();
 // ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
 // every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
 uint64_t fused_max_bytes(uint64_t fallback);
