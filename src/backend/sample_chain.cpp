@@ -369,7 +369,7 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// The single-precision screen of the pick without top-k or min-p (top-p: see screen_pick). Each token's bin and
+// The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
 // weight come from d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e
 // (TwoSum), 1/T into hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain
 // f32 d would be off by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight
@@ -379,13 +379,11 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 // Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
 // (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
 // coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
-// 1.0e-7 in all; a second weight e^-c(d - k/8) (screen_pick's top-p at another temperature) adds the rounding of
-// c r8 and of c itself (7.5e-9 each): under 1.2e-7, taken as kScreenEps = 1.25e-7 for both. Bin masses (exact sums
-// of the screened weights, times the bin's scale), their total and any sum of them are within kScreenEps of the
-// definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed
-// with the definition's own expression, so the pick is the definition's token whenever the draw is farther than
-// kScreenEps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the boundaries of
-// the token it lands on.
+// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses (exact sums of the screened weights, times the bin's
+// scale), their total and any sum of them are within kScreenEps of the definition's, up to the double sums' rounding
+// (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed with the definition's own expression, so the
+// pick is the definition's token whenever the draw is farther than kScreenEps * (u * total + the mass before the
+// crossing bin), plus the double sums' rounding, from the boundaries of the token it lands on.
 constexpr double kScreenEps = 1.25e-7;
 
 // e^(-r8/8) for r8 in [0, 1): the degree-5 Taylor polynomial, coefficients (-1/8)^i / i!.
@@ -398,13 +396,17 @@ inline __m256 screen_poly(__m256 r8) {
     return _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
 }
 
-// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T. With
-// kSecond, also e^-c(d - k/8) for a factor c in (0, 1]: the weight at a second temperature relative to its bin's
-// scale e^(-c k/8), on the same bins (c r8 stays in [0, 1), so the polynomial's bound holds for it too).
+// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T.
 struct ScreenLanes {
-    __m256 mx, hi, lo, c;
-    template <bool kSecond>
-    void run(const float* l, __m256& frac, __m256& frac2, __m256i& bin) const {
+    __m256 mx, hi, lo;
+    ScreenLanes(float max_logit, float temp) {
+        const double inv = 1.0 / static_cast<double>(temp);
+        const float h = static_cast<float>(inv);
+        mx = _mm256_set1_ps(max_logit);
+        hi = _mm256_set1_ps(h);
+        lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
+    }
+    void run(const float* l, __m256& frac, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -419,241 +421,284 @@ struct ScreenLanes {
         // The tail bin weighs 0 (a -inf logit gives NaN in r8, masked here too).
         const __m256 in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
         frac = _mm256_andnot_ps(in_tail, screen_poly(r8));
-        if constexpr (kSecond) frac2 = _mm256_andnot_ps(in_tail, screen_poly(_mm256_mul_ps(r8, c)));
         bin = _mm256_cvttps_epi32(k);
     }
 };
 
-// The screen's pass over the vocabulary: every token's bin (u16, into scratch.bin16) and the per-lane histograms of
-// the weights (scratch.hist; with kSecond, the second weights interleaved: lane j's bin k at (j * kBins + k) * 2).
+// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights.
 //
 // The histograms count in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits) times 2^30 is
 // an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's mass is the exact sum
 // of its tokens' screened weights. The scatter is then one integer add to memory per token (a double histogram
-// needed each weight moved out of its lane, widened and added in a scalar register), or with two weights one 128-bit
-// add of both (two scalar adds per token measured about 10 % slower). Each lane has its own
-// histogram so that consecutive tokens in one bin do not wait on each other's addition.
-template <bool kSecond>
-void screen_histograms(std::span<const float> work, const ScreenLanes& lanes, SampleScratch& scratch) {
-    constexpr size_t kW = kSecond ? 2 : 1;
-    const size_t n = work.size();
-    std::vector<uint16_t>& bins = scratch.bin16;
+// needed each weight moved out of its lane, widened and added in a scalar register). Each lane has its own histogram
+// so that consecutive tokens in one bin do not wait on each other's addition.
+void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
+                       std::vector<uint64_t>& hist) {
+    const size_t n = logits.size();
     bins.resize(n);
-    std::vector<uint64_t>& hist = scratch.hist;
-    hist.assign(8 * kW * static_cast<size_t>(kBins), 0);
+    hist.assign(8 * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
     alignas(32) uint32_t ff[8];
     const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
-    alignas(32) uint64_t pairs[16];
-    auto scatter = [&](__m256 frac, __m256 frac2, __m256i bin) {
+    auto scatter = [&](__m256 frac, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        const __m256i f32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed));
-        if constexpr (!kSecond) _mm256_store_si256(reinterpret_cast<__m256i*>(ff), f32);
-        if constexpr (kSecond) {
-            // Each token's two weights side by side as two u64, added to its (interleaved) cell with one 128-bit add:
-            // A = [t0 | t4], B = [t1 | t5], C = [t2 | t6], D = [t3 | t7] (pairs in the order 0 4 1 5 2 6 3 7).
-            const __m256i g32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac2, fixed));
-            const __m256i z = _mm256_setzero_si256();
-            const __m256i fl = _mm256_unpacklo_epi32(f32, z), fh = _mm256_unpackhi_epi32(f32, z);  // u64 f0 f1 | f4 f5
-            const __m256i gl = _mm256_unpacklo_epi32(g32, z), gh = _mm256_unpackhi_epi32(g32, z);
-            auto* out = reinterpret_cast<__m256i*>(pairs);
-            _mm256_store_si256(out + 0, _mm256_unpacklo_epi64(fl, gl));
-            _mm256_store_si256(out + 1, _mm256_unpackhi_epi64(fl, gl));
-            _mm256_store_si256(out + 2, _mm256_unpacklo_epi64(fh, gh));
-            _mm256_store_si256(out + 3, _mm256_unpackhi_epi64(fh, gh));
-        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed)));
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
         const int32_t* k = kk;
         const uint32_t* f = ff;
-        const uint64_t* pr = pairs;
-        asm("" : "+r"(k), "+r"(f), "+r"(pr));
-        if constexpr (!kSecond) {
-            for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
-        } else {
-            constexpr size_t pos[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // token j's pair
-            for (size_t j = 0; j < 8; ++j) {
-                auto* cell = reinterpret_cast<__m128i*>(h + (j * kBins + static_cast<size_t>(k[j])) * 2);
-                const __m128i add = _mm_load_si128(reinterpret_cast<const __m128i*>(pr + 2 * pos[j]));
-                _mm_storeu_si128(cell, _mm_add_epi64(_mm_loadu_si128(cell), add));
-            }
-        }
+        asm("" : "+r"(k), "+r"(f));
+        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
     };
     size_t i = 0;
-    __m256 frac, frac2 = _mm256_setzero_ps();
+    __m256 frac;
     __m256i bin;
     for (; i + 8 <= n; i += 8) {
-        lanes.run<kSecond>(work.data() + i, frac, frac2, bin);
-        scatter(frac, frac2, bin);
+        lanes.run(logits.data() + i, frac, bin);
+        scatter(frac, bin);
         const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
         _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
         std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
-        std::copy(work.begin() + static_cast<std::ptrdiff_t>(i), work.end(), pad);
-        lanes.run<kSecond>(pad, frac, frac2, bin);
-        scatter(frac, frac2, bin);
+        std::copy(logits.begin() + static_cast<std::ptrdiff_t>(i), logits.end(), pad);
+        lanes.run(pad, frac, bin);
+        scatter(frac, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
 }
 
-// Bin masses from the lanes' histograms (weight w of kW interleaved ones) times each bin's scale; returns the total.
-double screen_masses(const std::vector<uint64_t>& hist, size_t kW, size_t w, const std::array<double, kBins>& scale,
-                     std::array<double, kBins>& mass) {
+// Bin masses from the lanes' histograms times each bin's scale; returns the total.
+double screen_masses(const std::vector<uint64_t>& hist, std::array<double, kBins>& mass) {
+    const std::array<double, kBins>& scale = bin_scale();
     double total = 0;
     mass.fill(0.0);
     for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
         uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * kW + w];
+        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
     return total;
 }
 
-// The pick, and top-p before it, on the screen. Top-p weighs the tokens at temperature 1 and the pick at `temp`: at
-// temperature 1 one histogram serves both; otherwise (temp in [0.5, 2], the caller checks) one pass fills two
-// histograms on the same bins, binned by the larger of the two distances d and d / temp (so that the other weight's
-// exponent within a bin, c times the binned one with c = min(temp, 1 / temp), stays under 1/8), the other weight's
-// bin scale e^(-c k/8) a table of powers. A bin is a logit interval (the bin is monotonic in the logit), so the
-// tokens before top-p's crossing token are exactly whole bins before its bin plus a prefix of it, whichever weight
-// the histogram sums.
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
-                                   SampleScratch& scratch) {
-    const size_t n = work.size();
-    const bool two = top_p < 1.0 && temp != 1.f;
-    const float tb = two ? std::min(temp, 1.f) : temp;  // the binned distance's temperature
-    const double c = !two ? 1.0 : temp < 1.f ? static_cast<double>(temp) : 1.0 / static_cast<double>(temp);
-    const double inv = 1.0 / static_cast<double>(tb);
-    const float hi = static_cast<float>(inv);
-    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
-                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi))),
-                            _mm256_set1_ps(static_cast<float>(c))};
-    if (two) {
-        screen_histograms<true>(work, lanes, scratch);
-    } else {
-        screen_histograms<false>(work, lanes, scratch);
+// The tokens in bin k (bins[j] == k), in the chain's order: logits[j] and id ids[j] (j itself when ids is null).
+// Sixteen bins are compared at a time: a block without one costs a vector compare.
+void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, const int32_t* ids, size_t k,
+                 std::vector<Cand>& out) {
+    out.clear();
+    const size_t n = bins.size();
+    auto id = [&](size_t j) { return ids != nullptr ? ids[j] : static_cast<TokenId>(j); };
+    const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
+    size_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
+        auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
+        while (hits != 0) {
+            const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
+            out.emplace_back(logits[j], id(j));
+            hits &= hits - 1;
+            hits &= hits - 1;  // two mask bits per 16-bit lane
+        }
     }
-    const std::vector<uint16_t>& bins = scratch.bin16;
-    std::array<double, kBins> mass_b{}, mass_c{};
-    const double total_b = screen_masses(scratch.hist, two ? 2 : 1, 0, bin_scale(), mass_b);
-    double total_c = total_b;
-    // Bounds (absolute; a total is >= 1, the top token's exact weight) of what the screen's masses neglect beyond
-    // kScreenEps: the tail bin's tokens, counted as 0 (n e^-63.875 for the binned weight, n e^(-63.875 c) for the
-    // other one), and the powers table's rounding (512 products, under 1e-13 relative).
-    double neglect_b = static_cast<double>(n) * 1e-27, neglect_c = neglect_b;
-    if (two) {
-        std::array<double, kBins> scale_c{};
-        const double q = std::exp(-c / kBinsPerUnit);
-        scale_c[0] = 1.0;
-        for (size_t k = 1; k < static_cast<size_t>(kBins); ++k) scale_c[k] = scale_c[k - 1] * q;
-        total_c = screen_masses(scratch.hist, 2, 1, scale_c, mass_c);
-        neglect_c = static_cast<double>(n) * std::exp(-(kTailBin / kBinsPerUnit) * c) + 1e-13 * total_c;
+    for (; t < n; ++t) {
+        if (bins[t] == k) out.emplace_back(logits[t], id(t));
     }
-    // Top-p's masses (temperature 1) and the pick's (temperature temp).
-    const bool p_binned = !two || tb == temp;
-    const std::array<double, kBins>& mass_p = p_binned ? mass_b : mass_c;
-    const std::array<double, kBins>& mass_1 = !two || tb == 1.f ? mass_b : mass_c;
-    const double total_p = p_binned ? total_b : total_c;
-    const double total_1 = !two || tb == 1.f ? total_b : total_c;
-    const double neglect_p = p_binned ? neglect_b : neglect_c;
-    const double neglect_1 = !two || tb == 1.f ? neglect_b : neglect_c;
-    const double mxd = mx;
-    // The definition's own weights of a token: exp((l - max) / T) in double, at the pick's temperature and at 1.
-    auto weight_p = [&](const Cand& t) {
-        return std::exp((static_cast<double>(t.first) - mxd) / static_cast<double>(temp));
-    };
-    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
-    // Bin k's tokens in the chain's order, sixteen bins compared at a time.
-    auto collect = [&](size_t k, std::vector<Cand>& out) {
-        out.clear();
-        const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
-        size_t t = 0;
-        for (; t + 16 <= n; t += 16) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
-            auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
-            while (hits != 0) {
-                const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
-                out.emplace_back(work[j], static_cast<TokenId>(j));
-                hits &= hits - 1;
-                hits &= hits - 1;  // two mask bits per 16-bit lane
+    std::sort(out.begin(), out.end(), better);
+}
+
+// For each mask of 8 lanes, the positions of its set lanes in order (then zeros): the permutation that packs them.
+const std::array<std::array<int32_t, 8>, 256>& pack_table() {
+    alignas(32) static const std::array<std::array<int32_t, 8>, 256> table = [] {
+        std::array<std::array<int32_t, 8>, 256> t{};
+        for (size_t m = 0; m < 256; ++m) {
+            size_t c = 0;
+            for (int32_t j = 0; j < 8; ++j) {
+                if ((m >> j) & 1) t[m][c++] = j;
             }
         }
-        for (; t < n; ++t) {
-            if (bins[t] == k) out.emplace_back(work[t], static_cast<TokenId>(t));
+        return t;
+    }();
+    return table;
+}
+
+// The tokens whose bin is below kc, packed in id order into scratch.kept_logit / kept_id; returns their count. Eight
+// at a time: the lanes' mask picks a permutation that moves the kept lanes to the front, and both vectors are stored
+// whole (the buffers have 8 elements of slack), so a token costs no branch of its own.
+size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc, SampleScratch& scratch) {
+    const size_t n = work.size();
+    scratch.kept_logit.resize(n + 8);
+    scratch.kept_id.resize(n + 8);
+    float* const out_l = scratch.kept_logit.data();
+    int32_t* const out_id = scratch.kept_id.data();
+    const auto& table = pack_table();
+    const __m256i limit = _mm256_set1_epi16(static_cast<int16_t>(kc));
+    size_t c = 0, i = 0;
+    auto pack8 = [&](size_t at, uint32_t mask) {
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(table[mask].data()));
+        _mm256_storeu_ps(out_l + c, _mm256_permutevar8x32_ps(_mm256_loadu_ps(work.data() + at), perm));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_id + c),
+                            _mm256_add_epi32(perm, _mm256_set1_epi32(static_cast<int32_t>(at))));
+        c += static_cast<size_t>(__builtin_popcount(mask));
+    };
+    for (; i + 16 <= n; i += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
+        // Bins are below 512, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
+        // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23.
+        const __m256i lt = _mm256_cmpgt_epi16(limit, v);
+        const auto m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi16(lt, _mm256_setzero_si256())));
+        if (m == 0) continue;
+        if ((m & 0xff) != 0) pack8(i, m & 0xff);
+        if ((m >> 16) != 0) pack8(i + 8, (m >> 16) & 0xff);
+    }
+    for (; i < n; ++i) {
+        if (bins[i] < kc) {
+            out_l[c] = work[i];
+            out_id[c++] = static_cast<int32_t>(i);
         }
-        std::sort(out.begin(), out.end(), better);
+    }
+    return c;
+}
+
+// The pick, after top-p and min-p (top-k off, the caller checks), on the screen. A first pass bins every token at
+// temperature 1 when top-p is on (its cut is defined there) and at the pick's temperature otherwise. A bin is a logit
+// interval (the bin is monotonic in the logit), so the kept set, a prefix of the chain's order, is whole bins [0, kc)
+// and then the first m tokens of bin kc (`edge`, collected and weighed exactly): top-p's crossing bin, or min-p's
+// threshold bin (a fixed distance -ln(min_p) from the top, every token of it tested exactly) when that comes first.
+// At a pick temperature other than 1, the tokens of the kept whole bins are gathered (usually a small part of the
+// vocabulary) and a second screen pass bins and weighs just them at that temperature; the pick then walks those
+// bins, and the edge after them. The sorted definition's token, or nullopt when a crossing lies within the screen's
+// error bound of a boundary (or min-p's threshold within rounding of a token or a bin boundary).
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const SampleStep& st,
+                                   SampleScratch& scratch) {
+    const size_t n = work.size();
+    const bool cut = st.top_p < 1.f;
+    const float temp = st.temperature;
+    screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp), scratch.bin16, scratch.hist);
+    std::array<double, kBins> mass{};
+    const double total = screen_masses(scratch.hist, mass);
+    // What the masses neglect beyond kScreenEps (absolute; a total is >= 1, the top token's exact weight): the tail
+    // bin's tokens, counted as 0, under n e^-63.875 together.
+    const double neglect = static_cast<double>(n) * 1e-27;
+    const double mxd = mx;
+    // The definition's own weights of a token: exp((l - max) / T) in double, at temperature 1 and the pick's.
+    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
+    auto weight_t = [&](const Cand& t) {
+        return std::exp((static_cast<double>(t.first) - mxd) / static_cast<double>(temp));
     };
     // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term), and what the masses neglect.
-    auto tolerance = [&](double total, double neglect) {
-        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * total + neglect;
+    auto tolerance = [&](double tot, double neg) {
+        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * tot + neg;
     };
-    // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
-    size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
-    std::vector<Cand> top_bin;
-    double kept_mass = total_p;
-    if (top_p < 1.0) {
-        const double tol = tolerance(total_1, neglect_1);
-        const double target = top_p * total_1;
-        double before = 0, before_p = 0;
+    const std::span<const uint16_t> bins = scratch.bin16;
+    size_t kc = static_cast<size_t>(kTailBin), m = 0;
+    std::vector<Cand> edge;
+    if (cut) {
+        const double tol = tolerance(total, neglect);
+        const double target = st.top_p * total;
+        double before = 0;
         size_t kp = 0;
         for (; kp < static_cast<size_t>(kTailBin); ++kp) {
-            if (before + mass_1[kp] >= target) break;
-            before += mass_1[kp];
-            before_p += mass_p[kp];
+            if (before + mass[kp] >= target) break;
+            before += mass[kp];
         }
         if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
         // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
         const double margin = kScreenEps * 1.001 * (target + before) + tol;
-        collect(kp, top_bin);
+        collect_bin(bins, work, nullptr, kp, edge);
         double cum = before;
-        kept_mass = before_p;
-        for (; kept_in_top < top_bin.size(); ++kept_in_top) {
+        for (; m < edge.size(); ++m) {
             const double prev = cum;
-            cum += weight_1(top_bin[kept_in_top]);
-            kept_mass += weight_p(top_bin[kept_in_top]);
+            cum += weight_1(edge[m]);
             if (cum >= target) {
                 if (target - prev <= margin || cum - target <= margin) return std::nullopt;
                 break;
             }
         }
-        if (kept_in_top == top_bin.size()) return std::nullopt;
-        ++kept_in_top;
-        kept_bins = kp;
-    }
-    // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
-    // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
-    const double tol = tolerance(total_p, neglect_p);
-    const double target = u * kept_mass;
-    double before = 0;
-    size_t kb = 0;
-    for (; kb < kept_bins; ++kb) {
-        if (target < before + mass_p[kb]) break;
-        before += mass_p[kb];
-    }
-    const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
-    std::vector<Cand>& inside = scratch.cand;
-    size_t count = kept_in_top;
-    if (kb < kept_bins) {
-        collect(kb, inside);
-        count = inside.size();
-    }
-    const std::vector<Cand>& walk = kb < kept_bins ? inside : top_bin;
-    double cum = before;
-    for (size_t t = 0; t < count; ++t) {
-        const double prev = cum;
-        cum += weight_p(walk[t]);
-        if (target < cum) {
-            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            return walk[t].second;
+        if (m == edge.size()) return std::nullopt;
+        ++m;
+        kc = kp;
+        if (st.min_p > 0.f) {
+            // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the
+            // top, bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass
+            // (which side a token at the boundary lands on is the f32 binning's rounding).
+            const double mp = st.min_p;
+            const double t8 = -std::log(mp) * kBinsPerUnit;
+            if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
+            const auto km = static_cast<size_t>(std::floor(t8));
+            if (km <= kc) {
+                if (km < kc) {
+                    collect_bin(bins, work, nullptr, km, edge);
+                    m = edge.size();
+                    kc = km;
+                }
+                // The first token of the edge under min-p ends the kept set (within rounding of it: the exact pass;
+                // the definition compares p[k] >= min_p * p[0], both divided by the sum).
+                for (size_t j = 0; j < m; ++j) {
+                    const double e = weight_1(edge[j]);
+                    if (std::abs(e - mp) <= 1e-13 * mp) return std::nullopt;
+                    if (e < mp) {
+                        m = j;
+                        break;
+                    }
+                }
+            }
         }
     }
-    return std::nullopt;
+
+    // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`) and then edge[0, m).
+    auto pick = [&](const std::array<double, kBins>& pm, double whole, std::span<const uint16_t> pb,
+                    std::span<const float> pl, const int32_t* pid, double neg) -> std::optional<TokenId> {
+        double kept_mass = whole;
+        for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
+        // The kept mass is within kScreenEps of the definition's, so the draw moves by at most kScreenEps * target,
+        // and the cumulative sum before the crossing bin by kScreenEps * before.
+        const double tol = tolerance(std::max(kept_mass, total), neg);
+        const double target = st.u * kept_mass;
+        double before = 0;
+        size_t kb = 0;
+        for (; kb < kc; ++kb) {
+            if (target < before + pm[kb]) break;
+            before += pm[kb];
+        }
+        const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
+        std::vector<Cand>& inside = scratch.cand;
+        size_t count = m;
+        if (kb < kc) {
+            collect_bin(pb, pl, pid, kb, inside);
+            count = inside.size();
+        }
+        const std::vector<Cand>& walk = kb < kc ? inside : edge;
+        double cum = before;
+        for (size_t t = 0; t < count; ++t) {
+            const double prev = cum;
+            cum += weight_t(walk[t]);
+            if (target < cum) {
+                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+                return walk[t].second;
+            }
+        }
+        return std::nullopt;
+    };
+    if (!cut || temp == 1.f) {
+        double whole = 0;
+        for (size_t k = 0; k < kc; ++k) whole += mass[k];
+        return pick(mass, whole, bins, work, nullptr, neglect);
+    }
+    // The pick at its own temperature over the kept whole bins' tokens: their second pass's bins are again logit
+    // intervals, all before the edge's tokens, so those bins then the edge are the kept set in the chain's order.
+    const size_t kept = gather_below(bins, work, kc, scratch);
+    const std::span<const float> kl(scratch.kept_logit.data(), kept);
+    screen_histograms(kl, ScreenLanes(mx, temp), scratch.kept_bin, scratch.hist);
+    std::array<double, kBins> mass_t{};
+    const double whole = screen_masses(scratch.hist, mass_t);
+    kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
+    return pick(mass_t, whole, scratch.kept_bin, kl, scratch.kept_id.data(), static_cast<double>(kept) * 1e-27);
 }
 #else
-std::optional<TokenId> screen_pick(std::span<const float>, float, float, double, double, SampleScratch&) {
+std::optional<TokenId> screen_pick(std::span<const float>, float, const SampleStep&, SampleScratch&) {
     return std::nullopt;
 }
 #endif
@@ -779,16 +824,15 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
-        // The screen weighs top-p at temperature 1 and the pick at another temperature on one set of bins when the
-        // two distances' ratio keeps the other weight's tail under its bound (screen_pick says how).
-        if (s.min_p <= 0.f && s.temperature >= 0.5f && s.temperature <= 2.f) {
-            if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, s.top_p, scratch)) return *t;
-            ++scratch.screen_fallbacks;
-            if (s.temperature == 1.f) {
-                const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
-                return t ? *t : sample_sorted(work, s, scratch);
-            }
+        // Top-p, with or without min-p, at any temperature: on the screen (screen_pick says how).
+        if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
+        ++scratch.screen_fallbacks;
+        if (s.temperature == 1.f && s.min_p <= 0.f) {
+            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
+            return t ? *t : sample_sorted(work, s, scratch);
         }
+        // The double-precision pass for the draws the screen left (a crossing within its bound of a boundary): the
+        // kept prefix is sorted here.
         const Binned b = bin_tokens(work, mx, 1.f, scratch);
         auto prefix = crossing_prefix(work, b, s.top_p, true, true);
         if (!prefix) return sample_sorted(work, s, scratch);
@@ -803,7 +847,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
-    if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, 1.0, scratch)) return *t;
+    if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
     auto pick = crossing_prefix(work, b, s.u, false, false);
