@@ -524,10 +524,12 @@ const std::array<std::array<int32_t, 8>, 256>& pack_table() {
     return table;
 }
 
-// The tokens whose bin is below kc, packed in id order into scratch.kept_logit / kept_id; returns their count. Eight
-// at a time: the lanes' mask picks a permutation that moves the kept lanes to the front, and both vectors are stored
-// whole (the buffers have 8 elements of slack), so a token costs no branch of its own.
-size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc, SampleScratch& scratch) {
+// The tokens whose bin is below kc, packed in id order into scratch.kept_logit / kept_id (their count returned), and
+// those of bin kc appended to `edge` (in id order). Eight at a time: the lanes' mask picks a permutation that moves
+// the kept lanes to the front, and both vectors are stored whole (the buffers have 8 elements of slack), so a token
+// costs no branch of its own.
+size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc, SampleScratch& scratch,
+                    std::vector<Cand>& edge) {
     const size_t n = work.size();
     scratch.kept_logit.resize(n + 8);
     scratch.kept_id.resize(n + 8);
@@ -546,17 +548,24 @@ size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work,
     for (; i + 16 <= n; i += 16) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
         // Bins are below 512, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
-        // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23.
+        // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23 (the equal ones in bits 8-15 and 24-31).
         const __m256i lt = _mm256_cmpgt_epi16(limit, v);
-        const auto m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi16(lt, _mm256_setzero_si256())));
+        const __m256i eq = _mm256_cmpeq_epi16(limit, v);
+        const auto m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi16(lt, eq)));
         if (m == 0) continue;
         if ((m & 0xff) != 0) pack8(i, m & 0xff);
-        if ((m >> 16) != 0) pack8(i + 8, (m >> 16) & 0xff);
+        if (((m >> 16) & 0xff) != 0) pack8(i + 8, (m >> 16) & 0xff);
+        for (uint32_t e = ((m >> 8) & 0xff) | ((m >> 16) & 0xff00); e != 0; e &= e - 1) {
+            const size_t j = i + static_cast<size_t>(__builtin_ctz(e));
+            edge.emplace_back(work[j], static_cast<TokenId>(j));
+        }
     }
     for (; i < n; ++i) {
         if (bins[i] < kc) {
             out_l[c] = work[i];
             out_id[c++] = static_cast<int32_t>(i);
+        } else if (bins[i] == kc) {
+            edge.emplace_back(work[i], static_cast<TokenId>(i));
         }
     }
     return c;
@@ -595,6 +604,10 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
     const std::span<const uint16_t> bins = scratch.bin16;
     size_t kc = static_cast<size_t>(kTailBin), m = 0;
     std::vector<Cand> edge;
+    // At a pick temperature other than 1, the kept whole bins' tokens are gathered for the second pass, by the same
+    // scan that collects the edge.
+    const bool second = cut && temp != 1.f;
+    size_t kept = 0;
     if (cut) {
         const double tol = tolerance(total, neglect);
         const double target = st.top_p * total;
@@ -605,44 +618,49 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
             before += mass[kp];
         }
         if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
-        // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
-        const double margin = kScreenEps * 1.001 * (target + before) + tol;
-        collect_bin(bins, work, nullptr, kp, edge);
-        double cum = before;
-        for (; m < edge.size(); ++m) {
-            const double prev = cum;
-            cum += weight_1(edge[m]);
-            if (cum >= target) {
-                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-                break;
-            }
-        }
-        if (m == edge.size()) return std::nullopt;
-        ++m;
-        kc = kp;
-        if (st.min_p > 0.f) {
-            // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the
-            // top, bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass
-            // (which side a token at the boundary lands on is the f32 binning's rounding).
-            const double mp = st.min_p;
+        // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the top,
+        // bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass (which side
+        // a token at the boundary lands on is the f32 binning's rounding).
+        const double mp = st.min_p;
+        size_t km = static_cast<size_t>(kTailBin) + 1;  // none
+        if (mp > 0.0) {
             const double t8 = -std::log(mp) * kBinsPerUnit;
             if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
-            const auto km = static_cast<size_t>(std::floor(t8));
-            if (km <= kc) {
-                if (km < kc) {
-                    collect_bin(bins, work, nullptr, km, edge);
-                    m = edge.size();
-                    kc = km;
+            km = static_cast<size_t>(std::min(std::floor(t8), static_cast<double>(kTailBin) + 1));
+        }
+        kc = std::min(kp, km);
+        if (second) {
+            kept = gather_below(bins, work, kc, scratch, edge);
+            std::sort(edge.begin(), edge.end(), better);
+        } else {
+            collect_bin(bins, work, nullptr, kc, edge);
+        }
+        m = edge.size();
+        if (kc == kp) {
+            // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
+            const double margin = kScreenEps * 1.001 * (target + before) + tol;
+            double cum = before;
+            size_t j = 0;
+            for (; j < edge.size(); ++j) {
+                const double prev = cum;
+                cum += weight_1(edge[j]);
+                if (cum >= target) {
+                    if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+                    break;
                 }
-                // The first token of the edge under min-p ends the kept set (within rounding of it: the exact pass;
-                // the definition compares p[k] >= min_p * p[0], both divided by the sum).
-                for (size_t j = 0; j < m; ++j) {
-                    const double e = weight_1(edge[j]);
-                    if (std::abs(e - mp) <= 1e-13 * mp) return std::nullopt;
-                    if (e < mp) {
-                        m = j;
-                        break;
-                    }
+            }
+            if (j == edge.size()) return std::nullopt;
+            m = j + 1;
+        }
+        if (km == kc) {
+            // The first token of the edge under min-p ends the kept set (within rounding of it: the exact pass; the
+            // definition compares p[k] >= min_p * p[0], both divided by the sum).
+            for (size_t j = 0; j < m; ++j) {
+                const double e = weight_1(edge[j]);
+                if (std::abs(e - mp) <= 1e-13 * mp) return std::nullopt;
+                if (e < mp) {
+                    m = j;
+                    break;
                 }
             }
         }
@@ -689,7 +707,6 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
     }
     // The pick at its own temperature over the kept whole bins' tokens: their second pass's bins are again logit
     // intervals, all before the edge's tokens, so those bins then the edge are the kept set in the chain's order.
-    const size_t kept = gather_below(bins, work, kc, scratch);
     const std::span<const float> kl(scratch.kept_logit.data(), kept);
     screen_histograms(kl, ScreenLanes(mx, temp), scratch.kept_bin, scratch.hist);
     std::array<double, kBins> mass_t{};
