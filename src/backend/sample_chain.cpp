@@ -65,7 +65,14 @@ namespace {
 using Cand = std::pair<float, TokenId>;
 
 // The chain's order: logit descending, ties by id ascending (a strict total order on finite and infinite logits).
-bool better(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+// A function object, not a function: std::sort given a function's pointer called it through the pointer (perf showed
+// the sort of a crossing bin of flat logits at half of the step), while an object's call is inlined.
+struct Better {
+    bool operator()(const Cand& a, const Cand& b) const {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    }
+};
+constexpr Better better{};
 
 // Probabilities of sorted candidates at a temperature, as the sorted definition computes them (in double, the top
 // logit subtracted).
@@ -484,7 +491,7 @@ double screen_masses(const std::vector<uint64_t>& hist, std::array<double, kBins
     return total;
 }
 
-// The tokens in bin k (bins[j] == k), in the chain's order: logits[j] and id ids[j] (j itself when ids is null).
+// The tokens in bin k (bins[j] == k), in id order: logits[j] and id ids[j] (j itself when ids is null).
 // Sixteen bins are compared at a time: a block without one costs a vector compare.
 void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, const int32_t* ids, size_t k,
                  std::vector<Cand>& out) {
@@ -506,7 +513,6 @@ void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, 
     for (; t < n; ++t) {
         if (bins[t] == k) out.emplace_back(logits[t], id(t));
     }
-    std::sort(out.begin(), out.end(), better);
 }
 
 // For each mask of 8 lanes, the positions of its set lanes in order (then zeros): the permutation that packs them.
@@ -528,8 +534,9 @@ const std::array<std::array<int32_t, 8>, 256>& pack_table() {
 // those of bin kc appended to `edge` (in id order). Eight at a time: the lanes' mask picks a permutation that moves
 // the kept lanes to the front, and both vectors are stored whole (the buffers have 8 elements of slack), so a token
 // costs no branch of its own.
-size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc, SampleScratch& scratch,
-                    std::vector<Cand>& edge) {
+// Not inlined: inside screen_pick its loop kept its pointers on the stack (perf showed the reloads).
+__attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc,
+                                              SampleScratch& scratch, std::vector<Cand>& edge) {
     const size_t n = work.size();
     scratch.kept_logit.resize(n + 8);
     scratch.kept_id.resize(n + 8);
@@ -571,10 +578,72 @@ size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work,
     return c;
 }
 
+// Of v[0, count) (tokens of one bin, any order), the chain's first tokens up to the first whose cumulative weight,
+// started at `cum`, reaches `target` (`inclusive`) or exceeds it: v is reordered so that they are v[0, j], the
+// crossing token v[j] (those before it in any order), and j is returned. nullopt when no token crosses or the
+// crossing lies within `margin` of either of its boundaries. A weighted selection instead of a sort: each round
+// splits the range at a pivot token and keeps the side the running sum crosses in, so the work is linear in the bin
+// (a crossing bin of flat logits holds tens of thousands of tokens, whose sort was most of the step). The sums run in
+// another order than the definition's, which the caller's margin allows for (n units of rounding).
+template <class Weight>
+std::optional<size_t> crossing_in(std::vector<Cand>& v, size_t count, const Weight& weight, double cum, double target,
+                                  bool inclusive, double margin) {
+    struct Weighed {
+        Cand c;
+        double w;
+    };
+    auto crosses = [&](double c) { return inclusive ? c >= target : target < c; };
+    std::vector<Weighed> t(count);
+    for (size_t i = 0; i < count; ++i) t[i] = {v[i], weight(v[i])};
+    auto wbetter = [](const Weighed& a, const Weighed& b) { return better(a.c, b.c); };
+    size_t lo = 0, hi = count;
+    while (hi - lo > 16) {
+        // The median of three tokens as the pivot; the tokens better than it go first.
+        const size_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1;
+        const size_t piv = wbetter(t[a], t[b]) ? (wbetter(t[b], t[c])   ? b
+                                                  : wbetter(t[a], t[c]) ? c
+                                                                        : a)
+                                               : (wbetter(t[a], t[c])   ? a
+                                                  : wbetter(t[b], t[c]) ? c
+                                                                        : b);
+        const Cand pc = t[piv].c;
+        auto mid = static_cast<size_t>(std::partition(t.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                      t.begin() + static_cast<std::ptrdiff_t>(hi),
+                                                      [&](const Weighed& x) { return better(x.c, pc); }) -
+                                       t.begin());
+        if (mid == lo) {  // the pivot is the range's best token: it alone goes first
+            for (size_t i = lo; i < hi; ++i) {
+                if (t[i].c == pc) std::swap(t[i], t[lo]);
+            }
+            mid = lo + 1;
+        }
+        double sum = 0;
+        for (size_t i = lo; i < mid; ++i) sum += t[i].w;
+        if (crosses(cum + sum)) {
+            hi = mid;
+        } else {
+            cum += sum;
+            lo = mid;
+        }
+    }
+    std::sort(t.begin() + static_cast<std::ptrdiff_t>(lo), t.begin() + static_cast<std::ptrdiff_t>(hi), wbetter);
+    for (size_t j = lo; j < hi; ++j) {
+        const double prev = cum;
+        cum += t[j].w;
+        if (crosses(cum)) {
+            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+            for (size_t i = 0; i < count; ++i) v[i] = t[i].c;
+            return j;
+        }
+    }
+    return std::nullopt;
+}
+
 // The pick, after top-p and min-p (top-k off, the caller checks), on the screen. A first pass bins every token at
 // temperature 1 when top-p is on (its cut is defined there) and at the pick's temperature otherwise. A bin is a logit
 // interval (the bin is monotonic in the logit), so the kept set, a prefix of the chain's order, is whole bins [0, kc)
-// and then the first m tokens of bin kc (`edge`, collected and weighed exactly): top-p's crossing bin, or min-p's
+// and then the chain's first m tokens of bin kc (edge[0, m) in any order, collected and weighed exactly, found by
+// crossing_in): top-p's crossing bin, or min-p's
 // threshold bin (a fixed distance -ln(min_p) from the top, every token of it tested exactly) when that comes first.
 // At a pick temperature other than 1, the tokens of the kept whole bins are gathered (usually a small part of the
 // vocabulary) and a second screen pass bins and weighs just them at that temperature; the pick then walks those
@@ -631,7 +700,6 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
         kc = std::min(kp, km);
         if (second) {
             kept = gather_below(bins, work, kc, scratch, edge);
-            std::sort(edge.begin(), edge.end(), better);
         } else {
             collect_bin(bins, work, nullptr, kc, edge);
         }
@@ -639,30 +707,20 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
         if (kc == kp) {
             // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
             const double margin = kScreenEps * 1.001 * (target + before) + tol;
-            double cum = before;
-            size_t j = 0;
-            for (; j < edge.size(); ++j) {
-                const double prev = cum;
-                cum += weight_1(edge[j]);
-                if (cum >= target) {
-                    if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-                    break;
-                }
-            }
-            if (j == edge.size()) return std::nullopt;
-            m = j + 1;
+            const std::optional<size_t> j = crossing_in(edge, edge.size(), weight_1, before, target, true, margin);
+            if (!j) return std::nullopt;
+            m = *j + 1;
         }
         if (km == kc) {
             // The first token of the edge under min-p ends the kept set (within rounding of it: the exact pass; the
             // definition compares p[k] >= min_p * p[0], both divided by the sum).
+            size_t keep = 0;
             for (size_t j = 0; j < m; ++j) {
                 const double e = weight_1(edge[j]);
                 if (std::abs(e - mp) <= 1e-13 * mp) return std::nullopt;
-                if (e < mp) {
-                    m = j;
-                    break;
-                }
+                if (e >= mp) std::swap(edge[keep++], edge[j]);
             }
+            m = keep;
         }
     }
 
@@ -688,17 +746,10 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
             collect_bin(pb, pl, pid, kb, inside);
             count = inside.size();
         }
-        const std::vector<Cand>& walk = kb < kc ? inside : edge;
-        double cum = before;
-        for (size_t t = 0; t < count; ++t) {
-            const double prev = cum;
-            cum += weight_t(walk[t]);
-            if (target < cum) {
-                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-                return walk[t].second;
-            }
-        }
-        return std::nullopt;
+        std::vector<Cand>& walk = kb < kc ? inside : edge;
+        const std::optional<size_t> j = crossing_in(walk, count, weight_t, before, target, false, margin);
+        if (!j) return std::nullopt;
+        return walk[*j].second;
     };
     if (!cut || temp == 1.f) {
         double whole = 0;
