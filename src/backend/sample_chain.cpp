@@ -314,15 +314,6 @@ void collect_where(std::span<const float> work, std::span<const int32_t> bins, K
     }
 }
 
-// The tokens of bin k in the chain's order.
-std::vector<Cand> sorted_bin(std::span<const float> work, const Binned& b, int32_t k) {
-    std::vector<Cand> out;
-    collect_where(
-        work, b.bin, [k](int32_t bk) { return bk == k; }, out);
-    std::sort(out.begin(), out.end(), better);
-    return out;
-}
-
 // The first bin whose running mass crosses `target` (`inclusive`: reaches it, else exceeds it), with the mass of the
 // bins before it; nullopt when rounding leaves the total short of the target.
 struct BinCrossing {
@@ -339,40 +330,82 @@ std::optional<BinCrossing> crossing_bin(const Binned& b, double target, bool inc
     return std::nullopt;
 }
 
-// The sorted prefix up to and including the first token whose cumulative probability (at the binning's temperature)
-// exceeds `frac` (`inclusive`: reaches it). nullopt when the crossing lies within the rounding tolerance of a
-// boundary, or no token crosses (rounding leaves frac beyond the total): the caller then runs the sorted definition.
-// `whole_prefix` false: only the crossing token is returned (the pick needs no more).
-std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, const Binned& b, double frac,
-                                                 bool inclusive, bool whole_prefix) {
-    const double target = frac * b.total;
-    const double margin = b.tolerance * b.total;
-    auto crosses = [&](double cum) { return inclusive ? cum >= target : target < cum; };
-    const std::optional<BinCrossing> at = crossing_bin(b, target, inclusive);
-    if (!at) return std::nullopt;
-    const int32_t bin = at->bin;
-    const std::vector<Cand> inside = sorted_bin(work, b, bin);
-    double cum = at->before;
-    size_t j = 0;
-    for (; j < inside.size(); ++j) {
-        const double prev = cum;
-        cum += b.weight(static_cast<size_t>(inside[j].second));
-        if (crosses(cum)) {
-            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            break;
+// Of v[0, count) (tokens of one bin, any order), the chain's first tokens up to the first whose cumulative weight,
+// started at `cum`, reaches `target` (`inclusive`) or exceeds it: v is reordered so that they are v[0, j], the
+// crossing token v[j] (those before it in any order), and j is returned. nullopt when no token crosses or the
+// crossing lies within `margin` of either of its boundaries. A weighted selection instead of a sort: each round
+// splits the range at a pivot token and keeps the side the running sum crosses in, so the work is linear in the bin
+// (a crossing bin of flat logits holds tens of thousands of tokens, whose sort was most of the step). The sums run in
+// another order than the definition's, which the caller's margin allows for (n units of rounding).
+template <class Weight>
+std::optional<size_t> crossing_in(std::vector<Cand>& v, size_t count, const Weight& weight, double cum, double target,
+                                  bool inclusive, double margin) {
+    struct Weighed {
+        Cand c;
+        double w;
+    };
+    auto crosses = [&](double c) { return inclusive ? c >= target : target < c; };
+    std::vector<Weighed> t(count);
+    for (size_t i = 0; i < count; ++i) t[i] = {v[i], weight(v[i])};
+    auto wbetter = [](const Weighed& a, const Weighed& b) { return better(a.c, b.c); };
+    size_t lo = 0, hi = count;
+    while (hi - lo > 16) {
+        // The median of three tokens as the pivot; the tokens better than it go first.
+        const size_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1;
+        const size_t piv = wbetter(t[a], t[b]) ? (wbetter(t[b], t[c])   ? b
+                                                  : wbetter(t[a], t[c]) ? c
+                                                                        : a)
+                                               : (wbetter(t[a], t[c])   ? a
+                                                  : wbetter(t[b], t[c]) ? c
+                                                                        : b);
+        const Cand pc = t[piv].c;
+        auto mid = static_cast<size_t>(std::partition(t.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                      t.begin() + static_cast<std::ptrdiff_t>(hi),
+                                                      [&](const Weighed& x) { return better(x.c, pc); }) -
+                                       t.begin());
+        if (mid == lo) {  // the pivot is the range's best token: it alone goes first
+            for (size_t i = lo; i < hi; ++i) {
+                if (t[i].c == pc) std::swap(t[i], t[lo]);
+            }
+            mid = lo + 1;
+        }
+        double sum = 0;
+        for (size_t i = lo; i < mid; ++i) sum += t[i].w;
+        if (crosses(cum + sum)) {
+            hi = mid;
+        } else {
+            cum += sum;
+            lo = mid;
         }
     }
-    if (j == inside.size()) return std::nullopt;
-    std::vector<Cand> out;
-    if (whole_prefix) {
-        collect_where(
-            work, b.bin, [bin](int32_t k) { return k < bin; }, out);
-        std::sort(out.begin(), out.end(), better);
-        out.insert(out.end(), inside.begin(), inside.begin() + static_cast<std::ptrdiff_t>(j) + 1);
-    } else {
-        out.push_back(inside[j]);
+    std::sort(t.begin() + static_cast<std::ptrdiff_t>(lo), t.begin() + static_cast<std::ptrdiff_t>(hi), wbetter);
+    for (size_t j = lo; j < hi; ++j) {
+        const double prev = cum;
+        cum += t[j].w;
+        if (crosses(cum)) {
+            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+            for (size_t i = 0; i < count; ++i) v[i] = t[i].c;
+            return j;
+        }
     }
-    return out;
+    return std::nullopt;
+}
+
+// The pick without top-k, top-p or min-p in double precision, on a binning of the whole vocabulary at the pick's
+// temperature: the token whose cumulative weight first exceeds u times the total. nullopt when the crossing lies within
+// the rounding tolerance of a boundary, or no token crosses (rounding leaves u beyond the total): the caller then runs
+// the sorted definition.
+std::optional<TokenId> crossing_token(std::span<const float> work, const Binned& b, double u) {
+    const double target = u * b.total;
+    const std::optional<BinCrossing> at = crossing_bin(b, target, false);
+    if (!at) return std::nullopt;
+    std::vector<Cand> inside;
+    collect_where(
+        work, b.bin, [k = at->bin](int32_t bk) { return bk == k; }, inside);
+    auto weight = [&](const Cand& c) { return b.weight(static_cast<size_t>(c.second)); };
+    const std::optional<size_t> j =
+        crossing_in(inside, inside.size(), weight, at->before, target, false, b.tolerance * b.total);
+    return j ? std::optional<TokenId>(inside[*j].second) : std::nullopt;
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -578,67 +611,6 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
     return c;
 }
 
-// Of v[0, count) (tokens of one bin, any order), the chain's first tokens up to the first whose cumulative weight,
-// started at `cum`, reaches `target` (`inclusive`) or exceeds it: v is reordered so that they are v[0, j], the
-// crossing token v[j] (those before it in any order), and j is returned. nullopt when no token crosses or the
-// crossing lies within `margin` of either of its boundaries. A weighted selection instead of a sort: each round
-// splits the range at a pivot token and keeps the side the running sum crosses in, so the work is linear in the bin
-// (a crossing bin of flat logits holds tens of thousands of tokens, whose sort was most of the step). The sums run in
-// another order than the definition's, which the caller's margin allows for (n units of rounding).
-template <class Weight>
-std::optional<size_t> crossing_in(std::vector<Cand>& v, size_t count, const Weight& weight, double cum, double target,
-                                  bool inclusive, double margin) {
-    struct Weighed {
-        Cand c;
-        double w;
-    };
-    auto crosses = [&](double c) { return inclusive ? c >= target : target < c; };
-    std::vector<Weighed> t(count);
-    for (size_t i = 0; i < count; ++i) t[i] = {v[i], weight(v[i])};
-    auto wbetter = [](const Weighed& a, const Weighed& b) { return better(a.c, b.c); };
-    size_t lo = 0, hi = count;
-    while (hi - lo > 16) {
-        // The median of three tokens as the pivot; the tokens better than it go first.
-        const size_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1;
-        const size_t piv = wbetter(t[a], t[b]) ? (wbetter(t[b], t[c])   ? b
-                                                  : wbetter(t[a], t[c]) ? c
-                                                                        : a)
-                                               : (wbetter(t[a], t[c])   ? a
-                                                  : wbetter(t[b], t[c]) ? c
-                                                                        : b);
-        const Cand pc = t[piv].c;
-        auto mid = static_cast<size_t>(std::partition(t.begin() + static_cast<std::ptrdiff_t>(lo),
-                                                      t.begin() + static_cast<std::ptrdiff_t>(hi),
-                                                      [&](const Weighed& x) { return better(x.c, pc); }) -
-                                       t.begin());
-        if (mid == lo) {  // the pivot is the range's best token: it alone goes first
-            for (size_t i = lo; i < hi; ++i) {
-                if (t[i].c == pc) std::swap(t[i], t[lo]);
-            }
-            mid = lo + 1;
-        }
-        double sum = 0;
-        for (size_t i = lo; i < mid; ++i) sum += t[i].w;
-        if (crosses(cum + sum)) {
-            hi = mid;
-        } else {
-            cum += sum;
-            lo = mid;
-        }
-    }
-    std::sort(t.begin() + static_cast<std::ptrdiff_t>(lo), t.begin() + static_cast<std::ptrdiff_t>(hi), wbetter);
-    for (size_t j = lo; j < hi; ++j) {
-        const double prev = cum;
-        cum += t[j].w;
-        if (crosses(cum)) {
-            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            for (size_t i = 0; i < count; ++i) v[i] = t[i].c;
-            return j;
-        }
-    }
-    return std::nullopt;
-}
-
 // The pick, after top-p and min-p (top-k off, the caller checks), on the screen. A first pass bins every token at
 // temperature 1 when top-p is on (its cut is defined there) and at the pick's temperature otherwise. A bin is a logit
 // interval (the bin is monotonic in the logit), so the kept set, a prefix of the chain's order, is whole bins [0, kc)
@@ -771,53 +743,110 @@ std::optional<TokenId> screen_pick(std::span<const float>, float, const SampleSt
 }
 #endif
 
-// top-p and then the pick, both at temperature 1 and without min-p: one binning serves both, and neither the kept
-// prefix nor the vocabulary is sorted, only the bin where top_p crosses and the bin where the pick's draw crosses.
-// The kept set is every token of the bins before the top-p bin kp plus the first `kept` tokens (in the chain's order)
-// of bin kp; the pick walks it with u times its mass. nullopt when either crossing lies within the tolerance of a
-// boundary (as crossing_prefix): the caller runs the sorted definition.
-std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& b, double top_p, double u) {
+// The chain's bin of min-p's threshold on a binning at temperature 1 (8 per unit of distance from the top logit): the
+// kept tokens are those with e^(l - max) >= min_p, within dm = -ln(min_p) of the top, so bins [0, km) whole and some of
+// bin km; km = kTailBin + 1 when min-p is off. nullopt when the threshold lies on a bin boundary (which side a token
+// there lands on is the binning's rounding).
+std::optional<size_t> min_p_bin(double min_p) {
+    if (min_p <= 0.0) return static_cast<size_t>(kTailBin) + 1;
+    const double t8 = -std::log(min_p) * kBinsPerUnit;
+    if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
+    return static_cast<size_t>(std::min(std::floor(t8), static_cast<double>(kTailBin) + 1));
+}
+
+// Of edge[0, m) (tokens of min-p's threshold bin, any order), those min-p keeps moved to the front; returns their
+// count, or nullopt when a token's e^(l - max) is within rounding of min_p (the definition compares p[k] >=
+// min_p * p[0], both divided by the sum).
+std::optional<size_t> min_p_keep(std::vector<Cand>& edge, size_t m, double mx, double min_p) {
+    size_t keep = 0;
+    for (size_t j = 0; j < m; ++j) {
+        const double e = std::exp(static_cast<double>(edge[j].first) - mx);
+        if (std::abs(e - min_p) <= 1e-13 * min_p) return std::nullopt;
+        if (e >= min_p) std::swap(edge[keep++], edge[j]);
+    }
+    return keep;
+}
+
+// Top-p (with min-p, at any temperature) and then the pick in double precision: the draws the screen leaves (a
+// crossing within its bound of a boundary). As screen_pick, on a binning at temperature 1 with the kept set as whole
+// bins [0, kc) and then the chain's first m tokens of bin kc (found by crossing_in, not sorted); at another
+// temperature the kept whole bins' tokens are gathered and binned again at it. nullopt when a crossing lies within
+// the tolerance of a boundary: the caller runs the sorted definition.
+std::optional<TokenId> top_p_pick_binned(std::span<const float> work, double mx, const SampleStep& s,
+                                         SampleScratch& scratch) {
+    const Binned b = bin_tokens(work, mx, 1.f, scratch);
     const double margin = b.tolerance * b.total;
-    const double target = top_p * b.total;
+    const double target = s.top_p * b.total;
     const std::optional<BinCrossing> at = crossing_bin(b, target, true);
-    if (!at) return std::nullopt;
+    const std::optional<size_t> km = min_p_bin(s.min_p);
+    if (!at || !km) return std::nullopt;
     const auto kp = static_cast<size_t>(at->bin);
-    const std::vector<Cand> top_bin = sorted_bin(work, b, at->bin);
-    double kept_mass = at->before;
-    size_t kept = 0;
-    for (; kept < top_bin.size(); ++kept) {
-        const double prev = kept_mass;
-        kept_mass += b.weight(static_cast<size_t>(top_bin[kept].second));
-        if (kept_mass >= target) {
-            if (target - prev <= margin || kept_mass - target <= margin) return std::nullopt;
-            ++kept;
-            break;
-        }
+    const size_t kc = std::min(kp, *km);
+    std::vector<Cand> edge;
+    collect_where(
+        work, b.bin, [kc](int32_t k) { return static_cast<size_t>(k) == kc; }, edge);
+    auto weight_b = [&](const Cand& c) { return b.weight(static_cast<size_t>(c.second)); };
+    size_t m = edge.size();
+    if (kc == kp) {
+        const std::optional<size_t> j = crossing_in(edge, edge.size(), weight_b, at->before, target, true, margin);
+        if (!j) return std::nullopt;
+        m = *j + 1;
     }
-    if (kept_mass < target) return std::nullopt;
+    if (*km == kc) {
+        const std::optional<size_t> keep = min_p_keep(edge, m, mx, s.min_p);
+        if (!keep) return std::nullopt;
+        m = *keep;
+    }
     // The pick: u times the kept mass, whose own error (at most the tolerance) moves the draw as much again.
-    const double draw = u * kept_mass;
     const double margin2 = 2 * margin;
-    auto walk = [&](const std::vector<Cand>& sorted, size_t count, double cum) -> std::optional<TokenId> {
-        for (size_t j = 0; j < count; ++j) {
-            const double prev = cum;
-            cum += b.weight(static_cast<size_t>(sorted[j].second));
-            if (draw < cum) {
-                if (draw - prev <= margin2 || cum - draw <= margin2) return std::nullopt;
-                return sorted[j].second;
+    if (s.temperature == 1.f) {
+        double whole = 0;
+        for (size_t k = 0; k < kc; ++k) whole += b.mass[k];
+        double kept_mass = whole;
+        for (size_t j = 0; j < m; ++j) kept_mass += weight_b(edge[j]);
+        const double draw = s.u * kept_mass;
+        double cum = 0;
+        for (size_t k = 0; k < kc; ++k) {
+            if (draw < cum + b.mass[k]) {
+                std::vector<Cand> inside;
+                collect_where(
+                    work, b.bin, [k](int32_t bk) { return static_cast<size_t>(bk) == k; }, inside);
+                const std::optional<size_t> j = crossing_in(inside, inside.size(), weight_b, cum, draw, false, margin2);
+                return j ? std::optional<TokenId>(inside[*j].second) : std::nullopt;
             }
+            cum += b.mass[k];
         }
-        return std::nullopt;
-    };
-    double cum = 0;
-    for (size_t k = 0; k < kp; ++k) {
-        if (draw < cum + b.mass[k]) {
-            const std::vector<Cand> inside = sorted_bin(work, b, static_cast<int32_t>(k));
-            return walk(inside, inside.size(), cum);
-        }
-        cum += b.mass[k];
+        const std::optional<size_t> j = crossing_in(edge, m, weight_b, cum, draw, false, margin2);
+        return j ? std::optional<TokenId>(edge[*j].second) : std::nullopt;
     }
-    return walk(top_bin, kept, cum);
+    // Another temperature: the kept whole bins' tokens binned again at it (ids replaced by their index among them
+    // while their bins are walked), the edge weighed with the definition's own exp.
+    std::vector<Cand> kept;
+    collect_where(
+        work, b.bin, [kc](int32_t k) { return static_cast<size_t>(k) < kc; }, kept);
+    std::vector<float> kept_logit(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) kept_logit[i] = kept[i].first;
+    const double relative = b.tolerance;
+    const Binned bt = bin_tokens(kept_logit, mx, s.temperature, scratch);  // b's arrays are reused here
+    auto weight_t = [&](const Cand& c) {
+        return std::exp((static_cast<double>(c.first) - mx) / static_cast<double>(s.temperature));
+    };
+    double kept_mass = bt.total;
+    for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
+    const double draw = s.u * kept_mass;
+    const double margin_t = 2 * relative * std::max(kept_mass, 1.0);
+    const std::optional<BinCrossing> in = crossing_bin(bt, draw, false);
+    if (in && in->bin < kTailBin) {
+        std::vector<Cand> inside;
+        collect_where(
+            kept_logit, bt.bin, [k = in->bin](int32_t bk) { return bk == k; }, inside);  // ids: indices into kept
+        auto weight_i = [&](const Cand& c) { return bt.weight(static_cast<size_t>(c.second)); };
+        // The chain's order among these is by (logit, index), the same as by (logit, id): kept is in id order.
+        const std::optional<size_t> j = crossing_in(inside, inside.size(), weight_i, in->before, draw, false, margin_t);
+        return j ? std::optional<TokenId>(kept[static_cast<size_t>(inside[*j].second)].second) : std::nullopt;
+    }
+    const std::optional<size_t> j = crossing_in(edge, m, weight_t, bt.total, draw, false, margin_t);
+    return j ? std::optional<TokenId>(edge[*j].second) : std::nullopt;
 }
 
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
@@ -895,17 +924,8 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         // Top-p, with or without min-p, at any temperature: on the screen (screen_pick says how).
         if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
         ++scratch.screen_fallbacks;
-        if (s.temperature == 1.f && s.min_p <= 0.f) {
-            const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
-            return t ? *t : sample_sorted(work, s, scratch);
-        }
-        // The double-precision pass for the draws the screen left (a crossing within its bound of a boundary): the
-        // kept prefix is sorted here.
-        const Binned b = bin_tokens(work, mx, 1.f, scratch);
-        auto prefix = crossing_prefix(work, b, s.top_p, true, true);
-        if (!prefix) return sample_sorted(work, s, scratch);
-        cand = std::move(*prefix);
-        return finish_sorted(cand, s, false);
+        const std::optional<TokenId> t = top_p_pick_binned(work, mx, s, scratch);
+        return t ? *t : sample_sorted(work, s, scratch);
     }
     if (s.min_p > 0.f) {
         auto kept = min_p_survivors(work, mx, s.min_p);
@@ -918,9 +938,8 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
-    auto pick = crossing_prefix(work, b, s.u, false, false);
-    if (!pick) return sample_sorted(work, s, scratch);
-    return pick->front().second;
+    const std::optional<TokenId> t = crossing_token(work, b, s.u);
+    return t ? *t : sample_sorted(work, s, scratch);
 }
 
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& step) {

@@ -216,7 +216,7 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     SampleScratch scratch;
     Reference ref;
-    uint64_t random_draws = 0, on_boundary = 0;
+    uint64_t random_draws = 0, on_boundary = 0, near_boundary = 0, exact_pass_decided = 0;
     // Random draws with top-p or min-p at a temperature other than 1 (the second pass), and how many of them the
     // screen left to an exact pass.
     uint64_t second_pass_draws = 0, second_pass_fallbacks = 0;
@@ -278,10 +278,24 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
                         ++on_boundary;
                     }
                 }
+                // Draws 1e-7 (relative) beside a boundary: inside the screen's bound, outside the double-precision
+                // pass's (about 3e-10 at this size), so that pass, not the sorted definition, decides most of them.
+                for (double u : {at * (1 - 1e-7), at * (1 + 1e-7)}) {
+                    if (!(at > 0.01 && u < 1.0)) continue;
+                    s.u = u;
+                    const uint64_t screen_before = scratch.screen_fallbacks, sorted_before = scratch.sorted_fallbacks;
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "u=" << u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << s.min_p;
+                    ++near_boundary;
+                    if (scratch.screen_fallbacks != screen_before && scratch.sorted_fallbacks == sorted_before) {
+                        ++exact_pass_decided;
+                    }
+                }
             }
         }
     }
     EXPECT_GT(on_boundary, 60u);
+    EXPECT_GT(exact_pass_decided, near_boundary / 2) << "of " << near_boundary;
     EXPECT_GT(random_draws, 300u);
     // The second pass decides most of its draws (a vector whose top-p cut lies within the bound of a boundary sends
     // all of its draws to the exact pass, so a few vectors' worth may).
