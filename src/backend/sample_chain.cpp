@@ -22,16 +22,18 @@
 //   one, then sorted; top-p, min-p and the pick then run exactly as on the sorted list, on the same k values.
 // - top-k off: every later step only walks a prefix of the sorted list: up to the top-p crossing, up to the first
 //   token under min-p, up to the token whose cumulative probability first exceeds u. That prefix is found without a
-//   sort: the tokens are binned by their distance from the top logit, the bins' probability masses locate the bin
-//   where the cumulative sum crosses, and only that bin (and, for a kept prefix, the bins before it) is sorted.
+//   sort: the tokens are binned by their distance from the top logit (a bin is a logit interval), the bins' masses
+//   locate the bin where the cumulative sum crosses, and within that bin a weighted selection (crossing_in) finds the
+//   crossing token; the kept set of top-p / min-p is whole bins plus the first tokens of one bin, and at a pick
+//   temperature other than 1 the kept whole bins' tokens are binned again at it.
 //   The masses are summed in a different order than the sorted definition sums them, so a crossing is accepted only
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
-//   Without min-p (and with top-p only at temperatures 0.5 to 2), a first pass in single precision (screen_pick)
-//   computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens exactly; top-p at a
-//   temperature other than 1 gets a second weight per token on the same bins. A crossing within the single-precision
-//   error bound of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
+//   Except for min-p alone (min_p_survivors: a logit threshold, its few survivors sorted), a first pass in single
+//   precision (screen_pick) computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens
+//   exactly. A crossing within the single-precision error bound of a boundary (a few draws in a hundred) runs the
+//   double-precision pass above instead (bin_tokens, then top_p_pick_binned or crossing_token).
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
 //   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
