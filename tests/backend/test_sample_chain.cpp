@@ -114,7 +114,7 @@ TEST(SampleChain, SameTokenAsTheSortedDefinition) {
     std::mt19937_64 rng(20261203);
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     const float temps[] = {0.f, 0.3f, 0.8f, 1.f, 1.7f};
-    const int32_t ks[] = {0, 1, 40, -1 /* n */, -2 /* n + 3 */};
+    const int32_t ks[] = {0, 1, 40, 300, -1 /* n */, -2 /* n + 3 */};
     const float top_ps[] = {1.f, 0.95f, 0.5f, 0.05f};
     const float min_ps[] = {0.f, 0.05f, 0.3f};
     const size_t sizes[] = {1, 2, 7, 100, 1000};
@@ -300,6 +300,49 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     // The second pass decides most of its draws (a vector whose top-p cut lies within the bound of a boundary sends
     // all of its draws to the exact pass, so a few vectors' worth may).
     EXPECT_LT(second_pass_fallbacks, second_pass_draws / 2) << "of " << second_pass_draws;
+}
+
+// A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
+// another temperature after it: random draws and draws on and beside the definition's boundaries. The last vector
+// puts a high logit exactly where the threshold's strided sample looks, so that fewer than k tokens reach the
+// threshold and the heap must take over.
+TEST(SampleChain, WideTopKMatchesAt152k) {
+    std::mt19937_64 rng(13);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    SampleScratch scratch;
+    Reference ref;
+    constexpr size_t n = 151936;
+    std::vector<std::vector<float>> vectors;
+    for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::Ties, Shape::WithNegInf}) {
+        vectors.push_back(make_logits(shape, n, rng));
+    }
+    auto untypical = make_logits(Shape::Gaussian, n, rng);
+    for (size_t i = 0; i < 4096; ++i) untypical[i * n / 4096] = 40.f + static_cast<float>(i % 7);
+    vectors.push_back(untypical);
+    for (const auto& logits : vectors) {
+        for (int32_t k : {200, 1000, 5000, 20000}) {
+            for (const auto& [temp, top_p] : {std::pair{0.7f, 0.9f}, {1.f, 1.f}, {1.3f, 0.95f}}) {
+                SampleStep s;
+                s.temperature = temp;
+                s.top_k = k;
+                s.top_p = top_p;
+                s.min_p = 0.f;
+                for (int d = 0; d < 3; ++d) {
+                    s.u = unit(rng);
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "u=" << s.u << " k=" << k << " T=" << temp << " top_p=" << top_p;
+                }
+                const std::vector<double> cum = ref.last_cum;
+                const double at = cum[rng() % cum.size()];
+                for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0)}) {
+                    if (!(u < 1.0)) continue;
+                    s.u = u;
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "boundary u=" << u << " k=" << k << " T=" << temp << " top_p=" << top_p;
+                }
+            }
+        }
+    }
 }
 
 TEST(SampleChain, EmptyLogitsThrow) {
