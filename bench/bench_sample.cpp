@@ -2,8 +2,11 @@
 // (temperature 1, no top-k, top-p or min-p), the engine's defaults (top-k 40, top-p 0.95, min-p 0.05, temperature
 // 0.8), top-p 0.95 alone, min-p 0.05 alone, and greedy. Logits are a gaussian spread (sd 2.5) with a few peaked
 // tokens, roughly a language model's shape; each iteration draws a fresh u. Temperature 0.7 with top-p 0.9 is the
-// most common setting of OpenAI clients. The last benchmark times a sort of the
-// (logit, id) pairs alone: what every step paid before the chain stopped sorting.
+// most common setting of OpenAI clients. Top-p at a low temperature, top-p with min-p (no top-k) and a wide top-k
+// with top-p are the other combinations a client may send; the "Flat" case's logits are spread 5x narrower (sd 0.5,
+// no peaks), so that top-p keeps most of the vocabulary: the worst case of the paths that pick among top-p's kept
+// tokens. The last benchmark times a sort of the (logit, id) pairs alone: what every step paid before the chain
+// stopped sorting.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -18,17 +21,19 @@ using namespace orcd::backend;
 
 constexpr size_t kVocab = 151936;
 
-std::vector<float> logits() {
+std::vector<float> logits(bool flat = false) {
     std::mt19937_64 rng(1);
-    std::normal_distribution<float> g(0.f, 2.5f);
+    std::normal_distribution<float> g(0.f, flat ? 0.5f : 2.5f);
     std::vector<float> l(kVocab);
     for (float& v : l) v = g(rng);
-    for (size_t i = 0; i < 5; ++i) l[rng() % kVocab] += 12.f;
+    if (!flat) {
+        for (size_t i = 0; i < 5; ++i) l[rng() % kVocab] += 12.f;
+    }
     return l;
 }
 
-void run(benchmark::State& state, float temp, int32_t top_k, float top_p, float min_p) {
-    const auto l = logits();
+void run(benchmark::State& state, float temp, int32_t top_k, float top_p, float min_p, bool flat = false) {
+    const auto l = logits(flat);
     SampleScratch scratch;
     std::mt19937_64 rng(2);
     SampleStep s;
@@ -48,6 +53,11 @@ void BM_SampleOpenAIDefault(benchmark::State& state) { run(state, 1.f, 0, 1.f, 0
 void BM_SampleEngineDefault(benchmark::State& state) { run(state, 0.8f, 40, 0.95f, 0.05f); }
 void BM_SampleTopP095(benchmark::State& state) { run(state, 1.f, 0, 0.95f, 0.f); }
 void BM_SampleT07TopP09(benchmark::State& state) { run(state, 0.7f, 0, 0.9f, 0.f); }
+void BM_SampleT03TopP09(benchmark::State& state) { run(state, 0.3f, 0, 0.9f, 0.f); }
+void BM_SampleT08TopP095MinP005(benchmark::State& state) { run(state, 0.8f, 0, 0.95f, 0.05f); }
+void BM_SampleT07TopP09MinP0001(benchmark::State& state) { run(state, 0.7f, 0, 0.9f, 0.001f); }
+void BM_SampleT07TopK1000TopP09(benchmark::State& state) { run(state, 0.7f, 1000, 0.9f, 0.f); }
+void BM_SampleT07TopP09Flat(benchmark::State& state) { run(state, 0.7f, 0, 0.9f, 0.f, true); }
 void BM_SampleMinP005(benchmark::State& state) { run(state, 1.f, 0, 1.f, 0.05f); }
 void BM_SampleGreedy(benchmark::State& state) { run(state, 0.f, 0, 1.f, 0.f); }
 
@@ -67,6 +77,11 @@ BENCHMARK(BM_SampleOpenAIDefault)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleEngineDefault)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleTopP095)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleT07TopP09)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SampleT03TopP09)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SampleT08TopP095MinP005)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SampleT07TopP09MinP0001)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SampleT07TopK1000TopP09)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SampleT07TopP09Flat)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleMinP005)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleGreedy)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SortWholeVocabulary)->Unit(benchmark::kMicrosecond);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <tuple>
@@ -22,16 +23,18 @@
 //   one, then sorted; top-p, min-p and the pick then run exactly as on the sorted list, on the same k values.
 // - top-k off: every later step only walks a prefix of the sorted list: up to the top-p crossing, up to the first
 //   token under min-p, up to the token whose cumulative probability first exceeds u. That prefix is found without a
-//   sort: the tokens are binned by their distance from the top logit, the bins' probability masses locate the bin
-//   where the cumulative sum crosses, and only that bin (and, for a kept prefix, the bins before it) is sorted.
+//   sort: the tokens are binned by their distance from the top logit (a bin is a logit interval), the bins' masses
+//   locate the bin where the cumulative sum crosses, and within that bin a weighted selection (crossing_in) finds the
+//   crossing token; the kept set of top-p / min-p is whole bins plus the first tokens of one bin, and at a pick
+//   temperature other than 1 the kept whole bins' tokens are binned again at it.
 //   The masses are summed in a different order than the sorted definition sums them, so a crossing is accepted only
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
-//   Without min-p (and with top-p only at temperatures 0.5 to 2), a first pass in single precision (screen_pick)
-//   computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens exactly; top-p at a
-//   temperature other than 1 gets a second weight per token on the same bins. A crossing within the single-precision
-//   error bound of a boundary (a few draws in a hundred) runs the double-precision pass above instead.
+//   Except for min-p alone (min_p_survivors: a logit threshold, its few survivors sorted), a first pass in single
+//   precision (screen_pick) computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens
+//   exactly. A crossing within the single-precision error bound of a boundary (a few draws in a hundred) runs the
+//   double-precision pass above instead (bin_tokens, then top_p_pick_binned or crossing_token).
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
 //   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
@@ -65,7 +68,14 @@ namespace {
 using Cand = std::pair<float, TokenId>;
 
 // The chain's order: logit descending, ties by id ascending (a strict total order on finite and infinite logits).
-bool better(const Cand& a, const Cand& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); }
+// A function object, not a function: std::sort given a function's pointer called it through the pointer (perf showed
+// the sort of a crossing bin of flat logits at half of the step), while an object's call is inlined.
+struct Better {
+    bool operator()(const Cand& a, const Cand& b) const {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    }
+};
+constexpr Better better{};
 
 // Probabilities of sorted candidates at a temperature, as the sorted definition computes them (in double, the top
 // logit subtracted).
@@ -203,6 +213,46 @@ void select_top_k(std::span<const float> work, size_t k, std::vector<Cand>& cand
     std::sort(cand.begin(), cand.end(), better);
 }
 
+// The k best candidates, sorted, for a wide k, where the heap's insertions (about k ln(n / k) of them, each log k)
+// cost more than a pass: a threshold from a strided sample of the logits (the rank that would leave about 1.5 k + 64
+// tokens at or above it in the whole vocabulary, were the sample typical), every token at or above it gathered, and
+// the k best of those sorted. Whenever at least k tokens were gathered, the k-th best is at or above the threshold, so
+// the k best overall are all among them; otherwise (an untypical sample) false, and the caller runs the heap.
+bool select_top_k_wide(std::span<const float> work, size_t k, std::vector<Cand>& cand) {
+    const size_t n = work.size();
+    const size_t sn = std::min<size_t>(n, 4096);
+    std::vector<float> sample(sn);
+    for (size_t i = 0; i < sn; ++i) sample[i] = work[i * n / sn];
+    const size_t want = std::min(n, k + k / 2 + 64);
+    const size_t r = std::min(sn - 1, want * sn / n);
+    std::nth_element(sample.begin(), sample.begin() + static_cast<std::ptrdiff_t>(r), sample.end(),
+                     std::greater<float>());
+    const float t = sample[r];
+    cand.clear();
+    // Eight at a time: a block with no logit at or above t (most of them) costs one vector compare.
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= t;
+        if (!any) continue;
+        for (size_t j = i; j < i + 8; ++j) {
+            if (work[j] >= t) cand.emplace_back(work[j], static_cast<TokenId>(j));
+        }
+    }
+    for (; i < n; ++i) {
+        if (work[i] >= t) cand.emplace_back(work[i], static_cast<TokenId>(i));
+    }
+    if (cand.size() < k) return false;
+    std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(k), cand.end(), better);
+    cand.resize(k);
+    return true;
+}
+
+// From this k on, top-k selects by a sampled threshold instead of a heap (select_top_k_wide): at k = 40 the heap took
+// 51 us of a 152k step and the threshold 58, at k = 1000 the heap 482 and the threshold 80 (the bound between them is
+// a guess, not measured).
+constexpr size_t kWideTopK = 128;
+
 // Bins of the distance d = (max logit - logit) / temperature: 8 per unit, the last one (d >= 63.875) holding the
 // tail, whose tokens count as weight 0 (each under e^-63.875 = 2e-28 of the top token's weight 1; the bound of all
 // of them together is part of the tolerance).
@@ -307,15 +357,6 @@ void collect_where(std::span<const float> work, std::span<const int32_t> bins, K
     }
 }
 
-// The tokens of bin k in the chain's order.
-std::vector<Cand> sorted_bin(std::span<const float> work, const Binned& b, int32_t k) {
-    std::vector<Cand> out;
-    collect_where(
-        work, b.bin, [k](int32_t bk) { return bk == k; }, out);
-    std::sort(out.begin(), out.end(), better);
-    return out;
-}
-
 // The first bin whose running mass crosses `target` (`inclusive`: reaches it, else exceeds it), with the mass of the
 // bins before it; nullopt when rounding leaves the total short of the target.
 struct BinCrossing {
@@ -332,44 +373,86 @@ std::optional<BinCrossing> crossing_bin(const Binned& b, double target, bool inc
     return std::nullopt;
 }
 
-// The sorted prefix up to and including the first token whose cumulative probability (at the binning's temperature)
-// exceeds `frac` (`inclusive`: reaches it). nullopt when the crossing lies within the rounding tolerance of a
-// boundary, or no token crosses (rounding leaves frac beyond the total): the caller then runs the sorted definition.
-// `whole_prefix` false: only the crossing token is returned (the pick needs no more).
-std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, const Binned& b, double frac,
-                                                 bool inclusive, bool whole_prefix) {
-    const double target = frac * b.total;
-    const double margin = b.tolerance * b.total;
-    auto crosses = [&](double cum) { return inclusive ? cum >= target : target < cum; };
-    const std::optional<BinCrossing> at = crossing_bin(b, target, inclusive);
-    if (!at) return std::nullopt;
-    const int32_t bin = at->bin;
-    const std::vector<Cand> inside = sorted_bin(work, b, bin);
-    double cum = at->before;
-    size_t j = 0;
-    for (; j < inside.size(); ++j) {
-        const double prev = cum;
-        cum += b.weight(static_cast<size_t>(inside[j].second));
-        if (crosses(cum)) {
-            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            break;
+// Of v[0, count) (tokens of one bin, any order), the chain's first tokens up to the first whose cumulative weight,
+// started at `cum`, reaches `target` (`inclusive`) or exceeds it: v is reordered so that they are v[0, j], the
+// crossing token v[j] (those before it in any order), and j is returned. nullopt when no token crosses or the
+// crossing lies within `margin` of either of its boundaries. A weighted selection instead of a sort: each round
+// splits the range at a pivot token and keeps the side the running sum crosses in, so the work is linear in the bin
+// (a crossing bin of flat logits holds tens of thousands of tokens, whose sort was most of the step). The sums run in
+// another order than the definition's, which the caller's margin allows for (n units of rounding).
+template <class Weight>
+std::optional<size_t> crossing_in(std::vector<Cand>& v, size_t count, const Weight& weight, double cum, double target,
+                                  bool inclusive, double margin) {
+    struct Weighed {
+        Cand c;
+        double w;
+    };
+    auto crosses = [&](double c) { return inclusive ? c >= target : target < c; };
+    std::vector<Weighed> t(count);
+    for (size_t i = 0; i < count; ++i) t[i] = {v[i], weight(v[i])};
+    auto wbetter = [](const Weighed& a, const Weighed& b) { return better(a.c, b.c); };
+    size_t lo = 0, hi = count;
+    while (hi - lo > 16) {
+        // The median of three tokens as the pivot; the tokens better than it go first.
+        const size_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1;
+        const size_t piv = wbetter(t[a], t[b]) ? (wbetter(t[b], t[c])   ? b
+                                                  : wbetter(t[a], t[c]) ? c
+                                                                        : a)
+                                               : (wbetter(t[a], t[c])   ? a
+                                                  : wbetter(t[b], t[c]) ? c
+                                                                        : b);
+        const Cand pc = t[piv].c;
+        auto mid = static_cast<size_t>(std::partition(t.begin() + static_cast<std::ptrdiff_t>(lo),
+                                                      t.begin() + static_cast<std::ptrdiff_t>(hi),
+                                                      [&](const Weighed& x) { return better(x.c, pc); }) -
+                                       t.begin());
+        if (mid == lo) {  // the pivot is the range's best token: it alone goes first
+            for (size_t i = lo; i < hi; ++i) {
+                if (t[i].c == pc) std::swap(t[i], t[lo]);
+            }
+            mid = lo + 1;
+        }
+        double sum = 0;
+        for (size_t i = lo; i < mid; ++i) sum += t[i].w;
+        if (crosses(cum + sum)) {
+            hi = mid;
+        } else {
+            cum += sum;
+            lo = mid;
         }
     }
-    if (j == inside.size()) return std::nullopt;
-    std::vector<Cand> out;
-    if (whole_prefix) {
-        collect_where(
-            work, b.bin, [bin](int32_t k) { return k < bin; }, out);
-        std::sort(out.begin(), out.end(), better);
-        out.insert(out.end(), inside.begin(), inside.begin() + static_cast<std::ptrdiff_t>(j) + 1);
-    } else {
-        out.push_back(inside[j]);
+    std::sort(t.begin() + static_cast<std::ptrdiff_t>(lo), t.begin() + static_cast<std::ptrdiff_t>(hi), wbetter);
+    for (size_t j = lo; j < hi; ++j) {
+        const double prev = cum;
+        cum += t[j].w;
+        if (crosses(cum)) {
+            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
+            for (size_t i = 0; i < count; ++i) v[i] = t[i].c;
+            return j;
+        }
     }
-    return out;
+    return std::nullopt;
+}
+
+// The pick without top-k, top-p or min-p in double precision, on a binning of the whole vocabulary at the pick's
+// temperature: the token whose cumulative weight first exceeds u times the total. nullopt when the crossing lies within
+// the rounding tolerance of a boundary, or no token crosses (rounding leaves u beyond the total): the caller then runs
+// the sorted definition.
+std::optional<TokenId> crossing_token(std::span<const float> work, const Binned& b, double u) {
+    const double target = u * b.total;
+    const std::optional<BinCrossing> at = crossing_bin(b, target, false);
+    if (!at) return std::nullopt;
+    std::vector<Cand> inside;
+    collect_where(
+        work, b.bin, [k = at->bin](int32_t bk) { return bk == k; }, inside);
+    auto weight = [&](const Cand& c) { return b.weight(static_cast<size_t>(c.second)); };
+    const std::optional<size_t> j =
+        crossing_in(inside, inside.size(), weight, at->before, target, false, b.tolerance * b.total);
+    return j ? std::optional<TokenId>(inside[*j].second) : std::nullopt;
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// The single-precision screen of the pick without top-k or min-p (top-p: see screen_pick). Each token's bin and
+// The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
 // weight come from d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e
 // (TwoSum), 1/T into hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain
 // f32 d would be off by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight
@@ -379,13 +462,11 @@ std::optional<std::vector<Cand>> crossing_prefix(std::span<const float> work, co
 // Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
 // (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
 // coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
-// 1.0e-7 in all; a second weight e^-c(d - k/8) (screen_pick's top-p at another temperature) adds the rounding of
-// c r8 and of c itself (7.5e-9 each): under 1.2e-7, taken as kScreenEps = 1.25e-7 for both. Bin masses (exact sums
-// of the screened weights, times the bin's scale), their total and any sum of them are within kScreenEps of the
-// definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed
-// with the definition's own expression, so the pick is the definition's token whenever the draw is farther than
-// kScreenEps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the boundaries of
-// the token it lands on.
+// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses (exact sums of the screened weights, times the bin's
+// scale), their total and any sum of them are within kScreenEps of the definition's, up to the double sums' rounding
+// (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed with the definition's own expression, so the
+// pick is the definition's token whenever the draw is farther than kScreenEps * (u * total + the mass before the
+// crossing bin), plus the double sums' rounding, from the boundaries of the token it lands on.
 constexpr double kScreenEps = 1.25e-7;
 
 // e^(-r8/8) for r8 in [0, 1): the degree-5 Taylor polynomial, coefficients (-1/8)^i / i!.
@@ -398,13 +479,17 @@ inline __m256 screen_poly(__m256 r8) {
     return _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
 }
 
-// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T. With
-// kSecond, also e^-c(d - k/8) for a factor c in (0, 1]: the weight at a second temperature relative to its bin's
-// scale e^(-c k/8), on the same bins (c r8 stays in [0, 1), so the polynomial's bound holds for it too).
+// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T.
 struct ScreenLanes {
-    __m256 mx, hi, lo, c;
-    template <bool kSecond>
-    void run(const float* l, __m256& frac, __m256& frac2, __m256i& bin) const {
+    __m256 mx, hi, lo;
+    ScreenLanes(float max_logit, float temp) {
+        const double inv = 1.0 / static_cast<double>(temp);
+        const float h = static_cast<float>(inv);
+        mx = _mm256_set1_ps(max_logit);
+        hi = _mm256_set1_ps(h);
+        lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
+    }
+    void run(const float* l, __m256& frac, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -419,292 +504,392 @@ struct ScreenLanes {
         // The tail bin weighs 0 (a -inf logit gives NaN in r8, masked here too).
         const __m256 in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
         frac = _mm256_andnot_ps(in_tail, screen_poly(r8));
-        if constexpr (kSecond) frac2 = _mm256_andnot_ps(in_tail, screen_poly(_mm256_mul_ps(r8, c)));
         bin = _mm256_cvttps_epi32(k);
     }
 };
 
-// The screen's pass over the vocabulary: every token's bin (u16, into scratch.bin16) and the per-lane histograms of
-// the weights (scratch.hist; with kSecond, the second weights interleaved: lane j's bin k at (j * kBins + k) * 2).
+// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights.
 //
 // The histograms count in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits) times 2^30 is
 // an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's mass is the exact sum
 // of its tokens' screened weights. The scatter is then one integer add to memory per token (a double histogram
-// needed each weight moved out of its lane, widened and added in a scalar register), or with two weights one 128-bit
-// add of both (two scalar adds per token measured about 10 % slower). Each lane has its own
-// histogram so that consecutive tokens in one bin do not wait on each other's addition.
-template <bool kSecond>
-void screen_histograms(std::span<const float> work, const ScreenLanes& lanes, SampleScratch& scratch) {
-    constexpr size_t kW = kSecond ? 2 : 1;
-    const size_t n = work.size();
-    std::vector<uint16_t>& bins = scratch.bin16;
+// needed each weight moved out of its lane, widened and added in a scalar register). Each lane has its own histogram
+// so that consecutive tokens in one bin do not wait on each other's addition.
+void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
+                       std::vector<uint64_t>& hist) {
+    const size_t n = logits.size();
     bins.resize(n);
-    std::vector<uint64_t>& hist = scratch.hist;
-    hist.assign(8 * kW * static_cast<size_t>(kBins), 0);
+    hist.assign(8 * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
     alignas(32) uint32_t ff[8];
     const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
-    alignas(32) uint64_t pairs[16];
-    auto scatter = [&](__m256 frac, __m256 frac2, __m256i bin) {
+    auto scatter = [&](__m256 frac, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        const __m256i f32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed));
-        if constexpr (!kSecond) _mm256_store_si256(reinterpret_cast<__m256i*>(ff), f32);
-        if constexpr (kSecond) {
-            // Each token's two weights side by side as two u64, added to its (interleaved) cell with one 128-bit add:
-            // A = [t0 | t4], B = [t1 | t5], C = [t2 | t6], D = [t3 | t7] (pairs in the order 0 4 1 5 2 6 3 7).
-            const __m256i g32 = _mm256_cvtps_epi32(_mm256_mul_ps(frac2, fixed));
-            const __m256i z = _mm256_setzero_si256();
-            const __m256i fl = _mm256_unpacklo_epi32(f32, z), fh = _mm256_unpackhi_epi32(f32, z);  // u64 f0 f1 | f4 f5
-            const __m256i gl = _mm256_unpacklo_epi32(g32, z), gh = _mm256_unpackhi_epi32(g32, z);
-            auto* out = reinterpret_cast<__m256i*>(pairs);
-            _mm256_store_si256(out + 0, _mm256_unpacklo_epi64(fl, gl));
-            _mm256_store_si256(out + 1, _mm256_unpackhi_epi64(fl, gl));
-            _mm256_store_si256(out + 2, _mm256_unpacklo_epi64(fh, gh));
-            _mm256_store_si256(out + 3, _mm256_unpackhi_epi64(fh, gh));
-        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed)));
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
         const int32_t* k = kk;
         const uint32_t* f = ff;
-        const uint64_t* pr = pairs;
-        asm("" : "+r"(k), "+r"(f), "+r"(pr));
-        if constexpr (!kSecond) {
-            for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
-        } else {
-            constexpr size_t pos[8] = {0, 2, 4, 6, 1, 3, 5, 7};  // token j's pair
-            for (size_t j = 0; j < 8; ++j) {
-                auto* cell = reinterpret_cast<__m128i*>(h + (j * kBins + static_cast<size_t>(k[j])) * 2);
-                const __m128i add = _mm_load_si128(reinterpret_cast<const __m128i*>(pr + 2 * pos[j]));
-                _mm_storeu_si128(cell, _mm_add_epi64(_mm_loadu_si128(cell), add));
-            }
-        }
+        asm("" : "+r"(k), "+r"(f));
+        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
     };
     size_t i = 0;
-    __m256 frac, frac2 = _mm256_setzero_ps();
+    __m256 frac;
     __m256i bin;
     for (; i + 8 <= n; i += 8) {
-        lanes.run<kSecond>(work.data() + i, frac, frac2, bin);
-        scatter(frac, frac2, bin);
+        lanes.run(logits.data() + i, frac, bin);
+        scatter(frac, bin);
         const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
         _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
         std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
-        std::copy(work.begin() + static_cast<std::ptrdiff_t>(i), work.end(), pad);
-        lanes.run<kSecond>(pad, frac, frac2, bin);
-        scatter(frac, frac2, bin);
+        std::copy(logits.begin() + static_cast<std::ptrdiff_t>(i), logits.end(), pad);
+        lanes.run(pad, frac, bin);
+        scatter(frac, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
 }
 
-// Bin masses from the lanes' histograms (weight w of kW interleaved ones) times each bin's scale; returns the total.
-double screen_masses(const std::vector<uint64_t>& hist, size_t kW, size_t w, const std::array<double, kBins>& scale,
-                     std::array<double, kBins>& mass) {
+// Bin masses from the lanes' histograms times each bin's scale; returns the total.
+double screen_masses(const std::vector<uint64_t>& hist, std::array<double, kBins>& mass) {
+    const std::array<double, kBins>& scale = bin_scale();
     double total = 0;
     mass.fill(0.0);
     for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
         uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * kW + w];
+        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
     return total;
 }
 
-// The pick, and top-p before it, on the screen. Top-p weighs the tokens at temperature 1 and the pick at `temp`: at
-// temperature 1 one histogram serves both; otherwise (temp in [0.5, 2], the caller checks) one pass fills two
-// histograms on the same bins, binned by the larger of the two distances d and d / temp (so that the other weight's
-// exponent within a bin, c times the binned one with c = min(temp, 1 / temp), stays under 1/8), the other weight's
-// bin scale e^(-c k/8) a table of powers. A bin is a logit interval (the bin is monotonic in the logit), so the
-// tokens before top-p's crossing token are exactly whole bins before its bin plus a prefix of it, whichever weight
-// the histogram sums.
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float temp, double u, double top_p,
+// The tokens in bin k (bins[j] == k), in id order: logits[j] and id ids[j] (j itself when ids is null).
+// Sixteen bins are compared at a time: a block without one costs a vector compare.
+void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, const int32_t* ids, size_t k,
+                 std::vector<Cand>& out) {
+    out.clear();
+    const size_t n = bins.size();
+    auto id = [&](size_t j) { return ids != nullptr ? ids[j] : static_cast<TokenId>(j); };
+    const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
+    size_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
+        auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
+        while (hits != 0) {
+            const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
+            out.emplace_back(logits[j], id(j));
+            hits &= hits - 1;
+            hits &= hits - 1;  // two mask bits per 16-bit lane
+        }
+    }
+    for (; t < n; ++t) {
+        if (bins[t] == k) out.emplace_back(logits[t], id(t));
+    }
+}
+
+// For each mask of 8 lanes, the positions of its set lanes in order (then zeros): the permutation that packs them.
+const std::array<std::array<int32_t, 8>, 256>& pack_table() {
+    alignas(32) static const std::array<std::array<int32_t, 8>, 256> table = [] {
+        std::array<std::array<int32_t, 8>, 256> t{};
+        for (size_t m = 0; m < 256; ++m) {
+            size_t c = 0;
+            for (int32_t j = 0; j < 8; ++j) {
+                if ((m >> j) & 1) t[m][c++] = j;
+            }
+        }
+        return t;
+    }();
+    return table;
+}
+
+// The tokens whose bin is below kc, packed in id order into scratch.kept_logit / kept_id (their count returned), and
+// those of bin kc appended to `edge` (in id order). Eight at a time: the lanes' mask picks a permutation that moves
+// the kept lanes to the front, and both vectors are stored whole (the buffers have 8 elements of slack), so a token
+// costs no branch of its own.
+// Not inlined: inside screen_pick its loop kept its pointers on the stack (perf showed the reloads).
+__attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, std::span<const float> work, size_t kc,
+                                              SampleScratch& scratch, std::vector<Cand>& edge) {
+    const size_t n = work.size();
+    scratch.kept_logit.resize(n + 8);
+    scratch.kept_id.resize(n + 8);
+    float* const out_l = scratch.kept_logit.data();
+    int32_t* const out_id = scratch.kept_id.data();
+    const auto& table = pack_table();
+    const __m256i limit = _mm256_set1_epi16(static_cast<int16_t>(kc));
+    size_t c = 0, i = 0;
+    auto pack8 = [&](size_t at, uint32_t mask) {
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(table[mask].data()));
+        _mm256_storeu_ps(out_l + c, _mm256_permutevar8x32_ps(_mm256_loadu_ps(work.data() + at), perm));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out_id + c),
+                            _mm256_add_epi32(perm, _mm256_set1_epi32(static_cast<int32_t>(at))));
+        c += static_cast<size_t>(__builtin_popcount(mask));
+    };
+    for (; i + 16 <= n; i += 16) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
+        // Bins are below 512, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
+        // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23 (the equal ones in bits 8-15 and 24-31).
+        const __m256i lt = _mm256_cmpgt_epi16(limit, v);
+        const __m256i eq = _mm256_cmpeq_epi16(limit, v);
+        const auto m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi16(lt, eq)));
+        if (m == 0) continue;
+        if ((m & 0xff) != 0) pack8(i, m & 0xff);
+        if (((m >> 16) & 0xff) != 0) pack8(i + 8, (m >> 16) & 0xff);
+        for (uint32_t e = ((m >> 8) & 0xff) | ((m >> 16) & 0xff00); e != 0; e &= e - 1) {
+            const size_t j = i + static_cast<size_t>(__builtin_ctz(e));
+            edge.emplace_back(work[j], static_cast<TokenId>(j));
+        }
+    }
+    for (; i < n; ++i) {
+        if (bins[i] < kc) {
+            out_l[c] = work[i];
+            out_id[c++] = static_cast<int32_t>(i);
+        } else if (bins[i] == kc) {
+            edge.emplace_back(work[i], static_cast<TokenId>(i));
+        }
+    }
+    return c;
+}
+
+// The pick, after top-p and min-p (top-k off, the caller checks), on the screen. A first pass bins every token at
+// temperature 1 when top-p is on (its cut is defined there) and at the pick's temperature otherwise. A bin is a logit
+// interval (the bin is monotonic in the logit), so the kept set, a prefix of the chain's order, is whole bins [0, kc)
+// and then the chain's first m tokens of bin kc (edge[0, m) in any order, collected and weighed exactly, found by
+// crossing_in): top-p's crossing bin, or min-p's
+// threshold bin (a fixed distance -ln(min_p) from the top, every token of it tested exactly) when that comes first.
+// At a pick temperature other than 1, the tokens of the kept whole bins are gathered (usually a small part of the
+// vocabulary) and a second screen pass bins and weighs just them at that temperature; the pick then walks those
+// bins, and the edge after them. The sorted definition's token, or nullopt when a crossing lies within the screen's
+// error bound of a boundary (or min-p's threshold within rounding of a token or a bin boundary).
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const SampleStep& st,
                                    SampleScratch& scratch) {
     const size_t n = work.size();
-    const bool two = top_p < 1.0 && temp != 1.f;
-    const float tb = two ? std::min(temp, 1.f) : temp;  // the binned distance's temperature
-    const double c = !two ? 1.0 : temp < 1.f ? static_cast<double>(temp) : 1.0 / static_cast<double>(temp);
-    const double inv = 1.0 / static_cast<double>(tb);
-    const float hi = static_cast<float>(inv);
-    const ScreenLanes lanes{_mm256_set1_ps(mx), _mm256_set1_ps(hi),
-                            _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(hi))),
-                            _mm256_set1_ps(static_cast<float>(c))};
-    if (two) {
-        screen_histograms<true>(work, lanes, scratch);
-    } else {
-        screen_histograms<false>(work, lanes, scratch);
-    }
-    const std::vector<uint16_t>& bins = scratch.bin16;
-    std::array<double, kBins> mass_b{}, mass_c{};
-    const double total_b = screen_masses(scratch.hist, two ? 2 : 1, 0, bin_scale(), mass_b);
-    double total_c = total_b;
-    // Bounds (absolute; a total is >= 1, the top token's exact weight) of what the screen's masses neglect beyond
-    // kScreenEps: the tail bin's tokens, counted as 0 (n e^-63.875 for the binned weight, n e^(-63.875 c) for the
-    // other one), and the powers table's rounding (512 products, under 1e-13 relative).
-    double neglect_b = static_cast<double>(n) * 1e-27, neglect_c = neglect_b;
-    if (two) {
-        std::array<double, kBins> scale_c{};
-        const double q = std::exp(-c / kBinsPerUnit);
-        scale_c[0] = 1.0;
-        for (size_t k = 1; k < static_cast<size_t>(kBins); ++k) scale_c[k] = scale_c[k - 1] * q;
-        total_c = screen_masses(scratch.hist, 2, 1, scale_c, mass_c);
-        neglect_c = static_cast<double>(n) * std::exp(-(kTailBin / kBinsPerUnit) * c) + 1e-13 * total_c;
-    }
-    // Top-p's masses (temperature 1) and the pick's (temperature temp).
-    const bool p_binned = !two || tb == temp;
-    const std::array<double, kBins>& mass_p = p_binned ? mass_b : mass_c;
-    const std::array<double, kBins>& mass_1 = !two || tb == 1.f ? mass_b : mass_c;
-    const double total_p = p_binned ? total_b : total_c;
-    const double total_1 = !two || tb == 1.f ? total_b : total_c;
-    const double neglect_p = p_binned ? neglect_b : neglect_c;
-    const double neglect_1 = !two || tb == 1.f ? neglect_b : neglect_c;
+    const bool cut = st.top_p < 1.f;
+    const float temp = st.temperature;
+    screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp), scratch.bin16, scratch.hist);
+    std::array<double, kBins> mass{};
+    const double total = screen_masses(scratch.hist, mass);
+    // What the masses neglect beyond kScreenEps (absolute; a total is >= 1, the top token's exact weight): the tail
+    // bin's tokens, counted as 0, under n e^-63.875 together.
+    const double neglect = static_cast<double>(n) * 1e-27;
     const double mxd = mx;
-    // The definition's own weights of a token: exp((l - max) / T) in double, at the pick's temperature and at 1.
-    auto weight_p = [&](const Cand& t) {
+    // The definition's own weights of a token: exp((l - max) / T) in double, at temperature 1 and the pick's.
+    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
+    auto weight_t = [&](const Cand& t) {
         return std::exp((static_cast<double>(t.first) - mxd) / static_cast<double>(temp));
     };
-    auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
-    // Bin k's tokens in the chain's order, sixteen bins compared at a time.
-    auto collect = [&](size_t k, std::vector<Cand>& out) {
-        out.clear();
-        const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
-        size_t t = 0;
-        for (; t + 16 <= n; t += 16) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
-            auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
-            while (hits != 0) {
-                const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
-                out.emplace_back(work[j], static_cast<TokenId>(j));
-                hits &= hits - 1;
-                hits &= hits - 1;  // two mask bits per 16-bit lane
-            }
-        }
-        for (; t < n; ++t) {
-            if (bins[t] == k) out.emplace_back(work[t], static_cast<TokenId>(t));
-        }
-        std::sort(out.begin(), out.end(), better);
-    };
     // The double sums' own rounding (as bin_tokens' tolerance, less its polynomial term), and what the masses neglect.
-    auto tolerance = [&](double total, double neglect) {
-        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * total + neglect;
+    auto tolerance = [&](double tot, double neg) {
+        return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * tot + neg;
     };
-    // The kept set: bins [0, kept_bins) whole, then the first kept_in_top tokens of top_bin (top-p's crossing bin).
-    size_t kept_bins = static_cast<size_t>(kTailBin), kept_in_top = 0;
-    std::vector<Cand> top_bin;
-    double kept_mass = total_p;
-    if (top_p < 1.0) {
-        const double tol = tolerance(total_1, neglect_1);
-        const double target = top_p * total_1;
-        double before = 0, before_p = 0;
+    const std::span<const uint16_t> bins = scratch.bin16;
+    size_t kc = static_cast<size_t>(kTailBin), m = 0;
+    std::vector<Cand> edge;
+    // At a pick temperature other than 1, the kept whole bins' tokens are gathered for the second pass, by the same
+    // scan that collects the edge.
+    const bool second = cut && temp != 1.f;
+    size_t kept = 0;
+    if (cut) {
+        const double tol = tolerance(total, neglect);
+        const double target = st.top_p * total;
+        double before = 0;
         size_t kp = 0;
         for (; kp < static_cast<size_t>(kTailBin); ++kp) {
-            if (before + mass_1[kp] >= target) break;
-            before += mass_1[kp];
-            before_p += mass_p[kp];
+            if (before + mass[kp] >= target) break;
+            before += mass[kp];
         }
         if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
-        // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
-        const double margin = kScreenEps * 1.001 * (target + before) + tol;
-        collect(kp, top_bin);
-        double cum = before;
-        kept_mass = before_p;
-        for (; kept_in_top < top_bin.size(); ++kept_in_top) {
-            const double prev = cum;
-            cum += weight_1(top_bin[kept_in_top]);
-            kept_mass += weight_p(top_bin[kept_in_top]);
-            if (cum >= target) {
-                if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-                break;
+        // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the top,
+        // bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass (which side
+        // a token at the boundary lands on is the f32 binning's rounding).
+        const double mp = st.min_p;
+        size_t km = static_cast<size_t>(kTailBin) + 1;  // none
+        if (mp > 0.0) {
+            const double t8 = -std::log(mp) * kBinsPerUnit;
+            if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
+            km = static_cast<size_t>(std::min(std::floor(t8), static_cast<double>(kTailBin) + 1));
+        }
+        kc = std::min(kp, km);
+        if (second) {
+            kept = gather_below(bins, work, kc, scratch, edge);
+        } else {
+            collect_bin(bins, work, nullptr, kc, edge);
+        }
+        m = edge.size();
+        if (kc == kp) {
+            // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
+            const double margin = kScreenEps * 1.001 * (target + before) + tol;
+            const std::optional<size_t> j = crossing_in(edge, edge.size(), weight_1, before, target, true, margin);
+            if (!j) return std::nullopt;
+            m = *j + 1;
+        }
+        if (km == kc) {
+            // The first token of the edge under min-p ends the kept set (within rounding of it: the exact pass; the
+            // definition compares p[k] >= min_p * p[0], both divided by the sum).
+            size_t keep = 0;
+            for (size_t j = 0; j < m; ++j) {
+                const double e = weight_1(edge[j]);
+                if (std::abs(e - mp) <= 1e-13 * mp) return std::nullopt;
+                if (e >= mp) std::swap(edge[keep++], edge[j]);
             }
-        }
-        if (kept_in_top == top_bin.size()) return std::nullopt;
-        ++kept_in_top;
-        kept_bins = kp;
-    }
-    // The pick: u times the kept mass. That mass is within kScreenEps of the definition's, so the draw moves by at most
-    // kScreenEps * target, and the cumulative sum before the crossing bin by kScreenEps * before.
-    const double tol = tolerance(total_p, neglect_p);
-    const double target = u * kept_mass;
-    double before = 0;
-    size_t kb = 0;
-    for (; kb < kept_bins; ++kb) {
-        if (target < before + mass_p[kb]) break;
-        before += mass_p[kb];
-    }
-    const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
-    std::vector<Cand>& inside = scratch.cand;
-    size_t count = kept_in_top;
-    if (kb < kept_bins) {
-        collect(kb, inside);
-        count = inside.size();
-    }
-    const std::vector<Cand>& walk = kb < kept_bins ? inside : top_bin;
-    double cum = before;
-    for (size_t t = 0; t < count; ++t) {
-        const double prev = cum;
-        cum += weight_p(walk[t]);
-        if (target < cum) {
-            if (target - prev <= margin || cum - target <= margin) return std::nullopt;
-            return walk[t].second;
+            m = keep;
         }
     }
-    return std::nullopt;
+
+    // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`) and then edge[0, m).
+    auto pick = [&](const std::array<double, kBins>& pm, double whole, std::span<const uint16_t> pb,
+                    std::span<const float> pl, const int32_t* pid, double neg) -> std::optional<TokenId> {
+        double kept_mass = whole;
+        for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
+        // The kept mass is within kScreenEps of the definition's, so the draw moves by at most kScreenEps * target,
+        // and the cumulative sum before the crossing bin by kScreenEps * before.
+        const double tol = tolerance(std::max(kept_mass, total), neg);
+        const double target = st.u * kept_mass;
+        double before = 0;
+        size_t kb = 0;
+        for (; kb < kc; ++kb) {
+            if (target < before + pm[kb]) break;
+            before += pm[kb];
+        }
+        const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
+        std::vector<Cand>& inside = scratch.cand;
+        size_t count = m;
+        if (kb < kc) {
+            collect_bin(pb, pl, pid, kb, inside);
+            count = inside.size();
+        }
+        std::vector<Cand>& walk = kb < kc ? inside : edge;
+        const std::optional<size_t> j = crossing_in(walk, count, weight_t, before, target, false, margin);
+        if (!j) return std::nullopt;
+        return walk[*j].second;
+    };
+    if (!cut || temp == 1.f) {
+        double whole = 0;
+        for (size_t k = 0; k < kc; ++k) whole += mass[k];
+        return pick(mass, whole, bins, work, nullptr, neglect);
+    }
+    // The pick at its own temperature over the kept whole bins' tokens: their second pass's bins are again logit
+    // intervals, all before the edge's tokens, so those bins then the edge are the kept set in the chain's order.
+    const std::span<const float> kl(scratch.kept_logit.data(), kept);
+    screen_histograms(kl, ScreenLanes(mx, temp), scratch.kept_bin, scratch.hist);
+    std::array<double, kBins> mass_t{};
+    const double whole = screen_masses(scratch.hist, mass_t);
+    kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
+    return pick(mass_t, whole, scratch.kept_bin, kl, scratch.kept_id.data(), static_cast<double>(kept) * 1e-27);
 }
 #else
-std::optional<TokenId> screen_pick(std::span<const float>, float, float, double, double, SampleScratch&) {
+std::optional<TokenId> screen_pick(std::span<const float>, float, const SampleStep&, SampleScratch&) {
     return std::nullopt;
 }
 #endif
 
-// top-p and then the pick, both at temperature 1 and without min-p: one binning serves both, and neither the kept
-// prefix nor the vocabulary is sorted, only the bin where top_p crosses and the bin where the pick's draw crosses.
-// The kept set is every token of the bins before the top-p bin kp plus the first `kept` tokens (in the chain's order)
-// of bin kp; the pick walks it with u times its mass. nullopt when either crossing lies within the tolerance of a
-// boundary (as crossing_prefix): the caller runs the sorted definition.
-std::optional<TokenId> top_p_pick_t1(std::span<const float> work, const Binned& b, double top_p, double u) {
+// The chain's bin of min-p's threshold on a binning at temperature 1 (8 per unit of distance from the top logit): the
+// kept tokens are those with e^(l - max) >= min_p, within dm = -ln(min_p) of the top, so bins [0, km) whole and some of
+// bin km; km = kTailBin + 1 when min-p is off. nullopt when the threshold lies on a bin boundary (which side a token
+// there lands on is the binning's rounding).
+std::optional<size_t> min_p_bin(double min_p) {
+    if (min_p <= 0.0) return static_cast<size_t>(kTailBin) + 1;
+    const double t8 = -std::log(min_p) * kBinsPerUnit;
+    if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
+    return static_cast<size_t>(std::min(std::floor(t8), static_cast<double>(kTailBin) + 1));
+}
+
+// Of edge[0, m) (tokens of min-p's threshold bin, any order), those min-p keeps moved to the front; returns their
+// count, or nullopt when a token's e^(l - max) is within rounding of min_p (the definition compares p[k] >=
+// min_p * p[0], both divided by the sum).
+std::optional<size_t> min_p_keep(std::vector<Cand>& edge, size_t m, double mx, double min_p) {
+    size_t keep = 0;
+    for (size_t j = 0; j < m; ++j) {
+        const double e = std::exp(static_cast<double>(edge[j].first) - mx);
+        if (std::abs(e - min_p) <= 1e-13 * min_p) return std::nullopt;
+        if (e >= min_p) std::swap(edge[keep++], edge[j]);
+    }
+    return keep;
+}
+
+// Top-p (with min-p, at any temperature) and then the pick in double precision: the draws the screen leaves (a
+// crossing within its bound of a boundary). As screen_pick, on a binning at temperature 1 with the kept set as whole
+// bins [0, kc) and then the chain's first m tokens of bin kc (found by crossing_in, not sorted); at another
+// temperature the kept whole bins' tokens are gathered and binned again at it. nullopt when a crossing lies within
+// the tolerance of a boundary: the caller runs the sorted definition.
+std::optional<TokenId> top_p_pick_binned(std::span<const float> work, double mx, const SampleStep& s,
+                                         SampleScratch& scratch) {
+    const Binned b = bin_tokens(work, mx, 1.f, scratch);
     const double margin = b.tolerance * b.total;
-    const double target = top_p * b.total;
+    const double target = s.top_p * b.total;
     const std::optional<BinCrossing> at = crossing_bin(b, target, true);
-    if (!at) return std::nullopt;
+    const std::optional<size_t> km = min_p_bin(s.min_p);
+    if (!at || !km) return std::nullopt;
     const auto kp = static_cast<size_t>(at->bin);
-    const std::vector<Cand> top_bin = sorted_bin(work, b, at->bin);
-    double kept_mass = at->before;
-    size_t kept = 0;
-    for (; kept < top_bin.size(); ++kept) {
-        const double prev = kept_mass;
-        kept_mass += b.weight(static_cast<size_t>(top_bin[kept].second));
-        if (kept_mass >= target) {
-            if (target - prev <= margin || kept_mass - target <= margin) return std::nullopt;
-            ++kept;
-            break;
-        }
+    const size_t kc = std::min(kp, *km);
+    std::vector<Cand> edge;
+    collect_where(
+        work, b.bin, [kc](int32_t k) { return static_cast<size_t>(k) == kc; }, edge);
+    auto weight_b = [&](const Cand& c) { return b.weight(static_cast<size_t>(c.second)); };
+    size_t m = edge.size();
+    if (kc == kp) {
+        const std::optional<size_t> j = crossing_in(edge, edge.size(), weight_b, at->before, target, true, margin);
+        if (!j) return std::nullopt;
+        m = *j + 1;
     }
-    if (kept_mass < target) return std::nullopt;
+    if (*km == kc) {
+        const std::optional<size_t> keep = min_p_keep(edge, m, mx, s.min_p);
+        if (!keep) return std::nullopt;
+        m = *keep;
+    }
     // The pick: u times the kept mass, whose own error (at most the tolerance) moves the draw as much again.
-    const double draw = u * kept_mass;
     const double margin2 = 2 * margin;
-    auto walk = [&](const std::vector<Cand>& sorted, size_t count, double cum) -> std::optional<TokenId> {
-        for (size_t j = 0; j < count; ++j) {
-            const double prev = cum;
-            cum += b.weight(static_cast<size_t>(sorted[j].second));
-            if (draw < cum) {
-                if (draw - prev <= margin2 || cum - draw <= margin2) return std::nullopt;
-                return sorted[j].second;
+    if (s.temperature == 1.f) {
+        double whole = 0;
+        for (size_t k = 0; k < kc; ++k) whole += b.mass[k];
+        double kept_mass = whole;
+        for (size_t j = 0; j < m; ++j) kept_mass += weight_b(edge[j]);
+        const double draw = s.u * kept_mass;
+        double cum = 0;
+        for (size_t k = 0; k < kc; ++k) {
+            if (draw < cum + b.mass[k]) {
+                std::vector<Cand> inside;
+                collect_where(
+                    work, b.bin, [k](int32_t bk) { return static_cast<size_t>(bk) == k; }, inside);
+                const std::optional<size_t> j = crossing_in(inside, inside.size(), weight_b, cum, draw, false, margin2);
+                return j ? std::optional<TokenId>(inside[*j].second) : std::nullopt;
             }
+            cum += b.mass[k];
         }
-        return std::nullopt;
-    };
-    double cum = 0;
-    for (size_t k = 0; k < kp; ++k) {
-        if (draw < cum + b.mass[k]) {
-            const std::vector<Cand> inside = sorted_bin(work, b, static_cast<int32_t>(k));
-            return walk(inside, inside.size(), cum);
-        }
-        cum += b.mass[k];
+        const std::optional<size_t> j = crossing_in(edge, m, weight_b, cum, draw, false, margin2);
+        return j ? std::optional<TokenId>(edge[*j].second) : std::nullopt;
     }
-    return walk(top_bin, kept, cum);
+    // Another temperature: the kept whole bins' tokens binned again at it (ids replaced by their index among them
+    // while their bins are walked), the edge weighed with the definition's own exp.
+    std::vector<Cand> kept;
+    collect_where(
+        work, b.bin, [kc](int32_t k) { return static_cast<size_t>(k) < kc; }, kept);
+    std::vector<float> kept_logit(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) kept_logit[i] = kept[i].first;
+    const double relative = b.tolerance;
+    const Binned bt = bin_tokens(kept_logit, mx, s.temperature, scratch);  // b's arrays are reused here
+    auto weight_t = [&](const Cand& c) {
+        return std::exp((static_cast<double>(c.first) - mx) / static_cast<double>(s.temperature));
+    };
+    double kept_mass = bt.total;
+    for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
+    const double draw = s.u * kept_mass;
+    const double margin_t = 2 * relative * std::max(kept_mass, 1.0);
+    const std::optional<BinCrossing> in = crossing_bin(bt, draw, false);
+    if (in && in->bin < kTailBin) {
+        std::vector<Cand> inside;
+        collect_where(
+            kept_logit, bt.bin, [k = in->bin](int32_t bk) { return bk == k; }, inside);  // ids: indices into kept
+        auto weight_i = [&](const Cand& c) { return bt.weight(static_cast<size_t>(c.second)); };
+        // The chain's order among these is by (logit, index), the same as by (logit, id): kept is in id order.
+        const std::optional<size_t> j = crossing_in(inside, inside.size(), weight_i, in->before, draw, false, margin_t);
+        return j ? std::optional<TokenId>(kept[static_cast<size_t>(inside[*j].second)].second) : std::nullopt;
+    }
+    const std::optional<size_t> j = crossing_in(edge, m, weight_t, bt.total, draw, false, margin_t);
+    return j ? std::optional<TokenId>(edge[*j].second) : std::nullopt;
 }
 
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
@@ -775,25 +960,16 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     if (!std::isfinite(mx)) return sample_sorted(work, s, scratch);
 
     if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) {
-        select_top_k(work, static_cast<size_t>(s.top_k), cand);
+        const auto k = static_cast<size_t>(s.top_k);
+        if (k < kWideTopK || !select_top_k_wide(work, k, cand)) select_top_k(work, k, cand);
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
-        // The screen weighs top-p at temperature 1 and the pick at another temperature on one set of bins when the
-        // two distances' ratio keeps the other weight's tail under its bound (screen_pick says how).
-        if (s.min_p <= 0.f && s.temperature >= 0.5f && s.temperature <= 2.f) {
-            if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, s.top_p, scratch)) return *t;
-            ++scratch.screen_fallbacks;
-            if (s.temperature == 1.f) {
-                const std::optional<TokenId> t = top_p_pick_t1(work, bin_tokens(work, mx, 1.f, scratch), s.top_p, s.u);
-                return t ? *t : sample_sorted(work, s, scratch);
-            }
-        }
-        const Binned b = bin_tokens(work, mx, 1.f, scratch);
-        auto prefix = crossing_prefix(work, b, s.top_p, true, true);
-        if (!prefix) return sample_sorted(work, s, scratch);
-        cand = std::move(*prefix);
-        return finish_sorted(cand, s, false);
+        // Top-p, with or without min-p, at any temperature: on the screen (screen_pick says how).
+        if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
+        ++scratch.screen_fallbacks;
+        const std::optional<TokenId> t = top_p_pick_binned(work, mx, s, scratch);
+        return t ? *t : sample_sorted(work, s, scratch);
     }
     if (s.min_p > 0.f) {
         auto kept = min_p_survivors(work, mx, s.min_p);
@@ -803,12 +979,11 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
-    if (const std::optional<TokenId> t = screen_pick(work, mx, s.temperature, s.u, 1.0, scratch)) return *t;
+    if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
-    auto pick = crossing_prefix(work, b, s.u, false, false);
-    if (!pick) return sample_sorted(work, s, scratch);
-    return pick->front().second;
+    const std::optional<TokenId> t = crossing_token(work, b, s.u);
+    return t ? *t : sample_sorted(work, s, scratch);
 }
 
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& step) {

@@ -43,6 +43,11 @@ struct SampleScratch {
     std::vector<int32_t> bin;
     std::vector<uint16_t> bin16;  // the single-precision screen's bins
     std::vector<uint64_t> hist;   // its per-lane histograms (fixed point)
+    // Top-p's (and min-p's) kept tokens of whole bins, gathered for the pick's pass at its own temperature: logits,
+    // ids and that pass's bins.
+    std::vector<float> kept_logit;
+    std::vector<int32_t> kept_id;
+    std::vector<uint16_t> kept_bin;
     // Draws that took the sorted definition itself (non-finite logits, or a crossing within rounding of a boundary):
     // for tests and diagnostics.
     uint64_t sorted_fallbacks = 0;

@@ -114,7 +114,7 @@ TEST(SampleChain, SameTokenAsTheSortedDefinition) {
     std::mt19937_64 rng(20261203);
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     const float temps[] = {0.f, 0.3f, 0.8f, 1.f, 1.7f};
-    const int32_t ks[] = {0, 1, 40, -1 /* n */, -2 /* n + 3 */};
+    const int32_t ks[] = {0, 1, 40, 300, -1 /* n */, -2 /* n + 3 */};
     const float top_ps[] = {1.f, 0.95f, 0.5f, 0.05f};
     const float min_ps[] = {0.f, 0.05f, 0.3f};
     const size_t sizes[] = {1, 2, 7, 100, 1000};
@@ -206,77 +206,143 @@ TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
 }
 
 // The paths that bin instead of sorting, at a real vocabulary size: the single-precision screen (no top-k, top-p or
-// min-p) at several temperatures, top-p then the pick on one binning (temperature 1), and top-p at temperature 1
-// with the pick at another temperature (two weights per token on the screen, temperatures 0.5 to 2). Random draws match the
-// definition and mostly stay on the fast path; a draw exactly on one of the definition's cumulative boundaries is
-// within any rounding of it, so the fast path must leave it to an exact one (its error bound is what decides), and
-// the draws beside it must still pick the definition's token.
+// min-p) at several temperatures, top-p then the pick on one binning (temperature 1), and top-p (with and without
+// min-p) at temperature 1 with the pick at another temperature, on a second pass over the kept tokens. Random draws
+// match the definition and mostly stay on the fast path; a draw exactly on one of the definition's cumulative
+// boundaries is within any rounding of it, so the fast path must leave it to an exact one (its error bound is what
+// decides), and the draws beside it must still pick the definition's token.
 TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     std::mt19937_64 rng(11);
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     SampleScratch scratch;
     Reference ref;
-    uint64_t random_draws = 0, on_boundary = 0;
-    // Random draws with top-p at a temperature other than 1 (two weights per token on one set of bins), and how many
-    // of them the screen left to an exact pass.
-    uint64_t two_weight_draws = 0, two_weight_fallbacks = 0;
+    uint64_t random_draws = 0, on_boundary = 0, near_boundary = 0, exact_pass_decided = 0;
+    // Random draws with top-p or min-p at a temperature other than 1 (the second pass), and how many of them the
+    // screen left to an exact pass.
+    uint64_t second_pass_draws = 0, second_pass_fallbacks = 0;
     auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
+    struct Case {
+        float temp, top_p, min_p;
+    };
+    // min_p -1: min-p's threshold placed just inside top-p's cut (the two cuts in one bin, most of the time).
+    const Case cases[] = {{0.7f, 1.f, 0.f},    {1.f, 1.f, 0.f},     {1.3f, 1.f, 0.f},     {1.f, 0.9f, 0.f},
+                          {1.f, 0.5f, 0.f},    {0.7f, 0.9f, 0.f},   {0.5f, 0.95f, 0.f},   {1.3f, 0.9f, 0.f},
+                          {2.f, 0.5f, 0.f},    {0.3f, 0.9f, 0.f},   {0.1f, 0.95f, 0.f},   {3.f, 0.9f, 0.f},
+                          {0.7f, 0.9f, 0.05f}, {1.f, 0.95f, 0.02f}, {0.8f, 0.95f, 1e-5f}, {2.5f, 0.9f, -1.f}};
     for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::WithNegInf}) {
         const auto logits = make_logits(shape, 151936, rng);
-        for (const auto& [temp, top_p] : {std::pair{0.7f, 1.f},
-                                          {1.f, 1.f},
-                                          {1.3f, 1.f},
-                                          {1.f, 0.9f},
-                                          {1.f, 0.5f},
-                                          {0.7f, 0.9f},
-                                          {0.5f, 0.95f},
-                                          {1.3f, 0.9f},
-                                          {2.f, 0.5f}}) {
+        for (const Case& c : cases) {
             SampleStep s;
-            s.temperature = temp;
+            s.temperature = c.temp;
             s.top_k = 0;
-            s.top_p = top_p;
-            s.min_p = 0.f;
+            s.top_p = c.top_p;
+            s.min_p = c.min_p;
+            if (c.min_p < 0.f) {
+                // The reference's top-p survivors: the last one's e^(l - max), raised a little.
+                s.min_p = 0.f;
+                s.temperature = 1.f;
+                (void)ref.sample(logits, s);
+                s.temperature = c.temp;
+                s.min_p = static_cast<float>(std::exp(ref.cand.back().first - ref.cand.front().first + 0.01));
+            }
             const uint64_t fallbacks_before = fallbacks();
             for (int d = 0; d < 8; ++d) {
                 s.u = unit(rng);
                 const uint64_t before = fallbacks();
                 ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                    << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
+                    << "u=" << s.u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << s.min_p;
                 ++random_draws;
-                if (top_p < 1.f && temp != 1.f) {
-                    ++two_weight_draws;
-                    if (fallbacks() != before) ++two_weight_fallbacks;
+                if (s.top_p < 1.f && c.temp != 1.f) {
+                    ++second_pass_draws;
+                    if (fallbacks() != before) ++second_pass_fallbacks;
                 }
             }
             // The screen decides the pick's crossing for most draws. Top-p's crossing is one per logits vector: when
             // it lies within the screen's error bound of a boundary (bulk tokens of 1e-6 each near the cut), every
             // draw on that vector takes the exact pass, so no rate is asked of it.
-            if (top_p == 1.f) {
-                EXPECT_LE(fallbacks() - fallbacks_before, 2u) << "T=" << temp;
+            if (c.top_p == 1.f) {
+                EXPECT_LE(fallbacks() - fallbacks_before, 2u) << "T=" << c.temp;
             }
             for (int b = 0; b < 3; ++b) {
                 const std::vector<double> cum = ref.last_cum;
-                const double c = cum[rng() % std::min<size_t>(cum.size(), 2000)];  // the first 2000 hold most mass
-                if (!(c < 1.0)) continue;
-                for (double u : {c, std::nextafter(c, 0.0), std::nextafter(c, 2.0)}) {
+                const double at = cum[rng() % std::min<size_t>(cum.size(), 2000)];  // the first 2000 hold most mass
+                if (!(at < 1.0)) continue;
+                for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0)}) {
                     s.u = u;
                     const uint64_t before = fallbacks();
                     ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                        << "boundary u=" << u << " T=" << temp << " top_p=" << top_p;
-                    if (u == c) {
-                        EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << temp;
+                        << "boundary u=" << u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << s.min_p;
+                    if (u == at) {
+                        EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << c.temp
+                                                       << " top_p=" << c.top_p << " min_p=" << s.min_p;
                         ++on_boundary;
+                    }
+                }
+                // Draws 1e-7 (relative) beside a boundary: inside the screen's bound, outside the double-precision
+                // pass's (about 3e-10 at this size), so that pass, not the sorted definition, decides most of them.
+                for (double u : {at * (1 - 1e-7), at * (1 + 1e-7)}) {
+                    if (!(at > 0.01 && u < 1.0)) continue;
+                    s.u = u;
+                    const uint64_t screen_before = scratch.screen_fallbacks, sorted_before = scratch.sorted_fallbacks;
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "u=" << u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << s.min_p;
+                    ++near_boundary;
+                    if (scratch.screen_fallbacks != screen_before && scratch.sorted_fallbacks == sorted_before) {
+                        ++exact_pass_decided;
                     }
                 }
             }
         }
     }
-    EXPECT_GT(on_boundary, 30u);
-    EXPECT_GT(random_draws, 200u);
-    // The two-weight screen decides most of its draws (a vector whose top-p cut lies within the bound of a boundary
-    // sends all of its draws to the exact pass, so a few vectors' worth may).
-    EXPECT_LT(two_weight_fallbacks, two_weight_draws / 2) << "of " << two_weight_draws;
+    EXPECT_GT(on_boundary, 60u);
+    EXPECT_GT(exact_pass_decided, near_boundary / 2) << "of " << near_boundary;
+    EXPECT_GT(random_draws, 300u);
+    // The second pass decides most of its draws (a vector whose top-p cut lies within the bound of a boundary sends
+    // all of its draws to the exact pass, so a few vectors' worth may).
+    EXPECT_LT(second_pass_fallbacks, second_pass_draws / 2) << "of " << second_pass_draws;
+}
+
+// A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
+// another temperature after it: random draws and draws on and beside the definition's boundaries. The last vector
+// puts a high logit exactly where the threshold's strided sample looks, so that fewer than k tokens reach the
+// threshold and the heap must take over.
+TEST(SampleChain, WideTopKMatchesAt152k) {
+    std::mt19937_64 rng(13);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    SampleScratch scratch;
+    Reference ref;
+    constexpr size_t n = 151936;
+    std::vector<std::vector<float>> vectors;
+    for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::Ties, Shape::WithNegInf}) {
+        vectors.push_back(make_logits(shape, n, rng));
+    }
+    auto untypical = make_logits(Shape::Gaussian, n, rng);
+    for (size_t i = 0; i < 4096; ++i) untypical[i * n / 4096] = 40.f + static_cast<float>(i % 7);
+    vectors.push_back(untypical);
+    for (const auto& logits : vectors) {
+        for (int32_t k : {200, 1000, 5000, 20000}) {
+            for (const auto& [temp, top_p] : {std::pair{0.7f, 0.9f}, {1.f, 1.f}, {1.3f, 0.95f}}) {
+                SampleStep s;
+                s.temperature = temp;
+                s.top_k = k;
+                s.top_p = top_p;
+                s.min_p = 0.f;
+                for (int d = 0; d < 3; ++d) {
+                    s.u = unit(rng);
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "u=" << s.u << " k=" << k << " T=" << temp << " top_p=" << top_p;
+                }
+                const std::vector<double> cum = ref.last_cum;
+                const double at = cum[rng() % cum.size()];
+                for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0)}) {
+                    if (!(u < 1.0)) continue;
+                    s.u = u;
+                    ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                        << "boundary u=" << u << " k=" << k << " T=" << temp << " top_p=" << top_p;
+                }
+            }
+        }
+    }
 }
 
 TEST(SampleChain, EmptyLogitsThrow) {
