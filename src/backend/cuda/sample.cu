@@ -1,15 +1,29 @@
-// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launches).
-// Penalty on a copy of the logits -> a stable descending radix sort of (logit, id) over the whole vocabulary, so the
-// order is the host's (logit descending, ties by id ascending) -> one block of kSelectThreads walks the sorted
-// survivors: top-k is a prefix length, top-p and the final pick are the first crossing of a cumulative sum (each
-// thread sums a contiguous chunk in index order, a block scan orders the chunks), min-p the first index whose
-// probability ratio to the top falls under min_p. The unnormalized probabilities are f32 (expf); their sums are
-// double: with f32 sums the cumulative error over a flat 152k-token tail (~1e-6) is a sizeable fraction of one
-// token's probability (~7e-6), and the device would pick a neighbour of the host's token in ~10% of such draws. With
-// double sums the pick differs from the host's only where u, top_p or min_p lies within ~1e-9 of a boundary.
-#include <cub/block/block_reduce.cuh>
+// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launch), one block
+// per row, every row of a step in one launch, without sorting the vocabulary.
+//
+// The chain's order (logit descending, ties by id ascending) is the order of an order-preserving 32-bit key of the
+// logit (larger key = larger logit; NaN counts as -inf, -0 as +0), then id ascending. Every filter keeps a prefix of
+// that order, held as (K, c): every token with key > K, and the first c tokens with key == K (all of them when c is
+// "all"). Each step of the chain is a first crossing of a running sum in that order:
+// - top-k: the first token where the running count reaches k;
+// - top-p: the first where the running weight e^(l - max) reaches top_p x the survivors' total (inclusive);
+// - min-p: a threshold on the key (the ratio e^(l - max) falls with the key), one pass;
+// - the pick: the first where the running weight e^((l - max) / T) exceeds u x the survivors' total.
+// A crossing is found by descending the key's digits (12, 10, 10 bits): per level one pass over the row histograms
+// the count or weight of the survivors under the current key prefix by their next digit, a block scan over the digits
+// in descending order finds the digit where the sum crosses, and the prefix grows by it. After the last level the key
+// is exact, and the tokens with that key all weigh the same, so the crossing's index among them is a division; the
+// pick then finds that index's id by scanning the key's tokens in id order (one more pass).
+//
+// Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
+// token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
+// exact sums of the rounded weights, the same in every run whatever the atomics' order. Against the host chain's
+// double sums of double exps they differ by the f32 exp's rounding (~1e-7 relative per token) and the fixed point's
+// (2^-S-1 absolute per token), so a pick differs from the host's only where u, top_p or min_p lies that close to a
+// boundary.
 #include <cub/block/block_scan.cuh>
-#include <cub/device/device_radix_sort.cuh>
+
+#include <climits>
 
 #include "backend/cuda/sample_kernels.h"
 
@@ -17,137 +31,263 @@ namespace orcd::backend::cuda::detail {
 
 namespace {
 
-constexpr int kSelectThreads = 1024;
-constexpr int kCopyThreads = 256;
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr int kLevels = 3;
+// Level l's digit: bits [shift, shift + bits) of the key.
+__device__ __forceinline__ int level_bits(int level) { return level == 0 ? 12 : 10; }
+__device__ __forceinline__ int level_shift(int level) { return level == 0 ? 20 : level == 1 ? 10 : 0; }
+constexpr int kMaxBins = 1 << 12;
+constexpr unsigned kFull = 0xffffffffu;
 
-__global__ void iota_kernel(int32_t* ids, int64_t n) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) ids[i] = static_cast<int32_t>(i);
-}
+using ull = unsigned long long;
+using ScanU64 = cub::BlockScan<ull, kThreads>;
+using ScanInt = cub::BlockScan<int, kThreads>;
 
-__global__ void copy_kernel(const float* __restrict__ x, int64_t n, float* __restrict__ y) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = x[i];
-}
-
-// The window's ids are distinct (the host deduplicates them), so each logit is changed by one thread, once.
-__global__ void penalty_kernel(float* work, const SampleHeader* h, const int32_t* window) {
-    const float pen = h->repeat_penalty;
-    if (pen == 1.f) return;
-    for (int j = threadIdx.x; j < h->n_window; j += blockDim.x) {
-        const float l = work[window[j]];
-        work[window[j]] = l > 0.f ? l / pen : l * pen;
-    }
-}
-
-using Scan = cub::BlockScan<double, kSelectThreads>;
-using MinReduce = cub::BlockReduce<int, kSelectThreads>;
-
-struct MinOp {
-    __device__ int operator()(int a, int b) const { return a < b ? a : b; }
-};
-
-struct SelectShared {
+struct Shared {
+    ull hist[kMaxBins];
     union {
-        typename Scan::TempStorage scan;
-        typename MinReduce::TempStorage reduce;
+        typename ScanU64::TempStorage scan;
+        typename ScanInt::TempStorage iscan;
     } temp;
-    int result;
+    ull warp_val[kWarps];
+    ull result;
 };
 
-// The smallest of every thread's `v`, in every thread.
-__device__ int block_min(int v, SelectShared& sh) {
-    const int m = MinReduce(sh.temp.reduce).Reduce(v, MinOp{});
-    if (threadIdx.x == 0) sh.result = m;
+// NaN as -inf and -0 as +0: the host chain's reading of a logit.
+__device__ __forceinline__ float clean(float x) {
+    if (x != x) return -INFINITY;
+    return x == 0.f ? 0.f : x;
+}
+
+// Order-preserving: a < b (as clean floats) iff key(a) < key(b).
+__device__ __forceinline__ uint32_t key_of(float x) {
+    const uint32_t b = __float_as_uint(x);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ float float_of(uint32_t k) {
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+// The block-wide maximum or minimum of v (fixed order: warp shuffles, then the warps' results in warp order).
+template <bool kMax>
+__device__ ull block_extreme(ull v, Shared& sh) {
+    auto pick = [](ull a, ull b) { return kMax ? (a > b ? a : b) : (a < b ? a : b); };
+    for (int o = 16; o > 0; o >>= 1) v = pick(v, __shfl_xor_sync(kFull, v, o));
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    if (lane == 0) sh.warp_val[warp] = v;
     __syncthreads();
-    const int r = sh.result;
-    __syncthreads();  // temp and result free for the next use
+    if (warp == 0) {
+        ull w = sh.warp_val[lane];
+        for (int o = 16; o > 0; o >>= 1) w = pick(w, __shfl_xor_sync(kFull, w, o));
+        if (lane == 0) sh.result = w;
+    }
+    __syncthreads();
+    const ull r = sh.result;
+    __syncthreads();  // warp_val and result free for the next use
     return r;
 }
 
-// The first index i in [0, n) where the cumulative sum of f(0..i) reaches frac x (the sum of all n): >= with
-// kInclusive, > without; n when rounding leaves it short. Thread t sums the contiguous chunk t in index order, an
-// exclusive block scan gives each chunk its start, and the walk repeats the chunk's sum from there.
-template <bool kInclusive, class F>
-__device__ int first_crossing(F f, int n, double frac, SelectShared& sh) {
-    const int chunk = (n + kSelectThreads - 1) / kSelectThreads;
-    const int lo = min(n, static_cast<int>(threadIdx.x) * chunk), hi = min(n, lo + chunk);
-    double sum = 0.0;
-    for (int i = lo; i < hi; ++i) sum += f(i);
-    double start = 0.0, total = 0.0;
-    Scan(sh.temp.scan).ExclusiveSum(sum, start, total);
-    __syncthreads();
-    const double threshold = frac * total;
-    int first = n;
-    double run = 0.0;
-    for (int i = lo; i < hi; ++i) {
-        run += f(i);
-        const double cum = start + run;
-        if (kInclusive ? cum >= threshold : cum > threshold) {
-            first = i;
-            break;
-        }
+enum class Weight { Count, T1, Temp };
+
+// One row's view: its (penalized) logits, its maximum and the fixed-point unit.
+struct Row {
+    const float* x;
+    int n;
+    float mx;
+    float temp;
+    float unit;  // 2^S as a float (exact)
+
+    __device__ __forceinline__ ull weigh(float l, Weight w) const {
+        if (w == Weight::Count) return 1;
+        // l == mx: exactly one unit whole, also when mx is infinite (where l - mx would be NaN).
+        const float e = l == mx ? 1.f : (w == Weight::T1 ? expf(l - mx) : expf((l - mx) / temp));
+        return __float2ull_rn(e * unit);
     }
-    return block_min(first, sh);
+};
+
+// The survivors: keys above K, and the first c tokens (by id) with key K; all of K's tokens when all_ties.
+struct Prefix {
+    uint32_t K;
+    bool all_ties;
+    long long c;
+};
+
+struct Crossing {
+    bool found;
+    uint32_t key;
+    long long index;  // among the tokens with that key, by id
+};
+
+// The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
+// the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
+template <class TargetOf>
+__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh) {
+    const int t = static_cast<int>(threadIdx.x);
+    uint32_t prefix = 0;
+    ull before = 0;  // the survivors' sum above the current prefix
+    ull target = 0;
+    const ull tie_weight = p.all_ties ? 0 : static_cast<ull>(p.c) * row.weigh(float_of(p.K), w);
+    for (int level = 0; level < kLevels; ++level) {
+        const int bits = level_bits(level), shift = level_shift(level), nb = 1 << bits, high = shift + bits;
+        for (int b = t; b < nb; b += kThreads) sh.hist[b] = 0;
+        __syncthreads();
+        for (int i = t; i < row.n; i += kThreads) {
+            const float l = clean(row.x[i]);
+            const uint32_t k = key_of(l);
+            if (k < p.K || (k == p.K && !p.all_ties)) continue;
+            if (level > 0 && (k >> high) != prefix) continue;
+            atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
+        }
+        if (t == 0 && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
+            atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
+        }
+        __syncthreads();
+        // Descending digits: thread t holds positions t*per .. t*per+per-1, position q is digit nb-1-q.
+        const int per = nb / kThreads;
+        ull sum = 0;
+        for (int q = 0; q < per; ++q) sum += sh.hist[nb - 1 - (t * per + q)];
+        ull start = 0, total = 0;
+        ScanU64(sh.temp.scan).ExclusiveSum(sum, start, total);
+        if (level == 0) target = target_of(total);
+        ull cum = before + start;
+        ull pos = ULLONG_MAX;
+        for (int q = 0; q < per; ++q) {
+            const ull m = sh.hist[nb - 1 - (t * per + q)];
+            if (m > 0 && cum + m >= target) {
+                pos = static_cast<ull>(t * per + q);
+                break;
+            }
+            cum += m;
+        }
+        __syncthreads();  // hist and the scan's storage read by all
+        const ull first = block_extreme<false>(pos, sh);
+        if (first == ULLONG_MAX) return Crossing{false, 0, 0};
+        if (pos == first) sh.result = cum;  // the sum before the crossing digit
+        __syncthreads();
+        before = sh.result;
+        __syncthreads();
+        const uint32_t digit = static_cast<uint32_t>(nb - 1) - static_cast<uint32_t>(first);
+        prefix = level == 0 ? digit : (prefix << bits) | digit;
+    }
+    // The key is exact; its tokens weigh the same: the crossing is the index-th of them.
+    const ull each = row.weigh(float_of(prefix), w);
+    const ull need = target - before;  // > 0: this key's sum crossed
+    return Crossing{true, prefix, static_cast<long long>((need + each - 1) / each - 1)};
 }
 
-__global__ void __launch_bounds__(kSelectThreads)
-    select_kernel(const float* __restrict__ keys, const int32_t* __restrict__ ids, int n,
-                  const SampleHeader* __restrict__ h, int32_t* out) {
-    __shared__ SelectShared sh;
-    const SampleHeader p = *h;
-    if (!(p.temperature > 0.f)) {  // greedy: the first after the stable sort is the lowest id of the largest logit
-        if (threadIdx.x == 0) *out = ids[0];
-        return;
-    }
-    int keep = p.top_k > 0 && p.top_k < n ? p.top_k : n;
-    const float mx = keys[0];
-    if (p.top_p < 1.f) {
-        const int k = first_crossing<true>([&](int i) { return static_cast<double>(expf(keys[i] - mx)); }, keep,
-                                           static_cast<double>(p.top_p), sh);
-        if (k < keep) keep = k + 1;
-    }
-    if (p.min_p > 0.f) {
-        // p_i / p_max = exp(l_i - max): the survivors are the prefix before the first ratio under min_p.
-        int first = keep;
-        for (int i = 1 + static_cast<int>(threadIdx.x); i < keep; i += kSelectThreads) {
-            if (expf(keys[i] - mx) < p.min_p) {
-                first = i;
+// The id of the index-th token (by id, clamped to the last) whose key is `key`.
+__device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, Shared& sh) {
+    const int t = static_cast<int>(threadIdx.x);
+    const int chunk = (row.n + kThreads - 1) / kThreads;
+    const int lo = min(row.n, t * chunk), hi = min(row.n, lo + chunk);
+    int count = 0;
+    for (int i = lo; i < hi; ++i) count += key_of(clean(row.x[i])) == key;
+    int start = 0, total = 0;
+    ScanInt(sh.temp.iscan).ExclusiveSum(count, start, total);
+    const long long want = index < total ? index : total - 1;
+    if (want >= start && want < start + count) {
+        int seen = start;
+        for (int i = lo; i < hi; ++i) {
+            if (key_of(clean(row.x[i])) != key) continue;
+            if (seen++ == want) {
+                sh.result = static_cast<ull>(i);
                 break;
             }
         }
-        keep = block_min(first, sh);
     }
-    const float temp = p.temperature;
-    const int pick =
-        first_crossing<false>([&](int i) { return static_cast<double>(expf((keys[i] - mx) / temp)); }, keep, p.u, sh);
-    if (threadIdx.x == 0) *out = ids[pick < keep ? pick : keep - 1];
+    __syncthreads();
+    const int32_t id = static_cast<int32_t>(sh.result);
+    __syncthreads();
+    return id;
 }
 
-unsigned blocks(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+__global__ void __launch_bounds__(kThreads)
+    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n) {
+    __shared__ Shared sh;
+    const SampleRow p = rows[blockIdx.x];
+    const int t = static_cast<int>(threadIdx.x);
+    Row row{p.logits, n, 0.f, p.temperature, 0.f};
+
+    // The penalty on a copy (the logits stay as they are); the window's ids are distinct, so each is changed once.
+    if (p.work != nullptr) {
+        for (int i = t; i < n; i += kThreads) p.work[i] = p.logits[i];
+        __syncthreads();
+        const float pen = p.repeat_penalty;
+        for (int j = t; j < p.n_window; j += kThreads) {
+            const int id = window_ids[p.window_offset + j];
+            const float l = p.work[id];
+            p.work[id] = l > 0.f ? l / pen : l * pen;
+        }
+        __syncthreads();
+        row.x = p.work;
+    }
+
+    // The largest key with its lowest id (greedy's pick), and the smallest key (the last token in the order).
+    ull best = 0, least = ULLONG_MAX;
+    for (int i = t; i < n; i += kThreads) {
+        const uint32_t k = key_of(clean(row.x[i]));
+        const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
+        best = packed > best ? packed : best;
+        least = k < least ? k : least;
+    }
+    best = block_extreme<true>(best, sh);
+    least = block_extreme<false>(least, sh);
+    if (!(p.temperature > 0.f)) {
+        if (t == 0) *p.out = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best & 0xffffffffu));
+        return;
+    }
+    const uint32_t max_key = static_cast<uint32_t>(best >> 32);
+    row.mx = float_of(max_key);
+    // 2^S with n * 2^S <= 2^62: a sum of n weights, each at most 2^S, cannot overflow.
+    const int log2n = n > 1 ? 32 - __clz(n - 1) : 0;
+    row.unit = __uint_as_float(static_cast<uint32_t>(127 + 62 - log2n) << 23);
+
+    Prefix keep{static_cast<uint32_t>(least), true, 0};
+    if (p.top_k > 0 && p.top_k < n) {
+        const ull k = static_cast<ull>(p.top_k);
+        const Crossing c = first_crossing(
+            row, keep, Weight::Count, [k](ull) { return k; }, sh);
+        if (c.found) keep = Prefix{c.key, false, c.index + 1};
+    }
+    if (p.top_p < 1.f) {
+        const double top_p = p.top_p;
+        const Crossing c = first_crossing(
+            row, keep, Weight::T1,
+            [top_p](ull total) { return static_cast<ull>(ceil(top_p * static_cast<double>(total))); }, sh);
+        if (c.found) keep = Prefix{c.key, false, c.index + 1};
+    }
+    if (p.min_p > 0.f) {
+        // p_i / p_max = e^(l_i - max) falls with the key: the survivors above it are those at or above the smallest
+        // key whose ratio is still >= min_p (all of its tokens: they share the ratio). The top token always passes.
+        ull lowest = ULLONG_MAX;
+        for (int i = t; i < n; i += kThreads) {
+            const float l = clean(row.x[i]);
+            const uint32_t k = key_of(l);
+            if (k < keep.K || k >= lowest) continue;
+            if ((l == row.mx ? 1.f : expf(l - row.mx)) >= p.min_p) lowest = k;
+        }
+        lowest = block_extreme<false>(lowest, sh);
+        if (lowest != ULLONG_MAX && static_cast<uint32_t>(lowest) > keep.K) {
+            keep = Prefix{static_cast<uint32_t>(lowest), true, 0};
+        }
+    }
+    const double u = p.u;
+    const Crossing c = first_crossing(
+        row, keep, Weight::Temp, [u](ull total) { return static_cast<ull>(floor(u * static_cast<double>(total))) + 1; },
+        sh);
+    // Not found: u within rounding of 1, the last survivor.
+    const uint32_t key = c.found ? c.key : keep.K;
+    const long long index = c.found ? c.index : keep.all_ties ? LLONG_MAX : keep.c - 1;
+    const int32_t id = nth_with_key(row, key, index, sh);
+    if (t == 0) *p.out = id;
+}
 
 }  // namespace
 
-void launch_iota(int32_t* ids, int64_t n, cudaStream_t s) {
-    iota_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(ids, n);
-}
-
-size_t sort_temp_bytes(int64_t n) {
-    size_t bytes = 0;
-    cub::DeviceRadixSort::SortPairsDescending(nullptr, bytes, static_cast<const float*>(nullptr),
-                                              static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
-                                              static_cast<int32_t*>(nullptr), static_cast<int>(n));
-    return bytes;
-}
-
-void launch_sample_chain(const float* logits, int64_t n, const SampleBuffers& b, cudaStream_t s) {
-    copy_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(logits, n, b.work);
-    penalty_kernel<<<1, 256, 0, s>>>(b.work, b.header, b.window);
-    size_t temp_bytes = b.sort_temp_bytes;
-    // Radix sort is stable: equal logits keep the iota order, ids ascending, as the host's tie rule.
-    cub::DeviceRadixSort::SortPairsDescending(b.sort_temp, temp_bytes, b.work, b.keys, b.iota, b.ids,
-                                              static_cast<int>(n), 0, 32, s);
-    select_kernel<<<1, kSelectThreads, 0, s>>>(b.keys, b.ids, static_cast<int>(n), b.header, b.out);
+void launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, cudaStream_t s) {
+    sample_rows_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n));
 }
 
 }  // namespace orcd::backend::cuda::detail
