@@ -13,7 +13,9 @@
 // the count or weight of the survivors under the current key prefix by their next digit, a block scan over the digits
 // in descending order finds the digit where the sum crosses, and the prefix grows by it. After the last level the key
 // is exact, and the tokens with that key all weigh the same, so the crossing's index among them is a division; the
-// pick then finds that index's id by scanning the key's tokens in id order (one more pass).
+// pick then finds that index's id by scanning the key's tokens in id order (one more pass). Once top-k or top-p leaves
+// at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
+// memory in id order, and every later pass reads those instead of the vocabulary.
 //
 // Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
 // token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
@@ -39,13 +41,18 @@ __device__ __forceinline__ int level_bits(int level) { return level == 0 ? 12 : 
 __device__ __forceinline__ int level_shift(int level) { return level == 0 ? 20 : level == 1 ? 10 : 0; }
 constexpr int kMaxBins = 1 << 12;
 constexpr unsigned kFull = 0xffffffffu;
+// Survivors a block keeps in shared memory once a filter leaves at most this many (with the 32 KiB of digit
+// histograms, under the 48 KiB of static shared memory).
+constexpr int kListCap = 1536;
 
 using ull = unsigned long long;
-using ScanU64 = cub::BlockScan<ull, kThreads>;
-using ScanInt = cub::BlockScan<int, kThreads>;
+using ScanU64 = cub::BlockScan<ull, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
+using ScanInt = cub::BlockScan<int, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
 struct Shared {
     ull hist[kMaxBins];
+    float list_x[kListCap];  // the compacted survivors' logits, in id order
+    int32_t list_id[kListCap];
     union {
         typename ScanU64::TempStorage scan;
         typename ScanInt::TempStorage iscan;
@@ -91,9 +98,11 @@ __device__ ull block_extreme(ull v, Shared& sh) {
 
 enum class Weight { Count, T1, Temp };
 
-// One row's view: its (penalized) logits, its maximum and the fixed-point unit.
+// One row's view: its (penalized) logits, or the survivors compacted into shared memory (ids ascending), its maximum
+// and the fixed-point unit.
 struct Row {
     const float* x;
+    const int32_t* ids;  // null: x is the whole vocabulary, index = id
     int n;
     float mx;
     float temp;
@@ -192,7 +201,7 @@ __device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, S
         for (int i = lo; i < hi; ++i) {
             if (key_of(clean(row.x[i])) != key) continue;
             if (seen++ == want) {
-                sh.result = static_cast<ull>(i);
+                sh.result = static_cast<ull>(row.ids != nullptr ? row.ids[i] : i);
                 break;
             }
         }
@@ -203,12 +212,37 @@ __device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, S
     return id;
 }
 
+// Copies the survivors (keys >= p.K: a superset of the prefix, which only shrinks from here) into shared memory in id
+// order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary.
+__device__ void compact(Row& row, const Prefix& p, Shared& sh) {
+    if (row.ids != nullptr) return;  // compacted already
+    const int t = static_cast<int>(threadIdx.x);
+    const int chunk = (row.n + kThreads - 1) / kThreads;
+    const int lo = min(row.n, t * chunk), hi = min(row.n, lo + chunk);
+    int count = 0;
+    for (int i = lo; i < hi; ++i) count += key_of(clean(row.x[i])) >= p.K;
+    int start = 0, total = 0;
+    ScanInt(sh.temp.iscan).ExclusiveSum(count, start, total);
+    __syncthreads();  // the scan's storage free for the next use
+    if (total > kListCap) return;
+    for (int i = lo, at = start; i < hi && at < start + count; ++i) {
+        const float l = clean(row.x[i]);
+        if (key_of(l) < p.K) continue;
+        sh.list_x[at] = l;
+        sh.list_id[at++] = i;
+    }
+    __syncthreads();
+    row.x = sh.list_x;
+    row.ids = sh.list_id;
+    row.n = total;
+}
+
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n) {
     __shared__ Shared sh;
     const SampleRow p = rows[blockIdx.x];
     const int t = static_cast<int>(threadIdx.x);
-    Row row{p.logits, n, 0.f, p.temperature, 0.f};
+    Row row{p.logits, nullptr, n, 0.f, p.temperature, 0.f};
 
     // The penalty on a copy (the logits stay as they are); the window's ids are distinct, so each is changed once.
     if (p.work != nullptr) {
@@ -250,6 +284,7 @@ __global__ void __launch_bounds__(kThreads)
         const Crossing c = first_crossing(
             row, keep, Weight::Count, [k](ull) { return k; }, sh);
         if (c.found) keep = Prefix{c.key, false, c.index + 1};
+        if (p.top_k <= kListCap) compact(row, keep, sh);
     }
     if (p.top_p < 1.f) {
         const double top_p = p.top_p;
@@ -257,12 +292,13 @@ __global__ void __launch_bounds__(kThreads)
             row, keep, Weight::T1,
             [top_p](ull total) { return static_cast<ull>(ceil(top_p * static_cast<double>(total))); }, sh);
         if (c.found) keep = Prefix{c.key, false, c.index + 1};
+        compact(row, keep, sh);
     }
     if (p.min_p > 0.f) {
         // p_i / p_max = e^(l_i - max) falls with the key: the survivors above it are those at or above the smallest
         // key whose ratio is still >= min_p (all of its tokens: they share the ratio). The top token always passes.
         ull lowest = ULLONG_MAX;
-        for (int i = t; i < n; i += kThreads) {
+        for (int i = t; i < row.n; i += kThreads) {
             const float l = clean(row.x[i]);
             const uint32_t k = key_of(l);
             if (k < keep.K || k >= lowest) continue;
