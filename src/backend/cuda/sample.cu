@@ -47,16 +47,12 @@ constexpr int kListCap = 1536;
 
 using ull = unsigned long long;
 using ScanU64 = cub::BlockScan<ull, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
-using ScanInt = cub::BlockScan<int, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
 struct Shared {
     ull hist[kMaxBins];
     float list_x[kListCap];  // the compacted survivors' logits, in id order
     int32_t list_id[kListCap];
-    union {
-        typename ScanU64::TempStorage scan;
-        typename ScanInt::TempStorage iscan;
-    } temp;
+    typename ScanU64::TempStorage scan;
     ull warp_val[kWarps];
     ull result;
 };
@@ -116,6 +112,70 @@ struct Row {
     }
 };
 
+// Calls f(i, x[i]) for i = threadIdx.x, + kThreads, ... below row.n, loading kBatch values before using any: without
+// that, a pass whose body ends in a shared-memory atomic (which may alias row.x, a generic pointer) waits out the L2
+// latency of every load in turn, ~70 us for one block over a 152k vocabulary (the first measurement, docs/PERF.md).
+constexpr int kBatch = 8;
+template <class F>
+__device__ __forceinline__ void for_each_value(const Row& row, F f) {
+    int i = static_cast<int>(threadIdx.x);
+    for (; i + (kBatch - 1) * kThreads < row.n; i += kBatch * kThreads) {
+        float v[kBatch];
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) v[j] = row.x[i + j * kThreads];
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) f(i + j * kThreads, v[j]);
+    }
+    for (; i < row.n; i += kThreads) f(i, row.x[i]);
+}
+
+// The passes that need id order: warp w owns the positions [w * span, (w + 1) * span) (span a multiple of 32) and reads
+// them 32 consecutive values at a time, coalesced, four groups in flight. f(base, mask, v) is called in position order
+// for every group, in every lane: mask is the warp's ballot of pred over positions base .. base + 31 (bit l: position
+// base + l), v the lane's own value (NaN past the end, where pred is false).
+constexpr int kGroups = 4;
+template <class Pred, class F>
+__device__ __forceinline__ void warp_ballots(const Row& row, Pred pred, F f) {
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int span = ((row.n + kWarps - 1) / kWarps + 31) & ~31;
+    const int lo = min(row.n, warp * span), hi = min(row.n, lo + span);
+    for (int base = lo; base < hi; base += 32 * kGroups) {
+        float v[kGroups];
+#pragma unroll
+        for (int j = 0; j < kGroups; ++j) {
+            const int i = base + 32 * j + lane;
+            v[j] = i < hi ? row.x[i] : NAN;
+        }
+#pragma unroll
+        for (int j = 0; j < kGroups; ++j) {
+            const bool in = base + 32 * j + lane < hi && pred(v[j]);
+            f(base + 32 * j, __ballot_sync(kFull, in), v[j]);
+        }
+    }
+}
+
+// Each warp's `count` (the same in all its lanes) -> the counts of the warps before it, and the sum of all.
+__device__ void warp_offsets(int count, int& start, int& total, Shared& sh) {
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    if (lane == 0) sh.warp_val[warp] = static_cast<ull>(count);
+    __syncthreads();
+    if (warp == 0) {
+        const int mine = static_cast<int>(sh.warp_val[lane]);
+        int inclusive = mine;
+        for (int o = 1; o < 32; o <<= 1) {
+            const int up = __shfl_up_sync(kFull, inclusive, o);
+            if (lane >= o) inclusive += up;
+        }
+        __syncwarp();
+        sh.warp_val[lane] = static_cast<ull>(inclusive - mine);
+        if (lane == 31) sh.result = static_cast<ull>(inclusive);
+    }
+    __syncthreads();
+    start = static_cast<int>(sh.warp_val[warp]);
+    total = static_cast<int>(sh.result);
+    __syncthreads();  // warp_val and result free for the next use
+}
+
 // The survivors: keys above K, and the first c tokens (by id) with key K; all of K's tokens when all_ties.
 struct Prefix {
     uint32_t K;
@@ -142,13 +202,13 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
         const int bits = level_bits(level), shift = level_shift(level), nb = 1 << bits, high = shift + bits;
         for (int b = t; b < nb; b += kThreads) sh.hist[b] = 0;
         __syncthreads();
-        for (int i = t; i < row.n; i += kThreads) {
-            const float l = clean(row.x[i]);
+        for_each_value(row, [&](int, float raw) {
+            const float l = clean(raw);
             const uint32_t k = key_of(l);
-            if (k < p.K || (k == p.K && !p.all_ties)) continue;
-            if (level > 0 && (k >> high) != prefix) continue;
+            if (k < p.K || (k == p.K && !p.all_ties)) return;
+            if (level > 0 && (k >> high) != prefix) return;
             atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
-        }
+        });
         if (t == 0 && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
             atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
         }
@@ -158,7 +218,7 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
         ull sum = 0;
         for (int q = 0; q < per; ++q) sum += sh.hist[nb - 1 - (t * per + q)];
         ull start = 0, total = 0;
-        ScanU64(sh.temp.scan).ExclusiveSum(sum, start, total);
+        ScanU64(sh.scan).ExclusiveSum(sum, start, total);
         if (level == 0) target = target_of(total);
         ull cum = before + start;
         ull pos = ULLONG_MAX;
@@ -188,23 +248,26 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
 
 // The id of the index-th token (by id, clamped to the last) whose key is `key`.
 __device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, Shared& sh) {
-    const int t = static_cast<int>(threadIdx.x);
-    const int chunk = (row.n + kThreads - 1) / kThreads;
-    const int lo = min(row.n, t * chunk), hi = min(row.n, lo + chunk);
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    auto match = [key](float v) { return key_of(clean(v)) == key; };
     int count = 0;
-    for (int i = lo; i < hi; ++i) count += key_of(clean(row.x[i])) == key;
+    warp_ballots(row, match, [&](int, unsigned m, float) { count += __popc(m); });
     int start = 0, total = 0;
-    ScanInt(sh.temp.iscan).ExclusiveSum(count, start, total);
+    warp_offsets(count, start, total, sh);
     const long long want = index < total ? index : total - 1;
-    if (want >= start && want < start + count) {
-        int seen = start;
-        for (int i = lo; i < hi; ++i) {
-            if (key_of(clean(row.x[i])) != key) continue;
-            if (seen++ == want) {
-                sh.result = static_cast<ull>(row.ids != nullptr ? row.ids[i] : i);
-                break;
+    if (want >= start && want < start + count) {  // this warp holds it (uniform in the warp)
+        long long left = want - start;            // matches still to pass; -1 once found
+        warp_ballots(row, match, [&](int base, unsigned m, float) {
+            if (left < 0) return;
+            if (left < __popc(m)) {
+                for (long long j = 0; j < left; ++j) m &= m - 1;  // drop the lowest `left` set bits
+                const int i = base + __ffs(static_cast<int>(m)) - 1;
+                if (lane == 0) sh.result = static_cast<ull>(row.ids != nullptr ? row.ids[i] : i);
+                left = -1;
+            } else {
+                left -= __popc(m);
             }
-        }
+        });
     }
     __syncthreads();
     const int32_t id = static_cast<int32_t>(sh.result);
@@ -216,21 +279,23 @@ __device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, S
 // order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary.
 __device__ void compact(Row& row, const Prefix& p, Shared& sh) {
     if (row.ids != nullptr) return;  // compacted already
-    const int t = static_cast<int>(threadIdx.x);
-    const int chunk = (row.n + kThreads - 1) / kThreads;
-    const int lo = min(row.n, t * chunk), hi = min(row.n, lo + chunk);
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const uint32_t K = p.K;
+    auto keep = [K](float v) { return key_of(clean(v)) >= K; };
     int count = 0;
-    for (int i = lo; i < hi; ++i) count += key_of(clean(row.x[i])) >= p.K;
+    warp_ballots(row, keep, [&](int, unsigned m, float) { count += __popc(m); });
     int start = 0, total = 0;
-    ScanInt(sh.temp.iscan).ExclusiveSum(count, start, total);
-    __syncthreads();  // the scan's storage free for the next use
+    warp_offsets(count, start, total, sh);
     if (total > kListCap) return;
-    for (int i = lo, at = start; i < hi && at < start + count; ++i) {
-        const float l = clean(row.x[i]);
-        if (key_of(l) < p.K) continue;
-        sh.list_x[at] = l;
-        sh.list_id[at++] = i;
-    }
+    int at = start;
+    warp_ballots(row, keep, [&](int base, unsigned m, float v) {
+        if ((m >> lane) & 1u) {
+            const int slot = at + __popc(m & ((1u << lane) - 1u));
+            sh.list_x[slot] = clean(v);
+            sh.list_id[slot] = base + lane;
+        }
+        at += __popc(m);
+    });
     __syncthreads();
     row.x = sh.list_x;
     row.ids = sh.list_id;
@@ -260,12 +325,12 @@ __global__ void __launch_bounds__(kThreads)
 
     // The largest key with its lowest id (greedy's pick), and the smallest key (the last token in the order).
     ull best = 0, least = ULLONG_MAX;
-    for (int i = t; i < n; i += kThreads) {
-        const uint32_t k = key_of(clean(row.x[i]));
+    for_each_value(row, [&](int i, float raw) {
+        const uint32_t k = key_of(clean(raw));
         const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
         best = packed > best ? packed : best;
         least = k < least ? k : least;
-    }
+    });
     best = block_extreme<true>(best, sh);
     least = block_extreme<false>(least, sh);
     if (!(p.temperature > 0.f)) {
@@ -298,12 +363,12 @@ __global__ void __launch_bounds__(kThreads)
         // p_i / p_max = e^(l_i - max) falls with the key: the survivors above it are those at or above the smallest
         // key whose ratio is still >= min_p (all of its tokens: they share the ratio). The top token always passes.
         ull lowest = ULLONG_MAX;
-        for (int i = t; i < row.n; i += kThreads) {
-            const float l = clean(row.x[i]);
+        for_each_value(row, [&](int, float raw) {
+            const float l = clean(raw);
             const uint32_t k = key_of(l);
-            if (k < keep.K || k >= lowest) continue;
+            if (k < keep.K || k >= lowest) return;
             if ((l == row.mx ? 1.f : expf(l - row.mx)) >= p.min_p) lowest = k;
-        }
+        });
         lowest = block_extreme<false>(lowest, sh);
         if (lowest != ULLONG_MAX && static_cast<uint32_t>(lowest) > keep.K) {
             keep = Prefix{static_cast<uint32_t>(lowest), true, 0};
