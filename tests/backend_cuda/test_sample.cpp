@@ -226,7 +226,9 @@ TEST(DeviceSample, DeterministicAcrossRuns) {
 }
 
 // Many rows in one launch, each with its own logits row (four distinct rows, reused), parameters and draw: every id
-// equals the row sampled alone (bit for bit: the same kernel, one block a row) and the host chain's pick.
+// equals the row sampled alone and the host chain's pick. Bit for bit although the splits differ: alone a row's
+// vocabulary is spread over many blocks, in a batch of 64 over one or a few (sample_slices), and integer sums and
+// extremes cannot depend on the split.
 TEST(DeviceSample, BatchedRowsPickWhatEachRowPicksAlone) {
     ORCD_SKIP_WITHOUT_GPU();
     const int V = 151936;

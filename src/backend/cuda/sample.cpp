@@ -24,6 +24,7 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
                     fmt::format("cuda sampler: vocabulary of {} entries, expected 1 .. {}", n_vocab, INT32_MAX / 2));
     }
     out_ = device_.allocate(256, "sampler workspace");
+    capacity_ = detail::sample_block_capacity();
     result_host_ = allocate_pinned_host<int32_t>(sizeof(int32_t));
     seen_.assign(static_cast<size_t>(n_vocab), 0);
     reserve(1, 0, 0);
@@ -44,6 +45,11 @@ void DeviceSampler::reserve(size_t rows, size_t ids, size_t penalized) {
         upload_ = device_.allocate(grown, "sampler workspace");
         staging_ = allocate_pinned_host<std::byte>(grown);
         upload_bytes_ = grown;
+    }
+    if (rows > scratch_rows_) {
+        scratch_.reset();
+        scratch_ = device_.allocate(detail::sample_scratch_bytes(static_cast<int>(rows)), "sampler workspace");
+        scratch_rows_ = rows;
     }
     if (penalized > work_rows_) {
         work_.reset();
@@ -104,8 +110,9 @@ void DeviceSampler::sample_rows(std::span<const Row> rows, cudaStream_t stream) 
     ORCD_CUDA_CHECK(cudaMemcpyAsync(upload_->data(), staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
     const auto* dev_rows = reinterpret_cast<const detail::SampleRow*>(upload_->data());
     const auto* dev_ids = reinterpret_cast<const int32_t*>(upload_->data() + ids_at);
-    detail::launch_sample_rows(dev_rows, dev_ids, static_cast<int>(rows.size()), n_, stream);
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    const int n_rows = static_cast<int>(rows.size());
+    ORCD_CUDA_CHECK(detail::launch_sample_rows(dev_rows, dev_ids, n_rows, n_, scratch_->data(),
+                                               detail::sample_slices(n_rows, n_, capacity_), stream));
 }
 
 TokenId DeviceSampler::sample(const float* logits, const SampleStep& step, cudaStream_t stream) {

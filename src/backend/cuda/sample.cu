@@ -17,6 +17,15 @@
 // at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
 // memory in id order, and every later pass reads those instead of the vocabulary.
 //
+// A row's vocabulary passes are spread over `slices` blocks (a grid of rows x slices) so that a small batch still uses
+// the whole GPU: each block reads its slice, and what the chain needs of the whole row (the extremes, a level's
+// digit histogram, the counts before a slice) goes through the row's global scratch with integer atomics and a barrier
+// of the row's blocks. Every block then holds the same row-wide values and takes the same decisions; integer sums and
+// extremes do not depend on how the row was split, so neither does a pick. Once the survivors fit in shared memory,
+// every block copies all of them and runs the rest of the chain alone (block 0 writes the id). The barrier needs all
+// of a row's blocks resident at once: the launch uses at most half of the blocks the device holds at a time (the
+// other half leaves room for a second sampler launch, another pool's, running beside it).
+//
 // Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
 // token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
 // exact sums of the rounded weights, the same in every run whatever the atomics' order. Against the host chain's
@@ -25,7 +34,9 @@
 // boundary.
 #include <cub/block/block_scan.cuh>
 
+#include <algorithm>
 #include <climits>
+#include <cstdint>
 
 #include "backend/cuda/sample_kernels.h"
 
@@ -44,6 +55,10 @@ constexpr unsigned kFull = 0xffffffffu;
 // Survivors a block keeps in shared memory once a filter leaves at most this many (with the 32 KiB of digit
 // histograms, under the 48 KiB of static shared memory).
 constexpr int kListCap = 1536;
+// A slice is at least this many values (one block reads it in a few rounds of loads), and a row has at most
+// kMaxSlices: past that the barriers cost more than the passes save.
+constexpr int kSliceMin = 8192;
+constexpr int kMaxSlices = 64;
 
 using ull = unsigned long long;
 using ScanU64 = cub::BlockScan<ull, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
@@ -56,6 +71,53 @@ struct Shared {
     ull warp_val[kWarps];
     ull result;
 };
+
+}  // namespace
+
+// A row's global scratch (zeroed before every launch that splits rows): the barrier's arrivals, the extremes (minima
+// stored complemented, so that all three are maxima from zero), each slice's count for a compaction or the pick's
+// index, and three rotating digit histograms.
+struct SampleRowScratch {
+    unsigned arrived;
+    unsigned pad;
+    ull best, least, lowest;
+    int counts[3][kMaxSlices];
+    ull hist[3][kMaxBins];
+};
+// The survivors of a split row, in id order, before each block copies them into its shared memory (not zeroed).
+struct SampleRowList {
+    float x[kListCap];
+    int32_t id[kListCap];
+};
+
+namespace {
+
+// A block's place in its row: its slice, and whether the row is still split (false from the start with one slice,
+// and after the survivors were copied into every block).
+struct Grid {
+    SampleRowScratch* g;
+    SampleRowList* list;
+    int slice, slices;
+    bool split;
+    unsigned gen;   // barriers passed
+    int hist_use;   // histograms merged
+    int count_use;  // slice counts exchanged
+};
+
+// Every block of the row arrives before any leaves; writes before are visible after (the fences around the count).
+// The row's blocks call it the same number of times: their decisions come from the same row-wide values.
+__device__ void row_barrier(Grid& gr) {
+    ++gr.gen;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(&gr.g->arrived, 1u);
+        const unsigned target = gr.gen * static_cast<unsigned>(gr.slices);
+        while (*static_cast<volatile unsigned*>(&gr.g->arrived) < target) __nanosleep(32);
+        __threadfence();
+    }
+    __syncthreads();
+}
 
 // NaN as -inf and -0 as +0: the host chain's reading of a logit.
 __device__ __forceinline__ float clean(float x) {
@@ -92,6 +154,34 @@ __device__ ull block_extreme(ull v, Shared& sh) {
     return r;
 }
 
+// block_extreme over the whole row: a split row's blocks meet in `slot` (atomicMax, a minimum complemented).
+template <bool kMax>
+__device__ ull row_extreme(ull v, Shared& sh, Grid& gr, ull* slot) {
+    const ull r = block_extreme<kMax>(v, sh);
+    if (!gr.split) return r;
+    if (threadIdx.x == 0) atomicMax(slot, kMax ? r : ~r);
+    row_barrier(gr);
+    const ull all = __ldcg(slot);
+    return kMax ? all : ~all;
+}
+
+// The sum over the row's slices of each block's `mine` (the same in all its threads): the slices before this one's,
+// and all of them. A split row's blocks exchange them through the scratch's next counts.
+__device__ void row_counts(int mine, Grid& gr, long long& before, long long& all) {
+    before = 0;
+    all = mine;
+    if (!gr.split) return;
+    const int use = gr.count_use++;
+    if (threadIdx.x == 0) gr.g->counts[use][gr.slice] = mine;
+    row_barrier(gr);
+    all = 0;
+    for (int s = 0; s < gr.slices; ++s) {
+        const int c = __ldcg(&gr.g->counts[use][s]);
+        if (s < gr.slice) before += c;
+        all += c;
+    }
+}
+
 enum class Weight { Count, T1, Temp };
 
 // One row's view: its (penalized) logits, or the survivors compacted into shared memory (ids ascending), its maximum
@@ -99,7 +189,7 @@ enum class Weight { Count, T1, Temp };
 struct Row {
     const float* x;
     const int32_t* ids;  // null: x is the whole vocabulary, index = id
-    int n;
+    int lo, hi;          // this block's positions in x: its slice of the vocabulary, or all the survivors
     float mx;
     float temp;
     float unit;  // 2^S as a float (exact)
@@ -112,24 +202,48 @@ struct Row {
     }
 };
 
-// Calls f(i, x[i]) for i = threadIdx.x, + kThreads, ... below row.n, loading kBatch values before using any: without
-// that, a pass whose body ends in a shared-memory atomic (which may alias row.x, a generic pointer) waits out the L2
-// latency of every load in turn, ~70 us for one block over a 152k vocabulary (the first measurement, docs/PERF.md).
-constexpr int kBatch = 8;
+// Calls f(i, x[i]) for every i in [row.lo, row.hi), each thread loading kBatch float4 before using any: without that,
+// a pass whose body ends in a shared-memory atomic (which may alias row.x, a generic pointer) waits out the L2 latency
+// of every load in turn, ~70 us for one block over a 152k vocabulary (the first measurement, docs/PERF.md). Scalar
+// loads where x + lo is not 16-byte aligned. The order of the calls is no part of any result (sums, extremes).
+constexpr int kBatch = 4;
 template <class F>
 __device__ __forceinline__ void for_each_value(const Row& row, F f) {
-    int i = static_cast<int>(threadIdx.x);
-    for (; i + (kBatch - 1) * kThreads < row.n; i += kBatch * kThreads) {
-        float v[kBatch];
+    const int t = static_cast<int>(threadIdx.x);
+    const float* x = row.x + row.lo;
+    const int len = row.hi - row.lo;
+    int done = 0;
+    if ((reinterpret_cast<uintptr_t>(x) & 15u) == 0) {
+        const auto* x4 = reinterpret_cast<const float4*>(x);
+        const int n4 = len / 4;
+        int i = t;
+        for (; i + (kBatch - 1) * kThreads < n4; i += kBatch * kThreads) {
+            float4 v[kBatch];
 #pragma unroll
-        for (int j = 0; j < kBatch; ++j) v[j] = row.x[i + j * kThreads];
+            for (int j = 0; j < kBatch; ++j) v[j] = x4[i + j * kThreads];
 #pragma unroll
-        for (int j = 0; j < kBatch; ++j) f(i + j * kThreads, v[j]);
+            for (int j = 0; j < kBatch; ++j) {
+                const int at = row.lo + 4 * (i + j * kThreads);
+                f(at, v[j].x);
+                f(at + 1, v[j].y);
+                f(at + 2, v[j].z);
+                f(at + 3, v[j].w);
+            }
+        }
+        for (; i < n4; i += kThreads) {
+            const float4 v = x4[i];
+            const int at = row.lo + 4 * i;
+            f(at, v.x);
+            f(at + 1, v.y);
+            f(at + 2, v.z);
+            f(at + 3, v.w);
+        }
+        done = 4 * n4;
     }
-    for (; i < row.n; i += kThreads) f(i, row.x[i]);
+    for (int i = done + t; i < len; i += kThreads) f(row.lo + i, x[i]);
 }
 
-// The passes that need id order: warp w owns the positions [w * span, (w + 1) * span) (span a multiple of 32) and reads
+// The passes that need id order: warp w owns the positions [lo + w * span, lo + (w + 1) * span) (span a multiple of 32) and reads
 // them 32 consecutive values at a time, coalesced, four groups in flight. f(base, mask, v) is called in position order
 // for every group, in every lane: mask is the warp's ballot of pred over positions base .. base + 31 (bit l: position
 // base + l), v the lane's own value (NaN past the end, where pred is false).
@@ -137,8 +251,9 @@ constexpr int kGroups = 4;
 template <class Pred, class F>
 __device__ __forceinline__ void warp_ballots(const Row& row, Pred pred, F f) {
     const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-    const int span = ((row.n + kWarps - 1) / kWarps + 31) & ~31;
-    const int lo = min(row.n, warp * span), hi = min(row.n, lo + span);
+    const int len = row.hi - row.lo;
+    const int span = ((len + kWarps - 1) / kWarps + 31) & ~31;
+    const int lo = row.lo + min(len, warp * span), hi = min(row.hi, lo + span);
     for (int base = lo; base < hi; base += 32 * kGroups) {
         float v[kGroups];
 #pragma unroll
@@ -192,7 +307,8 @@ struct Crossing {
 // The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
 // the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
 template <class TargetOf>
-__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh) {
+__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh,
+                                   Grid& gr) {
     const int t = static_cast<int>(threadIdx.x);
     uint32_t prefix = 0;
     ull before = 0;  // the survivors' sum above the current prefix
@@ -209,10 +325,26 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
             if (level > 0 && (k >> high) != prefix) return;
             atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
         });
-        if (t == 0 && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
+        // The ties at K are the row's: one block of a split row adds them.
+        if (t == 0 && (!gr.split || gr.slice == 0) && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
             atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
         }
         __syncthreads();
+        if (gr.split) {
+            // The row's histogram: every block adds its nonzero bins, and after the barrier reads the sums. The buffer
+            // two uses ahead was last read before this barrier by every block, and is next added to after the next
+            // one: this block clears its share of it now.
+            const int use = gr.hist_use++;
+            ull* all = gr.g->hist[use % 3];
+            for (int b = t; b < nb; b += kThreads) {
+                if (sh.hist[b] != 0) atomicAdd(&all[b], sh.hist[b]);
+            }
+            row_barrier(gr);
+            for (int b = t; b < nb; b += kThreads) sh.hist[b] = __ldcg(&all[b]);
+            ull* ahead = gr.g->hist[(use + 2) % 3];
+            for (int b = gr.slice * kThreads + t; b < kMaxBins; b += gr.slices * kThreads) ahead[b] = 0;
+            __syncthreads();
+        }
         // Descending digits: thread t holds positions t*per .. t*per+per-1, position q is digit nb-1-q.
         const int per = nb / kThreads;
         ull sum = 0;
@@ -246,76 +378,105 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
     return Crossing{true, prefix, static_cast<long long>((need + each - 1) / each - 1)};
 }
 
-// The id of the index-th token (by id, clamped to the last) whose key is `key`.
-__device__ int32_t nth_with_key(const Row& row, uint32_t key, long long index, Shared& sh) {
+// Writes to *out the id of the index-th token (by id, clamped to the last) whose key is `key`. In a split row the block
+// whose slice holds it writes; otherwise block 0.
+__device__ void write_nth_with_key(const Row& row, uint32_t key, long long index, Shared& sh, Grid& gr, int32_t* out) {
     const int lane = static_cast<int>(threadIdx.x) % 32;
     auto match = [key](float v) { return key_of(clean(v)) == key; };
     int count = 0;
     warp_ballots(row, match, [&](int, unsigned m, float) { count += __popc(m); });
     int start = 0, total = 0;
     warp_offsets(count, start, total, sh);
-    const long long want = index < total ? index : total - 1;
-    if (want >= start && want < start + count) {  // this warp holds it (uniform in the warp)
-        long long left = want - start;            // matches still to pass; -1 once found
+    const bool writes = gr.split || gr.slice == 0;
+    long long before = 0, all = 0;
+    row_counts(total, gr, before, all);
+    const long long want = (index < all ? index : all - 1) - before;  // among this block's matches
+    if (writes && want >= start && want < start + count) {            // this warp holds it (uniform in the warp)
+        long long left = want - start;                                // matches still to pass; -1 once found
         warp_ballots(row, match, [&](int base, unsigned m, float) {
             if (left < 0) return;
             if (left < __popc(m)) {
                 for (long long j = 0; j < left; ++j) m &= m - 1;  // drop the lowest `left` set bits
                 const int i = base + __ffs(static_cast<int>(m)) - 1;
-                if (lane == 0) sh.result = static_cast<ull>(row.ids != nullptr ? row.ids[i] : i);
+                if (lane == 0) *out = row.ids != nullptr ? row.ids[i] : i;
                 left = -1;
             } else {
                 left -= __popc(m);
             }
         });
     }
-    __syncthreads();
-    const int32_t id = static_cast<int32_t>(sh.result);
-    __syncthreads();
-    return id;
 }
 
 // Copies the survivors (keys >= p.K: a superset of the prefix, which only shrinks from here) into shared memory in id
 // order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary.
-__device__ void compact(Row& row, const Prefix& p, Shared& sh) {
+__device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
     if (row.ids != nullptr) return;  // compacted already
-    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const int t = static_cast<int>(threadIdx.x), lane = t % 32;
     const uint32_t K = p.K;
     auto keep = [K](float v) { return key_of(clean(v)) >= K; };
     int count = 0;
     warp_ballots(row, keep, [&](int, unsigned m, float) { count += __popc(m); });
     int start = 0, total = 0;
     warp_offsets(count, start, total, sh);
-    if (total > kListCap) return;
-    int at = start;
+    long long before = 0, all = 0;
+    row_counts(total, gr, before, all);
+    if (all > kListCap) return;
+    // A split row's slices write their survivors to the row's list in slice order, and every block copies it all.
+    float* to_x = gr.split ? gr.list->x : sh.list_x;
+    int32_t* to_id = gr.split ? gr.list->id : sh.list_id;
+    int at = static_cast<int>(before) + start;
     warp_ballots(row, keep, [&](int base, unsigned m, float v) {
         if ((m >> lane) & 1u) {
             const int slot = at + __popc(m & ((1u << lane) - 1u));
-            sh.list_x[slot] = clean(v);
-            sh.list_id[slot] = base + lane;
+            to_x[slot] = clean(v);
+            to_id[slot] = base + lane;
         }
         at += __popc(m);
     });
+    if (gr.split) {
+        row_barrier(gr);
+        for (int i = t; i < all; i += kThreads) {
+            sh.list_x[i] = __ldcg(&gr.list->x[i]);
+            sh.list_id[i] = __ldcg(&gr.list->id[i]);
+        }
+        gr.split = false;
+    }
     __syncthreads();
     row.x = sh.list_x;
     row.ids = sh.list_id;
-    row.n = total;
+    row.lo = 0;
+    row.hi = static_cast<int>(all);
 }
 
 __global__ void __launch_bounds__(kThreads)
-    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n) {
+    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n,
+                       SampleRowScratch* scratch, SampleRowList* lists, int slices) {
     __shared__ Shared sh;
-    const SampleRow p = rows[blockIdx.x];
+    const int r = static_cast<int>(blockIdx.x);
+    const SampleRow p = rows[r];
     const int t = static_cast<int>(threadIdx.x);
-    Row row{p.logits, nullptr, n, 0.f, p.temperature, 0.f};
+    Grid gr{slices > 1 ? scratch + r : nullptr,
+            slices > 1 ? lists + r : nullptr,
+            static_cast<int>(blockIdx.y),
+            slices,
+            slices > 1,
+            0u,
+            0,
+            0};
+    // Slices of a multiple of 4 values: float4 loads from every slice's start.
+    const int per = ((n + slices - 1) / slices + 3) & ~3;
+    const int lo = min(n, gr.slice * per), hi = min(n, lo + per);
+    Row row{p.logits, nullptr, lo, hi, 0.f, p.temperature, 0.f};
 
-    // The penalty on a copy (the logits stay as they are); the window's ids are distinct, so each is changed once.
+    // The penalty on a copy (the logits stay as they are); the window's ids are distinct, so each is changed once. A
+    // block copies and changes its own slice, the only part of the copy it reads.
     if (p.work != nullptr) {
-        for (int i = t; i < n; i += kThreads) p.work[i] = p.logits[i];
+        for (int i = lo + t; i < hi; i += kThreads) p.work[i] = p.logits[i];
         __syncthreads();
         const float pen = p.repeat_penalty;
         for (int j = t; j < p.n_window; j += kThreads) {
             const int id = window_ids[p.window_offset + j];
+            if (id < lo || id >= hi) continue;
             const float l = p.work[id];
             p.work[id] = l > 0.f ? l / pen : l * pen;
         }
@@ -333,8 +494,19 @@ __global__ void __launch_bounds__(kThreads)
     });
     best = block_extreme<true>(best, sh);
     least = block_extreme<false>(least, sh);
+    if (gr.split) {  // both through one barrier
+        if (t == 0) {
+            atomicMax(&gr.g->best, best);
+            atomicMax(&gr.g->least, ~least);
+        }
+        row_barrier(gr);
+        best = __ldcg(&gr.g->best);
+        least = ~__ldcg(&gr.g->least);
+    }
     if (!(p.temperature > 0.f)) {
-        if (t == 0) *p.out = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best & 0xffffffffu));
+        if (t == 0 && gr.slice == 0) {
+            *p.out = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best & 0xffffffffu));
+        }
         return;
     }
     const uint32_t max_key = static_cast<uint32_t>(best >> 32);
@@ -347,17 +519,17 @@ __global__ void __launch_bounds__(kThreads)
     if (p.top_k > 0 && p.top_k < n) {
         const ull k = static_cast<ull>(p.top_k);
         const Crossing c = first_crossing(
-            row, keep, Weight::Count, [k](ull) { return k; }, sh);
+            row, keep, Weight::Count, [k](ull) { return k; }, sh, gr);
         if (c.found) keep = Prefix{c.key, false, c.index + 1};
-        if (p.top_k <= kListCap) compact(row, keep, sh);
+        if (p.top_k <= kListCap) compact(row, keep, sh, gr);
     }
     if (p.top_p < 1.f) {
         const double top_p = p.top_p;
         const Crossing c = first_crossing(
             row, keep, Weight::T1,
-            [top_p](ull total) { return static_cast<ull>(ceil(top_p * static_cast<double>(total))); }, sh);
+            [top_p](ull total) { return static_cast<ull>(ceil(top_p * static_cast<double>(total))); }, sh, gr);
         if (c.found) keep = Prefix{c.key, false, c.index + 1};
-        compact(row, keep, sh);
+        compact(row, keep, sh, gr);
     }
     if (p.min_p > 0.f) {
         // p_i / p_max = e^(l_i - max) falls with the key: the survivors above it are those at or above the smallest
@@ -369,7 +541,7 @@ __global__ void __launch_bounds__(kThreads)
             if (k < keep.K || k >= lowest) return;
             if ((l == row.mx ? 1.f : expf(l - row.mx)) >= p.min_p) lowest = k;
         });
-        lowest = block_extreme<false>(lowest, sh);
+        lowest = row_extreme<false>(lowest, sh, gr, gr.split ? &gr.g->lowest : nullptr);
         if (lowest != ULLONG_MAX && static_cast<uint32_t>(lowest) > keep.K) {
             keep = Prefix{static_cast<uint32_t>(lowest), true, 0};
         }
@@ -377,18 +549,46 @@ __global__ void __launch_bounds__(kThreads)
     const double u = p.u;
     const Crossing c = first_crossing(
         row, keep, Weight::Temp, [u](ull total) { return static_cast<ull>(floor(u * static_cast<double>(total))) + 1; },
-        sh);
+        sh, gr);
     // Not found: u within rounding of 1, the last survivor.
     const uint32_t key = c.found ? c.key : keep.K;
     const long long index = c.found ? c.index : keep.all_ties ? LLONG_MAX : keep.c - 1;
-    const int32_t id = nth_with_key(row, key, index, sh);
-    if (t == 0) *p.out = id;
+    write_nth_with_key(row, key, index, sh, gr, p.out);
 }
 
 }  // namespace
 
-void launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, cudaStream_t s) {
-    sample_rows_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n));
+size_t sample_scratch_bytes(int n_rows) {
+    return static_cast<size_t>(n_rows) * (sizeof(SampleRowScratch) + sizeof(SampleRowList));
+}
+
+int sample_block_capacity() {
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sample_rows_kernel, kThreads, 0) != cudaSuccess) {
+        return 0;  // no split rows: one block a row needs no residency
+    }
+    return sms * per_sm;
+}
+
+int sample_slices(int n_rows, int64_t n, int capacity) {
+    const int64_t by_vocab = (n + kSliceMin - 1) / kSliceMin;
+    const int64_t fits = n_rows > 0 ? (capacity / 2) / n_rows : 1;
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_vocab, fits, kMaxSlices})));
+}
+
+cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
+                               int slices, cudaStream_t s) {
+    auto* heads = static_cast<SampleRowScratch*>(scratch);
+    auto* lists = reinterpret_cast<SampleRowList*>(heads + n_rows);
+    if (slices > 1) {
+        const cudaError_t e = cudaMemsetAsync(heads, 0, static_cast<size_t>(n_rows) * sizeof(SampleRowScratch), s);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
+    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices);
+    return cudaGetLastError();
 }
 
 }  // namespace orcd::backend::cuda::detail

@@ -46,10 +46,12 @@ private:
 
     device::Device& device_;
     int64_t n_;
-    std::unique_ptr<device::DeviceMemory> upload_;  // the rows' headers, then their penalty ids
-    std::unique_ptr<device::DeviceMemory> work_;    // penalized copies, one row each
-    std::unique_ptr<device::DeviceMemory> out_;     // sample()'s id
-    size_t upload_bytes_ = 0, work_rows_ = 0;
+    std::unique_ptr<device::DeviceMemory> upload_;   // the rows' headers, then their penalty ids
+    std::unique_ptr<device::DeviceMemory> work_;     // penalized copies, one row each
+    std::unique_ptr<device::DeviceMemory> out_;      // sample()'s id
+    std::unique_ptr<device::DeviceMemory> scratch_;  // the kernel's rows' scratch (split rows)
+    size_t upload_bytes_ = 0, work_rows_ = 0, scratch_rows_ = 0;
+    int capacity_ = 0;               // sampler blocks the device holds at once
     PinnedHost<std::byte> staging_;  // mirrors upload_
     PinnedHost<int32_t> result_host_;
     std::vector<uint8_t> seen_;  // which ids a row's window holds already

@@ -20,9 +20,22 @@ struct SampleRow {
     int64_t window_offset;  // distinct, in [0, n)
 };
 
-// Samples rows[0 .. n_rows) of a vocabulary of n in one launch (one block a row) on `s`: the penalty, top-k, top-p,
-// min-p, temperature and the pick by u, without sorting the vocabulary. No host synchronization; deterministic
-// (integer masses and counts, fixed-order block reductions).
-void launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, cudaStream_t s);
+// The device scratch launch_sample_rows needs for n_rows rows (a split row's barrier, extremes, counts, histograms and
+// survivors).
+size_t sample_scratch_bytes(int n_rows);
+
+// How many blocks of the sampler the current device holds at once (0 when it cannot tell).
+int sample_block_capacity();
+
+// The blocks a row's vocabulary passes are split over, from the vocabulary, the rows and the capacity alone (never from
+// anything that changes a pick): at most half the capacity in all, so that every block of a row is resident at once.
+int sample_slices(int n_rows, int64_t n, int capacity);
+
+// Samples rows[0 .. n_rows) of a vocabulary of n in one launch (rows x slices blocks, after a clear of the scratch
+// when slices > 1) on `s`: the penalty, top-k, top-p, min-p, temperature and the pick by u, without sorting the
+// vocabulary. No host synchronization; deterministic (integer masses and counts, fixed-order block reductions), the
+// same picks for every `slices`. Returns the enqueueing's error.
+cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
+                               int slices, cudaStream_t s);
 
 }  // namespace orcd::backend::cuda::detail
