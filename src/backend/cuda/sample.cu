@@ -1,5 +1,5 @@
-// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launch), one block
-// per row, every row of a step in one launch, without sorting the vocabulary.
+// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launch), every row of
+// a step in one launch (one or more blocks a row, below), without sorting the vocabulary.
 //
 // The chain's order (logit descending, ties by id ascending) is the order of an order-preserving 32-bit key of the
 // logit (larger key = larger logit; NaN counts as -inf, -0 as +0), then id ascending. Every filter keeps a prefix of
