@@ -1,10 +1,11 @@
 // The device sampling chain (backend/cuda/sample.h) against the host chain (backend/sample_chain.h): on random logits
 // of real vocabulary sizes and a grid of parameters (each filter alone and combined), the device picks what the host
-// picks for the same u. The device's probabilities are f32 (the host's double), so a pick may differ where u (or the
-// top-p mass, or the min-p ratio) lies within rounding of a boundary: such a mismatch must be a token the host reaches
-// when u, top_p or min_p moves by 1e-6, and those cases must be rare (counted and bounded). End to end: a seeded
-// generate through the batched step's Want::Sample (PagedSequence::decode_sample) gives the same tokens as the host
-// sampler on the same CUDA logits.
+// picks for the same u. The device's weights are f32 exps summed in fixed point (the host's double exps summed in
+// double), so a pick may differ where u (or the top-p mass, or the min-p ratio) lies within rounding of a boundary:
+// such a mismatch must be a token the host reaches when u, top_p or min_p moves by 1e-6, and those cases must be rare
+// (counted and bounded). Batched: many rows with different parameters in one launch pick what each picks alone, and
+// what the host picks. End to end: a seeded generate through the batched step's Want::Sample
+// (PagedSequence::decode_sample) gives the same tokens as the host sampler on the same CUDA logits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -83,11 +84,9 @@ struct Tally {
     int cases = 0, exact = 0, boundary = 0;
 };
 
-// One comparison; a mismatch outside the boundary set fails with the case's parameters.
-void compare(cuda::DeviceSampler& ds, const DeviceBuffer<float>& d_logits, std::span<const float> logits,
-             const SampleStep& s, cudaStream_t stream, Tally& t) {
+// One device pick against the host chain; a mismatch outside the boundary set fails with the case's parameters.
+void check_pick(TokenId got, std::span<const float> logits, const SampleStep& s, Tally& t) {
     const TokenId want = sample_on_host(logits, s);
-    const TokenId got = ds.sample(d_logits.get(), s, stream);
     ++t.cases;
     if (got == want) {
         ++t.exact;
@@ -116,6 +115,11 @@ void compare(cuda::DeviceSampler& ds, const DeviceBuffer<float>& d_logits, std::
                   << s.temperature << ", top_k " << s.top_k << ", top_p " << s.top_p << ", min_p " << s.min_p
                   << ", penalty " << s.repeat_penalty << " over " << s.penalty_window.size() << " ids, u " << s.u
                   << ")";
+}
+
+void compare(cuda::DeviceSampler& ds, const DeviceBuffer<float>& d_logits, std::span<const float> logits,
+             const SampleStep& s, cudaStream_t stream, Tally& t) {
+    check_pick(ds.sample(d_logits.get(), s, stream), logits, s, t);
 }
 
 class DeviceSampleParity : public testing::TestWithParam<int> {};
@@ -221,6 +225,78 @@ TEST(DeviceSample, DeterministicAcrossRuns) {
     }
 }
 
+// Many rows in one launch, each with its own logits row (four distinct rows, reused), parameters and draw: every id
+// equals the row sampled alone and the host chain's pick. Bit for bit although the splits differ: alone a row's
+// vocabulary is spread over many blocks, in a batch of 64 over one or a few (sample_slices), and integer sums and
+// extremes cannot depend on the split.
+TEST(DeviceSample, BatchedRowsPickWhatEachRowPicksAlone) {
+    ORCD_SKIP_WITHOUT_GPU();
+    const int V = 151936;
+    const uint64_t seed = ::orcd::cuda::test::fresh_seed();
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    std::uniform_int_distribution<TokenId> any_id(0, V - 1);
+    constexpr int kDistinct = 4;
+    std::vector<std::vector<float>> logits(kDistinct, std::vector<float>(V));
+    std::vector<float> all;
+    for (int r = 0; r < kDistinct; ++r) {
+        for (float& l : logits[static_cast<size_t>(r)]) l = 2.5f * normal(rng);
+        for (int i = 0; i < 20; ++i) logits[static_cast<size_t>(r)][static_cast<size_t>(any_id(rng))] += 6.f;
+        if (r == 3) {  // ties: the id rule
+            for (float& l : logits[static_cast<size_t>(r)]) l = std::round(l * 4.f) / 4.f;
+        }
+        all.insert(all.end(), logits[static_cast<size_t>(r)].begin(), logits[static_cast<size_t>(r)].end());
+    }
+    DeviceBuffer<float> d_all(all);
+    std::vector<std::vector<TokenId>> windows(kDistinct);
+    for (auto& w : windows) {
+        for (int i = 0; i < 40; ++i) w.push_back(any_id(rng));
+        w.push_back(w.front());
+    }
+    // 64 rows (the step's most columns), cycling through parameter sets and logits rows, half of them with a penalty.
+    auto logits_of = [](int r) { return static_cast<size_t>((r / 5) % kDistinct); };
+    constexpr int kRows = 64;
+    const float temps[] = {0.f, 0.5f, 1.f, 1.7f};
+    const int top_ks[] = {0, 1, 40, 1000};
+    const float top_ps[] = {1.f, 0.9f, 0.5f};
+    const float min_ps[] = {0.f, 0.05f, 0.3f};
+    std::vector<SampleStep> steps(kRows);
+    for (int r = 0; r < kRows; ++r) {
+        SampleStep& s = steps[static_cast<size_t>(r)];
+        s.temperature = temps[r % 4];
+        s.top_k = top_ks[(r / 4) % 4];
+        s.top_p = top_ps[(r / 2) % 3];
+        s.min_p = min_ps[(r / 3) % 3];
+        if (r % 2 == 1) {
+            s.repeat_penalty = 1.3f;
+            s.penalty_window = windows[logits_of(r)];
+        }
+        s.u = unif(rng);
+    }
+    auto device = device::open_cuda_device(0);
+    Stream stream;
+    cuda::DeviceSampler ds(*device, V, stream.s);
+    DeviceBuffer<int32_t> d_out(kRows);
+    d_out.poison();
+    std::vector<cuda::DeviceSampler::Row> rows;
+    for (int r = 0; r < kRows; ++r) {
+        rows.push_back({d_all.get() + logits_of(r) * V, &steps[static_cast<size_t>(r)], d_out.get() + r});
+    }
+    ds.sample_rows(rows, stream.s);
+    ASSERT_EQ(cudaStreamSynchronize(stream.s), cudaSuccess);
+    const std::vector<int32_t> batched = d_out.download();
+    Tally t;
+    for (int r = 0; r < kRows; ++r) {
+        const SampleStep& s = steps[static_cast<size_t>(r)];
+        const TokenId alone = ds.sample(d_all.get() + logits_of(r) * V, s, stream.s);
+        EXPECT_EQ(batched[static_cast<size_t>(r)], alone) << "row " << r << " (seed " << seed << ")";
+        check_pick(batched[static_cast<size_t>(r)], logits[logits_of(r)], s, t);
+    }
+    std::printf("batched: %d rows, %d exact, %d within 1e-6 of a boundary\n", t.cases, t.exact, t.boundary);
+    EXPECT_LE(t.boundary * 10, t.cases);
+}
+
 TEST(DeviceSample, RejectsOutOfRangeParameters) {
     ORCD_SKIP_WITHOUT_GPU();
     auto device = device::open_cuda_device(0);
@@ -229,7 +305,7 @@ TEST(DeviceSample, RejectsOutOfRangeParameters) {
     auto bad = [&](auto edit) {
         SampleStep s;
         edit(s);
-        EXPECT_THROW(ds.stage(s, stream.s), Error);
+        EXPECT_THROW(ds.sample(nullptr, s, stream.s), Error);
     };
     bad([](SampleStep& s) { s.u = 1.0; });
     bad([](SampleStep& s) { s.u = -0.1; });

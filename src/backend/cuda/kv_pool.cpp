@@ -233,6 +233,17 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
             token_mask().apply(row, masks[ec.entry], slot++, stream_.s);
             if (e.want == Want::Argmax) ops::argmax(row, static_cast<int64_t>(V), dec_.argmax + (last - g0), stream_.s);
         }
+        // Sampled entries whose columns end in this group: one sampler launch for all of them (after their masks),
+        // each id written over its column's argmax, so that the one copy below brings every pick back.
+        std::vector<DeviceSampler::Row> rows;
+        for (size_t k = ei; k < entries.size() && entries[k].first < g1; ++k) {
+            const Columns& ec = entries[k];
+            const BatchEntry& e = batch[ec.entry];
+            const int last = ec.first + ec.count - 1;
+            if (last >= g1 || e.want != Want::Sample) continue;
+            rows.push_back({dec_.logits + (last - g0) * dec_.s_logits, &e.sample, dec_.argmax + (last - g0)});
+        }
+        if (!rows.empty()) sampler().sample_rows(rows, stream_.s);
         ORCD_CUDA_CHECK(cudaMemcpyAsync(picked, dec_.argmax, static_cast<size_t>(n) * sizeof(int32_t),
                                         cudaMemcpyDeviceToHost, stream_.s));
         // Results of the entries whose columns end in this group; logits rows as they come.
@@ -252,18 +263,14 @@ void CudaKvPool::run_decode(std::span<const BatchEntry> batch, const std::vector
             if (e.want == Want::Logits) {
                 ORCD_CUDA_CHECK(cudaMemcpyAsync(logits_out[ec.entry], dec_.logits + (last - g0) * dec_.s_logits,
                                                 V * sizeof(float), cudaMemcpyDeviceToHost, stream_.s));
-            } else if (e.want == Want::Sample) {
-                // One device sampler, run entry by entry (it synchronizes the stream before its staging is reused).
-                const float* row = dec_.logits + (last - g0) * dec_.s_logits;
-                results[ec.entry].token =
-                    repaired_pick(masks[ec.entry], sampler().sample(row, e.sample, stream_.s), row);
             }
         }
         ORCD_CUDA_CHECK(cudaStreamSynchronize(stream_.s));
         for (size_t j = ei; j < k; ++j) {
             const Columns& ec = entries[j];
             const int last = ec.first + ec.count - 1;
-            if (batch[ec.entry].want == Want::Argmax) {
+            const Want want = batch[ec.entry].want;
+            if (want == Want::Argmax || want == Want::Sample) {
                 results[ec.entry].token =
                     repaired_pick(masks[ec.entry], picked[last - g0], dec_.logits + (last - g0) * dec_.s_logits);
             }

@@ -1,15 +1,42 @@
-// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launches).
-// Penalty on a copy of the logits -> a stable descending radix sort of (logit, id) over the whole vocabulary, so the
-// order is the host's (logit descending, ties by id ascending) -> one block of kSelectThreads walks the sorted
-// survivors: top-k is a prefix length, top-p and the final pick are the first crossing of a cumulative sum (each
-// thread sums a contiguous chunk in index order, a block scan orders the chunks), min-p the first index whose
-// probability ratio to the top falls under min_p. The unnormalized probabilities are f32 (expf); their sums are
-// double: with f32 sums the cumulative error over a flat 152k-token tail (~1e-6) is a sizeable fraction of one
-// token's probability (~7e-6), and the device would pick a neighbour of the host's token in ~10% of such draws. With
-// double sums the pick differs from the host's only where u, top_p or min_p lies within ~1e-9 of a boundary.
-#include <cub/block/block_reduce.cuh>
+// The sampling chain on the device (see sample_chain.h for its contract; sample_kernels.h for the launch), every row of
+// a step in one launch (one or more blocks a row, below), without sorting the vocabulary.
+//
+// The chain's order (logit descending, ties by id ascending) is the order of an order-preserving 32-bit key of the
+// logit (larger key = larger logit; NaN counts as -inf, -0 as +0), then id ascending. Every filter keeps a prefix of
+// that order, held as (K, c): every token with key > K, and the first c tokens with key == K (all of them when c is
+// "all"). Each step of the chain is a first crossing of a running sum in that order:
+// - top-k: the first token where the running count reaches k;
+// - top-p: the first where the running weight e^(l - max) reaches top_p x the survivors' total (inclusive);
+// - min-p: a threshold on the key (the ratio e^(l - max) falls with the key), one pass;
+// - the pick: the first where the running weight e^((l - max) / T) exceeds u x the survivors' total.
+// A crossing is found by descending the key's digits (12, 10, 10 bits): per level one pass over the row histograms
+// the count or weight of the survivors under the current key prefix by their next digit, a block scan over the digits
+// in descending order finds the digit where the sum crosses, and the prefix grows by it. After the last level the key
+// is exact, and the tokens with that key all weigh the same, so the crossing's index among them is a division; the
+// pick then finds that index's id by scanning the key's tokens in id order (one more pass). Once top-k or top-p leaves
+// at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
+// memory in id order, and every later pass reads those instead of the vocabulary.
+//
+// A row's vocabulary passes are spread over `slices` blocks (a grid of rows x slices) so that a small batch still uses
+// the whole GPU: each block reads its slice, and what the chain needs of the whole row (the extremes, a level's
+// digit histogram, the counts before a slice) goes through the row's global scratch with integer atomics and a barrier
+// of the row's blocks. Every block then holds the same row-wide values and takes the same decisions; integer sums and
+// extremes do not depend on how the row was split, so neither does a pick. Once the survivors fit in shared memory,
+// every block copies all of them and runs the rest of the chain alone (block 0 writes the id). The barrier needs all
+// of a row's blocks resident at once: the launch uses at most half of the blocks the device holds at a time (the
+// other half leaves room for a second sampler launch, another pool's, running beside it).
+//
+// Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
+// token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
+// exact sums of the rounded weights, the same in every run whatever the atomics' order. Against the host chain's
+// double sums of double exps they differ by the f32 exp's rounding (~1e-7 relative per token) and the fixed point's
+// (2^-S-1 absolute per token), so a pick differs from the host's only where u, top_p or min_p lies that close to a
+// boundary.
 #include <cub/block/block_scan.cuh>
-#include <cub/device/device_radix_sort.cuh>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 
 #include "backend/cuda/sample_kernels.h"
 
@@ -17,137 +44,551 @@ namespace orcd::backend::cuda::detail {
 
 namespace {
 
-constexpr int kSelectThreads = 1024;
-constexpr int kCopyThreads = 256;
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr int kLevels = 3;
+// Level l's digit: bits [shift, shift + bits) of the key.
+__device__ __forceinline__ int level_bits(int level) { return level == 0 ? 12 : 10; }
+__device__ __forceinline__ int level_shift(int level) { return level == 0 ? 20 : level == 1 ? 10 : 0; }
+constexpr int kMaxBins = 1 << 12;
+constexpr unsigned kFull = 0xffffffffu;
+// Survivors a block keeps in shared memory once a filter leaves at most this many (with the 32 KiB of digit
+// histograms, under the 48 KiB of static shared memory).
+constexpr int kListCap = 1536;
+// A slice is at least this many values (one block reads it in a few rounds of loads), and a row has at most
+// kMaxSlices: past that the barriers cost more than the passes save.
+constexpr int kSliceMin = 8192;
+constexpr int kMaxSlices = 64;
 
-__global__ void iota_kernel(int32_t* ids, int64_t n) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) ids[i] = static_cast<int32_t>(i);
-}
+using ull = unsigned long long;
+using ScanU64 = cub::BlockScan<ull, kThreads, cub::BLOCK_SCAN_WARP_SCANS>;
 
-__global__ void copy_kernel(const float* __restrict__ x, int64_t n, float* __restrict__ y) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = x[i];
-}
-
-// The window's ids are distinct (the host deduplicates them), so each logit is changed by one thread, once.
-__global__ void penalty_kernel(float* work, const SampleHeader* h, const int32_t* window) {
-    const float pen = h->repeat_penalty;
-    if (pen == 1.f) return;
-    for (int j = threadIdx.x; j < h->n_window; j += blockDim.x) {
-        const float l = work[window[j]];
-        work[window[j]] = l > 0.f ? l / pen : l * pen;
-    }
-}
-
-using Scan = cub::BlockScan<double, kSelectThreads>;
-using MinReduce = cub::BlockReduce<int, kSelectThreads>;
-
-struct MinOp {
-    __device__ int operator()(int a, int b) const { return a < b ? a : b; }
+struct Shared {
+    ull hist[kMaxBins];
+    float list_x[kListCap];  // the compacted survivors' logits, in id order
+    int32_t list_id[kListCap];
+    typename ScanU64::TempStorage scan;
+    ull warp_val[kWarps];
+    ull result;
 };
-
-struct SelectShared {
-    union {
-        typename Scan::TempStorage scan;
-        typename MinReduce::TempStorage reduce;
-    } temp;
-    int result;
-};
-
-// The smallest of every thread's `v`, in every thread.
-__device__ int block_min(int v, SelectShared& sh) {
-    const int m = MinReduce(sh.temp.reduce).Reduce(v, MinOp{});
-    if (threadIdx.x == 0) sh.result = m;
-    __syncthreads();
-    const int r = sh.result;
-    __syncthreads();  // temp and result free for the next use
-    return r;
-}
-
-// The first index i in [0, n) where the cumulative sum of f(0..i) reaches frac x (the sum of all n): >= with
-// kInclusive, > without; n when rounding leaves it short. Thread t sums the contiguous chunk t in index order, an
-// exclusive block scan gives each chunk its start, and the walk repeats the chunk's sum from there.
-template <bool kInclusive, class F>
-__device__ int first_crossing(F f, int n, double frac, SelectShared& sh) {
-    const int chunk = (n + kSelectThreads - 1) / kSelectThreads;
-    const int lo = min(n, static_cast<int>(threadIdx.x) * chunk), hi = min(n, lo + chunk);
-    double sum = 0.0;
-    for (int i = lo; i < hi; ++i) sum += f(i);
-    double start = 0.0, total = 0.0;
-    Scan(sh.temp.scan).ExclusiveSum(sum, start, total);
-    __syncthreads();
-    const double threshold = frac * total;
-    int first = n;
-    double run = 0.0;
-    for (int i = lo; i < hi; ++i) {
-        run += f(i);
-        const double cum = start + run;
-        if (kInclusive ? cum >= threshold : cum > threshold) {
-            first = i;
-            break;
-        }
-    }
-    return block_min(first, sh);
-}
-
-__global__ void __launch_bounds__(kSelectThreads)
-    select_kernel(const float* __restrict__ keys, const int32_t* __restrict__ ids, int n,
-                  const SampleHeader* __restrict__ h, int32_t* out) {
-    __shared__ SelectShared sh;
-    const SampleHeader p = *h;
-    if (!(p.temperature > 0.f)) {  // greedy: the first after the stable sort is the lowest id of the largest logit
-        if (threadIdx.x == 0) *out = ids[0];
-        return;
-    }
-    int keep = p.top_k > 0 && p.top_k < n ? p.top_k : n;
-    const float mx = keys[0];
-    if (p.top_p < 1.f) {
-        const int k = first_crossing<true>([&](int i) { return static_cast<double>(expf(keys[i] - mx)); }, keep,
-                                           static_cast<double>(p.top_p), sh);
-        if (k < keep) keep = k + 1;
-    }
-    if (p.min_p > 0.f) {
-        // p_i / p_max = exp(l_i - max): the survivors are the prefix before the first ratio under min_p.
-        int first = keep;
-        for (int i = 1 + static_cast<int>(threadIdx.x); i < keep; i += kSelectThreads) {
-            if (expf(keys[i] - mx) < p.min_p) {
-                first = i;
-                break;
-            }
-        }
-        keep = block_min(first, sh);
-    }
-    const float temp = p.temperature;
-    const int pick =
-        first_crossing<false>([&](int i) { return static_cast<double>(expf((keys[i] - mx) / temp)); }, keep, p.u, sh);
-    if (threadIdx.x == 0) *out = ids[pick < keep ? pick : keep - 1];
-}
-
-unsigned blocks(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 }  // namespace
 
-void launch_iota(int32_t* ids, int64_t n, cudaStream_t s) {
-    iota_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(ids, n);
+// A row's global scratch (zeroed before every launch that splits rows): the barrier's arrivals, the extremes (minima
+// stored complemented, so that all three are maxima from zero), each slice's count for a compaction or the pick's
+// index, and three rotating digit histograms.
+struct SampleRowScratch {
+    unsigned arrived;
+    unsigned pad;
+    ull best, least, lowest;
+    int counts[3][kMaxSlices];
+    ull hist[3][kMaxBins];
+};
+// The survivors of a split row, in id order, before each block copies them into its shared memory (not zeroed).
+struct SampleRowList {
+    float x[kListCap];
+    int32_t id[kListCap];
+};
+
+namespace {
+
+// A block's place in its row: its slice, and whether the row is still split (false from the start with one slice,
+// and after the survivors were copied into every block).
+struct Grid {
+    SampleRowScratch* g;
+    SampleRowList* list;
+    int slice, slices;
+    bool split;
+    unsigned gen;   // barriers passed
+    int hist_use;   // histograms merged
+    int count_use;  // slice counts exchanged
+};
+
+// Every block of the row arrives before any leaves; writes before are visible after (the fences around the count).
+// The row's blocks call it the same number of times: their decisions come from the same row-wide values.
+__device__ void row_barrier(Grid& gr) {
+    ++gr.gen;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(&gr.g->arrived, 1u);
+        const unsigned target = gr.gen * static_cast<unsigned>(gr.slices);
+        while (*static_cast<volatile unsigned*>(&gr.g->arrived) < target) __nanosleep(32);
+        __threadfence();
+    }
+    __syncthreads();
 }
 
-size_t sort_temp_bytes(int64_t n) {
-    size_t bytes = 0;
-    cub::DeviceRadixSort::SortPairsDescending(nullptr, bytes, static_cast<const float*>(nullptr),
-                                              static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
-                                              static_cast<int32_t*>(nullptr), static_cast<int>(n));
-    return bytes;
+// NaN as -inf and -0 as +0: the host chain's reading of a logit.
+__device__ __forceinline__ float clean(float x) {
+    if (x != x) return -INFINITY;
+    return x == 0.f ? 0.f : x;
 }
 
-void launch_sample_chain(const float* logits, int64_t n, const SampleBuffers& b, cudaStream_t s) {
-    copy_kernel<<<blocks(n, kCopyThreads), kCopyThreads, 0, s>>>(logits, n, b.work);
-    penalty_kernel<<<1, 256, 0, s>>>(b.work, b.header, b.window);
-    size_t temp_bytes = b.sort_temp_bytes;
-    // Radix sort is stable: equal logits keep the iota order, ids ascending, as the host's tie rule.
-    cub::DeviceRadixSort::SortPairsDescending(b.sort_temp, temp_bytes, b.work, b.keys, b.iota, b.ids,
-                                              static_cast<int>(n), 0, 32, s);
-    select_kernel<<<1, kSelectThreads, 0, s>>>(b.keys, b.ids, static_cast<int>(n), b.header, b.out);
+// Order-preserving: a < b (as clean floats) iff key(a) < key(b).
+__device__ __forceinline__ uint32_t key_of(float x) {
+    const uint32_t b = __float_as_uint(x);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ float float_of(uint32_t k) {
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+// The block-wide maximum or minimum of v (fixed order: warp shuffles, then the warps' results in warp order).
+template <bool kMax>
+__device__ ull block_extreme(ull v, Shared& sh) {
+    auto pick = [](ull a, ull b) { return kMax ? (a > b ? a : b) : (a < b ? a : b); };
+    for (int o = 16; o > 0; o >>= 1) v = pick(v, __shfl_xor_sync(kFull, v, o));
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    if (lane == 0) sh.warp_val[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        ull w = sh.warp_val[lane];
+        for (int o = 16; o > 0; o >>= 1) w = pick(w, __shfl_xor_sync(kFull, w, o));
+        if (lane == 0) sh.result = w;
+    }
+    __syncthreads();
+    const ull r = sh.result;
+    __syncthreads();  // warp_val and result free for the next use
+    return r;
+}
+
+// block_extreme over the whole row: a split row's blocks meet in `slot` (atomicMax, a minimum complemented).
+template <bool kMax>
+__device__ ull row_extreme(ull v, Shared& sh, Grid& gr, ull* slot) {
+    const ull r = block_extreme<kMax>(v, sh);
+    if (!gr.split) return r;
+    if (threadIdx.x == 0) atomicMax(slot, kMax ? r : ~r);
+    row_barrier(gr);
+    const ull all = __ldcg(slot);
+    return kMax ? all : ~all;
+}
+
+// The sum over the row's slices of each block's `mine` (the same in all its threads): the slices before this one's,
+// and all of them. A split row's blocks exchange them through the scratch's next counts.
+__device__ void row_counts(int mine, Grid& gr, long long& before, long long& all) {
+    before = 0;
+    all = mine;
+    if (!gr.split) return;
+    const int use = gr.count_use++;
+    if (threadIdx.x == 0) gr.g->counts[use][gr.slice] = mine;
+    row_barrier(gr);
+    all = 0;
+    for (int s = 0; s < gr.slices; ++s) {
+        const int c = __ldcg(&gr.g->counts[use][s]);
+        if (s < gr.slice) before += c;
+        all += c;
+    }
+}
+
+enum class Weight { Count, T1, Temp };
+
+// One row's view: its (penalized) logits, or the survivors compacted into shared memory (ids ascending), its maximum
+// and the fixed-point unit.
+struct Row {
+    const float* x;
+    const int32_t* ids;  // null: x is the whole vocabulary, index = id
+    int lo, hi;          // this block's positions in x: its slice of the vocabulary, or all the survivors
+    float mx;
+    float temp;
+    float unit;  // 2^S as a float (exact)
+
+    __device__ __forceinline__ ull weigh(float l, Weight w) const {
+        if (w == Weight::Count) return 1;
+        // l == mx: exactly one unit whole, also when mx is infinite (where l - mx would be NaN).
+        const float e = l == mx ? 1.f : (w == Weight::T1 ? expf(l - mx) : expf((l - mx) / temp));
+        return __float2ull_rn(e * unit);
+    }
+};
+
+// Calls f(i, x[i]) for every i in [row.lo, row.hi), each thread loading kBatch float4 before using any: without that,
+// a pass whose body ends in a shared-memory atomic (which may alias row.x, a generic pointer) waits out the L2 latency
+// of every load in turn, ~70 us for one block over a 152k vocabulary (the first measurement, docs/PERF.md). Scalar
+// loads where x + lo is not 16-byte aligned. The order of the calls is no part of any result (sums, extremes).
+constexpr int kBatch = 4;
+template <class F>
+__device__ __forceinline__ void for_each_value(const Row& row, F f) {
+    const int t = static_cast<int>(threadIdx.x);
+    const float* x = row.x + row.lo;
+    const int len = row.hi - row.lo;
+    int done = 0;
+    if ((reinterpret_cast<uintptr_t>(x) & 15u) == 0) {
+        const auto* x4 = reinterpret_cast<const float4*>(x);
+        const int n4 = len / 4;
+        int i = t;
+        for (; i + (kBatch - 1) * kThreads < n4; i += kBatch * kThreads) {
+            float4 v[kBatch];
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) v[j] = x4[i + j * kThreads];
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                const int at = row.lo + 4 * (i + j * kThreads);
+                f(at, v[j].x);
+                f(at + 1, v[j].y);
+                f(at + 2, v[j].z);
+                f(at + 3, v[j].w);
+            }
+        }
+        for (; i < n4; i += kThreads) {
+            const float4 v = x4[i];
+            const int at = row.lo + 4 * i;
+            f(at, v.x);
+            f(at + 1, v.y);
+            f(at + 2, v.z);
+            f(at + 3, v.w);
+        }
+        done = 4 * n4;
+    }
+    for (int i = done + t; i < len; i += kThreads) f(row.lo + i, x[i]);
+}
+
+// The passes that need id order: warp w owns the positions [lo + w * span, lo + (w + 1) * span) (span a multiple of 32) and reads
+// them 32 consecutive values at a time, coalesced, four groups in flight. f(base, mask, v) is called in position order
+// for every group, in every lane: mask is the warp's ballot of pred over positions base .. base + 31 (bit l: position
+// base + l), v the lane's own value (NaN past the end, where pred is false).
+constexpr int kGroups = 4;
+template <class Pred, class F>
+__device__ __forceinline__ void warp_ballots(const Row& row, Pred pred, F f) {
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    const int len = row.hi - row.lo;
+    const int span = ((len + kWarps - 1) / kWarps + 31) & ~31;
+    const int lo = row.lo + min(len, warp * span), hi = min(row.hi, lo + span);
+    for (int base = lo; base < hi; base += 32 * kGroups) {
+        float v[kGroups];
+#pragma unroll
+        for (int j = 0; j < kGroups; ++j) {
+            const int i = base + 32 * j + lane;
+            v[j] = i < hi ? row.x[i] : NAN;
+        }
+#pragma unroll
+        for (int j = 0; j < kGroups; ++j) {
+            const bool in = base + 32 * j + lane < hi && pred(v[j]);
+            f(base + 32 * j, __ballot_sync(kFull, in), v[j]);
+        }
+    }
+}
+
+// Each warp's `count` (the same in all its lanes) -> the counts of the warps before it, and the sum of all.
+__device__ void warp_offsets(int count, int& start, int& total, Shared& sh) {
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    if (lane == 0) sh.warp_val[warp] = static_cast<ull>(count);
+    __syncthreads();
+    if (warp == 0) {
+        const int mine = static_cast<int>(sh.warp_val[lane]);
+        int inclusive = mine;
+        for (int o = 1; o < 32; o <<= 1) {
+            const int up = __shfl_up_sync(kFull, inclusive, o);
+            if (lane >= o) inclusive += up;
+        }
+        __syncwarp();
+        sh.warp_val[lane] = static_cast<ull>(inclusive - mine);
+        if (lane == 31) sh.result = static_cast<ull>(inclusive);
+    }
+    __syncthreads();
+    start = static_cast<int>(sh.warp_val[warp]);
+    total = static_cast<int>(sh.result);
+    __syncthreads();  // warp_val and result free for the next use
+}
+
+// The survivors: keys above K, and the first c tokens (by id) with key K; all of K's tokens when all_ties.
+struct Prefix {
+    uint32_t K;
+    bool all_ties;
+    long long c;
+};
+
+struct Crossing {
+    bool found;
+    uint32_t key;
+    long long index;  // among the tokens with that key, by id
+};
+
+// The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
+// the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
+template <class TargetOf>
+__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh,
+                                   Grid& gr) {
+    const int t = static_cast<int>(threadIdx.x);
+    uint32_t prefix = 0;
+    ull before = 0;  // the survivors' sum above the current prefix
+    ull target = 0;
+    const ull tie_weight = p.all_ties ? 0 : static_cast<ull>(p.c) * row.weigh(float_of(p.K), w);
+    for (int level = 0; level < kLevels; ++level) {
+        const int bits = level_bits(level), shift = level_shift(level), nb = 1 << bits, high = shift + bits;
+        for (int b = t; b < nb; b += kThreads) sh.hist[b] = 0;
+        __syncthreads();
+        for_each_value(row, [&](int, float raw) {
+            const float l = clean(raw);
+            const uint32_t k = key_of(l);
+            if (k < p.K || (k == p.K && !p.all_ties)) return;
+            if (level > 0 && (k >> high) != prefix) return;
+            atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
+        });
+        // The ties at K are the row's: one block of a split row adds them.
+        if (t == 0 && (!gr.split || gr.slice == 0) && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
+            atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
+        }
+        __syncthreads();
+        if (gr.split) {
+            // The row's histogram: every block adds its nonzero bins, and after the barrier reads the sums. The buffer
+            // two uses ahead was last read before this barrier by every block, and is next added to after the next
+            // one: this block clears its share of it now.
+            const int use = gr.hist_use++;
+            ull* all = gr.g->hist[use % 3];
+            for (int b = t; b < nb; b += kThreads) {
+                if (sh.hist[b] != 0) atomicAdd(&all[b], sh.hist[b]);
+            }
+            row_barrier(gr);
+            for (int b = t; b < nb; b += kThreads) sh.hist[b] = __ldcg(&all[b]);
+            ull* ahead = gr.g->hist[(use + 2) % 3];
+            for (int b = gr.slice * kThreads + t; b < kMaxBins; b += gr.slices * kThreads) ahead[b] = 0;
+            __syncthreads();
+        }
+        // Descending digits: thread t holds positions t*per .. t*per+per-1, position q is digit nb-1-q.
+        const int per = nb / kThreads;
+        ull sum = 0;
+        for (int q = 0; q < per; ++q) sum += sh.hist[nb - 1 - (t * per + q)];
+        ull start = 0, total = 0;
+        ScanU64(sh.scan).ExclusiveSum(sum, start, total);
+        if (level == 0) target = target_of(total);
+        ull cum = before + start;
+        ull pos = ULLONG_MAX;
+        for (int q = 0; q < per; ++q) {
+            const ull m = sh.hist[nb - 1 - (t * per + q)];
+            if (m > 0 && cum + m >= target) {
+                pos = static_cast<ull>(t * per + q);
+                break;
+            }
+            cum += m;
+        }
+        __syncthreads();  // hist and the scan's storage read by all
+        const ull first = block_extreme<false>(pos, sh);
+        if (first == ULLONG_MAX) return Crossing{false, 0, 0};
+        if (pos == first) sh.result = cum;  // the sum before the crossing digit
+        __syncthreads();
+        before = sh.result;
+        __syncthreads();
+        const uint32_t digit = static_cast<uint32_t>(nb - 1) - static_cast<uint32_t>(first);
+        prefix = level == 0 ? digit : (prefix << bits) | digit;
+    }
+    // The key is exact; its tokens weigh the same: the crossing is the index-th of them.
+    const ull each = row.weigh(float_of(prefix), w);
+    const ull need = target - before;  // > 0: this key's sum crossed
+    return Crossing{true, prefix, static_cast<long long>((need + each - 1) / each - 1)};
+}
+
+// Writes to *out the id of the index-th token (by id, clamped to the last) whose key is `key`. In a split row the block
+// whose slice holds it writes; otherwise block 0.
+__device__ void write_nth_with_key(const Row& row, uint32_t key, long long index, Shared& sh, Grid& gr, int32_t* out) {
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    auto match = [key](float v) { return key_of(clean(v)) == key; };
+    int count = 0;
+    warp_ballots(row, match, [&](int, unsigned m, float) { count += __popc(m); });
+    int start = 0, total = 0;
+    warp_offsets(count, start, total, sh);
+    const bool writes = gr.split || gr.slice == 0;
+    long long before = 0, all = 0;
+    row_counts(total, gr, before, all);
+    const long long want = (index < all ? index : all - 1) - before;  // among this block's matches
+    if (writes && want >= start && want < start + count) {            // this warp holds it (uniform in the warp)
+        long long left = want - start;                                // matches still to pass; -1 once found
+        warp_ballots(row, match, [&](int base, unsigned m, float) {
+            if (left < 0) return;
+            if (left < __popc(m)) {
+                for (long long j = 0; j < left; ++j) m &= m - 1;  // drop the lowest `left` set bits
+                const int i = base + __ffs(static_cast<int>(m)) - 1;
+                if (lane == 0) *out = row.ids != nullptr ? row.ids[i] : i;
+                left = -1;
+            } else {
+                left -= __popc(m);
+            }
+        });
+    }
+}
+
+// Copies the survivors (keys >= p.K: a superset of the prefix, which only shrinks from here) into shared memory in id
+// order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary.
+__device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
+    if (row.ids != nullptr) return;  // compacted already
+    const int t = static_cast<int>(threadIdx.x), lane = t % 32;
+    const uint32_t K = p.K;
+    auto keep = [K](float v) { return key_of(clean(v)) >= K; };
+    int count = 0;
+    warp_ballots(row, keep, [&](int, unsigned m, float) { count += __popc(m); });
+    int start = 0, total = 0;
+    warp_offsets(count, start, total, sh);
+    long long before = 0, all = 0;
+    row_counts(total, gr, before, all);
+    if (all > kListCap) return;
+    // A split row's slices write their survivors to the row's list in slice order, and every block copies it all.
+    float* to_x = gr.split ? gr.list->x : sh.list_x;
+    int32_t* to_id = gr.split ? gr.list->id : sh.list_id;
+    int at = static_cast<int>(before) + start;
+    warp_ballots(row, keep, [&](int base, unsigned m, float v) {
+        if ((m >> lane) & 1u) {
+            const int slot = at + __popc(m & ((1u << lane) - 1u));
+            to_x[slot] = clean(v);
+            to_id[slot] = base + lane;
+        }
+        at += __popc(m);
+    });
+    if (gr.split) {
+        row_barrier(gr);
+        for (int i = t; i < all; i += kThreads) {
+            sh.list_x[i] = __ldcg(&gr.list->x[i]);
+            sh.list_id[i] = __ldcg(&gr.list->id[i]);
+        }
+        gr.split = false;
+    }
+    __syncthreads();
+    row.x = sh.list_x;
+    row.ids = sh.list_id;
+    row.lo = 0;
+    row.hi = static_cast<int>(all);
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n,
+                       SampleRowScratch* scratch, SampleRowList* lists, int slices) {
+    __shared__ Shared sh;
+    const int r = static_cast<int>(blockIdx.x);
+    const SampleRow p = rows[r];
+    const int t = static_cast<int>(threadIdx.x);
+    Grid gr{slices > 1 ? scratch + r : nullptr,
+            slices > 1 ? lists + r : nullptr,
+            static_cast<int>(blockIdx.y),
+            slices,
+            slices > 1,
+            0u,
+            0,
+            0};
+    // Slices of a multiple of 4 values: float4 loads from every slice's start.
+    const int per = ((n + slices - 1) / slices + 3) & ~3;
+    const int lo = min(n, gr.slice * per), hi = min(n, lo + per);
+    Row row{p.logits, nullptr, lo, hi, 0.f, p.temperature, 0.f};
+
+    // The penalty on a copy (the logits stay as they are); the window's ids are distinct, so each is changed once. A
+    // block copies and changes its own slice, the only part of the copy it reads.
+    if (p.work != nullptr) {
+        for (int i = lo + t; i < hi; i += kThreads) p.work[i] = p.logits[i];
+        __syncthreads();
+        const float pen = p.repeat_penalty;
+        for (int j = t; j < p.n_window; j += kThreads) {
+            const int id = window_ids[p.window_offset + j];
+            if (id < lo || id >= hi) continue;
+            const float l = p.work[id];
+            p.work[id] = l > 0.f ? l / pen : l * pen;
+        }
+        __syncthreads();
+        row.x = p.work;
+    }
+
+    // The largest key with its lowest id (greedy's pick), and the smallest key (the last token in the order).
+    ull best = 0, least = ULLONG_MAX;
+    for_each_value(row, [&](int i, float raw) {
+        const uint32_t k = key_of(clean(raw));
+        const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
+        best = packed > best ? packed : best;
+        least = k < least ? k : least;
+    });
+    best = block_extreme<true>(best, sh);
+    least = block_extreme<false>(least, sh);
+    if (gr.split) {  // both through one barrier
+        if (t == 0) {
+            atomicMax(&gr.g->best, best);
+            atomicMax(&gr.g->least, ~least);
+        }
+        row_barrier(gr);
+        best = __ldcg(&gr.g->best);
+        least = ~__ldcg(&gr.g->least);
+    }
+    if (!(p.temperature > 0.f)) {
+        if (t == 0 && gr.slice == 0) {
+            *p.out = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best & 0xffffffffu));
+        }
+        return;
+    }
+    const uint32_t max_key = static_cast<uint32_t>(best >> 32);
+    row.mx = float_of(max_key);
+    // 2^S with n * 2^S <= 2^62: a sum of n weights, each at most 2^S, cannot overflow.
+    const int log2n = n > 1 ? 32 - __clz(n - 1) : 0;
+    row.unit = __uint_as_float(static_cast<uint32_t>(127 + 62 - log2n) << 23);
+
+    Prefix keep{static_cast<uint32_t>(least), true, 0};
+    if (p.top_k > 0 && p.top_k < n) {
+        const ull k = static_cast<ull>(p.top_k);
+        const Crossing c = first_crossing(
+            row, keep, Weight::Count, [k](ull) { return k; }, sh, gr);
+        if (c.found) keep = Prefix{c.key, false, c.index + 1};
+        if (p.top_k <= kListCap) compact(row, keep, sh, gr);
+    }
+    if (p.top_p < 1.f) {
+        const double top_p = p.top_p;
+        const Crossing c = first_crossing(
+            row, keep, Weight::T1,
+            [top_p](ull total) { return static_cast<ull>(ceil(top_p * static_cast<double>(total))); }, sh, gr);
+        if (c.found) keep = Prefix{c.key, false, c.index + 1};
+        compact(row, keep, sh, gr);
+    }
+    if (p.min_p > 0.f) {
+        // p_i / p_max = e^(l_i - max) falls with the key: the survivors above it are those at or above the smallest
+        // key whose ratio is still >= min_p (all of its tokens: they share the ratio). The top token always passes.
+        ull lowest = ULLONG_MAX;
+        for_each_value(row, [&](int, float raw) {
+            const float l = clean(raw);
+            const uint32_t k = key_of(l);
+            if (k < keep.K || k >= lowest) return;
+            if ((l == row.mx ? 1.f : expf(l - row.mx)) >= p.min_p) lowest = k;
+        });
+        lowest = row_extreme<false>(lowest, sh, gr, gr.split ? &gr.g->lowest : nullptr);
+        if (lowest != ULLONG_MAX && static_cast<uint32_t>(lowest) > keep.K) {
+            keep = Prefix{static_cast<uint32_t>(lowest), true, 0};
+        }
+    }
+    const double u = p.u;
+    const Crossing c = first_crossing(
+        row, keep, Weight::Temp, [u](ull total) { return static_cast<ull>(floor(u * static_cast<double>(total))) + 1; },
+        sh, gr);
+    // Not found: u within rounding of 1, the last survivor.
+    const uint32_t key = c.found ? c.key : keep.K;
+    const long long index = c.found ? c.index : keep.all_ties ? LLONG_MAX : keep.c - 1;
+    write_nth_with_key(row, key, index, sh, gr, p.out);
+}
+
+}  // namespace
+
+size_t sample_scratch_bytes(int n_rows) {
+    return static_cast<size_t>(n_rows) * (sizeof(SampleRowScratch) + sizeof(SampleRowList));
+}
+
+int sample_block_capacity() {
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sample_rows_kernel, kThreads, 0) != cudaSuccess) {
+        return 0;  // no split rows: one block a row needs no residency
+    }
+    return sms * per_sm;
+}
+
+int sample_slices(int n_rows, int64_t n, int capacity) {
+    const int64_t by_vocab = (n + kSliceMin - 1) / kSliceMin;
+    const int64_t fits = n_rows > 0 ? (capacity / 2) / n_rows : 1;
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_vocab, fits, kMaxSlices})));
+}
+
+cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
+                               int slices, cudaStream_t s) {
+    auto* heads = static_cast<SampleRowScratch*>(scratch);
+    auto* lists = reinterpret_cast<SampleRowList*>(heads + n_rows);
+    if (slices > 1) {
+        const cudaError_t e = cudaMemsetAsync(heads, 0, static_cast<size_t>(n_rows) * sizeof(SampleRowScratch), s);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
+    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices);
+    return cudaGetLastError();
 }
 
 }  // namespace orcd::backend::cuda::detail

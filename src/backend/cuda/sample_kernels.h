@@ -1,5 +1,5 @@
 #pragma once
-// Kernel launches of the device sampling chain (sample.cu), kept apart from DeviceSampler (sample.cpp) so that the
+// The kernel launch of the device sampling chain (sample.cu), kept apart from DeviceSampler (sample.cpp) so that the
 // .cu file needs no formatting library. Arguments are validated by the caller.
 #include <cstddef>
 #include <cstdint>
@@ -7,34 +7,35 @@
 
 namespace orcd::backend::cuda::detail {
 
-// What one step's chain reads from device memory (so one captured graph serves every step): the parameters, the
-// draw, and the number of distinct in-vocabulary penalty ids that follow the header in the same upload.
-struct SampleHeader {
+// One row of a batched pick, as uploaded (all rows' headers, then all rows' penalty ids, in one copy): where its
+// logits are, where its id goes, the parameters and the draw, and its distinct in-vocabulary penalty ids.
+struct SampleRow {
+    const float* logits;  // [n] device
+    int32_t* out;         // [1] device: the picked id
+    float* work;          // [n] device scratch for the penalized copy; null when the row has no penalty
     double u;
     float temperature, top_p, min_p, repeat_penalty;
     int32_t top_k;
-    int32_t n_window;
+    int32_t n_window;       // ids at window_offset in the batch's id array
+    int64_t window_offset;  // distinct, in [0, n)
 };
 
-// Fills ids with 0 .. n-1 (the sort's values; constant, written once).
-void launch_iota(int32_t* ids, int64_t n, cudaStream_t s);
-// Device scratch the sort needs for n keys (cub::DeviceRadixSort).
-size_t sort_temp_bytes(int64_t n);
+// The device scratch launch_sample_rows needs for n_rows rows (a split row's barrier, extremes, counts, histograms and
+// survivors).
+size_t sample_scratch_bytes(int n_rows);
 
-struct SampleBuffers {
-    float* work;          // [n] the logits after the penalty
-    const int32_t* iota;  // [n] 0 .. n-1
-    float* keys;          // [n] work sorted descending
-    int32_t* ids;         // [n] the ids in that order (stable: ties by id ascending)
-    void* sort_temp;
-    size_t sort_temp_bytes;
-    const SampleHeader* header;
-    const int32_t* window;  // [header->n_window] distinct ids in [0, n)
-    int32_t* out;           // [1] the picked id
-};
+// How many blocks of the sampler the current device holds at once (0 when it cannot tell).
+int sample_block_capacity();
 
-// Penalty -> sort -> top-k / top-p / min-p / temperature -> the pick by u, all on `s`; no host synchronization,
-// capturable in a graph. Deterministic: fixed-order block scans and reductions, no atomics.
-void launch_sample_chain(const float* logits, int64_t n, const SampleBuffers& b, cudaStream_t s);
+// The blocks a row's vocabulary passes are split over, from the vocabulary, the rows and the capacity alone (never from
+// anything that changes a pick): at most half the capacity in all, so that every block of a row is resident at once.
+int sample_slices(int n_rows, int64_t n, int capacity);
+
+// Samples rows[0 .. n_rows) of a vocabulary of n in one launch (rows x slices blocks, after a clear of the scratch
+// when slices > 1) on `s`: the penalty, top-k, top-p, min-p, temperature and the pick by u, without sorting the
+// vocabulary. No host synchronization; deterministic (integer masses and counts, fixed-order block reductions), the
+// same picks for every `slices`. Returns the enqueueing's error.
+cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
+                               int slices, cudaStream_t s);
 
 }  // namespace orcd::backend::cuda::detail
