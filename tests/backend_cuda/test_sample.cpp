@@ -19,6 +19,7 @@
 #include "../engine/tiny_models.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/sample.h"
+#include "backend/cuda/sample_kernels.h"
 #include "backend/sample_chain.h"
 #include "common/error.h"
 #include "cuda_test_util.h"
@@ -294,6 +295,85 @@ TEST(DeviceSample, BatchedRowsPickWhatEachRowPicksAlone) {
         check_pick(batched[static_cast<size_t>(r)], logits[logits_of(r)], s, t);
     }
     std::printf("batched: %d rows, %d exact, %d within 1e-6 of a boundary\n", t.cases, t.exact, t.boundary);
+    EXPECT_LE(t.boundary * 10, t.cases);
+}
+
+// The short-list path (a compacted list of at most kShortListCap survivors ordered by running sums) against the digit
+// descent on the same rows (short_cap 0 forces the digit path): the same id for every row, bit for bit, as its
+// comment argues. Rows whose top-k or peaked top-p leave from one survivor to just past the cap, with ties at the cut
+// (logits on a grid of 1/4) and without, every temperature, top-p and min-p, and u near both ends.
+TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
+    ORCD_SKIP_WITHOUT_GPU();
+    const int V = 151936;
+    const uint64_t seed = ::orcd::cuda::test::fresh_seed();
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    std::uniform_int_distribution<int> any_id(0, V - 1);
+    constexpr int kDistinct = 3;
+    std::vector<float> all;
+    for (int r = 0; r < kDistinct; ++r) {
+        std::vector<float> l(V);
+        for (float& x : l) x = 2.5f * normal(rng);
+        for (int i = 0; i < 30; ++i) l[static_cast<size_t>(any_id(rng))] += r == 2 ? 14.f : 6.f;  // row 2: peaked
+        if (r == 1) {
+            for (float& x : l) x = std::round(x * 4.f) / 4.f;  // ties at every cut
+        }
+        all.insert(all.end(), l.begin(), l.end());
+    }
+    DeviceBuffer<float> d_all(all);
+    const int top_ks[] = {0, 1, 2, 17, 40, 64, 255, 256, 257, 300};
+    const float temps[] = {0.3f, 0.8f, 1.f, 2.f};
+    const float top_ps[] = {1.f, 0.95f, 0.5f};
+    const float min_ps[] = {0.f, 0.05f, 0.4f};
+    constexpr int kRows = 240;
+    DeviceBuffer<int32_t> d_short(kRows), d_digit(kRows);
+    d_short.poison();
+    d_digit.poison();
+    std::vector<cuda::detail::SampleRow> headers(kRows);
+    for (int r = 0; r < kRows; ++r) {
+        const double u = r % 8 == 0 ? 1e-9 : r % 8 == 1 ? 1.0 - 1e-9 : unif(rng);
+        headers[static_cast<size_t>(r)] = cuda::detail::SampleRow{.logits = d_all.get() + (r % kDistinct) * V,
+                                                                  .out = nullptr,
+                                                                  .work = nullptr,
+                                                                  .u = u,
+                                                                  .temperature = temps[(r / 3) % 4],
+                                                                  .top_p = top_ps[(r / 12) % 3],
+                                                                  .min_p = min_ps[(r / 5) % 3],
+                                                                  .repeat_penalty = 1.f,
+                                                                  .top_k = top_ks[(r / 7) % 10],
+                                                                  .n_window = 0,
+                                                                  .window_offset = 0};
+    }
+    DeviceBuffer<uint8_t> scratch(cuda::detail::sample_scratch_bytes(kRows));
+    DeviceBuffer<int32_t> no_ids(1);
+    const int slices = cuda::detail::sample_slices(kRows, V, cuda::detail::sample_block_capacity());
+    for (int pass = 0; pass < 2; ++pass) {
+        for (int r = 0; r < kRows; ++r) headers[static_cast<size_t>(r)].out = (pass == 0 ? d_short : d_digit).get() + r;
+        DeviceBuffer<cuda::detail::SampleRow> d_headers(headers);
+        ASSERT_EQ(cuda::detail::launch_sample_rows(d_headers.get(), no_ids.get(), kRows, V, scratch.get(), slices,
+                                                   nullptr, pass == 0 ? cuda::detail::kShortListCap : 0),
+                  cudaSuccess);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    }
+    const std::vector<int32_t> by_short = d_short.download(), by_digit = d_digit.download();
+    Tally t;
+    for (int r = 0; r < kRows; ++r) {
+        const auto& h = headers[static_cast<size_t>(r)];
+        SampleStep s;
+        s.temperature = h.temperature;
+        s.top_k = h.top_k;
+        s.top_p = h.top_p;
+        s.min_p = h.min_p;
+        s.u = h.u;
+        check_pick(by_short[static_cast<size_t>(r)],
+                   std::span<const float>(all).subspan(static_cast<size_t>(r % kDistinct) * V, V), s, t);
+        ASSERT_GE(by_digit[static_cast<size_t>(r)], 0) << "row " << r;
+        EXPECT_EQ(by_short[static_cast<size_t>(r)], by_digit[static_cast<size_t>(r)])
+            << "row " << r << " (temp " << h.temperature << ", top_k " << h.top_k << ", top_p " << h.top_p << ", min_p "
+            << h.min_p << ", u " << h.u << ", seed " << seed << ")";
+    }
+    std::printf("short vs digit: %d rows, %d exact, %d within 1e-6 of a boundary\n", t.cases, t.exact, t.boundary);
     EXPECT_LE(t.boundary * 10, t.cases);
 }
 

@@ -15,7 +15,9 @@
 // is exact, and the tokens with that key all weigh the same, so the crossing's index among them is a division; the
 // pick then finds that index's id by scanning the key's tokens in id order (one more pass). Once top-k or top-p leaves
 // at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
-// memory in id order, and every later pass reads those instead of the vocabulary.
+// memory in id order, and every later pass reads those instead of the vocabulary; once at most kShortListCap are
+// left (top-k 40), a crossing is a plain running sum over them in the chain's order instead (short_crossing: the same
+// integers, so the same picks, without the levels' 4,096- and 1,024-bin block scans).
 //
 // A row's vocabulary passes are spread over `slices` blocks (a grid of rows x slices) so that a small batch still uses
 // the whole GPU: each block reads its slice, and what the chain needs of the whole row (the extremes, a level's
@@ -102,6 +104,7 @@ struct Grid {
     unsigned gen;   // barriers passed
     int hist_use;   // histograms merged
     int count_use;  // slice counts exchanged
+    int short_cap;  // a compacted list of at most this many takes short_crossing (a test lowers it to compare)
 };
 
 // Every block of the row arrives before any leaves; writes before are visible after (the fences around the count).
@@ -304,11 +307,88 @@ struct Crossing {
     long long index;  // among the tokens with that key, by id
 };
 
+// The index among the tokens with the crossing's key, from the target, the survivors' sum above that key and the
+// weight each of its tokens has: the first whose inclusive running sum reaches the target. Both crossings below use it.
+__device__ __forceinline__ long long index_in_key(ull target, ull before, ull each) {
+    const ull need = target - before;  // > 0: this key's sum crossed (0 only for a target of 0)
+    return static_cast<long long>((need + each - 1) / each - 1);
+}
+
+// first_crossing for a short compacted list (at most kShortCap survivors, positions 0 .. n-1 in id order, one a
+// thread): no digits, the running sums directly. Position i's place in the chain's order is o_i = (key << 32) | ~id
+// (larger first; ids distinct, so no two are equal), its weight w_i the same row.weigh(l, w) as the digit path's, or 0
+// when it is not a survivor (a key below p.K, or a tie at p.K past the first p.c by id). Thread i sums the weights of
+// every o_j >= o_i: S_i, the exact integer running sum through i in the chain's order. The crossing is the first
+// position in that order with w_i > 0 and S_i >= target, and it is the one the digit descent finds: a digit whose sum
+// m > 0 ends at the S of its last positive-weight token, so the first digit with m > 0 and cum + m >= target is the
+// digit of that position, at every level. Then `before` (the survivors' sum above its key), `each` and the index are
+// the same integers, computed by the same formula; the total is the same integer sum, so the target is the same; and
+// "not found" is in both exactly "total < target". The picks are therefore identical to the digit path's.
+constexpr int kShortCap = kShortListCap;
+static_assert(kShortCap <= kThreads && 2 * kShortCap <= kMaxBins, "one survivor a thread, two arrays in sh.hist");
+
+// Not inlined: inlined, it doubled the kernel's register spills (ptxas -v, sm_90: 76 -> 154 bytes stored; with a call
+// they stay at 74, as before it), which the vocabulary passes would pay.
+template <class TargetOf>
+__device__ __noinline__ Crossing short_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of,
+                                                Shared& sh) {
+    const int t = static_cast<int>(threadIdx.x);
+    const int n = row.hi - row.lo;
+    ull* order = sh.hist;  // the digit histograms are not in use here
+    ull* weight = sh.hist + kShortCap;
+    float l = 0.f;
+    uint32_t k = 0;
+    if (t < n) {
+        l = clean(row.x[row.lo + t]);
+        k = key_of(l);
+        order[t] = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(row.ids[row.lo + t]));
+    }
+    __syncthreads();
+    ull mine = 0;
+    if (t < n) {
+        bool in = k > p.K || (k == p.K && p.all_ties);
+        if (k == p.K && !p.all_ties) {  // among the ties, the first p.c by id (positions are in id order)
+            long long rank = 0;
+            for (int j = 0; j < t; ++j) rank += static_cast<uint32_t>(order[j] >> 32) == k ? 1 : 0;
+            in = rank < p.c;
+        }
+        // A tie's weigh(l) is the digit path's weigh(float_of(p.K)): l is clean, and float_of inverts key_of.
+        if (in) mine = row.weigh(l, w);
+        weight[t] = mine;
+    }
+    ull start = 0, total = 0;
+    ScanU64(sh.scan).ExclusiveSum(mine, start, total);  // the survivors' total (start unused)
+    __syncthreads();                                    // weight[] written, the scan's storage free
+    const ull target = target_of(total);
+    ull first = 0;  // the crossing's o (every o > 0: ~id >= 2^31); 0: none here
+    if (mine > 0) {
+        const ull o = order[t];
+        ull s = 0;
+        for (int j = 0; j < n; ++j) s += order[j] >= o ? weight[j] : 0;
+        if (s >= target) first = o;
+    }
+    first = block_extreme<true>(first, sh);  // the earliest in the chain's order
+    if (first == 0) return Crossing{false, 0, 0};
+    const uint32_t key = static_cast<uint32_t>(first >> 32);
+    if (t < n && order[t] == first) {
+        ull before = 0;
+        for (int j = 0; j < n; ++j) before += static_cast<uint32_t>(order[j] >> 32) > key ? weight[j] : 0;
+        sh.result = before;
+    }
+    __syncthreads();
+    const ull before = sh.result;
+    __syncthreads();  // result and hist free for the next use
+    return Crossing{true, key, index_in_key(target, before, row.weigh(float_of(key), w))};
+}
+
 // The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
 // the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
 template <class TargetOf>
 __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh,
                                    Grid& gr) {
+    // A short compacted list (the same in every block of the row: it is no longer split) skips the digit levels.
+    if (row.ids != nullptr && !gr.split && row.hi - row.lo <= gr.short_cap)
+        return short_crossing(row, p, w, target_of, sh);
     const int t = static_cast<int>(threadIdx.x);
     uint32_t prefix = 0;
     ull before = 0;  // the survivors' sum above the current prefix
@@ -373,9 +453,7 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
         prefix = level == 0 ? digit : (prefix << bits) | digit;
     }
     // The key is exact; its tokens weigh the same: the crossing is the index-th of them.
-    const ull each = row.weigh(float_of(prefix), w);
-    const ull need = target - before;  // > 0: this key's sum crossed
-    return Crossing{true, prefix, static_cast<long long>((need + each - 1) / each - 1)};
+    return Crossing{true, prefix, index_in_key(target, before, row.weigh(float_of(prefix), w))};
 }
 
 // Writes to *out the id of the index-th token (by id, clamped to the last) whose key is `key`. In a split row the block
@@ -450,7 +528,7 @@ __device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
 
 __global__ void __launch_bounds__(kThreads)
     sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n,
-                       SampleRowScratch* scratch, SampleRowList* lists, int slices) {
+                       SampleRowScratch* scratch, SampleRowList* lists, int slices, int short_cap) {
     __shared__ Shared sh;
     const int r = static_cast<int>(blockIdx.x);
     const SampleRow p = rows[r];
@@ -462,7 +540,8 @@ __global__ void __launch_bounds__(kThreads)
             slices > 1,
             0u,
             0,
-            0};
+            0,
+            min(short_cap, kShortCap)};
     // Slices of a multiple of 4 values: float4 loads from every slice's start.
     const int per = ((n + slices - 1) / slices + 3) & ~3;
     const int lo = min(n, gr.slice * per), hi = min(n, lo + per);
@@ -579,7 +658,7 @@ int sample_slices(int n_rows, int64_t n, int capacity) {
 }
 
 cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
-                               int slices, cudaStream_t s) {
+                               int slices, cudaStream_t s, int short_cap) {
     auto* heads = static_cast<SampleRowScratch*>(scratch);
     auto* lists = reinterpret_cast<SampleRowList*>(heads + n_rows);
     if (slices > 1) {
@@ -587,7 +666,8 @@ cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids,
         if (e != cudaSuccess) return e;
     }
     const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
-    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices);
+    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices,
+                                                 short_cap);
     return cudaGetLastError();
 }
 

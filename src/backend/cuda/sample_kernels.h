@@ -20,6 +20,10 @@ struct SampleRow {
     int64_t window_offset;  // distinct, in [0, n)
 };
 
+// Once the survivors are at most this many, the sampler orders them by their running sums directly instead of
+// descending the key's digits (the same picks, bit for bit: sample.cu's short_crossing says why).
+constexpr int kShortListCap = 256;
+
 // The device scratch launch_sample_rows needs for n_rows rows (a split row's barrier, extremes, counts, histograms and
 // survivors).
 size_t sample_scratch_bytes(int n_rows);
@@ -34,8 +38,9 @@ int sample_slices(int n_rows, int64_t n, int capacity);
 // Samples rows[0 .. n_rows) of a vocabulary of n in one launch (rows x slices blocks, after a clear of the scratch
 // when slices > 1) on `s`: the penalty, top-k, top-p, min-p, temperature and the pick by u, without sorting the
 // vocabulary. No host synchronization; deterministic (integer masses and counts, fixed-order block reductions), the
-// same picks for every `slices`. Returns the enqueueing's error.
+// same picks for every `slices` and every `short_cap` (the survivor count at or under which the short path runs,
+// clamped to kShortListCap; tests pass 0 to force the digit path and compare). Returns the enqueueing's error.
 cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
-                               int slices, cudaStream_t s);
+                               int slices, cudaStream_t s, int short_cap = kShortListCap);
 
 }  // namespace orcd::backend::cuda::detail
