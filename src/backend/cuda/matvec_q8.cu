@@ -84,8 +84,10 @@ constexpr int kDefaultMaxNC = 8;  // 2026-12-03 H200 figures (docs/PERF.md, issu
 // 4,553 -> 4,995, B = 32 6,383 -> 7,031 and 6,385 -> 6,907, B = 64 7,683 -> 8,695 and 7,679 -> 8,644; Phi-3-mini
 // shape B = 8 913 -> 928, B = 16 1,066 -> 1,075, B = 64 1,201 -> 1,610. With the staged operands (matvec_q8_mma.cu),
 // one call, 2026-12-04: Qwen B = 8 dp4a 3,160 -> mma 3,573, B = 16 4,476 -> 6,167, B = 64 7,562 -> 8,454 (mma wins
-// from 8 on); Phi-3 B = 8 was measured only with a since-dropped fold (908 -> 857), so 16 stays until it is.
-constexpr int kDefaultMmaMinCols = 16;
+// from 8 on); Phi-3 B = 8 was measured only with a since-dropped fold (908 -> 857). The merged tree, one call,
+// 2026-12-04, `orcd bench --batch 8 -p 100 -n 128 -r 2`, dp4a -> mma (ORCD_Q8_MMA_MIN_COLS=8): Qwen 3,200 -> 3,622,
+// Phi-3 911 -> 906 (within noise): so 8.
+constexpr int kDefaultMmaMinCols = 8;
 
 using Params = Q8Params;
 

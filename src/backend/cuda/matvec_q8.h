@@ -59,7 +59,7 @@ struct Q8Matvec {
     float* y = nullptr;
     int n_cols = 1;
     int64_t y_stride = 0;  // floats between the output columns
-    // The fewest columns that take the tensor-core kernel; 0: ORCD_Q8_MMA_MIN_COLS, else 16 (matvec_q8.cu). Tests set
+    // The fewest columns that take the tensor-core kernel; 0: ORCD_Q8_MMA_MIN_COLS, else 8 (matvec_q8.cu). Tests set
     // it to run that kernel at any batch size.
     int mma_min_cols = 0;
     // The tensor-core kernel's columns (8, 16, 32) and warps (4, 8, 16) a block, and blocks a tile (1, 2, 4, 8: a
@@ -79,7 +79,7 @@ struct Q8Matvec {
 bool q8_matvec_type_supported(gguf::TensorType type);
 bool q8_matvec_supported(const Q8Matvec& op);
 // Enqueues op. Throws orcd::Error (UnsupportedTensorType, InvalidArgument) when unsupported or malformed. Batches of
-// 16 columns and more (op.mma_min_cols, ORCD_Q8_MMA_MIN_COLS override) run on tensor cores (matvec_q8_mma.cu) when
+// 8 columns and more (op.mma_min_cols, ORCD_Q8_MMA_MIN_COLS override) run on tensor cores (matvec_q8_mma.cu) when
 // every 16-row tile of the matrix has one type; each column's output is bit-identical to the dp4a kernel's.
 void q8_matvec(const Q8Matvec& op, cudaStream_t stream);
 // Whether q8_matvec(op) would take the tensor-core kernel (tests: the path a bit-identity check covers). Throws as
