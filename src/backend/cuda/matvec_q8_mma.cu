@@ -418,27 +418,12 @@ int stage_bits(const Stage& st) {
            (st.bufs == 2 ? kQ8MmaStageDouble : 0);
 }
 
-int device_attribute(cudaDeviceAttr attr) {
-    int dev = 0, v = 0;
-    ORCD_CUDA_CHECK(cudaGetDevice(&dev));
-    ORCD_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
-    return v;
-}
-int max_shared_bytes() {
-    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
-    return n;
-}
-int sm_shared_bytes() {
-    static const int n = device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
-    return n;
-}
-
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const Stage st = stage_layout(p, NT, shape.stage);
-    static const cudaError_t opted =
-        cudaFuncSetAttribute(q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_shared_bytes());
+    static const cudaError_t opted = cudaFuncSetAttribute(
+        q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, ::orcd::device::shared_bytes_per_block_optin());
     ORCD_CUDA_CHECK(opted);
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
@@ -541,7 +526,8 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
     if (shape.cluster > 1) bits = 0;
     const int nt = shape.block_cols / 8;
     const int min_blocks = automatic ? (8 + shape.warps - 1) / shape.warps : 1;  // blocks an SM for 8 warps
-    const int64_t budget = std::min<int64_t>(max_shared_bytes(), sm_shared_bytes() / min_blocks - 1024);
+    const int64_t budget = std::min<int64_t>(::orcd::device::shared_bytes_per_block_optin(),
+                                             ::orcd::device::shared_bytes_per_sm() / min_blocks - 1024);
     for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
         if (stage_layout(p, nt, bits).bytes <= budget) break;
         bits &= ~drop;

@@ -41,6 +41,7 @@
 #include <cstdint>
 
 #include "backend/cuda/sample_kernels.h"
+#include "device/device_query.h"
 
 namespace orcd::backend::cuda::detail {
 
@@ -642,13 +643,11 @@ size_t sample_scratch_bytes(int n_rows) {
 }
 
 int sample_block_capacity() {
-    int dev = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sample_rows_kernel, kThreads, 0) != cudaSuccess) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sample_rows_kernel, kThreads, 0) != cudaSuccess) {
         return 0;  // no split rows: one block a row needs no residency
     }
-    return sms * per_sm;
+    return ::orcd::device::sm_count() * per_sm;
 }
 
 int sample_slices(int n_rows, int64_t n, int capacity) {
