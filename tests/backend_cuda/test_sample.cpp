@@ -81,6 +81,20 @@ size_t rank_of(std::span<const float> logits, const SampleStep& s, TokenId id) {
 
 constexpr double kEps = 1e-6;
 
+// A row of V logits for the batched tests: 2.5 x N(0, 1), `peak` added at n_peaks random ids (a few likely tokens,
+// so that top-k and top-p cut inside them), and on a grid of 1/4 when `ties` (equal logits at every cut: the id rule).
+std::vector<float> random_logit_row(std::mt19937_64& rng, int V, int n_peaks, float peak, bool ties) {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::uniform_int_distribution<int> any_id(0, V - 1);
+    std::vector<float> l(static_cast<size_t>(V));
+    for (float& x : l) x = 2.5f * normal(rng);
+    for (int i = 0; i < n_peaks; ++i) l[static_cast<size_t>(any_id(rng))] += peak;
+    if (ties) {
+        for (float& x : l) x = std::round(x * 4.f) / 4.f;
+    }
+    return l;
+}
+
 struct Tally {
     int cases = 0, exact = 0, boundary = 0;
 };
@@ -235,19 +249,14 @@ TEST(DeviceSample, BatchedRowsPickWhatEachRowPicksAlone) {
     const int V = 151936;
     const uint64_t seed = ::orcd::cuda::test::fresh_seed();
     std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.f, 1.f);
     std::uniform_real_distribution<double> unif(0.0, 1.0);
     std::uniform_int_distribution<TokenId> any_id(0, V - 1);
     constexpr int kDistinct = 4;
-    std::vector<std::vector<float>> logits(kDistinct, std::vector<float>(V));
+    std::vector<std::vector<float>> logits;
     std::vector<float> all;
     for (int r = 0; r < kDistinct; ++r) {
-        for (float& l : logits[static_cast<size_t>(r)]) l = 2.5f * normal(rng);
-        for (int i = 0; i < 20; ++i) logits[static_cast<size_t>(r)][static_cast<size_t>(any_id(rng))] += 6.f;
-        if (r == 3) {  // ties: the id rule
-            for (float& l : logits[static_cast<size_t>(r)]) l = std::round(l * 4.f) / 4.f;
-        }
-        all.insert(all.end(), logits[static_cast<size_t>(r)].begin(), logits[static_cast<size_t>(r)].end());
+        logits.push_back(random_logit_row(rng, V, 20, 6.f, /*ties=*/r == 3));
+        all.insert(all.end(), logits.back().begin(), logits.back().end());
     }
     DeviceBuffer<float> d_all(all);
     std::vector<std::vector<TokenId>> windows(kDistinct);
@@ -307,18 +316,11 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
     const int V = 151936;
     const uint64_t seed = ::orcd::cuda::test::fresh_seed();
     std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.f, 1.f);
     std::uniform_real_distribution<double> unif(0.0, 1.0);
-    std::uniform_int_distribution<int> any_id(0, V - 1);
     constexpr int kDistinct = 3;
     std::vector<float> all;
-    for (int r = 0; r < kDistinct; ++r) {
-        std::vector<float> l(V);
-        for (float& x : l) x = 2.5f * normal(rng);
-        for (int i = 0; i < 30; ++i) l[static_cast<size_t>(any_id(rng))] += r == 2 ? 14.f : 6.f;  // row 2: peaked
-        if (r == 1) {
-            for (float& x : l) x = std::round(x * 4.f) / 4.f;  // ties at every cut
-        }
+    for (int r = 0; r < kDistinct; ++r) {  // row 1: ties at every cut; row 2: peaked
+        const std::vector<float> l = random_logit_row(rng, V, 30, r == 2 ? 14.f : 6.f, /*ties=*/r == 1);
         all.insert(all.end(), l.begin(), l.end());
     }
     DeviceBuffer<float> d_all(all);

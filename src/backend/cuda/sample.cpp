@@ -27,8 +27,8 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
     capacity_ = detail::sample_block_capacity();
     result_host_ = allocate_pinned_host<int32_t>(sizeof(int32_t));
     seen_.assign(static_cast<size_t>(n_vocab), 0);
-    reserve(1, 0, 0);
-    // The warm-up: greedy on zeroed logits (the penalty scratch, unused by a greedy step without a window).
+    // One row with a penalty copy: the warm-up below runs greedy on zeroed logits in that copy's scratch (unused by a
+    // greedy step without a window).
     reserve(1, 0, 1);
     auto* zeros = reinterpret_cast<float*>(work_->data());
     ORCD_CUDA_CHECK(cudaMemsetAsync(zeros, 0, static_cast<size_t>(n_vocab) * sizeof(float), stream));
