@@ -13,7 +13,12 @@ namespace orcd::cuda {
 __device__ __forceinline__ int64_t kv_row_offset(const KvCacheView& kv, const int32_t* table, int64_t p) {
     const int64_t kv_dim = static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim;
     if (kv.pages == nullptr) return p * kv_dim;
-    return static_cast<int64_t>(table[p / kv.page_size]) * kv.page_stride + (p % kv.page_size) * kv_dim;
+    // In 32 bits: a position is below the context length (a uint32) and a page size is a positive int. A 64-bit
+    // division is a long software routine on the GPU, and the prefill attention computes this for every 16-byte load of
+    // a K/V tile: with 64 bits, Phi-3's prefill attention (head_dim 96) took twice as long as on a contiguous cache.
+    const uint32_t pu = static_cast<uint32_t>(p), ps = static_cast<uint32_t>(kv.page_size);
+    const uint32_t page = pu / ps;
+    return static_cast<int64_t>(table[page]) * kv.page_stride + static_cast<int64_t>(pu - page * ps) * kv_dim;
 }
 
 // Column c's page table (DecodeColumns).

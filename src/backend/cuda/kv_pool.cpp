@@ -78,6 +78,21 @@ TokenId CudaKvPool::repaired_pick(std::span<const uint64_t> allowed, TokenId pic
     return allowed_pick(picked, allowed, m_.config->n_vocab, [&] { return token_mask().argmax(row, stream_.s); });
 }
 
+// Pinned, so that a step's logits cross at the link's rate and asynchronously: a copy into pageable memory is staged by
+// the driver through its own buffer, in pieces, and held up the decode of a single stream that wants its logits (the
+// `tg` of `orcd bench`). Grown, never shrunk; the previous step's results point into it until this call.
+float* CudaKvPool::logits_for(size_t n) {
+    if (n == 0) return nullptr;
+    if (n > logits_cap_) {
+        logits_.reset();
+        logits_cap_ = 0;
+        const size_t cap = std::max(n, 2 * static_cast<size_t>(m_.config->n_vocab));
+        logits_ = allocate_pinned_host<float>(cap * sizeof(float));
+        logits_cap_ = cap;
+    }
+    return logits_.get();
+}
+
 // Buffers for the next power of two of columns (at most kMaxColumns): a growing batch reallocates a few times, and
 // every graph captured over the old buffers is dropped with them.
 void CudaKvPool::ensure_decode_buffers(int n_cols) {
@@ -153,17 +168,20 @@ void CudaKvPool::run_prefill(const BatchEntry& e, float* logits_out, BatchResult
     KvCache kv = view(table);
     kv.n_ctx = static_cast<int64_t>(n_pages) * page_size();
     const bool pick = e.want == Want::Argmax || e.want == Want::Sample;
-    std::vector<float> last;  // the last token's logits, when only its pick crosses back
-    if (pick) last.resize(V);
     const size_t ub = prefill_ws_->max_tokens();
     for (size_t i0 = 0; i0 < e.tokens.size(); i0 += ub) {
         const size_t n = std::min(ub, e.tokens.size() - i0);
         const bool final_chunk = i0 + n == e.tokens.size();
         float* all = e.want == Want::AllLogits ? logits_out + i0 * V : nullptr;
-        float* last_out = !final_chunk ? nullptr : e.want == Want::Logits ? logits_out : pick ? last.data() : nullptr;
+        // A pick reads the last token's row where it is, on the device: only Want::Logits copies it back.
+        using Last = PrefillWorkspace::Last;
+        const Last last = !final_chunk             ? Last::None
+                          : e.want == Want::Logits ? Last::Host
+                          : pick                   ? Last::Device
+                                                   : Last::None;
         static_assert(sizeof(TokenId) == sizeof(int32_t));
         prefill_ws_->run(m_, kv, reinterpret_cast<const int32_t*>(e.tokens.data() + i0), static_cast<int64_t>(n),
-                         e.first_position + static_cast<int64_t>(i0), all, last_out);
+                         e.first_position + static_cast<int64_t>(i0), all, last, logits_out);
     }
     float* row = prefill_ws_->last_logits_device();
     // A late mask resolves here, once the prefill is enqueued. Slot 0: the prefill's pick synchronizes the stream
@@ -307,11 +325,11 @@ void CudaKvPool::step(std::span<const BatchEntry> batch, std::span<BatchResult> 
         if (batch[i].want == Want::Logits) total += V;
         if (batch[i].want == Want::AllLogits) total += batch[i].tokens.size() * V;
     }
-    logits_.resize(total);
+    float* host_logits = logits_for(total);
     std::vector<float*> logits_out(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
         results[i] = BatchResult{};
-        logits_out[i] = logits_.data() + at[i];
+        logits_out[i] = host_logits + at[i];
     }
 
     std::vector<Columns> columns;

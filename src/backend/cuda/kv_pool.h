@@ -56,6 +56,7 @@ private:
     int64_t n_ctx() const;  // positions one sequence can have in this pool (the model's context at most)
     KvCache view(const int32_t* pages) const;
     void ensure_decode_buffers(int n_cols);
+    float* logits_for(size_t n);  // host memory for n floats of this step's logits (null when n is 0)
     void run_prefill(const BatchEntry& e, float* logits_out, BatchResult& r);
     void run_decode(std::span<const BatchEntry> batch, const std::vector<Columns>& entries, int total_cols,
                     const std::vector<float*>& logits_out, std::span<BatchResult> results);
@@ -79,7 +80,8 @@ private:
     std::unique_ptr<DeviceSampler> sampler_;
     std::unique_ptr<DeviceTokenMask> token_mask_;
     std::unique_ptr<PrefillWorkspace> prefill_ws_;  // after stream_: its cuBLAS handle goes before the stream
-    std::vector<float> logits_;                     // the host logits the step's results point into
+    PinnedHost<float> logits_;                      // the host logits the step's results point into (logits_for)
+    size_t logits_cap_ = 0;                         // floats
 };
 
 }  // namespace orcd::backend::cuda

@@ -116,7 +116,7 @@ void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const
 bool embedding_supported(gguf::TensorType type);
 
 // *out = the index of the largest of x[0..n) (ties: the lowest index; NaNs never win). Batched: out[c] for each of
-// n_rows rows of x, `stride` floats apart (one block per row, the same reduction tree for every row).
+// n_rows rows of x, `stride` floats apart (a cluster of 8 blocks per row, the same reduction tree for every row).
 void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream, int n_rows = 1, int64_t stride = 0);
 
 }  // namespace orcd::cuda

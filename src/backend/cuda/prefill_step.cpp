@@ -167,10 +167,13 @@ void PrefillWorkspace::project(const Matmul& mm, const uint16_t* x, int64_t n, f
 }
 
 void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t* tokens, int64_t n, int64_t pos0,
-                           float* all_logits, float* last_logits) {
+                           float* all_logits, Last last, float* last_host) {
     if (n <= 0 || n > max_tokens_) {
         throw Error(ErrorCode::InvalidArgument,
                     fmt::format("prefill micro-batch of {} tokens (expected 1 .. {})", n, max_tokens_));
+    }
+    if (last == Last::Host && !last_host) {
+        throw Error(ErrorCode::Internal, "prefill: the last token's logits to host memory, but no buffer");
     }
     const model::Config& c = *m.config;
     const model::Recipe& r = *m.recipe;
@@ -229,10 +232,13 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
             }
         }
     }
-    if (last_logits) {
+    if (last != Last::None) {
         ops::rms_norm(x_ + (n - 1) * E, m.output_norm, 1, E, c.rms_eps, hlast_, s_);
         ops::matvec(m.output.type, m.output.w, m.output.rows, m.output.cols, hlast_, logits_, s_);
-        ORCD_CUDA_CHECK(cudaMemcpyAsync(last_logits, logits_, static_cast<size_t>(V) * 4, cudaMemcpyDeviceToHost, s_));
+        if (last == Last::Host) {
+            ORCD_CUDA_CHECK(
+                cudaMemcpyAsync(last_host, logits_, static_cast<size_t>(V) * 4, cudaMemcpyDeviceToHost, s_));
+        }
         mark(Phase::Other);
     }
     ORCD_CUDA_CHECK(cudaStreamSynchronize(s_));

@@ -28,14 +28,18 @@ public:
 
     uint32_t max_tokens() const { return max_tokens_; }
 
-    // Runs tokens[0 .. n) (n <= max_tokens) at positions pos0 ..; the cache must have room. Logits to host memory:
-    // all_logits ([n][n_vocab], every row) or last_logits ([n_vocab], the last token's), either may be null.
-    // Synchronizes the stream before returning.
+    // What a run computes of its last token's logits: none, the device row only (last_logits_device(), for a pick
+    // made on the device), or that row copied to host memory as well.
+    enum class Last { None, Device, Host };
+
+    // Runs tokens[0 .. n) (n <= max_tokens) at positions pos0 ..; the cache must have room. Logits: all_logits
+    // ([n][n_vocab] host memory, every row; may be null) and the last token's as `last` says (Host: into
+    // last_host, [n_vocab]). Synchronizes the stream before returning.
     void run(const CudaModel& m, const KvCache& kv, const int32_t* tokens, int64_t n, int64_t pos0, float* all_logits,
-             float* last_logits);
+             Last last, float* last_host = nullptr);
 
     uint64_t bytes() const;
-    // The last run's last-token logits ([n_vocab], device), when it was asked for last_logits.
+    // The last run's last-token logits ([n_vocab], device), when it was asked for them (Last::Device or Host).
     const float* last_logits_device() const { return logits_; }
     float* last_logits_device() { return logits_; }  // a token mask is applied in place (token_mask.h)
 
