@@ -34,6 +34,9 @@
 
 #include <algorithm>
 #include <cooperative_groups.h>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "backend/cuda/matvec_q8_units.cuh"
 #include "backend/cuda/tuning.h"
@@ -85,8 +88,8 @@ struct Operands {
 // The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); pass: 0, or 1 for the up half; c0:
-// its first column.
-template <typename F, int NT>
+// its first column. kStaged false: op holds the global operands (nothing staged), known at compile time.
+template <typename F, int NT, bool kStaged>
 __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, int64_t row0, int pass, int c0,
                             float* part, int first, int step, int chunk, bool& pending) {
     using U = q8units::Unit<F>;
@@ -99,7 +102,7 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         row_ok[i] = o0 + g + 8 * i < p.n_out;
-        if (op.w != nullptr) {
+        if (kStaged && op.w != nullptr) {
             rows[i] = reinterpret_cast<const Block*>(op.w + (pass * kRows + g + 8 * i) * op.w_stride);
         } else {
             int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
@@ -107,7 +110,13 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
             rows[i] = reinterpret_cast<const Block*>(s.w + r * s.row_bytes);
         }
     }
-    // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
+    // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j. Unstaged, the
+    // columns are read through p's fields (kernel parameters, no registers: sharing op's, the 32-column block spilled).
+    const char* xq = kStaged ? op.q : reinterpret_cast<const char*>(p.xq);
+    const char* xd0 = kStaged ? op.d : reinterpret_cast<const char*>(p.xd);
+    const char* xs0 = kStaged ? op.s : reinterpret_cast<const char*>(p.xs);
+    const int64_t x_stride = kStaged ? op.stride : p.x_stride;
+    const int c_first = kStaged ? op.c_first : 0;
     const int n_units = p.cols / 32;
     for (int leaf = first; leaf < p.tpr; leaf += step) {
         float acc[NT][4];
@@ -141,8 +150,7 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
                     const int off = U::x_offset(uu, gr, t);
                     uint32_t b = 0;
                     if (nb < p.n_cols && off >= 0) {
-                        b = *reinterpret_cast<const uint32_t*>(op.q + (nb - op.c_first) * op.stride + blk * kBlockX +
-                                                               off);
+                        b = *reinterpret_cast<const uint32_t*>(xq + (nb - c_first) * x_stride + blk * kBlockX + off);
                     }
                     mma_s8(c[U::kSumGroups ? 0 : gr], a[0][gr], a[1][gr], b);
                 }
@@ -152,9 +160,9 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
                 {
                     const int col = c0 + 8 * nt + lane / 4, k = lane % 4;
                     if (col < p.n_cols && k < U::kColWords) {
-                        const int64_t off = (col - op.c_first) * op.stride;
-                        const auto* xd = reinterpret_cast<const float*>(op.d + off);
-                        const auto* xs = reinterpret_cast<const int32_t*>(op.s + off);
+                        const int64_t off = (col - c_first) * x_stride;
+                        const auto* xd = reinterpret_cast<const float*>(xd0 + off);
+                        const auto* xs = reinterpret_cast<const int32_t*>(xs0 + off);
                         word = U::col_word(xd + kUnits * blk, xs + 2 * kUnits * blk, uu, k);
                     }
                 }
@@ -299,7 +307,10 @@ __device__ void stage_columns(const Q8Params& p, int c0, int cols_n, uint8_t* x,
 // leaves to the block that folds it (elements in k contiguous chunks); blockIdx.x = group * k + r. Groups are
 // numbered tile * n_cg + column group, so the column groups of a tile run together and read its weights from L2.
 // Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
-template <int NT>
+// kStaged: whether anything is staged (st's bits). The launches that stage nothing run an instance without the
+// staging code: sharing one instance, the 32-column blocks spilled (ptxas: 208 bytes stored, 756 loaded a thread,
+// where main 41aa16d's kernel used 128 registers and none) and the 8-column ones took 116 registers against 88.
+template <int NT, bool kStaged>
 __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, const Stage st, int n_cg, int k) {
     extern __shared__ __align__(16) uint8_t smem[];
     float* part = reinterpret_cast<float*>(smem);
@@ -330,27 +341,34 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
                 reinterpret_cast<const char*>(p.xs),
                 p.x_stride,
                 0};
-    if (st.x_stride > 0) {
+    if (kStaged && st.x_stride > 0) {
         const char* x = reinterpret_cast<const char*>(smem + st.x_at);
         op = {nullptr, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
         stage_columns(p, c0, min(kCols, p.n_cols - c0), smem + st.x_at, st.x_stride, warp, warps, lane);
     }
     uint8_t* wbuf = smem + st.w_at;
-    if (st.bufs > 0 && group < n_groups) stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
-    copy_commit();
+    if (kStaged) {
+        if (st.bufs > 0 && group < n_groups) stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+        copy_commit();
+    }
     for (int it = 0; group < n_groups; group += step, ++it) {
         const int64_t o0 = group / n_cg * kRows;
         const int64_t next = group + step;
-        if (st.bufs == 2) {  // the next tile into the other buffer (its last reader, tile it - 1, is done: synced)
-            if (next < n_groups)
-                stage_rows(p, next / n_cg * kRows, wbuf + ((it + 1) & 1) * st.w_buf, st.w_stride, warp, warps, lane);
-            copy_commit();
-            copy_wait<1>();
-        } else {
-            copy_wait<0>();
+        if (kStaged) {
+            if (st.bufs == 2) {  // the next tile into the other buffer (its last reader, tile it - 1, is done: synced)
+                if (next < n_groups)
+                    stage_rows(p, next / n_cg * kRows, wbuf + ((it + 1) & 1) * st.w_buf, st.w_stride, warp, warps,
+                               lane);
+                copy_commit();
+                copy_wait<1>();
+            } else {
+                copy_wait<0>();
+            }
         }
-        __syncthreads();  // the staged operands visible to every warp; the last tile's fold done before new leaves
-        if (st.bufs > 0) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
+        // The staged operands visible to every warp; the last tile's fold done before new leaves (a block that
+        // stages nothing computes one group).
+        if (kStaged) __syncthreads();
+        if (kStaged && st.bufs > 0) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
         float res[2][kPer];
 #pragma unroll
         for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
@@ -360,8 +378,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
             quant::visit_format(s.type, [&](auto f) {
                 if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-                    tile_leaves<decltype(f), NT>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps, chunk,
-                                                 pending);
+                    tile_leaves<decltype(f), NT, kStaged>(p, op, o0, row0, pass, c0, part, rank * warps + warp,
+                                                          k * warps, chunk, pending);
                 }
             });
             if (pending) {  // a warp without a leaf
@@ -371,7 +389,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             sync();
             // One weight buffer: every leaf of this tile is computed, so the next tile's rows may load during the
             // fold.
-            if (st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
+            if (kStaged && st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
                 stage_rows(p, next / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
                 copy_commit();
             }
@@ -391,6 +409,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
                 matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][j], swiglu ? res[1][j] : 0.f, p.epilogue);
             }
         }
+        if (!kStaged) break;  // one group a block (launch): no loop state kept live across the leaves
     }
 }
 
@@ -418,13 +437,48 @@ int stage_bits(const Stage& st) {
            (st.bufs == 2 ? kQ8MmaStageDouble : 0);
 }
 
+// Blocks of `threads` threads and `bytes` of shared memory that one SM holds at once for kernel, asked of the runtime
+// once per (kernel, threads, bytes) in the process: eager launches (prefill, tests) call this for every matvec, and
+// the answer depends on nothing else (the kernels' registers are fixed; sm_count and the shared-memory limits are
+// cached per process alike, device_query.h).
+template <typename Kernel>
+int blocks_per_sm(Kernel kernel, int threads, int64_t bytes) {
+    struct Key {
+        const void* kernel;
+        int threads;
+        int64_t bytes;
+        bool operator<(const Key& o) const {
+            return std::tie(kernel, threads, bytes) < std::tie(o.kernel, o.threads, o.bytes);
+        }
+    };
+    static std::mutex mutex;
+    static std::map<Key, int> cache;
+    const Key key{reinterpret_cast<const void*>(kernel), threads, bytes};
+    std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+    int per_sm = 0;
+    ORCD_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, static_cast<size_t>(bytes)));
+    cache.emplace(key, per_sm);
+    return per_sm;
+}
+
+// The kernel instance for NT and whether anything is staged, opted in once for the most dynamic shared memory a
+// block may have (the leaves alone take 64 or 128 KiB at tpr 128 or 256).
+template <int NT, bool kStaged>
+auto kernel_for() {
+    static const cudaError_t opted =
+        cudaFuncSetAttribute(q8_mma_kernel<NT, kStaged>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             ::orcd::device::shared_bytes_per_block_optin());
+    ORCD_CUDA_CHECK(opted);
+    return q8_mma_kernel<NT, kStaged>;
+}
+
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const Stage st = stage_layout(p, NT, shape.stage);
-    static const cudaError_t opted = cudaFuncSetAttribute(
-        q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, ::orcd::device::shared_bytes_per_block_optin());
-    ORCD_CUDA_CHECK(opted);
+    const auto kernel = shape.stage != 0 ? kernel_for<NT, true>() : kernel_for<NT, false>();
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
     const int threads = 32 * shape.warps;
@@ -432,9 +486,7 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     if (shape.cluster == 1 && shape.stage != 0) {
         // As many blocks as run at once (a multiple of n_cg: each block keeps one column group), at least one a
         // column group; blocks loop over their tiles.
-        int per_sm = 0;
-        ORCD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q8_mma_kernel<NT>, threads,
-                                                                      static_cast<size_t>(st.bytes)));
+        const int per_sm = blocks_per_sm(kernel, threads, st.bytes);
         int64_t cap = static_cast<int64_t>(std::max(per_sm, 1)) * ::orcd::device::sm_count();
         if (shape.max_blocks > 0) cap = std::min<int64_t>(cap, shape.max_blocks);
         grid = n_cg * std::clamp<int64_t>(cap / n_cg, 1, tiles);
@@ -450,7 +502,7 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
     config.attrs = &cluster;
     config.numAttrs = shape.cluster > 1 ? 1 : 0;
-    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, st, n_cg, shape.cluster));
+    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, st, n_cg, shape.cluster));
 }
 
 // The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
