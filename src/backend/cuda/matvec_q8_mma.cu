@@ -28,8 +28,9 @@
 // per unit. Now a block copies its tile's weight rows and its columns' activations, scales and sums into shared
 // memory with cp.async (every copy in flight at once, one wait), and blocks stay resident and loop over tiles, loading
 // the next tile's rows into a second buffer while computing this one; the leaves then read the same bytes from shared
-// memory. Where that does not fit, the second buffer, then the columns, then the rows are read from global memory as
-// before (q8_mma_shape); with clusters nothing is staged.
+// memory. What a launch stages is chosen by the blocks an SM it leaves (q8_mma_shape): the rows and the columns, the
+// rows alone, or nothing; a launch that stages nothing runs an instance of the kernel without the staging code, one
+// block a tile (and column group), as before staging. With clusters nothing is staged.
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
@@ -474,6 +475,13 @@ auto kernel_for() {
     return q8_mma_kernel<NT, kStaged>;
 }
 
+// Blocks an SM of the staged kernel for nt n-tiles (1, 2, 4).
+int staged_blocks_per_sm(int nt, int threads, int64_t bytes) {
+    if (nt == 4) return blocks_per_sm(kernel_for<4, true>(), threads, bytes);
+    if (nt == 2) return blocks_per_sm(kernel_for<2, true>(), threads, bytes);
+    return blocks_per_sm(kernel_for<1, true>(), threads, bytes);
+}
+
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
@@ -566,25 +574,44 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
     }
     shape.warps = std::min(shape.warps, std::max(4, p.tpr / shape.cluster));  // no warp without a leaf
-    // Staging: everything by default (the figures are in matvec_q8.cu's kDefaultMmaMinCols note), less where the
-    // block's shared memory would not fit (the second buffer, then the columns go first) or, by default, where it
-    // would leave an SM fewer than 8 warps (blocks of 4 warps over 113 KiB; the registers allow 16 warps an SM).
-    // That guard is not measured yet: without it Phi-3's SwiGLU at B = 64 (32 columns a block, 4 warps) stages
-    // 222 KiB, one block an SM, and the Phi-3-shaped decode fell from 1,522 to 1,039 tok/s (2026-12-04 H200, with the
-    // since-dropped tree fold); it changes none of the Qwen-shaped launches measured at B = 8, 16, 64. Clusters read
-    // from global memory (their blocks share one tile's leaves, not its operands).
+    // Staging. What a block stages costs resident blocks (shared memory); what it saves is a memory latency per unit.
+    // Per matrix (bench/cuda/q8_mma_shapes, 2026-12-04 H200, docs/PERF.md "Staging by occupancy") neither "stage
+    // everything that fits" nor "nothing" wins: staging the columns pays where they are short (Qwen's 896 values:
+    // its SwiGLU at B = 64 84.5 us staged, 117.8 weights only, 121.0 nothing) and costs where they are long (Phi-3's
+    // 3,072: its SwiGLU at B = 16 106.2 / 83.2 / 123.2; at B = 64 the 32-column block cannot hold them, and weights
+    // only, two blocks an SM instead of four, took 559.3 us against 379.1 for nothing). The default rule, by the
+    // blocks an SM the staged kernel holds (its registers and leaves alone: `full`):
+    //   - the weight rows and the columns (bits 3) where that keeps at least half of `full`;
+    //   - else the weight rows (bit 1) where that keeps at least three quarters;
+    //   - else nothing (the instance without the staging code, one block a group).
+    // Summed per decode step over both shapes' matrices at B = 8 / 16 / 32 / 64, ms: Qwen 1.24 / 1.44 / 2.63 / 5.18
+    // (staging everything with the 8-warp guard before: 1.22 / 1.45 / 2.73 / 5.37), Phi-3 6.09 / 10.62 / 19.60 / 33.55
+    // (before 7.36 / 10.64 / 19.52 / 41.00; nothing staged 7.62 / 13.75 / 22.67 / 36.07). The second weight buffer
+    // (bit 4) is not staged by default: it lost as often as it won (Phi-3's qkv at B = 8: 62.2 us with it, 48.8
+    // without). An override (stage >= 0, ORCD_Q8_MMA_STAGE) takes its bits as given, dropped (the second buffer, the
+    // columns, the rows) until the block fits. Clusters read from global memory (their blocks share one tile's
+    // leaves, not its operands).
     const bool automatic = stage < 0 && tuning::q8_mma_stage() < 0;
-    int bits = stage >= 0 ? stage : tuning::q8_mma_stage() >= 0 ? tuning::q8_mma_stage() : 7;
-    if (shape.cluster > 1) bits = 0;
     const int nt = shape.block_cols / 8;
-    const int min_blocks = automatic ? (8 + shape.warps - 1) / shape.warps : 1;  // blocks an SM for 8 warps
-    const int64_t budget = std::min<int64_t>(::orcd::device::shared_bytes_per_block_optin(),
-                                             ::orcd::device::shared_bytes_per_sm() / min_blocks - 1024);
-    for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
-        if (stage_layout(p, nt, bits).bytes <= budget) break;
-        bits &= ~drop;
+    int bits = 0;
+    if (shape.cluster > 1) {
+        bits = 0;
+    } else if (automatic) {
+        const int threads = 32 * shape.warps;
+        auto blocks = [&](int b) { return staged_blocks_per_sm(nt, threads, stage_layout(p, nt, b).bytes); };
+        const int full = blocks(0), both = blocks(kQ8MmaStageWeights | kQ8MmaStageColumns);
+        const int rows = blocks(kQ8MmaStageWeights);
+        bits = both > 0 && 2 * both >= full       ? kQ8MmaStageWeights | kQ8MmaStageColumns
+               : rows > 0 && 4 * rows >= 3 * full ? kQ8MmaStageWeights
+                                                  : 0;
+    } else {
+        bits = stage >= 0 ? stage : tuning::q8_mma_stage();
+        for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
+            if (stage_layout(p, nt, bits).bytes <= ::orcd::device::shared_bytes_per_block_optin()) break;
+            bits &= ~drop;
+        }
+        if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
     }
-    if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
     shape.stage = stage_bits(stage_layout(p, nt, bits));
     shape.max_blocks = std::max(0, max_blocks);
     return shape;
