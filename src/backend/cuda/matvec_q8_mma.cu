@@ -89,8 +89,10 @@ struct Operands {
 // The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); pass: 0, or 1 for the up half; c0:
-// its first column. kStaged false: op holds the global operands (nothing staged), known at compile time.
-template <typename F, int NT, bool kStaged>
+// its first column. S (compile time): bit 1 the rows are staged (op.w), bit 2 the columns (op.q, d, s); else
+// they are read from global memory through p. Known at compile time, the staged operands are known to lie in shared
+// memory (32-bit addresses, shared loads) and an unstaged instance carries no staging code.
+template <typename F, int NT, int S>
 __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, int64_t row0, int pass, int c0,
                             float* part, int first, int step, int chunk, bool& pending) {
     using U = q8units::Unit<F>;
@@ -103,7 +105,7 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         row_ok[i] = o0 + g + 8 * i < p.n_out;
-        if (kStaged && op.w != nullptr) {
+        if (S & kQ8MmaStageWeights) {
             rows[i] = reinterpret_cast<const Block*>(op.w + (pass * kRows + g + 8 * i) * op.w_stride);
         } else {
             int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
@@ -113,11 +115,12 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
     }
     // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j. Unstaged, the
     // columns are read through p's fields (kernel parameters, no registers: sharing op's, the 32-column block spilled).
-    const char* xq = kStaged ? op.q : reinterpret_cast<const char*>(p.xq);
-    const char* xd0 = kStaged ? op.d : reinterpret_cast<const char*>(p.xd);
-    const char* xs0 = kStaged ? op.s : reinterpret_cast<const char*>(p.xs);
-    const int64_t x_stride = kStaged ? op.stride : p.x_stride;
-    const int c_first = kStaged ? op.c_first : 0;
+    constexpr bool kX = S & kQ8MmaStageColumns;
+    const char* xq = kX ? op.q : reinterpret_cast<const char*>(p.xq);
+    const char* xd0 = kX ? op.d : reinterpret_cast<const char*>(p.xd);
+    const char* xs0 = kX ? op.s : reinterpret_cast<const char*>(p.xs);
+    const int64_t x_stride = kX ? op.stride : p.x_stride;
+    const int c_first = kX ? op.c_first : 0;
     const int n_units = p.cols / 32;
     for (int leaf = first; leaf < p.tpr; leaf += step) {
         float acc[NT][4];
@@ -308,10 +311,11 @@ __device__ void stage_columns(const Q8Params& p, int c0, int cols_n, uint8_t* x,
 // leaves to the block that folds it (elements in k contiguous chunks); blockIdx.x = group * k + r. Groups are
 // numbered tile * n_cg + column group, so the column groups of a tile run together and read its weights from L2.
 // Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
-// kStaged: whether anything is staged (st's bits). The launches that stage nothing run an instance without the
-// staging code: sharing one instance, the 32-column blocks spilled (ptxas: 208 bytes stored, 756 loaded a thread,
-// where main 41aa16d's kernel used 128 registers and none) and the 8-column ones took 116 registers against 88.
-template <int NT, bool kStaged>
+// S: what is staged (st's bits 1 and 2; the second buffer, bit 4, is read from st), one instance each. The launches
+// that stage nothing run an instance without the staging code: sharing one instance, the 32-column blocks spilled
+// (ptxas: 208 bytes stored, 756 loaded a thread, where main 41aa16d's kernel used 128 registers and none) and the
+// 8-column ones took 116 registers against 88.
+template <int NT, int S>
 __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, const Stage st, int n_cg, int k) {
     extern __shared__ __align__(16) uint8_t smem[];
     float* part = reinterpret_cast<float*>(smem);
@@ -335,21 +339,18 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
     bool pending = k > 1;  // the start-up barrier still to wait on (cluster_arrive)
     if (pending) cluster_arrive();
     const int c0 = static_cast<int>(group % n_cg) * kCols;  // the same for all of this block's groups
-    Operands op{nullptr,
-                st.w_stride,
-                reinterpret_cast<const char*>(p.xq),
-                reinterpret_cast<const char*>(p.xd),
-                reinterpret_cast<const char*>(p.xs),
-                p.x_stride,
-                0};
-    if (kStaged && st.x_stride > 0) {
-        const char* x = reinterpret_cast<const char*>(smem + st.x_at);
-        op = {nullptr, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
+    constexpr bool kStaged = S != 0;
+    uint8_t* wbuf = smem + st.w_at;
+    const char* x = reinterpret_cast<const char*>(smem + st.x_at);
+    // Only shared-memory addresses (or none) in op: the compiler then knows every staged read is a shared load.
+    Operands op{wbuf, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
+    if (S & kQ8MmaStageColumns) {
         stage_columns(p, c0, min(kCols, p.n_cols - c0), smem + st.x_at, st.x_stride, warp, warps, lane);
     }
-    uint8_t* wbuf = smem + st.w_at;
     if (kStaged) {
-        if (st.bufs > 0 && group < n_groups) stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+        if ((S & kQ8MmaStageWeights) && group < n_groups) {
+            stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+        }
         copy_commit();
     }
     for (int it = 0; group < n_groups; group += step, ++it) {
@@ -369,7 +370,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
         // The staged operands visible to every warp; the last tile's fold done before new leaves (a block that
         // stages nothing computes one group).
         if (kStaged) __syncthreads();
-        if (kStaged && st.bufs > 0) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
+        if (S & kQ8MmaStageWeights) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
         float res[2][kPer];
 #pragma unroll
         for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
@@ -379,8 +380,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
             quant::visit_format(s.type, [&](auto f) {
                 if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-                    tile_leaves<decltype(f), NT, kStaged>(p, op, o0, row0, pass, c0, part, rank * warps + warp,
-                                                          k * warps, chunk, pending);
+                    tile_leaves<decltype(f), NT, S>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps,
+                                                    chunk, pending);
                 }
             });
             if (pending) {  // a warp without a leaf
@@ -390,7 +391,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             sync();
             // One weight buffer: every leaf of this tile is computed, so the next tile's rows may load during the
             // fold.
-            if (kStaged && st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
+            if ((S & kQ8MmaStageWeights) && st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
                 stage_rows(p, next / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
                 copy_commit();
             }
@@ -464,29 +465,40 @@ int blocks_per_sm(Kernel kernel, int threads, int64_t bytes) {
     return per_sm;
 }
 
-// The kernel instance for NT and whether anything is staged, opted in once for the most dynamic shared memory a
+// The kernel instance for NT and staged operands S, opted in once for the most dynamic shared memory a
 // block may have (the leaves alone take 64 or 128 KiB at tpr 128 or 256).
-template <int NT, bool kStaged>
+template <int NT, int S>
 auto kernel_for() {
     static const cudaError_t opted =
-        cudaFuncSetAttribute(q8_mma_kernel<NT, kStaged>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        cudaFuncSetAttribute(q8_mma_kernel<NT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              ::orcd::device::shared_bytes_per_block_optin());
     ORCD_CUDA_CHECK(opted);
-    return q8_mma_kernel<NT, kStaged>;
+    return q8_mma_kernel<NT, S>;
 }
 
-// Blocks an SM of the staged kernel for nt n-tiles (1, 2, 4).
-int staged_blocks_per_sm(int nt, int threads, int64_t bytes) {
-    if (nt == 4) return blocks_per_sm(kernel_for<4, true>(), threads, bytes);
-    if (nt == 2) return blocks_per_sm(kernel_for<2, true>(), threads, bytes);
-    return blocks_per_sm(kernel_for<1, true>(), threads, bytes);
+// The instance for NT and what shape_bits stages.
+template <int NT>
+auto kernel_for(int shape_bits) {
+    switch (shape_bits & (kQ8MmaStageWeights | kQ8MmaStageColumns)) {
+        case kQ8MmaStageWeights: return kernel_for<NT, kQ8MmaStageWeights>();
+        case kQ8MmaStageColumns: return kernel_for<NT, kQ8MmaStageColumns>();
+        case kQ8MmaStageWeights | kQ8MmaStageColumns: return kernel_for<NT, kQ8MmaStageWeights | kQ8MmaStageColumns>();
+        default: return kernel_for<NT, 0>();
+    }
+}
+
+// Blocks an SM of the instance for nt n-tiles (1, 2, 4) that stages `bits`, with `bytes` of shared memory.
+int staged_blocks_per_sm(int nt, int bits, int threads, int64_t bytes) {
+    if (nt == 4) return blocks_per_sm(kernel_for<4>(bits), threads, bytes);
+    if (nt == 2) return blocks_per_sm(kernel_for<2>(bits), threads, bytes);
+    return blocks_per_sm(kernel_for<1>(bits), threads, bytes);
 }
 
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const Stage st = stage_layout(p, NT, shape.stage);
-    const auto kernel = shape.stage != 0 ? kernel_for<NT, true>() : kernel_for<NT, false>();
+    const auto kernel = kernel_for<NT>(shape.stage);
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
     const int threads = 32 * shape.warps;
@@ -598,12 +610,15 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         bits = 0;
     } else if (automatic) {
         const int threads = 32 * shape.warps;
-        auto blocks = [&](int b) { return staged_blocks_per_sm(nt, threads, stage_layout(p, nt, b).bytes); };
-        const int full = blocks(0), both = blocks(kQ8MmaStageWeights | kQ8MmaStageColumns);
-        const int rows = blocks(kQ8MmaStageWeights);
-        bits = both > 0 && 2 * both >= full       ? kQ8MmaStageWeights | kQ8MmaStageColumns
-               : rows > 0 && 4 * rows >= 3 * full ? kQ8MmaStageWeights
-                                                  : 0;
+        // Blocks an SM of the instance staging b: with its staged bytes, and with the leaves alone (`full`).
+        auto blocks = [&](int b, int layout) {
+            return staged_blocks_per_sm(nt, b, threads, stage_layout(p, nt, layout).bytes);
+        };
+        constexpr int kBoth = kQ8MmaStageWeights | kQ8MmaStageColumns;
+        const int both = blocks(kBoth, kBoth), rows = blocks(kQ8MmaStageWeights, kQ8MmaStageWeights);
+        bits = both > 0 && 2 * both >= blocks(kBoth, 0)                    ? kBoth
+               : rows > 0 && 4 * rows >= 3 * blocks(kQ8MmaStageWeights, 0) ? kQ8MmaStageWeights
+                                                                           : 0;
     } else {
         bits = stage >= 0 ? stage : tuning::q8_mma_stage();
         for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
