@@ -596,13 +596,15 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
     //   - the weight rows and the columns (bits 3) where that keeps at least half of `full`;
     //   - else the weight rows (bit 1) where that keeps at least three quarters;
     //   - else nothing (the instance without the staging code, one block a group).
-    // Summed per decode step over both shapes' matrices at B = 8 / 16 / 32 / 64, ms: Qwen 1.24 / 1.44 / 2.63 / 5.18
-    // (staging everything with the 8-warp guard before: 1.22 / 1.45 / 2.73 / 5.37), Phi-3 6.09 / 10.62 / 19.60 / 33.55
-    // (before 7.36 / 10.64 / 19.52 / 41.00; nothing staged 7.62 / 13.75 / 22.67 / 36.07). The second weight buffer
-    // (bit 4) is not staged by default: it lost as often as it won (Phi-3's qkv at B = 8: 62.2 us with it, 48.8
-    // without). An override (stage >= 0, ORCD_Q8_MMA_STAGE) takes its bits as given, dropped (the second buffer, the
-    // columns, the rows) until the block fits. Clusters read from global memory (their blocks share one tile's
-    // leaves, not its operands).
+    // Chosen from the first call's per-matrix times (rules compared on them, summed per decode step, B = 8 / 16 / 32 /
+    // 64, ms): this one Qwen 1.24 / 1.44 / 2.63 / 5.18, Phi-3 6.09 / 10.62 / 19.60 / 33.55; staging everything with
+    // the 8-warp guard before 1.22 / 1.45 / 2.73 / 5.37 and 7.36 / 10.64 / 19.52 / 41.00; nothing staged 1.83 / 2.14 /
+    // 3.65 / 6.42 and 7.62 / 13.75 / 22.67 / 36.07. Decode tok/s, second call, against main 41aa16d's kernel: Phi-3
+    // 1,181 / 1,407 / 1,527 / 1,766 (main 936 / 1,067 / 1,324 / 1,675), Qwen 3,900 / 6,999 / 9,233 / 10,103 (main
+    // 3,355 / 5,433 / 7,170 / 8,862). The second weight buffer (bit 4) is not staged by default: it lost as often as
+    // it won (Phi-3's qkv at B = 8: 62.2 us with it, 48.8 without). An override (stage >= 0, ORCD_Q8_MMA_STAGE)
+    // takes its bits as given, dropped (the second buffer, the columns, the rows) until the block fits. Clusters read
+    // from global memory (their blocks share one tile's leaves, not its operands).
     const bool automatic = stage < 0 && tuning::q8_mma_stage() < 0;
     const int nt = shape.block_cols / 8;
     int bits = 0;
