@@ -9,6 +9,8 @@
 #      MMA_VARIANTS with ORCD_Q8_MMA_MIN_COLS=MMA_MIN (default 1: tensor cores at every batch) on MMA_BATCHES.
 #      A variant is LABEL or LABEL:VAR=VALUE,VAR=VALUE (e.g. w4:ORCD_Q8_MMA_WARPS=4); ROUNDS rounds each.
 #      MMA_VARIANTS="old:ORCD_Q8_MMA_STAGE=0 staged" compares the kernel without and with its shared-memory staging.
+#   4. with SHAPES=1, bench/cuda's cuda_q8_mma_shapes: each matrix of both shapes timed alone under each staging
+#      variant and the dp4a kernel (what q8_mma_shape's staging rule is chosen from).
 # Logs go under $OUT.
 set -uo pipefail
 orcd=${ORCD:-build-dev/src/cli/orcd}
@@ -53,4 +55,9 @@ for preset in $PRESETS; do
     rows < "$OUT/batch-$preset-mma-$label.txt"
   done
 done
+if [ "${SHAPES:-0}" = 1 ]; then
+  echo "--- per-matrix times (cuda_q8_mma_shapes)"
+  "${BUILD:-build-dev}/bench/cuda/cuda_q8_mma_shapes" > "$OUT/q8-shapes.txt" 2>&1 || status=1
+  cat "$OUT/q8-shapes.txt"
+fi
 exit $status

@@ -93,14 +93,16 @@ void check(const Case& c, std::mt19937_64& rng) {
     // tile (clusters that split the leaves, each block folding a chunk of the tile's elements).
     // Then what a block stages in shared memory (-1 nothing, 1 the weight rows, 2 the columns, 4 a second weight
     // buffer) and the most blocks (3: each block loops over many tiles, through both buffers and the single buffer's
-    // reload during the fold).
+    // reload during the fold). The kernel has one instance per columns a block and staged operands (rows, columns,
+    // both, neither): each pair runs below where tpr allows the columns.
     struct Shape {
         int block_cols, warps, cluster, stage, max_blocks;
     };
     constexpr Shape kShapes[] = {{0, 0, 0, 0, 0},   {8, 4, 1, 0, 0},  {16, 16, 1, 0, 0}, {32, 8, 1, 0, 0},
                                  {8, 16, 2, 0, 0},  {8, 4, 4, 0, 0},  {16, 4, 8, 0, 0},  {32, 8, 2, 0, 0},
                                  {0, 0, 0, -1, 0},  {16, 8, 1, 1, 3}, {8, 4, 1, 2, 0},   {32, 4, 1, 3, 5},
-                                 {16, 16, 1, 7, 3}, {0, 0, 0, 5, 2},  {8, 8, 1, 7, 0}};
+                                 {16, 16, 1, 7, 3}, {0, 0, 0, 5, 2},  {8, 8, 1, 7, 0},   {32, 4, 1, 1, 0},
+                                 {32, 8, 1, 2, 3},  {16, 4, 1, 2, 0}, {8, 16, 1, 1, 0},  {16, 8, 1, 3, 0}};
     for (const auto& [block_cols, warps, cluster, stage, max_blocks] : kShapes) {
         for (const int B : {1, 3, 8, 16, 17, 40, 64, 70}) {
             SCOPED_TRACE(testing::Message() << "block columns " << block_cols << " warps " << warps << " cluster "

@@ -28,12 +28,16 @@
 // per unit. Now a block copies its tile's weight rows and its columns' activations, scales and sums into shared
 // memory with cp.async (every copy in flight at once, one wait), and blocks stay resident and loop over tiles, loading
 // the next tile's rows into a second buffer while computing this one; the leaves then read the same bytes from shared
-// memory. Where that does not fit, the second buffer, then the columns, then the rows are read from global memory as
-// before (q8_mma_shape); with clusters nothing is staged.
+// memory. What a launch stages is chosen by the blocks an SM it leaves (q8_mma_shape): the rows and the columns, the
+// rows alone, or nothing; a launch that stages nothing runs an instance of the kernel without the staging code, one
+// block a tile (and column group), as before staging. With clusters nothing is staged.
 #include "backend/cuda/matvec_q8_kernels.cuh"
 
 #include <algorithm>
 #include <cooperative_groups.h>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "backend/cuda/matvec_q8_units.cuh"
 #include "backend/cuda/tuning.h"
@@ -85,8 +89,10 @@ struct Operands {
 // The leaves of one tile for format F: warp w computes leaves w, w + warps, ... (each as the dp4a kernel's thread
 // `leaf` would, for every row and column of the tile) into part[leaf][row][column]. o0: the tile's first output row;
 // row0: its first logical matrix row (o0, or o0 + n_out for SwiGLU's up half); pass: 0, or 1 for the up half; c0:
-// its first column.
-template <typename F, int NT>
+// its first column. S (compile time): bit 1 the rows are staged (op.w), bit 2 the columns (op.q, d, s); else
+// they are read from global memory through p. Known at compile time, the staged operands are known to lie in shared
+// memory (32-bit addresses, shared loads) and an unstaged instance carries no staging code.
+template <typename F, int NT, int S>
 __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, int64_t row0, int pass, int c0,
                             float* part, int first, int step, int chunk, bool& pending) {
     using U = q8units::Unit<F>;
@@ -99,7 +105,7 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         row_ok[i] = o0 + g + 8 * i < p.n_out;
-        if (op.w != nullptr) {
+        if (S & kQ8MmaStageWeights) {
             rows[i] = reinterpret_cast<const Block*>(op.w + (pass * kRows + g + 8 * i) * op.w_stride);
         } else {
             int64_t r = row_ok[i] ? row0 + g + 8 * i : row0;
@@ -107,7 +113,14 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
             rows[i] = reinterpret_cast<const Block*>(s.w + r * s.row_bytes);
         }
     }
-    // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j.
+    // Columns of this thread: B fragments for column c0 + 8 nt + g, outputs for c0 + 8 nt + 2t + j. Unstaged, the
+    // columns are read through p's fields (kernel parameters, no registers: sharing op's, the 32-column block spilled).
+    constexpr bool kX = S & kQ8MmaStageColumns;
+    const char* xq = kX ? op.q : reinterpret_cast<const char*>(p.xq);
+    const char* xd0 = kX ? op.d : reinterpret_cast<const char*>(p.xd);
+    const char* xs0 = kX ? op.s : reinterpret_cast<const char*>(p.xs);
+    const int64_t x_stride = kX ? op.stride : p.x_stride;
+    const int c_first = kX ? op.c_first : 0;
     const int n_units = p.cols / 32;
     for (int leaf = first; leaf < p.tpr; leaf += step) {
         float acc[NT][4];
@@ -141,8 +154,7 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
                     const int off = U::x_offset(uu, gr, t);
                     uint32_t b = 0;
                     if (nb < p.n_cols && off >= 0) {
-                        b = *reinterpret_cast<const uint32_t*>(op.q + (nb - op.c_first) * op.stride + blk * kBlockX +
-                                                               off);
+                        b = *reinterpret_cast<const uint32_t*>(xq + (nb - c_first) * x_stride + blk * kBlockX + off);
                     }
                     mma_s8(c[U::kSumGroups ? 0 : gr], a[0][gr], a[1][gr], b);
                 }
@@ -152,9 +164,9 @@ __device__ void tile_leaves(const Q8Params& p, const Operands& op, int64_t o0, i
                 {
                     const int col = c0 + 8 * nt + lane / 4, k = lane % 4;
                     if (col < p.n_cols && k < U::kColWords) {
-                        const int64_t off = (col - op.c_first) * op.stride;
-                        const auto* xd = reinterpret_cast<const float*>(op.d + off);
-                        const auto* xs = reinterpret_cast<const int32_t*>(op.s + off);
+                        const int64_t off = (col - c_first) * x_stride;
+                        const auto* xd = reinterpret_cast<const float*>(xd0 + off);
+                        const auto* xs = reinterpret_cast<const int32_t*>(xs0 + off);
                         word = U::col_word(xd + kUnits * blk, xs + 2 * kUnits * blk, uu, k);
                     }
                 }
@@ -299,7 +311,11 @@ __device__ void stage_columns(const Q8Params& p, int c0, int cols_n, uint8_t* x,
 // leaves to the block that folds it (elements in k contiguous chunks); blockIdx.x = group * k + r. Groups are
 // numbered tile * n_cg + column group, so the column groups of a tile run together and read its weights from L2.
 // Registers: up to 128 (one block of 16 warps per SM); the fold's res[] is sized for the fewest threads (4 warps).
-template <int NT>
+// S: what is staged (st's bits 1 and 2; the second buffer, bit 4, is read from st), one instance each. The launches
+// that stage nothing run an instance without the staging code: sharing one instance, the 32-column blocks spilled
+// (ptxas: 208 bytes stored, 756 loaded a thread, where main 41aa16d's kernel used 128 registers and none) and the
+// 8-column ones took 116 registers against 88.
+template <int NT, int S>
 __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p, const Stage st, int n_cg, int k) {
     extern __shared__ __align__(16) uint8_t smem[];
     float* part = reinterpret_cast<float*>(smem);
@@ -323,34 +339,38 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
     bool pending = k > 1;  // the start-up barrier still to wait on (cluster_arrive)
     if (pending) cluster_arrive();
     const int c0 = static_cast<int>(group % n_cg) * kCols;  // the same for all of this block's groups
-    Operands op{nullptr,
-                st.w_stride,
-                reinterpret_cast<const char*>(p.xq),
-                reinterpret_cast<const char*>(p.xd),
-                reinterpret_cast<const char*>(p.xs),
-                p.x_stride,
-                0};
-    if (st.x_stride > 0) {
-        const char* x = reinterpret_cast<const char*>(smem + st.x_at);
-        op = {nullptr, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
+    constexpr bool kStaged = S != 0;
+    uint8_t* wbuf = smem + st.w_at;
+    const char* x = reinterpret_cast<const char*>(smem + st.x_at);
+    // Only shared-memory addresses (or none) in op: the compiler then knows every staged read is a shared load.
+    Operands op{wbuf, st.w_stride, x, x + p.cols, x + p.cols + p.cols / 8, st.x_stride, c0};
+    if (S & kQ8MmaStageColumns) {
         stage_columns(p, c0, min(kCols, p.n_cols - c0), smem + st.x_at, st.x_stride, warp, warps, lane);
     }
-    uint8_t* wbuf = smem + st.w_at;
-    if (st.bufs > 0 && group < n_groups) stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
-    copy_commit();
+    if (kStaged) {
+        if ((S & kQ8MmaStageWeights) && group < n_groups) {
+            stage_rows(p, group / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
+        }
+        copy_commit();
+    }
     for (int it = 0; group < n_groups; group += step, ++it) {
         const int64_t o0 = group / n_cg * kRows;
         const int64_t next = group + step;
-        if (st.bufs == 2) {  // the next tile into the other buffer (its last reader, tile it - 1, is done: synced)
-            if (next < n_groups)
-                stage_rows(p, next / n_cg * kRows, wbuf + ((it + 1) & 1) * st.w_buf, st.w_stride, warp, warps, lane);
-            copy_commit();
-            copy_wait<1>();
-        } else {
-            copy_wait<0>();
+        if (kStaged) {
+            if (st.bufs == 2) {  // the next tile into the other buffer (its last reader, tile it - 1, is done: synced)
+                if (next < n_groups)
+                    stage_rows(p, next / n_cg * kRows, wbuf + ((it + 1) & 1) * st.w_buf, st.w_stride, warp, warps,
+                               lane);
+                copy_commit();
+                copy_wait<1>();
+            } else {
+                copy_wait<0>();
+            }
         }
-        __syncthreads();  // the staged operands visible to every warp; the last tile's fold done before new leaves
-        if (st.bufs > 0) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
+        // The staged operands visible to every warp; the last tile's fold done before new leaves (a block that
+        // stages nothing computes one group).
+        if (kStaged) __syncthreads();
+        if (S & kQ8MmaStageWeights) op.w = wbuf + (st.bufs == 2 ? (it & 1) * st.w_buf : 0);
         float res[2][kPer];
 #pragma unroll
         for (int pass = 0; pass < 2; ++pass) {  // unrolled: res stays in registers
@@ -360,8 +380,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             const MatvecSource s = locate_source(p, r);  // the tile's type (the host checked that its rows share it)
             quant::visit_format(s.type, [&](auto f) {
                 if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-                    tile_leaves<decltype(f), NT>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps, chunk,
-                                                 pending);
+                    tile_leaves<decltype(f), NT, S>(p, op, o0, row0, pass, c0, part, rank * warps + warp, k * warps,
+                                                    chunk, pending);
                 }
             });
             if (pending) {  // a warp without a leaf
@@ -371,7 +391,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             sync();
             // One weight buffer: every leaf of this tile is computed, so the next tile's rows may load during the
             // fold.
-            if (st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
+            if ((S & kQ8MmaStageWeights) && st.bufs == 1 && (pass == 1 || !swiglu) && next < n_groups) {
                 stage_rows(p, next / n_cg * kRows, wbuf, st.w_stride, warp, warps, lane);
                 copy_commit();
             }
@@ -391,6 +411,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
                 matvec_epilogue_store(p.y + col * p.y_stride, out, res[0][j], swiglu ? res[1][j] : 0.f, p.epilogue);
             }
         }
+        if (!kStaged) break;  // one group a block (launch): no loop state kept live across the leaves
     }
 }
 
@@ -418,13 +439,66 @@ int stage_bits(const Stage& st) {
            (st.bufs == 2 ? kQ8MmaStageDouble : 0);
 }
 
+// Blocks of `threads` threads and `bytes` of shared memory that one SM holds at once for kernel, asked of the runtime
+// once per (kernel, threads, bytes) in the process: eager launches (prefill, tests) call this for every matvec, and
+// the answer depends on nothing else (the kernels' registers are fixed; sm_count and the shared-memory limits are
+// cached per process alike, device_query.h).
+template <typename Kernel>
+int blocks_per_sm(Kernel kernel, int threads, int64_t bytes) {
+    struct Key {
+        const void* kernel;
+        int threads;
+        int64_t bytes;
+        bool operator<(const Key& o) const {
+            return std::tie(kernel, threads, bytes) < std::tie(o.kernel, o.threads, o.bytes);
+        }
+    };
+    static std::mutex mutex;
+    static std::map<Key, int> cache;
+    const Key key{reinterpret_cast<const void*>(kernel), threads, bytes};
+    std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = cache.find(key); it != cache.end()) return it->second;
+    int per_sm = 0;
+    ORCD_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, static_cast<size_t>(bytes)));
+    cache.emplace(key, per_sm);
+    return per_sm;
+}
+
+// The kernel instance for NT and staged operands S, opted in once for the most dynamic shared memory a
+// block may have (the leaves alone take 64 or 128 KiB at tpr 128 or 256).
+template <int NT, int S>
+auto kernel_for() {
+    static const cudaError_t opted =
+        cudaFuncSetAttribute(q8_mma_kernel<NT, S>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             ::orcd::device::shared_bytes_per_block_optin());
+    ORCD_CUDA_CHECK(opted);
+    return q8_mma_kernel<NT, S>;
+}
+
+// The instance for NT and what shape_bits stages.
+template <int NT>
+auto kernel_for(int shape_bits) {
+    switch (shape_bits & (kQ8MmaStageWeights | kQ8MmaStageColumns)) {
+        case kQ8MmaStageWeights: return kernel_for<NT, kQ8MmaStageWeights>();
+        case kQ8MmaStageColumns: return kernel_for<NT, kQ8MmaStageColumns>();
+        case kQ8MmaStageWeights | kQ8MmaStageColumns: return kernel_for<NT, kQ8MmaStageWeights | kQ8MmaStageColumns>();
+        default: return kernel_for<NT, 0>();
+    }
+}
+
+// Blocks an SM of the instance for nt n-tiles (1, 2, 4) that stages `bits`, with `bytes` of shared memory.
+int staged_blocks_per_sm(int nt, int bits, int threads, int64_t bytes) {
+    if (nt == 4) return blocks_per_sm(kernel_for<4>(bits), threads, bytes);
+    if (nt == 2) return blocks_per_sm(kernel_for<2>(bits), threads, bytes);
+    return blocks_per_sm(kernel_for<1>(bits), threads, bytes);
+}
+
 template <int NT>
 void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     constexpr int kCols = 8 * NT;
     const Stage st = stage_layout(p, NT, shape.stage);
-    static const cudaError_t opted = cudaFuncSetAttribute(
-        q8_mma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, ::orcd::device::shared_bytes_per_block_optin());
-    ORCD_CUDA_CHECK(opted);
+    const auto kernel = kernel_for<NT>(shape.stage);
     const int n_cg = (p.n_cols + kCols - 1) / kCols;
     const int64_t tiles = (p.n_out + kRows - 1) / kRows;
     const int threads = 32 * shape.warps;
@@ -432,9 +506,7 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     if (shape.cluster == 1 && shape.stage != 0) {
         // As many blocks as run at once (a multiple of n_cg: each block keeps one column group), at least one a
         // column group; blocks loop over their tiles.
-        int per_sm = 0;
-        ORCD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, q8_mma_kernel<NT>, threads,
-                                                                      static_cast<size_t>(st.bytes)));
+        const int per_sm = blocks_per_sm(kernel, threads, st.bytes);
         int64_t cap = static_cast<int64_t>(std::max(per_sm, 1)) * ::orcd::device::sm_count();
         if (shape.max_blocks > 0) cap = std::min<int64_t>(cap, shape.max_blocks);
         grid = n_cg * std::clamp<int64_t>(cap / n_cg, 1, tiles);
@@ -450,7 +522,7 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
     config.attrs = &cluster;
     config.numAttrs = shape.cluster > 1 ? 1 : 0;
-    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, q8_mma_kernel<NT>, p, st, n_cg, shape.cluster));
+    ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, st, n_cg, shape.cluster));
 }
 
 // The most columns a block may take: its leaves' shared memory within 32 KiB (tpr x 16 rows x columns floats), so
@@ -514,25 +586,49 @@ Q8MmaShape q8_mma_shape(const Q8Params& p, int block_cols, int warps, int cluste
         shape.warps = blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
     }
     shape.warps = std::min(shape.warps, std::max(4, p.tpr / shape.cluster));  // no warp without a leaf
-    // Staging: everything by default (the figures are in matvec_q8.cu's kDefaultMmaMinCols note), less where the
-    // block's shared memory would not fit (the second buffer, then the columns go first) or, by default, where it
-    // would leave an SM fewer than 8 warps (blocks of 4 warps over 113 KiB; the registers allow 16 warps an SM).
-    // That guard is not measured yet: without it Phi-3's SwiGLU at B = 64 (32 columns a block, 4 warps) stages
-    // 222 KiB, one block an SM, and the Phi-3-shaped decode fell from 1,522 to 1,039 tok/s (2026-12-04 H200, with the
-    // since-dropped tree fold); it changes none of the Qwen-shaped launches measured at B = 8, 16, 64. Clusters read
+    // Staging. What a block stages costs resident blocks (shared memory); what it saves is a memory latency per unit.
+    // Per matrix (bench/cuda/q8_mma_shapes, 2026-12-04 H200, docs/PERF.md "Staging by occupancy") neither "stage
+    // everything that fits" nor "nothing" wins: staging the columns pays where they are short (Qwen's 896 values:
+    // its SwiGLU at B = 64 84.5 us staged, 117.8 weights only, 121.0 nothing) and costs where they are long (Phi-3's
+    // 3,072: its SwiGLU at B = 16 106.2 / 83.2 / 123.2; at B = 64 the 32-column block cannot hold them, and weights
+    // only, two blocks an SM instead of four, took 559.3 us against 379.1 for nothing). The default rule, by the
+    // blocks an SM the staged kernel holds (its registers and leaves alone: `full`):
+    //   - the weight rows and the columns (bits 3) where that keeps at least half of `full`;
+    //   - else the weight rows (bit 1) where that keeps at least three quarters;
+    //   - else nothing (the instance without the staging code, one block a group).
+    // Chosen from the first call's per-matrix times (rules compared on them, summed per decode step, B = 8 / 16 / 32 /
+    // 64, ms): this one Qwen 1.24 / 1.44 / 2.63 / 5.18, Phi-3 6.09 / 10.62 / 19.60 / 33.55; staging everything with
+    // the 8-warp guard before 1.22 / 1.45 / 2.73 / 5.37 and 7.36 / 10.64 / 19.52 / 41.00; nothing staged 1.83 / 2.14 /
+    // 3.65 / 6.42 and 7.62 / 13.75 / 22.67 / 36.07. Decode tok/s, second call, against main 41aa16d's kernel: Phi-3
+    // 1,181 / 1,407 / 1,527 / 1,766 (main 936 / 1,067 / 1,324 / 1,675), Qwen 3,900 / 6,999 / 9,233 / 10,103 (main
+    // 3,355 / 5,433 / 7,170 / 8,862). The second weight buffer (bit 4) is not staged by default: it lost as often as
+    // it won (Phi-3's qkv at B = 8: 62.2 us with it, 48.8 without). An override (stage >= 0, ORCD_Q8_MMA_STAGE)
+    // takes its bits as given, dropped (the second buffer, the columns, the rows) until the block fits. Clusters read
     // from global memory (their blocks share one tile's leaves, not its operands).
     const bool automatic = stage < 0 && tuning::q8_mma_stage() < 0;
-    int bits = stage >= 0 ? stage : tuning::q8_mma_stage() >= 0 ? tuning::q8_mma_stage() : 7;
-    if (shape.cluster > 1) bits = 0;
     const int nt = shape.block_cols / 8;
-    const int min_blocks = automatic ? (8 + shape.warps - 1) / shape.warps : 1;  // blocks an SM for 8 warps
-    const int64_t budget = std::min<int64_t>(::orcd::device::shared_bytes_per_block_optin(),
-                                             ::orcd::device::shared_bytes_per_sm() / min_blocks - 1024);
-    for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
-        if (stage_layout(p, nt, bits).bytes <= budget) break;
-        bits &= ~drop;
+    int bits = 0;
+    if (shape.cluster > 1) {
+        bits = 0;
+    } else if (automatic) {
+        const int threads = 32 * shape.warps;
+        // Blocks an SM of the instance staging b: with its staged bytes, and with the leaves alone (`full`).
+        auto blocks = [&](int b, int layout) {
+            return staged_blocks_per_sm(nt, b, threads, stage_layout(p, nt, layout).bytes);
+        };
+        constexpr int kBoth = kQ8MmaStageWeights | kQ8MmaStageColumns;
+        const int both = blocks(kBoth, kBoth), rows = blocks(kQ8MmaStageWeights, kQ8MmaStageWeights);
+        bits = both > 0 && 2 * both >= blocks(kBoth, 0)                    ? kBoth
+               : rows > 0 && 4 * rows >= 3 * blocks(kQ8MmaStageWeights, 0) ? kQ8MmaStageWeights
+                                                                           : 0;
+    } else {
+        bits = stage >= 0 ? stage : tuning::q8_mma_stage();
+        for (const int drop : {kQ8MmaStageDouble, kQ8MmaStageColumns, kQ8MmaStageWeights}) {
+            if (stage_layout(p, nt, bits).bytes <= ::orcd::device::shared_bytes_per_block_optin()) break;
+            bits &= ~drop;
+        }
+        if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
     }
-    if (!(bits & kQ8MmaStageWeights)) bits &= ~kQ8MmaStageDouble;
     shape.stage = stage_bits(stage_layout(p, nt, bits));
     shape.max_blocks = std::max(0, max_blocks);
     return shape;

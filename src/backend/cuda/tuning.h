@@ -29,8 +29,8 @@ int q8_mma_warps();
 int q8_mma_cluster();
 // ORCD_Q8_MMA_STAGE: what the q8 tensor-core matvec stages in shared memory, bits: 1 the tile's weight rows
 // (cp.async), 2 the block's activation columns, 4 a second weight buffer (blocks that loop over tiles load the next
-// tile while computing this one); 0 nothing (operands read from global memory, one block a tile). -1 when not set.
-// Read once per process.
+// tile while computing this one); 0 nothing (operands read from global memory, one block a tile). -1 when not set
+// (the default: bits 3, 1 or 0 by the blocks an SM they leave, q8_mma_shape). Read once per process.
 int q8_mma_stage();
 // ORCD_FUSED_MAX_BYTES: matrices above this many bytes take the staged-tile matvec instead of the fused one. Read at
 // every call (that is, at each graph capture), so one loaded model can be benchmarked under several settings.
