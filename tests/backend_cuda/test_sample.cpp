@@ -352,6 +352,8 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
                                                                   .window_offset = 0};
     }
     DeviceBuffer<uint8_t> scratch(cuda::detail::sample_scratch_bytes(kRows));
+    // Zeroed once, as the launch asks; the 60 split launches below then each start from the zero the last one left.
+    ASSERT_EQ(cudaMemset(scratch.get(), 0, cuda::detail::sample_scratch_bytes(kRows)), cudaSuccess);
     DeviceBuffer<int32_t> no_ids(1);
     const int slices = cuda::detail::sample_slices(kRows, V, cuda::detail::sample_block_capacity());
     for (int pass = 0; pass < 2; ++pass) {

@@ -77,12 +77,13 @@ struct Shared {
 
 }  // namespace
 
-// A row's global scratch (zeroed before every launch that splits rows): the barrier's arrivals, the extremes (minima
+// A row's global scratch (zero before every launch that splits rows: zeroed once when allocated, and the last block
+// of a row to finish zeroes it again, which spares every launch a clear of its own): the barrier's arrivals, the extremes (minima
 // stored complemented, so that all three are maxima from zero), each slice's count for a compaction or the pick's
 // index, and three rotating digit histograms.
 struct SampleRowScratch {
     unsigned arrived;
-    unsigned pad;
+    unsigned exited;  // blocks done: the last one out zeroes the scratch for the next launch
     ull best, least, lowest;
     int counts[3][kMaxSlices];
     // A compaction's slices take their places in the row's list by an atomic on list_n (in any order) and note where
@@ -97,6 +98,12 @@ struct SampleRowScratch {
 struct SampleRowList {
     float x[kListCap];
     int32_t id[kListCap];
+};
+// A row's place in the scratch (by the row's index alone, so that launches of any number of rows find their heads
+// where the last launch left them zero).
+struct SampleRowSpace {
+    SampleRowScratch head;
+    SampleRowList list;
 };
 
 namespace {
@@ -115,17 +122,27 @@ struct Grid {
     int short_cap;  // a compacted list of at most this many takes short_crossing (a test lowers it to compare)
 };
 
-// Every block of the row arrives before any leaves; writes before are visible after (the fences around the count).
-// The row's blocks call it the same number of times: their decisions come from the same row-wide values.
+// The count's arrival with release, its reads with acquire (device scope): the block's writes before (ordered before
+// thread 0's release by the block barrier, which release carries along) are visible to every block that read the
+// count complete, without two full fences.
+__device__ __forceinline__ void arrive_release(unsigned* count) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(count) : "memory");
+}
+__device__ __forceinline__ unsigned load_acquire(const unsigned* count) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
+    return v;
+}
+
+// Every block of the row arrives before any leaves; writes before are visible after (release and acquire on the
+// count). The row's blocks call it the same number of times: their decisions come from the same row-wide values.
 __device__ void row_barrier(Grid& gr) {
     ++gr.gen;
     __syncthreads();
     if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(&gr.g->arrived, 1u);
+        arrive_release(&gr.g->arrived);
         const unsigned target = gr.gen * static_cast<unsigned>(gr.slices);
-        while (*static_cast<volatile unsigned*>(&gr.g->arrived) < target) __nanosleep(32);
-        __threadfence();
+        while (load_acquire(&gr.g->arrived) < target) __nanosleep(32);
     }
     __syncthreads();
 }
@@ -679,23 +696,19 @@ __device__ void first_pass(const Row& row, bool counts, Shared& sh, Grid& gr, ul
     least_out = least;
 }
 
-__global__ void __launch_bounds__(kThreads)
-    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n,
-                       SampleRowScratch* scratch, SampleRowList* lists, int slices, int short_cap) {
-    __shared__ Shared sh;
-    const int r = static_cast<int>(blockIdx.x);
-    const SampleRow p = rows[r];
+// The launch's rows: uploaded (`uploaded` set), or, for a few rows, in the launch's parameters themselves (no copy
+// to enqueue before it).
+struct RowsArg {
+    const SampleRow* uploaded;
+    SampleRow inline_rows[kInlineRows];
+};
+static_assert(sizeof(RowsArg) + 64 <= 4096, "the kernel's parameters within the 4 KiB every launch takes");
+
+// The chain for one row (this block's slice of it while it is split).
+__device__ __forceinline__ void sample_row(const SampleRow& p, const int32_t* __restrict__ window_ids, int n,
+                                           Shared& sh, Grid& gr) {
     const int t = static_cast<int>(threadIdx.x);
-    Grid gr{slices > 1 ? scratch + r : nullptr,
-            slices > 1 ? lists + r : nullptr,
-            static_cast<int>(blockIdx.y),
-            slices,
-            slices > 1,
-            0u,
-            0,
-            0,
-            0,
-            min(short_cap, kShortCap)};
+    const int slices = gr.slices;
     // Slices of a multiple of 4 values: float4 loads from every slice's start.
     const int per = ((n + slices - 1) / slices + 3) & ~3;
     const int lo = min(n, gr.slice * per), hi = min(n, lo + per);
@@ -785,11 +798,61 @@ __global__ void __launch_bounds__(kThreads)
     write_nth_with_key(row, key, index, sh, gr, p.out);
 }
 
+// A split row's blocks count themselves out; the last one (every other block is past its last use of the scratch)
+// zeroes the row's head for the next launch: the counters, the extremes and the three histograms (the lists need no
+// clearing: each use writes before it reads).
+__device__ void leave_row(SampleRowScratch* g, int slices, Shared& sh) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        const unsigned before = atomicAdd(&g->exited, 1u);
+        __threadfence();
+        sh.result = before + 1 == static_cast<unsigned>(slices) ? 1 : 0;
+    }
+    __syncthreads();
+    if (sh.result == 0) return;
+    constexpr int kWords = static_cast<int>(sizeof(SampleRowScratch) / sizeof(ull));
+    static_assert(sizeof(SampleRowScratch) % sizeof(ull) == 0, "the head is cleared in 8-byte words");
+    ull* words = reinterpret_cast<ull*>(g);
+    for (int i = static_cast<int>(threadIdx.x); i < kWords; i += kThreads) words[i] = 0;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_rows_kernel(const RowsArg rows, const int32_t* __restrict__ window_ids, int n, SampleRowSpace* space,
+                       int slices, int short_cap) {
+    __shared__ Shared sh;
+    const int r = static_cast<int>(blockIdx.x);
+    SampleRow p;  // a copy either way (the address of a launch parameter is not taken)
+    if (rows.uploaded != nullptr) {
+        p = rows.uploaded[r];
+    } else {
+        p = rows.inline_rows[r];
+    }
+    Grid gr{slices > 1 ? &space[r].head : nullptr,
+            slices > 1 ? &space[r].list : nullptr,
+            static_cast<int>(blockIdx.y),
+            slices,
+            slices > 1,
+            0u,
+            0,
+            0,
+            0,
+            min(short_cap, kShortCap)};
+    sample_row(p, window_ids, n, sh, gr);
+    if (slices > 1) leave_row(&space[r].head, slices, sh);
+}
+
+cudaError_t launch(const RowsArg& rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch, int slices,
+                   cudaStream_t s, int short_cap) {
+    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
+    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n),
+                                                 static_cast<SampleRowSpace*>(scratch), slices, short_cap);
+    return cudaGetLastError();
+}
+
 }  // namespace
 
-size_t sample_scratch_bytes(int n_rows) {
-    return static_cast<size_t>(n_rows) * (sizeof(SampleRowScratch) + sizeof(SampleRowList));
-}
+size_t sample_scratch_bytes(int n_rows) { return static_cast<size_t>(n_rows) * sizeof(SampleRowSpace); }
 
 int sample_block_capacity() {
     int per_sm = 0;
@@ -807,16 +870,18 @@ int sample_slices(int n_rows, int64_t n, int capacity) {
 
 cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
                                int slices, cudaStream_t s, int short_cap) {
-    auto* heads = static_cast<SampleRowScratch*>(scratch);
-    auto* lists = reinterpret_cast<SampleRowList*>(heads + n_rows);
-    if (slices > 1) {
-        const cudaError_t e = cudaMemsetAsync(heads, 0, static_cast<size_t>(n_rows) * sizeof(SampleRowScratch), s);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
-    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices,
-                                                 short_cap);
-    return cudaGetLastError();
+    RowsArg arg{};
+    arg.uploaded = rows;
+    return launch(arg, window_ids, n_rows, n, scratch, slices, s, short_cap);
+}
+
+cudaError_t launch_sample_rows_inline(const SampleRow* host_rows, const int32_t* window_ids, int n_rows, int64_t n,
+                                      void* scratch, int slices, cudaStream_t s, int short_cap) {
+    if (n_rows > kInlineRows) return cudaErrorInvalidValue;
+    RowsArg arg{};
+    arg.uploaded = nullptr;
+    std::copy(host_rows, host_rows + n_rows, arg.inline_rows);
+    return launch(arg, window_ids, n_rows, n, scratch, slices, s, short_cap);
 }
 
 }  // namespace orcd::backend::cuda::detail
