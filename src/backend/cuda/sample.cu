@@ -17,7 +17,11 @@
 // at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
 // memory in id order, and every later pass reads those instead of the vocabulary; once at most kShortListCap are
 // left (top-k 40), a crossing is a plain running sum over them in the chain's order instead (short_crossing: the same
-// integers, so the same picks, without the levels' 4,096- and 1,024-bin block scans).
+// integers, so the same picks, without the levels' 4,096- and 1,024-bin block scans). A top-k of at most kListCap
+// takes a shorter way still: its first level's counts come from the extremes' pass (a count needs no maximum), and
+// when the tokens at or above the crossing's first digit fit in the list, those are compacted after that one level
+// and the crossing is found among them (the running counts in the chain's order are the same up to it); the list then
+// shrinks in place to top-k's cut.
 //
 // A row's vocabulary passes are spread over `slices` blocks (a grid of rows x slices) so that a small batch still uses
 // the whole GPU: each block reads its slice, and what the chain needs of the whole row (the extremes, a level's
@@ -26,7 +30,9 @@
 // extremes do not depend on how the row was split, so neither does a pick. Once the survivors fit in shared memory,
 // every block copies all of them and runs the rest of the chain alone (block 0 writes the id). The barrier needs all
 // of a row's blocks resident at once: the launch uses at most half of the blocks the device holds at a time (the
-// other half leaves room for a second sampler launch, another pool's, running beside it).
+// other half leaves room for a second sampler launch, another pool's, running beside it). The scratch starts every
+// launch zeroed without a clear of its own: the last block of a split row to finish zeroes the row's part; and up to
+// kInlineRows rows' parameters travel in the launch itself, so that a step's sampling is one enqueued operation.
 //
 // Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
 // token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
