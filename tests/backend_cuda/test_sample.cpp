@@ -307,10 +307,13 @@ TEST(DeviceSample, BatchedRowsPickWhatEachRowPicksAlone) {
     EXPECT_LE(t.boundary * 10, t.cases);
 }
 
-// The short-list path (a compacted list of at most kShortListCap survivors ordered by running sums) against the digit
-// descent on the same rows (short_cap 0 forces the digit path): the same id for every row, bit for bit, as its
-// comment argues. Rows whose top-k or peaked top-p leave from one survivor to just past the cap, with ties at the cut
-// (logits on a grid of 1/4) and without, every temperature, top-p and min-p, and u near both ends.
+// The short ways (top-k's first level counted with the extremes and its superset compacted after one level; a compacted
+// list of at most kShortListCap survivors ordered by running sums) against the digit descent over the vocabulary on
+// the same rows (short_cap 0 forces it): the same id for every row, bit for bit, as sample.cu's comments argue. Rows
+// whose top-k or peaked top-p leave from one survivor to just past the cap, with ties at the cut (logits on a grid of
+// 1/4) and without, every temperature, top-p and min-p, and u near both ends. The short ways run twice: all rows in
+// one launch (one block a row), and four rows a launch (each row's vocabulary over many blocks, so the superset's
+// compaction goes through the row's scratch and barrier).
 TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
     ORCD_SKIP_WITHOUT_GPU();
     const int V = 151936;
@@ -329,9 +332,10 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
     const float top_ps[] = {1.f, 0.95f, 0.5f};
     const float min_ps[] = {0.f, 0.05f, 0.4f};
     constexpr int kRows = 240;
-    DeviceBuffer<int32_t> d_short(kRows), d_digit(kRows);
+    DeviceBuffer<int32_t> d_short(kRows), d_digit(kRows), d_split(kRows);
     d_short.poison();
     d_digit.poison();
+    d_split.poison();
     std::vector<cuda::detail::SampleRow> headers(kRows);
     for (int r = 0; r < kRows; ++r) {
         const double u = r % 8 == 0 ? 1e-9 : r % 8 == 1 ? 1.0 - 1e-9 : unif(rng);
@@ -348,6 +352,8 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
                                                                   .window_offset = 0};
     }
     DeviceBuffer<uint8_t> scratch(cuda::detail::sample_scratch_bytes(kRows));
+    // Zeroed once, as the launch asks; the 60 split launches below then each start from the zero the last one left.
+    ASSERT_EQ(cudaMemset(scratch.get(), 0, cuda::detail::sample_scratch_bytes(kRows)), cudaSuccess);
     DeviceBuffer<int32_t> no_ids(1);
     const int slices = cuda::detail::sample_slices(kRows, V, cuda::detail::sample_block_capacity());
     for (int pass = 0; pass < 2; ++pass) {
@@ -358,7 +364,22 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
                   cudaSuccess);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     }
+    {
+        constexpr int kGroup = 4;
+        static_assert(kRows % kGroup == 0);
+        const int split = cuda::detail::sample_slices(kGroup, V, cuda::detail::sample_block_capacity());
+        for (int r = 0; r < kRows; ++r) headers[static_cast<size_t>(r)].out = d_split.get() + r;
+        DeviceBuffer<cuda::detail::SampleRow> d_headers(headers);
+        for (int r = 0; r < kRows; r += kGroup) {
+            ASSERT_EQ(cuda::detail::launch_sample_rows(d_headers.get() + r, no_ids.get(), kGroup, V, scratch.get(),
+                                                       split, nullptr, cuda::detail::kShortListCap),
+                      cudaSuccess);
+        }
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::printf("split: %d rows, %d slices a row\n", kRows, split);
+    }
     const std::vector<int32_t> by_short = d_short.download(), by_digit = d_digit.download();
+    const std::vector<int32_t> by_split = d_split.download();
     Tally t;
     for (int r = 0; r < kRows; ++r) {
         const auto& h = headers[static_cast<size_t>(r)];
@@ -374,6 +395,9 @@ TEST(DeviceSample, ShortListPathPicksWhatTheDigitPathPicks) {
         EXPECT_EQ(by_short[static_cast<size_t>(r)], by_digit[static_cast<size_t>(r)])
             << "row " << r << " (temp " << h.temperature << ", top_k " << h.top_k << ", top_p " << h.top_p << ", min_p "
             << h.min_p << ", u " << h.u << ", seed " << seed << ")";
+        EXPECT_EQ(by_split[static_cast<size_t>(r)], by_digit[static_cast<size_t>(r)])
+            << "split row " << r << " (temp " << h.temperature << ", top_k " << h.top_k << ", top_p " << h.top_p
+            << ", min_p " << h.min_p << ", u " << h.u << ", seed " << seed << ")";
     }
     std::printf("short vs digit: %d rows, %d exact, %d within 1e-6 of a boundary\n", t.cases, t.exact, t.boundary);
     EXPECT_LE(t.boundary * 10, t.cases);

@@ -29,7 +29,7 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
     seen_.assign(static_cast<size_t>(n_vocab), 0);
     // One row with a penalty copy: the warm-up below runs greedy on zeroed logits in that copy's scratch (unused by a
     // greedy step without a window).
-    reserve(1, 0, 1);
+    reserve(1, 0, 1, stream);
     auto* zeros = reinterpret_cast<float*>(work_->data());
     ORCD_CUDA_CHECK(cudaMemsetAsync(zeros, 0, static_cast<size_t>(n_vocab) * sizeof(float), stream));
     SampleStep warm;
@@ -37,7 +37,7 @@ DeviceSampler::DeviceSampler(device::Device& device, int64_t n_vocab, cudaStream
     sample(zeros, warm, stream);
 }
 
-void DeviceSampler::reserve(size_t rows, size_t ids, size_t penalized) {
+void DeviceSampler::reserve(size_t rows, size_t ids, size_t penalized, cudaStream_t stream) {
     const size_t bytes = align_up(rows * sizeof(detail::SampleRow)) + ids * sizeof(int32_t);
     if (bytes > upload_bytes_) {
         const size_t grown = std::max(bytes, 2 * upload_bytes_);
@@ -48,7 +48,10 @@ void DeviceSampler::reserve(size_t rows, size_t ids, size_t penalized) {
     }
     if (rows > scratch_rows_) {
         scratch_.reset();
-        scratch_ = device_.allocate(detail::sample_scratch_bytes(static_cast<int>(rows)), "sampler workspace");
+        const size_t bytes = detail::sample_scratch_bytes(static_cast<int>(rows));
+        scratch_ = device_.allocate(bytes, "sampler workspace");
+        // Zero once: every launch leaves it zero (sample_kernels.h).
+        ORCD_CUDA_CHECK(cudaMemsetAsync(scratch_->data(), 0, bytes, stream));
         scratch_rows_ = rows;
     }
     if (penalized > work_rows_) {
@@ -73,7 +76,7 @@ void DeviceSampler::sample_rows(std::span<const Row> rows, cudaStream_t stream) 
             ++penalized;
         }
     }
-    reserve(rows.size(), ids, penalized);
+    reserve(rows.size(), ids, penalized, stream);
     auto* headers = reinterpret_cast<detail::SampleRow*>(staging_.get());
     const size_t ids_at = align_up(rows.size() * sizeof(detail::SampleRow));
     auto* id_host = reinterpret_cast<int32_t*>(staging_.get() + ids_at);
@@ -106,13 +109,24 @@ void DeviceSampler::sample_rows(std::span<const Row> rows, cudaStream_t stream) 
                                                       .n_window = static_cast<int32_t>(count - first),
                                                       .window_offset = first};
     }
-    const size_t bytes = ids_at + static_cast<size_t>(count) * sizeof(int32_t);
-    ORCD_CUDA_CHECK(cudaMemcpyAsync(upload_->data(), staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
     const auto* dev_rows = reinterpret_cast<const detail::SampleRow*>(upload_->data());
     const auto* dev_ids = reinterpret_cast<const int32_t*>(upload_->data() + ids_at);
     const int n_rows = static_cast<int>(rows.size());
-    ORCD_CUDA_CHECK(detail::launch_sample_rows(dev_rows, dev_ids, n_rows, n_, scratch_->data(),
-                                               detail::sample_slices(n_rows, n_, capacity_), stream));
+    const int slices = detail::sample_slices(n_rows, n_, capacity_);
+    if (n_rows <= detail::kInlineRows) {
+        // The headers go in the launch itself; only penalty ids, if any, are copied before it.
+        if (count > 0) {
+            ORCD_CUDA_CHECK(cudaMemcpyAsync(upload_->data() + ids_at, staging_.get() + ids_at,
+                                            static_cast<size_t>(count) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                            stream));
+        }
+        ORCD_CUDA_CHECK(
+            detail::launch_sample_rows_inline(headers, dev_ids, n_rows, n_, scratch_->data(), slices, stream));
+        return;
+    }
+    const size_t bytes = ids_at + static_cast<size_t>(count) * sizeof(int32_t);
+    ORCD_CUDA_CHECK(cudaMemcpyAsync(upload_->data(), staging_.get(), bytes, cudaMemcpyHostToDevice, stream));
+    ORCD_CUDA_CHECK(detail::launch_sample_rows(dev_rows, dev_ids, n_rows, n_, scratch_->data(), slices, stream));
 }
 
 TokenId DeviceSampler::sample(const float* logits, const SampleStep& step, cudaStream_t stream) {

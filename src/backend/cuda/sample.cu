@@ -17,7 +17,11 @@
 // at most kListCap tokens (the engine's default top-k 40, a peaked distribution's top-p), they are copied into shared
 // memory in id order, and every later pass reads those instead of the vocabulary; once at most kShortListCap are
 // left (top-k 40), a crossing is a plain running sum over them in the chain's order instead (short_crossing: the same
-// integers, so the same picks, without the levels' 4,096- and 1,024-bin block scans).
+// integers, so the same picks, without the levels' 4,096- and 1,024-bin block scans). A top-k of at most kListCap
+// takes a shorter way still: its first level's counts come from the extremes' pass (a count needs no maximum), and
+// when the tokens at or above the crossing's first digit fit in the list, those are compacted after that one level
+// and the crossing is found among them (the running counts in the chain's order are the same up to it); the list then
+// shrinks in place to top-k's cut.
 //
 // A row's vocabulary passes are spread over `slices` blocks (a grid of rows x slices) so that a small batch still uses
 // the whole GPU: each block reads its slice, and what the chain needs of the whole row (the extremes, a level's
@@ -26,7 +30,9 @@
 // extremes do not depend on how the row was split, so neither does a pick. Once the survivors fit in shared memory,
 // every block copies all of them and runs the rest of the chain alone (block 0 writes the id). The barrier needs all
 // of a row's blocks resident at once: the launch uses at most half of the blocks the device holds at a time (the
-// other half leaves room for a second sampler launch, another pool's, running beside it).
+// other half leaves room for a second sampler launch, another pool's, running beside it). The scratch starts every
+// launch zeroed without a clear of its own: the last block of a split row to finish zeroes the row's part; and up to
+// kInlineRows rows' parameters travel in the launch itself, so that a step's sampling is one enqueued operation.
 //
 // Weights are e^x in f32 (expf, as the sorted path did), rounded to fixed point with 2^S units for the whole (the top
 // token weighs exactly 2^S, the sum of n weights stays under 2^62), and summed with integer atomics: the sums are
@@ -77,20 +83,33 @@ struct Shared {
 
 }  // namespace
 
-// A row's global scratch (zeroed before every launch that splits rows): the barrier's arrivals, the extremes (minima
+// A row's global scratch (zero before every launch that splits rows: zeroed once when allocated, and the last block
+// of a row to finish zeroes it again, which spares every launch a clear of its own): the barrier's arrivals, the extremes (minima
 // stored complemented, so that all three are maxima from zero), each slice's count for a compaction or the pick's
 // index, and three rotating digit histograms.
 struct SampleRowScratch {
     unsigned arrived;
-    unsigned pad;
+    unsigned exited;  // blocks done: the last one out zeroes the scratch for the next launch
     ull best, least, lowest;
     int counts[3][kMaxSlices];
+    // A compaction's slices take their places in the row's list by an atomic on list_n (in any order) and note where
+    // (list_at) and how many (list_count), so that every block copies them back in slice order, i.e. id order. At
+    // most three compactions of the vocabulary a row: the top-k superset's, top-k's and top-p's.
+    unsigned list_n[3];
+    int list_at[3][kMaxSlices];
+    int list_count[3][kMaxSlices];
     ull hist[3][kMaxBins];
 };
 // The survivors of a split row, in id order, before each block copies them into its shared memory (not zeroed).
 struct SampleRowList {
     float x[kListCap];
     int32_t id[kListCap];
+};
+// A row's place in the scratch (by the row's index alone, so that launches of any number of rows find their heads
+// where the last launch left them zero).
+struct SampleRowSpace {
+    SampleRowScratch head;
+    SampleRowList list;
 };
 
 namespace {
@@ -105,20 +124,31 @@ struct Grid {
     unsigned gen;   // barriers passed
     int hist_use;   // histograms merged
     int count_use;  // slice counts exchanged
+    int list_use;   // compactions of the vocabulary tried
     int short_cap;  // a compacted list of at most this many takes short_crossing (a test lowers it to compare)
 };
 
-// Every block of the row arrives before any leaves; writes before are visible after (the fences around the count).
-// The row's blocks call it the same number of times: their decisions come from the same row-wide values.
+// The count's arrival with release, its reads with acquire (device scope): the block's writes before (ordered before
+// thread 0's release by the block barrier, which release carries along) are visible to every block that read the
+// count complete, without two full fences.
+__device__ __forceinline__ void arrive_release(unsigned* count) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(count) : "memory");
+}
+__device__ __forceinline__ unsigned load_acquire(const unsigned* count) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
+    return v;
+}
+
+// Every block of the row arrives before any leaves; writes before are visible after (release and acquire on the
+// count). The row's blocks call it the same number of times: their decisions come from the same row-wide values.
 __device__ void row_barrier(Grid& gr) {
     ++gr.gen;
     __syncthreads();
     if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(&gr.g->arrived, 1u);
+        arrive_release(&gr.g->arrived);
         const unsigned target = gr.gen * static_cast<unsigned>(gr.slices);
-        while (*static_cast<volatile unsigned*>(&gr.g->arrived) < target) __nanosleep(32);
-        __threadfence();
+        while (load_acquire(&gr.g->arrived) < target) __nanosleep(32);
     }
     __syncthreads();
 }
@@ -184,6 +214,24 @@ __device__ void row_counts(int mine, Grid& gr, long long& before, long long& all
         if (s < gr.slice) before += c;
         all += c;
     }
+}
+
+// A split row's digit histogram (nb bins, this block's in sh.hist) -> the row's, in sh.hist of every block: every block
+// adds its nonzero bins, and after the barrier reads the sums. The buffer two uses ahead was last read before this
+// barrier by every block, and is next added to after the next one: this block clears its share of it now. Whatever a
+// block wrote to the scratch before the call is visible to all after it (the barrier).
+__device__ void merge_hist(int nb, Shared& sh, Grid& gr) {
+    const int t = static_cast<int>(threadIdx.x);
+    const int use = gr.hist_use++;
+    ull* all = gr.g->hist[use % 3];
+    for (int b = t; b < nb; b += kThreads) {
+        if (sh.hist[b] != 0) atomicAdd(&all[b], sh.hist[b]);
+    }
+    row_barrier(gr);
+    for (int b = t; b < nb; b += kThreads) sh.hist[b] = __ldcg(&all[b]);
+    ull* ahead = gr.g->hist[(use + 2) % 3];
+    for (int b = gr.slice * kThreads + t; b < kMaxBins; b += gr.slices * kThreads) ahead[b] = 0;
+    __syncthreads();
 }
 
 enum class Weight { Count, T1, Temp };
@@ -306,6 +354,9 @@ struct Crossing {
     bool found;
     uint32_t key;
     long long index;  // among the tokens with that key, by id
+    // Not found yet, but the crossing is among the tokens with keys >= key (a first digit's floor), and they are few
+    // (first_crossing's superset_cap).
+    bool superset;
 };
 
 // The index among the tokens with the crossing's key, from the target, the survivors' sum above that key and the
@@ -384,9 +435,13 @@ __device__ __noinline__ Crossing short_crossing(const Row& row, const Prefix& p,
 
 // The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
 // the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
+// superset_cap (Weight::Count over a prefix that keeps every token, i.e. top-k): when the tokens whose first digit is
+// at or above the crossing's are at most that many, stop after the first level and return them as a superset (the
+// caller compacts them and finds the crossing among them, without the vocabulary passes and barriers of two more
+// levels). first_ready: the first level's histogram is in sh.hist already, the row's (first_pass counted it).
 template <class TargetOf>
-__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh,
-                                   Grid& gr) {
+__device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, TargetOf target_of, Shared& sh, Grid& gr,
+                                   long long superset_cap = 0, bool first_ready = false) {
     // A short compacted list (the same in every block of the row: it is no longer split) skips the digit levels.
     if (row.ids != nullptr && !gr.split && row.hi - row.lo <= gr.short_cap)
         return short_crossing(row, p, w, target_of, sh);
@@ -397,34 +452,22 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
     const ull tie_weight = p.all_ties ? 0 : static_cast<ull>(p.c) * row.weigh(float_of(p.K), w);
     for (int level = 0; level < kLevels; ++level) {
         const int bits = level_bits(level), shift = level_shift(level), nb = 1 << bits, high = shift + bits;
-        for (int b = t; b < nb; b += kThreads) sh.hist[b] = 0;
-        __syncthreads();
-        for_each_value(row, [&](int, float raw) {
-            const float l = clean(raw);
-            const uint32_t k = key_of(l);
-            if (k < p.K || (k == p.K && !p.all_ties)) return;
-            if (level > 0 && (k >> high) != prefix) return;
-            atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
-        });
-        // The ties at K are the row's: one block of a split row adds them.
-        if (t == 0 && (!gr.split || gr.slice == 0) && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
-            atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
-        }
-        __syncthreads();
-        if (gr.split) {
-            // The row's histogram: every block adds its nonzero bins, and after the barrier reads the sums. The buffer
-            // two uses ahead was last read before this barrier by every block, and is next added to after the next
-            // one: this block clears its share of it now.
-            const int use = gr.hist_use++;
-            ull* all = gr.g->hist[use % 3];
-            for (int b = t; b < nb; b += kThreads) {
-                if (sh.hist[b] != 0) atomicAdd(&all[b], sh.hist[b]);
-            }
-            row_barrier(gr);
-            for (int b = t; b < nb; b += kThreads) sh.hist[b] = __ldcg(&all[b]);
-            ull* ahead = gr.g->hist[(use + 2) % 3];
-            for (int b = gr.slice * kThreads + t; b < kMaxBins; b += gr.slices * kThreads) ahead[b] = 0;
+        if (level > 0 || !first_ready) {
+            for (int b = t; b < nb; b += kThreads) sh.hist[b] = 0;
             __syncthreads();
+            for_each_value(row, [&](int, float raw) {
+                const float l = clean(raw);
+                const uint32_t k = key_of(l);
+                if (k < p.K || (k == p.K && !p.all_ties)) return;
+                if (level > 0 && (k >> high) != prefix) return;
+                atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
+            });
+            // The ties at K are the row's: one block of a split row adds them.
+            if (t == 0 && (!gr.split || gr.slice == 0) && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
+                atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
+            }
+            __syncthreads();
+            if (gr.split) merge_hist(nb, sh, gr);
         }
         // Descending digits: thread t holds positions t*per .. t*per+per-1, position q is digit nb-1-q.
         const int per = nb / kThreads;
@@ -449,8 +492,11 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
         if (pos == first) sh.result = cum;  // the sum before the crossing digit
         __syncthreads();
         before = sh.result;
-        __syncthreads();
         const uint32_t digit = static_cast<uint32_t>(nb - 1) - static_cast<uint32_t>(first);
+        // Counts: the tokens at or above the crossing digit are `before` and the digit's own.
+        const bool few = level == 0 && before + sh.hist[digit] <= static_cast<ull>(superset_cap);
+        __syncthreads();
+        if (few) return Crossing{false, digit << shift, 0, true};
         prefix = level == 0 ? digit : (prefix << bits) | digit;
     }
     // The key is exact; its tokens weigh the same: the crossing is the index-th of them.
@@ -486,10 +532,50 @@ __device__ void write_nth_with_key(const Row& row, uint32_t key, long long index
     }
 }
 
+// Keeps, of a list compacted already, the tokens with keys >= K, in place and in id order: the list a compaction of
+// the vocabulary at K would have made (a compaction to a looser superset, first_crossing's, is followed by this one).
+__device__ void shrink(Row& row, uint32_t K, Shared& sh) {
+    static_assert(kListCap <= 2 * kThreads, "two list positions a thread");
+    const int t = static_cast<int>(threadIdx.x);
+    const int n = row.hi - row.lo;
+    float x[2];
+    int32_t id[2];
+    bool in[2];
+    for (int j = 0; j < 2; ++j) {  // thread t holds positions 2t and 2t + 1: the scan below keeps their order
+        const int i = row.lo + 2 * t + j;
+        in[j] = 2 * t + j < n;
+        if (in[j]) {
+            x[j] = row.x[i];
+            id[j] = row.ids[i];
+            in[j] = key_of(x[j]) >= K;  // list values are clean already
+        }
+    }
+    ull at = 0, total = 0;
+    ScanU64(sh.scan).ExclusiveSum(static_cast<ull>(in[0]) + static_cast<ull>(in[1]), at, total);
+    __syncthreads();  // every position read before any is written
+    for (int j = 0; j < 2; ++j) {
+        if (!in[j]) continue;
+        sh.list_x[at] = x[j];
+        sh.list_id[at] = id[j];
+        ++at;
+    }
+    __syncthreads();
+    row.x = sh.list_x;
+    row.ids = sh.list_id;
+    row.lo = 0;
+    row.hi = static_cast<int>(total);
+}
+
 // Copies the survivors (keys >= p.K: a superset of the prefix, which only shrinks from here) into shared memory in id
-// order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary.
+// order, when there are at most kListCap of them; then every later pass reads those instead of the vocabulary. A list
+// compacted already is shrunk to them. A split row needs one barrier: each block takes its place in the row's list by
+// an atomic (the slices in any order), writes its survivors there when they fit, and after the barrier every block
+// copies the slices back in slice order (id order), or, past kListCap in all, goes on over the vocabulary.
 __device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
-    if (row.ids != nullptr) return;  // compacted already
+    if (row.ids != nullptr) {
+        shrink(row, p.K, sh);
+        return;
+    }
     const int t = static_cast<int>(threadIdx.x), lane = t % 32;
     const uint32_t K = p.K;
     auto keep = [K](float v) { return key_of(clean(v)) >= K; };
@@ -497,26 +583,73 @@ __device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
     warp_ballots(row, keep, [&](int, unsigned m, float) { count += __popc(m); });
     int start = 0, total = 0;
     warp_offsets(count, start, total, sh);
-    long long before = 0, all = 0;
-    row_counts(total, gr, before, all);
-    if (all > kListCap) return;
-    // A split row's slices write their survivors to the row's list in slice order, and every block copies it all.
-    float* to_x = gr.split ? gr.list->x : sh.list_x;
-    int32_t* to_id = gr.split ? gr.list->id : sh.list_id;
-    int at = static_cast<int>(before) + start;
-    warp_ballots(row, keep, [&](int base, unsigned m, float v) {
-        if ((m >> lane) & 1u) {
-            const int slot = at + __popc(m & ((1u << lane) - 1u));
-            to_x[slot] = clean(v);
-            to_id[slot] = base + lane;
+    if (!gr.split && total > kListCap) return;
+    int base = 0, use = 0;
+    if (gr.split) {
+        use = gr.list_use++;
+        if (t == 0) {
+            base = static_cast<int>(atomicAdd(&gr.g->list_n[use], static_cast<unsigned>(total)));
+            gr.g->list_at[use][gr.slice] = base;
+            gr.g->list_count[use][gr.slice] = total;
+            sh.result = static_cast<ull>(base);
         }
-        at += __popc(m);
-    });
+        __syncthreads();
+        base = static_cast<int>(sh.result);
+        __syncthreads();
+    }
+    // Past the cap the row's total is past it too (this block's place and count are part of it): nothing is kept.
+    if (base + total <= kListCap) {
+        float* to_x = gr.split ? gr.list->x : sh.list_x;
+        int32_t* to_id = gr.split ? gr.list->id : sh.list_id;
+        int at = base + start;
+        warp_ballots(row, keep, [&](int b, unsigned m, float v) {
+            if ((m >> lane) & 1u) {
+                const int slot = at + __popc(m & ((1u << lane) - 1u));
+                to_x[slot] = clean(v);
+                to_id[slot] = b + lane;
+            }
+            at += __popc(m);
+        });
+    }
+    int all = total;
     if (gr.split) {
         row_barrier(gr);
+        all = static_cast<int>(__ldcg(&gr.g->list_n[use]));
+        if (all > kListCap) return;
+        // Each slice's place in the row's list and in id order (a scan of the counts in slice order), in the
+        // histogram's shared memory (not in use between crossings); warp 0, two slices a lane.
+        int* seg_at = reinterpret_cast<int*>(sh.hist);
+        int* seg_off = seg_at + kMaxSlices;
+        static_assert(2 * kMaxSlices * sizeof(int) <= sizeof(sh.hist), "the slices' places fit in the histogram");
+        if (t < 32) {
+            int c[2] = {0, 0}, a[2] = {0, 0};
+            for (int j = 0; j < 2; ++j) {
+                const int s = 2 * t + j;
+                if (s < gr.slices) {
+                    c[j] = __ldcg(&gr.g->list_count[use][s]);
+                    a[j] = __ldcg(&gr.g->list_at[use][s]);
+                }
+            }
+            int inclusive = c[0] + c[1];
+            for (int o = 1; o < 32; o <<= 1) {
+                const int up = __shfl_up_sync(kFull, inclusive, o);
+                if (lane >= o) inclusive += up;
+            }
+            const int before = inclusive - c[0] - c[1];
+            seg_at[2 * t] = a[0];
+            seg_at[2 * t + 1] = a[1];
+            seg_off[2 * t] = before;
+            seg_off[2 * t + 1] = before + c[0];
+        }
+        __syncthreads();
         for (int i = t; i < all; i += kThreads) {
-            sh.list_x[i] = __ldcg(&gr.list->x[i]);
-            sh.list_id[i] = __ldcg(&gr.list->id[i]);
+            // The slice holding position i: the last whose offset is <= i (an empty slice's next one starts at its
+            // offset, so it is never the last such).
+            int s = 0;
+            for (int j = 1; j < gr.slices; ++j) s += seg_off[j] <= i ? 1 : 0;
+            const int from = seg_at[s] + (i - seg_off[s]);
+            sh.list_x[i] = __ldcg(&gr.list->x[from]);
+            sh.list_id[i] = __ldcg(&gr.list->id[from]);
         }
         gr.split = false;
     }
@@ -524,25 +657,64 @@ __device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
     row.x = sh.list_x;
     row.ids = sh.list_id;
     row.lo = 0;
-    row.hi = static_cast<int>(all);
+    row.hi = all;
 }
 
-__global__ void __launch_bounds__(kThreads)
-    sample_rows_kernel(const SampleRow* __restrict__ rows, const int32_t* __restrict__ window_ids, int n,
-                       SampleRowScratch* scratch, SampleRowList* lists, int slices, int short_cap) {
-    __shared__ Shared sh;
-    const int r = static_cast<int>(blockIdx.x);
-    const SampleRow p = rows[r];
+// The row's extremes: the largest key with its lowest id (greedy's pick), and the smallest key (the last token in the
+// order). With `counts`, the same pass also counts every token by its key's first digit into sh.hist, the first level
+// of top-k's crossing (a count needs no maximum, and top-k's prefix keeps every token), merged with the extremes
+// through one barrier. Lanes with the same digit add once (their count): the logits crowd into few first digits, and
+// the shared atomics of one address in one instruction would otherwise run one after another.
+__device__ void first_pass(const Row& row, bool counts, Shared& sh, Grid& gr, ull& best_out, ull& least_out) {
+    const int t = static_cast<int>(threadIdx.x), lane = t % 32;
+    if (counts) {
+        for (int b = t; b < kMaxBins; b += kThreads) sh.hist[b] = 0;
+        __syncthreads();
+    }
+    ull best = 0, least = ULLONG_MAX;
+    for_each_value(row, [&](int i, float raw) {
+        const uint32_t k = key_of(clean(raw));
+        const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
+        best = packed > best ? packed : best;
+        least = k < least ? k : least;
+        if (counts) {
+            const unsigned digit = k >> level_shift(0);
+            const unsigned peers = __match_any_sync(__activemask(), digit);
+            if (lane == __ffs(static_cast<int>(peers)) - 1) atomicAdd(&sh.hist[digit], static_cast<ull>(__popc(peers)));
+        }
+    });
+    best = block_extreme<true>(best, sh);  // its barriers also order the histogram's atomics before the merge
+    least = block_extreme<false>(least, sh);
+    if (gr.split) {
+        if (t == 0) {
+            atomicMax(&gr.g->best, best);
+            atomicMax(&gr.g->least, ~least);
+        }
+        if (counts) {
+            merge_hist(1 << level_bits(0), sh, gr);  // its barrier is the extremes' too
+        } else {
+            row_barrier(gr);
+        }
+        best = __ldcg(&gr.g->best);
+        least = ~__ldcg(&gr.g->least);
+    }
+    best_out = best;
+    least_out = least;
+}
+
+// The launch's rows: uploaded (`uploaded` set), or, for a few rows, in the launch's parameters themselves (no copy
+// to enqueue before it).
+struct RowsArg {
+    const SampleRow* uploaded;
+    SampleRow inline_rows[kInlineRows];
+};
+static_assert(sizeof(RowsArg) + 64 <= 4096, "the kernel's parameters within the 4 KiB every launch takes");
+
+// The chain for one row (this block's slice of it while it is split).
+__device__ __forceinline__ void sample_row(const SampleRow& p, const int32_t* __restrict__ window_ids, int n,
+                                           Shared& sh, Grid& gr) {
     const int t = static_cast<int>(threadIdx.x);
-    Grid gr{slices > 1 ? scratch + r : nullptr,
-            slices > 1 ? lists + r : nullptr,
-            static_cast<int>(blockIdx.y),
-            slices,
-            slices > 1,
-            0u,
-            0,
-            0,
-            min(short_cap, kShortCap)};
+    const int slices = gr.slices;
     // Slices of a multiple of 4 values: float4 loads from every slice's start.
     const int per = ((n + slices - 1) / slices + 3) & ~3;
     const int lo = min(n, gr.slice * per), hi = min(n, lo + per);
@@ -564,25 +736,14 @@ __global__ void __launch_bounds__(kThreads)
         row.x = p.work;
     }
 
-    // The largest key with its lowest id (greedy's pick), and the smallest key (the last token in the order).
-    ull best = 0, least = ULLONG_MAX;
-    for_each_value(row, [&](int i, float raw) {
-        const uint32_t k = key_of(clean(raw));
-        const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
-        best = packed > best ? packed : best;
-        least = k < least ? k : least;
-    });
-    best = block_extreme<true>(best, sh);
-    least = block_extreme<false>(least, sh);
-    if (gr.split) {  // both through one barrier
-        if (t == 0) {
-            atomicMax(&gr.g->best, best);
-            atomicMax(&gr.g->least, ~least);
-        }
-        row_barrier(gr);
-        best = __ldcg(&gr.g->best);
-        least = ~__ldcg(&gr.g->least);
-    }
+    // A top-k that can be compacted (the engine's default 40) takes a short way: its first level counted in the
+    // extremes' pass, and, when the tokens at or above the crossing's first digit fit in the list, those compacted
+    // right away and the crossing found among them. short_cap 0 (a test's reference) keeps the long way: every
+    // level over the vocabulary, as every other crossing runs.
+    const bool short_top_k =
+        gr.short_cap > 0 && p.temperature > 0.f && p.top_k > 0 && p.top_k < n && p.top_k <= kListCap;
+    ull best = 0, least = 0;
+    first_pass(row, short_top_k, sh, gr, best, least);
     if (!(p.temperature > 0.f)) {
         if (t == 0 && gr.slice == 0) {
             *p.out = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best & 0xffffffffu));
@@ -598,8 +759,15 @@ __global__ void __launch_bounds__(kThreads)
     Prefix keep{static_cast<uint32_t>(least), true, 0};
     if (p.top_k > 0 && p.top_k < n) {
         const ull k = static_cast<ull>(p.top_k);
-        const Crossing c = first_crossing(
-            row, keep, Weight::Count, [k](ull) { return k; }, sh, gr);
+        auto target = [k](ull) { return k; };
+        Crossing c = first_crossing(row, keep, Weight::Count, target, sh, gr, short_top_k ? kListCap : 0, short_top_k);
+        if (c.superset) {
+            // At most kListCap tokens: the compaction cannot fail, and the crossing among them is the row's (the
+            // running counts in the chain's order are the same up to it). Should it fail, the crossing runs over
+            // the vocabulary again from the start.
+            compact(row, Prefix{c.key, true, 0}, sh, gr);
+            c = first_crossing(row, keep, Weight::Count, target, sh, gr);
+        }
         if (c.found) keep = Prefix{c.key, false, c.index + 1};
         if (p.top_k <= kListCap) compact(row, keep, sh, gr);
     }
@@ -636,11 +804,61 @@ __global__ void __launch_bounds__(kThreads)
     write_nth_with_key(row, key, index, sh, gr, p.out);
 }
 
+// A split row's blocks count themselves out; the last one (every other block is past its last use of the scratch)
+// zeroes the row's head for the next launch: the counters, the extremes and the three histograms (the lists need no
+// clearing: each use writes before it reads).
+__device__ void leave_row(SampleRowScratch* g, int slices, Shared& sh) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        const unsigned before = atomicAdd(&g->exited, 1u);
+        __threadfence();
+        sh.result = before + 1 == static_cast<unsigned>(slices) ? 1 : 0;
+    }
+    __syncthreads();
+    if (sh.result == 0) return;
+    constexpr int kWords = static_cast<int>(sizeof(SampleRowScratch) / sizeof(ull));
+    static_assert(sizeof(SampleRowScratch) % sizeof(ull) == 0, "the head is cleared in 8-byte words");
+    ull* words = reinterpret_cast<ull*>(g);
+    for (int i = static_cast<int>(threadIdx.x); i < kWords; i += kThreads) words[i] = 0;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_rows_kernel(const RowsArg rows, const int32_t* __restrict__ window_ids, int n, SampleRowSpace* space,
+                       int slices, int short_cap) {
+    __shared__ Shared sh;
+    const int r = static_cast<int>(blockIdx.x);
+    SampleRow p;  // a copy either way (the address of a launch parameter is not taken)
+    if (rows.uploaded != nullptr) {
+        p = rows.uploaded[r];
+    } else {
+        p = rows.inline_rows[r];
+    }
+    Grid gr{slices > 1 ? &space[r].head : nullptr,
+            slices > 1 ? &space[r].list : nullptr,
+            static_cast<int>(blockIdx.y),
+            slices,
+            slices > 1,
+            0u,
+            0,
+            0,
+            0,
+            min(short_cap, kShortCap)};
+    sample_row(p, window_ids, n, sh, gr);
+    if (slices > 1) leave_row(&space[r].head, slices, sh);
+}
+
+cudaError_t launch(const RowsArg& rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch, int slices,
+                   cudaStream_t s, int short_cap) {
+    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
+    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n),
+                                                 static_cast<SampleRowSpace*>(scratch), slices, short_cap);
+    return cudaGetLastError();
+}
+
 }  // namespace
 
-size_t sample_scratch_bytes(int n_rows) {
-    return static_cast<size_t>(n_rows) * (sizeof(SampleRowScratch) + sizeof(SampleRowList));
-}
+size_t sample_scratch_bytes(int n_rows) { return static_cast<size_t>(n_rows) * sizeof(SampleRowSpace); }
 
 int sample_block_capacity() {
     int per_sm = 0;
@@ -658,16 +876,18 @@ int sample_slices(int n_rows, int64_t n, int capacity) {
 
 cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
                                int slices, cudaStream_t s, int short_cap) {
-    auto* heads = static_cast<SampleRowScratch*>(scratch);
-    auto* lists = reinterpret_cast<SampleRowList*>(heads + n_rows);
-    if (slices > 1) {
-        const cudaError_t e = cudaMemsetAsync(heads, 0, static_cast<size_t>(n_rows) * sizeof(SampleRowScratch), s);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(slices));
-    sample_rows_kernel<<<grid, kThreads, 0, s>>>(rows, window_ids, static_cast<int>(n), heads, lists, slices,
-                                                 short_cap);
-    return cudaGetLastError();
+    RowsArg arg{};
+    arg.uploaded = rows;
+    return launch(arg, window_ids, n_rows, n, scratch, slices, s, short_cap);
+}
+
+cudaError_t launch_sample_rows_inline(const SampleRow* host_rows, const int32_t* window_ids, int n_rows, int64_t n,
+                                      void* scratch, int slices, cudaStream_t s, int short_cap) {
+    if (n_rows > kInlineRows) return cudaErrorInvalidValue;
+    RowsArg arg{};
+    arg.uploaded = nullptr;
+    std::copy(host_rows, host_rows + n_rows, arg.inline_rows);
+    return launch(arg, window_ids, n_rows, n, scratch, slices, s, short_cap);
 }
 
 }  // namespace orcd::backend::cuda::detail

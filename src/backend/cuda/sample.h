@@ -32,7 +32,8 @@ public:
 
     // Validates every row's step (InvalidArgument naming the row and the parameter: the ranges of check_sample_step),
     // writes all rows' parameters and distinct in-vocabulary penalty ids to one pinned buffer, enqueues its copy to
-    // the device and one launch that samples every row, on `stream`. Nothing is enqueued when a row is invalid. The
+    // the device (up to kInlineRows rows: the parameters go in the launch, only penalty ids are copied) and one
+    // launch that samples every row, on `stream`. Nothing is enqueued when a row is invalid. The
     // pinned buffer and the device workspace are reused by the next call: synchronize the stream in between.
     void sample_rows(std::span<const Row> rows, cudaStream_t stream);
 
@@ -41,8 +42,9 @@ public:
 
 private:
     // Grows the device workspace and the pinned staging to hold `rows` rows with `ids` penalty ids, `penalized` of
-    // the rows with a penalized copy (the stream is idle: the caller synchronized it since the last call).
-    void reserve(size_t rows, size_t ids, size_t penalized);
+    // the rows with a penalized copy (the stream is idle: the caller synchronized it since the last call); a new
+    // kernel scratch is zeroed on `stream`.
+    void reserve(size_t rows, size_t ids, size_t penalized, cudaStream_t stream);
 
     device::Device& device_;
     int64_t n_;

@@ -25,8 +25,12 @@ struct SampleRow {
 constexpr int kShortListCap = 256;
 
 // The device scratch launch_sample_rows needs for n_rows rows (a split row's barrier, extremes, counts, histograms and
-// survivors).
+// survivors). Zero it once when allocated: every launch leaves it zero again (the last block of a split row clears
+// its row's part), so a launch needs no clear before it.
 size_t sample_scratch_bytes(int n_rows);
+
+// At most this many rows travel in the launch's parameters (launch_sample_rows_inline): no upload before the launch.
+constexpr int kInlineRows = 32;
 
 // How many blocks of the sampler the current device holds at once (0 when it cannot tell).
 int sample_block_capacity();
@@ -35,12 +39,18 @@ int sample_block_capacity();
 // anything that changes a pick): at most half the capacity in all, so that every block of a row is resident at once.
 int sample_slices(int n_rows, int64_t n, int capacity);
 
-// Samples rows[0 .. n_rows) of a vocabulary of n in one launch (rows x slices blocks, after a clear of the scratch
-// when slices > 1) on `s`: the penalty, top-k, top-p, min-p, temperature and the pick by u, without sorting the
+// Samples rows[0 .. n_rows) (device memory) of a vocabulary of n in one launch (rows x slices blocks; `scratch` as
+// sample_scratch_bytes says) on `s`: the penalty, top-k, top-p, min-p, temperature and the pick by u, without sorting the
 // vocabulary. No host synchronization; deterministic (integer masses and counts, fixed-order block reductions), the
 // same picks for every `slices` and every `short_cap` (the survivor count at or under which the short path runs,
-// clamped to kShortListCap; tests pass 0 to force the digit path and compare). Returns the enqueueing's error.
+// clamped to kShortListCap; 0 also turns off top-k's short way after one level: tests pass 0 to force the digit descent
+// over the vocabulary everywhere and compare). Returns the enqueueing's error.
 cudaError_t launch_sample_rows(const SampleRow* rows, const int32_t* window_ids, int n_rows, int64_t n, void* scratch,
                                int slices, cudaStream_t s, int short_cap = kShortListCap);
+
+// The same with the rows' headers read from host memory into the launch's parameters (n_rows <= kInlineRows, else
+// cudaErrorInvalidValue): one enqueued operation instead of a copy and a launch. window_ids stay device memory.
+cudaError_t launch_sample_rows_inline(const SampleRow* host_rows, const int32_t* window_ids, int n_rows, int64_t n,
+                                      void* scratch, int slices, cudaStream_t s, int short_cap = kShortListCap);
 
 }  // namespace orcd::backend::cuda::detail
