@@ -128,27 +128,18 @@ struct Grid {
     int short_cap;  // a compacted list of at most this many takes short_crossing (a test lowers it to compare)
 };
 
-// The count's arrival with release, its reads with acquire (device scope): the block's writes before (ordered before
-// thread 0's release by the block barrier, which release carries along) are visible to every block that read the
-// count complete, without two full fences.
-__device__ __forceinline__ void arrive_release(unsigned* count) {
-    asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(count) : "memory");
-}
-__device__ __forceinline__ unsigned load_acquire(const unsigned* count) {
-    unsigned v;
-    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
-    return v;
-}
-
-// Every block of the row arrives before any leaves; writes before are visible after (release and acquire on the
-// count). The row's blocks call it the same number of times: their decisions come from the same row-wide values.
+// Every block of the row arrives before any leaves; writes before are visible after (the fences around the count;
+// release / acquire operations instead more than doubled the kernel's spills, ptxas -v sm_90: 222 -> 574 bytes
+// stored). The row's blocks call it the same number of times: their decisions come from the same row-wide values.
 __device__ void row_barrier(Grid& gr) {
     ++gr.gen;
     __syncthreads();
     if (threadIdx.x == 0) {
-        arrive_release(&gr.g->arrived);
+        __threadfence();
+        atomicAdd(&gr.g->arrived, 1u);
         const unsigned target = gr.gen * static_cast<unsigned>(gr.slices);
-        while (load_acquire(&gr.g->arrived) < target) __nanosleep(32);
+        while (*static_cast<volatile unsigned*>(&gr.g->arrived) < target) __nanosleep(32);
+        __threadfence();
     }
     __syncthreads();
 }
@@ -369,8 +360,8 @@ __device__ __forceinline__ long long index_in_key(ull target, ull before, ull ea
 // first_crossing for a short compacted list (at most kShortCap survivors, positions 0 .. n-1 in id order, one a
 // thread): no digits, the running sums directly. Position i's place in the chain's order is o_i = (key << 32) | ~id
 // (larger first; ids distinct, so no two are equal), its weight w_i the same row.weigh(l, w) as the digit path's, or 0
-// when it is not a survivor (a key below p.K, or a tie at p.K past the first p.c by id). Thread i sums the weights of
-// every o_j >= o_i: S_i, the exact integer running sum through i in the chain's order. The crossing is the first
+// when it is not a survivor (a key below p.K, or a tie at p.K past the first p.c by id). Position i's threads sum the
+// weights of every o_j >= o_i: S_i, the exact integer running sum through i in the chain's order. The crossing is the first
 // position in that order with w_i > 0 and S_i >= target, and it is the one the digit descent finds: a digit whose sum
 // m > 0 ends at the S of its last positive-weight token, so the first digit with m > 0 and cum + m >= target is the
 // digit of that position, at every level. Then `before` (the survivors' sum above its key), `each` and the index are
@@ -396,14 +387,17 @@ __device__ __noinline__ Crossing short_crossing(const Row& row, const Prefix& p,
         order[t] = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(row.ids[row.lo + t]));
     }
     __syncthreads();
+    // Among the ties at p.K, the first p.c by id: a tie's rank is the ties at positions before it (positions are in
+    // id order), an exclusive scan of the tie flags.
+    ull rank = 0;
+    if (!p.all_ties) {
+        ull ties = 0;
+        ScanU64(sh.scan).ExclusiveSum(t < n && k == p.K ? 1ull : 0ull, rank, ties);
+        __syncthreads();  // the scan's storage free
+    }
     ull mine = 0;
     if (t < n) {
-        bool in = k > p.K || (k == p.K && p.all_ties);
-        if (k == p.K && !p.all_ties) {  // among the ties, the first p.c by id (positions are in id order)
-            long long rank = 0;
-            for (int j = 0; j < t; ++j) rank += static_cast<uint32_t>(order[j] >> 32) == k ? 1 : 0;
-            in = rank < p.c;
-        }
+        const bool in = k > p.K || (k == p.K && (p.all_ties || rank < static_cast<ull>(p.c)));
         // A tie's weigh(l) is the digit path's weigh(float_of(p.K)): l is clean, and float_of inverts key_of.
         if (in) mine = row.weigh(l, w);
         weight[t] = mine;
@@ -412,21 +406,33 @@ __device__ __noinline__ Crossing short_crossing(const Row& row, const Prefix& p,
     ScanU64(sh.scan).ExclusiveSum(mine, start, total);  // the survivors' total (start unused)
     __syncthreads();                                    // weight[] written, the scan's storage free
     const ull target = target_of(total);
-    ull first = 0;  // the crossing's o (every o > 0: ~id >= 2^31); 0: none here
-    if (mine > 0) {
-        const ull o = order[t];
-        ull s = 0;
-        for (int j = 0; j < n; ++j) s += order[j] >= o ? weight[j] : 0;
-        if (s >= target) first = o;
+    // g consecutive lanes a position (g a power of two, n x g <= kThreads): lane `part` of position i's group sums
+    // every g-th position from `part`, and the group adds its lanes' sums; a loop of n / g loads, not n. Integer sums
+    // in any order: the same S_i, and the sum above i's key (`before` for the crossing), as one thread's loop.
+    int g = 32;
+    while (g > 1 && n * g > kThreads) g >>= 1;
+    const int i = t / g, part = t % g;
+    ull o = 0, s = 0, above = 0;
+    if (i < n) {
+        o = order[i];
+        const uint32_t ki = static_cast<uint32_t>(o >> 32);
+        for (int j = part; j < n; j += g) {
+            const ull oj = order[j], wj = weight[j];
+            s += oj >= o ? wj : 0;
+            above += static_cast<uint32_t>(oj >> 32) > ki ? wj : 0;
+        }
     }
+    for (int off = g / 2; off > 0; off >>= 1) {  // every lane of the warp: groups are aligned within it
+        s += __shfl_xor_sync(kFull, s, off);
+        above += __shfl_xor_sync(kFull, above, off);
+    }
+    const bool lead = i < n && part == 0;
+    ull first = 0;  // the crossing's o (every o > 0: ~id >= 2^31); 0: none here
+    if (lead && weight[i] > 0 && s >= target) first = o;
     first = block_extreme<true>(first, sh);  // the earliest in the chain's order
     if (first == 0) return Crossing{false, 0, 0};
     const uint32_t key = static_cast<uint32_t>(first >> 32);
-    if (t < n && order[t] == first) {
-        ull before = 0;
-        for (int j = 0; j < n; ++j) before += static_cast<uint32_t>(order[j] >> 32) > key ? weight[j] : 0;
-        sh.result = before;
-    }
+    if (lead && o == first) sh.result = above;
     __syncthreads();
     const ull before = sh.result;
     __syncthreads();  // result and hist free for the next use
