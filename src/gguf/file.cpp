@@ -207,26 +207,35 @@ private:
         }
     }
 
+    // How a table's messages name its entries: "key" of "metadata entry" 3; a repeated "metadata key".
+    struct TableNames {
+        std::string_view entry;
+        std::string_view field;
+        std::string_view repeated;
+    };
+
     // Reads the `count` entries of one of the file's tables (metadata, tensor infos) into `entries` and `index`. Each
-    // entry starts with its name (`field`: a key, a tensor's name), at most max_bytes, not empty and unique in the
-    // table; read_rest reads what follows it. The entry's name and its record's byte offset go to the members `name`
-    // and `offset`.
+    // entry starts with its name (a key, a tensor's name), at most max_bytes, not empty and unique in the table;
+    // read_rest reads what follows it. The entry's name and its record's byte offset go to the members `name` and
+    // `offset`.
     template <typename Entry, typename ReadRest>
     void parse_table(uint64_t count, std::vector<Entry>& entries, std::unordered_map<std::string_view, size_t>& index,
-                     std::string_view entry, std::string_view field, uint64_t max_bytes, std::string_view Entry::*name,
+                     const TableNames& names, uint64_t max_bytes, std::string_view Entry::*name,
                      uint64_t Entry::*offset, ReadRest read_rest) {
         entries.reserve(count);
         for (uint64_t n = 0; n < count; ++n) {
             Entry e;
             e.*offset = pos_;
-            e.*name = read_string(fmt::format("{} of {} {}", field, entry, n), max_bytes);
-            if ((e.*name).empty())
-                fail(ErrorCode::CorruptFile, e.*offset, fmt::format("{} {} has an empty {}", entry, n, field));
+            e.*name = read_string(fmt::format("{} of {} {}", names.field, names.entry, n), max_bytes);
+            if ((e.*name).empty()) {
+                fail(ErrorCode::CorruptFile, e.*offset,
+                     fmt::format("{} {} has an empty {}", names.entry, n, names.field));
+            }
             read_rest(e);
             const auto [first, inserted] = index.emplace(e.*name, entries.size());
             if (!inserted) {
                 fail(ErrorCode::CorruptFile, e.*offset,
-                     fmt::format("{} {}: duplicate {} '{}' (first at byte {})", entry, n, field, printable(e.*name),
+                     fmt::format("duplicate {} '{}' (first at byte {})", names.repeated, printable(e.*name),
                                  entries[first->second].*offset));
             }
             entries.push_back(std::move(e));
@@ -234,8 +243,8 @@ private:
     }
 
     void parse_metadata() {
-        parse_table(kv_count_, f_.kv_, f_.kv_index_, "metadata entry", "key", kMaxKeyBytes, &KeyValue::key,
-                    &KeyValue::offset, [this](KeyValue& kv) {
+        parse_table(kv_count_, f_.kv_, f_.kv_index_, {"metadata entry", "key", "metadata key"}, kMaxKeyBytes,
+                    &KeyValue::key, &KeyValue::offset, [this](KeyValue& kv) {
                         kv.value.type = read_type(fmt::format("type of key '{}'", printable(kv.key)));
                         if (kv.value.type == ValueType::Array)
                             read_array(kv.value.arr, kv.key, 1);
@@ -265,8 +274,9 @@ private:
     }
 
     void parse_tensor_infos() {
-        parse_table(tensor_count_, f_.tensors_, f_.tensor_index_, "tensor", "name", kMaxTensorNameBytes,
-                    &TensorInfo::name, &TensorInfo::info_offset, [this](TensorInfo& t) { read_tensor_info(t); });
+        parse_table(tensor_count_, f_.tensors_, f_.tensor_index_, {"tensor", "name", "tensor name"},
+                    kMaxTensorNameBytes, &TensorInfo::name, &TensorInfo::info_offset,
+                    [this](TensorInfo& t) { read_tensor_info(t); });
     }
 
     // A tensor info's fields after its name: dimensions, type and data offset.

@@ -212,13 +212,13 @@ TEST(GgufCorruption, DuplicateNamesSayWhereTheFirstIs) {
     k.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(2);
     k.str("k").put<uint32_t>(4).put<uint32_t>(1);
     k.str("k").put<uint32_t>(4).put<uint32_t>(2);
-    EXPECT_EQ(message(k.bytes), "dup.gguf: at byte 41: metadata entry 1: duplicate key 'k' (first at byte 24)");
+    EXPECT_EQ(message(k.bytes), "dup.gguf: at byte 41: duplicate metadata key 'k' (first at byte 24)");
     test::GgufBytes t;
     t.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(2).put<uint64_t>(0);
     t.str("t").put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(0).put<uint64_t>(0);
     t.str("t").put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(0).put<uint64_t>(32);
     t.pad_to(32).zeros(64);
-    EXPECT_EQ(message(t.bytes), "dup.gguf: at byte 57: tensor 1: duplicate name 't' (first at byte 24)");
+    EXPECT_EQ(message(t.bytes), "dup.gguf: at byte 57: duplicate tensor name 't' (first at byte 24)");
 }
 
 }  // namespace
