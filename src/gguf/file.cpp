@@ -207,32 +207,50 @@ private:
         }
     }
 
-    // The `field` of entry n (a metadata entry's key, a tensor's name): a string of at most max_bytes, not empty.
-    std::string_view read_name(std::string_view entry, std::string_view field, uint64_t n, uint64_t max_bytes) {
-        const uint64_t at = pos_;
-        const std::string_view name = read_string(fmt::format("{} of {} {}", field, entry, n), max_bytes);
-        if (name.empty()) fail(ErrorCode::CorruptFile, at, fmt::format("{} {} has an empty {}", entry, n, field));
-        return name;
+    // How a table's messages name its entries: "key" of "metadata entry" 3; a repeated "metadata key".
+    struct TableNames {
+        std::string_view entry;
+        std::string_view field;
+        std::string_view repeated;
+    };
+
+    // Reads the `count` entries of one of the file's tables (metadata, tensor infos) into `entries` and `index`. Each
+    // entry starts with its name (a key, a tensor's name), at most max_bytes, not empty and unique in the table;
+    // read_rest reads what follows it. The entry's name and its record's byte offset go to the members `name` and
+    // `offset`.
+    template <typename Entry, typename ReadRest>
+    void parse_table(uint64_t count, std::vector<Entry>& entries, std::unordered_map<std::string_view, size_t>& index,
+                     const TableNames& names, uint64_t max_bytes, std::string_view Entry::*name,
+                     uint64_t Entry::*offset, ReadRest read_rest) {
+        entries.reserve(count);
+        for (uint64_t n = 0; n < count; ++n) {
+            Entry e;
+            e.*offset = pos_;
+            e.*name = read_string(fmt::format("{} of {} {}", names.field, names.entry, n), max_bytes);
+            if ((e.*name).empty()) {
+                fail(ErrorCode::CorruptFile, e.*offset,
+                     fmt::format("{} {} has an empty {}", names.entry, n, names.field));
+            }
+            read_rest(e);
+            const auto [first, inserted] = index.emplace(e.*name, entries.size());
+            if (!inserted) {
+                fail(ErrorCode::CorruptFile, e.*offset,
+                     fmt::format("duplicate {} '{}' (first at byte {})", names.repeated, printable(e.*name),
+                                 entries[first->second].*offset));
+            }
+            entries.push_back(std::move(e));
+        }
     }
 
     void parse_metadata() {
-        f_.kv_.reserve(kv_count_);
-        for (uint64_t n = 0; n < kv_count_; ++n) {
-            KeyValue kv;
-            kv.offset = pos_;
-            kv.key = read_name("metadata entry", "key", n, kMaxKeyBytes);
-            kv.value.type = read_type(fmt::format("type of key '{}'", printable(kv.key)));
-            if (kv.value.type == ValueType::Array)
-                read_array(kv.value.arr, kv.key, 1);
-            else
-                read_scalar(kv.value.type, kv.value, kv.key);
-            if (!f_.kv_index_.emplace(kv.key, f_.kv_.size()).second) {
-                fail(ErrorCode::CorruptFile, kv.offset,
-                     fmt::format("duplicate metadata key '{}' (first at byte {})", printable(kv.key),
-                                 f_.kv_[f_.kv_index_.at(kv.key)].offset));
-            }
-            f_.kv_.push_back(std::move(kv));
-        }
+        parse_table(kv_count_, f_.kv_, f_.kv_index_, {"metadata entry", "key", "metadata key"}, kMaxKeyBytes,
+                    &KeyValue::key, &KeyValue::offset, [this](KeyValue& kv) {
+                        kv.value.type = read_type(fmt::format("type of key '{}'", printable(kv.key)));
+                        if (kv.value.type == ValueType::Array)
+                            read_array(kv.value.arr, kv.key, 1);
+                        else
+                            read_scalar(kv.value.type, kv.value, kv.key);
+                    });
     }
 
     void parse_alignment() {
@@ -256,54 +274,49 @@ private:
     }
 
     void parse_tensor_infos() {
-        f_.tensors_.reserve(tensor_count_);
-        for (uint64_t n = 0; n < tensor_count_; ++n) {
-            TensorInfo t;
-            t.info_offset = pos_;
-            t.name = read_name("tensor", "name", n, kMaxTensorNameBytes);
-            const std::string who = fmt::format("tensor '{}'", printable(t.name));
-            const uint64_t dims_at = pos_;
-            const uint32_t n_dims = read<uint32_t>("n_dims");
-            if (n_dims < 1 || n_dims > kMaxDims) {
-                fail(ErrorCode::CorruptFile, dims_at,
-                     fmt::format("{}: n_dims {} out of range (expected 1..{})", who, n_dims, kMaxDims));
+        parse_table(tensor_count_, f_.tensors_, f_.tensor_index_, {"tensor", "name", "tensor name"},
+                    kMaxTensorNameBytes, &TensorInfo::name, &TensorInfo::info_offset,
+                    [this](TensorInfo& t) { read_tensor_info(t); });
+    }
+
+    // A tensor info's fields after its name: dimensions, type and data offset.
+    void read_tensor_info(TensorInfo& t) {
+        const std::string who = fmt::format("tensor '{}'", printable(t.name));
+        const uint64_t dims_at = pos_;
+        const uint32_t n_dims = read<uint32_t>("n_dims");
+        if (n_dims < 1 || n_dims > kMaxDims) {
+            fail(ErrorCode::CorruptFile, dims_at,
+                 fmt::format("{}: n_dims {} out of range (expected 1..{})", who, n_dims, kMaxDims));
+        }
+        t.shape.resize(n_dims);
+        t.n_elements = 1;
+        for (uint32_t d = 0; d < n_dims; ++d) {
+            const uint64_t at = pos_;
+            t.shape[d] = read<uint64_t>("dimension");
+            if (t.shape[d] == 0) fail(ErrorCode::CorruptFile, at, fmt::format("{}: dimension {} is 0", who, d));
+            if (!checked_mul(t.n_elements, t.shape[d], t.n_elements) || t.n_elements > (uint64_t{1} << 62)) {
+                fail(ErrorCode::CorruptFile, at, fmt::format("{}: element count overflows", who));
             }
-            t.shape.resize(n_dims);
-            t.n_elements = 1;
-            for (uint32_t d = 0; d < n_dims; ++d) {
-                const uint64_t at = pos_;
-                t.shape[d] = read<uint64_t>("dimension");
-                if (t.shape[d] == 0) fail(ErrorCode::CorruptFile, at, fmt::format("{}: dimension {} is 0", who, d));
-                if (!checked_mul(t.n_elements, t.shape[d], t.n_elements) || t.n_elements > (uint64_t{1} << 62)) {
-                    fail(ErrorCode::CorruptFile, at, fmt::format("{}: element count overflows", who));
-                }
-            }
-            const uint64_t type_at = pos_;
-            const uint32_t raw_type = read<uint32_t>("tensor type");
-            const std::optional<TypeTraits> tt = type_traits(raw_type);
-            if (!tt) {
-                fail(ErrorCode::UnsupportedTensorType, type_at,
-                     fmt::format("{}: unknown or unsupported tensor type id {}", who, raw_type));
-            }
-            t.type = tt->type;
-            if (t.shape[0] % tt->block_elems != 0) {
-                fail(ErrorCode::CorruptFile, dims_at,
-                     fmt::format("{}: row length {} is not a multiple of {}'s block size {}", who, t.shape[0], tt->name,
-                                 tt->block_elems));
-            }
-            t.n_bytes = t.n_elements / tt->block_elems * tt->block_bytes;  // < 2^62 * 292/256: no overflow
-            const uint64_t off_at = pos_;
-            t.offset = read<uint64_t>("tensor data offset");
-            if (t.offset % f_.alignment_ != 0) {
-                fail(ErrorCode::CorruptFile, off_at,
-                     fmt::format("{}: data offset {} is not a multiple of the alignment {}", who, t.offset,
-                                 f_.alignment_));
-            }
-            if (!f_.tensor_index_.emplace(t.name, f_.tensors_.size()).second) {
-                fail(ErrorCode::CorruptFile, t.info_offset,
-                     fmt::format("duplicate tensor name '{}'", printable(t.name)));
-            }
-            f_.tensors_.push_back(std::move(t));
+        }
+        const uint64_t type_at = pos_;
+        const uint32_t raw_type = read<uint32_t>("tensor type");
+        const std::optional<TypeTraits> tt = type_traits(raw_type);
+        if (!tt) {
+            fail(ErrorCode::UnsupportedTensorType, type_at,
+                 fmt::format("{}: unknown or unsupported tensor type id {}", who, raw_type));
+        }
+        t.type = tt->type;
+        if (t.shape[0] % tt->block_elems != 0) {
+            fail(ErrorCode::CorruptFile, dims_at,
+                 fmt::format("{}: row length {} is not a multiple of {}'s block size {}", who, t.shape[0], tt->name,
+                             tt->block_elems));
+        }
+        t.n_bytes = t.n_elements / tt->block_elems * tt->block_bytes;  // < 2^62 * 292/256: no overflow
+        const uint64_t off_at = pos_;
+        t.offset = read<uint64_t>("tensor data offset");
+        if (t.offset % f_.alignment_ != 0) {
+            fail(ErrorCode::CorruptFile, off_at,
+                 fmt::format("{}: data offset {} is not a multiple of the alignment {}", who, t.offset, f_.alignment_));
         }
     }
 

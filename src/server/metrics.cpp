@@ -117,21 +117,22 @@ std::string Metrics::render() const {
     single("worker_num_requests_waiting", "gauge", "Requests waiting to join the batch (preempted ones included).",
            count(b.waiting));
     single("worker_parallel", "gauge", "Most requests running at once (--parallel).", count(b.parallel));
-    single("worker_kv_pages_total", "gauge", "Pages of the KV pool.", count(b.kv_pages_total));
-    single("worker_kv_pages_used", "gauge", "KV pages held by running requests.", count(b.kv_pages_used));
+    single("worker_kv_pages_total", "gauge", "Pages of the KV pool.", count(b.kv.pages_total));
+    single("worker_kv_pages_used", "gauge", "KV pages held by running requests.", count(b.kv.pages_used));
     single("worker_kv_pages_free", "gauge",
-           "KV pages not held by a running request (evictable prefix-cache pages included).", count(b.kv_pages_free));
-    single("worker_kv_pages_cached", "gauge", "KV pages holding prefix-cache content.", count(b.kv_pages_cached));
+           "KV pages not held by a running request (evictable prefix-cache pages included).",
+           count(b.kv_pages_unheld()));
+    single("worker_kv_pages_cached", "gauge", "KV pages holding prefix-cache content.", count(b.kv.pages_cached));
     single("worker_kv_cache_usage_perc", "gauge", "Fraction of the KV pool held by running requests (1 = all).",
-           num(b.kv_pages_total ? static_cast<double>(b.kv_pages_used) / b.kv_pages_total : 0.0));
+           num(b.kv.pages_total ? static_cast<double>(b.kv.pages_used) / b.kv.pages_total : 0.0));
     single("worker_prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.",
-           count(b.prefix_queried_tokens));
+           count(b.kv.prefix_queried_tokens));
     single("worker_prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.",
-           count(b.prefix_hit_tokens));
+           count(b.kv.prefix_hit_tokens));
     single("worker_prefix_cache_hit_rate", "gauge", "Prefix-cache hits / queries, in tokens, since start.",
-           num(b.prefix_hit_rate()));
+           num(b.kv.prefix_hit_rate()));
     single("worker_num_preemptions_total", "counter",
-           "Running requests preempted for lack of KV pages (recomputed later).", count(b.preemptions));
+           "Running requests preempted for lack of KV pages (recomputed later).", count(b.kv.preemptions));
     single("worker_uptime_seconds", "gauge", "Seconds since the worker started.", num(uptime_seconds()));
     return out;
 }

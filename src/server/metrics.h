@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "server/batch_state.h"
+
 namespace orcd::server {
 
 // Outcomes of worker_requests_total: every inference request (/execute and the OpenAI endpoints) is counted once.
@@ -36,23 +38,13 @@ private:
     uint64_t count_ = 0;
 };
 
-// The continuous batch as the scheduler last saw it (after a step), for /metrics and /health.
-struct BatchSnapshot {
+// The continuous batch as the scheduler last saw it (after a step), for /metrics and /health: the service's state and
+// the most requests that may run at once.
+struct BatchSnapshot : BatchState {
     uint32_t parallel = 0;
-    uint32_t running = 0;
-    uint32_t waiting = 0;
-    uint32_t kv_page_size = 0;
-    uint64_t kv_pool_bytes = 0;
-    uint32_t kv_pages_total = 0;
-    uint32_t kv_pages_used = 0;    // held by running sequences
-    uint32_t kv_pages_free = 0;    // holding nothing, or only evictable prefix-cache content
-    uint32_t kv_pages_cached = 0;  // holding prefix-cache content (used or evictable)
-    uint64_t prefix_queried_tokens = 0;
-    uint64_t prefix_hit_tokens = 0;
-    uint64_t preemptions = 0;
-    double prefix_hit_rate() const {
-        return prefix_queried_tokens == 0 ? 0.0 : static_cast<double>(prefix_hit_tokens) / prefix_queried_tokens;
-    }
+    // Pages not held by a running sequence: free, or holding only evictable prefix-cache content (what /metrics and
+    // /health call free; kv.pages_free counts only the pages that hold nothing).
+    uint32_t kv_pages_unheld() const { return kv.pages_total - kv.pages_used; }
 };
 
 class Metrics {

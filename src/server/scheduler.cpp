@@ -40,22 +40,7 @@ JobErrorCode job_error_code(ErrorCode c) {
 
 }  // namespace
 
-BatchSnapshot snapshot(const BatchState& st, uint32_t parallel) {
-    BatchSnapshot b;
-    b.parallel = parallel;
-    b.running = st.running;
-    b.waiting = st.waiting;
-    b.kv_page_size = st.kv_page_size;
-    b.kv_pool_bytes = st.kv_pool_bytes;
-    b.kv_pages_total = st.kv.pages_total;
-    b.kv_pages_used = st.kv.pages_used;
-    b.kv_pages_free = st.kv.pages_total - st.kv.pages_used;
-    b.kv_pages_cached = st.kv.pages_cached;
-    b.prefix_queried_tokens = st.kv.prefix_queried_tokens;
-    b.prefix_hit_tokens = st.kv.prefix_hit_tokens;
-    b.preemptions = st.kv.preemptions;
-    return b;
-}
+BatchSnapshot snapshot(const BatchState& st, uint32_t parallel) { return BatchSnapshot{st, parallel}; }
 
 Scheduler::Scheduler(InferenceService& service, Metrics& metrics, size_t max_queue)
     : service_(service),

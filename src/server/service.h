@@ -19,7 +19,7 @@
 #include "common/error.h"
 #include "engine/batch_engine.h"
 #include "engine/generator.h"
-#include "kvcache/block_manager.h"
+#include "server/batch_state.h"
 #include "tokenizer/chat_template.h"
 
 namespace orcd::grammar {
@@ -46,15 +46,6 @@ struct ServiceInfo {
 class PreparedJob {
 public:
     virtual ~PreparedJob() = default;
-};
-
-// The batch after a step, for /health and /metrics.
-struct BatchState {
-    uint32_t running = 0;
-    uint32_t waiting = 0;
-    uint32_t kv_page_size = 0;
-    uint64_t kv_pool_bytes = 0;
-    kvcache::BlockStats kv;
 };
 
 class InferenceService {

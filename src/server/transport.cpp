@@ -133,7 +133,7 @@ public:
         keep_alive_ = false;
         state_ = State::Answering;
         enqueue(serialize_head(r, r.body.size(), false) + r.body);
-        answer_done_ = true;
+        answer_.done = true;
     }
 
     // At shutdown: idle and half-read connections close now; the others after their answer.
@@ -160,44 +160,44 @@ public:
     bool current(uint64_t seq) const { return seq == exchange_seq_ && !closed_; }
 
     void reply(uint64_t seq, const HttpResponse& r) {
-        if (!current(seq) || state_ != State::Answering || head_sent_) return;
-        head_sent_ = true;
+        if (!current(seq) || state_ != State::Answering || answer_.head_sent) return;
+        answer_.head_sent = true;
         const bool head_only = method_ == "HEAD";
         std::string bytes = serialize_head(r, r.body.size(), keep_alive_ && !t_.stopping.load());
         if (!head_only) bytes += r.body;
         enqueue(std::move(bytes));
-        answer_done_ = true;
+        answer_.done = true;
         maybe_finish();
     }
     void begin_stream(uint64_t seq, const HttpResponse& head) {
-        if (!current(seq) || state_ != State::Answering || head_sent_) return;
-        head_sent_ = true;
-        streaming_ = true;
+        if (!current(seq) || state_ != State::Answering || answer_.head_sent) return;
+        answer_.head_sent = true;
+        answer_.streaming = true;
         enqueue(serialize_head(head, std::nullopt, keep_alive_ && !t_.stopping.load()));
         arm_heartbeat();
     }
     void stream_write(uint64_t seq, const std::string& bytes) {
-        if (!current(seq) || !streaming_ || answer_done_ || bytes.empty()) return;
+        if (!current(seq) || !answer_.streaming || answer_.done || bytes.empty()) return;
         enqueue(fmt::format("{:x}\r\n", bytes.size()) + bytes + "\r\n");
     }
     void end_stream(uint64_t seq) {
-        if (!current(seq) || !streaming_ || answer_done_) return;
+        if (!current(seq) || !answer_.streaming || answer_.done) return;
         heartbeat_.cancel();
         enqueue("0\r\n\r\n");
-        answer_done_ = true;
+        answer_.done = true;
         maybe_finish();
     }
     void set_disconnect(uint64_t seq, std::function<void()> fn) {
         if (seq != exchange_seq_) return;
-        if (gone_) {
+        if (answer_.gone) {
             if (fn) fn();
             return;
         }
-        on_gone_ = std::move(fn);
+        answer_.on_gone = std::move(fn);
     }
     // The handler dropped its exchange: if it never answered, nobody will; the connection closes.
     void exchange_dropped(uint64_t seq) {
-        if (current(seq) && state_ == State::Answering && !answer_done_) close();
+        if (current(seq) && state_ == State::Answering && !answer_.done) close();
     }
 
 private:
@@ -206,8 +206,7 @@ private:
     void read_request() {
         state_ = State::Reading;
         resume_after_watch_ = false;
-        head_sent_ = streaming_ = answer_done_ = gone_ = false;
-        on_gone_ = nullptr;
+        answer_ = {};
         parser_.emplace();
         configure_parser(*parser_, t_.limits);
         stream_.expires_after(t_.limits.request_timeout);
@@ -220,7 +219,7 @@ private:
         state_ = State::Answering;
         HttpResponse r = t_.refusal(why, path, detail);
         enqueue(serialize_head(r, r.body.size(), false) + r.body);
-        answer_done_ = true;
+        answer_.done = true;
     }
 
     void on_request(beast::error_code ec) {
@@ -283,10 +282,10 @@ private:
     }
 
     void client_gone() {
-        if (state_ != State::Answering || answer_done_ || gone_) return;
-        gone_ = true;
-        if (auto fn = std::move(on_gone_)) fn();
-        on_gone_ = nullptr;
+        if (state_ != State::Answering || answer_.done || answer_.gone) return;
+        answer_.gone = true;
+        if (auto fn = std::move(answer_.on_gone)) fn();
+        answer_.on_gone = nullptr;
     }
 
     void enqueue(std::string bytes) {
@@ -316,7 +315,7 @@ private:
 
     // The answer is complete and written: read the next request, or close.
     void maybe_finish() {
-        if (!answer_done_ || writing_ || !queue_.empty() || closed_) return;
+        if (!answer_.done || writing_ || !queue_.empty() || closed_) return;
         finish_exchange();
         if (!keep_alive_ || t_.stopping.load()) return linger_close();
         state_ = State::Reading;
@@ -349,7 +348,7 @@ private:
     }
 
     void finish_exchange() {
-        on_gone_ = nullptr;
+        answer_.on_gone = nullptr;
         if (counted_) {
             counted_ = false;
             t_.exchanges.fetch_sub(1);
@@ -359,7 +358,7 @@ private:
     void arm_heartbeat() {
         heartbeat_.expires_after(kHeartbeat);
         heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
-            if (ec || self->closed_ || self->answer_done_) return;
+            if (ec || self->closed_ || self->answer_.done) return;
             if (std::chrono::steady_clock::now() - self->last_write_ >= kHeartbeat && self->queue_.empty()) {
                 self->stream_write(self->exchange_seq_, ": keep-alive\n\n");
             }
@@ -375,16 +374,20 @@ private:
     State state_ = State::Reading;
     std::string method_;
     bool keep_alive_ = true;
-    bool head_sent_ = false;
-    bool streaming_ = false;
-    bool answer_done_ = false;
-    bool gone_ = false;
+    // The current exchange's answer and client, reset as a whole when the next request is read.
+    struct Answer {
+        bool head_sent = false;
+        bool streaming = false;  // chunked: begin_stream .. end_stream
+        bool done = false;       // all of it queued (refusals too)
+        bool gone = false;       // the client went away before it was done
+        std::function<void()> on_gone;
+    };
+    Answer answer_;
     bool closed_ = false;
     bool counted_ = false;
     bool watching_ = false;
     bool writing_ = false;
     bool resume_after_watch_ = false;
-    std::function<void()> on_gone_;
     std::deque<std::string> queue_;
     size_t pending_bytes_ = 0;
     uint64_t exchange_seq_ = 0;  // the current exchange's number

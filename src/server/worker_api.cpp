@@ -132,12 +132,12 @@ void WorkerApi::health(const HttpRequest&, const Ex& ex) {
               {"kv_cache",
                {{"page_size", b.kv_page_size},
                 {"pool_bytes", b.kv_pool_bytes},
-                {"pages_total", b.kv_pages_total},
-                {"pages_used", b.kv_pages_used},
-                {"pages_free", b.kv_pages_free},
-                {"pages_cached", b.kv_pages_cached},
-                {"prefix_cache_hit_rate", b.prefix_hit_rate()},
-                {"preemptions", b.preemptions}}},
+                {"pages_total", b.kv.pages_total},
+                {"pages_used", b.kv.pages_used},
+                {"pages_free", b.kv_pages_unheld()},
+                {"pages_cached", b.kv.pages_cached},
+                {"prefix_cache_hit_rate", b.kv.prefix_hit_rate()},
+                {"preemptions", b.kv.preemptions}}},
               {"limits", ctx_.limits_report()}};
     if (!resident) j["problem"] = ctx_.residency.problem();
     ex->reply(json_response(resident && !draining ? 200 : 503, j));

@@ -194,5 +194,32 @@ TEST(GgufCorruption, DuplicatesAndBadBoolsAreRejected) {
     }
 }
 
+// Metadata keys and tensor names share one table reader: both duplicate errors point at the repeated record and say
+// where the first one is. Offsets by hand: the header is 24 bytes (magic, version, two u64 counts); a key record "k"
+// with a u32 value is 8 + 1 + 4 + 4 = 17 bytes; a 1-d tensor record "t" is 8 + 1 + 4 + 8 + 4 + 8 = 33 bytes.
+TEST(GgufCorruption, DuplicateNamesSayWhereTheFirstIs) {
+    const auto message = [](const Bytes& b) -> std::string {
+        try {
+            (void)File::parse(std::span<const std::byte>(b), "dup.gguf");
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::CorruptFile);
+            return e.what();
+        }
+        ADD_FAILURE() << "the duplicate was accepted";
+        return {};
+    };
+    test::GgufBytes k;
+    k.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(0).put<uint64_t>(2);
+    k.str("k").put<uint32_t>(4).put<uint32_t>(1);
+    k.str("k").put<uint32_t>(4).put<uint32_t>(2);
+    EXPECT_EQ(message(k.bytes), "dup.gguf: at byte 41: duplicate metadata key 'k' (first at byte 24)");
+    test::GgufBytes t;
+    t.put<uint32_t>(0x46554747).put<uint32_t>(3).put<uint64_t>(2).put<uint64_t>(0);
+    t.str("t").put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(0).put<uint64_t>(0);
+    t.str("t").put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(0).put<uint64_t>(32);
+    t.pad_to(32).zeros(64);
+    EXPECT_EQ(message(t.bytes), "dup.gguf: at byte 57: duplicate tensor name 't' (first at byte 24)");
+}
+
 }  // namespace
 }  // namespace orcd::gguf

@@ -483,6 +483,33 @@ TEST(ServerMetrics, HistogramIsCumulativeAndTextIsComplete) {
     }
 }
 
+// The batch gauges read the service's state as the snapshot holds it. Free pages are those no running request holds
+// (total - used = 6), evictable prefix-cache pages included: not the block manager's pages_free (2, holding nothing).
+TEST(ServerMetrics, BatchGaugesReadTheServiceStateAndCountUnheldPagesAsFree) {
+    Metrics m("m");
+    BatchState st;
+    st.running = 3;
+    st.waiting = 1;
+    st.kv.pages_total = 10;
+    st.kv.pages_used = 4;
+    st.kv.pages_free = 2;
+    st.kv.pages_cached = 5;
+    st.kv.prefix_queried_tokens = 40;
+    st.kv.prefix_hit_tokens = 10;
+    st.kv.preemptions = 7;
+    m.set_batch(BatchSnapshot{st, 4});
+    const std::string t = m.render();
+    for (const char* line :
+         {"worker_num_requests_running{model=\"m\"} 3\n", "worker_num_requests_waiting{model=\"m\"} 1\n",
+          "worker_parallel{model=\"m\"} 4\n", "worker_kv_pages_total{model=\"m\"} 10\n",
+          "worker_kv_pages_used{model=\"m\"} 4\n", "worker_kv_pages_free{model=\"m\"} 6\n",
+          "worker_kv_pages_cached{model=\"m\"} 5\n", "worker_kv_cache_usage_perc{model=\"m\"} 0.4\n",
+          "worker_prefix_cache_queries_total{model=\"m\"} 40\n", "worker_prefix_cache_hits_total{model=\"m\"} 10\n",
+          "worker_prefix_cache_hit_rate{model=\"m\"} 0.25\n", "worker_num_preemptions_total{model=\"m\"} 7\n"}) {
+        EXPECT_NE(t.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << t;
+    }
+}
+
 TEST(ServerMetrics, EverySampleCarriesTheModelLabelAndNoneIsInMilliseconds) {
     // A hostile alias: the label value is escaped, never breaking the exposition format.
     Metrics m("a\"b\\c\nd");
