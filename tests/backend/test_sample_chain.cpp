@@ -278,10 +278,12 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
                         ++on_boundary;
                     }
                 }
-                // Draws 1e-7 (relative) beside a boundary: inside the screen's bound, outside the double-precision
-                // pass's (about 3e-10 at this size), so that pass, not the sorted definition, decides most of them.
-                for (double u : {at * (1 - 1e-7), at * (1 + 1e-7)}) {
-                    if (!(at > 0.01 && u < 1.0)) continue;
+                // Draws 1e-9 (relative) beside a boundary: inside the screen's bound (1.3e-9 at its finest bins,
+                // 3.6e-8 at its widest, times the draw and the mass before it), outside the double-precision pass's
+                // (about 2.7e-10 of the total at this size, so for draws above 0.5), so that pass, not the sorted
+                // definition, decides most of them.
+                for (double u : {at * (1 - 1e-9), at * (1 + 1e-9)}) {
+                    if (!(at > 0.5 && u < 1.0)) continue;
                     s.u = u;
                     const uint64_t screen_before = scratch.screen_fallbacks, sorted_before = scratch.sorted_fallbacks;
                     ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
