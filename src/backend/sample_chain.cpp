@@ -498,6 +498,13 @@ std::optional<TokenId> crossing_token(std::span<const float> work, const Binned&
 // draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the
 // boundaries of the token it lands on.
 
+// The relative bound of a screened weight e^(-r/B) (the derivation above; `rounding` counts the f32 roundings of q, r
+// and the coefficients, in units of 2^-24 |q|).
+double screen_eps(double per_unit, double rounding) {
+    const double x = 1.0001 / per_unit;
+    return 1.1 * (rounding * 0x1.0p-24 / per_unit + std::pow(x, 6) / 720.0 + 4.8e-10) / std::exp(-x);
+}
+
 // A screen binning: its bins per unit of d, their scales e^(-k/b), its relative weight bound and whether finite tokens
 // can land in the tail bin (which counts them as 0: under n e^-63.875, only possible at b = 8).
 struct ScreenBins {
@@ -525,16 +532,28 @@ ScreenBins screen_bins(double spread) {
     sb.per_unit = static_cast<float>(b);
     sb.scale = &tables[static_cast<size_t>(j)];
     sb.tail = !(spread * b <= 508.0);
-    const double x = 1.0001 / b;
-    sb.eps = 1.1 * (3.1 * 0x1.0p-24 / b + std::pow(x, 6) / 720.0 + 4.8e-10) / std::exp(-x);
+    sb.eps = screen_eps(b, 3.1);
     return sb;
 }
 
 // Bins (clamped to kTailBin) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
 // d = (mx - l) / T. A masked lane (`out`) goes to the tail bin with weight 0.
+//
+// With a second temperature T2 (Two), each token also gets e^-(r / (b T2)), r as above: its weight at T2 is its bin's
+// e^(-k / (b T2)) times that, so one pass also fills a histogram at T2 on the same bins (which are logit intervals at
+// either temperature). The same bound holds with b T2 for b (b T2 >= 8 keeps the terms shrinking by 1/16), plus one
+// rounding of the coefficients -1/(b T2) and 1/(2 (b T2)^2), which are no longer exact.
 struct ScreenLanes {
     __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
-    ScreenLanes(float max_logit, float temp, float bins_per_unit) {
+    __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients (-1/(b T2))^i / i!
+    static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
+        a1 = _mm256_set1_ps(static_cast<float>(c));
+        a2 = _mm256_set1_ps(static_cast<float>(c * c / 2));
+        a3 = _mm256_set1_ps(static_cast<float>(c * c * c / 6));
+        a4 = _mm256_set1_ps(static_cast<float>(c * c * c * c / 24));
+        a5 = _mm256_set1_ps(static_cast<float>(c * c * c * c * c / 120));
+    }
+    ScreenLanes(float max_logit, float temp, float bins_per_unit, float temp2 = 1.f) {
         const double inv = 1.0 / static_cast<double>(temp);
         const float h = static_cast<float>(inv);
         mx = _mm256_set1_ps(max_logit);
@@ -542,14 +561,20 @@ struct ScreenLanes {
         lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
         per_unit = _mm256_set1_ps(bins_per_unit);
         // (-1/b)^i / i!: c1 and c2 are exact (b is a power of 2).
-        const double c = -1.0 / bins_per_unit;
-        c1 = _mm256_set1_ps(static_cast<float>(c));
-        c2 = _mm256_set1_ps(static_cast<float>(c * c / 2));
-        c3 = _mm256_set1_ps(static_cast<float>(c * c * c / 6));
-        c4 = _mm256_set1_ps(static_cast<float>(c * c * c * c / 24));
-        c5 = _mm256_set1_ps(static_cast<float>(c * c * c * c * c / 120));
+        coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
+        coefficients(-1.0 / (static_cast<double>(bins_per_unit) * static_cast<double>(temp2)), t1, t2, t3, t4, t5);
     }
-    void run(const float* l, __m256 out, __m256i& fixed, __m256i& bin) const {
+    // 2^30 (1 + q), rounded, from q / r by Horner (the coefficients a1..a5).
+    static __m256i weigh(__m256 r, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5) {
+        __m256 q = _mm256_fmadd_ps(a5, r, a4);
+        q = _mm256_fmadd_ps(q, r, a3);
+        q = _mm256_fmadd_ps(q, r, a2);
+        q = _mm256_fmadd_ps(q, r, a1);
+        q = _mm256_mul_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(0x1.0p30f));  // exact scaling of q r's rounding
+        return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(q));
+    }
+    template <bool Two>
+    void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -563,13 +588,8 @@ struct ScreenLanes {
         const __m256 in_tail = _mm256_or_ps(out, _mm256_cmp_ps(t, tail, _CMP_NLT_UQ));
         const __m256 k = _mm256_blendv_ps(_mm256_floor_ps(t), tail, in_tail);
         const __m256 r = _mm256_fmadd_ps(low, per_unit, _mm256_sub_ps(t, k));
-        __m256 q = _mm256_fmadd_ps(c5, r, c4);
-        q = _mm256_fmadd_ps(q, r, c3);
-        q = _mm256_fmadd_ps(q, r, c2);
-        q = _mm256_fmadd_ps(q, r, c1);
-        q = _mm256_mul_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(0x1.0p30f));  // exact scaling of q r's rounding
-        const __m256i w = _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(q));
-        fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), w);
+        fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, c1, c2, c3, c4, c5));
+        if constexpr (Two) fixed2 = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, t1, t2, t3, t4, t5));
         bin = _mm256_cvttps_epi32(k);
     }
 };
@@ -582,23 +602,32 @@ struct ScreenLanes {
 // integer, and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter
 // is then one integer add to memory per token. Each lane has its own histogram so that consecutive tokens in one bin
 // do not wait on each other's addition.
+// With Two, both of a lane's weights of a bin sit side by side (hist[2 (j kBins + k) + 0 / 1]): one cache line.
+template <bool Two = false>
 void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
                        std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
+    constexpr size_t kStride = Two ? 2 : 1;
     const size_t n = logits.size();
     bins.resize(n);
-    hist.assign(8 * static_cast<size_t>(kBins), 0);
+    hist.assign(8 * kStride * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
-    alignas(32) uint32_t ff[8];
-    auto scatter = [&](__m256i fixed, __m256i bin) {
+    alignas(32) uint32_t ff[8], gg[8];
+    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
         _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
+        if constexpr (Two) _mm256_store_si256(reinterpret_cast<__m256i*>(gg), fixed2);
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
         const int32_t* k = kk;
         const uint32_t* f = ff;
-        asm("" : "+r"(k), "+r"(f));
-        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
+        const uint32_t* g = gg;
+        asm("" : "+r"(k), "+r"(f), "+r"(g));
+        for (size_t j = 0; j < 8; ++j) {
+            uint64_t* at = h + (j * kBins + static_cast<size_t>(k[j])) * kStride;
+            at[0] += f[j];
+            if constexpr (Two) at[1] += g[j];
+        }
     };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     auto masked = [&](size_t at) {
@@ -607,10 +636,10 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         return _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
     };
     size_t i = 0;
-    __m256i fixed, bin;
+    __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
     for (; i + 8 <= n; i += 8) {
-        lanes.run(logits.data() + i, masked(i), fixed, bin);
-        scatter(fixed, bin);
+        lanes.run<Two>(logits.data() + i, masked(i), fixed, fixed2, bin);
+        scatter(fixed, fixed2, bin);
         const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
         _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
     }
@@ -625,25 +654,27 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
             const __m256i m = _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(pad_mask)));
             out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
         }
-        lanes.run(pad, out, fixed, bin);
-        scatter(fixed, bin);
+        lanes.run<Two>(pad, out, fixed, fixed2, bin);
+        scatter(fixed, fixed2, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
 }
 
-// Bin masses from the lanes' histograms times each bin's scale; returns the total.
-double screen_masses(const std::vector<uint64_t>& hist, const ScreenBins& sb, std::array<double, kBins>& mass) {
-    const std::array<double, kBins>& scale = *sb.scale;
+// Bins [0, count)'s masses from the lanes' histograms (weight `which` of `stride`) times each bin's scale, the others
+// 0; returns their total.
+double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kBins>& mass,
+                     size_t count = kTailBin, size_t stride = 1, size_t which = 0) {
     double total = 0;
     mass.fill(0.0);
-    for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
+    for (size_t k = 0; k < count; ++k) {
         uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
+        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * stride + which];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
     return total;
 }
+
 // The tokens in bin k (bins[j] == k), in id order: logits[j] and id ids[j] (j itself when ids is null).
 // Sixteen bins are compared at a time: a block without one costs a vector compare.
 void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, const int32_t* ids, size_t k,
@@ -750,9 +781,20 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     const float temp = st.temperature;
     const double spread = static_cast<double>(mx) - static_cast<double>(mn);
     const ScreenBins sb1 = screen_bins(cut ? spread : spread / static_cast<double>(temp));
-    screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
+    // Top-p at a pick temperature T other than 1, on fine bins (a narrow spread: flat logits, where top-p keeps most
+    // of the vocabulary): the first pass weighs every token at T too (ScreenLanes' second weight), on the same bins,
+    // instead of a second pass over the kept tokens. On wide bins (a language model's usual spread, where the kept set
+    // is a small part of the vocabulary) the second weight costs more than a second pass over the kept tokens alone.
+    const double per_unit_t = static_cast<double>(sb1.per_unit) * static_cast<double>(temp);
+    const bool two = cut && temp != 1.f && sb1.per_unit >= 32.f && per_unit_t >= 8.0;
+    if (two) {
+        screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), scratch.bin16, scratch.hist);
+    } else {
+        screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
+    }
+    const size_t stride = two ? 2 : 1;
     std::array<double, kBins> mass{};
-    const double total = screen_masses(scratch.hist, sb1, mass);
+    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kTailBin, stride);
     // What the masses neglect beyond eps (absolute; a total is >= 1, the top token's exact weight): the tail bin's
     // finite tokens, counted as 0, under n e^-63.875 together (none when the bins hold the whole spread).
     auto neglect_of = [](const ScreenBins& sb, size_t count) {
@@ -774,7 +816,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     std::vector<Cand> edge;
     // At a pick temperature other than 1 the kept whole bins get a second pass; gathered (by the same scan that
     // collects the edge) when they hold under a quarter of the vocabulary.
-    const bool second = cut && temp != 1.f;
+    const bool second = cut && temp != 1.f && !two;
     bool gathered = false;
     size_t kept = 0;
     if (cut) {
@@ -862,6 +904,14 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         if (!j) return std::nullopt;
         return walk[*j].second;
     };
+    if (two) {
+        // The kept whole bins' masses at T from the first pass's second weight: bin k scaled by e^(-k / (b T)).
+        std::array<double, kBins> scale_t{};
+        for (size_t k = 0; k < kc; ++k) scale_t[k] = std::exp(-static_cast<double>(k) / per_unit_t);
+        std::array<double, kBins> mass_t{};
+        const double whole = screen_masses(scratch.hist, scale_t.data(), mass_t, kc, 2, 1);
+        return pick(mass_t, whole, bins, work, nullptr, screen_eps(per_unit_t, 4.2), neglect);
+    }
     if (!second) {
         double whole = 0;
         for (size_t k = 0; k < kc; ++k) whole += mass[k];
@@ -881,7 +931,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     } else {
         screen_histograms(work, lanes2, scratch.kept_bin, scratch.hist, bins.data(), kc);
     }
-    const double whole = screen_masses(scratch.hist, sb2, mass_t);
+    const double whole = screen_masses(scratch.hist, sb2.scale->data(), mass_t);
     kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
     const std::span<const float> pl = gathered ? std::span<const float>(scratch.kept_logit.data(), kept) : work;
     return pick(mass_t, whole, scratch.kept_bin, pl, gathered ? scratch.kept_id.data() : nullptr, sb2.eps,
