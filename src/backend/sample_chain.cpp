@@ -25,15 +25,17 @@
 //   sort: the tokens are binned by their distance from the top logit (a bin is a logit interval), the bins' masses
 //   locate the bin where the cumulative sum crosses, and within that bin a weighted selection (crossing_in) finds the
 //   crossing token; the kept set of top-p / min-p is whole bins plus the first tokens of one bin, and at a pick
-//   temperature other than 1 the kept whole bins' tokens are binned again at it.
+//   temperature other than 1 the kept whole bins' tokens are weighed again at it (on the same bins, by a second
+//   weight in the first pass, when the bins are fine; otherwise binned again in a second pass).
 //   The masses are summed in a different order than the sorted definition sums them, so a crossing is accepted only
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
 //   Except for min-p alone (min_p_survivors: a logit threshold, its few survivors sorted), a first pass in single
-//   precision (screen_pick) computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens
-//   exactly. A crossing within the single-precision error bound of a boundary (a few draws in a hundred) runs the
-//   double-precision pass above instead (bin_tokens, then top_p_pick_binned or crossing_token).
+//   precision (screen_pick) computes the bins' masses eight tokens at a time, on bins whose width follows the
+//   logits' spread, and weighs only the crossing bins' tokens exactly. A crossing within the single-precision error
+//   bound of a boundary (under one draw in a hundred in the benchmark's cases) runs the double-precision pass above
+//   instead (bin_tokens, then top_p_pick_binned or crossing_token).
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
 //   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
@@ -612,21 +614,32 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     hist.assign(8 * kStride * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
-    alignas(32) uint32_t ff[8], gg[8];
+    alignas(32) uint32_t ff[16];
     auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
-        if constexpr (Two) _mm256_store_si256(reinterpret_cast<__m256i*>(gg), fixed2);
+        if constexpr (Two) {
+            // Token j's two weights side by side at ff[2 j], so that one zero-extending load makes the pair added
+            // to its bin's two counts.
+            const __m256i a = _mm256_unpacklo_epi32(fixed, fixed2), b = _mm256_unpackhi_epi32(fixed, fixed2);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_permute2x128_si256(a, b, 0x20));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff + 8), _mm256_permute2x128_si256(a, b, 0x31));
+        } else {
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
+        }
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
         const int32_t* k = kk;
         const uint32_t* f = ff;
-        const uint32_t* g = gg;
-        asm("" : "+r"(k), "+r"(f), "+r"(g));
+        asm("" : "+r"(k), "+r"(f));
         for (size_t j = 0; j < 8; ++j) {
             uint64_t* at = h + (j * kBins + static_cast<size_t>(k[j])) * kStride;
-            at[0] += f[j];
-            if constexpr (Two) at[1] += g[j];
+            if constexpr (Two) {
+                const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
+                                 _mm_add_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), pair));
+            } else {
+                at[0] += f[j];
+            }
         }
     };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
