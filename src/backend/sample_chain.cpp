@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -157,25 +158,50 @@ Extent copy_clean_extent(const float* src, float* dst, size_t n) {
     return x;
 }
 
-// The extent of src: one read-only pass, so that logits without NaN (nearly always) are used in place instead of
-// copied.
-Extent extent_of(const float* src, size_t n) {
+// The smallest value of src above -inf (+inf when there is none; NaN is skipped).
+float min_finite(const float* src, size_t n) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     constexpr float kPosInf = std::numeric_limits<float>::infinity();
     size_t i = 0;
-    Extent x;
+    float mn = kPosInf;
 #if defined(__AVX2__) && defined(__FMA__)
     const __m256 neg_inf = _mm256_set1_ps(kNegInf), pos_inf = _mm256_set1_ps(kPosInf);
-    __m256 m0 = neg_inf, m1 = m0, l0 = pos_inf, l1 = pos_inf;
+    __m256 lo = pos_inf;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(src + i);
+        lo = _mm256_min_ps(_mm256_blendv_ps(v, pos_inf, _mm256_cmp_ps(v, neg_inf, _CMP_EQ_OQ)), lo);
+    }
+    alignas(32) float low[8];
+    _mm256_store_ps(low, lo);
+    for (float v : low) mn = v < mn ? v : mn;
+#endif
+    for (; i < n; ++i) {
+        if (src[i] > kNegInf && src[i] < mn) mn = src[i];
+    }
+    return mn;
+}
+
+// The extent of src: one read-only pass, so that logits without NaN (nearly always) are used in place instead of
+// copied. The smallest finite value only with Min (the screen's paths; greedy, top-k and min-p alone do not pay for
+// it): the pass takes the plain minimum, and only when that is -inf (a masked vocabulary) a second pass skips -inf.
+template <bool Min>
+Extent extent_of(const float* src, size_t n) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    Extent x;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 m0 = _mm256_set1_ps(kNegInf), m1 = m0, l0 = _mm256_set1_ps(-kNegInf), l1 = l0;
     __m256 un = _mm256_setzero_ps();
     for (; i + 16 <= n; i += 16) {
         const __m256 a = _mm256_loadu_ps(src + i), b = _mm256_loadu_ps(src + i + 8);
         // max_ps and min_ps return their second operand when either is NaN: a NaN element leaves the running values
-        // as they are. -inf is left out of the minimum (as +inf).
+        // as they are.
         m0 = _mm256_max_ps(a, m0);
         m1 = _mm256_max_ps(b, m1);
-        l0 = _mm256_min_ps(_mm256_blendv_ps(a, pos_inf, _mm256_cmp_ps(a, neg_inf, _CMP_EQ_OQ)), l0);
-        l1 = _mm256_min_ps(_mm256_blendv_ps(b, pos_inf, _mm256_cmp_ps(b, neg_inf, _CMP_EQ_OQ)), l1);
+        if constexpr (Min) {
+            l0 = _mm256_min_ps(a, l0);
+            l1 = _mm256_min_ps(b, l1);
+        }
         un = _mm256_or_ps(un, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
     }
     alignas(32) float lanes[8], low[8];
@@ -192,8 +218,11 @@ Extent extent_of(const float* src, size_t n) {
             x.nan = true;
         } else {
             x.mx = src[i] > x.mx ? src[i] : x.mx;
-            if (src[i] != kNegInf) x.mn = src[i] < x.mn ? src[i] : x.mn;
+            x.mn = src[i] < x.mn ? src[i] : x.mn;
         }
+    }
+    if constexpr (Min) {
+        if (x.mn == kNegInf) x.mn = min_finite(src, n);
     }
     return x;
 }
@@ -547,13 +576,14 @@ ScreenBins screen_bins(double spread) {
 // rounding of the coefficients -1/(b T2) and 1/(2 (b T2)^2), which are no longer exact.
 struct ScreenLanes {
     __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
-    __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients (-1/(b T2))^i / i!
+    __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients
+    // 2^30 (-1/B)^i / i! (the scaling by 2^30 is exact: it changes no rounding of q and saves a product per vector).
     static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
-        a1 = _mm256_set1_ps(static_cast<float>(c));
-        a2 = _mm256_set1_ps(static_cast<float>(c * c / 2));
-        a3 = _mm256_set1_ps(static_cast<float>(c * c * c / 6));
-        a4 = _mm256_set1_ps(static_cast<float>(c * c * c * c / 24));
-        a5 = _mm256_set1_ps(static_cast<float>(c * c * c * c * c / 120));
+        a1 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c));
+        a2 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c / 2));
+        a3 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c / 6));
+        a4 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c * c / 24));
+        a5 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c * c * c / 120));
     }
     ScreenLanes(float max_logit, float temp, float bins_per_unit, float temp2 = 1.f) {
         const double inv = 1.0 / static_cast<double>(temp);
@@ -566,16 +596,15 @@ struct ScreenLanes {
         coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
         coefficients(-1.0 / (static_cast<double>(bins_per_unit) * static_cast<double>(temp2)), t1, t2, t3, t4, t5);
     }
-    // 2^30 (1 + q), rounded, from q / r by Horner (the coefficients a1..a5).
+    // 2^30 (1 + q), rounded, from 2^30 q / r by Horner (the coefficients a1..a5).
     static __m256i weigh(__m256 r, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5) {
         __m256 q = _mm256_fmadd_ps(a5, r, a4);
         q = _mm256_fmadd_ps(q, r, a3);
         q = _mm256_fmadd_ps(q, r, a2);
         q = _mm256_fmadd_ps(q, r, a1);
-        q = _mm256_mul_ps(_mm256_mul_ps(q, r), _mm256_set1_ps(0x1.0p30f));  // exact scaling of q r's rounding
-        return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(q));
+        return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(_mm256_mul_ps(q, r)));
     }
-    template <bool Two>
+    template <bool Two, bool Masked>
     void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
@@ -586,9 +615,15 @@ struct ScreenLanes {
         const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
         const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
-        // The tail bin weighs 0 (a -inf logit gives NaN in r, masked here too), as does a masked lane.
-        const __m256 in_tail = _mm256_or_ps(out, _mm256_cmp_ps(t, tail, _CMP_NLT_UQ));
-        const __m256 k = _mm256_blendv_ps(_mm256_floor_ps(t), tail, in_tail);
+        // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
+        __m256 k, in_tail;
+        if constexpr (Masked) {
+            in_tail = _mm256_or_ps(out, _mm256_cmp_ps(t, tail, _CMP_NLT_UQ));
+            k = _mm256_blendv_ps(_mm256_floor_ps(t), tail, in_tail);
+        } else {
+            k = _mm256_min_ps(_mm256_floor_ps(t), tail);
+            in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
+        }
         const __m256 r = _mm256_fmadd_ps(low, per_unit, _mm256_sub_ps(t, k));
         fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, c1, c2, c3, c4, c5));
         if constexpr (Two) fixed2 = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, t1, t2, t3, t4, t5));
@@ -643,18 +678,26 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         }
     };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
-    auto masked = [&](size_t at) {
-        if (mask == nullptr) return _mm256_setzero_ps();
-        const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + at)));
-        return _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
-    };
     size_t i = 0;
     __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
-    for (; i + 8 <= n; i += 8) {
-        lanes.run<Two>(logits.data() + i, masked(i), fixed, fixed2, bin);
-        scatter(fixed, fixed2, bin);
-        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test.
+    auto loop = [&](auto masked) {
+        for (; i + 8 <= n; i += 8) {
+            __m256 out = _mm256_setzero_ps();
+            if constexpr (decltype(masked)::value) {
+                const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
+                out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
+            }
+            lanes.run<Two, decltype(masked)::value>(logits.data() + i, out, fixed, fixed2, bin);
+            scatter(fixed, fixed2, bin);
+            const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+        }
+    };
+    if (mask != nullptr) {
+        loop(std::true_type{});
+    } else {
+        loop(std::false_type{});
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
@@ -667,7 +710,7 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
             const __m256i m = _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(pad_mask)));
             out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
         }
-        lanes.run<Two>(pad, out, fixed, fixed2, bin);
+        lanes.run<Two, true>(pad, out, fixed, fixed2, bin);
         scatter(fixed, fixed2, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
@@ -1065,10 +1108,26 @@ std::optional<TokenId> top_p_pick_binned(std::span<const float> work, double mx,
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
 // p[k] >= min_p * p[0] with p[0] = 1/z), a threshold on the logit. Candidates are gathered just below it and sorted;
 // a token within rounding of the threshold returns nullopt.
-std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, double mx, float min_p) {
+// The scan tests eight logits at a time against the cut rounded down to a float (a block without a survivor, nearly
+// all of them, costs one vector compare), and is kept out of line: inlined into sample_on_host, the scalar test per
+// token reloaded the cut from the stack each time (min-p alone took a third longer).
+__attribute__((noinline)) std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, double mx,
+                                                                           float min_p) {
     const double cut = mx + std::log(static_cast<double>(min_p)) - 1e-6;
+    float cf = static_cast<float>(cut);  // at or below cut: every survivor's block passes the block test
+    if (static_cast<double>(cf) > cut) cf = std::nextafter(cf, -std::numeric_limits<float>::infinity());
     std::vector<Cand> g;
-    for (size_t i = 0; i < work.size(); ++i) {
+    const size_t n = work.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= cf;
+        if (!any) continue;
+        for (size_t j = i; j < i + 8; ++j) {
+            if (work[j] >= cut) g.emplace_back(work[j], static_cast<TokenId>(j));
+        }
+    }
+    for (; i < n; ++i) {
         if (work[i] >= cut) g.emplace_back(work[i], static_cast<TokenId>(i));
     }
     std::sort(g.begin(), g.end(), better);
@@ -1094,8 +1153,11 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     // on, changes a few logits of the copy first).
     const bool penalty = s.repeat_penalty != 1.f && !s.penalty_window.empty();
     std::span<const float> work = logits;
+    // The smallest finite logit sets the screen's bin width; the paths without the screen do not need it.
+    const bool top_k = s.top_k > 0 && static_cast<size_t>(s.top_k) < n;
+    const bool screen = s.temperature > 0.f && !top_k && (s.top_p < 1.f || !(s.min_p > 0.f));
     Extent x;
-    if (!penalty) x = extent_of(logits.data(), n);
+    if (!penalty) x = screen ? extent_of<true>(logits.data(), n) : extent_of<false>(logits.data(), n);
     if (penalty || x.nan) {
         std::vector<float>& copy = scratch.work;
         copy.assign(logits.begin(), logits.end());
@@ -1129,7 +1191,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     }
     if (!std::isfinite(mx)) return sample_sorted(work, s, scratch);
 
-    if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) {
+    if (top_k) {
         const auto k = static_cast<size_t>(s.top_k);
         if (k < kWideTopK || !select_top_k_wide(work, k, cand)) select_top_k(work, k, cand);
         return finish_sorted(cand, s, true);
