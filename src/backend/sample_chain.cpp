@@ -892,7 +892,8 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         size_t km = static_cast<size_t>(kTailBin) + 1;  // none
         if (mp > 0.0) {
             const double tb = -std::log(mp) * static_cast<double>(sb1.per_unit);
-            // A token's f32 bin t = fl(fl(mx - l) b) is within 2 * 2^-24 t (at temperature 1) of d b.
+            // A token's f32 bin t = fl(mx - l) b (temperature 1) is within 2^-24 t of d b (1e-6 bins, the
+            // bound before, is exceeded from t = 16.8 on); 3e-7 (t + 1) leaves room.
             if (std::abs(tb - std::round(tb)) < 3e-7 * (tb + 1)) return std::nullopt;
             km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kTailBin) + 1));
         }
