@@ -128,10 +128,10 @@ struct Extent {
 // dst = src with NaN replaced by -inf (src may equal dst), and the extent of the result.
 Extent copy_clean_extent(const float* src, float* dst, size_t n) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    constexpr float kPosInf = std::numeric_limits<float>::infinity();
     size_t i = 0;
     Extent x;
 #if defined(__AVX2__) && defined(__FMA__)
+    constexpr float kPosInf = std::numeric_limits<float>::infinity();
     const __m256 neg_inf = _mm256_set1_ps(kNegInf), pos_inf = _mm256_set1_ps(kPosInf);
     __m256 m = neg_inf, lo = pos_inf;
     for (; i + 8 <= n; i += 8) {
