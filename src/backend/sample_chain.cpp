@@ -8,7 +8,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
-#include <tuple>
+#include <type_traits>
 #include <unordered_set>
 
 #include "common/error.h"
@@ -26,15 +26,17 @@
 //   sort: the tokens are binned by their distance from the top logit (a bin is a logit interval), the bins' masses
 //   locate the bin where the cumulative sum crosses, and within that bin a weighted selection (crossing_in) finds the
 //   crossing token; the kept set of top-p / min-p is whole bins plus the first tokens of one bin, and at a pick
-//   temperature other than 1 the kept whole bins' tokens are binned again at it.
+//   temperature other than 1 the kept whole bins' tokens are weighed again at it (on the same bins, by a second
+//   weight in the first pass, when the bins are fine; otherwise binned again in a second pass).
 //   The masses are summed in a different order than the sorted definition sums them, so a crossing is accepted only
 //   when it is farther from u (or top_p) than the two sums' combined rounding bound; within the bound (about one
 //   draw in 10^5 at a 152k vocabulary) the chain runs the sorted definition itself. The pick is therefore the same
 //   token as the sorted definition's, bit for bit, for the same logits and u.
 //   Except for min-p alone (min_p_survivors: a logit threshold, its few survivors sorted), a first pass in single
-//   precision (screen_pick) computes the bins' masses eight tokens at a time and weighs only the crossing bins' tokens
-//   exactly. A crossing within the single-precision error bound of a boundary (a few draws in a hundred) runs the
-//   double-precision pass above instead (bin_tokens, then top_p_pick_binned or crossing_token).
+//   precision (screen_pick) computes the bins' masses eight tokens at a time, on bins whose width follows the
+//   logits' spread, and weighs only the crossing bins' tokens exactly. A crossing within the single-precision error
+//   bound of a boundary (under one draw in a hundred in the benchmark's cases) runs the double-precision pass above
+//   instead (bin_tokens, then top_p_pick_binned or crossing_token).
 // - non-finite logits: NaN counts as -inf (never picked while a finite logit exists); a +inf logit, or no finite
 //   logit at all, takes the sorted definition. Logits without NaN are read in place when there is no penalty.
 
@@ -115,62 +117,114 @@ TokenId finish_sorted(std::vector<Cand>& cand, const SampleStep& s, bool apply_t
     return cand.back().second;  // u within rounding of 1
 }
 
-// dst = src with NaN replaced by -inf (src may equal dst); returns the maximum (-inf when there is none).
-float copy_clean_max(const float* src, float* dst, size_t n) {
+// The logits' maximum and smallest finite value (ignoring NaN and -inf; -inf and +inf when there is none), which set
+// the screen's bin width, and whether there is a NaN.
+struct Extent {
+    float mx = -std::numeric_limits<float>::infinity();
+    float mn = std::numeric_limits<float>::infinity();
+    bool nan = false;
+};
+
+// dst = src with NaN replaced by -inf (src may equal dst), and the extent of the result.
+Extent copy_clean_extent(const float* src, float* dst, size_t n) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     size_t i = 0;
-    float mx = kNegInf;
+    Extent x;
 #if defined(__AVX2__) && defined(__FMA__)
-    const __m256 neg_inf = _mm256_set1_ps(kNegInf);
-    __m256 m = neg_inf;
+    constexpr float kPosInf = std::numeric_limits<float>::infinity();
+    const __m256 neg_inf = _mm256_set1_ps(kNegInf), pos_inf = _mm256_set1_ps(kPosInf);
+    __m256 m = neg_inf, lo = pos_inf;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(src + i);
         v = _mm256_blendv_ps(v, neg_inf, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
         _mm256_storeu_ps(dst + i, v);
         m = _mm256_max_ps(m, v);
+        lo = _mm256_min_ps(lo, _mm256_blendv_ps(v, pos_inf, _mm256_cmp_ps(v, neg_inf, _CMP_EQ_OQ)));
     }
-    alignas(32) float lanes[8];
+    alignas(32) float lanes[8], low[8];
     _mm256_store_ps(lanes, m);
-    for (float v : lanes) mx = v > mx ? v : mx;
+    _mm256_store_ps(low, lo);
+    for (size_t j = 0; j < 8; ++j) {
+        x.mx = lanes[j] > x.mx ? lanes[j] : x.mx;
+        x.mn = low[j] < x.mn ? low[j] : x.mn;
+    }
 #endif
     for (; i < n; ++i) {
         const float v = src[i] != src[i] ? kNegInf : src[i];
         dst[i] = v;
-        mx = v > mx ? v : mx;
+        x.mx = v > x.mx ? v : x.mx;
+        if (v != kNegInf) x.mn = v < x.mn ? v : x.mn;
     }
-    return mx;
+    return x;
 }
 
-// The maximum of src ignoring NaN (-inf when there is none), and whether src holds a NaN: one read-only pass, so that
-// logits without NaN (nearly always) are used in place instead of copied.
-std::pair<float, bool> max_and_nan(const float* src, size_t n) {
+// The smallest value of src above -inf (+inf when there is none; NaN is skipped).
+float min_finite(const float* src, size_t n) {
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    constexpr float kPosInf = std::numeric_limits<float>::infinity();
+    size_t i = 0;
+    float mn = kPosInf;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256 neg_inf = _mm256_set1_ps(kNegInf), pos_inf = _mm256_set1_ps(kPosInf);
+    __m256 lo = pos_inf;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(src + i);
+        lo = _mm256_min_ps(_mm256_blendv_ps(v, pos_inf, _mm256_cmp_ps(v, neg_inf, _CMP_EQ_OQ)), lo);
+    }
+    alignas(32) float low[8];
+    _mm256_store_ps(low, lo);
+    for (float v : low) mn = v < mn ? v : mn;
+#endif
+    for (; i < n; ++i) {
+        if (src[i] > kNegInf && src[i] < mn) mn = src[i];
+    }
+    return mn;
+}
+
+// The extent of src: one read-only pass, so that logits without NaN (nearly always) are used in place instead of
+// copied. The smallest finite value only with Min (the screen's paths; greedy, top-k and min-p alone do not pay for
+// it): the pass takes the plain minimum, and only when that is -inf (a masked vocabulary) a second pass skips -inf.
+template <bool Min>
+Extent extent_of(const float* src, size_t n) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     size_t i = 0;
-    float mx = kNegInf;
-    bool nan = false;
+    Extent x;
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256 m0 = _mm256_set1_ps(kNegInf), m1 = m0;
+    __m256 m0 = _mm256_set1_ps(kNegInf), m1 = m0, l0 = _mm256_set1_ps(-kNegInf), l1 = l0;
     __m256 un = _mm256_setzero_ps();
     for (; i + 16 <= n; i += 16) {
         const __m256 a = _mm256_loadu_ps(src + i), b = _mm256_loadu_ps(src + i + 8);
-        // max_ps returns its second operand when either is NaN: a NaN element leaves the running maximum as it is.
+        // max_ps and min_ps return their second operand when either is NaN: a NaN element leaves the running values
+        // as they are.
         m0 = _mm256_max_ps(a, m0);
         m1 = _mm256_max_ps(b, m1);
+        if constexpr (Min) {
+            l0 = _mm256_min_ps(a, l0);
+            l1 = _mm256_min_ps(b, l1);
+        }
         un = _mm256_or_ps(un, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
     }
-    alignas(32) float lanes[8];
+    alignas(32) float lanes[8], low[8];
     _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
-    for (float v : lanes) mx = v > mx ? v : mx;
-    nan = _mm256_movemask_ps(un) != 0;
+    _mm256_store_ps(low, _mm256_min_ps(l0, l1));
+    for (size_t j = 0; j < 8; ++j) {
+        x.mx = lanes[j] > x.mx ? lanes[j] : x.mx;
+        x.mn = low[j] < x.mn ? low[j] : x.mn;
+    }
+    x.nan = _mm256_movemask_ps(un) != 0;
 #endif
     for (; i < n; ++i) {
         if (src[i] != src[i]) {
-            nan = true;
+            x.nan = true;
         } else {
-            mx = src[i] > mx ? src[i] : mx;
+            x.mx = src[i] > x.mx ? src[i] : x.mx;
+            x.mn = src[i] < x.mn ? src[i] : x.mn;
         }
     }
-    return {mx, nan};
+    if constexpr (Min) {
+        if (x.mn == kNegInf) x.mn = min_finite(src, n);
+    }
+    return x;
 }
 
 // The sorted definition: the whole vocabulary sorted, then truncated to top-k.
@@ -453,43 +507,105 @@ std::optional<TokenId> crossing_token(std::span<const float> work, const Binned&
 
 #if defined(__AVX2__) && defined(__FMA__)
 // The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
-// weight come from d = (mx - l) / T as bin_tokens defines them, in f32 lanes: mx - l is split exactly into s + e
-// (TwoSum), 1/T into hi + lo, so that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain
-// f32 d would be off by up to 64 * 2^-23 units, a 4e-6 relative weight error in the tail bins). The weight
-// e^-(d - k/8) is a degree-5 polynomial in r8 = 8 (d - k/8) in [0, 1), and each lane adds it to its own histogram
-// (screen_histograms).
+// weight come from d = (mx - l) / T in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into hi + lo, so
+// that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off by up to
+// 64 * 2^-23 units). Each lane adds its token's weight to its own histogram (screen_histograms).
 //
-// Error of a token's screened weight relative to the definition's std::exp: the polynomial's truncation
-// (r^6 / 720 <= 5.3e-9 at r = 1/8) and its f32 Horner rounding (under 1.14 * 2^-24 = 6.8e-8 on values >= 0.88), the
-// coefficients' rounding (under 1e-8), r8's one rounding (7.5e-9), the neglected e*lo (2^-48 relative): about
-// 1.0e-7 in all, taken as kScreenEps = 1.25e-7. Bin masses (exact sums of the screened weights, times the bin's
-// scale), their total and any sum of them are within kScreenEps of the definition's, up to the double sums' rounding
-// (n * 2^-53) allowed for apart. The crossing bin's tokens are weighed with the definition's own expression, so the
-// pick is the definition's token whenever the draw is farther than kScreenEps * (u * total + the mass before the
-// crossing bin), plus the double sums' rounding, from the boundaries of the token it lands on.
-constexpr double kScreenEps = 1.25e-7;
+// The bin width adapts to the logits' spread (ScreenBins): b = 8, 16, ..., 256 bins per unit of d, the largest whose
+// 511 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
+// bin_tokens. Flat logits (a spread of a few units) get fine bins, so a crossing bin holds a few thousand tokens
+// instead of tens of thousands, and each weight is computed nearer 1, where f32 is more accurate.
+//
+// A token's weight is its bin's e^(-k/b) (a double table) times e^-x, x = r/b, r = b d - k in [0, 1), screened as
+// 1 + q with q = sum_{i=1..5} (-r/b)^i / i! (Horner in f32, then 2^30 (1 + q) rounded to an integer). Its error
+// against std::exp, absolute on e^-x: q's evaluation (five FMA roundings and a product, terms shrinking by 1/16 or
+// more: under 2.1 * 2^-24 |q|, |q| <= 1.0001 / b), r's one rounding (2^-24 / b), the truncation ((1.0001 / b)^6 /
+// 720: 5.3e-9 at b = 8), the fixed point's rounding (2^-31), d's own (about 2^-37 / b) and the table's (1e-15): at
+// most 3.1 * 2^-24 / b + (1.0001 / b)^6 / 720 + 4.8e-10. Relative to e^-x >= e^(-1.0001 / b), times 1.1 for slack,
+// that is eps = 3.6e-8 at b = 8 and 3.8e-9 at b = 64 (the fixed 1.25e-7 of a degree-5 polynomial of the weight itself
+// before). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
+// them are within eps of the definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing
+// bin's tokens are weighed with the definition's own expression, so the pick is the definition's token whenever the
+// draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the
+// boundaries of the token it lands on.
 
-// e^(-r8/8) for r8 in [0, 1): the degree-5 Taylor polynomial, coefficients (-1/8)^i / i!.
-inline __m256 screen_poly(__m256 r8) {
-    __m256 f = _mm256_set1_ps(-1.f / 3932160.f);
-    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 98304.f));
-    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 3072.f));
-    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f / 128.f));
-    f = _mm256_fmadd_ps(f, r8, _mm256_set1_ps(-1.f / 8.f));
-    return _mm256_fmadd_ps(f, r8, _mm256_set1_ps(1.f));
+// The relative bound of a screened weight e^(-r/B) (the derivation above; `rounding` counts the f32 roundings of q, r
+// and the coefficients, in units of 2^-24 |q|).
+double screen_eps(double per_unit, double rounding) {
+    const double x = 1.0001 / per_unit;
+    return 1.1 * (rounding * 0x1.0p-24 / per_unit + std::pow(x, 6) / 720.0 + 4.8e-10) / std::exp(-x);
 }
 
-// Bins (clamped to kTailBin) and f32 weights e^-(d - k/8) of 8 tokens (0 in the tail bin), d = (mx - l) / T.
+// A screen binning: its bins per unit of d, their scales e^(-k/b), its relative weight bound and whether finite tokens
+// can land in the tail bin (which counts them as 0: under n e^-63.875, only possible at b = 8).
+struct ScreenBins {
+    float per_unit = 8.f;
+    const std::array<double, kBins>* scale = nullptr;
+    double eps = 0;
+    bool tail = true;
+};
+
+// The binning for tokens whose d spans at most `spread` (+inf: unknown): the largest b with spread * b <= 508, so
+// that the f32 bins (t = d b rounded, at most 509) stay below the tail bin; 8 with a tail otherwise.
+ScreenBins screen_bins(double spread) {
+    constexpr int kWidths = 6;  // b = 8 << j
+    static const auto tables = [] {
+        std::array<std::array<double, kBins>, kWidths> t{};
+        for (int j = 0; j < kWidths; ++j) {
+            for (int k = 0; k < kBins; ++k) t[j][k] = std::exp(-k / (kBinsPerUnit * (1 << j)));
+        }
+        return t;
+    }();
+    int j = kWidths - 1;
+    while (j > 0 && !(spread * kBinsPerUnit * (1 << j) <= 508.0)) --j;
+    ScreenBins sb;
+    const double b = kBinsPerUnit * (1 << j);
+    sb.per_unit = static_cast<float>(b);
+    sb.scale = &tables[static_cast<size_t>(j)];
+    sb.tail = !(spread * b <= 508.0);
+    sb.eps = screen_eps(b, 3.1);
+    return sb;
+}
+
+// Bins (clamped to kTailBin) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
+// d = (mx - l) / T. A masked lane (`out`) goes to the tail bin with weight 0.
+//
+// With a second temperature T2 (Two), each token also gets e^-(r / (b T2)), r as above: its weight at T2 is its bin's
+// e^(-k / (b T2)) times that, so one pass also fills a histogram at T2 on the same bins (which are logit intervals at
+// either temperature). The same bound holds with b T2 for b (b T2 >= 8 keeps the terms shrinking by 1/16), plus one
+// rounding of the coefficients -1/(b T2) and 1/(2 (b T2)^2), which are no longer exact.
 struct ScreenLanes {
-    __m256 mx, hi, lo;
-    ScreenLanes(float max_logit, float temp) {
+    __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
+    __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients
+    // 2^30 (-1/B)^i / i! (the scaling by 2^30 is exact: it changes no rounding of q and saves a product per vector).
+    static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
+        a1 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c));
+        a2 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c / 2));
+        a3 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c / 6));
+        a4 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c * c / 24));
+        a5 = _mm256_set1_ps(static_cast<float>(0x1.0p30 * c * c * c * c * c / 120));
+    }
+    ScreenLanes(float max_logit, float temp, float bins_per_unit, float temp2 = 1.f) {
         const double inv = 1.0 / static_cast<double>(temp);
         const float h = static_cast<float>(inv);
         mx = _mm256_set1_ps(max_logit);
         hi = _mm256_set1_ps(h);
         lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
+        per_unit = _mm256_set1_ps(bins_per_unit);
+        // (-1/b)^i / i!: c1 and c2 are exact (b is a power of 2).
+        coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
+        coefficients(-1.0 / (static_cast<double>(bins_per_unit) * static_cast<double>(temp2)), t1, t2, t3, t4, t5);
     }
-    void run(const float* l, __m256& frac, __m256i& bin) const {
+    // 2^30 (1 + q), rounded, from 2^30 q / r by Horner (the coefficients a1..a5).
+    static __m256i weigh(__m256 r, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5) {
+        __m256 q = _mm256_fmadd_ps(a5, r, a4);
+        q = _mm256_fmadd_ps(q, r, a3);
+        q = _mm256_fmadd_ps(q, r, a2);
+        q = _mm256_fmadd_ps(q, r, a1);
+        return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(_mm256_mul_ps(q, r)));
+    }
+    template <bool Two, bool Masked>
+    void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
@@ -497,70 +613,118 @@ struct ScreenLanes {
             _mm256_add_ps(_mm256_sub_ps(mx, _mm256_sub_ps(s, bb)), _mm256_sub_ps(b, bb));  // s + e = mx - l
         const __m256 p = _mm256_mul_ps(s, hi);
         const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
-        const __m256 t = _mm256_mul_ps(p, _mm256_set1_ps(8.f));
+        const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
         const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
-        const __m256 k = _mm256_min_ps(_mm256_floor_ps(t), tail);
-        const __m256 r8 = _mm256_fmadd_ps(low, _mm256_set1_ps(8.f), _mm256_sub_ps(t, k));
-        // The tail bin weighs 0 (a -inf logit gives NaN in r8, masked here too).
-        const __m256 in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
-        frac = _mm256_andnot_ps(in_tail, screen_poly(r8));
+        // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
+        __m256 k, in_tail;
+        if constexpr (Masked) {
+            in_tail = _mm256_or_ps(out, _mm256_cmp_ps(t, tail, _CMP_NLT_UQ));
+            k = _mm256_blendv_ps(_mm256_floor_ps(t), tail, in_tail);
+        } else {
+            k = _mm256_min_ps(_mm256_floor_ps(t), tail);
+            in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
+        }
+        const __m256 r = _mm256_fmadd_ps(low, per_unit, _mm256_sub_ps(t, k));
+        fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, c1, c2, c3, c4, c5));
+        if constexpr (Two) fixed2 = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, t1, t2, t3, t4, t5));
         bin = _mm256_cvttps_epi32(k);
     }
 };
 
-// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights.
+// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights. With `mask`
+// (the bins of an earlier pass over the same tokens), the tokens whose earlier bin is `from` or later go to the tail
+// bin with weight 0: a second pass over the kept whole bins of the first without gathering them.
 //
-// The histograms count in units of 2^-30: a screened weight (0 or in (0.88, 1], 24 significant bits) times 2^30 is
-// an integer below 2^31, converted exactly in the lanes, and integer sums are exact, so a bin's mass is the exact sum
-// of its tokens' screened weights. The scatter is then one integer add to memory per token (a double histogram
-// needed each weight moved out of its lane, widened and added in a scalar register). Each lane has its own histogram
-// so that consecutive tokens in one bin do not wait on each other's addition.
+// The histograms count in units of 2^-30: a screened weight (0, or 2^30 (1 + q) rounded, at most 2^30) is an
+// integer, and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter
+// is then one integer add to memory per token. Each lane has its own histogram so that consecutive tokens in one bin
+// do not wait on each other's addition.
+// With Two, both of a lane's weights of a bin sit side by side (hist[2 (j kBins + k) + 0 / 1]): one cache line.
+template <bool Two = false>
 void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
-                       std::vector<uint64_t>& hist) {
+                       std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
+    constexpr size_t kStride = Two ? 2 : 1;
     const size_t n = logits.size();
     bins.resize(n);
-    hist.assign(8 * static_cast<size_t>(kBins), 0);
+    hist.assign(8 * kStride * static_cast<size_t>(kBins), 0);
     uint64_t* const h = hist.data();
     alignas(32) int32_t kk[8];
-    alignas(32) uint32_t ff[8];
-    const __m256 fixed = _mm256_set1_ps(0x1.0p30f);
-    auto scatter = [&](__m256 frac, __m256i bin) {
+    alignas(32) uint32_t ff[16];
+    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_cvtps_epi32(_mm256_mul_ps(frac, fixed)));
+        if constexpr (Two) {
+            // Token j's two weights side by side at ff[2 j], so that one zero-extending load makes the pair added
+            // to its bin's two counts.
+            const __m256i a = _mm256_unpacklo_epi32(fixed, fixed2), b = _mm256_unpackhi_epi32(fixed, fixed2);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_permute2x128_si256(a, b, 0x20));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff + 8), _mm256_permute2x128_si256(a, b, 0x31));
+        } else {
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
+        }
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
         const int32_t* k = kk;
         const uint32_t* f = ff;
         asm("" : "+r"(k), "+r"(f));
-        for (size_t j = 0; j < 8; ++j) h[j * kBins + static_cast<size_t>(k[j])] += f[j];
+        for (size_t j = 0; j < 8; ++j) {
+            uint64_t* at = h + (j * kBins + static_cast<size_t>(k[j])) * kStride;
+            if constexpr (Two) {
+                const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
+                                 _mm_add_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)), pair));
+            } else {
+                at[0] += f[j];
+            }
+        }
     };
+    const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     size_t i = 0;
-    __m256 frac;
-    __m256i bin;
-    for (; i + 8 <= n; i += 8) {
-        lanes.run(logits.data() + i, frac, bin);
-        scatter(frac, bin);
-        const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+    __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
+    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test.
+    auto loop = [&](auto masked) {
+        for (; i + 8 <= n; i += 8) {
+            __m256 out = _mm256_setzero_ps();
+            if constexpr (decltype(masked)::value) {
+                const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
+                out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
+            }
+            lanes.run<Two, decltype(masked)::value>(logits.data() + i, out, fixed, fixed2, bin);
+            scatter(fixed, fixed2, bin);
+            const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+        }
+    };
+    if (mask != nullptr) {
+        loop(std::true_type{});
+    } else {
+        loop(std::false_type{});
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
+        alignas(16) uint16_t pad_mask[8] = {};
         std::fill(pad, pad + 8, -std::numeric_limits<float>::infinity());
         std::copy(logits.begin() + static_cast<std::ptrdiff_t>(i), logits.end(), pad);
-        lanes.run(pad, frac, bin);
-        scatter(frac, bin);
+        __m256 out = _mm256_setzero_ps();
+        if (mask != nullptr) {
+            std::copy(mask + i, mask + n, pad_mask);
+            const __m256i m = _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(pad_mask)));
+            out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
+        }
+        lanes.run<Two, true>(pad, out, fixed, fixed2, bin);
+        scatter(fixed, fixed2, bin);
         for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
     }
 }
 
-// Bin masses from the lanes' histograms times each bin's scale; returns the total.
-double screen_masses(const std::vector<uint64_t>& hist, std::array<double, kBins>& mass) {
-    const std::array<double, kBins>& scale = bin_scale();
+// Bins [0, count)'s masses from the lanes' histograms (weight `which` of `stride`) times each bin's scale, the others
+// 0; returns their total.
+double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kBins>& mass,
+                     size_t count = kTailBin, size_t stride = 1, size_t which = 0) {
     double total = 0;
     mass.fill(0.0);
-    for (size_t k = 0; k < static_cast<size_t>(kTailBin); ++k) {
+    for (size_t k = 0; k < count; ++k) {
         uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[j * kBins + k];
+        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * stride + which];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
@@ -658,23 +822,41 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
 // temperature 1 when top-p is on (its cut is defined there) and at the pick's temperature otherwise. A bin is a logit
 // interval (the bin is monotonic in the logit), so the kept set, a prefix of the chain's order, is whole bins [0, kc)
 // and then the chain's first m tokens of bin kc (edge[0, m) in any order, collected and weighed exactly, found by
-// crossing_in): top-p's crossing bin, or min-p's
-// threshold bin (a fixed distance -ln(min_p) from the top, every token of it tested exactly) when that comes first.
-// At a pick temperature other than 1, the tokens of the kept whole bins are gathered (usually a small part of the
-// vocabulary) and a second screen pass bins and weighs just them at that temperature; the pick then walks those
-// bins, and the edge after them. The sorted definition's token, or nullopt when a crossing lies within the screen's
-// error bound of a boundary (or min-p's threshold within rounding of a token or a bin boundary).
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const SampleStep& st,
+// crossing_in): top-p's crossing bin, or min-p's threshold bin (a fixed distance -ln(min_p) from the top, every token
+// of it tested exactly) when that comes first. At a pick temperature other than 1, a second screen pass bins and
+// weighs the kept whole bins' tokens at that temperature: gathered first when they are a small part of the
+// vocabulary (a peaked distribution), or in place, the others masked to the tail bin, when they are most of it (flat
+// logits: the gather cost as much as the pass). The pick then walks the second pass's bins, and the edge after them.
+// `mn` is the smallest finite logit (it sets the bin width). The sorted definition's token, or nullopt when a crossing
+// lies within the screen's error bound of a boundary (or min-p's threshold within rounding of a token or a bin
+// boundary).
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float mn, const SampleStep& st,
                                    SampleScratch& scratch) {
     const size_t n = work.size();
     const bool cut = st.top_p < 1.f;
     const float temp = st.temperature;
-    screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp), scratch.bin16, scratch.hist);
+    const double spread = static_cast<double>(mx) - static_cast<double>(mn);
+    const ScreenBins sb1 = screen_bins(cut ? spread : spread / static_cast<double>(temp));
+    // Top-p at a pick temperature T other than 1, on fine bins (a narrow spread: flat logits, where top-p keeps most
+    // of the vocabulary): the first pass weighs every token at T too (ScreenLanes' second weight), on the same bins,
+    // instead of a second pass over the kept tokens. On wide bins (a language model's usual spread, where the kept set
+    // is a small part of the vocabulary) the second weight costs more than a second pass over the kept tokens alone.
+    const double per_unit_t = static_cast<double>(sb1.per_unit) * static_cast<double>(temp);
+    const bool two = cut && temp != 1.f && sb1.per_unit >= 32.f && per_unit_t >= 8.0;
+    if (two) {
+        screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), scratch.bin16, scratch.hist);
+    } else {
+        screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
+    }
+    const size_t stride = two ? 2 : 1;
     std::array<double, kBins> mass{};
-    const double total = screen_masses(scratch.hist, mass);
-    // What the masses neglect beyond kScreenEps (absolute; a total is >= 1, the top token's exact weight): the tail
-    // bin's tokens, counted as 0, under n e^-63.875 together.
-    const double neglect = static_cast<double>(n) * 1e-27;
+    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kTailBin, stride);
+    // What the masses neglect beyond eps (absolute; a total is >= 1, the top token's exact weight): the tail bin's
+    // finite tokens, counted as 0, under n e^-63.875 together (none when the bins hold the whole spread).
+    auto neglect_of = [](const ScreenBins& sb, size_t count) {
+        return sb.tail ? static_cast<double>(count) * 1e-27 : 0;
+    };
+    const double neglect = neglect_of(sb1, n);
     const double mxd = mx;
     // The definition's own weights of a token: exp((l - max) / T) in double, at temperature 1 and the pick's.
     auto weight_1 = [&](const Cand& t) { return std::exp(static_cast<double>(t.first) - mxd); };
@@ -688,9 +870,10 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
     const std::span<const uint16_t> bins = scratch.bin16;
     size_t kc = static_cast<size_t>(kTailBin), m = 0;
     std::vector<Cand> edge;
-    // At a pick temperature other than 1, the kept whole bins' tokens are gathered for the second pass, by the same
-    // scan that collects the edge.
-    const bool second = cut && temp != 1.f;
+    // At a pick temperature other than 1 the kept whole bins get a second pass; gathered (by the same scan that
+    // collects the edge) when they hold under a quarter of the vocabulary.
+    const bool second = cut && temp != 1.f && !two;
+    bool gathered = false;
     size_t kept = 0;
     if (cut) {
         const double tol = tolerance(total, neglect);
@@ -708,20 +891,31 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
         const double mp = st.min_p;
         size_t km = static_cast<size_t>(kTailBin) + 1;  // none
         if (mp > 0.0) {
-            const double t8 = -std::log(mp) * kBinsPerUnit;
-            if (std::abs(t8 - std::round(t8)) < 1e-6) return std::nullopt;
-            km = static_cast<size_t>(std::min(std::floor(t8), static_cast<double>(kTailBin) + 1));
+            const double tb = -std::log(mp) * static_cast<double>(sb1.per_unit);
+            // A token's f32 bin t = fl(mx - l) b (temperature 1) is within 2^-24 t of d b (1e-6 bins, the
+            // bound before, is exceeded from t = 16.8 on); 3e-7 (t + 1) leaves room.
+            if (std::abs(tb - std::round(tb)) < 3e-7 * (tb + 1)) return std::nullopt;
+            km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kTailBin) + 1));
         }
         kc = std::min(kp, km);
         if (second) {
+            // The kept whole bins' token count, within 1 - e^(-1/b) below (each weight is at most 2^30 in fixed point
+            // and above e^(-1/b) 2^30).
+            uint64_t w = 0;
+            for (size_t k = 0; k < kc; ++k) {
+                for (size_t j = 0; j < 8; ++j) w += scratch.hist[j * kBins + k];
+            }
+            gathered = static_cast<double>(w) * 0x1.0p-30 < 0.25 * static_cast<double>(n);
+        }
+        if (gathered) {
             kept = gather_below(bins, work, kc, scratch, edge);
         } else {
             collect_bin(bins, work, nullptr, kc, edge);
         }
         m = edge.size();
         if (kc == kp) {
-            // 1.001: the bound on the true masses from the screened ones, (1 - kScreenEps)^-1 and the sums' rounding.
-            const double margin = kScreenEps * 1.001 * (target + before) + tol;
+            // 1.001: the bound on the true masses from the screened ones, (1 - eps)^-1 and the sums' rounding.
+            const double margin = sb1.eps * 1.001 * (target + before) + tol;
             const std::optional<size_t> j = crossing_in(edge, edge.size(), weight_1, before, target, true, margin);
             if (!j) return std::nullopt;
             m = *j + 1;
@@ -739,13 +933,14 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
         }
     }
 
-    // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`) and then edge[0, m).
+    // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`, error bound `eps`) and then
+    // edge[0, m).
     auto pick = [&](const std::array<double, kBins>& pm, double whole, std::span<const uint16_t> pb,
-                    std::span<const float> pl, const int32_t* pid, double neg) -> std::optional<TokenId> {
+                    std::span<const float> pl, const int32_t* pid, double eps, double neg) -> std::optional<TokenId> {
         double kept_mass = whole;
         for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
-        // The kept mass is within kScreenEps of the definition's, so the draw moves by at most kScreenEps * target,
-        // and the cumulative sum before the crossing bin by kScreenEps * before.
+        // The kept mass is within eps of the definition's, so the draw moves by at most eps * target, and the
+        // cumulative sum before the crossing bin by eps * before.
         const double tol = tolerance(std::max(kept_mass, total), neg);
         const double target = st.u * kept_mass;
         double before = 0;
@@ -754,7 +949,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
             if (target < before + pm[kb]) break;
             before += pm[kb];
         }
-        const double margin = kScreenEps * 1.001 * (target + before) + 2 * tol;
+        const double margin = eps * 1.001 * (target + before) + 2 * tol;
         std::vector<Cand>& inside = scratch.cand;
         size_t count = m;
         if (kb < kc) {
@@ -766,22 +961,41 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, const 
         if (!j) return std::nullopt;
         return walk[*j].second;
     };
-    if (!cut || temp == 1.f) {
+    if (two) {
+        // The kept whole bins' masses at T from the first pass's second weight: bin k scaled by e^(-k / (b T)).
+        std::array<double, kBins> scale_t{};
+        for (size_t k = 0; k < kc; ++k) scale_t[k] = std::exp(-static_cast<double>(k) / per_unit_t);
+        std::array<double, kBins> mass_t{};
+        const double whole = screen_masses(scratch.hist, scale_t.data(), mass_t, kc, 2, 1);
+        return pick(mass_t, whole, bins, work, nullptr, screen_eps(per_unit_t, 4.2), neglect);
+    }
+    if (!second) {
         double whole = 0;
         for (size_t k = 0; k < kc; ++k) whole += mass[k];
-        return pick(mass, whole, bins, work, nullptr, neglect);
+        return pick(mass, whole, bins, work, nullptr, sb1.eps, neglect);
     }
     // The pick at its own temperature over the kept whole bins' tokens: their second pass's bins are again logit
-    // intervals, all before the edge's tokens, so those bins then the edge are the kept set in the chain's order.
-    const std::span<const float> kl(scratch.kept_logit.data(), kept);
-    screen_histograms(kl, ScreenLanes(mx, temp), scratch.kept_bin, scratch.hist);
+    // intervals, all before the edge's tokens, so those bins then the edge are the kept set in the chain's order. The
+    // kept tokens' d at temperature 1 is below kc / b (the f32 bin, rounded down), which bounds their spread.
+    const double kept_spread = std::min(spread, (static_cast<double>(kc) + 1) / static_cast<double>(sb1.per_unit));
+    const ScreenBins sb2 = screen_bins(kept_spread / static_cast<double>(temp));
+    const ScreenLanes lanes2(mx, temp, sb2.per_unit);
     std::array<double, kBins> mass_t{};
-    const double whole = screen_masses(scratch.hist, mass_t);
+    const size_t pass2_n = gathered ? kept : n;
+    if (gathered) {
+        screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, scratch.kept_bin,
+                          scratch.hist);
+    } else {
+        screen_histograms(work, lanes2, scratch.kept_bin, scratch.hist, bins.data(), kc);
+    }
+    const double whole = screen_masses(scratch.hist, sb2.scale->data(), mass_t);
     kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
-    return pick(mass_t, whole, scratch.kept_bin, kl, scratch.kept_id.data(), static_cast<double>(kept) * 1e-27);
+    const std::span<const float> pl = gathered ? std::span<const float>(scratch.kept_logit.data(), kept) : work;
+    return pick(mass_t, whole, scratch.kept_bin, pl, gathered ? scratch.kept_id.data() : nullptr, sb2.eps,
+                neglect_of(sb2, pass2_n));
 }
 #else
-std::optional<TokenId> screen_pick(std::span<const float>, float, const SampleStep&, SampleScratch&) {
+std::optional<TokenId> screen_pick(std::span<const float>, float, float, const SampleStep&, SampleScratch&) {
     return std::nullopt;
 }
 #endif
@@ -895,10 +1109,26 @@ std::optional<TokenId> top_p_pick_binned(std::span<const float> work, double mx,
 // min-p without top-p or top-k: the kept tokens are those with exp(l - max) >= min_p (the sorted definition compares
 // p[k] >= min_p * p[0] with p[0] = 1/z), a threshold on the logit. Candidates are gathered just below it and sorted;
 // a token within rounding of the threshold returns nullopt.
-std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, double mx, float min_p) {
+// The scan tests eight logits at a time against the cut rounded down to a float (a block without a survivor, nearly
+// all of them, costs one vector compare), and is kept out of line: inlined into sample_on_host, the scalar test per
+// token reloaded the cut from the stack each time (min-p alone took a third longer).
+__attribute__((noinline)) std::optional<std::vector<Cand>> min_p_survivors(std::span<const float> work, double mx,
+                                                                           float min_p) {
     const double cut = mx + std::log(static_cast<double>(min_p)) - 1e-6;
+    float cf = static_cast<float>(cut);  // at or below cut: every survivor's block passes the block test
+    if (static_cast<double>(cf) > cut) cf = std::nextafter(cf, -std::numeric_limits<float>::infinity());
     std::vector<Cand> g;
-    for (size_t i = 0; i < work.size(); ++i) {
+    const size_t n = work.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= cf;
+        if (!any) continue;
+        for (size_t j = i; j < i + 8; ++j) {
+            if (work[j] >= cut) g.emplace_back(work[j], static_cast<TokenId>(j));
+        }
+    }
+    for (; i < n; ++i) {
         if (work[i] >= cut) g.emplace_back(work[i], static_cast<TokenId>(i));
     }
     std::sort(g.begin(), g.end(), better);
@@ -924,10 +1154,12 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     // on, changes a few logits of the copy first).
     const bool penalty = s.repeat_penalty != 1.f && !s.penalty_window.empty();
     std::span<const float> work = logits;
-    float mx = 0.f;
-    bool nan = false;
-    if (!penalty) std::tie(mx, nan) = max_and_nan(logits.data(), n);
-    if (penalty || nan) {
+    // The smallest finite logit sets the screen's bin width; the paths without the screen do not need it.
+    const bool top_k = s.top_k > 0 && static_cast<size_t>(s.top_k) < n;
+    const bool screen = s.temperature > 0.f && !top_k && (s.top_p < 1.f || !(s.min_p > 0.f));
+    Extent x;
+    if (!penalty) x = screen ? extent_of<true>(logits.data(), n) : extent_of<false>(logits.data(), n);
+    if (penalty || x.nan) {
         std::vector<float>& copy = scratch.work;
         copy.assign(logits.begin(), logits.end());
         if (penalty) {
@@ -938,9 +1170,10 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
                 l = l > 0.f ? l / s.repeat_penalty : l * s.repeat_penalty;
             }
         }
-        mx = copy_clean_max(copy.data(), copy.data(), n);
+        x = copy_clean_extent(copy.data(), copy.data(), n);
         work = copy;
     }
+    const float mx = x.mx;
 
     if (s.temperature <= 0.f) {
         // Greedy: the first token equal to the maximum (ties go to the lowest id, so the choice is deterministic
@@ -959,14 +1192,14 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     }
     if (!std::isfinite(mx)) return sample_sorted(work, s, scratch);
 
-    if (s.top_k > 0 && static_cast<size_t>(s.top_k) < n) {
+    if (top_k) {
         const auto k = static_cast<size_t>(s.top_k);
         if (k < kWideTopK || !select_top_k_wide(work, k, cand)) select_top_k(work, k, cand);
         return finish_sorted(cand, s, true);
     }
     if (s.top_p < 1.f) {
         // Top-p, with or without min-p, at any temperature: on the screen (screen_pick says how).
-        if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
+        if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, s, scratch)) return *t;
         ++scratch.screen_fallbacks;
         const std::optional<TokenId> t = top_p_pick_binned(work, mx, s, scratch);
         return t ? *t : sample_sorted(work, s, scratch);
@@ -979,7 +1212,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
-    if (const std::optional<TokenId> t = screen_pick(work, mx, s, scratch)) return *t;
+    if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, s, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
     const std::optional<TokenId> t = crossing_token(work, b, s.u);

@@ -42,9 +42,9 @@ struct SampleScratch {
     std::vector<double> weight;
     std::vector<int32_t> bin;
     std::vector<uint16_t> bin16;  // the single-precision screen's bins
-    std::vector<uint64_t> hist;   // its per-lane histograms (fixed point)
+    std::vector<uint64_t> hist;   // its per-lane histograms (fixed point; two weights side by side in one pass)
     // Top-p's (and min-p's) kept tokens of whole bins, gathered for the pick's pass at its own temperature: logits,
-    // ids and that pass's bins.
+    // ids and that pass's bins (the whole vocabulary's, when that pass runs in place with the other tokens masked).
     std::vector<float> kept_logit;
     std::vector<int32_t> kept_id;
     std::vector<uint16_t> kept_bin;

@@ -278,10 +278,12 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
                         ++on_boundary;
                     }
                 }
-                // Draws 1e-7 (relative) beside a boundary: inside the screen's bound, outside the double-precision
-                // pass's (about 3e-10 at this size), so that pass, not the sorted definition, decides most of them.
-                for (double u : {at * (1 - 1e-7), at * (1 + 1e-7)}) {
-                    if (!(at > 0.01 && u < 1.0)) continue;
+                // Draws 1e-9 (relative) beside a boundary: inside the screen's bound (1.3e-9 at its finest bins,
+                // 3.6e-8 at its widest, times the draw and the mass before it), outside the double-precision pass's
+                // (about 2.7e-10 of the total at this size, so for draws above 0.5), so that pass, not the sorted
+                // definition, decides most of them.
+                for (double u : {at * (1 - 1e-9), at * (1 + 1e-9)}) {
+                    if (!(at > 0.5 && u < 1.0)) continue;
                     s.u = u;
                     const uint64_t screen_before = scratch.screen_fallbacks, sorted_before = scratch.sorted_fallbacks;
                     ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
@@ -300,6 +302,64 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     // The second pass decides most of its draws (a vector whose top-p cut lies within the bound of a boundary sends
     // all of its draws to the exact pass, so a few vectors' worth may).
     EXPECT_LT(second_pass_fallbacks, second_pass_draws / 2) << "of " << second_pass_draws;
+}
+
+// Flat logits at a real vocabulary size (a gaussian of sd 0.5: a spread of about 4.5 units, so the screen takes its
+// finest bins, and top-p 0.9 keeps most of the vocabulary): top-p at temperatures other than 1 (the first pass's second
+// weight on fine bins; at T 0.1 too coarse for it, a second pass in place over the kept tokens), at temperature 1,
+// with min-p inside the kept set, and the pick alone. Random draws must match the definition and nearly all stay on
+// the screen; draws exactly on the definition's boundaries must leave it, and the draws beside them must still match.
+TEST(SampleChain, FlatLogitsDrawsMatchAt152k) {
+    std::mt19937_64 rng(17);
+    std::normal_distribution<float> g(0.f, 0.5f);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<float> logits(151936);
+    for (float& v : logits) v = g(rng);
+    SampleScratch scratch;
+    Reference ref;
+    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
+    struct Case {
+        float temp, top_p, min_p;
+    };
+    const Case cases[] = {{0.7f, 0.9f, 0.f}, {0.3f, 0.9f, 0.f},  {1.3f, 0.95f, 0.f}, {0.1f, 0.9f, 0.f},
+                          {1.f, 0.9f, 0.f},  {0.7f, 0.9f, 0.5f}, {0.7f, 1.f, 0.f},   {1.f, 1.f, 0.f}};
+    uint64_t random_draws = 0, random_fallbacks = 0, on_boundary = 0;
+    for (const Case& c : cases) {
+        SampleStep s;
+        s.temperature = c.temp;
+        s.top_k = 0;
+        s.top_p = c.top_p;
+        s.min_p = c.min_p;
+        for (int d = 0; d < 12; ++d) {
+            s.u = unit(rng);
+            const uint64_t before = fallbacks();
+            ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                << "u=" << s.u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << c.min_p;
+            ++random_draws;
+            if (fallbacks() != before) ++random_fallbacks;
+        }
+        for (int b = 0; b < 6; ++b) {
+            const std::vector<double> cum = ref.last_cum;
+            const double at = cum[rng() % cum.size()];
+            if (!(at < 1.0)) continue;
+            for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0), at * (1 - 1e-9), at * (1 + 1e-9)}) {
+                if (!(u < 1.0)) continue;
+                s.u = u;
+                const uint64_t before = fallbacks();
+                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                    << "boundary u=" << u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << c.min_p;
+                if (u == at) {
+                    EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << c.temp
+                                                   << " top_p=" << c.top_p << " min_p=" << c.min_p;
+                    ++on_boundary;
+                }
+            }
+        }
+    }
+    EXPECT_GT(on_boundary, 40u);
+    // The screen's bound on these fine bins is about 4e-9 of the total, each token about 7e-6 of it: a random draw
+    // lands within the bound of a boundary about once in a thousand (the top-p cut, one per vector, may too).
+    EXPECT_LE(random_fallbacks, 2u) << "of " << random_draws;
 }
 
 // A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
