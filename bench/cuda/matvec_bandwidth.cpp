@@ -13,18 +13,10 @@
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
 #include "backend/cuda/matvec_q8.h"
+#include "bench_check.h"
 #include "quant/convert.h"
 
 using orcd::gguf::TensorType;
-
-#define CHECK(x)                                                         \
-    do {                                                                 \
-        cudaError_t e = (x);                                             \
-        if (e != cudaSuccess) {                                          \
-            std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e)); \
-            return 1;                                                    \
-        }                                                                \
-    } while (0)
 
 int main() {
     int n = 0;

@@ -13,18 +13,10 @@
 #include <vector>
 
 #include "backend/cuda/matvec_q8.h"
+#include "bench_check.h"
 #include "gguf/types.h"
 
 using orcd::gguf::TensorType;
-
-#define CHECK(x)                                                         \
-    do {                                                                 \
-        cudaError_t e = (x);                                             \
-        if (e != cudaSuccess) {                                          \
-            std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e)); \
-            return 1;                                                    \
-        }                                                                \
-    } while (0)
 
 namespace {
 

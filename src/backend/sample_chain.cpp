@@ -267,6 +267,26 @@ void select_top_k(std::span<const float> work, size_t k, std::vector<Cand>& cand
     std::sort(cand.begin(), cand.end(), better);
 }
 
+// Appends (logit, id) of every token that `keep` accepts, in id order. `floor` bounds keep from below (keep(x) implies
+// x >= floor): the logits go eight at a time, and a block with none at or above floor (most of them) costs one vector
+// compare.
+template <typename Keep>
+void gather_kept(std::span<const float> work, float floor, Keep keep, std::vector<Cand>& out) {
+    const size_t n = work.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        bool any = false;
+        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= floor;
+        if (!any) continue;
+        for (size_t j = i; j < i + 8; ++j) {
+            if (keep(work[j])) out.emplace_back(work[j], static_cast<TokenId>(j));
+        }
+    }
+    for (; i < n; ++i) {
+        if (keep(work[i])) out.emplace_back(work[i], static_cast<TokenId>(i));
+    }
+}
+
 // The k best candidates, sorted, for a wide k, where the heap's insertions (about k ln(n / k) of them, each log k)
 // cost more than a pass: a threshold from a strided sample of the logits (the rank that would leave about 1.5 k + 64
 // tokens at or above it in the whole vocabulary, were the sample typical), every token at or above it gathered, and
@@ -283,19 +303,8 @@ bool select_top_k_wide(std::span<const float> work, size_t k, std::vector<Cand>&
                      std::greater<float>());
     const float t = sample[r];
     cand.clear();
-    // Eight at a time: a block with no logit at or above t (most of them) costs one vector compare.
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        bool any = false;
-        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= t;
-        if (!any) continue;
-        for (size_t j = i; j < i + 8; ++j) {
-            if (work[j] >= t) cand.emplace_back(work[j], static_cast<TokenId>(j));
-        }
-    }
-    for (; i < n; ++i) {
-        if (work[i] >= t) cand.emplace_back(work[i], static_cast<TokenId>(i));
-    }
+    gather_kept(
+        work, t, [t](float x) { return x >= t; }, cand);
     if (cand.size() < k) return false;
     std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(k), cand.end(), better);
     cand.resize(k);
@@ -1118,19 +1127,8 @@ __attribute__((noinline)) std::optional<std::vector<Cand>> min_p_survivors(std::
     float cf = static_cast<float>(cut);  // at or below cut: every survivor's block passes the block test
     if (static_cast<double>(cf) > cut) cf = std::nextafter(cf, -std::numeric_limits<float>::infinity());
     std::vector<Cand> g;
-    const size_t n = work.size();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        bool any = false;
-        for (size_t j = 0; j < 8; ++j) any |= work[i + j] >= cf;
-        if (!any) continue;
-        for (size_t j = i; j < i + 8; ++j) {
-            if (work[j] >= cut) g.emplace_back(work[j], static_cast<TokenId>(j));
-        }
-    }
-    for (; i < n; ++i) {
-        if (work[i] >= cut) g.emplace_back(work[i], static_cast<TokenId>(i));
-    }
+    gather_kept(
+        work, cf, [cut](float x) { return static_cast<double>(x) >= cut; }, g);
     std::sort(g.begin(), g.end(), better);
     size_t k = 1;
     const double m = min_p;
