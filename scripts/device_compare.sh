@@ -3,9 +3,12 @@
 # that drift of the machine falls on both: the check that a refactor changed no speed. The copy ceiling of the same run
 # comes first. Results: $OUT/compare.jsonl (one JSON object per run, with "binary" added) and a table on stdout.
 #   ORCD_BEFORE=path (required)  ORCD=path (after; default build-dev's)  PRESETS="qwen2.5-0.5b phi3-mini-4k"  ROUNDS=2
+#   EXTRA="name=ENV=VALUE ..." (optional): more runs of the after binary with one environment setting each (a tuning
+#   override, docs/PERF.md), interleaved after the two, each compared with "before" in its own table rows.
 set -euo pipefail
 after=${ORCD:-build-dev/src/cli/orcd}
 before=${ORCD_BEFORE:?ORCD_BEFORE names the binary to compare with}
+EXTRA=${EXTRA:-}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 ROUNDS=${ROUNDS:-2}
@@ -19,11 +22,13 @@ for preset in $PRESETS; do
   f=$m/$preset-Q4_K_M.gguf
   [ -f "$f" ] || $after synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx 8448 -o "$f" >/dev/null
   for round in $(seq 1 "$ROUNDS"); do
-    for which in before after; do
-      bin=$before; [ $which = after ] && bin=$after
+    for which in before after $EXTRA; do
+      bin=$before; env=()
+      [ $which = before ] || bin=$after
+      case $which in *=*) env=("${which#*=}"); which=${which%%=*} ;; esac
       for args in "-p 512 -n 128 -r 3" "-p 0 -n 128 -d 4096 -r 2"; do
         # shellcheck disable=SC2086
-        $bin bench -m "$f" --device cuda $args --json |
+        env "${env[@]}" $bin bench -m "$f" --device cuda $args --json |
           python3 -c "import json,sys; j=json.load(sys.stdin); j['binary']='$which'; j['preset']='$preset'; j['args']='$args'; print(json.dumps(j))" >> "$jsonl"
       done
     done
@@ -38,10 +43,13 @@ for line in open(sys.argv[1]):
         if isinstance(v, dict) and v.get("tokens_per_s_mean", 0) > 0:
             rows[(j["preset"], j["args"], k, j["binary"])].append(v["tokens_per_s_mean"])
 keys = sorted({k[:3] for k in rows})
-print(f"{'preset':14} {'args':26} {'test':8} {'before tok/s':>22} {'after tok/s':>22} {'after/before':>12}")
+names = ["after"] + sorted({k[3] for k in rows} - {"before", "after"})
+print(f"{'preset':14} {'args':26} {'test':8} {'binary':8} {'before tok/s':>22} {'tok/s':>22} {'x/before':>9}")
 for p, a, t in keys:
-    b, f = rows.get((p, a, t, "before"), []), rows.get((p, a, t, "after"), [])
-    if not b or not f: continue
-    mb, mf = sum(b) / len(b), sum(f) / len(f)
-    print(f"{p:14} {a:26} {t:8} {' '.join(f'{x:.1f}' for x in b):>22} {' '.join(f'{x:.1f}' for x in f):>22} {mf/mb:12.3f}")
+    b = rows.get((p, a, t, "before"), [])
+    for n in names:
+        f = rows.get((p, a, t, n), [])
+        if not b or not f: continue
+        mb, mf = sum(b) / len(b), sum(f) / len(f)
+        print(f"{p:14} {a:26} {t:8} {n:8} {' '.join(f'{x:.1f}' for x in b):>22} {' '.join(f'{x:.1f}' for x in f):>22} {mf/mb:9.3f}")
 PY

@@ -53,9 +53,18 @@ __device__ __forceinline__ float sum4(float4 v) { return (v.x + v.y) + (v.z + v.
 // so there are no carries).
 __device__ __forceinline__ uint32_t spread4(uint32_t bits) { return ((bits & 15u) * 0x00204081u) & 0x01010101u; }
 
-// Four int8 activation values starting at byte_off (4-byte aligned) as one word for __dp4a.
-__device__ __forceinline__ int int8x4_at(const int8_t* xq, int byte_off) {
-    return *reinterpret_cast<const int*>(xq + byte_off);
+// N x 4 int8 activation values starting at p (4N-byte aligned: N = 2 or 4) as N words for __dp4a, in one vector load:
+// the single-column dp4a matvec is latency-bound, and one 128-bit load issues where four 32-bit ones did.
+template <int N>
+__device__ __forceinline__ void int8x4_words(const int8_t* p, int (&w)[N]) {
+    static_assert(N == 2 || N == 4);
+    if constexpr (N == 4) {
+        const int4 v = *reinterpret_cast<const int4*>(p);
+        w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+    } else {
+        const int2 v = *reinterpret_cast<const int2*>(p);
+        w[0] = v.x, w[1] = v.y;
+    }
 }
 
 }  // namespace orcd::quant::cuda_bits

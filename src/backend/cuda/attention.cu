@@ -16,6 +16,7 @@
 
 #include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/ops_kernels.h"
+#include "backend/cuda/pdl.cuh"
 #include "device/device_query.h"
 #include "model/attention_window.h"
 
@@ -49,6 +50,8 @@ __host__ __device__ inline int64_t partial_floats(int n_heads, int64_t n_chunks,
 __global__ void __launch_bounds__(kThreads)
     attention_partial(const float* __restrict__ q_all, int64_t q_stride, KvCacheView kv, DecodeColumns cols,
                       int n_heads, int64_t n_chunks, uint32_t window, void* ws_all) {
+    pdl_wait();
+    pdl_trigger();
     const int kvh = static_cast<int>(blockIdx.y);
     const int col = static_cast<int>(blockIdx.z);
     const int n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
@@ -143,6 +146,8 @@ __global__ void __launch_bounds__(kThreads)
 // One block per (query head, column), one thread per output element.
 __global__ void attention_combine(int n_heads, int head_dim, int64_t n_chunks, DecodeColumns cols, uint32_t window,
                                   const void* ws_all, float* out_all, int64_t out_stride) {
+    pdl_wait();
+    pdl_trigger();
     const int h = blockIdx.x;
     const int col = static_cast<int>(blockIdx.y);
     const int32_t pos = cols.pos[col];
@@ -180,11 +185,11 @@ void launch_attention_decode(const float* q, int64_t q_stride, int n_cols, const
     // chunk does not change its arithmetic.
     const int64_t want = (4LL * ::orcd::device::sm_count() + kv.n_kv_heads * n_cols - 1) / (kv.n_kv_heads * n_cols);
     const int64_t slots = want < 1 ? 1 : (want > n_chunks ? n_chunks : want);
-    attention_partial<<<dim3(static_cast<unsigned>(slots), static_cast<unsigned>(kv.n_kv_heads),
-                             static_cast<unsigned>(n_cols)),
-                        kThreads, smem, s>>>(q, q_stride, kv, cols, n_heads, n_chunks, window, workspace);
-    attention_combine<<<dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(n_cols)), 128, 0, s>>>(
-        n_heads, kv.head_dim, n_chunks, cols, window, workspace, out, out_stride);
+    launch_pdl(attention_partial,
+               dim3(static_cast<unsigned>(slots), static_cast<unsigned>(kv.n_kv_heads), static_cast<unsigned>(n_cols)),
+               dim3(kThreads), smem, s, q, q_stride, kv, cols, n_heads, n_chunks, window, workspace);
+    launch_pdl(attention_combine, dim3(static_cast<unsigned>(n_heads), static_cast<unsigned>(n_cols)), dim3(128), 0, s,
+               n_heads, kv.head_dim, n_chunks, cols, window, workspace, out, out_stride);
 }
 
 }  // namespace orcd::cuda::detail

@@ -32,6 +32,22 @@ __device__ __forceinline__ auto locate_source(const Params& p, int64_t& r) {
     return s;
 }
 
+// Issues L2 prefetches of the weights of output row o (and, for SwiGLU, of its up row o + n_out), 128-byte lines
+// first, first + stride, ...: the kernels call it before their pdl_wait() (pdl.cuh), so that the rows stream in while
+// the previous kernel finishes. Weights are never written by a kernel, so reading them early is safe.
+template <typename Params>
+__device__ __forceinline__ void prefetch_row_l2(const Params& p, int64_t o, int first, int stride) {
+    if (o >= p.n_out) return;
+    for (int h = 0; h < (p.epilogue == 2 ? 2 : 1); ++h) {
+        int64_t r = o + h * p.n_out;
+        const auto s = locate_source(p, r);
+        const uint8_t* row = s.w + r * s.row_bytes;
+        for (int64_t k = static_cast<int64_t>(first) * 128; k < s.row_bytes; k += static_cast<int64_t>(stride) * 128) {
+            asm volatile("prefetch.global.L2 [%0];\n" ::"l"(row + k));
+        }
+    }
+}
+
 // Sets the fields of kernel parameters `p` that describe the logical matrix and the output (cols, n_src, src, epilogue,
 // y, n_out) from an op (FusedMatvec or Q8Matvec); block_bytes / block_elems give a source type's block geometry.
 template <typename Params, typename Op, typename BlockBytes, typename BlockElems>

@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/tuning.h"
 #include "quant/formats.h"
@@ -43,6 +44,8 @@ __global__ void __launch_bounds__(kThreads)
     quantize_q8_kernel(const float* x, int64_t x_stride, const float* norm, float eps, int cols, int8_t* q, float* d,
                        int32_t* s, int64_t out_stride) {
     __shared__ double red[kThreads];
+    pdl_wait();  // x is the previous kernel's output; q, d, s are read by the matvec before this one
+    pdl_trigger();
     x += blockIdx.y * x_stride;
     q += blockIdx.y * out_stride;
     d = reinterpret_cast<float*>(reinterpret_cast<char*>(d) + blockIdx.y * out_stride);
@@ -92,7 +95,8 @@ constexpr int kDefaultMmaMinCols = 8;
 using Params = Q8Params;
 
 // This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
-// product added to the column's running sum in unit order.
+// product added to the column's running sum in unit order. (Walking blocks instead, with the unit index first %
+// kQ8Units hoisted, which stride, a multiple of 8, allows, made ptxas spill at every column count: 2026-12-04.)
 template <typename T, int NC>
 __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, int first, int stride, int c0, int nc,
                                           float (&acc)[NC]) {
@@ -136,10 +140,11 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
     }
 }
 
-// Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 51 registers); left
-// free after q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost
-// 2.8 % on the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they
-// were measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
+// Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 48 registers, no
+// spills with its activations read in 16-byte vectors: at 6 blocks, 40 registers, those spill). Left free after
+// q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost 2.8 % on
+// the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they were
+// measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
 template <int NC>
 __global__ void __launch_bounds__(kThreads, NC == 1   ? 5
                                             : NC <= 8 ? 4
@@ -151,6 +156,11 @@ __global__ void __launch_bounds__(kThreads, NC == 1   ? 5
     const int width = min(tpr, 32);
     const bool swiglu = p.epilogue == 2;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    // Before the predecessor (the quantization of x) has finished: pull this block's first rows into L2, so their
+    // reads below hit L2 instead of starting then. The weights are never written by a kernel.
+    prefetch_row_l2(p, static_cast<int64_t>(blockIdx.x) * per_iter + slot, sub, tpr);
+    pdl_wait();
+    pdl_trigger();
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
          base += static_cast<int64_t>(gridDim.x) * per_iter) {
         const int64_t o = base + slot;
@@ -263,9 +273,8 @@ void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const flo
         throw Error(ErrorCode::InvalidArgument, "quantize_q8: " + std::to_string(n_cols) + " columns (1 .. 65535)");
     }
     const int64_t blocks = (cols / 32 + kWarps - 1) / kWarps;
-    quantize_q8_kernel<<<dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(n_cols)), kThreads, 0, s>>>(
-        x, x_stride, norm, eps, static_cast<int>(cols), out.q, out.d, out.s, q8_vector_bytes(cols));
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(quantize_q8_kernel, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(n_cols)), dim3(kThreads),
+               0, s, x, x_stride, norm, eps, static_cast<int>(cols), out.q, out.d, out.s, q8_vector_bytes(cols));
 }
 
 void quantize_q8(const float* x, const float* norm, float eps, int64_t cols, Q8Vector out, cudaStream_t s) {
@@ -336,18 +345,12 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int max_nc = tuning::q8_max_columns() ? tuning::q8_max_columns() : kDefaultMaxNC;
     const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : p.n_cols <= 8 || max_nc == 8 ? 8 : 16;
     const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
-    if (nc == 1) {
-        q8_matvec_kernel<1><<<g, kThreads, 0, s>>>(p);
-    } else if (nc == 2) {
-        q8_matvec_kernel<2><<<g, kThreads, 0, s>>>(p);
-    } else if (nc == 4) {
-        q8_matvec_kernel<4><<<g, kThreads, 0, s>>>(p);
-    } else if (nc == 8) {
-        q8_matvec_kernel<8><<<g, kThreads, 0, s>>>(p);
-    } else {
-        q8_matvec_kernel<kMaxNC><<<g, kThreads, 0, s>>>(p);
-    }
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    auto* kernel = nc == 1   ? q8_matvec_kernel<1>
+                   : nc == 2 ? q8_matvec_kernel<2>
+                   : nc == 4 ? q8_matvec_kernel<4>
+                   : nc == 8 ? q8_matvec_kernel<8>
+                             : q8_matvec_kernel<kMaxNC>;
+    launch_pdl(kernel, g, dim3(kThreads), 0, s, p);
 }
 
 }  // namespace orcd::cuda

@@ -40,6 +40,7 @@
 #include <tuple>
 
 #include "backend/cuda/matvec_q8_units.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/tuning.h"
 #include "device/cuda_check.h"
 #include "device/device_query.h"
@@ -336,6 +337,12 @@ __global__ void __launch_bounds__(kMaxThreads, 1) q8_mma_kernel(const Q8Params p
             __syncthreads();
         }
     };
+    // The first tile's weight rows into L2 while the previous kernel (the columns' quantization) finishes: each
+    // row's 128-byte lines taken by threads/16 threads in turn.
+    prefetch_row_l2(p, group / n_cg * kRows + static_cast<int>(threadIdx.x) % kRows,
+                    rank * (threads / kRows) + static_cast<int>(threadIdx.x) / kRows, k * (threads / kRows));
+    pdl_wait();
+    pdl_trigger();
     bool pending = k > 1;  // the start-up barrier still to wait on (cluster_arrive)
     if (pending) cluster_arrive();
     const int c0 = static_cast<int>(group % n_cg) * kCols;  // the same for all of this block's groups
@@ -516,12 +523,15 @@ void launch(const Q8Params& p, Q8MmaShape shape, cudaStream_t stream) {
     config.blockDim = dim3(static_cast<unsigned>(threads));
     config.dynamicSmemBytes = static_cast<size_t>(st.bytes);
     config.stream = stream;
-    cudaLaunchAttribute cluster{};
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = static_cast<unsigned>(shape.cluster);
-    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
-    config.attrs = &cluster;
-    config.numAttrs = shape.cluster > 1 ? 1 : 0;
+    cudaLaunchAttribute attrs[2];
+    config.attrs = attrs;
+    config.numAttrs = pdl_attribute(&attrs[0]);
+    if (shape.cluster > 1) {
+        cudaLaunchAttribute& cluster = attrs[config.numAttrs++];
+        cluster.id = cudaLaunchAttributeClusterDimension;
+        cluster.val.clusterDim.x = static_cast<unsigned>(shape.cluster);
+        cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    }
     ORCD_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, st, n_cg, shape.cluster));
 }
 

@@ -53,9 +53,13 @@ struct Unit<quant::K4<B, kT, kFive>> {
         int x0, x1;
     };
     // xd, xs: the column's scales and 16-sums from the block's first element; u: the unit within the block.
+    // (Vector loads: xd, xs are 16-byte aligned at a block's first unit, so xd + 2j is 8-byte and xs + 4j 16-byte
+    // aligned.)
     __device__ static ColScales col_scales(const float* xd, const int32_t* xs, int u) {
         const int j = u >> 1, h = u & 1;
-        return {xd[2 * j], xd[2 * j + 1], xs[4 * j + h], xs[4 * j + 2 + h]};
+        const float2 d = *reinterpret_cast<const float2*>(xd + 2 * j);
+        const int4 s = *reinterpret_cast<const int4*>(xs + 4 * j);
+        return {d.x, d.y, h ? s.y : s.x, h ? s.w : s.z};
     }
     static constexpr int kColWords = 4;
     __device__ static uint32_t col_word(const float* xd, const int32_t* xs, int u, int k) {
@@ -73,14 +77,16 @@ struct Unit<quant::K4<B, kT, kFive>> {
     }
     __device__ static float dp4a_value(const typename F::Q8Unit& q, const int8_t* xq, const float* xd,
                                        const int32_t* xs, int u) {
-        using quant::cuda_bits::int8x4_at;
+        using quant::cuda_bits::int8x4_words;
         const int8_t* xa = xq + 64 * q.j + 16 * q.h;
-        const int8_t* xb = xa + 32;
+        int a[4], b[4];
+        int8x4_words(xa, a);
+        int8x4_words(xa + 32, b);
         int s[2] = {0, 0};
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-            s[0] = __dp4a(static_cast<int>(q.lo[k]), int8x4_at(xa, 4 * k), s[0]);
-            s[1] = __dp4a(static_cast<int>(q.hi[k]), int8x4_at(xb, 4 * k), s[1]);
+            s[0] = __dp4a(static_cast<int>(q.lo[k]), a[k], s[0]);
+            s[1] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[1]);
         }
         return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, col_scales(xd, xs, u));
     }
@@ -147,8 +153,8 @@ struct Unit<quant::Q6_K> {
         float d[4];
     };
     __device__ static ColScales col_scales(const float* xd, const int32_t*, int u) {
-        const int half = u >> 2;
-        return {{xd[4 * half], xd[4 * half + 1], xd[4 * half + 2], xd[4 * half + 3]}};
+        const float4 d = *reinterpret_cast<const float4*>(xd + 4 * (u >> 2));  // 16-byte aligned
+        return {{d.x, d.y, d.z, d.w}};
     }
     static constexpr int kColWords = 4;
     __device__ static uint32_t col_word(const float* xd, const int32_t*, int u, int k) {
@@ -166,12 +172,13 @@ struct Unit<quant::Q6_K> {
     }
     __device__ static float dp4a_value(const F::Q8Unit& q, const int8_t* xq, const float* xd, const int32_t* xs,
                                        int u) {
-        using quant::cuda_bits::int8x4_at;
+        using quant::cuda_bits::int8x4_words;
         int s[4];
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-            const int8_t* x = xq + 128 * q.half + 32 * r + 8 * q.k;
-            s[r] = __dp4a(q.v[r][1], int8x4_at(x, 4), __dp4a(q.v[r][0], int8x4_at(x, 0), 0));
+            int x[2];
+            int8x4_words(xq + 128 * q.half + 32 * r + 8 * q.k, x);
+            s[r] = __dp4a(q.v[r][1], x[1], __dp4a(q.v[r][0], x[0], 0));
         }
         return value({{q.sc[0], q.sc[1], q.sc[2], q.sc[3]}, q.d}, s, col_scales(xd, xs, u));
     }
@@ -223,10 +230,13 @@ struct Unit<quant::Q8_0> {
     }
     __device__ static float dp4a_value(const F::Q8Unit& q, const int8_t* xq, const float* xd, const int32_t* xs,
                                        int u) {
-        using quant::cuda_bits::int8x4_at;
+        using quant::cuda_bits::int8x4_words;
+        int x[2][4];
+        int8x4_words(xq, x[0]);
+        int8x4_words(xq + 16, x[1]);
         int s[1] = {0};
 #pragma unroll
-        for (int k = 0; k < 8; ++k) s[0] = __dp4a(static_cast<int>(q.w[k]), int8x4_at(xq, 4 * k), s[0]);
+        for (int k = 0; k < 8; ++k) s[0] = __dp4a(static_cast<int>(q.w[k]), x[k / 4][k % 4], s[0]);
         return value({q.d}, s, col_scales(xd, xs, u));
     }
     __device__ static void mma_load(const F::Block& b, int, int t, uint32_t (&a)[kGroups], Scales& q) {
@@ -256,7 +266,10 @@ struct Unit<quant::Nibble32<B, kT, kOffset, kFive, kMin>> {
         float d;
         int sx;
     };
-    __device__ static ColScales col_scales(const float* xd, const int32_t* xs, int) { return {xd[0], xs[0] + xs[1]}; }
+    __device__ static ColScales col_scales(const float* xd, const int32_t* xs, int) {
+        const int2 s = *reinterpret_cast<const int2*>(xs);  // 8-byte aligned
+        return {xd[0], s.x + s.y};
+    }
     static constexpr int kColWords = 2;
     __device__ static uint32_t col_word(const float* xd, const int32_t* xs, int, int k) {
         return k == 0 ? __float_as_uint(xd[0]) : static_cast<uint32_t>(xs[0] + xs[1]);
@@ -274,12 +287,15 @@ struct Unit<quant::Nibble32<B, kT, kOffset, kFive, kMin>> {
     }
     __device__ static float dp4a_value(const typename F::Q8Unit& q, const int8_t* xq, const float* xd,
                                        const int32_t* xs, int u) {
-        using quant::cuda_bits::int8x4_at;
+        using quant::cuda_bits::int8x4_words;
+        int a[4], b[4];
+        int8x4_words(xq, a);
+        int8x4_words(xq + 16, b);
         int s[1] = {0};
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-            s[0] = __dp4a(static_cast<int>(q.lo[k]), int8x4_at(xq, 4 * k), s[0]);
-            s[0] = __dp4a(static_cast<int>(q.hi[k]), int8x4_at(xq, 16 + 4 * k), s[0]);
+            s[0] = __dp4a(static_cast<int>(q.lo[k]), a[k], s[0]);
+            s[0] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[0]);
         }
         Scales sc{q.d, 0.f};
         if constexpr (kMin) sc.m = q.m;

@@ -9,6 +9,7 @@
 #include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/ops_kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace orcd::cuda::detail {
 
@@ -98,6 +99,8 @@ __global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* _
                                       const float* __restrict__ bk, const float* __restrict__ bv, int n_heads,
                                       KvCacheView kv, int n_rot, DecodeColumns cols,
                                       const double* __restrict__ inv_freq, bool neox) {
+    pdl_wait();
+    pdl_trigger();
     const int n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
     const int half = n_rot / 2, tail = head_dim - n_rot;
     const int kv_dim = n_kv_heads * head_dim;
@@ -180,6 +183,8 @@ __global__ void __cluster_dims__(kArgmaxBlocks, 1, 1) __launch_bounds__(kArgmaxT
     argmax_kernel(const float* __restrict__ x, int64_t n, int32_t* out, int64_t stride) {
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
+    pdl_wait();
+    pdl_trigger();
     const int rank = static_cast<int>(cluster.block_rank());
     x += blockIdx.y * stride;  // one cluster per row
     out += blockIdx.y;
@@ -270,12 +275,13 @@ void launch_qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* 
                            int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols,
                            const double* inv_freq, RopeLayout layout, cudaStream_t s) {
     const int n = n_heads * kv.head_dim - n_heads * (n_rot / 2) + kv.n_kv_heads * (2 * kv.head_dim - n_rot / 2);
-    qkv_rope_store_kernel<<<dim3(blocks_for(n), static_cast<unsigned>(n_cols)), kThreads, 0, s>>>(
-        qkv, stride, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout == RopeLayout::NeoX);
+    launch_pdl(qkv_rope_store_kernel, dim3(blocks_for(n), static_cast<unsigned>(n_cols)), dim3(kThreads), 0, s, qkv,
+               stride, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout == RopeLayout::NeoX);
 }
 
 void launch_argmax(const float* x, int64_t n, int32_t* out, int n_rows, int64_t stride, cudaStream_t s) {
-    argmax_kernel<<<dim3(kArgmaxBlocks, static_cast<unsigned>(n_rows)), kArgmaxThreads, 0, s>>>(x, n, out, stride);
+    launch_pdl(argmax_kernel, dim3(kArgmaxBlocks, static_cast<unsigned>(n_rows)), dim3(kArgmaxThreads), 0, s, x, n, out,
+               stride);
 }
 
 }  // namespace orcd::cuda::detail

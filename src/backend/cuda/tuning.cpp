@@ -116,4 +116,12 @@ bool prefill_profile() {
     return on;
 }
 
+bool pdl() {
+    static const bool on = [] {
+        const auto v = env_integer("ORCD_PDL");
+        return !(v && *v == 0);
+    }();
+    return on;
+}
+
 }  // namespace orcd::cuda::tuning

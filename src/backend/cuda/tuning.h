@@ -37,6 +37,9 @@ int q8_mma_stage();
 uint64_t fused_max_bytes(uint64_t fallback);
 // ORCD_PREFILL_UBATCH: tokens per prefill micro-batch, 16..8192. Read once per process.
 uint32_t prefill_ubatch(uint32_t fallback);
+// ORCD_PDL: 0 launches the decode kernels without programmatic dependent launch (pdl.cuh), each after its
+// predecessor has drained; any other value or unset keeps it on. Read once per process.
+bool pdl();
 // ORCD_PREFILL_PROFILE: set (and not "0") to time prefill's phases (bench prefill prints them). Read once per process.
 bool prefill_profile();
 
