@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <numeric>
 #include <random>
 
 #include "../engine/tiny_models.h"
@@ -118,6 +120,35 @@ TEST(CudaPrefillOps, AttentionPrefillMatchesCpuWithGqa) {
         }
         DeviceBuffer<uint16_t> dk(k), dv(v), dq(q16), dout(q.size());
         const cuda::KvCacheView kv{dk.get(), dv.get(), n_ctx, c.n_kv, c.hd};
+        // The same cache in pages of 1, 5, 16 and 64 positions, stored in a shuffled order behind a page table: the
+        // kernel must read the same rows (so give the same bits) whatever the page size.
+        struct Paged {
+            int page_size;
+            std::unique_ptr<DeviceBuffer<uint16_t>> k, v;
+            std::unique_ptr<DeviceBuffer<int32_t>> table;
+            cuda::KvCacheView view;
+        };
+        std::vector<Paged> paged;
+        const int64_t kv_dim = static_cast<int64_t>(c.n_kv) * c.hd;
+        for (const int ps : {1, 5, 16, 64}) {
+            const int64_t n_pages = (n_ctx + ps - 1) / ps;
+            std::vector<int32_t> table(static_cast<size_t>(n_pages));
+            std::iota(table.begin(), table.end(), 0);
+            std::shuffle(table.begin(), table.end(), rng);
+            std::vector<uint16_t> pk(static_cast<size_t>(n_pages * ps * kv_dim), 0x7e00), pv(pk.size(), 0x7e00);
+            for (int64_t pos = 0; pos < n_ctx; ++pos) {
+                const int64_t at = (table[static_cast<size_t>(pos / ps)] * ps + pos % ps) * kv_dim;
+                std::copy_n(k.begin() + pos * kv_dim, kv_dim, pk.begin() + at);
+                std::copy_n(v.begin() + pos * kv_dim, kv_dim, pv.begin() + at);
+            }
+            Paged pg{ps,
+                     std::make_unique<DeviceBuffer<uint16_t>>(pk),
+                     std::make_unique<DeviceBuffer<uint16_t>>(pv),
+                     std::make_unique<DeviceBuffer<int32_t>>(table),
+                     {}};
+            pg.view = {pg.k->get(), pg.v->get(), n_pages * ps, c.n_kv, c.hd, pg.table->get(), ps, ps * kv_dim};
+            paged.push_back(std::move(pg));
+        }
         // Without a window; windows shorter than a key tile (rows of a block then start in different tiles, some
         // rows' first tiles fully masked), spanning tiles, and longer than every position.
         for (const uint32_t window : {0u, 16u, 100u, 5000u}) {
@@ -137,6 +168,12 @@ TEST(CudaPrefillOps, AttentionPrefillMatchesCpuWithGqa) {
             dout.poison();
             cuda::attention_prefill(dq.get(), kv, c.heads, c.pos0, c.n_tokens, dout.get(), nullptr, window);
             EXPECT_EQ(dout.download(), got16);
+            for (const Paged& pg : paged) {
+                SCOPED_TRACE(testing::Message() << "pages of " << pg.page_size);
+                dout.poison();
+                cuda::attention_prefill(dq.get(), pg.view, c.heads, c.pos0, c.n_tokens, dout.get(), nullptr, window);
+                EXPECT_EQ(dout.download(), got16);
+            }
         }
     }
 }

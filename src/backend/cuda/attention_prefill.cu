@@ -65,14 +65,34 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 }
 
 // Copies rows [row0, row0 + 64) of a [*][row_stride] f16 matrix (columns col0 .. col0 + D) into a padded shared tile;
-// rows >= n_rows are zero-filled. With a cache view, row r is the cache's row of position r (kv_row_offset) instead.
-// Every row address is computed before the first copy is issued: a paged row's address needs a load from the page
-// table, and each cp.async (an asm with a memory clobber) would otherwise wait for its own table load in turn. That
-// chain made Phi-3's prefill attention (head_dim 96: six 16-byte chunks a thread a tile) twice as slow as over a
-// contiguous cache.
+// rows >= n_rows are zero-filled.
 template <int D>
 __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64_t row_stride, int64_t col0,
-                                          int64_t row0, int64_t n_rows, const KvCacheView* kv = nullptr) {
+                                          int64_t row0, int64_t n_rows) {
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    constexpr int kStride = D + 8;
+    for (int c = threadIdx.x; c < kBc * kChunks; c += kThreads) {
+        const int r = c / kChunks, k = c % kChunks;
+        __half* dst = tile + r * kStride + k * 8;
+        if (row0 + r < n_rows) {
+            cp_async16(dst, g + (row0 + r) * row_stride + col0 + k * 8);
+        } else {
+            *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+
+// The K and V tiles of cache positions [row0, row0 + 64) (columns col0 .. col0 + D of each row) into their padded
+// shared tiles; positions >= n_rows are zero-filled. K and V rows share their addresses, so each row's address
+// (a page-table load, KvRowAddresser) is computed once for both, and all of a thread's addresses before the first
+// copy is issued: each cp.async (an asm with a memory clobber) would otherwise wait for its own table load in turn.
+// Phi-3's prefill attention (head_dim 96: six 16-byte chunks a thread a tile) took twice as long as over the
+// contiguous cache with that chain, and still 1.57x with an address (and a division) per chunk and per K and V
+// (ncu, 2026-12-04, ninth session).
+template <int D>
+__device__ __forceinline__ void load_kv_tiles(__half* k_tile, __half* v_tile, const KvCacheView& kv,
+                                              const KvRowAddresser& row_at, int64_t col0, int64_t row0,
+                                              int64_t n_rows) {
     constexpr int kChunks = D / 8;  // 16-byte chunks per row
     constexpr int kStride = D + 8;
     static_assert(kBc * kChunks % kThreads == 0, "every thread copies the same number of chunks");
@@ -81,17 +101,20 @@ __device__ __forceinline__ void load_tile(__half* tile, const uint16_t* g, int64
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {
         const int r = (static_cast<int>(threadIdx.x) + j * kThreads) / kChunks;
-        at[j] = row0 + r >= n_rows ? -1 : kv ? kv_row_offset(*kv, kv->pages, row0 + r) : (row0 + r) * row_stride;
+        at[j] = row0 + r >= n_rows ? -1 : row_at(row0 + r) + col0;
     }
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {
         const int c = static_cast<int>(threadIdx.x) + j * kThreads;
         const int r = c / kChunks, k = c % kChunks;
-        __half* dst = tile + r * kStride + k * 8;
+        __half* kd = k_tile + r * kStride + k * 8;
+        __half* vd = v_tile + r * kStride + k * 8;
         if (at[j] >= 0) {
-            cp_async16(dst, g + at[j] + col0 + k * 8);
+            cp_async16(kd, kv.k + at[j] + k * 8);
+            cp_async16(vd, kv.v + at[j] + k * 8);
         } else {
-            *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+            *reinterpret_cast<uint4*>(kd) = make_uint4(0, 0, 0, 0);
+            *reinterpret_cast<uint4*>(vd) = make_uint4(0, 0, 0, 0);
         }
     }
 }
@@ -119,14 +142,14 @@ __global__ void __launch_bounds__(kThreads)
     // Later rows of the block start no earlier, so the tiles before the first row's first key are never needed.
     const int kt0 = static_cast<int>(model::first_attended(pos0 + q0, window) / kBc);
     const int64_t q_row = static_cast<int64_t>(n_heads) * D;
-    const int64_t kv_row = static_cast<int64_t>(n_kv_heads) * D;
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, tq = lane % 4;
 
+    const KvRowAddresser row_at(kv, kv.pages);
+    const int64_t col0 = static_cast<int64_t>(kvh) * D;
     load_tile<D>(qs, q16 + q0 * q_row, q_row, static_cast<int64_t>(h) * D, 0, q_end - q0);
-    load_tile<D>(ks, kv.k, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys, &kv);
-    load_tile<D>(vs, kv.v, kv_row, static_cast<int64_t>(kvh) * D, static_cast<int64_t>(kt0) * kBc, n_keys, &kv);
+    load_kv_tiles<D>(ks, vs, kv, row_at, col0, static_cast<int64_t>(kt0) * kBc, n_keys);
     cp_async_commit();
 
     // Positions of this thread's two rows (g and g + 8 of the warp's 16).
@@ -144,8 +167,8 @@ __global__ void __launch_bounds__(kThreads)
         const int buf = (kt - kt0) & 1;
         if (kt + 1 < n_ktiles) {
             const int64_t r0 = static_cast<int64_t>(kt + 1) * kBc;
-            load_tile<D>(ks + (buf ^ 1) * kBc * kStride, kv.k, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys, &kv);
-            load_tile<D>(vs + (buf ^ 1) * kBc * kStride, kv.v, kv_row, static_cast<int64_t>(kvh) * D, r0, n_keys, &kv);
+            load_kv_tiles<D>(ks + (buf ^ 1) * kBc * kStride, vs + (buf ^ 1) * kBc * kStride, kv, row_at, col0, r0,
+                             n_keys);
         }
         cp_async_commit();
         cp_async_wait<1>();
