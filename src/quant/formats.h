@@ -1,10 +1,11 @@
 #pragma once
-// The registry of quantization formats: every format header, and the one switch from a GGUF tensor type to its
+// The registry of quantization formats: every format header, and the one dispatch from a GGUF tensor type to its
 // format. Adding a format means writing its header in formats/ (block layout, decode8, and the kernel entry points
 // it supports: unpack32 for the CPU dot products, dot4 and q8_load for the CUDA matvecs, the last with its Unit<> in
-// backend/cuda/matvec_q8_units.cuh) and adding it below; the dequantizer, the CPU dot products and the CUDA kernels
-// pick it up through visit_format.
+// backend/cuda/matvec_q8_units.cuh), including it below and naming it in AllFormats; the dequantizer, the CPU dot
+// products and the CUDA kernels pick it up through visit_format.
 #include <concepts>
+#include <cstddef>
 #include <utility>
 
 #include "gguf/types.h"
@@ -23,32 +24,41 @@
 
 namespace orcd::quant {
 
-// Calls fn(F{}) with the format F of a quantized type and returns true; false (fn not called) for the float types.
-// Host and device: the CUDA kernels that take the type at run time switch through it too.
+// Every quantized format, in GGUF type order. Registering a format is adding it here.
+template <typename... Fs>
+struct FormatList {};
+using AllFormats = FormatList<Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K>;
+
+namespace detail {
 #ifdef __CUDACC__
 #pragma nv_exec_check_disable  // fn may be host-only or device-only; each instantiation calls it where it lives
 #endif
+template <typename Fn, typename... Fs>
+ORCD_HD bool visit_format_in(gguf::TensorType type, Fn& fn, FormatList<Fs...>) {
+    // One comparison with a constant per format, stopping at the match: the same dispatch as a switch.
+    return ((type == Fs::kType ? (fn(Fs{}), true) : false) || ...);
+}
+
+// A type listed twice would make the second entry unreachable; the switch this replaced had the compiler reject that.
+template <typename... Fs>
+constexpr bool distinct_types(FormatList<Fs...>) {
+    const gguf::TensorType types[] = {Fs::kType...};
+    for (size_t i = 0; i < sizeof...(Fs); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (types[i] == types[j]) return false;
+    return true;
+}
+}  // namespace detail
+static_assert(detail::distinct_types(AllFormats{}), "a format type is listed twice in AllFormats");
+
+// Calls fn(F{}) with the format F of a quantized type and returns true; false (fn not called) for the float types.
+// Host and device: the CUDA kernels that take the type at run time dispatch through it too.
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable  // as above
+#endif
 template <typename Fn>
 ORCD_HD bool visit_format(gguf::TensorType type, Fn&& fn) {
-    using T = gguf::TensorType;
-    switch (type) {
-        case T::Q4_0: fn(Q4_0{}); return true;
-        case T::Q4_1: fn(Q4_1{}); return true;
-        case T::Q5_0: fn(Q5_0{}); return true;
-        case T::Q5_1: fn(Q5_1{}); return true;
-        case T::Q8_0: fn(Q8_0{}); return true;
-        case T::Q8_1: fn(Q8_1{}); return true;
-        case T::Q2_K: fn(Q2_K{}); return true;
-        case T::Q3_K: fn(Q3_K{}); return true;
-        case T::Q4_K: fn(Q4_K{}); return true;
-        case T::Q5_K: fn(Q5_K{}); return true;
-        case T::Q6_K: fn(Q6_K{}); return true;
-        case T::Q8_K: fn(Q8_K{}); return true;
-        case T::F32:
-        case T::F16:
-        case T::BF16: return false;
-    }
-    return false;
+    return detail::visit_format_in(type, fn, AllFormats{});
 }
 
 // Which kernels a format has.

@@ -827,6 +827,39 @@ TEST(QuantArguments, UnknownTypeIsUnsupported) {
     }
 }
 
+// visit_format finds each quantized type's format through AllFormats: the format it calls fn with has that type and
+// the block geometry of the GGUF specification (elements, bytes; written out here, not read from gguf/types.h); the
+// float types and unknown ids call nothing and return false.
+TEST(QuantRegistry, VisitFormatCallsTheFormatOfEachQuantizedTypeOnce) {
+    struct Geometry {
+        uint32_t raw, elems, bytes;
+    };
+    const Geometry quantized[] = {{2, 32, 18},    {3, 32, 20},    {6, 32, 22},    {7, 32, 24},
+                                  {8, 32, 34},    {9, 32, 36},    {10, 256, 84},  {11, 256, 110},
+                                  {12, 256, 144}, {13, 256, 176}, {14, 256, 210}, {15, 256, 292}};
+    for (uint32_t raw = 0; raw < 100; ++raw) {
+        SCOPED_TRACE(raw);
+        int calls = 0;
+        TensorType seen{};
+        size_t elems = 0, bytes = 0;
+        const bool found = visit_format(static_cast<TensorType>(raw), [&]<typename F>(F) {
+            ++calls;
+            seen = F::kType;
+            elems = F::kBlockElems;
+            bytes = sizeof(typename F::Block);
+        });
+        const Geometry* want = nullptr;
+        for (const Geometry& g : quantized)
+            if (g.raw == raw) want = &g;
+        EXPECT_EQ(found, want != nullptr);
+        EXPECT_EQ(calls, want ? 1 : 0);
+        if (!want) continue;
+        EXPECT_EQ(static_cast<uint32_t>(seen), raw);
+        EXPECT_EQ(elems, want->elems);
+        EXPECT_EQ(bytes, want->bytes);
+    }
+}
+
 TEST(QuantArguments, TheRequiredQuantizersExist) {
     for (TensorType t :
          {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
