@@ -640,43 +640,62 @@ struct ScreenLanes {
     }
 };
 
-// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights. With `mask`
-// (the bins of an earlier pass over the same tokens), the tokens whose earlier bin is `from` or later go to the tail
-// bin with weight 0: a second pass over the kept whole bins of the first without gathering them.
+// The screen's pass over `logits`: every token's bin (u16) and the histogram of the weights. With `mask` (the bins of
+// an earlier pass over the same tokens), the tokens whose earlier bin is `from` or later go to the tail bin with
+// weight 0: a second pass over the kept whole bins of the first without gathering them.
 //
-// The histograms count in units of 2^-30: a screened weight (0, or 2^30 (1 + q) rounded, at most 2^30) is an
-// integer, and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter
-// is then one integer add to memory per token. Each lane has its own histogram so that consecutive tokens in one bin
-// do not wait on each other's addition.
-// With Two, both of a lane's weights of a bin sit side by side (hist[2 (j kBins + k) + 0 / 1]): one cache line.
+// The histogram counts in units of 2^-30: a screened weight (0, or 2^30 (1 + q) rounded, at most 2^30) is an integer,
+// and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter is then
+// one integer add to memory per token. One histogram for all lanes (kSlots counts, the last 8 the tail's per lane):
+// eight per-lane histograms (64 KiB with two weights) did not fit the development machine's L1 cache and cost more
+// than the rare wait of two consecutive tokens in one bin (a bin of flat logits on fine bins holds about 1 % of them).
+// With Two, both weights of a bin sit side by side (hist[2 k + 0 / 1]): one 128-bit add.
+constexpr size_t kSlots = kBins + 8;
 template <bool Two = false>
 void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
                        std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
     constexpr size_t kStride = Two ? 2 : 1;
     const size_t n = logits.size();
     bins.resize(n);
-    hist.assign(8 * kStride * static_cast<size_t>(kBins), 0);
+    hist.assign(kStride * kSlots, 0);
     uint64_t* const h = hist.data();
-    alignas(32) int32_t kk[8];
-    alignas(32) uint32_t ff[16];
-    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
+    // A token's histogram slot: its bin, except that the tail bin's tokens (weight 0, and never read) go to a slot of
+    // their lane's own, so that a masked vocabulary (most tokens -inf) does not chain every addition on one address.
+    const __m256i tail_bin = _mm256_set1_epi32(kTailBin);
+    const __m256i lane_slot =
+        _mm256_setr_epi32(kBins, kBins + 1, kBins + 2, kBins + 3, kBins + 4, kBins + 5, kBins + 6, kBins + 7);
+    // Eight tokens' slots and weights are stored to a staging buffer and added to the histogram one step of the loop
+    // later: scalar loads right after the vector stores they read waited on store-to-load forwarding (perf put a
+    // quarter of the flat case's step on the first of them), while a step later the stores have reached the cache.
+    struct Staged {
+        alignas(32) int32_t slot[8];
+        alignas(32) uint32_t weight[16];
+    };
+    std::array<Staged, 2> stage;
+    size_t cur = 0;
+    bool pending = false;
+    auto stage_one = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
+        Staged& st = stage[cur];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(st.slot),
+                           _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin)));
         if constexpr (Two) {
-            // Token j's two weights side by side at ff[2 j], so that one zero-extending load makes the pair added
-            // to its bin's two counts.
+            // Token j's two weights side by side at weight[2 j], so that one zero-extending load makes the pair
+            // added to its bin's two counts.
             const __m256i a = _mm256_unpacklo_epi32(fixed, fixed2), b = _mm256_unpackhi_epi32(fixed, fixed2);
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_permute2x128_si256(a, b, 0x20));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff + 8), _mm256_permute2x128_si256(a, b, 0x31));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), _mm256_permute2x128_si256(a, b, 0x20));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight + 8), _mm256_permute2x128_si256(a, b, 0x31));
         } else {
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), fixed);
         }
+    };
+    auto add_staged = [&](const Staged& st) {
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
-        const int32_t* k = kk;
-        const uint32_t* f = ff;
+        const int32_t* k = st.slot;
+        const uint32_t* f = st.weight;
         asm("" : "+r"(k), "+r"(f));
         for (size_t j = 0; j < 8; ++j) {
-            uint64_t* at = h + (j * kBins + static_cast<size_t>(k[j])) * kStride;
+            uint64_t* at = h + static_cast<size_t>(k[j]) * kStride;
             if constexpr (Two) {
                 const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
@@ -685,6 +704,12 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
                 at[0] += f[j];
             }
         }
+    };
+    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
+        stage_one(fixed, fixed2, bin);
+        if (pending) add_staged(stage[cur ^ 1]);
+        pending = true;
+        cur ^= 1;
     };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     size_t i = 0;
@@ -721,7 +746,12 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         }
         lanes.run<Two, true>(pad, out, fixed, fixed2, bin);
         scatter(fixed, fixed2, bin);
-        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
+        add_staged(stage[cur ^ 1]);
+        alignas(32) int32_t kb[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(kb), bin);
+        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kb[j]);
+    } else if (pending) {
+        add_staged(stage[cur ^ 1]);
     }
 }
 
@@ -732,8 +762,7 @@ double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std
     double total = 0;
     mass.fill(0.0);
     for (size_t k = 0; k < count; ++k) {
-        uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * stride + which];
+        const uint64_t m = hist[k * stride + which];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
@@ -911,9 +940,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
             // The kept whole bins' token count, within 1 - e^(-1/b) below (each weight is at most 2^30 in fixed point
             // and above e^(-1/b) 2^30).
             uint64_t w = 0;
-            for (size_t k = 0; k < kc; ++k) {
-                for (size_t j = 0; j < 8; ++j) w += scratch.hist[j * kBins + k];
-            }
+            for (size_t k = 0; k < kc; ++k) w += scratch.hist[k];
             gathered = static_cast<double>(w) * 0x1.0p-30 < 0.25 * static_cast<double>(n);
         }
         if (gathered) {
