@@ -585,6 +585,7 @@ ScreenBins screen_bins(double spread) {
 // rounding of the coefficients -1/(b T2) and 1/(2 (b T2)^2), which are no longer exact.
 struct ScreenLanes {
     __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
+    bool unit = false;          // temperature 1: hi = 1, lo = 0
     __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients
     // 2^30 (-1/B)^i / i! (the scaling by 2^30 is exact: it changes no rounding of q and saves a product per vector).
     static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
@@ -600,6 +601,7 @@ struct ScreenLanes {
         mx = _mm256_set1_ps(max_logit);
         hi = _mm256_set1_ps(h);
         lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
+        unit = temp == 1.f;
         per_unit = _mm256_set1_ps(bins_per_unit);
         // (-1/b)^i / i!: c1 and c2 are exact (b is a power of 2).
         coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
@@ -613,15 +615,17 @@ struct ScreenLanes {
         q = _mm256_fmadd_ps(q, r, a1);
         return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(_mm256_mul_ps(q, r)));
     }
-    template <bool Two, bool Masked>
+    // Unit: the temperature is 1 (hi = 1, lo = 0), where p = s and low = e exactly, so the product's three roundings
+    // are left out with the same result (a -inf logit's NaN in r is masked either way).
+    template <bool Two, bool Masked, bool Unit = false>
     void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
         const __m256 e =
             _mm256_add_ps(_mm256_sub_ps(mx, _mm256_sub_ps(s, bb)), _mm256_sub_ps(b, bb));  // s + e = mx - l
-        const __m256 p = _mm256_mul_ps(s, hi);
-        const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
+        const __m256 p = Unit ? s : _mm256_mul_ps(s, hi);
+        const __m256 low = Unit ? e : _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
         const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
         // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
@@ -668,7 +672,7 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     // later: scalar loads right after the vector stores they read waited on store-to-load forwarding (perf put a
     // quarter of the flat case's step on the first of them), while a step later the stores have reached the cache.
     struct Staged {
-        alignas(32) int32_t slot[8];
+        alignas(32) int32_t offset[8];  // the tokens' slots in bytes from the histogram's start
         alignas(32) uint32_t weight[16];
     };
     std::array<Staged, 2> stage;
@@ -676,8 +680,9 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     bool pending = false;
     auto stage_one = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
         Staged& st = stage[cur];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(st.slot),
-                           _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin)));
+        const __m256i slot = _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin));
+        // In bytes here, one vector shift, so that each token's address is one base-plus-index operand.
+        _mm256_store_si256(reinterpret_cast<__m256i*>(st.offset), _mm256_slli_epi32(slot, Two ? 4 : 3));
         if constexpr (Two) {
             // Token j's two weights side by side at weight[2 j], so that one zero-extending load makes the pair
             // added to its bin's two counts.
@@ -691,11 +696,11 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     auto add_staged = [&](const Staged& st) {
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
-        const int32_t* k = st.slot;
+        const int32_t* k = st.offset;
         const uint32_t* f = st.weight;
         asm("" : "+r"(k), "+r"(f));
         for (size_t j = 0; j < 8; ++j) {
-            uint64_t* at = h + static_cast<size_t>(k[j]) * kStride;
+            auto* at = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(h) + k[j]);
             if constexpr (Two) {
                 const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
@@ -714,24 +719,27 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     size_t i = 0;
     __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
-    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test.
-    auto loop = [&](auto masked) {
+    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test, and the pass at
+    // temperature 1 (top-p's first pass, the OpenAI default's) no product by 1 / T.
+    auto loop = [&](auto masked, auto unit) {
         for (; i + 8 <= n; i += 8) {
             __m256 out = _mm256_setzero_ps();
             if constexpr (decltype(masked)::value) {
                 const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
                 out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
             }
-            lanes.run<Two, decltype(masked)::value>(logits.data() + i, out, fixed, fixed2, bin);
+            lanes.run<Two, decltype(masked)::value, decltype(unit)::value>(logits.data() + i, out, fixed, fixed2, bin);
             scatter(fixed, fixed2, bin);
             const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
             _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
         }
     };
     if (mask != nullptr) {
-        loop(std::true_type{});
+        loop(std::true_type{}, std::false_type{});
+    } else if (lanes.unit) {
+        loop(std::false_type{}, std::true_type{});
     } else {
-        loop(std::false_type{});
+        loop(std::false_type{}, std::false_type{});
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
