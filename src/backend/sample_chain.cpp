@@ -915,7 +915,8 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     };
     const std::span<const uint16_t> bins = scratch.bin16;
     size_t kc = static_cast<size_t>(kTailBin), m = 0;
-    std::vector<Cand> edge;
+    std::vector<Cand>& edge = scratch.edge;  // reused: a flat vocabulary's edge holds thousands of tokens
+    edge.clear();
     // At a pick temperature other than 1 the kept whole bins get a second pass; gathered (by the same scan that
     // collects the edge) when they hold under a quarter of the vocabulary.
     const bool second = cut && temp != 1.f && !two;
