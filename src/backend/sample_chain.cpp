@@ -518,7 +518,7 @@ std::optional<TokenId> crossing_token(std::span<const float> work, const Binned&
 // The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
 // weight come from d = (mx - l) / T in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into hi + lo, so
 // that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off by up to
-// 64 * 2^-23 units). Each lane adds its token's weight to its own histogram (screen_histograms).
+// 64 * 2^-23 units). Each token's weight is added to its bin's count (screen_histograms).
 //
 // The bin width adapts to the logits' spread (ScreenBins): b = 8, 16, ..., 256 bins per unit of d, the largest whose
 // 511 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
@@ -778,7 +778,7 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     }
 }
 
-// Bins [0, count)'s masses from the lanes' histograms (weight `which` of `stride`) times each bin's scale, the others
+// Bins [0, count)'s masses from the histogram (weight `which` of `stride`) times each bin's scale, the others
 // 0; returns their total.
 double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kBins>& mass,
                      size_t count = kTailBin, size_t stride = 1, size_t which = 0) {
