@@ -515,13 +515,19 @@ std::optional<TokenId> crossing_token(std::span<const float> work, const Binned&
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
+// The screen's bins: twice the double pass's, so that flat logits (a spread of about 4.5 units) get 128 bins per unit
+// instead of 64 and a crossing bin half the tokens to weigh exactly and select among (the flat benchmark 231 -> 205
+// us; 2048 bins measured no better). The last is the tail bin.
+constexpr int kScreenBins = 1024;
+constexpr int kScreenTail = kScreenBins - 1;
+
 // The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
 // weight come from d = (mx - l) / T in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into hi + lo, so
 // that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off by up to
 // 64 * 2^-23 units). Each token's weight is added to its bin's count (screen_histograms).
 //
 // The bin width adapts to the logits' spread (ScreenBins): b = 8, 16, ..., 256 bins per unit of d, the largest whose
-// 511 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
+// 1023 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
 // bin_tokens. Flat logits (a spread of a few units) get fine bins, so a crossing bin holds a few thousand tokens
 // instead of tens of thousands, and each weight is computed nearer 1, where f32 is more accurate.
 //
@@ -546,37 +552,37 @@ double screen_eps(double per_unit, double rounding) {
 }
 
 // A screen binning: its bins per unit of d, their scales e^(-k/b), its relative weight bound and whether finite tokens
-// can land in the tail bin (which counts them as 0: under n e^-63.875, only possible at b = 8).
+// can land in the tail bin (which counts them as 0: under n e^-127.875, only possible at b = 8).
 struct ScreenBins {
     float per_unit = 8.f;
-    const std::array<double, kBins>* scale = nullptr;
+    const std::array<double, kScreenBins>* scale = nullptr;
     double eps = 0;
     bool tail = true;
 };
 
-// The binning for tokens whose d spans at most `spread` (+inf: unknown): the largest b with spread * b <= 508, so
-// that the f32 bins (t = d b rounded, at most 509) stay below the tail bin; 8 with a tail otherwise.
+// The binning for tokens whose d spans at most `spread` (+inf: unknown): the largest b with spread * b <= 1020, so
+// that the f32 bins (t = d b rounded, at most 1021) stay below the tail bin; 8 with a tail otherwise.
 ScreenBins screen_bins(double spread) {
     constexpr int kWidths = 6;  // b = 8 << j
     static const auto tables = [] {
-        std::array<std::array<double, kBins>, kWidths> t{};
+        std::array<std::array<double, kScreenBins>, kWidths> t{};
         for (int j = 0; j < kWidths; ++j) {
-            for (int k = 0; k < kBins; ++k) t[j][k] = std::exp(-k / (kBinsPerUnit * (1 << j)));
+            for (int k = 0; k < kScreenBins; ++k) t[j][k] = std::exp(-k / (kBinsPerUnit * (1 << j)));
         }
         return t;
     }();
     int j = kWidths - 1;
-    while (j > 0 && !(spread * kBinsPerUnit * (1 << j) <= 508.0)) --j;
+    while (j > 0 && !(spread * kBinsPerUnit * (1 << j) <= 1020.0)) --j;
     ScreenBins sb;
     const double b = kBinsPerUnit * (1 << j);
     sb.per_unit = static_cast<float>(b);
     sb.scale = &tables[static_cast<size_t>(j)];
-    sb.tail = !(spread * b <= 508.0);
+    sb.tail = !(spread * b <= 1020.0);
     sb.eps = screen_eps(b, 3.1);
     return sb;
 }
 
-// Bins (clamped to kTailBin) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
+// Bins (clamped to kScreenTail) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
 // d = (mx - l) / T. A masked lane (`out`) goes to the tail bin with weight 0.
 //
 // With a second temperature T2 (Two), each token also gets e^-(r / (b T2)), r as above: its weight at T2 is its bin's
@@ -627,7 +633,7 @@ struct ScreenLanes {
         const __m256 p = Unit ? s : _mm256_mul_ps(s, hi);
         const __m256 low = Unit ? e : _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
-        const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
+        const __m256 tail = _mm256_set1_ps(static_cast<float>(kScreenTail));
         // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
         __m256 k, in_tail;
         if constexpr (Masked) {
@@ -654,7 +660,7 @@ struct ScreenLanes {
 // eight per-lane histograms (64 KiB with two weights) did not fit the development machine's L1 cache and cost more
 // than the rare wait of two consecutive tokens in one bin (a bin of flat logits on fine bins holds about 1 % of them).
 // With Two, both weights of a bin sit side by side (hist[2 k + 0 / 1]): one 128-bit add.
-constexpr size_t kSlots = kBins + 8;
+constexpr size_t kSlots = kScreenBins + 8;
 template <bool Two = false>
 void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
                        std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
@@ -665,9 +671,9 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     uint64_t* const h = hist.data();
     // A token's histogram slot: its bin, except that the tail bin's tokens (weight 0, and never read) go to a slot of
     // their lane's own, so that a masked vocabulary (most tokens -inf) does not chain every addition on one address.
-    const __m256i tail_bin = _mm256_set1_epi32(kTailBin);
-    const __m256i lane_slot =
-        _mm256_setr_epi32(kBins, kBins + 1, kBins + 2, kBins + 3, kBins + 4, kBins + 5, kBins + 6, kBins + 7);
+    const __m256i tail_bin = _mm256_set1_epi32(kScreenTail);
+    const __m256i lane_slot = _mm256_setr_epi32(kScreenBins, kScreenBins + 1, kScreenBins + 2, kScreenBins + 3,
+                                                kScreenBins + 4, kScreenBins + 5, kScreenBins + 6, kScreenBins + 7);
     // Eight tokens' slots and weights are stored to a staging buffer and added to the histogram one step of the loop
     // later: scalar loads right after the vector stores they read waited on store-to-load forwarding (perf put a
     // quarter of the flat case's step on the first of them), while a step later the stores have reached the cache.
@@ -780,8 +786,8 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
 
 // Bins [0, count)'s masses from the histogram (weight `which` of `stride`) times each bin's scale, the others
 // 0; returns their total.
-double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kBins>& mass,
-                     size_t count = kTailBin, size_t stride = 1, size_t which = 0) {
+double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kScreenBins>& mass,
+                     size_t count = kScreenTail, size_t stride = 1, size_t which = 0) {
     double total = 0;
     mass.fill(0.0);
     for (size_t k = 0; k < count; ++k) {
@@ -855,7 +861,7 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
     };
     for (; i + 16 <= n; i += 16) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
-        // Bins are below 512, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
+        // Bins are below 1024, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
         // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23 (the equal ones in bits 8-15 and 24-31).
         const __m256i lt = _mm256_cmpgt_epi16(limit, v);
         const __m256i eq = _mm256_cmpeq_epi16(limit, v);
@@ -903,17 +909,19 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     // instead of a second pass over the kept tokens. On wide bins (a language model's usual spread, where the kept set
     // is a small part of the vocabulary) the second weight costs more than a second pass over the kept tokens alone.
     const double per_unit_t = static_cast<double>(sb1.per_unit) * static_cast<double>(temp);
-    const bool two = cut && temp != 1.f && sb1.per_unit >= 32.f && per_unit_t >= 8.0;
+    // Fine bins here: b >= 64, a spread under 16 units (it was b >= 32 with 512 bins: the same spreads).
+    const bool two = cut && temp != 1.f && sb1.per_unit >= 64.f && per_unit_t >= 8.0;
     if (two) {
         screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), scratch.bin16, scratch.hist);
     } else {
         screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
     }
     const size_t stride = two ? 2 : 1;
-    std::array<double, kBins> mass{};
-    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kTailBin, stride);
+    std::array<double, kScreenBins> mass{};
+    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kScreenTail, stride);
     // What the masses neglect beyond eps (absolute; a total is >= 1, the top token's exact weight): the tail bin's
-    // finite tokens, counted as 0, under n e^-63.875 together (none when the bins hold the whole spread).
+    // finite tokens, counted as 0, under n e^-127.875 together (none when the bins hold the whole spread; 1e-27 a
+    // token is the double pass's bound, e^-63.875, kept as the larger).
     auto neglect_of = [](const ScreenBins& sb, size_t count) {
         return sb.tail ? static_cast<double>(count) * 1e-27 : 0;
     };
@@ -929,7 +937,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * tot + neg;
     };
     const std::span<const uint16_t> bins = scratch.bin16;
-    size_t kc = static_cast<size_t>(kTailBin), m = 0;
+    size_t kc = static_cast<size_t>(kScreenTail), m = 0;
     std::vector<Cand>& edge = scratch.edge;  // reused: a flat vocabulary's edge holds thousands of tokens
     edge.clear();
     // At a pick temperature other than 1 the kept whole bins get a second pass; gathered (by the same scan that
@@ -942,22 +950,22 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         const double target = st.top_p * total;
         double before = 0;
         size_t kp = 0;
-        for (; kp < static_cast<size_t>(kTailBin); ++kp) {
+        for (; kp < static_cast<size_t>(kScreenTail); ++kp) {
             if (before + mass[kp] >= target) break;
             before += mass[kp];
         }
-        if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
+        if (kp == static_cast<size_t>(kScreenTail)) return std::nullopt;
         // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the top,
         // bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass (which side
         // a token at the boundary lands on is the f32 binning's rounding).
         const double mp = st.min_p;
-        size_t km = static_cast<size_t>(kTailBin) + 1;  // none
+        size_t km = static_cast<size_t>(kScreenTail) + 1;  // none
         if (mp > 0.0) {
             const double tb = -std::log(mp) * static_cast<double>(sb1.per_unit);
             // A token's f32 bin t = fl(mx - l) b (temperature 1) is within 2^-24 t of d b (1e-6 bins, the
             // bound before, is exceeded from t = 16.8 on); 3e-7 (t + 1) leaves room.
             if (std::abs(tb - std::round(tb)) < 3e-7 * (tb + 1)) return std::nullopt;
-            km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kTailBin) + 1));
+            km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kScreenTail) + 1));
         }
         kc = std::min(kp, km);
         if (second) {
@@ -995,7 +1003,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
 
     // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`, error bound `eps`) and then
     // edge[0, m).
-    auto pick = [&](const std::array<double, kBins>& pm, double whole, std::span<const uint16_t> pb,
+    auto pick = [&](const std::array<double, kScreenBins>& pm, double whole, std::span<const uint16_t> pb,
                     std::span<const float> pl, const int32_t* pid, double eps, double neg) -> std::optional<TokenId> {
         double kept_mass = whole;
         for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
@@ -1023,9 +1031,9 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     };
     if (two) {
         // The kept whole bins' masses at T from the first pass's second weight: bin k scaled by e^(-k / (b T)).
-        std::array<double, kBins> scale_t{};
+        std::array<double, kScreenBins> scale_t{};
         for (size_t k = 0; k < kc; ++k) scale_t[k] = std::exp(-static_cast<double>(k) / per_unit_t);
-        std::array<double, kBins> mass_t{};
+        std::array<double, kScreenBins> mass_t{};
         const double whole = screen_masses(scratch.hist, scale_t.data(), mass_t, kc, 2, 1);
         return pick(mass_t, whole, bins, work, nullptr, screen_eps(per_unit_t, 4.2), neglect);
     }
@@ -1040,7 +1048,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     const double kept_spread = std::min(spread, (static_cast<double>(kc) + 1) / static_cast<double>(sb1.per_unit));
     const ScreenBins sb2 = screen_bins(kept_spread / static_cast<double>(temp));
     const ScreenLanes lanes2(mx, temp, sb2.per_unit);
-    std::array<double, kBins> mass_t{};
+    std::array<double, kScreenBins> mass_t{};
     const size_t pass2_n = gathered ? kept : n;
     if (gathered) {
         screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, scratch.kept_bin,
@@ -1049,7 +1057,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         screen_histograms(work, lanes2, scratch.kept_bin, scratch.hist, bins.data(), kc);
     }
     const double whole = screen_masses(scratch.hist, sb2.scale->data(), mass_t);
-    kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
+    kc = static_cast<size_t>(kScreenTail);  // the second pass's bins: all of them are kept
     const std::span<const float> pl = gathered ? std::span<const float>(scratch.kept_logit.data(), kept) : work;
     return pick(mass_t, whole, scratch.kept_bin, pl, gathered ? scratch.kept_id.data() : nullptr, sb2.eps,
                 neglect_of(sb2, pass2_n));
