@@ -515,13 +515,19 @@ std::optional<TokenId> crossing_token(std::span<const float> work, const Binned&
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
+// The screen's bins: twice the double pass's, so that flat logits (a spread of about 4.5 units) get 128 bins per unit
+// instead of 64 and a crossing bin half the tokens to weigh exactly and select among (the flat benchmark 231 -> 205
+// us; 2048 bins measured no better). The last is the tail bin.
+constexpr int kScreenBins = 1024;
+constexpr int kScreenTail = kScreenBins - 1;
+
 // The single-precision screen of the pick without top-k (top-p and min-p: see screen_pick). Each token's bin and
 // weight come from d = (mx - l) / T in f32 lanes: mx - l is split exactly into s + e (TwoSum), 1/T into hi + lo, so
 // that d = s*hi + (s*lo + e*hi + the product's rounding) keeps its low bits (a plain f32 d would be off by up to
-// 64 * 2^-23 units). Each lane adds its token's weight to its own histogram (screen_histograms).
+// 64 * 2^-23 units). Each token's weight is added to its bin's count (screen_histograms).
 //
 // The bin width adapts to the logits' spread (ScreenBins): b = 8, 16, ..., 256 bins per unit of d, the largest whose
-// 511 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
+// 1023 bins still hold every finite token (d <= the spread of the finite logits / T), else 8 with the tail bin as in
 // bin_tokens. Flat logits (a spread of a few units) get fine bins, so a crossing bin holds a few thousand tokens
 // instead of tens of thousands, and each weight is computed nearer 1, where f32 is more accurate.
 //
@@ -546,37 +552,37 @@ double screen_eps(double per_unit, double rounding) {
 }
 
 // A screen binning: its bins per unit of d, their scales e^(-k/b), its relative weight bound and whether finite tokens
-// can land in the tail bin (which counts them as 0: under n e^-63.875, only possible at b = 8).
+// can land in the tail bin (which counts them as 0: under n e^-127.875, only possible at b = 8).
 struct ScreenBins {
     float per_unit = 8.f;
-    const std::array<double, kBins>* scale = nullptr;
+    const std::array<double, kScreenBins>* scale = nullptr;
     double eps = 0;
     bool tail = true;
 };
 
-// The binning for tokens whose d spans at most `spread` (+inf: unknown): the largest b with spread * b <= 508, so
-// that the f32 bins (t = d b rounded, at most 509) stay below the tail bin; 8 with a tail otherwise.
+// The binning for tokens whose d spans at most `spread` (+inf: unknown): the largest b with spread * b <= 1020, so
+// that the f32 bins (t = d b rounded, at most 1021) stay below the tail bin; 8 with a tail otherwise.
 ScreenBins screen_bins(double spread) {
     constexpr int kWidths = 6;  // b = 8 << j
     static const auto tables = [] {
-        std::array<std::array<double, kBins>, kWidths> t{};
+        std::array<std::array<double, kScreenBins>, kWidths> t{};
         for (int j = 0; j < kWidths; ++j) {
-            for (int k = 0; k < kBins; ++k) t[j][k] = std::exp(-k / (kBinsPerUnit * (1 << j)));
+            for (int k = 0; k < kScreenBins; ++k) t[j][k] = std::exp(-k / (kBinsPerUnit * (1 << j)));
         }
         return t;
     }();
     int j = kWidths - 1;
-    while (j > 0 && !(spread * kBinsPerUnit * (1 << j) <= 508.0)) --j;
+    while (j > 0 && !(spread * kBinsPerUnit * (1 << j) <= 1020.0)) --j;
     ScreenBins sb;
     const double b = kBinsPerUnit * (1 << j);
     sb.per_unit = static_cast<float>(b);
     sb.scale = &tables[static_cast<size_t>(j)];
-    sb.tail = !(spread * b <= 508.0);
+    sb.tail = !(spread * b <= 1020.0);
     sb.eps = screen_eps(b, 3.1);
     return sb;
 }
 
-// Bins (clamped to kTailBin) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
+// Bins (clamped to kScreenTail) and fixed-point weights 2^30 e^-(d - k/b) of 8 tokens (0 in the tail bin),
 // d = (mx - l) / T. A masked lane (`out`) goes to the tail bin with weight 0.
 //
 // With a second temperature T2 (Two), each token also gets e^-(r / (b T2)), r as above: its weight at T2 is its bin's
@@ -585,6 +591,7 @@ ScreenBins screen_bins(double spread) {
 // rounding of the coefficients -1/(b T2) and 1/(2 (b T2)^2), which are no longer exact.
 struct ScreenLanes {
     __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
+    bool unit = false;          // temperature 1: hi = 1, lo = 0
     __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients
     // 2^30 (-1/B)^i / i! (the scaling by 2^30 is exact: it changes no rounding of q and saves a product per vector).
     static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
@@ -600,6 +607,7 @@ struct ScreenLanes {
         mx = _mm256_set1_ps(max_logit);
         hi = _mm256_set1_ps(h);
         lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
+        unit = temp == 1.f;
         per_unit = _mm256_set1_ps(bins_per_unit);
         // (-1/b)^i / i!: c1 and c2 are exact (b is a power of 2).
         coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
@@ -613,17 +621,19 @@ struct ScreenLanes {
         q = _mm256_fmadd_ps(q, r, a1);
         return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(_mm256_mul_ps(q, r)));
     }
-    template <bool Two, bool Masked>
+    // Unit: the temperature is 1 (hi = 1, lo = 0), where p = s and low = e exactly, so the product's three roundings
+    // are left out with the same result (a -inf logit's NaN in r is masked either way).
+    template <bool Two, bool Masked, bool Unit = false>
     void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
         const __m256 bb = _mm256_sub_ps(s, mx);
         const __m256 e =
             _mm256_add_ps(_mm256_sub_ps(mx, _mm256_sub_ps(s, bb)), _mm256_sub_ps(b, bb));  // s + e = mx - l
-        const __m256 p = _mm256_mul_ps(s, hi);
-        const __m256 low = _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
+        const __m256 p = Unit ? s : _mm256_mul_ps(s, hi);
+        const __m256 low = Unit ? e : _mm256_fmadd_ps(s, lo, _mm256_fmadd_ps(e, hi, _mm256_fmsub_ps(s, hi, p)));
         const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
-        const __m256 tail = _mm256_set1_ps(static_cast<float>(kTailBin));
+        const __m256 tail = _mm256_set1_ps(static_cast<float>(kScreenTail));
         // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
         __m256 k, in_tail;
         if constexpr (Masked) {
@@ -640,43 +650,63 @@ struct ScreenLanes {
     }
 };
 
-// The screen's pass over `logits`: every token's bin (u16) and the per-lane histograms of the weights. With `mask`
-// (the bins of an earlier pass over the same tokens), the tokens whose earlier bin is `from` or later go to the tail
-// bin with weight 0: a second pass over the kept whole bins of the first without gathering them.
+// The screen's pass over `logits`: every token's bin (u16) and the histogram of the weights. With `mask` (the bins of
+// an earlier pass over the same tokens), the tokens whose earlier bin is `from` or later go to the tail bin with
+// weight 0: a second pass over the kept whole bins of the first without gathering them.
 //
-// The histograms count in units of 2^-30: a screened weight (0, or 2^30 (1 + q) rounded, at most 2^30) is an
-// integer, and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter
-// is then one integer add to memory per token. Each lane has its own histogram so that consecutive tokens in one bin
-// do not wait on each other's addition.
-// With Two, both of a lane's weights of a bin sit side by side (hist[2 (j kBins + k) + 0 / 1]): one cache line.
+// The histogram counts in units of 2^-30: a screened weight (0, or 2^30 (1 + q) rounded, at most 2^30) is an integer,
+// and integer sums are exact, so a bin's mass is the exact sum of its tokens' screened weights. The scatter is then
+// one integer add to memory per token. One histogram for all lanes (kSlots counts, the last 8 the tail's per lane):
+// eight per-lane histograms (64 KiB with two weights) did not fit the development machine's L1 cache and cost more
+// than the rare wait of two consecutive tokens in one bin (a bin of flat logits on fine bins holds about 1 % of them).
+// With Two, both weights of a bin sit side by side (hist[2 k + 0 / 1]): one 128-bit add.
+constexpr size_t kSlots = kScreenBins + 8;
 template <bool Two = false>
 void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
                        std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
     constexpr size_t kStride = Two ? 2 : 1;
     const size_t n = logits.size();
     bins.resize(n);
-    hist.assign(8 * kStride * static_cast<size_t>(kBins), 0);
+    hist.assign(kStride * kSlots, 0);
     uint64_t* const h = hist.data();
-    alignas(32) int32_t kk[8];
-    alignas(32) uint32_t ff[16];
-    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(kk), bin);
+    // A token's histogram slot: its bin, except that the tail bin's tokens (weight 0, and never read) go to a slot of
+    // their lane's own, so that a masked vocabulary (most tokens -inf) does not chain every addition on one address.
+    const __m256i tail_bin = _mm256_set1_epi32(kScreenTail);
+    const __m256i lane_slot = _mm256_setr_epi32(kScreenBins, kScreenBins + 1, kScreenBins + 2, kScreenBins + 3,
+                                                kScreenBins + 4, kScreenBins + 5, kScreenBins + 6, kScreenBins + 7);
+    // Eight tokens' slots and weights are stored to a staging buffer and added to the histogram one step of the loop
+    // later: scalar loads right after the vector stores they read waited on store-to-load forwarding (perf put a
+    // quarter of the flat case's step on the first of them), while a step later the stores have reached the cache.
+    struct Staged {
+        alignas(32) int32_t offset[8];  // the tokens' slots in bytes from the histogram's start
+        alignas(32) uint32_t weight[16];
+    };
+    std::array<Staged, 2> stage;
+    size_t cur = 0;
+    bool pending = false;
+    auto stage_one = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
+        Staged& st = stage[cur];
+        const __m256i slot = _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin));
+        // In bytes here, one vector shift, so that each token's address is one base-plus-index operand.
+        _mm256_store_si256(reinterpret_cast<__m256i*>(st.offset), _mm256_slli_epi32(slot, Two ? 4 : 3));
         if constexpr (Two) {
-            // Token j's two weights side by side at ff[2 j], so that one zero-extending load makes the pair added
-            // to its bin's two counts.
+            // Token j's two weights side by side at weight[2 j], so that one zero-extending load makes the pair
+            // added to its bin's two counts.
             const __m256i a = _mm256_unpacklo_epi32(fixed, fixed2), b = _mm256_unpackhi_epi32(fixed, fixed2);
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), _mm256_permute2x128_si256(a, b, 0x20));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff + 8), _mm256_permute2x128_si256(a, b, 0x31));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), _mm256_permute2x128_si256(a, b, 0x20));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight + 8), _mm256_permute2x128_si256(a, b, 0x31));
         } else {
-            _mm256_store_si256(reinterpret_cast<__m256i*>(ff), fixed);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), fixed);
         }
+    };
+    auto add_staged = [&](const Staged& st) {
         // Read back through pointers the compiler cannot see through: it would otherwise take each element out of
         // the register with an extract (two operations each) instead of one load.
-        const int32_t* k = kk;
-        const uint32_t* f = ff;
+        const int32_t* k = st.offset;
+        const uint32_t* f = st.weight;
         asm("" : "+r"(k), "+r"(f));
         for (size_t j = 0; j < 8; ++j) {
-            uint64_t* at = h + (j * kBins + static_cast<size_t>(k[j])) * kStride;
+            auto* at = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(h) + k[j]);
             if constexpr (Two) {
                 const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
@@ -686,27 +716,51 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
             }
         }
     };
+    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
+        stage_one(fixed, fixed2, bin);
+        if (pending) add_staged(stage[cur ^ 1]);
+        pending = true;
+        cur ^= 1;
+    };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     size_t i = 0;
     __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
-    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test.
-    auto loop = [&](auto masked) {
+    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test, and the pass at
+    // temperature 1 (top-p's first pass, the OpenAI default's) no product by 1 / T.
+    auto loop = [&](auto masked, auto unit) {
+        if constexpr (!decltype(masked)::value && !Two) {
+            // Sixteen tokens a step when unmasked with one weight: the two groups' arithmetic chains (the Horner steps
+            // wait on each other) are independent and interleave (OpenAI default 137 -> 122 us). With two weights the
+            // sixteen tokens' values no longer fit the registers (the flat case went from 231 to 294 us).
+            for (; i + 16 <= n; i += 16) {
+                const __m256 none = _mm256_setzero_ps();
+                __m256i fa, fa2 = _mm256_setzero_si256(), ba, fb, fb2 = _mm256_setzero_si256(), bb;
+                lanes.run<Two, false, decltype(unit)::value>(logits.data() + i, none, fa, fa2, ba);
+                lanes.run<Two, false, decltype(unit)::value>(logits.data() + i + 8, none, fb, fb2, bb);
+                scatter(fa, fa2, ba);
+                scatter(fb, fb2, bb);
+                const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(ba, bb), 0xd8);  // u16 a0..a7 b0..b7
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(bins.data() + i), pk);
+            }
+        }
         for (; i + 8 <= n; i += 8) {
             __m256 out = _mm256_setzero_ps();
             if constexpr (decltype(masked)::value) {
                 const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
                 out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
             }
-            lanes.run<Two, decltype(masked)::value>(logits.data() + i, out, fixed, fixed2, bin);
+            lanes.run<Two, decltype(masked)::value, decltype(unit)::value>(logits.data() + i, out, fixed, fixed2, bin);
             scatter(fixed, fixed2, bin);
             const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
             _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
         }
     };
     if (mask != nullptr) {
-        loop(std::true_type{});
+        loop(std::true_type{}, std::false_type{});
+    } else if (lanes.unit) {
+        loop(std::false_type{}, std::true_type{});
     } else {
-        loop(std::false_type{});
+        loop(std::false_type{}, std::false_type{});
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
@@ -721,19 +775,23 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         }
         lanes.run<Two, true>(pad, out, fixed, fixed2, bin);
         scatter(fixed, fixed2, bin);
-        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kk[j]);
+        add_staged(stage[cur ^ 1]);
+        alignas(32) int32_t kb[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(kb), bin);
+        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kb[j]);
+    } else if (pending) {
+        add_staged(stage[cur ^ 1]);
     }
 }
 
-// Bins [0, count)'s masses from the lanes' histograms (weight `which` of `stride`) times each bin's scale, the others
+// Bins [0, count)'s masses from the histogram (weight `which` of `stride`) times each bin's scale, the others
 // 0; returns their total.
-double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kBins>& mass,
-                     size_t count = kTailBin, size_t stride = 1, size_t which = 0) {
+double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std::array<double, kScreenBins>& mass,
+                     size_t count = kScreenTail, size_t stride = 1, size_t which = 0) {
     double total = 0;
     mass.fill(0.0);
     for (size_t k = 0; k < count; ++k) {
-        uint64_t m = 0;
-        for (size_t j = 0; j < 8; ++j) m += hist[(j * kBins + k) * stride + which];
+        const uint64_t m = hist[k * stride + which];
         mass[k] = scale[k] * (static_cast<double>(m) * 0x1.0p-30);  // m < 2^48: exact in a double
         total += mass[k];
     }
@@ -803,7 +861,7 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
     };
     for (; i + 16 <= n; i += 16) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + i));
-        // Bins are below 512, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
+        // Bins are below 1024, so the signed compare is the unsigned one; packing the 16-bit results to bytes puts
         // tokens 0-7 in mask bits 0-7 and tokens 8-15 in bits 16-23 (the equal ones in bits 8-15 and 24-31).
         const __m256i lt = _mm256_cmpgt_epi16(limit, v);
         const __m256i eq = _mm256_cmpeq_epi16(limit, v);
@@ -851,17 +909,19 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     // instead of a second pass over the kept tokens. On wide bins (a language model's usual spread, where the kept set
     // is a small part of the vocabulary) the second weight costs more than a second pass over the kept tokens alone.
     const double per_unit_t = static_cast<double>(sb1.per_unit) * static_cast<double>(temp);
-    const bool two = cut && temp != 1.f && sb1.per_unit >= 32.f && per_unit_t >= 8.0;
+    // Fine bins here: b >= 64, a spread under 16 units (it was b >= 32 with 512 bins: the same spreads).
+    const bool two = cut && temp != 1.f && sb1.per_unit >= 64.f && per_unit_t >= 8.0;
     if (two) {
         screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), scratch.bin16, scratch.hist);
     } else {
         screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
     }
     const size_t stride = two ? 2 : 1;
-    std::array<double, kBins> mass{};
-    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kTailBin, stride);
+    std::array<double, kScreenBins> mass{};
+    const double total = screen_masses(scratch.hist, sb1.scale->data(), mass, kScreenTail, stride);
     // What the masses neglect beyond eps (absolute; a total is >= 1, the top token's exact weight): the tail bin's
-    // finite tokens, counted as 0, under n e^-63.875 together (none when the bins hold the whole spread).
+    // finite tokens, counted as 0, under n e^-127.875 together (none when the bins hold the whole spread; 1e-27 a
+    // token is the double pass's bound, e^-63.875, kept as the larger).
     auto neglect_of = [](const ScreenBins& sb, size_t count) {
         return sb.tail ? static_cast<double>(count) * 1e-27 : 0;
     };
@@ -877,8 +937,9 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         return (4.0 * static_cast<double>(n) + 64.0) * std::numeric_limits<double>::epsilon() * tot + neg;
     };
     const std::span<const uint16_t> bins = scratch.bin16;
-    size_t kc = static_cast<size_t>(kTailBin), m = 0;
-    std::vector<Cand> edge;
+    size_t kc = static_cast<size_t>(kScreenTail), m = 0;
+    std::vector<Cand>& edge = scratch.edge;  // reused: a flat vocabulary's edge holds thousands of tokens
+    edge.clear();
     // At a pick temperature other than 1 the kept whole bins get a second pass; gathered (by the same scan that
     // collects the edge) when they hold under a quarter of the vocabulary.
     const bool second = cut && temp != 1.f && !two;
@@ -889,31 +950,29 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         const double target = st.top_p * total;
         double before = 0;
         size_t kp = 0;
-        for (; kp < static_cast<size_t>(kTailBin); ++kp) {
+        for (; kp < static_cast<size_t>(kScreenTail); ++kp) {
             if (before + mass[kp] >= target) break;
             before += mass[kp];
         }
-        if (kp == static_cast<size_t>(kTailBin)) return std::nullopt;
+        if (kp == static_cast<size_t>(kScreenTail)) return std::nullopt;
         // Min-p keeps p >= min_p * p_max, i.e. e^(l - max) >= min_p: the tokens within dm = -ln(min_p) of the top,
         // bins [0, km) whole and some of bin km. A threshold on a bin boundary is left to the exact pass (which side
         // a token at the boundary lands on is the f32 binning's rounding).
         const double mp = st.min_p;
-        size_t km = static_cast<size_t>(kTailBin) + 1;  // none
+        size_t km = static_cast<size_t>(kScreenTail) + 1;  // none
         if (mp > 0.0) {
             const double tb = -std::log(mp) * static_cast<double>(sb1.per_unit);
             // A token's f32 bin t = fl(mx - l) b (temperature 1) is within 2^-24 t of d b (1e-6 bins, the
             // bound before, is exceeded from t = 16.8 on); 3e-7 (t + 1) leaves room.
             if (std::abs(tb - std::round(tb)) < 3e-7 * (tb + 1)) return std::nullopt;
-            km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kTailBin) + 1));
+            km = static_cast<size_t>(std::min(std::floor(tb), static_cast<double>(kScreenTail) + 1));
         }
         kc = std::min(kp, km);
         if (second) {
             // The kept whole bins' token count, within 1 - e^(-1/b) below (each weight is at most 2^30 in fixed point
             // and above e^(-1/b) 2^30).
             uint64_t w = 0;
-            for (size_t k = 0; k < kc; ++k) {
-                for (size_t j = 0; j < 8; ++j) w += scratch.hist[j * kBins + k];
-            }
+            for (size_t k = 0; k < kc; ++k) w += scratch.hist[k];
             gathered = static_cast<double>(w) * 0x1.0p-30 < 0.25 * static_cast<double>(n);
         }
         if (gathered) {
@@ -944,7 +1003,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
 
     // The pick over bins [0, kc) (masses `pm`, bins `pb` of the tokens `pl` / ids `pid`, error bound `eps`) and then
     // edge[0, m).
-    auto pick = [&](const std::array<double, kBins>& pm, double whole, std::span<const uint16_t> pb,
+    auto pick = [&](const std::array<double, kScreenBins>& pm, double whole, std::span<const uint16_t> pb,
                     std::span<const float> pl, const int32_t* pid, double eps, double neg) -> std::optional<TokenId> {
         double kept_mass = whole;
         for (size_t j = 0; j < m; ++j) kept_mass += weight_t(edge[j]);
@@ -972,9 +1031,9 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     };
     if (two) {
         // The kept whole bins' masses at T from the first pass's second weight: bin k scaled by e^(-k / (b T)).
-        std::array<double, kBins> scale_t{};
+        std::array<double, kScreenBins> scale_t{};
         for (size_t k = 0; k < kc; ++k) scale_t[k] = std::exp(-static_cast<double>(k) / per_unit_t);
-        std::array<double, kBins> mass_t{};
+        std::array<double, kScreenBins> mass_t{};
         const double whole = screen_masses(scratch.hist, scale_t.data(), mass_t, kc, 2, 1);
         return pick(mass_t, whole, bins, work, nullptr, screen_eps(per_unit_t, 4.2), neglect);
     }
@@ -989,7 +1048,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     const double kept_spread = std::min(spread, (static_cast<double>(kc) + 1) / static_cast<double>(sb1.per_unit));
     const ScreenBins sb2 = screen_bins(kept_spread / static_cast<double>(temp));
     const ScreenLanes lanes2(mx, temp, sb2.per_unit);
-    std::array<double, kBins> mass_t{};
+    std::array<double, kScreenBins> mass_t{};
     const size_t pass2_n = gathered ? kept : n;
     if (gathered) {
         screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, scratch.kept_bin,
@@ -998,7 +1057,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
         screen_histograms(work, lanes2, scratch.kept_bin, scratch.hist, bins.data(), kc);
     }
     const double whole = screen_masses(scratch.hist, sb2.scale->data(), mass_t);
-    kc = static_cast<size_t>(kTailBin);  // the second pass's bins: all of them are kept
+    kc = static_cast<size_t>(kScreenTail);  // the second pass's bins: all of them are kept
     const std::span<const float> pl = gathered ? std::span<const float>(scratch.kept_logit.data(), kept) : work;
     return pick(mass_t, whole, scratch.kept_bin, pl, gathered ? scratch.kept_id.data() : nullptr, sb2.eps,
                 neglect_of(sb2, pass2_n));

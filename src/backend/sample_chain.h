@@ -38,6 +38,7 @@ TokenId argmax_token(std::span<const float> logits);
 // weights and bins of the full-vocabulary path).
 struct SampleScratch {
     std::vector<std::pair<float, TokenId>> cand;
+    std::vector<std::pair<float, TokenId>> edge;  // the screen's tokens of the bin top-p's (or min-p's) cut falls in
     std::vector<float> work;
     std::vector<double> weight;
     std::vector<int32_t> bin;

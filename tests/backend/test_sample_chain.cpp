@@ -362,6 +362,62 @@ TEST(SampleChain, FlatLogitsDrawsMatchAt152k) {
     EXPECT_LE(random_fallbacks, 2u) << "of " << random_draws;
 }
 
+// Flat logits with most of the vocabulary masked to -inf (as a grammar's token mask leaves it), at a size that is not
+// a multiple of eight: the screen's pass sends the masked tokens to per-lane slots of the tail bin (weight 0) rather
+// than one count, and its last eight tokens are padded; the histogram must still hold exactly the unmasked tokens'
+// weights. Top-p with the second weight, at temperature 1, and the pick alone; random draws and draws on and beside
+// the definition's boundaries.
+TEST(SampleChain, MaskedFlatLogitsDrawsMatch) {
+    std::mt19937_64 rng(19);
+    std::normal_distribution<float> g(0.f, 0.5f);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<float> logits(151939);
+    for (float& v : logits) v = g(rng);
+    for (size_t i = 0; i < logits.size(); ++i) {
+        if (rng() % 10 != 0) logits[i] = -std::numeric_limits<float>::infinity();
+    }
+    logits.back() = 0.25f;  // a kept token among the padded last ones
+    SampleScratch scratch;
+    Reference ref;
+    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
+    uint64_t random_draws = 0, random_fallbacks = 0, on_boundary = 0;
+    for (const auto& [temp, top_p] : {std::pair{0.7f, 0.9f}, {0.3f, 0.9f}, {1.f, 0.9f}, {0.7f, 1.f}, {1.f, 1.f}}) {
+        SampleStep s;
+        s.temperature = temp;
+        s.top_k = 0;
+        s.top_p = top_p;
+        s.min_p = 0.f;
+        for (int d = 0; d < 12; ++d) {
+            s.u = unit(rng);
+            const uint64_t before = fallbacks();
+            ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
+            ++random_draws;
+            if (fallbacks() != before) ++random_fallbacks;
+        }
+        for (int b = 0; b < 6; ++b) {
+            const std::vector<double> cum = ref.last_cum;
+            const double at = cum[rng() % cum.size()];
+            if (!(at < 1.0)) continue;
+            for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0), at * (1 - 1e-9), at * (1 + 1e-9)}) {
+                if (!(u < 1.0)) continue;
+                s.u = u;
+                const uint64_t before = fallbacks();
+                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
+                    << "boundary u=" << u << " T=" << temp << " top_p=" << top_p;
+                if (u == at) {
+                    EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << temp;
+                    ++on_boundary;
+                }
+            }
+        }
+    }
+    EXPECT_GT(on_boundary, 20u);
+    // About 15,000 unmasked tokens: a random draw lands within the screen's bound of a boundary far less often than
+    // at the full vocabulary.
+    EXPECT_LE(random_fallbacks, 2u) << "of " << random_draws;
+}
+
 // A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
 // another temperature after it: random draws and draws on and beside the definition's boundaries. The last vector
 // puts a high logit exactly where the threshold's strided sample looks, so that fewer than k tokens reach the
