@@ -20,7 +20,7 @@ $after bench --h2d | grep -E "device-to-device|pinned" || true
 for preset in $PRESETS; do
   case $preset in qwen*) vocab=ggml-vocab-qwen2.5.gguf ;; phi3*) vocab=ggml-vocab-phi-3.gguf ;; *) vocab=ggml-vocab-llama-spm.gguf ;; esac
   f=$m/$preset-Q4_K_M.gguf
-  [ -f "$f" ] || $after synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx 8448 -o "$f" >/dev/null
+  [ -f "$f" ] || $after synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx-size 8448 -o "$f" >/dev/null
   for round in $(seq 1 "$ROUNDS"); do
     for which in before after $EXTRA; do
       bin=$before; env=()

@@ -20,7 +20,7 @@ echo "copy ceiling: ${ceiling} GB/s"
 for preset in $PRESETS; do
   case $preset in qwen*) vocab=ggml-vocab-qwen2.5.gguf ;; phi3*) vocab=ggml-vocab-phi-3.gguf ;; *) vocab=ggml-vocab-llama-spm.gguf ;; esac
   f=$m/$preset-Q4_K_M.gguf
-  [ -f "$f" ] || $ORCD synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx 8448 -o "$f" >/dev/null
+  [ -f "$f" ] || $ORCD synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx-size 8448 -o "$f" >/dev/null
   tg=$($ORCD bench -m "$f" --device cuda -p 0 -n 128 -r 3 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tg']['tokens_per_s_mean'])")
   csv=$OUT/token-profile-$preset.csv
   ncu --csv --cache-control none --clock-control none \
