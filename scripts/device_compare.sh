@@ -12,15 +12,12 @@ EXTRA=${EXTRA:-}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 ROUNDS=${ROUNDS:-2}
-vocab_dir=$(cd .. && pwd)/shared/models/vocab
-[ -d "$vocab_dir" ] || vocab_dir=.carry/shared/models/vocab
-m=/tmp/orcd-bench-models; mkdir -p "$m"
+# shellcheck source=scripts/device_bench_model.sh
+. "$(dirname "$0")/device_bench_model.sh"
 jsonl=$OUT/compare.jsonl; : > "$jsonl"
 $after bench --h2d | grep -E "device-to-device|pinned" || true
 for preset in $PRESETS; do
-  case $preset in qwen*) vocab=ggml-vocab-qwen2.5.gguf ;; phi3*) vocab=ggml-vocab-phi-3.gguf ;; *) vocab=ggml-vocab-llama-spm.gguf ;; esac
-  f=$m/$preset-Q4_K_M.gguf
-  [ -f "$f" ] || $after synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx-size 8448 -o "$f" >/dev/null
+  f=$(bench_model "$after" "$preset")
   for round in $(seq 1 "$ROUNDS"); do
     for which in before after $EXTRA; do
       bin=$before; env=()

@@ -12,15 +12,12 @@ ORCD=${ORCD:-build-dev/src/cli/orcd}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 TOKENS=${TOKENS:-4}
-vocab_dir=$(cd .. && pwd)/shared/models/vocab
-[ -d "$vocab_dir" ] || vocab_dir=.carry/shared/models/vocab
-m=/tmp/orcd-bench-models; mkdir -p "$m"
+# shellcheck source=scripts/device_bench_model.sh
+. "$(dirname "$0")/device_bench_model.sh"
 ceiling=$($ORCD bench --h2d | tee /dev/stderr | awk '/device-to-device/ {for (i = 1; i <= NF; ++i) if ($i == "GB/s") print $(i - 1)}' | head -1)
 echo "copy ceiling: ${ceiling} GB/s"
 for preset in $PRESETS; do
-  case $preset in qwen*) vocab=ggml-vocab-qwen2.5.gguf ;; phi3*) vocab=ggml-vocab-phi-3.gguf ;; *) vocab=ggml-vocab-llama-spm.gguf ;; esac
-  f=$m/$preset-Q4_K_M.gguf
-  [ -f "$f" ] || $ORCD synth --preset "$preset" --type Q4_K_M --vocab "$vocab_dir/$vocab" --ctx-size 8448 -o "$f" >/dev/null
+  f=$(bench_model "$ORCD" "$preset")
   tg=$($ORCD bench -m "$f" --device cuda -p 0 -n 128 -r 3 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tg']['tokens_per_s_mean'])")
   csv=$OUT/token-profile-$preset.csv
   ncu --csv --cache-control none --clock-control none \

@@ -205,6 +205,19 @@ TEST(SampleChain, FullVocabularyDrawsMatchAt152k) {
     }
 }
 
+// A top-p / min-p step at a temperature, top-k off (the binned and flat draw tests' parameter sets).
+struct DrawCase {
+    float temp, top_p, min_p;
+};
+SampleStep step_of(const DrawCase& c) {
+    SampleStep s;
+    s.temperature = c.temp;
+    s.top_k = 0;
+    s.top_p = c.top_p;
+    s.min_p = c.min_p;
+    return s;
+}
+
 // The paths that bin instead of sorting, at a real vocabulary size: the single-precision screen (no top-k, top-p or
 // min-p) at several temperatures, top-p then the pick on one binning (temperature 1), and top-p (with and without
 // min-p) at temperature 1 with the pick at another temperature, on a second pass over the kept tokens. Random draws
@@ -221,9 +234,7 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     // screen left to an exact pass.
     uint64_t second_pass_draws = 0, second_pass_fallbacks = 0;
     auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
-    struct Case {
-        float temp, top_p, min_p;
-    };
+    using Case = DrawCase;
     // min_p -1: min-p's threshold placed just inside top-p's cut (the two cuts in one bin, most of the time).
     const Case cases[] = {{0.7f, 1.f, 0.f},    {1.f, 1.f, 0.f},     {1.3f, 1.f, 0.f},     {1.f, 0.9f, 0.f},
                           {1.f, 0.5f, 0.f},    {0.7f, 0.9f, 0.f},   {0.5f, 0.95f, 0.f},   {1.3f, 0.9f, 0.f},
@@ -232,11 +243,7 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     for (Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::WithNegInf}) {
         const auto logits = make_logits(shape, 151936, rng);
         for (const Case& c : cases) {
-            SampleStep s;
-            s.temperature = c.temp;
-            s.top_k = 0;
-            s.top_p = c.top_p;
-            s.min_p = c.min_p;
+            SampleStep s = step_of(c);
             if (c.min_p < 0.f) {
                 // The reference's top-p survivors: the last one's e^(l - max), raised a little.
                 s.min_p = 0.f;
@@ -304,6 +311,53 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
     EXPECT_LT(second_pass_fallbacks, second_pass_draws / 2) << "of " << second_pass_draws;
 }
 
+// What check_draws ran: random draws, those the screen left to an exact pass, and draws exactly on a boundary.
+struct DrawCounts {
+    uint64_t random = 0, random_fallbacks = 0, on_boundary = 0;
+};
+
+// Twelve random draws of step s (its parameters, a fresh u each) against the definition, then draws on and beside up to
+// six of the definition's cumulative boundaries: each must pick the definition's token, and a draw exactly on a
+// boundary must leave the fast paths. Fatal failures stop it (callers wrap it in ASSERT_NO_FATAL_FAILURE).
+void check_draws(const std::vector<float>& logits, SampleStep s, SampleScratch& scratch, Reference& ref,
+                 std::mt19937_64& rng, DrawCounts& n) {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
+    const auto params = [&] {
+        return testing::Message() << " T=" << s.temperature << " top_p=" << s.top_p << " min_p=" << s.min_p;
+    };
+    for (int d = 0; d < 12; ++d) {
+        s.u = unit(rng);
+        const uint64_t before = fallbacks();
+        ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s)) << "u=" << s.u << params();
+        ++n.random;
+        if (fallbacks() != before) ++n.random_fallbacks;
+    }
+    for (int b = 0; b < 6; ++b) {
+        const std::vector<double> cum = ref.last_cum;
+        const double at = cum[rng() % cum.size()];
+        if (!(at < 1.0)) continue;
+        for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0), at * (1 - 1e-9), at * (1 + 1e-9)}) {
+            if (!(u < 1.0)) continue;
+            s.u = u;
+            const uint64_t before = fallbacks();
+            ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s)) << "boundary u=" << u << params();
+            if (u == at) {
+                EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary," << params();
+                ++n.on_boundary;
+            }
+        }
+    }
+}
+
+// check_draws for each (temperature, top-p, min-p), top-k off, on one scratch (as a sequence's steps share it).
+void check_cases(const std::vector<float>& logits, std::initializer_list<DrawCase> cases, std::mt19937_64& rng,
+                 DrawCounts& n) {
+    SampleScratch scratch;
+    Reference ref;
+    for (const DrawCase& c : cases) ASSERT_NO_FATAL_FAILURE(check_draws(logits, step_of(c), scratch, ref, rng, n));
+}
+
 // Flat logits at a real vocabulary size (a gaussian of sd 0.5: a spread of about 4.5 units, so the screen takes its
 // finest bins, and top-p 0.9 keeps most of the vocabulary): top-p at temperatures other than 1 (the first pass's second
 // weight on fine bins; at T 0.1 too coarse for it, a second pass in place over the kept tokens), at temperature 1,
@@ -312,54 +366,23 @@ TEST(SampleChain, BinnedDrawsMatchAndLeaveBoundariesToAnExactPass) {
 TEST(SampleChain, FlatLogitsDrawsMatchAt152k) {
     std::mt19937_64 rng(17);
     std::normal_distribution<float> g(0.f, 0.5f);
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
     std::vector<float> logits(151936);
     for (float& v : logits) v = g(rng);
-    SampleScratch scratch;
-    Reference ref;
-    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
-    struct Case {
-        float temp, top_p, min_p;
-    };
-    const Case cases[] = {{0.7f, 0.9f, 0.f}, {0.3f, 0.9f, 0.f},  {1.3f, 0.95f, 0.f}, {0.1f, 0.9f, 0.f},
-                          {1.f, 0.9f, 0.f},  {0.7f, 0.9f, 0.5f}, {0.7f, 1.f, 0.f},   {1.f, 1.f, 0.f}};
-    uint64_t random_draws = 0, random_fallbacks = 0, on_boundary = 0;
-    for (const Case& c : cases) {
-        SampleStep s;
-        s.temperature = c.temp;
-        s.top_k = 0;
-        s.top_p = c.top_p;
-        s.min_p = c.min_p;
-        for (int d = 0; d < 12; ++d) {
-            s.u = unit(rng);
-            const uint64_t before = fallbacks();
-            ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                << "u=" << s.u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << c.min_p;
-            ++random_draws;
-            if (fallbacks() != before) ++random_fallbacks;
-        }
-        for (int b = 0; b < 6; ++b) {
-            const std::vector<double> cum = ref.last_cum;
-            const double at = cum[rng() % cum.size()];
-            if (!(at < 1.0)) continue;
-            for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0), at * (1 - 1e-9), at * (1 + 1e-9)}) {
-                if (!(u < 1.0)) continue;
-                s.u = u;
-                const uint64_t before = fallbacks();
-                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                    << "boundary u=" << u << " T=" << c.temp << " top_p=" << c.top_p << " min_p=" << c.min_p;
-                if (u == at) {
-                    EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << c.temp
-                                                   << " top_p=" << c.top_p << " min_p=" << c.min_p;
-                    ++on_boundary;
-                }
-            }
-        }
-    }
-    EXPECT_GT(on_boundary, 40u);
+    DrawCounts n;
+    ASSERT_NO_FATAL_FAILURE(check_cases(logits,
+                                        {{0.7f, 0.9f, 0.f},
+                                         {0.3f, 0.9f, 0.f},
+                                         {1.3f, 0.95f, 0.f},
+                                         {0.1f, 0.9f, 0.f},
+                                         {1.f, 0.9f, 0.f},
+                                         {0.7f, 0.9f, 0.5f},
+                                         {0.7f, 1.f, 0.f},
+                                         {1.f, 1.f, 0.f}},
+                                        rng, n));
+    EXPECT_GT(n.on_boundary, 40u);
     // The screen's bound on these fine bins is about 4e-9 of the total, each token about 7e-6 of it: a random draw
     // lands within the bound of a boundary about once in a thousand (the top-p cut, one per vector, may too).
-    EXPECT_LE(random_fallbacks, 2u) << "of " << random_draws;
+    EXPECT_LE(n.random_fallbacks, 2u) << "of " << n.random;
 }
 
 // Flat logits with most of the vocabulary masked to -inf (as a grammar's token mask leaves it), at a size that is not
@@ -370,52 +393,19 @@ TEST(SampleChain, FlatLogitsDrawsMatchAt152k) {
 TEST(SampleChain, MaskedFlatLogitsDrawsMatch) {
     std::mt19937_64 rng(19);
     std::normal_distribution<float> g(0.f, 0.5f);
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
     std::vector<float> logits(151939);
     for (float& v : logits) v = g(rng);
     for (size_t i = 0; i < logits.size(); ++i) {
         if (rng() % 10 != 0) logits[i] = -std::numeric_limits<float>::infinity();
     }
     logits.back() = 0.25f;  // a kept token among the padded last ones
-    SampleScratch scratch;
-    Reference ref;
-    auto fallbacks = [&] { return scratch.screen_fallbacks + scratch.sorted_fallbacks; };
-    uint64_t random_draws = 0, random_fallbacks = 0, on_boundary = 0;
-    for (const auto& [temp, top_p] : {std::pair{0.7f, 0.9f}, {0.3f, 0.9f}, {1.f, 0.9f}, {0.7f, 1.f}, {1.f, 1.f}}) {
-        SampleStep s;
-        s.temperature = temp;
-        s.top_k = 0;
-        s.top_p = top_p;
-        s.min_p = 0.f;
-        for (int d = 0; d < 12; ++d) {
-            s.u = unit(rng);
-            const uint64_t before = fallbacks();
-            ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                << "u=" << s.u << " T=" << temp << " top_p=" << top_p;
-            ++random_draws;
-            if (fallbacks() != before) ++random_fallbacks;
-        }
-        for (int b = 0; b < 6; ++b) {
-            const std::vector<double> cum = ref.last_cum;
-            const double at = cum[rng() % cum.size()];
-            if (!(at < 1.0)) continue;
-            for (double u : {at, std::nextafter(at, 0.0), std::nextafter(at, 2.0), at * (1 - 1e-9), at * (1 + 1e-9)}) {
-                if (!(u < 1.0)) continue;
-                s.u = u;
-                const uint64_t before = fallbacks();
-                ASSERT_EQ(sample_on_host(logits, s, scratch), ref.sample(logits, s))
-                    << "boundary u=" << u << " T=" << temp << " top_p=" << top_p;
-                if (u == at) {
-                    EXPECT_GT(fallbacks(), before) << "a fast path decided a draw on a boundary, T=" << temp;
-                    ++on_boundary;
-                }
-            }
-        }
-    }
-    EXPECT_GT(on_boundary, 20u);
+    DrawCounts n;
+    ASSERT_NO_FATAL_FAILURE(check_cases(
+        logits, {{0.7f, 0.9f, 0.f}, {0.3f, 0.9f, 0.f}, {1.f, 0.9f, 0.f}, {0.7f, 1.f, 0.f}, {1.f, 1.f, 0.f}}, rng, n));
+    EXPECT_GT(n.on_boundary, 20u);
     // About 15,000 unmasked tokens: a random draw lands within the screen's bound of a boundary far less often than
     // at the full vocabulary.
-    EXPECT_LE(random_fallbacks, 2u) << "of " << random_draws;
+    EXPECT_LE(n.random_fallbacks, 2u) << "of " << n.random;
 }
 
 // A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
