@@ -43,7 +43,7 @@ struct SampleScratch {
     std::vector<double> weight;
     std::vector<int32_t> bin;
     std::vector<uint16_t> bin16;  // the single-precision screen's bins
-    std::vector<uint64_t> hist;   // its per-lane histograms (fixed point; two weights side by side in one pass)
+    std::vector<uint64_t> hist;   // its histogram (fixed point; with two weights, a bin's two side by side)
     // Top-p's (and min-p's) kept tokens of whole bins, gathered for the pick's pass at its own temperature: logits,
     // ids and that pass's bins (the whole vocabulary's, when that pass runs in place with the other tokens masked).
     std::vector<float> kept_logit;
