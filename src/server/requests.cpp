@@ -47,6 +47,14 @@ std::string type_of(const json& v) {
     return std::string(v.type_name());
 }
 
+// Whether obj is an object whose member `key` is the string `expected`. json::value(key, default) would throw when the
+// member is present with another type (a fuzzer found {"type": 2}), so every type test goes through here.
+bool member_is(const json& obj, const char* key, std::string_view expected) {
+    if (!obj.is_object()) return false;
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_string() && it->get_ref<const std::string&>() == expected;
+}
+
 // Reads the fields of one JSON object, recording an error per bad field. Absent (or null) optional fields keep the
 // caller's default.
 class Fields {
@@ -375,7 +383,7 @@ void read_tools(Fields& f, OpenAiRequest& r) {
             for (size_t i = 0; i < tools->size(); ++i) {
                 const json& t = (*tools)[i];
                 const std::string at = fmt::format("tools[{}]", i);
-                if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
+                if (!member_is(t, "type", "function") || !t.contains("function") ||
                     !t["function"].is_object() || !t["function"].contains("name") ||
                     !t["function"]["name"].is_string()) {
                     f.fail(at,
@@ -539,7 +547,7 @@ void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessa
             // Content parts: only text can be served by a text model.
             for (size_t k = 0; k < content->size(); ++k) {
                 const json& part = (*content)[k];
-                if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+                if (member_is(part, "type", "text") && part.contains("text") &&
                     part["text"].is_string()) {
                     cm.content += part["text"].get<std::string>();
                 } else {

@@ -223,6 +223,21 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"best_of", "echo"}));
 }
 
+// A part's or a tool's "type" of another JSON type is a field error, never an exception (the fuzzer's find: nlohmann's
+// value("type", "") throws on {"type": 2}).
+TEST(ServerRequests, NonStringTypeMembersAreFieldErrors) {
+    std::vector<FieldError> errors;
+    EXPECT_NO_THROW(parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":[{"type":2,
+        "text":"hi"},{"type":["text"],"text":"a"},{"type":"text","text":"b"}]}]})"),
+                                 true, 2048, errors));
+    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"messages[0].content[0]", "messages[0].content[1]"}));
+    errors.clear();
+    EXPECT_NO_THROW(parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+        "tools":[{"type":7,"function":{"name":"f"}},{"type":null,"function":{"name":"g"}}]})"),
+                                 true, 2048, errors));
+    EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"tools[0]", "tools[1]"}));
+}
+
 // Every key is either implemented or listed as unsupported (the endpoint answers "unsupported parameter: X").
 TEST(ServerRequests, UnknownAndUnimplementedFieldsAreUnsupported) {
     std::vector<FieldError> errors;
