@@ -1,7 +1,7 @@
 #include "tokenizer/spm.h"
 
 #include <cstdio>
-#include <queue>
+#include <algorithm>
 
 #include <fmt/format.h>
 
@@ -32,13 +32,31 @@ struct Bigram {
 
 }  // namespace
 
-SpmModel::SpmModel(const Vocab& vocab) : vocab_(vocab) {
+// Buffers reused from word to word of one encode call.
+struct SpmModel::Scratch {
+    std::vector<Symbol> symbols;
+    std::vector<Bigram> queue;
+};
+
+SpmModel::SpmModel(const Vocab& vocab, Walk walk) : vocab_(vocab) {
     for (int b = 0; b < 256; ++b) {
         const std::string name = fmt::format("<0x{:02X}>", b);
         byte_token_[b] = vocab.find(name);
         if (byte_token_[b] == kNoToken) {
             throw Error(ErrorCode::Tokenizer,
                         fmt::format("SentencePiece vocabulary has no byte-fallback token '{}'", name));
+        }
+    }
+    // Whether the text can be encoded word by word (encode): no token holds another character followed by "▁".
+    words_merge_apart_ = walk == Walk::WordByWordWhereExact;
+    for (size_t id = 0; id < vocab.size() && words_merge_apart_; ++id) {
+        const std::string_view text = vocab.text(static_cast<TokenId>(id));
+        for (size_t at = text.find(kSpaceMarker, 1); at != std::string_view::npos;
+             at = text.find(kSpaceMarker, at + 1)) {
+            if (!text.substr(0, at).ends_with(kSpaceMarker)) {
+                words_merge_apart_ = false;
+                break;
+            }
         }
     }
     decoded_.resize(vocab.size());
@@ -76,11 +94,31 @@ void SpmModel::encode(std::string_view raw, bool starts_segment, std::vector<Tok
         }
     }
     if (text.empty()) return;
+    Scratch scratch;
+    if (!words_merge_apart_) {
+        encode_escaped(text, 0, text.size(), scratch, out);
+        return;
+    }
+    // Word by word: a word starts at a "▁" that follows another character (a run of "▁" stays with the word after it).
+    // No token holds such a pair (checked in the constructor), so no merge crosses that point, and the merges on each
+    // side are the ones the whole text would make there, in the same order: the same tokens, from heaps of a word's
+    // size instead of the whole text's.
+    const std::string_view all(text);
+    size_t begin = 0;
+    for (size_t at = all.find(kSpaceMarker, 1); at != std::string_view::npos; at = all.find(kSpaceMarker, at + 1)) {
+        if (all.substr(0, at).ends_with(kSpaceMarker)) continue;
+        encode_escaped(all, begin, at, scratch, out);
+        begin = at;
+    }
+    encode_escaped(all, begin, all.size(), scratch, out);
+}
 
+void SpmModel::encode_escaped(std::string_view text, size_t begin, size_t end, Scratch& scratch,
+                              std::vector<TokenId>& out) const {
     // One symbol per UTF-8 character (the text is valid UTF-8 here).
-    std::vector<Symbol> symbols;
-    symbols.reserve(text.size());
-    for (size_t i = 0; i < text.size();) {
+    std::vector<Symbol>& symbols = scratch.symbols;
+    symbols.clear();
+    for (size_t i = begin; i < end;) {
         const uint32_t len = unicode::decode_one(text, i).len;
         const auto index = static_cast<int32_t>(symbols.size());
         symbols.push_back({static_cast<uint32_t>(i), len, index - 1, -1});
@@ -88,19 +126,22 @@ void SpmModel::encode(std::string_view raw, bool starts_segment, std::vector<Tok
         i += len;
     }
 
-    std::priority_queue<Bigram> queue;
+    std::vector<Bigram>& queue = scratch.queue;  // a max-heap
+    queue.clear();
     auto consider = [&](int32_t left, int32_t right) {
         if (left < 0 || right < 0) return;
         const uint32_t len = symbols[left].len + symbols[right].len;
-        const TokenId id = vocab_.find(std::string_view(text).substr(symbols[left].start, len));
+        const TokenId id = vocab_.find(text.substr(symbols[left].start, len));
         if (id == kNoToken) return;
-        queue.push({vocab_.score(id), left, right, len});
+        queue.push_back({vocab_.score(id), left, right, len});
+        std::push_heap(queue.begin(), queue.end());
     };
     for (size_t i = 1; i < symbols.size(); ++i) consider(static_cast<int32_t>(i - 1), static_cast<int32_t>(i));
 
     while (!queue.empty()) {
-        const Bigram b = queue.top();
-        queue.pop();
+        std::pop_heap(queue.begin(), queue.end());
+        const Bigram b = queue.back();
+        queue.pop_back();
         Symbol& l = symbols[b.left];
         Symbol& r = symbols[b.right];
         if (l.len == 0 || r.len == 0 || l.len + r.len != b.len) continue;
@@ -113,7 +154,7 @@ void SpmModel::encode(std::string_view raw, bool starts_segment, std::vector<Tok
     }
 
     for (int32_t i = 0; i >= 0; i = symbols[i].next) {
-        const std::string_view piece = std::string_view(text).substr(symbols[i].start, symbols[i].len);
+        const std::string_view piece = text.substr(symbols[i].start, symbols[i].len);
         const TokenId id = vocab_.find(piece);
         if (id != kNoToken) {
             out.push_back(id);

@@ -129,20 +129,14 @@ Vocab Vocab::from_parts(std::string model, std::string pre, std::vector<std::str
     return v;
 }
 
-TokenId Vocab::find(std::string_view text) const {
-    const auto it = by_text_.find(text);
-    return it == by_text_.end() ? kNoToken : it->second;
-}
+TokenId Vocab::find(std::string_view text) const { return by_text_.find(text); }
 
 bool Vocab::is_end_of_generation(TokenId id) const {
     return std::find(end_of_generation.begin(), end_of_generation.end(), id) != end_of_generation.end();
 }
 
 void Vocab::index() {
-    by_text_.reserve(texts_.size());
-    for (size_t i = 0; i < texts_.size(); ++i) {
-        by_text_.emplace(texts_[i], static_cast<TokenId>(i));  // emplace keeps the first (lowest) id of a duplicate
-    }
+    by_text_ = TextIndex(texts_);
     // Chat models end a turn with a marker that is often not the eos of the metadata (Phi-3: eos <|endoftext|>, turns
     // end with <|end|>). These are the markers the supported chat formats use.
     static constexpr std::string_view kTurnEnds[] = {"<|im_end|>", "<|end|>", "<|eot_id|>", "<end_of_turn>"};

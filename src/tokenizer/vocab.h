@@ -5,8 +5,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "tokenizer/text_index.h"
 
 namespace orcd::gguf {
 class File;
@@ -86,9 +87,9 @@ private:
     std::vector<TokenType> types_;
     std::vector<std::string> merges_;
     std::string chat_template_;
-    // Keys view into texts_: the strings never move once index() has run (the vector is not resized afterwards,
-    // and moving a Vocab moves the vector's buffer, not the strings).
-    std::unordered_map<std::string_view, TokenId> by_text_;
+    // Indexes texts_, whose buffer stays where it is once index() has run (the vector is not resized afterwards, and
+    // moving a Vocab moves the vector, not its buffer).
+    TextIndex by_text_;
 };
 
 }  // namespace orcd::tokenizer

@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenize.h"
+#include "tokenizer/spm.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -264,6 +265,85 @@ TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
         model.encode_word_heap(word, b);
         ASSERT_EQ(a, b) << "word of " << word.size() << " bytes, iteration " << iter;
     }
+}
+
+// SentencePiece word by word (the Llama 2 and Phi-3 vocabularies) must give the tokens of one sequence of merges over
+// the whole text, its definition: on random text of words, runs of spaces, punctuation, other scripts and characters
+// without a token (byte fallback), and on llama.cpp's vector inputs.
+TEST(SpmModelTest, WordByWordEqualsTheWholeText) {
+    ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
+    const std::vector<std::string> alphabet = {"a",
+                                               "e",
+                                               "t",
+                                               "h",
+                                               " ",
+                                               "  ",
+                                               "   ",
+                                               "in",
+                                               "ing",
+                                               "\n",
+                                               "\t",
+                                               "\xc3\xa9",
+                                               "\xd0\xb0",
+                                               "\xe4\xb8\x80",
+                                               "\xe7\x9a\x84",
+                                               "\xf0\x9f\xa6\x99",
+                                               "0",
+                                               "'",
+                                               "{",
+                                               "}",
+                                               ".",
+                                               "=",
+                                               "\xe2\x96\x81",
+                                               "\xef\xbf\xbd",
+                                               "\xea\xb0\x80",
+                                               "Hello",
+                                               " world",
+                                               "\xe1\x88\x80"};
+    for (const char* name : {"ggml-vocab-phi-3.gguf", "ggml-vocab-llama-spm.gguf"}) {
+        const gguf::File f = gguf::File::open(vocab_dir() / name);
+        const Vocab v = Vocab::from_gguf(f);
+        const SpmModel words(v), whole(v, SpmModel::Walk::WholeText);
+        ASSERT_TRUE(words.encodes_word_by_word()) << name;
+        ASSERT_FALSE(whole.encodes_word_by_word()) << name;
+        auto check = [&](const std::string& text, bool starts_segment, const std::string& what) {
+            std::vector<TokenId> a, b;
+            words.encode(text, starts_segment, a);
+            whole.encode(text, starts_segment, b);
+            ASSERT_EQ(a, b) << name << ": " << what << " (" << text.size() << " bytes)";
+        };
+        std::mt19937 rng(11);
+        for (int iter = 0; iter < 3000; ++iter) {
+            std::string text;
+            const int parts = 1 + static_cast<int>(rng() % 40);
+            for (int k = 0; k < parts; ++k) text += alphabet[rng() % alphabet.size()];
+            check(text, iter % 2 == 0, fmt::format("random text {}", iter));
+        }
+        const auto inputs = testing::read_vocab_inputs(vocab_dir() / (std::string(name) + ".inp"));
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            if (!unicode::is_valid_utf8(inputs[i]))
+                continue;  // the Tokenizer repairs invalid text before a model sees it
+            check(inputs[i], true, fmt::format("vector input {}", i));
+        }
+    }
+}
+
+// A vocabulary with a token that holds a character followed by "▁" is encoded as one sequence: word by word, the
+// merge of "a▁" and then "a▁b" across the word boundary could not happen.
+TEST(SpmModelTest, AVocabularyWithASpaceInsideATokenIsNotSplitIntoWords) {
+    std::vector<std::string> tokens;
+    for (int b = 0; b < 256; ++b) tokens.push_back(fmt::format("<0x{:02X}>", b));
+    const auto base = static_cast<TokenId>(tokens.size());
+    for (const char* t : {"\xe2\x96\x81", "a", "b", "a\xe2\x96\x81", "a\xe2\x96\x81" "b"}) tokens.emplace_back(t);
+    std::vector<float> scores(tokens.size(), 0.0f);
+    scores[base + 3] = -1.0f;
+    scores[base + 4] = -0.5f;
+    const Vocab v = Vocab::from_parts("llama", "default", tokens, scores, {}, {});
+    const SpmModel model(v);
+    EXPECT_FALSE(model.encodes_word_by_word());
+    std::vector<TokenId> ids;
+    model.encode("a b", true, ids);  // "▁a▁b"
+    EXPECT_EQ(ids, (std::vector<TokenId>{base + 0, base + 4}));
 }
 
 }  // namespace
