@@ -41,7 +41,7 @@ ChatSession ChatSession::load(const std::filesystem::path& path) {
     };
     const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) throw bad("not valid JSON");
-    if (!j.is_object() || j.value("format", "") != "orcd-chat")
+    if (!j.is_object() || !j.contains("format") || j["format"] != "orcd-chat")
         throw bad("expected an object with \"format\": \"orcd-chat\"");
     if (!j.contains("version") || j["version"] != 1) throw bad("expected \"version\": 1");
     ChatSession s;

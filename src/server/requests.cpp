@@ -383,9 +383,8 @@ void read_tools(Fields& f, OpenAiRequest& r) {
             for (size_t i = 0; i < tools->size(); ++i) {
                 const json& t = (*tools)[i];
                 const std::string at = fmt::format("tools[{}]", i);
-                if (!member_is(t, "type", "function") || !t.contains("function") ||
-                    !t["function"].is_object() || !t["function"].contains("name") ||
-                    !t["function"]["name"].is_string()) {
+                if (!member_is(t, "type", "function") || !t.contains("function") || !t["function"].is_object() ||
+                    !t["function"].contains("name") || !t["function"]["name"].is_string()) {
                     f.fail(at,
                            "expected {\"type\": \"function\", \"function\": {\"name\", \"description\", "
                            "\"parameters\"}}");
@@ -410,7 +409,7 @@ void read_tools(Fields& f, OpenAiRequest& r) {
             f.fail("tool_choice", fmt::format("expected none, auto, required or a named function, found \"{}\"", c));
         }
         r.tool_choice = c;
-    } else if (choice->is_object() && choice->value("type", "") == "function" && choice->contains("function") &&
+    } else if (member_is(*choice, "type", "function") && choice->contains("function") &&
                (*choice)["function"].is_object() && (*choice)["function"].contains("name") &&
                (*choice)["function"]["name"].is_string()) {
         r.tool_choice = "function";
@@ -547,8 +546,7 @@ void read_messages(Fields& f, const json& msgs, std::vector<tokenizer::ChatMessa
             // Content parts: only text can be served by a text model.
             for (size_t k = 0; k < content->size(); ++k) {
                 const json& part = (*content)[k];
-                if (member_is(part, "type", "text") && part.contains("text") &&
-                    part["text"].is_string()) {
+                if (member_is(part, "type", "text") && part.contains("text") && part["text"].is_string()) {
                     cm.content += part["text"].get<std::string>();
                 } else {
                     mf.fail(fmt::format("content[{}]", k),

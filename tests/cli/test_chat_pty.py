@@ -57,6 +57,13 @@ class ChatTest(unittest.TestCase):
         c.expect(r"\(system message set; conversation cleared\)")
         c.type("/load /nonexistent/file.json\r")
         c.expect(r"error: cannot read a conversation from /nonexistent/file.json")
+        # A JSON file of another shape is named as such (a "format" of another type once escaped as a JSON library
+        # exception).
+        odd = os.path.join(TMP, "odd.json")
+        with open(odd, "w") as f:
+            json.dump({"format": 5, "version": 1, "messages": []}, f)
+        c.type(f"/load {odd}\r")
+        c.expect(r"odd.json: not a conversation saved by /save: expected an object with \"format\": \"orcd-chat\"")
         c.type("/bogus\r")
         c.expect(r"unknown command /bogus")
         # Ctrl-C at the prompt drops the line and asks again; the program stays.

@@ -223,7 +223,7 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"best_of", "echo"}));
 }
 
-// A part's or a tool's "type" of another JSON type is a field error, never an exception (the fuzzer's find: nlohmann's
+// A part's, a tool's or tool_choice's "type" of another JSON type is a field error, never an exception (the fuzzer's find: nlohmann's
 // value("type", "") throws on {"type": 2}).
 TEST(ServerRequests, NonStringTypeMembersAreFieldErrors) {
     std::vector<FieldError> errors;
@@ -236,6 +236,11 @@ TEST(ServerRequests, NonStringTypeMembersAreFieldErrors) {
         "tools":[{"type":7,"function":{"name":"f"}},{"type":null,"function":{"name":"g"}}]})"),
                                  true, 2048, errors));
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"tools[0]", "tools[1]"}));
+    errors.clear();
+    EXPECT_NO_THROW(parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],
+        "tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":{},"function":{"name":"f"}}})"),
+                                 true, 2048, errors));
+    EXPECT_EQ(fields_of(errors), std::vector<std::string>{"tool_choice"});
 }
 
 // Every key is either implemented or listed as unsupported (the endpoint answers "unsupported parameter: X").
