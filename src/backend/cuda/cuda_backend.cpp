@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <vector>
 
+#include "backend/cuda/cublas_library.h"
 #include "backend/cuda/kv_pool.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
@@ -76,6 +78,9 @@ public:
     }
 
     const CudaOptions options_;
+    // cuBLAS (the prefill's matrix products) is opened on another thread while the weights load: its libraries'
+    // initialization takes a visible part of a second.
+    std::future<void> cublas_opened_;
     loader::LoadedModel lm_;
     CudaModel m_;
     std::unique_ptr<device::DeviceMemory> inv_freq_;     // n_rot / 2 doubles, pointed to by m_.inv_freq
@@ -90,7 +95,10 @@ loader::LoadedModel load(model::Model model, int gpu, const loader::ProgressFn& 
 }
 
 CudaBackend::CudaBackend(model::Model model, const CudaOptions& options, const loader::ProgressFn& progress)
-    : options_(options), lm_(load(std::move(model), options.gpu, progress)) {
+    : options_(options),
+      cublas_opened_(std::async(std::launch::async, [] { ops::cublas(); })),
+      lm_(load(std::move(model), options.gpu, progress)) {
+    cublas_opened_.get();  // a missing cuBLAS fails the backend here, by name, not at the first prompt
     const model::Config& c = lm_.config();
     const model::ModelWeights& mw = lm_.weights();
     auto matrix = [&](TensorId id, int64_t row0, int64_t n_rows, int64_t out_offset) {
