@@ -798,7 +798,11 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
     using N = std::false_type;
     auto unmasked = [&](auto unit) {
         if (!clean) {
-            loop(N{}, unit, N{}, N{});
+            if (lanes.cubic) {
+                loop(N{}, unit, N{}, Y{});
+            } else {
+                loop(N{}, unit, N{}, N{});
+            }
         } else if (lanes.cubic) {
             loop(N{}, unit, Y{}, Y{});
         } else {
