@@ -1120,8 +1120,8 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     const size_t pass2_n = gathered ? kept : n;
     if (gathered) {
         // The gathered tokens are of bins below the first pass's tail: all finite.
-        screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, !sb2.tail,
-                          scratch.kept_bin, scratch.hist);
+        screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, !sb2.tail, scratch.kept_bin,
+                          scratch.hist);
     } else {
         screen_histograms(work, lanes2, false, scratch.kept_bin, scratch.hist, bins.data(), kc);
     }
