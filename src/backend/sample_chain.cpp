@@ -546,7 +546,9 @@ constexpr int kScreenTail = kScreenBins - 1;
 // 720: 5.3e-9 at b = 8), the fixed point's rounding (2^-31), d's own (about 2^-37 / b) and the table's (1e-15): at
 // most 3.1 * 2^-24 / b + (1.0001 / b)^6 / 720 + 4.8e-10. Relative to e^-x >= e^(-1.0001 / b), times 1.1 for slack,
 // that is eps = 3.6e-8 at b = 8 and 3.8e-9 at b = 64 (the fixed 1.25e-7 of a degree-5 polynomial of the weight itself
-// before). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
+// before). From b = 64 on the sum stops at i = 3 (screen_degree): the truncation is then (1.0001 / b)^4 / 24 (2.5e-9
+// at b = 64, 1.6e-10 at 128), and the evaluation's roundings only fewer; eps = 6.5e-9 at b = 64, 2.3e-9 at 128 (2.1e-9
+// with degree 5). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
 // them are within eps of the definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing
 // bin's tokens are weighed with the definition's own expression, so the pick is the definition's token whenever the
 // draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the
