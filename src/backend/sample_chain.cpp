@@ -123,6 +123,7 @@ struct Extent {
     float mx = -std::numeric_limits<float>::infinity();
     float mn = std::numeric_limits<float>::infinity();
     bool nan = false;
+    bool neg_inf = true;  // whether a value is -inf (true where not looked for: the screen's lanes then mask the tail)
 };
 
 // dst = src with NaN replaced by -inf (src may equal dst), and the extent of the result.
@@ -130,17 +131,21 @@ Extent copy_clean_extent(const float* src, float* dst, size_t n) {
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     size_t i = 0;
     Extent x;
+    bool seen_neg_inf = false;
 #if defined(__AVX2__) && defined(__FMA__)
     constexpr float kPosInf = std::numeric_limits<float>::infinity();
     const __m256 neg_inf = _mm256_set1_ps(kNegInf), pos_inf = _mm256_set1_ps(kPosInf);
-    __m256 m = neg_inf, lo = pos_inf;
+    __m256 m = neg_inf, lo = pos_inf, any_neg_inf = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(src + i);
         v = _mm256_blendv_ps(v, neg_inf, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
         _mm256_storeu_ps(dst + i, v);
         m = _mm256_max_ps(m, v);
-        lo = _mm256_min_ps(lo, _mm256_blendv_ps(v, pos_inf, _mm256_cmp_ps(v, neg_inf, _CMP_EQ_OQ)));
+        const __m256 is_neg_inf = _mm256_cmp_ps(v, neg_inf, _CMP_EQ_OQ);
+        any_neg_inf = _mm256_or_ps(any_neg_inf, is_neg_inf);
+        lo = _mm256_min_ps(lo, _mm256_blendv_ps(v, pos_inf, is_neg_inf));
     }
+    seen_neg_inf = _mm256_movemask_ps(any_neg_inf) != 0;
     alignas(32) float lanes[8], low[8];
     _mm256_store_ps(lanes, m);
     _mm256_store_ps(low, lo);
@@ -154,7 +159,9 @@ Extent copy_clean_extent(const float* src, float* dst, size_t n) {
         dst[i] = v;
         x.mx = v > x.mx ? v : x.mx;
         if (v != kNegInf) x.mn = v < x.mn ? v : x.mn;
+        seen_neg_inf |= v == kNegInf;
     }
+    x.neg_inf = seen_neg_inf;
     return x;
 }
 
@@ -222,7 +229,8 @@ Extent extent_of(const float* src, size_t n) {
         }
     }
     if constexpr (Min) {
-        if (x.mn == kNegInf) x.mn = min_finite(src, n);
+        x.neg_inf = x.mn == kNegInf;
+        if (x.neg_inf) x.mn = min_finite(src, n);
     }
     return x;
 }
@@ -538,17 +546,26 @@ constexpr int kScreenTail = kScreenBins - 1;
 // 720: 5.3e-9 at b = 8), the fixed point's rounding (2^-31), d's own (about 2^-37 / b) and the table's (1e-15): at
 // most 3.1 * 2^-24 / b + (1.0001 / b)^6 / 720 + 4.8e-10. Relative to e^-x >= e^(-1.0001 / b), times 1.1 for slack,
 // that is eps = 3.6e-8 at b = 8 and 3.8e-9 at b = 64 (the fixed 1.25e-7 of a degree-5 polynomial of the weight itself
-// before). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
+// before). From b = 64 on the sum stops at i = 3 (screen_degree): the truncation is then (1.0001 / b)^4 / 24 (2.5e-9
+// at b = 64, 1.6e-10 at 128), and the evaluation's roundings only fewer; eps = 6.5e-9 at b = 64, 2.3e-9 at 128 (2.1e-9
+// with degree 5). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
 // them are within eps of the definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing
 // bin's tokens are weighed with the definition's own expression, so the pick is the definition's token whenever the
 // draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the
 // boundaries of the token it lands on.
 
+// The polynomial's degree for a weight e^(-r/B), B = per_unit: 3 from B = 64 on, where the truncation
+// (1.0001 / B)^4 / 24 is at most 2.5e-9, 1.6e-10 at B = 128 (a flat vocabulary's bins), under the f32 roundings'
+// 1.4e-9 there; 5 below. Two FMAs per weight fewer, and four fewer coefficients held in registers.
+int screen_degree(double per_unit) { return per_unit >= 64.0 ? 3 : 5; }
+
 // The relative bound of a screened weight e^(-r/B) (the derivation above; `rounding` counts the f32 roundings of q, r
-// and the coefficients, in units of 2^-24 |q|).
+// and the coefficients, in units of 2^-24 |q|; the truncation is that of screen_degree(B), and a pass that evaluates a
+// higher degree stays within it).
 double screen_eps(double per_unit, double rounding) {
     const double x = 1.0001 / per_unit;
-    return 1.1 * (rounding * 0x1.0p-24 / per_unit + std::pow(x, 6) / 720.0 + 4.8e-10) / std::exp(-x);
+    const double truncation = screen_degree(per_unit) == 3 ? std::pow(x, 4) / 24.0 : std::pow(x, 6) / 720.0;
+    return 1.1 * (rounding * 0x1.0p-24 / per_unit + truncation + 4.8e-10) / std::exp(-x);
 }
 
 // A screen binning: its bins per unit of d, their scales e^(-k/b), its relative weight bound and whether finite tokens
@@ -592,6 +609,7 @@ ScreenBins screen_bins(double spread) {
 struct ScreenLanes {
     __m256 mx, hi, lo, per_unit, c1, c2, c3, c4, c5;
     bool unit = false;          // temperature 1: hi = 1, lo = 0
+    bool cubic = false;         // every weight's B (b, and b T2 with a second weight) is at least 64: degree 3
     __m256 t1, t2, t3, t4, t5;  // the second weight's coefficients
     // 2^30 (-1/B)^i / i! (the scaling by 2^30 is exact: it changes no rounding of q and saves a product per vector).
     static void coefficients(double c, __m256& a1, __m256& a2, __m256& a3, __m256& a4, __m256& a5) {
@@ -608,22 +626,26 @@ struct ScreenLanes {
         hi = _mm256_set1_ps(h);
         lo = _mm256_set1_ps(static_cast<float>(inv - static_cast<double>(h)));
         unit = temp == 1.f;
+        cubic = screen_degree(bins_per_unit) == 3 &&
+                screen_degree(static_cast<double>(bins_per_unit) * static_cast<double>(temp2)) == 3;
         per_unit = _mm256_set1_ps(bins_per_unit);
         // (-1/b)^i / i!: c1 and c2 are exact (b is a power of 2).
         coefficients(-1.0 / bins_per_unit, c1, c2, c3, c4, c5);
         coefficients(-1.0 / (static_cast<double>(bins_per_unit) * static_cast<double>(temp2)), t1, t2, t3, t4, t5);
     }
-    // 2^30 (1 + q), rounded, from 2^30 q / r by Horner (the coefficients a1..a5).
+    // 2^30 (1 + q), rounded, from 2^30 q / r by Horner (the coefficients a1..a5, or a1..a3 when Cubic).
+    template <bool Cubic>
     static __m256i weigh(__m256 r, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5) {
-        __m256 q = _mm256_fmadd_ps(a5, r, a4);
-        q = _mm256_fmadd_ps(q, r, a3);
+        __m256 q = a3;
+        if constexpr (!Cubic) q = _mm256_fmadd_ps(_mm256_fmadd_ps(a5, r, a4), r, a3);
         q = _mm256_fmadd_ps(q, r, a2);
         q = _mm256_fmadd_ps(q, r, a1);
         return _mm256_add_epi32(_mm256_set1_epi32(1 << 30), _mm256_cvtps_epi32(_mm256_mul_ps(q, r)));
     }
     // Unit: the temperature is 1 (hi = 1, lo = 0), where p = s and low = e exactly, so the product's three roundings
-    // are left out with the same result (a -inf logit's NaN in r is masked either way).
-    template <bool Two, bool Masked, bool Unit = false>
+    // are left out with the same result (a -inf logit's NaN in r is masked either way). Clean: every logit is finite
+    // and the bins hold the whole spread (t < 1022, below the tail bin), so no lane needs the tail's mask.
+    template <bool Two, bool Masked, bool Unit = false, bool Clean = false, bool Cubic = false>
     void run(const float* l, __m256 out, __m256i& fixed, __m256i& fixed2, __m256i& bin) const {
         const __m256 b = _mm256_xor_ps(_mm256_loadu_ps(l), _mm256_set1_ps(-0.f));  // -l
         const __m256 s = _mm256_add_ps(mx, b);
@@ -635,8 +657,11 @@ struct ScreenLanes {
         const __m256 t = _mm256_mul_ps(p, per_unit);  // exact: b is a power of 2
         const __m256 tail = _mm256_set1_ps(static_cast<float>(kScreenTail));
         // The tail bin weighs 0 (a -inf logit gives t = +inf and NaN in r, masked here too), as does a masked lane.
-        __m256 k, in_tail;
-        if constexpr (Masked) {
+        __m256 k, in_tail = _mm256_setzero_ps();
+        if constexpr (Clean) {
+            static_assert(!Masked);
+            k = _mm256_floor_ps(t);
+        } else if constexpr (Masked) {
             in_tail = _mm256_or_ps(out, _mm256_cmp_ps(t, tail, _CMP_NLT_UQ));
             k = _mm256_blendv_ps(_mm256_floor_ps(t), tail, in_tail);
         } else {
@@ -644,8 +669,12 @@ struct ScreenLanes {
             in_tail = _mm256_cmp_ps(k, tail, _CMP_EQ_OQ);
         }
         const __m256 r = _mm256_fmadd_ps(low, per_unit, _mm256_sub_ps(t, k));
-        fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, c1, c2, c3, c4, c5));
-        if constexpr (Two) fixed2 = _mm256_andnot_si256(_mm256_castps_si256(in_tail), weigh(r, t1, t2, t3, t4, t5));
+        fixed = weigh<Cubic>(r, c1, c2, c3, c4, c5);
+        if constexpr (Two) fixed2 = weigh<Cubic>(r, t1, t2, t3, t4, t5);
+        if constexpr (!Clean) {
+            fixed = _mm256_andnot_si256(_mm256_castps_si256(in_tail), fixed);
+            if constexpr (Two) fixed2 = _mm256_andnot_si256(_mm256_castps_si256(in_tail), fixed2);
+        }
         bin = _mm256_cvttps_epi32(k);
     }
 };
@@ -661,12 +690,16 @@ struct ScreenLanes {
 // than the rare wait of two consecutive tokens in one bin (a bin of flat logits on fine bins holds about 1 % of them).
 // With Two, both weights of a bin sit side by side (hist[2 k + 0 / 1]): one 128-bit add.
 constexpr size_t kSlots = kScreenBins + 8;
+//
+// `clean`: every logit is finite and the binning has no tail (ScreenBins::tail false), so no token lands in the tail
+// bin and the lanes skip its masks (ScreenLanes::run's Clean).
 template <bool Two = false>
-void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, std::vector<uint16_t>& bins,
+void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, bool clean, std::vector<uint16_t>& bins,
                        std::vector<uint64_t>& hist, const uint16_t* mask = nullptr, size_t from = 0) {
     constexpr size_t kStride = Two ? 2 : 1;
     const size_t n = logits.size();
     bins.resize(n);
+    uint16_t* const bp = bins.data();  // held here: through the vector, each store reloaded its data pointer
     hist.assign(kStride * kSlots, 0);
     uint64_t* const h = hist.data();
     // A token's histogram slot: its bin, except that the tail bin's tokens (weight 0, and never read) go to a slot of
@@ -681,20 +714,23 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         alignas(32) int32_t offset[8];  // the tokens' slots in bytes from the histogram's start
         alignas(32) uint32_t weight[16];
     };
-    std::array<Staged, 2> stage;
+    // Both zeroed: the first step adds the other buffer's zero weights to bin 0, which saves a test in every step.
+    std::array<Staged, 2> stage{};
     size_t cur = 0;
-    bool pending = false;
-    auto stage_one = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
+    auto stage_one = [&](__m256i fixed, __m256i fixed2, __m256i bin, auto clean_lanes) {
         Staged& st = stage[cur];
-        const __m256i slot = _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin));
+        __m256i slot = bin;
+        if constexpr (!decltype(clean_lanes)::value) {
+            slot = _mm256_blendv_epi8(bin, lane_slot, _mm256_cmpeq_epi32(bin, tail_bin));
+        }
         // In bytes here, one vector shift, so that each token's address is one base-plus-index operand.
         _mm256_store_si256(reinterpret_cast<__m256i*>(st.offset), _mm256_slli_epi32(slot, Two ? 4 : 3));
         if constexpr (Two) {
-            // Token j's two weights side by side at weight[2 j], so that one zero-extending load makes the pair
-            // added to its bin's two counts.
-            const __m256i a = _mm256_unpacklo_epi32(fixed, fixed2), b = _mm256_unpackhi_epi32(fixed, fixed2);
-            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), _mm256_permute2x128_si256(a, b, 0x20));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight + 8), _mm256_permute2x128_si256(a, b, 0x31));
+            // Each token's two weights side by side, so that one zero-extending load makes the pair added to its
+            // bin's two counts. The in-lane interleaves leave the pairs in token order 0 1 4 5 2 3 6 7 (kPairOf);
+            // putting them in order took two lane-crossing permutes (perf: a tenth of the flat case's pass).
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), _mm256_unpacklo_epi32(fixed, fixed2));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight + 8), _mm256_unpackhi_epi32(fixed, fixed2));
         } else {
             _mm256_store_si256(reinterpret_cast<__m256i*>(st.weight), fixed);
         }
@@ -705,8 +741,10 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
         const int32_t* k = st.offset;
         const uint32_t* f = st.weight;
         asm("" : "+r"(k), "+r"(f));
+        // The token of each staged pair (stage_one's interleaves); with one weight, token j is at weight[j].
+        constexpr std::array<size_t, 8> kPairOf = {0, 1, 4, 5, 2, 3, 6, 7};
         for (size_t j = 0; j < 8; ++j) {
-            auto* at = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(h) + k[j]);
+            auto* at = reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(h) + k[Two ? kPairOf[j] : j]);
             if constexpr (Two) {
                 const __m128i pair = _mm_cvtepu32_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(f + 2 * j)));
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
@@ -716,51 +754,69 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
             }
         }
     };
-    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin) {
-        stage_one(fixed, fixed2, bin);
-        if (pending) add_staged(stage[cur ^ 1]);
-        pending = true;
+    auto scatter = [&](__m256i fixed, __m256i fixed2, __m256i bin, auto clean_lanes) {
+        stage_one(fixed, fixed2, bin, clean_lanes);
+        add_staged(stage[cur ^ 1]);
         cur ^= 1;
     };
     const __m256i last = _mm256_set1_epi32(static_cast<int32_t>(from) - 1);
     size_t i = 0;
     __m256i fixed, fixed2 = _mm256_setzero_si256(), bin;
-    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test, and the pass at
-    // temperature 1 (top-p's first pass, the OpenAI default's) no product by 1 / T.
-    auto loop = [&](auto masked, auto unit) {
-        if constexpr (!decltype(masked)::value && !Two) {
-            // Sixteen tokens a step when unmasked with one weight: the two groups' arithmetic chains (the Horner steps
-            // wait on each other) are independent and interleave (OpenAI default 137 -> 122 us). With two weights the
-            // sixteen tokens' values no longer fit the registers (the flat case went from 231 to 294 us).
+    // The loop once per case, so that the unmasked pass (nearly every one) carries no mask test, the pass at
+    // temperature 1 (top-p's first pass, the OpenAI default's) no product by 1 / T, a clean one no tail masks, and a
+    // pass on fine bins the cubic.
+    auto loop = [&](auto masked, auto unit, auto clean_lanes, auto cubic) {
+        constexpr bool kMasked = decltype(masked)::value, kUnit = decltype(unit)::value;
+        constexpr bool kClean = decltype(clean_lanes)::value, kCubic = decltype(cubic)::value;
+        if constexpr (!kMasked && (!Two || kCubic)) {
+            // Sixteen tokens a step when unmasked: the two groups' arithmetic chains (the Horner steps wait on each
+            // other) are independent and interleave (OpenAI default 137 -> 122 us). With two weights of degree 5 the
+            // sixteen tokens' values did not fit the registers (the flat case went from 231 to 294 us); with two
+            // cubics and no tail masks they do (flat 181 -> 172 us).
             for (; i + 16 <= n; i += 16) {
                 const __m256 none = _mm256_setzero_ps();
                 __m256i fa, fa2 = _mm256_setzero_si256(), ba, fb, fb2 = _mm256_setzero_si256(), bb;
-                lanes.run<Two, false, decltype(unit)::value>(logits.data() + i, none, fa, fa2, ba);
-                lanes.run<Two, false, decltype(unit)::value>(logits.data() + i + 8, none, fb, fb2, bb);
-                scatter(fa, fa2, ba);
-                scatter(fb, fb2, bb);
+                lanes.run<Two, false, kUnit, kClean, kCubic>(logits.data() + i, none, fa, fa2, ba);
+                lanes.run<Two, false, kUnit, kClean, kCubic>(logits.data() + i + 8, none, fb, fb2, bb);
+                scatter(fa, fa2, ba, clean_lanes);
+                scatter(fb, fb2, bb, clean_lanes);
                 const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(ba, bb), 0xd8);  // u16 a0..a7 b0..b7
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(bins.data() + i), pk);
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(bp + i), pk);
             }
         }
         for (; i + 8 <= n; i += 8) {
             __m256 out = _mm256_setzero_ps();
-            if constexpr (decltype(masked)::value) {
+            if constexpr (kMasked) {
                 const __m256i m = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mask + i)));
                 out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
             }
-            lanes.run<Two, decltype(masked)::value, decltype(unit)::value>(logits.data() + i, out, fixed, fixed2, bin);
-            scatter(fixed, fixed2, bin);
+            lanes.run<Two, kMasked, kUnit, kClean, kCubic>(logits.data() + i, out, fixed, fixed2, bin);
+            scatter(fixed, fixed2, bin, clean_lanes);
             const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(bin, bin), 0x08);  // u16 k0..k7
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(bins.data() + i), _mm256_castsi256_si128(pk));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(bp + i), _mm256_castsi256_si128(pk));
+        }
+    };
+    using Y = std::true_type;
+    using N = std::false_type;
+    auto unmasked = [&](auto unit) {
+        if (!clean) {
+            if (lanes.cubic) {
+                loop(N{}, unit, N{}, Y{});
+            } else {
+                loop(N{}, unit, N{}, N{});
+            }
+        } else if (lanes.cubic) {
+            loop(N{}, unit, Y{}, Y{});
+        } else {
+            loop(N{}, unit, Y{}, N{});
         }
     };
     if (mask != nullptr) {
-        loop(std::true_type{}, std::false_type{});
+        loop(Y{}, N{}, N{}, N{});
     } else if (lanes.unit) {
-        loop(std::false_type{}, std::true_type{});
+        unmasked(Y{});
     } else {
-        loop(std::false_type{}, std::false_type{});
+        unmasked(N{});
     }
     if (i < n) {  // the last tokens, padded with -inf (tail bin, weight 0)
         alignas(32) float pad[8];
@@ -774,14 +830,12 @@ void screen_histograms(std::span<const float> logits, const ScreenLanes& lanes, 
             out = _mm256_castsi256_ps(_mm256_cmpgt_epi32(m, last));
         }
         lanes.run<Two, true>(pad, out, fixed, fixed2, bin);
-        scatter(fixed, fixed2, bin);
-        add_staged(stage[cur ^ 1]);
+        scatter(fixed, fixed2, bin, N{});
         alignas(32) int32_t kb[8];
         _mm256_store_si256(reinterpret_cast<__m256i*>(kb), bin);
-        for (size_t j = 0; i + j < n; ++j) bins[i + j] = static_cast<uint16_t>(kb[j]);
-    } else if (pending) {
-        add_staged(stage[cur ^ 1]);
+        for (size_t j = 0; i + j < n; ++j) bp[i + j] = static_cast<uint16_t>(kb[j]);
     }
+    add_staged(stage[cur ^ 1]);
 }
 
 // Bins [0, count)'s masses from the histogram (weight `which` of `stride`) times each bin's scale, the others
@@ -799,24 +853,39 @@ double screen_masses(const std::vector<uint64_t>& hist, const double* scale, std
 }
 
 // The tokens in bin k (bins[j] == k), in id order: logits[j] and id ids[j] (j itself when ids is null).
-// Sixteen bins are compared at a time: a block without one costs a vector compare.
+// Sixty-four bins are compared at a time, four vectors of sixteen whose compares are or-ed into one test: a block
+// without one (most: a bin of flat logits on fine bins holds well under 1 % of the tokens) costs four compares and
+// one branch (one per sixteen before: the flat case's two scans 8 % of its step).
 void collect_bin(std::span<const uint16_t> bins, std::span<const float> logits, const int32_t* ids, size_t k,
                  std::vector<Cand>& out) {
     out.clear();
     const size_t n = bins.size();
     auto id = [&](size_t j) { return ids != nullptr ? ids[j] : static_cast<TokenId>(j); };
     const __m256i want = _mm256_set1_epi16(static_cast<int16_t>(k));
-    size_t t = 0;
-    for (; t + 16 <= n; t += 16) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bins.data() + t));
-        auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, want)));
+    const uint16_t* const b = bins.data();
+    auto take = [&](size_t t, __m256i eq) {
+        auto hits = static_cast<uint32_t>(_mm256_movemask_epi8(eq));
         while (hits != 0) {
             const size_t j = t + static_cast<size_t>(__builtin_ctz(hits)) / 2;
             out.emplace_back(logits[j], id(j));
             hits &= hits - 1;
             hits &= hits - 1;  // two mask bits per 16-bit lane
         }
+    };
+    auto eq_at = [&](size_t t) {
+        return _mm256_cmpeq_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + t)), want);
+    };
+    size_t t = 0;
+    for (; t + 64 <= n; t += 64) {
+        const __m256i e0 = eq_at(t), e1 = eq_at(t + 16), e2 = eq_at(t + 32), e3 = eq_at(t + 48);
+        const __m256i any = _mm256_or_si256(_mm256_or_si256(e0, e1), _mm256_or_si256(e2, e3));
+        if (_mm256_testz_si256(any, any)) continue;
+        take(t, e0);
+        take(t + 16, e1);
+        take(t + 32, e2);
+        take(t + 48, e3);
     }
+    for (; t + 16 <= n; t += 16) take(t, eq_at(t));
     for (; t < n; ++t) {
         if (bins[t] == k) out.emplace_back(logits[t], id(t));
     }
@@ -894,10 +963,10 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
 // weighs the kept whole bins' tokens at that temperature: gathered first when they are a small part of the
 // vocabulary (a peaked distribution), or in place, the others masked to the tail bin, when they are most of it (flat
 // logits: the gather cost as much as the pass). The pick then walks the second pass's bins, and the edge after them.
-// `mn` is the smallest finite logit (it sets the bin width). The sorted definition's token, or nullopt when a crossing
+// `mn` is the smallest finite logit (it sets the bin width); `finite`: every logit is (no -inf). The sorted definition's token, or nullopt when a crossing
 // lies within the screen's error bound of a boundary (or min-p's threshold within rounding of a token or a bin
 // boundary).
-std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float mn, const SampleStep& st,
+std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float mn, bool finite, const SampleStep& st,
                                    SampleScratch& scratch) {
     const size_t n = work.size();
     const bool cut = st.top_p < 1.f;
@@ -911,10 +980,11 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     const double per_unit_t = static_cast<double>(sb1.per_unit) * static_cast<double>(temp);
     // Fine bins here: b >= 64, a spread under 16 units (it was b >= 32 with 512 bins: the same spreads).
     const bool two = cut && temp != 1.f && sb1.per_unit >= 64.f && per_unit_t >= 8.0;
+    const bool clean = finite && !sb1.tail;
     if (two) {
-        screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), scratch.bin16, scratch.hist);
+        screen_histograms<true>(work, ScreenLanes(mx, 1.f, sb1.per_unit, temp), clean, scratch.bin16, scratch.hist);
     } else {
-        screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), scratch.bin16, scratch.hist);
+        screen_histograms(work, ScreenLanes(mx, cut ? 1.f : temp, sb1.per_unit), clean, scratch.bin16, scratch.hist);
     }
     const size_t stride = two ? 2 : 1;
     std::array<double, kScreenBins> mass{};
@@ -1051,10 +1121,11 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
     std::array<double, kScreenBins> mass_t{};
     const size_t pass2_n = gathered ? kept : n;
     if (gathered) {
-        screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, scratch.kept_bin,
+        // The gathered tokens are of bins below the first pass's tail: all finite.
+        screen_histograms(std::span<const float>(scratch.kept_logit.data(), kept), lanes2, !sb2.tail, scratch.kept_bin,
                           scratch.hist);
     } else {
-        screen_histograms(work, lanes2, scratch.kept_bin, scratch.hist, bins.data(), kc);
+        screen_histograms(work, lanes2, false, scratch.kept_bin, scratch.hist, bins.data(), kc);
     }
     const double whole = screen_masses(scratch.hist, sb2.scale->data(), mass_t);
     kc = static_cast<size_t>(kScreenTail);  // the second pass's bins: all of them are kept
@@ -1063,7 +1134,7 @@ std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float 
                 neglect_of(sb2, pass2_n));
 }
 #else
-std::optional<TokenId> screen_pick(std::span<const float>, float, float, const SampleStep&, SampleScratch&) {
+std::optional<TokenId> screen_pick(std::span<const float>, float, float, bool, const SampleStep&, SampleScratch&) {
     return std::nullopt;
 }
 #endif
@@ -1256,7 +1327,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     }
     if (s.top_p < 1.f) {
         // Top-p, with or without min-p, at any temperature: on the screen (screen_pick says how).
-        if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, s, scratch)) return *t;
+        if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, !x.neg_inf, s, scratch)) return *t;
         ++scratch.screen_fallbacks;
         const std::optional<TokenId> t = top_p_pick_binned(work, mx, s, scratch);
         return t ? *t : sample_sorted(work, s, scratch);
@@ -1269,7 +1340,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
         rest.min_p = 0.f;  // applied
         return finish_sorted(cand, rest, false);
     }
-    if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, s, scratch)) return *t;
+    if (const std::optional<TokenId> t = screen_pick(work, mx, x.mn, !x.neg_inf, s, scratch)) return *t;
     ++scratch.screen_fallbacks;
     const Binned b = bin_tokens(work, mx, s.temperature, scratch);
     const std::optional<TokenId> t = crossing_token(work, b, s.u);

@@ -408,6 +408,32 @@ TEST(SampleChain, MaskedFlatLogitsDrawsMatch) {
     EXPECT_LE(n.random_fallbacks, 2u) << "of " << n.random;
 }
 
+// The screen's pass variants at a size that leaves eleven tokens after the sixteen-token steps (one step of eight, then
+// three padded): logits of sd 0.5, 1 and 2.5 take bins of 128, 64 and 32 per unit, so the passes run the cubic with two
+// weights (T 0.7 and 1.3 at 128, T 1.3 at 64), degree 5 with two weights (T 0.7 at 64: b T under 64), the cubic with
+// one weight (T 1 at 128 and 64) and degree 5 with one (at 32, and its gathered second pass at T 0.7), all without the
+// tail's masks (every logit finite); then the flat logits with a few NaN (read as -inf: the masked lanes, cubic).
+// Random draws and draws on and beside the definition's boundaries, as in check_draws.
+TEST(SampleChain, ScreenPassVariantsMatchAtAnOddSize) {
+    std::mt19937_64 rng(23);
+    DrawCounts n;
+    for (const float sd : {0.5f, 1.f, 2.5f}) {
+        std::normal_distribution<float> g(0.f, sd);
+        std::vector<float> logits(151947);
+        for (float& v : logits) v = g(rng);
+        ASSERT_NO_FATAL_FAILURE(check_cases(
+            logits, {{0.7f, 0.9f, 0.f}, {1.3f, 0.9f, 0.f}, {1.f, 0.9f, 0.f}, {0.7f, 1.f, 0.f}, {1.f, 1.f, 0.f}}, rng,
+            n))
+            << "sd " << sd;
+        if (sd == 0.5f) {
+            for (size_t i = 0; i < 40; ++i) logits[rng() % logits.size()] = std::numeric_limits<float>::quiet_NaN();
+            ASSERT_NO_FATAL_FAILURE(check_cases(logits, {{0.7f, 0.9f, 0.f}, {1.f, 1.f, 0.f}}, rng, n)) << "with NaN";
+        }
+    }
+    EXPECT_GT(n.on_boundary, 60u);
+    EXPECT_LE(n.random_fallbacks, 3u) << "of " << n.random;
+}
+
 // A wide top-k (the sampled threshold instead of the heap) at a real vocabulary size, with top-p and the pick at
 // another temperature after it: random draws and draws on and beside the definition's boundaries. The last vector
 // puts a high logit exactly where the threshold's strided sample looks, so that fewer than k tokens reach the
