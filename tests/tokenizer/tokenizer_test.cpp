@@ -334,7 +334,10 @@ TEST(SpmModelTest, AVocabularyWithASpaceInsideATokenIsNotSplitIntoWords) {
     std::vector<std::string> tokens;
     for (int b = 0; b < 256; ++b) tokens.push_back(fmt::format("<0x{:02X}>", b));
     const auto base = static_cast<TokenId>(tokens.size());
-    for (const char* t : {"\xe2\x96\x81", "a", "b", "a\xe2\x96\x81", "a\xe2\x96\x81" "b"}) tokens.emplace_back(t);
+    for (const char* t : {"\xe2\x96\x81", "a", "b", "a\xe2\x96\x81",
+                          "a\xe2\x96\x81"
+                          "b"})
+        tokens.emplace_back(t);
     std::vector<float> scores(tokens.size(), 0.0f);
     scores[base + 3] = -1.0f;
     scores[base + 4] = -0.5f;
