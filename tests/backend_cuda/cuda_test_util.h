@@ -1,6 +1,6 @@
 #pragma once
 // Helpers shared by the gpu tests: device detection with a visible skip, RAII device buffers, host<->device copies,
-// NaN poisoning, and a fresh printed seed per test.
+// NaN poisoning, a fresh printed seed per test, and the message of an op's argument check.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>  // (not _api.h: the typed cudaMalloc template)
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "common/error.h"
 
 namespace orcd::cuda::test {
 
@@ -21,6 +25,18 @@ inline bool have_gpu() {
 
 #define ORCD_SKIP_WITHOUT_GPU() \
     if (!::orcd::cuda::test::have_gpu()) GTEST_SKIP() << "SKIP: no CUDA device on this machine (gpu test)"
+
+// The message of the InvalidArgument an op throws for its arguments ("(no error)" if it throws none). The checks run
+// before any launch, so these tests need no device.
+inline std::string argument_error(const std::function<void()>& op) {
+    try {
+        op();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+        return e.what();
+    }
+    return "(no error)";
+}
 
 // A fresh seed for every run, printed so that a failure can be replayed.
 // A new seed per run (printed), or ORCD_TEST_SEED's value to repeat a printed one.

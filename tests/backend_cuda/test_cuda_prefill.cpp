@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -27,6 +28,7 @@
 namespace orcd {
 namespace {
 
+using ::orcd::cuda::test::argument_error;
 using ::orcd::cuda::test::DeviceBuffer;
 using ::orcd::cuda::test::fresh_seed;
 using ::orcd::cuda::test::normal_vector;
@@ -43,6 +45,34 @@ std::vector<uint8_t> quantized_matrix(std::mt19937_64& rng, TensorType type, int
     std::vector<uint8_t> m(rb * rows);
     for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, w.data() + r * cols, m.data() + r * rb, cols);
     return m;
+}
+
+// Each refused call names the op and the values that failed; the checks run before any launch (no device needed).
+TEST(CudaPrefillOps, ArgumentChecksNameTheOpAndTheValues) {
+    static uint16_t cell[2];
+    const cuda::KvCacheView kv{.k = &cell[0], .v = &cell[1], .n_ctx = 16, .n_kv_heads = 2, .head_dim = 64};
+    uint16_t* none16 = nullptr;
+    EXPECT_EQ(argument_error([&] { cuda::rms_norm_to_f16(nullptr, nullptr, 4, 8, INFINITY, none16, nullptr); }),
+              "cuda rms_norm_to_f16: epsilon inf is not a finite value >= 0");
+    EXPECT_EQ(argument_error([&] { cuda::swiglu_to_f16(nullptr, 4, 0, none16, nullptr); }),
+              "cuda swiglu_to_f16: needs n_tokens > 0 and n > 0");
+    EXPECT_EQ(argument_error([&] {
+                  cuda::qkv_rope_store(nullptr, 256, 8, 2, {}, 64, 10, nullptr, cuda::RopeLayout::Interleaved, kv,
+                                       none16, nullptr);
+              }),
+              "cuda qkv_rope_store: positions 10 .. 17 do not fit a cache of 16");
+    cuda::KvCacheView kv72 = kv;
+    kv72.head_dim = 72;
+    EXPECT_EQ(argument_error([&] { cuda::attention_prefill(none16, kv72, 4, 0, 1, none16, nullptr); }),
+              "cuda attention_prefill: no kernel for head dimension 72 (64, 80, 96, 128)");
+    EXPECT_EQ(argument_error([&] { cuda::attention_prefill(none16, kv, 3, 0, 1, none16, nullptr); }),
+              "cuda attention_prefill: 3 query heads are not a multiple of 2 KV heads");
+    EXPECT_EQ(argument_error([&] { cuda::dequantize_to_f16(TensorType::Q4_K, nullptr, 2, 100, none16, nullptr); }),
+              "cuda dequantize_to_f16: 2 x 100 is not a valid Q4_K matrix (row length must be a positive multiple "
+              "of 256)");
+    EXPECT_EQ(
+        argument_error([&] { cuda::embedding_rows(TensorType::Q8_0, nullptr, 64, nullptr, 0, nullptr, nullptr); }),
+        "cuda embedding_rows: 0 tokens (1 .. 65535)");
 }
 
 TEST(CudaPrefillOps, DequantizeToF16EqualsCpuDequantizationRounded) {

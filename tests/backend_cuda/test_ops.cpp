@@ -3,6 +3,7 @@
 // shape with 128-dim heads and partial rotation). Outputs are poisoned with NaN before every launch.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "backend/cpu/ops.h"
@@ -15,10 +16,65 @@
 namespace orcd::cuda {
 namespace {
 
+using test::argument_error;
 using test::DeviceBuffer;
 using test::fresh_seed;
 using test::normal_vector;
 using test::rel_error;
+
+// A view that passes the KV checks; its buffers are never touched (every call below fails its checks first).
+KvCacheView fake_kv(int64_t n_ctx, int n_kv_heads, int head_dim) {
+    static uint16_t cell[2];
+    return {.k = &cell[0], .v = &cell[1], .n_ctx = n_ctx, .n_kv_heads = n_kv_heads, .head_dim = head_dim};
+}
+
+// Each refused call names the op and the values that failed, runs on a machine without a GPU, and launches nothing.
+TEST(CudaOps, ArgumentChecksNameTheOpAndTheValues) {
+    float* none = nullptr;
+    static const int32_t pos[1] = {0};
+    const DecodeColumns cols{pos, nullptr};
+    EXPECT_EQ(argument_error([&] { rms_norm(none, none, 2, 8, -1e-5f, none, nullptr); }),
+              "cuda rms_norm: epsilon -1e-05 is not a finite value >= 0");
+    EXPECT_EQ(argument_error([&] { rms_norm(none, none, 0, 8, 1e-5f, none, nullptr); }),
+              "cuda rms_norm: needs n_tokens > 0 and n > 0");
+    EXPECT_EQ(argument_error([&] { rms_norm_heads(none, 1, 100, 2, 64, none, NAN, nullptr); }),
+              "cuda rms_norm_heads: row stride 100 is shorter than 2 heads of 64");
+    EXPECT_EQ(argument_error([&] { rms_norm_heads(none, 1, 128, 2, 64, none, NAN, nullptr); }),
+              "cuda rms_norm_heads: epsilon nan is not a finite value >= 0");
+    EXPECT_EQ(argument_error([&] { rope(none, 1, 2, 64, 3, pos, nullptr, RopeLayout::Interleaved, nullptr); }),
+              "cuda rope: rotated dimensions 3 must be even and within the head dimension 64");
+    EXPECT_EQ(argument_error([&] { add(none, none, 0, nullptr); }), "cuda add: needs n > 0");
+    EXPECT_EQ(argument_error([&] { kv_store(fake_kv(16, 2, 64), 17, none, none, pos, nullptr); }),
+              "cuda kv_store: 17 tokens do not fit a cache of 16");
+    KvCacheView paged = fake_kv(16, 2, 64);
+    paged.pages = pos;
+    EXPECT_EQ(argument_error([&] { kv_store(paged, 1, none, none, pos, nullptr); }),
+              "cuda kv_store: a paged KV cache view needs page_size and page_stride > 0 (found 0 and 0)");
+    EXPECT_EQ(argument_error([&] {
+                  qkv_rope_store(none, 0, 1, none, none, none, 3, fake_kv(16, 2, 64), 64, cols, nullptr,
+                                 RopeLayout::Interleaved, nullptr);
+              }),
+              "cuda qkv_rope_store: 3 query heads are not a multiple of 2 KV heads");
+    EXPECT_EQ(argument_error([&] {
+                  qkv_rope_store(none, 0, 1, none, none, none, 4, fake_kv(16, 2, 64), 66, cols, nullptr,
+                                 RopeLayout::Interleaved, nullptr);
+              }),
+              "cuda qkv_rope_store: rotated dimensions 66 must be even and within the head dimension 64");
+    EXPECT_EQ(
+        argument_error([&] { attention_decode(none, 0, 0, fake_kv(16, 2, 64), 4, cols, none, 0, none, nullptr); }),
+        "cuda attention_decode: 0 columns (1 .. 65535)");
+    EXPECT_EQ(
+        argument_error([&] { attention_decode(none, 0, 1, fake_kv(16, 1, 60), 4, cols, none, 0, none, nullptr); }),
+        "cuda attention_decode: head dimension 60 is not a multiple of 8");
+    // 64 heads over one KV head: 64 * (136 + 64) floats of scores and queries = 51200 B.
+    EXPECT_EQ(
+        argument_error([&] { attention_decode(none, 0, 1, fake_kv(16, 1, 136), 64, cols, none, 0, none, nullptr); }),
+        "cuda attention_decode: a group of 64 heads of dimension 136 needs 51200 B of shared memory (limit 48 "
+        "KiB)");
+    EXPECT_EQ(argument_error([&] { embedding_row(gguf::TensorType::Q4_K, nullptr, 100, pos, none, nullptr); }),
+              "cuda embedding_row: row length 100 is not a positive multiple of the Q4_K block size 256");
+    EXPECT_EQ(argument_error([&] { argmax(none, 10, nullptr, nullptr, 0); }), "cuda argmax: 0 rows (1 .. 65535)");
+}
 
 TEST(CudaOps, RmsNormMatchesCpu) {
     ORCD_SKIP_WITHOUT_GPU();

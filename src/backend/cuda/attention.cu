@@ -15,12 +15,16 @@
 #include <cmath>
 
 #include "backend/cuda/kv_paging.cuh"
-#include "backend/cuda/ops_kernels.h"
+#include "backend/cuda/launch_check.h"
+#include "backend/cuda/ops.h"
 #include "backend/cuda/pdl.cuh"
 #include "device/device_query.h"
 #include "model/attention_window.h"
 
 namespace orcd::cuda::detail {
+
+constexpr int kAttnChunk = 64;  // cache positions per flash-decoding partial
+constexpr int64_t attention_chunks(int64_t n_ctx) { return (n_ctx + kAttnChunk - 1) / kAttnChunk; }
 
 namespace {
 
@@ -193,3 +197,30 @@ void launch_attention_decode(const float* q, int64_t q_stride, int n_cols, const
 }
 
 }  // namespace orcd::cuda::detail
+
+namespace orcd::cuda {
+
+size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim, int n_cols) {
+    return static_cast<size_t>(n_cols) *
+           static_cast<size_t>(detail::partial_floats(n_heads, detail::attention_chunks(n_ctx), head_dim)) *
+           sizeof(float);
+}
+
+void attention_decode(const float* q, int64_t q_stride, int n_cols, const KvCacheView& kv, int n_heads,
+                      const DecodeColumns& cols, float* out, int64_t out_stride, void* workspace, cudaStream_t stream,
+                      uint32_t window) {
+    using detail::require;
+    detail::require_decode_columns(kv, n_cols, cols, n_heads, "attention_decode");
+    // K rows are read 8 halves (16 bytes) at a time.
+    require(kv.head_dim % 8 == 0, "attention_decode", "head dimension {} is not a multiple of 8", kv.head_dim);
+    const size_t smem =
+        static_cast<size_t>(n_heads / kv.n_kv_heads) * (kv.head_dim + detail::kAttnChunk) * sizeof(float);
+    require(smem <= 48 * 1024, "attention_decode",
+            "a group of {} heads of dimension {} needs {} B of shared memory (limit 48 KiB)", n_heads / kv.n_kv_heads,
+            kv.head_dim, smem);
+    require(workspace != nullptr, "attention_decode", "no workspace (see attention_workspace_bytes)");
+    detail::launch_attention_decode(q, q_stride, n_cols, kv, n_heads, cols, out, out_stride, workspace, window, stream);
+    detail::check_launch();
+}
+
+}  // namespace orcd::cuda

@@ -17,7 +17,8 @@
 #include <cmath>
 
 #include "backend/cuda/kv_paging.cuh"
-#include "backend/cuda/prefill_kernels.h"
+#include "backend/cuda/launch_check.h"
+#include "backend/cuda/prefill_ops.h"
 #include "model/attention_window.h"
 
 namespace orcd::cuda::detail {
@@ -325,3 +326,27 @@ bool launch_attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_
 }
 
 }  // namespace orcd::cuda::detail
+
+namespace orcd::cuda {
+
+bool attention_prefill_supported(int head_dim) {
+    return head_dim == 64 || head_dim == 80 || head_dim == 96 || head_dim == 128;
+}
+
+void attention_prefill(const uint16_t* q16, const KvCacheView& kv, int n_heads, int64_t pos0, int64_t n_tokens,
+                       uint16_t* out16, cudaStream_t stream, uint32_t window) {
+    using detail::require;
+    require(kv.k && kv.v && kv.n_kv_heads > 0, "attention_prefill", "the KV cache view needs K and V buffers");
+    require(attention_prefill_supported(kv.head_dim), "attention_prefill",
+            "no kernel for head dimension {} (64, 80, 96, 128)", kv.head_dim);
+    require(n_heads > 0 && n_heads % kv.n_kv_heads == 0 && n_heads <= 65535, "attention_prefill",
+            "{} query heads are not a multiple of {} KV heads", n_heads, kv.n_kv_heads);
+    require(n_tokens > 0 && pos0 >= 0 && pos0 + n_tokens <= kv.n_ctx, "attention_prefill",
+            "positions {} .. {} do not fit a cache of {}", pos0, pos0 + n_tokens - 1, kv.n_ctx);
+    require(reinterpret_cast<uintptr_t>(q16) % 16 == 0 && reinterpret_cast<uintptr_t>(out16) % 4 == 0,
+            "attention_prefill", "q16 must be 16-byte and out16 4-byte aligned");
+    detail::launch_attention_prefill(q16, kv, n_heads, pos0, n_tokens, window, out16, stream);
+    detail::check_launch();
+}
+
+}  // namespace orcd::cuda

@@ -13,11 +13,12 @@
 #include <cuda_fp16.h>
 
 #include <string>
+#include <string_view>
 
 #include "backend/cuda/half.cuh"
-#include "backend/cuda/ops_kernels.h"
+#include "backend/cuda/launch_check.h"
+#include "backend/cuda/ops.h"
 #include "common/error.h"
-#include "device/cuda_check.h"
 #include "quant/formats.h"
 
 namespace orcd::cuda {
@@ -161,15 +162,21 @@ bool launch_embedding_row(TensorType type, const void* table, int64_t cols, cons
 
 namespace {
 
-[[noreturn]] void bad(const char* op, const std::string& what) {
-    throw Error(ErrorCode::InvalidArgument, std::string("cuda ") + op + ": " + what);
+using detail::check_launch;
+using detail::require;
+
+void check_type(bool supported, gguf::TensorType type, std::string_view what) {
+    if (!supported) {
+        throw Error(ErrorCode::UnsupportedTensorType,
+                    "no CUDA " + std::string(what) + " for tensor type " + std::string(gguf::type_name(type)));
+    }
 }
 
-void check_type(gguf::TensorType type, const char* what) {
-    if (!dequant_f16_supported(type)) {
-        throw Error(ErrorCode::UnsupportedTensorType,
-                    std::string("no CUDA ") + what + " for tensor type " + std::string(gguf::type_name(type)));
-    }
+// An embedding table's row: whole blocks of its type.
+void require_row_length(gguf::TensorType type, int64_t cols, const char* op) {
+    const uint32_t block = gguf::traits(type).block_elems;
+    require(cols > 0 && cols % block == 0, op, "row length {} is not a positive multiple of the {} block size {}", cols,
+            gguf::type_name(type), block);
 }
 
 }  // namespace
@@ -188,30 +195,48 @@ bool dequant_f16_supported(gguf::TensorType type) {
 
 void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                        cudaStream_t stream) {
-    check_type(type, "f16 dequantization kernel");
+    check_type(dequant_f16_supported(type), type, "f16 dequantization kernel");
     const int64_t block = gguf::traits(type).block_elems;
-    if (rows <= 0 || cols <= 0 || cols % block != 0) {
-        bad("dequantize_to_f16", std::to_string(rows) + " x " + std::to_string(cols) + " is not a valid " +
-                                     std::string(gguf::type_name(type)) +
-                                     " matrix (row length must be a positive multiple of " + std::to_string(block) +
-                                     ")");
-    }
-    if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) bad("dequantize_to_f16", "dst must be 16-byte aligned");
+    require(rows > 0 && cols > 0 && cols % block == 0, "dequantize_to_f16",
+            "{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", rows, cols,
+            gguf::type_name(type), block);
+    require(reinterpret_cast<uintptr_t>(dst) % 16 == 0, "dequantize_to_f16", "dst must be 16-byte aligned");
     detail::launch_dequantize_f16(type, src, rows, cols, dst, stream);
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    check_launch();
 }
 
 void embedding_rows(gguf::TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
                     float* out, cudaStream_t stream) {
-    check_type(type, "embedding lookup");
-    if (n_tokens <= 0 || n_tokens > 65535) bad("embedding_rows", std::to_string(n_tokens) + " tokens (1 .. 65535)");
-    const int64_t block = gguf::traits(type).block_elems;
-    if (cols <= 0 || cols % block != 0) {
-        bad("embedding_rows", "row length " + std::to_string(cols) + " is not a positive multiple of the " +
-                                  std::string(gguf::type_name(type)) + " block size " + std::to_string(block));
-    }
+    check_type(dequant_f16_supported(type), type, "embedding lookup");
+    require(n_tokens > 0 && n_tokens <= 65535, "embedding_rows", "{} tokens (1 .. 65535)", n_tokens);
+    require_row_length(type, cols, "embedding_rows");
     detail::launch_embedding_rows(type, table, cols, tokens, n_tokens, out, stream);
-    ORCD_CUDA_CHECK(cudaGetLastError());
+    check_launch();
+}
+
+bool embedding_supported(gguf::TensorType type) {
+    switch (type) {
+        case gguf::TensorType::F32:
+        case gguf::TensorType::F16:
+        case gguf::TensorType::BF16:
+        case gguf::TensorType::Q4_0:
+        case gguf::TensorType::Q4_1:
+        case gguf::TensorType::Q5_0:
+        case gguf::TensorType::Q5_1:
+        case gguf::TensorType::Q8_0:
+        case gguf::TensorType::Q4_K:
+        case gguf::TensorType::Q5_K:
+        case gguf::TensorType::Q6_K: return true;
+        default: return false;
+    }
+}
+
+void embedding_row(gguf::TensorType type, const void* table, int64_t cols, const int32_t* token, float* out,
+                   cudaStream_t stream) {
+    check_type(embedding_supported(type), type, "embedding lookup");
+    require_row_length(type, cols, "embedding_row");
+    detail::launch_embedding_row(type, table, cols, token, out, stream);
+    check_launch();
 }
 
 }  // namespace orcd::cuda

@@ -1,14 +1,17 @@
 // Element-wise, normalization, rotary and selection kernels (ops.h). Each mirrors the CPU reference expression by
 // expression; where nvcc would contract a*b - c*d into an fma (changing the rounding), the products are written with
-// __fmul_rn so the GPU rounds as the CPU does. Block reductions are fixed trees: no atomics.
+// __fmul_rn so the GPU rounds as the CPU does. Block reductions are fixed trees: no atomics. The launchers in detail
+// take their arguments as given; the entry points of ops.h at the end of the file check them first.
+#include "backend/cuda/ops.h"
+
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
 
 #include "backend/cuda/kv_paging.cuh"
+#include "backend/cuda/launch_check.h"
 #include "backend/cuda/norm.cuh"
-#include "backend/cuda/ops_kernels.h"
 #include "backend/cuda/pdl.cuh"
 
 namespace orcd::cuda::detail {
@@ -285,3 +288,80 @@ void launch_argmax(const float* x, int64_t n, int32_t* out, int n_rows, int64_t 
 }
 
 }  // namespace orcd::cuda::detail
+
+namespace orcd::cuda {
+
+using detail::check_launch;
+using detail::require;
+
+void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
+              cudaStream_t stream) {
+    detail::require_norm_rows(n_tokens, n, eps, "rms_norm");
+    detail::launch_rms_norm(x, weight, n_tokens, n, eps, out, stream);
+    check_launch();
+}
+
+void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim, const float* weight,
+                    float eps, cudaStream_t stream) {
+    require(n_tokens > 0 && n_heads > 0 && head_dim > 0 && n_tokens * n_heads <= INT32_MAX, "rms_norm_heads",
+            "needs n_tokens, n_heads and head_dim > 0");
+    require(row_stride >= static_cast<int64_t>(n_heads) * head_dim, "rms_norm_heads",
+            "row stride {} is shorter than {} heads of {}", row_stride, n_heads, head_dim);
+    detail::require_epsilon(eps, "rms_norm_heads");
+    detail::launch_rms_norm_heads(x, n_tokens, row_stride, n_heads, head_dim, weight, eps, stream);
+    check_launch();
+}
+
+void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos, const double* inv_freq,
+          RopeLayout layout, cudaStream_t stream) {
+    require(n_tokens > 0 && n_heads > 0 && head_dim > 0, "rope", "needs n_tokens, n_heads, head_dim > 0");
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope",
+            "rotated dimensions {} must be even and within the head dimension {}", n_rot, head_dim);
+    detail::launch_rope(x, n_tokens, n_heads, head_dim, n_rot, pos, inv_freq, layout, stream);
+    check_launch();
+}
+
+void add_bias(float* y, const float* bias, int64_t n_tokens, int64_t n, cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0, "add_bias", "needs n_tokens > 0 and n > 0");
+    detail::launch_add_bias(y, bias, n_tokens, n, stream);
+    check_launch();
+}
+
+void add(float* x, const float* y, int64_t n, cudaStream_t stream) {
+    require(n > 0, "add", "needs n > 0");
+    detail::launch_add(x, y, n, stream);
+    check_launch();
+}
+
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n, float* out, cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0, "swiglu", "needs n_tokens > 0 and n > 0");
+    detail::launch_swiglu(gate_up, n_tokens, n, out, stream);
+    check_launch();
+}
+
+void kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, const float* v, const int32_t* pos,
+              cudaStream_t stream) {
+    detail::require_kv(kv, "kv_store");
+    require(n_tokens > 0 && n_tokens <= kv.n_ctx, "kv_store", "{} tokens do not fit a cache of {}", n_tokens, kv.n_ctx);
+    detail::launch_kv_store(kv, n_tokens, k, v, pos, stream);
+    check_launch();
+}
+
+void qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, const float* bk, const float* bv,
+                    int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols, const double* inv_freq,
+                    RopeLayout layout, cudaStream_t stream) {
+    detail::require_decode_columns(kv, n_cols, cols, n_heads, "qkv_rope_store");
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
+            "rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim);
+    detail::launch_qkv_rope_store(qkv, stride, n_cols, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout, stream);
+    check_launch();
+}
+
+void argmax(const float* x, int64_t n, int32_t* out, cudaStream_t stream, int n_rows, int64_t stride) {
+    require(n > 0 && n <= INT32_MAX, "argmax", "needs 0 < n <= INT32_MAX");
+    require(n_rows >= 1 && n_rows <= 65535, "argmax", "{} rows (1 .. 65535)", n_rows);
+    detail::launch_argmax(x, n, out, n_rows, stride, stream);
+    check_launch();
+}
+
+}  // namespace orcd::cuda

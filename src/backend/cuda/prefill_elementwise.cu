@@ -1,13 +1,16 @@
 // Element-wise kernels of the batched prefill that produce the f16 GEMM operands, and the fused bias + RoPE + KV store
 // over the strided rows of a QKV GEMM. The arithmetic mirrors ops.cu (itself the CPU reference's, with products
-// pinned by __fmul_rn); only the final rounding to f16 is new. Block reductions are fixed trees: no atomics.
+// pinned by __fmul_rn); only the final rounding to f16 is new. Block reductions are fixed trees: no atomics. The
+// launchers in detail take their arguments as given; the entry points of prefill_ops.h at the end of the file check
+// them first.
 #include <cuda_fp16.h>
 
 #include <cmath>
 
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/kv_paging.cuh"
-#include "backend/cuda/prefill_kernels.h"
+#include "backend/cuda/launch_check.h"
+#include "backend/cuda/prefill_ops.h"
 
 namespace orcd::cuda::detail {
 
@@ -116,3 +119,39 @@ void launch_qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_token
 }
 
 }  // namespace orcd::cuda::detail
+
+namespace orcd::cuda {
+
+using detail::check_launch;
+using detail::require;
+
+void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
+                     cudaStream_t stream) {
+    detail::require_norm_rows(n_tokens, n, eps, "rms_norm_to_f16");
+    detail::launch_rms_norm_f16(x, weight, n_tokens, n, eps, out16, stream);
+    check_launch();
+}
+
+void swiglu_to_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* out16, cudaStream_t stream) {
+    require(n_tokens > 0 && n > 0, "swiglu_to_f16", "needs n_tokens > 0 and n > 0");
+    detail::launch_swiglu_f16(gate_up, n_tokens, n, out16, stream);
+    check_launch();
+}
+
+void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int n_heads, const QkvBias& bias, int n_rot,
+                    int64_t pos0, const double* inv_freq, RopeLayout layout, const KvCacheView& kv, uint16_t* q16,
+                    cudaStream_t stream) {
+    require(kv.k && kv.v && kv.n_kv_heads > 0 && kv.head_dim > 0 && kv.head_dim % 2 == 0, "qkv_rope_store",
+            "the KV cache view needs K and V buffers, n_kv_heads > 0 and an even head_dim");
+    require(n_tokens > 0 && pos0 >= 0 && pos0 + n_tokens <= kv.n_ctx, "qkv_rope_store",
+            "positions {} .. {} do not fit a cache of {}", pos0, pos0 + n_tokens - 1, kv.n_ctx);
+    require(n_heads > 0 && row_stride >= static_cast<int64_t>(n_heads + 2 * kv.n_kv_heads) * kv.head_dim,
+            "qkv_rope_store", "row stride shorter than q + k + v");
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
+            "rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim);
+    detail::launch_qkv_rope_store(qkv, row_stride, n_tokens, n_heads, bias, n_rot, pos0, inv_freq, layout, kv, q16,
+                                  stream);
+    check_launch();
+}
+
+}  // namespace orcd::cuda
