@@ -227,6 +227,40 @@ TEST(BpeModelTest, MergesApplyByRankNotPosition) {
 namespace orcd::tokenizer {
 namespace {
 
+// Pieces that random test texts are made of: letters, words, runs of spaces, tabs and newlines, punctuation, digits,
+// other scripts (Latin-1, Cyrillic, CJK, Hangul, Ethiopic), an emoji, SentencePiece's "▁" and U+FFFD. All valid UTF-8.
+std::vector<std::string> text_pieces() {
+    return {"a",
+            "e",
+            "t",
+            "h",
+            " ",
+            "  ",
+            "   ",
+            "in",
+            "ing",
+            "\n",
+            "\t",
+            "\xc3\xa9",
+            "\xd0\xb0",
+            "\xd0\xbf",
+            "\xe4\xb8\x80",
+            "\xe7\x9a\x84",
+            "\xea\xb0\x80",
+            "\xe1\x88\x80",
+            "\xf0\x9f\xa6\x99",
+            "0",
+            "'",
+            "{",
+            "}",
+            ".",
+            "=",
+            "\xe2\x96\x81",
+            "\xef\xbf\xbd",
+            "Hello",
+            " world"};
+}
+
 // The short-word merge loop and the heap loop must agree on every word (the vectors only cover a few hundred).
 TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
     ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
@@ -234,28 +268,8 @@ TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
     const Vocab v = Vocab::from_gguf(f);
     const BpeModel model(v, PreTokenizer::Qwen2, true);
     std::mt19937 rng(3);
-    const std::vector<std::string> alphabet = {"a",
-                                               "e",
-                                               "t",
-                                               "h",
-                                               " ",
-                                               "  ",
-                                               "in",
-                                               "ing",
-                                               "\xc3\xa9",
-                                               "\xd0\xb0",
-                                               "\xd0\xbf",
-                                               "\xe4\xb8\x80",
-                                               "\xe7\x9a\x84",
-                                               "\xf0\x9f\xa6\x99",
-                                               "0",
-                                               "'",
-                                               "\n",
-                                               "{",
-                                               "}",
-                                               ".",
-                                               "=",
-                                               "\xff"};
+    std::vector<std::string> alphabet = text_pieces();
+    alphabet.emplace_back("\xff");  // invalid UTF-8: a BPE word's bytes are taken as they are
     for (int iter = 0; iter < 20000; ++iter) {
         std::string word;
         const int parts = 1 + static_cast<int>(rng() % 16);
@@ -272,34 +286,7 @@ TEST(BpeModelTest, ShortWordPathEqualsHeapPath) {
 // without a token (byte fallback), and on llama.cpp's vector inputs.
 TEST(SpmModelTest, WordByWordEqualsTheWholeText) {
     ORCD_SKIP_WITHOUT_SHARED(vocab_dir());
-    const std::vector<std::string> alphabet = {"a",
-                                               "e",
-                                               "t",
-                                               "h",
-                                               " ",
-                                               "  ",
-                                               "   ",
-                                               "in",
-                                               "ing",
-                                               "\n",
-                                               "\t",
-                                               "\xc3\xa9",
-                                               "\xd0\xb0",
-                                               "\xe4\xb8\x80",
-                                               "\xe7\x9a\x84",
-                                               "\xf0\x9f\xa6\x99",
-                                               "0",
-                                               "'",
-                                               "{",
-                                               "}",
-                                               ".",
-                                               "=",
-                                               "\xe2\x96\x81",
-                                               "\xef\xbf\xbd",
-                                               "\xea\xb0\x80",
-                                               "Hello",
-                                               " world",
-                                               "\xe1\x88\x80"};
+    const std::vector<std::string> alphabet = text_pieces();
     for (const char* name : {"ggml-vocab-phi-3.gguf", "ggml-vocab-llama-spm.gguf"}) {
         const gguf::File f = gguf::File::open(vocab_dir() / name);
         const Vocab v = Vocab::from_gguf(f);
