@@ -15,22 +15,28 @@ double ProgressBar::clamp_fraction(uint64_t done, uint64_t total) {
     return std::clamp(static_cast<double>(done) / static_cast<double>(total), 0.0, 1.0);
 }
 
+int ProgressBar::shown_percent(uint64_t done, uint64_t total) {
+    if (done >= total) return 100;  // also nothing to do (total 0)
+    return static_cast<int>(static_cast<unsigned __int128>(done) * 100 / total);
+}
+
 void ProgressBar::update(uint64_t done, uint64_t total, const std::string& detail) {
     if (quiet_) return;
     const double frac = clamp_fraction(done, total);
+    const int percent = shown_percent(done, total);
     if (tty_) {
         constexpr int kWidth = 30;
         const int filled = static_cast<int>(frac * kWidth);
-        fmt::print(stderr, "\r{}: [{}{}] {:3.0f}% {} ", label_, std::string(filled, '#'),
-                   std::string(kWidth - filled, '.'), frac * 100, detail);
+        fmt::print(stderr, "\r{}: [{}{}] {:3d}% {} ", label_, std::string(filled, '#'),
+                   std::string(kWidth - filled, '.'), percent, detail);
         open_line_ = true;
         if (frac >= 1.0) finish();
         return;
     }
-    const int decile = static_cast<int>(frac * 10);
+    const int decile = percent / 10;
     if (decile > last_decile_) {
         last_decile_ = decile;
-        fmt::print(stderr, "{}: {:3.0f}% {}\n", label_, frac * 100, detail);
+        fmt::print(stderr, "{}: {:3d}% {}\n", label_, percent, detail);
     }
 }
 

@@ -18,6 +18,9 @@ public:
     // Ends the bar's line on a terminal (idempotent).
     void finish();
     static double clamp_fraction(uint64_t done, uint64_t total);
+    // The whole percent shown: rounded down, so that 100 means done (99.6 % rounded to "100%" was printed, then the
+    // real 100 % again, as two "100%" lines in a log).
+    static int shown_percent(uint64_t done, uint64_t total);
 
 private:
     std::string label_;

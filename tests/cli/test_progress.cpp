@@ -19,6 +19,19 @@ TEST(ProgressBar, FractionIsClamped) {
     EXPECT_DOUBLE_EQ(ProgressBar::clamp_fraction(0, 0), 1.0);      // nothing to do is done
 }
 
+// The percent shown rounds down: "100%" only when done (a log once showed "100%" twice, for 99.6 % and then 100 %).
+TEST(ProgressBar, ShownPercentIsHundredOnlyWhenDone) {
+    using orcd::cli::ProgressBar;
+    EXPECT_EQ(ProgressBar::shown_percent(0, 100), 0);
+    EXPECT_EQ(ProgressBar::shown_percent(29, 100), 29);
+    EXPECT_EQ(ProgressBar::shown_percent(996, 1000), 99);
+    EXPECT_EQ(ProgressBar::shown_percent(999999, 1000000), 99);
+    EXPECT_EQ(ProgressBar::shown_percent(100, 100), 100);
+    EXPECT_EQ(ProgressBar::shown_percent(150, 100), 100);
+    EXPECT_EQ(ProgressBar::shown_percent(0, 0), 100);
+    EXPECT_EQ(ProgressBar::shown_percent(UINT64_MAX - 1, UINT64_MAX), 99);  // no overflow in done * 100
+}
+
 // A load is a read step, then (CUDA) an upload step: the whole load's fraction is their mean, within [0, 1].
 TEST(LoadProgress, OverallFractionIsTheMeanOfTheSteps) {
     using orcd::cli::LoadProgress;
