@@ -548,11 +548,11 @@ constexpr int kScreenTail = kScreenBins - 1;
 // that is eps = 3.6e-8 at b = 8 and 3.8e-9 at b = 64 (the fixed 1.25e-7 of a degree-5 polynomial of the weight itself
 // before). From b = 64 on the sum stops at i = 3 (screen_degree): the truncation is then (1.0001 / b)^4 / 24 (2.5e-9
 // at b = 64, 1.6e-10 at 128), and the evaluation's roundings only fewer; eps = 6.5e-9 at b = 64, 2.3e-9 at 128 (2.1e-9
-// with degree 5). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any sum of
-// them are within eps of the definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The crossing
-// bin's tokens are weighed with the definition's own expression, so the pick is the definition's token whenever the
-// draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums' rounding, from the
-// boundaries of the token it lands on.
+// with degree 5). Bin masses (exact integer sums of the screened weights, times the bin's scale), their total and any
+// sum of them are within eps of the definition's, up to the double sums' rounding (n * 2^-53) allowed for apart. The
+// crossing bin's tokens are weighed with the definition's own expression, so the pick is the definition's token
+// whenever the draw is farther than eps * (u * total + the mass before the crossing bin), plus the double sums'
+// rounding, from the boundaries of the token it lands on.
 
 // The polynomial's degree for a weight e^(-r/B), B = per_unit: 3 from B = 64 on, where the truncation
 // (1.0001 / B)^4 / 24 is at most 2.5e-9, 1.6e-10 at B = 128 (a flat vocabulary's bins), under the f32 roundings'
@@ -963,9 +963,9 @@ __attribute__((noinline)) size_t gather_below(std::span<const uint16_t> bins, st
 // weighs the kept whole bins' tokens at that temperature: gathered first when they are a small part of the
 // vocabulary (a peaked distribution), or in place, the others masked to the tail bin, when they are most of it (flat
 // logits: the gather cost as much as the pass). The pick then walks the second pass's bins, and the edge after them.
-// `mn` is the smallest finite logit (it sets the bin width); `finite`: every logit is (no -inf). The sorted definition's token, or nullopt when a crossing
-// lies within the screen's error bound of a boundary (or min-p's threshold within rounding of a token or a bin
-// boundary).
+// `mn` is the smallest finite logit (it sets the bin width); `finite`: every logit is (no -inf). The sorted
+// definition's token, or nullopt when a crossing lies within the screen's error bound of a boundary (or min-p's
+// threshold within rounding of a token or a bin boundary).
 std::optional<TokenId> screen_pick(std::span<const float> work, float mx, float mn, bool finite, const SampleStep& st,
                                    SampleScratch& scratch) {
     const size_t n = work.size();

@@ -30,6 +30,15 @@ struct Bigram {
     bool operator<(const Bigram& o) const { return score != o.score ? score < o.score : left > o.left; }
 };
 
+// The first "▁" at or after `from` (at least 1) that follows another character, or npos: where a word starts.
+size_t next_word_start(std::string_view text, size_t from) {
+    for (size_t at = text.find(kSpaceMarker, from); at != std::string_view::npos;
+         at = text.find(kSpaceMarker, at + 1)) {
+        if (!text.substr(0, at).ends_with(kSpaceMarker)) return at;
+    }
+    return std::string_view::npos;
+}
+
 }  // namespace
 
 // Buffers reused from word to word of one encode call.
@@ -50,14 +59,7 @@ SpmModel::SpmModel(const Vocab& vocab, Walk walk) : vocab_(vocab) {
     // Whether the text can be encoded word by word (encode): no token holds another character followed by "▁".
     words_merge_apart_ = walk == Walk::WordByWordWhereExact;
     for (size_t id = 0; id < vocab.size() && words_merge_apart_; ++id) {
-        const std::string_view text = vocab.text(static_cast<TokenId>(id));
-        for (size_t at = text.find(kSpaceMarker, 1); at != std::string_view::npos;
-             at = text.find(kSpaceMarker, at + 1)) {
-            if (!text.substr(0, at).ends_with(kSpaceMarker)) {
-                words_merge_apart_ = false;
-                break;
-            }
-        }
+        words_merge_apart_ = next_word_start(vocab.text(static_cast<TokenId>(id)), 1) == std::string_view::npos;
     }
     decoded_.resize(vocab.size());
     for (size_t id = 0; id < vocab.size(); ++id) {
@@ -99,14 +101,13 @@ void SpmModel::encode(std::string_view raw, bool starts_segment, std::vector<Tok
         encode_escaped(text, 0, text.size(), scratch, out);
         return;
     }
-    // Word by word: a word starts at a "▁" that follows another character (a run of "▁" stays with the word after it).
-    // No token holds such a pair (checked in the constructor), so no merge crosses that point, and the merges on each
-    // side are the ones the whole text would make there, in the same order: the same tokens, from heaps of a word's
-    // size instead of the whole text's.
+    // Word by word: a word starts at a "▁" that follows another character (a run of "▁" stays with the word after
+    // it). No token holds such a pair (checked in the constructor), so no merge crosses that point, and the merges on
+    // each side are the ones the whole text would make there, in the same order: the same tokens, from heaps of a
+    // word's size instead of the whole text's.
     const std::string_view all(text);
     size_t begin = 0;
-    for (size_t at = all.find(kSpaceMarker, 1); at != std::string_view::npos; at = all.find(kSpaceMarker, at + 1)) {
-        if (all.substr(0, at).ends_with(kSpaceMarker)) continue;
+    for (size_t at = next_word_start(all, 1); at != std::string_view::npos; at = next_word_start(all, at + 1)) {
         encode_escaped(all, begin, at, scratch, out);
         begin = at;
     }

@@ -18,27 +18,22 @@ TextIndex::TextIndex(const std::vector<std::string>& texts) : texts_(texts.data(
     mask_ = capacity - 1;
     for (size_t i = 0; i < texts.size(); ++i) {
         const uint64_t h = hash_of(texts[i]);
-        const auto tag = static_cast<uint32_t>(h >> 32);
-        for (uint64_t at = h & mask_;; at = (at + 1) & mask_) {
-            Slot& s = slots_[at];
-            if (s.id < 0) {
-                s = Slot{tag, static_cast<int32_t>(i)};
-                break;
-            }
-            if (s.tag == tag && texts[static_cast<size_t>(s.id)] == texts[i]) break;  // a duplicate: the first id stays
-        }
+        Slot& s = slots_[probe(h, texts[i])];
+        if (s.id < 0) s = Slot{static_cast<uint32_t>(h >> 32), static_cast<int32_t>(i)};  // a duplicate keeps the first
+    }
+}
+
+uint64_t TextIndex::probe(uint64_t h, std::string_view text) const {
+    const auto tag = static_cast<uint32_t>(h >> 32);
+    for (uint64_t at = h & mask_;; at = (at + 1) & mask_) {
+        const Slot s = slots_[at];
+        if (s.id < 0 || (s.tag == tag && texts_[s.id] == text)) return at;
     }
 }
 
 int32_t TextIndex::find(std::string_view text) const {
     if (slots_.empty()) return -1;
-    const uint64_t h = hash_of(text);
-    const auto tag = static_cast<uint32_t>(h >> 32);
-    for (uint64_t at = h & mask_;; at = (at + 1) & mask_) {
-        const Slot s = slots_[at];
-        if (s.id < 0) return -1;
-        if (s.tag == tag && texts_[s.id] == text) return s.id;
-    }
+    return slots_[probe(hash_of(text), text)].id;  // an empty slot's id is -1
 }
 
 }  // namespace orcd::tokenizer

@@ -15,13 +15,17 @@ class TextIndex {
 public:
     TextIndex() = default;
     // Indexes the texts. It keeps texts.data(): the vector must not be resized or its strings changed while the index
-    // is used (moving the vector keeps its buffer, so it may move). A text that appears twice resolves to its lowest id.
+    // is used (moving the vector keeps its buffer, so it may move). A text that appears twice resolves to its lowest
+    // id.
     explicit TextIndex(const std::vector<std::string>& texts);
 
     // The id of `text`, or -1.
     int32_t find(std::string_view text) const;
 
 private:
+    // The slot of `text` (hash h), or the empty slot where it would go.
+    uint64_t probe(uint64_t h, std::string_view text) const;
+
     struct Slot {
         uint32_t tag;  // the hash's upper half: most probes of a slot with another text stop here
         int32_t id;    // -1: empty

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the gpu tests: device detection with a visible skip, RAII device buffers, host<->device copies,
-// NaN poisoning, a fresh printed seed per test, and the message of an op's argument check.
+// NaN poisoning, a fresh printed seed per test, and the message of an op's argument check (with a stand-in KV
+// cache view).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/ops.h"
 #include "common/error.h"
 
 namespace orcd::cuda::test {
@@ -36,6 +38,12 @@ inline std::string argument_error(const std::function<void()>& op) {
         return e.what();
     }
     return "(no error)";
+}
+
+// A KV cache view that passes the views' checks; its buffers are never touched (for calls refused by a later check).
+inline KvCacheView fake_kv(int64_t n_ctx, int n_kv_heads, int head_dim) {
+    static uint16_t cell[2];
+    return {.k = &cell[0], .v = &cell[1], .n_ctx = n_ctx, .n_kv_heads = n_kv_heads, .head_dim = head_dim};
 }
 
 // A fresh seed for every run, printed so that a failure can be replayed.

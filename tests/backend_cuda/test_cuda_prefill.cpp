@@ -49,8 +49,7 @@ std::vector<uint8_t> quantized_matrix(std::mt19937_64& rng, TensorType type, int
 
 // Each refused call names the op and the values that failed; the checks run before any launch (no device needed).
 TEST(CudaPrefillOps, ArgumentChecksNameTheOpAndTheValues) {
-    static uint16_t cell[2];
-    const cuda::KvCacheView kv{.k = &cell[0], .v = &cell[1], .n_ctx = 16, .n_kv_heads = 2, .head_dim = 64};
+    const cuda::KvCacheView kv = cuda::test::fake_kv(16, 2, 64);
     uint16_t* none16 = nullptr;
     EXPECT_EQ(argument_error([&] { cuda::rms_norm_to_f16(nullptr, nullptr, 4, 8, INFINITY, none16, nullptr); }),
               "cuda rms_norm_to_f16: epsilon inf is not a finite value >= 0");

@@ -18,15 +18,10 @@ namespace {
 
 using test::argument_error;
 using test::DeviceBuffer;
+using test::fake_kv;
 using test::fresh_seed;
 using test::normal_vector;
 using test::rel_error;
-
-// A view that passes the KV checks; its buffers are never touched (every call below fails its checks first).
-KvCacheView fake_kv(int64_t n_ctx, int n_kv_heads, int head_dim) {
-    static uint16_t cell[2];
-    return {.k = &cell[0], .v = &cell[1], .n_ctx = n_ctx, .n_kv_heads = n_kv_heads, .head_dim = head_dim};
-}
 
 // Each refused call names the op and the values that failed, runs on a machine without a GPU, and launches nothing.
 TEST(CudaOps, ArgumentChecksNameTheOpAndTheValues) {

@@ -223,8 +223,8 @@ TEST(ServerRequests, OpenAiCompletionAndChat) {
     EXPECT_EQ(fields_of(errors), (std::vector<std::string>{"best_of", "echo"}));
 }
 
-// A part's, a tool's or tool_choice's "type" of another JSON type is a field error, never an exception (the fuzzer's find: nlohmann's
-// value("type", "") throws on {"type": 2}).
+// A part's, a tool's or tool_choice's "type" of another JSON type is a field error, never an exception (the fuzzer's
+// find: nlohmann's value("type", "") throws on {"type": 2}).
 TEST(ServerRequests, NonStringTypeMembersAreFieldErrors) {
     std::vector<FieldError> errors;
     EXPECT_NO_THROW(parse_openai(json::parse(R"({"model":"m","messages":[{"role":"user","content":[{"type":2,

@@ -20,6 +20,11 @@ void require_epsilon(float eps, const char* op) {
     require(std::isfinite(eps) && eps >= 0.0f, op, "epsilon {} is not a finite value >= 0", eps);
 }
 
+void require_rotary(int n_rot, int head_dim, const char* op) {
+    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, op,
+            "rotated dimensions {} must be even and within the head dimension {}", n_rot, head_dim);
+}
+
 void require_norm_rows(int64_t n_tokens, int64_t n, float eps, const char* op) {
     require(n_tokens > 0 && n > 0 && n_tokens <= INT32_MAX, op, "needs n_tokens > 0 and n > 0");
     require_epsilon(eps, op);

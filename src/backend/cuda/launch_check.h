@@ -40,6 +40,8 @@ void require(bool ok, const char* op, std::string_view what, const A&... args) {
 // The checks more than one op makes (launch_check.cpp):
 // the normalizations' epsilon: finite and >= 0;
 void require_epsilon(float eps, const char* op);
+// RoPE's rotated dimensions (rope, both qkv_rope_store): even, and within the head;
+void require_rotary(int n_rot, int head_dim, const char* op);
 // an rms norm over rows (rms_norm, rms_norm_to_f16): n_tokens rows of n (the row count fits the kernels' 32-bit grid)
 // and the epsilon;
 void require_norm_rows(int64_t n_tokens, int64_t n, float eps, const char* op);

@@ -315,8 +315,7 @@ void rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads,
 void rope(float* x, int64_t n_tokens, int n_heads, int head_dim, int n_rot, const int32_t* pos, const double* inv_freq,
           RopeLayout layout, cudaStream_t stream) {
     require(n_tokens > 0 && n_heads > 0 && head_dim > 0, "rope", "needs n_tokens, n_heads, head_dim > 0");
-    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope",
-            "rotated dimensions {} must be even and within the head dimension {}", n_rot, head_dim);
+    detail::require_rotary(n_rot, head_dim, "rope");
     detail::launch_rope(x, n_tokens, n_heads, head_dim, n_rot, pos, inv_freq, layout, stream);
     check_launch();
 }
@@ -351,8 +350,7 @@ void qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, con
                     int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols, const double* inv_freq,
                     RopeLayout layout, cudaStream_t stream) {
     detail::require_decode_columns(kv, n_cols, cols, n_heads, "qkv_rope_store");
-    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
-            "rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim);
+    detail::require_rotary(n_rot, kv.head_dim, "qkv_rope_store");
     detail::launch_qkv_rope_store(qkv, stride, n_cols, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout, stream);
     check_launch();
 }

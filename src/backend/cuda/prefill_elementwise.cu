@@ -147,8 +147,7 @@ void qkv_rope_store(const float* qkv, int64_t row_stride, int64_t n_tokens, int 
             "positions {} .. {} do not fit a cache of {}", pos0, pos0 + n_tokens - 1, kv.n_ctx);
     require(n_heads > 0 && row_stride >= static_cast<int64_t>(n_heads + 2 * kv.n_kv_heads) * kv.head_dim,
             "qkv_rope_store", "row stride shorter than q + k + v");
-    require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim, "qkv_rope_store",
-            "rotated dimensions {} must be even and within the head dimension {}", n_rot, kv.head_dim);
+    detail::require_rotary(n_rot, kv.head_dim, "qkv_rope_store");
     detail::launch_qkv_rope_store(qkv, row_stride, n_tokens, n_heads, bias, n_rot, pos0, inv_freq, layout, kv, q16,
                                   stream);
     check_launch();
