@@ -7,11 +7,13 @@ usage: bench/soak.py --orcd build-cpu/src/cli/orcd [--minutes 10] [--clients 64]
 Exit status 0 when every check holds; the result is printed as one JSON object.
 """
 import argparse
+import atexit
 import json
 import os
 import random
 import re
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -154,7 +156,9 @@ def main():
     a = ap.parse_args()
     model = a.model
     if not model:
-        model = os.path.join(tempfile.mkdtemp(prefix="orcd-soak-"), "soak-tiny.gguf")
+        scratch = tempfile.mkdtemp(prefix="orcd-soak-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        model = os.path.join(scratch, "soak-tiny.gguf")
         subprocess.run([a.orcd, "synth", "--preset", "qwen2.5-tiny", "--type", "Q8_0", "--vocab",
                         os.path.join(a.shared, "models/vocab/ggml-vocab-qwen2.5.gguf"), "--seed", "11", "-o", model],
                        check=True, capture_output=True, timeout=120)

@@ -1,6 +1,8 @@
 """What the CLI test scripts share: the binary and ../shared from the command line (usage: SCRIPT ORCD_BINARY
 SHARED_DIR), a scratch folder, the visible SKIP when ../shared is absent, and the tiny synth model most of them run."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,8 +13,10 @@ VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
 
 
 def scratch(name):
-    """A fresh temporary folder for one script's files."""
-    return tempfile.mkdtemp(prefix=f"orcd-{name}-test-")
+    """A fresh temporary folder for one script's files, removed when the script exits."""
+    path = tempfile.mkdtemp(prefix=f"orcd-{name}-test-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def require_vocab():

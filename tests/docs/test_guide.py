@@ -16,6 +16,7 @@ ports 8080 and 8090 become free ports; HOME is a scratch folder.
 usage: test_guide.py [--update] ORCD_BINARY SHARED_DIR"""
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,6 +104,26 @@ def main():
                             f"`python3 tests/docs/test_guide.py --update ORCD SHARED`")
 
     tmp = tempfile.mkdtemp(prefix="orcd-guide-")
+    background = []
+    try:
+        run_blocks(text, tmp, failures, background)
+    finally:
+        # An exception part-way must not leave a server running or the scratch folder (a model, logs) behind.
+        for p in background:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+def run_blocks(text, tmp, failures, background):
+    """Runs the guide's blocks in order in the scratch folder `tmp`, appending what went wrong to `failures`; a
+    block still running in the background stays in `background`."""
     work = os.path.join(tmp, "work")
     os.makedirs(work)
     os.makedirs(os.path.join(tmp, "home"))
@@ -120,7 +141,6 @@ def main():
     ports = {"8080": str(free_port()), "8090": str(free_port())}
     env = dict(os.environ, PATH=os.path.dirname(ORCD) + ":" + os.environ["PATH"], ORCD_DEVICE="cpu",
                HOME=os.path.join(tmp, "home"), ORCD=ORCD)
-    background = []
     counts = {"ran": 0, "skipped": 0}
 
     def localize(body):
@@ -198,17 +218,9 @@ def main():
                 failures.append(f"{where}: the output lacks the quoted error {m.group(1) if m else '?'!r}")
         elif r.returncode != 0:
             failures.append(f"{where}: exit {r.returncode}:\n{out[-2000:]}")
-    for p in background:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
-        failures.append("a background block was never stopped (stop-background)")
-    for f in failures:
-        print("FAIL:", f)
+    if background:
+        failures.append(f"{len(background)} background block(s) never stopped (stop-background)")
     print(f"guide: {counts['ran']} blocks run, {counts['skipped']} skipped with a reason, {len(failures)} failures")
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Needs Debian's python3-matplotlib (hence /usr/bin/python3)."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ def perf_numbers():
 class PlotsTest(unittest.TestCase):
     def test_plot_bench_draws_every_image_from_the_data(self):
         out = tempfile.mkdtemp(prefix="orcd-plots-")
+        self.addCleanup(shutil.rmtree, out, ignore_errors=True)
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts/plot_bench.py"), "--batch", BATCH, "--serve",
                         SERVE, "-o", out], check=True, timeout=120)
         for name in ("decode_vs_batch.png", "serve_vs_clients.png"):

@@ -5,9 +5,11 @@ not started (the ones it was running fail with a clear error), and a rolling res
 Standard library only; every loop is bounded in count and time.
 
 usage: test_fleet.py ORCD_BINARY SHARED_DIR"""
+import atexit
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ SHARED = sys.argv[2] if len(sys.argv) > 2 else "../shared"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOCAB = os.path.join(SHARED, "models/vocab/ggml-vocab-qwen2.5.gguf")
 TMP = tempfile.mkdtemp(prefix="orcd-fleet-test-")
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 MODEL = os.path.join(TMP, "tiny.gguf")
 WORKERS = 3
 

@@ -9,10 +9,12 @@ usage: template_compare.py ORCD FEATURE_DIR [CORPUS_DIR] [--seed N] [--count N]
 Exit 0 when all agree, 1 on a mismatch, 77 (skip) when jinja2 is not installed.
 """
 import argparse
+import atexit
 import datetime
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,6 +146,7 @@ def main():
     rng = random.Random(a.seed)
     env = make_env()
     tmp = tempfile.mkdtemp(prefix="orcd-template-compare-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     total = mismatches = errors_agreed = 0
     for path in templates:
         source = open(path, encoding="utf-8").read()
