@@ -7,43 +7,48 @@
 
 namespace orcd::gguf {
 
-enum class ValueType : uint32_t {
-    U8 = 0,
-    I8 = 1,
-    U16 = 2,
-    I16 = 3,
-    U32 = 4,
-    I32 = 5,
-    F32 = 6,
-    Bool = 7,
-    String = 8,
-    Array = 9,
-    U64 = 10,
-    I64 = 11,
-    F64 = 12,
-};
+// Each list below is the one place its ids are written: the enum and the tables behind the functions are expanded
+// from it, so adding a type is one line.
+
+// The metadata value types: X(enumerator, id, name, bytes of one scalar; 0 for string and array), a table with
+// several entries a line (kept so by hand).
+// clang-format off
+#define ORCD_GGUF_VALUE_TYPES(X)                                                      \
+    X(U8, 0, "u8", 1)   X(I8, 1, "i8", 1)   X(U16, 2, "u16", 2) X(I16, 3, "i16", 2)   \
+    X(U32, 4, "u32", 4) X(I32, 5, "i32", 4) X(F32, 6, "f32", 4) X(Bool, 7, "bool", 1) \
+    X(String, 8, "string", 0) X(Array, 9, "array", 0)                                 \
+    X(U64, 10, "u64", 8) X(I64, 11, "i64", 8) X(F64, 12, "f64", 8)
+// clang-format on
+
+// The tensor types: X(enumerator, id, elements a block (1 for plain float types), bytes a block, quantized). Block
+// sizes follow the published block layouts (src/quant/formats/ has the structs they describe); the name is the
+// enumerator's, GGML's own ("Q4_K").
+#define ORCD_GGUF_TENSOR_TYPES(X)                 \
+    X(F32, 0, 1, 4, false)                        \
+    X(F16, 1, 1, 2, false)                        \
+    X(Q4_0, 2, 32, 2 + 16, true)                  \
+    X(Q4_1, 3, 32, 2 + 2 + 16, true)              \
+    X(Q5_0, 6, 32, 2 + 4 + 16, true)              \
+    X(Q5_1, 7, 32, 2 + 2 + 4 + 16, true)          \
+    X(Q8_0, 8, 32, 2 + 32, true)                  \
+    X(Q8_1, 9, 32, 4 + 32, true)                  \
+    X(Q2_K, 10, 256, 16 + 64 + 2 + 2, true)       \
+    X(Q3_K, 11, 256, 32 + 64 + 12 + 2, true)      \
+    X(Q4_K, 12, 256, 2 + 2 + 12 + 128, true)      \
+    X(Q5_K, 13, 256, 2 + 2 + 12 + 32 + 128, true) \
+    X(Q6_K, 14, 256, 128 + 64 + 16 + 2, true)     \
+    X(Q8_K, 15, 256, 4 + 256 + 32, true)          \
+    X(BF16, 30, 1, 2, false)
+
+#define ORCD_GGUF_ENUMERATOR(name, id, ...) name = id,
+enum class ValueType : uint32_t { ORCD_GGUF_VALUE_TYPES(ORCD_GGUF_ENUMERATOR) };
+enum class TensorType : uint32_t { ORCD_GGUF_TENSOR_TYPES(ORCD_GGUF_ENUMERATOR) };
+#undef ORCD_GGUF_ENUMERATOR
+
 std::string_view value_type_name(ValueType t);  // "u32", "string", "array", ... ; "unknown" for ids out of range
 bool value_type_known(uint32_t raw);
 // Size in bytes of one scalar of a fixed-size type (0 for string and array).
 uint32_t value_type_size(ValueType t);
-
-enum class TensorType : uint32_t {
-    F32 = 0,
-    F16 = 1,
-    Q4_0 = 2,
-    Q4_1 = 3,
-    Q5_0 = 6,
-    Q5_1 = 7,
-    Q8_0 = 8,
-    Q8_1 = 9,
-    Q2_K = 10,
-    Q3_K = 11,
-    Q4_K = 12,
-    Q5_K = 13,
-    Q6_K = 14,
-    Q8_K = 15,
-    BF16 = 30,
-};
 
 struct TypeTraits {
     TensorType type;
