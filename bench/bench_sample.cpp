@@ -1,6 +1,6 @@
 // The host sampling chain at a 152k vocabulary (Qwen2.5's 151,936 tokens), per step: the default OpenAI parameters
 // (temperature 1, no top-k, top-p or min-p), the engine's defaults (top-k 40, top-p 0.95, min-p 0.05, temperature
-// 0.8), top-p 0.95 alone, min-p 0.05 alone, and greedy. Logits are a gaussian spread (sd 2.5) with a few peaked
+// 0.8), top-p 0.95 alone, min-p 0.05 alone, greedy, and argmax_token (a backend's greedy pick). Logits are a gaussian spread (sd 2.5) with a few peaked
 // tokens, roughly a language model's shape; each iteration draws a fresh u. Temperature 0.7 with top-p 0.9 is the
 // most common setting of OpenAI clients. Top-p at a low temperature, top-p with min-p (no top-k) and a wide top-k
 // with top-p are the other combinations a client may send; the "Flat" case's logits are spread 5x narrower (sd 0.5,
@@ -72,6 +72,12 @@ void BM_SampleT07TopP09FlatMasked(benchmark::State& state) { run(state, 0.7f, 0,
 void BM_SampleMinP005(benchmark::State& state) { run(state, 1.f, 0, 1.f, 0.05f); }
 void BM_SampleGreedy(benchmark::State& state) { run(state, 0.f, 0, 1.f, 0.f); }
 
+// argmax_token: a backend's greedy pick (the CPU backend's Want::Argmax), without the chain's checks.
+void BM_ArgmaxToken(benchmark::State& state) {
+    const auto l = logits();
+    for (auto _ : state) benchmark::DoNotOptimize(argmax_token(l));
+}
+
 void BM_SortWholeVocabulary(benchmark::State& state) {
     const auto l = logits();
     std::vector<std::pair<float, TokenId>> cand(kVocab);
@@ -96,6 +102,7 @@ BENCHMARK(BM_SampleT07TopP09Flat)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleT07TopP09FlatMasked)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleMinP005)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SampleGreedy)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ArgmaxToken)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SortWholeVocabulary)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

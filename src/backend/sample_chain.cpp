@@ -56,15 +56,6 @@ void check_sample_step(const SampleStep& s) {
     if (!(s.u >= 0.0 && s.u < 1.0)) bad("u", s.u, "0 <= u < 1");
 }
 
-TokenId argmax_token(std::span<const float> logits) {
-    TokenId best = -1;
-    for (size_t i = 0; i < logits.size(); ++i) {
-        if (std::isnan(logits[i])) continue;
-        if (best < 0 || logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<TokenId>(i);
-    }
-    return best < 0 ? 0 : best;
-}
-
 namespace {
 
 using Cand = std::pair<float, TokenId>;
@@ -233,6 +224,23 @@ Extent extent_of(const float* src, size_t n) {
         if (x.neg_inf) x.mn = min_finite(src, n);
     }
     return x;
+}
+
+// Greedy's pick: the first token equal to the maximum mx (ties go to the lowest id, so the choice is deterministic
+// across platforms), found eight at a time (std::max_element's scalar compare-and-branch cost 85 us of a 152k
+// vocabulary on the development machine, this search about 10). Token 0 when no value equals mx (all NaN).
+TokenId first_equal_to(std::span<const float> values, float mx) {
+    const size_t n = values.size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        bool hit = false;
+        for (size_t j = 0; j < 8; ++j) hit |= values[i + j] == mx;
+        if (hit) break;
+    }
+    for (; i < n; ++i) {
+        if (values[i] == mx) return static_cast<TokenId>(i);
+    }
+    return 0;
 }
 
 // The sorted definition: the whole vocabulary sorted, then truncated to top-k.
@@ -1273,6 +1281,12 @@ __attribute__((noinline)) std::optional<std::vector<Cand>> min_p_survivors(std::
 
 }  // namespace
 
+// The maximum ignoring NaN (extent_of's pass, eight lanes at a time), then its first index: the same pick as the
+// host sampler's greedy path.
+TokenId argmax_token(std::span<const float> logits) {
+    return first_equal_to(logits, extent_of<false>(logits.data(), logits.size()).mx);
+}
+
 TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, SampleScratch& scratch) {
     const size_t n = logits.size();
     if (n == 0) throw Error(ErrorCode::InvalidArgument, "sampler: empty logits");
@@ -1303,21 +1317,7 @@ TokenId sample_on_host(std::span<const float> logits, const SampleStep& s, Sampl
     }
     const float mx = x.mx;
 
-    if (s.temperature <= 0.f) {
-        // Greedy: the first token equal to the maximum (ties go to the lowest id, so the choice is deterministic
-        // across platforms; all -inf: token 0), found eight at a time (std::max_element's scalar compare-and-branch
-        // cost 85 us of a 152k vocabulary on the development machine, this search about 10).
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            bool hit = false;
-            for (size_t j = 0; j < 8; ++j) hit |= work[i + j] == mx;
-            if (hit) break;
-        }
-        for (; i < n; ++i) {
-            if (work[i] == mx) return static_cast<TokenId>(i);
-        }
-        return 0;  // unreachable: mx is one of the values
-    }
+    if (s.temperature <= 0.f) return first_equal_to(work, mx);
     if (!std::isfinite(mx)) return sample_sorted(work, s, scratch);
 
     if (top_k) {

@@ -477,6 +477,42 @@ TEST(SampleChain, WideTopKMatchesAt152k) {
     }
 }
 
+// argmax_token against the scalar definition (the first index of the largest non-NaN value; 0 when there is none)
+// on every logit shape, at sizes around the eight- and sixteen-lane steps, and on all-NaN and all -inf rows.
+TEST(SampleChain, ArgmaxTokenIsTheFirstLargestNonNaN) {
+    auto definition = [](const std::vector<float>& l) {
+        TokenId best = -1;
+        for (size_t i = 0; i < l.size(); ++i) {
+            if (!std::isnan(l[i]) && (best < 0 || l[i] > l[static_cast<size_t>(best)])) best = static_cast<TokenId>(i);
+        }
+        return best < 0 ? 0 : best;
+    };
+    std::mt19937_64 rng(17);
+    int checked = 0;
+    for (const size_t n : {1, 7, 8, 9, 15, 16, 17, 31, 33, 1000, 152064}) {
+        for (const Shape shape : {Shape::Gaussian, Shape::Peaked, Shape::Ties, Shape::WithNegInf, Shape::WithNaN,
+                                  Shape::WithPosInf, Shape::Flat}) {
+            for (int rep = 0; rep < (n > 1000 ? 2 : 20); ++rep) {
+                const std::vector<float> l = make_logits(shape, n, rng);
+                ASSERT_EQ(argmax_token(l), definition(l)) << "n " << n << " shape " << static_cast<int>(shape);
+                ++checked;
+            }
+        }
+        const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+        std::vector<float> l(n, nan);
+        EXPECT_EQ(argmax_token(l), 0) << "all NaN, n " << n;
+        l.assign(n, -inf);
+        EXPECT_EQ(argmax_token(l), 0) << "all -inf, n " << n;
+        l[n - 1] = 0.f;
+        if (n > 1) l[0] = nan;
+        EXPECT_EQ(argmax_token(l), static_cast<TokenId>(n - 1)) << "one finite value last, n " << n;
+        l.assign(n, 1.f);
+        EXPECT_EQ(argmax_token(l), 0) << "all tied, n " << n;
+    }
+    EXPECT_EQ(argmax_token({}), 0);
+    EXPECT_GT(checked, 1000);
+}
+
 TEST(SampleChain, EmptyLogitsThrow) {
     SampleStep s;
     EXPECT_THROW((void)sample_on_host(std::span<const float>(), s), Error);
