@@ -22,9 +22,9 @@ for step in "${steps[@]}"; do
   case $step in
     info) nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv | tee "$OUT/info.txt"
           nproc; python3 -c 'import torch, transformers, tokenizers, jinja2; print(torch.__version__, transformers.__version__, tokenizers.__version__, jinja2.__version__)' ;;
-    gpu-tests) (cd "$src" && ctest --test-dir "$bname" -L gpu --output-on-failure 2>&1) | tee "$OUT/gpu-tests.log" | tail -n 40
+    gpu-tests) (cd "$src" && scripts/ctest_clean.sh "$bname" -L gpu --output-on-failure 2>&1) | tee "$OUT/gpu-tests.log" | tail -n 40
                [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
-    all-tests) (cd "$src" && ctest --test-dir "$bname" --output-on-failure -j8 2>&1) | tee "$OUT/all-tests.log" | tail -n 40
+    all-tests) (cd "$src" && scripts/ctest_clean.sh "$bname" --output-on-failure -j8 2>&1) | tee "$OUT/all-tests.log" | tail -n 40
                [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) if [ -x "scripts/device_$step.sh" ]; then "scripts/device_$step.sh" 2>&1 | tee "$OUT/$step.log" | tail -n 60
          [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
