@@ -302,8 +302,14 @@ private:
         const uint32_t raw_type = read<uint32_t>("tensor type");
         const std::optional<TypeTraits> tt = type_traits(raw_type);
         if (!tt) {
+            const std::string_view name = ggml_type_name(raw_type);
             fail(ErrorCode::UnsupportedTensorType, type_at,
-                 fmt::format("{}: unknown or unsupported tensor type id {}", who, raw_type));
+                 name.empty() ? fmt::format("{}: unknown tensor type id {} (not a GGML type; this version reads {})",
+                                            who, raw_type, readable_type_list())
+                              : fmt::format("{}: tensor type {} (GGML id {}) is not supported; this version reads {}. "
+                                            "Convert the model to one of those (e.g. Q4_K_M with llama.cpp's "
+                                            "llama-quantize)",
+                                            who, name, raw_type, readable_type_list()));
         }
         t.type = tt->type;
         if (t.shape[0] % tt->block_elems != 0) {

@@ -1,8 +1,10 @@
 #include "gguf/types.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <stdexcept>
+#include <vector>
 
 namespace orcd::gguf {
 
@@ -41,6 +43,46 @@ bool value_type_known(uint32_t raw) { return raw < kValueTypes.size(); }
 
 uint32_t value_type_size(ValueType t) {
     return value_type_known(static_cast<uint32_t>(t)) ? kValueTypes[static_cast<uint32_t>(t)].size : 0;
+}
+
+namespace {
+
+// GGML's ids beyond the ones above: its other types, and the ones it has retired (4, 5, 31-33, 36-38). Only their
+// names are known here, for errors.
+struct OtherType {
+    uint32_t id;
+    std::string_view name;
+};
+constexpr std::array kOtherGgmlTypes = {
+    OtherType{4, "Q4_2"},      OtherType{5, "Q4_3"},        OtherType{16, "IQ2_XXS"},    OtherType{17, "IQ2_XS"},
+    OtherType{18, "IQ3_XXS"},  OtherType{19, "IQ1_S"},      OtherType{20, "IQ4_NL"},     OtherType{21, "IQ3_S"},
+    OtherType{22, "IQ2_S"},    OtherType{23, "IQ4_XS"},     OtherType{24, "I8"},         OtherType{25, "I16"},
+    OtherType{26, "I32"},      OtherType{27, "I64"},        OtherType{28, "F64"},        OtherType{29, "IQ1_M"},
+    OtherType{31, "Q4_0_4_4"}, OtherType{32, "Q4_0_4_8"},   OtherType{33, "Q4_0_8_8"},   OtherType{34, "TQ1_0"},
+    OtherType{35, "TQ2_0"},    OtherType{36, "IQ4_NL_4_4"}, OtherType{37, "IQ4_NL_4_8"}, OtherType{38, "IQ4_NL_8_8"},
+    OtherType{39, "MXFP4"},
+};
+
+}  // namespace
+
+std::string_view ggml_type_name(uint32_t raw_type) {
+    if (const std::optional<TypeTraits> t = type_traits(raw_type)) return t->name;
+    for (const OtherType& o : kOtherGgmlTypes) {
+        if (o.id == raw_type) return o.name;
+    }
+    return {};
+}
+
+std::string readable_type_list() {
+    std::vector<const TypeTraits*> by_id;
+    for (const TypeTraits& t : kTypes) by_id.push_back(&t);
+    std::sort(by_id.begin(), by_id.end(), [](const TypeTraits* a, const TypeTraits* b) { return a->type < b->type; });
+    std::string out;
+    for (const TypeTraits* t : by_id) {
+        if (!out.empty()) out += ", ";
+        out += t->name;
+    }
+    return out;
 }
 
 std::optional<TypeTraits> type_traits(uint32_t raw_type) {

@@ -3,6 +3,7 @@
 // the GGUF specification; they must never change.
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace orcd::gguf {
@@ -63,6 +64,13 @@ std::optional<TypeTraits> type_traits(uint32_t raw_type);
 const TypeTraits& traits(TensorType t);  // for a known TensorType value
 inline std::string_view type_name(TensorType t) { return traits(t).name; }
 std::optional<TensorType> type_from_name(std::string_view name);  // case-insensitive "q4_k" -> Q4_K
+
+// The name GGML gives a tensor type id, the ids this library does not read included ("IQ4_XS", "TQ1_0", retired ones
+// such as "Q4_2"), so that an error can say which type a file holds; empty for an id GGML does not define (up to its
+// id 39, MXFP4).
+std::string_view ggml_type_name(uint32_t raw_type);
+// The tensor types this library reads, in id order: "F32, F16, Q4_0, ...".
+std::string readable_type_list();
 
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers that read files).
 inline uint64_t row_bytes(TensorType t, uint64_t n) {

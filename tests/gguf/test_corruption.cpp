@@ -158,6 +158,36 @@ TEST(GgufCorruption, HostileValuesGetSpecificErrors) {
     }
 }
 
+// A tensor type the library does not read is named as GGML names it, with what the library reads instead; an id GGML
+// does not define is called unknown.
+TEST(GgufCorruption, UnreadableTensorTypesAreNamed) {
+    auto message = [](uint32_t type) {
+        auto b = test::small_valid_file();
+        b.set_u32("t0.type", type);
+        try {
+            (void)File::parse(std::span<const std::byte>(b.bytes), "model.gguf");
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ErrorCode::UnsupportedTensorType);
+            return std::string(e.what());
+        }
+        return std::string("parsed");
+    };
+    const std::string iq4 = message(23);
+    EXPECT_NE(iq4.find("tensor type IQ4_XS (GGML id 23) is not supported"), std::string::npos) << iq4;
+    EXPECT_NE(iq4.find("this version reads F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, "
+                       "Q6_K, Q8_K, BF16"),
+              std::string::npos)
+        << iq4;
+    EXPECT_NE(message(34).find("tensor type TQ1_0 (GGML id 34)"), std::string::npos);
+    EXPECT_NE(message(4).find("tensor type Q4_2 (GGML id 4)"), std::string::npos);
+    EXPECT_NE(message(39).find("tensor type MXFP4 (GGML id 39)"), std::string::npos);
+    const std::string unknown = message(99);
+    EXPECT_NE(unknown.find("unknown tensor type id 99 (not a GGML type; this version reads F32, F16,"),
+              std::string::npos)
+        << unknown;
+    EXPECT_NE(message(40).find("unknown tensor type id 40"), std::string::npos);
+}
+
 TEST(GgufCorruption, DuplicatesAndBadBoolsAreRejected) {
     {  // duplicate key
         test::GgufBytes b;
