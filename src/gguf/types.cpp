@@ -75,6 +75,7 @@ std::string_view ggml_type_name(uint32_t raw_type) {
 
 std::string readable_type_list() {
     std::vector<const TypeTraits*> by_id;
+    by_id.reserve(kTypes.size());
     for (const TypeTraits& t : kTypes) by_id.push_back(&t);
     std::sort(by_id.begin(), by_id.end(), [](const TypeTraits* a, const TypeTraits* b) { return a->type < b->type; });
     std::string out;
