@@ -1,10 +1,8 @@
 #include "gguf/types.h"
 
-#include <algorithm>
 #include <array>
 #include <cctype>
 #include <stdexcept>
-#include <vector>
 
 namespace orcd::gguf {
 
@@ -33,19 +31,14 @@ constexpr bool ids_are_indices() {
 }
 static_assert(ids_are_indices());
 
-}  // namespace
-
-std::string_view value_type_name(ValueType t) {
-    return value_type_known(static_cast<uint32_t>(t)) ? kValueTypes[static_cast<uint32_t>(t)].name : "unknown";
+// The tensor types' list is written in id order, so kTypes is too (readable_type_list relies on it).
+constexpr bool tensor_types_in_id_order() {
+    for (size_t i = 1; i < kTypes.size(); ++i) {
+        if (kTypes[i - 1].type >= kTypes[i].type) return false;
+    }
+    return true;
 }
-
-bool value_type_known(uint32_t raw) { return raw < kValueTypes.size(); }
-
-uint32_t value_type_size(ValueType t) {
-    return value_type_known(static_cast<uint32_t>(t)) ? kValueTypes[static_cast<uint32_t>(t)].size : 0;
-}
-
-namespace {
+static_assert(tensor_types_in_id_order());
 
 // GGML's ids beyond the ones above: its other types, and the ones it has retired (4, 5, 31-33, 36-38). Only their
 // names are known here, for errors.
@@ -65,6 +58,16 @@ constexpr std::array kOtherGgmlTypes = {
 
 }  // namespace
 
+std::string_view value_type_name(ValueType t) {
+    return value_type_known(static_cast<uint32_t>(t)) ? kValueTypes[static_cast<uint32_t>(t)].name : "unknown";
+}
+
+bool value_type_known(uint32_t raw) { return raw < kValueTypes.size(); }
+
+uint32_t value_type_size(ValueType t) {
+    return value_type_known(static_cast<uint32_t>(t)) ? kValueTypes[static_cast<uint32_t>(t)].size : 0;
+}
+
 std::string_view ggml_type_name(uint32_t raw_type) {
     if (const std::optional<TypeTraits> t = type_traits(raw_type)) return t->name;
     for (const OtherType& o : kOtherGgmlTypes) {
@@ -74,14 +77,10 @@ std::string_view ggml_type_name(uint32_t raw_type) {
 }
 
 std::string readable_type_list() {
-    std::vector<const TypeTraits*> by_id;
-    by_id.reserve(kTypes.size());
-    for (const TypeTraits& t : kTypes) by_id.push_back(&t);
-    std::sort(by_id.begin(), by_id.end(), [](const TypeTraits* a, const TypeTraits* b) { return a->type < b->type; });
     std::string out;
-    for (const TypeTraits* t : by_id) {
+    for (const TypeTraits& t : kTypes) {
         if (!out.empty()) out += ", ";
-        out += t->name;
+        out += t.name;
     }
     return out;
 }
