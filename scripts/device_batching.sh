@@ -9,6 +9,8 @@
 #            the time to first token of the same prompts through `orcd serve` (1 client, max_tokens 1 and 2), on a new
 #            connection per request and on kept-alive connections
 #   profile  per-kernel device time of a few batched decode steps (ncu, B = PROFILE_BATCH)
+#   SERVE_ENVS="- ORCD_PDL=0": the serve part once per entry, each under that one environment setting ("-": none), in
+#   this order, so that an A/B of a tuning override (docs/PERF.md) shares the call
 # Everything is printed; the servers' logs go to $OUT/serve.log, the bench and serve JSON to $OUT/batch-*.json and
 # $OUT/serve-*.json (the plots' data).
 set -uo pipefail
@@ -47,6 +49,13 @@ start_serve() {
   done
   cat "$SERVE_LOG"; echo "orcd serve did not start"; return 1
 }
+# start_serve under the serve part's environment setting (env_args: empty, or one VAR=VALUE).
+start_serve_env() {
+  if [ ${#env_args[@]} -gt 0 ]; then export "${env_args[0]}"; fi
+  start_serve "$@"; local rc=$?
+  if [ ${#env_args[@]} -gt 0 ]; then unset "${env_args[0]%%=*}"; fi
+  return $rc
+}
 stop_serve() {
   kill -TERM "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null
   { echo "=== orcd serve $*"; cat "$SERVE_LOG"; } >> "$OUT/serve.log"
@@ -63,20 +72,24 @@ if has bench; then
 fi
 
 if has serve; then
-  for preset in $PRESETS; do
-    f=$(model_for "$preset")
-    case $preset in qwen*) clients=$CLIENTS_qwen ;; *) clients=$CLIENTS_phi3 ;; esac
-    par=$(echo "$clients" | tr ',' '\n' | sort -n | tail -1)
-    echo "--- $preset Q4_K_M: orcd serve --parallel $par, serve_load clients $clients"
-    start_serve "$f" --parallel "$par" -c 4096 || exit 1
-    curl -s "http://127.0.0.1:$PORT/health"; echo
-    # JSON, kept for scripts/plot_bench.py --serve (docs/img/data/README.md)
-    python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients "$clients" --prompt-tokens 100 \
-      --max-tokens 128 --requests-per-client 4 --request-timeout 120 --json | tee "$OUT/serve-$preset.json"
-    echo
-    curl -s "http://127.0.0.1:$PORT/health"; echo
-    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^worker_(kv_|batch_size_(sum|count)|requests_(running|waiting)|prefix_cache|preemptions)' | head -20
-    stop_serve
+  for serve_env in ${SERVE_ENVS:--}; do
+    env_args=(); [ "$serve_env" = - ] || env_args=("$serve_env")
+    for preset in $PRESETS; do
+      f=$(model_for "$preset")
+      case $preset in qwen*) clients=$CLIENTS_qwen ;; *) clients=$CLIENTS_phi3 ;; esac
+      par=$(echo "$clients" | tr ',' '\n' | sort -n | tail -1)
+      echo "--- $preset Q4_K_M: orcd serve --parallel $par, serve_load clients $clients, environment: $serve_env"
+      start_serve_env "$f" --parallel "$par" -c 4096 || exit 1
+      curl -s "http://127.0.0.1:$PORT/health"; echo
+      # JSON, kept for scripts/plot_bench.py --serve (docs/img/data/README.md)
+      python3 bench/serve_load.py --url "http://127.0.0.1:$PORT" --clients "$clients" --prompt-tokens 100 \
+        --max-tokens 128 --requests-per-client 4 --request-timeout 120 --json |
+        tee "$OUT/serve-$preset${env_args:+-${serve_env//=/}}.json"
+      echo
+      curl -s "http://127.0.0.1:$PORT/health"; echo
+      curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^worker_(kv_|batch_size_(sum|count)|requests_(running|waiting)|prefix_cache|preemptions)' | head -20
+      stop_serve
+    done
   done
 fi
 

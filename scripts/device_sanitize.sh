@@ -4,7 +4,8 @@
 # architecture. Any reported error fails the step. Log: $OUT/sanitize.txt.
 #   PRESETS="qwen2.5-tiny phi3-tiny llama-tiny"  TYPES="F32 Q4_K_M"  TOOLS="memcheck racecheck initcheck synccheck"
 #   BATCHED=1: the batched step instead (`orcd bench --batch 1,3,8`: prompt chunks, then decode steps of 3 and 8
-#   sequences at once through the paged pool)
+#   sequences at once through the paged pool); racecheck, which replays every shared-memory access, takes one short
+#   batch of 8 (the tensor-core matvec's fewest columns): 4 prompt tokens each, then 2 decode steps
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -28,6 +29,7 @@ for preset in $PRESETS; do
       log=$MODELS/$preset-$type-$tool.log
       if [[ ${BATCHED:-0} == 1 ]]; then
         cmd=("$ORCD" bench -m "$model" --device cuda --batch 1,3,8 -p 20 -n 6 -r 1)
+        [[ $tool == racecheck ]] && cmd=("$ORCD" bench -m "$model" --device cuda --batch 8 -p 4 -n 2 -r 1)
       else
         cmd=("$ORCD" generate -m "$model" --device cuda
              -p "The quick brown fox jumps over the lazy dog. Once upon a time" -n 12 --temp 0)
