@@ -61,7 +61,7 @@ __device__ __forceinline__ float plain(const void* src, int64_t i) {
 template <int kKind>
 __global__ void dequant_plain(const void* __restrict__ src, int64_t n, uint16_t* __restrict__ dst) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = __half_as_ushort(__float2half_rn(plain<kKind>(src, i)));
+    if (i < n) dst[i] = f2h(plain<kKind>(src, i));
 }
 
 // Embedding rows: grid (groups of a row, token); a thread decodes 8 elements of one row.

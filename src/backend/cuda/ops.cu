@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "backend/cuda/half.cuh"
 #include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/launch_check.h"
 #include "backend/cuda/norm.cuh"
@@ -22,15 +23,20 @@ constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t n, int threads = kThreads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
-// One block per token. Sum of squares in double, as the CPU reference, then a fixed tree over the block.
+__device__ __forceinline__ void store(float* at, float v) { *at = v; }
+__device__ __forceinline__ void store(uint16_t* at, float v) { *at = f2h(v); }
+
+// One block per token. Sum of squares in double, as the CPU reference, then a fixed tree over the block. Out is float
+// (the decode) or f16 bits (the prefill's GEMM operand: the same value, rounded once more).
+template <typename Out>
 __global__ void __launch_bounds__(kThreads)
-    rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, int64_t n, float eps, float* out) {
+    rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, int64_t n, float eps, Out* out) {
     __shared__ double partial[kThreads];
     const float* xt = x + blockIdx.x * n;
-    float* ot = out + blockIdx.x * n;
+    Out* ot = out + blockIdx.x * n;
     const float scale = block_rms_scale<kThreads>(xt, n, eps, partial);
-    // All reads of x happen before the barrier above, so out may alias x.
-    for (int64_t i = threadIdx.x; i < n; i += kThreads) ot[i] = __fmul_rn(__fmul_rn(xt[i], scale), w[i]);
+    // All reads of x happen before the barrier above, so a float out may alias x.
+    for (int64_t i = threadIdx.x; i < n; i += kThreads) store(&ot[i], __fmul_rn(__fmul_rn(xt[i], scale), w[i]));
 }
 
 // One block per (token, head): rms_norm_kernel's arithmetic on one head of a strided row, in place.
@@ -89,8 +95,8 @@ __global__ void kv_store_kernel(KvCacheView kv, int64_t row, int64_t n_tokens, c
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (idx >= n_tokens * row) return;
     const int64_t dst = kv_row_offset(kv, kv.pages, *pos + idx / row) + idx % row;
-    kv.k[dst] = __half_as_ushort(__float2half_rn(k[idx]));
-    kv.v[dst] = __half_as_ushort(__float2half_rn(v[idx]));
+    kv.k[dst] = f2h(k[idx]);
+    kv.v[dst] = f2h(v[idx]);
 }
 
 __device__ __forceinline__ float biased(const float* x, const float* bias, int i) {
@@ -127,7 +133,6 @@ __global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* _
         o0 = __fsub_rn(__fmul_rn(a, cf), __fmul_rn(b, sf));
         o1 = __fadd_rn(__fmul_rn(a, sf), __fmul_rn(b, cf));
     };
-    auto f16 = [](float f) { return __half_as_ushort(__float2half_rn(f)); };
     if (idx < n_qp) {
         float o0, o1;
         int i0, i1;
@@ -147,18 +152,18 @@ __global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* _
         float o0, o1;
         int i0, i1;
         rotate(idx / half, idx % half, k, bk, o0, o1, i0, i1);
-        kc[at + i0] = f16(o0);
-        kc[at + i1] = f16(o1);
+        kc[at + i0] = f2h(o0);
+        kc[at + i1] = f2h(o1);
         return;
     }
     idx -= n_kp;
     if (idx < n_kt) {
         const int i = idx / tail * head_dim + n_rot + idx % tail;
-        kc[at + i] = f16(biased(k, bk, i));
+        kc[at + i] = f2h(biased(k, bk, i));
         return;
     }
     idx -= n_kt;
-    if (idx < kv_dim) vc[at + idx] = f16(biased(v, bv, idx));
+    if (idx < kv_dim) vc[at + idx] = f2h(biased(v, bv, idx));
 }
 
 struct Best {
@@ -238,9 +243,10 @@ __global__ void __cluster_dims__(kArgmaxBlocks, 1, 1) __launch_bounds__(kArgmaxT
 
 }  // namespace
 
-void launch_rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
+template <typename Out>
+void launch_rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, Out* out,
                      cudaStream_t s) {
-    rms_norm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, s>>>(x, weight, n, eps, out);
+    rms_norm_kernel<Out><<<static_cast<unsigned>(n_tokens), kThreads, 0, s>>>(x, weight, n, eps, out);
 }
 
 void launch_rms_norm_heads(float* x, int64_t n_tokens, int64_t row_stride, int n_heads, int head_dim,
@@ -298,6 +304,13 @@ void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, 
               cudaStream_t stream) {
     detail::require_norm_rows(n_tokens, n, eps, "rms_norm");
     detail::launch_rms_norm(x, weight, n_tokens, n, eps, out, stream);
+    check_launch();
+}
+
+void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
+                     cudaStream_t stream) {
+    detail::require_norm_rows(n_tokens, n, eps, "rms_norm_to_f16");
+    detail::launch_rms_norm(x, weight, n_tokens, n, eps, out16, stream);
     check_launch();
 }
 

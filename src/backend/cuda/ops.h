@@ -22,6 +22,10 @@ namespace orcd::cuda {
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
               cudaStream_t stream);
 
+// out16[t] = f16(rms_norm(x[t]) * weight): the function of rms_norm, rounded to f16 (the prefill's GEMM input).
+void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
+                     cudaStream_t stream);
+
 // Rotary embedding layouts as GGUF stores the q/k rows: the model layer's enum.
 using model::RopeLayout;
 

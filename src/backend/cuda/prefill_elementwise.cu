@@ -1,13 +1,12 @@
-// Element-wise kernels of the batched prefill that produce the f16 GEMM operands, and the fused bias + RoPE + KV store
-// over the strided rows of a QKV GEMM. The arithmetic mirrors ops.cu (itself the CPU reference's, with products
-// pinned by __fmul_rn); only the final rounding to f16 is new. Block reductions are fixed trees: no atomics. The
-// launchers in detail take their arguments as given; the entry points of prefill_ops.h at the end of the file check
-// them first.
+// Element-wise kernels of the batched prefill that produce the f16 GEMM operands (the norm's is ops.cu's rms_norm),
+// and the fused bias + RoPE + KV store over the strided rows of a QKV GEMM. The arithmetic mirrors ops.cu (itself the
+// CPU reference's, with products pinned by __fmul_rn); only the final rounding to f16 is new. The launchers in detail
+// take their arguments as given; the entry points of prefill_ops.h at the end of the file check them first.
 #include <cuda_fp16.h>
 
 #include <cmath>
 
-#include "backend/cuda/norm.cuh"
+#include "backend/cuda/half.cuh"
 #include "backend/cuda/kv_paging.cuh"
 #include "backend/cuda/launch_check.h"
 #include "backend/cuda/prefill_ops.h"
@@ -19,19 +18,6 @@ namespace {
 constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
-
-__device__ __forceinline__ uint16_t f2h(float v) { return __half_as_ushort(__float2half_rn(v)); }
-
-// One block per token, as rms_norm_kernel (sum of squares in double, fixed tree).
-__global__ void __launch_bounds__(kThreads)
-    rms_norm_f16_kernel(const float* __restrict__ x, const float* __restrict__ w, int64_t n, float eps,
-                        uint16_t* __restrict__ out) {
-    __shared__ double partial[kThreads];
-    const float* xt = x + blockIdx.x * n;
-    uint16_t* ot = out + blockIdx.x * n;
-    const float scale = block_rms_scale<kThreads>(xt, n, eps, partial);
-    for (int64_t i = threadIdx.x; i < n; i += kThreads) ot[i] = f2h(__fmul_rn(__fmul_rn(xt[i], scale), w[i]));
-}
 
 __global__ void swiglu_f16_kernel(const float* __restrict__ gate_up, int64_t n_tokens, int64_t n,
                                   uint16_t* __restrict__ out) {
@@ -100,11 +86,6 @@ __global__ void qkv_rope_store_kernel(const float* __restrict__ qkv, int64_t row
 
 }  // namespace
 
-void launch_rms_norm_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out,
-                         cudaStream_t s) {
-    rms_norm_f16_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, s>>>(x, weight, n, eps, out);
-}
-
 void launch_swiglu_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* out, cudaStream_t s) {
     swiglu_f16_kernel<<<blocks_for(n_tokens * n), kThreads, 0, s>>>(gate_up, n_tokens, n, out);
 }
@@ -124,13 +105,6 @@ namespace orcd::cuda {
 
 using detail::check_launch;
 using detail::require;
-
-void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
-                     cudaStream_t stream) {
-    detail::require_norm_rows(n_tokens, n, eps, "rms_norm_to_f16");
-    detail::launch_rms_norm_f16(x, weight, n_tokens, n, eps, out16, stream);
-    check_launch();
-}
 
 void swiglu_to_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* out16, cudaStream_t stream) {
     require(n_tokens > 0 && n > 0, "swiglu_to_f16", "needs n_tokens > 0 and n > 0");

@@ -1,9 +1,10 @@
 #pragma once
 // Device ops of the batched (matrix-matrix) prefill path (with dequant.h's weight dequantization to f16 for the
-// tensor-core GEMMs of gemm.h, and its batched embedding lookup): the f16-producing norms and activations that feed those GEMMs, a fused
-// bias + RoPE + KV-store over the strided [q | k | v] rows a QKV GEMM writes, and causal grouped-query attention of a
-// batch of queries over the f16 KV cache (flash-attention style, tensor cores). Activations are token-major; every op
-// launches on `stream` and does not synchronize; no reduction uses atomics (results are bit-identical run to run).
+// tensor-core GEMMs of gemm.h, its batched embedding lookup, and ops.h's rms_norm_to_f16): the f16-producing
+// activation that feeds those GEMMs, a fused bias + RoPE + KV-store over the strided [q | k | v] rows a QKV GEMM
+// writes, and causal grouped-query attention of a batch of queries over the f16 KV cache (flash-attention style,
+// tensor cores). Activations are token-major; every op launches on `stream` and does not synchronize; no reduction
+// uses atomics (results are bit-identical run to run).
 #include <cstddef>
 #include <cstdint>
 #include <cuda_runtime_api.h>
@@ -13,10 +14,6 @@
 #include "gguf/types.h"
 
 namespace orcd::cuda {
-
-// out16[t] = f16(rms_norm(x[t]) * weight): the function of rms_norm, rounded to f16 (the GEMM input).
-void rms_norm_to_f16(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, uint16_t* out16,
-                     cudaStream_t stream);
 
 // out16[t][i] = f16(silu(gate) * up) over gate_up rows [gate (n) | up (n)], as swiglu.
 void swiglu_to_f16(const float* gate_up, int64_t n_tokens, int64_t n, uint16_t* out16, cudaStream_t stream);

@@ -47,6 +47,7 @@
 #include <cstdint>
 
 #include "backend/cuda/sample_kernels.h"
+#include "backend/cuda/tuning.h"
 #include "device/device_query.h"
 
 namespace orcd::backend::cuda::detail {
@@ -64,8 +65,8 @@ constexpr unsigned kFull = 0xffffffffu;
 // Survivors a block keeps in shared memory once a filter leaves at most this many (with the 32 KiB of digit
 // histograms, under the 48 KiB of static shared memory).
 constexpr int kListCap = 1536;
-// A slice is at least this many values (one block reads it in a few rounds of loads), and a row has at most
-// kMaxSlices: past that the barriers cost more than the passes save.
+// A slice is at least this many values (one block reads it in a few rounds of loads; ORCD_SAMPLE_SLICE_MIN overrides
+// it for a benchmark), and a row has at most kMaxSlices: past that the barriers cost more than the passes save.
 constexpr int kSliceMin = 8192;
 constexpr int kMaxSlices = 64;
 
@@ -875,7 +876,8 @@ int sample_block_capacity() {
 }
 
 int sample_slices(int n_rows, int64_t n, int capacity) {
-    const int64_t by_vocab = (n + kSliceMin - 1) / kSliceMin;
+    const int64_t slice_min = ::orcd::cuda::tuning::sample_slice_min(kSliceMin);
+    const int64_t by_vocab = (n + slice_min - 1) / slice_min;
     const int64_t fits = n_rows > 0 ? (capacity / 2) / n_rows : 1;
     return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_vocab, fits, kMaxSlices})));
 }

@@ -108,6 +108,14 @@ uint32_t prefill_ubatch(uint32_t fallback) {
     return n;
 }
 
+int sample_slice_min(int fallback) {
+    static const int n = [fallback] {
+        const auto v = env_integer("ORCD_SAMPLE_SLICE_MIN");
+        return v && *v >= 1024 && *v <= 1048576 ? static_cast<int>(*v) : fallback;
+    }();
+    return n;
+}
+
 bool prefill_profile() {
     static const bool on = [] {
         const char* text = std::getenv("ORCD_PREFILL_PROFILE");
