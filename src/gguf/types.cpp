@@ -1,12 +1,8 @@
 #include "gguf/types.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <array>
 #include <cctype>
 #include <stdexcept>
-#include <vector>
 
 namespace orcd::gguf {
 
@@ -81,10 +77,12 @@ std::string_view ggml_type_name(uint32_t raw_type) {
 }
 
 std::string readable_type_list() {
-    std::vector<std::string_view> names;
-    names.reserve(kTypes.size());
-    for (const TypeTraits& t : kTypes) names.push_back(t.name);
-    return fmt::format("{}", fmt::join(names, ", "));
+    std::string out;
+    for (const TypeTraits& t : kTypes) {
+        if (!out.empty()) out += ", ";
+        out += t.name;
+    }
+    return out;
 }
 
 std::optional<TypeTraits> type_traits(uint32_t raw_type) {

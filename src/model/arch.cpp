@@ -1,10 +1,8 @@
 #include "model/arch.h"
 
 #include <array>
-#include <vector>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "common/error.h"
 
@@ -162,10 +160,12 @@ const ArchDescription& arch_description(Arch arch) {
 }
 
 std::string supported_architectures() {
-    std::vector<std::string_view> names;
-    names.reserve(kArchs.size());
-    for (const auto& a : kArchs) names.push_back(a.name);
-    return fmt::format("{}", fmt::join(names, ", "));
+    std::string out;
+    for (const auto& a : kArchs) {
+        if (!out.empty()) out += ", ";
+        out += a.name;
+    }
+    return out;
 }
 
 std::string tensor_name(const TensorSpec& spec, uint32_t layer) {

@@ -1,6 +1,7 @@
 #pragma once
-// Half-precision bits to float and back on the device, for kernels that keep f16/bf16 values as raw uint16_t (weights as they
-// sit in GGUF, the f16 KV cache). Device code only; quant/hd.h has the host-and-device form the format decoders use.
+// Half-precision bits to float and back on the device, for kernels that keep f16/bf16 values as raw uint16_t (weights
+// as they sit in GGUF, the f16 KV cache). Device code only; quant/hd.h has the host-and-device form the format
+// decoders use.
 #include <cuda_fp16.h>
 
 #include <cstdint>
