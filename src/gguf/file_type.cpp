@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <vector>
 
+#include "common/join.h"
+
 namespace orcd::gguf {
 
 std::optional<std::string> file_type_name(uint64_t ftype) {
@@ -41,11 +43,11 @@ TypeMix type_mix(const File& f) {
     }
     std::vector<std::pair<TensorType, uint64_t>> sorted(m.bytes_by_type.begin(), m.bytes_by_type.end());
     std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.second > b.second; });
-    for (const auto& [type, bytes] : sorted) {
+    m.mix = join(sorted, ", ", [&](const std::pair<TensorType, uint64_t>& entry) {
+        const auto& [type, bytes] = entry;
         const double pct = m.total_bytes ? 100.0 * static_cast<double>(bytes) / static_cast<double>(m.total_bytes) : 0;
-        if (!m.mix.empty()) m.mix += ", ";
-        m.mix += pct < 1.0 ? fmt::format("{} <1%", type_name(type)) : fmt::format("{} {:.0f}%", type_name(type), pct);
-    }
+        return pct < 1.0 ? fmt::format("{} <1%", type_name(type)) : fmt::format("{} {:.0f}%", type_name(type), pct);
+    });
     return m;
 }
 

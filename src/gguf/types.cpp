@@ -4,6 +4,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "common/join.h"
+
 namespace orcd::gguf {
 
 namespace {
@@ -77,12 +79,7 @@ std::string_view ggml_type_name(uint32_t raw_type) {
 }
 
 std::string readable_type_list() {
-    std::string out;
-    for (const TypeTraits& t : kTypes) {
-        if (!out.empty()) out += ", ";
-        out += t.name;
-    }
-    return out;
+    return join(kTypes, ", ", [](const TypeTraits& t) { return t.name; });
 }
 
 std::optional<TypeTraits> type_traits(uint32_t raw_type) {

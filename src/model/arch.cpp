@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/join.h"
 
 namespace orcd::model {
 
@@ -135,12 +136,7 @@ bool type_accepted(TypeClass c, gguf::TensorType t) {
 }
 
 std::string accepted_types_list(TypeClass c) {
-    std::string out;
-    for (auto t : accepted_types(c)) {
-        if (!out.empty()) out += ", ";
-        out += gguf::type_name(t);
-    }
-    return out;
+    return join(accepted_types(c), ", ", [](gguf::TensorType t) { return gguf::type_name(t); });
 }
 
 std::span<const ArchDescription> architectures() { return kArchs; }
@@ -160,12 +156,7 @@ const ArchDescription& arch_description(Arch arch) {
 }
 
 std::string supported_architectures() {
-    std::string out;
-    for (const auto& a : kArchs) {
-        if (!out.empty()) out += ", ";
-        out += a.name;
-    }
-    return out;
+    return join(kArchs, ", ", [](const auto& a) { return a.name; });
 }
 
 std::string tensor_name(const TensorSpec& spec, uint32_t layer) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/join.h"
 #include "gguf/file.h"
 #include "model/arch.h"
 
@@ -26,12 +27,7 @@ uint64_t ModelWeights::total_bytes() const {
 namespace {
 
 std::string shape_str(std::span<const uint64_t> s) {
-    std::string out = "[";
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (i) out += ", ";
-        out += std::to_string(s[i]);
-    }
-    return out + "]";
+    return "[" + join(s, ", ", [](uint64_t d) { return std::to_string(d); }) + "]";
 }
 
 // GGUF stores exactly n_dims dimensions, but a writer may add trailing 1s; they do not change the layout.
