@@ -1,8 +1,7 @@
 // The int8-activation (dp4a) decode matvec against the CPU backend's int8 path on the same weights and x:
 // backend::cpu::matmul with Activations::Int8 (the same definition: 8-bit activation blocks of 32, exact integer
 // sums). Also quantize_q8 against cpu::quantize_activation. Fresh random data every run (seed printed); outputs
-// poisoned with NaN before each launch (Accumulate starts from random values, which it must keep); determinism; the
-// folded quantization (Q8Matvec::fold_x) bit-identical to quantize_q8 + q8_matvec on every decode shape.
+// poisoned with NaN before each launch (Accumulate starts from random values, which it must keep); determinism.
 //
 // Bound per output row: both sides are the exact int8 result up to f32 rounding of the per-unit scalings and the
 // sums, each within 1e-5 of sum_j |w_j| (|x_j| + d_b) (the rounding scale, as test_matvec_fused); plus, for every
@@ -194,23 +193,6 @@ void check(const Case& c, uint64_t seed, backend::cpu::ThreadPool& pool) {
     EXPECT_LT(worst, 1.0) << "worst error / bound";
     const std::vector<float> again = launch();
     EXPECT_EQ(std::memcmp(y.data(), again.data(), y.size() * 4), 0) << "not deterministic";
-
-    // The folded quantization (the decode of one sequence): the matvec quantizes x itself, with no quantized vector
-    // to read (x left null), and every output's bits are those of quantize_q8 + q8_matvec above.
-    Q8Matvec folded = op;
-    folded.x = {};
-    folded.fold_x = dx.get();
-    folded.fold_norm = c.norm ? dnw.get() : nullptr;
-    folded.fold_eps = eps;
-    ASSERT_TRUE(q8_matvec_can_fold(folded));
-    if (c.epilogue == MatvecEpilogue::Accumulate) {
-        dy.upload(y0);
-    } else {
-        dy.poison();
-    }
-    q8_matvec(folded, nullptr);
-    const std::vector<float> y_folded = dy.download();
-    EXPECT_EQ(std::memcmp(y.data(), y_folded.data(), y.size() * 4), 0) << "the folded quantization changed bits";
 }
 
 TEST(CudaQ8Matvec, MatchesCpuInt8MatmulOnDecodeShapes) {
@@ -334,19 +316,6 @@ TEST(CudaQ8Matvec, RejectsWhatItCannotRun) {
     EXPECT_FALSE(q8_matvec_supported(op));
     EXPECT_THROW(q8_matvec(op, nullptr), Error);
     EXPECT_THROW(quantize_q8(nullptr, nullptr, 0.f, 100, {}, nullptr), Error);  // not a multiple of 32
-    // The folded quantization takes one column whose quantized form fits a block's shared memory.
-    op.src[0] = {TensorType::Q8_0, reinterpret_cast<const void*>(256), 4};
-    op.fold_x = reinterpret_cast<const float*>(256);
-    EXPECT_TRUE(q8_matvec_can_fold(op));
-    op.n_cols = 2;
-    op.y_stride = 4;
-    EXPECT_FALSE(q8_matvec_can_fold(op));
-    EXPECT_THROW(q8_matvec(op, nullptr), Error);
-    op.n_cols = 1;
-    op.cols = 32 * 1024;  // 45 KiB quantized
-    op.src[0] = {TensorType::Q8_0, reinterpret_cast<const void*>(256), 4};
-    EXPECT_FALSE(q8_matvec_can_fold(op));
-    EXPECT_THROW(q8_matvec(op, nullptr), Error);
 }
 
 }  // namespace

@@ -81,11 +81,6 @@ namespace {
 constexpr uint64_t kDefaultFusedMaxBytes = 4ull << 20;
 uint64_t fused_max_bytes() { return ops::tuning::fused_max_bytes(kDefaultFusedMaxBytes); }
 
-// Whether the decode of one sequence quantizes each matrix's input inside the matvec (Q8Matvec::fold_x) instead of in
-// a launch of its own. Off until the device A/B (scripts/device_compare.sh with EXTRA="fold=ORCD_Q8_FOLD=1") shows
-// it faster; ORCD_Q8_FOLD overrides.
-constexpr bool kDefaultFoldQ8 = false;
-
 // The fused matvec over `mats` (their rows concatenated), or nothing when it cannot take them.
 std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const float* x, const float* norm, float eps,
                                       ops::MatvecEpilogue epilogue, float* y) {
@@ -143,7 +138,6 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
     const bool int8 = act == Activations::Int8;
-    const bool fold_q8 = ops::tuning::q8_fold(kDefaultFoldQ8);
 
     // One projection of every column (input column c at in + c * in_stride, output at y + c * y_stride) by the
     // fastest path its weights allow: quantize + one dp4a matvec over all columns (int8 mode); else, column by
@@ -152,15 +146,9 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
                        MatvecEpilogue epi, float* y, int64_t y_stride, const auto& unfused) {
         if (int8) {
             if (auto q = q8(mats, b, epi, y)) {
+                ops::quantize_q8_columns(in, in_stride, n_cols, norm, eps, q->cols, q->x, s);
                 q->n_cols = n_cols;
                 q->y_stride = y_stride;
-                if (fold_q8 && ops::q8_matvec_can_fold(*q)) {
-                    q->fold_x = in;  // the matvec quantizes `in` itself: the same bits, one launch fewer
-                    q->fold_norm = norm;
-                    q->fold_eps = eps;
-                } else {
-                    ops::quantize_q8_columns(in, in_stride, n_cols, norm, eps, q->cols, q->x, s);
-                }
                 ops::q8_matvec(*q, s);
                 return;
             }

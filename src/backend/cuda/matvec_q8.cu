@@ -19,8 +19,8 @@
 #include "backend/cuda/matvec_q8_units.cuh"
 #include "common/error.h"
 #include "device/cuda_check.h"
+#include "backend/cuda/norm.cuh"
 #include "backend/cuda/pdl.cuh"
-#include "backend/cuda/quantize_q8.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/tuning.h"
 #include "quant/formats.h"
@@ -50,9 +50,22 @@ __global__ void __launch_bounds__(kThreads)
     q += blockIdx.y * out_stride;
     d = reinterpret_cast<float*>(reinterpret_cast<char*>(d) + blockIdx.y * out_stride);
     s = reinterpret_cast<int32_t*>(reinterpret_cast<char*>(s) + blockIdx.y * out_stride);
-    const int warp = static_cast<int>(threadIdx.x / 32);
-    quantize_q8_groups<kThreads>(x, norm, eps, cols, static_cast<int>(blockIdx.x) * kWarps + warp,
-                                 static_cast<int>(gridDim.x) * kWarps, q, d, s, red);
+    float scale = 1.0f;
+    if (norm) scale = block_rms_scale<kThreads>(x, cols, eps, red);  // bit-identical to rms_norm_kernel's
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int b = blockIdx.x * kWarps + warp;
+    if (b * 32 >= cols) return;
+    const int i = b * 32 + lane;
+    const float v = norm ? __fmul_rn(__fmul_rn(x[i], scale), norm[i]) : x[i];
+    const float amax = warp_max(fabsf(v));
+    // As quantize_activation_scalar: d = amax / 127, q = nearbyint(x * (127 / amax)) (IEEE division and product).
+    const float id = amax > 0.f ? __fdiv_rn(127.f, amax) : 0.f;
+    const int qi = __float2int_rn(__fmul_rn(v, id));
+    q[i] = static_cast<int8_t>(qi);
+    if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
+    // The sums of lanes 0-15 and 16-31 (integers: exact in any order).
+    const int half_sum = lane_group_sum(qi, 16);
+    if (lane % 16 == 0) s[2 * b + lane / 16] = half_sum;
 }
 
 // Each format's unit of 32 weights: q8_load (its header in quant/formats/) decodes one, Unit<T>::dp4a_value
@@ -84,18 +97,9 @@ using Params = Q8Params;
 // This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
 // product added to the column's running sum in unit order. (Walking blocks instead, with the unit index first %
 // kQ8Units hoisted, which stride, a multiple of 8, allows, made ptxas spill at every column count: 2026-12-04.)
-// The activation columns a kernel instance reads: the quantized vectors in global memory, or the block's own
-// quantization of its one column in shared memory (the folded kernel).
-struct Q8Columns {
-    const int8_t* q;
-    const float* d;
-    const int32_t* s;
-    int64_t stride;  // bytes between the columns' vectors
-};
-
 template <typename T, int NC>
-__device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, const Q8Columns& x, int first,
-                                          int stride, int c0, int nc, float (&acc)[NC]) {
+__device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, int first, int stride, int c0, int nc,
+                                          float (&acc)[NC]) {
     const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
     const int n_units = p.cols / 32;
     constexpr int kElems = T::kQ8Units * 32;
@@ -108,10 +112,10 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, c
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
             if (NC == 1 || c < nc) {
-                const int64_t off = static_cast<int64_t>(c0 + c) * x.stride;
-                const int8_t* xq = x.q + off;
-                const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(x.d) + off);
-                const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(x.s) + off);
+                const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
+                const int8_t* xq = p.xq + off;
+                const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
+                const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
                 acc[c] = __fadd_rn(acc[c], q8units::Unit<T>::dp4a_value(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
                                                                         xs + 2 * T::kQ8Units * blk, u));
             }
@@ -120,14 +124,13 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, c
 }
 
 template <int NC>
-__device__ void row_partial(const Params& p, const Q8Columns& x, int64_t r, int first, int stride, int c0, int nc,
-                            float (&acc)[NC]) {
+__device__ void row_partial(const Params& p, int64_t r, int first, int stride, int c0, int nc, float (&acc)[NC]) {
     const MatvecSource s = locate_source(p, r);
     const uint8_t* row = s.w + r * s.row_bytes;
     bool done = false;  // stays false (NaN results) only for a type the host refuses
     quant::visit_format(s.type, [&](auto f) {
         if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-            row_units<decltype(f), NC>(row, p, x, first, stride, c0, nc, acc);
+            row_units<decltype(f), NC>(row, p, first, stride, c0, nc, acc);
             done = true;
         }
     });
@@ -142,17 +145,11 @@ __device__ void row_partial(const Params& p, const Q8Columns& x, int64_t r, int 
 // q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost 2.8 % on
 // the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they were
 // measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
-//
-// kFold (one column, Params::fold_x): the block first quantizes the column itself into shared memory, with the code
-// quantize_q8_kernel runs (quantize_q8.cuh), so the bits are the same and the decode of one sequence saves the
-// quantization's launch before each matrix. Every block repeats it: x is a few KB, read from L2.
-template <int NC, bool kFold = false>
+template <int NC>
 __global__ void __launch_bounds__(kThreads, NC == 1   ? 5
                                             : NC <= 8 ? 4
                                                       : 2) q8_matvec_kernel(const Params p) {
-    static_assert(!kFold || NC == 1, "the folded quantization serves one column");
     __shared__ float part[2][NC][kWarps];
-    extern __shared__ __align__(16) unsigned char folded[];  // the kFold instance's quantized column
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
     const int slot = threadIdx.x / tpr, sub = threadIdx.x % tpr;
@@ -164,16 +161,6 @@ __global__ void __launch_bounds__(kThreads, NC == 1   ? 5
     prefetch_row_l2(p, static_cast<int64_t>(blockIdx.x) * per_iter + slot, sub, tpr);
     pdl_wait();
     pdl_trigger();
-    Q8Columns x{p.xq, p.xd, p.xs, p.x_stride};
-    if constexpr (kFold) {
-        __shared__ double red[kThreads];
-        auto* q = reinterpret_cast<int8_t*>(folded);
-        auto* d = reinterpret_cast<float*>(folded + p.fold_d_at);
-        auto* s = reinterpret_cast<int32_t*>(folded + p.fold_s_at);
-        quantize_q8_groups<kThreads>(p.fold_x, p.fold_norm, p.fold_eps, p.cols, warp, kWarps, q, d, s, red);
-        __syncthreads();
-        x = Q8Columns{q, d, s, 0};
-    }
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
          base += static_cast<int64_t>(gridDim.x) * per_iter) {
         const int64_t o = base + slot;
@@ -185,8 +172,8 @@ __global__ void __launch_bounds__(kThreads, NC == 1   ? 5
 #pragma unroll
             for (int c = 0; c < NC; ++c) a[c] = b[c] = 0.f;
             if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
-                row_partial<NC>(p, x, o, sub, tpr, c0, nc, a);
-                if (swiglu) row_partial<NC>(p, x, o + p.n_out, sub, tpr, c0, nc, b);
+                row_partial<NC>(p, o, sub, tpr, c0, nc, a);
+                if (swiglu) row_partial<NC>(p, o + p.n_out, sub, tpr, c0, nc, b);
             }
 #pragma unroll
             for (int c = 0; c < NC; ++c) {
@@ -248,19 +235,6 @@ int64_t q8_block_elems(TensorType t) {
 
 int64_t round256(int64_t n) { return (n + 255) / 256 * 256; }
 
-// Where a Q8Vector of cols values keeps d and s, in bytes from q (each part rounded up to 256 bytes).
-struct Q8Layout {
-    int64_t d_at, s_at, bytes;
-};
-Q8Layout q8_layout(int64_t cols) {
-    const int64_t d_at = round256(cols), s_at = d_at + round256(cols / kQ8Block * 4);
-    return {d_at, s_at, s_at + round256(cols / 16 * 4)};
-}
-
-// The most shared memory the folded kernel's quantized column takes (with the block's own 2 KiB of reduction and
-// partial sums it stays under the 48 KiB a block gets without opting in).
-constexpr int64_t kMaxFoldBytes = 40 * 1024;
-
 }  // namespace
 
 int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
@@ -276,12 +250,14 @@ int q8_matvec_threads_per_row(int64_t n_out, int64_t cols) {
     return tpr;
 }
 
-int64_t q8_vector_bytes(int64_t cols) { return q8_layout(cols).bytes; }
+int64_t q8_vector_bytes(int64_t cols) {
+    return round256(cols) + round256(cols / kQ8Block * 4) + round256(cols / 16 * 4);
+}
 
 Q8Vector q8_vector_at(void* base, int64_t cols) {
     auto* b = static_cast<std::byte*>(base);
-    const Q8Layout l = q8_layout(cols);
-    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + l.d_at), reinterpret_cast<int32_t*>(b + l.s_at)};
+    const int64_t d_at = round256(cols), s_at = d_at + round256(cols / kQ8Block * 4);
+    return {reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + d_at), reinterpret_cast<int32_t*>(b + s_at)};
 }
 
 void quantize_q8_columns(const float* x, int64_t x_stride, int n_cols, const float* norm, float eps, int64_t cols,
@@ -327,22 +303,9 @@ Params make_params(const Q8Matvec& op) {
     }
     check_row_sources(op.src, op.n_src, op.cols, op.epilogue, q8_matvec_type_supported, "q8_matvec",
                       "int8-activation CUDA matvec");
+    if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) bad("x.q must be 16-byte aligned, x.d set");
+
     Params p{};
-    if (op.fold_x != nullptr) {
-        if (!q8_matvec_can_fold(op)) {
-            bad("the folded quantization takes one column of at most " + std::to_string(kMaxFoldBytes) +
-                " quantized bytes, got " + std::to_string(op.n_cols) + " columns of " +
-                std::to_string(q8_vector_bytes(op.cols)));
-        }
-        const Q8Layout l = q8_layout(op.cols);
-        p.fold_x = op.fold_x;
-        p.fold_norm = op.fold_norm;
-        p.fold_eps = op.fold_eps;
-        p.fold_d_at = static_cast<int>(l.d_at);
-        p.fold_s_at = static_cast<int>(l.s_at);
-    } else if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) {
-        bad("x.q must be 16-byte aligned, x.d set");
-    }
     p.xq = op.x.q;
     p.xd = op.x.d;
     p.xs = op.x.s;
@@ -359,17 +322,12 @@ Params make_params(const Q8Matvec& op) {
 }
 
 bool uses_mma(const Params& p, int op_min_cols) {
-    if (p.fold_x != nullptr) return false;  // the folded quantization is the dp4a kernel's
     const int tuned = tuning::q8_mma_min_columns();
     const int min_cols = op_min_cols > 0 ? op_min_cols : tuned > 0 ? tuned : kDefaultMmaMinCols;
     return p.n_cols >= min_cols && q8_mma_can_run(p);
 }
 
 }  // namespace
-
-bool q8_matvec_can_fold(const Q8Matvec& op) {
-    return op.n_cols == 1 && op.cols > 0 && op.cols % kQ8Block == 0 && q8_vector_bytes(op.cols) <= kMaxFoldBytes;
-}
 
 bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), op.mma_min_cols); }
 
@@ -387,10 +345,6 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int max_nc = tuning::q8_max_columns() ? tuning::q8_max_columns() : kDefaultMaxNC;
     const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : p.n_cols <= 8 || max_nc == 8 ? 8 : 16;
     const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
-    if (p.fold_x != nullptr) {
-        launch_pdl(q8_matvec_kernel<1, true>, g, dim3(kThreads), static_cast<size_t>(q8_vector_bytes(p.cols)), s, p);
-        return;
-    }
     auto* kernel = nc == 1   ? q8_matvec_kernel<1>
                    : nc == 2 ? q8_matvec_kernel<2>
                    : nc == 4 ? q8_matvec_kernel<4>

@@ -73,13 +73,6 @@ struct Q8Matvec {
     // override, else all that fits and as many blocks as run at once. Tests set them; no bit depends on them.
     int mma_stage = 0;
     int mma_max_blocks = 0;
-    // The folded quantization, for the decode of one sequence: with fold_x set (and n_cols 1), the kernel quantizes
-    // fold_x itself, as quantize_q8(fold_x, fold_norm, fold_eps) would (the same bits), and x is not read: one launch
-    // fewer before each matrix. Each block repeats the quantization into its shared memory, so it is taken only
-    // where q8_matvec_can_fold says the column fits.
-    const float* fold_x = nullptr;
-    const float* fold_norm = nullptr;
-    float fold_eps = 0.f;
 };
 
 // Types with a dp4a kernel: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
@@ -89,9 +82,6 @@ bool q8_matvec_supported(const Q8Matvec& op);
 // 8 columns and more (op.mma_min_cols, ORCD_Q8_MMA_MIN_COLS override) run on tensor cores (matvec_q8_mma.cu) when
 // every 16-row tile of the matrix has one type; each column's output is bit-identical to the dp4a kernel's.
 void q8_matvec(const Q8Matvec& op, cudaStream_t stream);
-// Whether op may set fold_x: one column whose quantization fits a block's shared memory (q8_vector_bytes(cols) up to
-// 40 KiB: rows of up to about 29,000 values).
-bool q8_matvec_can_fold(const Q8Matvec& op);
 // Whether q8_matvec(op) would take the tensor-core kernel (tests: the path a bit-identity check covers). Throws as
 // q8_matvec.
 bool q8_matvec_uses_mma(const Q8Matvec& op);

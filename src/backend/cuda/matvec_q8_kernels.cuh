@@ -23,13 +23,6 @@ struct Q8Params {
     int64_t n_out;
     int n_cols;
     int tpr;  // threads per output row of the dp4a kernel: 8 .. 256, a power of two (the mma kernel's leaves)
-    // The dp4a kernel's folded quantization (Q8Matvec::fold_x; one column): when fold_x is set, each block quantizes
-    // it (normalized by fold_norm when set) into its shared memory, laid out as q8_vector_at lays out a Q8Vector (q at
-    // 0, d at fold_d_at, s at fold_s_at bytes), and xq, xd, xs are not read.
-    const float* fold_x;
-    const float* fold_norm;
-    float fold_eps;
-    int fold_d_at, fold_s_at;
 };
 
 // Whether the mma kernel can run p: every 16-row tile of the output (and of the up half, for SwiGLU) holds rows of

@@ -132,12 +132,4 @@ bool pdl() {
     return on;
 }
 
-bool q8_fold(bool fallback) {
-    static const bool on = [fallback] {
-        const auto v = env_integer("ORCD_Q8_FOLD");
-        return v && (*v == 0 || *v == 1) ? *v == 1 : fallback;
-    }();
-    return on;
-}
-
 }  // namespace orcd::cuda::tuning

@@ -40,9 +40,6 @@ uint32_t prefill_ubatch(uint32_t fallback);
 // ORCD_PDL: 0 launches the decode kernels without programmatic dependent launch (pdl.cuh), each after its
 // predecessor has drained; any other value or unset keeps it on. Read once per process.
 bool pdl();
-// ORCD_Q8_FOLD: 1 lets the decode of one sequence quantize each matrix's input inside the dp4a matvec (Q8Matvec::fold_x),
-// 0 keeps quantize_q8's own launch. Read once per process.
-bool q8_fold(bool fallback);
 // ORCD_SAMPLE_SLICE_MIN: the fewest vocabulary entries one block of the device sampler passes over (a row is split
 // into more blocks as this falls), 1024..1048576. Read once per process.
 int sample_slice_min(int fallback);
