@@ -3,8 +3,9 @@
 # decode_sample (the chain on the device), next to plain decode and decode_greedy, on the Qwen2.5-0.5B Q4_K_M synth model.
 #   SLICE_MINS="4096 16384" (optional): the device sampler's "sampler share" lines again with each ORCD_SAMPLE_SLICE_MIN
 #   (docs/PERF.md, tuning overrides), in the same call, for choosing the default.
-#   NCU_SAMPLER=1 (optional): ncu over the sampler kernel's launches of a short int8 run (B = 1 and B = 16, told
-#   apart by the grid), its time, occupancy and warp stall reasons: $OUT/ncu-sampler.csv and a summary per grid.
+#   NCU_SAMPLER=1 (optional): ncu over the sampler kernel's launches of a short int8 run, from the 91st on (the
+#   first 90 are B = 1 rows: NCU_SKIP changes it), so that both B = 1 and B = 16 are caught, told apart by the
+#   grid: time, SM activity, instructions and warp stall reasons ($OUT/ncu-sampler.csv and a summary per grid).
 set -euo pipefail
 ORCD_BENCH_FUSED_LIMITS=- build-dev/bench/cuda/cuda_decode_speed qwen2.5-0.5b Q4_K_M 256
 for m in ${SLICE_MINS:-}; do
@@ -14,9 +15,12 @@ for m in ${SLICE_MINS:-}; do
 done
 if [ "${NCU_SAMPLER:-0}" = 1 ]; then
   echo "--- ncu: the sampler kernel (int8, 16 decode steps)"
+  stalls=smsp__average_warp_latency_issue_stalled
   ORCD_BENCH_ACTIVATIONS=int8 ORCD_BENCH_FUSED_LIMITS=- ncu --csv --cache-control none --clock-control none \
-    --kernel-name regex:sample_rows --launch-count 80 --section SpeedOfLight --section WarpStateStats \
-    --section LaunchStats --section Occupancy build-dev/bench/cuda/cuda_decode_speed qwen2.5-0.5b Q4_K_M 16 \
+    --kernel-name regex:sample_rows --launch-skip "${NCU_SKIP:-90}" --launch-count 60 --section SpeedOfLight \
+    --section LaunchStats --metrics "smsp__inst_executed.sum,lts__t_requests_op_atom.sum,${stalls}_barrier.ratio,\
+${stalls}_long_scoreboard.ratio,${stalls}_short_scoreboard.ratio,${stalls}_lg_throttle.ratio,${stalls}_membar.ratio" \
+    "$(pwd)/build-dev/bench/cuda/cuda_decode_speed" qwen2.5-0.5b Q4_K_M 16 \
     > "$OUT/ncu-sampler.csv" 2> "$OUT/ncu-sampler.err" || echo "ncu exit $? (see ncu-sampler.err)"
   python3 - "$OUT/ncu-sampler.csv" <<'PY'
 import csv, collections, sys
@@ -25,13 +29,13 @@ head, body = rows[0], rows[1:]
 col = {n: i for i, n in enumerate(head)}
 by = collections.defaultdict(lambda: collections.defaultdict(list))
 for r in body:
-    by[r[col["Grid Size"]]][(r[col["Section Name"]], r[col["Metric Name"]], r[col["Metric Unit"]])].append(r[col["Metric Value"]])
+    by[r[col["Grid Size"]]][(r[col["Metric Name"]], r[col["Metric Unit"]])].append(r[col["Metric Value"]])
 for grid, metrics in by.items():
     print(f"grid {grid}:")
-    for (sec, name, unit), vals in metrics.items():
+    for (name, unit), vals in metrics.items():
         try:
             nums = [float(v.replace(",", "")) for v in vals]
-            print(f"  {sec:16} {name:60} {sum(nums) / len(nums):12.2f} {unit} (n {len(nums)})")
+            print(f"  {name:68} {sum(nums) / len(nums):14.2f} {unit} (n {len(nums)})")
         except ValueError:
             pass
 PY
