@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "common/escape.h"
+#include "common/join.h"
 #include "gguf/file.h"
 #include "gguf/file_type.h"
 #include "model/hparams_check.h"
@@ -53,10 +54,9 @@ std::string scalar_text(const gguf::Value& v) {
     return scalar_json(v).dump();
 }
 
-std::string shape_text(const std::vector<uint64_t>& shape) {
-    std::string s;
-    for (uint64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
-    return s;
+// "896 x 151936": the listing's form of a shape (error messages use gguf::shape_text's "[896, 151936]").
+std::string dims_text(const std::vector<uint64_t>& shape) {
+    return join(shape, " x ", [](uint64_t d) { return std::to_string(d); });
 }
 
 std::string tokenizer_summary(const gguf::File& f) {
@@ -107,7 +107,7 @@ void print_text(const gguf::File& f) {
         fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", "name", "type", "shape", "bytes", "offset");
         for (const gguf::TensorInfo& t : f.tensors()) {
             fmt::print("  {:<36} {:<6} {:>24} {:>14} {:>14}\n", escape_control(t.name), gguf::type_name(t.type),
-                       shape_text(t.shape), t.n_bytes, t.file_offset);
+                       dims_text(t.shape), t.n_bytes, t.file_offset);
         }
     }
     const gguf::TypeMix mix = gguf::type_mix(f);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <limits>
 
+#include "common/join.h"
 #include "gguf/mapped_file.h"
 
 namespace orcd::gguf {
@@ -40,6 +41,13 @@ std::string printable(std::string_view s) {
 }
 
 }  // namespace
+
+std::string shape_text(std::span<const uint64_t> shape) {
+    std::string out = "[";  // appended, not "[" + ... + "]": GCC 12 reports a false -Wrestrict on that form here
+    out += join(shape, ", ", [](uint64_t d) { return std::to_string(d); });
+    out += ']';
+    return out;
+}
 
 // Reads the file front to back. Every read goes through take(), which checks the bytes exist first.
 class Parser {

@@ -74,6 +74,9 @@ struct TensorInfo {
     uint64_t rows() const { return n_elements / shape[0]; }
 };
 
+// A shape as error messages write it: "[896, 151936]" (GGUF order).
+std::string shape_text(std::span<const uint64_t> shape);
+
 class File {
 public:
     // Maps and parses a file. Errors: FileNotFound, FileUnreadable, NotGguf, UnsupportedVersion, Truncated,

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#include "common/join.h"
 #include "gguf/file.h"
 #include "model/arch.h"
 #include "model/hparams_check.h"
@@ -102,11 +101,10 @@ Config load_config(const gguf::File& f) {
                     fmt::format("{}: missing tensor token_embd.weight (architecture {})", f.path(), c.arch_name));
     }
     if (embd->shape.size() != 2 || embd->shape[1] == 0 || embd->shape[1] > 0xFFFFFFFFull) {
-        const std::string found = join(embd->shape, ", ", [](uint64_t d) { return std::to_string(d); });
         throw Error(ErrorCode::TensorShape,
                     fmt::format("{}: tensor token_embd.weight: expected shape [n_embd, n_vocab] (2 dimensions, "
-                                "n_vocab < 2^32), found [{}]",
-                                f.path(), found));
+                                "n_vocab < 2^32), found {}",
+                                f.path(), gguf::shape_text(embd->shape)));
     }
     c.n_vocab = static_cast<uint32_t>(embd->shape[1]);
     return c;

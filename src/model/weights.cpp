@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
-#include "common/join.h"
 #include "gguf/file.h"
 #include "model/arch.h"
 
@@ -25,10 +24,6 @@ uint64_t ModelWeights::total_bytes() const {
 }
 
 namespace {
-
-std::string shape_str(std::span<const uint64_t> s) {
-    return "[" + join(s, ", ", [](uint64_t d) { return std::to_string(d); }) + "]";
-}
 
 // GGUF stores exactly n_dims dimensions, but a writer may add trailing 1s; they do not change the layout.
 std::vector<uint64_t> trimmed(std::vector<uint64_t> s) {
@@ -119,7 +114,7 @@ private:
         if (trimmed(expected) != trimmed(t.shape)) {
             throw Error(ErrorCode::TensorShape,
                         fmt::format("{}: tensor {}: expected shape {} = {}, found {}", f_.path(), name, spec.shape_expr,
-                                    shape_str(expected), shape_str(t.shape)));
+                                    gguf::shape_text(expected), gguf::shape_text(t.shape)));
         }
         if (!type_accepted(spec.types, t.type)) {
             throw Error(ErrorCode::UnsupportedTensorType,
