@@ -443,6 +443,28 @@ __device__ __noinline__ Crossing short_crossing(const Row& row, const Prefix& p,
     return Crossing{true, key, index_in_key(target, before, row.weigh(float_of(key), w))};
 }
 
+// hist[bin] += w, exactly, as two 32-bit shared atomics: the hardware adds 32-bit words in shared memory natively, but
+// a 64-bit shared atomic add is a compare-and-swap loop that same-address lanes retry one after another (at B = 16 the
+// full-vocabulary pick's time went to those stalls: docs/PERF.md). The low word's add returns the old value, so the
+// one add that wraps it knows and carries 1 into the high word; the two words then hold the exact 64-bit sum, in any
+// order of the adds. Readers read the whole after a barrier.
+__device__ __forceinline__ void shared_add(ull* hist, unsigned bin, ull w) {
+    unsigned* word = reinterpret_cast<unsigned*>(hist + bin);  // little-endian: word[0] low, word[1] high
+    const unsigned lo = static_cast<unsigned>(w);
+    unsigned hi = static_cast<unsigned>(w >> 32);
+    if (lo != 0) {
+        const unsigned old = atomicAdd(&word[0], lo);
+        hi += old + lo < old ? 1u : 0u;
+    }
+    if (hi != 0) atomicAdd(&word[1], hi);
+}
+
+// hist[bin] += 1: a count, below 2^32 in every bin (a row has fewer tokens), so the low word alone, with the native
+// increment whose lanes of one address the hardware adds at once.
+__device__ __forceinline__ void shared_count(ull* hist, unsigned bin) {
+    atomicAdd(reinterpret_cast<unsigned*>(hist + bin), 1u);
+}
+
 // The first survivor, in the chain's order, where the running sum of `w` reaches the target that `target_of` makes of
 // the survivors' total. Not found when the total falls short of the target (rounding at an end of the range).
 // superset_cap (Weight::Count over a prefix that keeps every token, i.e. top-k): when the tokens whose first digit is
@@ -470,11 +492,16 @@ __device__ Crossing first_crossing(const Row& row, const Prefix& p, Weight w, Ta
                 const uint32_t k = key_of(l);
                 if (k < p.K || (k == p.K && !p.all_ties)) return;
                 if (level > 0 && (k >> high) != prefix) return;
-                atomicAdd(&sh.hist[(k >> shift) & (nb - 1)], row.weigh(l, w));
+                const unsigned bin = (k >> shift) & (nb - 1);
+                if (w == Weight::Count) {
+                    shared_count(sh.hist, bin);
+                } else {
+                    shared_add(sh.hist, bin, row.weigh(l, w));
+                }
             });
             // The ties at K are the row's: one block of a split row adds them.
             if (t == 0 && (!gr.split || gr.slice == 0) && tie_weight > 0 && (level == 0 || (p.K >> high) == prefix)) {
-                atomicAdd(&sh.hist[(p.K >> shift) & (nb - 1)], tie_weight);
+                shared_add(sh.hist, (p.K >> shift) & (nb - 1), tie_weight);
             }
             __syncthreads();
             if (gr.split) merge_hist(nb, sh, gr);
@@ -673,10 +700,9 @@ __device__ void compact(Row& row, const Prefix& p, Shared& sh, Grid& gr) {
 // The row's extremes: the largest key with its lowest id (greedy's pick), and the smallest key (the last token in the
 // order). With `counts`, the same pass also counts every token by its key's first digit into sh.hist, the first level
 // of top-k's crossing (a count needs no maximum, and top-k's prefix keeps every token), merged with the extremes
-// through one barrier. Lanes with the same digit add once (their count): the logits crowd into few first digits, and
-// the shared atomics of one address in one instruction would otherwise run one after another.
+// through one barrier.
 __device__ void first_pass(const Row& row, bool counts, Shared& sh, Grid& gr, ull& best_out, ull& least_out) {
-    const int t = static_cast<int>(threadIdx.x), lane = t % 32;
+    const int t = static_cast<int>(threadIdx.x);
     if (counts) {
         for (int b = t; b < kMaxBins; b += kThreads) sh.hist[b] = 0;
         __syncthreads();
@@ -687,11 +713,7 @@ __device__ void first_pass(const Row& row, bool counts, Shared& sh, Grid& gr, ul
         const ull packed = (static_cast<ull>(k) << 32) | (0xffffffffu - static_cast<uint32_t>(i));
         best = packed > best ? packed : best;
         least = k < least ? k : least;
-        if (counts) {
-            const unsigned digit = k >> level_shift(0);
-            const unsigned peers = __match_any_sync(__activemask(), digit);
-            if (lane == __ffs(static_cast<int>(peers)) - 1) atomicAdd(&sh.hist[digit], static_cast<ull>(__popc(peers)));
-        }
+        if (counts) shared_count(sh.hist, k >> level_shift(0));
     });
     best = block_extreme<true>(best, sh);  // its barriers also order the histogram's atomics before the merge
     least = block_extreme<false>(least, sh);
