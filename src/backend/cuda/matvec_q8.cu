@@ -116,8 +116,14 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
                 const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                acc[c] = __fadd_rn(acc[c], q8units::Unit<T>::dp4a_value(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
-                                                                        xs + 2 * T::kQ8Units * blk, u));
+                if constexpr (NC == 1 && requires { q8units::Unit<T>::kOwnSums; }) {
+                    acc[c] = __fadd_rn(
+                        acc[c], q8units::Unit<T>::dp4a_value_own_sums(unit, xq + kElems * blk, xd + T::kQ8Units * blk));
+                } else {
+                    acc[c] =
+                        __fadd_rn(acc[c], q8units::Unit<T>::dp4a_value(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
+                                                                       xs + 2 * T::kQ8Units * blk, u));
+                }
             }
         }
     }

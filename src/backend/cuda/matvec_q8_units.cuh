@@ -17,6 +17,8 @@
 //                   in one warp-wide load and hands them out by shuffles)
 //   value()         the unit's float from its integers
 //   dp4a_value()    the dp4a kernel's whole unit: integers from a decoded F::Q8Unit, then value()
+//   dp4a_value_own_sums(), kOwnSums (K4 only): the same for the single column, the activations' 16-sums counted
+//                   instead of read
 //   mma_load()      this thread's A-fragment word of each group (m16n8k16: bytes 4t .. 4t + 3 of the group's 16
 //                   k-values, t = lane % 4) and the row's Scales
 //   x_offset()      byte offset, from the block's first activation value, of the B-fragment word of group gr for
@@ -89,6 +91,30 @@ struct Unit<quant::K4<B, kT, kFive>> {
             s[1] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[1]);
         }
         return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, col_scales(xd, xs, u));
+    }
+    // dp4a_value for the single column (the decode of one sequence): the two 16-sums of the activations counted here
+    // with dp4a against ones, as the kernel before the shared units did, instead of read from the quantization's
+    // sums. The same integers, so the same bits, without the sums' 16-byte load in the unit's chain of loads, whose
+    // latency bounds this kernel: Phi-3-mini's single-stream decode (its matrices Q4_K and Q5_K) 2 % faster on the
+    // H100 (docs/PERF.md, fourteenth session). The batched columns keep the loaded sums (a load a column, not 8 dp4a).
+    static constexpr bool kOwnSums = true;
+    __device__ static float dp4a_value_own_sums(const typename F::Q8Unit& q, const int8_t* xq, const float* xd) {
+        using quant::cuda_bits::int8x4_words;
+        const int8_t* xa = xq + 64 * q.j + 16 * q.h;
+        int a[4], b[4];
+        int8x4_words(xa, a);
+        int8x4_words(xa + 32, b);
+        constexpr int kOnes = 0x01010101;
+        int s[2] = {0, 0}, x0 = 0, x1 = 0;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            s[0] = __dp4a(static_cast<int>(q.lo[k]), a[k], s[0]);
+            s[1] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[1]);
+            x0 = __dp4a(kOnes, a[k], x0);
+            x1 = __dp4a(kOnes, b[k], x1);
+        }
+        const float2 d = *reinterpret_cast<const float2*>(xd + 2 * q.j);
+        return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, ColScales{d.x, d.y, x0, x1});
     }
     __device__ static void mma_load(const typename F::Block& b, int u, int t, uint32_t (&a)[kGroups], Scales& q) {
         using namespace quant::cuda_bits;
