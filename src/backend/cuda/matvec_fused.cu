@@ -4,8 +4,8 @@
 // fused matrix or from two.
 //
 // Block of 8 warps: (1) prefetches its first rows into L2 (so the weight fetch overlaps the prologue), (2) stages x
-// in shared memory, normalized when a norm is given (sum of squares in double and the same fixed tree as
-// rms_norm_kernel, so the normalized values are bit-identical to the separate kernel's), (3) computes 8 / wpr output
+// in shared memory, normalized when a norm is given (block_rms_scale, norm.cuh, as rms_norm_kernel computes it, so
+// the normalized values are bit-identical to the separate kernel's), (3) computes 8 / wpr output
 // rows at a time, wpr warps per row, each lane taking groups of 4 consecutive elements (the formats of
 // matvec_formats.cuh) straight from global memory, (4) adds the wpr partial sums in warp order and applies the
 // epilogue. The grid is capped at what fits on the GPU at once; blocks then loop over the remaining rows.
@@ -20,6 +20,7 @@
 
 #include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_formats.cuh"
+#include "backend/cuda/norm.cuh"
 #include "backend/cuda/tuning.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
@@ -110,15 +111,7 @@ __global__ void __launch_bounds__(kThreads) fused_matvec_kernel(const Params p) 
     // (2) x into shared memory, normalized as rms_norm_kernel does it.
     const int cols = p.cols;
     if (p.norm) {
-        double ss = 0.0;
-        for (int i = threadIdx.x; i < cols; i += kThreads) ss += static_cast<double>(p.x[i]) * p.x[i];
-        red[threadIdx.x] = ss;
-        __syncthreads();
-        for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-            if (threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-            __syncthreads();
-        }
-        const float scale = static_cast<float>(1.0 / sqrt(red[0] / static_cast<double>(cols) + p.eps));
+        const float scale = block_rms_scale<kThreads>(p.x, cols, p.eps, red);
         for (int i = threadIdx.x; i < cols; i += kThreads) xs[i] = __fmul_rn(__fmul_rn(p.x[i], scale), p.norm[i]);
     } else {
         for (int i = threadIdx.x; i < cols / 4; i += kThreads) xs4[i] = reinterpret_cast<const float4*>(p.x)[i];
