@@ -5,10 +5,15 @@
 #   ORCD_BEFORE=path (required)  ORCD=path (after; default build-dev's)  PRESETS="qwen2.5-0.5b phi3-mini-4k"  ROUNDS=2
 #   EXTRA="name=ENV=VALUE ..." (optional): more runs of the after binary with one environment setting each (a tuning
 #   override, docs/PERF.md), interleaved after the two, each compared with "before" in its own table rows.
+#   BINARIES="name=path ..." (optional): more binaries (a variant of the after one, built with one change), run in the
+#   same rounds and compared with "before" the same way.
 set -euo pipefail
 after=${ORCD:-build-dev/src/cli/orcd}
 before=${ORCD_BEFORE:?ORCD_BEFORE names the binary to compare with}
 EXTRA=${EXTRA:-}
+BINARIES=${BINARIES:-}
+declare -A binary_of=()
+for b in $BINARIES; do binary_of[${b%%=*}]=${b#*=}; done
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 ROUNDS=${ROUNDS:-2}
@@ -19,9 +24,9 @@ $after bench --h2d | grep -E "device-to-device|pinned" || true
 for preset in $PRESETS; do
   f=$(bench_model "$after" "$preset")
   for round in $(seq 1 "$ROUNDS"); do
-    for which in before after $EXTRA; do
+    for which in before after $EXTRA ${!binary_of[@]}; do
       bin=$before; env=()
-      [ $which = before ] || bin=$after
+      [ $which = before ] || bin=${binary_of[$which]:-$after}
       case $which in *=*) env=("${which#*=}"); which=${which%%=*} ;; esac
       for args in "-p 512 -n 128 -r 3" "-p 0 -n 128 -d 4096 -r 2"; do
         # shellcheck disable=SC2086

@@ -6,7 +6,18 @@
 #   NCU_SAMPLER=1 (optional): ncu over the sampler kernel's launches of a short int8 run, from the 91st on (the
 #   first 90 are B = 1 rows: NCU_SKIP changes it), so that both B = 1 and B = 16 are caught, told apart by the
 #   grid: time, SM activity, instructions and warp stall reasons ($OUT/ncu-sampler.csv and a summary per grid).
+#   SAMPLER_BINARIES="name=path ..." (optional): first, an A/B of the "sampler share" lines (int8) of other
+#   cuda_decode_speed builds (each a variant with one change) against this build's, interleaved over ROUNDS (2).
 set -euo pipefail
+if [ -n "${SAMPLER_BINARIES:-}" ]; then
+  for round in $(seq 1 "${ROUNDS:-2}"); do
+    for b in "this=build-dev/bench/cuda/cuda_decode_speed" $SAMPLER_BINARIES; do
+      echo "--- ${b%%=*}, round $round"
+      ORCD_BENCH_ACTIVATIONS=int8 ORCD_BENCH_FUSED_LIMITS=- "${b#*=}" qwen2.5-0.5b Q4_K_M 256 | grep -E 'sampler share' |
+        sed -E 's/ qwen2.5-0.5b Q4_K_M \[int8\] \[fused max -\]: step with device sampling//'
+    done
+  done
+fi
 ORCD_BENCH_FUSED_LIMITS=- build-dev/bench/cuda/cuda_decode_speed qwen2.5-0.5b Q4_K_M 256
 for m in ${SLICE_MINS:-}; do
   echo "--- ORCD_SAMPLE_SLICE_MIN=$m"
