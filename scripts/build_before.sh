@@ -2,8 +2,8 @@
 # Run HERE before a device call that compares speed with an older commit (scripts/device_compare.sh): builds that
 # commit's `orcd` (CUDA, Release, x86-64-v3, sm_90 as the build's default) in a git worktree outside the checkout and
 # puts it at .carry/before/orcd, with the Debian libraries it links that the device lacks in .carry/lib (device.sh
-# puts that folder on LD_LIBRARY_PATH). Run it after scripts/device_build.sh, which empties .carry/lib. Then on the
-# device: ORCD_BEFORE=.carry/before/orcd scripts/device.sh compare.
+# puts that folder on LD_LIBRARY_PATH; a later scripts/device_build.sh copies them again). Then on the device:
+# ORCD_BEFORE=.carry/before/orcd scripts/device.sh compare.
 # Usage: scripts/build_before.sh [COMMIT]   (default 93ee4a6, the architecture refactor's "before", docs/PERF.md)
 # Older trees serve HTTP through cpp-httplib (libcpp-httplib-dev), which setup.sh no longer installs: it is added here.
 # A cold build takes about 30 minutes on two cores.

@@ -26,10 +26,12 @@ mkdir -p .carry/build-dev
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
 find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/null || true
 # Debian libraries the device's Ubuntu image lacks (Debian's cpp-httplib is a split build: its code is in the .so).
+# Also those of an older binary that scripts/build_before.sh put in .carry/before (older trees link cpp-httplib).
 rm -rf .carry/lib; mkdir -p .carry/lib
-if [ -x "$bdir/src/cli/orcd" ]; then
-  ldd "$bdir/src/cli/orcd" | awk '/=> \// {print $3}' | { grep -E 'libcpp-httplib|libbrotli' || true; } | xargs -r -I{} cp -L {} .carry/lib/
-fi
+for bin in "$bdir/src/cli/orcd" .carry/before/orcd; do
+  [ -x "$bin" ] || continue
+  ldd "$bin" | awk '/=> \// {print $3}' | { grep -E 'libcpp-httplib|libbrotli' || true; } | xargs -r -I{} cp -L {} .carry/lib/
+done
 cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
 cp -r "$shared/templates" .carry/shared/
 echo "$(pwd)" > .carry/build-dev/.source_dir   # the absolute source path the ctest files were generated with
