@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -94,6 +95,55 @@ TEST(CudaPrefillOps, DequantizeToF16EqualsCpuDequantizationRounded) {
         // Exact: the f32 value of the CPU reference, rounded to nearest f16.
         EXPECT_EQ(mismatches, 0);
     }
+}
+
+// A layer's matrices in one launch: every block format, mixed and back to back as the prefill stages them, give the
+// bits of one dequantize_to_f16 each.
+TEST(CudaPrefillOps, DequantizeManyEqualsOneMatrixAtATime) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    std::vector<TensorType> types;
+    for (const TensorType type : kTypes) {
+        if (gguf::traits(type).block_elems > 1) types.push_back(type);
+    }
+    std::shuffle(types.begin(), types.end(), rng);
+    ASSERT_EQ(types.size(), static_cast<size_t>(cuda::kMaxDequantJobs));
+    std::deque<DeviceBuffer<uint8_t>> src;  // not movable: a deque keeps them in place
+    std::vector<cuda::DequantJob> jobs;
+    int64_t total = 0;
+    for (size_t j = 0; j < types.size(); ++j) {
+        const int64_t cols = gguf::traits(types[j]).block_elems == 256 ? 512 : 224;
+        const int64_t rows = 3 + static_cast<int64_t>(j) * 5;
+        src.emplace_back(quantized_matrix(rng, types[j], rows, cols));
+        jobs.push_back({types[j], src.back().get(), rows, cols, nullptr});
+        total += rows * cols;
+    }
+    DeviceBuffer<uint16_t> many(total), one(total);
+    many.poison();
+    one.poison();
+    int64_t at = 0;
+    for (cuda::DequantJob& job : jobs) {
+        cuda::dequantize_to_f16(job.type, job.src, job.rows, job.cols, one.get() + at, nullptr);
+        job.dst = many.get() + at;
+        at += job.rows * job.cols;
+    }
+    cuda::dequantize_many_to_f16(jobs, nullptr);
+    EXPECT_EQ(many.download(), one.download());
+    // Refusals name the matrix: a plain type has no batched kernel, a row length off its blocks.
+    std::vector<cuda::DequantJob> bad = {jobs[0], {TensorType::F32, nullptr, 2, 64, many.get()}};
+    try {
+        cuda::dequantize_many_to_f16(bad, nullptr);
+        ADD_FAILURE() << "F32 accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::UnsupportedTensorType);
+        EXPECT_STREQ(e.what(), "no CUDA batched f16 dequantization kernel for tensor type F32");
+    }
+    bad[1] = {TensorType::Q4_K, nullptr, 2, 100, many.get()};
+    EXPECT_EQ(argument_error([&] { cuda::dequantize_many_to_f16(bad, nullptr); }),
+              "cuda dequantize_many_to_f16: matrix 1: 2 x 100 is not a valid Q4_K matrix (row length must be a "
+              "positive multiple of 256)");
+    EXPECT_EQ(argument_error([&] { cuda::dequantize_many_to_f16({}, nullptr); }),
+              "cuda dequantize_many_to_f16: 0 matrices (1 .. 8)");
 }
 
 TEST(CudaPrefillOps, EmbeddingRowsMatchCpuDequantization) {

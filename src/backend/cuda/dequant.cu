@@ -12,6 +12,7 @@
 
 #include <cuda_fp16.h>
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,33 @@ __global__ void dequant_blocks(const typename F::Block* __restrict__ src, int64_
     float v[8];
     F::decode8(src[g / kGroups], static_cast<int>(g % kGroups) * 8, v);
     store8(dst + 8 * g, v);
+}
+
+// Several matrices in one launch: thread g decodes group g of the launch, which is group g - first[j] of matrix j.
+struct DequantBatch {
+    int n = 0;
+    TensorType type[kMaxDequantJobs] = {};
+    const void* src[kMaxDequantJobs] = {};
+    uint16_t* dst[kMaxDequantJobs] = {};
+    int64_t first[kMaxDequantJobs + 1] = {};  // each matrix's first group of 8 elements in the launch; first[n]: all
+};
+
+__global__ void dequant_many(const DequantBatch b) {
+    const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= b.first[b.n]) return;
+    int j = 0;
+    while (g >= b.first[j + 1]) ++j;
+    const int64_t local = g - b.first[j];
+    quant::visit_format(b.type[j], [&](auto f) {
+        using F = decltype(f);
+        if constexpr (quant::HasMatvec<F>) {
+            constexpr int kGroups = F::kBlockElems / 8;
+            float v[8];
+            F::decode8(static_cast<const typename F::Block*>(b.src[j])[local / kGroups],
+                       static_cast<int>(local % kGroups) * 8, v);
+            store8(b.dst[j] + 8 * local, v);
+        }
+    });
 }
 
 template <int kKind>  // 0: f32, 1: f16, 2: bf16
@@ -129,6 +157,10 @@ bool launch_dequantize_f16(TensorType type, const void* src, int64_t rows, int64
     return true;
 }
 
+void launch_dequantize_many_f16(const DequantBatch& b, cudaStream_t s) {
+    dequant_many<<<grid_for(b.first[b.n]), kThreads, 0, s>>>(b);
+}
+
 bool launch_embedding_rows(TensorType type, const void* table, int64_t cols, const int32_t* tokens, int64_t n_tokens,
                            float* out, cudaStream_t s) {
     const dim3 plain_grid(grid_for(cols), static_cast<unsigned>(n_tokens));
@@ -179,6 +211,16 @@ void require_row_length(gguf::TensorType type, int64_t cols, const char* op) {
             gguf::type_name(type), block);
 }
 
+// A matrix dequantize_to_f16 can write: whole blocks of its type per row, into a 16-byte aligned dst.
+void require_f16_target(gguf::TensorType type, int64_t rows, int64_t cols, const uint16_t* dst, const char* op,
+                        std::string_view which) {
+    const int64_t block = gguf::traits(type).block_elems;
+    require(rows > 0 && cols > 0 && cols % block == 0, op,
+            "{}{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", which, rows, cols,
+            gguf::type_name(type), block);
+    require(reinterpret_cast<uintptr_t>(dst) % 16 == 0, op, "{}dst must be 16-byte aligned", which);
+}
+
 }  // namespace
 
 bool dequant_f16_supported(gguf::TensorType type) {
@@ -196,12 +238,28 @@ bool dequant_f16_supported(gguf::TensorType type) {
 void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                        cudaStream_t stream) {
     check_type(dequant_f16_supported(type), type, "f16 dequantization kernel");
-    const int64_t block = gguf::traits(type).block_elems;
-    require(rows > 0 && cols > 0 && cols % block == 0, "dequantize_to_f16",
-            "{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", rows, cols,
-            gguf::type_name(type), block);
-    require(reinterpret_cast<uintptr_t>(dst) % 16 == 0, "dequantize_to_f16", "dst must be 16-byte aligned");
+    require_f16_target(type, rows, cols, dst, "dequantize_to_f16", "");
     detail::launch_dequantize_f16(type, src, rows, cols, dst, stream);
+    check_launch();
+}
+
+void dequantize_many_to_f16(std::span<const DequantJob> jobs, cudaStream_t stream) {
+    const auto n = static_cast<int64_t>(jobs.size());
+    require(n >= 1 && n <= kMaxDequantJobs, "dequantize_many_to_f16", "{} matrices (1 .. {})", n, kMaxDequantJobs);
+    detail::DequantBatch b;
+    b.n = static_cast<int>(n);
+    for (int j = 0; j < b.n; ++j) {
+        const DequantJob& job = jobs[static_cast<size_t>(j)];
+        const bool block_format = gguf::traits(job.type).block_elems > 1;
+        check_type(block_format && dequant_f16_supported(job.type), job.type, "batched f16 dequantization kernel");
+        const std::string which = "matrix " + std::to_string(j) + ": ";
+        require_f16_target(job.type, job.rows, job.cols, job.dst, "dequantize_many_to_f16", which);
+        b.type[j] = job.type;
+        b.src[j] = job.src;
+        b.dst[j] = job.dst;
+        b.first[j + 1] = b.first[j] + job.rows * job.cols / 8;
+    }
+    detail::launch_dequantize_many_f16(b, stream);
     check_launch();
 }
 

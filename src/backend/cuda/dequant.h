@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
+#include <span>
+
 #include "gguf/types.h"
 
 namespace orcd::cuda {
@@ -19,6 +21,20 @@ bool dequant_f16_supported(gguf::TensorType type);
 // become +-inf). dst must be 16-byte aligned. Throws UnsupportedTensorType / InvalidArgument.
 void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                        cudaStream_t stream);
+
+// One matrix of a dequantize_many_to_f16 launch, as dequantize_to_f16 takes it.
+struct DequantJob {
+    gguf::TensorType type = gguf::TensorType::Q8_0;
+    const void* src = nullptr;
+    int64_t rows = 0, cols = 0;
+    uint16_t* dst = nullptr;
+};
+inline constexpr int kMaxDequantJobs = 8;
+
+// dequantize_to_f16 of 1 .. kMaxDequantJobs matrices of block formats (not F32/F16/BF16) in one launch: the same
+// values. The batched prefill dequantizes a layer's matrices this way, one launch instead of one per matrix (a
+// short prefill's time is mostly launches). Throws UnsupportedTensorType / InvalidArgument, naming the matrix.
+void dequantize_many_to_f16(std::span<const DequantJob> jobs, cudaStream_t stream);
 
 // out[t] = row tokens[t] of a [rows][cols] table (the token embedding) as f32, for t < n_tokens; tokens in device
 // memory, each in [0, rows) (checked by the caller). The same values as embedding_row.

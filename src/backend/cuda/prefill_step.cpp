@@ -88,6 +88,15 @@ void mark(Phase p) {
 
 int64_t matrix_elems(const Matmul& mm) { return mm.rows * mm.cols; }
 
+// f(mm) for a layer's matrices in the order the prefill uses them: Q, K, V (or QKV), O, gate, up (or gate+up), down.
+template <class F>
+void for_each_matrix(const Layer& l, F&& f) {
+    for (const Matmul& mm : l.qkv) f(mm);
+    f(l.o);
+    for (const Matmul& mm : l.gate_up) f(mm);
+    f(l.down);
+}
+
 }  // namespace
 
 PrefillPhaseTimes prefill_phase_times() {
@@ -109,17 +118,15 @@ PrefillWorkspace::PrefillWorkspace(device::Device& device, const CudaModel& m, u
     : s_(stream), max_tokens_(max_tokens) {
     const model::Config& c = *m.config;
     const uint64_t B = max_tokens, E = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), F = c.n_ff, V = c.n_vocab;
-    // The dequantization scratch holds the largest layer matrix that is not already f16; the LM head is dequantized
-    // in row chunks that fit it.
+    // The dequantization scratch holds the largest layer's matrices that are not already f16, back to back (a layer
+    // is dequantized in one launch); the LM head is dequantized in row chunks that fit it.
     int64_t scratch = 0;
-    auto consider = [&](const Matmul& mm) {
-        if (mm.type != TensorType::F16) scratch = std::max(scratch, matrix_elems(mm));
-    };
     for (const Layer& l : m.layers) {
-        for (const Matmul& mm : l.qkv) consider(mm);
-        consider(l.o);
-        for (const Matmul& mm : l.gate_up) consider(mm);
-        consider(l.down);
+        int64_t layer = 0;
+        for_each_matrix(l, [&](const Matmul& mm) {
+            if (mm.type != TensorType::F16) layer += matrix_elems(mm);
+        });
+        scratch = std::max(scratch, layer);
     }
     const int64_t min_chunk = 1024;
     vocab_chunk_ = std::min<int64_t>(static_cast<int64_t>(V), std::max<int64_t>(min_chunk, scratch / E));
@@ -160,10 +167,46 @@ const uint16_t* PrefillWorkspace::weights_f16(const Matmul& mm, int64_t row0, in
     return wdq_;
 }
 
-void PrefillWorkspace::project(const Matmul& mm, const uint16_t* x, int64_t n, float* y, int64_t ldy, bool accumulate) {
-    const uint16_t* w = weights_f16(mm, 0, mm.rows);
-    gemm_->run(w, mm.rows, mm.cols, x, n, y + mm.out_offset, ldy, accumulate);
-    mark(Phase::Gemm);
+void PrefillWorkspace::stage_layer(const Layer& l, LayerF16& out) {
+    std::vector<ops::DequantJob> batch;
+    uint16_t* at = wdq_;
+    auto place = [&](const Matmul& mm) -> const uint16_t* {
+        if (mm.type == TensorType::F16) return static_cast<const uint16_t*>(mm.w);
+        uint16_t* dst = at;
+        at += matrix_elems(mm);  // a whole number of 32-element blocks: the next stays 16-byte aligned
+        if (gguf::traits(mm.type).block_elems > 1) {
+            batch.push_back({mm.type, mm.w, mm.rows, mm.cols, dst});
+        } else {
+            ops::dequantize_to_f16(mm.type, mm.w, mm.rows, mm.cols, dst, s_);  // F32, BF16: a launch of their own
+        }
+        return dst;
+    };
+    out.qkv.clear();
+    out.gate_up.clear();
+    for (const Matmul& mm : l.qkv) out.qkv.push_back(place(mm));
+    out.o = place(l.o);
+    for (const Matmul& mm : l.gate_up) out.gate_up.push_back(place(mm));
+    out.down = place(l.down);
+    if (!batch.empty()) ops::dequantize_many_to_f16(batch, s_);
+    mark(Phase::Dequant);
+}
+
+void PrefillWorkspace::project(std::span<const Matmul> mms, std::span<const uint16_t* const> w16, const uint16_t* x,
+                               int64_t n, float* y, int64_t ldy, bool accumulate) {
+    for (size_t i = 0; i < mms.size();) {
+        // Extend the run while the next matrix continues both the weights and the output rows of this one.
+        size_t end = i + 1;
+        int64_t rows = mms[i].rows;
+        while (end < mms.size() && mms[end].cols == mms[i].cols &&
+               w16[end] == w16[end - 1] + matrix_elems(mms[end - 1]) &&
+               mms[end].out_offset == mms[end - 1].out_offset + mms[end - 1].rows) {
+            rows += mms[end].rows;
+            ++end;
+        }
+        gemm_->run(w16[i], rows, mms[i].cols, x, n, y + mms[i].out_offset, ldy, accumulate);
+        mark(Phase::Gemm);
+        i = end;
+    }
 }
 
 void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t* tokens, int64_t n, int64_t pos0,
@@ -191,11 +234,13 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
     // Pageable source: staged before the call returns.
     ORCD_CUDA_CHECK(cudaMemcpyAsync(tokens_, tokens, static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, s_));
     ops::embedding_rows(m.embd_type, m.token_embd, E, tokens_, n, x_, s_);
+    LayerF16 w;
     for (size_t li = 0; li < m.layers.size(); ++li) {
         const Layer& l = m.layers[li];
+        stage_layer(l, w);
         ops::rms_norm_to_f16(x_, l.attn_norm, n, E, c.rms_eps, h16_, s_);
         mark(Phase::Other);
-        for (const Matmul& mm : l.qkv) project(mm, h16_, n, qkv_, QKVD, false);
+        project(l.qkv, w.qkv, h16_, n, qkv_, QKVD, false);
         if (r.qk_norm) {
             const int hd = static_cast<int>(r.head_dim);
             ops::rms_norm_heads(qkv_, n, QKVD, nh, hd, l.q_norm, r.rms_eps, s_);
@@ -207,13 +252,13 @@ void PrefillWorkspace::run(const CudaModel& m, const KvCache& kv, const int32_t*
         mark(Phase::Other);
         ops::attention_prefill(q16_, kvl, nh, pos0, n, a16_, s_, r.sliding_window);
         mark(Phase::Attention);
-        project(l.o, a16_, n, x_, E, true);  // x += O attn (the residual, in the GEMM's epilogue)
+        project({&l.o, 1}, {&w.o, 1}, a16_, n, x_, E, true);  // x += O attn (the residual, in the GEMM's epilogue)
         ops::rms_norm_to_f16(x_, l.ffn_norm, n, E, c.rms_eps, h16_, s_);
         mark(Phase::Other);
-        for (const Matmul& mm : l.gate_up) project(mm, h16_, n, gu_, 2 * F, false);
+        project(l.gate_up, w.gate_up, h16_, n, gu_, 2 * F, false);
         ops::swiglu_to_f16(gu_, n, F, f16_, s_);
         mark(Phase::Other);
-        project(l.down, f16_, n, x_, E, true);  // x += down(swiglu)
+        project({&l.down, 1}, {&w.down, 1}, f16_, n, x_, E, true);  // x += down(swiglu)
     }
     if (all_logits) {
         ops::rms_norm_to_f16(x_, m.output_norm, n, E, c.rms_eps, h16_, s_);

@@ -1,13 +1,15 @@
 #pragma once
 // The batched prefill on the device: a micro-batch of n tokens at positions pos0 .. pos0 + n - 1 runs as matrix-matrix
-// products on tensor cores. Per layer: RMSNorm -> f16; Q/K/V (one GEMM per stored matrix, each dequantized to f16
-// first unless it is F16 already); bias + RoPE + KV store fused; causal flash attention over the cache -> f16; O
-// projection accumulated into the residual by the GEMM itself (beta = 1); the same for gate/up -> SwiGLU -> f16 ->
-// down. Logits: the last token's through the decode matvec on the quantized LM head, or every token's (perplexity)
+// products on tensor cores. Per layer: the layer's quantized matrices dequantized to f16 (one launch; F16 ones are read
+// in place); RMSNorm -> f16; Q/K/V (one GEMM when their f16 copies lie back to back); bias + RoPE + KV store fused;
+// causal flash attention over the cache -> f16; O projection accumulated into the residual by the GEMM itself (beta =
+// 1); the same for gate/up (one GEMM as Q/K/V) -> SwiGLU -> f16 -> down. Logits: the last token's through the decode matvec on the quantized LM head, or every token's (perplexity)
 // through GEMMs over row chunks of the LM head. Internal to the CUDA backend.
 #include <cstdint>
 #include <cuda_runtime_api.h>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "backend/cuda/cuda_model.h"
 #include "backend/cuda/gemm.h"
@@ -44,8 +46,19 @@ public:
     float* last_logits_device() { return logits_; }  // a token mask is applied in place (token_mask.h)
 
 private:
+    // A layer's matrices as f16, each where its GEMM reads it.
+    struct LayerF16 {
+        std::vector<const uint16_t*> qkv, gate_up;
+        const uint16_t *o = nullptr, *down = nullptr;
+    };
+    // F16 matrices where they are; the others dequantized into the scratch back to back, in the layer's order, the
+    // block formats in one launch.
+    void stage_layer(const Layer& l, LayerF16& out);
     const uint16_t* weights_f16(const Matmul& mm, int64_t row0, int64_t n_rows);
-    void project(const Matmul& mm, const uint16_t* x, int64_t n, float* y, int64_t ldy, bool accumulate);
+    // y (+)= W x for matrices that write consecutive ranges of y's rows (Q, K, V; gate, up): one GEMM when their f16
+    // copies lie back to back (the staged ones do), else one each.
+    void project(std::span<const Matmul> mms, std::span<const uint16_t* const> w16, const uint16_t* x, int64_t n,
+                 float* y, int64_t ldy, bool accumulate);
 
     cudaStream_t s_;
     uint32_t max_tokens_;
