@@ -103,12 +103,20 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
     const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
     const int n_units = p.cols / 32;
     constexpr int kElems = T::kQ8Units * 32;
+    // The single column's Q4_K/Q5_K units read their block in 16-byte loads (q8_load_aligned).
+    constexpr bool kAligned = NC == 1 && requires { q8units::Unit<T>::kOwnSums; };
 #pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
         const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
         // The unit's weights are loaded and decoded once, then multiplied with every column (the compiler did not
         // share them between the columns' copies of one fused load-decode-multiply: each column re-read them).
-        const typename T::Q8Unit unit = T::q8_load(blocks[blk], u);
+        const typename T::Q8Unit unit = [&] {
+            if constexpr (kAligned) {
+                return q8units::Unit<T>::q8_load_aligned(blocks[blk], u);
+            } else {
+                return T::q8_load(blocks[blk], u);
+            }
+        }();
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
             if (NC == 1 || c < nc) {
@@ -116,7 +124,7 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, i
                 const int8_t* xq = p.xq + off;
                 const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
                 const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                if constexpr (NC == 1 && requires { q8units::Unit<T>::kOwnSums; }) {
+                if constexpr (kAligned) {
                     acc[c] = __fadd_rn(
                         acc[c], q8units::Unit<T>::dp4a_value_own_sums(unit, xq + kElems * blk, xd + T::kQ8Units * blk));
                 } else {
@@ -146,15 +154,13 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
     }
 }
 
-// Occupancy: the single column (decode of one sequence) keeps 5 blocks of 256 threads per SM (<= 48 registers, no
-// spills with its activations read in 16-byte vectors: at 6 blocks, 40 registers, those spill). Left free after
-// q8_load/q8_dot split the unit, ptxas gave it 60 registers (4 blocks) and Phi-3's single-stream decode lost 2.8 % on
-// the H200. The batched instances up to 8 columns keep 4 blocks (<= 64 registers), what they had when they were
-// measured; the 16-column group (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills.
+// Occupancy: up to 8 columns, 4 blocks of 256 threads per SM (<= 64 registers); the 16-column group
+// (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills. The single column had 5 (<= 48)
+// until its Q4_K/Q5_K units read whole 16-byte vectors (q8_load_aligned): with two such units in flight it spills at
+// 48 registers, and at 4 blocks (64, no spill) Phi-3's decode reached the pre-refactor kernel's speed (0.990 of it
+// against 0.963 before on the H100, Qwen 1.061; one unit in flight at 5 blocks: 0.991 and 1.029; docs/PERF.md).
 template <int NC>
-__global__ void __launch_bounds__(kThreads, NC == 1   ? 5
-                                            : NC <= 8 ? 4
-                                                      : 2) q8_matvec_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
     __shared__ float part[2][NC][kWarps];
     const int tpr = p.tpr;
     const int per_iter = kThreads / tpr;  // output rows per block per iteration
@@ -310,6 +316,15 @@ Params make_params(const Q8Matvec& op) {
     check_row_sources(op.src, op.n_src, op.cols, op.epilogue, q8_matvec_type_supported, "q8_matvec",
                       "int8-activation CUDA matvec");
     if (reinterpret_cast<uintptr_t>(op.x.q) % 16 != 0 || op.x.d == nullptr) bad("x.q must be 16-byte aligned, x.d set");
+    for (int i = 0; i < op.n_src; ++i) {
+        // The single column reads Q4_K/Q5_K blocks with 16-byte loads (Unit<>::q8_load_aligned).
+        const gguf::TensorType t = op.src[i].type;
+        if ((t == gguf::TensorType::Q4_K || t == gguf::TensorType::Q5_K) &&
+            reinterpret_cast<uintptr_t>(op.src[i].w) % 16 != 0) {
+            bad("row source " + std::to_string(i) + " (" + std::string(gguf::type_name(t)) +
+                ") must be 16-byte aligned");
+        }
+    }
 
     Params p{};
     p.xq = op.x.q;

@@ -92,6 +92,45 @@ struct Unit<quant::K4<B, kT, kFive>> {
         }
         return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, col_scales(xd, xs, u));
     }
+    // q8_load for the single column: the block's first 16 bytes (d, dmin and the 12 scale bytes) in one 16-byte load,
+    // the unit's 16 quant bytes (and Q5_K's 16 fifth-bit bytes) in one each, where q8_load reads the scale bytes and
+    // d, dmin one at a time and the quants a word at a time. K4 blocks are 16-byte aligned (144 and 176 bytes, whole
+    // blocks a row, tensors at 256-byte offsets; launch_q8_matvec refuses other addresses). The same integers and
+    // scales as q8_load: k4_scale_min_pair is the mma kernel's word form of k4_scale_min.
+    __device__ static typename F::Q8Unit q8_load_aligned(const typename F::Block& b, int u) {
+        typename F::Q8Unit q;
+        q.j = u >> 1;
+        q.h = u & 1;
+        const uint4 head = *reinterpret_cast<const uint4*>(&b);
+        const uint4 qs = *reinterpret_cast<const uint4*>(b.qs + 32 * q.j + 16 * q.h);
+        const uint32_t w[4] = {qs.x, qs.y, qs.z, qs.w};
+        uint32_t qh[4] = {0, 0, 0, 0};
+        if constexpr (kFive) {
+            const uint4 v = *reinterpret_cast<const uint4*>(b.qh + 16 * q.h);
+            qh[0] = v.x;
+            qh[1] = v.y;
+            qh[2] = v.z;
+            qh[3] = v.w;
+        }
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            q.lo[k] = w[k] & 0x0F0F0F0Fu;
+            q.hi[k] = (w[k] >> 4) & 0x0F0F0F0Fu;
+            if constexpr (kFive) {
+                q.lo[k] |= ((qh[k] >> (2 * q.j)) & 0x01010101u) << 4;
+                q.hi[k] |= ((qh[k] >> (2 * q.j + 1)) & 0x01010101u) << 4;
+            }
+        }
+        int sc[2], mn[2];
+        k4_scale_min_pair(head.y, head.z, head.w, q.j, sc, mn);
+        q.sc0 = sc[0];
+        q.mn0 = mn[0];
+        q.sc1 = sc[1];
+        q.mn1 = mn[1];
+        q.d = quant::half_to_float(static_cast<uint16_t>(head.x & 0xffffu));
+        q.dmin = quant::half_to_float(static_cast<uint16_t>(head.x >> 16));
+        return q;
+    }
     // dp4a_value for the single column (the decode of one sequence): the two 16-sums of the activations counted here
     // with dp4a against ones, as the kernel before the shared units did, instead of read from the quantization's
     // sums. The same integers, so the same bits, without the sums' 16-byte load in the unit's chain of loads, whose
