@@ -1,4 +1,4 @@
-// cuBLAS opened at run time (backend/cuda/cublas_library.h): the library of the headers' major version opens and
+// cuBLASLt opened at run time (backend/cuda/cublas_library.h): the library of the headers' major version opens and
 // every function resolves, its status names come back through the resolved pointers, a file that is not there or
 // lacks a function is refused with a message naming it, and a handle is made on a GPU or refused by name without one.
 // Runs without a GPU (the CUDA toolkit is on every machine that builds this configuration).
@@ -16,13 +16,17 @@ namespace orcd::cuda {
 namespace {
 
 TEST(CublasLibrary, OpensTheHeadersMajorVersionAndResolvesEveryFunction) {
-    EXPECT_EQ(std::string(cublas_library_name()), "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR));
+    EXPECT_EQ(std::string(cublas_library_name()), "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR));
     const CublasLibrary& lib = cublas();
     for (const void* f :
          {reinterpret_cast<const void*>(lib.create), reinterpret_cast<const void*>(lib.destroy),
-          reinterpret_cast<const void*>(lib.set_stream), reinterpret_cast<const void*>(lib.set_workspace),
-          reinterpret_cast<const void*>(lib.set_math_mode), reinterpret_cast<const void*>(lib.gemm_ex),
-          reinterpret_cast<const void*>(lib.status_name), reinterpret_cast<const void*>(lib.status_string)}) {
+          reinterpret_cast<const void*>(lib.desc_create), reinterpret_cast<const void*>(lib.desc_destroy),
+          reinterpret_cast<const void*>(lib.desc_set), reinterpret_cast<const void*>(lib.layout_create),
+          reinterpret_cast<const void*>(lib.layout_destroy), reinterpret_cast<const void*>(lib.preference_create),
+          reinterpret_cast<const void*>(lib.preference_destroy), reinterpret_cast<const void*>(lib.preference_set),
+          reinterpret_cast<const void*>(lib.heuristic), reinterpret_cast<const void*>(lib.matmul),
+          reinterpret_cast<const void*>(lib.algo_config_get), reinterpret_cast<const void*>(lib.status_name),
+          reinterpret_cast<const void*>(lib.status_string)}) {
         EXPECT_NE(f, nullptr);
     }
     // Called through the pointers: the library's own names for its statuses.
@@ -41,7 +45,7 @@ TEST(CublasLibrary, AMissingFileOrFunctionIsNamed) {
     // A library that opens but is not cuBLAS: the first function it lacks is named.
     auto wrong = open_cublas("libc.so.6", lib);
     ASSERT_TRUE(wrong.has_value());
-    EXPECT_EQ(*wrong, "cannot use cuBLAS: libc.so.6 has no function cublasCreate_v2");
+    EXPECT_EQ(*wrong, "cannot use cuBLAS: libc.so.6 has no function cublasLtCreate");
 }
 
 // With a GPU the handle is made (the gpu prefill tests then use it); without one cuBLAS refuses it, and the error
@@ -59,7 +63,7 @@ TEST(CublasLibrary, AHandleIsMadeOnAGpuOrRefusedByName) {
         FAIL() << "a cuBLAS handle without a GPU";
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::Device);
-        EXPECT_NE(std::string(e.what()).find("cuBLAS cublasCreate: CUBLAS_STATUS_"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("cuBLASLt cublasLtCreate: CUBLAS_STATUS_"), std::string::npos) << e.what();
     }
 }
 

@@ -15,6 +15,7 @@
 #include "../engine/tiny_models.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/paged_sequence.h"
 #include "common/error.h"
 #include "cuda_test_util.h"
 #include "model/model.h"
@@ -111,8 +112,8 @@ TEST_P(CudaBatch, ColumnsAreBitIdenticalForEveryBatchSizeAndAlone) {
     PageSource src(pool->num_pages(), rng);
     std::vector<Seq> seqs(kSeqs);
     std::vector<size_t> depth(kSeqs);
-    // Prompts in steps of several entries each (long ones through the prefill, 1-token ones through the decode
-    // columns), then one more token each to decode.
+    // Prompts in steps of several entries each (through the prefill, 1-token ones too), then one more token each to
+    // decode.
     for (size_t i = 0; i < kSeqs; ++i) {
         depth[i] = std::uniform_int_distribution<size_t>(1, 90)(rng);
         seqs[i].tokens = random_tokens(rng, depth[i] + 1);
@@ -201,6 +202,81 @@ TEST_P(CudaBatch, ReplayEntryEqualsStepByStepDecode) {
             << "replayed position " << kPrompt + t;
     }
 }
+
+// Prefix reuse changes no output (issue 15): a prompt whose first pages another sequence computed (the prefix cache
+// hands them over read-only) gives the bits of the same prompt computed whole, at the chunk boundaries the engine
+// uses (prefill_chunk_ends: ends at multiples of 512). 1,100 tokens fresh: [0, 512), [512, 1024), [1024, 1100);
+// after 62 cached pages: [992, 1024), [1024, 1100) (positions 992 .. 1023 in a chunk of 32, not of 512); after 64,
+// [1024, 1100) alone. 993 tokens after 62 pages: a remainder of one token, which the fresh run computes inside its
+// chunk [512, 993). So a position's K/V and logits may not depend on how many tokens its prefill chunk holds. Then
+// one decode step on top of each. On the tiny presets and on the real models' matrix shapes (Qwen2.5-0.5B and
+// Phi-3-mini cut to 2 layers), whose products are where a library would pick another kernel for another length.
+class CudaPrefixReuse : public testing::TestWithParam<std::tuple<std::string, synth::FileType, uint32_t>> {};
+
+TEST_P(CudaPrefixReuse, CachedPrefixPagesGiveTheBitsOfTheWholePrompt) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(::orcd::cuda::test::fresh_seed());
+    const auto& [preset, type, n_layer] = GetParam();  // n_layer 0: a tiny preset, whole
+    const model::Model m =
+        model::open_model(n_layer == 0 ? test::tiny_model(preset, type) : test::layer_cut_model(preset, type, n_layer));
+    auto be = cuda::make_cuda_backend(m);
+    auto pool = be->new_kv_pool({.num_pages = 512, .page_size = kPageSize});
+    PageSource src(pool->num_pages(), rng);
+    // Runs s's tokens [from, to) in the engine's chunks; the last chunk's last-token logits.
+    auto prefill = [&](const Seq& s, uint32_t from, uint32_t to) {
+        std::vector<float> last;
+        uint32_t at = from;
+        for (const uint32_t end : prefill_chunk_ends(from, to - from)) {
+            BatchEntry e = entry(s, at, Phase::Prompt, end == to ? Want::Logits : Want::Nothing);
+            e.tokens = e.tokens.first(end - at);
+            const StepOut o = run_step(*be, *pool, {e});
+            if (end == to) last = o.logits[0];
+            at = end;
+        }
+        return last;
+    };
+    auto decode = [&](Seq& s) {
+        s.tokens.push_back(7);
+        return run_step(*be, *pool, {entry(s, s.tokens.size() - 1, Phase::Generated, Want::Logits)}).logits[0];
+    };
+    for (const uint32_t length : {1100u, 993u}) {
+        Seq whole;
+        whole.tokens = random_tokens(rng, length);
+        src.cover(whole, length + 1);
+        const std::vector<float> want = prefill(whole, 0, length);
+        for (const uint32_t cached_pages : {62u, 64u}) {
+            const uint32_t from = cached_pages * kPageSize;
+            if (from >= length) continue;
+            SCOPED_TRACE("a " + std::to_string(length) + "-token prompt after " + std::to_string(from) + " cached");
+            Seq reuse;
+            reuse.tokens = whole.tokens;
+            reuse.pages.assign(whole.pages.begin(), whole.pages.begin() + cached_pages);
+            src.cover(reuse, length + 1);
+            EXPECT_TRUE(same_bits(prefill(reuse, from, length), want)) << "the prompt's last logits";
+            Seq again = whole;  // whole's pages, its own token list: each case decodes position `length` anew
+            EXPECT_TRUE(same_bits(decode(reuse), decode(again))) << "the first decode step";
+        }
+    }
+}
+
+std::string prefix_reuse_name(const testing::TestParamInfo<CudaPrefixReuse::ParamType>& info) {
+    const auto& [preset, type, n_layer] = info.param;
+    std::string n = preset + "_" + std::string(synth::file_type_name(type)) +
+                    (n_layer ? "_" + std::to_string(n_layer) + "_layers" : "");
+    std::replace_if(
+        n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
+    return n;
+}
+INSTANTIATE_TEST_SUITE_P(Tiny, CudaPrefixReuse,
+                         testing::Values(std::make_tuple("qwen2.5-tiny", synth::FileType::Q4_K_M, 0u),
+                                         std::make_tuple("llama-tiny", synth::FileType::Q4_K_M, 0u),
+                                         std::make_tuple("phi3-tiny", synth::FileType::F32, 0u),
+                                         std::make_tuple("qwen3-tiny", synth::FileType::Q8_0, 0u)),
+                         prefix_reuse_name);
+INSTANTIATE_TEST_SUITE_P(RealShapes, CudaPrefixReuse,
+                         testing::Values(std::make_tuple("qwen2.5-0.5b", synth::FileType::Q4_K_M, 2u),
+                                         std::make_tuple("phi3-mini-4k", synth::FileType::Q4_K_M, 2u)),
+                         prefix_reuse_name);
 
 // Several sequences decoding together against the CPU reference, each alone: logits within the decode step's
 // bounds of test_cuda_backend.cpp (f32 weights: 1e-4; Q4_K_M int8: 5e-2), greedy continuations identical up to a

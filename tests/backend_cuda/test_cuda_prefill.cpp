@@ -20,6 +20,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/prefill_ops.h"
 #include "common/half.h"
 #include "cuda_test_util.h"
@@ -144,6 +145,69 @@ TEST(CudaPrefillOps, DequantizeManyEqualsOneMatrixAtATime) {
               "positive multiple of 256)");
     EXPECT_EQ(argument_error([&] { cuda::dequantize_many_to_f16({}, nullptr); }),
               "cuda dequantize_many_to_f16: 0 matrices (1 .. 8)");
+}
+
+// The prefill's products give a token's row the same bits whatever else the call holds (gemm.h): a prompt computed
+// after cached prefix pages runs its first positions in a shorter chunk than a fresh run does. The weight shapes of
+// Qwen2.5-0.5B and Phi-3-mini (fused q|k|v, o, gate|up, down): 600 tokens in one call (split at 512) against the same
+// tokens in the chunks a cached prefix leaves (1 .. 481 tokens at odd offsets), and the accumulating form (o and
+// down add into the residual) whole against in pieces.
+TEST(CudaPrefillOps, GemmRowsDoNotDependOnTheTokenCount) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    struct Shape {
+        int64_t rows, cols;
+    };
+    constexpr Shape kShapes[] = {{1152, 896},  {896, 896},   {9728, 896},   {896, 4864},
+                                 {9216, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}};
+    constexpr int64_t kN = 600;
+    constexpr std::pair<int64_t, int64_t> kChunks[] = {{0, 1}, {480, 32}, {511, 1}, {300, 76}, {7, 481}, {512, 88}};
+    constexpr size_t kWorkspace = 32u << 20;
+    DeviceBuffer<uint8_t> workspace(kWorkspace);
+    cuda::Gemm gemm(nullptr, workspace.get(), kWorkspace);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    auto halves = [&](size_t n) {
+        std::vector<uint16_t> v(n);
+        for (uint16_t& h : v) h = fp32_to_fp16(u(rng));
+        return v;
+    };
+    for (const auto& [rows, cols] : kShapes) {
+        SCOPED_TRACE(std::to_string(rows) + " x " + std::to_string(cols));
+        std::printf("%lld x %lld: %s; accumulating: %s\n", static_cast<long long>(rows), static_cast<long long>(cols),
+                    gemm.algorithm(rows, cols, rows, false).c_str(), gemm.algorithm(rows, cols, rows, true).c_str());
+        const DeviceBuffer<uint16_t> w(halves(static_cast<size_t>(rows * cols))),
+            x(halves(static_cast<size_t>(kN * cols)));
+        DeviceBuffer<float> y(static_cast<size_t>(kN * rows));
+        y.poison();
+        gemm.run(w.get(), rows, cols, x.get(), kN, y.get(), rows, false);
+        const std::vector<float> whole = y.download();
+        for (const auto& [t0, n] : kChunks) {
+            y.poison();
+            gemm.run(w.get(), rows, cols, x.get() + t0 * cols, n, y.get(), rows, false);
+            const std::vector<float> part = y.download();
+            EXPECT_EQ(std::memcmp(part.data(), whole.data() + t0 * rows, static_cast<size_t>(n * rows) * 4), 0)
+                << n << " tokens from token " << t0;
+        }
+        const std::vector<float> residual = normal_vector(rng, static_cast<size_t>(kN * rows));
+        y.upload(residual);
+        gemm.run(w.get(), rows, cols, x.get(), kN, y.get(), rows, true);
+        const std::vector<float> added = y.download();
+        y.upload(residual);
+        for (const auto& [t0, n] : {std::pair<int64_t, int64_t>{0, 100}, {100, 1}, {101, 499}}) {
+            gemm.run(w.get(), rows, cols, x.get() + t0 * cols, n, y.get() + t0 * rows, rows, true);
+        }
+        EXPECT_EQ(y.download(), added) << "accumulated in pieces";
+    }
+    // Operands off the 16-byte alignment the algorithms were chosen for are refused.
+    const DeviceBuffer<uint16_t> w(halves(64 * 64)), x(halves(64 * 2));
+    DeviceBuffer<float> y(128);
+    try {
+        gemm.run(w.get(), 64, 64, x.get() + 1, 1, y.get(), 64, false);
+        ADD_FAILURE() << "a misaligned operand accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::Internal);
+        EXPECT_STREQ(e.what(), "prefill product of 64 x 64 weights: operands and rows must be 16-byte aligned");
+    }
 }
 
 TEST(CudaPrefillOps, EmbeddingRowsMatchCpuDequantization) {

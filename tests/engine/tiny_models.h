@@ -11,16 +11,20 @@
 
 namespace orcd::test {
 
-inline std::filesystem::path tiny_model(const std::string& preset, synth::FileType type, uint64_t seed = 1,
-                                        const std::string& vocab_file = "") {
+// Writes `o` once per test process under `name` (the cache key too) in the temporary directory.
+inline std::filesystem::path synth_once(const synth::Options& o, const std::string& name) {
     static std::map<std::string, std::filesystem::path> cache;
-    const std::string key =
-        preset + "/" + std::string(synth::file_type_name(type)) + "/" + std::to_string(seed) + "/" + vocab_file;
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    if (auto it = cache.find(name); it != cache.end()) return it->second;
     const auto dir = std::filesystem::temp_directory_path() / ("orcd-engine-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
-    const auto path = dir / (preset + "-" + std::string(synth::file_type_name(type)) + "-" + std::to_string(seed) +
-                             (vocab_file.empty() ? "" : "-vocab") + ".gguf");
+    const auto path = dir / (name + ".gguf");
+    synth::write_model(o, path);
+    cache[name] = path;
+    return path;
+}
+
+inline std::filesystem::path tiny_model(const std::string& preset, synth::FileType type, uint64_t seed = 1,
+                                        const std::string& vocab_file = "") {
     synth::Options o;
     o.preset = preset;
     o.type = type;
@@ -30,9 +34,20 @@ inline std::filesystem::path tiny_model(const std::string& preset, synth::FileTy
     } else {
         o.vocab = shared_path("models/vocab") / vocab_file;  // callers skip first without it (ORCD_SKIP_WITHOUT_SHARED)
     }
-    synth::write_model(o, path);
-    cache[key] = path;
-    return path;
+    return synth_once(o, preset + "-" + std::string(synth::file_type_name(type)) + "-" + std::to_string(seed) +
+                             (vocab_file.empty() ? "" : "-vocab"));
+}
+
+// A real model's shapes (a preset such as "qwen2.5-0.5b") cut to its first n_layer layers, with a 512-token
+// vocabulary: the real matrices' shapes at a fraction of the file.
+inline std::filesystem::path layer_cut_model(const std::string& preset, synth::FileType type, uint32_t n_layer) {
+    synth::Options o;
+    o.preset = preset;
+    o.type = type;
+    o.n_vocab = 512;
+    o.n_layer = n_layer;
+    return synth_once(
+        o, preset + "-" + std::string(synth::file_type_name(type)) + "-" + std::to_string(n_layer) + "-layers");
 }
 
 // Removes the directory at exit.

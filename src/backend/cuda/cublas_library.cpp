@@ -13,8 +13,8 @@ namespace orcd::cuda {
 namespace {
 
 #define ORCD_CUBLAS_STR2(x) #x
-#define ORCD_CUBLAS_STR(x) ORCD_CUBLAS_STR2(x)
-constexpr const char* kLibraryName = "libcublas.so." ORCD_CUBLAS_STR(CUBLAS_VER_MAJOR);
+#define ORCD_CUBLAS_STR(x) ORCD_CUBLAS_STR2(x)  // expands the macro before it makes it a string
+constexpr const char* kLibraryName = "libcublasLt.so." ORCD_CUBLAS_STR(CUBLAS_VER_MAJOR);
 
 template <typename F>
 bool resolve(void* library, const char* file, const char* name, F& out, std::string& error) {
@@ -33,17 +33,22 @@ std::optional<std::string> open_cublas(const char* file, CublasLibrary& f) {
         return fmt::format("cannot load cuBLAS ({}), which the CUDA prefill needs: {}", file,
                            why ? why : "unknown reason");
     }
-    // The exported names are the ones cublas_v2.h maps its API to (cublasCreate -> cublasCreate_v2): ORCD_CUBLAS_STR
-    // expands the macro before it makes it a string.
     std::string error;
-    const bool ok = resolve(library, file, ORCD_CUBLAS_STR(cublasCreate), f.create, error) &&
-                    resolve(library, file, ORCD_CUBLAS_STR(cublasDestroy), f.destroy, error) &&
-                    resolve(library, file, ORCD_CUBLAS_STR(cublasSetStream), f.set_stream, error) &&
-                    resolve(library, file, ORCD_CUBLAS_STR(cublasSetWorkspace), f.set_workspace, error) &&
-                    resolve(library, file, "cublasSetMathMode", f.set_math_mode, error) &&
-                    resolve(library, file, "cublasGemmEx", f.gemm_ex, error) &&
-                    resolve(library, file, "cublasGetStatusName", f.status_name, error) &&
-                    resolve(library, file, "cublasGetStatusString", f.status_string, error);
+    const bool ok = resolve(library, file, "cublasLtCreate", f.create, error) &&
+                    resolve(library, file, "cublasLtDestroy", f.destroy, error) &&
+                    resolve(library, file, "cublasLtMatmulDescCreate", f.desc_create, error) &&
+                    resolve(library, file, "cublasLtMatmulDescDestroy", f.desc_destroy, error) &&
+                    resolve(library, file, "cublasLtMatmulDescSetAttribute", f.desc_set, error) &&
+                    resolve(library, file, "cublasLtMatrixLayoutCreate", f.layout_create, error) &&
+                    resolve(library, file, "cublasLtMatrixLayoutDestroy", f.layout_destroy, error) &&
+                    resolve(library, file, "cublasLtMatmulPreferenceCreate", f.preference_create, error) &&
+                    resolve(library, file, "cublasLtMatmulPreferenceDestroy", f.preference_destroy, error) &&
+                    resolve(library, file, "cublasLtMatmulPreferenceSetAttribute", f.preference_set, error) &&
+                    resolve(library, file, "cublasLtMatmulAlgoGetHeuristic", f.heuristic, error) &&
+                    resolve(library, file, "cublasLtMatmul", f.matmul, error) &&
+                    resolve(library, file, "cublasLtMatmulAlgoConfigGetAttribute", f.algo_config_get, error) &&
+                    resolve(library, file, "cublasLtGetStatusName", f.status_name, error) &&
+                    resolve(library, file, "cublasLtGetStatusString", f.status_string, error);
     if (!ok) return error;
     return std::nullopt;
 }

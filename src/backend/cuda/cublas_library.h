@@ -1,25 +1,37 @@
 #pragma once
-// cuBLAS, opened the first time the CUDA backend asks for it instead of linked into every program. Linking libcublas
-// (and through it libcublasLt, 540 MB) made each process pay the libraries' static initialization at start: `orcd
-// --version`, a CPU-only `orcd serve`, every test executable that links the CUDA backend. On the development machine
-// that was 0.7 s and 217 MB resident per process, for a library that only the CUDA prefill's matrix products use.
-#include <cublas_v2.h>
+// cuBLASLt, opened the first time the CUDA backend asks for it instead of linked into every program. Linking the
+// cuBLAS libraries (540 MB) made each process pay their static initialization at start: `orcd --version`, a CPU-only
+// `orcd serve`, every test executable that links the CUDA backend. On the development machine that was 0.7 s and
+// 217 MB resident per process, for a library that only the CUDA prefill's matrix products use. cuBLASLt, not cuBLAS:
+// its products run with an algorithm the caller fixes (gemm.h), where cublasGemmEx picks one for every call's shape.
+#include <cublasLt.h>
 
 #include <optional>
 #include <string>
 
 namespace orcd::cuda {
 
-// The functions gemm.cpp calls, resolved from libcublas.so.<major of the headers>.
+// The functions gemm.cpp calls, resolved from libcublasLt.so.<major of the headers>.
 struct CublasLibrary {
-    cublasStatus_t (*create)(cublasHandle_t*);
-    cublasStatus_t (*destroy)(cublasHandle_t);
-    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
-    cublasStatus_t (*set_workspace)(cublasHandle_t, void*, size_t);
-    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
-    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                              const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*create)(cublasLtHandle_t*);
+    cublasStatus_t (*destroy)(cublasLtHandle_t);
+    cublasStatus_t (*desc_create)(cublasLtMatmulDesc_t*, cublasComputeType_t, cudaDataType_t);
+    cublasStatus_t (*desc_destroy)(cublasLtMatmulDesc_t);
+    cublasStatus_t (*desc_set)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void*, size_t);
+    cublasStatus_t (*layout_create)(cublasLtMatrixLayout_t*, cudaDataType, uint64_t, uint64_t, int64_t);
+    cublasStatus_t (*layout_destroy)(cublasLtMatrixLayout_t);
+    cublasStatus_t (*preference_create)(cublasLtMatmulPreference_t*);
+    cublasStatus_t (*preference_destroy)(cublasLtMatmulPreference_t);
+    cublasStatus_t (*preference_set)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void*,
+                                     size_t);
+    cublasStatus_t (*heuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
+                                cublasLtMatmulHeuristicResult_t[], int*);
+    cublasStatus_t (*matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void*, const void*, cublasLtMatrixLayout_t,
+                             const void*, cublasLtMatrixLayout_t, const void*, const void*, cublasLtMatrixLayout_t,
+                             void*, cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t);
+    cublasStatus_t (*algo_config_get)(const cublasLtMatmulAlgo_t*, cublasLtMatmulAlgoConfigAttributes_t, void*, size_t,
+                                      size_t*);
     const char* (*status_name)(cublasStatus_t);
     const char* (*status_string)(cublasStatus_t);
 };
@@ -29,7 +41,7 @@ struct CublasLibrary {
 // the functions; every later call throws the same error.
 const CublasLibrary& cublas();
 
-// The file name opened: "libcublas.so.13" for the CUDA 13 headers.
+// The file name opened: "libcublasLt.so.13" for the CUDA 13 headers.
 const char* cublas_library_name();
 
 // Opens `file` and resolves the functions into `out`: the message of the first failure, or nothing. cublas() calls it

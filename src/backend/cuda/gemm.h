@@ -1,16 +1,30 @@
 #pragma once
-// Tensor-core matrix products for the batched prefill, through cuBLAS: Y = W X (+ Y) with W an f16 weight matrix as
+// Tensor-core matrix products for the batched prefill, through cuBLASLt: Y = W X (+ Y) with W an f16 weight matrix as
 // GGUF stores it ([rows][cols], row-major), X a batch of f16 activations ([n][cols]) and Y f32 ([n][ldy], token-major,
-// so a projection can write its slice of a fused [q | k | v] row). f32 accumulation. One handle per sequence, bound to
-// its stream and given a fixed workspace, so the algorithm (and the result bits) does not vary from run to run.
+// so a projection can write its slice of a fused [q | k | v] row). f32 accumulation.
+//
+// A token's row of Y has the same bits whatever n is. A prompt computed after cached prefix pages runs its first
+// positions in a shorter chunk than a fresh run of the same prompt (docs/BATCHING.md), and cublasGemmEx picks its
+// kernel, split-K included, per call from the whole shape: different n, different reduction order, different bits.
+// So each weight shape gets one algorithm, chosen once for kTokensPerProduct tokens (the engine's prefill chunk) with
+// only deterministic reductions allowed (no in-place split-K, whose atomics add in any order), and every call of that
+// shape runs it, a call of more tokens as several products of at most kTokensPerProduct.
+#include <array>
 #include <cstdint>
 #include <cuda_runtime_api.h>
+#include <map>
+#include <string>
 
 namespace orcd::cuda {
 
 class Gemm {
 public:
-    // workspace: device memory the handle may use (cuBLAS recommends 32 MiB on Hopper); owned by the caller.
+    static constexpr int64_t kTokensPerProduct = 512;
+    // Every pointer and row stride run() is given must be a multiple of this many bytes (the algorithms are chosen
+    // for it; run() refuses others).
+    static constexpr int kAlignment = 16;
+
+    // workspace: device memory the products may use (cuBLAS recommends 32 MiB on Hopper); owned by the caller.
     Gemm(cudaStream_t stream, void* workspace, size_t workspace_bytes);
     ~Gemm();
     Gemm(const Gemm&) = delete;
@@ -20,8 +34,25 @@ public:
     void run(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t n, float* y, int64_t ldy,
              bool accumulate);
 
+    // The algorithm a shape runs, in cuBLASLt's terms ("id 31, tile 18, stages 12, split-k 1, reduction 0, ..."),
+    // choosing it if no call chose it yet: for the device logs.
+    std::string algorithm(int64_t rows, int64_t cols, int64_t ldy, bool accumulate);
+
 private:
-    void* handle_ = nullptr;  // cublasHandle_t (kept out of this header)
+    struct Shape {
+        int64_t rows, cols, ldy;
+        bool accumulate;
+        auto operator<=>(const Shape&) const = default;
+    };
+    using Algorithm = std::array<uint64_t, 8>;  // cublasLtMatmulAlgo_t's bytes (kept out of this header)
+    const Algorithm& algorithm_for(const Shape& s);
+
+    cudaStream_t stream_;
+    void* workspace_;
+    size_t workspace_bytes_;
+    void* handle_ = nullptr;  // cublasLtHandle_t
+    void* op_ = nullptr;      // cublasLtMatmulDesc_t: W^T X, f32 compute and scale
+    std::map<Shape, Algorithm> algorithms_;
 };
 
 }  // namespace orcd::cuda

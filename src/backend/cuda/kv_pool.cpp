@@ -314,9 +314,10 @@ void CudaKvPool::step(std::span<const BatchEntry> batch, std::span<BatchResult> 
         }
     }
     const bool batched_prefill = options_.batched_prefill && prefill_supported(m_);
-    auto is_prefill = [&](const BatchEntry& e) {
-        return e.phase == Phase::Prompt && e.tokens.size() > 1 && batched_prefill;
-    };
+    // Every prompt token goes through the prefill, one of a chunk of one too: a prompt position's K/V and logits then
+    // come from one path whatever the chunk (a cached prefix can leave a remainder of one token that a fresh run
+    // computes inside a longer chunk), and generated positions from the decode columns, replays included.
+    auto is_prefill = [&](const BatchEntry& e) { return e.phase == Phase::Prompt && batched_prefill; };
     // Host logits for every entry that wants them, sized before any span into them is taken.
     std::vector<size_t> at(batch.size());
     size_t total = 0;
