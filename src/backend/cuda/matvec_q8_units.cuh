@@ -77,19 +77,30 @@ struct Unit<quant::K4<B, kT, kFive>> {
         const float mn = __fmaf_rn(c.d0, exact_float(q.mn0 * c.x0), __fmul_rn(c.d1, exact_float(q.mn1 * c.x1)));
         return __fmaf_rn(q.d, sc, -__fmul_rn(q.dmin, mn));
     }
-    __device__ static float dp4a_value(const typename F::Q8Unit& q, const int8_t* xq, const float* xd,
-                                       const int32_t* xs, int u) {
+    // The unit's two dp4a sums against the activations at xq into s, and with kCount the activations' own two 16-sums
+    // (dp4a against ones) into x.
+    template <bool kCount>
+    __device__ static void dp4a_sums(const typename F::Q8Unit& q, const int8_t* xq, int (&s)[2], int (&x)[2]) {
         using quant::cuda_bits::int8x4_words;
         const int8_t* xa = xq + 64 * q.j + 16 * q.h;
         int a[4], b[4];
         int8x4_words(xa, a);
         int8x4_words(xa + 32, b);
-        int s[2] = {0, 0};
+        constexpr int kOnes = 0x01010101;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
             s[0] = __dp4a(static_cast<int>(q.lo[k]), a[k], s[0]);
             s[1] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[1]);
+            if constexpr (kCount) {
+                x[0] = __dp4a(kOnes, a[k], x[0]);
+                x[1] = __dp4a(kOnes, b[k], x[1]);
+            }
         }
+    }
+    __device__ static float dp4a_value(const typename F::Q8Unit& q, const int8_t* xq, const float* xd,
+                                       const int32_t* xs, int u) {
+        int s[2] = {0, 0}, x[2] = {0, 0};
+        dp4a_sums<false>(q, xq, s, x);
         return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, col_scales(xd, xs, u));
     }
     // q8_load for the single column: the block's first 16 bytes (d, dmin and the 12 scale bytes) in one 16-byte load,
@@ -138,22 +149,10 @@ struct Unit<quant::K4<B, kT, kFive>> {
     // H100 (docs/PERF.md, fourteenth session). The batched columns keep the loaded sums (a load a column, not 8 dp4a).
     static constexpr bool kOwnSums = true;
     __device__ static float dp4a_value_own_sums(const typename F::Q8Unit& q, const int8_t* xq, const float* xd) {
-        using quant::cuda_bits::int8x4_words;
-        const int8_t* xa = xq + 64 * q.j + 16 * q.h;
-        int a[4], b[4];
-        int8x4_words(xa, a);
-        int8x4_words(xa + 32, b);
-        constexpr int kOnes = 0x01010101;
-        int s[2] = {0, 0}, x0 = 0, x1 = 0;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            s[0] = __dp4a(static_cast<int>(q.lo[k]), a[k], s[0]);
-            s[1] = __dp4a(static_cast<int>(q.hi[k]), b[k], s[1]);
-            x0 = __dp4a(kOnes, a[k], x0);
-            x1 = __dp4a(kOnes, b[k], x1);
-        }
+        int s[2] = {0, 0}, x[2] = {0, 0};
+        dp4a_sums<true>(q, xq, s, x);
         const float2 d = *reinterpret_cast<const float2*>(xd + 2 * q.j);
-        return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, ColScales{d.x, d.y, x0, x1});
+        return value({q.sc0, q.mn0, q.sc1, q.mn1, q.d, q.dmin}, s, ColScales{d.x, d.y, x[0], x[1]});
     }
     __device__ static void mma_load(const typename F::Block& b, int u, int t, uint32_t (&a)[kGroups], Scales& q) {
         using namespace quant::cuda_bits;
