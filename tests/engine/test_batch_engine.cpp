@@ -16,6 +16,7 @@
 #include "engine/batch_engine.h"
 #include "engine/generator.h"
 #include "model/model.h"
+#include "engine_requests.h"
 #include "tiny_models.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,6 +27,11 @@ using backend::BatchEntry;
 using backend::BatchResult;
 using backend::Phase;
 using backend::Want;
+using test::expect_same;
+using test::kWords;
+using test::Outcome;
+using test::request;
+using test::run_all;
 
 // A stand-in model whose "KV" at position p is a hash of the token there and the KV at p - 1, read back through
 // the page table; its logits are a function of the last position's KV. So a sequence's logits depend on exactly its
@@ -131,74 +137,11 @@ Fixture& fx() {
     return f;
 }
 
-const char* const kWords[] = {"alpha", "bravo",  "charlie", "delta", "echo", "foxtrot",  "golf",  "hotel",
-                              "india", "juliet", "kilo",    "lima",  "mike", "november", "oscar", "papa"};
-
-// Request i: greedy or seeded sampling, its own prompt (some sharing a long prefix), its own length.
-GenerateRequest request(int i, bool shared_prefix = false) {
-    GenerateRequest r;
-    if (shared_prefix && i % 2 == 0) {
-        r.prompt = "You are a helpful assistant who answers every question briefly and politely. ";
-    }
-    for (int w = 0; w < 3 + i % 7; ++w) {
-        r.prompt += kWords[(i * 5 + w * 3) % 16];
-        r.prompt += ' ';
-    }
-    r.max_tokens = 6 + static_cast<uint32_t>(i % 11);
-    r.sampling.seed = 1000 + i;  // (greedy draws nothing, but reports its seed)
-    if (i % 3 == 0) {
-        r.sampling.temperature = 0.f;
-    } else {
-        r.sampling.temperature = 1.0f;
-        if (i % 3 == 2) r.sampling.repeat_penalty = 1.2f;
-    }
-    return r;
-}
-
 // The reference: the request alone, through Generator::generate on a PagedSequence (the batch-of-one path).
 GenerateResult alone(const GenerateRequest& r) {
     auto& f = fx();
     backend::PagedSequence seq(f.be, {.n_ctx = 512}, 16);
     return Generator(f.be, f.tok).generate(seq, r);
-}
-
-struct Outcome {
-    bool started = false;
-    std::optional<GenerateResult> result;
-    std::string streamed;
-    std::exception_ptr error;
-};
-
-// Submits every request, then steps until idle, checking the block manager's invariants after every step.
-void run_all(BatchEngine& engine, const std::vector<GenerateRequest>& reqs, std::vector<Outcome>& out,
-             std::vector<StepReport>* reports = nullptr, const std::vector<std::atomic<bool>>* cancel = nullptr,
-             const std::function<void(size_t step)>& between = {}) {
-    out.resize(reqs.size());
-    for (size_t i = 0; i < reqs.size(); ++i) {
-        Outcome& o = out[i];
-        auto gen = engine.prepare(reqs[i], [&o](std::string_view s) { o.streamed += s; });
-        RequestSink sink;
-        sink.on_start = [&o] { o.started = true; };
-        sink.on_end = [&o](GenerateResult r) { o.result = std::move(r); };
-        sink.on_error = [&o](std::exception_ptr e) { o.error = e; };
-        engine.add(std::move(gen), std::move(sink), cancel ? &(*cancel)[i] : nullptr);
-    }
-    for (size_t s = 0; !engine.idle(); ++s) {
-        ASSERT_LT(s, 100000u) << "the engine does not finish";
-        const StepReport rep = engine.step();
-        ASSERT_GT(rep.sequences, 0u) << "a step with work left ran nothing";
-        if (reports) reports->push_back(rep);
-        engine.blocks().check_invariants();
-        if (between) between(s);
-    }
-}
-
-void expect_same(const GenerateResult& a, const GenerateResult& b, const std::string& what) {
-    EXPECT_EQ(a.tokens, b.tokens) << what;
-    EXPECT_EQ(a.text, b.text) << what;
-    EXPECT_EQ(a.stop_reason, b.stop_reason) << what;
-    EXPECT_EQ(a.seed, b.seed) << what;
-    EXPECT_EQ(a.prompt_tokens, b.prompt_tokens) << what;
 }
 
 BatchEngineOptions opts(uint32_t num_pages, uint32_t parallel = 16) {
@@ -511,39 +454,13 @@ TEST(BatchEngine, ABackendFailureFailsThatStepsRequestsOnlyAndFreesTheirPages) {
     }
 }
 
-// The real CPU backend (the reference): a batch of requests with a prompt longer than one 512-token chunk, greedy and
-// seeded, in a pool small enough to preempt, gives bit-identical outputs to Generator::generate on a sequence alone.
-TEST(BatchEngineCpu, RealModelBatchedEqualsAloneAcrossChunksAndPreemption) {
+// The real CPU backend (the reference): batched, preempted and served from the prefix cache, bit-identical to each
+// request alone (test::expect_batched_equals_alone; tests/backend_cuda/test_cuda_engine.cpp runs it on the GPU).
+TEST(BatchEngineCpu, RealModelBatchedEqualsAloneAcrossChunksPreemptionAndPrefixReuse) {
     ORCD_SKIP_WITHOUT_SHARED(kPhi3Vocab);
     auto& f = fx();
     auto cpu = backend::cpu::make_cpu_backend(f.model, {.n_threads = 2});
-    std::vector<GenerateRequest> reqs;
-    for (int i = 0; i < 6; ++i) reqs.push_back(request(i, true));
-    reqs[0].prompt.clear();
-    for (int w = 0; w < 400; ++w) reqs[0].prompt += std::string(kWords[(w * 7) % 16]) + " ";  // > 512 tokens
-    reqs[0].max_tokens = 8;
-    BatchEngineOptions o;
-    o.parallel = 6;
-    o.max_batch_tokens = 512;
-    o.n_ctx = 1024;
-    o.page_size = 16;
-    o.num_pages = 46;  // the long prompt needs ~42 pages: the others are preempted around it
-    o.kv_type = backend::SequenceOptions{}.kv_type;
-    BatchEngine engine(*cpu, f.tok, o);
-    std::vector<Outcome> out;
-    run_all(engine, reqs, out);
-    const Generator gen(*cpu, f.tok);
-    for (int i = 0; i < 6; ++i) {
-        ASSERT_TRUE(out[i].result) << i;
-        auto seq = cpu->new_sequence({.n_ctx = 1024});
-        expect_same(*out[i].result, gen.generate(*seq, reqs[i]), fmt::format("request {}", i));
-    }
-    EXPECT_GT(out[0].result->prompt_tokens.size(), 512u);
-    EXPECT_GT(engine.kv_stats().preemptions, 0u);
-    EXPECT_EQ(engine.kv_stats().pages_used, 0u);
-    std::printf("real CPU model: %llu preemptions, %llu prefix-hit tokens\n",
-                static_cast<unsigned long long>(engine.kv_stats().preemptions),
-                static_cast<unsigned long long>(engine.kv_stats().prefix_hit_tokens));
+    test::expect_batched_equals_alone(*cpu, f.tok, "real CPU model");
 }
 
 }  // namespace
