@@ -18,17 +18,9 @@ namespace {
 TEST(CublasLibrary, OpensTheHeadersMajorVersionAndResolvesEveryFunction) {
     EXPECT_EQ(std::string(cublas_library_name()), "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR));
     const CublasLibrary& lib = cublas();
-    for (const void* f :
-         {reinterpret_cast<const void*>(lib.create), reinterpret_cast<const void*>(lib.destroy),
-          reinterpret_cast<const void*>(lib.desc_create), reinterpret_cast<const void*>(lib.desc_destroy),
-          reinterpret_cast<const void*>(lib.desc_set), reinterpret_cast<const void*>(lib.layout_create),
-          reinterpret_cast<const void*>(lib.layout_destroy), reinterpret_cast<const void*>(lib.preference_create),
-          reinterpret_cast<const void*>(lib.preference_destroy), reinterpret_cast<const void*>(lib.preference_set),
-          reinterpret_cast<const void*>(lib.heuristic), reinterpret_cast<const void*>(lib.matmul),
-          reinterpret_cast<const void*>(lib.algo_config_get), reinterpret_cast<const void*>(lib.status_name),
-          reinterpret_cast<const void*>(lib.status_string)}) {
-        EXPECT_NE(f, nullptr);
-    }
+#define ORCD_EXPECT_RESOLVED(member, name) EXPECT_NE(lib.member, nullptr) << #name;
+    ORCD_CUBLASLT_FUNCTIONS(ORCD_EXPECT_RESOLVED)
+#undef ORCD_EXPECT_RESOLVED
     // Called through the pointers: the library's own names for its statuses.
     EXPECT_STREQ(lib.status_name(CUBLAS_STATUS_NOT_INITIALIZED), "CUBLAS_STATUS_NOT_INITIALIZED");
     EXPECT_STREQ(lib.status_name(CUBLAS_STATUS_INVALID_VALUE), "CUBLAS_STATUS_INVALID_VALUE");

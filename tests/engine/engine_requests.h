@@ -22,7 +22,7 @@
 namespace orcd::test {
 
 inline const char* const kWords[] = {"alpha", "bravo",  "charlie", "delta", "echo", "foxtrot",  "golf",  "hotel",
-                              "india", "juliet", "kilo",    "lima",  "mike", "november", "oscar", "papa"};
+                                     "india", "juliet", "kilo",    "lima",  "mike", "november", "oscar", "papa"};
 
 // Request i: greedy or seeded sampling, its own prompt (some sharing a long prefix), its own length.
 inline engine::GenerateRequest request(int i, bool shared_prefix = false) {
@@ -53,9 +53,10 @@ struct Outcome {
 };
 
 // Submits every request, then steps until idle, checking the block manager's invariants after every step.
-inline void run_all(engine::BatchEngine& engine, const std::vector<engine::GenerateRequest>& reqs, std::vector<Outcome>& out,
-             std::vector<engine::StepReport>* reports = nullptr, const std::vector<std::atomic<bool>>* cancel = nullptr,
-             const std::function<void(size_t step)>& between = {}) {
+inline void run_all(engine::BatchEngine& engine, const std::vector<engine::GenerateRequest>& reqs,
+                    std::vector<Outcome>& out, std::vector<engine::StepReport>* reports = nullptr,
+                    const std::vector<std::atomic<bool>>* cancel = nullptr,
+                    const std::function<void(size_t step)>& between = {}) {
     out.resize(reqs.size());
     for (size_t i = 0; i < reqs.size(); ++i) {
         Outcome& o = out[i];

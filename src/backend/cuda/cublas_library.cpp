@@ -34,21 +34,10 @@ std::optional<std::string> open_cublas(const char* file, CublasLibrary& f) {
                            why ? why : "unknown reason");
     }
     std::string error;
-    const bool ok = resolve(library, file, "cublasLtCreate", f.create, error) &&
-                    resolve(library, file, "cublasLtDestroy", f.destroy, error) &&
-                    resolve(library, file, "cublasLtMatmulDescCreate", f.desc_create, error) &&
-                    resolve(library, file, "cublasLtMatmulDescDestroy", f.desc_destroy, error) &&
-                    resolve(library, file, "cublasLtMatmulDescSetAttribute", f.desc_set, error) &&
-                    resolve(library, file, "cublasLtMatrixLayoutCreate", f.layout_create, error) &&
-                    resolve(library, file, "cublasLtMatrixLayoutDestroy", f.layout_destroy, error) &&
-                    resolve(library, file, "cublasLtMatmulPreferenceCreate", f.preference_create, error) &&
-                    resolve(library, file, "cublasLtMatmulPreferenceDestroy", f.preference_destroy, error) &&
-                    resolve(library, file, "cublasLtMatmulPreferenceSetAttribute", f.preference_set, error) &&
-                    resolve(library, file, "cublasLtMatmulAlgoGetHeuristic", f.heuristic, error) &&
-                    resolve(library, file, "cublasLtMatmul", f.matmul, error) &&
-                    resolve(library, file, "cublasLtMatmulAlgoConfigGetAttribute", f.algo_config_get, error) &&
-                    resolve(library, file, "cublasLtGetStatusName", f.status_name, error) &&
-                    resolve(library, file, "cublasLtGetStatusString", f.status_string, error);
+    bool ok = true;  // each resolve runs only while every earlier one succeeded: error names the first missing
+#define ORCD_CUBLASLT_RESOLVE(member, name) ok = ok && resolve(library, file, #name, f.member, error);
+    ORCD_CUBLASLT_FUNCTIONS(ORCD_CUBLASLT_RESOLVE)
+#undef ORCD_CUBLASLT_RESOLVE
     if (!ok) return error;
     return std::nullopt;
 }

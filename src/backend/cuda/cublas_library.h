@@ -11,29 +11,23 @@
 
 namespace orcd::cuda {
 
-// The functions gemm.cpp calls, resolved from libcublasLt.so.<major of the headers>.
+// The functions gemm.cpp calls, resolved from libcublasLt.so.<major of the headers>: X(member, exported name), the
+// member typed as the header declares the function.
+// clang-format off
+#define ORCD_CUBLASLT_FUNCTIONS(X)                                                                                     \
+    X(create, cublasLtCreate) X(destroy, cublasLtDestroy) X(desc_create, cublasLtMatmulDescCreate)                     \
+    X(desc_destroy, cublasLtMatmulDescDestroy) X(desc_set, cublasLtMatmulDescSetAttribute)                             \
+    X(layout_create, cublasLtMatrixLayoutCreate) X(layout_destroy, cublasLtMatrixLayoutDestroy)                        \
+    X(preference_create, cublasLtMatmulPreferenceCreate) X(preference_destroy, cublasLtMatmulPreferenceDestroy)        \
+    X(preference_set, cublasLtMatmulPreferenceSetAttribute) X(heuristic, cublasLtMatmulAlgoGetHeuristic)               \
+    X(matmul, cublasLtMatmul) X(algo_config_get, cublasLtMatmulAlgoConfigGetAttribute)                                 \
+    X(status_name, cublasLtGetStatusName) X(status_string, cublasLtGetStatusString)
+// clang-format on
+
 struct CublasLibrary {
-    cublasStatus_t (*create)(cublasLtHandle_t*);
-    cublasStatus_t (*destroy)(cublasLtHandle_t);
-    cublasStatus_t (*desc_create)(cublasLtMatmulDesc_t*, cublasComputeType_t, cudaDataType_t);
-    cublasStatus_t (*desc_destroy)(cublasLtMatmulDesc_t);
-    cublasStatus_t (*desc_set)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void*, size_t);
-    cublasStatus_t (*layout_create)(cublasLtMatrixLayout_t*, cudaDataType, uint64_t, uint64_t, int64_t);
-    cublasStatus_t (*layout_destroy)(cublasLtMatrixLayout_t);
-    cublasStatus_t (*preference_create)(cublasLtMatmulPreference_t*);
-    cublasStatus_t (*preference_destroy)(cublasLtMatmulPreference_t);
-    cublasStatus_t (*preference_set)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void*,
-                                     size_t);
-    cublasStatus_t (*heuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
-                                cublasLtMatmulHeuristicResult_t[], int*);
-    cublasStatus_t (*matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void*, const void*, cublasLtMatrixLayout_t,
-                             const void*, cublasLtMatrixLayout_t, const void*, const void*, cublasLtMatrixLayout_t,
-                             void*, cublasLtMatrixLayout_t, const cublasLtMatmulAlgo_t*, void*, size_t, cudaStream_t);
-    cublasStatus_t (*algo_config_get)(const cublasLtMatmulAlgo_t*, cublasLtMatmulAlgoConfigAttributes_t, void*, size_t,
-                                      size_t*);
-    const char* (*status_name)(cublasStatus_t);
-    const char* (*status_string)(cublasStatus_t);
+#define ORCD_CUBLASLT_MEMBER(member, name) decltype(&::name) member = nullptr;
+    ORCD_CUBLASLT_FUNCTIONS(ORCD_CUBLASLT_MEMBER)
+#undef ORCD_CUBLASLT_MEMBER
 };
 
 // The library, opened on the first call (once, whichever thread calls first; it stays open). Throws

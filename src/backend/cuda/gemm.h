@@ -2,13 +2,6 @@
 // Tensor-core matrix products for the batched prefill, through cuBLASLt: Y = W X (+ Y) with W an f16 weight matrix as
 // GGUF stores it ([rows][cols], row-major), X a batch of f16 activations ([n][cols]) and Y f32 ([n][ldy], token-major,
 // so a projection can write its slice of a fused [q | k | v] row). f32 accumulation.
-//
-// A token's row of Y has the same bits whatever n is. A prompt computed after cached prefix pages runs its first
-// positions in a shorter chunk than a fresh run of the same prompt (docs/BATCHING.md), and cublasGemmEx picks its
-// kernel, split-K included, per call from the whole shape: different n, different reduction order, different bits.
-// So each weight shape gets one algorithm, chosen once for kTokensPerProduct tokens (the engine's prefill chunk) with
-// only deterministic reductions allowed (no in-place split-K, whose atomics add in any order), and every call of that
-// shape runs it, a call of more tokens as several products of at most kTokensPerProduct.
 #include <array>
 #include <cstdint>
 #include <cuda_runtime_api.h>
@@ -19,6 +12,12 @@ namespace orcd::cuda {
 
 class Gemm {
 public:
+    // A token's row of Y has the same bits whatever n is: a prompt computed after cached prefix pages runs its first
+    // positions in a shorter chunk than a fresh run of it does (docs/BATCHING.md), and cublasGemmEx picked a kernel,
+    // split-K included, per call from the whole shape (other n, other reduction order, other bits). So each weight
+    // shape runs one algorithm, chosen once for kTokensPerProduct tokens (the engine's prefill chunk) with only
+    // deterministic reductions allowed (no in-place split-K, whose atomics add in any order); a call of more tokens
+    // runs as several products of at most kTokensPerProduct.
     static constexpr int64_t kTokensPerProduct = 512;
     // Every pointer and row stride run() is given must be a multiple of this many bytes (the algorithms are chosen
     // for it; run() refuses others).

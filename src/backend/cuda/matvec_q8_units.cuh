@@ -123,15 +123,7 @@ struct Unit<quant::K4<B, kT, kFive>> {
             qh[2] = v.z;
             qh[3] = v.w;
         }
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            q.lo[k] = w[k] & 0x0F0F0F0Fu;
-            q.hi[k] = (w[k] >> 4) & 0x0F0F0F0Fu;
-            if constexpr (kFive) {
-                q.lo[k] |= ((qh[k] >> (2 * q.j)) & 0x01010101u) << 4;
-                q.hi[k] |= ((qh[k] >> (2 * q.j + 1)) & 0x01010101u) << 4;
-            }
-        }
+        F::q8_split(w, qh, q);
         int sc[2], mn[2];
         k4_scale_min_pair(head.y, head.z, head.w, q.j, sc, mn);
         q.sc0 = sc[0];

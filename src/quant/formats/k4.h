@@ -104,15 +104,8 @@ struct K4 {
         float d, dmin;
         int j, h;
     };
-    __device__ static Q8Unit q8_load(const Block& b, int u) {
-        using namespace cuda_bits;
-        Q8Unit q;
-        q.j = u >> 1;
-        q.h = u & 1;
-        uint32_t w[4];
-        load_words(b.qs + 32 * q.j + 16 * q.h, w);
-        uint32_t qh[4];
-        if constexpr (kFive) load_words(b.qh + 16 * q.h, qh);
+    // Unit (q.j, q.h)'s values from its 16 quant bytes w and, for Q5_K, the 16 fifth-bit bytes qh of half q.h.
+    __device__ static void q8_split(const uint32_t (&w)[4], const uint32_t (&qh)[4], Q8Unit& q) {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
             q.lo[k] = w[k] & 0x0F0F0F0Fu;
@@ -122,6 +115,17 @@ struct K4 {
                 q.hi[k] |= ((qh[k] >> (2 * q.j + 1)) & 0x01010101u) << 4;
             }
         }
+    }
+    __device__ static Q8Unit q8_load(const Block& b, int u) {
+        using namespace cuda_bits;
+        Q8Unit q;
+        q.j = u >> 1;
+        q.h = u & 1;
+        uint32_t w[4];
+        load_words(b.qs + 32 * q.j + 16 * q.h, w);
+        uint32_t qh[4];
+        if constexpr (kFive) load_words(b.qh + 16 * q.h, qh);
+        q8_split(w, qh, q);
         const ScaleMin m0 = k4_scale_min(b.scales, 2 * q.j), m1 = k4_scale_min(b.scales, 2 * q.j + 1);
         q.sc0 = m0.scale;
         q.mn0 = m0.min;
