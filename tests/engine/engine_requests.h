@@ -1,18 +1,16 @@
 #pragma once
 // Requests for the batching engine's tests and the loop that serves them (tests/engine/test_batch_engine.cpp over a
 // stand-in and the CPU backend, tests/backend_cuda/test_cuda_engine.cpp over the CUDA backend).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <cstdio>
-
-#include <fmt/format.h>
 
 #include "backend/backend.h"
 #include "engine/batch_engine.h"
