@@ -25,6 +25,7 @@ namespace orcd::cuda {
 // clang-format on
 
 struct CublasLibrary {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `member` names the member being declared
 #define ORCD_CUBLASLT_MEMBER(member, name) decltype(&::name) member = nullptr;
     ORCD_CUBLASLT_FUNCTIONS(ORCD_CUBLASLT_MEMBER)
 #undef ORCD_CUBLASLT_MEMBER
