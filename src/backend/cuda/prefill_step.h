@@ -3,8 +3,9 @@
 // products on tensor cores. Per layer: the layer's quantized matrices dequantized to f16 (one launch; F16 ones are read
 // in place); RMSNorm -> f16; Q/K/V (one GEMM when their f16 copies lie back to back); bias + RoPE + KV store fused;
 // causal flash attention over the cache -> f16; O projection accumulated into the residual by the GEMM itself (beta =
-// 1); the same for gate/up (one GEMM as Q/K/V) -> SwiGLU -> f16 -> down. Logits: the last token's through the decode matvec on the quantized LM head, or every token's (perplexity)
-// through GEMMs over row chunks of the LM head. Internal to the CUDA backend.
+// 1); the same for gate/up (one GEMM as Q/K/V) -> SwiGLU -> f16 -> down. Logits: the last token's through the decode
+// matvec on the quantized LM head, or every token's (perplexity) through GEMMs over row chunks of the LM head.
+// Internal to the CUDA backend.
 #include <cstdint>
 #include <cuda_runtime_api.h>
 #include <memory>
