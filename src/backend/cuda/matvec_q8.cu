@@ -16,7 +16,7 @@
 #include "device/device_query.h"
 #include "backend/cuda/matvec_common.cuh"
 #include "backend/cuda/matvec_q8_kernels.cuh"
-#include "backend/cuda/matvec_q8_units.cuh"
+#include "backend/cuda/matvec_q8_rows.cuh"
 #include "common/error.h"
 #include "device/cuda_check.h"
 #include "backend/cuda/norm.cuh"
@@ -32,8 +32,8 @@ namespace {
 using gguf::TensorType;
 using ::orcd::device::sm_count;
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
+using q8rows::kThreads;
+using q8rows::kWarps;
 
 // ---- quantize ------------------------------------------------------------------------------------------------------
 
@@ -55,17 +55,7 @@ __global__ void __launch_bounds__(kThreads)
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int b = blockIdx.x * kWarps + warp;
     if (b * 32 >= cols) return;
-    const int i = b * 32 + lane;
-    const float v = norm ? __fmul_rn(__fmul_rn(x[i], scale), norm[i]) : x[i];
-    const float amax = warp_max(fabsf(v));
-    // As quantize_activation_scalar: d = amax / 127, q = nearbyint(x * (127 / amax)) (IEEE division and product).
-    const float id = amax > 0.f ? __fdiv_rn(127.f, amax) : 0.f;
-    const int qi = __float2int_rn(__fmul_rn(v, id));
-    q[i] = static_cast<int8_t>(qi);
-    if (lane == 0) d[b] = __fdiv_rn(amax, 127.f);
-    // The sums of lanes 0-15 and 16-31 (integers: exact in any order).
-    const int half_sum = lane_group_sum(qi, 16);
-    if (lane % 16 == 0) s[2 * b + lane / 16] = half_sum;
+    q8rows::quantize_32block(q8rows::quantize_input(x, norm, scale, b, lane), b, lane, q, d, s);
 }
 
 // Each format's unit of 32 weights: q8_load (its header in quant/formats/) decodes one, Unit<T>::dp4a_value
@@ -94,66 +84,6 @@ constexpr int kDefaultMmaMinCols = 8;
 
 using Params = Q8Params;
 
-// This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
-// product added to the column's running sum in unit order. (Walking blocks instead, with the unit index first %
-// kQ8Units hoisted, which stride, a multiple of 8, allows, made ptxas spill at every column count: 2026-12-04.)
-template <typename T, int NC>
-__device__ __forceinline__ void row_units(const uint8_t* row, const Params& p, int first, int stride, int c0, int nc,
-                                          float (&acc)[NC]) {
-    const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
-    const int n_units = p.cols / 32;
-    constexpr int kElems = T::kQ8Units * 32;
-    // The single column's Q4_K/Q5_K units read their block in 16-byte loads (q8_load_aligned).
-    constexpr bool kAligned = NC == 1 && requires { q8units::Unit<T>::kOwnSums; };
-#pragma unroll 2
-    for (int i = first; i < n_units; i += stride) {
-        const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
-        // The unit's weights are loaded and decoded once, then multiplied with every column (the compiler did not
-        // share them between the columns' copies of one fused load-decode-multiply: each column re-read them).
-        const typename T::Q8Unit unit = [&] {
-            if constexpr (kAligned) {
-                return q8units::Unit<T>::q8_load_aligned(blocks[blk], u);
-            } else {
-                return T::q8_load(blocks[blk], u);
-            }
-        }();
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-            if (NC == 1 || c < nc) {
-                const int64_t off = static_cast<int64_t>(c0 + c) * p.x_stride;
-                const int8_t* xq = p.xq + off;
-                const float* xd = reinterpret_cast<const float*>(reinterpret_cast<const char*>(p.xd) + off);
-                const int32_t* xs = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(p.xs) + off);
-                if constexpr (kAligned) {
-                    acc[c] = __fadd_rn(
-                        acc[c], q8units::Unit<T>::dp4a_value_own_sums(unit, xq + kElems * blk, xd + T::kQ8Units * blk));
-                } else {
-                    acc[c] =
-                        __fadd_rn(acc[c], q8units::Unit<T>::dp4a_value(unit, xq + kElems * blk, xd + T::kQ8Units * blk,
-                                                                       xs + 2 * T::kQ8Units * blk, u));
-                }
-            }
-        }
-    }
-}
-
-template <int NC>
-__device__ void row_partial(const Params& p, int64_t r, int first, int stride, int c0, int nc, float (&acc)[NC]) {
-    const MatvecSource s = locate_source(p, r);
-    const uint8_t* row = s.w + r * s.row_bytes;
-    bool done = false;  // stays false (NaN results) only for a type the host refuses
-    quant::visit_format(s.type, [&](auto f) {
-        if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-            row_units<decltype(f), NC>(row, p, first, stride, c0, nc, acc);
-            done = true;
-        }
-    });
-    if (!done) {
-#pragma unroll
-        for (int c = 0; c < NC; ++c) acc[c] = __int_as_float(0x7fc00000);
-    }
-}
-
 // Occupancy: up to 8 columns, 4 blocks of 256 threads per SM (<= 64 registers); the 16-column group
 // (ORCD_Q8_MAX_NC=16) holds twice the accumulators and gets 2 (<= 128), not spills. The single column had 5 (<= 48)
 // until its Q4_K/Q5_K units read whole 16-byte vectors (q8_load_aligned): with two such units in flight it spills at
@@ -161,73 +91,14 @@ __device__ void row_partial(const Params& p, int64_t r, int first, int stride, i
 // against 0.963 before on the H100, Qwen 1.061; one unit in flight at 5 blocks: 0.991 and 1.029; docs/PERF.md).
 template <int NC>
 __global__ void __launch_bounds__(kThreads, NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
-    __shared__ float part[2][NC][kWarps];
-    const int tpr = p.tpr;
-    const int per_iter = kThreads / tpr;  // output rows per block per iteration
-    const int slot = threadIdx.x / tpr, sub = threadIdx.x % tpr;
-    const int width = min(tpr, 32);
-    const bool swiglu = p.epilogue == 2;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __shared__ q8rows::MatvecPartials<NC> part;
     // Before the predecessor (the quantization of x) has finished: pull this block's first rows into L2, so their
     // reads below hit L2 instead of starting then. The weights are never written by a kernel.
-    prefetch_row_l2(p, static_cast<int64_t>(blockIdx.x) * per_iter + slot, sub, tpr);
+    const int per_iter = kThreads / p.tpr;
+    prefetch_row_l2(p, static_cast<int64_t>(blockIdx.x) * per_iter + threadIdx.x / p.tpr, threadIdx.x % p.tpr, p.tpr);
     pdl_wait();
     pdl_trigger();
-    for (int64_t base = static_cast<int64_t>(blockIdx.x) * per_iter; base < p.n_out;
-         base += static_cast<int64_t>(gridDim.x) * per_iter) {
-        const int64_t o = base + slot;
-        // Column groups are spread over grid.y: a narrow matrix (Qwen's 896-row o and down projections fill only
-        // ~56 blocks) gets more blocks as the batch grows, instead of one thread walking every group in turn.
-        for (int c0 = static_cast<int>(blockIdx.y) * NC; c0 < p.n_cols; c0 += static_cast<int>(gridDim.y) * NC) {
-            const int nc = min(NC, p.n_cols - c0);  // uniform over the block
-            float a[NC], b[NC];
-#pragma unroll
-            for (int c = 0; c < NC; ++c) a[c] = b[c] = 0.f;
-            if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
-                row_partial<NC>(p, o, sub, tpr, c0, nc, a);
-                if (swiglu) row_partial<NC>(p, o + p.n_out, sub, tpr, c0, nc, b);
-            }
-#pragma unroll
-            for (int c = 0; c < NC; ++c) {
-                if (c < nc) {
-                    a[c] = lane_group_sum(a[c], width);
-                    if (swiglu) b[c] = lane_group_sum(b[c], width);
-                }
-            }
-            int64_t out = o;
-            bool writer = sub == 0;
-            if (tpr > 32) {
-                const int wpr = tpr / 32;
-                if (lane == 0) {
-#pragma unroll
-                    for (int c = 0; c < NC; ++c) {
-                        part[0][c][warp] = a[c];
-                        part[1][c][warp] = b[c];
-                    }
-                }
-                __syncthreads();
-                out = base + threadIdx.x;
-                writer = static_cast<int>(threadIdx.x) < per_iter;
-                if (writer) {
-#pragma unroll
-                    for (int c = 0; c < NC; ++c) {
-                        a[c] = b[c] = 0.f;
-                        for (int k = 0; k < wpr; ++k) {
-                            a[c] += part[0][c][threadIdx.x * wpr + k];
-                            b[c] += part[1][c][threadIdx.x * wpr + k];
-                        }
-                    }
-                }
-                __syncthreads();
-            }
-            if (writer && out < p.n_out) {
-#pragma unroll
-                for (int c = 0; c < NC; ++c) {
-                    if (c < nc) matvec_epilogue_store(p.y + (c0 + c) * p.y_stride, out, a[c], b[c], p.epilogue);
-                }
-            }
-        }
-    }
+    q8rows::matvec_rows<NC>(p, blockIdx.x, gridDim.x, static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y), part);
 }
 
 int64_t q8_block_bytes(TensorType t) {
@@ -304,10 +175,7 @@ bool q8_matvec_supported(const Q8Matvec& op) {
     return true;
 }
 
-namespace {
-
-// The kernel parameters of op, checked. Throws InvalidArgument / UnsupportedTensorType.
-Params make_params(const Q8Matvec& op) {
+Q8Params q8_matvec_params(const Q8Matvec& op) {
     auto bad = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, "q8_matvec: " + what); };
     if (op.n_src < 1 || op.n_src > 3) bad("needs 1 to 3 row sources, got " + std::to_string(op.n_src));
     if (op.cols <= 0 || op.cols % kQ8Block != 0) {
@@ -326,7 +194,7 @@ Params make_params(const Q8Matvec& op) {
         }
     }
 
-    Params p{};
+    Q8Params p{};
     p.xq = op.x.q;
     p.xd = op.x.d;
     p.xs = op.x.s;
@@ -342,6 +210,8 @@ Params make_params(const Q8Matvec& op) {
     return p;
 }
 
+namespace {
+
 bool uses_mma(const Params& p, int op_min_cols) {
     const int tuned = tuning::q8_mma_min_columns();
     const int min_cols = op_min_cols > 0 ? op_min_cols : tuned > 0 ? tuned : kDefaultMmaMinCols;
@@ -350,10 +220,10 @@ bool uses_mma(const Params& p, int op_min_cols) {
 
 }  // namespace
 
-bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(make_params(op), op.mma_min_cols); }
+bool q8_matvec_uses_mma(const Q8Matvec& op) { return uses_mma(q8_matvec_params(op), op.mma_min_cols); }
 
 void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
-    const Params p = make_params(op);
+    const Params p = q8_matvec_params(op);
     if (uses_mma(p, op.mma_min_cols)) {
         const int stage = op.mma_stage < 0 ? 0 : op.mma_stage > 0 ? op.mma_stage : -1;
         q8_mma_launch(p, q8_mma_shape(p, op.mma_block_cols, op.mma_warps, op.mma_cluster, stage, op.mma_max_blocks), s);

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend/cuda/matvec_common.cuh"
+#include "backend/cuda/matvec_q8.h"
 
 namespace orcd::cuda {
 
@@ -24,6 +25,9 @@ struct Q8Params {
     int n_cols;
     int tpr;  // threads per output row of the dp4a kernel: 8 .. 256, a power of two (the mma kernel's leaves)
 };
+
+// The kernel parameters of op, checked as q8_matvec checks them (threads per row by its shape). Throws as q8_matvec.
+Q8Params q8_matvec_params(const Q8Matvec& op);
 
 // Whether the mma kernel can run p: every 16-row tile of the output (and of the up half, for SwiGLU) holds rows of
 // one type (source boundaries between types fall on multiples of 16).

@@ -14,6 +14,7 @@
 #include "backend/cuda/launch_check.h"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/rope_store.cuh"
 
 namespace orcd::cuda::detail {
 
@@ -99,10 +100,6 @@ __global__ void kv_store_kernel(KvCacheView kv, int64_t row, int64_t n_tokens, c
     kv.v[dst] = f2h(v[idx]);
 }
 
-__device__ __forceinline__ float biased(const float* x, const float* bias, int i) {
-    return bias ? x[i] + bias[i] : x[i];
-}
-
 // Thread index space, in order: q rotated pairs, q's unrotated tail, k pairs, k tail, v elements; grid.y = column.
 __global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* __restrict__ bq,
                                       const float* __restrict__ bk, const float* __restrict__ bv, int n_heads,
@@ -110,60 +107,10 @@ __global__ void qkv_rope_store_kernel(float* qkv, int64_t stride, const float* _
                                       const double* __restrict__ inv_freq, bool neox) {
     pdl_wait();
     pdl_trigger();
-    const int n_kv_heads = kv.n_kv_heads, head_dim = kv.head_dim;
-    const int half = n_rot / 2, tail = head_dim - n_rot;
-    const int kv_dim = n_kv_heads * head_dim;
-    const int n_qp = n_heads * half, n_qt = n_heads * tail, n_kp = n_kv_heads * half, n_kt = n_kv_heads * tail;
-    int idx = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
     const int col = static_cast<int>(blockIdx.y);
-    float* q = qkv + col * stride;
-    const float* k = q + n_heads * head_dim;
-    const float* v = k + kv_dim;
-    const int32_t pos = cols.pos[col];
-    const int64_t at = kv_row_offset(kv, kv_table(kv, cols.table, col), pos);  // this position's row in the cache
-    uint16_t* kc = kv.k;
-    uint16_t* vc = kv.v;
-    auto rotate = [&](int h, int i, const float* x, const float* bias, float& o0, float& o1, int& i0, int& i1) {
-        double s, c;
-        sincos(static_cast<double>(pos) * inv_freq[i], &s, &c);
-        const float cf = static_cast<float>(c), sf = static_cast<float>(s);
-        i0 = h * head_dim + (neox ? i : 2 * i);
-        i1 = h * head_dim + (neox ? i + half : 2 * i + 1);
-        const float a = biased(x, bias, i0), b = biased(x, bias, i1);
-        o0 = __fsub_rn(__fmul_rn(a, cf), __fmul_rn(b, sf));
-        o1 = __fadd_rn(__fmul_rn(a, sf), __fmul_rn(b, cf));
-    };
-    if (idx < n_qp) {
-        float o0, o1;
-        int i0, i1;
-        rotate(idx / half, idx % half, q, bq, o0, o1, i0, i1);
-        q[i0] = o0;
-        q[i1] = o1;
-        return;
-    }
-    idx -= n_qp;
-    if (idx < n_qt) {
-        const int i = idx / tail * head_dim + n_rot + idx % tail;
-        if (bq) q[i] = q[i] + bq[i];
-        return;
-    }
-    idx -= n_qt;
-    if (idx < n_kp) {
-        float o0, o1;
-        int i0, i1;
-        rotate(idx / half, idx % half, k, bk, o0, o1, i0, i1);
-        kc[at + i0] = f2h(o0);
-        kc[at + i1] = f2h(o1);
-        return;
-    }
-    idx -= n_kp;
-    if (idx < n_kt) {
-        const int i = idx / tail * head_dim + n_rot + idx % tail;
-        kc[at + i] = f2h(biased(k, bk, i));
-        return;
-    }
-    idx -= n_kt;
-    if (idx < kv_dim) vc[at + idx] = f2h(biased(v, bv, idx));
+    qkv_rope_store_element(qkv + col * stride, bq, bk, bv, n_heads, kv, n_rot, cols.pos[col],
+                           kv_table(kv, cols.table, col), inv_freq, neox,
+                           static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x));
 }
 
 struct Best {
@@ -283,7 +230,7 @@ void launch_kv_store(const KvCacheView& kv, int64_t n_tokens, const float* k, co
 void launch_qkv_rope_store(float* qkv, int64_t stride, int n_cols, const float* bq, const float* bk, const float* bv,
                            int n_heads, const KvCacheView& kv, int n_rot, const DecodeColumns& cols,
                            const double* inv_freq, RopeLayout layout, cudaStream_t s) {
-    const int n = n_heads * kv.head_dim - n_heads * (n_rot / 2) + kv.n_kv_heads * (2 * kv.head_dim - n_rot / 2);
+    const int n = qkv_rope_store_elements(n_heads, kv, n_rot);
     launch_pdl(qkv_rope_store_kernel, dim3(blocks_for(n), static_cast<unsigned>(n_cols)), dim3(kThreads), 0, s, qkv,
                stride, bq, bk, bv, n_heads, kv, n_rot, cols, inv_freq, layout == RopeLayout::NeoX);
 }
