@@ -3,8 +3,8 @@
 # that drift of the machine falls on both: the check that a refactor changed no speed. The copy ceiling of the same run
 # comes first. Results: $OUT/compare.jsonl (one JSON object per run, with "binary" added) and a table on stdout.
 #   ORCD_BEFORE=path (required)  ORCD=path (after; default build-dev's)  PRESETS="qwen2.5-0.5b phi3-mini-4k"  ROUNDS=2
-#   EXTRA="name=ENV=VALUE ..." (optional): more runs of the after binary with one environment setting each (a tuning
-#   override, docs/PERF.md), interleaved after the two, each compared with "before" in its own table rows.
+#   EXTRA="name=ENV=VALUE[,ENV=VALUE...] ..." (optional): more runs of the after binary with the environment settings
+#   of each (tuning overrides, docs/PERF.md), interleaved after the two, each compared with "before" in its own rows.
 #   BINARIES="name=path ..." (optional): more binaries (a variant of the after one, built with one change), run in the
 #   same rounds and compared with "before" the same way.
 set -euo pipefail
@@ -27,7 +27,7 @@ for preset in $PRESETS; do
     for which in before after $EXTRA ${!binary_of[@]}; do
       bin=$before; env=()
       [ $which = before ] || bin=${binary_of[$which]:-$after}
-      case $which in *=*) env=("${which#*=}"); which=${which%%=*} ;; esac
+      case $which in *=*) IFS=, read -r -a env <<< "${which#*=}"; which=${which%%=*} ;; esac
       for args in "-p 512 -n 128 -r 3" "-p 0 -n 128 -d 4096 -r 2"; do
         # shellcheck disable=SC2086
         env "${env[@]}" $bin bench -m "$f" --device cuda $args --json |

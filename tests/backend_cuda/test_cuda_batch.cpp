@@ -11,6 +11,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include "../engine/tiny_models.h"
 #include "backend/cpu/cpu_backend.h"
@@ -260,12 +261,7 @@ TEST_P(CudaPrefixReuse, CachedPrefixPagesGiveTheBitsOfTheWholePrompt) {
 }
 
 std::string prefix_reuse_name(const testing::TestParamInfo<CudaPrefixReuse::ParamType>& info) {
-    const auto& [preset, type, n_layer] = info.param;
-    std::string n = preset + "_" + std::string(synth::file_type_name(type)) +
-                    (n_layer ? "_" + std::to_string(n_layer) + "_layers" : "");
-    std::replace_if(
-        n.begin(), n.end(), [](char c) { return !std::isalnum(c); }, '_');
-    return n;
+    return std::apply(test::model_case_name, info.param);
 }
 INSTANTIATE_TEST_SUITE_P(Tiny, CudaPrefixReuse,
                          testing::Values(std::make_tuple("qwen2.5-tiny", synth::FileType::Q4_K_M, 0u),

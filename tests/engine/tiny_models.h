@@ -1,6 +1,7 @@
 #pragma once
 // Tiny synthetic models for engine tests, written once per test process into a temporary directory with the
 // project's synth writer (random weights, real tensor names and metadata of each architecture).
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -48,6 +49,16 @@ inline std::filesystem::path layer_cut_model(const std::string& preset, synth::F
     o.n_layer = n_layer;
     return synth_once(
         o, preset + "-" + std::string(synth::file_type_name(type)) + "-" + std::to_string(n_layer) + "-layers");
+}
+
+// A test-case name for a model of `preset` in `type`, cut to n_layer layers (0: whole): letters, digits and '_'.
+inline std::string model_case_name(const std::string& preset, synth::FileType type, uint32_t n_layer) {
+    std::string n = preset + "_" + std::string(synth::file_type_name(type)) +
+                    (n_layer ? "_" + std::to_string(n_layer) + "_layers" : "");
+    for (char& c : n) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    return n;
 }
 
 // Removes the directory at exit.

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "backend/cuda/cublas_library.h"
+#include "backend/cuda/decode_persistent.h"
 #include "backend/cuda/kv_pool.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/prefill_step.h"
+#include "backend/cuda/tuning.h"
 #include "backend/check_batch.h"
 #include "common/error.h"
 #include "device/cuda_check.h"
@@ -77,7 +79,11 @@ public:
         return std::nullopt;
     }
 
-    const CudaOptions options_;
+    // Settles options_.decode_kernel: the persistent step where asked for (refused, by name, for a model it cannot
+    // run) or where the tuning override asks for it and the model allows it.
+    void resolve_decode_kernel();
+
+    CudaOptions options_;  // decode_kernel resolved against the model and the tuning override
     // cuBLAS (the prefill's matrix products) is opened on another thread while the weights load: its libraries'
     // initialization takes a visible part of a second.
     std::future<void> cublas_opened_;
@@ -176,6 +182,23 @@ CudaBackend::CudaBackend(model::Model model, const CudaOptions& options, const l
     ORCD_CUDA_CHECK(cudaMemcpy(inv_freq_->data(), inv.data(), inv.size() * sizeof(double), cudaMemcpyHostToDevice));
     m_.inv_freq = reinterpret_cast<const double*>(inv_freq_->data());
     if (options.weights == WeightsMode::F16) f16_weights_ = convert_weights_to_f16(m_, device());
+    resolve_decode_kernel();
+}
+
+void CudaBackend::resolve_decode_kernel() {
+    const std::string why = persistent_decode_refusal(m_, options_.activations);
+    if (options_.decode_kernel == DecodeKernel::Persistent && !why.empty()) {
+        throw Error(ErrorCode::UnsupportedArchitecture, why);
+    }
+    if (options_.decode_kernel == DecodeKernel::Chain && ops::tuning::decode_persistent()) {
+        // A benchmark's override: where the model cannot take it, say so once rather than measure the chain under
+        // the persistent step's name.
+        if (why.empty()) {
+            options_.decode_kernel = DecodeKernel::Persistent;
+        } else {
+            fmt::print(stderr, "ORCD_DECODE_PERSISTENT ignored: {}\n", why);
+        }
+    }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "backend/cuda/decode_persistent.h"
 #include "backend/cuda/dequant.h"
 #include "backend/cuda/matvec.h"
 #include "backend/cuda/matvec_fused.h"
@@ -20,7 +21,7 @@ int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }  // column strides keep 16
 }  // namespace
 
 DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, int64_t n_ctx, int max_cols, int64_t max_table,
-                                          Carver& cv) {
+                                          Carver& cv, bool persistent) {
     Layout l{};
     const uint64_t n = static_cast<uint64_t>(max_cols);
     l.max_cols = max_cols;
@@ -39,6 +40,8 @@ DecodeBuffers::Layout DecodeBuffers::plan(const model::Config& c, int64_t n_ctx,
     l.q8 = cv.take(n * static_cast<uint64_t>(ops::q8_vector_bytes(l.q8_cols)));
     l.attn_ws = cv.take(
         ops::attention_workspace_bytes(n_ctx, static_cast<int>(c.n_heads), static_cast<int>(c.head_dim), max_cols));
+    l.has_persistent = persistent;
+    l.persistent = persistent ? cv.take(persistent_decode_bytes(c)) : 0;
     return l;
 }
 
@@ -68,6 +71,7 @@ DecodeBuffers DecodeBuffers::bind(const model::Config& c, const Layout& l, std::
     b.s_logits = round4(c.n_vocab);
     b.attn_ws = base + l.attn_ws;
     b.q8_base = base + l.q8;
+    b.persistent = l.has_persistent ? base + l.persistent : nullptr;
     return b;
 }
 
@@ -138,6 +142,10 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
     const bool int8 = act == Activations::Int8;
+    if (n_cols == 1 && b.persistent != nullptr && int8) {
+        enqueue_persistent_decode(m, b, s);
+        return;
+    }
 
     // One projection of every column (input column c at in + c * in_stride, output at y + c * y_stride) by the
     // fastest path its weights allow: quantize + one dp4a matvec over all columns (int8 mode); else, column by

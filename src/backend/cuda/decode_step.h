@@ -33,6 +33,10 @@ struct DecodeBuffers {
     // The quantized inputs (Activations::Int8): a matvec over rows of `cols` values finds column c's Q8Vector at
     // q8_vector_at(q8_base + c * q8_vector_bytes(cols), cols) (quantize_q8_columns' layout for that length).
     std::byte* q8_base = nullptr;
+    // The persistent single-column step's tables (decode_persistent.h), or null: the single column then runs the
+    // kernel chain like any other batch.
+    std::byte* persistent = nullptr;
+    int persistent_blocks = 0;  // the persistent kernel's grid (set with its tables)
 
     // Bytes of the inputs region.
     uint64_t input_bytes() const { return (3ull * max_cols + static_cast<uint64_t>(max_table)) * sizeof(int32_t); }
@@ -42,14 +46,19 @@ struct DecodeBuffers {
         int max_cols;
         int64_t max_table, q8_cols;
         uint64_t inputs, argmax, x, h, tmp, qkv, attn, gu, ffn, logits, attn_ws, q8;
+        uint64_t persistent;  // 0 bytes reserved: none
+        bool has_persistent;
     };
-    // n_ctx: the most positions a column's cache has (sizes the attention workspace).
-    static Layout plan(const model::Config& c, int64_t n_ctx, int max_cols, int64_t max_table, Carver& cv);
+    // n_ctx: the most positions a column's cache has (sizes the attention workspace). persistent: reserve the
+    // persistent step's tables too.
+    static Layout plan(const model::Config& c, int64_t n_ctx, int max_cols, int64_t max_table, Carver& cv,
+                       bool persistent = false);
     static DecodeBuffers bind(const model::Config& c, const Layout& l, std::byte* base);
 };
 
 // Enqueues the whole step for columns 0 .. n_cols - 1 on `stream` (what a graph captures), the argmax of each
-// column's logits into b.argmax. Does not synchronize.
+// column's logits into b.argmax. Does not synchronize. A single column with b.persistent set runs the persistent step
+// (decode_persistent.h) instead, with the same bits.
 //
 // Per layer (the fused path, 7 launches): norm+QKV matvec -> bias+RoPE+KV store -> attention (2) -> O matvec +
 // residual -> norm+gate/up matvec+SwiGLU -> down matvec + residual. With Activations::Int8, every matvec whose

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cuda/decode_persistent.h"
 #include "backend/cuda/ops.h"
 #include "backend/token_mask.h"
 #include "common/error.h"
@@ -110,9 +111,12 @@ void CudaKvPool::ensure_decode_buffers(int n_cols) {
     staging_.reset();
     const int64_t pages_per_seq = (n_ctx() + page_size() - 1) / page_size();
     Carver cv;
-    const DecodeBuffers::Layout layout = DecodeBuffers::plan(*m_.config, n_ctx(), cap, cap * pages_per_seq, cv);
+    const bool persistent = options_.decode_kernel == DecodeKernel::Persistent;
+    const DecodeBuffers::Layout layout =
+        DecodeBuffers::plan(*m_.config, n_ctx(), cap, cap * pages_per_seq, cv, persistent);
     act_ = device_.allocate(cv.size, "activations (batched decode)");
     dec_ = DecodeBuffers::bind(*m_.config, layout, act_->data());
+    if (persistent) upload_persistent_decode(m_, dec_, view(dec_.tables));
     staging_ = allocate_pinned_host<int32_t>(dec_.input_bytes() + cap * sizeof(int32_t));
 }
 

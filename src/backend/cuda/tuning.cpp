@@ -19,6 +19,18 @@ std::optional<long long> env_integer(const char* name) {
     return v;
 }
 
+// The variable's value when it is one whole number in [lo, hi], else nothing.
+std::optional<long long> env_in_range(const char* name, long long lo, long long hi) {
+    const auto v = env_integer(name);
+    return v && *v >= lo && *v <= hi ? v : std::nullopt;
+}
+
+// Whether the variable is set to a whole number other than 0 (an override that switches something on).
+bool env_switch(const char* name) {
+    const auto v = env_integer(name);
+    return v && *v != 0;
+}
+
 bool power_of_two(long long v) { return v > 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
@@ -121,6 +133,21 @@ bool prefill_profile() {
         const char* text = std::getenv("ORCD_PREFILL_PROFILE");
         return text != nullptr && *text != '\0' && *text != '0';
     }();
+    return on;
+}
+
+bool decode_persistent() {
+    static const bool on = env_switch("ORCD_DECODE_PERSISTENT");
+    return on;
+}
+
+int persistent_blocks_per_sm(int fallback) {
+    static const int n = static_cast<int>(env_in_range("ORCD_PERSISTENT_BLOCKS_PER_SM", 1, 8).value_or(fallback));
+    return n;
+}
+
+bool persistent_fold() {
+    static const bool on = env_switch("ORCD_PERSISTENT_FOLD");
     return on;
 }
 

@@ -40,6 +40,16 @@ uint32_t prefill_ubatch(uint32_t fallback);
 // ORCD_PDL: 0 launches the decode kernels without programmatic dependent launch (pdl.cuh), each after its
 // predecessor has drained; any other value or unset keeps it on. Read once per process.
 bool pdl();
+// ORCD_DECODE_PERSISTENT: set (and not "0") to run the single column's decode step as one persistent kernel
+// (decode_persistent.h) where the model allows it, as CudaOptions::decode_kernel = Persistent does. Read once per
+// process.
+bool decode_persistent();
+// ORCD_PERSISTENT_BLOCKS_PER_SM: blocks a SM of the persistent decode kernel, 1..8 (capped by what is resident at
+// once). Read once per process.
+int persistent_blocks_per_sm(int fallback);
+// ORCD_PERSISTENT_FOLD: set (and not "0") to let every block of the persistent decode kernel that needs the normalized,
+// quantized x compute it itself instead of a phase and a barrier of their own (the same bits). Read once per process.
+bool persistent_fold();
 // ORCD_SAMPLE_SLICE_MIN: the fewest vocabulary entries one block of the device sampler passes over (a row is split
 // into more blocks as this falls), 1024..1048576. Read once per process.
 int sample_slice_min(int fallback);
