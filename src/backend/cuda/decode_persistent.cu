@@ -1,8 +1,8 @@
 // The single column's decode step as one persistent kernel (decode_persistent.h).
 //
-// Layout of b.persistent: the barrier's counter (256 bytes), the kernel's PersistentStep, then one PersistentLayer per
-// layer. Everything but the counter is written once per set of decode buffers (upload_persistent_decode); the
-// counter is zeroed before every launch (a memset node of the captured graph).
+// Layout of b.persistent: the barrier's counter (256 bytes), the kernel's PersistentStep, one PersistentLayer per
+// layer, then the quantized feed-forward activation (q_ffn). The tables are written once per set of decode buffers
+// (upload_persistent_decode); the counter is zeroed before every launch (a memset node of the captured graph).
 //
 // The barrier: each block adds 1 to the counter when it arrives and waits until the counter reaches
 // (barriers passed) x (blocks). The blocks are all resident at once (a cooperative launch, refused by the driver
@@ -58,7 +58,10 @@ struct PersistentStep {
     float* attn;  // [q_dim]
     float* ffn;   // [n_ff]
     int n_embd, q_dim, n_ff;
-    Q8Vector q_embd, q_attn, q_ffn;  // the quantized inputs of the matrices of rows n_embd, q_dim, n_ff long
+    // The quantized inputs of the matrices of rows n_embd, q_dim and n_ff long. q_embd and q_attn share the decode
+    // buffers' quantized column 0, as in the chain; q_ffn has its own vector: the gate/up phase writes it while other
+    // blocks still read q_embd.
+    Q8Vector q_embd, q_attn, q_ffn;
     int n_heads, n_rot;
     bool neox;
     uint32_t window;
@@ -390,7 +393,8 @@ size_t dynamic_smem_bytes(const model::Config& c) {
 size_t persistent_decode_smem_bytes(const model::Config& c) { return dynamic_smem_bytes(c); }
 
 uint64_t persistent_decode_bytes(const model::Config& c) {
-    return kCounterBytes + round256(sizeof(PersistentStep)) + round256(c.n_layers * sizeof(PersistentLayer));
+    return kCounterBytes + round256(sizeof(PersistentStep)) + round256(c.n_layers * sizeof(PersistentLayer)) +
+           static_cast<uint64_t>(ops::q8_vector_bytes(static_cast<int64_t>(c.n_ff)));
 }
 
 void upload_persistent_decode(const CudaModel& m, DecodeBuffers& b, const KvCache& kv) {
@@ -402,7 +406,8 @@ void upload_persistent_decode(const CudaModel& m, DecodeBuffers& b, const KvCach
     auto* layers_at = step_at + round256(sizeof(PersistentStep));
     const Q8Vector q_embd = ops::q8_vector_at(b.q8_base, c.n_embd);
     const Q8Vector q_attn = ops::q8_vector_at(b.q8_base, c.q_dim());
-    const Q8Vector q_ffn = ops::q8_vector_at(b.q8_base, c.n_ff);
+    const Q8Vector q_ffn =
+        ops::q8_vector_at(layers_at + round256(c.n_layers * sizeof(PersistentLayer)), static_cast<int64_t>(c.n_ff));
 
     std::vector<PersistentLayer> layers(m.layers.size());
     for (size_t li = 0; li < m.layers.size(); ++li) {
