@@ -22,6 +22,7 @@ CCACHE_BASEDIR=$tree cmake --build "$tree/build" -j"$(nproc)" --target orcd
 mkdir -p .carry/before .carry/lib
 cp "$tree/build/src/cli/orcd" .carry/before/orcd
 strip --strip-debug .carry/before/orcd
-ldd .carry/before/orcd | awk '/=> \// {print $3}' | { grep -E 'libcpp-httplib|libbrotli' || true; } |
-  xargs -r -I{} cp -L {} .carry/lib/
+# shellcheck source=scripts/carry_libs.sh
+. scripts/carry_libs.sh
+carry_libs .carry/before/orcd
 echo "before: $(.carry/before/orcd --version | head -2 | tr '\n' ' ')"

@@ -25,12 +25,13 @@ mkdir -p .carry/build-dev
 (cd "$bdir" && find . -type f \( -executable -o -name '*.so*' \) ! -path '*/CMakeFiles/*' -print0 |
   xargs -0 -I{} cp --parents {} ../.carry/build-dev/)
 find .carry/build-dev -type f -executable -exec strip --strip-debug {} + 2>/dev/null || true
-# Debian libraries the device's Ubuntu image lacks (Debian's cpp-httplib is a split build: its code is in the .so).
-# Also those of an older binary that scripts/build_before.sh put in .carry/before (older trees link cpp-httplib).
+# Debian libraries the device's Ubuntu image lacks, for this tree's orcd and for an older binary that
+# scripts/build_before.sh put in .carry/before.
+# shellcheck source=scripts/carry_libs.sh
+. "$(dirname "$0")/carry_libs.sh"
 rm -rf .carry/lib; mkdir -p .carry/lib
 for bin in "$bdir/src/cli/orcd" .carry/before/orcd; do
-  [ -x "$bin" ] || continue
-  ldd "$bin" | awk '/=> \// {print $3}' | { grep -E 'libcpp-httplib|libbrotli' || true; } | xargs -r -I{} cp -L {} .carry/lib/
+  if [ -x "$bin" ]; then carry_libs "$bin"; fi
 done
 cp -r "$shared/models/vocab" "$shared/models/tokenizers" .carry/shared/models/
 cp -r "$shared/templates" .carry/shared/
