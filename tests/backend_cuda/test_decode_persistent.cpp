@@ -78,8 +78,8 @@ TEST_P(CudaPersistentDecode, LogitsAreTheKernelChainsBitForBit) {
             const std::vector<float> lb(sb.begin(), sb.end());
             const std::span<const float> lc = again->decode(next);
             EXPECT_TRUE(same_bits(lb, lc)) << "run to run, decode step " << step << ": " << difference(lb, lc);
-            ASSERT_TRUE(same_bits(la, lb)) << "decode step " << step << " at position " << prompt + step << ": "
-                                           << difference(la, lb);
+            ASSERT_TRUE(same_bits(la, lb))
+                << "decode step " << step << " at position " << prompt + step << ": " << difference(la, lb);
             next = argmax_token(la);
         }
         // The step's own argmax (the persistent kernel's logits, then the argmax kernel after it).

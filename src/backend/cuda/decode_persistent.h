@@ -8,6 +8,11 @@
 // combine a head, or write a 32-row group of the gate/up output, quantize it themselves. While a block waits at a
 // barrier, its rows of the next matrix are already streaming into L2.
 //
+// Measured (docs/PERF.md, 2026-12-05): 10-14 % slower than the chain, so the chain stays the default. A barrier costs
+// ~1.5 us, about what programmatic dependent launch leaves of a kernel boundary; the phases themselves, each a chain
+// of dependent memory round trips, take ~4.5 us a block whatever synchronizes them. This is the base for the next
+// attempt: weights staged in shared memory ahead of their phase, and fewer dependent phases.
+//
 // Batch invariance: every phase runs the chain's own device functions (matvec_q8_rows.cuh, attention_decode.cuh,
 // rope_store.cuh) with the chain's parameters (the matvec's threads per row, the attention's chunks), and an output's
 // bits depend on those alone, not on which block computes it: the logits are bit-identical to the chain's, so a
