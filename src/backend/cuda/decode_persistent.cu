@@ -257,7 +257,7 @@ __device__ __forceinline__ void normed_projection(const PersistentStep& st, cons
     matvec_rows(rows, sh, out, quantized);
 }
 
-// kMinBlocks: the blocks a SM the registers must allow (ptxas, sm_90: 2 -> 125 registers, no spill; 3 -> 80 and 4 ->
+// kMinBlocks: the blocks a SM the registers must allow (ptxas, sm_90: 2 -> 128 registers, no spill; 3 -> 80 and 4 ->
 // 64, with spills); the launch picks the instance by its blocks a SM (ORCD_PERSISTENT_BLOCKS_PER_SM).
 template <int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) persistent_decode_kernel(const PersistentStep* step) {
