@@ -212,7 +212,7 @@ TEST_P(CudaBatch, ReplayEntryEqualsStepByStepDecode) {
 // chunk [512, 993). So a position's K/V and logits may not depend on how many tokens its prefill chunk holds. Then
 // one decode step on top of each. On the tiny presets and on the real models' matrix shapes (Qwen2.5-0.5B and
 // Phi-3-mini cut to 2 layers), whose products are where a library would pick another kernel for another length.
-class CudaPrefixReuse : public testing::TestWithParam<std::tuple<std::string, synth::FileType, uint32_t>> {};
+class CudaPrefixReuse : public testing::TestWithParam<test::ModelCase> {};
 
 TEST_P(CudaPrefixReuse, CachedPrefixPagesGiveTheBitsOfTheWholePrompt) {
     ORCD_SKIP_WITHOUT_GPU();
@@ -260,19 +260,14 @@ TEST_P(CudaPrefixReuse, CachedPrefixPagesGiveTheBitsOfTheWholePrompt) {
     }
 }
 
-std::string prefix_reuse_name(const testing::TestParamInfo<CudaPrefixReuse::ParamType>& info) {
-    return std::apply(test::model_case_name, info.param);
-}
 INSTANTIATE_TEST_SUITE_P(Tiny, CudaPrefixReuse,
                          testing::Values(std::make_tuple("qwen2.5-tiny", synth::FileType::Q4_K_M, 0u),
                                          std::make_tuple("llama-tiny", synth::FileType::Q4_K_M, 0u),
                                          std::make_tuple("phi3-tiny", synth::FileType::F32, 0u),
                                          std::make_tuple("qwen3-tiny", synth::FileType::Q8_0, 0u)),
-                         prefix_reuse_name);
-INSTANTIATE_TEST_SUITE_P(RealShapes, CudaPrefixReuse,
-                         testing::Values(std::make_tuple("qwen2.5-0.5b", synth::FileType::Q4_K_M, 2u),
-                                         std::make_tuple("phi3-mini-4k", synth::FileType::Q4_K_M, 2u)),
-                         prefix_reuse_name);
+                         test::model_case_param_name);
+INSTANTIATE_TEST_SUITE_P(RealShapes, CudaPrefixReuse, testing::ValuesIn(test::kRealShapeCuts),
+                         test::model_case_param_name);
 
 // Several sequences decoding together against the CPU reference, each alone: logits within the decode step's
 // bounds of test_cuda_backend.cpp (f32 weights: 1e-4; Q4_K_M int8: 5e-2), greedy continuations identical up to a

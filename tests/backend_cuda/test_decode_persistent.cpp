@@ -45,8 +45,7 @@ std::vector<TokenId> random_tokens(std::mt19937_64& rng, size_t n) {
     return t;
 }
 
-// preset, file type, layers to keep (0: the tiny preset whole).
-class CudaPersistentDecode : public testing::TestWithParam<std::tuple<std::string, synth::FileType, uint32_t>> {};
+class CudaPersistentDecode : public testing::TestWithParam<test::ModelCase> {};
 
 // Prompts of 1, 60 and 700 tokens (through the prefill, as both backends run it), then greedy decode steps whose
 // positions cross the attention's 64-position chunks (60 -> 71, 700 -> 711): every step's logits bit-identical, and
@@ -87,19 +86,14 @@ TEST_P(CudaPersistentDecode, LogitsAreTheKernelChainsBitForBit) {
     }
 }
 
-std::string persistent_name(const testing::TestParamInfo<CudaPersistentDecode::ParamType>& info) {
-    return std::apply(test::model_case_name, info.param);
-}
 INSTANTIATE_TEST_SUITE_P(Tiny, CudaPersistentDecode,
                          testing::Values(std::make_tuple("qwen2.5-tiny", synth::FileType::Q4_K_M, 0u),
                                          std::make_tuple("llama-tiny", synth::FileType::Q4_K_M, 0u),
                                          std::make_tuple("phi3-tiny", synth::FileType::Q4_K_M, 0u),
                                          std::make_tuple("qwen2.5-tiny", synth::FileType::Q8_0, 0u)),
-                         persistent_name);
-INSTANTIATE_TEST_SUITE_P(RealShapes, CudaPersistentDecode,
-                         testing::Values(std::make_tuple("qwen2.5-0.5b", synth::FileType::Q4_K_M, 2u),
-                                         std::make_tuple("phi3-mini-4k", synth::FileType::Q4_K_M, 2u)),
-                         persistent_name);
+                         test::model_case_param_name);
+INSTANTIATE_TEST_SUITE_P(RealShapes, CudaPersistentDecode, testing::ValuesIn(test::kRealShapeCuts),
+                         test::model_case_param_name);
 
 // What the persistent step lacks is refused when it is asked for, naming it; the chain runs those models.
 TEST(CudaPersistentDecodeErrors, ModelsItCannotRunAreRefusedByName) {

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 #include <unistd.h>
 
 #include "shared_files.h"
@@ -60,6 +62,16 @@ inline std::string model_case_name(const std::string& preset, synth::FileType ty
     }
     return n;
 }
+
+// A model case of a parameterized test: preset, file type, layers kept (0: the preset whole).
+using ModelCase = std::tuple<std::string, synth::FileType, uint32_t>;
+
+// The name generator of a suite over ModelCase (gtest's TestParamInfo<ModelCase>).
+inline constexpr auto model_case_param_name = [](const auto& info) { return std::apply(model_case_name, info.param); };
+
+// The real models' shapes at a fraction of their files: Qwen2.5-0.5B and Phi-3-mini in Q4_K_M, cut to 2 layers.
+inline const std::vector<ModelCase> kRealShapeCuts = {{"qwen2.5-0.5b", synth::FileType::Q4_K_M, 2u},
+                                                      {"phi3-mini-4k", synth::FileType::Q4_K_M, 2u}};
 
 // Removes the directory at exit.
 struct TinyModelCleanup {
