@@ -5,13 +5,18 @@
 # the kernels, so programmatic dependent launch hides nothing there) with the DRAM bytes each moves. The table per
 # kernel gives launches, time and bytes per token and the time those bytes take at the device-to-device copy rate of
 # the same call: what is left above that floor is each kernel's latency, not its traffic.
-#   PRESETS="qwen2.5-0.5b phi3-mini-4k"  TOKENS=4
-# Results: $OUT/token-profile-PRESET.csv (ncu) and the tables on stdout.
+# Then, for the presets in DETAIL, ncu's SpeedOfLight, Occupancy, SchedulerStats and WarpStateStats sections over the
+# kernels of two decode tokens: per kernel, the share of the elapsed time any SM was active (the rest is the grid's
+# ramp and tail), the achieved occupancy, the issue slots used, and where the warps stalled (shares of the cycles
+# per issued instruction): what each kernel's time above its DRAM floor consists of.
+#   PRESETS="qwen2.5-0.5b phi3-mini-4k"  TOKENS=4  DETAIL="qwen2.5-0.5b phi3-mini-4k" (empty: none)  DETAIL_TIMEOUT=300 (s)
+# Results: $OUT/token-profile-PRESET.csv, $OUT/token-detail-PRESET.csv (ncu) and the tables on stdout.
 set -euo pipefail
 ORCD=${ORCD:-build-dev/src/cli/orcd}
 OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 PRESETS=${PRESETS:-"qwen2.5-0.5b phi3-mini-4k"}
 TOKENS=${TOKENS:-4}
+DETAIL=${DETAIL-"qwen2.5-0.5b phi3-mini-4k"}
 # shellcheck source=scripts/device_bench_model.sh
 . "$(dirname "$0")/device_bench_model.sh"
 ceiling=$($ORCD bench --h2d | tee /dev/stderr | awk '/device-to-device/ {for (i = 1; i <= NF; ++i) if ($i == "GB/s") print $(i - 1)}' | head -1)
@@ -55,5 +60,58 @@ for n, (c, t, b) in sorted(agg.items(), key=lambda kv: -kv[1][1]):
 print(f"{'all kernels (alone, serialized by ncu)':58} {tot[0]:8.1f} {tot[1]:9.1f} {tot[2]:8.2f} {tot[3]:9.1f} {tot[1] - tot[3]:8.1f}")
 print(f"token in the run minus the kernels alone: {token_us - tot[1]:+.1f} us "
       f"(negative: overlap that programmatic dependent launch wins; positive: gaps between kernels)")
+PY
+done
+
+for preset in $DETAIL; do
+  f=$(bench_model "$ORCD" "$preset")
+  csv=$OUT/token-detail-$preset.csv
+  timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --cache-control none --clock-control none --section SpeedOfLight --section Occupancy \
+    --section SchedulerStats --section WarpStateStats "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2>/dev/null || true
+  python3 - "$csv" "$preset" <<'PY'
+import csv, sys, collections, re
+path, preset = sys.argv[1], sys.argv[2]
+rows = [r for r in csv.reader(open(path)) if len(r) > 10]
+if len(rows) < 3:
+    sys.exit(f"{preset}: no ncu detail rows")
+h = rows[0]
+col = {n: i for i, n in enumerate(h)}
+def val(r, n):
+    try:
+        return float(r[col[n]].replace(",", ""))
+    except (KeyError, ValueError):
+        return None
+stalls = [n for n in h if re.fullmatch(r"smsp__average_warps_issue_stalled_(.*)_per_issue_active\.ratio", n)]
+# Per kernel name: time-weighted means of each figure, and of each stall reason's share of the stalls.
+agg = collections.defaultdict(lambda: collections.defaultdict(float))
+for r in rows[2:]:
+    name = r[col["Kernel Name"]].replace("(anonymous namespace)::", "").split("(")[0].replace("void ", "")[:40]
+    t = val(r, "gpu__time_duration.sum") or 0.0
+    a = agg[name]
+    a["n"] += 1
+    a["t"] += t
+    active, elapsed = val(r, "sm__cycles_active.avg"), val(r, "gpc__cycles_elapsed.max")
+    for key, v in (("active", active / elapsed * 100 if active and elapsed else None),
+                   ("occ", val(r, "sm__warps_active.avg.pct_of_peak_sustained_active")),
+                   ("issue", val(r, "smsp__issue_active.avg.pct_of_peak_sustained_active")),
+                   ("dram", val(r, "dram__throughput.avg.pct_of_peak_sustained_elapsed")),
+                   ("cpi", val(r, "smsp__average_warp_latency_per_inst_issued.ratio"))):
+        if v is not None:
+            a[key] += v * t
+    total = sum(val(r, n) or 0.0 for n in stalls)
+    for n in stalls:
+        if total > 0:
+            a["stall:" + n.split("stalled_")[1].split("_per_issue")[0]] += (val(r, n) or 0.0) / total * t
+print(f"\n{preset}: ncu sections over the kernels of 2 decode tokens (time-weighted; per token: half the launches)")
+print(f"{'kernel':40} {'launches':>8} {'us each':>8} {'SM act%':>7} {'occ%':>5} {'issue%':>6} {'DRAM%':>6} "
+      f"{'cyc/ins':>7}  top stalls (share of stall cycles)")
+for name, a in sorted(agg.items(), key=lambda kv: -kv[1]["t"]):
+    t = a["t"]
+    if t <= 0:
+        continue
+    top = sorted(((k[6:], v / t) for k, v in a.items() if k.startswith("stall:")), key=lambda kv: -kv[1])[:3]
+    print(f"{name:40} {a['n']:8.0f} {t / a['n'] / 1e3:8.2f} {a['active'] / t:7.1f} {a['occ'] / t:5.1f} "
+          f"{a['issue'] / t:6.1f} {a['dram'] / t:6.1f} {a['cpi'] / t:7.1f}  "
+          + ", ".join(f"{k} {v * 100:.0f}%" for k, v in top))
 PY
 done
