@@ -10,16 +10,16 @@ OUT=${OUT:-/tmp}; mkdir -p "$OUT"
 $bin
 csv=$OUT/launch-floor.csv
 ncu --csv --cache-control none --clock-control none --metrics gpu__time_duration.sum "$bin" --profile > "$csv" 2>/dev/null || true
-python3 - "$csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" <<'PY'
+import sys, collections
+from ncu_csv import rows as ncu_rows, kernel_name, number
+rows = ncu_rows(sys.argv[1])
 h = rows[0]
 name, grid, metric, value = (h.index(k) for k in ("Kernel Name", "Grid Size", "Metric Name", "Metric Value"))
 times = collections.defaultdict(list)
 for r in rows[1:]:
     if r[metric] == "gpu__time_duration.sum":
-        times[(r[name].replace("(anonymous namespace)::", "").split("(")[0].replace("void ", ""), r[grid])].append(
-            float(r[value].replace(",", "")) / 1e3)
+        times[(kernel_name(r[name]), r[grid])].append(number(r[value]) / 1e3)
 print(f"\n{'kernel alone (ncu)':28} {'grid':>14} {'launches':>8} {'us mean':>8} {'us min':>8}")
 for (n, g), t in times.items():
     print(f"{n:28} {g:>14} {len(t):8d} {sum(t) / len(t):8.2f} {min(t):8.2f}")

@@ -28,17 +28,18 @@ for preset in $PRESETS; do
   ncu --csv --cache-control none --clock-control none \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
     "$ORCD" bench -m "$f" --device cuda -p 0 -n "$TOKENS" -r 1 > "$csv" 2>/dev/null || true
-  python3 - "$csv" "$preset" "$tg" "$ceiling" "$TOKENS" <<'PY'
-import csv, sys, collections
+  PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" "$tg" "$ceiling" "$TOKENS" <<'PY'
+import sys, collections
+from ncu_csv import rows as ncu_rows, kernel_name, number
 path, preset, tg, ceiling, tokens = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-rows = [r for r in csv.reader(open(path)) if len(r) > 10]
+rows = ncu_rows(path)
 h = rows[0]
 iid, name, metric, value = h.index("ID"), h.index("Kernel Name"), h.index("Metric Name"), h.index("Metric Value")
 per = collections.defaultdict(dict)
 for r in rows[1:]:
     try:
-        per[r[iid]][r[metric]] = float(r[value].replace(",", ""))
-        per[r[iid]]["name"] = r[name].split("(")[0].replace("void ", "").replace("(anonymous namespace)::", "")[:58]
+        per[r[iid]][r[metric]] = number(r[value])
+        per[r[iid]]["name"] = kernel_name(r[name])[:58]
     except ValueError:
         pass
 # bench -r 1 runs a warm-up pass and one measured pass of `tokens` decode steps each: per token = total / (2 tokens).
@@ -68,24 +69,25 @@ for preset in $DETAIL; do
   csv=$OUT/token-detail-$preset.csv
   timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --cache-control none --clock-control none --section SpeedOfLight --section Occupancy \
     --section SchedulerStats --section WarpStateStats "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2>/dev/null || true
-  python3 - "$csv" "$preset" <<'PY'
-import csv, sys, collections, re
+  PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" <<'PY'
+import sys, collections, re
+from ncu_csv import rows as ncu_rows, kernel_name, number
 path, preset = sys.argv[1], sys.argv[2]
-rows = [r for r in csv.reader(open(path)) if len(r) > 10]
+rows = ncu_rows(path)
 if len(rows) < 3:
     sys.exit(f"{preset}: no ncu detail rows")
 h = rows[0]
 col = {n: i for i, n in enumerate(h)}
 def val(r, n):
     try:
-        return float(r[col[n]].replace(",", ""))
+        return number(r[col[n]])
     except (KeyError, ValueError):
         return None
 stalls = [n for n in h if re.fullmatch(r"smsp__average_warps_issue_stalled_(.*)_per_issue_active\.ratio", n)]
 # Per kernel name: time-weighted means of each figure, and of each stall reason's share of the stalls.
 agg = collections.defaultdict(lambda: collections.defaultdict(float))
 for r in rows[2:]:
-    name = r[col["Kernel Name"]].replace("(anonymous namespace)::", "").split("(")[0].replace("void ", "")[:40]
+    name = kernel_name(r[col["Kernel Name"]])[:40]
     t = val(r, "gpu__time_duration.sum") or 0.0
     a = agg[name]
     a["n"] += 1
