@@ -211,14 +211,19 @@ void require_row_length(gguf::TensorType type, int64_t cols, const char* op) {
             gguf::type_name(type), block);
 }
 
-// A matrix dequantize_to_f16 can write: whole blocks of its type per row, into a 16-byte aligned dst.
+// A matrix dequantize_to_f16 can write: whole blocks of its type per row, into a 16-byte aligned dst. matrix: its
+// index in a batch (named in the message), or -1. The message is formatted only for a refusal: the prefill checks
+// every matrix of every layer on every call.
 void require_f16_target(gguf::TensorType type, int64_t rows, int64_t cols, const uint16_t* dst, const char* op,
-                        std::string_view which) {
+                        int matrix = -1) {
     const int64_t block = gguf::traits(type).block_elems;
-    require(rows > 0 && cols > 0 && cols % block == 0, op,
-            "{}{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", which, rows, cols,
-            gguf::type_name(type), block);
-    require(reinterpret_cast<uintptr_t>(dst) % 16 == 0, op, "{}dst must be 16-byte aligned", which);
+    const bool shape_ok = rows > 0 && cols > 0 && cols % block == 0;
+    const bool aligned = reinterpret_cast<uintptr_t>(dst) % 16 == 0;
+    if (shape_ok && aligned) return;
+    const std::string which = matrix < 0 ? "" : "matrix " + std::to_string(matrix) + ": ";
+    require(shape_ok, op, "{}{} x {} is not a valid {} matrix (row length must be a positive multiple of {})", which,
+            rows, cols, gguf::type_name(type), block);
+    require(aligned, op, "{}dst must be 16-byte aligned", which);
 }
 
 }  // namespace
@@ -238,7 +243,7 @@ bool dequant_f16_supported(gguf::TensorType type) {
 void dequantize_to_f16(gguf::TensorType type, const void* src, int64_t rows, int64_t cols, uint16_t* dst,
                        cudaStream_t stream) {
     check_type(dequant_f16_supported(type), type, "f16 dequantization kernel");
-    require_f16_target(type, rows, cols, dst, "dequantize_to_f16", "");
+    require_f16_target(type, rows, cols, dst, "dequantize_to_f16");
     detail::launch_dequantize_f16(type, src, rows, cols, dst, stream);
     check_launch();
 }
@@ -252,8 +257,7 @@ void dequantize_many_to_f16(std::span<const DequantJob> jobs, cudaStream_t strea
         const DequantJob& job = jobs[static_cast<size_t>(j)];
         const bool block_format = gguf::traits(job.type).block_elems > 1;
         check_type(block_format && dequant_f16_supported(job.type), job.type, "batched f16 dequantization kernel");
-        const std::string which = "matrix " + std::to_string(j) + ": ";
-        require_f16_target(job.type, job.rows, job.cols, job.dst, "dequantize_many_to_f16", which);
+        require_f16_target(job.type, job.rows, job.cols, job.dst, "dequantize_many_to_f16", j);
         b.type[j] = job.type;
         b.src[j] = job.src;
         b.dst[j] = job.dst;

@@ -120,7 +120,7 @@ void Gemm::run(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x,
                     fmt::format("prefill product of {} x {} weights: operands and rows must be {}-byte aligned", rows,
                                 cols, kAlignment));
     }
-    const Algorithm& algo = algorithm_for({rows, cols, ldy, accumulate});
+    const Algorithm& algo = algorithm_for({rows, cols, ldy});
     const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
     const Layout a = weights(rows, cols);
     for (int64_t t0 = 0; t0 < n; t0 += kTokensPerProduct) {
@@ -135,9 +135,8 @@ void Gemm::run(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x,
     }
 }
 
-std::string Gemm::algorithm(int64_t rows, int64_t cols, int64_t ldy, bool accumulate) {
-    const auto* algo =
-        reinterpret_cast<const cublasLtMatmulAlgo_t*>(algorithm_for({rows, cols, ldy, accumulate}).data());
+std::string Gemm::algorithm(int64_t rows, int64_t cols, int64_t ldy) {
+    const auto* algo = reinterpret_cast<const cublasLtMatmulAlgo_t*>(algorithm_for({rows, cols, ldy}).data());
     std::string out;
     struct Field {
         cublasLtMatmulAlgoConfigAttributes_t attr;

@@ -35,12 +35,12 @@ public:
 
     // The algorithm a shape runs, in cuBLASLt's terms ("id 31, tile 18, stages 12, split-k 1, reduction 0, ..."),
     // choosing it if no call chose it yet: for the device logs.
-    std::string algorithm(int64_t rows, int64_t cols, int64_t ldy, bool accumulate);
+    std::string algorithm(int64_t rows, int64_t cols, int64_t ldy);
 
 private:
+    // What the algorithm is chosen for. Not whether the product accumulates: the heuristic is never told beta.
     struct Shape {
         int64_t rows, cols, ldy;
-        bool accumulate;
         auto operator<=>(const Shape&) const = default;
     };
     using Algorithm = std::array<uint64_t, 8>;  // cublasLtMatmulAlgo_t's bytes (kept out of this header)

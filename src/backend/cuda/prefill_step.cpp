@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
@@ -168,14 +169,16 @@ const uint16_t* PrefillWorkspace::weights_f16(const Matmul& mm, int64_t row0, in
 }
 
 void PrefillWorkspace::stage_layer(const Layer& l, LayerF16& out) {
-    std::vector<ops::DequantJob> batch;
+    // At most 7 block-format matrices a layer (q, k, v, o, gate, up, down): one launch's worth, and no heap.
+    std::array<ops::DequantJob, ops::kMaxDequantJobs> batch;
+    size_t n_batch = 0;
     uint16_t* at = wdq_;
     auto place = [&](const Matmul& mm) -> const uint16_t* {
         if (mm.type == TensorType::F16) return static_cast<const uint16_t*>(mm.w);
         uint16_t* dst = at;
         at += matrix_elems(mm);  // a whole number of 32-element blocks: the next stays 16-byte aligned
         if (gguf::traits(mm.type).block_elems > 1) {
-            batch.push_back({mm.type, mm.w, mm.rows, mm.cols, dst});
+            batch.at(n_batch++) = {mm.type, mm.w, mm.rows, mm.cols, dst};
         } else {
             ops::dequantize_to_f16(mm.type, mm.w, mm.rows, mm.cols, dst, s_);  // F32, BF16: a launch of their own
         }
@@ -187,7 +190,7 @@ void PrefillWorkspace::stage_layer(const Layer& l, LayerF16& out) {
     out.o = place(l.o);
     for (const Matmul& mm : l.gate_up) out.gate_up.push_back(place(mm));
     out.down = place(l.down);
-    if (!batch.empty()) ops::dequantize_many_to_f16(batch, s_);
+    if (n_batch > 0) ops::dequantize_many_to_f16(std::span(batch).first(n_batch), s_);
     mark(Phase::Dequant);
 }
 
