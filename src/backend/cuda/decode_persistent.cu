@@ -10,6 +10,7 @@
 #include "backend/cuda/decode_persistent.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,20 @@ __device__ __forceinline__ Q8Vector local_q8(unsigned char* base, int cols) {
 }
 
 uint64_t round256(uint64_t n) { return (n + 255) / 256 * 256; }
+
+// Where the parts of b.persistent start (the layout in this file's header) and the bytes of the whole: the one place
+// that computes them, for the reservation, the upload and the launch.
+struct Region {
+    uint64_t step, layers, q_ffn, bytes;
+};
+Region region(const model::Config& c) {
+    Region r{};
+    r.step = kCounterBytes;  // the counter comes first
+    r.layers = r.step + round256(sizeof(PersistentStep));
+    r.q_ffn = r.layers + round256(c.n_layers * sizeof(PersistentLayer));
+    r.bytes = r.q_ffn + static_cast<uint64_t>(ops::q8_vector_bytes(static_cast<int64_t>(c.n_ff)));
+    return r;
+}
 
 // ---- the device side -----------------------------------------------------------------------------------------------
 
@@ -340,15 +355,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) persistent_decode_kernel
 
 // ---- the host side -------------------------------------------------------------------------------------------------
 
-// The int8 matvec of the chain over `mats` (as decode_step.cpp's q8()), its input quantized at `x`.
+// The chain's int8 matvec over `mats` (q8_matvec_over), its input quantized at `x`. The refusal has checked that
+// every matrix has one.
 Q8Params params(const std::vector<Matmul>& mats, Q8Vector x, ops::MatvecEpilogue epilogue, float* y) {
-    ops::Q8Matvec q;
-    q.x = x;
-    q.epilogue = epilogue;
-    q.y = y;
-    for (const Matmul& mm : mats) q.src[q.n_src++] = {mm.type, mm.w, mm.rows};
-    q.cols = mats[0].cols;
-    return ops::q8_matvec_params(q);
+    std::optional<ops::Q8Matvec> q = q8_matvec_over(mats, epilogue, y);
+    if (!q) throw Error(ErrorCode::Internal, "the persistent decode step got a matrix without an int8 matvec");
+    q->x = x;
+    return ops::q8_matvec_params(*q);
 }
 
 using Kernel = void (*)(const PersistentStep*);
@@ -392,22 +405,19 @@ size_t dynamic_smem_bytes(const model::Config& c) {
 
 size_t persistent_decode_smem_bytes(const model::Config& c) { return dynamic_smem_bytes(c); }
 
-uint64_t persistent_decode_bytes(const model::Config& c) {
-    return kCounterBytes + round256(sizeof(PersistentStep)) + round256(c.n_layers * sizeof(PersistentLayer)) +
-           static_cast<uint64_t>(ops::q8_vector_bytes(static_cast<int64_t>(c.n_ff)));
-}
+uint64_t persistent_decode_bytes(const model::Config& c) { return region(c).bytes; }
 
 void upload_persistent_decode(const CudaModel& m, DecodeBuffers& b, const KvCache& kv) {
     using ops::MatvecEpilogue;
     const model::Config& c = *m.config;
     const model::Recipe& r = *m.recipe;
+    const Region at = region(c);
     auto* counter = b.persistent;
-    auto* step_at = counter + kCounterBytes;
-    auto* layers_at = step_at + round256(sizeof(PersistentStep));
+    auto* step_at = counter + at.step;
+    auto* layers_at = counter + at.layers;
     const Q8Vector q_embd = ops::q8_vector_at(b.q8_base, c.n_embd);
     const Q8Vector q_attn = ops::q8_vector_at(b.q8_base, c.q_dim());
-    const Q8Vector q_ffn =
-        ops::q8_vector_at(layers_at + round256(c.n_layers * sizeof(PersistentLayer)), static_cast<int64_t>(c.n_ff));
+    const Q8Vector q_ffn = ops::q8_vector_at(counter + at.q_ffn, static_cast<int64_t>(c.n_ff));
 
     std::vector<PersistentLayer> layers(m.layers.size());
     for (size_t li = 0; li < m.layers.size(); ++li) {
@@ -458,7 +468,7 @@ void upload_persistent_decode(const CudaModel& m, DecodeBuffers& b, const KvCach
 void enqueue_persistent_decode(const CudaModel& m, const DecodeBuffers& b, cudaStream_t s) {
     const model::Config& c = *m.config;
     auto* counter = b.persistent;
-    const auto* step = reinterpret_cast<const PersistentStep*>(counter + kCounterBytes);
+    const auto* step = reinterpret_cast<const PersistentStep*>(counter + region(c).step);
     // The counter starts at 0 in every launch; the step's tables are in place since upload_persistent_decode.
     ORCD_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(unsigned), s));
     ops::embedding_rows(m.embd_type, m.token_embd, c.n_embd, b.tokens, 1, b.x, s);

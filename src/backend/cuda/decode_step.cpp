@@ -108,9 +108,17 @@ std::optional<ops::FusedMatvec> fused(const std::vector<Matmul>& mats, const flo
     return f;
 }
 
-// The int8-activation matvec over `mats`, or nothing when a type has no dp4a kernel (then the f32 path runs).
+// q8_matvec_over with column 0's input laid out for its row length (the others follow q8_vector_bytes(cols) apart).
 std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuffers& b, ops::MatvecEpilogue epilogue,
                                 float* y) {
+    auto q = q8_matvec_over(mats, epilogue, y);
+    if (q) q->x = ops::q8_vector_at(b.q8_base, q->cols);
+    return q;
+}
+
+}  // namespace
+
+std::optional<ops::Q8Matvec> q8_matvec_over(const std::vector<Matmul>& mats, ops::MatvecEpilogue epilogue, float* y) {
     ops::Q8Matvec q;
     q.epilogue = epilogue;
     q.y = y;
@@ -121,12 +129,8 @@ std::optional<ops::Q8Matvec> q8(const std::vector<Matmul>& mats, const DecodeBuf
     }
     q.cols = mats[0].cols;
     if (q.cols % ops::kQ8Block != 0 || !ops::q8_matvec_supported(q)) return std::nullopt;
-    // Column 0 laid out for this row length; the others follow q8_vector_bytes(cols) apart.
-    q.x = ops::q8_vector_at(b.q8_base, q.cols);
     return q;
 }
-
-}  // namespace
 
 void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, int n_cols, Activations act,
                     cudaStream_t s) {
@@ -142,7 +146,8 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         ops::matvec(mm.type, mm.w, mm.rows, mm.cols, in, out + mm.out_offset, s);
     };
     const bool int8 = act == Activations::Int8;
-    if (n_cols == 1 && b.persistent != nullptr && int8) {
+    // b.persistent is set only for int8 activations (persistent_decode_refusal refuses f32 before any buffer exists).
+    if (n_cols == 1 && b.persistent != nullptr) {
         enqueue_persistent_decode(m, b, s);
         return;
     }

@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
+#include <optional>
+#include <vector>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_model.h"
 #include "backend/cuda/matvec_q8.h"
@@ -70,5 +73,11 @@ struct DecodeBuffers {
 // element-wise ops as separate launches instead.
 void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& kv, int n_cols, Activations act,
                     cudaStream_t stream);
+
+// The int8-activation matvec over `mats` (their rows concatenated, one logical matrix) with `epilogue` into y, its
+// input x left for the caller to set; or nothing when a type has no dp4a kernel or the row lengths differ. What the
+// kernel chain runs, and what the persistent step's phases are given.
+std::optional<::orcd::cuda::Q8Matvec> q8_matvec_over(const std::vector<Matmul>& mats,
+                                                     ::orcd::cuda::MatvecEpilogue epilogue, float* y);
 
 }  // namespace orcd::backend::cuda
