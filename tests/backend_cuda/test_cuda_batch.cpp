@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <numeric>
 #include <random>
 #include <tuple>
@@ -20,6 +19,7 @@
 #include "common/error.h"
 #include "cuda_test_util.h"
 #include "model/model.h"
+#include "same_bits.h"
 
 namespace orcd::backend {
 namespace {
@@ -35,9 +35,7 @@ int32_t argmax(std::span<const float> v) {
     return best;
 }
 
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using test::same_bits;
 
 // A sequence of a shared pool: its page table (pages drawn at random from the pool, so neighbours interleave) and
 // its tokens so far.

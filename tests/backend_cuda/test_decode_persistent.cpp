@@ -4,9 +4,6 @@
 // boundaries and with scattered pages; and the models it cannot run refused by name.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <random>
 #include <tuple>
 
@@ -15,29 +12,13 @@
 #include "common/error.h"
 #include "cuda_test_util.h"
 #include "model/model.h"
+#include "same_bits.h"
 
 namespace orcd::backend {
 namespace {
 
-bool same_bits(std::span<const float> a, std::span<const float> b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-// Where two logit rows differ: how many entries, the first, and the largest difference.
-std::string difference(std::span<const float> a, std::span<const float> b) {
-    if (a.size() != b.size()) return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size());
-    size_t n = 0, first = a.size();
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::memcmp(&a[i], &b[i], sizeof(float)) == 0) continue;
-        if (n++ == 0) first = i;
-        worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
-    }
-    if (n == 0) return "none";
-    return std::to_string(n) + " of " + std::to_string(a.size()) + " differ, the first at " + std::to_string(first) +
-           " (" + std::to_string(a[first]) + " against " + std::to_string(b[first]) + "), the largest by " +
-           std::to_string(worst);
-}
+using test::bit_difference;
+using test::same_bits;
 
 std::vector<TokenId> random_tokens(std::mt19937_64& rng, size_t n) {
     std::vector<TokenId> t(n);
@@ -76,9 +57,9 @@ TEST_P(CudaPersistentDecode, LogitsAreTheKernelChainsBitForBit) {
             const std::span<const float> sb = b->decode(next);
             const std::vector<float> lb(sb.begin(), sb.end());
             const std::span<const float> lc = again->decode(next);
-            EXPECT_TRUE(same_bits(lb, lc)) << "run to run, decode step " << step << ": " << difference(lb, lc);
+            EXPECT_TRUE(same_bits(lb, lc)) << "run to run, decode step " << step << ": " << bit_difference(lb, lc);
             ASSERT_TRUE(same_bits(la, lb))
-                << "decode step " << step << " at position " << prompt + step << ": " << difference(la, lb);
+                << "decode step " << step << " at position " << prompt + step << ": " << bit_difference(la, lb);
             next = argmax_token(la);
         }
         // The step's own argmax (the persistent kernel's logits, then the argmax kernel after it).

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "backend/paged_sequence.h"
 #include "common/error.h"
 #include "model/model.h"
+#include "same_bits.h"
 #include "tiny_models.h"
 
 // The entries below name only the fields each test sets (designated initializers); the rest keep their defaults.
@@ -57,9 +57,7 @@ Script run_alone(backend::Backend& b, std::vector<TokenId> prompt, int n_decode,
     return s;
 }
 
-bool same_bits(std::span<const float> a, const std::vector<float>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), b.size() * sizeof(float)) == 0;
-}
+using test::same_bits;
 
 struct Param {
     const char* preset;
