@@ -89,8 +89,7 @@ using Params = Q8Params;
 // until its Q4_K/Q5_K units read whole 16-byte vectors (q8_load_aligned): with two such units in flight it spills at
 // 48 registers, and at 4 blocks (64, no spill) Phi-3's decode reached the pre-refactor kernel's speed (0.990 of it
 // against 0.963 before on the H100, Qwen 1.061; one unit in flight at 5 blocks: 0.991 and 1.029; docs/PERF.md).
-// U: units in flight per thread (row_units); 2, or 4 for the single column with ORCD_Q8_UNROLL=4.
-template <int NC, int U = 2>
+template <int NC>
 __global__ void __launch_bounds__(kThreads, NC <= 8 ? 4 : 2) q8_matvec_kernel(const Params p) {
     __shared__ q8rows::MatvecPartials<NC> part;
     // Before the predecessor (the quantization of x) has finished: pull this block's first rows into L2, so their
@@ -99,8 +98,7 @@ __global__ void __launch_bounds__(kThreads, NC <= 8 ? 4 : 2) q8_matvec_kernel(co
     prefetch_row_l2(p, static_cast<int64_t>(blockIdx.x) * per_iter + threadIdx.x / p.tpr, threadIdx.x % p.tpr, p.tpr);
     pdl_wait();
     pdl_trigger();
-    q8rows::matvec_rows<NC, U>(p, blockIdx.x, gridDim.x, static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y),
-                               part);
+    q8rows::matvec_rows<NC>(p, blockIdx.x, gridDim.x, static_cast<int>(blockIdx.y), static_cast<int>(gridDim.y), part);
 }
 
 int64_t q8_block_bytes(TensorType t) {
@@ -238,7 +236,7 @@ void q8_matvec(const Q8Matvec& op, cudaStream_t s) {
     const int max_nc = tuning::q8_max_columns() ? tuning::q8_max_columns() : kDefaultMaxNC;
     const int nc = p.n_cols == 1 ? 1 : p.n_cols == 2 ? 2 : p.n_cols <= 4 ? 4 : p.n_cols <= 8 || max_nc == 8 ? 8 : 16;
     const dim3 g(static_cast<unsigned>(grid), static_cast<unsigned>(std::min(65535, (p.n_cols + nc - 1) / nc)));
-    auto* kernel = nc == 1   ? (tuning::q8_unroll() == 4 ? q8_matvec_kernel<1, 4> : q8_matvec_kernel<1>)
+    auto* kernel = nc == 1   ? q8_matvec_kernel<1>
                    : nc == 2 ? q8_matvec_kernel<2>
                    : nc == 4 ? q8_matvec_kernel<4>
                    : nc == 8 ? q8_matvec_kernel<8>

@@ -53,8 +53,7 @@ __device__ __forceinline__ void quantize_32block_of(const float* x, const float*
 // This thread's share of one row for columns c0 .. c0 + nc - 1: units first, first + stride, ..., each unit's
 // product added to the column's running sum in unit order. (Walking blocks instead, with the unit index first %
 // kQ8Units hoisted, which stride, a multiple of 8, allows, made ptxas spill at every column count: 2026-12-04.)
-// U: the units unrolled, so that U units' loads are in flight at once; the sums' order is the same for every U.
-template <typename T, int NC, int U = 2>
+template <typename T, int NC>
 __device__ __forceinline__ void row_units(const uint8_t* row, const Q8Params& p, int first, int stride, int c0, int nc,
                                           float (&acc)[NC]) {
     const auto* blocks = reinterpret_cast<const typename T::Block*>(row);
@@ -62,7 +61,7 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Q8Params& p,
     constexpr int kElems = T::kQ8Units * 32;
     // The single column's Q4_K/Q5_K units read their block in 16-byte loads (q8_load_aligned).
     constexpr bool kAligned = NC == 1 && requires { q8units::Unit<T>::kOwnSums; };
-#pragma unroll U
+#pragma unroll 2
     for (int i = first; i < n_units; i += stride) {
         const int blk = i / T::kQ8Units, u = i % T::kQ8Units;
         // The unit's weights are loaded and decoded once, then multiplied with every column (the compiler did not
@@ -94,7 +93,7 @@ __device__ __forceinline__ void row_units(const uint8_t* row, const Q8Params& p,
     }
 }
 
-template <int NC, int U = 2>
+template <int NC>
 __device__ __forceinline__ void row_partial(const Q8Params& p, int64_t r, int first, int stride, int c0, int nc,
                                             float (&acc)[NC]) {
     const MatvecSource s = locate_source(p, r);
@@ -102,7 +101,7 @@ __device__ __forceinline__ void row_partial(const Q8Params& p, int64_t r, int fi
     bool done = false;  // stays false (NaN results) only for a type the host refuses
     quant::visit_format(s.type, [&](auto f) {
         if constexpr (quant::HasQ8Matvec<decltype(f)>) {
-            row_units<decltype(f), NC, U>(row, p, first, stride, c0, nc, acc);
+            row_units<decltype(f), NC>(row, p, first, stride, c0, nc, acc);
             done = true;
         }
     });
@@ -119,7 +118,7 @@ using MatvecPartials = float[2][NC][kWarps];
 // One iteration of the block: output rows base .. base + per_iter - 1 (per_iter = kThreads / p.tpr; thread t takes
 // row base + t / tpr with the units t % tpr, + tpr, ...), for column groups cblk * NC, + n_cblk * NC, ... Every
 // thread of the block calls it.
-template <int NC, int U = 2>
+template <int NC>
 __device__ __forceinline__ void matvec_rows_at(const Q8Params& p, int64_t base, int cblk, int n_cblk,
                                                MatvecPartials<NC>& part) {
     const int tpr = p.tpr;
@@ -137,8 +136,8 @@ __device__ __forceinline__ void matvec_rows_at(const Q8Params& p, int64_t base, 
 #pragma unroll
         for (int c = 0; c < NC; ++c) a[c] = b[c] = 0.f;
         if (o < p.n_out) {  // uniform over a row group (whole warps or aligned lane groups)
-            row_partial<NC, U>(p, o, sub, tpr, c0, nc, a);
-            if (swiglu) row_partial<NC, U>(p, o + p.n_out, sub, tpr, c0, nc, b);
+            row_partial<NC>(p, o, sub, tpr, c0, nc, a);
+            if (swiglu) row_partial<NC>(p, o + p.n_out, sub, tpr, c0, nc, b);
         }
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
@@ -183,12 +182,12 @@ __device__ __forceinline__ void matvec_rows_at(const Q8Params& p, int64_t base, 
 }
 
 // The block's iterations: rows blk * per_iter .., then + n_blk * per_iter, ... (matvec_rows_at each).
-template <int NC, int U = 2>
+template <int NC>
 __device__ __forceinline__ void matvec_rows(const Q8Params& p, int64_t blk, int64_t n_blk, int cblk, int n_cblk,
                                             MatvecPartials<NC>& part) {
     const int per_iter = kThreads / p.tpr;
     for (int64_t base = blk * per_iter; base < p.n_out; base += n_blk * per_iter) {
-        matvec_rows_at<NC, U>(p, base, cblk, n_cblk, part);
+        matvec_rows_at<NC>(p, base, cblk, n_cblk, part);
     }
 }
 

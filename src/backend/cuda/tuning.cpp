@@ -67,14 +67,6 @@ int q8_max_columns() {
     return nc;
 }
 
-int q8_unroll() {
-    static const int u = [] {
-        const auto v = env_integer("ORCD_Q8_UNROLL");
-        return v && (*v == 2 || *v == 4) ? static_cast<int>(*v) : 0;
-    }();
-    return u;
-}
-
 int q8_mma_min_columns() {
     static const int n = [] {
         const auto v = env_integer("ORCD_Q8_MMA_MIN_COLS");

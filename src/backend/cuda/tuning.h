@@ -16,9 +16,6 @@ int q8_threads_per_row();
 // ORCD_Q8_MAX_NC: the most columns one q8 matvec thread accumulates at once, 8 or 16; 0 when not set. Read once per
 // process.
 int q8_max_columns();
-// ORCD_Q8_UNROLL: the weight units a thread of the single column's q8 matvec has in flight, 2 or 4; 0 when not set
-// (2). Read once per process.
-int q8_unroll();
 // ORCD_Q8_MMA_MIN_COLS: the fewest columns the q8 matvec runs on tensor cores (matvec_q8_mma.cu), 1..1000000 (a
 // number above every batch keeps the dp4a kernel); 0 when not set. Read once per process.
 int q8_mma_min_columns();
