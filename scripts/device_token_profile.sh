@@ -8,7 +8,10 @@
 # Then, for the presets in DETAIL, ncu's SpeedOfLight, Occupancy, SchedulerStats and WarpStateStats sections over the
 # kernels of two decode tokens: per kernel, the share of the elapsed time any SM was active (the rest is the grid's
 # ramp and tail), the achieved occupancy, the issue slots used, and where the warps stalled (shares of the cycles
-# per issued instruction): what each kernel's time above its DRAM floor consists of.
+# per issued instruction): what each kernel's time above its DRAM floor consists of. The sections need many passes;
+# they are taken by replaying the whole bench (--replay-mode application): a kernel replayed in place may find its
+# weights in L2 from its pass before (a Qwen matrix but the LM head is at most 6 MB of the 50 MB L2), which is not
+# how it runs in a token (the 2026-12-06 profile was taken so, in place).
 #   PRESETS="qwen2.5-0.5b phi3-mini-4k"  TOKENS=4  DETAIL="qwen2.5-0.5b phi3-mini-4k" (empty: none)  DETAIL_TIMEOUT=300 (s)
 # Results: $OUT/token-profile-PRESET.csv, $OUT/token-detail-PRESET.csv (ncu) and the tables on stdout.
 set -euo pipefail
@@ -85,8 +88,8 @@ done
 for preset in $DETAIL; do
   f=$(bench_model "$ORCD" "$preset")
   csv=$OUT/token-detail-$preset.csv
-  timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --cache-control none --clock-control none --section SpeedOfLight --section Occupancy \
-    --section SchedulerStats --section WarpStateStats "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2> "$OUT/token-detail-$preset.err" ||
+  timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --replay-mode application --cache-control none --clock-control none \
+    --section SpeedOfLight --section Occupancy     --section SchedulerStats --section WarpStateStats "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2> "$OUT/token-detail-$preset.err" ||
     echo "$preset: ncu ended with status $? (124: DETAIL_TIMEOUT; its messages: $OUT/token-detail-$preset.err)"
   PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" <<'PY'
 import sys, collections, re
