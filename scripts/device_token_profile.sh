@@ -89,7 +89,8 @@ for preset in $DETAIL; do
   f=$(bench_model "$ORCD" "$preset")
   csv=$OUT/token-detail-$preset.csv
   timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --replay-mode application --cache-control none --clock-control none \
-    --section SpeedOfLight --section Occupancy     --section SchedulerStats --section WarpStateStats "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2> "$OUT/token-detail-$preset.err" ||
+    --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
+    "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2> "$OUT/token-detail-$preset.err" ||
     echo "$preset: ncu ended with status $? (124: DETAIL_TIMEOUT; its messages: $OUT/token-detail-$preset.err)"
   PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" <<'PY'
 import sys, collections, re
