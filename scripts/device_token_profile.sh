@@ -8,10 +8,12 @@
 # Then, for the presets in DETAIL, ncu's SpeedOfLight, Occupancy, SchedulerStats and WarpStateStats sections over the
 # kernels of two decode tokens: per kernel, the share of the elapsed time any SM was active (the rest is the grid's
 # ramp and tail), the achieved occupancy, the issue slots used, and where the warps stalled (shares of the cycles
-# per issued instruction): what each kernel's time above its DRAM floor consists of. The sections need many passes;
-# they are taken by replaying the whole bench (--replay-mode application): a kernel replayed in place may find its
-# weights in L2 from its pass before (a Qwen matrix but the LM head is at most 6 MB of the 50 MB L2), which is not
-# how it runs in a token (the 2026-12-06 profile was taken so, in place).
+# per issued instruction): what each kernel's time above its DRAM floor consists of. The sections need many passes,
+# each a replay of the kernel in place; ncu flushes the caches before each (--cache-control all), because a pass
+# that found the weights its previous pass left in L2 (a Qwen matrix but the LM head is at most 6 MB of the 50 MB L2)
+# would not run as it does in a token (the first 2026-12-06 profile was taken so, warm). Replaying the whole bench
+# instead (--replay-mode application) would load the model once per pass: minutes for Phi-3.
+# Where ncu fails with the flush, the passes run warm instead, and the table says so.
 #   PRESETS="qwen2.5-0.5b phi3-mini-4k"  TOKENS=4  DETAIL="qwen2.5-0.5b phi3-mini-4k" (empty: none)  DETAIL_TIMEOUT=300 (s)
 # Results: $OUT/token-profile-PRESET.csv, $OUT/token-detail-PRESET.csv (ncu) and the tables on stdout.
 set -euo pipefail
@@ -85,17 +87,38 @@ if per_token and len(mv) % steps == 0 and (per_token - 1) % 4 == 0:
 PY
 done
 
+# One ncu pass of the DETAIL sections over a preset's bench, in a process group of its own: stopped (ncu and the
+# orcd it runs) at the first "==ERROR==" ncu prints, which it can follow by waiting on the application until killed,
+# or after DETAIL_TIMEOUT seconds. $1: ncu's --cache-control, $2: the model, $3: the CSV, $4: ncu's messages.
+detail_ncu() {
+  setsid ncu --csv --page raw --cache-control "$1" --clock-control none \
+    --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
+    "$ORCD" bench -m "$2" --device cuda -p 0 -n 1 -r 1 > "$3" 2> "$4" &
+  local pid=$! waited=0
+  while kill -0 "$pid" 2> /dev/null; do
+    if grep -q "==ERROR==" "$4" || [ "$waited" -ge "${DETAIL_TIMEOUT:-300}" ]; then
+      echo "ncu --cache-control $1 stopped after ${waited} s: $(grep -m1 "==ERROR==" "$4" || echo "DETAIL_TIMEOUT")"
+      kill -- -"$pid" 2> /dev/null || true; sleep 2; kill -9 -- -"$pid" 2> /dev/null || true
+      break
+    fi
+    sleep 1; waited=$((waited + 1))
+  done
+  wait "$pid" 2> /dev/null || true
+}
 for preset in $DETAIL; do
   f=$(bench_model "$ORCD" "$preset")
   csv=$OUT/token-detail-$preset.csv
-  timeout "${DETAIL_TIMEOUT:-300}" ncu --csv --page raw --replay-mode application --cache-control none --clock-control none \
-    --section SpeedOfLight --section Occupancy --section SchedulerStats --section WarpStateStats \
-    "$ORCD" bench -m "$f" --device cuda -p 0 -n 1 -r 1 > "$csv" 2> "$OUT/token-detail-$preset.err" ||
-    echo "$preset: ncu ended with status $? (124: DETAIL_TIMEOUT; its messages: $OUT/token-detail-$preset.err)"
-  PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" <<'PY'
+  # Caches flushed before each pass first (a pass that found its predecessor's weights in L2 would not run as in a
+  # token); ncu has failed so on this bench (2026-12-06, H100: "Failed to profile q8_matvec_kernel"), and then the
+  # passes run warm, which the table's title says.
+  for cache in all none; do
+    detail_ncu "$cache" "$f" "$csv" "$OUT/token-detail-$preset.err"
+    [ "$(wc -l < "$csv")" -lt 3 ] || break
+  done
+  PYTHONPATH=$(cd "$(dirname "$0")" && pwd) python3 - "$csv" "$preset" "$cache" <<'PY' || echo "$preset: no detail table"
 import sys, collections, re
 from ncu_csv import rows as ncu_rows, kernel_name, number
-path, preset = sys.argv[1], sys.argv[2]
+path, preset, cache = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = ncu_rows(path)
 if len(rows) < 3:
     sys.exit(f"{preset}: no ncu detail rows")
@@ -127,7 +150,8 @@ for r in rows[2:]:
     for n in stalls:
         if total > 0:
             a["stall:" + n.split("stalled_")[1].split("_per_issue")[0]] += (val(r, n) or 0.0) / total * t
-print(f"\n{preset}: ncu sections over the kernels of 2 decode tokens (time-weighted; per token: half the launches)")
+print(f"\n{preset}: ncu sections over the kernels of 2 decode tokens (time-weighted; per token: half the launches;"
+      f" caches {'flushed before each pass' if cache == 'all' else 'warm from the pass before'})")
 print(f"{'kernel':40} {'launches':>8} {'us each':>8} {'SM act%':>7} {'occ%':>5} {'issue%':>6} {'DRAM%':>6} "
       f"{'cyc/ins':>7}  top stalls (share of stall cycles)")
 for name, a in sorted(agg.items(), key=lambda kv: -kv[1]["t"]):

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "cuda_test_util.h"
 #include "model/model.h"
+#include "same_bits.h"
 
 namespace orcd::backend {
 namespace {
@@ -138,11 +139,13 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnF32Weights) {
 
     // Deterministic: a second backend gives the same bits; eager launches give the same bits as the graph.
     const Outcome again = run(*gpu, prompt, kGenerate);
-    EXPECT_EQ(std::memcmp(again.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
+    EXPECT_TRUE(::orcd::test::same_bits(again.prompt_logits, got.prompt_logits))
+        << ::orcd::test::bit_difference(again.prompt_logits, got.prompt_logits);
     EXPECT_EQ(again.generated, got.generated);
     auto eager = cuda::make_cuda_backend(m, {.use_graph = false, .batched_prefill = false});
     const Outcome e = run(*eager, prompt, kGenerate);
-    EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
+    EXPECT_TRUE(::orcd::test::same_bits(e.last_logits, got.last_logits))
+        << ::orcd::test::bit_difference(e.last_logits, got.last_logits);
     EXPECT_EQ(e.generated, got.generated);
 
     // decode_greedy picks the same tokens as the host argmax of decode's logits, with the graph and without.
@@ -204,8 +207,10 @@ TEST_P(CudaBackendE2E, MatchesCpuBackendOnQ4KMInBothActivationModes) {
                                         .batched_prefill = false,
                                         .activations = int8 ? cuda::Activations::Int8 : cuda::Activations::F32});
         const Outcome e = run(*eager, prompt, 16);
-        EXPECT_EQ(std::memcmp(e.prompt_logits.data(), got.prompt_logits.data(), got.prompt_logits.size() * 4), 0);
-        EXPECT_EQ(std::memcmp(e.last_logits.data(), got.last_logits.data(), got.last_logits.size() * 4), 0);
+        EXPECT_TRUE(::orcd::test::same_bits(e.prompt_logits, got.prompt_logits))
+            << ::orcd::test::bit_difference(e.prompt_logits, got.prompt_logits);
+        EXPECT_TRUE(::orcd::test::same_bits(e.last_logits, got.last_logits))
+            << ::orcd::test::bit_difference(e.last_logits, got.last_logits);
         EXPECT_EQ(run_greedy(*gpu, prompt, 16), got.generated);
     }
 }

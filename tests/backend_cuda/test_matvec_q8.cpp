@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include "backend/cpu/matmul.h"
 #include "backend/cpu/ops.h"
@@ -21,6 +22,7 @@
 #include "common/error.h"
 #include "cuda_test_util.h"
 #include "quant/convert.h"
+#include "same_bits.h"
 
 namespace orcd::cuda {
 namespace {
@@ -192,7 +194,7 @@ void check(const Case& c, uint64_t seed, backend::cpu::ThreadPool& pool) {
     }
     EXPECT_LT(worst, 1.0) << "worst error / bound";
     const std::vector<float> again = launch();
-    EXPECT_EQ(std::memcmp(y.data(), again.data(), y.size() * 4), 0) << "not deterministic";
+    EXPECT_TRUE(::orcd::test::same_bits(y, again)) << "not deterministic: " << ::orcd::test::bit_difference(y, again);
 }
 
 TEST(CudaQ8Matvec, MatchesCpuInt8MatmulOnDecodeShapes) {
@@ -293,8 +295,10 @@ TEST(CudaQ8Matvec, ColumnsAreBitIdenticalForEveryBatchSize) {
         for (const int B : {1, 3, 8, 17, 64}) {
             const auto [y, q] = run(B);
             for (int c = 0; c < B; ++c) {
-                EXPECT_EQ(std::memcmp(y.data() + c * n_out, alone[static_cast<size_t>(c)].data(), n_out * 4), 0)
-                    << "B " << B << " column " << c;
+                const std::span<const float> column = std::span<const float>(y).subspan(c * n_out, n_out);
+                const std::vector<float>& want = alone[static_cast<size_t>(c)];
+                EXPECT_TRUE(::orcd::test::same_bits(column, want))
+                    << "B " << B << " column " << c << ": " << ::orcd::test::bit_difference(column, want);
                 EXPECT_EQ(std::memcmp(q.data() + c * qbytes, alone_q[static_cast<size_t>(c)].data(),
                                       static_cast<size_t>(qbytes)),
                           0)

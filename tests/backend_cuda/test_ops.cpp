@@ -3,10 +3,12 @@
 // shape with 128-dim heads and partial rotation). Outputs are poisoned with NaN before every launch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/matvec_q8.h"
 #include "backend/cuda/ops.h"
 #include "common/error.h"
 #include "common/half.h"
@@ -66,6 +68,15 @@ TEST(CudaOps, ArgumentChecksNameTheOpAndTheValues) {
         argument_error([&] { attention_decode(none, 0, 1, fake_kv(16, 1, 136), 64, cols, none, 0, none, nullptr); }),
         "cuda attention_decode: a group of 64 heads of dimension 136 needs 51200 B of shared memory (limit 48 "
         "KiB)");
+    // The int8 form checks what attention_decode does under its own name, then its output's blocks and alignment.
+    void* ws = reinterpret_cast<void*>(uintptr_t{256});
+    EXPECT_EQ(argument_error([&] { attention_decode_q8(none, 0, 1, fake_kv(16, 1, 60), 4, cols, {}, ws, nullptr); }),
+              "cuda attention_decode_q8: head dimension 60 is not a multiple of 8");
+    EXPECT_EQ(argument_error([&] { attention_decode_q8(none, 0, 1, fake_kv(16, 1, 8), 3, cols, {}, ws, nullptr); }),
+              "cuda attention_decode_q8: 3 heads of dimension 8 (24 values) are not 32-blocks");
+    const Q8Vector odd{reinterpret_cast<int8_t*>(uintptr_t{264}), nullptr, nullptr};
+    EXPECT_EQ(argument_error([&] { attention_decode_q8(none, 0, 1, fake_kv(16, 1, 8), 4, cols, odd, ws, nullptr); }),
+              "cuda attention_decode_q8: q must be 16-byte aligned");
     EXPECT_EQ(argument_error([&] { embedding_row(gguf::TensorType::Q4_K, nullptr, 100, pos, none, nullptr); }),
               "cuda embedding_row: row length 100 is not a positive multiple of the Q4_K block size 256");
     EXPECT_EQ(argument_error([&] { argmax(none, 10, nullptr, nullptr, 0); }), "cuda argmax: 0 rows (1 .. 65535)");
@@ -353,6 +364,53 @@ TEST(CudaOps, AttentionDecodeMatchesCpuWithGqa) {
                 const std::vector<float> again = dout.download();
                 EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * sizeof(float)), 0);
             }
+        }
+    }
+}
+
+// attention_decode_q8 promises quantize_q8_columns' bits on attention_decode's output (the decode step's O input
+// takes it in int8 mode): compared byte for byte, padding included, over several columns at different positions of
+// one cache, with a query stride wider than the heads, windows, and heads narrower than a 32-block (hd 16: one block
+// spans two heads).
+TEST(CudaOps, AttentionDecodeQ8IsTheQuantizationOfAttentionDecode) {
+    ORCD_SKIP_WITHOUT_GPU();
+    std::mt19937_64 rng(fresh_seed());
+    struct Case {
+        int heads, n_kv, hd;
+        int64_t n_ctx;
+    };
+    const Case cases[] = {{14, 2, 64, 4096}, {32, 32, 96, 4096}, {4, 2, 16, 300}};
+    for (const Case& c : cases) {
+        const int64_t width = static_cast<int64_t>(c.heads) * c.hd, q_stride = width + 2LL * c.n_kv * c.hd;
+        const int64_t last = std::uniform_int_distribution<int64_t>(66, c.n_ctx - 1)(rng);
+        const std::vector<int32_t> pos = {0, 64, 65, static_cast<int32_t>(last)};
+        const int n_cols = static_cast<int>(pos.size());
+        for (const uint32_t window : {0u, 100u}) {
+            SCOPED_TRACE(testing::Message() << c.heads << "/" << c.n_kv << " heads of " << c.hd << " up to " << last
+                                            << ", window " << window);
+            Caches caches(rng, c.n_ctx, c.n_kv, c.hd, last + 1);
+            DeviceBuffer<uint16_t> dk(caches.k), dv(caches.v);
+            DeviceBuffer<float> dq(normal_vector(rng, n_cols * q_stride)), dout(n_cols * width);
+            DeviceBuffer<int32_t> dpos(pos);
+            DeviceBuffer<uint8_t> ws(attention_workspace_bytes(c.n_ctx, c.heads, c.hd, n_cols));
+            const int64_t q8_bytes = q8_vector_bytes(width);
+            DeviceBuffer<uint8_t> want(n_cols * q8_bytes), got(n_cols * q8_bytes);
+            want.poison();
+            got.poison();
+            ws.poison();
+            const KvCacheView kv{dk.get(), dv.get(), c.n_ctx, c.n_kv, c.hd};
+            const DecodeColumns cols{dpos.get(), nullptr};
+            attention_decode(dq.get(), q_stride, n_cols, kv, c.heads, cols, dout.get(), width, ws.get(), nullptr,
+                             window);
+            quantize_q8_columns(dout.get(), width, n_cols, nullptr, 0.f, width, q8_vector_at(want.get(), width),
+                                nullptr);
+            ws.poison();
+            attention_decode_q8(dq.get(), q_stride, n_cols, kv, c.heads, cols, q8_vector_at(got.get(), width), ws.get(),
+                                nullptr, window);
+            const std::vector<uint8_t> w = want.download(), g = got.download();
+            const auto [at, unused] = std::mismatch(w.begin(), w.end(), g.begin());
+            EXPECT_TRUE(at == w.end()) << "the bytes part at " << (at - w.begin()) << " of " << w.size() << " (column "
+                                       << (at - w.begin()) / q8_bytes << ")";
         }
     }
 }

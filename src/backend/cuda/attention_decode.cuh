@@ -140,31 +140,54 @@ __device__ __forceinline__ void attention_partial_chunks(const float* q_all, int
     }
 }
 
+// The chunks of column col's partials that a combination sums: c0 .. used - 1 (c0 > 0 only under a sliding window).
+struct CombinedChunks {
+    int64_t c0, used;
+};
+
+__device__ __forceinline__ CombinedChunks combined_chunks(const DecodeColumns& cols, uint32_t window, int col) {
+    const int32_t pos = cols.pos[col];
+    return {model::first_attended(pos, window) / kAttnChunk,
+            (static_cast<int64_t>(pos) + 1 + kAttnChunk - 1) / kAttnChunk};
+}
+
+// Column col's partials in a workspace of columns laid out back to back.
+__device__ __forceinline__ Partials column_partials(const void* ws_all, int n_heads, int64_t n_chunks, int head_dim,
+                                                    int col) {
+    return partials(
+        const_cast<float*>(static_cast<const float*>(ws_all)) + col * partial_floats(n_heads, n_chunks, head_dim),
+        n_heads, n_chunks, head_dim);
+}
+
+// Element d of query head h combined: the largest chunk max, then one sum over the chunks in chunk order. Every
+// caller (attention_combine_head, and attention.cu's kernel that quantizes as it combines) computes an element so,
+// whatever thread it falls to, which is what makes their outputs the same bits.
+__device__ __forceinline__ float combined_element(const Partials& part, int64_t n_chunks, int head_dim,
+                                                  CombinedChunks k, int h, int d) {
+    const float* m = part.m + static_cast<int64_t>(h) * n_chunks;
+    const float* l = part.l + static_cast<int64_t>(h) * n_chunks;
+    float mx = -INFINITY;
+    for (int64_t c = k.c0; c < k.used; ++c) mx = fmaxf(mx, m[c]);
+    float num = 0.f, den = 0.f;
+    for (int64_t c = k.c0; c < k.used; ++c) {
+        const float w = expf(m[c] - mx);
+        den += l[c] * w;
+        num += part.o[(static_cast<int64_t>(h) * n_chunks + c) * head_dim + d] * w;
+    }
+    return num / den;
+}
+
 // Query head h of column col combined into out_all + col * out_stride: threads tid, tid + n_threads, ... of the block
-// each compute output elements d = tid, tid + n_threads, ... (one thread's sum over the chunks, in chunk order).
+// each compute output elements d = tid, tid + n_threads, ... (combined_element).
 __device__ __forceinline__ void attention_combine_head(int n_heads, int head_dim, int64_t n_chunks,
                                                        const DecodeColumns& cols, uint32_t window, const void* ws_all,
                                                        float* out_all, int64_t out_stride, int h, int col, int tid,
                                                        int n_threads) {
-    const int32_t pos = cols.pos[col];
-    const int64_t used = (static_cast<int64_t>(pos) + 1 + kAttnChunk - 1) / kAttnChunk;
-    const int64_t c0 = model::first_attended(pos, window) / kAttnChunk;  // 0 without a window
-    const Partials part = partials(
-        const_cast<float*>(static_cast<const float*>(ws_all)) + col * partial_floats(n_heads, n_chunks, head_dim),
-        n_heads, n_chunks, head_dim);
+    const CombinedChunks k = combined_chunks(cols, window, col);
+    const Partials part = column_partials(ws_all, n_heads, n_chunks, head_dim, col);
     float* out = out_all + col * out_stride;
-    const float* m = part.m + static_cast<int64_t>(h) * n_chunks;
-    const float* l = part.l + static_cast<int64_t>(h) * n_chunks;
-    float mx = -INFINITY;
-    for (int64_t c = c0; c < used; ++c) mx = fmaxf(mx, m[c]);
     for (int d = tid; d < head_dim; d += n_threads) {
-        float num = 0.f, den = 0.f;
-        for (int64_t c = c0; c < used; ++c) {
-            const float w = expf(m[c] - mx);
-            den += l[c] * w;
-            num += part.o[(static_cast<int64_t>(h) * n_chunks + c) * head_dim + d] * w;
-        }
-        out[static_cast<int64_t>(h) * head_dim + d] = num / den;
+        out[static_cast<int64_t>(h) * head_dim + d] = combined_element(part, n_chunks, head_dim, k, h, d);
     }
 }
 

@@ -194,13 +194,22 @@ void enqueue_decode(const CudaModel& m, const DecodeBuffers& b, const KvCache& k
         // Every column's K/V is stored before any column attends: a replayed sequence's columns see each other.
         ops::qkv_rope_store(b.qkv, b.s_qkv, n_cols, l.bias[0], l.bias[1], l.bias[2], nh, kvl, n_rot, cols, m.inv_freq,
                             r.rope_layout, s);
-        ops::attention_decode(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, b.attn, b.s_attn, b.attn_ws, s, r.sliding_window);
-        // x += O attn
-        project({l.o}, b.attn, b.s_attn, nullptr, MatvecEpilogue::Accumulate, b.x, b.s_x, [&](int col) {
-            float* tmp = b.tmp + col * b.s_x;
-            run(l.o, b.attn + col * b.s_attn, tmp);
-            ops::add(b.x + col * b.s_x, tmp, E, s);
-        });
+        // x += O attn. In int8 mode the attention's last kernel writes O's int8 input itself (the bits quantize_q8
+        // gives on its output, one launch fewer).
+        if (auto o = int8 ? q8({l.o}, b, MatvecEpilogue::Accumulate, b.x) : std::nullopt) {
+            ops::attention_decode_q8(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, o->x, b.attn_ws, s, r.sliding_window);
+            o->n_cols = n_cols;
+            o->y_stride = b.s_x;
+            ops::q8_matvec(*o, s);
+        } else {
+            ops::attention_decode(b.qkv, b.s_qkv, n_cols, kvl, nh, cols, b.attn, b.s_attn, b.attn_ws, s,
+                                  r.sliding_window);
+            project({l.o}, b.attn, b.s_attn, nullptr, MatvecEpilogue::Accumulate, b.x, b.s_x, [&](int col) {
+                float* tmp = b.tmp + col * b.s_x;
+                run(l.o, b.attn + col * b.s_attn, tmp);
+                ops::add(b.x + col * b.s_x, tmp, E, s);
+            });
+        }
         // x -> norm -> silu(gate) * up
         project(l.gate_up, b.x, b.s_x, l.ffn_norm, MatvecEpilogue::SwiGLU, b.ffn, b.s_ffn, [&](int col) {
             float* h = b.h + col * b.s_x;

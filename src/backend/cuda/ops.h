@@ -18,6 +18,8 @@
 
 namespace orcd::cuda {
 
+struct Q8Vector;  // matvec_q8.h
+
 // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight for each of n_tokens rows of n values; out may alias x.
 void rms_norm(const float* x, const float* weight, int64_t n_tokens, int64_t n, float eps, float* out,
               cudaStream_t stream);
@@ -110,6 +112,13 @@ size_t attention_workspace_bytes(int64_t n_ctx, int n_heads, int head_dim, int n
 void attention_decode(const float* q, int64_t q_stride, int n_cols, const KvCacheView& kv, int n_heads,
                       const DecodeColumns& cols, float* out, int64_t out_stride, void* workspace, cudaStream_t stream,
                       uint32_t window = 0);
+// attention_decode whose output goes straight into the int8 input of the projection that reads it: column c's
+// n_heads * head_dim values quantized as quantize_q8_columns lays them out (matvec_q8.h; out is column 0's, the
+// next column's q8_vector_bytes further), bit for bit what attention_decode then quantize_q8_columns (no norm) give,
+// one dependent launch fewer. n_heads * head_dim must be a multiple of 32.
+void attention_decode_q8(const float* q, int64_t q_stride, int n_cols, const KvCacheView& kv, int n_heads,
+                         const DecodeColumns& cols, const Q8Vector& out, void* workspace, cudaStream_t stream,
+                         uint32_t window = 0);
 // One column at *pos (contiguous q and out).
 inline void attention_decode(const float* q, const KvCacheView& kv, int n_heads, const int32_t* pos, float* out,
                              void* workspace, cudaStream_t stream, uint32_t window = 0) {
