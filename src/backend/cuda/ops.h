@@ -7,8 +7,9 @@
 // captured CUDA graph of the decode step replays correctly at every position: the host updates one int, not the
 // graph. Reductions are fixed-order trees (no atomics): the same inputs give bit-identical outputs on every run.
 //
-// Defined beside their kernels: ops.cu, attention.cu (attention_decode) and dequant.cu (embedding_row, the batched
-// lookup's kernels with one token). Each op checks its arguments first (InvalidArgument naming the op).
+// Defined beside their kernels: ops.cu, attention.cu (attention_decode, attention_decode_q8) and dequant.cu
+// (embedding_row, the batched lookup's kernels with one token). Each op checks its arguments first (InvalidArgument
+// naming the op).
 #include <cstddef>
 #include <cstdint>
 #include <cuda_runtime_api.h>
